@@ -1,0 +1,113 @@
+# Canopy builds the same freestanding sources for three targets in one CMake
+# project. Each target's flags live here, each flag with its reason.
+#
+#   host    unit tests, fuzzers, benchmarks: ASan + UBSan, normal libc
+#   uefi    stage 1, a PE32+ EFI application (MS x64 ABI), linked by lld-link
+#   kernel  the higher-half ELF64 kernel, linked by ld.lld
+
+set(CANOPY_WARNINGS -Wall -Wextra -Werror -Wno-unused-parameter)
+
+# Host builds catch memory and UB errors at the first bad access.
+set(CANOPY_HOST_CFLAGS
+  ${CANOPY_WARNINGS} -g -O1
+  -fsanitize=address,undefined   # every host test runs under both
+  -fno-sanitize-recover=all      # a UB report fails the test instead of scrolling by
+  -fno-omit-frame-pointer)       # readable sanitizer stack traces
+set(CANOPY_HOST_LDFLAGS -fsanitize=address,undefined)
+
+set(CANOPY_UEFI_CFLAGS
+  ${CANOPY_WARNINGS} -O2 -g
+  --target=x86_64-unknown-windows  # PE/COFF objects and the MS x64 ABI UEFI uses
+  -ffreestanding                   # no hosted libc: memset & co come from lib/
+  -fshort-wchar                    # CHAR16 is 16 bits in UEFI
+  -mno-red-zone                    # firmware interrupts run on our stack
+  -fno-stack-protector             # no __security_cookie runtime here
+  -fno-builtin                     # keep our mem* from being turned into calls to themselves
+  -isystem /usr/include/efi -isystem /usr/include/efi/x86_64)  # gnu-efi's types and protocols
+set(CANOPY_UEFI_LDFLAGS
+  --target=x86_64-unknown-windows -fuse-ld=lld  # the clang driver runs lld-link
+  -nostdlib                              # no CRT, no default libraries
+  -Wl,-subsystem:efi_application         # PE subsystem 10: what firmware loads
+  -Wl,-entry:efi_main
+  -Wl,-debug:dwarf                       # keep DWARF in the PE for gdb
+  -Wl,-Brepro)                           # no timestamp in the PE header: reproducible image
+
+set(CANOPY_KERNEL_CFLAGS
+  ${CANOPY_WARNINGS} -O2 -g
+  --target=x86_64-unknown-none-elf  # bare ELF64, SysV ABI
+  -ffreestanding -fno-builtin
+  -fno-pic -fno-pie                 # linked at a fixed higher-half address
+  -mcmodel=kernel                   # code and data in the top 2 GiB: sign-extended 32-bit addresses
+  -mno-red-zone                     # interrupts push onto the interrupted stack
+  -mno-mmx -mno-sse -mno-sse2 -mno-avx  # no FPU/SIMD state to save in interrupt paths
+  -fno-stack-protector
+  -fno-omit-frame-pointer)          # backtraces in panics and gdb
+set(CANOPY_KERNEL_LDFLAGS
+  --target=x86_64-unknown-none-elf -fuse-ld=lld
+  -nostdlib -static
+  -Wl,--build-id=none               # nothing host-specific in the image
+  -Wl,-z,max-page-size=4096         # segments page aligned, no 2 MiB padding
+  -Wl,--no-dynamic-linker)
+
+# Strip the source directory from debug info and __FILE__ so binaries do not
+# depend on where the tree was checked out.
+list(APPEND CANOPY_UEFI_CFLAGS -ffile-prefix-map=${CMAKE_SOURCE_DIR}/=)
+list(APPEND CANOPY_KERNEL_CFLAGS -ffile-prefix-map=${CMAKE_SOURCE_DIR}/=)
+
+# canopy_library(NAME SOURCES ... INCLUDE dir [LINK libs...])
+# Builds NAME_host (static library with sanitizers), NAME_uefi and NAME_kernel
+# (object libraries) from the same sources.
+function(canopy_library name)
+  cmake_parse_arguments(A "" "" "SOURCES;LINK;INCLUDE" ${ARGN})
+  add_library(${name}_host STATIC ${A_SOURCES})
+  target_compile_options(${name}_host PRIVATE ${CANOPY_HOST_CFLAGS})
+  target_include_directories(${name}_host PUBLIC ${A_INCLUDE})
+  target_link_options(${name}_host INTERFACE ${CANOPY_HOST_LDFLAGS})
+  foreach(flavor uefi kernel)
+    string(TOUPPER ${flavor} F)
+    add_library(${name}_${flavor} OBJECT ${A_SOURCES})
+    target_compile_options(${name}_${flavor} PRIVATE ${CANOPY_${F}_CFLAGS})
+    target_include_directories(${name}_${flavor} PUBLIC ${A_INCLUDE})
+  endforeach()
+  foreach(dep ${A_LINK})
+    target_link_libraries(${name}_host PUBLIC ${dep}_host)
+    foreach(flavor uefi kernel)
+      target_include_directories(${name}_${flavor} PRIVATE
+        $<TARGET_PROPERTY:${dep}_${flavor},INTERFACE_INCLUDE_DIRECTORIES>)
+    endforeach()
+  endforeach()
+endfunction()
+
+# canopy_host_test(NAME SOURCES ... LINK libs...)
+# A host test executable registered with CTest.
+function(canopy_host_test name)
+  cmake_parse_arguments(A "" "" "SOURCES;LINK;ARGS" ${ARGN})
+  add_executable(${name} ${A_SOURCES})
+  target_compile_options(${name} PRIVATE ${CANOPY_HOST_CFLAGS})
+  target_link_options(${name} PRIVATE ${CANOPY_HOST_LDFLAGS})
+  foreach(dep ${A_LINK})
+    target_link_libraries(${name} PRIVATE ${dep}_host)
+  endforeach()
+  add_test(NAME ${name} COMMAND ${name} ${A_ARGS})
+  set_tests_properties(${name} PROPERTIES LABELS host TIMEOUT 300)
+endfunction()
+
+# canopy_fuzzer(NAME SOURCES ... LINK libs... CORPUS dir SECONDS n)
+# A libFuzzer target; CTest runs it for a bounded time from its committed corpus.
+function(canopy_fuzzer name)
+  cmake_parse_arguments(A "" "CORPUS;SECONDS" "SOURCES;LINK" ${ARGN})
+  add_executable(${name} ${A_SOURCES})
+  target_compile_options(${name} PRIVATE ${CANOPY_HOST_CFLAGS} -fsanitize=fuzzer)
+  target_link_options(${name} PRIVATE ${CANOPY_HOST_LDFLAGS} -fsanitize=fuzzer)
+  foreach(dep ${A_LINK})
+    target_link_libraries(${name} PRIVATE ${dep}_host)
+  endforeach()
+  if(NOT A_SECONDS)
+    set(A_SECONDS 20)
+  endif()
+  # The corpus is copied so that a test run never writes into the source tree.
+  add_test(NAME ${name}
+    COMMAND sh -c "rm -rf corpus-${name} && mkdir -p corpus-${name} && cp -r ${A_CORPUS}/. corpus-${name}/ && ./${name} -max_total_time=${A_SECONDS} -print_final_stats=1 corpus-${name}"
+    WORKING_DIRECTORY ${CMAKE_CURRENT_BINARY_DIR})
+  set_tests_properties(${name} PROPERTIES LABELS fuzz TIMEOUT 600)
+endfunction()

@@ -1,0 +1,209 @@
+/*
+ * The boot-info contract between stage 1 and the kernel.
+ *
+ * Stage 1 fills one struct canopy_bootinfo in frames it takes from the PMM
+ * (owner PMM_OWNER_BOOTINFO) and passes its HHDM address to the kernel entry
+ * point in %rdi (SysV ABI):
+ *
+ *     void _start(struct canopy_bootinfo *bi);
+ *
+ * Every address inside the structure is PHYSICAL unless its name ends in _va.
+ * The kernel reaches physical memory at hhdm_base + phys.
+ *
+ * The layout is ABI: fields are only ever appended, `version` is bumped when
+ * that happens, and every offset a consumer relies on is checked below.
+ * docs/boot-protocol.md describes each field.
+ */
+#ifndef CANOPY_BOOTINFO_H
+#define CANOPY_BOOTINFO_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#define CANOPY_BOOTINFO_MAGIC   0x4f464e4959504f4eull /* "NOPYINFO" little endian */
+#define CANOPY_BOOTINFO_VERSION 1
+
+/* Virtual memory layout (4-level paging). */
+#define CANOPY_HHDM_BASE_4L    0xffff800000000000ull
+#define CANOPY_HHDM_BASE_5L    0xff00000000000000ull
+#define CANOPY_DYNAMIC_BASE    0xffffc00000000000ull
+#define CANOPY_DYNAMIC_END     0xffffe00000000000ull /* exclusive */
+#define CANOPY_KERNEL_BASE     0xffffffff80000000ull
+#define CANOPY_BOOT_STACK_SIZE (64 * 1024) /* mapped above one unmapped guard page */
+
+/* Canopy's classification of physical memory. The EFI type is kept beside it. */
+enum canopy_mem_type {
+    CANOPY_MEM_USABLE = 1,       /* conventional memory: free from the start */
+    CANOPY_MEM_RECLAIMABLE = 2,  /* loader and boot-services code/data: freed by the kernel */
+    CANOPY_MEM_ACPI_RECLAIM = 3, /* ACPI tables: kept (Linux never frees them either) */
+    CANOPY_MEM_ACPI_NVS = 4,
+    CANOPY_MEM_RUNTIME = 5, /* EFI runtime code/data, or anything with EFI_MEMORY_RUNTIME */
+    CANOPY_MEM_MMIO = 6,
+    CANOPY_MEM_RESERVED = 7, /* reserved, unusable, unknown types */
+    CANOPY_MEM_PERSISTENT = 8,
+    CANOPY_MEM_BAD = 9,
+};
+
+/* One range of the normalised memory map: page aligned, sorted, non-overlapping. */
+struct canopy_mem_range {
+    uint64_t base;       /* physical, 4 KiB aligned */
+    uint64_t page_count; /* 4 KiB pages */
+    uint32_t type;       /* enum canopy_mem_type */
+    uint32_t efi_type;   /* the firmware's EFI_MEMORY_TYPE (the most restrictive, on overlap) */
+    uint64_t efi_attr;   /* the firmware's attribute bits */
+};
+
+/* Segment permission bits, as in ELF p_flags. */
+#define CANOPY_SEG_X 0x1u
+#define CANOPY_SEG_W 0x2u
+#define CANOPY_SEG_R 0x4u
+
+/* Where one kernel PT_LOAD segment was placed. */
+struct canopy_segment {
+    uint64_t vaddr;      /* page aligned start */
+    uint64_t paddr;      /* physical start of its frames, contiguous */
+    uint64_t page_count; /* pages mapped: [vaddr, vaddr + page_count * 4096) */
+    uint32_t flags;      /* CANOPY_SEG_* */
+    uint32_t reserved;
+};
+#define CANOPY_MAX_SEGMENTS 16
+
+enum canopy_fb_format {
+    CANOPY_FB_NONE = 0,    /* no framebuffer: serial only */
+    CANOPY_FB_RGBX = 1,    /* byte 0 red, 1 green, 2 blue (PixelRedGreenBlueReserved8BitPerColor) */
+    CANOPY_FB_BGRX = 2,    /* byte 0 blue, 1 green, 2 red */
+    CANOPY_FB_BITMASK = 3, /* see the masks */
+};
+
+struct canopy_framebuffer {
+    uint64_t base;        /* physical; mapped at hhdm_base + base, RW NX */
+    uint64_t size_bytes;
+    uint32_t width;       /* pixels */
+    uint32_t height;
+    uint32_t pitch_bytes; /* bytes per scan line */
+    uint32_t bpp;         /* bits per pixel */
+    uint32_t format;      /* enum canopy_fb_format */
+    uint32_t red_mask, green_mask, blue_mask, reserved_mask;
+    uint32_t reserved;
+};
+
+/* Boot phases with TSC stamps; stage 1 fills up to KERNEL_ENTRY, the kernel the rest. */
+enum canopy_phase {
+    CANOPY_PHASE_STAGE1_ENTRY,
+    CANOPY_PHASE_CONFIG_READ,
+    CANOPY_PHASE_KERNEL_READ,
+    CANOPY_PHASE_VALIDATED,
+    CANOPY_PHASE_BEFORE_EBS,
+    CANOPY_PHASE_PMM_READY,
+    CANOPY_PHASE_PAGE_TABLES_BUILT,
+    CANOPY_PHASE_KERNEL_ENTRY,
+    CANOPY_PHASE_CONSOLES_UP,
+    CANOPY_PHASE_PMM_RECLAIM,
+    CANOPY_PHASE_VMM_READY,
+    CANOPY_PHASE_SHELL_READY,
+    CANOPY_PHASE_COUNT
+};
+
+/* Mapping owners, shared by the PMM (frame owners) and the mapping manifest. */
+enum canopy_owner {
+    CANOPY_OWNER_NONE = 0,
+    CANOPY_OWNER_KERNEL_IMAGE = 1,
+    CANOPY_OWNER_PAGE_TABLE = 2,
+    CANOPY_OWNER_BOOTINFO = 3,
+    CANOPY_OWNER_STACK = 4,
+    CANOPY_OWNER_PMM = 5, /* the PMM's own state array */
+    CANOPY_OWNER_HHDM = 6,
+    CANOPY_OWNER_FRAMEBUFFER = 7,
+    CANOPY_OWNER_TRAMPOLINE = 8,
+    CANOPY_OWNER_HEAP = 9,
+    CANOPY_OWNER_VMM = 10, /* frames backing kernel dynamic-area allocations */
+    CANOPY_OWNER_RUNTIME = 11,
+    CANOPY_OWNER_TEST = 12,
+    CANOPY_OWNER_COUNT = 16 /* owners fit in 4 bits */
+};
+
+/* One entry of the mapping manifest: what stage 1 (and later the kernel) mapped. */
+#define CANOPY_MAP_W 0x1u /* writable */
+#define CANOPY_MAP_X 0x2u /* executable (NX clear) */
+#define CANOPY_MAP_U 0x4u /* user */
+#define CANOPY_MAP_G 0x8u /* global */
+struct canopy_mapping {
+    uint64_t va;
+    uint64_t pa;
+    uint64_t size_bytes;
+    uint32_t page_size; /* 4096, 2 MiB or 1 GiB */
+    uint16_t flags;     /* CANOPY_MAP_* */
+    uint16_t owner;     /* enum canopy_owner */
+};
+
+struct canopy_bootinfo {
+    uint64_t magic;   /* CANOPY_BOOTINFO_MAGIC */
+    uint32_t version; /* CANOPY_BOOTINFO_VERSION */
+    uint32_t size;    /* sizeof(struct canopy_bootinfo) as stage 1 knew it */
+
+    uint64_t hhdm_base;      /* virtual address of physical 0 */
+    uint32_t paging_levels;  /* 4 or 5 */
+    uint32_t cpu_flags;      /* CANOPY_CPU_* */
+
+    /* The normalised memory map. */
+    uint64_t mem_ranges;      /* physical address of struct canopy_mem_range[] */
+    uint32_t mem_range_count;
+    uint32_t mem_range_capacity;
+
+    /* The PMM state (struct pmm) built by stage 1; the kernel rebases and adopts it. */
+    uint64_t pmm;
+
+    /* The kernel image. */
+    struct canopy_segment segments[CANOPY_MAX_SEGMENTS];
+    uint32_t segment_count;
+    uint32_t reserved0;
+    uint64_t kernel_entry_va;
+
+    /* The boot stack: [stack_top_va - CANOPY_BOOT_STACK_SIZE, stack_top_va), guard page below. */
+    uint64_t stack_top_va;
+
+    /* Stage 1's identity-mapped page that switched CR3; the kernel unmaps it. */
+    uint64_t trampoline_page;
+
+    /* The page-table root stage 1 built (the kernel's CR3 at entry). */
+    uint64_t pt_root;
+    uint32_t pt_frames_used;    /* page-table frames stage 1 allocated */
+    uint32_t pt_frames_minimum; /* the fewest the mapping set needs */
+
+    struct canopy_framebuffer fb;
+
+    uint64_t rsdp;             /* ACPI RSDP (2.0 preferred), 0 if none */
+    uint64_t efi_system_table; /* physical address of EFI_SYSTEM_TABLE */
+    uint64_t efi_memmap;       /* the raw final EFI memory map, copied */
+    uint64_t efi_memmap_size;
+    uint64_t efi_desc_size;
+    uint32_t efi_desc_version;
+    uint32_t reserved1;
+
+    /* Mapping manifest (see `pt check`). */
+    uint64_t mappings; /* physical address of struct canopy_mapping[] */
+    uint32_t mapping_count;
+    uint32_t mapping_capacity;
+
+    /* Boot timeline. */
+    uint64_t tsc_hz; /* 0 when unknown */
+    uint64_t phase_tsc[CANOPY_PHASE_COUNT];
+
+    uint64_t random_seed; /* from RDSEED/RDRAND or the firmware RNG, 0 if none */
+
+    char cmdline[256]; /* NUL terminated */
+};
+
+#define CANOPY_CPU_NX     0x1u /* EFER.NXE was set */
+#define CANOPY_CPU_PDPE1G 0x2u /* 1 GiB pages available (used for the HHDM) */
+#define CANOPY_CPU_LA57   0x4u /* 5-level paging active */
+
+_Static_assert(sizeof(struct canopy_mem_range) == 32, "mem_range ABI");
+_Static_assert(sizeof(struct canopy_segment) == 32, "segment ABI");
+_Static_assert(sizeof(struct canopy_framebuffer) == 56, "framebuffer ABI");
+_Static_assert(sizeof(struct canopy_mapping) == 32, "mapping ABI");
+_Static_assert(offsetof(struct canopy_bootinfo, hhdm_base) == 16, "bootinfo ABI");
+_Static_assert(offsetof(struct canopy_bootinfo, segments) == 48, "bootinfo ABI");
+_Static_assert(sizeof(struct canopy_bootinfo) % 8 == 0, "bootinfo ABI");
+
+#endif

@@ -1,0 +1,152 @@
+/*
+ * pmm: the physical memory manager, a buddy allocator over 4 KiB frames.
+ *
+ * One library for three targets: stage 1 creates the PMM after ExitBootServices
+ * from the normalised memory map, the kernel adopts the very same state, and the
+ * host tests drive it over a buffer that stands in for physical memory.
+ *
+ * The PMM touches physical memory only through `virt_offset` (virt = phys +
+ * virt_offset): 0 in stage 1 (identity), the HHDM base in the kernel, a buffer's
+ * address minus its simulated physical base on the host. Every address stored
+ * inside struct pmm and inside free blocks is physical, so the structure is
+ * plain data: it may be copied with memcpy and rebased with pmm_rebase().
+ *
+ * State: at most one byte per tracked frame (an array the PMM carves out of
+ * usable memory at init and owns as CANOPY_OWNER_PMM). Free lists live inside
+ * the free blocks. Every frame is exactly one of: free, used (with an owner),
+ * reclaimable (loader / boot-services memory still in use at hand-off) or
+ * reserved.
+ */
+#ifndef PMM_PMM_H
+#define PMM_PMM_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include <canopy/bootinfo.h>
+
+#define PMM_PAGE_SIZE   4096ull
+#define PMM_PAGE_SHIFT  12
+#define PMM_MAX_ORDER   18 /* orders 0..18: 4 KiB .. 1 GiB blocks */
+#define PMM_ORDER_COUNT (PMM_MAX_ORDER + 1)
+#define PMM_LOW_RESERVED (1024 * 1024ull) /* the first 1 MiB is never handed out */
+
+#define PMM_WARN_UNUSED __attribute__((warn_unused_result))
+
+enum pmm_status {
+    PMM_OK = 0,
+    PMM_ERR_NOMEM,       /* no block of that order (within the bound) is free */
+    PMM_ERR_INVALID,     /* a bad argument: unaligned address, order too large, ... */
+    PMM_ERR_DOUBLE_FREE, /* the block is already free */
+    PMM_ERR_NOT_OWNED,   /* the frame is reserved, reclaimable or outside the PMM */
+    PMM_ERR_BAD_MAP,     /* the memory map is unusable (no descriptors, bad sizes, ...) */
+    PMM_ERR_NO_SPACE,    /* an output buffer is too small */
+    PMM_ERR_CORRUPT,     /* pmm_check found an inconsistency */
+};
+
+/* A short English name for a status, for error lines. */
+const char *pmm_status_str(enum pmm_status st);
+
+/*
+ * The PMM's state. Plain data; read the fields, change them only through the
+ * functions below.
+ */
+struct pmm {
+    uint64_t magic;
+    uint64_t virt_offset;  /* virt = phys + virt_offset */
+    uint64_t base_frame;   /* first tracked frame number */
+    uint64_t frame_count;  /* tracked frames, [base_frame, base_frame + frame_count) */
+    uint64_t state;        /* physical address of the state array, one byte per frame */
+    uint64_t state_bytes;  /* the array's size (frames it occupies are owned by CANOPY_OWNER_PMM) */
+    uint64_t free_head[PMM_ORDER_COUNT];   /* physical address of a free block, or PMM_NIL */
+    uint64_t free_blocks[PMM_ORDER_COUNT]; /* blocks on each list */
+    uint64_t free_frames;
+    uint64_t used_frames;
+    uint64_t reclaimable_frames;
+    uint64_t reserved_frames;
+    uint64_t owner_frames[CANOPY_OWNER_COUNT]; /* used frames per owner */
+};
+#define PMM_NIL UINT64_MAX
+
+/* ---- memory map normaliser ---------------------------------------------- */
+
+/*
+ * An upper bound on the ranges memmap_normalise() can produce for an EFI map of
+ * map_size bytes with descriptors of desc_size bytes. Size the output by this.
+ */
+uint32_t memmap_capacity_for(uint64_t map_size, uint64_t desc_size);
+
+/*
+ * Turns the firmware's memory map, as it is, into sorted, non-overlapping,
+ * page-aligned ranges with Canopy types, adjacent equal ranges merged.
+ * => desc_size >= 40 (walks by desc_size, never by sizeof), desc_version == 1,
+ *    map_size a multiple of desc_size; otherwise PMM_ERR_BAD_MAP.
+ * => overlapping entries: the more restrictive type wins for the overlap;
+ *    usable/reclaimable ranges are trimmed inward to whole pages, others outward.
+ * => returns PMM_ERR_NO_SPACE if out_capacity is too small (never writes past it).
+ */
+enum pmm_status memmap_normalise(const void *efi_map, uint64_t map_size, uint64_t desc_size,
+                                 uint32_t desc_version, struct canopy_mem_range *out,
+                                 uint32_t out_capacity, uint32_t *out_count) PMM_WARN_UNUSED;
+
+/* The Canopy type for an EFI memory type and attribute set. */
+enum canopy_mem_type memmap_type_of(uint32_t efi_type, uint64_t efi_attr);
+
+/* A short name for a Canopy type ("usable", "reclaimable", ...) and an EFI type. */
+const char *memmap_type_name(uint32_t canopy_type);
+const char *memmap_efi_type_name(uint32_t efi_type);
+
+/* ---- the allocator ------------------------------------------------------ */
+
+/*
+ * Builds the PMM over a normalised map (as produced by memmap_normalise).
+ * Usable frames become free (except below PMM_LOW_RESERVED), reclaimable
+ * frames reclaimable, everything else and every hole reserved. The state array
+ * is placed in usable memory and owned by CANOPY_OWNER_PMM.
+ * => ranges sorted and non-overlapping; virt_offset makes phys reachable.
+ */
+enum pmm_status pmm_init(struct pmm *pmm, const struct canopy_mem_range *ranges,
+                         uint32_t range_count, uint64_t virt_offset) PMM_WARN_UNUSED;
+
+/* Changes the phys-to-virt offset (stage 1 -> kernel hand-off). */
+void pmm_rebase(struct pmm *pmm, uint64_t virt_offset);
+
+/*
+ * Allocates 2^order contiguous frames, naturally aligned, for `owner`.
+ * => order <= PMM_MAX_ORDER, owner in (CANOPY_OWNER_NONE, CANOPY_OWNER_COUNT)
+ * => on success *phys is the first frame's address; the contents are not zeroed.
+ */
+enum pmm_status pmm_alloc(struct pmm *pmm, unsigned order, enum canopy_owner owner,
+                          uint64_t *phys) PMM_WARN_UNUSED;
+
+/* As pmm_alloc, but the whole block lies below phys_limit (exclusive). */
+enum pmm_status pmm_alloc_below(struct pmm *pmm, unsigned order, uint64_t phys_limit,
+                                enum canopy_owner owner, uint64_t *phys) PMM_WARN_UNUSED;
+
+/*
+ * Frees a block allocated with pmm_alloc*() with the same order.
+ * => PMM_ERR_DOUBLE_FREE if it is free, PMM_ERR_NOT_OWNED if it is reserved,
+ *    reclaimable or untracked, PMM_ERR_INVALID if misaligned or not a block
+ *    of that order; in every error case nothing changes.
+ */
+enum pmm_status pmm_free(struct pmm *pmm, uint64_t phys, unsigned order) PMM_WARN_UNUSED;
+
+/* Frees every reclaimable frame. Returns the number of frames freed. */
+uint64_t pmm_reclaim(struct pmm *pmm);
+
+/* Predicates and lookups for audits and shells. */
+bool pmm_is_free(const struct pmm *pmm, uint64_t phys);
+/* The owner of a used frame, CANOPY_OWNER_NONE if it is not used. */
+enum canopy_owner pmm_owner_of(const struct pmm *pmm, uint64_t phys);
+
+/*
+ * Checks the whole structure: every frame in exactly one state, free lists
+ * consistent with the state bytes (each block aligned, on the right list,
+ * buddies merged), counters equal to a recount. On failure writes one line
+ * naming the first problem into msg (if msg_size > 0) and returns
+ * PMM_ERR_CORRUPT.
+ */
+enum pmm_status pmm_check(const struct pmm *pmm, char *msg, size_t msg_size) PMM_WARN_UNUSED;
+
+#endif

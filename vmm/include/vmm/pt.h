@@ -1,0 +1,138 @@
+/*
+ * pt: x86-64 page tables (4- or 5-level), built and changed through a frame
+ * source the caller passes in.
+ *
+ * Like pmm/, this code only reaches physical memory through virt_offset
+ * (virt = phys + virt_offset): 0 in stage 1, the HHDM base in the kernel, a
+ * buffer's address on the host. It never executes a privileged instruction:
+ * loading CR3 and invalidating TLB entries are the caller's business.
+ *
+ * Attributes are given as PT_* flags; every mapping is present and readable.
+ * Without PT_X the leaf gets NX (when the pt was created with nx = true).
+ */
+#ifndef VMM_PT_H
+#define VMM_PT_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#define PT_PAGE_4K (1ull << 12)
+#define PT_PAGE_2M (1ull << 21)
+#define PT_PAGE_1G (1ull << 30)
+
+/* Mapping attributes. */
+#define PT_W           0x01u /* writable */
+#define PT_X           0x02u /* executable (no NX bit) */
+#define PT_U           0x04u /* user accessible */
+#define PT_G           0x08u /* global */
+#define PT_CACHE_MASK  0x30u /* cache type through PWT/PCD with the power-on PAT: */
+#define PT_CACHE_WB    0x00u /*   write-back */
+#define PT_CACHE_WT    0x10u /*   write-through (PWT) */
+#define PT_CACHE_UCM   0x20u /*   UC- (PCD) */
+#define PT_CACHE_UC    0x30u /*   UC (PCD|PWT) */
+
+#define PT_WARN_UNUSED __attribute__((warn_unused_result))
+
+enum pt_status {
+    PT_OK = 0,
+    PT_ERR_NOMEM,      /* the frame source ran dry; nothing was changed */
+    PT_ERR_INVALID,    /* misaligned, zero size, wrapping or non-canonical range */
+    PT_ERR_EXISTS,     /* part of the range is already mapped; nothing was changed */
+    PT_ERR_NOT_MAPPED, /* the address is not mapped */
+};
+
+const char *pt_status_str(enum pt_status st);
+
+/* Where page-table frames come from and go back to. alloc returns false when empty. */
+struct pt_frames {
+    bool (*alloc)(void *ctx, uint64_t *phys);
+    void (*free)(void *ctx, uint64_t phys);
+    void *ctx;
+};
+
+struct pt {
+    uint64_t root;        /* physical address of the top-level table (the CR3 value) */
+    unsigned levels;      /* 4 or 5 */
+    bool nx;              /* set NX on non-executable leaves (EFER.NXE is on) */
+    uint64_t virt_offset; /* virt = phys + virt_offset */
+    struct pt_frames frames;
+    uint64_t table_count; /* tables in the hierarchy, root included */
+};
+
+/*
+ * Creates an empty hierarchy with a fresh, zeroed root table.
+ * => levels is 4 or 5.
+ */
+enum pt_status pt_init(struct pt *pt, unsigned levels, bool nx, uint64_t virt_offset,
+                       struct pt_frames frames) PT_WARN_UNUSED;
+
+/* Takes over an existing hierarchy (the kernel adopting stage 1's tables); counts its tables. */
+void pt_adopt(struct pt *pt, uint64_t root, unsigned levels, bool nx, uint64_t virt_offset,
+              struct pt_frames frames);
+
+/*
+ * Maps [va, va + size) to [pa, pa + size) with attrs, using the largest page
+ * size <= max_page_size that va, pa and the remaining size allow.
+ * => va, pa, size 4 KiB aligned, size > 0, the range canonical and not wrapping.
+ * => PT_ERR_EXISTS if any page of the range is mapped, PT_ERR_NOMEM if tables
+ *    cannot be allocated; in both cases the hierarchy is unchanged (prepare,
+ *    then commit).
+ */
+enum pt_status pt_map(struct pt *pt, uint64_t va, uint64_t pa, uint64_t size, uint32_t attrs,
+                      uint64_t max_page_size) PT_WARN_UNUSED;
+
+/*
+ * Unmaps every mapped page in [va, va + size); unmapped holes are skipped.
+ * Large pages cut by the range are split first. Tables left empty are freed.
+ * Does not free the mapped frames and does not flush TLBs.
+ * => PT_ERR_NOMEM (nothing changed) if a split needs a table that cannot be had.
+ */
+enum pt_status pt_unmap(struct pt *pt, uint64_t va, uint64_t size) PT_WARN_UNUSED;
+
+/*
+ * Sets the attributes of every mapped page in [va, va + size), splitting large
+ * pages cut by the range. PT_ERR_NOMEM leaves everything unchanged.
+ */
+enum pt_status pt_protect(struct pt *pt, uint64_t va, uint64_t size,
+                          uint32_t attrs) PT_WARN_UNUSED;
+
+/* One present leaf as the walker sees it. */
+struct pt_leaf {
+    uint64_t va;        /* start of the page (canonical) */
+    uint64_t pa;        /* start of the frame */
+    uint64_t page_size; /* 4 KiB, 2 MiB or 1 GiB */
+    uint64_t entry;     /* the leaf's raw entry */
+    uint32_t attrs;     /* effective PT_* across all levels: W and U ANDed, X if no NX anywhere */
+};
+
+/* Looks up va. => PT_ERR_NOT_MAPPED if no present leaf covers it. */
+enum pt_status pt_query(const struct pt *pt, uint64_t va, struct pt_leaf *out) PT_WARN_UNUSED;
+
+/* A walk from the root, for `walk VA`: index and raw entry at each level. */
+struct pt_walk {
+    unsigned depth; /* levels visited (entries filled), top first */
+    struct {
+        unsigned index;
+        uint64_t entry;
+    } level[5];
+    bool present;   /* a present leaf was reached */
+    struct pt_leaf leaf;
+};
+void pt_walk(const struct pt *pt, uint64_t va, struct pt_walk *out);
+
+/*
+ * Calls fn for each present leaf intersecting [va_start, va_end] (inclusive
+ * last byte), in address order. Stops early and returns false if fn does.
+ */
+typedef bool (*pt_leaf_fn)(void *ctx, const struct pt_leaf *leaf);
+bool pt_for_each_leaf(const struct pt *pt, uint64_t va_start, uint64_t va_last, pt_leaf_fn fn,
+                      void *ctx);
+
+/* Frees every table (not the mapped frames). The pt is empty afterwards (root freed too). */
+void pt_destroy(struct pt *pt);
+
+/* True if va is canonical for the given paging depth. */
+bool pt_is_canonical(uint64_t va, unsigned levels);
+
+#endif
