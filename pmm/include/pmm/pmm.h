@@ -132,6 +132,19 @@ enum pmm_status pmm_alloc_below(struct pmm *pmm, unsigned order, uint64_t phys_l
  */
 enum pmm_status pmm_free(struct pmm *pmm, uint64_t phys, unsigned order) PMM_WARN_UNUSED;
 
+/*
+ * Allocates exactly page_count physically contiguous frames (no rounding to a
+ * power of two: the rest of the buddy block goes back to the free lists).
+ * Each frame of the run is then its own order-0 allocation, so the run can be
+ * given back whole or in pieces with pmm_free_run (as Linux's alloc_pages_exact).
+ * => page_count >= 1 and <= 2^PMM_MAX_ORDER
+ */
+enum pmm_status pmm_alloc_run(struct pmm *pmm, uint64_t page_count, enum canopy_owner owner,
+                              uint64_t *phys) PMM_WARN_UNUSED;
+
+/* Frees page_count order-0 frames starting at phys; nothing changes on error. */
+enum pmm_status pmm_free_run(struct pmm *pmm, uint64_t phys, uint64_t page_count) PMM_WARN_UNUSED;
+
 /* Frees every reclaimable frame. Returns the number of frames freed. */
 uint64_t pmm_reclaim(struct pmm *pmm);
 
