@@ -23,7 +23,7 @@ set(CANOPY_UEFI_CFLAGS
   -mno-red-zone                    # firmware interrupts run on our stack
   -fno-stack-protector             # no __security_cookie runtime here
   -fno-builtin                     # keep our mem* from being turned into calls to themselves
-  -isystem /usr/include/efi -isystem /usr/include/efi/x86_64)  # gnu-efi's types and protocols
+  -isystem/usr/include/efi -isystem/usr/include/efi/x86_64)  # gnu-efi's types and protocols
 set(CANOPY_UEFI_LDFLAGS
   --target=x86_64-unknown-windows -fuse-ld=lld  # the clang driver runs lld-link
   -nostdlib                              # no CRT, no default libraries

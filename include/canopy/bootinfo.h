@@ -76,9 +76,9 @@ enum canopy_fb_format {
 };
 
 struct canopy_framebuffer {
-    uint64_t base;        /* physical; mapped at hhdm_base + base, RW NX */
+    uint64_t base; /* physical; mapped at hhdm_base + base, RW NX */
     uint64_t size_bytes;
-    uint32_t width;       /* pixels */
+    uint32_t width; /* pixels */
     uint32_t height;
     uint32_t pitch_bytes; /* bytes per scan line */
     uint32_t bpp;         /* bits per pixel */
@@ -141,12 +141,12 @@ struct canopy_bootinfo {
     uint32_t version; /* CANOPY_BOOTINFO_VERSION */
     uint32_t size;    /* sizeof(struct canopy_bootinfo) as stage 1 knew it */
 
-    uint64_t hhdm_base;      /* virtual address of physical 0 */
-    uint32_t paging_levels;  /* 4 or 5 */
-    uint32_t cpu_flags;      /* CANOPY_CPU_* */
+    uint64_t hhdm_base;     /* virtual address of physical 0 */
+    uint32_t paging_levels; /* 4 or 5 */
+    uint32_t cpu_flags;     /* CANOPY_CPU_* */
 
     /* The normalised memory map. */
-    uint64_t mem_ranges;      /* physical address of struct canopy_mem_range[] */
+    uint64_t mem_ranges; /* physical address of struct canopy_mem_range[] */
     uint32_t mem_range_count;
     uint32_t mem_range_capacity;
 
