@@ -203,7 +203,7 @@ _Static_assert(sizeof(struct canopy_segment) == 32, "segment ABI");
 _Static_assert(sizeof(struct canopy_framebuffer) == 56, "framebuffer ABI");
 _Static_assert(sizeof(struct canopy_mapping) == 32, "mapping ABI");
 _Static_assert(offsetof(struct canopy_bootinfo, hhdm_base) == 16, "bootinfo ABI");
-_Static_assert(offsetof(struct canopy_bootinfo, segments) == 48, "bootinfo ABI");
+_Static_assert(offsetof(struct canopy_bootinfo, segments) == 56, "bootinfo ABI");
 _Static_assert(sizeof(struct canopy_bootinfo) % 8 == 0, "bootinfo ABI");
 
 #endif
