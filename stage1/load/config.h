@@ -1,0 +1,53 @@
+/*
+ * config: the parser for /canopy/canopy.cfg.
+ *
+ * The file is `key=value` lines. Whitespace around keys and values is trimmed,
+ * blank lines and lines whose first non-blank character is '#' are ignored
+ * (a '#' after a value is part of the value: command lines may contain one).
+ * Keys:
+ *   kernel=PATH       the kernel on the same volume, absolute ('/' separators)
+ *   cmdline=TEXT      the kernel command line (printable ASCII)
+ *   serial=on|off     whether stage 1 writes to COM1 after ExitBootServices
+ *   verbose=N         0 (default) .. 9: how much stage 1 prints
+ *   resolution=WxH    a GOP mode to switch to; "current" keeps the firmware's
+ * Every problem is reported with its line number and the setting keeps its
+ * previous (default) value, so a broken file still boots with safe defaults.
+ */
+#ifndef STAGE1_LOAD_CONFIG_H
+#define STAGE1_LOAD_CONFIG_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#define CONFIG_PATH_MAX       256 /* bytes including the NUL */
+#define CONFIG_CMDLINE_MAX    256 /* = sizeof(canopy_bootinfo.cmdline) */
+#define CONFIG_VERBOSE_MAX    9
+#define CONFIG_DEFAULT_KERNEL "/canopy/kernel.elf"
+#define CONFIG_FILE_PATH      "/canopy/canopy.cfg"
+#define CONFIG_FILE_MAX       (64 * 1024) /* larger files are refused whole */
+
+struct config {
+    char kernel[CONFIG_PATH_MAX];
+    char cmdline[CONFIG_CMDLINE_MAX];
+    bool serial;
+    unsigned verbose;
+    uint32_t fb_width, fb_height; /* 0, 0: keep the firmware's current mode */
+};
+
+/* Receives one problem: the 1-based line number and a sentence without a newline. */
+typedef void (*config_report_fn)(void *ctx, unsigned line, const char *problem);
+
+/* Fills cfg with the defaults (what a missing file means). */
+void config_defaults(struct config *cfg);
+
+/*
+ * Applies the settings in text[0..len) on top of *cfg.
+ * => text need not be NUL terminated and may hold any bytes; report may be NULL.
+ * => returns the number of problems reported; each bad line leaves the
+ *    settings it named unchanged.
+ */
+unsigned config_parse(struct config *cfg, const char *text, size_t len, config_report_fn report,
+                      void *ctx);
+
+#endif

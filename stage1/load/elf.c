@@ -1,0 +1,313 @@
+/*
+ * elf: validates a kernel ELF64 image and turns its PT_LOAD segments into a
+ * placement plan, the way a program loader would before mapping a program.
+ *
+ * Invariant: every multi-byte field is copied out of the buffer with memcpy
+ * (no alignment assumed) and only after the bytes it occupies were shown to lie
+ * inside the buffer; every sum of two file-controlled values is checked for
+ * overflow before it is compared. The checks run in a fixed order and the first
+ * failure wins, so one broken file always gives the same single reason.
+ *
+ * Called by stage 1 (main.c) on the file it read, by the host tests and by the
+ * fuzzer. Nothing here allocates or touches anything but *plan and *err.
+ */
+#include "elf.h"
+
+#include <stdbool.h>
+#include <string.h>
+
+#include <canopy/fmt.h>
+
+/* The ELF64 structures, as the System V gABI lays them out. */
+struct elf64_ehdr {
+    unsigned char ident[16];
+    uint16_t type;
+    uint16_t machine;
+    uint32_t version;
+    uint64_t entry;
+    uint64_t phoff;
+    uint64_t shoff;
+    uint32_t flags;
+    uint16_t ehsize;
+    uint16_t phentsize;
+    uint16_t phnum;
+    uint16_t shentsize;
+    uint16_t shnum;
+    uint16_t shstrndx;
+};
+
+struct elf64_phdr {
+    uint32_t type;
+    uint32_t flags;
+    uint64_t offset;
+    uint64_t vaddr;
+    uint64_t paddr;
+    uint64_t filesz;
+    uint64_t memsz;
+    uint64_t align;
+};
+
+_Static_assert(sizeof(struct elf64_ehdr) == 64, "ELF64 header size");
+_Static_assert(sizeof(struct elf64_phdr) == 56, "ELF64 program header size");
+
+#define EI_CLASS         4
+#define EI_DATA          5
+#define EI_VERSION       6
+#define ELFCLASS64       2
+#define ELFDATA2LSB      1
+#define EV_CURRENT       1
+#define ET_DYN           3
+#define ET_EXEC          2
+#define EM_X86_64        62
+#define PN_XNUM          0xffff
+#define PT_LOAD          1
+#define PF_X             0x1
+#define PF_W             0x2
+#define PF_R             0x4
+#define LOWER_HALF_END   0x0000800000000000ull /* first non-canonical address (48-bit) */
+#define UPPER_HALF_START 0xffff800000000000ull
+
+static const char *const status_names[ELF_STATUS_COUNT] = {
+    [ELF_OK] = "ok",
+    [ELF_ERR_TRUNCATED] = "file too short for an ELF header",
+    [ELF_ERR_MAGIC] = "not an ELF file",
+    [ELF_ERR_CLASS] = "not a 64-bit ELF file",
+    [ELF_ERR_ENDIAN] = "not little endian",
+    [ELF_ERR_VERSION] = "unknown ELF version",
+    [ELF_ERR_MACHINE] = "not an x86-64 ELF file",
+    [ELF_ERR_TYPE] = "not an ET_EXEC executable",
+    [ELF_ERR_EHSIZE] = "bad ELF header size",
+    [ELF_ERR_PHENTSIZE] = "bad program header entry size",
+    [ELF_ERR_PHNUM] = "bad program header count",
+    [ELF_ERR_PHDRS_OUTSIDE] = "program headers outside the file",
+    [ELF_ERR_NO_LOAD] = "no loadable segment",
+    [ELF_ERR_TOO_MANY_SEGMENTS] = "too many loadable segments",
+    [ELF_ERR_SEG_OUTSIDE_FILE] = "segment outside the file",
+    [ELF_ERR_FILESZ] = "segment file size larger than its memory size",
+    [ELF_ERR_ALIGN] = "segment alignment not a power of two",
+    [ELF_ERR_CONGRUENCE] = "segment address and offset differ modulo the page size",
+    [ELF_ERR_WRAPS] = "segment wraps past the top of the address space",
+    [ELF_ERR_LOWER_HALF] = "segment in the lower half",
+    [ELF_ERR_NONCANONICAL] = "segment not canonical",
+    [ELF_ERR_OUTSIDE_KERNEL_AREA] = "segment outside the kernel area",
+    [ELF_ERR_WX] = "segment writable and executable",
+    [ELF_ERR_OVERLAP] = "segments overlap",
+    [ELF_ERR_SHARED_PAGE] = "segments share a page",
+    [ELF_ERR_ENTRY_OUTSIDE] = "entry point outside every segment",
+    [ELF_ERR_ENTRY_NOT_EXEC] = "entry point in a non-executable segment",
+    [ELF_ERR_TOO_BIG] = "kernel larger than the available memory",
+};
+
+const char *elf_status_str(enum elf_status st)
+{
+    if ((unsigned)st >= ELF_STATUS_COUNT)
+        return "unknown ELF status";
+    return status_names[st];
+}
+
+/* Records the failure and returns its status, so checks read `return fail(...)`. */
+__attribute__((format(printf, 3, 4))) static enum elf_status
+fail(struct elf_error *err, enum elf_status st, const char *fmt, ...)
+{
+    if (err) {
+        va_list ap;
+        va_start(ap, fmt);
+        err->status = st;
+        fmt_vsnprintf(err->reason, sizeof(err->reason), fmt, ap);
+        va_end(ap);
+    }
+    return st;
+}
+
+static const char *flag_string(uint32_t flags)
+{
+    static const char *const names[8] = {"---", "--x", "-w-", "-wx", "r--", "r-x", "rw-", "rwx"};
+    return names[flags & 7];
+}
+
+/* The checks that concern one PT_LOAD on its own. */
+static enum elf_status check_segment(const struct elf64_phdr *ph, unsigned index, size_t size,
+                                     struct elf_error *err)
+{
+    if (ph->offset > size || ph->filesz > size - ph->offset)
+        return fail(err, ELF_ERR_SEG_OUTSIDE_FILE,
+                    "segment %u (offset 0x%llx, %llu bytes) runs past the end of the file "
+                    "(%zu bytes)",
+                    index, (unsigned long long)ph->offset, (unsigned long long)ph->filesz, size);
+    if (ph->filesz > ph->memsz)
+        return fail(err, ELF_ERR_FILESZ,
+                    "segment %u has a file size (%llu) larger than its memory size (%llu)", index,
+                    (unsigned long long)ph->filesz, (unsigned long long)ph->memsz);
+    if (ph->align > 1 && (ph->align & (ph->align - 1)) != 0)
+        return fail(err, ELF_ERR_ALIGN,
+                    "segment %u has an alignment (0x%llx) that is not a power "
+                    "of two",
+                    index, (unsigned long long)ph->align);
+    if ((ph->vaddr ^ ph->offset) & (ELF_PAGE_SIZE - 1))
+        return fail(err, ELF_ERR_CONGRUENCE,
+                    "segment %u: address 0x%llx and file offset 0x%llx differ modulo 4096", index,
+                    (unsigned long long)ph->vaddr, (unsigned long long)ph->offset);
+    if ((ph->flags & (PF_W | PF_X)) == (PF_W | PF_X))
+        return fail(err, ELF_ERR_WX, "segment %u at 0x%llx is both writable and executable", index,
+                    (unsigned long long)ph->vaddr);
+    if (ph->memsz == 0)
+        return ELF_OK; /* occupies no memory: its address does not matter */
+    uint64_t last = ph->vaddr + ph->memsz - 1;
+    if (last < ph->vaddr)
+        return fail(err, ELF_ERR_WRAPS,
+                    "segment %u (0x%llx + 0x%llx bytes) wraps past the top of the address space",
+                    index, (unsigned long long)ph->vaddr, (unsigned long long)ph->memsz);
+    if (ph->vaddr < LOWER_HALF_END)
+        return fail(err, ELF_ERR_LOWER_HALF,
+                    "segment %u at 0x%llx is in the lower half; a kernel belongs at 0x%llx and up",
+                    index, (unsigned long long)ph->vaddr, (unsigned long long)CANOPY_KERNEL_BASE);
+    if (ph->vaddr < UPPER_HALF_START)
+        return fail(err, ELF_ERR_NONCANONICAL, "segment %u at 0x%llx is not a canonical address",
+                    index, (unsigned long long)ph->vaddr);
+    if (ph->vaddr < CANOPY_KERNEL_BASE)
+        return fail(err, ELF_ERR_OUTSIDE_KERNEL_AREA,
+                    "segment %u at 0x%llx is below the kernel area (0x%llx and up)", index,
+                    (unsigned long long)ph->vaddr, (unsigned long long)CANOPY_KERNEL_BASE);
+    return ELF_OK;
+}
+
+/* Sorts the plan by vaddr (at most CANOPY_MAX_SEGMENTS entries: insertion sort). */
+static void sort_plan(struct elf_plan *plan)
+{
+    for (uint32_t i = 1; i < plan->count; i++) {
+        struct elf_segment_plan s = plan->seg[i];
+        uint32_t j = i;
+        while (j > 0 && plan->seg[j - 1].vaddr > s.vaddr) {
+            plan->seg[j] = plan->seg[j - 1];
+            j--;
+        }
+        plan->seg[j] = s;
+    }
+}
+
+/* First byte of a planned segment's contents (the original p_vaddr). */
+static uint64_t seg_start(const struct elf_segment_plan *s)
+{
+    return s->vaddr + s->page_offset;
+}
+
+enum elf_status elf_validate(const void *image, size_t size, uint64_t avail_bytes,
+                             struct elf_plan *plan, struct elf_error *err)
+{
+    const unsigned char *bytes = image;
+    struct elf64_ehdr eh;
+
+    if (err) {
+        err->status = ELF_OK;
+        err->reason[0] = '\0';
+    }
+    if (size < sizeof(eh))
+        return fail(err, ELF_ERR_TRUNCATED, "the file has %zu bytes, too few for an ELF header",
+                    size);
+    memcpy(&eh, bytes, sizeof(eh));
+    if (memcmp(eh.ident,
+               "\x7f"
+               "ELF",
+               4) != 0)
+        return fail(err, ELF_ERR_MAGIC, "not an ELF file (bad magic bytes)");
+    if (eh.ident[EI_CLASS] != ELFCLASS64)
+        return fail(err, ELF_ERR_CLASS, "not a 64-bit ELF file (class %u)", eh.ident[EI_CLASS]);
+    if (eh.ident[EI_DATA] != ELFDATA2LSB)
+        return fail(err, ELF_ERR_ENDIAN, "not a little-endian ELF file (data encoding %u)",
+                    eh.ident[EI_DATA]);
+    if (eh.ident[EI_VERSION] != EV_CURRENT || eh.version != EV_CURRENT)
+        return fail(err, ELF_ERR_VERSION, "unknown ELF version %u", (unsigned)eh.version);
+    if (eh.machine != EM_X86_64)
+        return fail(err, ELF_ERR_MACHINE, "built for machine %u, not x86-64 (62)", eh.machine);
+    if (eh.type != ET_EXEC)
+        return fail(err, ELF_ERR_TYPE, "ELF type %u%s; a kernel must be ET_EXEC (2)", eh.type,
+                    eh.type == ET_DYN ? " (position independent)" : "");
+    if (eh.ehsize != sizeof(struct elf64_ehdr))
+        return fail(err, ELF_ERR_EHSIZE, "ELF header size %u, expected 64", eh.ehsize);
+    if (eh.phnum == 0 || eh.phnum == PN_XNUM)
+        return fail(err, ELF_ERR_PHNUM, "program header count %u is unusable", eh.phnum);
+    if (eh.phentsize != sizeof(struct elf64_phdr))
+        return fail(err, ELF_ERR_PHENTSIZE, "program header entry size %u, expected 56",
+                    eh.phentsize);
+    uint64_t table_bytes = (uint64_t)eh.phnum * sizeof(struct elf64_phdr);
+    if (eh.phoff > size || table_bytes > size - eh.phoff)
+        return fail(err, ELF_ERR_PHDRS_OUTSIDE,
+                    "program header table (offset 0x%llx, %u entries) runs past the end of the "
+                    "file (%zu bytes)",
+                    (unsigned long long)eh.phoff, eh.phnum, size);
+
+    plan->count = 0;
+    plan->entry = eh.entry;
+    plan->total_pages = 0;
+    unsigned loads = 0;
+    for (unsigned i = 0; i < eh.phnum; i++) {
+        struct elf64_phdr ph;
+        memcpy(&ph, bytes + eh.phoff + (uint64_t)i * sizeof(ph), sizeof(ph));
+        if (ph.type != PT_LOAD)
+            continue;
+        loads++;
+        enum elf_status st = check_segment(&ph, i, size, err);
+        if (st != ELF_OK)
+            return st;
+        if (ph.memsz == 0)
+            continue; /* occupies no memory: nothing to place */
+        if (plan->count == CANOPY_MAX_SEGMENTS)
+            return fail(err, ELF_ERR_TOO_MANY_SEGMENTS, "more than %u loadable segments",
+                        CANOPY_MAX_SEGMENTS);
+        struct elf_segment_plan *s = &plan->seg[plan->count];
+        uint64_t last = ph.vaddr + ph.memsz - 1;
+        s->vaddr = ph.vaddr & ~(ELF_PAGE_SIZE - 1);
+        s->page_count = ((last - s->vaddr) >> 12) + 1;
+        s->page_offset = ph.vaddr - s->vaddr;
+        s->file_offset = ph.offset;
+        s->file_size = ph.filesz;
+        s->flags = ph.flags & (PF_R | PF_W | PF_X);
+        s->phdr_index = i;
+        s->mem_size = ph.memsz;
+        plan->total_pages += s->page_count;
+        plan->count++;
+    }
+    if (plan->count == 0)
+        return fail(err, ELF_ERR_NO_LOAD, "no loadable segment (%u program headers, %u PT_LOAD)",
+                    eh.phnum, loads);
+
+    sort_plan(plan);
+
+    for (uint32_t i = 0; i + 1 < plan->count; i++) {
+        const struct elf_segment_plan *a = &plan->seg[i], *b = &plan->seg[i + 1];
+        uint64_t a_last = seg_start(a) + plan->seg[i].mem_size - 1;
+        uint64_t a_last_page = a->vaddr + (a->page_count - 1) * ELF_PAGE_SIZE;
+        if (a_last >= seg_start(b))
+            return fail(err, ELF_ERR_OVERLAP,
+                        "segments %u (0x%llx-0x%llx) and %u (from 0x%llx) overlap", a->phdr_index,
+                        (unsigned long long)seg_start(a), (unsigned long long)a_last, b->phdr_index,
+                        (unsigned long long)seg_start(b));
+        if (a_last_page >= b->vaddr)
+            return fail(err, ELF_ERR_SHARED_PAGE,
+                        "segments %u (%s) and %u (%s) share the page at 0x%llx; each segment "
+                        "needs pages of its own",
+                        a->phdr_index, flag_string(a->flags), b->phdr_index, flag_string(b->flags),
+                        (unsigned long long)b->vaddr);
+    }
+
+    const struct elf_segment_plan *home = NULL;
+    for (uint32_t i = 0; i < plan->count; i++) {
+        uint64_t start = seg_start(&plan->seg[i]);
+        if (eh.entry >= start && eh.entry - start < plan->seg[i].mem_size)
+            home = &plan->seg[i];
+    }
+    if (!home)
+        return fail(err, ELF_ERR_ENTRY_OUTSIDE, "entry point 0x%llx is outside every segment",
+                    (unsigned long long)eh.entry);
+    if (!(home->flags & PF_X))
+        return fail(err, ELF_ERR_ENTRY_NOT_EXEC,
+                    "entry point 0x%llx is in segment %u (%s), which is not executable",
+                    (unsigned long long)eh.entry, home->phdr_index, flag_string(home->flags));
+
+    uint64_t need = plan->total_pages * ELF_PAGE_SIZE;
+    if (need > avail_bytes)
+        return fail(err, ELF_ERR_TOO_BIG,
+                    "the segments need %llu KiB but only %llu KiB of memory is available",
+                    (unsigned long long)(need >> 10), (unsigned long long)(avail_bytes >> 10));
+    return ELF_OK;
+}

@@ -1,0 +1,227 @@
+/*
+ * Tests for the canopy.cfg parser: the settings a good file produces, and for
+ * each kind of bad line the problem, its line number, and the setting left at
+ * its previous value.
+ */
+#include <string.h>
+
+#include "../load/config.h"
+#include "check.h"
+
+#define MAX_REPORTS 16
+
+struct reports {
+    unsigned count;
+    unsigned line[MAX_REPORTS];
+    char msg[MAX_REPORTS][200];
+};
+
+static void collect(void *ctx, unsigned line, const char *problem)
+{
+    struct reports *r = ctx;
+    if (r->count < MAX_REPORTS) {
+        r->line[r->count] = line;
+        snprintf(r->msg[r->count], sizeof(r->msg[0]), "%s", problem);
+    }
+    r->count++;
+}
+
+/* Parses text over the defaults; returns the parser's problem count. */
+static unsigned parse(const char *text, struct config *cfg, struct reports *r)
+{
+    memset(r, 0, sizeof(*r));
+    config_defaults(cfg);
+    unsigned n = config_parse(cfg, text, strlen(text), collect, r);
+    CHECK(n == r->count);
+    return n;
+}
+
+static bool mentions(const struct reports *r, unsigned i, const char *word)
+{
+    return i < r->count && strstr(r->msg[i], word) != NULL;
+}
+
+static void test_config_defaults(void)
+{
+    struct config cfg;
+    config_defaults(&cfg);
+    CHECK(strcmp(cfg.kernel, "/canopy/kernel.elf") == 0);
+    CHECK(cfg.cmdline[0] == '\0');
+    CHECK(cfg.serial == true);
+    CHECK(cfg.verbose == 0);
+    CHECK(cfg.fb_width == 0 && cfg.fb_height == 0);
+}
+
+static void test_config_full_file_with_comments_and_crlf(void)
+{
+    struct config cfg;
+    struct reports r;
+    const char *text = "# Canopy\r\n"
+                       "\r\n"
+                       "  kernel = /boot/k.elf  \r\n"
+                       "\tcmdline=  log=debug # not a comment\r\n"
+                       "serial=off\r\n"
+                       "   # indented comment\n"
+                       "verbose=3\n"
+                       "resolution=1024x768"; /* no newline at the end */
+    CHECK(parse(text, &cfg, &r) == 0);
+    CHECK(strcmp(cfg.kernel, "/boot/k.elf") == 0);
+    CHECK(strcmp(cfg.cmdline, "log=debug # not a comment") == 0);
+    CHECK(cfg.serial == false);
+    CHECK(cfg.verbose == 3);
+    CHECK(cfg.fb_width == 1024 && cfg.fb_height == 768);
+}
+
+static void test_config_empty_file_keeps_defaults(void)
+{
+    struct config cfg;
+    struct reports r;
+    CHECK(parse("", &cfg, &r) == 0);
+    CHECK(strcmp(cfg.kernel, CONFIG_DEFAULT_KERNEL) == 0);
+    CHECK(parse("\n\n   \n#x\n", &cfg, &r) == 0);
+    CHECK(strcmp(cfg.kernel, CONFIG_DEFAULT_KERNEL) == 0);
+}
+
+static void test_config_unknown_key_names_line(void)
+{
+    struct config cfg;
+    struct reports r;
+    CHECK(parse("verbose=1\n# c\ncolour=blue\nserial=off\n", &cfg, &r) == 1);
+    CHECK(r.line[0] == 3);
+    CHECK(mentions(&r, 0, "unknown key 'colour'"));
+    CHECK(cfg.verbose == 1 && cfg.serial == false); /* the other lines still count */
+}
+
+static void test_config_malformed_lines(void)
+{
+    struct config cfg;
+    struct reports r;
+    CHECK(parse("kernel /k.elf\n=value\nverbose=2\n", &cfg, &r) == 2);
+    CHECK(r.line[0] == 1 && mentions(&r, 0, "malformed"));
+    CHECK(r.line[1] == 2 && mentions(&r, 1, "no key"));
+    CHECK(strcmp(cfg.kernel, CONFIG_DEFAULT_KERNEL) == 0);
+    CHECK(cfg.verbose == 2);
+}
+
+static void test_config_overlong_values_keep_defaults(void)
+{
+    struct config cfg;
+    struct reports r;
+    char text[1024];
+    char longpath[400];
+    memset(longpath, 'a', sizeof(longpath));
+    longpath[0] = '/';
+    longpath[sizeof(longpath) - 1] = '\0';
+    snprintf(text, sizeof(text), "kernel=%s\n", longpath);
+    CHECK(parse(text, &cfg, &r) == 1);
+    CHECK(r.line[0] == 1 && mentions(&r, 0, "too long"));
+    CHECK(strcmp(cfg.kernel, CONFIG_DEFAULT_KERNEL) == 0);
+
+    /* cmdline: 255 bytes fit, 256 do not. */
+    char cmd[300];
+    memset(cmd, 'x', 255);
+    cmd[255] = '\0';
+    snprintf(text, sizeof(text), "cmdline=%s\n", cmd);
+    CHECK(parse(text, &cfg, &r) == 0);
+    CHECK(strlen(cfg.cmdline) == 255);
+    memset(cmd, 'x', 256);
+    cmd[256] = '\0';
+    snprintf(text, sizeof(text), "\ncmdline=%s\n", cmd);
+    CHECK(parse(text, &cfg, &r) == 1);
+    CHECK(r.line[0] == 2 && mentions(&r, 0, "too long"));
+    CHECK(cfg.cmdline[0] == '\0');
+}
+
+static void test_config_kernel_path_rules(void)
+{
+    struct config cfg;
+    struct reports r;
+    CHECK(parse("kernel=\n", &cfg, &r) == 1 && mentions(&r, 0, "empty"));
+    CHECK(parse("kernel=canopy/kernel.elf\n", &cfg, &r) == 1 && mentions(&r, 0, "absolute"));
+    CHECK(parse("kernel=/canopy\\k.elf\n", &cfg, &r) == 1 && mentions(&r, 0, "separator"));
+    CHECK(strcmp(cfg.kernel, CONFIG_DEFAULT_KERNEL) == 0);
+}
+
+static void test_config_bad_values(void)
+{
+    struct config cfg;
+    struct reports r;
+    CHECK(parse("serial=maybe\n", &cfg, &r) == 1 && mentions(&r, 0, "serial="));
+    CHECK(cfg.serial == true);
+    CHECK(parse("serial=no\n", &cfg, &r) == 0 && cfg.serial == false);
+    CHECK(parse("verbose=10\n", &cfg, &r) == 1 && mentions(&r, 0, "verbose="));
+    CHECK(parse("verbose=-1\n", &cfg, &r) == 1 && cfg.verbose == 0);
+    CHECK(parse("verbose=\n", &cfg, &r) == 1);
+    CHECK(parse("resolution=1024\n", &cfg, &r) == 1 && mentions(&r, 0, "resolution="));
+    CHECK(parse("resolution=0x768\n", &cfg, &r) == 1);
+    CHECK(parse("resolution=800x600x\n", &cfg, &r) == 1);
+    CHECK(cfg.fb_width == 0);
+    CHECK(parse("resolution=800x600\nresolution=current\n", &cfg, &r) == 1); /* duplicate */
+    CHECK(r.line[0] == 2 && mentions(&r, 0, "again"));
+    CHECK(cfg.fb_width == 0 && cfg.fb_height == 0);
+}
+
+static void test_config_duplicate_key_later_wins(void)
+{
+    struct config cfg;
+    struct reports r;
+    CHECK(parse("verbose=1\nverbose=2\n", &cfg, &r) == 1);
+    CHECK(r.line[0] == 2 && mentions(&r, 0, "verbose= given again"));
+    CHECK(cfg.verbose == 2);
+}
+
+static void test_config_unprintable_bytes_are_refused(void)
+{
+    struct config cfg;
+    struct reports r;
+    const char text[] = "cmdline=a\x01"
+                        "b\nkernel=/k\0x\nverbose=1\n";
+    memset(&r, 0, sizeof(r));
+    config_defaults(&cfg);
+    CHECK(config_parse(&cfg, text, sizeof(text) - 1, collect, &r) == 2);
+    CHECK(r.line[0] == 1 && r.line[1] == 2);
+    CHECK(mentions(&r, 0, "printable"));
+    CHECK(cfg.cmdline[0] == '\0');
+    CHECK(strcmp(cfg.kernel, CONFIG_DEFAULT_KERNEL) == 0);
+    CHECK(cfg.verbose == 1);
+    for (unsigned i = 0; i < r.count && i < MAX_REPORTS; i++)
+        for (const char *c = r.msg[i]; *c; c++)
+            CHECK(*c >= 0x20 && *c <= 0x7e);
+}
+
+static void test_config_bom_and_no_reporter(void)
+{
+    struct config cfg;
+    config_defaults(&cfg);
+    const char *text = "\xef\xbb\xbfverbose=4\nbogus\n";
+    CHECK(config_parse(&cfg, text, strlen(text), NULL, NULL) == 1);
+    CHECK(cfg.verbose == 4);
+}
+
+static void test_config_reads_only_len_bytes(void)
+{
+    struct config cfg;
+    struct reports r;
+    const char *text = "verbose=5\nverbose=6";
+    memset(&r, 0, sizeof(r));
+    config_defaults(&cfg);
+    /* Only "verbose=5\nverbose=" is given: the second line has an empty value. */
+    CHECK(config_parse(&cfg, text, 18, collect, &r) == 2);
+    CHECK(cfg.verbose == 5);
+}
+
+void config_tests(void)
+{
+    RUN(test_config_defaults);
+    RUN(test_config_full_file_with_comments_and_crlf);
+    RUN(test_config_empty_file_keeps_defaults);
+    RUN(test_config_unknown_key_names_line);
+    RUN(test_config_malformed_lines);
+    RUN(test_config_overlong_values_keep_defaults);
+    RUN(test_config_kernel_path_rules);
+    RUN(test_config_bad_values);
+    RUN(test_config_duplicate_key_later_wins);
+    RUN(test_config_unprintable_bytes_are_refused);
+    RUN(test_config_bom_and_no_reporter);
+    RUN(test_config_reads_only_len_bytes);
+}

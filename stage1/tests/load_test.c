@@ -1,0 +1,15 @@
+/*
+ * The host test executable for stage1/load: the ELF validator and the config
+ * parser, run under ASan and UBSan. Prints `N passed, M failed` last.
+ */
+#include "check.h"
+
+unsigned check_passed, check_failed;
+
+int main(void)
+{
+    elf_tests();
+    config_tests();
+    printf("%u passed, %u failed\n", check_passed, check_failed);
+    return check_failed ? 1 : 0;
+}
