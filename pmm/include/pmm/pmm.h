@@ -26,10 +26,10 @@
 
 #include <canopy/bootinfo.h>
 
-#define PMM_PAGE_SIZE   4096ull
-#define PMM_PAGE_SHIFT  12
-#define PMM_MAX_ORDER   18 /* orders 0..18: 4 KiB .. 1 GiB blocks */
-#define PMM_ORDER_COUNT (PMM_MAX_ORDER + 1)
+#define PMM_PAGE_SIZE    4096ull
+#define PMM_PAGE_SHIFT   12
+#define PMM_MAX_ORDER    18 /* orders 0..18: 4 KiB .. 1 GiB blocks */
+#define PMM_ORDER_COUNT  (PMM_MAX_ORDER + 1)
 #define PMM_LOW_RESERVED (1024 * 1024ull) /* the first 1 MiB is never handed out */
 
 #define PMM_WARN_UNUSED __attribute__((warn_unused_result))
@@ -54,13 +54,14 @@ const char *pmm_status_str(enum pmm_status st);
  */
 struct pmm {
     uint64_t magic;
-    uint64_t virt_offset;  /* virt = phys + virt_offset */
-    uint64_t base_frame;   /* first tracked frame number */
-    uint64_t frame_count;  /* tracked frames, [base_frame, base_frame + frame_count) */
-    uint64_t state;        /* physical address of the state array, one byte per frame */
-    uint64_t state_bytes;  /* the array's size (frames it occupies are owned by CANOPY_OWNER_PMM) */
+    uint64_t virt_offset; /* virt = phys + virt_offset */
+    uint64_t base_frame;  /* first tracked frame number */
+    uint64_t frame_count; /* tracked frames, [base_frame, base_frame + frame_count) */
+    uint64_t state;       /* physical address of the state array, one byte per frame */
+    uint64_t state_bytes; /* the array's size (frames it occupies are owned by CANOPY_OWNER_PMM) */
     uint64_t free_head[PMM_ORDER_COUNT];   /* physical address of a free block, or PMM_NIL */
     uint64_t free_blocks[PMM_ORDER_COUNT]; /* blocks on each list */
+    uint64_t free_orders;                  /* bit k set iff free_head[k] != PMM_NIL */
     uint64_t free_frames;
     uint64_t used_frames;
     uint64_t reclaimable_frames;
@@ -72,8 +73,10 @@ struct pmm {
 /* ---- memory map normaliser ---------------------------------------------- */
 
 /*
- * An upper bound on the ranges memmap_normalise() can produce for an EFI map of
- * map_size bytes with descriptors of desc_size bytes. Size the output by this.
+ * The output capacity memmap_normalise() needs for an EFI map of map_size
+ * bytes with descriptors of desc_size bytes: room for the most ranges it can
+ * produce (2n - 1 for n descriptors) plus its work space. Size the output by
+ * this (3n; 0 if desc_size is below 40).
  */
 uint32_t memmap_capacity_for(uint64_t map_size, uint64_t desc_size);
 
@@ -85,10 +88,38 @@ uint32_t memmap_capacity_for(uint64_t map_size, uint64_t desc_size);
  * => overlapping entries: the more restrictive type wins for the overlap;
  *    usable/reclaimable ranges are trimmed inward to whole pages, others outward.
  * => returns PMM_ERR_NO_SPACE if out_capacity is too small (never writes past it).
+ * => no descriptors, or more than UINT32_MAX / 3 of them: PMM_ERR_BAD_MAP.
  */
 enum pmm_status memmap_normalise(const void *efi_map, uint64_t map_size, uint64_t desc_size,
                                  uint32_t desc_version, struct canopy_mem_range *out,
                                  uint32_t out_capacity, uint32_t *out_count) PMM_WARN_UNUSED;
+
+/* What memmap_normalise_stats() had to repair, for a boot log line. */
+struct memmap_stats {
+    uint32_t descriptors; /* descriptors in the map */
+    uint32_t empty;       /* zero pages, or nothing left once partial pages were trimmed */
+    uint32_t trimmed;     /* started inside a page: usable trimmed inward, others widened */
+    uint32_t clipped;     /* ran past the top of the 64-bit address space: cut there */
+    uint32_t overlaps;    /* began inside another descriptor (the more restrictive won) */
+};
+
+/*
+ * As memmap_normalise, and reports the repairs in *stats (if not NULL).
+ * => the output buffer is also the work space: out_capacity >=
+ *    memmap_capacity_for() always suffices; a smaller buffer may give
+ *    PMM_ERR_NO_SPACE even when the result alone would fit.
+ */
+enum pmm_status memmap_normalise_stats(const void *efi_map, uint64_t map_size, uint64_t desc_size,
+                                       uint32_t desc_version, struct canopy_mem_range *out,
+                                       uint32_t out_capacity, uint32_t *out_count,
+                                       struct memmap_stats *stats) PMM_WARN_UNUSED;
+
+/*
+ * The rank of a Canopy type where ranges overlap (the higher rank wins):
+ * usable < reclaimable < acpi-reclaim < persistent < bad < reserved < acpi-nvs
+ * < mmio < runtime.
+ */
+unsigned memmap_restrictiveness(uint32_t canopy_type);
 
 /* The Canopy type for an EFI memory type and attribute set. */
 enum canopy_mem_type memmap_type_of(uint32_t efi_type, uint64_t efi_attr);

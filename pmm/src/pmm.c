@@ -1,0 +1,724 @@
+/*
+ * pmm: a binary buddy allocator over 4 KiB frames with one state byte per
+ * frame and free lists threaded through the free blocks themselves.
+ *
+ * Stage 1 builds it from the normalised memory map after ExitBootServices,
+ * the kernel adopts the same struct pmm (rebased to the HHDM) and frees the
+ * reclaimable frames once it runs on its own tables; host tests, fuzzers and
+ * benchmarks run it over a buffer that stands in for physical memory.
+ *
+ * Tracked frames [base_frame, base_frame + frame_count): base_frame is
+ * aligned to 2^PMM_MAX_ORDER, so buddy arithmetic on indices relative to it
+ * is arithmetic on physical frame numbers, and the range ends at the highest
+ * usable or reclaimable frame, so MMIO far above RAM costs nothing.
+ *
+ * The frames are tiled by blocks: 2^k frames, naturally aligned. Free and
+ * used blocks have any order; reserved and reclaimable frames are blocks of
+ * order 0. The state byte of a block's first frame (its head) says what the
+ * block is; the bytes of the other frames (its interior) hold no state:
+ *
+ *     0x00            interior
+ *     0x01 .. 0x12    interior, the second frame of a used block of that order
+ *     0x20 | k        head of a free block of order k
+ *     0x40 | owner    head of a used block (owner 1..15; the order is the
+ *                     next frame's byte if that is 0x01..0x12, else 0)
+ *     0x60            reserved frame
+ *     0x61            reclaimable frame
+ *
+ * Invariant: a byte holds a head code exactly when its frame is a block head.
+ * So pmm_free() proves in O(1) that an address is the head of a used block
+ * of the order given (the double free, the free of an interior frame, a
+ * wrong order and a reserved frame all fail before anything changes), and a
+ * buddy is free and whole exactly when its head byte is 0x20 | k. Allocating
+ * or freeing an order-k block writes O(k) bytes: split-off halves get a head,
+ * merged buddies lose theirs; interiors are already interior.
+ *
+ * Free lists: one doubly-linked list per order, the links (physical
+ * addresses) in the first 16 bytes of each free block, reached through
+ * virt_offset. A list head's prev link is stale by design (nothing reads
+ * it), so popping touches only the block popped. Bit k of free_orders says
+ * list k is not empty, so an allocation finds its order with one bit scan.
+ */
+#include <pmm/pmm.h>
+
+#include <canopy/fmt.h>
+
+#define PMM_MAGIC 0x4d4d505950304e43ull /* "CN0PYPMM" little endian */
+
+#define ST_INTERIOR 0x00u
+#define ST_FREE     0x20u
+#define ST_USED     0x40u
+#define ST_RESERVED 0x60u
+#define ST_RECLAIM  0x61u
+#define ST_CLASS    0xe0u
+#define ST_VALUE    0x1fu
+
+#define MAX_BLOCK_FRAMES (1ull << PMM_MAX_ORDER)
+#define LOW_FRAMES       (PMM_LOW_RESERVED >> PMM_PAGE_SHIFT)
+
+_Static_assert(PMM_MAX_ORDER <= ST_VALUE, "an order must fit in the state byte");
+_Static_assert(PMM_MAX_ORDER < 64, "free_orders is a 64-bit mask");
+_Static_assert(CANOPY_OWNER_COUNT <= 16, "an owner must fit in 4 bits");
+
+/* The links at the start of every free block. */
+struct free_link {
+    uint64_t next; /* physical address of the next block, or PMM_NIL */
+    uint64_t prev; /* meaningful only when the block is not the list head */
+};
+
+typedef struct canopy_mem_range range_t;
+
+static inline uint8_t *state_of(const struct pmm *p)
+{
+    return (uint8_t *)(uintptr_t)(p->state + p->virt_offset);
+}
+
+static inline struct free_link *link_of(const struct pmm *p, uint64_t phys)
+{
+    return (struct free_link *)(uintptr_t)(phys + p->virt_offset);
+}
+
+static inline uint64_t phys_of(const struct pmm *p, uint64_t idx)
+{
+    return (p->base_frame + idx) << PMM_PAGE_SHIFT;
+}
+
+static inline uint64_t idx_of(const struct pmm *p, uint64_t phys)
+{
+    return (phys >> PMM_PAGE_SHIFT) - p->base_frame;
+}
+
+static inline bool owner_ok(unsigned owner)
+{
+    return owner > CANOPY_OWNER_NONE && owner < CANOPY_OWNER_COUNT;
+}
+
+/* ---- free lists ---------------------------------------------------------- */
+
+static inline void list_push(struct pmm *p, uint64_t phys, unsigned k)
+{
+    struct free_link *l = link_of(p, phys);
+    uint64_t head = p->free_head[k];
+    l->next = head;
+    l->prev = PMM_NIL;
+    if (head != PMM_NIL)
+        link_of(p, head)->prev = phys;
+    else
+        p->free_orders |= 1ull << k;
+    p->free_head[k] = phys;
+    p->free_blocks[k]++;
+}
+
+static inline uint64_t list_pop(struct pmm *p, unsigned k)
+{
+    uint64_t phys = p->free_head[k];
+    uint64_t next = link_of(p, phys)->next;
+    p->free_head[k] = next;
+    if (next == PMM_NIL)
+        p->free_orders &= ~(1ull << k);
+    p->free_blocks[k]--;
+    return phys;
+}
+
+static inline void list_unlink(struct pmm *p, uint64_t phys, unsigned k)
+{
+    struct free_link *l = link_of(p, phys);
+    if (p->free_head[k] == phys) {
+        p->free_head[k] = l->next;
+        if (l->next == PMM_NIL)
+            p->free_orders &= ~(1ull << k);
+    } else {
+        link_of(p, l->prev)->next = l->next;
+        if (l->next != PMM_NIL)
+            link_of(p, l->next)->prev = l->prev;
+    }
+    p->free_blocks[k]--;
+}
+
+/* ---- blocks -------------------------------------------------------------- */
+
+/* The order of the used block whose head is idx. */
+static inline unsigned used_order(const struct pmm *p, const uint8_t *st, uint64_t idx)
+{
+    if (idx + 1 < p->frame_count) {
+        unsigned m = st[idx + 1];
+        if (m >= 1 && m <= PMM_MAX_ORDER)
+            return m;
+    }
+    return 0;
+}
+
+/* The order of the block whose head is idx (whose byte is a head code). */
+static unsigned head_order(const struct pmm *p, const uint8_t *st, uint64_t idx)
+{
+    unsigned b = st[idx];
+    switch (b & ST_CLASS) {
+    case ST_FREE:
+        return b & ST_VALUE;
+    case ST_USED:
+        return used_order(p, st, idx);
+    default:
+        return 0;
+    }
+}
+
+/*
+ * The head of the block holding frame idx: the first of idx aligned down to
+ * 2^0, 2^1, ... whose byte is a head code (those in between are interior).
+ */
+static uint64_t block_head(const struct pmm *p, const uint8_t *st, uint64_t idx)
+{
+    for (unsigned m = 0; m <= PMM_MAX_ORDER; m++) {
+        uint64_t c = idx & ~((1ull << m) - 1);
+        if ((st[c] & ST_CLASS) != ST_INTERIOR)
+            return c;
+    }
+    return idx & ~(MAX_BLOCK_FRAMES - 1); /* unreachable while the invariant holds */
+}
+
+/*
+ * Hands out the block at phys, of order m, already off its list: splits it
+ * down to `order`, giving the upper halves back, and marks the rest used.
+ */
+static inline void block_take(struct pmm *p, uint64_t phys, unsigned m, unsigned order,
+                              unsigned owner)
+{
+    uint8_t *st = state_of(p);
+    uint64_t idx = idx_of(p, phys);
+    while (m > order) {
+        m--;
+        st[idx + (1ull << m)] = (uint8_t)(ST_FREE | m);
+        list_push(p, phys + (PMM_PAGE_SIZE << m), m);
+    }
+    st[idx] = (uint8_t)(ST_USED | owner);
+    if (order)
+        st[idx + 1] = (uint8_t)order;
+    uint64_t n = 1ull << order;
+    p->free_frames -= n;
+    p->used_frames += n;
+    p->owner_frames[owner] += n;
+}
+
+/*
+ * Makes the block at idx of order k free, merging it with its buddy while the
+ * buddy is a whole free block of the same order. The caller has taken the
+ * block out of the used or reclaimable counts.
+ */
+static inline void block_release(struct pmm *p, uint64_t idx, unsigned k)
+{
+    uint8_t *st = state_of(p);
+    p->free_frames += 1ull << k;
+    if (k)
+        st[idx + 1] = ST_INTERIOR;
+    st[idx] = ST_INTERIOR;
+    while (k < PMM_MAX_ORDER) {
+        uint64_t buddy = idx ^ (1ull << k);
+        if (buddy >= p->frame_count || st[buddy] != (ST_FREE | k))
+            break;
+        list_unlink(p, phys_of(p, buddy), k);
+        st[buddy] = ST_INTERIOR;
+        idx &= ~(1ull << k);
+        k++;
+    }
+    st[idx] = (uint8_t)(ST_FREE | k);
+    list_push(p, phys_of(p, idx), k);
+}
+
+/* Tiles [a, b) (indices) with the largest aligned blocks, free or used by owner. */
+static void tile(struct pmm *p, uint64_t a, uint64_t b, unsigned owner)
+{
+    uint8_t *st = state_of(p);
+    while (a < b) {
+        unsigned o = a ? (unsigned)__builtin_ctzll(a) : PMM_MAX_ORDER;
+        if (o > PMM_MAX_ORDER)
+            o = PMM_MAX_ORDER;
+        while (b - a < (1ull << o))
+            o--;
+        uint64_t n = 1ull << o;
+        __builtin_memset(st + a + 1, ST_INTERIOR, n - 1);
+        if (owner == CANOPY_OWNER_NONE) {
+            st[a] = (uint8_t)(ST_FREE | o);
+            list_push(p, phys_of(p, a), o);
+            p->free_frames += n;
+        } else {
+            st[a] = (uint8_t)(ST_USED | owner);
+            if (o)
+                st[a + 1] = (uint8_t)o;
+            p->used_frames += n;
+            p->owner_frames[owner] += n;
+        }
+        a += n;
+    }
+}
+
+/* ---- public -------------------------------------------------------------- */
+
+const char *pmm_status_str(enum pmm_status st)
+{
+    switch (st) {
+    case PMM_OK:
+        return "ok";
+    case PMM_ERR_NOMEM:
+        return "out of memory";
+    case PMM_ERR_INVALID:
+        return "invalid argument";
+    case PMM_ERR_DOUBLE_FREE:
+        return "double free";
+    case PMM_ERR_NOT_OWNED:
+        return "frame not allocated by the pmm";
+    case PMM_ERR_BAD_MAP:
+        return "bad memory map";
+    case PMM_ERR_NO_SPACE:
+        return "output buffer too small";
+    case PMM_ERR_CORRUPT:
+        return "pmm state corrupt";
+    }
+    return "unknown status";
+}
+
+static bool is_ram(uint32_t type)
+{
+    return type == CANOPY_MEM_USABLE || type == CANOPY_MEM_RECLAIMABLE;
+}
+
+/* The end frame of the run of adjacent usable ranges starting at r[*i]; advances *i past it. */
+static uint64_t usable_run_end(const range_t *r, uint32_t n, uint32_t *i)
+{
+    uint64_t end = (r[*i].base >> PMM_PAGE_SHIFT) + r[*i].page_count;
+    while (*i + 1 < n && r[*i + 1].type == CANOPY_MEM_USABLE &&
+           (r[*i + 1].base >> PMM_PAGE_SHIFT) == end) {
+        (*i)++;
+        end += r[*i].page_count;
+    }
+    return end;
+}
+
+enum pmm_status pmm_init(struct pmm *p, const struct canopy_mem_range *r, uint32_t n,
+                         uint64_t virt_offset)
+{
+    __builtin_memset(p, 0, sizeof(*p));
+    for (unsigned k = 0; k < PMM_ORDER_COUNT; k++)
+        p->free_head[k] = PMM_NIL;
+    if (r == NULL || n == 0)
+        return PMM_ERR_BAD_MAP;
+
+    /* The map comes from the normaliser, but it crossed a boundary: check it. */
+    uint64_t lo = UINT64_MAX, hi = 0, prev_end = 0;
+    const uint64_t frame_limit = UINT64_MAX >> PMM_PAGE_SHIFT;
+    for (uint32_t i = 0; i < n; i++) {
+        uint64_t f = r[i].base >> PMM_PAGE_SHIFT;
+        if ((r[i].base & (PMM_PAGE_SIZE - 1)) || r[i].page_count == 0 ||
+            r[i].page_count > frame_limit - f || f < prev_end)
+            return PMM_ERR_BAD_MAP;
+        prev_end = f + r[i].page_count;
+        if (is_ram(r[i].type)) {
+            if (f < lo)
+                lo = f;
+            hi = prev_end;
+        }
+    }
+    if (hi <= LOW_FRAMES)
+        return PMM_ERR_BAD_MAP; /* no RAM the PMM may hand out */
+
+    uint64_t base = lo & ~(MAX_BLOCK_FRAMES - 1);
+    uint64_t count = hi - base;
+    uint64_t state_pages = (count + PMM_PAGE_SIZE - 1) >> PMM_PAGE_SHIFT;
+
+    /* The state array goes at the top of the highest usable run that holds it. */
+    uint64_t state_frame = 0;
+    for (uint32_t i = 0; i < n; i++) {
+        if (r[i].type != CANOPY_MEM_USABLE)
+            continue;
+        uint64_t a = r[i].base >> PMM_PAGE_SHIFT;
+        uint64_t b = usable_run_end(r, n, &i);
+        if (a < LOW_FRAMES)
+            a = LOW_FRAMES;
+        if (b > a && b - a >= state_pages)
+            state_frame = b - state_pages;
+    }
+    if (state_frame == 0)
+        return PMM_ERR_NOMEM;
+
+    p->virt_offset = virt_offset;
+    p->base_frame = base;
+    p->frame_count = count;
+    p->state = state_frame << PMM_PAGE_SHIFT;
+    p->state_bytes = state_pages << PMM_PAGE_SHIFT;
+    uint8_t *st = state_of(p);
+    __builtin_memset(st, ST_RESERVED, count);
+
+    uint64_t sa = state_frame - base, sb = sa + state_pages;
+    for (uint32_t i = 0; i < n; i++) {
+        uint64_t a = r[i].base >> PMM_PAGE_SHIFT, b;
+        if (r[i].type == CANOPY_MEM_USABLE)
+            b = usable_run_end(r, n, &i);
+        else if (r[i].type == CANOPY_MEM_RECLAIMABLE)
+            b = a + r[i].page_count;
+        else
+            continue;
+        if (a < LOW_FRAMES)
+            a = LOW_FRAMES;
+        if (b <= a)
+            continue;
+        a -= base;
+        b -= base;
+        if (r[i].type == CANOPY_MEM_RECLAIMABLE) {
+            __builtin_memset(st + a, ST_RECLAIM, b - a);
+            p->reclaimable_frames += b - a;
+            continue;
+        }
+        /* A usable run minus the state array: at most two pieces. */
+        if (a < sa)
+            tile(p, a, b < sa ? b : sa, CANOPY_OWNER_NONE);
+        if (b > sb)
+            tile(p, a > sb ? a : sb, b, CANOPY_OWNER_NONE);
+    }
+    tile(p, sa, sb, CANOPY_OWNER_PMM);
+    p->reserved_frames = count - p->free_frames - p->used_frames - p->reclaimable_frames;
+    p->magic = PMM_MAGIC;
+    return PMM_OK;
+}
+
+void pmm_rebase(struct pmm *pmm, uint64_t virt_offset)
+{
+    pmm->virt_offset = virt_offset;
+}
+
+enum pmm_status pmm_alloc(struct pmm *p, unsigned order, enum canopy_owner owner, uint64_t *phys)
+{
+    if (order > PMM_MAX_ORDER || !owner_ok(owner))
+        return PMM_ERR_INVALID;
+    uint64_t avail = p->free_orders >> order;
+    if (avail == 0)
+        return PMM_ERR_NOMEM;
+    unsigned m = order + (unsigned)__builtin_ctzll(avail);
+    uint64_t block = list_pop(p, m);
+    block_take(p, block, m, order, owner);
+    *phys = block;
+    return PMM_OK;
+}
+
+enum pmm_status pmm_alloc_below(struct pmm *p, unsigned order, uint64_t phys_limit,
+                                enum canopy_owner owner, uint64_t *phys)
+{
+    if (order > PMM_MAX_ORDER || !owner_ok(owner))
+        return PMM_ERR_INVALID;
+    uint64_t limit = phys_limit >> PMM_PAGE_SHIFT; /* first frame not allowed */
+    if (limit <= p->base_frame)
+        return PMM_ERR_NOMEM;
+    limit -= p->base_frame;
+    if (limit >= p->frame_count)
+        return pmm_alloc(p, order, owner, phys);
+    uint64_t need = 1ull << order;
+
+    /* Cheap first: a list head whose lowest 2^order frames lie below the limit. */
+    for (uint64_t avail = p->free_orders >> order; avail; avail &= avail - 1) {
+        unsigned m = order + (unsigned)__builtin_ctzll(avail);
+        uint64_t head = p->free_head[m];
+        if (idx_of(p, head) + need <= limit) {
+            list_pop(p, m);
+            block_take(p, head, m, order, owner);
+            *phys = head;
+            return PMM_OK;
+        }
+    }
+
+    /* Then walk the blocks from the bottom (reads state bytes only). */
+    const uint8_t *st = state_of(p);
+    for (uint64_t idx = 0; idx + need <= limit;) {
+        unsigned b = st[idx], o = head_order(p, st, idx);
+        if ((b & ST_CLASS) == ST_FREE && o >= order) {
+            uint64_t block = phys_of(p, idx);
+            list_unlink(p, block, o);
+            block_take(p, block, o, order, owner);
+            *phys = block;
+            return PMM_OK;
+        }
+        idx += 1ull << o;
+    }
+    return PMM_ERR_NOMEM;
+}
+
+/* Whether the block at idx of the given order may be freed; changes nothing. */
+static enum pmm_status free_check(const struct pmm *p, uint64_t idx, unsigned order)
+{
+    const uint8_t *st = state_of(p);
+    unsigned b = st[idx];
+    switch (b & ST_CLASS) {
+    case ST_FREE:
+        return PMM_ERR_DOUBLE_FREE;
+    case ST_USED:
+        return used_order(p, st, idx) == order ? PMM_OK : PMM_ERR_INVALID;
+    case ST_RESERVED:
+        return PMM_ERR_NOT_OWNED;
+    default: /* inside a block: of a free one is a double free, else a bad address */
+        return (st[block_head(p, st, idx)] & ST_CLASS) == ST_FREE ? PMM_ERR_DOUBLE_FREE
+                                                                  : PMM_ERR_INVALID;
+    }
+}
+
+/* The index of phys if it is a tracked frame address, else a status in *st. */
+static bool frame_index(const struct pmm *p, uint64_t phys, uint64_t *idx, enum pmm_status *st)
+{
+    if (phys & (PMM_PAGE_SIZE - 1)) {
+        *st = PMM_ERR_INVALID;
+        return false;
+    }
+    uint64_t f = phys >> PMM_PAGE_SHIFT;
+    if (f < p->base_frame || f - p->base_frame >= p->frame_count) {
+        *st = PMM_ERR_NOT_OWNED;
+        return false;
+    }
+    *idx = f - p->base_frame;
+    return true;
+}
+
+enum pmm_status pmm_free(struct pmm *p, uint64_t phys, unsigned order)
+{
+    uint64_t idx;
+    enum pmm_status s;
+    if (order > PMM_MAX_ORDER)
+        return PMM_ERR_INVALID;
+    if (!frame_index(p, phys, &idx, &s))
+        return s;
+    s = free_check(p, idx, order);
+    if (s != PMM_OK)
+        return s;
+    unsigned owner = state_of(p)[idx] & ST_VALUE;
+    uint64_t n = 1ull << order;
+    p->used_frames -= n;
+    p->owner_frames[owner] -= n;
+    block_release(p, idx, order);
+    return PMM_OK;
+}
+
+enum pmm_status pmm_alloc_run(struct pmm *p, uint64_t page_count, enum canopy_owner owner,
+                              uint64_t *phys)
+{
+    if (page_count == 0 || page_count > MAX_BLOCK_FRAMES || !owner_ok(owner))
+        return PMM_ERR_INVALID;
+    unsigned order = page_count == 1 ? 0 : 64 - (unsigned)__builtin_clzll(page_count - 1);
+    uint64_t block;
+    enum pmm_status s = pmm_alloc(p, order, owner, &block);
+    if (s != PMM_OK)
+        return s;
+    /* Each frame of the run becomes an order-0 block; the tail goes back. */
+    uint8_t *st = state_of(p);
+    uint64_t idx = idx_of(p, block);
+    __builtin_memset(st + idx, ST_USED | owner, page_count);
+    uint64_t a = idx + page_count, b = idx + (1ull << order);
+    while (a < b) {
+        unsigned o = (unsigned)__builtin_ctzll(a);
+        while (b - a < (1ull << o))
+            o--;
+        p->used_frames -= 1ull << o;
+        p->owner_frames[owner] -= 1ull << o;
+        block_release(p, a, o);
+        a += 1ull << o;
+    }
+    *phys = block;
+    return PMM_OK;
+}
+
+enum pmm_status pmm_free_run(struct pmm *p, uint64_t phys, uint64_t page_count)
+{
+    uint64_t idx;
+    enum pmm_status s;
+    if (page_count == 0)
+        return PMM_ERR_INVALID;
+    if (!frame_index(p, phys, &idx, &s))
+        return s;
+    if (page_count > p->frame_count - idx)
+        return PMM_ERR_NOT_OWNED;
+    for (uint64_t j = 0; j < page_count; j++) {
+        s = free_check(p, idx + j, 0);
+        if (s != PMM_OK)
+            return s;
+    }
+    uint8_t *st = state_of(p);
+    for (uint64_t j = 0; j < page_count; j++) {
+        unsigned owner = st[idx + j] & ST_VALUE;
+        p->used_frames--;
+        p->owner_frames[owner]--;
+        block_release(p, idx + j, 0);
+    }
+    return PMM_OK;
+}
+
+uint64_t pmm_reclaim(struct pmm *p)
+{
+    uint8_t *st = state_of(p);
+    uint64_t freed = 0;
+    /* Merges only rewrite free heads, never a reclaimable byte still ahead. */
+    for (uint64_t idx = 0; idx < p->frame_count; idx++) {
+        if (st[idx] != ST_RECLAIM)
+            continue;
+        p->reclaimable_frames--;
+        block_release(p, idx, 0);
+        freed++;
+    }
+    return freed;
+}
+
+bool pmm_is_free(const struct pmm *p, uint64_t phys)
+{
+    uint64_t idx;
+    enum pmm_status s;
+    if (!frame_index(p, phys & ~(PMM_PAGE_SIZE - 1), &idx, &s))
+        return false;
+    const uint8_t *st = state_of(p);
+    return (st[block_head(p, st, idx)] & ST_CLASS) == ST_FREE;
+}
+
+enum canopy_owner pmm_owner_of(const struct pmm *p, uint64_t phys)
+{
+    uint64_t idx;
+    enum pmm_status s;
+    if (!frame_index(p, phys & ~(PMM_PAGE_SIZE - 1), &idx, &s))
+        return CANOPY_OWNER_NONE;
+    const uint8_t *st = state_of(p);
+    unsigned b = st[block_head(p, st, idx)];
+    if ((b & ST_CLASS) != ST_USED)
+        return CANOPY_OWNER_NONE;
+    return (enum canopy_owner)(b & ST_VALUE);
+}
+
+/* ---- the checker --------------------------------------------------------- */
+
+#define CHECK_FAIL(...)                                                                            \
+    do {                                                                                           \
+        if (msg_size > 0)                                                                          \
+            fmt_snprintf(msg, msg_size, __VA_ARGS__);                                              \
+        return PMM_ERR_CORRUPT;                                                                    \
+    } while (0)
+
+typedef unsigned long long ull;
+
+enum pmm_status pmm_check(const struct pmm *p, char *msg, size_t msg_size)
+{
+    if (msg_size > 0)
+        msg[0] = '\0';
+    if (p->magic != PMM_MAGIC)
+        CHECK_FAIL("pmm: bad magic 0x%llx", (ull)p->magic);
+    if (p->base_frame & (MAX_BLOCK_FRAMES - 1))
+        CHECK_FAIL("pmm: base frame 0x%llx not aligned to the largest block", (ull)p->base_frame);
+    if (p->frame_count == 0 || p->frame_count > (UINT64_MAX >> PMM_PAGE_SHIFT) - p->base_frame)
+        CHECK_FAIL("pmm: bad frame count %llu", (ull)p->frame_count);
+    uint64_t sf = p->state >> PMM_PAGE_SHIFT;
+    if ((p->state & (PMM_PAGE_SIZE - 1)) || (p->state_bytes & (PMM_PAGE_SIZE - 1)) ||
+        p->state_bytes < p->frame_count || sf < p->base_frame ||
+        sf - p->base_frame > p->frame_count - (p->state_bytes >> PMM_PAGE_SHIFT))
+        CHECK_FAIL("pmm: state array 0x%llx (%llu bytes) misplaced", (ull)p->state,
+                   (ull)p->state_bytes);
+    uint64_t sa = sf - p->base_frame, sb = sa + (p->state_bytes >> PMM_PAGE_SHIFT);
+
+    const uint8_t *st = state_of(p);
+    uint64_t free = 0, used = 0, recl = 0, res = 0;
+    uint64_t owners[CANOPY_OWNER_COUNT] = {0};
+    uint64_t heads[PMM_ORDER_COUNT] = {0};
+    uint64_t low = p->base_frame < LOW_FRAMES ? LOW_FRAMES - p->base_frame : 0;
+
+    for (uint64_t idx = 0; idx < p->frame_count;) {
+        unsigned b = st[idx], o = 0;
+        ull at = (ull)phys_of(p, idx);
+        switch (b & ST_CLASS) {
+        case ST_FREE:
+        case ST_USED:
+            if ((b & ST_CLASS) == ST_FREE) {
+                o = b & ST_VALUE;
+                if (o > PMM_MAX_ORDER)
+                    CHECK_FAIL("pmm: frame 0x%llx: free block of order %u", at, o);
+            } else {
+                if (!owner_ok(b & ST_VALUE))
+                    CHECK_FAIL("pmm: frame 0x%llx: used with bad owner %u", at, b & ST_VALUE);
+                o = used_order(p, st, idx);
+            }
+            if (idx & ((1ull << o) - 1))
+                CHECK_FAIL("pmm: frame 0x%llx: block of order %u misaligned", at, o);
+            if ((1ull << o) > p->frame_count - idx)
+                CHECK_FAIL("pmm: frame 0x%llx: block of order %u runs past the end", at, o);
+            if (idx < low)
+                CHECK_FAIL("pmm: frame 0x%llx: below 1 MiB but not reserved", at);
+            for (uint64_t j = (b & ST_CLASS) == ST_USED && o > 0 ? 2 : 1; j < (1ull << o); j++)
+                if (st[idx + j] != ST_INTERIOR)
+                    CHECK_FAIL("pmm: frame 0x%llx: byte 0x%x inside the block at 0x%llx",
+                               (ull)phys_of(p, idx + j), st[idx + j], at);
+            if ((b & ST_CLASS) == ST_FREE) {
+                uint64_t buddy = idx ^ (1ull << o);
+                if (o < PMM_MAX_ORDER && buddy < p->frame_count && st[buddy] == (ST_FREE | o))
+                    CHECK_FAIL("pmm: frame 0x%llx: free buddies of order %u not merged", at, o);
+                if (idx < sb && idx + (1ull << o) > sa)
+                    CHECK_FAIL("pmm: frame 0x%llx: free block inside the state array", at);
+                heads[o]++;
+                free += 1ull << o;
+            } else {
+                if (idx < sb && idx + (1ull << o) > sa && (b & ST_VALUE) != CANOPY_OWNER_PMM)
+                    CHECK_FAIL("pmm: frame 0x%llx: state array frame used by owner %u", at,
+                               b & ST_VALUE);
+                owners[b & ST_VALUE] += 1ull << o;
+                used += 1ull << o;
+            }
+            break;
+        case ST_RESERVED:
+            if (b != ST_RESERVED && b != ST_RECLAIM)
+                CHECK_FAIL("pmm: frame 0x%llx: bad state byte 0x%x", at, b);
+            if (idx >= sa && idx < sb)
+                CHECK_FAIL("pmm: frame 0x%llx: state array frame not owned by the pmm", at);
+            if (b == ST_RECLAIM) {
+                if (idx < low)
+                    CHECK_FAIL("pmm: frame 0x%llx: reclaimable below 1 MiB", at);
+                recl++;
+            } else {
+                res++;
+            }
+            break;
+        default:
+            CHECK_FAIL("pmm: frame 0x%llx: byte 0x%x where a block should start", at, b);
+        }
+        idx += 1ull << o;
+    }
+
+    if (free != p->free_frames)
+        CHECK_FAIL("pmm: %llu free frames counted, %llu recorded", (ull)free, (ull)p->free_frames);
+    if (used != p->used_frames)
+        CHECK_FAIL("pmm: %llu used frames counted, %llu recorded", (ull)used, (ull)p->used_frames);
+    if (recl != p->reclaimable_frames)
+        CHECK_FAIL("pmm: %llu reclaimable frames counted, %llu recorded", (ull)recl,
+                   (ull)p->reclaimable_frames);
+    if (res != p->reserved_frames)
+        CHECK_FAIL("pmm: %llu reserved frames counted, %llu recorded", (ull)res,
+                   (ull)p->reserved_frames);
+    for (unsigned o = 0; o < CANOPY_OWNER_COUNT; o++)
+        if (owners[o] != p->owner_frames[o])
+            CHECK_FAIL("pmm: owner %u: %llu frames counted, %llu recorded", o, (ull)owners[o],
+                       (ull)p->owner_frames[o]);
+    if (owners[CANOPY_OWNER_PMM] < sb - sa)
+        CHECK_FAIL("pmm: state array frames not all owned by the pmm");
+
+    /* Lists: each node a free head of its order (checked before it is read). */
+    for (unsigned k = 0; k < PMM_ORDER_COUNT; k++) {
+        if (((p->free_orders >> k) & 1) != (p->free_head[k] != PMM_NIL))
+            CHECK_FAIL("pmm: order %u: non-empty bit disagrees with the list", k);
+        uint64_t steps = 0, prev = PMM_NIL;
+        for (uint64_t node = p->free_head[k]; node != PMM_NIL; node = link_of(p, node)->next) {
+            uint64_t f = node >> PMM_PAGE_SHIFT, idx = f - p->base_frame;
+            if ((node & (PMM_PAGE_SIZE - 1)) || f < p->base_frame || idx >= p->frame_count ||
+                st[idx] != (ST_FREE | k))
+                CHECK_FAIL("pmm: order %u list: 0x%llx is not a free block of that order", k,
+                           (ull)node);
+            if (prev != PMM_NIL && link_of(p, node)->prev != prev)
+                CHECK_FAIL("pmm: order %u list: 0x%llx has a bad back link", k, (ull)node);
+            if (++steps > p->free_blocks[k])
+                CHECK_FAIL("pmm: order %u list: longer than its %llu blocks", k,
+                           (ull)p->free_blocks[k]);
+            prev = node;
+        }
+        if (steps != p->free_blocks[k])
+            CHECK_FAIL("pmm: order %u list: %llu blocks listed, %llu recorded", k, (ull)steps,
+                       (ull)p->free_blocks[k]);
+        if (steps != heads[k])
+            CHECK_FAIL("pmm: order %u: %llu blocks listed, %llu free in the state array", k,
+                       (ull)steps, (ull)heads[k]);
+    }
+    return PMM_OK;
+}
