@@ -1,0 +1,109 @@
+/*
+ * avl: an intrusive AVL tree of disjoint byte ranges, augmented for gap search.
+ *
+ * The node is embedded in the caller's structure (a VMA); the tree never
+ * allocates. As with Linux's rbtree, the library only links, unlinks and
+ * rebalances: the caller descends the tree with its own comparisons and hands
+ * avl_insert() the parent and the child link where the new node belongs. Each
+ * node carries its range [start, last] (inclusive last byte, so a range may
+ * end at 2^64 - 1 without overflow); the tree reads the range only to keep the
+ * augmentation, never to decide where a node goes.
+ *
+ * Invariants (avl_check() verifies all of them):
+ *   - in-order, ranges are disjoint and increasing: prev->last < next->start;
+ *   - |height(left) - height(right)| <= 1, height = 1 + max of the children's;
+ *   - parent links match child links;
+ *   - augmentation, computed from a node and its two children only:
+ *       sub_start = lowest start in the subtree,
+ *       sub_last  = highest last byte in the subtree,
+ *       max_gap   = the most free bytes between two consecutive ranges
+ *                   inside the subtree (0 for a single node).
+ *
+ * avl_gap_lowest()/avl_gap_highest() use the augmentation to find the lowest
+ * or highest aligned hole in a window without walking the ranges in order.
+ */
+#ifndef VMM_AVL_H
+#define VMM_AVL_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+struct avl_node {
+    struct avl_node *left, *right, *parent;
+    uint64_t start, last; /* this node's range, set by the caller before insertion */
+    uint64_t sub_start;   /* augmentation: see the invariants above */
+    uint64_t sub_last;
+    uint64_t max_gap;
+    int height; /* a leaf has height 1 */
+};
+
+struct avl_tree {
+    struct avl_node *root;
+    size_t count;
+};
+
+/* Makes an empty tree. */
+void avl_init(struct avl_tree *t);
+
+/*
+ * Links node as the child *link of parent (parent NULL and link = &t->root
+ * for an empty tree), then rebalances and updates the augmentation to the root.
+ * => node->start <= node->last are set; *link is NULL; the position keeps the
+ *    in-order ranges disjoint and increasing.
+ */
+void avl_insert(struct avl_tree *t, struct avl_node *node, struct avl_node *parent,
+                struct avl_node **link);
+
+/* Links node directly after pos in order (no comparisons needed). => as avl_insert. */
+void avl_insert_after(struct avl_tree *t, struct avl_node *pos, struct avl_node *node);
+
+/* Unlinks node and rebalances. => node is in t. The node's memory is the caller's again. */
+void avl_erase(struct avl_tree *t, struct avl_node *node);
+
+/*
+ * Changes node's range in place and updates the augmentation up to the root.
+ * => start <= last, and the new range still lies strictly between the
+ *    node's in-order neighbours (its position does not change).
+ */
+void avl_adjust(struct avl_tree *t, struct avl_node *node, uint64_t start, uint64_t last);
+
+/* In-order navigation; NULL past either end. */
+struct avl_node *avl_first(const struct avl_tree *t);
+struct avl_node *avl_last(const struct avl_tree *t);
+struct avl_node *avl_next(const struct avl_node *n);
+struct avl_node *avl_prev(const struct avl_node *n);
+
+/*
+ * A request for a hole: size bytes at an address that is a multiple of align,
+ * lying wholly inside the window [lo, hi] (hi inclusive) and touching no range.
+ * => size > 0, align a power of two, lo <= hi.
+ */
+struct avl_gap_query {
+    uint64_t size;
+    uint64_t align;
+    uint64_t lo, hi;
+};
+
+/*
+ * Finds the lowest address satisfying q; false if none exists. *visits (if
+ * not NULL) is increased by the number of nodes examined: 1 when no hole in
+ * the tree is big enough, O(log n + k) in general (see avl.c).
+ */
+bool avl_gap_lowest(const struct avl_tree *t, const struct avl_gap_query *q, uint64_t *addr,
+                    uint64_t *visits);
+
+/* As avl_gap_lowest, for the highest address satisfying q. */
+bool avl_gap_highest(const struct avl_tree *t, const struct avl_gap_query *q, uint64_t *addr,
+                     uint64_t *visits);
+
+/*
+ * Verifies every invariant listed at the top of this file in O(n).
+ * => returns false and points *why (if not NULL) at a short reason on the first violation.
+ */
+bool avl_check(const struct avl_tree *t, const char **why);
+
+/* The struct that embeds a node, like Linux's container_of. */
+#define avl_entry(ptr, type, member) ((type *)((char *)(ptr)-offsetof(type, member)))
+
+#endif

@@ -1,0 +1,463 @@
+/*
+ * avl: the intrusive, gap-augmented AVL tree declared in vmm/avl.h.
+ *
+ * Every change (insert, erase, adjust) ends with fix_up(), which walks from
+ * the lowest node whose children changed to the root, recomputing each
+ * node's height and augmentation from its two children and rotating where a
+ * balance factor reached +-2. A rotation recomputes the node it lowers first,
+ * then the one it raises, so both are right before the walk moves on. The walk
+ * always reaches the root: O(log n), and no early stop to reason about.
+ *
+ * The gap search (gap_lowest/gap_highest) descends with the span of free
+ * bytes a subtree can own, [lo, hi]: the bytes between its in-order
+ * neighbours outside it, clipped to the query window. A subtree is entered
+ * only if the largest hole it could hold (its max_gap or one of its two edge
+ * holes) is big enough; a subtree lying wholly outside the window means the
+ * span is entirely free and is answered without entering it.
+ *
+ * Callers: vmm/space.c (the address space), the host tests and benchmarks.
+ */
+#include <vmm/avl.h>
+
+static int height(const struct avl_node *n)
+{
+    return n ? n->height : 0;
+}
+
+static uint64_t max_u64(uint64_t a, uint64_t b)
+{
+    return a > b ? a : b;
+}
+
+/* Recomputes n's height and augmentation from n and its children. */
+static void update(struct avl_node *n)
+{
+    struct avl_node *l = n->left, *r = n->right;
+    int hl = height(l), hr = height(r);
+    uint64_t gap = 0;
+
+    n->height = 1 + (hl > hr ? hl : hr);
+    n->sub_start = l ? l->sub_start : n->start;
+    n->sub_last = r ? r->sub_last : n->last;
+    /* Ranges are disjoint, so start - sub_last - 1 never underflows. */
+    if (l)
+        gap = max_u64(l->max_gap, n->start - l->sub_last - 1);
+    if (r)
+        gap = max_u64(gap, max_u64(r->max_gap, r->sub_start - n->last - 1));
+    n->max_gap = gap;
+}
+
+/* Points whatever referred to old (its parent's link or the root) at new. */
+static void replace_child(struct avl_tree *t, struct avl_node *parent, struct avl_node *old,
+                          struct avl_node *new)
+{
+    if (!parent)
+        t->root = new;
+    else if (parent->left == old)
+        parent->left = new;
+    else
+        parent->right = new;
+}
+
+/*
+ *      n                r
+ *     / \              / \
+ *    a   r     =>     n   c
+ *       / \          / \
+ *      b   c        a   b
+ */
+static struct avl_node *rotate_left(struct avl_tree *t, struct avl_node *n)
+{
+    struct avl_node *r = n->right, *p = n->parent;
+
+    n->right = r->left;
+    if (r->left)
+        r->left->parent = n;
+    r->left = n;
+    n->parent = r;
+    r->parent = p;
+    replace_child(t, p, n, r);
+    update(n);
+    update(r);
+    return r;
+}
+
+/*
+ *        n            l
+ *       / \          / \
+ *      l   c   =>   a   n
+ *     / \              / \
+ *    a   b            b   c
+ */
+static struct avl_node *rotate_right(struct avl_tree *t, struct avl_node *n)
+{
+    struct avl_node *l = n->left, *p = n->parent;
+
+    n->left = l->right;
+    if (l->right)
+        l->right->parent = n;
+    l->right = n;
+    n->parent = l;
+    l->parent = p;
+    replace_child(t, p, n, l);
+    update(n);
+    update(l);
+    return l;
+}
+
+/* Recomputes and rebalances every node from n up to the root. */
+static void fix_up(struct avl_tree *t, struct avl_node *n)
+{
+    while (n) {
+        int balance = height(n->left) - height(n->right);
+
+        if (balance > 1) {
+            /* Left-right case: straighten the left child first. */
+            if (height(n->left->left) < height(n->left->right))
+                rotate_left(t, n->left);
+            n = rotate_right(t, n);
+        } else if (balance < -1) {
+            if (height(n->right->right) < height(n->right->left))
+                rotate_right(t, n->right);
+            n = rotate_left(t, n);
+        } else {
+            update(n);
+        }
+        n = n->parent;
+    }
+}
+
+void avl_init(struct avl_tree *t)
+{
+    t->root = NULL;
+    t->count = 0;
+}
+
+void avl_insert(struct avl_tree *t, struct avl_node *node, struct avl_node *parent,
+                struct avl_node **link)
+{
+    node->left = node->right = NULL;
+    node->parent = parent;
+    node->height = 1;
+    node->sub_start = node->start;
+    node->sub_last = node->last;
+    node->max_gap = 0;
+    *link = node;
+    t->count++;
+    fix_up(t, parent);
+}
+
+void avl_insert_after(struct avl_tree *t, struct avl_node *pos, struct avl_node *node)
+{
+    struct avl_node *parent = pos;
+    struct avl_node **link = &pos->right;
+
+    /* The successor slot is pos's right link, or the leftmost link below it. */
+    while (*link) {
+        parent = *link;
+        link = &parent->left;
+    }
+    avl_insert(t, node, parent, link);
+}
+
+void avl_erase(struct avl_tree *t, struct avl_node *node)
+{
+    struct avl_node *parent = node->parent;
+    struct avl_node *from; /* the lowest node whose subtree changed */
+
+    if (!node->left || !node->right) {
+        struct avl_node *child = node->left ? node->left : node->right;
+
+        if (child)
+            child->parent = parent;
+        replace_child(t, parent, node, child);
+        from = parent;
+    } else {
+        /*
+         * Two children: the successor s (leftmost of the right subtree) takes
+         * node's place. s has no left child; its right child moves up into
+         * s's old slot.
+         *
+         *      node              s
+         *      /  \             / \
+         *     a    r           a   r
+         *         /     =>        /
+         *        s               x
+         *         \
+         *          x
+         */
+        struct avl_node *s = node->right;
+
+        while (s->left)
+            s = s->left;
+        if (s == node->right) {
+            from = s;
+        } else {
+            struct avl_node *sp = s->parent;
+
+            sp->left = s->right;
+            if (s->right)
+                s->right->parent = sp;
+            s->right = node->right;
+            node->right->parent = s;
+            from = sp;
+        }
+        s->left = node->left;
+        node->left->parent = s;
+        s->parent = parent;
+        replace_child(t, parent, node, s);
+    }
+    t->count--;
+    node->left = node->right = node->parent = NULL;
+    fix_up(t, from);
+}
+
+void avl_adjust(struct avl_tree *t, struct avl_node *node, uint64_t start, uint64_t last)
+{
+    node->start = start;
+    node->last = last;
+    fix_up(t, node);
+}
+
+struct avl_node *avl_first(const struct avl_tree *t)
+{
+    struct avl_node *n = t->root;
+
+    while (n && n->left)
+        n = n->left;
+    return n;
+}
+
+struct avl_node *avl_last(const struct avl_tree *t)
+{
+    struct avl_node *n = t->root;
+
+    while (n && n->right)
+        n = n->right;
+    return n;
+}
+
+struct avl_node *avl_next(const struct avl_node *n)
+{
+    if (n->right) {
+        n = n->right;
+        while (n->left)
+            n = n->left;
+        return (struct avl_node *)n;
+    }
+    while (n->parent && n->parent->right == n)
+        n = n->parent;
+    return n->parent;
+}
+
+struct avl_node *avl_prev(const struct avl_node *n)
+{
+    if (n->left) {
+        n = n->left;
+        while (n->right)
+            n = n->right;
+        return (struct avl_node *)n;
+    }
+    while (n->parent && n->parent->left == n)
+        n = n->parent;
+    return n->parent;
+}
+
+/* ---- gap search ---- */
+
+struct gap_search {
+    const struct avl_gap_query *q;
+    uint64_t mask; /* align - 1 */
+    uint64_t visits;
+};
+
+/* Lowest aligned fit inside the free span [lo, hi] (lo <= hi). */
+static bool fit_low(const struct gap_search *g, uint64_t lo, uint64_t hi, uint64_t *addr)
+{
+    uint64_t a = lo;
+
+    if (a & g->mask) {
+        if (a > UINT64_MAX - g->mask)
+            return false; /* rounding up would wrap past 2^64 */
+        a = (a + g->mask) & ~g->mask;
+    }
+    if (a > hi || hi - a < g->q->size - 1)
+        return false;
+    *addr = a;
+    return true;
+}
+
+/* Highest aligned fit inside the free span [lo, hi] (lo <= hi). */
+static bool fit_high(const struct gap_search *g, uint64_t lo, uint64_t hi, uint64_t *addr)
+{
+    uint64_t a;
+
+    if (hi - lo < g->q->size - 1)
+        return false;
+    a = (hi - (g->q->size - 1)) & ~g->mask;
+    if (a < lo)
+        return false;
+    *addr = a;
+    return true;
+}
+
+/*
+ * Could subtree n, owning the free span [lo, hi], hold size bytes anywhere?
+ * Checks the two edge holes (clipped to the span) and the internal max_gap.
+ */
+static bool may_fit(const struct avl_node *n, uint64_t lo, uint64_t hi, uint64_t size)
+{
+    if (n->max_gap >= size)
+        return true;
+    if (n->sub_start > lo && n->sub_start - lo >= size)
+        return true;
+    return n->sub_last < hi && hi - n->sub_last >= size;
+}
+
+/*
+ * The lowest fit among the free bytes of [lo, hi] not covered by subtree n,
+ * where [lo, hi] lies between n's outside neighbours.
+ */
+static bool gap_lowest(struct gap_search *g, const struct avl_node *n, uint64_t lo, uint64_t hi,
+                       uint64_t *addr)
+{
+    if (!n)
+        return fit_low(g, lo, hi, addr);
+    g->visits++;
+    /* Wholly outside the span: the span is one free hole. */
+    if (n->sub_last < lo || n->sub_start > hi)
+        return fit_low(g, lo, hi, addr);
+    if (!may_fit(n, lo, hi, g->q->size))
+        return false;
+    /* Left part: [lo, n->start - 1]. */
+    if (n->start > lo && gap_lowest(g, n->left, lo, n->start - 1 < hi ? n->start - 1 : hi, addr))
+        return true;
+    /* Right part: [n->last + 1, hi]. */
+    if (n->last < hi)
+        return gap_lowest(g, n->right, n->last + 1 > lo ? n->last + 1 : lo, hi, addr);
+    return false;
+}
+
+/* The mirror image of gap_lowest: right part first, highest fit. */
+static bool gap_highest(struct gap_search *g, const struct avl_node *n, uint64_t lo, uint64_t hi,
+                        uint64_t *addr)
+{
+    if (!n)
+        return fit_high(g, lo, hi, addr);
+    g->visits++;
+    if (n->sub_last < lo || n->sub_start > hi)
+        return fit_high(g, lo, hi, addr);
+    if (!may_fit(n, lo, hi, g->q->size))
+        return false;
+    if (n->last < hi && gap_highest(g, n->right, n->last + 1 > lo ? n->last + 1 : lo, hi, addr))
+        return true;
+    if (n->start > lo)
+        return gap_highest(g, n->left, lo, n->start - 1 < hi ? n->start - 1 : hi, addr);
+    return false;
+}
+
+/*
+ * Cost. A node is entered when its subtree straddles an edge of the window
+ * (two root-to-leaf paths, O(log n)) or when it may hold a big-enough hole.
+ * Below the answer's path, the only subtrees entered in vain are those
+ * holding a hole that is big enough but cannot take the alignment; with
+ * k such holes the search enters O(log n + k log(n/k)) nodes, O(log n + k)
+ * when they are neighbours in address order. If no hole anywhere is big
+ * enough, the root's check fails and the search stops after one node.
+ */
+bool avl_gap_lowest(const struct avl_tree *t, const struct avl_gap_query *q, uint64_t *addr,
+                    uint64_t *visits)
+{
+    struct gap_search g = {.q = q, .mask = q->align - 1, .visits = 0};
+    bool found = gap_lowest(&g, t->root, q->lo, q->hi, addr);
+
+    if (visits)
+        *visits += g.visits;
+    return found;
+}
+
+bool avl_gap_highest(const struct avl_tree *t, const struct avl_gap_query *q, uint64_t *addr,
+                     uint64_t *visits)
+{
+    struct gap_search g = {.q = q, .mask = q->align - 1, .visits = 0};
+    bool found = gap_highest(&g, t->root, q->lo, q->hi, addr);
+
+    if (visits)
+        *visits += g.visits;
+    return found;
+}
+
+/* ---- checker ---- */
+
+struct check {
+    const char *why;
+    const struct avl_node *prev; /* the previous node in order */
+    size_t count;
+};
+
+/* Checks the subtree at n (whose parent must be parent); returns its height or -1. */
+static int check_node(struct check *c, const struct avl_node *n, const struct avl_node *parent)
+{
+    int hl, hr;
+    uint64_t gap = 0;
+
+    if (!n)
+        return 0;
+    if (n->parent != parent) {
+        c->why = "parent link does not match child link";
+        return -1;
+    }
+    hl = check_node(c, n->left, n);
+    if (hl < 0)
+        return -1;
+    /* In-order visit of n itself. */
+    if (n->start > n->last) {
+        c->why = "range start above its last byte";
+        return -1;
+    }
+    if (c->prev && c->prev->last >= n->start) {
+        c->why = "ranges out of order or overlapping";
+        return -1;
+    }
+    c->prev = n;
+    c->count++;
+    hr = check_node(c, n->right, n);
+    if (hr < 0)
+        return -1;
+    if (hl - hr > 1 || hr - hl > 1) {
+        c->why = "balance factor out of [-1, 1]";
+        return -1;
+    }
+    if (n->height != 1 + (hl > hr ? hl : hr)) {
+        c->why = "stored height is wrong";
+        return -1;
+    }
+    if (n->sub_start != (n->left ? n->left->sub_start : n->start)) {
+        c->why = "sub_start is wrong";
+        return -1;
+    }
+    if (n->sub_last != (n->right ? n->right->sub_last : n->last)) {
+        c->why = "sub_last is wrong";
+        return -1;
+    }
+    if (n->left)
+        gap = max_u64(n->left->max_gap, n->start - n->left->sub_last - 1);
+    if (n->right)
+        gap = max_u64(gap, max_u64(n->right->max_gap, n->right->sub_start - n->last - 1));
+    if (n->max_gap != gap) {
+        c->why = "max_gap is wrong";
+        return -1;
+    }
+    return n->height;
+}
+
+bool avl_check(const struct avl_tree *t, const char **why)
+{
+    struct check c = {.why = NULL, .prev = NULL, .count = 0};
+
+    if (check_node(&c, t->root, NULL) >= 0 && c.count != t->count)
+        c.why = "node count is wrong";
+    if (c.why && why)
+        *why = c.why;
+    return c.why == NULL;
+}

@@ -1,0 +1,641 @@
+/*
+ * avl_test: unit tests of the intrusive gap-augmented AVL tree (vmm/avl.h).
+ *
+ * Nodes are embedded in a test struct and inserted with the test's own
+ * descent, as a real caller would. Every test calls avl_check after every
+ * change. The gap searches are compared with a brute-force scan over all
+ * candidate addresses on small trees, and their visit counts are measured on
+ * big ones.
+ */
+#include <vmm/avl.h>
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+static int passed, failed;
+
+#define CHECK(cond)                                                                                \
+    do {                                                                                           \
+        if (!(cond)) {                                                                             \
+            fprintf(stderr, "%s:%d: %s: CHECK(%s) failed\n", __FILE__, __LINE__, __func__, #cond); \
+            return false;                                                                          \
+        }                                                                                          \
+    } while (0)
+
+#define CHECK_TREE(t)                                                                              \
+    do {                                                                                           \
+        const char *why_ = "";                                                                     \
+        if (!avl_check((t), &why_)) {                                                              \
+            fprintf(stderr, "%s:%d: %s: avl_check: %s\n", __FILE__, __LINE__, __func__, why_);     \
+            return false;                                                                          \
+        }                                                                                          \
+    } while (0)
+
+static void run(const char *name, bool (*fn)(void))
+{
+    if (fn()) {
+        passed++;
+    } else {
+        failed++;
+        fprintf(stderr, "FAIL %s\n", name);
+    }
+}
+#define RUN(fn) run(#fn, fn)
+
+/* A deterministic generator (splitmix64), so failures reproduce. */
+static uint64_t rng_state = 0x5eed;
+static uint64_t rnd(void)
+{
+    uint64_t z = (rng_state += 0x9e3779b97f4a7c15ull);
+
+    z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ull;
+    z = (z ^ (z >> 27)) * 0x94d049bb133111ebull;
+    return z ^ (z >> 31);
+}
+
+struct item {
+    int tag; /* not first: the tree must not rely on the node being at offset 0 */
+    struct avl_node node;
+};
+
+static struct item *item_of(struct avl_node *n)
+{
+    return n ? avl_entry(n, struct item, node) : NULL;
+}
+
+/* The caller's descent: compare starts, link where the new range belongs. */
+static void insert_range(struct avl_tree *t, struct item *it, uint64_t start, uint64_t last)
+{
+    struct avl_node *parent = NULL, **link = &t->root;
+
+    it->node.start = start;
+    it->node.last = last;
+    while (*link) {
+        parent = *link;
+        link = start < parent->start ? &parent->left : &parent->right;
+    }
+    avl_insert(t, &it->node, parent, link);
+}
+
+static struct avl_node *find_start(struct avl_tree *t, uint64_t start)
+{
+    struct avl_node *n = t->root;
+
+    while (n && n->start != start)
+        n = start < n->start ? n->left : n->right;
+    return n;
+}
+
+static int tree_height(const struct avl_tree *t)
+{
+    return t->root ? t->root->height : 0;
+}
+
+/* log2 for bounds in tests: the smallest r with 2^r >= x. */
+static unsigned ceil_log2(uint64_t x)
+{
+    unsigned r = 0;
+
+    while ((1ull << r) < x && r < 63)
+        r++;
+    return r;
+}
+
+/* ---- structure ---- */
+
+static bool test_avl_empty_tree_checks_and_navigates(void)
+{
+    struct avl_tree t;
+
+    avl_init(&t);
+    CHECK_TREE(&t);
+    CHECK(avl_first(&t) == NULL && avl_last(&t) == NULL);
+    return true;
+}
+
+/*
+ * The four single-step imbalances, each fixed by one or two rotations so
+ * that the middle key becomes the root:
+ *
+ *   LL: 3      RR: 1        LR: 3       RL: 1
+ *      /          \            /           \
+ *     2            2          1             3
+ *    /              \          \           /
+ *   1                3          2         2
+ */
+static bool test_avl_insert_rotations_ll_rr_lr_rl(void)
+{
+    static const int orders[4][3] = {{3, 2, 1}, {1, 2, 3}, {3, 1, 2}, {1, 3, 2}};
+
+    for (int o = 0; o < 4; o++) {
+        struct avl_tree t;
+        struct item it[3];
+
+        avl_init(&t);
+        for (int i = 0; i < 3; i++) {
+            uint64_t k = (uint64_t)orders[o][i] * 0x10;
+
+            insert_range(&t, &it[i], k, k + 7);
+            CHECK_TREE(&t);
+        }
+        CHECK(t.root->start == 0x20);
+        CHECK(t.root->left->start == 0x10 && t.root->right->start == 0x30);
+        CHECK(t.root->height == 2);
+        /* Gaps: 0x18..0x1f and 0x28..0x2f, 8 bytes each. */
+        CHECK(t.root->max_gap == 8);
+        CHECK(t.root->sub_start == 0x10 && t.root->sub_last == 0x37);
+    }
+    return true;
+}
+
+static bool test_avl_sequential_inserts_stay_balanced(void)
+{
+    enum { N = 4096 };
+    static struct item it[N];
+    struct avl_tree t;
+
+    avl_init(&t);
+    for (int i = 0; i < N; i++) {
+        insert_range(&t, &it[i], (uint64_t)i * 0x2000, (uint64_t)i * 0x2000 + 0xfff);
+        if (i % 97 == 0)
+            CHECK_TREE(&t);
+    }
+    CHECK_TREE(&t);
+    CHECK(t.count == N);
+    /* An AVL tree of n nodes is at most 1.44 log2(n + 2) high. */
+    CHECK(tree_height(&t) <= 1.4405 * 13.0 + 1);
+    CHECK(t.root->sub_start == 0 && t.root->sub_last == (uint64_t)(N - 1) * 0x2000 + 0xfff);
+    CHECK(t.root->max_gap == 0x1000);
+    return true;
+}
+
+/* In-order navigation visits every node once, in order, both ways. */
+static bool test_avl_next_prev_walk_in_order(void)
+{
+    enum { N = 500 };
+    static struct item it[N];
+    struct avl_tree t;
+    struct avl_node *n;
+    int count = 0;
+    uint64_t prev = 0;
+
+    avl_init(&t);
+    for (int i = 0; i < N; i++) {
+        uint64_t k = (uint64_t)((i * 7919) % N) * 0x100;
+
+        it[i].tag = i;
+        insert_range(&t, &it[i], k, k + 0x7f);
+    }
+    for (n = avl_first(&t); n; n = avl_next(n), count++) {
+        /* avl_entry gets back to the embedding struct. */
+        CHECK(n->start == (uint64_t)((item_of(n)->tag * 7919) % N) * 0x100);
+        CHECK(count == 0 || n->start > prev);
+        prev = n->start;
+    }
+    CHECK(count == N);
+    count = 0;
+    for (n = avl_last(&t); n; n = avl_prev(n), count++)
+        CHECK(n->start == (uint64_t)(N - 1 - count) * 0x100);
+    CHECK(count == N);
+    return true;
+}
+
+/*
+ * Erasing the root with two children: its successor (the leftmost node of
+ * the right subtree) takes its place, and the tree rebalances up from where
+ * the successor came from.
+ */
+static bool test_avl_erase_rebalances_root(void)
+{
+    enum { N = 64 };
+    static struct item it[N];
+    struct avl_tree t;
+
+    avl_init(&t);
+    for (int i = 0; i < N; i++)
+        insert_range(&t, &it[i], (uint64_t)i * 0x10, (uint64_t)i * 0x10 + 3);
+    while (t.root) {
+        uint64_t old = t.root->start;
+        struct avl_node *succ = t.root->right ? avl_next(t.root) : NULL;
+
+        avl_erase(&t, t.root);
+        CHECK_TREE(&t);
+        CHECK(find_start(&t, old) == NULL);
+        /* The successor is still there (and possibly the new root). */
+        CHECK(!succ || find_start(&t, succ->start) == succ);
+    }
+    CHECK(t.count == 0);
+    return true;
+}
+
+/* Erasing every node in a random order, checking after each. */
+static bool test_avl_erase_random_order_keeps_invariants(void)
+{
+    enum { N = 2000 };
+    static struct item it[N];
+    static int order[N];
+    struct avl_tree t;
+
+    avl_init(&t);
+    for (int i = 0; i < N; i++) {
+        insert_range(&t, &it[i], (uint64_t)i << 20, ((uint64_t)i << 20) + (rnd() % 0xfffff));
+        order[i] = i;
+    }
+    for (int i = N - 1; i > 0; i--) {
+        int j = (int)(rnd() % (uint64_t)(i + 1)), tmp = order[i];
+
+        order[i] = order[j];
+        order[j] = tmp;
+    }
+    for (int i = 0; i < N; i++) {
+        avl_erase(&t, &it[order[i]].node);
+        CHECK_TREE(&t);
+        CHECK(t.count == (size_t)(N - 1 - i));
+    }
+    return true;
+}
+
+/*
+ * adjust changes a node's bounds in place; every ancestor's gap follows.
+ *
+ *   before: [0x1000,0x1fff]  gap 0x1000  [0x3000,0x3fff]  gap 0xc000  [0x10000,0x10fff]
+ *   after:  [0x1000,0x1fff]  gap 0x1000  [0x3000,0xdfff]  gap 0x2000  [0x10000,0x10fff]
+ */
+static bool test_avl_adjust_updates_gaps_to_root(void)
+{
+    struct avl_tree t;
+    struct item a, b, c;
+
+    avl_init(&t);
+    insert_range(&t, &a, 0x1000, 0x1fff);
+    insert_range(&t, &b, 0x3000, 0x3fff);
+    insert_range(&t, &c, 0x10000, 0x10fff);
+    CHECK(t.root->max_gap == 0xc000);
+    avl_adjust(&t, &b.node, 0x3000, 0xdfff);
+    CHECK_TREE(&t);
+    CHECK(t.root->max_gap == 0x2000);
+    avl_adjust(&t, &a.node, 0x0, 0x2fff); /* now touching b: gap 0 */
+    CHECK_TREE(&t);
+    CHECK(t.root->sub_start == 0 && t.root->max_gap == 0x2000);
+    avl_adjust(&t, &c.node, 0xe000, 0xffffffffffffffffull); /* ends at 2^64 - 1 */
+    CHECK_TREE(&t);
+    CHECK(t.root->sub_last == UINT64_MAX && t.root->max_gap == 0);
+    return true;
+}
+
+/* A node whose range ends at the last byte of the address space breaks nothing. */
+static bool test_avl_range_ending_at_top_of_address_space(void)
+{
+    struct avl_tree t;
+    struct item a, b;
+    struct avl_gap_query q = {.size = 0x1000, .align = 0x1000, .lo = 0, .hi = UINT64_MAX};
+    uint64_t addr = 1;
+
+    avl_init(&t);
+    insert_range(&t, &a, 0xfffffffffffff000ull, UINT64_MAX);
+    insert_range(&t, &b, 0, 0xfff);
+    CHECK_TREE(&t);
+    CHECK(t.root->max_gap == 0xfffffffffffff000ull - 0x1000);
+    CHECK(avl_gap_highest(&t, &q, &addr, NULL) && addr == 0xffffffffffffe000ull);
+    CHECK(avl_gap_lowest(&t, &q, &addr, NULL) && addr == 0x1000);
+    return true;
+}
+
+/* avl_check notices each kind of corruption it promises to verify. */
+static bool test_avl_check_detects_each_corruption(void)
+{
+    enum { N = 15 };
+    struct item it[N];
+    struct avl_tree t;
+    const char *why;
+    struct avl_node *r, saved;
+
+    avl_init(&t);
+    for (int i = 0; i < N; i++)
+        insert_range(&t, &it[i], (uint64_t)i * 0x100, (uint64_t)i * 0x100 + 0x3f);
+    CHECK_TREE(&t);
+    r = t.root;
+    saved = *r;
+
+    r->max_gap++;
+    CHECK(!avl_check(&t, &why) && strstr(why, "max_gap"));
+    *r = saved;
+    r->sub_start = 1;
+    CHECK(!avl_check(&t, &why) && strstr(why, "sub_start"));
+    *r = saved;
+    r->sub_last--;
+    CHECK(!avl_check(&t, &why) && strstr(why, "sub_last"));
+    *r = saved;
+    r->height++;
+    CHECK(!avl_check(&t, &why) && strstr(why, "height"));
+    *r = saved;
+    r->left->parent = r->right;
+    CHECK(!avl_check(&t, &why) && strstr(why, "parent"));
+    r->left->parent = r;
+    r->last = r->right->sub_start; /* overlaps its successor */
+    CHECK(!avl_check(&t, &why) && strstr(why, "overlap"));
+    *r = saved;
+    r->start = r->last + 1;
+    CHECK(!avl_check(&t, &why) && strstr(why, "start above"));
+    *r = saved;
+    t.count++;
+    CHECK(!avl_check(&t, &why) && strstr(why, "count"));
+    t.count--;
+    CHECK_TREE(&t);
+
+    /* An unbalanced but otherwise consistent chain: 1 -> 2 -> 3 to the right. */
+    {
+        struct avl_tree u;
+        struct item a, b, c;
+
+        avl_init(&u);
+        insert_range(&u, &a, 0x10, 0x1f);
+        insert_range(&u, &b, 0x30, 0x3f);
+        a.node.right = NULL; /* detach and rebuild as a chain by hand */
+        u.root = &a.node;
+        a.node.right = &b.node;
+        b.node.parent = &a.node;
+        b.node.right = &c.node;
+        c.node = (struct avl_node){.parent = &b.node,
+                                   .start = 0x50,
+                                   .last = 0x5f,
+                                   .sub_start = 0x50,
+                                   .sub_last = 0x5f,
+                                   .height = 1};
+        b.node.height = 2;
+        b.node.sub_last = 0x5f;
+        b.node.max_gap = 0x10;
+        a.node.height = 3;
+        a.node.sub_last = 0x5f;
+        a.node.max_gap = 0x10;
+        u.count = 3;
+        CHECK(!avl_check(&u, &why) && strstr(why, "balance"));
+    }
+    return true;
+}
+
+/* ---- gap search ---- */
+
+/* Brute force: every candidate address in the window, lowest or highest first. */
+static bool brute_gap(struct avl_tree *t, const struct avl_gap_query *q, bool highest,
+                      uint64_t *addr)
+{
+    uint64_t first = (q->lo + q->align - 1) / q->align * q->align;
+    bool found = false;
+
+    if (q->lo > UINT64_MAX - (q->align - 1))
+        return false;
+    for (uint64_t a = first; a <= q->hi; a += q->align) {
+        bool free_range = q->hi - a >= q->size - 1;
+
+        for (struct avl_node *n = avl_first(t); n && free_range; n = avl_next(n))
+            if (n->start <= a + (q->size - 1) && a <= n->last)
+                free_range = false;
+        if (free_range) {
+            *addr = a;
+            found = true;
+            if (!highest)
+                return true;
+        }
+        if (a > UINT64_MAX - q->align)
+            break;
+    }
+    return found;
+}
+
+/* Small trees with byte-granular ranges and odd windows against the brute force. */
+static bool test_avl_gap_search_matches_brute_force(void)
+{
+    enum { N = 12 };
+    struct item it[N];
+
+    for (int round = 0; round < 400; round++) {
+        struct avl_tree t;
+        uint64_t base = round % 3 == 0 ? UINT64_MAX - 255 : 0; /* some rounds at the very top */
+        int n = (int)(rnd() % N);
+
+        avl_init(&t);
+        for (int i = 0; i < n; i++) {
+            uint64_t s = base + rnd() % 250, len = rnd() % 8;
+            uint64_t l = s + len < s || s + len > base + 255 ? base + 255 : s + len;
+            struct avl_node *x;
+            bool clash = false;
+
+            for (x = avl_first(&t); x; x = avl_next(x))
+                if (x->start <= l && s <= x->last)
+                    clash = true;
+            if (!clash)
+                insert_range(&t, &it[i], s, l);
+        }
+        CHECK_TREE(&t);
+        for (int qn = 0; qn < 40; qn++) {
+            struct avl_gap_query q;
+            uint64_t a = 0, b = 0, lo = base + rnd() % 256, hi = base + rnd() % 256;
+            bool highest = rnd() & 1;
+
+            q.size = 1 + rnd() % 40;
+            q.align = 1ull << (rnd() % 6);
+            q.lo = lo < hi ? lo : hi;
+            q.hi = lo < hi ? hi : lo;
+            bool got =
+                highest ? avl_gap_highest(&t, &q, &a, NULL) : avl_gap_lowest(&t, &q, &a, NULL);
+            bool want = brute_gap(&t, &q, highest, &b);
+
+            CHECK(got == want);
+            CHECK(!got || a == b);
+        }
+    }
+    return true;
+}
+
+/* Builds n ranges of 4 KiB with random small gaps (1..4 pages) from base. */
+static struct item *build_swiss(struct avl_tree *t, size_t n, uint64_t base)
+{
+    struct item *it = calloc(n, sizeof(*it));
+    uint64_t at = base;
+
+    avl_init(t);
+    for (size_t i = 0; i < n; i++) {
+        insert_range(t, &it[i], at, at + 0xfff);
+        at += 0x1000 * (2 + rnd() % 4);
+    }
+    return it;
+}
+
+/* When no hole is big enough, the root's augmentation says so: one node visited. */
+static bool test_avl_gap_failure_is_one_visit(void)
+{
+    enum { N = 100000 };
+    struct avl_tree t;
+    struct item *it = build_swiss(&t, N, 0x100000);
+    /* The window starts at the first range and ends at the last, so no edge hole helps. */
+    struct avl_gap_query q = {
+        .size = 0x5000, .align = 0x1000, .lo = t.root->sub_start, .hi = t.root->sub_last};
+    uint64_t visits = 0, addr = 0;
+
+    CHECK_TREE(&t);
+    CHECK(t.root->max_gap == 0x4000);
+    CHECK(!avl_gap_lowest(&t, &q, &addr, &visits));
+    CHECK(visits == 1);
+    visits = 0;
+    CHECK(!avl_gap_highest(&t, &q, &addr, &visits));
+    CHECK(visits == 1);
+    free(it);
+    return true;
+}
+
+/*
+ * With alignment that every big-enough hole satisfies, a search walks about
+ * two root-to-leaf paths: at most c * log2(n) nodes, whatever the answer.
+ */
+static bool test_avl_gap_search_visits_logarithmic(void)
+{
+    enum { N = 1 << 17 };
+    struct avl_tree t;
+    struct item *it = build_swiss(&t, N, 0x100000);
+    uint64_t worst = 0, bound = 4 * ceil_log2(N);
+
+    /*
+     * Holes are 1..4 pages. Erase 300 random ranges: each leaves a hole of
+     * 3..9 pages, and only those can take the 6-page requests below.
+     */
+    for (int i = 0; i < 300; i++) {
+        struct item *x = &it[1 + rnd() % (N - 2)];
+
+        if (!x->tag) {
+            avl_erase(&t, &x->node);
+            x->tag = 1;
+        }
+    }
+    CHECK_TREE(&t);
+    for (int i = 0; i < 2000; i++) {
+        uint64_t lo = t.root->sub_start + (rnd() % (t.root->sub_last - t.root->sub_start));
+        struct avl_gap_query q = {.size = 0x6000, .align = 1, .lo = lo, .hi = t.root->sub_last};
+        uint64_t visits = 0, addr = 0;
+        bool found = (i & 1) ? avl_gap_highest(&t, &q, &addr, &visits)
+                             : avl_gap_lowest(&t, &q, &addr, &visits);
+
+        (void)found;
+        if (visits > worst)
+            worst = visits;
+    }
+    printf("  gap search over %d nodes: at most %llu nodes visited (bound %llu)\n", N,
+           (unsigned long long)worst, (unsigned long long)bound);
+    CHECK(worst <= bound);
+    free(it);
+    return true;
+}
+
+/*
+ * k neighbouring holes that are big enough but misaligned cost O(k) on top
+ * of the O(log n) descent. The ranges sit between 1 GiB and 1.5 GiB, so no
+ * hole among them holds a 1 GiB-aligned address; the only fit is at 2 GiB.
+ *
+ *   0x40001000                                               0x80000000
+ *   |A| |A| |A|   |A|   |A|   |A| |A| ... |A|          ...        |fits|
+ *              \_____\_____\______ k holes of 12 KiB: erased ranges
+ */
+static bool test_avl_gap_misaligned_holes_cost_linear_in_k(void)
+{
+    enum { N = 1 << 16 };
+    struct avl_tree t;
+    struct item *it = calloc(N, sizeof(*it));
+    uint64_t at = 0x40001000;
+
+    avl_init(&t);
+    for (int i = 0; i < N; i++, at += 0x2000)
+        insert_range(&t, &it[i], at, at + 0xfff);
+    CHECK_TREE(&t);
+    for (int k = 1; k <= 1024; k *= 4) {
+        uint64_t first = N / 3, visits = 0, addr = 0;
+        uint64_t bound = 6 * ceil_log2(N) + 2 * (uint64_t)k;
+        struct avl_gap_query q = {
+            .size = 0x2000, .align = 0x40000000, .lo = it[0].node.start, .hi = 0x80001fff};
+
+        for (int j = 0; j < k; j++)
+            avl_erase(&t, &it[first + 2 * j].node);
+        CHECK_TREE(&t);
+        CHECK(avl_gap_lowest(&t, &q, &addr, &visits));
+        CHECK(addr == 0x80000000);
+        printf("  k = %4d misaligned holes: %llu nodes visited (bound %llu)\n", k,
+               (unsigned long long)visits, (unsigned long long)bound);
+        CHECK(visits <= bound);
+        for (int j = 0; j < k; j++) {
+            struct item *x = &it[first + 2 * j];
+
+            insert_range(&t, x, x->node.start, x->node.last);
+        }
+    }
+    free(it);
+    return true;
+}
+
+/* A randomized mix of inserts, erases and adjusts against a plain array of ranges. */
+static bool test_avl_random_ops_against_array(void)
+{
+    enum { SLOTS = 256 };
+    static struct item it[SLOTS];
+    static bool used[SLOTS];
+    struct avl_tree t;
+
+    avl_init(&t);
+    memset(used, 0, sizeof(used));
+    /* Slot i owns [i * 0x1000, i * 0x1000 + 0xfff] at most, so ranges never collide. */
+    for (int step = 0; step < 60000; step++) {
+        int i = (int)(rnd() % SLOTS);
+        uint64_t base = (uint64_t)i * 0x1000;
+        uint64_t s = base + rnd() % 0x800, l = s + rnd() % 0x800;
+
+        if (!used[i]) {
+            insert_range(&t, &it[i], s, l);
+            used[i] = true;
+        } else if (rnd() & 1) {
+            avl_erase(&t, &it[i].node);
+            used[i] = false;
+        } else {
+            avl_adjust(&t, &it[i].node, s, l);
+        }
+        CHECK_TREE(&t);
+        if (step % 1000 == 0) {
+            /* The root's augmentation equals a plain scan. */
+            uint64_t lo = UINT64_MAX, hi = 0, gap = 0, prev_last = 0;
+            bool have_prev = false;
+
+            for (int j = 0; j < SLOTS; j++) {
+                if (!used[j])
+                    continue;
+                if (it[j].node.start < lo)
+                    lo = it[j].node.start;
+                hi = it[j].node.last;
+                if (have_prev && it[j].node.start - prev_last - 1 > gap)
+                    gap = it[j].node.start - prev_last - 1;
+                prev_last = it[j].node.last;
+                have_prev = true;
+            }
+            if (t.root)
+                CHECK(t.root->sub_start == lo && t.root->sub_last == hi && t.root->max_gap == gap);
+        }
+    }
+    return true;
+}
+
+int main(void)
+{
+    RUN(test_avl_empty_tree_checks_and_navigates);
+    RUN(test_avl_insert_rotations_ll_rr_lr_rl);
+    RUN(test_avl_sequential_inserts_stay_balanced);
+    RUN(test_avl_next_prev_walk_in_order);
+    RUN(test_avl_erase_rebalances_root);
+    RUN(test_avl_erase_random_order_keeps_invariants);
+    RUN(test_avl_adjust_updates_gaps_to_root);
+    RUN(test_avl_range_ending_at_top_of_address_space);
+    RUN(test_avl_check_detects_each_corruption);
+    RUN(test_avl_gap_search_matches_brute_force);
+    RUN(test_avl_gap_failure_is_one_visit);
+    RUN(test_avl_gap_search_visits_logarithmic);
+    RUN(test_avl_gap_misaligned_holes_cost_linear_in_k);
+    RUN(test_avl_random_ops_against_array);
+    printf("%d passed, %d failed\n", passed, failed);
+    return failed ? 1 : 0;
+}
