@@ -31,5 +31,6 @@ extern unsigned check_passed, check_failed;
 
 void elf_tests(void);
 void config_tests(void);
+void mapplan_tests(void);
 
 #endif

@@ -1,6 +1,7 @@
 /*
- * The host test executable for stage1/load: the ELF validator and the config
- * parser, run under ASan and UBSan. Prints `N passed, M failed` last.
+ * The host test executable for stage1/load: the ELF validator, the
+ * config parser and the mapping plan, run under ASan and UBSan. Prints
+ * `N passed, M failed` last.
  */
 #include "check.h"
 
@@ -10,6 +11,7 @@ int main(void)
 {
     elf_tests();
     config_tests();
+    mapplan_tests();
     printf("%u passed, %u failed\n", check_passed, check_failed);
     return check_failed ? 1 : 0;
 }
