@@ -1,0 +1,146 @@
+#!/usr/bin/env bash
+# Assembles Canopy's disk image: a GPT disk (protective MBR, one EFI System
+# Partition, type EF00, FAT32) holding
+#   /EFI/BOOT/BOOTX64.EFI   stage 1, the removable-media boot path firmware looks for
+#   /canopy/kernel.elf      the kernel
+#   /canopy/canopy.cfg      stage 1's configuration
+# Built with sgdisk and mtools only: no root, no loop devices, no mounts.
+#
+# The image is reproducible byte for byte: the GPT GUIDs and the FAT volume id
+# are fixed, every timestamp comes from SOURCE_DATE_EPOCH (else the time of the
+# last commit, else a fixed constant), and nothing records where it was built.
+#
+# Tests use the same script to make broken variants (--no-kernel, a corrupt
+# --kernel file, --no-cfg).
+set -euo pipefail
+
+usage() {
+    cat <<'EOF'
+usage: mkimage.sh --out IMAGE --efi BOOTX64.EFI [--kernel ELF | --no-kernel]
+                  [--cfg FILE | --no-cfg] [--size-mib N] [--quiet]
+
+  --out IMAGE      where to write the image (written to a temporary file first)
+  --efi FILE       stage 1, installed as /EFI/BOOT/BOOTX64.EFI
+  --kernel FILE    the kernel, installed as /canopy/kernel.elf
+  --no-kernel      leave /canopy/kernel.elf out (for tests)
+  --cfg FILE       installed as /canopy/canopy.cfg
+  --no-cfg         leave /canopy/canopy.cfg out
+  --size-mib N     disk size in MiB (default 64; at least 40 so FAT32 has
+                   enough clusters)
+  --quiet          do not print the sha256 line
+
+Timestamps come from SOURCE_DATE_EPOCH if set, else from the last commit.
+EOF
+}
+
+die() {
+    echo "mkimage.sh: $*" >&2
+    exit 1
+}
+
+out= efi= kernel= cfg= no_kernel=0 no_cfg=0 size_mib=64 quiet=0
+while [ $# -gt 0 ]; do
+    case "$1" in
+    --out) out=${2:?}; shift 2 ;;
+    --efi) efi=${2:?}; shift 2 ;;
+    --kernel) kernel=${2:?}; shift 2 ;;
+    --no-kernel) no_kernel=1; shift ;;
+    --cfg) cfg=${2:?}; shift 2 ;;
+    --no-cfg) no_cfg=1; shift ;;
+    --size-mib) size_mib=${2:?}; shift 2 ;;
+    --quiet) quiet=1; shift ;;
+    -h | --help) usage; exit 0 ;;
+    *) usage >&2; die "unknown argument '$1'" ;;
+    esac
+done
+
+[ -n "$out" ] || die "--out is required"
+[ -n "$efi" ] || die "--efi is required"
+[ -f "$efi" ] || die "$efi: no such file"
+if [ "$no_kernel" = 0 ]; then
+    [ -n "$kernel" ] || die "--kernel or --no-kernel is required"
+    [ -f "$kernel" ] || die "$kernel: no such file"
+fi
+if [ "$no_cfg" = 0 ]; then
+    [ -n "$cfg" ] || die "--cfg or --no-cfg is required"
+    [ -f "$cfg" ] || die "$cfg: no such file"
+fi
+case "$size_mib" in
+'' | *[!0-9]*) die "--size-mib wants a number of MiB" ;;
+esac
+[ "$size_mib" -ge 40 ] || die "--size-mib must be at least 40 (FAT32 needs 65525 clusters)"
+
+for tool in sgdisk mformat mmd mcopy sha256sum; do
+    command -v "$tool" >/dev/null || die "$tool not found (scripts/deps.sh installs it)"
+done
+
+# Timestamps: SOURCE_DATE_EPOCH, else the last commit, else a fixed date
+# (2024-01-01 00:00:00 UTC) for trees outside git.
+if [ -z "${SOURCE_DATE_EPOCH:-}" ]; then
+    src_dir=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
+    SOURCE_DATE_EPOCH=$(git -C "$src_dir" log -1 --format=%ct 2>/dev/null || true)
+    [ -n "$SOURCE_DATE_EPOCH" ] || SOURCE_DATE_EPOCH=1704067200
+fi
+case "$SOURCE_DATE_EPOCH" in
+'' | *[!0-9]*) die "SOURCE_DATE_EPOCH must be a number of seconds" ;;
+esac
+# mtools takes "now" from SOURCE_DATE_EPOCH; FAT stores local time, so pin the zone.
+export SOURCE_DATE_EPOCH TZ=UTC
+# Ignore any user or system mtools configuration, and do not let mtools
+# second-guess the geometry of a plain file.
+export MTOOLSRC=/dev/null MTOOLS_SKIP_CHECK=1
+
+# Fixed identities: the same bytes on every build and every stick.
+readonly DISK_GUID=5C4E0E5A-7A1B-4C1F-9B0E-43414E4F5059
+readonly ESP_GUID=8F3A2C61-0D4B-4E7A-A5C2-43414E4F5031
+readonly FAT_SERIAL=CA90B001
+readonly FAT_LABEL=CANOPY
+
+# Layout in 512-byte sectors: the ESP starts at 1 MiB and ends 1 MiB before
+# the end of the disk, which leaves room for the backup GPT (33 sectors).
+readonly SECTOR=512
+total_sectors=$((size_mib * 1024 * 1024 / SECTOR))
+part_start=2048
+part_end=$((total_sectors - 2048 - 1))
+part_sectors=$((part_end - part_start + 1))
+
+tmp=$(mktemp -d "${TMPDIR:-/tmp}/canopy-img.XXXXXX")
+trap 'rm -rf "$tmp"' EXIT
+
+# The FAT32 file system, built as its own file and then placed in the disk.
+# One sector per cluster: a 62 MiB partition then has about 125,000 clusters,
+# well above FAT32's minimum of 65525. The hidden-sector count is the
+# partition's first LBA, as a partitioned FAT volume's BPB requires.
+fat=$tmp/esp.fat
+truncate -s $((part_sectors * SECTOR)) "$fat"
+mformat -i "$fat" -F -c 1 -T "$part_sectors" -h 64 -s 32 -H "$part_start" \
+    -N "$FAT_SERIAL" -v "$FAT_LABEL" ::
+mmd -i "$fat" ::/EFI ::/EFI/BOOT ::/canopy
+mcopy -i "$fat" -D o "$efi" ::/EFI/BOOT/BOOTX64.EFI
+if [ "$no_kernel" = 0 ]; then
+    mcopy -i "$fat" -D o "$kernel" ::/canopy/kernel.elf
+fi
+if [ "$no_cfg" = 0 ]; then
+    mcopy -i "$fat" -D o "$cfg" ::/canopy/canopy.cfg
+fi
+
+# The disk: an empty sparse file, the GPT, then the file system at 1 MiB.
+disk=$tmp/disk.img
+truncate -s $((total_sectors * SECTOR)) "$disk"
+sgdisk --clear \
+    --disk-guid="$DISK_GUID" \
+    --new=1:"$part_start":"$part_end" \
+    --typecode=1:EF00 \
+    --partition-guid=1:"$ESP_GUID" \
+    --change-name=1:"EFI System" \
+    "$disk" >/dev/null
+dd if="$fat" of="$disk" bs=1M seek=$((part_start * SECTOR / 1024 / 1024)) conv=notrunc,sparse \
+    status=none
+
+mkdir -p "$(dirname "$out")"
+mv -f "$disk" "$out.tmp"
+mv -f "$out.tmp" "$out"
+if [ "$quiet" = 0 ]; then
+    sum=$(sha256sum "$out" | cut -d' ' -f1)
+    echo "$(basename "$out"): sha256 $sum"
+fi

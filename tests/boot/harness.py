@@ -1,0 +1,700 @@
+"""Boot-test harness: runs a Canopy disk image under QEMU + OVMF and talks to it.
+
+One `Machine` is one QEMU process:
+  - OVMF's code as read-only pflash, plus a private copy of the variable store
+    in a temporary directory (tests never share or modify the installed one);
+  - the image as the boot disk;
+  - the guest's COM1 on QEMU's stdio, read by a thread into a log that
+    `wait_for` searches and `send` writes to;
+  - QMP on a unix socket for monitor commands (`hmp("info tlb")`), screendumps
+    and keys;
+  - `-no-reboot` and `isa-debug-exit`, so a reset or a guest's exit ends QEMU.
+
+Every wait is bounded, and QEMU is killed on every exit path (context
+manager, and the kernel's parent-death signal if this process dies first).
+Standard library only.
+"""
+
+import argparse
+import ctypes
+import json
+import os
+import re
+import shutil
+import signal
+import socket
+import struct
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+
+DEFAULT_OVMF_CODE = "/usr/share/OVMF/OVMF_CODE_4M.fd"
+DEFAULT_OVMF_VARS = "/usr/share/OVMF/OVMF_VARS_4M.fd"
+
+# CSI escape sequences (OVMF's console draws with them) and a trailing,
+# not yet complete one.
+_CSI = re.compile(r"\x1b\[[0-9;?=]*[ -/]*[@-~]|\x1b[()][0-9A-Za-z]")
+_CSI_PARTIAL = re.compile(r"\x1b(\[[0-9;?=]*[ -/]*|[()])?$")
+
+
+class BootTestError(Exception):
+    """A check failed; the message says what was expected and what was seen."""
+
+
+def clean_console_text(raw):
+    """Console bytes as text a regex can match: no escapes, no carriage returns.
+
+    Bytes are decoded as Latin-1 so that every byte is one character and a
+    prefix of the output always cleans to a prefix of the cleaned output.
+    """
+    text = raw.decode("latin-1")
+    text = _CSI.sub("", text)
+    text = _CSI_PARTIAL.sub("", text)
+    return text.replace("\r", "")
+
+
+def _set_parent_death_signal():
+    # Runs in the child before exec: QEMU gets SIGKILL if the test process
+    # dies (for example when CTest's timeout kills it).
+    try:
+        libc = ctypes.CDLL(None, use_errno=True)
+        PR_SET_PDEATHSIG = 1
+        libc.prctl(PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0)
+    except (OSError, AttributeError):
+        pass
+
+
+class Machine:
+    """A QEMU + OVMF virtual machine booting one disk image."""
+
+    def __init__(self, image, *, ovmf_code=DEFAULT_OVMF_CODE,
+                 ovmf_vars=DEFAULT_OVMF_VARS, machine="q35", mem="512M", smp=1,
+                 cpu="max", serial=True, extra_args=(), log_dir=None,
+                 name="boot", echo=True):
+        self.image = image
+        self.ovmf_code = ovmf_code
+        self.ovmf_vars = ovmf_vars
+        self.machine = machine
+        self.mem = mem
+        self.smp = smp
+        self.cpu = cpu
+        self.serial = serial
+        self.extra_args = list(extra_args)
+        self.name = name
+        self.echo = echo
+        self.log_dir = log_dir
+        self.proc = None
+        self.tmp = None
+        self.qmp_sock = None
+        self._qmp_file = None
+        self._qmp_id = 0
+        self._raw = bytearray()
+        self._clean = ""       # cleaned text of all complete lines so far
+        self._raw_done = 0     # bytes of _raw already in _clean
+        self._cursor = 0       # wait_for searches from here in the cleaned text
+        self._cond = threading.Condition()
+        self._eof = False
+        self._reader = None
+        self._log = None
+        self._started_at = None
+
+    # ---- lifecycle -------------------------------------------------------
+
+    def command_line(self):
+        """The QEMU command line (without the per-run paths filled in)."""
+        vars_copy = os.path.join(self.tmp, "OVMF_VARS.fd")
+        args = [
+            "qemu-system-x86_64",
+            "-machine", self.machine,
+            "-cpu", self.cpu,
+            "-m", str(self.mem),
+            "-smp", str(self.smp),
+            "-drive", f"if=pflash,format=raw,unit=0,readonly=on,file={self.ovmf_code}",
+            "-drive", f"if=pflash,format=raw,unit=1,file={vars_copy}",
+            # snapshot=on: the guest may write the disk, the image file stays as built.
+            "-drive", f"format=raw,file={self.image},if=ide,index=0,snapshot=on",
+            "-nic", "none",
+            "-display", "none",
+            "-monitor", "none",
+            "-qmp", f"unix:{self.qmp_path},server=on,wait=off",
+            "-no-reboot",
+            "-device", "isa-debug-exit,iobase=0xf4,iosize=4",
+        ]
+        args += ["-serial", "stdio"] if self.serial else ["-serial", "none"]
+        return args + self.extra_args
+
+    def start(self):
+        for path in (self.image, self.ovmf_code, self.ovmf_vars):
+            if not os.path.isfile(path):
+                raise BootTestError(f"{path}: no such file")
+        # A short private directory: unix socket paths are limited to 107 bytes.
+        self.tmp = tempfile.mkdtemp(prefix="canopy-qemu-")
+        shutil.copyfile(self.ovmf_vars, os.path.join(self.tmp, "OVMF_VARS.fd"))
+        self.qmp_path = os.path.join(self.tmp, "qmp.sock")
+        if self.log_dir:
+            os.makedirs(self.log_dir, exist_ok=True)
+            self._log = open(os.path.join(self.log_dir, f"{self.name}.serial.log"), "wb")
+            stderr = open(os.path.join(self.log_dir, f"{self.name}.qemu.log"), "wb")
+        else:
+            stderr = subprocess.DEVNULL
+        args = self.command_line()
+        if self.log_dir:
+            stderr.write((" ".join(args) + "\n").encode())
+            stderr.flush()
+        self._started_at = time.monotonic()
+        self.proc = subprocess.Popen(args, stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+                                     stderr=stderr, preexec_fn=_set_parent_death_signal)
+        if stderr is not subprocess.DEVNULL:
+            stderr.close()
+        self._reader = threading.Thread(target=self._read_serial, daemon=True)
+        self._reader.start()
+        return self
+
+    def close(self):
+        """Ends QEMU (killing it if needed) and removes the temporary files."""
+        if self._qmp_file is not None:
+            try:
+                self._qmp_file.close()
+            except OSError:
+                pass
+            self._qmp_file = None
+        if self.qmp_sock is not None:
+            try:
+                self.qmp_sock.close()
+            except OSError:
+                pass
+            self.qmp_sock = None
+        if self.proc is not None:
+            if self.proc.poll() is None:
+                self.proc.kill()
+            try:
+                self.proc.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                pass
+            for f in (self.proc.stdin, self.proc.stdout):
+                try:
+                    f.close()
+                except (OSError, ValueError):
+                    pass
+        if self._reader is not None:
+            self._reader.join(timeout=5)
+        if self._log is not None:
+            self._log.close()
+            self._log = None
+        if self.tmp is not None:
+            shutil.rmtree(self.tmp, ignore_errors=True)
+            self.tmp = None
+
+    def __enter__(self):
+        return self.start()
+
+    def __exit__(self, *exc):
+        self.close()
+        return False
+
+    def elapsed(self):
+        """Seconds since QEMU was started."""
+        return time.monotonic() - self._started_at
+
+    # ---- serial console --------------------------------------------------
+
+    def _read_serial(self):
+        fd = self.proc.stdout.fileno()
+        while True:
+            try:
+                chunk = os.read(fd, 65536)
+            except OSError:
+                chunk = b""
+            if self._log is not None and chunk:
+                try:
+                    self._log.write(chunk)
+                    self._log.flush()
+                except (OSError, ValueError):
+                    pass
+            if self.echo and chunk:
+                sys.stdout.write(clean_console_text(chunk))
+                sys.stdout.flush()
+            with self._cond:
+                if not chunk:
+                    self._eof = True
+                    self._cond.notify_all()
+                    return
+                self._raw += chunk
+                self._cond.notify_all()
+
+    def _text(self):
+        # Caller holds _cond. Complete lines are cleaned once; the partial
+        # last line is cleaned on each call (prompts have no newline).
+        nl = self._raw.rfind(b"\n")
+        if nl >= self._raw_done:
+            self._clean += clean_console_text(bytes(self._raw[self._raw_done:nl + 1]))
+            self._raw_done = nl + 1
+        return self._clean + clean_console_text(bytes(self._raw[self._raw_done:]))
+
+    def output(self):
+        """All console text so far (escapes and carriage returns removed)."""
+        with self._cond:
+            return self._text()
+
+    def tail(self, lines=25):
+        """The last lines of the console, for failure messages."""
+        text = self.output().rstrip("\n").split("\n")
+        return "\n".join("    | " + line for line in text[-lines:])
+
+    def wait_for(self, pattern, timeout, what=None, fail_if=None):
+        """Waits until `pattern` (a regex) appears in the console output after
+        the previous match; returns the match and moves past it.
+
+        => raises BootTestError on timeout, when QEMU exits first, or when the
+           regex `fail_if` appears first.
+        """
+        regex = re.compile(pattern, re.MULTILINE)
+        bad = re.compile(fail_if, re.MULTILINE) if fail_if else None
+        deadline = time.monotonic() + timeout
+        with self._cond:
+            while True:
+                text = self._text()
+                m = regex.search(text, self._cursor)
+                b = bad.search(text, self._cursor) if bad else None
+                if b and (not m or b.start() < m.start()):
+                    raise BootTestError(f"waiting for {what or repr(pattern)}: got "
+                                        f"{b.group(0)!r} instead; the console ended with:\n"
+                                        + self.tail())
+                if m:
+                    self._cursor = m.end()
+                    return m
+                remaining = deadline - time.monotonic()
+                if self._eof or remaining <= 0:
+                    break
+                self._cond.wait(min(remaining, 0.5))
+        why = "QEMU exited" if self._eof else f"nothing after {timeout:.0f} s"
+        if self._eof and self.proc is not None:
+            try:
+                self.proc.wait(timeout=5)
+                why += f" with status {self.proc.returncode}"
+            except subprocess.TimeoutExpired:
+                pass
+        raise BootTestError(f"waiting for {what or repr(pattern)}: {why}; the console ended with:\n"
+                            + self.tail())
+
+    def expect_absent(self, pattern, since=0):
+        """Fails if `pattern` occurs in the console output from offset `since`."""
+        m = re.compile(pattern, re.MULTILINE).search(self.output(), since)
+        if m:
+            raise BootTestError(f"unexpected console output {m.group(0)!r}")
+
+    def cursor(self):
+        """The offset wait_for searches from (for expect_absent ranges)."""
+        return self._cursor
+
+    def send(self, text):
+        """Types `text` on the guest's serial port."""
+        data = text.encode("latin-1") if isinstance(text, str) else bytes(text)
+        try:
+            self.proc.stdin.write(data)
+            self.proc.stdin.flush()
+        except (BrokenPipeError, OSError) as e:
+            raise BootTestError(f"cannot write to the serial port: {e}")
+
+    def wait_exit(self, timeout):
+        """Waits for QEMU to end; returns its exit status.
+
+        => raises BootTestError if it is still running after `timeout` s.
+        """
+        try:
+            return self.proc.wait(timeout=timeout)
+        except subprocess.TimeoutExpired:
+            raise BootTestError(f"QEMU still running after {timeout:.0f} s; the console ended with:\n"
+                                + self.tail())
+
+    # ---- QMP -------------------------------------------------------------
+
+    def _qmp_connect(self, timeout=10):
+        deadline = time.monotonic() + timeout
+        while True:
+            sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+            try:
+                sock.connect(self.qmp_path)
+                break
+            except OSError as e:
+                sock.close()
+                if self.proc.poll() is not None:
+                    raise BootTestError(f"QEMU exited with status {self.proc.returncode} "
+                                        "before QMP was up")
+                if time.monotonic() > deadline:
+                    raise BootTestError(f"cannot connect to QMP at {self.qmp_path}: {e}")
+                time.sleep(0.1)
+        sock.settimeout(timeout)
+        self.qmp_sock = sock
+        self._qmp_file = sock.makefile("rb")
+        greeting = self._qmp_read(timeout)
+        if "QMP" not in greeting:
+            raise BootTestError(f"unexpected QMP greeting {greeting!r}")
+        self._qmp_execute("qmp_capabilities", None, timeout)
+
+    def _qmp_read(self, timeout):
+        self.qmp_sock.settimeout(timeout)
+        try:
+            line = self._qmp_file.readline()
+        except socket.timeout:
+            raise BootTestError(f"QMP: no answer within {timeout} s")
+        if not line:
+            raise BootTestError("QMP: connection closed (QEMU gone?)")
+        return json.loads(line)
+
+    def _qmp_execute(self, command, arguments, timeout):
+        self._qmp_id += 1
+        request = {"execute": command, "id": self._qmp_id}
+        if arguments is not None:
+            request["arguments"] = arguments
+        self.qmp_sock.sendall(json.dumps(request).encode() + b"\n")
+        deadline = time.monotonic() + timeout
+        while True:
+            remaining = deadline - time.monotonic()
+            if remaining <= 0:
+                raise BootTestError(f"QMP {command}: no answer within {timeout} s")
+            reply = self._qmp_read(remaining)
+            if "event" in reply:
+                continue  # asynchronous events are not answers
+            if reply.get("id") != self._qmp_id:
+                continue
+            if "error" in reply:
+                err = reply["error"]
+                raise BootTestError(f"QMP {command}: {err.get('class')}: {err.get('desc')}")
+            return reply.get("return")
+
+    def qmp(self, command, arguments=None, timeout=30):
+        """Runs one QMP command and returns its `return` value."""
+        if self.qmp_sock is None:
+            self._qmp_connect()
+        return self._qmp_execute(command, arguments, timeout)
+
+    def hmp(self, command_line, timeout=30):
+        """Runs a human monitor command (e.g. "info tlb"); returns its text
+        with "\\n" line ends."""
+        text = self.qmp("human-monitor-command", {"command-line": command_line}, timeout)
+        return text.replace("\r\n", "\n")
+
+    def screendump(self, path):
+        """Saves the screen as a PPM file; returns (width, height, rgb bytes)."""
+        self.qmp("screendump", {"filename": os.path.abspath(path)})
+        return read_ppm(path)
+
+    def send_key(self, *keys):
+        """Presses the QEMU key names together (e.g. "ret", "shift", "a")."""
+        self.qmp("send-key", {"keys": [{"type": "qcode", "data": k} for k in keys]})
+
+
+def read_ppm(path):
+    """Reads a binary PPM (P6, maxval 255): returns (width, height, rgb bytes)."""
+    with open(path, "rb") as f:
+        data = f.read()
+    fields = []
+    pos = 0
+    while len(fields) < 4:
+        while data[pos:pos + 1].isspace():
+            pos += 1
+        if data[pos:pos + 1] == b"#":
+            pos = data.index(b"\n", pos) + 1
+            continue
+        end = pos
+        while not data[end:end + 1].isspace():
+            end += 1
+        fields.append(data[pos:end])
+        pos = end
+    pos += 1
+    if fields[0] != b"P6" or int(fields[3]) != 255:
+        raise BootTestError(f"{path}: not a P6 PPM with maxval 255")
+    width, height = int(fields[1]), int(fields[2])
+    pixels = data[pos:pos + width * height * 3]
+    if len(pixels) != width * height * 3:
+        raise BootTestError(f"{path}: truncated PPM")
+    return width, height, pixels
+
+
+# ---- ELF program headers -------------------------------------------------
+
+PT_LOAD = 1
+PF_X, PF_W, PF_R = 1, 2, 4
+
+
+class Segment:
+    """One PT_LOAD: where it goes and with which permissions."""
+
+    def __init__(self, vaddr, memsz, flags):
+        self.vaddr = vaddr
+        self.memsz = memsz
+        self.flags = flags
+
+    @property
+    def start(self):
+        return self.vaddr & ~0xFFF
+
+    @property
+    def end(self):
+        return (self.vaddr + self.memsz + 0xFFF) & ~0xFFF
+
+    @property
+    def writable(self):
+        return bool(self.flags & PF_W)
+
+    @property
+    def executable(self):
+        return bool(self.flags & PF_X)
+
+    def perms(self):
+        return ("R" if self.flags & PF_R else "-") + ("W" if self.writable else "-") + \
+            ("X" if self.executable else "-")
+
+    def __repr__(self):
+        return f"{self.start:016x}-{self.end:016x} {self.perms()}"
+
+
+def elf_load_segments(path):
+    """The PT_LOAD segments of an ELF64 little-endian file, read with struct."""
+    with open(path, "rb") as f:
+        data = f.read()
+    if data[:4] != b"\x7fELF" or data[4] != 2 or data[5] != 1:
+        raise BootTestError(f"{path}: not an ELF64 little-endian file")
+    (e_phoff,) = struct.unpack_from("<Q", data, 0x20)
+    e_phentsize, e_phnum = struct.unpack_from("<HH", data, 0x36)
+    segments = []
+    for i in range(e_phnum):
+        p_type, p_flags, _off, p_vaddr, _paddr, _filesz, p_memsz, _align = \
+            struct.unpack_from("<IIQQQQQQ", data, e_phoff + i * e_phentsize)
+        if p_type == PT_LOAD and p_memsz > 0:
+            segments.append(Segment(p_vaddr, p_memsz, p_flags))
+    return segments
+
+
+# ---- QEMU's page-table views ---------------------------------------------
+
+_TLB_LINE = re.compile(r"^([0-9a-f]{16}): ([0-9a-f]{16}) ([X-])([G-])([P-])([D-])([A-])"
+                       r"([C-])([T-])([U-])([W-])$")
+_MEM_LINE = re.compile(r"^([0-9a-f]{16})-([0-9a-f]{16}) ([0-9a-f]{16}) ([u-])r([w-])$")
+
+
+class Leaf:
+    """One `info tlb` line: a present leaf entry and its own flag bits."""
+
+    def __init__(self, va, pa, flags):
+        self.va = va
+        self.pa = pa
+        self.nx = flags[0] == "X"
+        self.large = flags[2] == "P"
+        self.user = flags[7] == "U"
+        self.writable = flags[8] == "W"
+        self.size = 0x1000  # fixed up by parse_info_tlb for large pages
+        self.text = ""
+
+    @property
+    def end(self):
+        return self.va + self.size
+
+    def __repr__(self):
+        return self.text or f"{self.va:016x}"
+
+
+def parse_info_tlb(text, mem_ranges=None):
+    """Parses `info tlb`; returns the leaves in address order.
+
+    `info tlb` does not say a large page's level. A large leaf is 1 GiB when
+    its address is 1 GiB aligned, no other leaf starts inside that GiB and
+    `info mem` (mem_ranges) shows the address 2 MiB above it mapped; else 2 MiB.
+    """
+    leaves = []
+    for line in text.splitlines():
+        line = line.strip()
+        if not line:
+            continue
+        m = _TLB_LINE.match(line)
+        if not m:
+            raise BootTestError(f"unexpected `info tlb` line {line!r}")
+        leaf = Leaf(int(m.group(1), 16), int(m.group(2), 16), "".join(m.groups()[2:]))
+        leaf.text = line
+        leaves.append(leaf)
+    leaves.sort(key=lambda l: l.va)
+    for i, leaf in enumerate(leaves):
+        if not leaf.large:
+            continue
+        leaf.size = 2 << 20
+        gib = 1 << 30
+        next_va = leaves[i + 1].va if i + 1 < len(leaves) else None
+        if leaf.va % gib == 0 and (next_va is None or next_va >= leaf.va + gib) \
+                and mem_ranges is not None and _covered(mem_ranges, leaf.va + (2 << 20)):
+            leaf.size = gib
+    return leaves
+
+
+def parse_info_mem(text):
+    """Parses `info mem`; returns [(start, end, user, writable)] with the
+    addresses as unsigned 64-bit values."""
+    ranges = []
+    for line in text.splitlines():
+        line = line.strip()
+        if not line:
+            continue
+        m = _MEM_LINE.match(line)
+        if not m:
+            raise BootTestError(f"unexpected `info mem` line {line!r}")
+        start, end = int(m.group(1), 16), int(m.group(2), 16)
+        size = int(m.group(3), 16)
+        # QEMU sign-extends start and end separately: use start + size.
+        ranges.append((start, (start + size) & (2**64 - 1) or 2**64, m.group(4) == "u",
+                       m.group(5) == "w"))
+    return ranges
+
+
+def _covered(mem_ranges, va):
+    return any(start <= va < end for start, end, _u, _w in mem_ranges)
+
+
+LOWER_HALF_END = 0x0000800000000000
+HHDM_START = 0xFFFF800000000000
+HHDM_END = 0xFFFFC00000000000
+KERNEL_WINDOW = 0xFFFFFFFF80000000
+
+
+def check_address_space(segments, leaves, mem_ranges):
+    """Checks QEMU's view of the kernel's page tables against the ELF.
+
+    Returns a list of lines describing what was checked; raises BootTestError
+    listing every violation:
+      - the top 2 GiB holds exactly the pages of the PT_LOAD segments, each
+        leaf writable iff PF_W and executable (NX clear) iff PF_X;
+      - the HHDM exists and every leaf in it is NX;
+      - no leaf anywhere is both writable and executable;
+      - nothing is mapped below 0x0000800000000000.
+    """
+    problems = []
+    report = []
+    if not segments:
+        raise BootTestError("the kernel has no PT_LOAD segments")
+
+    # Lower half.
+    low = [l for l in leaves if l.va < LOWER_HALF_END]
+    low_mem = [r for r in mem_ranges if r[0] < LOWER_HALF_END]
+    for l in low[:5]:
+        problems.append(f"lower half mapped: {l}")
+    if len(low) > 5:
+        problems.append(f"... and {len(low) - 5} more lower-half leaves")
+    if low_mem and not low:
+        problems.append(f"lower half mapped per `info mem`: {low_mem[0][0]:016x}")
+    report.append(f"lower half: {len(low)} leaves (want 0)")
+
+    # W+X anywhere.
+    wx = [l for l in leaves if l.writable and not l.nx]
+    for l in wx[:5]:
+        problems.append(f"writable and executable: {l}")
+    if len(wx) > 5:
+        problems.append(f"... and {len(wx) - 5} more W+X leaves")
+    report.append(f"W+X leaves: {len(wx)} of {len(leaves)} (want 0)")
+
+    # HHDM.
+    hhdm = [l for l in leaves if HHDM_START <= l.va < HHDM_END]
+    if not hhdm:
+        problems.append("nothing mapped at the HHDM (0xffff800000000000)")
+    elif hhdm[0].va != HHDM_START:
+        problems.append(f"the HHDM does not start at {HHDM_START:016x} (first leaf {hhdm[0]})")
+    exec_hhdm = [l for l in hhdm if not l.nx]
+    for l in exec_hhdm[:5]:
+        problems.append(f"HHDM leaf executable: {l}")
+    if hhdm:
+        report.append(f"HHDM: {len(hhdm)} leaves from {hhdm[0].va:016x} to "
+                      f"{hhdm[-1].end:016x}, {len(exec_hhdm)} executable (want 0)")
+
+    # The top 2 GiB: each leaf inside one segment with its permissions, and
+    # every page of every segment present.
+    top = [l for l in leaves if l.va >= KERNEL_WINDOW]
+    for l in top:
+        owner = [s for s in segments if s.start <= l.va and l.end <= s.end]
+        if not owner:
+            problems.append(f"top 2 GiB: {l} is not inside any PT_LOAD segment")
+            continue
+        s = owner[0]
+        if l.writable != s.writable:
+            problems.append(f"{l}: writable={l.writable} but segment {s} has "
+                            f"PF_W={s.writable}")
+        if (not l.nx) != s.executable:
+            problems.append(f"{l}: executable={not l.nx} but segment {s} has "
+                            f"PF_X={s.executable}")
+        if l.user:
+            problems.append(f"{l}: user-accessible kernel page")
+    for s in segments:
+        pages = (s.end - s.start) // 0x1000
+        covered = 0
+        for l in top:
+            lo, hi = max(l.va, s.start), min(l.end, s.end)
+            if lo < hi:
+                covered += (hi - lo) // 0x1000
+        if covered != pages:
+            problems.append(f"segment {s}: {covered} of {pages} pages mapped")
+        report.append(f"segment {s}: {pages} pages, mapped with leaf W/X "
+                      f"{'W' if s.writable else '-'}{'X' if s.executable else '-'}")
+    # `info mem` gives the effective W (ANDed over the levels): a range in the
+    # top 2 GiB may be writable only inside a PF_W segment.
+    for start, end, user, writable in mem_ranges:
+        if start >= KERNEL_WINDOW and writable:
+            if not any(s.writable and s.start <= start and end <= s.end for s in segments):
+                problems.append(f"`info mem`: {start:016x}-{end:016x} writable outside "
+                                "the PF_W segments")
+    report.append(f"top 2 GiB: {len(top)} leaves, all inside the {len(segments)} segments")
+
+    if problems:
+        raise BootTestError("page tables differ from what the kernel ELF asks for:\n  "
+                            + "\n  ".join(problems))
+    return report
+
+
+# ---- test scripts' common command line -----------------------------------
+
+def arg_parser(description):
+    """The options every boot test takes (CTest passes them)."""
+    p = argparse.ArgumentParser(description=description)
+    p.add_argument("--image", help="the disk image to boot")
+    p.add_argument("--efi", help="stage 1 (for variant images)")
+    p.add_argument("--kernel", help="kernel.elf")
+    p.add_argument("--cfg", help="canopy.cfg (for variant images)")
+    p.add_argument("--mkimage", help="scripts/mkimage.sh (for variant images)")
+    p.add_argument("--ovmf-code", default=DEFAULT_OVMF_CODE)
+    p.add_argument("--ovmf-vars", default=DEFAULT_OVMF_VARS)
+    p.add_argument("--workdir", default=".", help="logs and variant images go here")
+    p.add_argument("--mem", default="512M")
+    p.add_argument("--smp", default="1")
+    p.add_argument("--cpu", default="max")
+    p.add_argument("--machine", default="q35")
+    p.add_argument("--quiet", action="store_true", help="do not echo the guest console")
+    return p
+
+
+def machine_from_args(args, image=None, name="boot", **kw):
+    """A Machine configured from the common options."""
+    return Machine(image or args.image, ovmf_code=args.ovmf_code, ovmf_vars=args.ovmf_vars,
+                   machine=args.machine, mem=args.mem, smp=args.smp, cpu=args.cpu,
+                   log_dir=args.workdir, name=name, echo=not args.quiet, **kw)
+
+
+def make_image(args, out, kernel=None, no_kernel=False, cfg=None):
+    """Builds a variant image with scripts/mkimage.sh."""
+    cmd = [args.mkimage, "--out", out, "--efi", args.efi, "--quiet"]
+    cmd += ["--no-kernel"] if no_kernel else ["--kernel", kernel or args.kernel]
+    cmd += ["--cfg", cfg or args.cfg]
+    r = subprocess.run(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, timeout=60)
+    if r.returncode != 0:
+        raise BootTestError(f"mkimage failed: {r.stdout.decode(errors='replace')}")
+    return out
+
+
+def run(main):
+    """Runs a test's main(), printing PASS/FAIL and exiting 0/1."""
+    name = os.path.basename(sys.argv[0])
+    t0 = time.monotonic()
+    try:
+        main()
+    except BootTestError as e:
+        print(f"\nFAIL {name} ({time.monotonic() - t0:.1f} s): {e}", flush=True)
+        sys.exit(1)
+    print(f"\nPASS {name} ({time.monotonic() - t0:.1f} s)", flush=True)
+    sys.exit(0)

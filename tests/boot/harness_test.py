@@ -1,0 +1,236 @@
+#!/usr/bin/env python3
+"""Checks the boot harness's parsers and page-table rules on synthetic input,
+so that a boot test's verdict can be trusted: each rule must reject the layout
+that breaks it and accept the one that keeps it."""
+
+import os
+import struct
+import sys
+import tempfile
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import harness  # noqa: E402
+
+KB, MB, GB = 1 << 10, 1 << 20, 1 << 30
+
+# A kernel like Canopy's: text R+X, rodata R, data+bss R+W.
+SEGMENTS = [
+    harness.Segment(0xFFFFFFFF80000000, 0x3000, harness.PF_R | harness.PF_X),
+    harness.Segment(0xFFFFFFFF80003000, 0x1800, harness.PF_R),
+    harness.Segment(0xFFFFFFFF80005000, 0x2100, harness.PF_R | harness.PF_W),
+]
+
+
+def tlb_line(va, pa, flags):
+    return f"{va:016x}: {pa:016x} {flags}"
+
+
+def good_tlb():
+    """`info tlb` of a correct address space, and its `info mem`."""
+    lines = []
+    # HHDM: 1 GiB of RAM with one 1 GiB page.
+    lines.append(tlb_line(0xFFFF800000000000, 0, "X-P-A---W"))
+    # A stack in the dynamic area, NX.
+    lines.append(tlb_line(0xFFFFC00000001000, 0x300000, "X--DA---W"))
+    pa = 0x200000
+    for s in SEGMENTS:
+        for va in range(s.start, s.end, 0x1000):
+            flags = ("-" if s.executable else "X") + "---A---" + ("W" if s.writable else "-")
+            lines.append(tlb_line(va, pa, flags))
+            pa += 0x1000
+    mem = [
+        "ffff800000000000-ffff800040000000 0000000040000000 -rw",
+        "ffffc00000001000-ffffc00000002000 0000000000001000 -rw",
+        "ffffffff80000000-ffffffff80005000 0000000000005000 -r-",
+        "ffffffff80005000-ffffffff80008000 0000000000003000 -rw",
+    ]
+    return lines, mem
+
+
+def check(lines, mem):
+    ranges = harness.parse_info_mem("\n".join(mem))
+    leaves = harness.parse_info_tlb("\n".join(lines), ranges)
+    return harness.check_address_space(SEGMENTS, leaves, ranges)
+
+
+def expect_failure(lines, mem, needle):
+    try:
+        check(lines, mem)
+    except harness.BootTestError as e:
+        assert needle in str(e), f"failure message lacks {needle!r}: {e}"
+        return
+    raise AssertionError(f"accepted a layout that should fail with {needle!r}")
+
+
+def test_good_layout_passes():
+    lines, mem = good_tlb()
+    report = check(lines, mem)
+    assert any("W+X leaves: 0" in r for r in report), report
+
+
+def test_lower_half_leaf_fails():
+    lines, mem = good_tlb()
+    lines.insert(0, tlb_line(0x1000, 0x1000, "X-------W"))
+    expect_failure(lines, mem, "lower half mapped")
+
+
+def test_wx_leaf_fails():
+    lines, mem = good_tlb()
+    lines.append(tlb_line(0xFFFFC00000005000, 0x400000, "-------UW"))
+    expect_failure(lines, mem, "writable and executable")
+
+
+def test_executable_hhdm_fails():
+    lines, mem = good_tlb()
+    lines[0] = tlb_line(0xFFFF800000000000, 0, "--P-A----")
+    expect_failure(lines, mem, "HHDM leaf executable")
+
+
+def test_missing_hhdm_fails():
+    lines, mem = good_tlb()
+    del lines[0]
+    expect_failure(lines, mem[1:], "nothing mapped at the HHDM")
+
+
+def test_extra_page_in_kernel_window_fails():
+    lines, mem = good_tlb()
+    lines.append(tlb_line(0xFFFFFFFF80008000, 0x900000, "X---A----"))
+    expect_failure(lines, mem, "not inside any PT_LOAD segment")
+
+
+def test_missing_segment_page_fails():
+    lines, mem = good_tlb()
+    lines = [l for l in lines if not l.startswith("ffffffff80004000")]
+    expect_failure(lines, mem, "1 of 2 pages mapped")
+
+
+def test_writable_rodata_fails():
+    lines, mem = good_tlb()
+    lines = [l[:-1] + "W" if l.startswith("ffffffff80003000") else l for l in lines]
+    expect_failure(lines, mem, "writable=True but segment")
+
+
+def test_executable_data_fails():
+    lines, mem = good_tlb()
+    lines = [l[:35] + "-" + l[36:] if l.startswith("ffffffff80005000") else l for l in lines]
+    expect_failure(lines, mem, "executable=True but segment")
+
+
+def test_non_executable_text_fails():
+    lines, mem = good_tlb()
+    lines = [l[:35] + "X" + l[36:] if l.startswith("ffffffff80001000") else l for l in lines]
+    expect_failure(lines, mem, "executable=False but segment")
+
+
+def test_effective_write_outside_data_fails():
+    lines, mem = good_tlb()
+    mem[2] = "ffffffff80000000-ffffffff80005000 0000000000005000 -rw"
+    expect_failure(lines, mem, "writable outside the PF_W segments")
+
+
+def test_large_page_sizes():
+    mem = harness.parse_info_mem("ffff800000000000-ffff800080000000 0000000080000000 -rw\n"
+                                 "ffffc00000000000-ffffc00000200000 0000000000200000 -rw")
+    leaves = harness.parse_info_tlb("\n".join([
+        tlb_line(0xFFFF800000000000, 0, "X-P-A---W"),
+        tlb_line(0xFFFF800040000000, 0x40000000, "X-P-A---W"),
+        tlb_line(0xFFFFC00000000000, 0x800000, "X-P-A---W"),  # alone, but 2 MiB
+    ]), mem)
+    assert [l.size for l in leaves] == [GB, GB, 2 * MB], [l.size for l in leaves]
+    # Two 2 MiB pages at the start of a GiB: the first is not 1 GiB.
+    leaves = harness.parse_info_tlb("\n".join([
+        tlb_line(0xFFFF800000000000, 0, "X-P-A---W"),
+        tlb_line(0xFFFF800000200000, 0x200000, "X-P-A---W"),
+    ]), mem)
+    assert [l.size for l in leaves] == [2 * MB, 2 * MB]
+
+
+def test_info_mem_sign_extension():
+    ranges = harness.parse_info_mem("ffffffff80000000-0000000000000000 0000000080000000 -r-")
+    assert ranges == [(0xFFFFFFFF80000000, 1 << 64, False, False)], ranges
+
+
+def test_unexpected_lines_rejected():
+    for text, fn in (("garbage", harness.parse_info_tlb), ("0-1 2 xyz", harness.parse_info_mem)):
+        try:
+            fn(text)
+        except harness.BootTestError:
+            continue
+        raise AssertionError(f"{text!r} accepted")
+
+
+def build_elf(phdrs):
+    """An ELF64 header plus program headers (type, flags, vaddr, memsz)."""
+    header = bytearray(64)
+    header[:6] = b"\x7fELF\x02\x01"
+    struct.pack_into("<Q", header, 0x20, 64)
+    struct.pack_into("<HH", header, 0x36, 56, len(phdrs))
+    body = b"".join(struct.pack("<IIQQQQQQ", t, f, 0, va, va, sz, sz, 0x1000)
+                    for t, f, va, sz in phdrs)
+    return bytes(header) + body
+
+
+def test_elf_load_segments():
+    data = build_elf([(1, 5, 0xFFFFFFFF80000000, 0x1234), (6, 4, 0x40, 0x38),
+                      (1, 6, 0xFFFFFFFF80002000, 0), (1, 6, 0xFFFFFFFF80003010, 0x10)])
+    with tempfile.NamedTemporaryFile(delete=False) as f:
+        f.write(data)
+    try:
+        segs = harness.elf_load_segments(f.name)
+    finally:
+        os.unlink(f.name)
+    # PT_PHDR and the empty PT_LOAD are skipped; pages are rounded outward.
+    assert [(s.start, s.end, s.perms()) for s in segs] == [
+        (0xFFFFFFFF80000000, 0xFFFFFFFF80002000, "R-X"),
+        (0xFFFFFFFF80003000, 0xFFFFFFFF80004000, "RW-"),
+    ], segs
+
+
+def test_elf_bad_magic_rejected():
+    with tempfile.NamedTemporaryFile(delete=False) as f:
+        f.write(b"\x7fELG" + bytes(60))
+    try:
+        harness.elf_load_segments(f.name)
+    except harness.BootTestError:
+        return
+    finally:
+        os.unlink(f.name)
+    raise AssertionError("bad magic accepted")
+
+
+def test_console_cleaning_is_prefix_stable():
+    raw = b"\x1b[2J\x1b[01;01HBdsDxe: starting\r\ncanopy: \x1b[1mready\x1b[0m\r\n"
+    full = harness.clean_console_text(raw)
+    assert full == "BdsDxe: starting\ncanopy: ready\n", repr(full)
+    for cut in range(len(raw)):
+        part = harness.clean_console_text(raw[:cut])
+        assert full.startswith(part), (cut, part)
+
+
+def test_read_ppm():
+    with tempfile.NamedTemporaryFile(delete=False) as f:
+        f.write(b"P6\n# c\n2 1\n255\n" + bytes([1, 2, 3, 4, 5, 6]))
+    try:
+        assert harness.read_ppm(f.name) == (2, 1, bytes([1, 2, 3, 4, 5, 6]))
+    finally:
+        os.unlink(f.name)
+
+
+def main():
+    tests = [(n, f) for n, f in sorted(globals().items()) if n.startswith("test_")]
+    passed = failed = 0
+    for name, fn in tests:
+        try:
+            fn()
+        except Exception as e:  # noqa: BLE001 - report every kind of failure
+            failed += 1
+            print(f"FAIL {name}: {type(e).__name__}: {e}")
+        else:
+            passed += 1
+            print(f"ok   {name}")
+    print(f"{passed} passed, {failed} failed")
+    return 1 if failed else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
