@@ -1,0 +1,167 @@
+/*
+ * main: the kernel's initialisation, in the order the hardware and the
+ * hand-off allow.
+ *
+ *   1. GDT, TSS and IDT first: stage 1 arrives on the firmware's GDT, and any
+ *      fault before the IDT is loaded would triple-fault silently.
+ *   2. The serial console (it needs nothing), then the boot info check.
+ *   3. The framebuffer console (once the boot info says where it is).
+ *   4. The PMM and the page tables, adopted from stage 1.
+ *   5. The trampoline identity page dropped, loader and boot-services memory
+ *      reclaimed, the PMM checked and audited.
+ *   6. The banner, and `canopy: ready` as the last line of initialisation.
+ *
+ * Each phase's TSC stamp goes into the boot info beside stage 1's.
+ */
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include <arch/cpu.h>
+#include <arch/gdt.h>
+#include <arch/trap.h>
+#include <canopy/bootinfo.h>
+#include <kernel/bootinfo.h>
+#include <kernel/console.h>
+#include <kernel/fault.h>
+#include <kernel/kmm.h>
+#include <kernel/panic.h>
+
+#ifndef CANOPY_VERSION
+#define CANOPY_VERSION "0"
+#endif
+
+#define PAGE_SIZE 4096ull
+
+void kernel_main(struct canopy_bootinfo *bi);
+
+/* A boot info pointer we can dereference at all: canonical, higher half, aligned. */
+static bool bootinfo_pointer_ok(const struct canopy_bootinfo *bi)
+{
+    uint64_t v = (uint64_t)(uintptr_t)bi;
+    return v >= CANOPY_HHDM_BASE_5L && (v & 7) == 0 && v <= UINT64_MAX - sizeof(*bi);
+}
+
+static void check_bootinfo(struct canopy_bootinfo *bi)
+{
+    if (!bootinfo_pointer_ok(bi))
+        panic("canopy: boot info pointer 0x%016llx is not a higher-half address; "
+              "was this kernel started by Canopy's stage 1?",
+              (unsigned long long)(uintptr_t)bi);
+    struct bootinfo_cpu cpu = {
+        .cr3_root = arch_read_cr3() & ARCH_CR3_ADDR,
+        .la57 = (arch_read_cr4() & ARCH_CR4_LA57) != 0,
+        .nxe = (arch_rdmsr(ARCH_MSR_EFER) & ARCH_EFER_NXE) != 0,
+    };
+    const char *why = bootinfo_problem(bi, &cpu);
+    if (why != NULL)
+        panic("canopy: bad boot info: %s", why);
+}
+
+static void start_fb_console(struct canopy_bootinfo *bi)
+{
+    const struct canopy_framebuffer *fb = &bi->fb;
+    if (fb->format == CANOPY_FB_NONE) {
+        kprintf("console: no framebuffer; serial only\n");
+        return;
+    }
+    if (fb->size_bytes == 0 || fb->base > UINT64_MAX - bi->hhdm_base - fb->size_bytes ||
+        !kmm_range_is_mapped(bi->hhdm_base + fb->base, fb->size_bytes, true)) {
+        kprintf("console: framebuffer 0x%llx (%llu bytes) is not mapped writable in the HHDM; "
+                "serial only\n",
+                (unsigned long long)fb->base, (unsigned long long)fb->size_bytes);
+        return;
+    }
+    console_init_fb(fb, bi->hhdm_base);
+}
+
+static const char *segment_name(uint32_t flags)
+{
+    if (flags & CANOPY_SEG_X)
+        return ".text";
+    if (flags & CANOPY_SEG_W)
+        return ".data";
+    return ".rodata";
+}
+
+static void print_banner(const struct canopy_bootinfo *bi)
+{
+    const struct pmm *p = kmm_pmm();
+    uint64_t managed = p->free_frames + p->used_frames + p->reclaimable_frames;
+    kprintf("\nCanopy %s (x86_64)\n", CANOPY_VERSION);
+    kprintf("memory: %llu MiB managed, %llu MiB free, %llu MiB used, %llu MiB reserved\n",
+            (unsigned long long)(managed * PAGE_SIZE >> 20),
+            (unsigned long long)(p->free_frames * PAGE_SIZE >> 20),
+            (unsigned long long)(p->used_frames * PAGE_SIZE >> 20),
+            (unsigned long long)(p->reserved_frames * PAGE_SIZE >> 20));
+    kprintf("paging: %u levels, HHDM at 0x%016llx%s\n", bi->paging_levels,
+            (unsigned long long)bi->hhdm_base,
+            (bi->cpu_flags & CANOPY_CPU_PDPE1G) ? " (1 GiB pages)" : " (2 MiB pages)");
+    kprintf("kernel segments:\n");
+    for (uint32_t i = 0; i < bi->segment_count; i++) {
+        const struct canopy_segment *s = &bi->segments[i];
+        uint64_t size = s->page_count * PAGE_SIZE;
+        kprintf("  %-8s 0x%016llx-0x%016llx -> phys 0x%012llx %6llu KiB %c%c%c\n",
+                segment_name(s->flags), (unsigned long long)s->vaddr,
+                (unsigned long long)(s->vaddr + size - 1), (unsigned long long)s->paddr,
+                (unsigned long long)(size >> 10), (s->flags & CANOPY_SEG_R) ? 'R' : '-',
+                (s->flags & CANOPY_SEG_W) ? 'W' : '-', (s->flags & CANOPY_SEG_X) ? 'X' : '-');
+    }
+    kprintf("boot stack: 0x%016llx-0x%016llx (guard page below)\n",
+            (unsigned long long)(bi->stack_top_va - CANOPY_BOOT_STACK_SIZE),
+            (unsigned long long)(bi->stack_top_va - 1));
+    if (bi->fb.format != CANOPY_FB_NONE)
+        kprintf("framebuffer: %ux%u, pitch %u, %u bpp at phys 0x%llx%s\n", bi->fb.width,
+                bi->fb.height, bi->fb.pitch_bytes, bi->fb.bpp, (unsigned long long)bi->fb.base,
+                console_has_fb() ? "" : " (console off)");
+    if (bi->cmdline[0] != '\0')
+        kprintf("command line: %s\n", bi->cmdline);
+    if (bi->tsc_hz != 0 && bi->phase_tsc[CANOPY_PHASE_STAGE1_ENTRY] != 0) {
+        uint64_t ticks = arch_rdtsc() - bi->phase_tsc[CANOPY_PHASE_STAGE1_ENTRY];
+        kprintf("boot time: %llu ms from stage 1 entry\n",
+                (unsigned long long)(ticks / (bi->tsc_hz / 1000 ? bi->tsc_hz / 1000 : 1)));
+    }
+}
+
+static _Noreturn void idle(void)
+{
+    /*
+     * Interrupts stay off until there is an interrupt controller to talk to;
+     * the loop polls the serial port so input is not lost meanwhile.
+     */
+    for (;;) {
+        (void)console_poll_input();
+        arch_pause();
+    }
+}
+
+void kernel_main(struct canopy_bootinfo *bi)
+{
+    arch_gdt_init();
+    arch_idt_init();
+    console_init_serial();
+    kprintf("canopy: kernel entered\n");
+
+    check_bootinfo(bi);
+    kmm_early_init(bi);
+    fault_init(bi->hhdm_base, bi->paging_levels);
+    uint64_t stack_low = bi->stack_top_va - CANOPY_BOOT_STACK_SIZE;
+    fault_add_guard(stack_low - PAGE_SIZE, PAGE_SIZE, "boot stack");
+    start_fb_console(bi);
+    bi->phase_tsc[CANOPY_PHASE_CONSOLES_UP] = arch_rdtsc();
+    kprintf("console: serial %s, framebuffer %s\n", console_has_serial() ? "on" : "off",
+            console_has_fb() ? "on" : "off");
+
+    kmm_adopt(bi);
+    kmm_drop_identity();
+    kmm_reclaim();
+    char msg[160];
+    if (pmm_check(kmm_pmm(), msg, sizeof(msg)) != PMM_OK)
+        panic("pmm_check failed after reclaim: %s", msg);
+    bi->phase_tsc[CANOPY_PHASE_PMM_RECLAIM] = arch_rdtsc();
+    kmm_audit();
+
+    print_banner(bi);
+    kprintf("canopy: ready\n");
+    idle();
+}

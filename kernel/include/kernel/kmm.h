@@ -1,0 +1,70 @@
+/*
+ * kmm: the kernel's physical memory and page tables at boot.
+ *
+ * The kernel continues with the PMM stage 1 built (a copy of its struct,
+ * rebased to the HHDM) and with stage 1's page tables (adopted through
+ * vmm/pt with a frame source on that PMM). Then it drops the identity-mapped
+ * trampoline page, reclaims loader and boot-services memory, and audits
+ * that every used frame is accounted for by its owner.
+ */
+#ifndef KERNEL_KMM_H
+#define KERNEL_KMM_H
+
+#include <stdbool.h>
+#include <stdint.h>
+
+#include <canopy/bootinfo.h>
+#include <pmm/pmm.h>
+#include <vmm/pt.h>
+
+/*
+ * Records where the HHDM is and how deep the paging is, so that
+ * kmm_range_is_mapped() and kmm_phys_to_virt() work before adoption.
+ * => bi passed bootinfo_problem().
+ */
+void kmm_early_init(struct canopy_bootinfo *bi);
+
+/*
+ * Adopts stage 1's PMM and page tables. Panics if the PMM fails pmm_check or
+ * the page-table root is not the live CR3.
+ * => bi passed bootinfo_problem(); runs on the kernel's GDT and IDT.
+ */
+void kmm_adopt(struct canopy_bootinfo *bi);
+
+/* The kernel's PMM and page tables. => after kmm_adopt(). */
+struct pmm *kmm_pmm(void);
+struct pt *kmm_pt(void);
+
+/* The HHDM address of a physical address. */
+void *kmm_phys_to_virt(uint64_t phys);
+
+/*
+ * Unmaps stage 1's trampoline identity page (freeing its frame if the PMM
+ * has it as CANOPY_OWNER_TRAMPOLINE) and checks that the lower half is then
+ * empty. Returns true if it is.
+ */
+bool kmm_drop_identity(void);
+
+/*
+ * Frees loader and boot-services memory, after checking that nothing the
+ * kernel still reads (the boot info and what it points to) lies there.
+ * Returns the number of frames freed (0 if the check failed; it says why).
+ */
+uint64_t kmm_reclaim(void);
+
+/*
+ * The PMM audit: every used frame accounted for by its owner (page tables
+ * against a walk of the hierarchy, the kernel image against the segments,
+ * the boot stack, the boot info, the PMM's own array). Prints
+ * "pmm audit: OK (...)" or one line per difference and a count.
+ * Returns true if there was no difference.
+ */
+bool kmm_audit(void);
+
+/*
+ * True if every page of [va, va + size) is mapped (and writable if `write`)
+ * in the live page tables. => after kmm_early_init().
+ */
+bool kmm_range_is_mapped(uint64_t va, uint64_t size, bool write);
+
+#endif

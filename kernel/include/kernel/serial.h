@@ -1,0 +1,31 @@
+/*
+ * serial: a polled 16550 UART driver (COM1 by default). Every wait is
+ * bounded, and a port that does not answer the probe is never touched again,
+ * so a machine without a serial port boots just the same.
+ */
+#ifndef KERNEL_SERIAL_H
+#define KERNEL_SERIAL_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#define SERIAL_COM1 0x3f8
+
+/*
+ * Probes the UART at `port` (scratch register, then a loopback byte) and, if
+ * it answers, programs 115200 baud, 8N1, FIFOs on, interrupts off.
+ * Returns true if the port is present and set up.
+ */
+bool serial_init(uint16_t port);
+
+/* True once serial_init succeeded and the port has not stopped draining. */
+bool serial_is_present(void);
+
+/* Writes n bytes, '\n' as "\r\n". Gives up on a port that stays busy. */
+void serial_write(const char *s, size_t n);
+
+/* One received byte, or -1 if none is waiting (or there is no port). */
+int serial_getc(void);
+
+#endif

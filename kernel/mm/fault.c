@@ -1,0 +1,165 @@
+/*
+ * fault: the page-fault handler.
+ *
+ * Today every page fault is fatal (demand paging will be decided here
+ * first). The report says what kind of access faulted and where, then walks
+ * the live page tables from CR3 with vmm/pt's pt_walk: each level's index and
+ * raw entry, then either the level whose entry is not present or the leaf's
+ * flags. A fault inside a registered guard page (the boot stack's, and later
+ * every kernel stack's) is called a stack overflow by name. The handler runs
+ * on its own IST stack (see arch/x86_64/idt.c), so a stack overflow still
+ * gets a report.
+ *
+ * The walk reads the tables through the HHDM. It is only attempted once the
+ * HHDM base and depth are known (fault_init), and a fault during the report
+ * is caught by the trap layer's nested-fault guard.
+ */
+#include <stdarg.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include <arch/cpu.h>
+#include <arch/trap.h>
+#include <canopy/fmt.h>
+#include <kernel/fault.h>
+#include <vmm/pt.h>
+
+#define GUARD_MAX 16
+
+static struct {
+    uint64_t va, size;
+    const char *name;
+} guards[GUARD_MAX];
+static unsigned guard_count;
+
+static uint64_t hhdm;
+static unsigned levels;
+
+static char detail[1536];
+static size_t detail_len;
+
+static void detail_sink(void *ctx, const char *s, size_t n)
+{
+    (void)ctx;
+    for (size_t i = 0; i < n && detail_len + 1 < sizeof(detail); i++)
+        detail[detail_len++] = s[i];
+    detail[detail_len] = '\0';
+}
+
+__attribute__((format(printf, 1, 2))) static void detail_add(const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    fmt_vformat(detail_sink, NULL, fmt, ap);
+    va_end(ap);
+}
+
+bool fault_add_guard(uint64_t va, uint64_t size, const char *name)
+{
+    if (guard_count == GUARD_MAX)
+        return false;
+    guards[guard_count].va = va;
+    guards[guard_count].size = size;
+    guards[guard_count].name = name;
+    guard_count++;
+    return true;
+}
+
+void fault_entry_flags(uint64_t e, char *buf, size_t size)
+{
+    static const struct {
+        unsigned bit;
+        const char *name;
+    } bits[] = {
+        {0, "P"}, {1, "W"}, {2, "U"},  {3, "PWT"}, {4, "PCD"},
+        {5, "A"}, {6, "D"}, {7, "PS"}, {8, "G"},   {63, "NX"},
+    };
+    size_t len = 0;
+    buf[0] = '\0';
+    for (size_t i = 0; i < sizeof(bits) / sizeof(bits[0]); i++) {
+        if (!(e & (1ull << bits[i].bit)))
+            continue;
+        if (len + 1 >= size)
+            break;
+        len += fmt_snprintf(buf + len, size - len, "%s%s", len ? " " : "", bits[i].name);
+    }
+}
+
+static const char *level_name(unsigned depth_index)
+{
+    /* depth_index 0 is the root: PML5 with 5 levels, else PML4. */
+    static const char *const names[] = {"PML5", "PML4", "PDPT", "PD", "PT"};
+    unsigned i = depth_index + (5 - levels);
+    return i < 5 ? names[i] : "?";
+}
+
+static void describe_walk(uint64_t va)
+{
+    struct pt view = {
+        .root = arch_read_cr3() & ARCH_CR3_ADDR,
+        .levels = levels,
+        .nx = true,
+        .virt_offset = hhdm,
+    };
+    if (!pt_is_canonical(va, levels)) {
+        detail_add("  0x%016llx is not canonical for %u-level paging\n", (unsigned long long)va,
+                   levels);
+        return;
+    }
+    struct pt_walk w;
+    pt_walk(&view, va, &w);
+    char flags[64];
+    for (unsigned i = 0; i < w.depth && i < 5; i++) {
+        fault_entry_flags(w.level[i].entry, flags, sizeof(flags));
+        detail_add("  %-4s[%3u] = 0x%016llx  %s\n", level_name(i), w.level[i].index,
+                   (unsigned long long)w.level[i].entry, flags[0] ? flags : "(empty)");
+    }
+    if (w.present) {
+        fault_entry_flags(w.leaf.entry, flags, sizeof(flags));
+        detail_add("  mapped by a %s leaf: page 0x%016llx -> frame 0x%llx, flags %s\n",
+                   w.leaf.page_size == PT_PAGE_1G   ? "1 GiB"
+                   : w.leaf.page_size == PT_PAGE_2M ? "2 MiB"
+                                                    : "4 KiB",
+                   (unsigned long long)w.leaf.va, (unsigned long long)w.leaf.pa, flags);
+    } else if (w.depth > 0) {
+        detail_add("  not mapped: the %s entry is not present\n", level_name(w.depth - 1));
+    }
+}
+
+static void fault_page(struct trap_frame *f)
+{
+    uint64_t va = arch_read_cr2();
+    uint64_t err = f->error_code;
+    detail_len = 0;
+    detail[0] = '\0';
+
+    const char *access = (err & PF_ERR_FETCH)   ? "instruction fetch"
+                         : (err & PF_ERR_WRITE) ? "write"
+                                                : "read";
+    const char *cause = (err & PF_ERR_RSVD)      ? "a reserved bit set in a paging entry"
+                        : (err & PF_ERR_PRESENT) ? "a protection violation"
+                                                 : "a page that is not present";
+    detail_add("page fault: %s %s at 0x%016llx, %s\n", (err & PF_ERR_USER) ? "user" : "kernel",
+               access, (unsigned long long)va, cause);
+
+    for (unsigned i = 0; i < guard_count; i++)
+        if (va - guards[i].va < guards[i].size)
+            detail_add("stack overflow: 0x%016llx is in the guard page of the %s "
+                       "[0x%016llx, 0x%016llx)\n",
+                       (unsigned long long)va, guards[i].name, (unsigned long long)guards[i].va,
+                       (unsigned long long)(guards[i].va + guards[i].size));
+
+    if (levels != 0)
+        describe_walk(va);
+    else
+        detail_add("  (page tables not walked: the HHDM is not known yet)\n");
+    arch_trap_fatal(f, detail);
+}
+
+void fault_init(uint64_t hhdm_base, unsigned paging_levels)
+{
+    hhdm = hhdm_base;
+    levels = paging_levels;
+    arch_trap_set_handler(TRAP_PAGE_FAULT, fault_page);
+}

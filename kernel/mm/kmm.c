@@ -1,0 +1,221 @@
+/*
+ * kmm: taking over physical memory and the page tables from stage 1.
+ *
+ * The PMM: stage 1 built it after ExitBootServices; the kernel copies its
+ * struct (plain data holding only physical addresses, see pmm.h) into
+ * kernel .data, rebases it to the HHDM and checks it. The copy keeps working
+ * whatever stage 1 does with the memory of the original.
+ *
+ * The page tables: stage 1's hierarchy is the kernel's from the first
+ * instruction (every table is a PMM frame owned by CANOPY_OWNER_PAGE_TABLE).
+ * pt_adopt() takes it over with a frame source on the PMM that zeroes new
+ * tables through the HHDM.
+ *
+ * Order at boot (kernel_main): kmm_adopt -> kmm_drop_identity ->
+ * kmm_reclaim -> kmm_audit. Reclaiming is only safe once the kernel runs on
+ * its own GDT, IDT, stack and page tables, and only if nothing it still
+ * reads lies in reclaimable memory; kmm_reclaim checks the latter.
+ */
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include <arch/cpu.h>
+#include <kernel/bootinfo.h>
+#include <kernel/console.h>
+#include <kernel/kmm.h>
+#include <kernel/panic.h>
+
+#include "kmm_internal.h"
+
+#define PAGE_SIZE          4096ull
+#define LOWER_HALF_LAST_4L 0x00007fffffffffffull
+#define LOWER_HALF_LAST_5L 0x00ffffffffffffffull
+
+struct kmm_state kmm;
+
+static bool pt_frame_alloc(void *ctx, uint64_t *phys)
+{
+    (void)ctx;
+    if (pmm_alloc(&kmm.pmm, 0, CANOPY_OWNER_PAGE_TABLE, phys) != PMM_OK)
+        return false;
+    __builtin_memset(kmm_phys_to_virt(*phys), 0, PAGE_SIZE);
+    return true;
+}
+
+static void pt_frame_free(void *ctx, uint64_t phys)
+{
+    (void)ctx;
+    enum pmm_status st = pmm_free(&kmm.pmm, phys, 0);
+    if (st != PMM_OK)
+        panic("kmm: freeing page-table frame 0x%llx: %s", (unsigned long long)phys,
+              pmm_status_str(st));
+}
+
+void *kmm_phys_to_virt(uint64_t phys)
+{
+    return (void *)(uintptr_t)(phys + kmm.hhdm);
+}
+
+struct pmm *kmm_pmm(void)
+{
+    return &kmm.pmm;
+}
+
+struct pt *kmm_pt(void)
+{
+    return &kmm.pt;
+}
+
+void kmm_early_init(struct canopy_bootinfo *bi)
+{
+    kmm.bi = bi;
+    kmm.hhdm = bi->hhdm_base;
+    kmm.levels = bi->paging_levels;
+}
+
+void kmm_adopt(struct canopy_bootinfo *bi)
+{
+    kmm_early_init(bi);
+    kmm.pmm = *(const struct pmm *)kmm_phys_to_virt(bi->pmm);
+    pmm_rebase(&kmm.pmm, kmm.hhdm);
+
+    char msg[160];
+    if (pmm_check(&kmm.pmm, msg, sizeof(msg)) != PMM_OK)
+        panic("pmm_check failed on the PMM handed over by stage 1: %s", msg);
+
+    struct pt_frames frames = {.alloc = pt_frame_alloc, .free = pt_frame_free, .ctx = NULL};
+    pt_adopt(&kmm.pt, bi->pt_root, bi->paging_levels, (bi->cpu_flags & CANOPY_CPU_NX) != 0,
+             kmm.hhdm, frames);
+    kmm.adopted = true;
+    kprintf("kmm: adopted the PMM (%llu frames tracked: %llu free, %llu used, %llu reclaimable, "
+            "%llu reserved)\n",
+            (unsigned long long)kmm.pmm.frame_count, (unsigned long long)kmm.pmm.free_frames,
+            (unsigned long long)kmm.pmm.used_frames, (unsigned long long)kmm.pmm.reclaimable_frames,
+            (unsigned long long)kmm.pmm.reserved_frames);
+    kprintf("kmm: adopted the page tables (%u levels, root 0x%llx, %llu tables)\n", kmm.pt.levels,
+            (unsigned long long)kmm.pt.root, (unsigned long long)kmm.pt.table_count);
+}
+
+uint64_t kmm_lower_half_last(void)
+{
+    return kmm.levels == 5 ? LOWER_HALF_LAST_5L : LOWER_HALF_LAST_4L;
+}
+
+static bool count_leaf(void *ctx, const struct pt_leaf *leaf)
+{
+    uint64_t *n = ctx;
+    if (++*n <= 4)
+        kprintf("kmm: lower half still maps 0x%016llx -> 0x%llx (%llu KiB)\n",
+                (unsigned long long)leaf->va, (unsigned long long)leaf->pa,
+                (unsigned long long)(leaf->page_size / 1024));
+    return true;
+}
+
+bool kmm_drop_identity(void)
+{
+    uint64_t va = kmm.bi->trampoline_page;
+    if (va != 0) {
+        struct pt_leaf leaf;
+        bool mapped = pt_query(&kmm.pt, va, &leaf) == PT_OK;
+        enum pt_status st = pt_unmap(&kmm.pt, va, PAGE_SIZE);
+        if (st != PT_OK)
+            panic("kmm: unmapping the trampoline page 0x%llx: %s", (unsigned long long)va,
+                  pt_status_str(st));
+        arch_invlpg(va);
+        if (mapped && pmm_owner_of(&kmm.pmm, leaf.pa) == CANOPY_OWNER_TRAMPOLINE) {
+            enum pmm_status ps = pmm_free(&kmm.pmm, leaf.pa, 0);
+            if (ps != PMM_OK)
+                panic("kmm: freeing the trampoline frame 0x%llx: %s", (unsigned long long)leaf.pa,
+                      pmm_status_str(ps));
+        }
+        kprintf("kmm: trampoline page 0x%llx unmapped%s\n", (unsigned long long)va,
+                mapped ? "" : " (it was not mapped)");
+    }
+
+    uint64_t leaves = 0;
+    pt_for_each_leaf(&kmm.pt, 0, kmm_lower_half_last(), count_leaf, &leaves);
+    /* Empty tables would not show as leaves: the root's lower half must be clear too. */
+    const uint64_t *root = kmm_phys_to_virt(kmm.pt.root);
+    unsigned root_entries = 0;
+    for (unsigned i = 0; i < 256; i++)
+        root_entries += root[i] != 0;
+    if (leaves != 0 || root_entries != 0) {
+        kprintf("kmm: lower half NOT empty: %llu pages mapped, %u root entries in use\n",
+                (unsigned long long)leaves, root_entries);
+        return false;
+    }
+    kmm.identity_dropped = true;
+    kprintf("kmm: lower half empty\n");
+    return true;
+}
+
+/*
+ * Finds the first frame of [phys, phys + size) that the PMM does not have as
+ * used: such data would be freed (reclaimable) or is already lost (free).
+ */
+static bool region_is_owned(uint64_t phys, uint64_t size, uint64_t *bad)
+{
+    if (size == 0)
+        return true;
+    uint64_t first = phys & ~(PAGE_SIZE - 1);
+    uint64_t last = (phys + size - 1) & ~(PAGE_SIZE - 1);
+    for (uint64_t f = first; f <= last; f += PAGE_SIZE)
+        if (pmm_owner_of(&kmm.pmm, f) == CANOPY_OWNER_NONE) {
+            *bad = f;
+            return false;
+        }
+    return true;
+}
+
+uint64_t kmm_reclaim(void)
+{
+    const struct canopy_bootinfo *bi = kmm.bi;
+    struct {
+        const char *what;
+        uint64_t phys, size;
+    } keep[] = {
+        {"the boot info", bootinfo_phys(bi), sizeof(*bi)},
+        {"the memory map", bi->mem_ranges,
+         (uint64_t)bi->mem_range_capacity * sizeof(struct canopy_mem_range)},
+        {"the mapping manifest", bi->mappings,
+         (uint64_t)bi->mapping_capacity * sizeof(struct canopy_mapping)},
+        {"the EFI memory map", bi->efi_memmap, bi->efi_memmap_size},
+        {"the PMM state array", kmm.pmm.state, kmm.pmm.state_bytes},
+    };
+    for (size_t i = 0; i < sizeof(keep) / sizeof(keep[0]); i++) {
+        uint64_t bad;
+        if (!region_is_owned(keep[i].phys, keep[i].size, &bad)) {
+            kprintf("kmm: %s (0x%llx, %llu bytes) uses frame 0x%llx, which is not owned; "
+                    "reclaim skipped\n",
+                    keep[i].what, (unsigned long long)keep[i].phys,
+                    (unsigned long long)keep[i].size, (unsigned long long)bad);
+            return 0;
+        }
+    }
+    uint64_t n = pmm_reclaim(&kmm.pmm);
+    kmm.reclaimed = true;
+    kprintf("kmm: reclaimed %llu frames (%llu KiB) of loader and boot-services memory\n",
+            (unsigned long long)n, (unsigned long long)(n * 4));
+    return n;
+}
+
+bool kmm_range_is_mapped(uint64_t va, uint64_t size, bool write)
+{
+    struct pt view = {
+        .root = arch_read_cr3() & ARCH_CR3_ADDR,
+        .levels = kmm.levels,
+        .nx = true,
+        .virt_offset = kmm.hhdm,
+    };
+    uint64_t end = va + size;
+    while (va < end) {
+        struct pt_leaf leaf;
+        if (pt_query(&view, va, &leaf) != PT_OK)
+            return false;
+        if (write && !(leaf.attrs & PT_W))
+            return false;
+        va = leaf.va + leaf.page_size;
+    }
+    return true;
+}

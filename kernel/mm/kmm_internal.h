@@ -1,0 +1,30 @@
+/*
+ * kmm_internal: the state kmm.c and audit.c share. Not for other modules.
+ */
+#ifndef KMM_INTERNAL_H
+#define KMM_INTERNAL_H
+
+#include <stdbool.h>
+#include <stdint.h>
+
+#include <canopy/bootinfo.h>
+#include <pmm/pmm.h>
+#include <vmm/pt.h>
+
+struct kmm_state {
+    struct canopy_bootinfo *bi;
+    uint64_t hhdm;
+    unsigned levels;
+    struct pmm pmm; /* the kernel's copy of stage 1's PMM */
+    struct pt pt;   /* the live hierarchy (CR3) */
+    bool adopted;
+    bool identity_dropped;
+    bool reclaimed;
+};
+
+extern struct kmm_state kmm;
+
+/* The last byte of the lower half for the current paging depth. */
+uint64_t kmm_lower_half_last(void);
+
+#endif
