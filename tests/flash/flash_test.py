@@ -13,6 +13,7 @@ result with tools the script does not control: sgdisk -v for the GPT, mtools
 for the file system, and a byte comparison against the image.
 
 usage: flash_test.py [TEST ...]   (no names: run them all)
+       flash_test.py --list         (the test names, one per line)
 """
 
 import hashlib
@@ -493,6 +494,9 @@ done
 
 def main(argv):
     tests = {n[5:]: f for n, f in sorted(globals().items()) if n.startswith("test_")}
+    if argv[1:] == ["--list"]:
+        print("\n".join(tests))
+        return 0
     names = argv[1:] or list(tests)
     for n in names:
         if n not in tests:
