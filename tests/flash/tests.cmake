@@ -3,8 +3,9 @@
 # needed. Included from tests/CMakeLists.txt; one CTest test per case so a
 # failure names the check that broke. Needs python3, sgdisk and mtools.
 
-find_package(Python3 COMPONENTS Interpreter)
-if(NOT Python3_Interpreter_FOUND)
+# The same cache variable tests/CMakeLists.txt uses: found once, shared.
+find_program(CANOPY_PYTHON3 python3)
+if(NOT CANOPY_PYTHON3)
   message(WARNING "python3 not found: the flash-usb tests are not registered")
   return()
 endif()
@@ -12,7 +13,7 @@ endif()
 set(CANOPY_FLASH_TEST ${CMAKE_CURRENT_LIST_DIR}/flash_test.py)
 # The case names come from the script itself, so the two cannot drift apart.
 execute_process(
-  COMMAND ${Python3_EXECUTABLE} ${CANOPY_FLASH_TEST} --list
+  COMMAND ${CANOPY_PYTHON3} ${CANOPY_FLASH_TEST} --list
   OUTPUT_VARIABLE CANOPY_FLASH_CASES
   RESULT_VARIABLE CANOPY_FLASH_LIST_RESULT
   OUTPUT_STRIP_TRAILING_WHITESPACE)
@@ -23,6 +24,6 @@ string(REPLACE "\n" ";" CANOPY_FLASH_CASES "${CANOPY_FLASH_CASES}")
 set_property(DIRECTORY APPEND PROPERTY CMAKE_CONFIGURE_DEPENDS ${CANOPY_FLASH_TEST})
 
 foreach(case IN LISTS CANOPY_FLASH_CASES)
-  add_test(NAME flash.${case} COMMAND ${Python3_EXECUTABLE} ${CANOPY_FLASH_TEST} ${case})
+  add_test(NAME flash.${case} COMMAND ${CANOPY_PYTHON3} ${CANOPY_FLASH_TEST} ${case})
   set_tests_properties(flash.${case} PROPERTIES LABELS flash TIMEOUT 60)
 endforeach()
