@@ -1,0 +1,30 @@
+# Shared by run.sh and test.sh (sourced, not run): where the tree and the
+# build directory are, and the install + configure + build steps both share.
+
+CANOPY_ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
+# The build directory; CANOPY_BUILD_DIR overrides it (relative to the tree).
+CANOPY_BUILD=${CANOPY_BUILD_DIR:-build}
+case "$CANOPY_BUILD" in
+/*) ;;
+*) CANOPY_BUILD=$CANOPY_ROOT/$CANOPY_BUILD ;;
+esac
+
+canopy_step() {
+    printf '==> %s\n' "$*"
+}
+
+# Installs missing packages, configures (once) and builds everything.
+canopy_deps_and_build() {
+    canopy_step "checking packages"
+    "$CANOPY_ROOT/scripts/deps.sh"
+    if [ ! -f "$CANOPY_BUILD/CMakeCache.txt" ]; then
+        canopy_step "configuring $CANOPY_BUILD"
+        cmake -S "$CANOPY_ROOT" -B "$CANOPY_BUILD" -G Ninja
+    fi
+    canopy_step "building"
+    cmake --build "$CANOPY_BUILD"
+    if [ ! -f "$CANOPY_BUILD/canopy.img" ]; then
+        echo "no canopy.img in $CANOPY_BUILD after the build" >&2
+        return 1
+    fi
+}

@@ -1,0 +1,129 @@
+#!/usr/bin/env bash
+# Installs what is missing, builds, and boots canopy.img under QEMU with OVMF,
+# the guest's serial console on this terminal.
+set -euo pipefail
+
+usage() {
+    cat <<'EOF'
+usage: scripts/run.sh [options] [-- extra QEMU arguments]
+
+Installs missing Debian packages, builds (in build/), and boots build/canopy.img
+under QEMU (q35) with OVMF. The serial console is on this terminal: type to the
+guest; Ctrl-A X quits QEMU, Ctrl-A C switches to QEMU's monitor and back.
+
+  --headless        no window; the serial console only
+  --mem SIZE        guest RAM (default 512M), e.g. 128M, 4G
+  --smp N           number of CPUs (default 1)
+  --cpu MODEL       CPU model (default: max; e.g. qemu64 has no 1 GiB pages)
+  --machine TYPE    q35 (default) or pc
+  --gdb             start paused; QEMU waits for GDB on localhost:1234
+                    (docs/debugging.md)
+  --no-reboot       exit instead of rebooting
+  --no-build        boot the existing image without installing or building
+  --image FILE      boot another image (implies --no-build)
+  --ovmf-code FILE  firmware code (default /usr/share/OVMF/OVMF_CODE_4M.fd)
+  --ovmf-vars FILE  variable store template (default the matching OVMF_VARS)
+  -h, --help        this text
+
+QMP (the machine-readable monitor) listens on build/qmp.sock while QEMU runs.
+The environment variable CANOPY_BUILD_DIR picks another build directory.
+EOF
+}
+
+source "$(dirname "${BASH_SOURCE[0]}")/common.sh"
+
+headless=0 mem=512M smp=1 cpu=max machine=q35 gdb=0 no_reboot=0 build=1 image=
+ovmf_code=/usr/share/OVMF/OVMF_CODE_4M.fd ovmf_vars=
+extra=()
+need() {
+    [ $# -ge 2 ] && [ -n "$2" ] || { echo "run.sh: $1 needs a value" >&2; exit 2; }
+}
+while [ $# -gt 0 ]; do
+    case "$1" in
+    --headless) headless=1; shift ;;
+    --mem) need "$@"; mem=$2; shift 2 ;;
+    --smp) need "$@"; smp=$2; shift 2 ;;
+    --cpu) need "$@"; cpu=$2; shift 2 ;;
+    --machine) need "$@"; machine=$2; shift 2 ;;
+    --gdb) gdb=1; shift ;;
+    --no-reboot) no_reboot=1; shift ;;
+    --no-build) build=0; shift ;;
+    --image) need "$@"; image=$2; build=0; shift 2 ;;
+    --ovmf-code) need "$@"; ovmf_code=$2; shift 2 ;;
+    --ovmf-vars) need "$@"; ovmf_vars=$2; shift 2 ;;
+    -h | --help) usage; exit 0 ;;
+    --) shift; extra=("$@"); break ;;
+    *) echo "run.sh: unknown option '$1' (see --help)" >&2; exit 2 ;;
+    esac
+done
+case "$smp" in '' | *[!0-9]*) echo "run.sh: --smp wants a number" >&2; exit 2 ;; esac
+
+if [ "$build" = 1 ]; then
+    canopy_deps_and_build
+fi
+image=${image:-$CANOPY_BUILD/canopy.img}
+[ -f "$image" ] || { echo "run.sh: $image not found (build first)" >&2; exit 1; }
+
+# The variable store matching the firmware build: OVMF_CODE_4M.fd goes with
+# OVMF_VARS_4M.fd, OVMF_CODE.fd (2 MB) with OVMF_VARS.fd.
+if [ -z "$ovmf_vars" ]; then
+    ovmf_vars=$(dirname "$ovmf_code")/$(basename "$ovmf_code" | sed -e 's/CODE/VARS/' -e 's/\.\(ms\|secboot\|snakeoil\)\././')
+fi
+for f in "$ovmf_code" "$ovmf_vars"; do
+    [ -f "$f" ] || { echo "run.sh: $f not found (package ovmf)" >&2; exit 1; }
+done
+
+# A private copy of the variable store: boot entries the firmware writes stay
+# in the build directory, and a fresh copy each run keeps runs independent.
+mkdir -p "$CANOPY_BUILD"
+vars=$CANOPY_BUILD/OVMF_VARS.fd
+cp "$ovmf_vars" "$vars"
+
+# KVM when this user may use it, else TCG (slower, fine for Canopy).
+if [ -w /dev/kvm ]; then accel=kvm; else accel=tcg; fi
+
+args=(
+    -machine "$machine" -accel "$accel" -cpu "$cpu" -m "$mem" -smp "$smp"
+    -drive "if=pflash,format=raw,unit=0,readonly=on,file=$ovmf_code"
+    -drive "if=pflash,format=raw,unit=1,file=$vars"
+    -drive "format=raw,file=$image,if=ide,index=0"
+    -nic none
+    -serial mon:stdio
+    -qmp "unix:$CANOPY_BUILD/qmp.sock,server=on,wait=off"
+    -device isa-debug-exit,iobase=0xf4,iosize=4
+)
+if [ "$headless" = 0 ] && [ -z "${DISPLAY:-}${WAYLAND_DISPLAY:-}" ]; then
+    echo "run.sh: no graphical session (DISPLAY unset); running headless" >&2
+    headless=1
+fi
+if [ "$headless" = 1 ]; then
+    args+=(-display none)
+else
+    displays=$(qemu-system-x86_64 -display help 2>/dev/null || true)
+    if grep -qx gtk <<<"$displays"; then
+        args+=(-display gtk)
+    elif grep -qx sdl <<<"$displays"; then
+        args+=(-display sdl)
+    else
+        echo "run.sh: QEMU has no gtk or sdl display (package qemu-system-gui); running headless" >&2
+        args+=(-display none)
+    fi
+fi
+if [ "$gdb" = 1 ]; then
+    args+=(-s -S)
+    echo "run.sh: QEMU is paused and waits for GDB on localhost:1234:" >&2
+    echo "  gdb $CANOPY_BUILD/kernel/kernel.elf -ex 'target remote :1234'" >&2
+fi
+[ "$no_reboot" = 1 ] && args+=(-no-reboot)
+
+canopy_step "booting $(basename "$image") (Ctrl-A X quits)"
+set +e
+qemu-system-x86_64 "${args[@]}" "${extra[@]}"
+status=$?
+set -e
+rm -f "$CANOPY_BUILD/qmp.sock"
+# isa-debug-exit: a guest's write of v ends QEMU with status (v << 1) | 1.
+if [ "$status" -ne 0 ] && [ $((status & 1)) -eq 1 ]; then
+    echo "run.sh: the guest exited through isa-debug-exit with value $((status >> 1))" >&2
+fi
+exit "$status"
