@@ -1,2 +1,6 @@
 # Tests of the AVL tree and the address space (avl.c, space.c).
 canopy_host_test(vmm_avl_test SOURCES tests/avl_test.c LINK vmm)
+# Unit tests, then 300,000 random operations against the naive model in
+# space_oracle.c. A longer run: vmm_space_test --ops 5000000 (or set
+# CANOPY_VMM_DIFF_OPS); --seed N picks another sequence.
+canopy_host_test(vmm_space_test SOURCES tests/space_test.c tests/space_oracle.c LINK vmm)

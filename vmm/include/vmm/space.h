@@ -1,0 +1,171 @@
+/*
+ * space: an address space, the set of VMAs (virtual memory areas) handed out
+ * in a range of virtual addresses, kept in the gap-augmented AVL tree.
+ *
+ * The space is page granular: every VMA starts on a 4 KiB boundary and covers
+ * whole pages. It records who owns which range; mapping pages is the caller's
+ * business (the kernel's mm code pairs each change here with pt_map/pt_unmap).
+ *
+ * Addresses that are never handed out, whatever the bounds of the space:
+ *   - page 0 ([0, 0xfff]), so a NULL dereference always faults;
+ *   - the non-canonical hole: 0x0000800000000000..0xffff7fffffffffff with
+ *     48-bit virtual addresses, 0x0100000000000000..0xfeffffffffffffff with 57.
+ *
+ * Ranges are [start, last] with an inclusive last byte, so a VMA may end at
+ * 2^64 - 1. Requests return a status; a found address comes back through an
+ * out parameter, so no address (0 included) ever means "failure".
+ *
+ * The space never calls malloc: a VMA's storage comes from the node source
+ * given at init (kmalloc in the kernel, malloc on the host), and splitting a
+ * VMA asks it for a second node before anything is changed.
+ */
+#ifndef VMM_SPACE_H
+#define VMM_SPACE_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include <vmm/avl.h>
+
+#define VMM_PAGE_SIZE 4096ull
+
+#define VMM_WARN_UNUSED __attribute__((warn_unused_result))
+
+enum vmm_status {
+    VMM_OK = 0,
+    VMM_ERR_INVALID,    /* a bad argument: zero or unaligned size, align not a power of two,
+                           a range wrapping, outside the space, on page 0 or non-canonical */
+    VMM_ERR_NO_SPACE,   /* no aligned hole of that size exists in the window */
+    VMM_ERR_OVERLAP,    /* a fixed range intersects an existing VMA */
+    VMM_ERR_NOT_MAPPED, /* part of the range is not covered by VMAs */
+    VMM_ERR_NOMEM,      /* the node source gave no node; nothing was changed */
+};
+
+/* A short English name for a status, for error lines. */
+const char *vmm_status_str(enum vmm_status st);
+
+/* What a VMA carries besides its range. The space stores these and never interprets them. */
+struct vmm_attrs {
+    const char *name; /* for dumps and panics ("stack", ".text"); not copied */
+    uint32_t prot;    /* protection flags, e.g. PT_W | PT_X */
+    uint16_t kind;    /* the owner's small kind code (stack, heap, device, ...) */
+    uint16_t flags;   /* the owner's flags (demand-zero, guard, ...) */
+};
+
+struct vmm_vma {
+    struct avl_node node; /* node.start and node.last are the range */
+    struct vmm_attrs attrs;
+};
+
+/* First and last byte of a VMA. */
+static inline uint64_t vmm_vma_start(const struct vmm_vma *v)
+{
+    return v->node.start;
+}
+static inline uint64_t vmm_vma_last(const struct vmm_vma *v)
+{
+    return v->node.last;
+}
+
+/* Where VMA storage comes from and goes back to. alloc returns NULL when empty. */
+struct vmm_node_source {
+    struct vmm_vma *(*alloc)(void *ctx);
+    void (*free)(void *ctx, struct vmm_vma *vma);
+    void *ctx;
+};
+
+struct vmm_space {
+    struct avl_tree tree;
+    uint64_t start, last;      /* bounds of the space, inclusive */
+    uint64_t canon_low_last;   /* last byte of the canonical lower half */
+    uint64_t canon_high_start; /* first byte of the canonical upper half */
+    struct vmm_node_source nodes;
+    uint64_t last_visits;  /* tree nodes examined by the most recent vmm_space_alloc */
+    uint64_t total_visits; /* ... and by all of them since init */
+};
+
+/*
+ * Makes an empty space over [start, last].
+ * => start page aligned, last + 1 page aligned (or last = 2^64 - 1), start < last;
+ *    va_bits is 48 or 57 (the paging depth's canonical width). VMM_ERR_INVALID otherwise.
+ */
+enum vmm_status vmm_space_init(struct vmm_space *s, uint64_t start, uint64_t last, unsigned va_bits,
+                               struct vmm_node_source nodes) VMM_WARN_UNUSED;
+
+/* Returns every VMA to the node source; the space is empty (and still usable) afterwards. */
+void vmm_space_clear(struct vmm_space *s);
+
+/*
+ * Records the fixed range [start, start + size) as a new VMA.
+ * => start and size page aligned, size > 0; the range inside the space, canonical,
+ *    not on page 0, not wrapping (else VMM_ERR_INVALID); VMM_ERR_OVERLAP if it
+ *    intersects a VMA. *out (if not NULL) receives the VMA.
+ */
+enum vmm_status vmm_space_reserve(struct vmm_space *s, uint64_t start, uint64_t size,
+                                  const struct vmm_attrs *attrs,
+                                  struct vmm_vma **out) VMM_WARN_UNUSED;
+
+/* Where vmm_space_alloc looks. */
+#define VMM_ALLOC_TOPDOWN 0x1u /* the highest fitting address instead of the lowest */
+
+struct vmm_alloc_req {
+    uint64_t size;  /* bytes, page aligned, > 0 */
+    uint64_t align; /* a power of two; below 4 KiB means 4 KiB */
+    uint64_t min;   /* the window: the VMA must lie inside [min, last]... */
+    uint64_t last;  /* ...(inclusive: the window [min, max) has last = max - 1) */
+    unsigned flags; /* VMM_ALLOC_* */
+};
+
+/*
+ * Finds the lowest (or with VMM_ALLOC_TOPDOWN the highest) address a with
+ * a % align == 0 such that [a, a + size) lies inside the window and the space,
+ * avoids page 0, the non-canonical hole and every VMA; records it as a new VMA.
+ * => exact: VMM_ERR_NO_SPACE only if no such address exists; VMM_ERR_INVALID
+ *    for a bad size/align or an empty window; *out (if not NULL) gets the VMA.
+ * => s->last_visits counts the tree nodes the search examined.
+ */
+enum vmm_status vmm_space_alloc(struct vmm_space *s, const struct vmm_alloc_req *req,
+                                const struct vmm_attrs *attrs,
+                                struct vmm_vma **out) VMM_WARN_UNUSED;
+
+/*
+ * Releases [start, start + size): whole VMAs are removed, VMAs cut by an end
+ * of the range are trimmed, a VMA containing the range strictly inside it is
+ * split in two (one new node).
+ * => start and size page aligned, size > 0, no wrap (VMM_ERR_INVALID); every
+ *    byte of the range covered by VMAs (else VMM_ERR_NOT_MAPPED); on any error
+ *    nothing changes.
+ */
+enum vmm_status vmm_space_free(struct vmm_space *s, uint64_t start, uint64_t size) VMM_WARN_UNUSED;
+
+/*
+ * Sets the protection of [start, start + size) to prot, splitting the VMAs cut
+ * by the ends of the range (at most two new nodes). Adjacent VMAs are never
+ * merged. => preconditions and errors as vmm_space_free.
+ */
+enum vmm_status vmm_space_protect(struct vmm_space *s, uint64_t start, uint64_t size,
+                                  uint32_t prot) VMM_WARN_UNUSED;
+
+/* The VMA containing addr, or NULL. O(log n). */
+struct vmm_vma *vmm_space_lookup(const struct vmm_space *s, uint64_t addr);
+
+/* The lowest VMA whose last byte is >= addr, or NULL: where an ordered walk from addr starts. */
+struct vmm_vma *vmm_space_first_from(const struct vmm_space *s, uint64_t addr);
+
+/* In-order iteration: for (v = vmm_space_first(s); v; v = vmm_space_next(v)). */
+struct vmm_vma *vmm_space_first(const struct vmm_space *s);
+struct vmm_vma *vmm_space_next(const struct vmm_vma *v);
+struct vmm_vma *vmm_space_prev(const struct vmm_vma *v);
+
+/* Number of VMAs. */
+size_t vmm_space_count(const struct vmm_space *s);
+
+/*
+ * Verifies the tree (avl_check) and that every VMA is page aligned, inside
+ * the space, canonical and off page 0.
+ * => returns false and points *why (if not NULL) at a reason on the first violation.
+ */
+bool vmm_space_check(const struct vmm_space *s, const char **why);
+
+#endif

@@ -1,0 +1,430 @@
+/*
+ * space: address spaces over the gap-augmented AVL tree (vmm/space.h).
+ *
+ * Invariant: the tree holds the space's VMAs in address order, disjoint,
+ * page aligned, inside [start, last], canonical and off page 0
+ * (vmm_space_check). Every command validates first, then finds what it needs
+ * (the hole, the covered VMAs, the nodes for splits) and only then changes
+ * the tree, so a failed command leaves the space exactly as it was.
+ *
+ * Allocation is exact. The usable part of the request window is cut into at
+ * most two pieces (the canonical lower and upper halves, minus page 0 and the
+ * space's bounds) and each piece is searched with avl_gap_lowest/highest, which
+ * test each hole with inclusive bounds and without rounding the size up to the
+ * alignment. That rules out, by construction, the seven classic mistakes of
+ * the in-order walk (see docs and the tests named after each).
+ *
+ * Callers: the kernel's mm code (the kernel address space), the host tests.
+ */
+#include <vmm/space.h>
+
+#define PAGE_MASK (VMM_PAGE_SIZE - 1)
+
+const char *vmm_status_str(enum vmm_status st)
+{
+    switch (st) {
+    case VMM_OK:
+        return "ok";
+    case VMM_ERR_INVALID:
+        return "invalid argument";
+    case VMM_ERR_NO_SPACE:
+        return "no hole big enough in the window";
+    case VMM_ERR_OVERLAP:
+        return "range overlaps an existing area";
+    case VMM_ERR_NOT_MAPPED:
+        return "range not covered by areas";
+    case VMM_ERR_NOMEM:
+        return "out of memory for area nodes";
+    }
+    return "unknown status";
+}
+
+static struct vmm_vma *vma_of(const struct avl_node *n)
+{
+    return n ? avl_entry(n, struct vmm_vma, node) : NULL;
+}
+
+enum vmm_status vmm_space_init(struct vmm_space *s, uint64_t start, uint64_t last, unsigned va_bits,
+                               struct vmm_node_source nodes)
+{
+    if ((start & PAGE_MASK) || (last & PAGE_MASK) != PAGE_MASK || start >= last)
+        return VMM_ERR_INVALID;
+    if (va_bits != 48 && va_bits != 57)
+        return VMM_ERR_INVALID;
+    if (!nodes.alloc || !nodes.free)
+        return VMM_ERR_INVALID;
+    avl_init(&s->tree);
+    s->start = start;
+    s->last = last;
+    s->canon_low_last = (1ull << (va_bits - 1)) - 1;
+    s->canon_high_start = ~s->canon_low_last;
+    s->nodes = nodes;
+    s->last_visits = 0;
+    s->total_visits = 0;
+    return VMM_OK;
+}
+
+void vmm_space_clear(struct vmm_space *s)
+{
+    struct avl_node *n = s->tree.root;
+
+    /* Post-order teardown without rebalancing: free leaves, climbing back up. */
+    while (n) {
+        if (n->left) {
+            n = n->left;
+        } else if (n->right) {
+            n = n->right;
+        } else {
+            struct avl_node *p = n->parent;
+
+            if (p) {
+                if (p->left == n)
+                    p->left = NULL;
+                else
+                    p->right = NULL;
+            }
+            s->nodes.free(s->nodes.ctx, vma_of(n));
+            n = p;
+        }
+    }
+    avl_init(&s->tree);
+}
+
+/* True if [start, last] is inside the space, off page 0 and in one canonical half. */
+static bool range_usable(const struct vmm_space *s, uint64_t start, uint64_t last)
+{
+    if (start < s->start || last > s->last || start < VMM_PAGE_SIZE)
+        return false;
+    if (last <= s->canon_low_last)
+        return true;
+    return start >= s->canon_high_start;
+}
+
+/* Validates a page-granular [start, start + size) and returns its last byte in *last. */
+static bool range_valid(uint64_t start, uint64_t size, uint64_t *last)
+{
+    if ((start & PAGE_MASK) || (size & PAGE_MASK) || size == 0)
+        return false;
+    if (size - 1 > UINT64_MAX - start)
+        return false; /* wraps past 2^64 */
+    *last = start + (size - 1);
+    return true;
+}
+
+static struct avl_node *lookup_node(const struct vmm_space *s, uint64_t addr)
+{
+    struct avl_node *n = s->tree.root;
+
+    while (n) {
+        if (addr < n->start)
+            n = n->left;
+        else if (addr > n->last)
+            n = n->right;
+        else
+            return n;
+    }
+    return NULL;
+}
+
+static struct avl_node *first_from_node(const struct vmm_space *s, uint64_t addr)
+{
+    struct avl_node *n = s->tree.root, *best = NULL;
+
+    while (n) {
+        if (n->last >= addr) {
+            best = n;
+            n = n->left;
+        } else {
+            n = n->right;
+        }
+    }
+    return best;
+}
+
+/* Links a VMA whose range is known to be free. */
+static void insert_vma(struct vmm_space *s, struct vmm_vma *v)
+{
+    struct avl_node *parent = NULL, **link = &s->tree.root;
+
+    while (*link) {
+        parent = *link;
+        link = v->node.start < parent->start ? &parent->left : &parent->right;
+    }
+    avl_insert(&s->tree, &v->node, parent, link);
+}
+
+/* Takes a node from the source and fills it in; NULL if the source is empty. */
+static struct vmm_vma *new_vma(struct vmm_space *s, uint64_t start, uint64_t last,
+                               const struct vmm_attrs *attrs)
+{
+    struct vmm_vma *v = s->nodes.alloc(s->nodes.ctx);
+
+    if (!v)
+        return NULL;
+    v->node.start = start;
+    v->node.last = last;
+    v->attrs = *attrs;
+    return v;
+}
+
+enum vmm_status vmm_space_reserve(struct vmm_space *s, uint64_t start, uint64_t size,
+                                  const struct vmm_attrs *attrs, struct vmm_vma **out)
+{
+    uint64_t last;
+    struct avl_node *next;
+    struct vmm_vma *v;
+
+    if (!range_valid(start, size, &last) || !range_usable(s, start, last))
+        return VMM_ERR_INVALID;
+    next = first_from_node(s, start);
+    if (next && next->start <= last)
+        return VMM_ERR_OVERLAP;
+    v = new_vma(s, start, last, attrs);
+    if (!v)
+        return VMM_ERR_NOMEM;
+    insert_vma(s, v);
+    if (out)
+        *out = v;
+    return VMM_OK;
+}
+
+enum vmm_status vmm_space_alloc(struct vmm_space *s, const struct vmm_alloc_req *req,
+                                const struct vmm_attrs *attrs, struct vmm_vma **out)
+{
+    struct avl_gap_query piece[2];
+    unsigned pieces = 0, i;
+    uint64_t lo, hi, addr = 0, visits = 0;
+    bool topdown = (req->flags & VMM_ALLOC_TOPDOWN) != 0;
+    bool found = false;
+    struct vmm_vma *v;
+
+    s->last_visits = 0;
+    if ((req->size & PAGE_MASK) || req->size == 0)
+        return VMM_ERR_INVALID;
+    if (req->align == 0 || (req->align & (req->align - 1)))
+        return VMM_ERR_INVALID;
+    if (req->min > req->last)
+        return VMM_ERR_INVALID;
+
+    /* The window, clipped to the space and kept off page 0. */
+    lo = req->min > s->start ? req->min : s->start;
+    if (lo < VMM_PAGE_SIZE)
+        lo = VMM_PAGE_SIZE;
+    hi = req->last < s->last ? req->last : s->last;
+    /* ...then cut into its canonical pieces, in the order they are tried. */
+    if (lo <= hi && lo <= s->canon_low_last)
+        piece[pieces++] =
+            (struct avl_gap_query){.lo = lo, .hi = hi < s->canon_low_last ? hi : s->canon_low_last};
+    if (lo <= hi && hi >= s->canon_high_start)
+        piece[pieces++] = (struct avl_gap_query){
+            .lo = lo > s->canon_high_start ? lo : s->canon_high_start, .hi = hi};
+    for (i = 0; i < pieces && !found; i++) {
+        struct avl_gap_query *q = &piece[topdown ? pieces - 1 - i : i];
+
+        q->size = req->size;
+        q->align = req->align < VMM_PAGE_SIZE ? VMM_PAGE_SIZE : req->align;
+        if (topdown)
+            found = avl_gap_highest(&s->tree, q, &addr, &visits);
+        else
+            found = avl_gap_lowest(&s->tree, q, &addr, &visits);
+    }
+    s->last_visits = visits;
+    s->total_visits += visits;
+    if (!found)
+        return VMM_ERR_NO_SPACE;
+
+    v = new_vma(s, addr, addr + (req->size - 1), attrs);
+    if (!v)
+        return VMM_ERR_NOMEM;
+    insert_vma(s, v);
+    if (out)
+        *out = v;
+    return VMM_OK;
+}
+
+/*
+ * Finds the VMAs covering [start, last]: *first contains start, *lastv contains
+ * last, and every byte between is covered. VMM_ERR_NOT_MAPPED otherwise.
+ */
+static enum vmm_status find_cover(const struct vmm_space *s, uint64_t start, uint64_t last,
+                                  struct avl_node **first, struct avl_node **lastv)
+{
+    struct avl_node *n = lookup_node(s, start);
+
+    if (!n)
+        return VMM_ERR_NOT_MAPPED;
+    *first = n;
+    while (n->last < last) {
+        struct avl_node *next = avl_next(n);
+
+        if (!next || next->start != n->last + 1)
+            return VMM_ERR_NOT_MAPPED;
+        n = next;
+    }
+    *lastv = n;
+    return VMM_OK;
+}
+
+/*
+ * Cuts v at address at: v keeps [v->start, at - 1], tail (a fresh node) gets
+ * [at, v->last] and v's attributes.
+ *
+ *     before:  |v.start ............................ v.last|
+ *     after:   |v.start ...... at-1| |at ........... v.last|
+ *               v                     tail
+ */
+static void split(struct vmm_space *s, struct vmm_vma *v, uint64_t at, struct vmm_vma *tail)
+{
+    uint64_t old_last = v->node.last;
+
+    avl_adjust(&s->tree, &v->node, v->node.start, at - 1);
+    tail->node.start = at;
+    tail->node.last = old_last;
+    tail->attrs = v->attrs;
+    avl_insert_after(&s->tree, &v->node, &tail->node);
+}
+
+enum vmm_status vmm_space_free(struct vmm_space *s, uint64_t start, uint64_t size)
+{
+    uint64_t last;
+    struct avl_node *first, *lastv, *n;
+    struct vmm_vma *spare = NULL;
+    enum vmm_status st;
+
+    if (!range_valid(start, size, &last))
+        return VMM_ERR_INVALID;
+    st = find_cover(s, start, last, &first, &lastv);
+    if (st != VMM_OK)
+        return st;
+    /* Only a hole punched strictly inside one VMA needs a second node. */
+    if (first->start < start && lastv->last > last) {
+        if (first == lastv) {
+            spare = s->nodes.alloc(s->nodes.ctx);
+            if (!spare)
+                return VMM_ERR_NOMEM;
+        }
+    }
+
+    n = first;
+    for (;;) {
+        struct avl_node *next = n == lastv ? NULL : avl_next(n);
+
+        /*
+         *   n:      |..........................|
+         *   range:       |xxxxxxxxx|              -> split, then trim the head part
+         *   range:  |xxxxxxxxx|                   -> trim the front
+         *   range:                |xxxxxxxxxxxxxx -> trim the back
+         *   range: x|xxxxxxxxxxxxxxxxxxxxxxxxxx|x -> remove
+         */
+        if (n->start < start && n->last > last) {
+            split(s, vma_of(n), last + 1, spare);
+            avl_adjust(&s->tree, n, n->start, start - 1);
+        } else if (n->start < start) {
+            avl_adjust(&s->tree, n, n->start, start - 1);
+        } else if (n->last > last) {
+            avl_adjust(&s->tree, n, last + 1, n->last);
+        } else {
+            avl_erase(&s->tree, n);
+            s->nodes.free(s->nodes.ctx, vma_of(n));
+        }
+        if (!next)
+            break;
+        n = next;
+    }
+    return VMM_OK;
+}
+
+enum vmm_status vmm_space_protect(struct vmm_space *s, uint64_t start, uint64_t size, uint32_t prot)
+{
+    uint64_t last;
+    struct avl_node *first, *lastv, *n;
+    struct vmm_vma *head_tail = NULL, *tail_tail = NULL;
+    enum vmm_status st;
+
+    if (!range_valid(start, size, &last))
+        return VMM_ERR_INVALID;
+    st = find_cover(s, start, last, &first, &lastv);
+    if (st != VMM_OK)
+        return st;
+    /* Take both split nodes up front so that running dry changes nothing. */
+    if (first->start < start) {
+        head_tail = s->nodes.alloc(s->nodes.ctx);
+        if (!head_tail)
+            return VMM_ERR_NOMEM;
+    }
+    if (lastv->last > last) {
+        tail_tail = s->nodes.alloc(s->nodes.ctx);
+        if (!tail_tail) {
+            if (head_tail)
+                s->nodes.free(s->nodes.ctx, head_tail);
+            return VMM_ERR_NOMEM;
+        }
+    }
+
+    if (head_tail) {
+        split(s, vma_of(first), start, head_tail);
+        if (lastv == first)
+            lastv = &head_tail->node;
+        first = &head_tail->node;
+    }
+    if (tail_tail)
+        split(s, vma_of(lastv), last + 1, tail_tail);
+    for (n = first;; n = avl_next(n)) {
+        vma_of(n)->attrs.prot = prot;
+        if (n == lastv)
+            break;
+    }
+    return VMM_OK;
+}
+
+struct vmm_vma *vmm_space_lookup(const struct vmm_space *s, uint64_t addr)
+{
+    return vma_of(lookup_node(s, addr));
+}
+
+struct vmm_vma *vmm_space_first_from(const struct vmm_space *s, uint64_t addr)
+{
+    return vma_of(first_from_node(s, addr));
+}
+
+struct vmm_vma *vmm_space_first(const struct vmm_space *s)
+{
+    return vma_of(avl_first(&s->tree));
+}
+
+struct vmm_vma *vmm_space_next(const struct vmm_vma *v)
+{
+    return vma_of(avl_next(&v->node));
+}
+
+struct vmm_vma *vmm_space_prev(const struct vmm_vma *v)
+{
+    return vma_of(avl_prev(&v->node));
+}
+
+size_t vmm_space_count(const struct vmm_space *s)
+{
+    return s->tree.count;
+}
+
+bool vmm_space_check(const struct vmm_space *s, const char **why)
+{
+    const struct avl_node *n;
+
+    if (!avl_check(&s->tree, why))
+        return false;
+    for (n = avl_first(&s->tree); n; n = avl_next(n)) {
+        const char *bad = NULL;
+
+        if ((n->start & PAGE_MASK) || (n->last & PAGE_MASK) != PAGE_MASK)
+            bad = "area not page aligned";
+        else if (!range_usable(s, n->start, n->last))
+            bad = "area outside the space, on page 0 or non-canonical";
+        if (bad) {
+            if (why)
+                *why = bad;
+            return false;
+        }
+    }
+    return true;
+}

@@ -1,0 +1,799 @@
+/*
+ * space_test: unit tests of the address space (vmm/space.h), then a long
+ * random sequence checked step by step against the naive model in
+ * space_oracle.c.
+ *
+ * Address spaces are drawn in the comments: '#' is a VMA, '.' a free page,
+ * '|' the window edges. Each of the seven classic bugs of the in-order walk
+ * (DESIGN.md) has a test named test_bugN_....
+ *
+ * The random sequence runs 300,000 operations by default (about 10 s under
+ * ASan). For a longer run: `vmm_space_test --ops 5000000` or set
+ * CANOPY_VMM_DIFF_OPS=5000000; `--seed N` (or CANOPY_VMM_DIFF_SEED) picks
+ * another sequence.
+ */
+#include <vmm/space.h>
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "space_oracle.h"
+
+static int passed, failed;
+
+#define CHECK(cond)                                                                                \
+    do {                                                                                           \
+        if (!(cond)) {                                                                             \
+            fprintf(stderr, "%s:%d: %s: CHECK(%s) failed\n", __FILE__, __LINE__, __func__, #cond); \
+            return false;                                                                          \
+        }                                                                                          \
+    } while (0)
+
+#define CHECK_SPACE(s)                                                                             \
+    do {                                                                                           \
+        const char *why_ = "";                                                                     \
+        if (!vmm_space_check((s), &why_)) {                                                        \
+            fprintf(stderr, "%s:%d: %s: vmm_space_check: %s\n", __FILE__, __LINE__, __func__,      \
+                    why_);                                                                         \
+            return false;                                                                          \
+        }                                                                                          \
+    } while (0)
+
+static void run(const char *name, bool (*fn)(void))
+{
+    if (fn()) {
+        passed++;
+    } else {
+        failed++;
+        fprintf(stderr, "FAIL %s\n", name);
+    }
+}
+#define RUN(fn) run(#fn, fn)
+
+#define K       0x1000ull
+#define M       0x100000ull
+#define G       0x40000000ull
+#define TOPPG   0xfffffffffffff000ull /* the last page of the address space */
+#define HOLE_LO 0x0000800000000000ull /* first non-canonical address (48-bit) */
+#define HOLE_HI 0xffff800000000000ull /* first canonical address above the hole */
+
+/* ---- a malloc-backed node source that can be told to run dry ---- */
+
+static long live_nodes;
+static long node_budget = -1; /* -1: unlimited */
+
+static struct vmm_vma *host_alloc(void *ctx)
+{
+    struct vmm_vma *v;
+
+    if (node_budget == 0)
+        return NULL;
+    if (node_budget > 0)
+        node_budget--;
+    v = malloc(sizeof(*v));
+    if (v)
+        live_nodes++;
+    return v;
+}
+
+static void host_free(void *ctx, struct vmm_vma *v)
+{
+    live_nodes--;
+    free(v);
+}
+
+static const struct vmm_node_source host_nodes = {.alloc = host_alloc, .free = host_free};
+static const struct vmm_attrs anon = {.name = "anon", .prot = 3};
+
+static bool space_new(struct vmm_space *s, uint64_t start, uint64_t last)
+{
+    node_budget = -1;
+    live_nodes = 0; /* a failed test before may have leaked */
+    return vmm_space_init(s, start, last, 48, host_nodes) == VMM_OK;
+}
+
+/* Frees everything and checks that every node came back. */
+static bool space_done(struct vmm_space *s)
+{
+    vmm_space_clear(s);
+    return live_nodes == 0 && vmm_space_count(s) == 0;
+}
+
+static bool reserve(struct vmm_space *s, uint64_t start, uint64_t size)
+{
+    return vmm_space_reserve(s, start, size, &anon, NULL) == VMM_OK;
+}
+
+/* Allocates and returns the status; *addr gets the start on success. */
+static enum vmm_status alloc(struct vmm_space *s, uint64_t size, uint64_t align, uint64_t min,
+                             uint64_t last, unsigned flags, uint64_t *addr)
+{
+    struct vmm_alloc_req req = {
+        .size = size, .align = align, .min = min, .last = last, .flags = flags};
+    struct vmm_vma *v = NULL;
+    enum vmm_status st = vmm_space_alloc(s, &req, &anon, &v);
+
+    if (st == VMM_OK)
+        *addr = vmm_vma_start(v);
+    return st;
+}
+
+/* True if the space holds exactly the ranges given as (start, last) pairs, in order. */
+static bool layout_is(const struct vmm_space *s, const uint64_t *pairs, size_t n)
+{
+    const struct vmm_vma *v = vmm_space_first(s);
+
+    for (size_t i = 0; i < n; i++, v = vmm_space_next(v))
+        if (!v || vmm_vma_start(v) != pairs[2 * i] || vmm_vma_last(v) != pairs[2 * i + 1])
+            return false;
+    return v == NULL && vmm_space_count(s) == n;
+}
+
+static unsigned ceil_log2(uint64_t x)
+{
+    unsigned r = 0;
+
+    while ((1ull << r) < x && r < 63)
+        r++;
+    return r;
+}
+
+/* ---- basics ---- */
+
+static bool test_space_init_rejects_bad_bounds(void)
+{
+    struct vmm_space s;
+
+    CHECK(vmm_space_init(&s, 0x1800, 0xffff, 48, host_nodes) == VMM_ERR_INVALID);
+    CHECK(vmm_space_init(&s, 0x1000, 0xfffe, 48, host_nodes) == VMM_ERR_INVALID);
+    CHECK(vmm_space_init(&s, 0x2000, 0x1fff, 48, host_nodes) == VMM_ERR_INVALID);
+    CHECK(vmm_space_init(&s, 0x1000, 0xffff, 39, host_nodes) == VMM_ERR_INVALID);
+    CHECK(vmm_space_init(&s, 0, UINT64_MAX, 57, host_nodes) == VMM_OK);
+    CHECK_SPACE(&s);
+    return true;
+}
+
+/*
+ *   0x10000                    0x20000
+ *   |####|....|########|..........|      reserve A, B; lookup hits and misses
+ *    A          B
+ */
+static bool test_space_reserve_and_lookup(void)
+{
+    struct vmm_space s;
+    struct vmm_vma *a = NULL, *b = NULL;
+
+    CHECK(space_new(&s, 0x10000, 0x2ffff));
+    CHECK(vmm_space_reserve(&s, 0x10000, 0x1000, &anon, &a) == VMM_OK);
+    CHECK(vmm_space_reserve(&s, 0x12000, 0x4000, &anon, &b) == VMM_OK);
+    CHECK_SPACE(&s);
+    CHECK(vmm_space_lookup(&s, 0x10000) == a);
+    CHECK(vmm_space_lookup(&s, 0x10fff) == a);
+    CHECK(vmm_space_lookup(&s, 0x11000) == NULL);
+    CHECK(vmm_space_lookup(&s, 0x12000) == b && vmm_space_lookup(&s, 0x15fff) == b);
+    CHECK(vmm_space_lookup(&s, 0x16000) == NULL);
+    CHECK(vmm_space_first_from(&s, 0x11000) == b);
+    CHECK(vmm_space_first_from(&s, 0x10800) == a);
+    CHECK(vmm_space_first_from(&s, 0x16000) == NULL);
+    CHECK(strcmp(b->attrs.name, "anon") == 0 && b->attrs.prot == 3);
+    CHECK(space_done(&s));
+    return true;
+}
+
+/*
+ *   |..####..|   A = [0x3000, 0x4fff]
+ *      ##        overlapping at either end or inside: VMM_ERR_OVERLAP
+ *    #      #    touching A's edges: fine
+ */
+static bool test_space_reserve_overlap_rejected_touching_accepted(void)
+{
+    struct vmm_space s;
+
+    CHECK(space_new(&s, 0x1000, 0x9fff));
+    CHECK(reserve(&s, 0x3000, 0x2000));
+    CHECK(vmm_space_reserve(&s, 0x2000, 0x2000, &anon, NULL) == VMM_ERR_OVERLAP);
+    CHECK(vmm_space_reserve(&s, 0x4000, 0x2000, &anon, NULL) == VMM_ERR_OVERLAP);
+    CHECK(vmm_space_reserve(&s, 0x3000, 0x1000, &anon, NULL) == VMM_ERR_OVERLAP);
+    CHECK(vmm_space_reserve(&s, 0x1000, 0x8000, &anon, NULL) == VMM_ERR_OVERLAP);
+    CHECK(reserve(&s, 0x2000, 0x1000));
+    CHECK(reserve(&s, 0x5000, 0x1000));
+    CHECK_SPACE(&s);
+    CHECK(vmm_space_count(&s) == 3);
+    CHECK(space_done(&s));
+    return true;
+}
+
+static bool test_space_reserve_rejects_invalid_ranges(void)
+{
+    struct vmm_space s;
+
+    CHECK(space_new(&s, 0, UINT64_MAX));
+    CHECK(vmm_space_reserve(&s, 0, 0x1000, &anon, NULL) == VMM_ERR_INVALID); /* page 0 */
+    CHECK(vmm_space_reserve(&s, 0x1000, 0, &anon, NULL) == VMM_ERR_INVALID); /* empty */
+    CHECK(vmm_space_reserve(&s, 0x1800, 0x1000, &anon, NULL) == VMM_ERR_INVALID);
+    CHECK(vmm_space_reserve(&s, 0x1000, 0x1800, &anon, NULL) == VMM_ERR_INVALID);
+    CHECK(vmm_space_reserve(&s, TOPPG, 0x2000, &anon, NULL) == VMM_ERR_INVALID); /* wraps */
+    CHECK(vmm_space_reserve(&s, HOLE_LO - K, 2 * K, &anon, NULL) == VMM_ERR_INVALID);
+    CHECK(vmm_space_reserve(&s, HOLE_LO, K, &anon, NULL) == VMM_ERR_INVALID);
+    CHECK(vmm_space_reserve(&s, HOLE_HI - K, 2 * K, &anon, NULL) == VMM_ERR_INVALID);
+    CHECK(vmm_space_count(&s) == 0);
+    CHECK(reserve(&s, HOLE_LO - K, K)); /* the last canonical low page */
+    CHECK(reserve(&s, HOLE_HI, K));     /* the first canonical high page */
+    CHECK(reserve(&s, TOPPG, K));       /* the last page of all */
+    CHECK_SPACE(&s);
+    CHECK(space_done(&s));
+
+    CHECK(space_new(&s, 0x100000, 0x1fffff));
+    CHECK(vmm_space_reserve(&s, 0xff000, 0x2000, &anon, NULL) == VMM_ERR_INVALID);
+    CHECK(vmm_space_reserve(&s, 0x1ff000, 0x2000, &anon, NULL) == VMM_ERR_INVALID);
+    CHECK(space_done(&s));
+    return true;
+}
+
+static bool test_space_alloc_rejects_invalid_requests(void)
+{
+    struct vmm_space s;
+    uint64_t a = 0;
+
+    CHECK(space_new(&s, 0x100000, 0x1fffff));
+    CHECK(alloc(&s, 0, K, 0, UINT64_MAX, 0, &a) == VMM_ERR_INVALID);
+    CHECK(alloc(&s, 0x800, K, 0, UINT64_MAX, 0, &a) == VMM_ERR_INVALID);
+    CHECK(alloc(&s, K, 0, 0, UINT64_MAX, 0, &a) == VMM_ERR_INVALID);
+    CHECK(alloc(&s, K, 3 * K, 0, UINT64_MAX, 0, &a) == VMM_ERR_INVALID);
+    CHECK(alloc(&s, K, K, 0x200000, 0x1fffff, 0, &a) == VMM_ERR_INVALID); /* min > last */
+    /* A window outside the space is not invalid, just empty. */
+    CHECK(alloc(&s, K, K, 0x300000, 0x3fffff, 0, &a) == VMM_ERR_NO_SPACE);
+    /* Alignment below a page means a page. */
+    CHECK(alloc(&s, K, 16, 0x100800, UINT64_MAX, 0, &a) == VMM_OK && a == 0x101000);
+    CHECK(space_done(&s));
+    return true;
+}
+
+/*
+ *   0x100000                                       0x1fffff
+ *   |###.##..####......................................###|
+ *        ^ first-fit 1 page      top-down 2 pages ^^
+ */
+static bool test_space_alloc_first_fit_and_top_down(void)
+{
+    struct vmm_space s;
+    uint64_t a = 0;
+
+    CHECK(space_new(&s, 0x100000, 0x1fffff));
+    CHECK(reserve(&s, 0x100000, 3 * K));
+    CHECK(reserve(&s, 0x104000, 2 * K));
+    CHECK(reserve(&s, 0x108000, 4 * K));
+    CHECK(reserve(&s, 0x1fd000, 3 * K));
+    CHECK(alloc(&s, K, K, 0, UINT64_MAX, 0, &a) == VMM_OK && a == 0x103000);
+    CHECK(alloc(&s, 2 * K, K, 0, UINT64_MAX, 0, &a) == VMM_OK && a == 0x106000);
+    CHECK(alloc(&s, 2 * K, K, 0, UINT64_MAX, VMM_ALLOC_TOPDOWN, &a) == VMM_OK && a == 0x1fb000);
+    CHECK(alloc(&s, 2 * K, K, 0, UINT64_MAX, 0, &a) == VMM_OK && a == 0x10c000);
+    CHECK_SPACE(&s);
+    CHECK(vmm_space_count(&s) == 8);
+    CHECK(space_done(&s));
+    return true;
+}
+
+/* ---- the seven classic bugs ---- */
+
+/*
+ * Bug 1: a hole that fits exactly is rejected (strict '<').
+ *
+ *   |###...###|    the 3-page hole takes a 3-page request, and then the
+ *       ^^^        space is full
+ */
+static bool test_bug1_exact_fit_hole_is_taken(void)
+{
+    struct vmm_space s;
+    uint64_t a = 0;
+
+    CHECK(space_new(&s, 0x10000, 0x18fff));
+    CHECK(reserve(&s, 0x10000, 3 * K));
+    CHECK(reserve(&s, 0x16000, 3 * K));
+    CHECK(alloc(&s, 3 * K, K, 0, UINT64_MAX, 0, &a) == VMM_OK && a == 0x13000);
+    CHECK(alloc(&s, K, K, 0, UINT64_MAX, 0, &a) == VMM_ERR_NO_SPACE);
+    CHECK(vmm_space_free(&s, 0x13000, 3 * K) == VMM_OK);
+    CHECK(alloc(&s, 3 * K, K, 0, UINT64_MAX, VMM_ALLOC_TOPDOWN, &a) == VMM_OK && a == 0x13000);
+    CHECK_SPACE(&s);
+    CHECK(space_done(&s));
+    return true;
+}
+
+/*
+ * Bug 2: when the predecessor ends below min, the hole from min to the next
+ * node is skipped.
+ *
+ *   0x10000    0x14000            0x20000
+ *   |##........|...........|######|
+ *              min         ^ the answer is min itself, inside the hole
+ *                            that began below it
+ */
+static bool test_bug2_hole_straddling_min_is_used(void)
+{
+    struct vmm_space s;
+    uint64_t a = 0;
+
+    CHECK(space_new(&s, 0x10000, 0xfffff));
+    CHECK(reserve(&s, 0x10000, 2 * K));
+    CHECK(reserve(&s, 0x20000, 4 * K));
+    CHECK(alloc(&s, 4 * K, K, 0x14000, UINT64_MAX, 0, &a) == VMM_OK && a == 0x14000);
+    /* The same with min in the hole before the first VMA of a bigger tree. */
+    for (uint64_t i = 0; i < 64; i++)
+        CHECK(reserve(&s, 0x24000 + 2 * i * K, K));
+    CHECK(alloc(&s, K, K, 0x19000, UINT64_MAX, 0, &a) == VMM_OK && a == 0x19000);
+    /* And top-down with the window's end inside a hole. */
+    CHECK(alloc(&s, K, K, 0, 0x1dfff, VMM_ALLOC_TOPDOWN, &a) == VMM_OK && a == 0x1d000);
+    CHECK_SPACE(&s);
+    CHECK(space_done(&s));
+    return true;
+}
+
+/*
+ * Bug 3: address 0 doubles as the failure value. Results come back with a
+ * status, so a failure cannot look like an address; and page 0 itself is
+ * never handed out, so no caller can confuse a result with NULL either.
+ *
+ *   0x0   0x1000
+ *   |....|#####...|    a space starting at 0: the first fit is 0x1000
+ */
+static bool test_bug3_zero_is_never_the_failure_value(void)
+{
+    struct vmm_space s;
+    struct vmm_vma *v = (struct vmm_vma *)&s; /* a sentinel that must survive a failure */
+    struct vmm_alloc_req req = {.size = K, .align = K, .min = 0, .last = 0xfff};
+    uint64_t a = 0;
+
+    CHECK(space_new(&s, 0, 0xfffff));
+    /* A window holding only page 0: no space, and *out untouched. */
+    CHECK(vmm_space_alloc(&s, &req, &anon, &v) == VMM_ERR_NO_SPACE);
+    CHECK(v == (struct vmm_vma *)&s);
+    CHECK(alloc(&s, K, K, 0, UINT64_MAX, 0, &a) == VMM_OK && a == 0x1000);
+    /* The only 1 MiB-aligned address in the space is 0: that is "no space", never 0. */
+    CHECK(alloc(&s, K, 1ull << 20, 0, UINT64_MAX, 0, &a) == VMM_ERR_NO_SPACE);
+    CHECK(alloc(&s, K, 1ull << 20, 0, UINT64_MAX, VMM_ALLOC_TOPDOWN, &a) == VMM_ERR_NO_SPACE);
+    /* Fill everything: the next request fails by status, with page 0 still free. */
+    CHECK(reserve(&s, 0x2000, 0xfe000));
+    CHECK(alloc(&s, K, K, 0, UINT64_MAX, VMM_ALLOC_TOPDOWN, &a) == VMM_ERR_NO_SPACE);
+    CHECK(vmm_space_lookup(&s, 0) == NULL);
+    CHECK_SPACE(&s);
+    CHECK(space_done(&s));
+    return true;
+}
+
+/*
+ * Bug 4: a range ending exactly at the window's end is rejected.
+ *
+ *   0x10000          0x14000
+ *   |#####....|......          window [0x11000, 0x14000): the 3 pages
+ *         ^^^ fit                 0x11000..0x13fff end exactly at max
+ */
+static bool test_bug4_range_ending_at_window_end_fits(void)
+{
+    struct vmm_space s;
+    uint64_t a = 0;
+
+    CHECK(space_new(&s, 0x10000, 0x1ffff));
+    CHECK(reserve(&s, 0x10000, K));
+    CHECK(alloc(&s, 3 * K, K, 0x11000, 0x14000 - 1, 0, &a) == VMM_OK && a == 0x11000);
+    CHECK(vmm_space_free(&s, 0x11000, 3 * K) == VMM_OK);
+    CHECK(alloc(&s, 3 * K, K, 0x11000, 0x14000 - 1, VMM_ALLOC_TOPDOWN, &a) == VMM_OK &&
+          a == 0x11000);
+    /* One byte less and it does not fit. */
+    CHECK(vmm_space_free(&s, 0x11000, 3 * K) == VMM_OK);
+    CHECK(alloc(&s, 3 * K, K, 0x11000, 0x14000 - 2, 0, &a) == VMM_ERR_NO_SPACE);
+    /* Ending at the space's own last byte. */
+    CHECK(alloc(&s, 2 * K, K, 0, UINT64_MAX, VMM_ALLOC_TOPDOWN, &a) == VMM_OK && a == 0x1e000);
+    CHECK_SPACE(&s);
+    CHECK(space_done(&s));
+    return true;
+}
+
+/*
+ * Bug 5: the size is rounded up to the alignment, so a 4 KiB request with
+ * 2 MiB alignment eats 2 MiB. Here the only 2 MiB-aligned hole is a single
+ * page, and it must be found; and the VMA is one page, not 2 MiB.
+ *
+ *   2M-4K  2M   2M+4K                    4M
+ *   |####|....|#########################|
+ *         ^ 4 KiB at 2 MiB alignment fits here
+ */
+static bool test_bug5_alignment_does_not_inflate_size(void)
+{
+    struct vmm_space s;
+    uint64_t a = 0;
+    struct vmm_vma *v;
+
+    CHECK(space_new(&s, 2 * M - K, 4 * M - 1));
+    CHECK(reserve(&s, 2 * M - K, K));
+    CHECK(reserve(&s, 2 * M + K, 2 * M - K));
+    CHECK(alloc(&s, K, 2 * M, 0, UINT64_MAX, 0, &a) == VMM_OK && a == 2 * M);
+    v = vmm_space_lookup(&s, 2 * M);
+    CHECK(v && vmm_vma_last(v) == 2 * M + K - 1);
+    CHECK(vmm_space_free(&s, 2 * M, K) == VMM_OK);
+    CHECK(alloc(&s, K, 2 * M, 0, UINT64_MAX, VMM_ALLOC_TOPDOWN, &a) == VMM_OK && a == 2 * M);
+    CHECK_SPACE(&s);
+    CHECK(space_done(&s));
+    return true;
+}
+
+/*
+ * Bug 6: `end + align - 1` and `end + size` overflow near the top of the
+ * address space and wrap to small addresses.
+ *
+ *   ...  2^64-2G            2^64-8K  2^64
+ *   |####|....................|....|       the top hole takes exactly what fits;
+ *                                          alignment past 2^64 fails cleanly
+ */
+static bool test_bug6_no_overflow_near_top_of_address_space(void)
+{
+    struct vmm_space s;
+    uint64_t a = 0;
+
+    CHECK(space_new(&s, 0xffffffff80000000ull, UINT64_MAX));
+    CHECK(reserve(&s, 0xffffffff80000000ull, 0x80000000ull - 2 * K));
+    /* Two pages left at the very top. */
+    CHECK(alloc(&s, 2 * K, K, 0, UINT64_MAX, 0, &a) == VMM_OK && a == TOPPG - K);
+    CHECK(vmm_space_free(&s, TOPPG - K, 2 * K) == VMM_OK);
+    /* 3 pages would need to wrap past 2^64. */
+    CHECK(alloc(&s, 3 * K, K, 0, UINT64_MAX, 0, &a) == VMM_ERR_NO_SPACE);
+    CHECK(alloc(&s, 3 * K, K, 0, UINT64_MAX, VMM_ALLOC_TOPDOWN, &a) == VMM_ERR_NO_SPACE);
+    /* The next 1 GiB boundary above the hole is 2^64: it must not wrap to 0. */
+    CHECK(alloc(&s, K, G, 0, UINT64_MAX, 0, &a) == VMM_ERR_NO_SPACE);
+    CHECK(alloc(&s, K, G, 0, UINT64_MAX, VMM_ALLOC_TOPDOWN, &a) == VMM_ERR_NO_SPACE);
+    /* 8 KiB alignment: the top two pages start on one. */
+    CHECK(alloc(&s, K, 2 * K, 0, UINT64_MAX, VMM_ALLOC_TOPDOWN, &a) == VMM_OK && a == TOPPG - K);
+    CHECK(alloc(&s, K, K, 0, UINT64_MAX, VMM_ALLOC_TOPDOWN, &a) == VMM_OK && a == TOPPG);
+    CHECK(alloc(&s, K, K, 0, UINT64_MAX, 0, &a) == VMM_ERR_NO_SPACE);
+    CHECK_SPACE(&s);
+    CHECK(space_done(&s));
+    return true;
+}
+
+/*
+ * Bug 7: the non-canonical hole is not a place to allocate.
+ *
+ *   2^47-8K      2^47 ......................... 2^64-2^47       +8K
+ *   |####|....| (non-canonical: never)          |....|####|
+ *
+ * A 3-page request could only fit by straddling the hole: it must fail.
+ * Two pages fit on either side.
+ */
+static bool test_bug7_noncanonical_hole_never_handed_out(void)
+{
+    struct vmm_space s;
+    uint64_t a = 0;
+
+    CHECK(space_new(&s, HOLE_LO - 4 * K, HOLE_HI + 4 * K - 1));
+    CHECK(reserve(&s, HOLE_LO - 4 * K, 2 * K));
+    CHECK(reserve(&s, HOLE_HI + 2 * K, 2 * K));
+    CHECK(alloc(&s, 3 * K, K, 0, UINT64_MAX, 0, &a) == VMM_ERR_NO_SPACE);
+    CHECK(alloc(&s, 3 * K, K, 0, UINT64_MAX, VMM_ALLOC_TOPDOWN, &a) == VMM_ERR_NO_SPACE);
+    CHECK(alloc(&s, 2 * K, K, 0, UINT64_MAX, 0, &a) == VMM_OK && a == HOLE_LO - 2 * K);
+    CHECK(alloc(&s, 2 * K, K, 0, UINT64_MAX, 0, &a) == VMM_OK && a == HOLE_HI);
+    CHECK(alloc(&s, K, K, 0, UINT64_MAX, 0, &a) == VMM_ERR_NO_SPACE);
+    CHECK_SPACE(&s);
+    CHECK(space_done(&s));
+
+    /* In a space over everything, a window inside the hole is empty. */
+    CHECK(space_new(&s, 0, UINT64_MAX));
+    CHECK(alloc(&s, K, K, HOLE_LO, HOLE_HI - 1, 0, &a) == VMM_ERR_NO_SPACE);
+    CHECK(alloc(&s, K, K, HOLE_LO, UINT64_MAX, 0, &a) == VMM_OK && a == HOLE_HI);
+    CHECK(alloc(&s, K, K, 0, HOLE_HI - 1, VMM_ALLOC_TOPDOWN, &a) == VMM_OK && a == HOLE_LO - K);
+    /* With 57-bit addresses the hole moves. */
+    CHECK(space_done(&s));
+    CHECK(vmm_space_init(&s, 0, UINT64_MAX, 57, host_nodes) == VMM_OK);
+    CHECK(alloc(&s, K, K, HOLE_LO, UINT64_MAX, 0, &a) == VMM_OK && a == HOLE_LO);
+    CHECK(alloc(&s, K, K, 0, UINT64_MAX, VMM_ALLOC_TOPDOWN, &a) == VMM_OK && a == TOPPG);
+    CHECK(alloc(&s, K, K, 0x0100000000000000ull, UINT64_MAX - K, 0, &a) == VMM_OK &&
+          a == 0xff00000000000000ull);
+    CHECK_SPACE(&s);
+    CHECK(space_done(&s));
+    return true;
+}
+
+/* ---- free and protect ---- */
+
+/*
+ *   0x10000         0x20000
+ *   |################|        one 16-page VMA
+ *   |....############|        free the head
+ *   |....########....|        free the tail
+ *   |....##..####....|        punch a hole: a second node
+ *   |................|        free the rest, piece by piece
+ */
+static bool test_space_free_head_tail_middle_whole(void)
+{
+    struct vmm_space s;
+
+    CHECK(space_new(&s, 0x10000, 0x2ffff));
+    CHECK(reserve(&s, 0x10000, 16 * K));
+    CHECK(vmm_space_free(&s, 0x10000, 4 * K) == VMM_OK);
+    CHECK(layout_is(&s, (uint64_t[]){0x14000, 0x1ffff}, 1));
+    CHECK(vmm_space_free(&s, 0x1c000, 4 * K) == VMM_OK);
+    CHECK(layout_is(&s, (uint64_t[]){0x14000, 0x1bfff}, 1));
+    CHECK(vmm_space_free(&s, 0x16000, 2 * K) == VMM_OK);
+    CHECK(layout_is(&s, (uint64_t[]){0x14000, 0x15fff, 0x18000, 0x1bfff}, 2));
+    CHECK(live_nodes == 2);
+    CHECK_SPACE(&s);
+    /* The split half keeps the attributes. */
+    CHECK(strcmp(vmm_space_lookup(&s, 0x18000)->attrs.name, "anon") == 0);
+    CHECK(vmm_space_free(&s, 0x18000, 4 * K) == VMM_OK);
+    CHECK(vmm_space_free(&s, 0x14000, 2 * K) == VMM_OK);
+    CHECK(vmm_space_count(&s) == 0 && live_nodes == 0);
+    CHECK(space_done(&s));
+    return true;
+}
+
+/*
+ *   |##AA##|##BB##|##CC##|..|##DD##|
+ *        xxxxxxxxxxxxxxx            free across A, B, C: A and C trimmed, B gone
+ *                        xxxxxx     across a gap: VMM_ERR_NOT_MAPPED, nothing changes
+ */
+static bool test_space_free_across_vmas_and_gaps(void)
+{
+    struct vmm_space s;
+
+    CHECK(space_new(&s, 0x10000, 0x3ffff));
+    CHECK(reserve(&s, 0x10000, 4 * K)); /* A */
+    CHECK(reserve(&s, 0x14000, 4 * K)); /* B */
+    CHECK(reserve(&s, 0x18000, 4 * K)); /* C */
+    CHECK(reserve(&s, 0x1e000, 4 * K)); /* D */
+    CHECK(vmm_space_free(&s, 0x1b000, 4 * K) == VMM_ERR_NOT_MAPPED);
+    CHECK(vmm_space_free(&s, 0x1c000, K) == VMM_ERR_NOT_MAPPED);
+    CHECK(vmm_space_free(&s, 0x22000, K) == VMM_ERR_NOT_MAPPED);
+    CHECK(vmm_space_free(&s, 0x1800, K) == VMM_ERR_INVALID);
+    CHECK(vmm_space_free(&s, TOPPG, 2 * K) == VMM_ERR_INVALID);
+    CHECK(vmm_space_count(&s) == 4);
+    CHECK(vmm_space_free(&s, 0x12000, 8 * K) == VMM_OK);
+    CHECK(layout_is(&s, (uint64_t[]){0x10000, 0x11fff, 0x1a000, 0x1bfff, 0x1e000, 0x21fff}, 3));
+    CHECK(live_nodes == 3);
+    CHECK_SPACE(&s);
+    CHECK(space_done(&s));
+    return true;
+}
+
+/*
+ *   |RRRRRRRRRRRRRRRR|          one VMA, prot R
+ *   |RRRRWWWWWWWWRRRR|          protect the middle: three VMAs
+ *   |RRRRWWXXXXXXXXRR|          protect across two of them: splits at both ends
+ */
+static bool test_space_protect_splits_as_needed(void)
+{
+    struct vmm_space s;
+    struct vmm_vma *v;
+
+    CHECK(space_new(&s, 0x10000, 0x2ffff));
+    CHECK(vmm_space_reserve(&s, 0x10000, 16 * K, &(struct vmm_attrs){.name = "r", .prot = 1},
+                            NULL) == VMM_OK);
+    CHECK(vmm_space_protect(&s, 0x14000, 8 * K, 2) == VMM_OK);
+    CHECK(layout_is(&s, (uint64_t[]){0x10000, 0x13fff, 0x14000, 0x1bfff, 0x1c000, 0x1ffff}, 3));
+    CHECK(vmm_space_lookup(&s, 0x13fff)->attrs.prot == 1);
+    CHECK(vmm_space_lookup(&s, 0x14000)->attrs.prot == 2);
+    CHECK(vmm_space_lookup(&s, 0x1c000)->attrs.prot == 1);
+    CHECK(vmm_space_protect(&s, 0x16000, 8 * K, 4) == VMM_OK);
+    CHECK(layout_is(&s,
+                    (uint64_t[]){0x10000, 0x13fff, 0x14000, 0x15fff, 0x16000, 0x1bfff, 0x1c000,
+                                 0x1dfff, 0x1e000, 0x1ffff},
+                    5));
+    v = vmm_space_lookup(&s, 0x1d000);
+    CHECK(v->attrs.prot == 4 && strcmp(v->attrs.name, "r") == 0);
+    CHECK(vmm_space_lookup(&s, 0x1e000)->attrs.prot == 1);
+    /* The whole range, already split at every edge: no new node. */
+    CHECK(vmm_space_protect(&s, 0x10000, 16 * K, 7) == VMM_OK);
+    CHECK(vmm_space_count(&s) == 5 && live_nodes == 5);
+    for (v = vmm_space_first(&s); v; v = vmm_space_next(v))
+        CHECK(v->attrs.prot == 7);
+    CHECK(vmm_space_protect(&s, 0x20000, K, 1) == VMM_ERR_NOT_MAPPED);
+    CHECK_SPACE(&s);
+    CHECK(space_done(&s));
+    return true;
+}
+
+/* When the node source runs dry, a command fails with VMM_ERR_NOMEM and changes nothing. */
+static bool test_space_out_of_nodes_changes_nothing(void)
+{
+    struct vmm_space s;
+    uint64_t a = 0;
+    const uint64_t one[] = {0x10000, 0x1ffff};
+
+    CHECK(space_new(&s, 0x10000, 0x2ffff));
+    CHECK(reserve(&s, 0x10000, 16 * K));
+    node_budget = 0;
+    CHECK(vmm_space_free(&s, 0x14000, K) == VMM_ERR_NOMEM); /* needs a split */
+    CHECK(layout_is(&s, one, 1));
+    CHECK(vmm_space_free(&s, 0x10000, K) == VMM_OK); /* a trim needs no node */
+    CHECK(vmm_space_reserve(&s, 0x10000, K, &anon, NULL) == VMM_ERR_NOMEM);
+    CHECK(alloc(&s, K, K, 0, UINT64_MAX, 0, &a) == VMM_ERR_NOMEM);
+    node_budget = -1;
+    CHECK(reserve(&s, 0x10000, K));
+    /* Protecting the middle needs two nodes; with one, nothing changes and none leaks. */
+    CHECK(vmm_space_free(&s, 0x10000, K) == VMM_OK);
+    node_budget = 1;
+    CHECK(vmm_space_protect(&s, 0x14000, K, 5) == VMM_ERR_NOMEM);
+    CHECK(layout_is(&s, (uint64_t[]){0x11000, 0x1ffff}, 1));
+    CHECK(vmm_space_first(&s)->attrs.prot == anon.prot);
+    CHECK(live_nodes == 1);
+    node_budget = -1;
+    CHECK_SPACE(&s);
+    CHECK(space_done(&s));
+    return true;
+}
+
+static bool test_space_iterates_in_order_both_ways(void)
+{
+    struct vmm_space s;
+    const struct vmm_vma *v;
+    uint64_t a = 0, prev = 0;
+    int n = 0;
+
+    CHECK(space_new(&s, 0x100000, 0x1ffffff));
+    for (int i = 0; i < 200; i++)
+        CHECK(alloc(&s, (uint64_t)(1 + i % 7) * K, K << (i % 4), 0, UINT64_MAX,
+                    i % 2 ? VMM_ALLOC_TOPDOWN : 0, &a) == VMM_OK);
+    CHECK_SPACE(&s);
+    for (v = vmm_space_first(&s); v; v = vmm_space_next(v), n++) {
+        CHECK(n == 0 || vmm_vma_start(v) > prev);
+        prev = vmm_vma_last(v);
+    }
+    CHECK(n == 200);
+    for (v = vmm_space_first_from(&s, UINT64_MAX - 1); v; v = vmm_space_prev(v))
+        n--;
+    CHECK(n == 200); /* nothing lies at or above the top */
+    v = vmm_space_first(&s);
+    while (vmm_space_next(v))
+        v = vmm_space_next(v);
+    for (; v; v = vmm_space_prev(v))
+        n--;
+    CHECK(n == 0);
+    CHECK(space_done(&s));
+    return true;
+}
+
+/* ---- cost ---- */
+
+/*
+ * A space of 100,000 single pages with 1..3-page holes ("Swiss cheese").
+ * A request bigger than every hole fails after looking at the root alone;
+ * a request that fits visits O(log n) nodes.
+ */
+static bool test_space_search_cost_is_logarithmic(void)
+{
+    enum { N = 100000 };
+    struct vmm_space s;
+    uint64_t at = 0x10000000, a = 0, worst = 0, seed = 1;
+
+    CHECK(space_new(&s, 0x10000000, 0x10000000 + (uint64_t)N * 8 * K - 1));
+    for (int i = 0; i < N; i++) {
+        seed = seed * 6364136223846793005ull + 1442695040888963407ull;
+        CHECK(reserve(&s, at, K));
+        at += K * (2 + (seed >> 33) % 3);
+    }
+    /* Fill the edge hole after the last VMA so the root's max gap decides. */
+    CHECK(reserve(&s, at, 0x10000000 + (uint64_t)N * 8 * K - at));
+    CHECK_SPACE(&s);
+    CHECK(alloc(&s, 4 * K, K, 0, UINT64_MAX, 0, &a) == VMM_ERR_NO_SPACE);
+    CHECK(s.last_visits == 1);
+    CHECK(alloc(&s, 4 * K, K, 0, UINT64_MAX, VMM_ALLOC_TOPDOWN, &a) == VMM_ERR_NO_SPACE);
+    CHECK(s.last_visits == 1);
+
+    /* Now free 200 random pages (making 3..7-page holes) and search from random places. */
+    for (int i = 0; i < 200; i++) {
+        struct vmm_vma *v;
+
+        seed = seed * 6364136223846793005ull + 1442695040888963407ull;
+        v = vmm_space_first_from(&s, 0x10000000 + (seed >> 20) % ((uint64_t)N * 3 * K));
+        if (v && vmm_vma_last(v) - vmm_vma_start(v) == K - 1)
+            CHECK(vmm_space_free(&s, vmm_vma_start(v), K) == VMM_OK);
+    }
+    for (int i = 0; i < 4000; i++) {
+        uint64_t min;
+
+        seed = seed * 6364136223846793005ull + 1442695040888963407ull;
+        min = 0x10000000 + (seed >> 20) % ((uint64_t)N * 3 * K);
+        if (alloc(&s, 3 * K, K, min, UINT64_MAX, i % 2 ? VMM_ALLOC_TOPDOWN : 0, &a) == VMM_OK)
+            CHECK(vmm_space_free(&s, a, 3 * K) == VMM_OK);
+        if (s.last_visits > worst)
+            worst = s.last_visits;
+    }
+    printf("  space of %d VMAs: a search visits at most %llu nodes (bound %u)\n", N,
+           (unsigned long long)worst, 4 * ceil_log2(N));
+    CHECK(worst <= 4 * ceil_log2(N));
+    CHECK_SPACE(&s);
+    CHECK(space_done(&s));
+    return true;
+}
+
+/* ---- the differential sequence ---- */
+
+static uint64_t diff_seed = 0xc0ffee;
+static uint64_t diff_ops = 300000;
+
+static uint64_t splitmix(void *ctx)
+{
+    uint64_t *state = ctx;
+    uint64_t z = (*state += 0x9e3779b97f4a7c15ull);
+
+    z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ull;
+    z = (z ^ (z >> 27)) * 0x94d049bb133111ebull;
+    return z ^ (z >> 31);
+}
+
+/*
+ * Random operations in each scenario space, compared with the model after
+ * every step (statuses, addresses, every VMA, vmm_space_check, no leaked
+ * node). The VMA count drifts between small and a few hundred so both
+ * shallow and deep trees are exercised.
+ */
+static bool test_space_matches_oracle_random_ops(void)
+{
+    static struct diff d;
+    uint64_t state = diff_seed, per = diff_ops / DIFF_SCENARIOS, total_found = 0, finds = 0;
+
+    for (unsigned sc = 0; sc < DIFF_SCENARIOS; sc++) {
+        struct diff_rand r = {.next = splitmix, .ctx = &state};
+
+        CHECK(diff_init_scenario(&d, sc));
+        for (uint64_t i = 0; i < per; i++) {
+            size_t target = (i / 20000) % 2 ? 400 : 40;
+
+            if (!diff_random_op(&d, &r, target)) {
+                fprintf(stderr, "scenario %u, seed %#llx: %s\n", sc, (unsigned long long)diff_seed,
+                        d.err);
+                return false;
+            }
+        }
+        total_found += d.found;
+        finds += d.finds;
+        if (!diff_fini(&d)) {
+            fprintf(stderr, "scenario %u: %s\n", sc, d.err);
+            return false;
+        }
+    }
+    printf("  %llu random operations agree with the model (%llu finds, %llu found)\n",
+           (unsigned long long)(per * DIFF_SCENARIOS), (unsigned long long)finds,
+           (unsigned long long)total_found);
+    /* The sequence must exercise both outcomes of a find. */
+    CHECK(total_found > finds / 10 && total_found < finds);
+    return true;
+}
+
+int main(int argc, char **argv)
+{
+    const char *env = getenv("CANOPY_VMM_DIFF_OPS");
+
+    if (env)
+        diff_ops = strtoull(env, NULL, 0);
+    env = getenv("CANOPY_VMM_DIFF_SEED");
+    if (env)
+        diff_seed = strtoull(env, NULL, 0);
+    for (int i = 1; i + 1 < argc; i += 2) {
+        if (strcmp(argv[i], "--ops") == 0)
+            diff_ops = strtoull(argv[i + 1], NULL, 0);
+        else if (strcmp(argv[i], "--seed") == 0)
+            diff_seed = strtoull(argv[i + 1], NULL, 0);
+    }
+
+    RUN(test_space_init_rejects_bad_bounds);
+    RUN(test_space_reserve_and_lookup);
+    RUN(test_space_reserve_overlap_rejected_touching_accepted);
+    RUN(test_space_reserve_rejects_invalid_ranges);
+    RUN(test_space_alloc_rejects_invalid_requests);
+    RUN(test_space_alloc_first_fit_and_top_down);
+    RUN(test_bug1_exact_fit_hole_is_taken);
+    RUN(test_bug2_hole_straddling_min_is_used);
+    RUN(test_bug3_zero_is_never_the_failure_value);
+    RUN(test_bug4_range_ending_at_window_end_fits);
+    RUN(test_bug5_alignment_does_not_inflate_size);
+    RUN(test_bug6_no_overflow_near_top_of_address_space);
+    RUN(test_bug7_noncanonical_hole_never_handed_out);
+    RUN(test_space_free_head_tail_middle_whole);
+    RUN(test_space_free_across_vmas_and_gaps);
+    RUN(test_space_protect_splits_as_needed);
+    RUN(test_space_out_of_nodes_changes_nothing);
+    RUN(test_space_iterates_in_order_both_ways);
+    RUN(test_space_search_cost_is_logarithmic);
+    RUN(test_space_matches_oracle_random_ops);
+    printf("%d passed, %d failed\n", passed, failed);
+    return failed ? 1 : 0;
+}
