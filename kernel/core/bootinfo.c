@@ -75,8 +75,6 @@ const char *bootinfo_problem(const struct canopy_bootinfo *bi, const struct boot
     if (bi->hhdm_base != hhdm)
         FAIL("HHDM base 0x%016llx (expected 0x%016llx)", (unsigned long long)bi->hhdm_base,
              (unsigned long long)hhdm);
-    if ((uint64_t)(uintptr_t)bi < hhdm)
-        FAIL("boot info at 0x%016llx is not an HHDM address", (unsigned long long)(uintptr_t)bi);
     if (!page_aligned(bi->pt_root) || bi->pt_root != cpu->cr3_root)
         FAIL("page-table root 0x%llx is not the live CR3 (0x%llx)", (unsigned long long)bi->pt_root,
              (unsigned long long)cpu->cr3_root);

@@ -56,6 +56,9 @@ static void check_bootinfo(struct canopy_bootinfo *bi)
     const char *why = bootinfo_problem(bi, &cpu);
     if (why != NULL)
         panic("canopy: bad boot info: %s", why);
+    if ((uint64_t)(uintptr_t)bi < bi->hhdm_base)
+        panic("canopy: bad boot info: its address 0x%016llx is not in the HHDM",
+              (unsigned long long)(uintptr_t)bi);
 }
 
 static void start_fb_console(struct canopy_bootinfo *bi)
