@@ -19,6 +19,7 @@
 
 #include <arch/cpu.h>
 #include <arch/gdt.h>
+#include <arch/irq.h>
 #include <arch/trap.h>
 #include <canopy/bootinfo.h>
 #include <kernel/bootinfo.h>
@@ -126,15 +127,24 @@ static void print_banner(const struct canopy_bootinfo *bi)
     }
 }
 
+#define TIMER_HZ 100
+/* How long to wait for the first timer ticks: 0.2 s, or 2^29 cycles if the TSC rate is unknown. */
+#define TIMER_CHECK_CYCLES(tsc_hz) ((tsc_hz) ? (tsc_hz) / 5 : (1ull << 29))
+
+static void start_timer(const struct canopy_bootinfo *bi)
+{
+    if (arch_timer_start(TIMER_HZ, TIMER_CHECK_CYCLES(bi->tsc_hz)))
+        kprintf("timer: PIT at %u Hz through the 8259; the CPU halts when idle\n", TIMER_HZ);
+    else
+        kprintf("timer: no PIT ticks through the 8259; idling by polling\n");
+}
+
 static _Noreturn void idle(void)
 {
-    /*
-     * Interrupts stay off until there is an interrupt controller to talk to;
-     * the loop polls the serial port so input is not lost meanwhile.
-     */
+    /* Polls the serial port between timer ticks, so input waits in the UART's FIFO. */
     for (;;) {
         (void)console_poll_input();
-        arch_pause();
+        arch_idle();
     }
 }
 
@@ -163,6 +173,7 @@ void kernel_main(struct canopy_bootinfo *bi)
         panic("pmm_check failed after reclaim: %s", msg);
     bi->phase_tsc[CANOPY_PHASE_PMM_RECLAIM] = arch_rdtsc();
     kmm_audit();
+    start_timer(bi);
 
     print_banner(bi);
     kprintf("canopy: ready\n");

@@ -101,6 +101,7 @@ static void describe_walk(uint64_t va)
         .levels = levels,
         .nx = true,
         .virt_offset = hhdm,
+        .table_count = 1, /* a live hierarchy: pt_walk skips an empty one */
     };
     if (!pt_is_canonical(va, levels)) {
         detail_add("  0x%016llx is not canonical for %u-level paging\n", (unsigned long long)va,

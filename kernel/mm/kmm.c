@@ -207,6 +207,7 @@ bool kmm_range_is_mapped(uint64_t va, uint64_t size, bool write)
         .levels = kmm.levels,
         .nx = true,
         .virt_offset = kmm.hhdm,
+        .table_count = 1, /* a live hierarchy: pt_walk skips an empty one */
     };
     uint64_t end = va + size;
     while (va < end) {
