@@ -282,6 +282,13 @@ dev_bytes=$((sectors * SECTOR))
 [ "$dev_bytes" -ge "$img_bytes" ] ||
     refuse "$shown ($(human_size "$dev_bytes")) is smaller than the image ($(human_size "$img_bytes"))"
 
+# The image's GPT counts in 512-byte LBAs; on a disk with larger logical
+# sectors (some USB hard-disk bridges) firmware would read it at the wrong
+# offsets and find no partition.
+lbs=$(sysattr "$sysblk/queue/logical_block_size")
+[ -z "$lbs" ] || [ "$lbs" = "$SECTOR" ] ||
+    refuse "$shown has $lbs-byte logical sectors; the image is laid out for $SECTOR-byte sectors"
+
 [ -w "$target" ] || refuse "cannot write to $shown (run as root, for example with sudo)"
 
 # --- show what is about to be erased -----------------------------------------

@@ -131,7 +131,7 @@ class World:
     def add_disk(self, name="sdz", size=TARGET_BYTES, usb=True, removable=True,
                  partitions=(("sdz1", 2048, 4096), ("sdz2", 6144, 8192)),
                  vendor="SanDisk", model="Cruzer Blade", major=8, minor=240,
-                 in_sysfs=True):
+                 in_sysfs=True, sector_bytes=SECTOR):
         """Registers NAME in sysfs and makes its backing file of SIZE random bytes."""
         self.name = name
         parent = USB_PARENT if usb else SATA_PARENT
@@ -144,6 +144,7 @@ class World:
             write(os.path.join(bdir, "size"), "%d\n" % (size // SECTOR))
             write(os.path.join(bdir, "removable"), "1\n" if removable else "0\n")
             write(os.path.join(bdir, "dev"), "%d:%d\n" % (major, minor))
+            write(os.path.join(bdir, "queue", "logical_block_size"), "%d\n" % sector_bytes)
             os.makedirs(os.path.join(bdir, "holders"))
             os.symlink("../../../" + os.path.basename(parent), os.path.join(bdir, "device"))
             self._link(os.path.join(self.sys, "block", name), bdir_rel)
@@ -361,6 +362,15 @@ def test_refuses_device_smaller_than_image(w):
     r = w.run("--yes", w.image, "/dev/sdz")
     expect_refusal(w, r, before,
                    "/dev/sdz (2.1 MB (2.0 MiB)) is smaller than the image (3.1 MB (3.0 MiB))")
+
+
+def test_refuses_disk_with_4k_sectors(w):
+    # sysfs sizes stay in 512-byte units whatever the sector size.
+    w.add_disk(sector_bytes=4096)
+    before = w.snapshot()
+    r = w.run("--yes", w.image, "/dev/sdz")
+    expect_refusal(w, r, before, "/dev/sdz has 4096-byte logical sectors; "
+                   "the image is laid out for 512-byte sectors")
 
 
 def test_refuses_missing_image(w):
