@@ -12,7 +12,7 @@
  * space's bounds) and each piece is searched with avl_gap_lowest/highest, which
  * test each hole with inclusive bounds and without rounding the size up to the
  * alignment. That rules out, by construction, the seven classic mistakes of
- * the in-order walk (see docs and the tests named after each).
+ * the in-order walk (vmm/tests/space_test.c has a test named after each).
  *
  * Callers: the kernel's mm code (the kernel address space), the host tests.
  */

@@ -7,7 +7,7 @@
  * '|' the window edges. Each of the seven classic bugs of the in-order walk
  * (DESIGN.md) has a test named test_bugN_....
  *
- * The random sequence runs 300,000 operations by default (about 10 s under
+ * The random sequence runs 300,000 operations by default (a few seconds under
  * ASan). For a longer run: `vmm_space_test --ops 5000000` or set
  * CANOPY_VMM_DIFF_OPS=5000000; `--seed N` (or CANOPY_VMM_DIFF_SEED) picks
  * another sequence.
