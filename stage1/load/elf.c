@@ -14,7 +14,6 @@
 #include "elf.h"
 
 #include <stdbool.h>
-#include <string.h>
 
 #include <canopy/fmt.h>
 
@@ -204,11 +203,11 @@ enum elf_status elf_validate(const void *image, size_t size, uint64_t avail_byte
     if (size < sizeof(eh))
         return fail(err, ELF_ERR_TRUNCATED, "the file has %zu bytes, too few for an ELF header",
                     size);
-    memcpy(&eh, bytes, sizeof(eh));
-    if (memcmp(eh.ident,
-               "\x7f"
-               "ELF",
-               4) != 0)
+    __builtin_memcpy(&eh, bytes, sizeof(eh));
+    if (__builtin_memcmp(eh.ident,
+                         "\x7f"
+                         "ELF",
+                         4) != 0)
         return fail(err, ELF_ERR_MAGIC, "not an ELF file (bad magic bytes)");
     if (eh.ident[EI_CLASS] != ELFCLASS64)
         return fail(err, ELF_ERR_CLASS, "not a 64-bit ELF file (class %u)", eh.ident[EI_CLASS]);
@@ -242,7 +241,7 @@ enum elf_status elf_validate(const void *image, size_t size, uint64_t avail_byte
     unsigned loads = 0;
     for (unsigned i = 0; i < eh.phnum; i++) {
         struct elf64_phdr ph;
-        memcpy(&ph, bytes + eh.phoff + (uint64_t)i * sizeof(ph), sizeof(ph));
+        __builtin_memcpy(&ph, bytes + eh.phoff + (uint64_t)i * sizeof(ph), sizeof(ph));
         if (ph.type != PT_LOAD)
             continue;
         loads++;

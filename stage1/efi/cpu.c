@@ -1,0 +1,85 @@
+/*
+ * cpu: CPU identification, the TSC, hardware random numbers and bounded
+ * delays. Works the same before and after ExitBootServices.
+ */
+#include "cpu.h"
+#include "fw.h"
+
+#define CR4_LA57 (1ull << 12)
+
+void cpu_identify(struct cpu_info *out)
+{
+    uint32_t r[4];
+    *out = (struct cpu_info){.phys_bits = 36};
+    cpu_cpuid(0, 0, r);
+    uint32_t max_leaf = r[0];
+    cpu_cpuid(1, 0, r);
+    out->rdrand = (r[2] >> 30) & 1;
+    if (max_leaf >= 7) {
+        cpu_cpuid(7, 0, r);
+        out->rdseed = (r[1] >> 18) & 1;
+    }
+    cpu_cpuid(0x80000000u, 0, r);
+    uint32_t max_ext = r[0];
+    if (max_ext >= 0x80000001u) {
+        cpu_cpuid(0x80000001u, 0, r);
+        out->nx = (r[3] >> 20) & 1;
+        out->pdpe1gb = (r[3] >> 26) & 1;
+    }
+    if (max_ext >= 0x80000008u) {
+        cpu_cpuid(0x80000008u, 0, r);
+        out->phys_bits = r[0] & 0xff;
+    }
+    out->la57 = (cpu_read_cr4() & CR4_LA57) != 0;
+}
+
+uint64_t cpu_tsc(void)
+{
+    uint32_t lo, hi;
+    __asm__ volatile("rdtsc" : "=a"(lo), "=d"(hi));
+    return ((uint64_t)hi << 32) | lo;
+}
+
+/* Both instructions may fail transiently (CF clear); Intel suggests 10 tries for RDRAND. */
+bool cpu_random(const struct cpu_info *cpu, uint64_t *out)
+{
+    for (int i = 0; cpu->rdseed && i < 10; i++) {
+        uint64_t v;
+        unsigned char ok;
+        __asm__ volatile("rdseed %0; setc %1" : "=r"(v), "=qm"(ok));
+        if (ok) {
+            *out = v;
+            return true;
+        }
+        cpu_pause();
+    }
+    for (int i = 0; cpu->rdrand && i < 10; i++) {
+        uint64_t v;
+        unsigned char ok;
+        __asm__ volatile("rdrand %0; setc %1" : "=r"(v), "=qm"(ok));
+        if (ok) {
+            *out = v;
+            return true;
+        }
+    }
+    return false;
+}
+
+void cpu_delay_us(uint64_t tsc_hz, uint64_t us)
+{
+    if (tsc_hz == 0) {
+        /* No clock: a write to the POST port takes about a microsecond on ISA timing. */
+        for (uint64_t i = 0; i < us; i++)
+            cpu_outb(0x80, 0);
+        return;
+    }
+    uint64_t start = cpu_tsc();
+    uint64_t ticks = tsc_hz / 1000000 * us;
+    while (cpu_tsc() - start < ticks)
+        cpu_pause();
+}
+
+void cpu_cli(void)
+{
+    __asm__ volatile("cli" ::: "memory");
+}

@@ -1,0 +1,74 @@
+/*
+ * entry: the PE entry point. Keeps the firmware's tables for the rest of
+ * stage1/efi/, disables the watchdog, runs the boot flow (main.c) and turns
+ * its status into the EFI_STATUS the firmware gets back when the boot fails
+ * before ExitBootServices. An error status makes the boot manager go on to
+ * its next boot option.
+ */
+#include "fw_efi.h"
+
+EFI_HANDLE fw_image;
+EFI_SYSTEM_TABLE *fw_st;
+EFI_BOOT_SERVICES *fw_bs;
+EFI_RUNTIME_SERVICES *fw_rt;
+
+const char *fw_status_str(enum fw_status st)
+{
+    switch (st) {
+    case FW_OK:
+        return "ok";
+    case FW_NOT_FOUND:
+        return "not found";
+    case FW_EMPTY:
+        return "empty";
+    case FW_TOO_BIG:
+        return "too big";
+    case FW_IS_DIR:
+        return "is a directory";
+    case FW_NOMEM:
+        return "out of memory";
+    case FW_IO:
+        return "read error";
+    case FW_UNSUPPORTED:
+        return "not supported by this firmware";
+    case FW_FAILED:
+        return "firmware error";
+    }
+    return "unknown error";
+}
+
+enum fw_status fw_from_efi(EFI_STATUS s)
+{
+    switch (s) {
+    case EFI_SUCCESS:
+        return FW_OK;
+    case EFI_NOT_FOUND:
+        return FW_NOT_FOUND;
+    case EFI_OUT_OF_RESOURCES:
+        return FW_NOMEM;
+    case EFI_DEVICE_ERROR:
+    case EFI_VOLUME_CORRUPTED:
+    case EFI_NO_MEDIA:
+    case EFI_MEDIA_CHANGED:
+        return FW_IO;
+    case EFI_UNSUPPORTED:
+        return FW_UNSUPPORTED;
+    default:
+        return FW_FAILED;
+    }
+}
+
+/* The PE entry point (lld-link -entry:efi_main), MS x64 ABI like everything here. */
+EFI_STATUS EFIAPI efi_main(EFI_HANDLE image, EFI_SYSTEM_TABLE *st)
+{
+    fw_image = image;
+    fw_st = st;
+    fw_bs = st->BootServices;
+    fw_rt = st->RuntimeServices;
+    /* Firmware resets the machine after 5 minutes in a boot option unless told otherwise. */
+    fw_bs->SetWatchdogTimer(0, 0, 0, NULL);
+
+    enum fw_status s = stage1_main();
+    /* stage1_main only returns on failure, with boot services still alive. */
+    return s == FW_NOT_FOUND ? EFI_NOT_FOUND : EFI_LOAD_ERROR;
+}

@@ -1,0 +1,157 @@
+/*
+ * fw: stage 1's view of the firmware and the machine.
+ *
+ * Everything that calls UEFI or executes a privileged instruction lives in
+ * stage1/efi/ behind this header; EFI types and EFI_STATUS stop there. main.c
+ * sees plain C types and one status enum, so the boot flow reads as a sequence
+ * of steps rather than protocol plumbing.
+ *
+ * Boot services are usable from efi_main until fw_exit_boot_services succeeds;
+ * after that only the console (COM1 by port I/O), the CPU helpers and
+ * fw_fatal_after_exit may be called.
+ */
+#ifndef STAGE1_EFI_FW_H
+#define STAGE1_EFI_FW_H
+
+#include <stdarg.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include <canopy/bootinfo.h>
+
+enum fw_status {
+    FW_OK = 0,
+    FW_NOT_FOUND,   /* no such file, protocol or table */
+    FW_EMPTY,       /* the file has zero bytes */
+    FW_TOO_BIG,     /* larger than the caller allows */
+    FW_IS_DIR,      /* the path names a directory */
+    FW_NOMEM,       /* an allocation failed */
+    FW_IO,          /* a read failed or came up short */
+    FW_UNSUPPORTED, /* the firmware lacks something stage 1 needs */
+    FW_FAILED,      /* any other firmware error */
+};
+
+/* A short English description of a status. */
+const char *fw_status_str(enum fw_status st);
+
+/* ---- the boot flow (main.c) ------------------------------------------------ */
+
+/*
+ * Loads and starts the kernel. Returns only when the boot fails while boot
+ * services still live, after the reason was shown; efi_main hands the status
+ * back to the firmware.
+ */
+enum fw_status stage1_main(void);
+
+/* ---- console (console.c) -------------------------------------------------- */
+
+/*
+ * Prints formatted text. Before ExitBootServices it goes to ConOut (OVMF
+ * mirrors that to the serial port); afterwards to COM1 if serial output is
+ * enabled. Every wait on the UART is bounded.
+ */
+void con_printf(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+void con_vprintf(const char *fmt, va_list ap);
+
+/* Whether COM1 is written after ExitBootServices (the config's serial=). */
+void con_set_serial(bool on);
+
+/* Switches output to COM1; called once boot services are gone. */
+void con_after_exit(void);
+
+/* ---- time and CPU (cpu.c) -------------------------------------------------- */
+
+struct cpu_info {
+    bool nx;      /* CPUID.80000001h:EDX[20] */
+    bool pdpe1gb; /* CPUID.80000001h:EDX[26] */
+    bool la57;    /* CR4.LA57 is set: the firmware runs 5-level paging */
+    bool rdrand;  /* CPUID.1:ECX[30] */
+    bool rdseed;  /* CPUID.7.0:EBX[18] */
+    unsigned phys_bits;
+};
+
+void cpu_identify(struct cpu_info *out);
+uint64_t cpu_tsc(void);
+/* A random 64-bit value from RDSEED or RDRAND; false if neither delivers. */
+bool cpu_random(const struct cpu_info *cpu, uint64_t *out);
+/* Waits about `us` microseconds by the TSC (tsc_hz from fw_tsc_hz). Bounded. */
+void cpu_delay_us(uint64_t tsc_hz, uint64_t us);
+/* Disables interrupts. */
+void cpu_cli(void);
+
+/* ---- firmware services while boot services live (platform.c, file.c) --------- */
+
+/* Reads a whole file from the volume stage 1 was loaded from into LoaderData pages. */
+enum fw_status fw_read_file(const char *path, uint64_t max_bytes, void **data, uint64_t *size);
+
+/* Conventional memory in the current map: the total and the largest single run. */
+enum fw_status fw_memory_summary(uint64_t *conventional_bytes, uint64_t *largest_run_bytes);
+
+/*
+ * Fills *fb from the GOP: switches to width x height first if asked (0, 0:
+ * keep the current mode). *note gets a short remark when something was not as
+ * asked (NULL if all went as asked). FW_NOT_FOUND: no GOP at all.
+ */
+enum fw_status fw_framebuffer(uint32_t width, uint32_t height, struct canopy_framebuffer *fb,
+                              const char **note);
+
+/* The ACPI RSDP (2.0 preferred, else 1.0), 0 if the firmware has none. */
+uint64_t fw_rsdp(void);
+/* The EFI system table's address. */
+uint64_t fw_system_table(void);
+/* TSC ticks per second: CPUID 15h/16h if they say, else measured against Stall. */
+uint64_t fw_tsc_hz(void);
+/* A random value from the EFI RNG protocol; false if it is missing or fails. */
+bool fw_random(uint64_t *out);
+/* Waits `us` microseconds with boot services. */
+void fw_stall_us(uint64_t us);
+
+/* ---- ExitBootServices (platform.c) --------------------------------------- */
+
+/* What fw_exit_boot_services hands over: the final map and the room to normalise it. */
+struct fw_exit {
+    const void *efi_map;   /* the raw final map, in LoaderData */
+    uint64_t efi_map_size; /* bytes used */
+    uint64_t desc_size;
+    uint32_t desc_version;
+    uint32_t range_capacity;         /* struct canopy_mem_range slots at ranges */
+    struct canopy_mem_range *ranges; /* LoaderData, memmap_capacity_for(...) entries */
+    void *scratch;                   /* extra LoaderData for the caller, scratch_bytes long */
+    uint64_t scratch_bytes;
+};
+
+/*
+ * Fetches the final memory map and exits boot services, the way the UEFI
+ * specification asks: the map buffer and every buffer needed afterwards are
+ * allocated before the last GetMemoryMap; on a stale map key, one more
+ * GetMemoryMap into the same buffer and one retry. scratch_per_range asks for
+ * that many bytes of scratch per range slot (plus scratch_fixed).
+ * => FW_OK: boot services are gone, interrupts are off.
+ * => FW_FAILED before the first ExitBootServices call: boot services still live.
+ * => if the retry fails as well, it does not return (fw_fatal_after_exit).
+ */
+enum fw_status fw_exit_boot_services(uint64_t scratch_per_range, uint64_t scratch_fixed,
+                                     struct fw_exit *out);
+
+/*
+ * After ExitBootServices: prints one line on serial, waits about five seconds
+ * and resets the machine through the runtime services (then by the keyboard
+ * controller and the reset-control port if those come back).
+ */
+_Noreturn void fw_fatal_after_exit(uint64_t tsc_hz, const char *fmt, ...)
+    __attribute__((format(printf, 2, 3)));
+
+/* ---- the CR3 switch (trampoline.S) ------------------------------------------ */
+
+/*
+ * Switches to the new page tables and jumps to the kernel. Runs from one page
+ * that the new tables map at its own address.
+ * => interrupts off; the page holding trampoline_start is identity-mapped R+X
+ *    in cr3's tables; stack_top is 16-byte aligned and mapped RW.
+ */
+_Noreturn void trampoline_enter(uint64_t cr3, uint64_t stack_top, uint64_t entry,
+                                uint64_t bootinfo_va, uint64_t set_nxe);
+extern const char trampoline_start[], trampoline_end[];
+
+#endif

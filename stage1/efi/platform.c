@@ -1,0 +1,355 @@
+/*
+ * platform: what stage 1 takes from the firmware besides files: the memory
+ * map, the GOP framebuffer, the ACPI RSDP, a TSC frequency, random bits, and
+ * finally ExitBootServices and the reset that ends a failed boot after it.
+ *
+ * Every buffer is LoaderData: the kernel reclaims it once it has copied what
+ * it needs, and everything it needs was copied into PMM frames by main.c.
+ */
+#include <pmm/pmm.h>
+
+#include "cpu.h"
+#include "fw_efi.h"
+
+#define PAGE 4096ull
+
+static uint64_t pages_for(uint64_t bytes)
+{
+    return (bytes + PAGE - 1) / PAGE;
+}
+
+static bool guid_eq(const EFI_GUID *a, const EFI_GUID *b)
+{
+    const uint8_t *x = (const uint8_t *)a, *y = (const uint8_t *)b;
+    for (unsigned i = 0; i < sizeof(EFI_GUID); i++)
+        if (x[i] != y[i])
+            return false;
+    return true;
+}
+
+void fw_stall_us(uint64_t us)
+{
+    fw_bs->Stall(us);
+}
+
+uint64_t fw_system_table(void)
+{
+    return (uint64_t)(UINTN)fw_st;
+}
+
+/* ---- memory map ------------------------------------------------------------ */
+
+/* Fetches the current map into pool memory; the caller frees *map. */
+static EFI_STATUS get_map(EFI_MEMORY_DESCRIPTOR **map, UINTN *size, UINTN *desc_size)
+{
+    UINTN key;
+    UINT32 version;
+    *size = 0;
+    EFI_STATUS s = fw_bs->GetMemoryMap(size, NULL, &key, desc_size, &version);
+    if (s != EFI_BUFFER_TOO_SMALL)
+        return EFI_ERROR(s) ? s : EFI_DEVICE_ERROR;
+    /* Room for the descriptors the pool allocation itself may add. */
+    for (int tries = 0; tries < 4; tries++) {
+        UINTN cap = *size + 8 * (*desc_size ? *desc_size : sizeof(EFI_MEMORY_DESCRIPTOR));
+        s = fw_bs->AllocatePool(EfiLoaderData, cap, (void **)map);
+        if (EFI_ERROR(s))
+            return s;
+        *size = cap;
+        s = fw_bs->GetMemoryMap(size, *map, &key, desc_size, &version);
+        if (!EFI_ERROR(s))
+            return *desc_size >= sizeof(EFI_MEMORY_DESCRIPTOR) ? EFI_SUCCESS
+                                                               : EFI_INCOMPATIBLE_VERSION;
+        fw_bs->FreePool(*map);
+        if (s != EFI_BUFFER_TOO_SMALL)
+            return s;
+    }
+    return EFI_BUFFER_TOO_SMALL;
+}
+
+enum fw_status fw_memory_summary(uint64_t *conventional_bytes, uint64_t *largest_run_bytes)
+{
+    EFI_MEMORY_DESCRIPTOR *map;
+    UINTN size, desc_size;
+    EFI_STATUS s = get_map(&map, &size, &desc_size);
+    if (EFI_ERROR(s))
+        return fw_from_efi(s);
+    uint64_t total = 0, largest = 0;
+    /* Walk by desc_size: the firmware's descriptors may be larger than the struct. */
+    for (UINTN off = 0; off + desc_size <= size; off += desc_size) {
+        const EFI_MEMORY_DESCRIPTOR *d = (const void *)((const uint8_t *)map + off);
+        if (d->Type != EfiConventionalMemory)
+            continue;
+        uint64_t bytes = d->NumberOfPages * PAGE;
+        total += bytes;
+        if (bytes > largest)
+            largest = bytes;
+    }
+    fw_bs->FreePool(map);
+    *conventional_bytes = total;
+    *largest_run_bytes = largest;
+    return FW_OK;
+}
+
+/* ---- GOP --------------------------------------------------------------------- */
+
+static uint32_t mask_top_bit(uint32_t m)
+{
+    return m ? 32 - (uint32_t)__builtin_clz(m) : 0;
+}
+
+static EFI_GRAPHICS_OUTPUT_PROTOCOL *find_gop(void)
+{
+    EFI_GUID guid = EFI_GRAPHICS_OUTPUT_PROTOCOL_GUID;
+    EFI_GRAPHICS_OUTPUT_PROTOCOL *gop = NULL;
+    /* The GOP behind the console is the one the user is looking at. */
+    if (fw_st->ConsoleOutHandle &&
+        !EFI_ERROR(fw_bs->HandleProtocol(fw_st->ConsoleOutHandle, &guid, (void **)&gop)) && gop)
+        return gop;
+    gop = NULL;
+    if (!EFI_ERROR(fw_bs->LocateProtocol(&guid, NULL, (void **)&gop)))
+        return gop;
+    return NULL;
+}
+
+/* Switches to the first mode of exactly width x height with a linear framebuffer. */
+static bool set_mode(EFI_GRAPHICS_OUTPUT_PROTOCOL *gop, uint32_t width, uint32_t height)
+{
+    for (UINT32 m = 0; m < gop->Mode->MaxMode; m++) {
+        EFI_GRAPHICS_OUTPUT_MODE_INFORMATION *info;
+        UINTN size;
+        if (EFI_ERROR(gop->QueryMode(gop, m, &size, &info)))
+            continue;
+        bool match = info->HorizontalResolution == width && info->VerticalResolution == height &&
+                     info->PixelFormat != PixelBltOnly;
+        fw_bs->FreePool(info);
+        if (match)
+            return !EFI_ERROR(gop->SetMode(gop, m));
+    }
+    return false;
+}
+
+enum fw_status fw_framebuffer(uint32_t width, uint32_t height, struct canopy_framebuffer *fb,
+                              const char **note)
+{
+    *fb = (struct canopy_framebuffer){.format = CANOPY_FB_NONE};
+    *note = NULL;
+    EFI_GRAPHICS_OUTPUT_PROTOCOL *gop = find_gop();
+    if (!gop || !gop->Mode || !gop->Mode->Info)
+        return FW_NOT_FOUND;
+    if (width && height && !set_mode(gop, width, height))
+        *note = "the configured resolution is not offered; keeping the current mode";
+    const EFI_GRAPHICS_OUTPUT_MODE_INFORMATION *info = gop->Mode->Info;
+    uint32_t bpp = 32;
+    switch (info->PixelFormat) {
+    case PixelRedGreenBlueReserved8BitPerColor:
+        fb->format = CANOPY_FB_RGBX;
+        fb->red_mask = 0x0000ff;
+        fb->green_mask = 0x00ff00;
+        fb->blue_mask = 0xff0000;
+        fb->reserved_mask = 0xff000000;
+        break;
+    case PixelBlueGreenRedReserved8BitPerColor:
+        fb->format = CANOPY_FB_BGRX;
+        fb->red_mask = 0xff0000;
+        fb->green_mask = 0x00ff00;
+        fb->blue_mask = 0x0000ff;
+        fb->reserved_mask = 0xff000000;
+        break;
+    case PixelBitMask: {
+        const EFI_PIXEL_BITMASK *m = &info->PixelInformation;
+        fb->format = CANOPY_FB_BITMASK;
+        fb->red_mask = m->RedMask;
+        fb->green_mask = m->GreenMask;
+        fb->blue_mask = m->BlueMask;
+        fb->reserved_mask = m->ReservedMask;
+        bpp = (mask_top_bit(m->RedMask | m->GreenMask | m->BlueMask | m->ReservedMask) + 7) & ~7u;
+        break;
+    }
+    default:
+        *note = "the display has no linear framebuffer (blit only)";
+        return FW_UNSUPPORTED;
+    }
+    if (bpp == 0 || gop->Mode->FrameBufferBase == 0 || info->PixelsPerScanLine == 0) {
+        fb->format = CANOPY_FB_NONE;
+        *note = "the display reports an unusable framebuffer";
+        return FW_UNSUPPORTED;
+    }
+    fb->base = gop->Mode->FrameBufferBase;
+    fb->size_bytes = gop->Mode->FrameBufferSize;
+    fb->width = info->HorizontalResolution;
+    fb->height = info->VerticalResolution;
+    fb->bpp = bpp;
+    fb->pitch_bytes = info->PixelsPerScanLine * (bpp / 8);
+    /* Some firmware reports a size of 0 or too small; what the mode needs is what gets mapped. */
+    uint64_t need = (uint64_t)fb->pitch_bytes * fb->height;
+    if (fb->size_bytes < need)
+        fb->size_bytes = need;
+    return FW_OK;
+}
+
+/* ---- ACPI, RNG, TSC ----------------------------------------------------------- */
+
+/* An RSDP whose signature and 20-byte checksum hold. */
+static bool rsdp_ok(const void *p)
+{
+    const uint8_t *b = p;
+    static const char sig[8] = {'R', 'S', 'D', ' ', 'P', 'T', 'R', ' '};
+    for (int i = 0; i < 8; i++)
+        if (b[i] != (uint8_t)sig[i])
+            return false;
+    uint8_t sum = 0;
+    for (int i = 0; i < 20; i++)
+        sum += b[i];
+    return sum == 0;
+}
+
+uint64_t fw_rsdp(void)
+{
+    EFI_GUID acpi20 = ACPI_20_TABLE_GUID, acpi10 = ACPI_TABLE_GUID;
+    const EFI_GUID *want[2] = {&acpi20, &acpi10};
+    for (int w = 0; w < 2; w++) {
+        for (UINTN i = 0; i < fw_st->NumberOfTableEntries; i++) {
+            const EFI_CONFIGURATION_TABLE *t = &fw_st->ConfigurationTable[i];
+            if (guid_eq(&t->VendorGuid, want[w]) && t->VendorTable && rsdp_ok(t->VendorTable))
+                return (uint64_t)(UINTN)t->VendorTable;
+        }
+    }
+    return 0;
+}
+
+bool fw_random(uint64_t *out)
+{
+    EFI_GUID guid = EFI_RNG_PROTOCOL_GUID;
+    EFI_RNG_PROTOCOL *rng = NULL;
+    if (EFI_ERROR(fw_bs->LocateProtocol(&guid, NULL, (void **)&rng)) || !rng)
+        return false;
+    uint64_t v = 0;
+    if (EFI_ERROR(rng->GetRNG(rng, NULL, sizeof(v), (UINT8 *)&v)))
+        return false;
+    *out = v;
+    return true;
+}
+
+uint64_t fw_tsc_hz(void)
+{
+    uint32_t r[4];
+    cpu_cpuid(0, 0, r);
+    uint32_t max_leaf = r[0];
+    if (max_leaf >= 0x15) {
+        /* TSC = crystal * EBX / EAX, when the CPU names its crystal. */
+        cpu_cpuid(0x15, 0, r);
+        if (r[0] && r[1] && r[2])
+            return (uint64_t)r[2] * r[1] / r[0];
+    }
+    if (max_leaf >= 0x16) {
+        cpu_cpuid(0x16, 0, r);
+        if (r[0] & 0xffff)
+            return (uint64_t)(r[0] & 0xffff) * 1000000;
+    }
+    /* Measure: 20 ms of Stall against the TSC. */
+    uint64_t t0 = cpu_tsc();
+    fw_bs->Stall(20000);
+    uint64_t t1 = cpu_tsc();
+    return (t1 - t0) * 50;
+}
+
+/* ---- ExitBootServices ----------------------------------------------------------- */
+
+enum fw_status fw_exit_boot_services(uint64_t scratch_per_range, uint64_t scratch_fixed,
+                                     struct fw_exit *out)
+{
+    UINTN map_size = 0, key = 0, desc_size = 0;
+    UINT32 desc_version = 0;
+    EFI_STATUS s = fw_bs->GetMemoryMap(&map_size, NULL, &key, &desc_size, &desc_version);
+    if (s != EFI_BUFFER_TOO_SMALL || desc_size < sizeof(EFI_MEMORY_DESCRIPTOR))
+        return FW_FAILED;
+
+    /*
+     * Everything needed after ExitBootServices is allocated now, before the
+     * final GetMemoryMap. Each allocation can split a descriptor, so the map
+     * buffer gets 16 spare slots (Linux adds 8; two allocations follow).
+     */
+    UINTN map_cap = map_size + 16 * desc_size;
+    EFI_PHYSICAL_ADDRESS map_buf, work_buf;
+    if (EFI_ERROR(
+            fw_bs->AllocatePages(AllocateAnyPages, EfiLoaderData, pages_for(map_cap), &map_buf)))
+        return FW_NOMEM;
+    uint32_t range_cap = memmap_capacity_for(map_cap, desc_size);
+    uint64_t ranges_bytes = (uint64_t)range_cap * sizeof(struct canopy_mem_range);
+    uint64_t scratch_bytes = (uint64_t)range_cap * scratch_per_range + scratch_fixed;
+    uint64_t work_bytes = ranges_bytes + scratch_bytes;
+    if (range_cap == 0 || EFI_ERROR(fw_bs->AllocatePages(AllocateAnyPages, EfiLoaderData,
+                                                         pages_for(work_bytes), &work_buf))) {
+        fw_bs->FreePages(map_buf, pages_for(map_cap));
+        return FW_NOMEM;
+    }
+
+    for (int attempt = 0; attempt < 2; attempt++) {
+        map_size = map_cap;
+        s = fw_bs->GetMemoryMap(&map_size, (EFI_MEMORY_DESCRIPTOR *)(UINTN)map_buf, &key,
+                                &desc_size, &desc_version);
+        if (EFI_ERROR(s) || desc_version != EFI_MEMORY_DESCRIPTOR_VERSION ||
+            desc_size < sizeof(EFI_MEMORY_DESCRIPTOR)) {
+            if (attempt == 0) {
+                /* ExitBootServices was not called yet: boot services still live. */
+                fw_bs->FreePages(work_buf, pages_for(work_bytes));
+                fw_bs->FreePages(map_buf, pages_for(map_cap));
+                return EFI_ERROR(s) ? FW_FAILED : FW_UNSUPPORTED;
+            }
+            break;
+        }
+        s = fw_bs->ExitBootServices(fw_image, key);
+        if (!EFI_ERROR(s)) {
+            cpu_cli();
+            fw_bs = NULL;
+            con_after_exit();
+            *out = (struct fw_exit){
+                .efi_map = (const void *)(UINTN)map_buf,
+                .efi_map_size = map_size,
+                .desc_size = desc_size,
+                .desc_version = desc_version,
+                .range_capacity = range_cap,
+                .ranges = (struct canopy_mem_range *)(UINTN)work_buf,
+                .scratch = (uint8_t *)(UINTN)work_buf + ranges_bytes,
+                .scratch_bytes = scratch_bytes,
+            };
+            return FW_OK;
+        }
+        /*
+         * A stale map key (EFI_INVALID_PARAMETER): the firmware may already
+         * have shut part of itself down, so only GetMemoryMap into the same
+         * buffer and one more ExitBootServices are allowed; no allocation.
+         */
+    }
+    cpu_cli();
+    fw_bs = NULL;
+    fw_fatal_after_exit(0, "ExitBootServices failed twice (%s)",
+                        s == EFI_INVALID_PARAMETER ? "stale memory map key" : "firmware error");
+}
+
+_Noreturn void fw_fatal_after_exit(uint64_t tsc_hz, const char *fmt, ...)
+{
+    va_list ap;
+    con_set_serial(true);
+    con_after_exit();
+    con_printf("canopy: ");
+    va_start(ap, fmt);
+    con_vprintf(fmt, ap);
+    va_end(ap);
+    con_printf("\ncanopy: resetting in 5 seconds\n");
+    cpu_delay_us(tsc_hz, 5000000);
+    fw_rt->ResetSystem(EfiResetCold, EFI_LOAD_ERROR, 0, NULL);
+    /* ResetSystem must not return; if it does, the keyboard controller and port 0xcf9. */
+    cpu_outb(0x64, 0xfe);
+    cpu_delay_us(tsc_hz, 100000);
+    cpu_outb(0xcf9, 0x0e);
+    cpu_delay_us(tsc_hz, 100000);
+    /* Last resort: an empty IDT turns the next exception into a triple fault (a reset). */
+    struct __attribute__((packed)) {
+        uint16_t limit;
+        uint64_t base;
+    } idtr = {0, 0};
+    __asm__ volatile("lidt %0; int3" : : "m"(idtr));
+    for (;;)
+        __asm__ volatile("hlt");
+}

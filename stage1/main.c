@@ -1,0 +1,459 @@
+/*
+ * main: the boot flow of stage 1, from the config file to the jump into the
+ * kernel.
+ *
+ *   while boot services live             every failure: one line, a pause,
+ *     read canopy.cfg                    and an error back to the firmware
+ *     read the kernel, validate it whole
+ *     framebuffer, RSDP, CPU, TSC, seed
+ *   ExitBootServices
+ *   after it                             every failure: one line on serial,
+ *     normalise the map, pmm_init        a pause, and a reset
+ *     boot info (owner BOOTINFO) <- the PMM itself moves in here
+ *     segments, boot stack                from PMM frames
+ *     page tables (owner PAGE_TABLE)      HHDM, framebuffer, segments, stack,
+ *                                         the trampoline page
+ *   trampoline: CR3, EFER.NXE, CR0.WP, jump
+ *
+ * Invariant after ExitBootServices: every frame stage 1 hands to the kernel
+ * comes from the PMM with an owner, and nothing the kernel needs stays in
+ * loader memory (which the kernel reclaims): the boot info holds copies of the
+ * memory maps, the manifest and the PMM state.
+ *
+ * Called by efi_main (efi/entry.c); stage1_main returns only on a failure
+ * before ExitBootServices.
+ */
+#include <canopy/bootinfo.h>
+#include <canopy/fmt.h>
+#include <canopy/str.h>
+#include <pmm/pmm.h>
+#include <vmm/pt.h>
+
+#include "efi/fw.h"
+#include "load/config.h"
+#include "load/elf.h"
+#include "load/mapplan.h"
+
+#define PAGE            4096ull
+#define KERNEL_FILE_MAX (256ull << 20)
+#define ERROR_PAUSE_US  3000000 /* how long an error line stays up before the firmware returns */
+
+/* Requests beyond the memory map's: segments, the boot stack, the trampoline page. */
+#define FIXED_REQUESTS (CANOPY_MAX_SEGMENTS + 2)
+/* Scratch per range slot: an HHDM request and a framebuffer gap, each also as a pt_span. */
+#define SCRATCH_PER_RANGE (2 * (sizeof(struct map_request) + sizeof(struct pt_span)))
+#define SCRATCH_FIXED     (FIXED_REQUESTS * (sizeof(struct map_request) + sizeof(struct pt_span)))
+
+static struct {
+    struct config cfg;
+    struct cpu_info cpu;
+    unsigned levels;
+    uint64_t hhdm;
+    uint64_t tsc_hz;
+    uint64_t phase_tsc[CANOPY_PHASE_COUNT];
+    enum canopy_phase phase; /* the last phase reached */
+    const uint8_t *kernel;   /* the file, in LoaderData */
+    uint64_t kernel_size;
+    struct elf_plan plan;
+    struct canopy_framebuffer fb;
+    uint64_t rsdp;
+    uint64_t system_table;
+    uint64_t seed;
+} s1;
+
+static void phase(enum canopy_phase p)
+{
+    s1.phase_tsc[p] = cpu_tsc();
+    s1.phase = p;
+}
+
+static uint64_t pages_for(uint64_t bytes)
+{
+    return (bytes + PAGE - 1) / PAGE;
+}
+
+static uint64_t align_up(uint64_t v, uint64_t a)
+{
+    return (v + a - 1) & ~(a - 1);
+}
+
+static void *phys_ptr(uint64_t pa)
+{
+    return (void *)(uintptr_t)pa; /* the firmware's tables map memory 1:1 until the switch */
+}
+
+/* Shows one line and pauses, then hands the status back (before ExitBootServices). */
+__attribute__((format(printf, 2, 3))) static enum fw_status give_up(enum fw_status st,
+                                                                    const char *fmt, ...)
+{
+    va_list ap;
+    con_printf("canopy: ");
+    va_start(ap, fmt);
+    con_vprintf(fmt, ap);
+    va_end(ap);
+    con_printf("\n");
+    fw_stall_us(ERROR_PAUSE_US);
+    return st;
+}
+
+#define FATAL(...) fw_fatal_after_exit(s1.tsc_hz, __VA_ARGS__)
+
+/* ---- before ExitBootServices ------------------------------------------------ */
+
+static void report_config(void *ctx, unsigned line, const char *problem)
+{
+    (void)ctx;
+    con_printf("canopy: canopy.cfg:%u: %s\n", line, problem);
+}
+
+/* Reads canopy.cfg over the defaults; every problem is reported and the boot goes on. */
+static void read_config(void)
+{
+    void *text;
+    uint64_t len;
+    config_defaults(&s1.cfg);
+    enum fw_status st = fw_read_file(CONFIG_FILE_PATH, CONFIG_FILE_MAX, &text, &len);
+    switch (st) {
+    case FW_OK:
+        config_parse(&s1.cfg, text, len, report_config, NULL);
+        break;
+    case FW_EMPTY:
+        break;
+    case FW_NOT_FOUND:
+        con_printf("canopy: no %s; using the defaults\n", CONFIG_FILE_PATH);
+        break;
+    case FW_TOO_BIG:
+        con_printf("canopy: canopy.cfg: larger than %u KiB; using the defaults\n",
+                   CONFIG_FILE_MAX / 1024);
+        break;
+    default:
+        con_printf("canopy: canopy.cfg: cannot read it (%s); using the defaults\n",
+                   fw_status_str(st));
+        break;
+    }
+}
+
+static enum fw_status read_kernel(void)
+{
+    const char *path = s1.cfg.kernel;
+    void *data;
+    uint64_t size;
+    enum fw_status st = fw_read_file(path, KERNEL_FILE_MAX, &data, &size);
+    switch (st) {
+    case FW_OK:
+        s1.kernel = data;
+        s1.kernel_size = size;
+        return FW_OK;
+    case FW_NOT_FOUND:
+        return give_up(st, "%s: file not found", path);
+    case FW_EMPTY:
+        return give_up(st, "%s: the file is empty", path);
+    case FW_TOO_BIG:
+        return give_up(st, "%s: the file is larger than %llu MiB", path,
+                       (unsigned long long)(KERNEL_FILE_MAX >> 20));
+    case FW_IS_DIR:
+        return give_up(st, "%s: is a directory, not a kernel", path);
+    default:
+        return give_up(st, "%s: cannot read the file (%s)", path, fw_status_str(st));
+    }
+}
+
+static enum fw_status validate_kernel(void)
+{
+    const char *path = s1.cfg.kernel;
+    uint64_t conventional, largest;
+    enum fw_status st = fw_memory_summary(&conventional, &largest);
+    if (st != FW_OK)
+        return give_up(st, "cannot read the memory map (%s)", fw_status_str(st));
+    struct elf_error err;
+    if (elf_validate(s1.kernel, s1.kernel_size, conventional, &s1.plan, &err) != ELF_OK)
+        return give_up(FW_FAILED, "%s: %s", path, err.reason);
+    /* Each segment becomes one contiguous PMM run: a buddy block, at most 2^PMM_MAX_ORDER. */
+    for (uint32_t i = 0; i < s1.plan.count; i++) {
+        const struct elf_segment_plan *s = &s1.plan.seg[i];
+        if (s->page_count > (1ull << PMM_MAX_ORDER) || s->page_count * PAGE > largest)
+            return give_up(FW_FAILED,
+                           "%s: segment %u needs %llu KiB of contiguous memory; the largest "
+                           "free run is %llu KiB",
+                           path, s->phdr_index, (unsigned long long)(s->page_count * 4),
+                           (unsigned long long)(largest >> 10));
+    }
+    return FW_OK;
+}
+
+static void gather_platform(void)
+{
+    cpu_identify(&s1.cpu);
+    s1.levels = s1.cpu.la57 ? 5 : 4;
+    s1.hhdm = s1.cpu.la57 ? CANOPY_HHDM_BASE_5L : CANOPY_HHDM_BASE_4L;
+
+    const char *note;
+    enum fw_status st = fw_framebuffer(s1.cfg.fb_width, s1.cfg.fb_height, &s1.fb, &note);
+    if (st == FW_NOT_FOUND)
+        con_printf("canopy: no graphics output; serial console only\n");
+    else if (st != FW_OK)
+        con_printf("canopy: %s; serial console only\n", note);
+    else if (note)
+        con_printf("canopy: %s\n", note);
+
+    s1.rsdp = fw_rsdp();
+    if (!s1.rsdp)
+        con_printf("canopy: no ACPI RSDP in the firmware tables\n");
+    s1.system_table = fw_system_table();
+    s1.tsc_hz = fw_tsc_hz();
+    if (!cpu_random(&s1.cpu, &s1.seed) && !fw_random(&s1.seed))
+        s1.seed = 0;
+
+    if (s1.cfg.verbose >= 1) {
+        con_printf("canopy: cpu: nx %d, 1 GiB pages %d, %u-level paging, tsc %llu MHz\n", s1.cpu.nx,
+                   s1.cpu.pdpe1gb, s1.levels, (unsigned long long)(s1.tsc_hz / 1000000));
+        if (s1.fb.format != CANOPY_FB_NONE)
+            con_printf("canopy: framebuffer %ux%u, pitch %u, at 0x%llx\n", s1.fb.width,
+                       s1.fb.height, s1.fb.pitch_bytes, (unsigned long long)s1.fb.base);
+    }
+}
+
+/* ---- after ExitBootServices ---------------------------------------------------- */
+
+/* The boot info block: the struct, then the copies the kernel needs. Offsets in bytes. */
+struct bi_layout {
+    uint64_t pmm, ranges, efi_map, manifest, total;
+    uint32_t manifest_cap;
+};
+
+static struct bi_layout bi_layout(uint32_t range_count, uint64_t efi_map_size,
+                                  uint32_t request_count)
+{
+    struct bi_layout l;
+    l.pmm = align_up(sizeof(struct canopy_bootinfo), 64);
+    l.ranges = align_up(l.pmm + sizeof(struct pmm), 64);
+    l.efi_map = align_up(l.ranges + (uint64_t)range_count * sizeof(struct canopy_mem_range), 64);
+    l.manifest = align_up(l.efi_map + efi_map_size, 64);
+    l.manifest_cap = request_count * MAPPLAN_ENTRIES_PER_REQUEST;
+    l.total = l.manifest + (uint64_t)l.manifest_cap * sizeof(struct canopy_mapping);
+    return l;
+}
+
+static bool pt_frame_alloc(void *ctx, uint64_t *phys)
+{
+    if (pmm_alloc(ctx, 0, CANOPY_OWNER_PAGE_TABLE, phys) != PMM_OK)
+        return false;
+    __builtin_memset(phys_ptr(*phys), 0, PAGE);
+    return true;
+}
+
+static void pt_frame_free(void *ctx, uint64_t phys)
+{
+    (void)pmm_free(ctx, phys, 0);
+}
+
+static uint32_t pt_attrs(uint16_t map_flags)
+{
+    return ((map_flags & CANOPY_MAP_W) ? PT_W : 0) | ((map_flags & CANOPY_MAP_X) ? PT_X : 0) |
+           PT_CACHE_WB;
+}
+
+/* Copies one PT_LOAD into fresh frames: file bytes at their offset, zeros everywhere else. */
+static uint64_t load_segment(struct pmm *pmm, const struct elf_segment_plan *s)
+{
+    uint64_t pa;
+    enum pmm_status ps = pmm_alloc_run(pmm, s->page_count, CANOPY_OWNER_KERNEL_IMAGE, &pa);
+    if (ps != PMM_OK)
+        FATAL("%s: no %llu KiB of contiguous memory for segment %u (%s)", s1.cfg.kernel,
+              (unsigned long long)(s->page_count * 4), s->phdr_index, pmm_status_str(ps));
+    uint8_t *dst = phys_ptr(pa);
+    __builtin_memset(dst, 0, s->page_count * PAGE);
+    __builtin_memcpy(dst + s->page_offset, s1.kernel + s->file_offset, s->file_size);
+    return pa;
+}
+
+static _Noreturn void after_exit(const struct fw_exit *ex)
+{
+    /* The normalised map and the PMM. */
+    uint32_t range_count;
+    enum pmm_status ps =
+        memmap_normalise(ex->efi_map, ex->efi_map_size, ex->desc_size, ex->desc_version, ex->ranges,
+                         ex->range_capacity, &range_count);
+    if (ps != PMM_OK)
+        FATAL("the firmware's memory map is unusable: %s", pmm_status_str(ps));
+    struct pmm boot_pmm;
+    ps = pmm_init(&boot_pmm, ex->ranges, range_count, 0);
+    if (ps != PMM_OK)
+        FATAL("cannot set up the physical memory manager: %s", pmm_status_str(ps));
+    phase(CANOPY_PHASE_PMM_READY);
+
+    /* What gets mapped: the HHDM and the framebuffer's uncovered parts first. */
+    struct map_request *req = ex->scratch;
+    uint32_t req_cap = 2 * ex->range_capacity + FIXED_REQUESTS;
+    struct pt_span *spans = (struct pt_span *)(req + req_cap);
+    uint64_t max_page = s1.cpu.pdpe1gb ? MAPPLAN_1G : MAPPLAN_2M;
+    uint32_t n = mapplan_hhdm(ex->ranges, range_count, s1.hhdm, max_page, req, req_cap);
+    if (n == UINT32_MAX)
+        FATAL("too many HHDM ranges");
+    if (s1.fb.format != CANOPY_FB_NONE) {
+        uint32_t k =
+            mapplan_uncovered(req, n, s1.hhdm, s1.fb.base, s1.fb.size_bytes, max_page, CANOPY_MAP_W,
+                              CANOPY_OWNER_FRAMEBUFFER, req + n, req_cap - FIXED_REQUESTS - n);
+        if (k == UINT32_MAX)
+            FATAL("too many framebuffer ranges");
+        n += k;
+    }
+    uint32_t total_requests = n + s1.plan.count + 2;
+
+    /* The boot info; the PMM moves into it, so every later allocation is recorded there. */
+    struct bi_layout l = bi_layout(range_count, ex->efi_map_size, total_requests);
+    uint64_t bi_pa;
+    ps = pmm_alloc_run(&boot_pmm, pages_for(l.total), CANOPY_OWNER_BOOTINFO, &bi_pa);
+    if (ps != PMM_OK)
+        FATAL("no memory for the boot info (%llu KiB): %s", (unsigned long long)(l.total >> 10),
+              pmm_status_str(ps));
+    uint8_t *bi_bytes = phys_ptr(bi_pa);
+    __builtin_memset(bi_bytes, 0, pages_for(l.total) * PAGE);
+    struct canopy_bootinfo *bi = (struct canopy_bootinfo *)bi_bytes;
+    struct pmm *pmm = (struct pmm *)(bi_bytes + l.pmm);
+    *pmm = boot_pmm;
+    __builtin_memcpy(bi_bytes + l.ranges, ex->ranges,
+                     range_count * sizeof(struct canopy_mem_range));
+    __builtin_memcpy(bi_bytes + l.efi_map, ex->efi_map, ex->efi_map_size);
+
+    /* The kernel's segments, the boot stack above its guard page, the trampoline page. */
+    for (uint32_t i = 0; i < s1.plan.count; i++) {
+        const struct elf_segment_plan *s = &s1.plan.seg[i];
+        uint64_t pa = load_segment(pmm, s);
+        req[n++] = (struct map_request){
+            .va = s->vaddr,
+            .pa = pa,
+            .size = s->page_count * PAGE,
+            .max_page_size = MAPPLAN_4K,
+            .flags = (uint16_t)(((s->flags & CANOPY_SEG_W) ? CANOPY_MAP_W : 0) |
+                                ((s->flags & CANOPY_SEG_X) ? CANOPY_MAP_X : 0)),
+            .owner = CANOPY_OWNER_KERNEL_IMAGE};
+        bi->segments[i] = (struct canopy_segment){
+            .vaddr = s->vaddr, .paddr = pa, .page_count = s->page_count, .flags = s->flags};
+    }
+    uint64_t stack_pa;
+    ps = pmm_alloc_run(pmm, CANOPY_BOOT_STACK_SIZE / PAGE, CANOPY_OWNER_STACK, &stack_pa);
+    if (ps != PMM_OK)
+        FATAL("no memory for the boot stack: %s", pmm_status_str(ps));
+    __builtin_memset(phys_ptr(stack_pa), 0, CANOPY_BOOT_STACK_SIZE);
+    uint64_t stack_va = CANOPY_DYNAMIC_BASE + PAGE; /* CANOPY_DYNAMIC_BASE stays unmapped */
+    req[n++] = (struct map_request){.va = stack_va,
+                                    .pa = stack_pa,
+                                    .size = CANOPY_BOOT_STACK_SIZE,
+                                    .max_page_size = MAPPLAN_4K,
+                                    .flags = CANOPY_MAP_W,
+                                    .owner = CANOPY_OWNER_STACK};
+    uint64_t tramp = (uint64_t)(uintptr_t)trampoline_start;
+    req[n++] = (struct map_request){.va = tramp,
+                                    .pa = tramp,
+                                    .size = PAGE,
+                                    .max_page_size = MAPPLAN_4K,
+                                    .flags = CANOPY_MAP_X,
+                                    .owner = CANOPY_OWNER_TRAMPOLINE};
+
+    /* The page tables, and the manifest written from the same requests. */
+    mapplan_sort(req, n);
+    if (mapplan_overlaps(req, n))
+        FATAL("internal error: two mappings overlap");
+    for (uint32_t i = 0; i < n; i++)
+        spans[i] = (struct pt_span){.va = req[i].va,
+                                    .pa = req[i].pa,
+                                    .size = req[i].size,
+                                    .max_page_size = req[i].max_page_size};
+    uint64_t min_tables = 0;
+    if (pt_min_tables(spans, n, s1.levels, &min_tables) != PT_OK)
+        min_tables = 0;
+    struct pt pt;
+    struct pt_frames frames = {.alloc = pt_frame_alloc, .free = pt_frame_free, .ctx = pmm};
+    enum pt_status pst = pt_init(&pt, s1.levels, s1.cpu.nx, 0, frames);
+    if (pst != PT_OK)
+        FATAL("cannot create page tables: %s", pt_status_str(pst));
+    struct canopy_mapping *manifest = (struct canopy_mapping *)(bi_bytes + l.manifest);
+    uint32_t manifest_count = 0;
+    for (uint32_t i = 0; i < n; i++) {
+        const struct map_request *r = &req[i];
+        pst = pt_map(&pt, r->va, r->pa, r->size, pt_attrs(r->flags), r->max_page_size);
+        if (pst != PT_OK)
+            FATAL("cannot map 0x%llx-0x%llx: %s", (unsigned long long)r->va,
+                  (unsigned long long)(r->va + r->size - 1), pt_status_str(pst));
+        if (!mapplan_manifest_add(r, manifest, l.manifest_cap, &manifest_count))
+            FATAL("internal error: the mapping manifest is full");
+    }
+    phase(CANOPY_PHASE_PAGE_TABLES_BUILT);
+
+    /* The boot info itself. */
+    bi->magic = CANOPY_BOOTINFO_MAGIC;
+    bi->version = CANOPY_BOOTINFO_VERSION;
+    bi->size = sizeof(*bi);
+    bi->hhdm_base = s1.hhdm;
+    bi->paging_levels = s1.levels;
+    bi->cpu_flags = (s1.cpu.nx ? CANOPY_CPU_NX : 0) | (s1.cpu.pdpe1gb ? CANOPY_CPU_PDPE1G : 0) |
+                    (s1.cpu.la57 ? CANOPY_CPU_LA57 : 0);
+    bi->mem_ranges = bi_pa + l.ranges;
+    bi->mem_range_count = range_count;
+    bi->mem_range_capacity = range_count;
+    bi->pmm = bi_pa + l.pmm;
+    bi->segment_count = s1.plan.count;
+    bi->kernel_entry_va = s1.plan.entry;
+    bi->stack_top_va = stack_va + CANOPY_BOOT_STACK_SIZE;
+    bi->trampoline_page = tramp;
+    bi->pt_root = pt.root;
+    bi->pt_frames_used = (uint32_t)pt.table_count;
+    bi->pt_frames_minimum = (uint32_t)min_tables;
+    bi->fb = s1.fb;
+    bi->rsdp = s1.rsdp;
+    bi->efi_system_table = s1.system_table;
+    bi->efi_memmap = bi_pa + l.efi_map;
+    bi->efi_memmap_size = ex->efi_map_size;
+    bi->efi_desc_size = ex->desc_size;
+    bi->efi_desc_version = ex->desc_version;
+    bi->mappings = bi_pa + l.manifest;
+    bi->mapping_count = manifest_count;
+    bi->mapping_capacity = l.manifest_cap;
+    bi->tsc_hz = s1.tsc_hz;
+    bi->random_seed = s1.seed;
+    str_copy(bi->cmdline, s1.cfg.cmdline, sizeof(bi->cmdline));
+
+    char msg[128];
+    if (pmm_check(pmm, msg, sizeof(msg)) != PMM_OK)
+        FATAL("physical memory manager inconsistent: %s", msg);
+    con_printf("canopy: %llu MiB free, %u page-table frames (%llu needed), entering the kernel "
+               "at 0x%llx\n",
+               (unsigned long long)(pmm->free_frames >> 8), bi->pt_frames_used,
+               (unsigned long long)min_tables, (unsigned long long)s1.plan.entry);
+
+    phase(CANOPY_PHASE_KERNEL_ENTRY);
+    __builtin_memcpy(bi->phase_tsc, s1.phase_tsc, sizeof(bi->phase_tsc));
+    trampoline_enter(pt.root, bi->stack_top_va, s1.plan.entry, s1.hhdm + bi_pa, s1.cpu.nx);
+}
+
+enum fw_status stage1_main(void)
+{
+    phase(CANOPY_PHASE_STAGE1_ENTRY);
+    con_printf("canopy: stage 1\n");
+    read_config();
+    con_set_serial(s1.cfg.serial);
+    phase(CANOPY_PHASE_CONFIG_READ);
+
+    enum fw_status st = read_kernel();
+    if (st != FW_OK)
+        return st;
+    phase(CANOPY_PHASE_KERNEL_READ);
+    st = validate_kernel();
+    if (st != FW_OK)
+        return st;
+    phase(CANOPY_PHASE_VALIDATED);
+    if ((uintptr_t)trampoline_start % PAGE != 0 || trampoline_end - trampoline_start > (long)PAGE)
+        return give_up(FW_FAILED, "internal error: the trampoline does not fit one page");
+    con_printf("canopy: %s: %llu bytes, %u segments, %llu KiB\n", s1.cfg.kernel,
+               (unsigned long long)s1.kernel_size, s1.plan.count,
+               (unsigned long long)(s1.plan.total_pages * 4));
+
+    gather_platform();
+    phase(CANOPY_PHASE_BEFORE_EBS);
+    struct fw_exit ex;
+    st = fw_exit_boot_services(SCRATCH_PER_RANGE, SCRATCH_FIXED, &ex);
+    if (st != FW_OK)
+        return give_up(st, "cannot exit boot services (%s)", fw_status_str(st));
+    after_exit(&ex);
+}
