@@ -25,6 +25,7 @@
 #include <kernel/bootinfo.h>
 #include <kernel/console.h>
 #include <kernel/fault.h>
+#include <kernel/faultdemo.h>
 #include <kernel/kmm.h>
 #include <kernel/panic.h>
 
@@ -177,5 +178,6 @@ void kernel_main(struct canopy_bootinfo *bi)
 
     print_banner(bi);
     kprintf("canopy: ready\n");
+    faultdemo_run(bi->cmdline);
     idle();
 }

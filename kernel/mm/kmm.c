@@ -88,6 +88,9 @@ void kmm_adopt(struct canopy_bootinfo *bi)
     pt_adopt(&kmm.pt, bi->pt_root, bi->paging_levels, (bi->cpu_flags & CANOPY_CPU_NX) != 0,
              kmm.hhdm, frames);
     kmm.adopted = true;
+    if (kmm.pt.table_count != bi->pt_frames_used)
+        kprintf("kmm: stage 1 reported %u page-table frames, the hierarchy has %llu tables\n",
+                bi->pt_frames_used, (unsigned long long)kmm.pt.table_count);
     kprintf("kmm: adopted the PMM (%llu frames tracked: %llu free, %llu used, %llu reclaimable, "
             "%llu reserved)\n",
             (unsigned long long)kmm.pmm.frame_count, (unsigned long long)kmm.pmm.free_frames,

@@ -38,5 +38,6 @@ extern unsigned check_passed, check_failed;
 
 void psf_tests(const char *font_path);
 void bootinfo_tests(void);
+void cmdline_tests(void);
 
 #endif

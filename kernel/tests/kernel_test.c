@@ -16,6 +16,7 @@ int main(int argc, char **argv)
     }
     psf_tests(argv[1]);
     bootinfo_tests();
+    cmdline_tests();
     printf("%u passed, %u failed\n", check_passed, check_failed);
     return check_failed != 0;
 }

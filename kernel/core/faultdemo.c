@@ -1,0 +1,76 @@
+/*
+ * faultdemo: deliberate faults on request, so boot tests can see the
+ * exception reports a real bug would produce. The command line word
+ * `fault=KIND` triggers one after `canopy: ready`:
+ *
+ *   pagefault   a write to an unmapped lower-half address
+ *   overflow    unbounded recursion into the boot stack's guard page
+ *   ud          an invalid opcode
+ *   gp          a non-canonical access (#GP)
+ *   div         a division by zero
+ *
+ * Every kind ends in the fatal report and a halted CPU.
+ */
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include <kernel/cmdline.h>
+#include <kernel/console.h>
+#include <kernel/faultdemo.h>
+
+#define DEMO_UNMAPPED     0x0000000000001000ull /* page 1: the lower half is empty */
+#define DEMO_NONCANONICAL 0x0000800000000000ull
+
+static volatile uint64_t sink;
+static volatile bool keep_going = true;
+
+__attribute__((noinline)) static uint64_t recurse(uint64_t depth)
+{
+    volatile uint8_t frame[512]; /* eats the stack quickly */
+    frame[0] = (uint8_t)depth;
+    frame[sizeof(frame) - 1] = (uint8_t)depth;
+    uint64_t r = keep_going ? recurse(depth + 1) : 0;
+    return r + frame[0] + frame[sizeof(frame) - 1];
+}
+
+static const char *const kinds[] = {"pagefault", "overflow", "ud", "gp", "div"};
+
+void faultdemo_run(const char *cmdline)
+{
+    char kind[16];
+    if (!cmdline_get(cmdline, "fault", kind, sizeof(kind)))
+        return;
+    bool known = false;
+    for (size_t i = 0; i < sizeof(kinds) / sizeof(kinds[0]); i++) {
+        bool eq = true;
+        for (size_t j = 0; eq && (kinds[i][j] != '\0' || kind[j] != '\0'); j++)
+            eq = kinds[i][j] == kind[j];
+        known = known || eq;
+    }
+    if (!known) {
+        kprintf("faultdemo: unknown fault kind \"%s\" (pagefault, overflow, ud, gp, div)\n", kind);
+        return;
+    }
+    kprintf("faultdemo: triggering \"%s\" as the command line asks\n", kind);
+    switch (kind[0]) {
+    case 'p':
+        *(volatile uint64_t *)(uintptr_t)DEMO_UNMAPPED = 1;
+        break;
+    case 'o':
+        sink = recurse(0);
+        break;
+    case 'u':
+        __asm__ volatile("ud2");
+        break;
+    case 'g':
+        sink = *(volatile uint64_t *)(uintptr_t)DEMO_NONCANONICAL;
+        break;
+    case 'd': {
+        volatile uint64_t zero = 0;
+        sink = 1 / zero;
+        break;
+    }
+    }
+    kprintf("faultdemo: \"%s\" did not fault\n", kind);
+}
