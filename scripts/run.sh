@@ -19,6 +19,7 @@ guest; Ctrl-A X quits QEMU, Ctrl-A C switches to QEMU's monitor and back.
   --gdb             start paused; QEMU waits for GDB on localhost:1234
                     (docs/debugging.md)
   --no-reboot       exit instead of rebooting
+  --kvm             use KVM instead of TCG emulation (needs a usable /dev/kvm)
   --no-build        boot the existing image without installing or building
   --image FILE      boot another image (implies --no-build)
   --ovmf-code FILE  firmware code (default /usr/share/OVMF/OVMF_CODE_4M.fd)
@@ -32,7 +33,7 @@ EOF
 
 source "$(dirname "${BASH_SOURCE[0]}")/common.sh"
 
-headless=0 mem=512M smp=1 cpu=max machine=q35 gdb=0 no_reboot=0 build=1 image=
+headless=0 mem=512M smp=1 cpu=max machine=q35 gdb=0 no_reboot=0 build=1 image= accel=tcg
 ovmf_code=/usr/share/OVMF/OVMF_CODE_4M.fd ovmf_vars=
 extra=()
 need() {
@@ -47,6 +48,7 @@ while [ $# -gt 0 ]; do
     --machine) need "$@"; machine=$2; shift 2 ;;
     --gdb) gdb=1; shift ;;
     --no-reboot) no_reboot=1; shift ;;
+    --kvm) accel=kvm; shift ;;
     --no-build) build=0; shift ;;
     --image) need "$@"; image=$2; build=0; shift 2 ;;
     --ovmf-code) need "$@"; ovmf_code=$2; shift 2 ;;
@@ -79,8 +81,12 @@ mkdir -p "$CANOPY_BUILD"
 vars=$CANOPY_BUILD/OVMF_VARS.fd
 cp "$ovmf_vars" "$vars"
 
-# KVM when this user may use it, else TCG (slower, fine for Canopy).
-if [ -w /dev/kvm ]; then accel=kvm; else accel=tcg; fi
+# TCG unless asked: it behaves the same everywhere (nested or restricted KVM
+# hosts can refuse CPU models), and Canopy boots in seconds without KVM.
+if [ "$accel" = kvm ] && [ ! -w /dev/kvm ]; then
+    echo "run.sh: --kvm: /dev/kvm is not usable by this user" >&2
+    exit 1
+fi
 
 args=(
     -machine "$machine" -accel "$accel" -cpu "$cpu" -m "$mem" -smp "$smp"
