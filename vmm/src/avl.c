@@ -133,8 +133,8 @@ void avl_init(struct avl_tree *t)
     t->count = 0;
 }
 
-void avl_insert(struct avl_tree *t, struct avl_node *node, struct avl_node *parent,
-                struct avl_node **link)
+void avl_insert_at(struct avl_tree *t, struct avl_node *node, struct avl_node *parent,
+                   struct avl_node **link)
 {
     node->left = node->right = NULL;
     node->parent = parent;
@@ -147,7 +147,7 @@ void avl_insert(struct avl_tree *t, struct avl_node *node, struct avl_node *pare
     fix_up(t, parent);
 }
 
-void avl_insert_after(struct avl_tree *t, struct avl_node *pos, struct avl_node *node)
+void avl_insert_next(struct avl_tree *t, struct avl_node *pos, struct avl_node *node)
 {
     struct avl_node *parent = pos;
     struct avl_node **link = &pos->right;
@@ -157,7 +157,7 @@ void avl_insert_after(struct avl_tree *t, struct avl_node *pos, struct avl_node 
         parent = *link;
         link = &parent->left;
     }
-    avl_insert(t, node, parent, link);
+    avl_insert_at(t, node, parent, link);
 }
 
 void avl_erase(struct avl_tree *t, struct avl_node *node)

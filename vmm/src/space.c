@@ -150,7 +150,7 @@ static void insert_vma(struct vmm_space *s, struct vmm_vma *v)
         parent = *link;
         link = v->node.start < parent->start ? &parent->left : &parent->right;
     }
-    avl_insert(&s->tree, &v->node, parent, link);
+    avl_insert_at(&s->tree, &v->node, parent, link);
 }
 
 /* Takes a node from the source and fills it in; NULL if the source is empty. */
@@ -281,7 +281,7 @@ static void split(struct vmm_space *s, struct vmm_vma *v, uint64_t at, struct vm
     tail->node.start = at;
     tail->node.last = old_last;
     tail->attrs = v->attrs;
-    avl_insert_after(&s->tree, &v->node, &tail->node);
+    avl_insert_next(&s->tree, &v->node, &tail->node);
 }
 
 enum vmm_status vmm_space_free(struct vmm_space *s, uint64_t start, uint64_t size)

@@ -75,7 +75,7 @@ static void insert_range(struct avl_tree *t, struct item *it, uint64_t start, ui
         parent = *link;
         link = start < parent->start ? &parent->left : &parent->right;
     }
-    avl_insert(t, &it->node, parent, link);
+    avl_insert_at(t, &it->node, parent, link);
 }
 
 static struct avl_node *find_start(struct avl_tree *t, uint64_t start)

@@ -4,7 +4,7 @@
  * The node is embedded in the caller's structure (a VMA); the tree never
  * allocates. As with Linux's rbtree, the library only links, unlinks and
  * rebalances: the caller descends the tree with its own comparisons and hands
- * avl_insert() the parent and the child link where the new node belongs. Each
+ * avl_insert_at() the parent and the child link where the new node belongs. Each
  * node carries its range [start, last] (inclusive last byte, so a range may
  * end at 2^64 - 1 without overflow); the tree reads the range only to keep the
  * augmentation, never to decide where a node goes.
@@ -21,6 +21,9 @@
  *
  * avl_gap_lowest()/avl_gap_highest() use the augmentation to find the lowest
  * or highest aligned hole in a window without walking the ranges in order.
+ *
+ * No name here collides with libavl's (avl_insert, avl_insert_after, ...), so
+ * the benchmarks can link both.
  */
 #ifndef VMM_AVL_H
 #define VMM_AVL_H
@@ -52,11 +55,11 @@ void avl_init(struct avl_tree *t);
  * => node->start <= node->last are set; *link is NULL; the position keeps the
  *    in-order ranges disjoint and increasing.
  */
-void avl_insert(struct avl_tree *t, struct avl_node *node, struct avl_node *parent,
-                struct avl_node **link);
+void avl_insert_at(struct avl_tree *t, struct avl_node *node, struct avl_node *parent,
+                   struct avl_node **link);
 
-/* Links node directly after pos in order (no comparisons needed). => as avl_insert. */
-void avl_insert_after(struct avl_tree *t, struct avl_node *pos, struct avl_node *node);
+/* Links node directly after pos in order (no comparisons needed). => as avl_insert_at. */
+void avl_insert_next(struct avl_tree *t, struct avl_node *pos, struct avl_node *node);
 
 /* Unlinks node and rebalances. => node is in t. The node's memory is the caller's again. */
 void avl_erase(struct avl_tree *t, struct avl_node *node);
