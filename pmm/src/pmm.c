@@ -88,7 +88,14 @@ static inline uint64_t idx_of(const struct pmm *p, uint64_t phys)
     return (phys >> PMM_PAGE_SHIFT) - p->base_frame;
 }
 
+/* Owners a caller may allocate for (the PMM's own frames come only from pmm_init). */
 static inline bool owner_ok(unsigned owner)
+{
+    return owner > CANOPY_OWNER_NONE && owner < CANOPY_OWNER_COUNT && owner != CANOPY_OWNER_PMM;
+}
+
+/* Owners that may appear in the state array. */
+static inline bool owner_valid(unsigned owner)
 {
     return owner > CANOPY_OWNER_NONE && owner < CANOPY_OWNER_COUNT;
 }
@@ -448,12 +455,16 @@ static enum pmm_status free_check(const struct pmm *p, uint64_t idx, unsigned or
     case ST_FREE:
         return PMM_ERR_DOUBLE_FREE;
     case ST_USED:
+        if ((b & ST_VALUE) == CANOPY_OWNER_PMM)
+            return PMM_ERR_NOT_OWNED; /* the state array is never given back */
         return used_order(p, st, idx) == order ? PMM_OK : PMM_ERR_INVALID;
     case ST_RESERVED:
         return PMM_ERR_NOT_OWNED;
     default: /* inside a block: of a free one is a double free, else a bad address */
-        return (st[block_head(p, st, idx)] & ST_CLASS) == ST_FREE ? PMM_ERR_DOUBLE_FREE
-                                                                  : PMM_ERR_INVALID;
+        b = st[block_head(p, st, idx)];
+        if ((b & ST_CLASS) == ST_FREE)
+            return PMM_ERR_DOUBLE_FREE;
+        return b == (ST_USED | CANOPY_OWNER_PMM) ? PMM_ERR_NOT_OWNED : PMM_ERR_INVALID;
     }
 }
 
@@ -629,7 +640,7 @@ enum pmm_status pmm_check(const struct pmm *p, char *msg, size_t msg_size)
                 if (o > PMM_MAX_ORDER)
                     CHECK_FAIL("pmm: frame 0x%llx: free block of order %u", at, o);
             } else {
-                if (!owner_ok(b & ST_VALUE))
+                if (!owner_valid(b & ST_VALUE))
                     CHECK_FAIL("pmm: frame 0x%llx: used with bad owner %u", at, b & ST_VALUE);
                 o = used_order(p, st, idx);
             }

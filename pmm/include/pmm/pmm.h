@@ -145,21 +145,29 @@ void pmm_rebase(struct pmm *pmm, uint64_t virt_offset);
 
 /*
  * Allocates 2^order contiguous frames, naturally aligned, for `owner`.
- * => order <= PMM_MAX_ORDER, owner in (CANOPY_OWNER_NONE, CANOPY_OWNER_COUNT)
+ * => order <= PMM_MAX_ORDER, owner in (CANOPY_OWNER_NONE, CANOPY_OWNER_COUNT) and not
+ *    CANOPY_OWNER_PMM (that owner marks only the state array); else PMM_ERR_INVALID.
+ * => O(1) for one frame; order k: O(k) (splits write one head per level).
+ * => PMM_ERR_NOMEM if no free block of that order or larger exists.
  * => on success *phys is the first frame's address; the contents are not zeroed.
  */
 enum pmm_status pmm_alloc(struct pmm *pmm, unsigned order, enum canopy_owner owner,
                           uint64_t *phys) PMM_WARN_UNUSED;
 
-/* As pmm_alloc, but the whole block lies below phys_limit (exclusive). */
+/*
+ * As pmm_alloc, but the whole block lies below phys_limit (exclusive).
+ * => tries each list's head first; otherwise walks the state bytes of the
+ *    blocks below the limit (no block memory is read), lowest block first.
+ */
 enum pmm_status pmm_alloc_below(struct pmm *pmm, unsigned order, uint64_t phys_limit,
                                 enum canopy_owner owner, uint64_t *phys) PMM_WARN_UNUSED;
 
 /*
  * Frees a block allocated with pmm_alloc*() with the same order.
  * => PMM_ERR_DOUBLE_FREE if it is free, PMM_ERR_NOT_OWNED if it is reserved,
- *    reclaimable or untracked, PMM_ERR_INVALID if misaligned or not a block
- *    of that order; in every error case nothing changes.
+ *    reclaimable, untracked or the PMM's own state array, PMM_ERR_INVALID if
+ *    misaligned or not a block of that order; in every error case nothing
+ *    changes. O(order): the buddies merge upwards.
  */
 enum pmm_status pmm_free(struct pmm *pmm, uint64_t phys, unsigned order) PMM_WARN_UNUSED;
 

@@ -1,0 +1,856 @@
+/*
+ * pmm_test: the buddy allocator over simulated physical memory (an anonymous
+ * mapping with virt_offset = buffer - simulated base), built from synthetic
+ * firmware maps through the normaliser, with pmm_check after every step and a
+ * randomized run against a frame-by-frame model.
+ *
+ * The "PC" map most tests use (physical addresses):
+ *
+ *   0        1000     9f000  a0000   100000    800000   900000   a00000     4000000  4010000
+ *   |bs code |  conv  | res  | hole  |  conv   | loader | bs data |   conv    | acpi   |
+ *   \______________ first MiB: never handed out _____/                   state ^ (4 pages)
+ *
+ * plus MMIO at 0xfec00000 and 1 GiB of BAR space at 16 TiB (not tracked).
+ */
+#include "pmm_sim.h"
+
+typedef struct canopy_mem_range range_t;
+
+struct env {
+    struct efimap m;
+    range_t *r;
+    uint32_t n;
+    struct sim s;
+    struct pmm p;
+};
+
+static enum pmm_status env_init(struct env *e, uint64_t sim_size)
+{
+    if (efimap_normalise(&e->m, &e->r, &e->n) != PMM_OK)
+        abort();
+    sim_open(&e->s, 0, sim_size);
+    return pmm_init(&e->p, e->r, e->n, e->s.offset);
+}
+
+static void env_free(struct env *e)
+{
+    sim_close(&e->s);
+    free(e->r);
+    efimap_free(&e->m);
+}
+
+static void pc_map(struct efimap *m)
+{
+    efimap_init(m, 48);
+    efimap_add(m, EFI_MMIO, 0x100000000000ull, 0x40000, 0);
+    efimap_add(m, EFI_CONVENTIONAL, 0xa00000, 0x3600, EFI_ATTR_WB);
+    efimap_add(m, EFI_BS_CODE, 0, 1, EFI_ATTR_WB);
+    efimap_add(m, EFI_CONVENTIONAL, 0x1000, 0x9e, EFI_ATTR_WB);
+    efimap_add(m, EFI_RESERVED, 0x9f000, 1, 0);
+    efimap_add(m, EFI_CONVENTIONAL, 0x100000, 0x700, EFI_ATTR_WB);
+    efimap_add(m, EFI_LOADER_DATA, 0x800000, 0x100, EFI_ATTR_WB);
+    efimap_add(m, EFI_BS_DATA, 0x900000, 0x100, EFI_ATTR_WB);
+    efimap_add(m, EFI_ACPI_RECLAIM, 0x4000000, 0x10, EFI_ATTR_WB);
+    efimap_add(m, EFI_MMIO, 0xfec00000, 1, EFI_ATTR_RUNTIME);
+}
+
+#define PC_SIM_SIZE 0x4010000ull
+
+static void pc_env(struct env *e)
+{
+    pc_map(&e->m);
+    if (env_init(e, PC_SIM_SIZE) != PMM_OK)
+        abort();
+}
+
+/* A copy of the struct and the state array, to prove that a call changed nothing. */
+struct snap {
+    struct pmm p;
+    unsigned char *state;
+};
+
+static void snap_take(struct snap *s, const struct pmm *p)
+{
+    s->p = *p;
+    s->state = malloc(p->state_bytes);
+    memcpy(s->state, (void *)(uintptr_t)(p->state + p->virt_offset), p->state_bytes);
+}
+
+static int snap_same(struct snap *s, const struct pmm *p)
+{
+    int same =
+        memcmp(&s->p, p, sizeof(*p)) == 0 &&
+        memcmp(s->state, (void *)(uintptr_t)(p->state + p->virt_offset), p->state_bytes) == 0;
+    free(s->state);
+    return same;
+}
+
+/* ---- init ------------------------------------------------------------- */
+
+static void test_init_puts_every_frame_in_exactly_one_state(void)
+{
+    struct env e;
+    pc_env(&e);
+    CHECK_PMM(&e.p);
+    CHECK(e.p.base_frame == 0);
+    CHECK(e.p.frame_count == 0x4000); /* up to the end of RAM, not to the MMIO */
+    CHECK(e.p.state_bytes == 4 * PMM_PAGE_SIZE);
+    CHECK(e.p.free_frames == 0x700 + 0x3600 - 4);
+    CHECK(e.p.reclaimable_frames == 0x200);
+    CHECK(e.p.used_frames == 4 && e.p.owner_frames[CANOPY_OWNER_PMM] == 4);
+    CHECK(e.p.reserved_frames == 0x100);
+    CHECK(e.p.free_frames + e.p.used_frames + e.p.reclaimable_frames + e.p.reserved_frames ==
+          e.p.frame_count);
+    env_free(&e);
+}
+
+static void test_state_array_is_carved_from_usable_ram_and_owned_by_the_pmm(void)
+{
+    struct env e;
+    pc_env(&e);
+    CHECK(e.p.state >= 0xa00000 && e.p.state + e.p.state_bytes <= 0x4000000);
+    for (uint64_t a = e.p.state; a < e.p.state + e.p.state_bytes; a += PMM_PAGE_SIZE) {
+        CHECK(pmm_owner_of(&e.p, a) == CANOPY_OWNER_PMM);
+        CHECK(!pmm_is_free(&e.p, a));
+    }
+    /* It is never given back. */
+    CHECK(pmm_free(&e.p, e.p.state, 2) == PMM_ERR_NOT_OWNED);
+    CHECK(pmm_free(&e.p, e.p.state, 0) == PMM_ERR_NOT_OWNED);
+    CHECK(pmm_free(&e.p, e.p.state + PMM_PAGE_SIZE, 0) == PMM_ERR_NOT_OWNED);
+    uint64_t x;
+    CHECK(pmm_alloc(&e.p, 0, CANOPY_OWNER_PMM, &x) == PMM_ERR_INVALID);
+    CHECK_PMM(&e.p);
+    env_free(&e);
+}
+
+static void test_init_rejects_maps_it_cannot_use(void)
+{
+    struct pmm p;
+    range_t r[3] = {
+        {0x200000, 16, CANOPY_MEM_USABLE, EFI_CONVENTIONAL, 0},
+        {0x100000, 16, CANOPY_MEM_USABLE, EFI_CONVENTIONAL, 0},
+    };
+    CHECK(pmm_init(&p, r, 0, 0) == PMM_ERR_BAD_MAP);
+    CHECK(pmm_init(&p, NULL, 1, 0) == PMM_ERR_BAD_MAP);
+    CHECK(pmm_init(&p, r, 2, 0) == PMM_ERR_BAD_MAP); /* unsorted */
+    r[0] = (range_t){0x100000, 16, CANOPY_MEM_USABLE, EFI_CONVENTIONAL, 0};
+    r[1] = (range_t){0x10f000, 16, CANOPY_MEM_RESERVED, EFI_RESERVED, 0};
+    CHECK(pmm_init(&p, r, 2, 0) == PMM_ERR_BAD_MAP); /* overlapping */
+    r[1] = (range_t){0x200800, 16, CANOPY_MEM_USABLE, EFI_CONVENTIONAL, 0};
+    CHECK(pmm_init(&p, r, 2, 0) == PMM_ERR_BAD_MAP); /* misaligned */
+    r[1] = (range_t){0x200000, 0, CANOPY_MEM_USABLE, EFI_CONVENTIONAL, 0};
+    CHECK(pmm_init(&p, r, 2, 0) == PMM_ERR_BAD_MAP); /* empty range */
+    r[1] = (range_t){0xfffffffffff00000ull, 0x200, CANOPY_MEM_RESERVED, EFI_RESERVED, 0};
+    CHECK(pmm_init(&p, r, 2, 0) == PMM_ERR_BAD_MAP); /* wraps */
+    r[0] = (range_t){0x1000, 0x9f, CANOPY_MEM_USABLE, EFI_CONVENTIONAL, 0};
+    CHECK(pmm_init(&p, r, 1, 0) == PMM_ERR_BAD_MAP); /* RAM only below 1 MiB */
+    r[0] = (range_t){0x100000, 16, CANOPY_MEM_MMIO, EFI_MMIO, 0};
+    CHECK(pmm_init(&p, r, 1, 0) == PMM_ERR_BAD_MAP); /* no RAM at all */
+    /* RAM in one-page islands cannot hold a multi-page state array. */
+    range_t isl[3] = {
+        {0x100000, 1, CANOPY_MEM_USABLE, EFI_CONVENTIONAL, 0},
+        {0x200000, 1, CANOPY_MEM_USABLE, EFI_CONVENTIONAL, 0},
+        {0x40000000, 0x100, CANOPY_MEM_RECLAIMABLE, EFI_BS_DATA, 0},
+    };
+    CHECK(pmm_init(&p, isl, 3, 0) == PMM_ERR_NOMEM);
+    CHECK(pmm_check(&p, NULL, 0) == PMM_ERR_CORRUPT); /* a failed init leaves no valid pmm */
+}
+
+static void test_tracking_ends_at_the_highest_ram_not_the_highest_mmio(void)
+{
+    struct env e;
+    efimap_init(&e.m, 40);
+    efimap_add(&e.m, EFI_MMIO, 0x3f0000000000ull, 0x100000, 0); /* 4 GiB of BARs at 63 TiB */
+    efimap_add(&e.m, EFI_CONVENTIONAL, 0x100000, 0x300, 0);
+    efimap_add(&e.m, EFI_MMIO_PORT, 0xfffffffff0000000ull, 0x10000, 0);
+    CHECK(env_init(&e, 0x400000) == PMM_OK);
+    CHECK(e.p.frame_count == 0x400);
+    CHECK(e.p.state_bytes == PMM_PAGE_SIZE);
+    CHECK(pmm_owner_of(&e.p, 0x3f0000000000ull) == CANOPY_OWNER_NONE);
+    CHECK(!pmm_is_free(&e.p, 0x3f0000000000ull));
+    CHECK(pmm_free(&e.p, 0x3f0000000000ull, 0) == PMM_ERR_NOT_OWNED);
+    CHECK_PMM(&e.p);
+    env_free(&e);
+}
+
+/* q35 with 8 GiB: 2 GiB low, the rest at 4 GiB; the buffer is touched only where written. */
+static void test_ram_above_4gib_is_tracked_and_alloc_below_keeps_under_4gib(void)
+{
+    struct env e;
+    efimap_init(&e.m, 48);
+    efimap_add(&e.m, EFI_CONVENTIONAL, 0x100000000ull, 0x100000, 0);
+    efimap_add(&e.m, EFI_CONVENTIONAL, 0x100000, 0x7ff00, 0);
+    efimap_add(&e.m, EFI_RESERVED, 0xb0000000, 0x10000, 0);
+    CHECK(env_init(&e, 0x200000000ull) == PMM_OK);
+    CHECK_PMM(&e.p);
+    CHECK(e.p.frame_count == 0x200000);
+    CHECK(e.p.state >= 0x100000000ull); /* the highest usable run */
+    uint64_t a;
+    CHECK(pmm_alloc(&e.p, PMM_MAX_ORDER, CANOPY_OWNER_TEST, &a) == PMM_OK);
+    CHECK(a >= 0x100000000ull && a % GiB == 0);
+    uint64_t b;
+    CHECK(pmm_alloc_below(&e.p, 9, 0x100000000ull, CANOPY_OWNER_TEST, &b) == PMM_OK);
+    CHECK(b + 2 * MiB <= 0x100000000ull && b >= 0x100000);
+    CHECK_PMM(&e.p);
+    CHECK(pmm_free(&e.p, a, PMM_MAX_ORDER) == PMM_OK);
+    CHECK(pmm_free(&e.p, b, 9) == PMM_OK);
+    CHECK_PMM(&e.p);
+    env_free(&e);
+}
+
+static void test_adjacent_usable_ranges_with_other_attributes_form_one_buddy_run(void)
+{
+    struct env e;
+    efimap_init(&e.m, 48);
+    efimap_add(&e.m, EFI_CONVENTIONAL, 0x200000, 0x100, 0);           /* [2M, 3M) */
+    efimap_add(&e.m, EFI_CONVENTIONAL, 0x300000, 0x100, EFI_ATTR_WB); /* [3M, 4M) */
+    efimap_add(&e.m, EFI_RESERVED, 0x400000, 0x100, 0);
+    efimap_add(&e.m, EFI_CONVENTIONAL, 0x800000, 0x800, 0); /* the state array goes here */
+    CHECK(env_init(&e, 0x1000000) == PMM_OK);
+    CHECK(e.n == 4);
+    CHECK_PMM(&e.p); /* would report unmerged buddies at 2M and 3M */
+    CHECK(pmm_is_free(&e.p, 0x200000) && pmm_is_free(&e.p, 0x3ff000));
+    uint64_t a;
+    CHECK(pmm_alloc_below(&e.p, 9, 0x400000, CANOPY_OWNER_TEST, &a) == PMM_OK);
+    CHECK(a == 0x200000);
+    env_free(&e);
+}
+
+/* ---- alloc and free --------------------------------------------------- */
+
+static void test_every_order_allocates_aligned_and_frees_back_to_the_same_tiling(void)
+{
+    struct env e;
+    efimap_init(&e.m, 48);
+    efimap_add(&e.m, EFI_CONVENTIONAL, 0x100000, 0xbff00, 0); /* [1 MiB, 3 GiB) */
+    CHECK(env_init(&e, 3 * GiB) == PMM_OK);
+    struct pmm start = e.p;
+    for (unsigned order = 0; order <= PMM_MAX_ORDER; order++) {
+        uint64_t a, size = PMM_PAGE_SIZE << order;
+        CHECK(pmm_alloc(&e.p, order, CANOPY_OWNER_TEST, &a) == PMM_OK);
+        CHECK(a % size == 0 && a >= PMM_LOW_RESERVED && a + size <= 3 * GiB);
+        CHECK(pmm_owner_of(&e.p, a) == CANOPY_OWNER_TEST);
+        CHECK(pmm_owner_of(&e.p, a + size - PMM_PAGE_SIZE) == CANOPY_OWNER_TEST);
+        CHECK(!pmm_is_free(&e.p, a + size / 2));
+        CHECK(e.p.free_frames == start.free_frames - (1ull << order));
+        CHECK(e.p.owner_frames[CANOPY_OWNER_TEST] == 1ull << order);
+        CHECK_PMM(&e.p);
+        CHECK(pmm_free(&e.p, a, order) == PMM_OK);
+        CHECK_PMM(&e.p);
+        CHECK(memcmp(e.p.free_blocks, start.free_blocks, sizeof(start.free_blocks)) == 0);
+        CHECK(e.p.free_frames == start.free_frames && e.p.used_frames == start.used_frames);
+    }
+    uint64_t a;
+    CHECK(pmm_alloc(&e.p, PMM_MAX_ORDER + 1, CANOPY_OWNER_TEST, &a) == PMM_ERR_INVALID);
+    CHECK(pmm_alloc(&e.p, 0, CANOPY_OWNER_NONE, &a) == PMM_ERR_INVALID);
+    CHECK(pmm_alloc(&e.p, 0, CANOPY_OWNER_COUNT, &a) == PMM_ERR_INVALID);
+    env_free(&e);
+}
+
+/* One 1 GiB block: splitting down to any order and freeing both halves merges it back. */
+static void test_freeing_both_buddies_merges_up_to_the_largest_block(void)
+{
+    struct env e;
+    efimap_init(&e.m, 48);
+    efimap_add(&e.m, EFI_CONVENTIONAL, GiB, 0x40000, 0);
+    efimap_add(&e.m, EFI_CONVENTIONAL, 3 * GiB, 0x1000, 0); /* the state array goes here */
+    CHECK(env_init(&e, 3 * GiB + 16 * MiB) == PMM_OK);
+    CHECK(e.p.state >= 3 * GiB);
+    CHECK(e.p.free_blocks[PMM_MAX_ORDER] == 1 && e.p.free_head[PMM_MAX_ORDER] == GiB);
+    struct pmm start = e.p;
+    for (unsigned order = 0; order < PMM_MAX_ORDER; order++) {
+        uint64_t a, b, size = PMM_PAGE_SIZE << order;
+        CHECK(pmm_alloc_below(&e.p, order, 2 * GiB, CANOPY_OWNER_TEST, &a) == PMM_OK);
+        CHECK(pmm_alloc_below(&e.p, order, 2 * GiB, CANOPY_OWNER_TEST, &b) == PMM_OK);
+        CHECK((a ^ b) == size); /* buddies */
+        CHECK(e.p.free_blocks[PMM_MAX_ORDER] == 0);
+        CHECK_PMM(&e.p);
+        CHECK(pmm_free(&e.p, a, order) == PMM_OK);
+        CHECK_PMM(&e.p);
+        CHECK(pmm_free(&e.p, b, order) == PMM_OK);
+        CHECK_PMM(&e.p);
+        CHECK(e.p.free_blocks[PMM_MAX_ORDER] == 1 && e.p.free_head[PMM_MAX_ORDER] == GiB);
+        CHECK(memcmp(e.p.free_blocks, start.free_blocks, sizeof(start.free_blocks)) == 0);
+    }
+    env_free(&e);
+}
+
+static void test_frames_below_1mib_are_never_handed_out(void)
+{
+    struct env e;
+    pc_env(&e);
+    uint64_t total = e.p.free_frames, count = 0, a;
+    while (pmm_alloc(&e.p, 0, CANOPY_OWNER_TEST, &a) == PMM_OK) {
+        CHECK(a >= PMM_LOW_RESERVED);
+        count++;
+    }
+    CHECK(count == total && e.p.free_frames == 0);
+    CHECK_PMM(&e.p);
+    CHECK(pmm_reclaim(&e.p) == 0x200); /* the boot-services page at 0 is not among them */
+    CHECK(!pmm_is_free(&e.p, 0));
+    while (pmm_alloc(&e.p, 0, CANOPY_OWNER_TEST, &a) == PMM_OK)
+        CHECK(a >= PMM_LOW_RESERVED);
+    CHECK_PMM(&e.p);
+    env_free(&e);
+}
+
+static void test_exhaustion_reports_nomem_and_changes_nothing(void)
+{
+    struct env e;
+    pc_env(&e);
+    uint64_t total = e.p.free_frames, a;
+    uint64_t *got = malloc(total * sizeof(*got));
+    uint64_t n = 0;
+    while (pmm_alloc(&e.p, 2, CANOPY_OWNER_HEAP, &a) == PMM_OK)
+        got[n++] = a;
+    CHECK(n > 0);
+    CHECK_PMM(&e.p);
+    /* Whatever is left is smaller than an order-2 block. */
+    CHECK(e.p.free_orders >> 2 == 0);
+    struct snap s;
+    snap_take(&s, &e.p);
+    for (unsigned order = 2; order <= PMM_MAX_ORDER; order++)
+        CHECK(pmm_alloc(&e.p, order, CANOPY_OWNER_HEAP, &a) == PMM_ERR_NOMEM);
+    CHECK(pmm_alloc_below(&e.p, 3, 0x2000000, CANOPY_OWNER_HEAP, &a) == PMM_ERR_NOMEM);
+    CHECK(snap_same(&s, &e.p));
+    for (uint64_t i = 0; i < n; i++)
+        CHECK(pmm_free(&e.p, got[i], 2) == PMM_OK);
+    CHECK_PMM(&e.p);
+    CHECK(e.p.free_frames == total);
+    free(got);
+    env_free(&e);
+}
+
+static void test_alloc_below_keeps_the_whole_block_under_the_limit(void)
+{
+    struct env e;
+    pc_env(&e);
+    uint64_t a;
+    /* The order-8 list head is [0x3e00000, 0x3f00000): one page too high for this limit. */
+    CHECK(e.p.free_head[8] == 0x3e00000);
+    CHECK(pmm_alloc_below(&e.p, 8, 0x3eff000, CANOPY_OWNER_TEST, &a) == PMM_OK);
+    CHECK(a + MiB <= 0x3eff000);
+    CHECK(pmm_free(&e.p, a, 8) == PMM_OK);
+    /* [1M, 2M) is one order-8 block; a limit one byte short of its end refuses it. */
+    CHECK(pmm_alloc_below(&e.p, 8, 0x1fffff, CANOPY_OWNER_TEST, &a) == PMM_ERR_NOMEM);
+    CHECK(pmm_alloc_below(&e.p, 8, 0x200000, CANOPY_OWNER_TEST, &a) == PMM_OK);
+    CHECK(a == 0x100000);
+    CHECK(pmm_alloc_below(&e.p, 0, 0x200000, CANOPY_OWNER_TEST, &a) == PMM_ERR_NOMEM);
+    CHECK(pmm_alloc_below(&e.p, 0, PMM_LOW_RESERVED, CANOPY_OWNER_TEST, &a) == PMM_ERR_NOMEM);
+    CHECK(pmm_alloc_below(&e.p, 0, 0, CANOPY_OWNER_TEST, &a) == PMM_ERR_NOMEM);
+    CHECK_PMM(&e.p);
+    /* List heads sit high: these take the walk over the state bytes. */
+    for (int i = 0; i < 200; i++) {
+        uint64_t b;
+        CHECK(pmm_alloc_below(&e.p, 0, 0x300000, CANOPY_OWNER_TEST, &b) == PMM_OK);
+        CHECK(b >= 0x200000 && b < 0x300000);
+    }
+    CHECK_PMM(&e.p);
+    /* A limit above everything behaves as pmm_alloc. */
+    CHECK(pmm_alloc_below(&e.p, 10, UINT64_MAX, CANOPY_OWNER_TEST, &a) == PMM_OK);
+    CHECK(a % (PMM_PAGE_SIZE << 10) == 0);
+    CHECK(pmm_alloc_below(&e.p, 0, UINT64_MAX, CANOPY_OWNER_NONE, &a) == PMM_ERR_INVALID);
+    CHECK_PMM(&e.p);
+    env_free(&e);
+}
+
+static void test_double_free_is_detected_and_changes_nothing(void)
+{
+    struct env e;
+    pc_env(&e);
+    uint64_t a, b;
+    CHECK(pmm_alloc(&e.p, 3, CANOPY_OWNER_TEST, &a) == PMM_OK);
+    CHECK(pmm_alloc(&e.p, 0, CANOPY_OWNER_TEST, &b) == PMM_OK);
+    CHECK(pmm_free(&e.p, a, 3) == PMM_OK);
+    CHECK(pmm_free(&e.p, b, 0) == PMM_OK);
+    struct snap s;
+    snap_take(&s, &e.p);
+    unsigned char *mem = malloc(PC_SIM_SIZE);
+    memcpy(mem, e.s.buf, PC_SIM_SIZE);
+    CHECK(pmm_free(&e.p, a, 3) == PMM_ERR_DOUBLE_FREE);
+    CHECK(pmm_free(&e.p, a, 0) == PMM_ERR_DOUBLE_FREE);
+    CHECK(pmm_free(&e.p, a + PMM_PAGE_SIZE, 0) == PMM_ERR_DOUBLE_FREE); /* inside a free block */
+    CHECK(pmm_free(&e.p, b, 0) == PMM_ERR_DOUBLE_FREE);
+    CHECK(memcmp(mem, e.s.buf, PC_SIM_SIZE) == 0); /* free lists untouched too */
+    CHECK(snap_same(&s, &e.p));
+    CHECK_PMM(&e.p);
+    free(mem);
+    env_free(&e);
+}
+
+static void test_bad_frees_are_reported_and_change_nothing(void)
+{
+    struct env e;
+    pc_env(&e);
+    uint64_t a;
+    CHECK(pmm_alloc(&e.p, 3, CANOPY_OWNER_TEST, &a) == PMM_OK);
+    struct snap s;
+    snap_take(&s, &e.p);
+    CHECK(pmm_free(&e.p, 0x800000, 0) == PMM_ERR_NOT_OWNED);          /* reclaimable */
+    CHECK(pmm_free(&e.p, 0x9f000, 0) == PMM_ERR_NOT_OWNED);           /* reserved */
+    CHECK(pmm_free(&e.p, 0x1000, 0) == PMM_ERR_NOT_OWNED);            /* usable, below 1 MiB */
+    CHECK(pmm_free(&e.p, 0x4000000, 0) == PMM_ERR_NOT_OWNED);         /* ACPI, past the RAM */
+    CHECK(pmm_free(&e.p, 0x100000000000ull, 0) == PMM_ERR_NOT_OWNED); /* far MMIO */
+    CHECK(pmm_free(&e.p, a + 0x800, 3) == PMM_ERR_INVALID);           /* not page aligned */
+    CHECK(pmm_free(&e.p, a, 2) == PMM_ERR_INVALID);                   /* wrong order */
+    CHECK(pmm_free(&e.p, a, 4) == PMM_ERR_INVALID);
+    CHECK(pmm_free(&e.p, a, 0) == PMM_ERR_INVALID);
+    CHECK(pmm_free(&e.p, a + PMM_PAGE_SIZE, 0) == PMM_ERR_INVALID); /* its interior */
+    CHECK(pmm_free(&e.p, a + 4 * PMM_PAGE_SIZE, 2) == PMM_ERR_INVALID);
+    CHECK(pmm_free(&e.p, a, PMM_MAX_ORDER + 1) == PMM_ERR_INVALID);
+    CHECK(pmm_free_run(&e.p, a, 8) == PMM_ERR_INVALID); /* a block is not a run */
+    CHECK(snap_same(&s, &e.p));
+    CHECK(pmm_free(&e.p, a, 3) == PMM_OK);
+    CHECK_PMM(&e.p);
+    env_free(&e);
+}
+
+static void test_reclaim_frees_loader_and_boot_memory_and_merges_buddies(void)
+{
+    struct env e;
+    pc_env(&e);
+    uint64_t free_before = e.p.free_frames;
+    CHECK(!pmm_is_free(&e.p, 0x800000) && !pmm_is_free(&e.p, 0x9ff000));
+    CHECK(pmm_reclaim(&e.p) == 0x200);
+    CHECK_PMM(&e.p);
+    CHECK(e.p.reclaimable_frames == 0 && e.p.free_frames == free_before + 0x200);
+    CHECK(pmm_is_free(&e.p, 0x800000) && pmm_is_free(&e.p, 0x9ff000));
+    /* [8M, 10M) reclaimed + [10M, 16M) free merge into one 8 MiB block. */
+    uint64_t a;
+    CHECK(pmm_alloc_below(&e.p, 11, 0x1000000, CANOPY_OWNER_TEST, &a) == PMM_OK);
+    CHECK(a == 0x800000);
+    CHECK(pmm_reclaim(&e.p) == 0);
+    CHECK(pmm_free(&e.p, 0x0, 0) == PMM_ERR_NOT_OWNED); /* page 0 stays reserved */
+    CHECK_PMM(&e.p);
+    env_free(&e);
+}
+
+static void test_run_allocation_is_exact_and_frees_in_pieces(void)
+{
+    struct env e;
+    pc_env(&e);
+    struct pmm start = e.p;
+    uint64_t a;
+    CHECK(pmm_alloc_run(&e.p, 5, CANOPY_OWNER_KERNEL_IMAGE, &a) == PMM_OK);
+    CHECK(a % (8 * PMM_PAGE_SIZE) == 0);
+    CHECK_PMM(&e.p);
+    CHECK(e.p.free_frames == start.free_frames - 5);
+    CHECK(e.p.owner_frames[CANOPY_OWNER_KERNEL_IMAGE] == 5);
+    for (int i = 0; i < 5; i++)
+        CHECK(pmm_owner_of(&e.p, a + i * PMM_PAGE_SIZE) == CANOPY_OWNER_KERNEL_IMAGE);
+    for (int i = 5; i < 8; i++)
+        CHECK(pmm_is_free(&e.p, a + i * PMM_PAGE_SIZE));
+    CHECK(pmm_free_run(&e.p, a + PMM_PAGE_SIZE, 2) == PMM_OK);
+    CHECK_PMM(&e.p);
+    struct snap s;
+    snap_take(&s, &e.p);
+    CHECK(pmm_free_run(&e.p, a, 5) == PMM_ERR_DOUBLE_FREE); /* a + 1 is free now */
+    CHECK(pmm_free_run(&e.p, a + 3 * PMM_PAGE_SIZE, 3) == PMM_ERR_DOUBLE_FREE);
+    CHECK(pmm_free_run(&e.p, a, 0) == PMM_ERR_INVALID);
+    CHECK(pmm_free_run(&e.p, 0x3fff000, 2) == PMM_ERR_NOT_OWNED); /* runs past the end */
+    CHECK(snap_same(&s, &e.p));
+    CHECK(pmm_free(&e.p, a, 0) == PMM_OK); /* one frame of a run is an order-0 block */
+    CHECK(pmm_free_run(&e.p, a + 3 * PMM_PAGE_SIZE, 2) == PMM_OK);
+    CHECK_PMM(&e.p);
+    CHECK(memcmp(e.p.free_blocks, start.free_blocks, sizeof(start.free_blocks)) == 0);
+    CHECK(pmm_alloc_run(&e.p, 0, CANOPY_OWNER_TEST, &a) == PMM_ERR_INVALID);
+    CHECK(pmm_alloc_run(&e.p, (1ull << PMM_MAX_ORDER) + 1, CANOPY_OWNER_TEST, &a) ==
+          PMM_ERR_INVALID);
+    CHECK(pmm_alloc_run(&e.p, 1ull << 14, CANOPY_OWNER_TEST, &a) == PMM_ERR_NOMEM);
+    CHECK(pmm_alloc_run(&e.p, 0x801, CANOPY_OWNER_TEST, &a) == PMM_OK);
+    CHECK_PMM(&e.p);
+    CHECK(pmm_free_run(&e.p, a, 0x801) == PMM_OK);
+    CHECK_PMM(&e.p);
+    env_free(&e);
+}
+
+static void test_rebase_of_a_memcpy_continues_on_the_new_mapping(void)
+{
+    struct env e;
+    pc_env(&e);
+    uint64_t held[64];
+    for (int i = 0; i < 64; i++)
+        CHECK(pmm_alloc(&e.p, (unsigned)(i % 5), CANOPY_OWNER_TEST, &held[i]) == PMM_OK);
+    for (int i = 0; i < 64; i += 2)
+        CHECK(pmm_free(&e.p, held[i], (unsigned)(i % 5)) == PMM_OK);
+    /* The same physical memory seen at another virtual address (stage 1 -> HHDM). */
+    struct sim moved;
+    sim_open(&moved, 0, PC_SIM_SIZE);
+    memcpy(moved.buf, e.s.buf, PC_SIM_SIZE);
+    CHECK(mprotect(e.s.buf, PC_SIM_SIZE, PROT_NONE) == 0); /* any use of the old view faults */
+    struct pmm q;
+    memcpy(&q, &e.p, sizeof(q));
+    pmm_rebase(&q, moved.offset);
+    CHECK(q.virt_offset == moved.offset);
+    CHECK_PMM(&q);
+    for (int i = 1; i < 64; i += 2)
+        CHECK(pmm_free(&q, held[i], (unsigned)(i % 5)) == PMM_OK);
+    CHECK(pmm_reclaim(&q) == 0x200);
+    uint64_t a;
+    CHECK(pmm_alloc(&q, 9, CANOPY_OWNER_TEST, &a) == PMM_OK);
+    CHECK_PMM(&q);
+    CHECK(mprotect(e.s.buf, PC_SIM_SIZE, PROT_READ | PROT_WRITE) == 0);
+    sim_close(&moved);
+    env_free(&e);
+}
+
+static void test_owner_and_free_lookups_answer_for_interior_frames(void)
+{
+    struct env e;
+    pc_env(&e);
+    uint64_t a, b;
+    CHECK(pmm_alloc(&e.p, 5, CANOPY_OWNER_PAGE_TABLE, &a) == PMM_OK);
+    CHECK(pmm_alloc(&e.p, 0, CANOPY_OWNER_STACK, &b) == PMM_OK);
+    for (uint64_t i = 0; i < 32; i++) {
+        CHECK(pmm_owner_of(&e.p, a + i * PMM_PAGE_SIZE + 123) == CANOPY_OWNER_PAGE_TABLE);
+        CHECK(!pmm_is_free(&e.p, a + i * PMM_PAGE_SIZE));
+    }
+    CHECK(pmm_owner_of(&e.p, b) == CANOPY_OWNER_STACK);
+    CHECK(pmm_owner_of(&e.p, 0x800000) == CANOPY_OWNER_NONE); /* reclaimable */
+    CHECK(pmm_owner_of(&e.p, 0x9f000) == CANOPY_OWNER_NONE);  /* reserved */
+    CHECK(pmm_is_free(&e.p, 0x2345678));                      /* deep inside a free block */
+    CHECK(!pmm_is_free(&e.p, 0x9f000) && !pmm_is_free(&e.p, 0x800000));
+    env_free(&e);
+}
+
+static void test_check_names_the_first_inconsistency(void)
+{
+    struct env e;
+    pc_env(&e);
+    uint64_t a, b;
+    CHECK(pmm_alloc(&e.p, 4, CANOPY_OWNER_TEST, &a) == PMM_OK);
+    CHECK(pmm_alloc(&e.p, 0, CANOPY_OWNER_TEST, &b) == PMM_OK);
+    CHECK_PMM(&e.p);
+    unsigned char *st = (unsigned char *)(uintptr_t)(e.p.state + e.p.virt_offset);
+    char msg[160];
+    struct {
+        uint64_t frame;
+        unsigned char byte;
+    } corrupt[] = {
+        {a >> 12, 0x00},       /* a head byte erased: interior where a block starts */
+        {(a >> 12) + 1, 0x03}, /* wrong order mark */
+        {(a >> 12) + 2, 0x41}, /* a head code inside a block */
+        {b >> 12, 0x20},       /* used frame claims to be free */
+        {0x9f, 0x61},          /* reclaimable below 1 MiB */
+        {0x800, 0x60},         /* reclaimable frame now reserved: counts disagree */
+        {b >> 12, 0x40},       /* owner 0 */
+        {b >> 12, 0x9c},       /* a byte no encoding uses */
+    };
+    for (size_t i = 0; i < sizeof(corrupt) / sizeof(corrupt[0]); i++) {
+        unsigned char old = st[corrupt[i].frame];
+        st[corrupt[i].frame] = corrupt[i].byte;
+        msg[0] = 0;
+        CHECK(pmm_check(&e.p, msg, sizeof(msg)) == PMM_ERR_CORRUPT);
+        CHECK(strncmp(msg, "pmm: ", 5) == 0 && strchr(msg, '\n') == NULL);
+        st[corrupt[i].frame] = old;
+        CHECK_PMM(&e.p);
+    }
+    /* Counters, the non-empty mask and the links. */
+    e.p.free_frames++;
+    CHECK(pmm_check(&e.p, msg, sizeof(msg)) == PMM_ERR_CORRUPT);
+    CHECK(strstr(msg, "free frames") != NULL);
+    e.p.free_frames--;
+    e.p.owner_frames[CANOPY_OWNER_TEST]--;
+    CHECK(pmm_check(&e.p, msg, sizeof(msg)) == PMM_ERR_CORRUPT);
+    e.p.owner_frames[CANOPY_OWNER_TEST]++;
+    e.p.free_orders ^= 1;
+    CHECK(pmm_check(&e.p, msg, sizeof(msg)) == PMM_ERR_CORRUPT);
+    e.p.free_orders ^= 1;
+    uint64_t head = e.p.free_head[0];
+    CHECK(head != PMM_NIL);
+    uint64_t *link = (uint64_t *)(uintptr_t)(head + e.p.virt_offset);
+    uint64_t old_next = link[0];
+    link[0] = head; /* a cycle */
+    CHECK(pmm_check(&e.p, msg, sizeof(msg)) == PMM_ERR_CORRUPT);
+    link[0] = 0x9f000; /* points at a reserved frame */
+    CHECK(pmm_check(&e.p, msg, sizeof(msg)) == PMM_ERR_CORRUPT);
+    link[0] = old_next;
+    CHECK_PMM(&e.p);
+    struct pmm bad = e.p;
+    bad.magic ^= 1;
+    CHECK(pmm_check(&bad, msg, sizeof(msg)) == PMM_ERR_CORRUPT);
+    CHECK(pmm_check(&bad, NULL, 0) == PMM_ERR_CORRUPT); /* no message buffer is fine */
+    env_free(&e);
+}
+
+static void test_status_strings_are_distinct(void)
+{
+    for (int i = PMM_OK; i <= PMM_ERR_CORRUPT; i++)
+        for (int j = i + 1; j <= PMM_ERR_CORRUPT; j++)
+            CHECK(strcmp(pmm_status_str((enum pmm_status)i), pmm_status_str((enum pmm_status)j)) !=
+                  0);
+    CHECK(strcmp(pmm_status_str(PMM_ERR_DOUBLE_FREE), "double free") == 0);
+}
+
+/* ---- randomized, against a frame-by-frame model ----------------------- */
+
+enum { M_FREE, M_RESERVED, M_RECLAIM, M_PMM, M_USED };
+
+struct model {
+    uint64_t frames;
+    unsigned char *state; /* M_* */
+    unsigned char *owner;
+    unsigned char *head; /* order + 1 at the first frame of a live allocation, else 0 */
+    uint64_t *live;      /* phys | order of live allocations */
+    uint64_t live_count;
+};
+
+static uint64_t rng_state = 0x2545f4914f6cdd1dull;
+static uint64_t rng(void)
+{
+    rng_state ^= rng_state << 13;
+    rng_state ^= rng_state >> 7;
+    rng_state ^= rng_state << 17;
+    return rng_state;
+}
+
+/* Whether the model has 2^order free frames, naturally aligned, ending at or below limit. */
+static bool model_has_block(const struct model *m, unsigned order, uint64_t limit)
+{
+    uint64_t n = 1ull << order;
+    for (uint64_t f = 0; f + n <= m->frames && f + n <= limit; f += n) {
+        uint64_t j = 0;
+        while (j < n && m->state[f + j] == M_FREE)
+            j++;
+        if (j == n)
+            return true;
+    }
+    return false;
+}
+
+static enum pmm_status model_free_status(const struct model *m, uint64_t phys, unsigned order)
+{
+    if (order > PMM_MAX_ORDER || (phys & (PMM_PAGE_SIZE - 1)))
+        return PMM_ERR_INVALID;
+    uint64_t f = phys >> PMM_PAGE_SHIFT;
+    if (f >= m->frames)
+        return PMM_ERR_NOT_OWNED;
+    switch (m->state[f]) {
+    case M_FREE:
+        return PMM_ERR_DOUBLE_FREE;
+    case M_USED:
+        return m->head[f] == order + 1 ? PMM_OK : PMM_ERR_INVALID;
+    default:
+        return PMM_ERR_NOT_OWNED;
+    }
+}
+
+static void model_take(struct model *m, uint64_t phys, unsigned order, unsigned owner)
+{
+    uint64_t f = phys >> PMM_PAGE_SHIFT;
+    for (uint64_t j = 0; j < (1ull << order); j++) {
+        m->state[f + j] = M_USED;
+        m->owner[f + j] = (unsigned char)owner;
+    }
+    m->head[f] = (unsigned char)(order + 1);
+    m->live[m->live_count++] = phys | order;
+}
+
+static void model_release(struct model *m, uint64_t phys, unsigned order)
+{
+    uint64_t f = phys >> PMM_PAGE_SHIFT;
+    for (uint64_t j = 0; j < (1ull << order); j++)
+        m->state[f + j] = M_FREE;
+    m->head[f] = 0;
+    for (uint64_t i = 0; i < m->live_count; i++)
+        if (m->live[i] == (phys | order)) {
+            m->live[i] = m->live[--m->live_count];
+            return;
+        }
+}
+
+static unsigned random_order(void)
+{
+    uint64_t r = rng() % 16;
+    return r < 8 ? 0 : r < 11 ? 1 : r < 13 ? (unsigned)(2 + rng() % 3) : (unsigned)(rng() % 12);
+}
+
+static void test_random_operations_match_a_model(void)
+{
+    struct env e;
+    efimap_init(&e.m, 48);
+    efimap_add(&e.m, EFI_CONVENTIONAL, 0xc00000, 0x400, 0);
+    efimap_add(&e.m, EFI_CONVENTIONAL, 0x780000, 0x480, EFI_ATTR_WB);
+    efimap_add(&e.m, EFI_BS_DATA, 0x700000, 0x80, 0);
+    efimap_add(&e.m, EFI_CONVENTIONAL, 0x341000, 0x3bf, 0);
+    efimap_add(&e.m, EFI_RESERVED, 0x340000, 1, 0);
+    efimap_add(&e.m, EFI_LOADER_DATA, 0x300000, 0x40, 0);
+    efimap_add(&e.m, EFI_CONVENTIONAL, 0x100000, 0x200, 0);
+    efimap_add(&e.m, EFI_CONVENTIONAL, 0x1000, 0x9e, 0);
+    efimap_add(&e.m, EFI_CONVENTIONAL, 0x328000, 0x8, 0); /* nested in loader data: loses */
+    CHECK(env_init(&e, 0x1000000) == PMM_OK);
+    CHECK(e.p.frame_count == 0x1000);
+
+    struct model m = {.frames = 0x1000};
+    m.state = malloc(m.frames);
+    m.owner = calloc(m.frames, 1);
+    m.head = calloc(m.frames, 1);
+    m.live = malloc(m.frames * sizeof(*m.live));
+    memset(m.state, M_RESERVED, m.frames);
+    for (uint32_t i = 0; i < e.n; i++) {
+        uint64_t f = e.r[i].base >> PMM_PAGE_SHIFT;
+        for (uint64_t j = 0; j < e.r[i].page_count; j++) {
+            if (f + j < 0x100)
+                continue;
+            if (e.r[i].type == CANOPY_MEM_USABLE)
+                m.state[f + j] = M_FREE;
+            else if (e.r[i].type == CANOPY_MEM_RECLAIMABLE)
+                m.state[f + j] = M_RECLAIM;
+        }
+    }
+    for (uint64_t a = e.p.state; a < e.p.state + e.p.state_bytes; a += PMM_PAGE_SIZE) {
+        CHECK(m.state[a >> 12] == M_FREE);
+        m.state[a >> 12] = M_PMM;
+    }
+
+    bool reclaimed = false;
+    for (int step = 0; step < 30000; step++) {
+        uint64_t op = rng() % 100, a;
+        if (op < 38) {
+            unsigned order = random_order(), owner = 1 + (unsigned)(rng() % 15);
+            enum pmm_status st = pmm_alloc(&e.p, order, owner, &a);
+            if (owner == CANOPY_OWNER_PMM) {
+                CHECK(st == PMM_ERR_INVALID);
+            } else if (model_has_block(&m, order, UINT64_MAX)) {
+                CHECK(st == PMM_OK);
+                CHECK(a % (PMM_PAGE_SIZE << order) == 0);
+                for (uint64_t j = 0; j < (1ull << order); j++)
+                    CHECK(m.state[(a >> 12) + j] == M_FREE);
+                model_take(&m, a, order, owner);
+            } else {
+                CHECK(st == PMM_ERR_NOMEM);
+            }
+        } else if (op < 66) {
+            if (m.live_count == 0)
+                continue;
+            uint64_t pick = m.live[rng() % m.live_count];
+            uint64_t phys = pick & ~(PMM_PAGE_SIZE - 1);
+            unsigned order = (unsigned)(pick & (PMM_PAGE_SIZE - 1));
+            CHECK(pmm_free(&e.p, phys, order) == PMM_OK);
+            model_release(&m, phys, order);
+        } else if (op < 76) {
+            /* Anything at all: the PMM must agree with the model on what it means. */
+            uint64_t phys = (rng() % (m.frames + 64)) << PMM_PAGE_SHIFT;
+            if (rng() % 8 == 0)
+                phys += rng() % PMM_PAGE_SIZE;
+            if (m.live_count && rng() % 2) {
+                uint64_t pick = m.live[rng() % m.live_count];
+                phys = (pick & ~(PMM_PAGE_SIZE - 1)) + (rng() % 3) * PMM_PAGE_SIZE;
+            }
+            unsigned order = (unsigned)(rng() % 4 ? rng() % 6 : rng() % 21);
+            enum pmm_status want = model_free_status(&m, phys, order);
+            struct snap s;
+            snap_take(&s, &e.p);
+            enum pmm_status got = pmm_free(&e.p, phys, order);
+            CHECK(got == want);
+            if (got == PMM_OK) {
+                free(s.state);
+                model_release(&m, phys, order);
+            } else {
+                CHECK(snap_same(&s, &e.p));
+            }
+        } else if (op < 86) {
+            unsigned order = random_order();
+            uint64_t limit = (rng() % (m.frames + 16)) << PMM_PAGE_SHIFT;
+            if (rng() % 2)
+                limit += rng() % PMM_PAGE_SIZE;
+            enum pmm_status st = pmm_alloc_below(&e.p, order, limit, CANOPY_OWNER_TEST, &a);
+            if (model_has_block(&m, order, limit >> PMM_PAGE_SHIFT)) {
+                CHECK(st == PMM_OK);
+                CHECK(a + (PMM_PAGE_SIZE << order) <= limit);
+                model_take(&m, a, order, CANOPY_OWNER_TEST);
+            } else {
+                CHECK(st == PMM_ERR_NOMEM);
+            }
+        } else if (op < 91) {
+            uint64_t count = 1 + rng() % 40;
+            unsigned order = 0;
+            while ((1ull << order) < count)
+                order++;
+            enum pmm_status st = pmm_alloc_run(&e.p, count, CANOPY_OWNER_VMM, &a);
+            if (model_has_block(&m, order, UINT64_MAX)) {
+                CHECK(st == PMM_OK);
+                for (uint64_t j = 0; j < count; j++)
+                    model_take(&m, a + j * PMM_PAGE_SIZE, 0, CANOPY_OWNER_VMM);
+            } else {
+                CHECK(st == PMM_ERR_NOMEM);
+            }
+        } else if (op < 95) {
+            if (m.live_count == 0)
+                continue;
+            uint64_t phys = m.live[rng() % m.live_count] & ~(PMM_PAGE_SIZE - 1);
+            uint64_t count = 1 + rng() % 4;
+            enum pmm_status want = PMM_OK;
+            if ((phys >> 12) + count > m.frames)
+                want = PMM_ERR_NOT_OWNED;
+            for (uint64_t j = 0; j < count && want == PMM_OK; j++)
+                want = model_free_status(&m, phys + j * PMM_PAGE_SIZE, 0);
+            struct snap s;
+            snap_take(&s, &e.p);
+            enum pmm_status got = pmm_free_run(&e.p, phys, count);
+            CHECK(got == want);
+            if (got == PMM_OK) {
+                free(s.state);
+                for (uint64_t j = 0; j < count; j++)
+                    model_release(&m, phys + j * PMM_PAGE_SIZE, 0);
+            } else {
+                CHECK(snap_same(&s, &e.p));
+            }
+        } else if (op < 96) {
+            if (reclaimed || step < 10000)
+                continue;
+            uint64_t want = 0;
+            for (uint64_t f = 0; f < m.frames; f++)
+                if (m.state[f] == M_RECLAIM) {
+                    m.state[f] = M_FREE;
+                    want++;
+                }
+            CHECK(pmm_reclaim(&e.p) == want);
+            reclaimed = true;
+        } else {
+            uint64_t f = rng() % m.frames;
+            CHECK(pmm_is_free(&e.p, f << 12) == (m.state[f] == M_FREE));
+            unsigned want = m.state[f] == M_USED  ? m.owner[f]
+                            : m.state[f] == M_PMM ? CANOPY_OWNER_PMM
+                                                  : CANOPY_OWNER_NONE;
+            CHECK(pmm_owner_of(&e.p, f << 12) == want);
+        }
+        CHECK_PMM(&e.p);
+        uint64_t mfree = 0;
+        for (uint64_t f = 0; f < m.frames; f++)
+            mfree += m.state[f] == M_FREE;
+        CHECK(e.p.free_frames == mfree);
+    }
+    CHECK(reclaimed);
+    free(m.state);
+    free(m.owner);
+    free(m.head);
+    free(m.live);
+    env_free(&e);
+}
+
+int main(void)
+{
+    struct sim_runner r = {0};
+    RUN(&r, test_init_puts_every_frame_in_exactly_one_state);
+    RUN(&r, test_state_array_is_carved_from_usable_ram_and_owned_by_the_pmm);
+    RUN(&r, test_init_rejects_maps_it_cannot_use);
+    RUN(&r, test_tracking_ends_at_the_highest_ram_not_the_highest_mmio);
+    RUN(&r, test_ram_above_4gib_is_tracked_and_alloc_below_keeps_under_4gib);
+    RUN(&r, test_adjacent_usable_ranges_with_other_attributes_form_one_buddy_run);
+    RUN(&r, test_every_order_allocates_aligned_and_frees_back_to_the_same_tiling);
+    RUN(&r, test_freeing_both_buddies_merges_up_to_the_largest_block);
+    RUN(&r, test_frames_below_1mib_are_never_handed_out);
+    RUN(&r, test_exhaustion_reports_nomem_and_changes_nothing);
+    RUN(&r, test_alloc_below_keeps_the_whole_block_under_the_limit);
+    RUN(&r, test_double_free_is_detected_and_changes_nothing);
+    RUN(&r, test_bad_frees_are_reported_and_change_nothing);
+    RUN(&r, test_reclaim_frees_loader_and_boot_memory_and_merges_buddies);
+    RUN(&r, test_run_allocation_is_exact_and_frees_in_pieces);
+    RUN(&r, test_rebase_of_a_memcpy_continues_on_the_new_mapping);
+    RUN(&r, test_owner_and_free_lookups_answer_for_interior_frames);
+    RUN(&r, test_check_names_the_first_inconsistency);
+    RUN(&r, test_status_strings_are_distinct);
+    RUN(&r, test_random_operations_match_a_model);
+    return sim_finish(&r);
+}
