@@ -27,10 +27,34 @@
 
 /* ---- output --------------------------------------------------------------- */
 
+/* Hands the buffered output to the consoles. */
+static void flush(struct shell *sh)
+{
+    if (sh->out_len)
+        sh->ops->write(sh->ops->ctx, sh->out, sh->out_len);
+    sh->out_len = 0;
+}
+
+/* Output is collected so that the consoles see a few large writes, not one per piece. */
+static void put(struct shell *sh, const char *s, size_t n)
+{
+    while (n > 0) {
+        if (sh->out_len == sizeof(sh->out))
+            flush(sh);
+        size_t k = sizeof(sh->out) - sh->out_len;
+        if (k > n)
+            k = n;
+        for (size_t i = 0; i < k; i++)
+            sh->out[sh->out_len + i] = s[i];
+        sh->out_len += k;
+        s += k;
+        n -= k;
+    }
+}
+
 static void shell_sink(void *ctx, const char *s, size_t n)
 {
-    struct shell *sh = ctx;
-    sh->ops->write(sh->ops->ctx, s, n);
+    put(ctx, s, n);
 }
 
 static void say(struct shell *sh, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
@@ -40,11 +64,6 @@ static void say(struct shell *sh, const char *fmt, ...)
     va_start(ap, fmt);
     fmt_vformat(shell_sink, sh, fmt, ap);
     va_end(ap);
-}
-
-static void put(struct shell *sh, const char *s, size_t n)
-{
-    sh->ops->write(sh->ops->ctx, s, n);
 }
 
 /*
@@ -416,6 +435,7 @@ static void cmd_pt(struct shell *sh, struct args *a)
     if (!available(sh, "pt", sh->ops->pt))
         return;
     say(sh, "--- pt begin ---\n");
+    flush(sh);
     sh->ops->pt(sh->ops->ctx, mode, start, last, shell_sink, sh);
     say(sh, "--- pt end ---\n");
 }
@@ -554,6 +574,7 @@ static void cmd_selftest(struct shell *sh, struct args *a)
 {
     if (!available(sh, "selftest", sh->ops->selftest))
         return;
+    flush(sh);
     bool ok = sh->ops->selftest(sh->ops->ctx, shell_sink, sh);
     say(sh, "selftest: %s\n", ok ? "passed" : "FAILED");
 }
@@ -639,6 +660,7 @@ static void cmd_reboot(struct shell *sh, struct args *a)
     if (!available(sh, "reboot", sh->ops->reboot))
         return;
     say(sh, "rebooting\n");
+    flush(sh);
     sh->ops->reboot(sh->ops->ctx);
     say(sh, "reboot: failed, the machine is still running\n");
 }
@@ -648,6 +670,7 @@ static void cmd_poweroff(struct shell *sh, struct args *a)
     if (!available(sh, "poweroff", sh->ops->poweroff))
         return;
     say(sh, "powering off\n");
+    flush(sh);
     sh->ops->poweroff(sh->ops->ctx);
     say(sh, "poweroff: failed, the machine is still running\n");
 }
@@ -733,6 +756,7 @@ void shell_init(struct shell *sh, const struct shell_ops *ops)
 void shell_prompt(struct shell *sh)
 {
     say(sh, "%s", SHELL_PROMPT);
+    flush(sh);
 }
 
 /* The one error line for a discarded line. */
@@ -763,9 +787,9 @@ static void end_line(struct shell *sh)
     shell_prompt(sh);
 }
 
-void shell_input(struct shell *sh, char ch)
+/* The editor proper: one byte, output left in the buffer. */
+static void input_byte(struct shell *sh, uint8_t c)
 {
-    uint8_t c = (uint8_t)ch;
     bool after_cr = sh->after_cr;
     sh->after_cr = c == '\r';
     if (c == '\n' && after_cr)
@@ -797,6 +821,12 @@ void shell_input(struct shell *sh, char ch)
     put(sh, (const char *)&c, 1);
 }
 
+void shell_input(struct shell *sh, char c)
+{
+    input_byte(sh, (uint8_t)c);
+    flush(sh);
+}
+
 void shell_run(struct shell *sh, const char *line)
 {
     char buf[SHELL_LINE_MAX];
@@ -805,14 +835,17 @@ void shell_run(struct shell *sh, const char *line)
         uint8_t c = (uint8_t)line[n];
         if (c < 0x20 || c > 0x7e) {
             report_fault(sh, SHELL_LINE_CONTROL, c);
+            flush(sh);
             return;
         }
         if (n == SHELL_LINE_MAX - 1) {
             report_fault(sh, SHELL_LINE_OVERLONG, 0);
+            flush(sh);
             return;
         }
         buf[n] = (char)c;
     }
     buf[n] = 0;
     dispatch(sh, buf);
+    flush(sh);
 }

@@ -28,6 +28,7 @@
 #define SHELL_PEEK_MAX   4096 /* largest LEN `peek` accepts */
 #define SHELL_PEEK_LEN   64   /* LEN when none is given */
 #define SHELL_VMAS_MAX   4096 /* `vmas` stops listing after this many VMAs */
+#define SHELL_OUT_BUF    512  /* output is handed to `write` in pieces of at most this */
 
 /* What `pt` is asked to print. */
 enum shell_pt_mode {
@@ -61,7 +62,10 @@ struct shell_boottime {
 /*
  * The kernel's side of the shell. `ctx` is passed back to every callback.
  * Only `write` is required; a command whose callback is NULL prints
- * "CMD: not available".
+ * "CMD: not available". The data callbacks (pmm, memmap, vma_*, walk, peek,
+ * boottime) print nothing; the shell formats what they return. Output is
+ * buffered and always handed to `write` before shell_input, shell_run and
+ * shell_prompt return, and before pt, selftest, reboot and poweroff are called.
  */
 struct shell_ops {
     void *ctx;
@@ -113,11 +117,13 @@ struct shell {
     char line[SHELL_LINE_MAX]; /* the line being typed, line[len] == 0 */
     size_t len;
     enum shell_line_fault fault;
-    uint8_t fault_byte; /* the first offending byte (SHELL_LINE_CONTROL) */
-    bool after_cr;      /* the previous byte was CR: a following LF ends nothing */
-    uint64_t lines;     /* lines completed (empty ones included) */
-    uint64_t rejected;  /* lines discarded for a fault */
-    uint64_t commands;  /* lines dispatched as commands */
+    uint8_t fault_byte;      /* the first offending byte (SHELL_LINE_CONTROL) */
+    bool after_cr;           /* the previous byte was CR: a following LF ends nothing */
+    uint64_t lines;          /* lines completed (empty ones included) */
+    uint64_t rejected;       /* lines discarded for a fault */
+    uint64_t commands;       /* lines dispatched as commands */
+    char out[SHELL_OUT_BUF]; /* output not yet handed to ops->write */
+    size_t out_len;
 };
 
 /*

@@ -13,6 +13,7 @@ static void fake_write(void *ctx, const char *s, size_t n)
 {
     struct fake *f = ctx;
     f->out_total += n;
+    f->writes++;
     size_t room = f->out_cap - f->out_len;
     size_t k = n < room ? n : room;
     memcpy(f->out + f->out_len, s, k);
@@ -60,6 +61,8 @@ static void fake_pt(void *ctx, enum shell_pt_mode mode, uint64_t start, uint64_t
     f->pt_mode = mode;
     f->pt_start = start;
     f->pt_last = last;
+    if (f->pt_direct)
+        fake_write(f, "direct\n", 7);
     fmt_format(sink, sink_ctx, "dump %d %016llx %016llx\n", (int)mode, (unsigned long long)start,
                (unsigned long long)last);
 }
@@ -128,12 +131,14 @@ static void fake_reboot(void *ctx)
 {
     struct fake *f = ctx;
     f->reboot_calls++;
+    f->out_at_reboot = f->out_len;
 }
 
 static void fake_poweroff(void *ctx)
 {
     struct fake *f = ctx;
     f->poweroff_calls++;
+    f->out_at_reboot = f->out_len;
 }
 
 void fake_init(struct fake *f, struct shell_ops *ops, size_t out_cap)
@@ -210,6 +215,7 @@ void fake_clear(struct fake *f)
 {
     f->out_len = 0;
     f->out_total = 0;
+    f->writes = 0;
     f->out[0] = 0;
 }
 

@@ -20,6 +20,7 @@ struct fake {
     /* Output captured since the last fake_clear; bytes beyond out_cap are counted, not kept. */
     char *out;
     size_t out_len, out_cap, out_total;
+    unsigned writes; /* calls of ops->write */
 
     struct pmm pmm;
     struct canopy_mem_range map[4];
@@ -30,12 +31,14 @@ struct fake {
     uint8_t mem[FAKE_MEM_BYTES];
     struct shell_boottime boot;
     bool selftest_result;
+    bool pt_direct; /* pt also prints straight to the console, as a kprintf would */
 
     /* What the shell asked for. */
     unsigned pt_calls, walk_calls, peek_calls, selftest_calls, reboot_calls, poweroff_calls;
     enum shell_pt_mode pt_mode;
     uint64_t pt_start, pt_last, walk_va;
     bool peek_crossed_page; /* a peek ever spanned two pages (a contract violation) */
+    size_t out_at_reboot;   /* output length when reboot or poweroff was called */
 };
 
 /* Fills f with the default machine and ops with every callback pointing at it. */

@@ -511,9 +511,30 @@ static void test_selftest_boottime_reboot_poweroff(void)
     expect_reply(&r, "boottime", "boottime: no phase was recorded\n");
 
     expect_reply(&r, "reboot", "rebooting\nreboot: failed, the machine is still running\n");
+    CHECK(r.f.out_at_reboot == strlen("reboot\nrebooting\n"),
+          "reboot was called with %zu bytes written", r.f.out_at_reboot);
     expect_reply(&r, "poweroff", "powering off\npoweroff: failed, the machine is still running\n");
     CHECK(r.f.reboot_calls == 1 && r.f.poweroff_calls == 1, "reboot %u poweroff %u",
           r.f.reboot_calls, r.f.poweroff_calls);
+    fake_free(&r.f);
+}
+
+static void test_output_is_batched_and_in_order(void)
+{
+    struct rig r;
+    rig_init(&r);
+    fake_type(&r.sh, "hel");
+    fake_clear(&r.f);
+    fake_type(&r.sh, "p\n");
+    /* The echo, then about 1 KiB of help text in pieces of at most SHELL_OUT_BUF. */
+    unsigned most = 1 + (unsigned)(r.f.out_len / SHELL_OUT_BUF) + 1;
+    CHECK(r.f.writes <= most, "help took %u writes for %zu bytes", r.f.writes, r.f.out_len);
+    CHECK(r.f.out_len > SHELL_OUT_BUF, "help is only %zu bytes", r.f.out_len);
+    /* What the shell printed before a callback reaches the console first. */
+    r.f.pt_direct = true;
+    expect_reply(
+        &r, "pt tlb",
+        "--- pt begin ---\ndirect\ndump 2 0000000000000000 ffffffffffffffff\n--- pt end ---\n");
     fake_free(&r.f);
 }
 
@@ -660,6 +681,7 @@ int main(void)
     test_memmap_table();
     test_vmas_lists_holes();
     test_selftest_boottime_reboot_poweroff();
+    test_output_is_batched_and_in_order();
     test_shell_run_checks_like_the_editor();
     test_ten_thousand_hostile_lines_then_help();
     printf("%d passed, %d failed\n", passed, failed);
