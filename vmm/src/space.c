@@ -188,15 +188,13 @@ enum vmm_status vmm_space_reserve(struct vmm_space *s, uint64_t start, uint64_t 
     return VMM_OK;
 }
 
-enum vmm_status vmm_space_alloc(struct vmm_space *s, const struct vmm_alloc_req *req,
-                                const struct vmm_attrs *attrs, struct vmm_vma **out)
+enum vmm_status vmm_space_find(struct vmm_space *s, const struct vmm_alloc_req *req, uint64_t *addr)
 {
     struct avl_gap_query piece[2];
     unsigned pieces = 0, i;
-    uint64_t lo, hi, addr = 0, visits = 0;
+    uint64_t lo, hi, visits = 0;
     bool topdown = (req->flags & VMM_ALLOC_TOPDOWN) != 0;
     bool found = false;
-    struct vmm_vma *v;
 
     s->last_visits = 0;
     if ((req->size & PAGE_MASK) || req->size == 0)
@@ -224,15 +222,24 @@ enum vmm_status vmm_space_alloc(struct vmm_space *s, const struct vmm_alloc_req 
         q->size = req->size;
         q->align = req->align < VMM_PAGE_SIZE ? VMM_PAGE_SIZE : req->align;
         if (topdown)
-            found = avl_gap_highest(&s->tree, q, &addr, &visits);
+            found = avl_gap_highest(&s->tree, q, addr, &visits);
         else
-            found = avl_gap_lowest(&s->tree, q, &addr, &visits);
+            found = avl_gap_lowest(&s->tree, q, addr, &visits);
     }
     s->last_visits = visits;
     s->total_visits += visits;
-    if (!found)
-        return VMM_ERR_NO_SPACE;
+    return found ? VMM_OK : VMM_ERR_NO_SPACE;
+}
 
+enum vmm_status vmm_space_alloc(struct vmm_space *s, const struct vmm_alloc_req *req,
+                                const struct vmm_attrs *attrs, struct vmm_vma **out)
+{
+    uint64_t addr = 0;
+    enum vmm_status st = vmm_space_find(s, req, &addr);
+    struct vmm_vma *v;
+
+    if (st != VMM_OK)
+        return st;
     v = new_vma(s, addr, addr + (req->size - 1), attrs);
     if (!v)
         return VMM_ERR_NOMEM;

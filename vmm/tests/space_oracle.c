@@ -416,10 +416,20 @@ bool diff_alloc(struct diff *d, const struct vmm_alloc_req *req, const struct vm
     uint64_t want_addr = 0;
     size_t n = d->model.n;
     enum vmm_status want = oracle_alloc(&d->model, req, attrs, d->budget, &want_addr);
-    enum vmm_status got = vmm_space_alloc(&d->space, req, attrs, &v);
+    uint64_t probe = 0;
+    enum vmm_status probed = vmm_space_find(&d->space, req, &probe);
+    enum vmm_status got;
 
     d->ops++;
     d->finds++;
+    if (vmm_space_count(&d->space) != n)
+        return fail(d, "vmm_space_find changed the space", vmm_space_count(&d->space), n);
+    got = vmm_space_alloc(&d->space, req, attrs, &v);
+    /* find is alloc's search: same outcome, same address, NOMEM aside. */
+    if (probed != (got == VMM_ERR_NOMEM ? VMM_OK : got))
+        return fail(d, "vmm_space_find and vmm_space_alloc disagree", probed, got);
+    if (got == VMM_OK && probe != vmm_vma_start(v))
+        return fail(d, "vmm_space_find found another address", probe, vmm_vma_start(v));
     if (!compare_status(d, req->flags & VMM_ALLOC_TOPDOWN ? "alloc top-down" : "alloc", got, want))
         return false;
     if (got == VMM_OK) {

@@ -81,7 +81,7 @@ struct vmm_space {
     uint64_t canon_low_last;   /* last byte of the canonical lower half */
     uint64_t canon_high_start; /* first byte of the canonical upper half */
     struct vmm_node_source nodes;
-    uint64_t last_visits;  /* tree nodes examined by the most recent vmm_space_alloc */
+    uint64_t last_visits;  /* tree nodes examined by the latest vmm_space_find/alloc */
     uint64_t total_visits; /* ... and by all of them since init */
 };
 
@@ -128,6 +128,13 @@ struct vmm_alloc_req {
 enum vmm_status vmm_space_alloc(struct vmm_space *s, const struct vmm_alloc_req *req,
                                 const struct vmm_attrs *attrs,
                                 struct vmm_vma **out) VMM_WARN_UNUSED;
+
+/*
+ * The search of vmm_space_alloc alone: *addr gets the address it would use;
+ * nothing is recorded. => the same statuses (never VMM_ERR_NOMEM) and visit count.
+ */
+enum vmm_status vmm_space_find(struct vmm_space *s, const struct vmm_alloc_req *req,
+                               uint64_t *addr) VMM_WARN_UNUSED;
 
 /*
  * Releases [start, start + size): whole VMAs are removed, VMAs cut by an end
