@@ -22,15 +22,15 @@
 #define PT_PAGE_1G (1ull << 30)
 
 /* Mapping attributes. */
-#define PT_W           0x01u /* writable */
-#define PT_X           0x02u /* executable (no NX bit) */
-#define PT_U           0x04u /* user accessible */
-#define PT_G           0x08u /* global */
-#define PT_CACHE_MASK  0x30u /* cache type through PWT/PCD with the power-on PAT: */
-#define PT_CACHE_WB    0x00u /*   write-back */
-#define PT_CACHE_WT    0x10u /*   write-through (PWT) */
-#define PT_CACHE_UCM   0x20u /*   UC- (PCD) */
-#define PT_CACHE_UC    0x30u /*   UC (PCD|PWT) */
+#define PT_W          0x01u /* writable */
+#define PT_X          0x02u /* executable (no NX bit) */
+#define PT_U          0x04u /* user accessible */
+#define PT_G          0x08u /* global */
+#define PT_CACHE_MASK 0x30u /* cache type through PWT/PCD with the power-on PAT: */
+#define PT_CACHE_WB   0x00u /*   write-back */
+#define PT_CACHE_WT   0x10u /*   write-through (PWT) */
+#define PT_CACHE_UCM  0x20u /*   UC- (PCD) */
+#define PT_CACHE_UC   0x30u /*   UC (PCD|PWT) */
 
 #define PT_WARN_UNUSED __attribute__((warn_unused_result))
 
@@ -62,7 +62,7 @@ struct pt {
 
 /*
  * Creates an empty hierarchy with a fresh, zeroed root table.
- * => levels is 4 or 5.
+ * => levels is 4 or 5 (PT_ERR_INVALID otherwise); PT_ERR_NOMEM if no root frame.
  */
 enum pt_status pt_init(struct pt *pt, unsigned levels, bool nx, uint64_t virt_offset,
                        struct pt_frames frames) PT_WARN_UNUSED;
@@ -94,8 +94,7 @@ enum pt_status pt_unmap(struct pt *pt, uint64_t va, uint64_t size) PT_WARN_UNUSE
  * Sets the attributes of every mapped page in [va, va + size), splitting large
  * pages cut by the range. PT_ERR_NOMEM leaves everything unchanged.
  */
-enum pt_status pt_protect(struct pt *pt, uint64_t va, uint64_t size,
-                          uint32_t attrs) PT_WARN_UNUSED;
+enum pt_status pt_protect(struct pt *pt, uint64_t va, uint64_t size, uint32_t attrs) PT_WARN_UNUSED;
 
 /* One present leaf as the walker sees it. */
 struct pt_leaf {
@@ -116,14 +115,21 @@ struct pt_walk {
         unsigned index;
         uint64_t entry;
     } level[5];
-    bool present;   /* a present leaf was reached */
+    bool present; /* a present leaf was reached */
     struct pt_leaf leaf;
 };
+/*
+ * Walks va from the root: level[0] is the top-level entry. depth counts the
+ * entries read; the walk stops at a leaf or a non-present entry. A
+ * non-canonical va gives depth 0 and present false.
+ */
 void pt_walk(const struct pt *pt, uint64_t va, struct pt_walk *out);
 
 /*
- * Calls fn for each present leaf intersecting [va_start, va_end] (inclusive
- * last byte), in address order. Stops early and returns false if fn does.
+ * Calls fn for each present leaf intersecting [va_start, va_last] (va_last is
+ * the inclusive last byte), in address order (lower half first). Each leaf is
+ * reported whole, even if it sticks out of the range. Stops early and returns
+ * false if fn does.
  */
 typedef bool (*pt_leaf_fn)(void *ctx, const struct pt_leaf *leaf);
 bool pt_for_each_leaf(const struct pt *pt, uint64_t va_start, uint64_t va_last, pt_leaf_fn fn,
@@ -134,5 +140,33 @@ void pt_destroy(struct pt *pt);
 
 /* True if va is canonical for the given paging depth. */
 bool pt_is_canonical(uint64_t va, unsigned levels);
+
+/*
+ * Checks every invariant of a hierarchy built by this code: table_count is
+ * exact, no table but the root is empty, non-leaf entries are P|W (plus A if
+ * the CPU set it) with U exactly when some entry below has U, no PS at levels
+ * 4 and 5, large frames aligned. Returns false and a static description in
+ * *problem (if not NULL) on the first violation.
+ */
+bool pt_check(const struct pt *pt, const char **problem);
+
+/* One mapping as pt_map would be asked for it. */
+struct pt_span {
+    uint64_t va;
+    uint64_t pa;
+    uint64_t size;
+    uint64_t max_page_size;
+};
+
+/*
+ * Computes the fewest page-table frames (root included) that hold the given
+ * mappings, each split into pages the way pt_map splits it. Mapping the spans
+ * with pt_map into an empty hierarchy, in any order, gives exactly this
+ * table_count.
+ * => spans sorted by va and not overlapping, each valid for pt_map;
+ *    PT_ERR_INVALID otherwise (*tables untouched).
+ */
+enum pt_status pt_min_tables(const struct pt_span *spans, size_t count, unsigned levels,
+                             uint64_t *tables) PT_WARN_UNUSED;
 
 #endif
