@@ -13,6 +13,7 @@
  * plus MMIO at 0xfec00000 and 1 GiB of BAR space at 16 TiB (not tracked).
  */
 #include "pmm_sim.h"
+#include "pmm_model.h"
 
 typedef struct canopy_mem_range range_t;
 
@@ -584,17 +585,6 @@ static void test_status_strings_are_distinct(void)
 
 /* ---- randomized, against a frame-by-frame model ----------------------- */
 
-enum { M_FREE, M_RESERVED, M_RECLAIM, M_PMM, M_USED };
-
-struct model {
-    uint64_t frames;
-    unsigned char *state; /* M_* */
-    unsigned char *owner;
-    unsigned char *head; /* order + 1 at the first frame of a live allocation, else 0 */
-    uint64_t *live;      /* phys | order of live allocations */
-    uint64_t live_count;
-};
-
 static uint64_t rng_state = 0x2545f4914f6cdd1dull;
 static uint64_t rng(void)
 {
@@ -602,61 +592,6 @@ static uint64_t rng(void)
     rng_state ^= rng_state >> 7;
     rng_state ^= rng_state << 17;
     return rng_state;
-}
-
-/* Whether the model has 2^order free frames, naturally aligned, ending at or below limit. */
-static bool model_has_block(const struct model *m, unsigned order, uint64_t limit)
-{
-    uint64_t n = 1ull << order;
-    for (uint64_t f = 0; f + n <= m->frames && f + n <= limit; f += n) {
-        uint64_t j = 0;
-        while (j < n && m->state[f + j] == M_FREE)
-            j++;
-        if (j == n)
-            return true;
-    }
-    return false;
-}
-
-static enum pmm_status model_free_status(const struct model *m, uint64_t phys, unsigned order)
-{
-    if (order > PMM_MAX_ORDER || (phys & (PMM_PAGE_SIZE - 1)))
-        return PMM_ERR_INVALID;
-    uint64_t f = phys >> PMM_PAGE_SHIFT;
-    if (f >= m->frames)
-        return PMM_ERR_NOT_OWNED;
-    switch (m->state[f]) {
-    case M_FREE:
-        return PMM_ERR_DOUBLE_FREE;
-    case M_USED:
-        return m->head[f] == order + 1 ? PMM_OK : PMM_ERR_INVALID;
-    default:
-        return PMM_ERR_NOT_OWNED;
-    }
-}
-
-static void model_take(struct model *m, uint64_t phys, unsigned order, unsigned owner)
-{
-    uint64_t f = phys >> PMM_PAGE_SHIFT;
-    for (uint64_t j = 0; j < (1ull << order); j++) {
-        m->state[f + j] = M_USED;
-        m->owner[f + j] = (unsigned char)owner;
-    }
-    m->head[f] = (unsigned char)(order + 1);
-    m->live[m->live_count++] = phys | order;
-}
-
-static void model_release(struct model *m, uint64_t phys, unsigned order)
-{
-    uint64_t f = phys >> PMM_PAGE_SHIFT;
-    for (uint64_t j = 0; j < (1ull << order); j++)
-        m->state[f + j] = M_FREE;
-    m->head[f] = 0;
-    for (uint64_t i = 0; i < m->live_count; i++)
-        if (m->live[i] == (phys | order)) {
-            m->live[i] = m->live[--m->live_count];
-            return;
-        }
 }
 
 static unsigned random_order(void)
@@ -681,27 +616,8 @@ static void test_random_operations_match_a_model(void)
     CHECK(env_init(&e, 0x1000000) == PMM_OK);
     CHECK(e.p.frame_count == 0x1000);
 
-    struct model m = {.frames = 0x1000};
-    m.state = malloc(m.frames);
-    m.owner = calloc(m.frames, 1);
-    m.head = calloc(m.frames, 1);
-    m.live = malloc(m.frames * sizeof(*m.live));
-    memset(m.state, M_RESERVED, m.frames);
-    for (uint32_t i = 0; i < e.n; i++) {
-        uint64_t f = e.r[i].base >> PMM_PAGE_SHIFT;
-        for (uint64_t j = 0; j < e.r[i].page_count; j++) {
-            if (f + j < 0x100)
-                continue;
-            if (e.r[i].type == CANOPY_MEM_USABLE)
-                m.state[f + j] = M_FREE;
-            else if (e.r[i].type == CANOPY_MEM_RECLAIMABLE)
-                m.state[f + j] = M_RECLAIM;
-        }
-    }
-    for (uint64_t a = e.p.state; a < e.p.state + e.p.state_bytes; a += PMM_PAGE_SIZE) {
-        CHECK(m.state[a >> 12] == M_FREE);
-        m.state[a >> 12] = M_PMM;
-    }
+    struct model m;
+    CHECK(model_init(&m, 0x1000, e.r, e.n, &e.p));
 
     bool reclaimed = false;
     for (int step = 0; step < 30000; step++) {
@@ -799,33 +715,20 @@ static void test_random_operations_match_a_model(void)
         } else if (op < 96) {
             if (reclaimed || step < 10000)
                 continue;
-            uint64_t want = 0;
-            for (uint64_t f = 0; f < m.frames; f++)
-                if (m.state[f] == M_RECLAIM) {
-                    m.state[f] = M_FREE;
-                    want++;
-                }
+            uint64_t want = model_reclaim(&m);
             CHECK(pmm_reclaim(&e.p) == want);
             reclaimed = true;
         } else {
             uint64_t f = rng() % m.frames;
             CHECK(pmm_is_free(&e.p, f << 12) == (m.state[f] == M_FREE));
-            unsigned want = m.state[f] == M_USED  ? m.owner[f]
-                            : m.state[f] == M_PMM ? CANOPY_OWNER_PMM
-                                                  : CANOPY_OWNER_NONE;
-            CHECK(pmm_owner_of(&e.p, f << 12) == want);
+            CHECK(pmm_owner_of(&e.p, f << 12) == model_owner(&m, f));
         }
         CHECK_PMM(&e.p);
-        uint64_t mfree = 0;
-        for (uint64_t f = 0; f < m.frames; f++)
-            mfree += m.state[f] == M_FREE;
-        CHECK(e.p.free_frames == mfree);
+        CHECK(e.p.free_frames == m.free_count);
+        CHECK(e.p.reclaimable_frames == m.reclaim_count);
     }
     CHECK(reclaimed);
-    free(m.state);
-    free(m.owner);
-    free(m.head);
-    free(m.live);
+    model_free(&m);
     env_free(&e);
 }
 
