@@ -20,7 +20,8 @@ def main():
     for s in segments:
         print(f"  {s}")
     with harness.machine_from_args(args, name="pagetables") as vm:
-        vm.wait_for(r"^canopy: ready\s*$", 60, "`canopy: ready`")
+        vm.wait_for(r"^canopy: ready\n", 60, "`canopy: ready`",
+                    fail_if=harness.BOOT_FAILURE)
         print(f"\n[check] `canopy: ready` after {vm.elapsed():.1f} s")
         vm.qmp("stop")  # freeze the guest: one consistent snapshot
         tlb = vm.hmp("info tlb")

@@ -39,6 +39,11 @@ _CSI = re.compile(r"\x1b\[[0-9;?=]*[ -/]*[@-~]|\x1b[()][0-9A-Za-z]")
 _CSI_PARTIAL = re.compile(r"\x1b(\[[0-9;?=]*[ -/]*|[()])?$")
 
 
+# Console lines that mean the boot went wrong: the kernel's panic and exception
+# reports, and OVMF's boot manager getting control back from stage 1.
+BOOT_FAILURE = r"^panic: |^\*\*\* |BdsDxe: failed to start"
+
+
 class BootTestError(Exception):
     """A check failed; the message says what was expected and what was seen."""
 
@@ -279,6 +284,13 @@ class Machine:
         raise BootTestError(f"waiting for {what or repr(pattern)}: {why}; the console ended with:\n"
                             + self.tail())
 
+    def wait_for_line(self, pattern, timeout, what=None, fail_if=None):
+        """Like wait_for, but waits for a whole console line containing a
+        match of `pattern`; the match's group(0) is that line with its newline.
+        """
+        return self.wait_for(r"^.*(?:" + pattern + r").*\n", timeout, what or repr(pattern),
+                             fail_if)
+
     def expect_absent(self, pattern, since=0):
         """Fails if `pattern` occurs in the console output from offset `since`."""
         m = re.compile(pattern, re.MULTILINE).search(self.output(), since)
@@ -423,10 +435,12 @@ PF_X, PF_W, PF_R = 1, 2, 4
 class Segment:
     """One PT_LOAD: where it goes and with which permissions."""
 
-    def __init__(self, vaddr, memsz, flags):
+    def __init__(self, vaddr, memsz, flags, offset=0, filesz=0):
         self.vaddr = vaddr
         self.memsz = memsz
         self.flags = flags
+        self.offset = offset
+        self.filesz = filesz
 
     @property
     def start(self):
@@ -462,10 +476,10 @@ def elf_load_segments(path):
     e_phentsize, e_phnum = struct.unpack_from("<HH", data, 0x36)
     segments = []
     for i in range(e_phnum):
-        p_type, p_flags, _off, p_vaddr, _paddr, _filesz, p_memsz, _align = \
+        p_type, p_flags, p_offset, p_vaddr, _paddr, p_filesz, p_memsz, _align = \
             struct.unpack_from("<IIQQQQQQ", data, e_phoff + i * e_phentsize)
         if p_type == PT_LOAD and p_memsz > 0:
-            segments.append(Segment(p_vaddr, p_memsz, p_flags))
+            segments.append(Segment(p_vaddr, p_memsz, p_flags, p_offset, p_filesz))
     return segments
 
 
