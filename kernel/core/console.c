@@ -19,6 +19,16 @@
 static bool serial_up;
 static bool fb_up;
 
+/*
+ * What was printed before the framebuffer console came up (the boot info
+ * check, say), replayed onto the screen when it does, so a machine without
+ * a serial port shows it too. Later output does not go here.
+ */
+#define EARLY_LOG_SIZE 2048
+static char early_log[EARLY_LOG_SIZE];
+static size_t early_len;
+static bool early_done;
+
 bool console_init_serial(void)
 {
     serial_up = serial_init(SERIAL_COM1);
@@ -29,9 +39,14 @@ bool console_init_fb(const struct canopy_framebuffer *fb, uint64_t hhdm_base)
 {
     const char *why = fbcon_init(fb, (void *)(uintptr_t)(hhdm_base + fb->base));
     fb_up = why == NULL;
-    if (!fb_up)
+    early_done = true;
+    if (!fb_up) {
         kprintf("console: no framebuffer console: %s\n", why);
-    return fb_up;
+        return false;
+    }
+    fbcon_write(early_log, early_len);
+    fbcon_flush();
+    return true;
 }
 
 void console_disable_fb(void)
@@ -56,6 +71,8 @@ static void console_sink(void *ctx, const char *s, size_t n)
         serial_write(s, n);
     if (fb_up)
         fbcon_write(s, n);
+    for (size_t i = 0; !early_done && i < n && early_len < EARLY_LOG_SIZE; i++)
+        early_log[early_len++] = s[i];
 }
 
 void console_write(const char *s, size_t n)

@@ -92,13 +92,12 @@ static const char *segment_name(uint32_t flags)
 static void print_banner(const struct canopy_bootinfo *bi)
 {
     const struct pmm *p = kmm_pmm();
-    uint64_t managed = p->free_frames + p->used_frames + p->reclaimable_frames;
+    uint64_t usable = p->free_frames + p->used_frames + p->reclaimable_frames;
     kprintf("\nCanopy %s (x86_64)\n", CANOPY_VERSION);
-    kprintf("memory: %llu MiB managed, %llu MiB free, %llu MiB used, %llu MiB reserved\n",
-            (unsigned long long)(managed * PAGE_SIZE >> 20),
+    kprintf("memory: %llu MiB usable, %llu MiB free, %llu KiB in use\n",
+            (unsigned long long)(usable * PAGE_SIZE >> 20),
             (unsigned long long)(p->free_frames * PAGE_SIZE >> 20),
-            (unsigned long long)(p->used_frames * PAGE_SIZE >> 20),
-            (unsigned long long)(p->reserved_frames * PAGE_SIZE >> 20));
+            (unsigned long long)(p->used_frames * PAGE_SIZE >> 10));
     kprintf("paging: %u levels, HHDM at 0x%016llx%s\n", bi->paging_levels,
             (unsigned long long)bi->hhdm_base,
             (bi->cpu_flags & CANOPY_CPU_PDPE1G) ? " (1 GiB pages)" : " (2 MiB pages)");
