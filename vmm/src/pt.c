@@ -123,6 +123,7 @@ static void frame_free(struct pt *pt, uint64_t pa)
  */
 struct pool {
     uint64_t head; /* physical address of the first frame, or POOL_NIL */
+    uint64_t tail; /* the last frame, valid when head is not POOL_NIL */
     uint64_t count;
 };
 #define POOL_NIL UINT64_MAX
@@ -149,8 +150,13 @@ static bool pool_fill(struct pt *pt, struct pool *pool, uint64_t n)
             return false;
         }
         PT_ASSERT((pa & (PTE_SIZE_4K - 1)) == 0);
-        *table_at(pt, pa) = pool->head;
-        pool->head = pa;
+        /* First in, first out: tables get frames in the order they were handed out. */
+        *table_at(pt, pa) = POOL_NIL;
+        if (pool->head == POOL_NIL)
+            pool->head = pa;
+        else
+            *table_at(pt, pool->tail) = pa;
+        pool->tail = pa;
         pool->count++;
     }
     return true;

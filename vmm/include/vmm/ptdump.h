@@ -1,0 +1,87 @@
+/*
+ * ptdump: page-table dumps as text, pure formatters over a struct pt.
+ *
+ * The same code prints the kernel shell's `pt`, `pt qemu`, `pt tlb` and
+ * `walk` output and runs in the host tests. Output goes to a sink with the
+ * same shape as fmt_sink (lib/include/canopy/fmt.h), one call per line or
+ * less. Lines end in "\n". The caller prints the `--- pt begin ---` and
+ * `--- pt end ---` lines around a dump.
+ */
+#ifndef VMM_PTDUMP_H
+#define VMM_PTDUMP_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include <vmm/pt.h>
+
+/* Receives n bytes of output (not NUL terminated); a fmt_sink fits. */
+typedef void (*ptdump_sink)(void *ctx, const char *s, size_t n);
+
+/*
+ * Prints what QEMU 7.2's monitor command `info mem` prints for this address
+ * space, byte for byte (with "\n" where the monitor's QMP text has "\r\n"):
+ * `%016llx-%016llx %016llx %c%c%c` per range of equal effective U and W,
+ * sign-extended from bit 47 of the walk address, NX ignored.
+ * For a 5-level hierarchy it prints nothing, as QEMU 7.2 does (its LA57 walk
+ * tests the present bit of PDPT and PD entries the wrong way round and ends
+ * up with no access rights anywhere while non-present entries are zero, which
+ * pt.c guarantees).
+ */
+void ptdump_qemu_mem(const struct pt *pt, ptdump_sink sink, void *ctx);
+
+/*
+ * Prints what QEMU 7.2's `info tlb` prints: one line per present leaf,
+ * `%016llx: %016llx XGPDACTUW` with the leaf's own bits (X = NX, P = PS,
+ * C = PCD, T = PWT), the frame masked to the page size and to QEMU's 50
+ * address bits, bit 7 (PAT) cleared on 4 KiB entries, the VA canonical.
+ */
+void ptdump_qemu_tlb(const struct pt *pt, ptdump_sink sink, void *ctx);
+
+/* A section marker: printed as `---[ name ]---` where the walk reaches start. */
+struct ptdump_marker {
+    uint64_t start;
+    const char *name;
+};
+
+/* Names the region va lies in (a VMA lookup in the kernel), or NULL. */
+typedef const char *(*ptdump_label_fn)(void *ctx, uint64_t va);
+
+/* The power-on value of IA32_PAT: WB, WT, UC-, UC, WB, WT, UC-, UC. */
+#define PTDUMP_PAT_POWER_ON 0x0007040600070406ull
+
+struct ptdump_options {
+    uint64_t first, last;                /* inclusive VA range; 0 and UINT64_MAX for everything */
+    const struct ptdump_marker *markers; /* sorted by start; may be NULL */
+    size_t marker_count;
+    ptdump_label_fn label; /* may be NULL */
+    void *label_ctx;
+    const uint64_t *pat; /* the IA32_PAT value; NULL means PTDUMP_PAT_POWER_ON */
+};
+
+/*
+ * The human dump for `pt`: section markers, then one line per merged range:
+ *
+ *   ffffffff80000000-ffffffff80003000    12K 0000000000200000 4K x3     R-X kernel G WB  .text
+ *
+ * VA start and end (exclusive, modulo 2^64), size in K/M/G/T/P, the first
+ * physical address or `not contiguous`, page size x count, effective
+ * permissions (R always, W and X across all levels), user or kernel, G for
+ * global, the cache type from PAT/PCD/PWT, and the label of the range's first
+ * page. A range ends where the VA has a hole or any column but the physical
+ * address would change, or at a marker. Leaves cut by [first, last] are
+ * clipped. Ends with `W+X mappings: passed` or
+ * `W+X mappings: FAILED, N pages` (N in 4 KiB pages) and returns N.
+ * => opts may be NULL (everything, no markers, no labels, power-on PAT).
+ */
+uint64_t ptdump_human(const struct pt *pt, const struct ptdump_options *opts, ptdump_sink sink,
+                      void *ctx);
+
+/*
+ * The `walk VA` report: each level's name, index, raw entry and flags, then
+ * the physical address with page size and effective permissions, or which
+ * level is not present, or that va is not canonical.
+ */
+void ptdump_walk(const struct pt *pt, uint64_t va, ptdump_sink sink, void *ctx);
+
+#endif
