@@ -2,11 +2,11 @@
  * avl: the intrusive, gap-augmented AVL tree declared in vmm/avl.h.
  *
  * Every change (insert, erase, adjust) ends with fix_up(), which walks from
- * the lowest node whose children changed to the root, recomputing each
+ * the lowest node whose children changed towards the root, recomputing each
  * node's height and augmentation from its two children and rotating where a
  * balance factor reached +-2. A rotation recomputes the node it lowers first,
- * then the one it raises, so both are right before the walk moves on. The walk
- * always reaches the root: O(log n), and no early stop to reason about.
+ * then the one it raises, so both are right before the walk moves on. The
+ * walk stops at the first node that comes out unchanged: O(log n) at worst.
  *
  * The gap search (gap_lowest/gap_highest) descends with the span of free
  * bytes a subtree can own, [lo, hi]: the bytes between its in-order
@@ -105,7 +105,12 @@ static struct avl_node *rotate_right(struct avl_tree *t, struct avl_node *n)
     return l;
 }
 
-/* Recomputes and rebalances every node from n up to the root. */
+/*
+ * Recomputes and rebalances from n towards the root. The walk stops early at
+ * a node whose height and augmentation come out unchanged, without a
+ * rotation: every ancestor is a function of its children's values only, so
+ * nothing above can change either.
+ */
 static void fix_up(struct avl_tree *t, struct avl_node *n)
 {
     while (n) {
@@ -121,7 +126,12 @@ static void fix_up(struct avl_tree *t, struct avl_node *n)
                 rotate_right(t, n->right);
             n = rotate_left(t, n);
         } else {
+            int h = n->height;
+            uint64_t lo = n->sub_start, hi = n->sub_last, gap = n->max_gap;
+
             update(n);
+            if (h == n->height && lo == n->sub_start && hi == n->sub_last && gap == n->max_gap)
+                return;
         }
         n = n->parent;
     }
@@ -209,6 +219,11 @@ void avl_erase(struct avl_tree *t, struct avl_node *node)
     }
     t->count--;
     node->left = node->right = node->parent = NULL;
+    /*
+     * s's stored values are stale, but the early stop cannot skip it: every
+     * node from `from` up to node->right lost its minimum (s), and s's new
+     * minimum comes from node's left subtree, so each of them changes.
+     */
     fix_up(t, from);
 }
 
