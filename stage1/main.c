@@ -281,6 +281,14 @@ static _Noreturn void after_exit(const struct fw_exit *ex)
     if (ps != PMM_OK)
         FATAL("cannot set up the physical memory manager: %s", pmm_status_str(ps));
     phase(CANOPY_PHASE_PMM_READY);
+    if (s1.cfg.verbose >= 2) {
+        for (uint32_t i = 0; i < range_count; i++) {
+            const struct canopy_mem_range *r = &ex->ranges[i];
+            con_printf("canopy: mem 0x%012llx-0x%012llx %-12s (%s)\n", (unsigned long long)r->base,
+                       (unsigned long long)(r->base + r->page_count * PAGE - 1),
+                       memmap_type_name(r->type), memmap_efi_type_name(r->efi_type));
+        }
+    }
 
     /* What gets mapped: the HHDM and the framebuffer's uncovered parts first. */
     struct map_request *req = ex->scratch;

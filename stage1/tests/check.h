@@ -32,5 +32,6 @@ extern unsigned check_passed, check_failed;
 void elf_tests(void);
 void config_tests(void);
 void mapplan_tests(void);
+void manifest_pt_tests(void);
 
 #endif

@@ -1,7 +1,7 @@
 /*
- * The host test executable for stage1/load: the ELF validator, the
- * config parser and the mapping plan, run under ASan and UBSan. Prints
- * `N passed, M failed` last.
+ * The host test executable for stage1/load: the ELF validator, the config
+ * parser and the mapping plan (checked against vmm/'s page-table code), run
+ * under ASan and UBSan. Prints `N passed, M failed` last.
  */
 #include "check.h"
 
@@ -12,6 +12,7 @@ int main(void)
     elf_tests();
     config_tests();
     mapplan_tests();
+    manifest_pt_tests();
     printf("%u passed, %u failed\n", check_passed, check_failed);
     return check_failed ? 1 : 0;
 }

@@ -1,0 +1,152 @@
+/*
+ * The manifest against the page-table code: the requests stage 1 makes for a
+ * q35-like machine are mapped with pt_map into a hierarchy over simulated
+ * physical memory, and every present leaf must be described by exactly one
+ * manifest entry (same page size, same frame, same W/X), the manifest must
+ * cover no byte the tables leave unmapped, and the tables built must be as
+ * few as pt_min_tables says.
+ */
+#include <stdlib.h>
+#include <string.h>
+
+#include <vmm/pt.h>
+
+#include "../load/mapplan.h"
+#include "check.h"
+
+#define SIM_BASE   0x7000000ull /* simulated physical address of the first frame */
+#define SIM_FRAMES 128
+
+struct sim {
+    uint8_t *mem;
+    unsigned used;
+};
+
+static bool sim_alloc(void *ctx, uint64_t *phys)
+{
+    struct sim *s = ctx;
+    if (s->used == SIM_FRAMES)
+        return false;
+    memset(s->mem + (uint64_t)s->used * 4096, 0, 4096);
+    *phys = SIM_BASE + (uint64_t)s->used++ * 4096;
+    return true;
+}
+
+static void sim_free(void *ctx, uint64_t phys)
+{
+    (void)ctx;
+    (void)phys; /* a bump allocator: frees only happen on failure paths, not exercised here */
+}
+
+struct leaf_check {
+    const struct canopy_mapping *m;
+    uint32_t count;
+    uint64_t leaf_bytes;
+    unsigned bad;
+};
+
+static bool check_leaf(void *ctx, const struct pt_leaf *leaf)
+{
+    struct leaf_check *c = ctx;
+    c->leaf_bytes += leaf->page_size;
+    for (uint32_t i = 0; i < c->count; i++) {
+        const struct canopy_mapping *e = &c->m[i];
+        if (leaf->va < e->va || leaf->va - e->va >= e->size_bytes)
+            continue;
+        bool ok = e->page_size == leaf->page_size && leaf->pa == e->pa + (leaf->va - e->va) &&
+                  !!(leaf->attrs & PT_W) == !!(e->flags & CANOPY_MAP_W) &&
+                  !!(leaf->attrs & PT_X) == !!(e->flags & CANOPY_MAP_X);
+        if (!ok) {
+            fprintf(stderr, "  leaf 0x%llx (%llu) disagrees with entry %u\n",
+                    (unsigned long long)leaf->va, (unsigned long long)leaf->page_size, i);
+            c->bad++;
+        }
+        return true;
+    }
+    fprintf(stderr, "  leaf 0x%llx is in no manifest entry\n", (unsigned long long)leaf->va);
+    c->bad++;
+    return true;
+}
+
+static void run_case(uint64_t max_page, unsigned levels)
+{
+    static const struct canopy_mem_range map[] = {
+        {.base = 0, .page_count = 0x9f},
+        {.base = 0x100000, .page_count = 0x7ff00},
+        {.base = 0xb0000000, .page_count = 0x10000},
+        {.base = 0x100000000ull, .page_count = 0x40100},
+    };
+    uint64_t hhdm = levels == 5 ? CANOPY_HHDM_BASE_5L : CANOPY_HHDM_BASE_4L;
+    struct map_request req[16];
+    uint32_t n = mapplan_hhdm(map, 4, hhdm, max_page, req, 16);
+    CHECK(n == 4);
+    n += mapplan_uncovered(req, n, hhdm, 0xc0000000, 0x3e8000, max_page, CANOPY_MAP_W,
+                           CANOPY_OWNER_FRAMEBUFFER, req + n, 16 - n);
+    CHECK(n == 5);
+    /* Kernel text, rodata, data; the boot stack; the trampoline page. */
+    req[n++] =
+        (struct map_request){0xffffffff80000000ull,    0x1bb60000, 0xe000, MAPPLAN_4K, CANOPY_MAP_X,
+                             CANOPY_OWNER_KERNEL_IMAGE};
+    req[n++] = (struct map_request){0xffffffff8000e000ull,    0x1dc30000, 0x5000, MAPPLAN_4K, 0,
+                                    CANOPY_OWNER_KERNEL_IMAGE};
+    req[n++] = (struct map_request){
+        0xffffffff80013000ull,    0x1fe00000, 0x2c000, MAPPLAN_4K, CANOPY_MAP_W,
+        CANOPY_OWNER_KERNEL_IMAGE};
+    req[n++] = (struct map_request){
+        CANOPY_DYNAMIC_BASE + 4096, 0x1bb00000, 0x10000, MAPPLAN_4K, CANOPY_MAP_W,
+        CANOPY_OWNER_STACK};
+    req[n++] = (struct map_request){0x1dc27000, 0x1dc27000,   4096,
+                                    MAPPLAN_4K, CANOPY_MAP_X, CANOPY_OWNER_TRAMPOLINE};
+    mapplan_sort(req, n);
+    CHECK(!mapplan_overlaps(req, n));
+
+    struct sim sim = {.mem = aligned_alloc(4096, SIM_FRAMES * 4096)};
+    struct pt pt;
+    struct pt_frames frames = {.alloc = sim_alloc, .free = sim_free, .ctx = &sim};
+    CHECK(pt_init(&pt, levels, true, (uint64_t)(uintptr_t)sim.mem - SIM_BASE, frames) == PT_OK);
+    struct canopy_mapping manifest[16 * MAPPLAN_ENTRIES_PER_REQUEST];
+    uint32_t count = 0;
+    struct pt_span spans[16];
+    uint64_t manifest_bytes = 0;
+    for (uint32_t i = 0; i < n; i++) {
+        uint32_t attrs =
+            ((req[i].flags & CANOPY_MAP_W) ? PT_W : 0) | ((req[i].flags & CANOPY_MAP_X) ? PT_X : 0);
+        CHECK(pt_map(&pt, req[i].va, req[i].pa, req[i].size, attrs, req[i].max_page_size) == PT_OK);
+        CHECK(mapplan_manifest_add(&req[i], manifest, 16 * MAPPLAN_ENTRIES_PER_REQUEST, &count));
+        spans[i] = (struct pt_span){req[i].va, req[i].pa, req[i].size, req[i].max_page_size};
+        manifest_bytes += req[i].size;
+    }
+    struct leaf_check c = {.m = manifest, .count = count};
+    pt_for_each_leaf(&pt, 0, UINT64_MAX, check_leaf, &c);
+    CHECK(c.bad == 0);
+    CHECK(c.leaf_bytes == manifest_bytes);
+    uint64_t min = 0;
+    CHECK(pt_min_tables(spans, n, levels, &min) == PT_OK);
+    CHECK(pt.table_count == min);
+    CHECK(pt.table_count == sim.used);
+    const char *problem = NULL;
+    CHECK(pt_check(&pt, &problem));
+    free(sim.mem);
+}
+
+static void test_manifest_matches_tables_with_1g_pages(void)
+{
+    run_case(MAPPLAN_1G, 4);
+}
+
+static void test_manifest_matches_tables_with_2m_pages(void)
+{
+    run_case(MAPPLAN_2M, 4);
+}
+
+static void test_manifest_matches_tables_with_5_levels(void)
+{
+    run_case(MAPPLAN_1G, 5);
+}
+
+void manifest_pt_tests(void)
+{
+    RUN(test_manifest_matches_tables_with_1g_pages);
+    RUN(test_manifest_matches_tables_with_2m_pages);
+    RUN(test_manifest_matches_tables_with_5_levels);
+}
