@@ -15,7 +15,9 @@
  *   b0  operation (map, map, map, unmap, protect); bit 7: inject a failure
  *   b1  window (bits 0-1), size class (bits 2-3)
  *   b2-b4 offset in the window, b5 size, b6 attributes, b7 max page size and pa choice
- * Four 4 GiB windows sit at the edges of both canonical halves.
+ * Four 4 GiB windows sit at the edges of both canonical halves (of the 48-bit
+ * space; they are canonical with 5 levels too). A trailing odd byte after the
+ * last whole operation selects 5-level paging.
  */
 #include "pt_sim.h"
 
@@ -190,7 +192,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         sim_init(&sim, 16384);
     struct pt pt;
     sim.fail_after = -1;
-    if (pt_init(&pt, 4, true, sim_offset(&sim), sim_frames(&sim)) != PT_OK)
+    unsigned levels = (size % 8 != 0 && (data[size - 1] & 1)) ? 5 : 4;
+    if (pt_init(&pt, levels, true, sim_offset(&sim), sim_frames(&sim)) != PT_OK)
         die("init", 0, 0);
     model.n = 0;
     for (size_t op = 0; op < MAX_OPS && (op + 1) * 8 <= size; op++) {
