@@ -317,11 +317,18 @@ static bool fit_high(const struct gap_search *g, uint64_t lo, uint64_t hi, uint6
 }
 
 /*
- * Could subtree n, owning the free span [lo, hi], hold size bytes anywhere?
- * Checks the two edge holes (clipped to the span) and the internal max_gap.
+ * Could subtree n, owning the free span [lo, hi], hold the request anywhere?
+ * No, if even the whole span, ignoring the ranges in it, has no aligned
+ * place for size bytes (this skips whole subtrees between two boundaries of a
+ * large alignment). No, if no hole in it is big enough: the two edge holes
+ * (clipped to the span) and the internal max_gap all fall short.
  */
-static bool may_fit(const struct avl_node *n, uint64_t lo, uint64_t hi, uint64_t size)
+static bool may_fit(const struct gap_search *g, const struct avl_node *n, uint64_t lo, uint64_t hi)
 {
+    uint64_t size = g->q->size, unused;
+
+    if (!fit_low(g, lo, hi, &unused))
+        return false;
     if (n->max_gap >= size)
         return true;
     if (n->sub_start > lo && n->sub_start - lo >= size)
@@ -342,7 +349,7 @@ static bool gap_lowest(struct gap_search *g, const struct avl_node *n, uint64_t 
     /* Wholly outside the span: the span is one free hole. */
     if (n->sub_last < lo || n->sub_start > hi)
         return fit_low(g, lo, hi, addr);
-    if (!may_fit(n, lo, hi, g->q->size))
+    if (!may_fit(g, n, lo, hi))
         return false;
     /* Left part: [lo, n->start - 1]. */
     if (n->start > lo && gap_lowest(g, n->left, lo, n->start - 1 < hi ? n->start - 1 : hi, addr))
@@ -362,7 +369,7 @@ static bool gap_highest(struct gap_search *g, const struct avl_node *n, uint64_t
     g->visits++;
     if (n->sub_last < lo || n->sub_start > hi)
         return fit_high(g, lo, hi, addr);
-    if (!may_fit(n, lo, hi, g->q->size))
+    if (!may_fit(g, n, lo, hi))
         return false;
     if (n->last < hi && gap_highest(g, n->right, n->last + 1 > lo ? n->last + 1 : lo, hi, addr))
         return true;
@@ -373,12 +380,13 @@ static bool gap_highest(struct gap_search *g, const struct avl_node *n, uint64_t
 
 /*
  * Cost. A node is entered when its subtree straddles an edge of the window
- * (two root-to-leaf paths, O(log n)) or when it may hold a big-enough hole.
- * Below the answer's path, the only subtrees entered in vain are those
- * holding a hole that is big enough but cannot take the alignment; with
- * k such holes the search enters O(log n + k log(n/k)) nodes, O(log n + k)
- * when they are neighbours in address order. If no hole anywhere is big
- * enough, the root's check fails and the search stops after one node.
+ * (two root-to-leaf paths, O(log n)) or when it may hold a big-enough hole
+ * and its span contains an aligned address with room after it. Below the
+ * answer's path, the only subtrees entered in vain are those holding a hole
+ * that is big enough but cannot take the alignment; with k such holes the
+ * search enters O(log n + k log(n/k)) nodes, O(log n + k) when they are
+ * neighbours in address order. If no hole anywhere is big enough, the root's
+ * check fails and the search stops after one node.
  */
 bool avl_gap_lowest(const struct avl_tree *t, const struct avl_gap_query *q, uint64_t *addr,
                     uint64_t *visits)

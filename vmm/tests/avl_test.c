@@ -527,39 +527,47 @@ static bool test_avl_gap_search_visits_logarithmic(void)
     return true;
 }
 
+/* Ranges of 4 KiB every 8 KiB from base: 4 KiB holes. */
+static struct item *build_comb(struct avl_tree *t, size_t n, uint64_t base)
+{
+    struct item *it = calloc(n, sizeof(*it));
+
+    avl_init(t);
+    for (size_t i = 0; i < n; i++)
+        insert_range(t, &it[i], base + 0x2000 * i, base + 0x2000 * i + 0xfff);
+    return it;
+}
+
 /*
  * k neighbouring holes that are big enough but misaligned cost O(k) on top
- * of the O(log n) descent. The ranges sit between 1 GiB and 1.5 GiB, so no
- * hole among them holds a 1 GiB-aligned address; the only fit is at 2 GiB.
+ * of the O(log n) descent. Erasing every other range from an odd index
+ * leaves 12 KiB holes starting 8 KiB past a 16 KiB boundary: each could hold
+ * 8 KiB, none at 16 KiB alignment. The first fit is above the last range.
  *
- *   0x40001000                                               0x80000000
- *   |A| |A| |A|   |A|   |A|   |A| |A| ... |A|          ...        |fits|
- *              \_____\_____\______ k holes of 12 KiB: erased ranges
+ *   |A|.|A|.|A|...........|A|...........|A|.|A| ... |A|  fit
+ *                 \_____________\___ k holes of 12 KiB, misaligned
  */
 static bool test_avl_gap_misaligned_holes_cost_linear_in_k(void)
 {
     enum { N = 1 << 16 };
     struct avl_tree t;
-    struct item *it = calloc(N, sizeof(*it));
-    uint64_t at = 0x40001000;
+    struct item *it = build_comb(&t, N, 0x40001000);
 
-    avl_init(&t);
-    for (int i = 0; i < N; i++, at += 0x2000)
-        insert_range(&t, &it[i], at, at + 0xfff);
     CHECK_TREE(&t);
     for (int k = 1; k <= 1024; k *= 4) {
-        uint64_t first = N / 3, visits = 0, addr = 0;
+        uint64_t first = N / 3 | 1, visits = 0, addr = 0;
         uint64_t bound = 6 * ceil_log2(N) + 2 * (uint64_t)k;
         struct avl_gap_query q = {
-            .size = 0x2000, .align = 0x40000000, .lo = it[0].node.start, .hi = 0x80001fff};
+            .size = 0x2000, .align = 0x4000, .lo = it[0].node.start, .hi = 0x80001fff};
 
         for (int j = 0; j < k; j++)
             avl_erase(&t, &it[first + 2 * j].node);
         CHECK_TREE(&t);
         CHECK(avl_gap_lowest(&t, &q, &addr, &visits));
-        CHECK(addr == 0x80000000);
+        CHECK(addr == ((it[N - 1].node.last + 0x4000) & ~0x3fffull));
         printf("  k = %4d misaligned holes: %llu nodes visited (bound %llu)\n", k,
                (unsigned long long)visits, (unsigned long long)bound);
+        CHECK(visits >= (uint64_t)k); /* each hole is looked at: the test measures k */
         CHECK(visits <= bound);
         for (int j = 0; j < k; j++) {
             struct item *x = &it[first + 2 * j];
@@ -567,6 +575,37 @@ static bool test_avl_gap_misaligned_holes_cost_linear_in_k(void)
             insert_range(&t, x, x->node.start, x->node.last);
         }
     }
+    free(it);
+    return true;
+}
+
+/*
+ * A large alignment skips every subtree whose span holds no aligned place,
+ * however many big holes it has. The ranges lie between 1 GiB and 1.5 GiB,
+ * so no hole among them holds a 1 GiB-aligned address: the search goes
+ * straight to 2 GiB, even with 1024 big-enough holes on the way.
+ */
+static bool test_avl_gap_large_alignment_skips_spans_without_boundary(void)
+{
+    enum { N = 1 << 16 };
+    struct avl_tree t;
+    struct item *it = build_comb(&t, N, 0x40001000);
+    uint64_t visits = 0, addr = 0;
+    struct avl_gap_query q = {
+        .size = 0x2000, .align = 0x40000000, .lo = it[0].node.start, .hi = 0x80001fff};
+
+    for (int j = 0; j < 1024; j++)
+        avl_erase(&t, &it[N / 3 + 2 * j].node);
+    CHECK_TREE(&t);
+    CHECK(avl_gap_lowest(&t, &q, &addr, &visits));
+    CHECK(addr == 0x80000000);
+    printf("  1 GiB alignment past 1024 big holes: %llu nodes visited\n",
+           (unsigned long long)visits);
+    CHECK(visits <= 4 * ceil_log2(N));
+    visits = 0;
+    q.hi = 0x7fffffff; /* now nothing fits */
+    CHECK(!avl_gap_highest(&t, &q, &addr, &visits));
+    CHECK(visits <= 4 * ceil_log2(N));
     free(it);
     return true;
 }
@@ -635,6 +674,7 @@ int main(void)
     RUN(test_avl_gap_failure_is_one_visit);
     RUN(test_avl_gap_search_visits_logarithmic);
     RUN(test_avl_gap_misaligned_holes_cost_linear_in_k);
+    RUN(test_avl_gap_large_alignment_skips_spans_without_boundary);
     RUN(test_avl_random_ops_against_array);
     printf("%d passed, %d failed\n", passed, failed);
     return failed ? 1 : 0;
