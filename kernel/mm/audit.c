@@ -17,6 +17,7 @@
  *                    much more than that
  *   anything else == 0 (trampoline freed, nothing else handed out yet)
  *
+ * plus pt_check over the hierarchy (entry flags, no empty tables, counts),
  * and the totals: free + used + reclaimable + reserved == tracked frames,
  * used == the sum over owners, nothing reclaimable left after reclaim.
  * Called once by kernel_main after kmm_reclaim; later a shell command.
@@ -222,6 +223,9 @@ bool kmm_audit(void)
         differ(&a, "%llu frames still reclaimable after reclaim",
                (unsigned long long)p->reclaimable_frames);
 
+    const char *problem = NULL;
+    if (!pt_check(&kmm.pt, &problem))
+        differ(&a, "the page tables fail pt_check: %s", problem ? problem : "?");
     uint64_t tables = count_tables(&a, kmm.pt.root, kmm.pt.levels);
     if (tables != p->owner_frames[CANOPY_OWNER_PAGE_TABLE] || tables != kmm.pt.table_count)
         differ(&a, "%llu page tables in the hierarchy, %llu page-table frames, pt counts %llu",
