@@ -8,7 +8,9 @@
 #
 # The image is reproducible byte for byte: the GPT GUIDs and the FAT volume id
 # are fixed, every timestamp comes from SOURCE_DATE_EPOCH (else the time of the
-# last commit, else a fixed constant), and nothing records where it was built.
+# last commit, else a fixed constant), and nothing records where it was built:
+# the binaries go in without their debug sections (DWARF names the directories
+# it was compiled in; the copies in the build directory keep it for gdb).
 #
 # Tests use the same script to make broken variants (--no-kernel, a corrupt
 # --kernel file, --no-cfg).
@@ -17,7 +19,7 @@ set -euo pipefail
 usage() {
     cat <<'EOF'
 usage: mkimage.sh --out IMAGE --efi BOOTX64.EFI [--kernel ELF | --no-kernel]
-                  [--cfg FILE | --no-cfg] [--size-mib N] [--quiet]
+                  [--cfg FILE | --no-cfg] [--size-mib N] [--no-strip] [--quiet]
 
   --out IMAGE      where to write the image (written to a temporary file first)
   --efi FILE       stage 1, installed as /EFI/BOOT/BOOTX64.EFI
@@ -27,6 +29,7 @@ usage: mkimage.sh --out IMAGE --efi BOOTX64.EFI [--kernel ELF | --no-kernel]
   --no-cfg         leave /canopy/canopy.cfg out
   --size-mib N     disk size in MiB (default 64; at least 40 so FAT32 has
                    enough clusters)
+  --no-strip       install the binaries with their debug sections
   --quiet          do not print the sha256 line
 
 Timestamps come from SOURCE_DATE_EPOCH if set, else from the last commit.
@@ -38,7 +41,7 @@ die() {
     exit 1
 }
 
-out= efi= kernel= cfg= no_kernel=0 no_cfg=0 size_mib=64 quiet=0
+out= efi= kernel= cfg= no_kernel=0 no_cfg=0 size_mib=64 quiet=0 strip=1
 while [ $# -gt 0 ]; do
     case "$1" in
     --out) out=${2:?}; shift 2 ;;
@@ -48,6 +51,7 @@ while [ $# -gt 0 ]; do
     --cfg) cfg=${2:?}; shift 2 ;;
     --no-cfg) no_cfg=1; shift ;;
     --size-mib) size_mib=${2:?}; shift 2 ;;
+    --no-strip) strip=0; shift ;;
     --quiet) quiet=1; shift ;;
     -h | --help) usage; exit 0 ;;
     *) usage >&2; die "unknown argument '$1'" ;;
@@ -70,7 +74,9 @@ case "$size_mib" in
 esac
 [ "$size_mib" -ge 40 ] || die "--size-mib must be at least 40 (FAT32 needs 65525 clusters)"
 
-for tool in sgdisk mformat mmd mcopy sha256sum; do
+tools=(sgdisk mformat mmd mcopy sha256sum)
+if [ "$strip" = 1 ]; then tools+=(llvm-objcopy); fi
+for tool in "${tools[@]}"; do
     command -v "$tool" >/dev/null || die "$tool not found (scripts/deps.sh installs it)"
 done
 
@@ -106,6 +112,18 @@ part_sectors=$((part_end - part_start + 1))
 
 tmp=$(mktemp -d "${TMPDIR:-/tmp}/canopy-img.XXXXXX")
 trap 'rm -rf "$tmp"' EXIT
+
+# The files as they go on the ESP.
+if [ "$strip" = 1 ]; then
+    llvm-objcopy --strip-debug "$efi" "$tmp/BOOTX64.EFI"
+    efi=$tmp/BOOTX64.EFI
+    if [ "$no_kernel" = 0 ]; then
+        # A file that is not an ELF (a test's corrupt kernel) goes in as it is.
+        if llvm-objcopy --strip-debug "$kernel" "$tmp/kernel.elf" 2>/dev/null; then
+            kernel=$tmp/kernel.elf
+        fi
+    fi
+fi
 
 # The FAT32 file system, built as its own file and then placed in the disk.
 # One sector per cluster: a 62 MiB partition then has about 125,000 clusters,

@@ -691,8 +691,9 @@ def machine_from_args(args, image=None, name="boot", **kw):
 
 
 def make_image(args, out, kernel=None, no_kernel=False, cfg=None):
-    """Builds a variant image with scripts/mkimage.sh."""
-    cmd = [args.mkimage, "--out", out, "--efi", args.efi, "--quiet"]
+    """Builds a variant image with scripts/mkimage.sh; the files go in
+    byte for byte as given (no stripping)."""
+    cmd = [args.mkimage, "--out", out, "--efi", args.efi, "--quiet", "--no-strip"]
     cmd += ["--no-kernel"] if no_kernel else ["--kernel", kernel or args.kernel]
     cmd += ["--cfg", cfg or args.cfg]
     r = subprocess.run(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, timeout=60)
