@@ -116,6 +116,7 @@ static void read_config(void)
     switch (st) {
     case FW_OK:
         config_parse(&s1.cfg, text, len, report_config, NULL);
+        fw_free_file(text, len);
         break;
     case FW_EMPTY:
         break;
@@ -168,13 +169,20 @@ static enum fw_status validate_kernel(void)
     struct elf_error err;
     if (elf_validate(s1.kernel, s1.kernel_size, conventional, &s1.plan, &err) != ELF_OK)
         return give_up(FW_FAILED, "%s: %s", path, err.reason);
-    /* Each segment becomes one contiguous PMM run: a buddy block, at most 2^PMM_MAX_ORDER. */
+    /*
+     * Each segment becomes one contiguous PMM run, carved from a free buddy
+     * block of the next power of two (at most 2^PMM_MAX_ORDER pages). Refuse
+     * here, with boot services alive, what could only fail after them.
+     */
     for (uint32_t i = 0; i < s1.plan.count; i++) {
         const struct elf_segment_plan *s = &s1.plan.seg[i];
-        if (s->page_count > (1ull << PMM_MAX_ORDER) || s->page_count * PAGE > largest)
+        uint64_t block = 1;
+        while (block < s->page_count)
+            block <<= 1;
+        if (block > (1ull << PMM_MAX_ORDER) || block * PAGE > largest)
             return give_up(FW_FAILED,
                            "%s: segment %u needs %llu KiB of contiguous memory; the largest "
-                           "free run is %llu KiB",
+                           "free block is %llu KiB",
                            path, s->phdr_index, (unsigned long long)(s->page_count * 4),
                            (unsigned long long)(largest >> 10));
     }
@@ -448,11 +456,12 @@ enum fw_status stage1_main(void)
         return st;
     phase(CANOPY_PHASE_KERNEL_READ);
     st = validate_kernel();
+    if (st == FW_OK &&
+        ((uintptr_t)trampoline_start % PAGE != 0 || trampoline_end - trampoline_start > (long)PAGE))
+        st = give_up(FW_FAILED, "internal error: the trampoline does not fit one page");
     if (st != FW_OK)
-        return st;
+        goto free_kernel;
     phase(CANOPY_PHASE_VALIDATED);
-    if ((uintptr_t)trampoline_start % PAGE != 0 || trampoline_end - trampoline_start > (long)PAGE)
-        return give_up(FW_FAILED, "internal error: the trampoline does not fit one page");
     con_printf("canopy: %s: %llu bytes, %u segments, %llu KiB\n", s1.cfg.kernel,
                (unsigned long long)s1.kernel_size, s1.plan.count,
                (unsigned long long)(s1.plan.total_pages * 4));
@@ -461,7 +470,10 @@ enum fw_status stage1_main(void)
     phase(CANOPY_PHASE_BEFORE_EBS);
     struct fw_exit ex;
     st = fw_exit_boot_services(SCRATCH_PER_RANGE, SCRATCH_FIXED, &ex);
-    if (st != FW_OK)
-        return give_up(st, "cannot exit boot services (%s)", fw_status_str(st));
-    after_exit(&ex);
+    if (st == FW_OK)
+        after_exit(&ex);
+    give_up(st, "cannot exit boot services (%s)", fw_status_str(st));
+free_kernel:
+    fw_free_file((void *)s1.kernel, s1.kernel_size);
+    return st;
 }

@@ -126,3 +126,9 @@ close_root:
     root->Close(root);
     return ret;
 }
+
+void fw_free_file(void *data, uint64_t size)
+{
+    if (data)
+        fw_bs->FreePages((EFI_PHYSICAL_ADDRESS)(UINTN)data, (size + 4095) / 4096);
+}

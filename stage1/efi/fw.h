@@ -84,9 +84,15 @@ void cpu_cli(void);
 
 /* Reads a whole file from the volume stage 1 was loaded from into LoaderData pages. */
 enum fw_status fw_read_file(const char *path, uint64_t max_bytes, void **data, uint64_t *size);
+/* Gives back what fw_read_file returned (a failed boot leaves the firmware as it found it). */
+void fw_free_file(void *data, uint64_t size);
 
-/* Conventional memory in the current map: the total and the largest single run. */
-enum fw_status fw_memory_summary(uint64_t *conventional_bytes, uint64_t *largest_run_bytes);
+/*
+ * Conventional memory above the first MiB in the current map: the total, and
+ * the largest naturally aligned power-of-two block in it (touching
+ * descriptors merged), which bounds the biggest run the buddy PMM can give.
+ */
+enum fw_status fw_memory_summary(uint64_t *conventional_bytes, uint64_t *largest_block_bytes);
 
 /*
  * Fills *fb from the GOP: switches to width x height first if asked (0, 0:

@@ -13,6 +13,9 @@
 
 #define PAGE 4096ull
 
+/* The TSC rate once fw_tsc_hz has measured it, for the waits after ExitBootServices. */
+static uint64_t tsc_hz_known;
+
 static uint64_t pages_for(uint64_t bytes)
 {
     return (bytes + PAGE - 1) / PAGE;
@@ -66,27 +69,70 @@ static EFI_STATUS get_map(EFI_MEMORY_DESCRIPTOR **map, UINTN *size, UINTN *desc_
     return EFI_BUFFER_TOO_SMALL;
 }
 
-enum fw_status fw_memory_summary(uint64_t *conventional_bytes, uint64_t *largest_run_bytes)
+/* A run of conventional memory, compacted over the map buffer that held its descriptor. */
+struct run {
+    uint64_t start, end; /* bytes, [start, end) */
+};
+
+/* The largest naturally aligned power-of-two block inside [start, end). */
+static uint64_t largest_block(uint64_t start, uint64_t end)
+{
+    uint64_t best = 0;
+    for (unsigned k = 12; k < 63; k++) {
+        uint64_t size = 1ull << k;
+        uint64_t at = (start + size - 1) & ~(size - 1);
+        if (at < start || at > end || end - at < size)
+            break;
+        best = size;
+    }
+    return best;
+}
+
+enum fw_status fw_memory_summary(uint64_t *conventional_bytes, uint64_t *largest_block_bytes)
 {
     EFI_MEMORY_DESCRIPTOR *map;
     UINTN size, desc_size;
     EFI_STATUS s = get_map(&map, &size, &desc_size);
     if (EFI_ERROR(s))
         return fw_from_efi(s);
-    uint64_t total = 0, largest = 0;
-    /* Walk by desc_size: the firmware's descriptors may be larger than the struct. */
+    /*
+     * Conventional runs above the first MiB (the PMM never hands that out),
+     * written over the buffer: run i lands at i * 16 bytes, never past
+     * descriptor i, which has been read already (desc_size >= 40).
+     */
+    struct run *runs = (struct run *)map;
+    uint64_t n = 0, total = 0;
     for (UINTN off = 0; off + desc_size <= size; off += desc_size) {
         const EFI_MEMORY_DESCRIPTOR *d = (const void *)((const uint8_t *)map + off);
-        if (d->Type != EfiConventionalMemory)
+        if (d->Type != EfiConventionalMemory || d->NumberOfPages == 0)
             continue;
-        uint64_t bytes = d->NumberOfPages * PAGE;
-        total += bytes;
-        if (bytes > largest)
-            largest = bytes;
+        uint64_t start = d->PhysicalStart, end = start + d->NumberOfPages * PAGE;
+        if (end <= start || end <= PMM_LOW_RESERVED)
+            continue;
+        if (start < PMM_LOW_RESERVED)
+            start = PMM_LOW_RESERVED;
+        total += end - start;
+        /* Insertion by start address, so touching runs can be merged below. */
+        uint64_t j = n++;
+        while (j > 0 && runs[j - 1].start > start) {
+            runs[j] = runs[j - 1];
+            j--;
+        }
+        runs[j] = (struct run){start, end};
+    }
+    uint64_t largest = 0;
+    for (uint64_t i = 0; i < n;) {
+        uint64_t start = runs[i].start, end = runs[i].end;
+        for (i++; i < n && runs[i].start <= end; i++)
+            if (runs[i].end > end)
+                end = runs[i].end;
+        uint64_t b = largest_block(start, end);
+        if (b > largest)
+            largest = b;
     }
     fw_bs->FreePool(map);
     *conventional_bytes = total;
-    *largest_run_bytes = largest;
+    *largest_block_bytes = largest;
     return FW_OK;
 }
 
@@ -235,22 +281,25 @@ uint64_t fw_tsc_hz(void)
     uint32_t r[4];
     cpu_cpuid(0, 0, r);
     uint32_t max_leaf = r[0];
+    uint64_t hz = 0;
     if (max_leaf >= 0x15) {
         /* TSC = crystal * EBX / EAX, when the CPU names its crystal. */
         cpu_cpuid(0x15, 0, r);
         if (r[0] && r[1] && r[2])
-            return (uint64_t)r[2] * r[1] / r[0];
+            hz = (uint64_t)r[2] * r[1] / r[0];
     }
-    if (max_leaf >= 0x16) {
+    if (!hz && max_leaf >= 0x16) {
         cpu_cpuid(0x16, 0, r);
-        if (r[0] & 0xffff)
-            return (uint64_t)(r[0] & 0xffff) * 1000000;
+        hz = (uint64_t)(r[0] & 0xffff) * 1000000;
     }
-    /* Measure: 20 ms of Stall against the TSC. */
-    uint64_t t0 = cpu_tsc();
-    fw_bs->Stall(20000);
-    uint64_t t1 = cpu_tsc();
-    return (t1 - t0) * 50;
+    if (!hz) {
+        /* Measure: 20 ms of Stall against the TSC. */
+        uint64_t t0 = cpu_tsc();
+        fw_bs->Stall(20000);
+        hz = (cpu_tsc() - t0) * 50;
+    }
+    tsc_hz_known = hz;
+    return hz;
 }
 
 /* ---- ExitBootServices ----------------------------------------------------------- */
@@ -330,13 +379,15 @@ enum fw_status fw_exit_boot_services(uint64_t scratch_per_range, uint64_t scratc
 _Noreturn void fw_fatal_after_exit(uint64_t tsc_hz, const char *fmt, ...)
 {
     va_list ap;
+    if (tsc_hz == 0)
+        tsc_hz = tsc_hz_known;
     con_set_serial(true);
     con_after_exit();
     con_printf("canopy: ");
     va_start(ap, fmt);
     con_vprintf(fmt, ap);
     va_end(ap);
-    con_printf("\ncanopy: resetting in 5 seconds\n");
+    con_printf(" (resetting in 5 seconds)\n");
     cpu_delay_us(tsc_hz, 5000000);
     fw_rt->ResetSystem(EfiResetCold, EFI_LOAD_ERROR, 0, NULL);
     /* ResetSystem must not return; if it does, the keyboard controller and port 0xcf9. */
