@@ -387,7 +387,7 @@ _Noreturn void fw_fatal_after_exit(uint64_t tsc_hz, const char *fmt, ...)
     va_start(ap, fmt);
     con_vprintf(fmt, ap);
     va_end(ap);
-    con_printf(" (resetting in 5 seconds)\n");
+    con_printf("\ncanopy: resetting in 5 seconds\n");
     cpu_delay_us(tsc_hz, 5000000);
     fw_rt->ResetSystem(EfiResetCold, EFI_LOAD_ERROR, 0, NULL);
     /* ResetSystem must not return; if it does, the keyboard controller and port 0xcf9. */
