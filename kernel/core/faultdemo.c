@@ -8,6 +8,8 @@
  *   ud          an invalid opcode
  *   gp          a non-canonical access (#GP)
  *   div         a division by zero
+ *   rodata      a write to the kernel's read-only data (a protection fault)
+ *   nx          a jump into the kernel's writable data (an NX fault)
  *
  * Every kind ends in the fatal report and a halted CPU.
  */
@@ -34,7 +36,9 @@ __attribute__((noinline)) static uint64_t recurse(uint64_t depth)
     return r + frame[0] + frame[sizeof(frame) - 1];
 }
 
-static const char *const kinds[] = {"pagefault", "overflow", "ud", "gp", "div"};
+static const char *const kinds[] = {"pagefault", "overflow", "ud", "gp", "div", "rodata", "nx"};
+static const uint64_t read_only_word = 0x5a5a5a5a5a5a5a5aull;
+static uint8_t data_code[16]; /* gets a ret: it would return, were it executable */
 
 void faultdemo_run(const char *cmdline)
 {
@@ -49,7 +53,9 @@ void faultdemo_run(const char *cmdline)
         known = known || eq;
     }
     if (!known) {
-        kprintf("faultdemo: unknown fault kind \"%s\" (pagefault, overflow, ud, gp, div)\n", kind);
+        kprintf("faultdemo: unknown fault kind \"%s\" (pagefault, overflow, ud, gp, div, "
+                "rodata, nx)\n",
+                kind);
         return;
     }
     kprintf("faultdemo: triggering \"%s\" as the command line asks\n", kind);
@@ -65,6 +71,14 @@ void faultdemo_run(const char *cmdline)
         break;
     case 'g':
         sink = *(volatile uint64_t *)(uintptr_t)DEMO_NONCANONICAL;
+        break;
+    case 'r':
+        *(volatile uint64_t *)(uintptr_t)&read_only_word = 0;
+        break;
+    case 'n':
+        /* The store at run time keeps the array in .bss (never-written data may become rodata). */
+        *(volatile uint8_t *)data_code = 0xc3;
+        ((void (*)(void))(uintptr_t)data_code)();
         break;
     case 'd': {
         volatile uint64_t zero = 0;
