@@ -1,0 +1,404 @@
+#!/usr/bin/env python3
+"""Boot scenarios for the fault-injecting firmware layer.
+
+Each scenario boots a test image under QEMU + OVMF in which FAULTFW.EFI is
+\\EFI\\BOOT\\BOOTX64.EFI, Canopy's real stage 1 is \\canopy\\stage1.efi and
+\\canopy\\fault.cfg names the fault. The layer patches the firmware's boot
+services for calls from stage 1 and starts it. Every scenario must end one
+of three ways, within a bounded time, and never with a hang or a CPU
+exception report:
+
+  boot   the kernel reaches `canopy: ready` after `pmm audit: OK`, and QEMU's
+         own view of the page tables matches the kernel ELF (no W+X, HHDM NX,
+         segments with their permissions, empty lower half);
+  error  stage 1 prints its one `canopy: ...` error line and returns to the
+         firmware (`faultfw: stage 1 returned <status>`), whose boot manager
+         then reports the failed option;
+  reset  after ExitBootServices failed for good, stage 1 prints its line and
+         resets the machine (QEMU, run with -no-reboot, exits).
+
+Scenarios are grouped; CTest runs one entry per group (--group), and
+--scenario runs one by name.
+"""
+
+import os
+import re
+import shutil
+import struct
+import subprocess
+import sys
+import tempfile
+import time
+
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "boot"))
+import harness  # noqa: E402
+
+# Anything that shows a fault: OVMF's exception dump, the kernel's report or panic.
+FAULT = r"!!!! X64 Exception|\*\*\* CPU exception|^panic:|[Tt]riple fault"
+OUT_OF_MEMORY = r"out of memory"
+
+# How stage 1 uses the allocation services, in order (all before the final
+# GetMemoryMap): 1 pool for canopy.cfg's file info, 2 pages for canopy.cfg,
+# 3 pool for the kernel's file info, 4 pages for the kernel file, 5 pool for
+# the memory map the ELF check reads, 6 pages for the final map buffer,
+# 7 pages for the normaliser's work space. The config is optional (a failure
+# there means defaults), the rest is not.
+
+
+class Scenario:
+    def __init__(self, name, cfg, group, expect, must=(), error=None, mem="512M",
+                 cpu="max", extra=(), check=None, seconds=60):
+        self.name = name
+        self.cfg = cfg            # the line written to \canopy\fault.cfg
+        self.group = group
+        self.expect = expect      # "boot", "error" or "reset"
+        self.must = must          # regexes the console must show
+        self.error = error        # "error"/"reset": what stage 1's line must say
+        self.mem = mem
+        self.cpu = cpu
+        self.extra = list(extra)
+        self.check = check        # a function(vm, args, text) for extra checks
+        self.seconds = seconds    # bound on the whole boot
+
+
+def check_many(vm, args, text):
+    m = re.findall(r"rewritten maps \(last (\d+) descriptors", text)
+    if not m or int(m[-1]) <= 512:
+        raise harness.BootTestError(f"the final map had {m[-1] if m else 'no'} descriptors, "
+                                    "not more than 512")
+    print(f"[check] the final map stage 1 read had {m[-1]} descriptors")
+
+
+def check_high_memory(vm, args, text):
+    m = re.search(r"took (\d+) MiB below 4 GiB, left (\d+) MiB free there; (\d+) MiB free above",
+                  text)
+    if not m or int(m.group(1)) < 1024 or int(m.group(3)) < 3072:
+        raise harness.BootTestError("the layer did not take most memory below 4 GiB: "
+                                    f"{m.group(0) if m else 'no report'}")
+    phys = [int(p, 16) for p in re.findall(r"-> phys 0x([0-9a-f]+)", text)]
+    if not phys:
+        raise harness.BootTestError("the kernel listed no segments")
+    low = [p for p in phys if p < 4 << 30]
+    print(f"[check] {m.group(0)}; kernel segments at " + ", ".join(f"0x{p:x}" for p in phys))
+    if low:
+        raise harness.BootTestError("kernel segments placed below 4 GiB although only "
+                                    f"{m.group(2)} MiB were free there: "
+                                    + ", ".join(f"0x{p:x}" for p in low))
+
+
+BOOTINFO_MAGIC = struct.pack("<Q", 0x4F464E4959504F4E)
+PMM_MAGIC = 0x4D4D505950304E43
+PMM_ST_RESERVED = 0x60    # pmm/src/pmm.c: the state byte of a reserved frame
+CANOPY_MEM_RESERVED = 7   # include/canopy/bootinfo.h
+
+
+def find_bootinfo(ram):
+    """The boot info in a dump of physical memory from 0: page aligned, with
+    its magic, version 1 and a PMM whose magic holds."""
+    pos = 0
+    while True:
+        pos = ram.find(BOOTINFO_MAGIC, pos)
+        if pos < 0:
+            raise harness.BootTestError("no boot info found in physical memory")
+        if pos % 4096 == 0:
+            version, = struct.unpack_from("<I", ram, pos + 8)
+            pmm_pa, = struct.unpack_from("<Q", ram, pos + 48)
+            if version == 1 and pmm_pa + 8 <= len(ram) and \
+                    struct.unpack_from("<Q", ram, pmm_pa)[0] == PMM_MAGIC:
+                return pos
+        pos += 8
+
+
+def check_overlap(vm, args, text):
+    """The reserved window laid inside usable memory: never handed out.
+
+    Reads all of RAM once the kernel is ready: the canary the layer wrote
+    there is intact, the normalised map in the boot info calls every page of
+    it reserved, and so does the PMM's state byte for each frame; the same for
+    the usable half of the straddling reserved range."""
+    m = re.search(r"reserved canary 0x([0-9a-f]+)\+(\d+) pages", text)
+    s = re.search(r"reserved straddle 0x([0-9a-f]+)\+(\d+) pages", text)
+    if not m or not s:
+        raise harness.BootTestError("the layer did not report its overlay")
+    canary, canary_pages = int(m.group(1), 16), int(m.group(2))
+    straddle, straddle_pages = int(s.group(1), 16), int(s.group(2))
+    if canary_pages == 0 or straddle_pages == 0:
+        raise harness.BootTestError("the overlay is missing a reserved range")
+    tmp = tempfile.mkdtemp(prefix="canopy-ff-")
+    try:
+        dump = os.path.join(tmp, "ram.bin")
+        size = harness_mem_bytes(args_mem(vm))
+        vm.qmp("stop")
+        vm.qmp("pmemsave", {"val": 0, "size": size, "filename": dump}, timeout=60)
+        with open(dump, "rb") as f:
+            ram = f.read()
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+    problems = []
+    for i in range(canary_pages * 4096 // 8):
+        want = 0xFA017F1C0FFEE000 ^ (canary + i * 8)
+        got, = struct.unpack_from("<Q", ram, canary + i * 8)
+        if got != want:
+            problems.append(f"canary overwritten at 0x{canary + i * 8:x}")
+            break
+    bi = find_bootinfo(ram)
+    ranges_pa, count = struct.unpack_from("<QI", ram, bi + 32)
+    pmm_pa, = struct.unpack_from("<Q", ram, bi + 48)
+    base_frame, frame_count, state_pa = struct.unpack_from("<QQQ", ram, pmm_pa + 16)
+    ranges = [struct.unpack_from("<QQII", ram, ranges_pa + 32 * i) for i in range(count)]
+
+    def check_reserved(lo, pages, what):
+        for pa in range(lo, lo + pages * 4096, 4096):
+            r = [t for base, n, t, _e in ranges if base <= pa < base + n * 4096]
+            if r != [CANOPY_MEM_RESERVED]:
+                problems.append(f"{what}: page 0x{pa:x} has normalised type {r}, not reserved")
+                return
+            f = pa // 4096 - base_frame
+            if 0 <= f < frame_count and ram[state_pa + f] != PMM_ST_RESERVED:
+                problems.append(f"{what}: frame 0x{pa:x} has PMM state 0x{ram[state_pa + f]:02x}"
+                                f", not reserved (0x{PMM_ST_RESERVED:02x})")
+                return
+    check_reserved(canary, canary_pages, "reserved window inside usable memory")
+    # The straddle's lower half lies in usable memory; its upper half elsewhere.
+    check_reserved(straddle, straddle_pages // 2, "reserved range across a usable end")
+    if problems:
+        raise harness.BootTestError("the overlay's reserved memory was not respected:\n  "
+                                    + "\n  ".join(problems))
+    print(f"[check] boot info at 0x{bi:x}: {count} ranges; the reserved window "
+          f"0x{canary:x}+{canary_pages} pages and the straddle's usable half are reserved in "
+          "the map and the PMM, and the canary is intact")
+
+
+def args_mem(vm):
+    return vm.mem
+
+
+def harness_mem_bytes(mem):
+    units = {"K": 1 << 10, "M": 1 << 20, "G": 1 << 30}
+    mem = str(mem)
+    return int(mem[:-1]) * units[mem[-1]] if mem[-1] in units else int(mem) << 20
+
+
+SCENARIOS = [
+    # ExitBootServices
+    Scenario("ebs-stale-key", "ebs-stale-key", "ebs", "boot",
+             must=[r"faultfw: ExitBootServices call 1 with a stale key \(map changed: yes\) -> "
+                   r"EFI_INVALID_PARAMETER",
+                   r"faultfw: ExitBootServices call 2 succeeded"]),
+    Scenario("ebs-fail-always", "ebs-fail-always", "ebs", "reset",
+             must=[r"faultfw: ExitBootServices call 2 -> EFI_INVALID_PARAMETER"],
+             error=r"ExitBootServices failed twice \(stale memory map key\)"),
+    # GetMemoryMap
+    Scenario("desc-size-64", "desc-size 64", "memmap", "boot",
+             must=[r"rewritten maps \(last \d+ descriptors, 64 bytes each\)"]),
+    Scenario("desc-size-80", "desc-size 80", "memmap", "boot",
+             must=[r"rewritten maps \(last \d+ descriptors, 80 bytes each\)"]),
+    Scenario("unsorted", "unsorted", "memmap", "boot",
+             must=[r"faultfw: ExitBootServices call 1 succeeded; .* [1-9]\d* rewritten maps"]),
+    Scenario("reversed", "reversed", "memmap", "boot",
+             must=[r"faultfw: ExitBootServices call 1 succeeded; .* [1-9]\d* rewritten maps"]),
+    Scenario("overlap", "overlap", "memmap", "boot", mem="256M", check=check_overlap,
+             must=[r"faultfw: ExitBootServices call 1 succeeded; .* [1-9]\d* rewritten maps"]),
+    Scenario("many-descriptors", "many-descriptors 64", "memmap", "boot", check=check_many),
+    # 16-page pieces: no conventional descriptor can hold the kernel's largest
+    # segment, though the runs of adjacent descriptors can.
+    Scenario("many-small-descriptors", "many-descriptors 16", "memmap", "boot",
+             check=check_many, seconds=90),
+    # Allocations (numbers as in the order above)
+    Scenario("alloc-1-config-info", "alloc-fail-nth 1", "alloc", "boot",
+             must=[r"canopy: canopy\.cfg: cannot read it \(out of memory\); using the defaults"]),
+    Scenario("alloc-2-config-data", "alloc-fail-nth 2", "alloc", "boot",
+             must=[r"canopy: canopy\.cfg: cannot read it \(out of memory\); using the defaults"]),
+    Scenario("alloc-after-2", "alloc-fail-after 2", "alloc", "error", error=OUT_OF_MEMORY),
+    Scenario("alloc-4-kernel-data", "alloc-fail-nth 4", "alloc", "error", error=OUT_OF_MEMORY),
+    Scenario("alloc-5-memory-map", "alloc-fail-nth 5", "alloc", "error", error=OUT_OF_MEMORY),
+    Scenario("alloc-6-final-map", "alloc-fail-nth 6", "alloc", "error", error=OUT_OF_MEMORY),
+    Scenario("alloc-7-work-space", "alloc-fail-nth 7", "alloc", "error", error=OUT_OF_MEMORY),
+    Scenario("pages-over-16", "pages-fail-over 16", "alloc", "error", error=OUT_OF_MEMORY),
+    Scenario("pool-over-2048", "pool-fail-over 2048", "alloc", "error", error=OUT_OF_MEMORY),
+    # Protocols
+    Scenario("no-gop", "no-gop", "protocols", "boot",
+             must=[r"faultfw: (HandleProtocol|LocateProtocol)\(GOP\) from stage 1",
+                   r"canopy: no graphics output; serial console only",
+                   r"console: no framebuffer; serial only"]),
+    # Without RDRAND/RDSEED stage 1 must ask the firmware, which has a
+    # virtio RNG behind the protocol that the layer hides.
+    Scenario("no-rng", "no-rng", "protocols", "boot", cpu="max,-rdrand,-rdseed",
+             extra=["-device", "virtio-rng-pci"],
+             must=[r"faultfw: LocateProtocol\(RNG\) from stage 1"]),
+    # Memory: 6 GiB, of which q35 puts 2 GiB below 4 GiB; the layer takes it.
+    Scenario("high-memory", "high-memory", "highmem", "boot", mem="6G",
+             check=check_high_memory, seconds=120),
+]
+
+GROUPS = ["ebs", "memmap", "alloc", "protocols", "highmem"]
+
+
+def make_base_image(args):
+    """The test image: the layer as the boot loader, stage 1 beside the kernel."""
+    os.makedirs(args.workdir, exist_ok=True)
+    base = os.path.join(args.workdir, "faultfw-base.img")
+    cmd = [args.mkimage, "--out", base, "--efi", args.faultfw, "--kernel", args.kernel,
+           "--cfg", args.cfg, "--quiet"]
+    r = subprocess.run(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, timeout=60)
+    if r.returncode != 0:
+        raise harness.BootTestError(f"mkimage failed: {r.stdout.decode(errors='replace')}")
+    mcopy(base, args.efi, "::/canopy/stage1.efi")
+    return base
+
+
+def mcopy(image, src, dst):
+    env = dict(os.environ, MTOOLSRC="/dev/null", MTOOLS_SKIP_CHECK="1")
+    # mkimage.sh puts the ESP at 1 MiB.
+    r = subprocess.run(["mcopy", "-o", "-i", f"{image}@@1048576", src, dst], env=env,
+                       stdout=subprocess.PIPE, stderr=subprocess.STDOUT, timeout=60)
+    if r.returncode != 0:
+        raise harness.BootTestError(f"mcopy {src} -> {dst}: "
+                                    f"{r.stdout.decode(errors='replace')}")
+
+
+def scenario_image(args, base, sc):
+    image = os.path.join(args.workdir, f"faultfw-{sc.name}.img")
+    subprocess.run(["cp", "--sparse=always", base, image], check=True, timeout=60)
+    cfg = os.path.join(args.workdir, f"faultfw-{sc.name}.cfg")
+    with open(cfg, "w") as f:
+        f.write(sc.cfg + "\n")
+    mcopy(image, cfg, "::/canopy/fault.cfg")
+    return image
+
+
+def require(text, patterns):
+    for p in patterns:
+        m = re.search(p, text, re.MULTILINE)
+        if not m:
+            raise harness.BootTestError(f"the console never showed /{p}/")
+        print(f"[check] {m.group(0).strip()!r}")
+
+
+def run_boot(vm, args, sc, deadline):
+    m = vm.wait_for(r"^canopy: ready\s*$", deadline - time.monotonic(), "`canopy: ready`",
+                    fail_if=FAULT + r"|faultfw: stage 1 returned.*|BdsDxe: failed to start.*"
+                    r"|canopy: resetting.*")
+    text = vm.output()
+    if not re.search(r"^pmm audit: OK", text[:m.start()], re.MULTILINE):
+        raise harness.BootTestError("`canopy: ready` without a `pmm audit: OK` line before it")
+    print(f"[check] `pmm audit: OK` and `canopy: ready` after {vm.elapsed():.1f} s")
+    require(text, sc.must)
+    if sc.check:
+        sc.check(vm, args, text)
+    else:
+        check_page_tables(vm, args)
+
+
+def check_page_tables(vm, args):
+    """QEMU's view of the kernel's page tables (the boot_pagetables rules)."""
+    vm.qmp("stop")
+    mem = harness.parse_info_mem(vm.hmp("info mem"))
+    leaves = harness.parse_info_tlb(vm.hmp("info tlb", timeout=60), mem)
+    for line in harness.check_address_space(harness.elf_load_segments(args.kernel), leaves, mem):
+        print(f"[check] page tables: {line}")
+
+
+def run_error(vm, args, sc, deadline):
+    start = vm.cursor()
+    m = vm.wait_for(r"^faultfw: stage 1 returned (\S+)", deadline - time.monotonic(),
+                    "stage 1 returning to the layer",
+                    fail_if=FAULT + r"|^canopy: (kernel entered|ready).*|canopy: resetting.*")
+    status = m.group(1)
+    text = vm.output()
+    lines = [l.strip() for l in text[start:m.start()].split("\n") if l.startswith("canopy: ")]
+    if not lines:
+        raise harness.BootTestError("stage 1 printed nothing before returning")
+    if not re.search(sc.error, lines[-1]):
+        raise harness.BootTestError(f"stage 1's last line {lines[-1]!r} does not say "
+                                    f"/{sc.error}/")
+    if status not in ("EFI_LOAD_ERROR", "EFI_NOT_FOUND", "EFI_OUT_OF_RESOURCES"):
+        raise harness.BootTestError(f"stage 1 returned {status}, not an error status")
+    inj = re.search(r"faultfw: injected: (\d+) of (\d+) allocations failed", text)
+    if sc.group == "alloc" and (not inj or int(inj.group(1)) == 0):
+        raise harness.BootTestError("stage 1 failed although no allocation was failed")
+    require(text, sc.must)
+    print(f"[check] stage 1's error line {lines[-1]!r}, returned {status}")
+    m = vm.wait_for(r"BdsDxe: failed to start Boot\d+.*", 20,
+                    "the boot manager reporting the failed option")
+    print(f"[check] back in the firmware: {m.group(0).strip()!r}")
+
+
+def run_reset(vm, args, sc, deadline):
+    m = vm.wait_for(r"^canopy: " + sc.error, deadline - time.monotonic(), "stage 1's error line",
+                    fail_if=FAULT + r"|^canopy: (kernel entered|ready).*|faultfw: stage 1 "
+                    r"returned.*")
+    print(f"[check] {m.group(0).strip()!r}")
+    vm.wait_for(r"^canopy: resetting", 10, "the reset notice")
+    status = vm.wait_exit(max(5, deadline - time.monotonic()))
+    print(f"[check] the machine reset (QEMU exited with {status}) after {vm.elapsed():.1f} s")
+    require(vm.output(), sc.must)
+    vm.expect_absent(FAULT)
+
+
+def run_scenario(args, base, sc):
+    print(f"\n=== {sc.name}: fault.cfg `{sc.cfg}`, expect {sc.expect} ===", flush=True)
+    image = scenario_image(args, base, sc)
+    vm = harness.Machine(image, ovmf_code=args.ovmf_code, ovmf_vars=args.ovmf_vars,
+                         mem=sc.mem, cpu=sc.cpu, extra_args=sc.extra, log_dir=args.workdir,
+                         name=f"faultfw-{sc.name}", echo=not args.quiet)
+    t0 = time.monotonic()
+    deadline = t0 + sc.seconds
+    try:
+        with vm:
+            vm.wait_for(r"faultfw: scenario " + re.escape(sc.cfg.split()[0]), 40,
+                        "the layer starting", fail_if=r"faultfw: cannot.*")
+            vm.wait_for(r"faultfw: stage 1 loaded.*", 20, "stage 1 loaded",
+                        fail_if=r"faultfw: cannot.*")
+            {"boot": run_boot, "error": run_error, "reset": run_reset}[sc.expect](
+                vm, args, sc, deadline)
+    except harness.BootTestError as e:
+        if args.quiet:
+            print(f"console log: {os.path.join(args.workdir, f'faultfw-{sc.name}.serial.log')}")
+        print(f"FAIL {sc.name} ({time.monotonic() - t0:.1f} s): {e}", flush=True)
+        return False
+    finally:
+        try:
+            os.remove(image)
+        except OSError:
+            pass
+    print(f"PASS {sc.name} ({time.monotonic() - t0:.1f} s)", flush=True)
+    return True
+
+
+def main():
+    p = harness.arg_parser(__doc__)
+    p.add_argument("--faultfw", help="FAULTFW.EFI")
+    p.add_argument("--group", choices=GROUPS)
+    p.add_argument("--scenario", action="append", help="run this scenario (repeatable)")
+    p.add_argument("--list-groups", action="store_true",
+                   help="print each group and its CTest timeout in seconds")
+    args = p.parse_args()
+    if args.list_groups:
+        for g in GROUPS:
+            total = sum(s.seconds + 15 for s in SCENARIOS if s.group == g)
+            print(f"{g} {total + 60}")
+        return 0
+    chosen = [s for s in SCENARIOS
+              if (args.group and s.group == args.group) or
+              (args.scenario and s.name in args.scenario)]
+    if args.scenario:
+        unknown = set(args.scenario) - {s.name for s in SCENARIOS}
+        if unknown:
+            p.error(f"unknown scenario(s): {', '.join(sorted(unknown))}")
+    if not chosen:
+        p.error("nothing to run: give --group or --scenario")
+    for path in (args.faultfw, args.efi, args.kernel, args.cfg, args.mkimage):
+        if not path or not os.path.isfile(path):
+            print(f"FAIL: missing input {path!r}")
+            return 1
+    base = make_base_image(args)
+    results = [(s.name, run_scenario(args, base, s)) for s in chosen]
+    failed = [n for n, ok in results if not ok]
+    print(f"\n{len(results) - len(failed)} passed, {len(failed)} failed"
+          + (f": {', '.join(failed)}" if failed else ""))
+    return 1 if failed else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

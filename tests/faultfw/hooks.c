@@ -1,0 +1,400 @@
+/*
+ * hooks: the boot-service wrappers of the fault-injecting firmware layer.
+ *
+ * Each wrapper looks at its return address: calls from stage 1's image get
+ * the scenario's fault, calls from anywhere else (the firmware's own drivers
+ * share the same table) go straight to the original function. So the faults
+ * hit exactly the calls stage 1 makes, and the firmware itself keeps working.
+ *
+ * Invariants: a rewritten memory map keeps the firmware's map key (nothing is
+ * allocated while rewriting, all buffers are static); nothing the firmware
+ * really uses is reported usable (see mapx.c). Lines printed around
+ * ExitBootServices go to COM1 by port I/O, so they cannot change the map.
+ *
+ * Called by faultfw.c: hooks_prepare before stage 1 is loaded, hooks_install
+ * and hooks_remove around StartImage, hooks_report when stage 1 returned.
+ */
+#include "faultfw.h"
+
+#define PAGE       4096ull
+#define RAW_BYTES  (512u * 1024u)
+#define MAX_DESC   16384u
+#define FOUR_GIB   (4ull << 30)
+#define OWN_PAGES  256u /* the overlap scenario's own allocation: 1 MiB */
+#define KEEP_LOW_M 24u  /* high-memory: MiB left free below 4 GiB for the firmware's DMA */
+
+EFI_BOOT_SERVICES ff_orig;
+
+static struct {
+    struct ff_config cfg;
+    uint64_t image_lo, image_hi;
+    struct mapx_params mapx;
+    bool rewrite_map;
+    unsigned allocs; /* AllocatePages + AllocatePool calls from stage 1 */
+    unsigned allocs_failed;
+    unsigned denied;    /* protocol lookups refused */
+    unsigned maps;      /* memory maps rewritten */
+    unsigned map_count; /* descriptors in the last rewritten map */
+    unsigned ebs_calls;
+    EFI_GUID hidden;
+    const char *hidden_name;
+} h;
+
+static uint8_t raw[RAW_BYTES];
+static struct mapx_desc in_desc[MAX_DESC / 2], out_desc[MAX_DESC];
+
+static bool from_stage1(void *ret)
+{
+    uint64_t a = (uint64_t)(UINTN)ret;
+    return a >= h.image_lo && a < h.image_hi;
+}
+
+static bool guid_eq(const EFI_GUID *a, const EFI_GUID *b)
+{
+    return a && __builtin_memcmp(a, b, sizeof(*a)) == 0;
+}
+
+/* ---- memory map ----------------------------------------------------------------- */
+
+static EFI_STATUS EFIAPI hook_get_memory_map(UINTN *size, EFI_MEMORY_DESCRIPTOR *map, UINTN *key,
+                                             UINTN *desc_size, UINT32 *version)
+{
+    if (!from_stage1(__builtin_return_address(0)) || !h.rewrite_map || !size || !key ||
+        !desc_size || !version)
+        return ff_orig.GetMemoryMap(size, map, key, desc_size, version);
+    UINTN raw_size = sizeof(raw), raw_desc = 0;
+    EFI_STATUS s =
+        ff_orig.GetMemoryMap(&raw_size, (EFI_MEMORY_DESCRIPTOR *)raw, key, &raw_desc, version);
+    if (EFI_ERROR(s) || raw_desc < MAPX_DESC_MIN || raw_size / raw_desc > MAX_DESC / 2)
+        return EFI_ERROR(s) ? EFI_DEVICE_ERROR : EFI_UNSUPPORTED; /* our buffer, not theirs */
+    uint32_t n = (uint32_t)(raw_size / raw_desc);
+    mapx_decode(raw, raw_desc, n, in_desc);
+    uint32_t m = mapx_transform(&h.mapx, in_desc, n, out_desc, MAX_DESC, NULL);
+    if (m == UINT32_MAX)
+        return EFI_DEVICE_ERROR;
+    UINTN need = (UINTN)m * h.mapx.out_stride;
+    *desc_size = h.mapx.out_stride;
+    if (*size < need || !map) {
+        *size = need;
+        return EFI_BUFFER_TOO_SMALL;
+    }
+    mapx_encode(out_desc, m, h.mapx.out_stride, map);
+    *size = need;
+    h.maps++;
+    h.map_count = m;
+    return EFI_SUCCESS;
+}
+
+/* ---- allocations ---------------------------------------------------------------- */
+
+/* Counts one allocation from stage 1 and says whether the scenario fails it. */
+static bool alloc_fails(bool pages, uint64_t amount)
+{
+    unsigned nth = ++h.allocs;
+    bool fail = false;
+    switch (h.cfg.scenario) {
+    case FF_ALLOC_FAIL_NTH:
+        fail = nth == h.cfg.arg;
+        break;
+    case FF_ALLOC_FAIL_AFTER:
+        fail = nth > h.cfg.arg;
+        break;
+    case FF_PAGES_FAIL_OVER:
+        fail = pages && amount > h.cfg.arg;
+        break;
+    case FF_POOL_FAIL_OVER:
+        fail = !pages && amount > h.cfg.arg;
+        break;
+    default:
+        return false;
+    }
+    ff_printf("faultfw: allocation #%u from stage 1: %s of %llu %s%s\n", nth,
+              pages ? "AllocatePages" : "AllocatePool", (unsigned long long)amount,
+              pages ? "pages" : "bytes", fail ? " -> EFI_OUT_OF_RESOURCES (injected)" : "");
+    if (fail)
+        h.allocs_failed++;
+    return fail;
+}
+
+static EFI_STATUS EFIAPI hook_allocate_pages(EFI_ALLOCATE_TYPE type, EFI_MEMORY_TYPE mem,
+                                             UINTN pages, EFI_PHYSICAL_ADDRESS *addr)
+{
+    if (from_stage1(__builtin_return_address(0)) && alloc_fails(true, pages))
+        return EFI_OUT_OF_RESOURCES;
+    return ff_orig.AllocatePages(type, mem, pages, addr);
+}
+
+static EFI_STATUS EFIAPI hook_allocate_pool(EFI_MEMORY_TYPE mem, UINTN bytes, void **buf)
+{
+    if (from_stage1(__builtin_return_address(0)) && alloc_fails(false, bytes)) {
+        if (buf)
+            *buf = NULL;
+        return EFI_OUT_OF_RESOURCES;
+    }
+    return ff_orig.AllocatePool(mem, bytes, buf);
+}
+
+/* ---- protocols ------------------------------------------------------------------ */
+
+static bool hide(void *ret, const EFI_GUID *guid, const char *service)
+{
+    if (!h.hidden_name || !from_stage1(ret) || !guid_eq(guid, &h.hidden))
+        return false;
+    h.denied++;
+    ff_printf("faultfw: %s(%s) from stage 1 -> not found (injected)\n", service, h.hidden_name);
+    return true;
+}
+
+static EFI_STATUS EFIAPI hook_handle_protocol(EFI_HANDLE handle, EFI_GUID *guid, void **iface)
+{
+    if (hide(__builtin_return_address(0), guid, "HandleProtocol")) {
+        if (iface)
+            *iface = NULL;
+        return EFI_UNSUPPORTED; /* what the specification says for a handle without it */
+    }
+    return ff_orig.HandleProtocol(handle, guid, iface);
+}
+
+static EFI_STATUS EFIAPI hook_open_protocol(EFI_HANDLE handle, EFI_GUID *guid, void **iface,
+                                            EFI_HANDLE agent, EFI_HANDLE controller, UINT32 attrs)
+{
+    if (hide(__builtin_return_address(0), guid, "OpenProtocol")) {
+        if (iface)
+            *iface = NULL;
+        return EFI_UNSUPPORTED;
+    }
+    return ff_orig.OpenProtocol(handle, guid, iface, agent, controller, attrs);
+}
+
+static EFI_STATUS EFIAPI hook_locate_protocol(EFI_GUID *guid, void *registration, void **iface)
+{
+    if (hide(__builtin_return_address(0), guid, "LocateProtocol")) {
+        if (iface)
+            *iface = NULL;
+        return EFI_NOT_FOUND;
+    }
+    return ff_orig.LocateProtocol(guid, registration, iface);
+}
+
+static EFI_STATUS EFIAPI hook_locate_handle(EFI_LOCATE_SEARCH_TYPE type, EFI_GUID *guid, void *key,
+                                            UINTN *size, EFI_HANDLE *buf)
+{
+    if (type == ByProtocol && hide(__builtin_return_address(0), guid, "LocateHandle"))
+        return EFI_NOT_FOUND;
+    return ff_orig.LocateHandle(type, guid, key, size, buf);
+}
+
+static EFI_STATUS EFIAPI hook_locate_handle_buffer(EFI_LOCATE_SEARCH_TYPE type, EFI_GUID *guid,
+                                                   void *key, UINTN *count, EFI_HANDLE **buf)
+{
+    if (type == ByProtocol && hide(__builtin_return_address(0), guid, "LocateHandleBuffer")) {
+        if (count)
+            *count = 0;
+        if (buf)
+            *buf = NULL;
+        return EFI_NOT_FOUND;
+    }
+    return ff_orig.LocateHandleBuffer(type, guid, key, count, buf);
+}
+
+/* ---- ExitBootServices ------------------------------------------------------------- */
+
+static EFI_STATUS EFIAPI hook_exit_boot_services(EFI_HANDLE image, UINTN key)
+{
+    if (!from_stage1(__builtin_return_address(0)))
+        return ff_orig.ExitBootServices(image, key);
+    unsigned call = ++h.ebs_calls;
+    if (h.cfg.scenario == FF_EBS_FAIL_ALWAYS) {
+        ff_serial_printf("faultfw: ExitBootServices call %u -> EFI_INVALID_PARAMETER "
+                         "(injected)\r\n",
+                         call);
+        return EFI_INVALID_PARAMETER;
+    }
+    if (h.cfg.scenario == FF_EBS_STALE_KEY && call == 1) {
+        /* Change the map for real, so the firmware itself finds stage 1's key stale. */
+        EFI_PHYSICAL_ADDRESS page;
+        EFI_STATUS a = ff_orig.AllocatePages(AllocateAnyPages, EfiBootServicesData, 1, &page);
+        UINTN size = sizeof(raw), new_key = key, dsize;
+        UINT32 ver;
+        if (EFI_ERROR(
+                ff_orig.GetMemoryMap(&size, (EFI_MEMORY_DESCRIPTOR *)raw, &new_key, &dsize, &ver)))
+            new_key = key;
+        EFI_STATUS s = EFI_INVALID_PARAMETER;
+        if (!EFI_ERROR(a) && new_key != key)
+            s = ff_orig.ExitBootServices(image, key);
+        ff_serial_printf("faultfw: ExitBootServices call 1 with a stale key (map changed: %s) -> "
+                         "%s\r\n",
+                         !EFI_ERROR(a) && new_key != key ? "yes" : "no", ff_status_name(s));
+        if (!EFI_ERROR(s))
+            ff_serial_printf("faultfw: the firmware accepted the stale key\r\n");
+        return s;
+    }
+    EFI_STATUS s = ff_orig.ExitBootServices(image, key);
+    if (!EFI_ERROR(s))
+        ff_serial_printf("faultfw: ExitBootServices call %u succeeded; injected: %u failed "
+                         "allocations, %u hidden protocol lookups, %u rewritten maps "
+                         "(last %u descriptors, %u bytes each)\r\n",
+                         call, h.allocs_failed, h.denied, h.maps, h.map_count,
+                         h.rewrite_map ? h.mapx.out_stride : 0);
+    return s;
+}
+
+/* ---- scenario set-up ----------------------------------------------------------------- */
+
+/* Reads the firmware's map into in_desc; returns the count, 0 on failure. */
+static uint32_t firmware_map(void)
+{
+    UINTN size = sizeof(raw), key, dsize;
+    UINT32 ver;
+    if (EFI_ERROR(ff_st->BootServices->GetMemoryMap(&size, (EFI_MEMORY_DESCRIPTOR *)raw, &key,
+                                                    &dsize, &ver)) ||
+        dsize < MAPX_DESC_MIN || size / dsize > MAX_DESC / 2)
+        return 0;
+    mapx_decode(raw, dsize, (uint32_t)(size / dsize), in_desc);
+    return (uint32_t)(size / dsize);
+}
+
+/* Takes conventional memory below 4 GiB as boot-services data, leaving `keep` MiB. */
+static EFI_STATUS take_low_memory(uint64_t keep_mib)
+{
+    uint32_t n = firmware_map();
+    if (n == 0)
+        return EFI_DEVICE_ERROR;
+    uint64_t keep = keep_mib << 8, kept = 0, taken = 0, high = 0;
+    for (uint32_t i = 0; i < n; i++) {
+        const struct mapx_desc *d = &in_desc[i];
+        if (d->type != MAPX_EFI_CONVENTIONAL)
+            continue;
+        if (d->phys >= FOUR_GIB) {
+            high += d->pages;
+            continue;
+        }
+        uint64_t pages = d->pages;
+        if (d->phys + pages * PAGE > FOUR_GIB)
+            pages = (FOUR_GIB - d->phys) / PAGE;
+        /* The top of a run stays free until `keep` pages are left. */
+        uint64_t leave = kept < keep ? (keep - kept < pages ? keep - kept : pages) : 0;
+        kept += leave;
+        EFI_PHYSICAL_ADDRESS a = d->phys;
+        if (pages > leave && !EFI_ERROR(ff_st->BootServices->AllocatePages(
+                                 AllocateAddress, EfiBootServicesData, pages - leave, &a)))
+            taken += pages - leave;
+    }
+    ff_printf("faultfw: high-memory: took %llu MiB below 4 GiB, left %llu MiB free there; "
+              "%llu MiB free above\n",
+              (unsigned long long)(taken >> 8), (unsigned long long)(kept >> 8),
+              (unsigned long long)(high >> 8));
+    return taken ? EFI_SUCCESS : EFI_OUT_OF_RESOURCES;
+}
+
+/* The overlap scenario's own megabyte: its top half becomes a reserved window with a canary. */
+static EFI_STATUS prepare_overlap(void)
+{
+    EFI_PHYSICAL_ADDRESS own;
+    EFI_STATUS s =
+        ff_st->BootServices->AllocatePages(AllocateAnyPages, EfiLoaderData, OWN_PAGES, &own);
+    if (EFI_ERROR(s))
+        return s;
+    h.mapx.own_base = own;
+    h.mapx.own_pages = OWN_PAGES;
+    h.mapx.canary_base = own + OWN_PAGES / 2 * PAGE;
+    h.mapx.canary_pages = OWN_PAGES / 2;
+    uint64_t *w = (uint64_t *)(UINTN)h.mapx.canary_base;
+    for (uint64_t i = 0; i < h.mapx.canary_pages * PAGE / 8; i++)
+        w[i] = 0xfa017f1c0ffee000ull ^ (h.mapx.canary_base + i * 8);
+    /* The overlay as the final map will show it (the firmware's map as it is now). */
+    uint32_t n = firmware_map();
+    struct mapx_overlay ov = {0};
+    if (n == 0 || mapx_transform(&h.mapx, in_desc, n, out_desc, MAX_DESC, &ov) == UINT32_MAX)
+        return EFI_DEVICE_ERROR;
+    ff_printf("faultfw: overlap: usable 0x%llx+%u pages (own), reserved canary 0x%llx+%llu pages\n",
+              (unsigned long long)own, OWN_PAGES, (unsigned long long)h.mapx.canary_base,
+              (unsigned long long)h.mapx.canary_pages);
+    ff_printf("faultfw: overlap: boot-services data 0x%llx+%llu pages, duplicate 0x%llx+%llu "
+              "pages, reserved straddle 0x%llx+%llu pages\n",
+              (unsigned long long)ov.bs_base, (unsigned long long)ov.bs_pages,
+              (unsigned long long)ov.dup_base, (unsigned long long)ov.dup_pages,
+              (unsigned long long)ov.straddle_base, (unsigned long long)ov.straddle_pages);
+    return EFI_SUCCESS;
+}
+
+EFI_STATUS hooks_prepare(const struct ff_config *cfg)
+{
+    h.cfg = *cfg;
+    h.mapx = (struct mapx_params){.kind = MAPX_IDENTITY, .out_stride = 48, .seed = 0x5eed};
+    switch (cfg->scenario) {
+    case FF_DESC_SIZE:
+        if (cfg->arg < MAPX_DESC_MIN || cfg->arg % 8 || cfg->arg > 4096)
+            return EFI_INVALID_PARAMETER;
+        h.mapx.out_stride = (uint32_t)cfg->arg;
+        h.rewrite_map = true;
+        return EFI_SUCCESS;
+    case FF_UNSORTED:
+        h.mapx.kind = MAPX_SHUFFLE;
+        h.rewrite_map = true;
+        return EFI_SUCCESS;
+    case FF_REVERSED:
+        h.mapx.kind = MAPX_REVERSE;
+        h.rewrite_map = true;
+        return EFI_SUCCESS;
+    case FF_MANY_DESCRIPTORS:
+        h.mapx.kind = MAPX_SPLIT;
+        h.mapx.split_pages = cfg->arg ? cfg->arg : 64;
+        h.rewrite_map = true;
+        return EFI_SUCCESS;
+    case FF_OVERLAP:
+        h.mapx.kind = MAPX_OVERLAP;
+        h.rewrite_map = true;
+        return prepare_overlap();
+    case FF_NO_GOP:
+        h.hidden = (EFI_GUID)EFI_GRAPHICS_OUTPUT_PROTOCOL_GUID;
+        h.hidden_name = "GOP";
+        return EFI_SUCCESS;
+    case FF_NO_RNG:
+        h.hidden = (EFI_GUID)EFI_RNG_PROTOCOL_GUID;
+        h.hidden_name = "RNG";
+        return EFI_SUCCESS;
+    case FF_HIGH_MEMORY:
+        return take_low_memory(cfg->arg ? cfg->arg : KEEP_LOW_M);
+    default:
+        return EFI_SUCCESS;
+    }
+}
+
+static void set_crc(EFI_BOOT_SERVICES *bs)
+{
+    UINT32 crc = 0;
+    bs->Hdr.CRC32 = 0;
+    ff_orig.CalculateCrc32(bs, bs->Hdr.HeaderSize, &crc);
+    bs->Hdr.CRC32 = crc;
+}
+
+void hooks_install(EFI_BOOT_SERVICES *bs, uint64_t image_lo, uint64_t image_hi)
+{
+    h.image_lo = image_lo;
+    h.image_hi = image_hi;
+    ff_orig = *bs;
+    bs->GetMemoryMap = hook_get_memory_map;
+    bs->AllocatePages = hook_allocate_pages;
+    bs->AllocatePool = hook_allocate_pool;
+    bs->HandleProtocol = hook_handle_protocol;
+    bs->OpenProtocol = hook_open_protocol;
+    bs->LocateProtocol = hook_locate_protocol;
+    bs->LocateHandle = hook_locate_handle;
+    bs->LocateHandleBuffer = hook_locate_handle_buffer;
+    bs->ExitBootServices = hook_exit_boot_services;
+    set_crc(bs);
+}
+
+void hooks_remove(EFI_BOOT_SERVICES *bs)
+{
+    *bs = ff_orig;
+    set_crc(bs);
+}
+
+void hooks_report(void)
+{
+    ff_printf("faultfw: injected: %u of %u allocations failed, %u hidden protocol lookups, "
+              "%u rewritten maps, %u ExitBootServices calls\n",
+              h.allocs_failed, h.allocs, h.denied, h.maps, h.ebs_calls);
+}

@@ -1,0 +1,65 @@
+# The fault-injecting firmware layer (test only): FAULTFW.EFI wraps the real
+# OVMF boot services and starts Canopy's stage 1 from the same disk; the boot
+# scenarios in faultfw_test.py run it under QEMU + OVMF. Included from
+# tests/CMakeLists.txt. Also the host test of its memory-map rewriting.
+
+set(FAULTFW_DIR ${CMAKE_CURRENT_LIST_DIR})
+
+# The map rewriting is pure C: checked on the host first.
+canopy_host_test(faultfw_mapx_test SOURCES ${FAULTFW_DIR}/mapx_test.c ${FAULTFW_DIR}/mapx.c)
+
+# FAULTFW.EFI: a PE32+ application built exactly like stage 1 (CANOPY_UEFI_*).
+add_executable(faultfw
+  ${FAULTFW_DIR}/faultfw.c ${FAULTFW_DIR}/hooks.c ${FAULTFW_DIR}/mapx.c
+  $<TARGET_OBJECTS:klib_uefi> $<TARGET_OBJECTS:kmem_uefi>)
+target_compile_options(faultfw PRIVATE ${CANOPY_UEFI_CFLAGS})
+target_include_directories(faultfw PRIVATE ${FAULTFW_DIR}
+  $<TARGET_PROPERTY:klib_uefi,INTERFACE_INCLUDE_DIRECTORIES>)
+target_link_options(faultfw PRIVATE ${CANOPY_UEFI_LDFLAGS})
+set_target_properties(faultfw PROPERTIES OUTPUT_NAME FAULTFW SUFFIX .EFI)
+
+find_program(CANOPY_PYTHON3 python3)
+find_program(CANOPY_QEMU qemu-system-x86_64)
+set(_ff_stage1 "")
+foreach(t BOOTX64.EFI bootx64 stage1 BOOTX64)
+  if(TARGET ${t} AND NOT _ff_stage1)
+    set(_ff_stage1 ${t})
+  endif()
+endforeach()
+if(NOT CANOPY_PYTHON3 OR NOT CANOPY_QEMU OR NOT _ff_stage1 OR NOT TARGET kernel)
+  message(STATUS "faultfw: python3, qemu, stage 1 or the kernel missing; boot scenarios not registered")
+  return()
+endif()
+
+# One CTest entry per group of scenarios (faultfw_test.py --list-groups names
+# them); each scenario is one QEMU boot bounded by its own timeout.
+set(FAULTFW_TEST ${FAULTFW_DIR}/faultfw_test.py)
+execute_process(
+  COMMAND ${CANOPY_PYTHON3} ${FAULTFW_TEST} --list-groups
+  OUTPUT_VARIABLE _ff_groups
+  RESULT_VARIABLE _ff_result
+  OUTPUT_STRIP_TRAILING_WHITESPACE)
+if(NOT _ff_result EQUAL 0 OR _ff_groups STREQUAL "")
+  message(FATAL_ERROR "${FAULTFW_TEST} --list-groups failed")
+endif()
+string(REPLACE "\n" ";" _ff_groups "${_ff_groups}")
+set_property(DIRECTORY APPEND PROPERTY CMAKE_CONFIGURE_DEPENDS ${FAULTFW_TEST})
+
+foreach(line IN LISTS _ff_groups)
+  # Each line: "<group> <seconds>".
+  string(REPLACE " " ";" _ff_fields "${line}")
+  list(GET _ff_fields 0 group)
+  list(GET _ff_fields 1 seconds)
+  add_test(NAME faultfw_${group}
+    COMMAND ${CANOPY_PYTHON3} ${FAULTFW_TEST} --group ${group}
+      --faultfw $<TARGET_FILE:faultfw>
+      --efi $<TARGET_FILE:${_ff_stage1}>
+      --kernel $<TARGET_FILE:kernel>
+      --cfg ${CMAKE_SOURCE_DIR}/esp/canopy.cfg
+      --mkimage ${CMAKE_SOURCE_DIR}/scripts/mkimage.sh
+      --ovmf-code ${CANOPY_OVMF_CODE}
+      --ovmf-vars ${CANOPY_OVMF_VARS}
+      --workdir ${CMAKE_CURRENT_BINARY_DIR}/faultfw
+      --quiet)
+  set_tests_properties(faultfw_${group} PROPERTIES LABELS boot TIMEOUT ${seconds})
+endforeach()
