@@ -1,7 +1,8 @@
 # Canopy builds the same freestanding sources for three targets in one CMake
 # project. Each target's flags live here, each flag with its reason.
 #
-#   host    unit tests, fuzzers, benchmarks: ASan + UBSan, normal libc
+#   host    unit tests and fuzzers: ASan + UBSan, normal libc
+#   bench   benchmarks: the host build optimised, without sanitizers
 #   uefi    stage 1, a PE32+ EFI application (MS x64 ABI), linked by lld-link
 #   kernel  the higher-half ELF64 kernel, linked by ld.lld
 
@@ -14,6 +15,11 @@ set(CANOPY_HOST_CFLAGS
   -fno-sanitize-recover=all      # a UB report fails the test instead of scrolling by
   -fno-omit-frame-pointer)       # readable sanitizer stack traces
 set(CANOPY_HOST_LDFLAGS -fsanitize=address,undefined)
+
+# Benchmarks time the code as the kernel runs it: optimised like the kernel
+# (-O2), no sanitizer checks in the hot paths, still with asserts and debug info
+# (profilers show lines). Host ABI and libc, like the host flavour.
+set(CANOPY_BENCH_CFLAGS ${CANOPY_WARNINGS} -O2 -g)
 
 set(CANOPY_UEFI_CFLAGS
   ${CANOPY_WARNINGS} -O2 -g
@@ -55,14 +61,20 @@ list(APPEND CANOPY_UEFI_CFLAGS -ffile-prefix-map=${CMAKE_SOURCE_DIR}/=)
 list(APPEND CANOPY_KERNEL_CFLAGS -ffile-prefix-map=${CMAKE_SOURCE_DIR}/=)
 
 # canopy_library(NAME SOURCES ... INCLUDE dir [LINK libs...])
-# Builds NAME_host (static library with sanitizers), NAME_uefi and NAME_kernel
-# (object libraries) from the same sources.
+# Builds NAME_host (static library with sanitizers), NAME_benchlib (the bench
+# flavour: static, optimised, no sanitizers; not NAME_bench, which names the
+# benchmark executables), NAME_uefi and NAME_kernel (object libraries) from
+# the same sources.
 function(canopy_library name)
   cmake_parse_arguments(A "" "" "SOURCES;LINK;INCLUDE" ${ARGN})
   add_library(${name}_host STATIC ${A_SOURCES})
   target_compile_options(${name}_host PRIVATE ${CANOPY_HOST_CFLAGS})
   target_include_directories(${name}_host PUBLIC ${A_INCLUDE})
   target_link_options(${name}_host INTERFACE ${CANOPY_HOST_LDFLAGS})
+  # EXCLUDE_FROM_ALL: built only when a benchmark links it.
+  add_library(${name}_benchlib STATIC EXCLUDE_FROM_ALL ${A_SOURCES})
+  target_compile_options(${name}_benchlib PRIVATE ${CANOPY_BENCH_CFLAGS})
+  target_include_directories(${name}_benchlib PUBLIC ${A_INCLUDE})
   foreach(flavor uefi kernel)
     string(TOUPPER ${flavor} F)
     add_library(${name}_${flavor} OBJECT ${A_SOURCES})
@@ -71,6 +83,7 @@ function(canopy_library name)
   endforeach()
   foreach(dep ${A_LINK})
     target_link_libraries(${name}_host PUBLIC ${dep}_host)
+    target_link_libraries(${name}_benchlib PUBLIC ${dep}_benchlib)
     foreach(flavor uefi kernel)
       target_include_directories(${name}_${flavor} PRIVATE
         $<TARGET_PROPERTY:${dep}_${flavor},INTERFACE_INCLUDE_DIRECTORIES>)
