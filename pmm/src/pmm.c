@@ -24,6 +24,7 @@
  *                     next frame's byte if that is 0x01..0x12, else 0)
  *     0x60            reserved frame
  *     0x61            reclaimable frame
+ *     0x62            free frame waiting in the order-0 cache
  *
  * Invariant: a byte holds a head code exactly when its frame is a block head.
  * So pmm_free() proves in O(1) that an address is the head of a used block
@@ -38,6 +39,13 @@
  * virt_offset. A list head's prev link is stale by design (nothing reads
  * it), so popping touches only the block popped. Bit k of free_orders says
  * list k is not empty, so an allocation finds its order with one bit scan.
+ *
+ * The order-0 cache: a freed single frame is pushed on a singly-linked LIFO
+ * (link in the frame, state 0x62) instead of merging, up to PMM_CACHE_FRAMES;
+ * an order-0 allocation pops it first. A free-then-allocate pattern (page
+ * tables, stacks, the churn benchmark) then never splits or merges, and never
+ * touches a buddy's memory. The cache is drained, with full merging, when a
+ * request cannot be met otherwise, so it never causes a failure.
  */
 #include <pmm/pmm.h>
 
@@ -50,6 +58,7 @@
 #define ST_USED     0x40u
 #define ST_RESERVED 0x60u
 #define ST_RECLAIM  0x61u
+#define ST_CACHED   0x62u
 #define ST_CLASS    0xe0u
 #define ST_VALUE    0x1fu
 
@@ -306,6 +315,7 @@ enum pmm_status pmm_init(struct pmm *p, const struct canopy_mem_range *r, uint32
     __builtin_memset(p, 0, sizeof(*p));
     for (unsigned k = 0; k < PMM_ORDER_COUNT; k++)
         p->free_head[k] = PMM_NIL;
+    p->cache_head = PMM_NIL;
     if (r == NULL || n == 0)
         return PMM_ERR_BAD_MAP;
 
@@ -395,15 +405,31 @@ enum pmm_status pmm_alloc(struct pmm *p, unsigned order, enum canopy_owner owner
 {
     if (order > PMM_MAX_ORDER || !owner_ok(owner))
         return PMM_ERR_INVALID;
+    if (order == 0 && p->cache_frames > 0) {
+        uint64_t phys0 = p->cache_head;
+        p->cache_head = link_of(p, phys0)->next;
+        p->cache_frames--;
+        state_of(p)[idx_of(p, phys0)] = (uint8_t)(ST_USED | owner);
+        p->free_frames--;
+        p->used_frames++;
+        p->owner_frames[owner]++;
+        *phys = phys0;
+        return PMM_OK;
+    }
     uint64_t avail = p->free_orders >> order;
-    if (avail == 0)
-        return PMM_ERR_NOMEM;
+    if (avail == 0) {
+        if (p->cache_frames == 0 || (pmm_drain(p), avail = p->free_orders >> order) == 0)
+            return PMM_ERR_NOMEM;
+    }
     unsigned m = order + (unsigned)__builtin_ctzll(avail);
     uint64_t block = list_pop(p, m);
     block_take(p, block, m, order, owner);
     *phys = block;
     return PMM_OK;
 }
+
+static bool alloc_below(struct pmm *p, unsigned order, uint64_t limit, unsigned owner,
+                        uint64_t *phys);
 
 enum pmm_status pmm_alloc_below(struct pmm *p, unsigned order, uint64_t phys_limit,
                                 enum canopy_owner owner, uint64_t *phys)
@@ -416,6 +442,18 @@ enum pmm_status pmm_alloc_below(struct pmm *p, unsigned order, uint64_t phys_lim
     limit -= p->base_frame;
     if (limit >= p->frame_count)
         return pmm_alloc(p, order, owner, phys);
+    if (alloc_below(p, order, limit, owner, phys))
+        return PMM_OK;
+    /* Cached frames are free but unmerged: merge them and look once more. */
+    if (p->cache_frames > 0 && pmm_drain(p) > 0 && alloc_below(p, order, limit, owner, phys))
+        return PMM_OK;
+    return PMM_ERR_NOMEM;
+}
+
+/* The search behind pmm_alloc_below over the buddy lists; limit is a frame index. */
+static bool alloc_below(struct pmm *p, unsigned order, uint64_t limit, unsigned owner,
+                        uint64_t *phys)
+{
     uint64_t need = 1ull << order;
 
     /* Cheap first: a list head whose lowest 2^order frames lie below the limit. */
@@ -426,7 +464,7 @@ enum pmm_status pmm_alloc_below(struct pmm *p, unsigned order, uint64_t phys_lim
             list_pop(p, m);
             block_take(p, head, m, order, owner);
             *phys = head;
-            return PMM_OK;
+            return true;
         }
     }
 
@@ -439,11 +477,11 @@ enum pmm_status pmm_alloc_below(struct pmm *p, unsigned order, uint64_t phys_lim
             list_unlink(p, block, o);
             block_take(p, block, o, order, owner);
             *phys = block;
-            return PMM_OK;
+            return true;
         }
         idx += 1ull << o;
     }
-    return PMM_ERR_NOMEM;
+    return false;
 }
 
 /* Whether the block at idx of the given order may be freed; changes nothing. */
@@ -459,7 +497,7 @@ static enum pmm_status free_check(const struct pmm *p, uint64_t idx, unsigned or
             return PMM_ERR_NOT_OWNED; /* the state array is never given back */
         return used_order(p, st, idx) == order ? PMM_OK : PMM_ERR_INVALID;
     case ST_RESERVED:
-        return PMM_ERR_NOT_OWNED;
+        return b == ST_CACHED ? PMM_ERR_DOUBLE_FREE : PMM_ERR_NOT_OWNED;
     default: /* inside a block: of a free one is a double free, else a bad address */
         b = st[block_head(p, st, idx)];
         if ((b & ST_CLASS) == ST_FREE)
@@ -495,12 +533,36 @@ enum pmm_status pmm_free(struct pmm *p, uint64_t phys, unsigned order)
     s = free_check(p, idx, order);
     if (s != PMM_OK)
         return s;
-    unsigned owner = state_of(p)[idx] & ST_VALUE;
+    uint8_t *st = state_of(p);
+    unsigned owner = st[idx] & ST_VALUE;
     uint64_t n = 1ull << order;
     p->used_frames -= n;
     p->owner_frames[owner] -= n;
+    if (order == 0 && p->cache_frames < PMM_CACHE_FRAMES) {
+        st[idx] = ST_CACHED;
+        link_of(p, phys)->next = p->cache_head;
+        p->cache_head = phys;
+        p->cache_frames++;
+        p->free_frames++;
+        return PMM_OK;
+    }
     block_release(p, idx, order);
     return PMM_OK;
+}
+
+uint64_t pmm_drain(struct pmm *p)
+{
+    uint64_t n = 0;
+    while (p->cache_frames > 0) {
+        uint64_t phys = p->cache_head;
+        p->cache_head = link_of(p, phys)->next;
+        p->cache_frames--;
+        p->free_frames--; /* block_release counts it again */
+        block_release(p, idx_of(p, phys), 0);
+        n++;
+    }
+    p->cache_head = PMM_NIL;
+    return n;
 }
 
 enum pmm_status pmm_alloc_run(struct pmm *p, uint64_t page_count, enum canopy_owner owner,
@@ -578,7 +640,8 @@ bool pmm_is_free(const struct pmm *p, uint64_t phys)
     if (!frame_index(p, phys & ~(PMM_PAGE_SIZE - 1), &idx, &s))
         return false;
     const uint8_t *st = state_of(p);
-    return (st[block_head(p, st, idx)] & ST_CLASS) == ST_FREE;
+    unsigned b = st[block_head(p, st, idx)];
+    return (b & ST_CLASS) == ST_FREE || b == ST_CACHED;
 }
 
 enum canopy_owner pmm_owner_of(const struct pmm *p, uint64_t phys)
@@ -624,7 +687,7 @@ enum pmm_status pmm_check(const struct pmm *p, char *msg, size_t msg_size)
     uint64_t sa = sf - p->base_frame, sb = sa + (p->state_bytes >> PMM_PAGE_SHIFT);
 
     const uint8_t *st = state_of(p);
-    uint64_t free = 0, used = 0, recl = 0, res = 0;
+    uint64_t free = 0, used = 0, recl = 0, res = 0, cached = 0;
     uint64_t owners[CANOPY_OWNER_COUNT] = {0};
     uint64_t heads[PMM_ORDER_COUNT] = {0};
     uint64_t low = p->base_frame < LOW_FRAMES ? LOW_FRAMES - p->base_frame : 0;
@@ -671,11 +734,16 @@ enum pmm_status pmm_check(const struct pmm *p, char *msg, size_t msg_size)
             }
             break;
         case ST_RESERVED:
-            if (b != ST_RESERVED && b != ST_RECLAIM)
+            if (b != ST_RESERVED && b != ST_RECLAIM && b != ST_CACHED)
                 CHECK_FAIL("pmm: frame 0x%llx: bad state byte 0x%x", at, b);
             if (idx >= sa && idx < sb)
                 CHECK_FAIL("pmm: frame 0x%llx: state array frame not owned by the pmm", at);
-            if (b == ST_RECLAIM) {
+            if (b == ST_CACHED) {
+                if (idx < low)
+                    CHECK_FAIL("pmm: frame 0x%llx: cached below 1 MiB", at);
+                cached++;
+                free++;
+            } else if (b == ST_RECLAIM) {
                 if (idx < low)
                     CHECK_FAIL("pmm: frame 0x%llx: reclaimable below 1 MiB", at);
                 recl++;
@@ -705,6 +773,23 @@ enum pmm_status pmm_check(const struct pmm *p, char *msg, size_t msg_size)
                        (ull)p->owner_frames[o]);
     if (owners[CANOPY_OWNER_PMM] < sb - sa)
         CHECK_FAIL("pmm: state array frames not all owned by the pmm");
+
+    /* The cache: each node a cached frame (checked before it is read). */
+    if (p->cache_frames > PMM_CACHE_FRAMES || p->cache_frames != cached)
+        CHECK_FAIL("pmm: %llu frames cached, %llu recorded (at most %u)", (ull)cached,
+                   (ull)p->cache_frames, PMM_CACHE_FRAMES);
+    uint64_t steps = 0;
+    for (uint64_t node = p->cache_head; node != PMM_NIL; node = link_of(p, node)->next) {
+        uint64_t f = node >> PMM_PAGE_SHIFT, idx = f - p->base_frame;
+        if ((node & (PMM_PAGE_SIZE - 1)) || f < p->base_frame || idx >= p->frame_count ||
+            st[idx] != ST_CACHED)
+            CHECK_FAIL("pmm: cache: 0x%llx is not a cached frame", (ull)node);
+        if (++steps > p->cache_frames)
+            CHECK_FAIL("pmm: cache: longer than its %llu frames", (ull)p->cache_frames);
+    }
+    if (steps != p->cache_frames)
+        CHECK_FAIL("pmm: cache: %llu frames listed, %llu recorded", (ull)steps,
+                   (ull)p->cache_frames);
 
     /* Lists: each node a free head of its order (checked before it is read). */
     for (unsigned k = 0; k < PMM_ORDER_COUNT; k++) {

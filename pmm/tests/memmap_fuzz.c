@@ -18,6 +18,13 @@
 
 typedef struct canopy_mem_range range_t;
 
+/* Stops the run naming the property that broke. */
+#define FUZZ_FAIL()                                                                                \
+    do {                                                                                           \
+        fprintf(stderr, "%s:%d: property violated\n", __FILE__, __LINE__);                         \
+        abort();                                                                                   \
+    } while (0)
+
 struct span {
     uint64_t start, end; /* page aligned, end exclusive, end <= ADDR_END */
     range_t key;         /* type, efi_type, efi_attr of the descriptor */
@@ -113,29 +120,29 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     enum pmm_status status =
         memmap_normalise_stats(m.buf, efimap_size(&m), desc_size, 1, out, cap, &count, &st);
     if (st.descriptors != n)
-        __builtin_trap();
+        FUZZ_FAIL();
     if (status == PMM_ERR_NO_SPACE) {
         if (!squeeze || count != 0)
-            __builtin_trap(); /* memmap_capacity_for() must always suffice */
+            FUZZ_FAIL(); /* memmap_capacity_for() must always suffice */
         goto done;
     }
     if (status != PMM_OK)
-        __builtin_trap();
+        FUZZ_FAIL();
 
     /* Well formed. */
     for (uint32_t i = 0; i < count; i++) {
         const range_t *r = &out[i];
         if (r->base % PMM_PAGE_SIZE || r->page_count == 0 ||
             r->page_count > (ADDR_END - r->base) / PMM_PAGE_SIZE)
-            __builtin_trap();
+            FUZZ_FAIL();
         if (i > 0) {
             const range_t *q = &out[i - 1];
             uint64_t qend = q->base + q->page_count * PMM_PAGE_SIZE;
             if (r->base < qend)
-                __builtin_trap();
+                FUZZ_FAIL();
             if (r->base == qend && r->type == q->type && r->efi_type == q->efi_type &&
                 r->efi_attr == q->efi_attr)
-                __builtin_trap();
+                FUZZ_FAIL();
         }
     }
 
@@ -152,7 +159,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         uint64_t pos = spans[i].start;
         for (uint32_t j = lo; pos < spans[i].end; j++) {
             if (j >= count || out[j].base > pos || !beats_or_equal(&out[j], &spans[i].key))
-                __builtin_trap();
+                FUZZ_FAIL();
             pos = out[j].base + out[j].page_count * PMM_PAGE_SIZE;
         }
     }
@@ -174,7 +181,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     for (uint32_t i = 0; i < count; i++)
         out_pages += out[i].page_count;
     if (out_pages != union_pages)
-        __builtin_trap();
+        FUZZ_FAIL();
 
 done:
     free(out);

@@ -238,6 +238,8 @@ static void test_every_order_allocates_aligned_and_frees_back_to_the_same_tiling
         CHECK_PMM(&e.p);
         CHECK(pmm_free(&e.p, a, order) == PMM_OK);
         CHECK_PMM(&e.p);
+        CHECK(pmm_drain(&e.p) == (order == 0)); /* a single frame waits in the cache */
+        CHECK_PMM(&e.p);
         CHECK(memcmp(e.p.free_blocks, start.free_blocks, sizeof(start.free_blocks)) == 0);
         CHECK(e.p.free_frames == start.free_frames && e.p.used_frames == start.used_frames);
     }
@@ -270,9 +272,54 @@ static void test_freeing_both_buddies_merges_up_to_the_largest_block(void)
         CHECK_PMM(&e.p);
         CHECK(pmm_free(&e.p, b, order) == PMM_OK);
         CHECK_PMM(&e.p);
+        CHECK(pmm_drain(&e.p) == (order == 0 ? 2u : 0u));
+        CHECK_PMM(&e.p);
         CHECK(e.p.free_blocks[PMM_MAX_ORDER] == 1 && e.p.free_head[PMM_MAX_ORDER] == GiB);
         CHECK(memcmp(e.p.free_blocks, start.free_blocks, sizeof(start.free_blocks)) == 0);
     }
+    env_free(&e);
+}
+
+/*
+ * Freed single frames wait unmerged in a LIFO cache, are handed out first,
+ * and merge as soon as a larger request needs them.
+ */
+static void test_order0_cache_defers_merging_until_a_request_needs_it(void)
+{
+    struct env e;
+    efimap_init(&e.m, 48);
+    efimap_add(&e.m, EFI_CONVENTIONAL, GiB, 0x40000, 0);
+    efimap_add(&e.m, EFI_CONVENTIONAL, 3 * GiB, 0x1000, 0);
+    CHECK(env_init(&e, 3 * GiB + 16 * MiB) == PMM_OK);
+    uint64_t f[PMM_CACHE_FRAMES + 8];
+    for (int i = 0; i < PMM_CACHE_FRAMES + 8; i++)
+        CHECK(pmm_alloc_below(&e.p, 0, 2 * GiB, CANOPY_OWNER_TEST, &f[i]) == PMM_OK);
+    for (int i = 0; i < PMM_CACHE_FRAMES + 8; i++) {
+        CHECK(pmm_free(&e.p, f[i], 0) == PMM_OK);
+        CHECK(e.p.cache_frames == (uint64_t)(i < PMM_CACHE_FRAMES ? i + 1 : PMM_CACHE_FRAMES));
+        CHECK_PMM(&e.p);
+    }
+    CHECK(pmm_is_free(&e.p, f[0]) && pmm_owner_of(&e.p, f[0]) == CANOPY_OWNER_NONE);
+    CHECK(pmm_free(&e.p, f[0], 0) == PMM_ERR_DOUBLE_FREE);
+    CHECK(pmm_free(&e.p, f[PMM_CACHE_FRAMES + 7], 0) == PMM_ERR_DOUBLE_FREE); /* merged one */
+    uint64_t a;
+    CHECK(pmm_alloc(&e.p, 0, CANOPY_OWNER_STACK, &a) == PMM_OK);
+    CHECK(a == f[PMM_CACHE_FRAMES - 1]); /* the newest cached frame */
+    CHECK(pmm_owner_of(&e.p, a) == CANOPY_OWNER_STACK);
+    CHECK(pmm_free(&e.p, a, 0) == PMM_OK);
+    CHECK_PMM(&e.p);
+    /* The 1 GiB block exists only once the cached frames merge: the allocation drains. */
+    CHECK(e.p.free_blocks[PMM_MAX_ORDER] == 0);
+    CHECK(pmm_alloc_below(&e.p, PMM_MAX_ORDER, 2 * GiB, CANOPY_OWNER_TEST, &a) == PMM_OK);
+    CHECK(a == GiB && e.p.cache_frames == 0);
+    CHECK_PMM(&e.p);
+    CHECK(pmm_free(&e.p, a, PMM_MAX_ORDER) == PMM_OK);
+    CHECK(pmm_alloc_below(&e.p, 0, 2 * GiB, CANOPY_OWNER_TEST, &a) == PMM_OK);
+    CHECK(pmm_free(&e.p, a, 0) == PMM_OK && e.p.cache_frames == 1);
+    CHECK(e.p.free_blocks[PMM_MAX_ORDER] == 0);
+    CHECK(pmm_alloc(&e.p, PMM_MAX_ORDER, CANOPY_OWNER_TEST, &a) == PMM_OK); /* drains too */
+    CHECK(a == GiB && e.p.cache_frames == 0);
+    CHECK_PMM(&e.p);
     env_free(&e);
 }
 
@@ -453,6 +500,7 @@ static void test_run_allocation_is_exact_and_frees_in_pieces(void)
     CHECK(pmm_free(&e.p, a, 0) == PMM_OK); /* one frame of a run is an order-0 block */
     CHECK(pmm_free_run(&e.p, a + 3 * PMM_PAGE_SIZE, 2) == PMM_OK);
     CHECK_PMM(&e.p);
+    pmm_drain(&e.p);
     CHECK(memcmp(e.p.free_blocks, start.free_blocks, sizeof(start.free_blocks)) == 0);
     CHECK(pmm_alloc_run(&e.p, 0, CANOPY_OWNER_TEST, &a) == PMM_ERR_INVALID);
     CHECK(pmm_alloc_run(&e.p, (1ull << PMM_MAX_ORDER) + 1, CANOPY_OWNER_TEST, &a) ==
@@ -743,6 +791,7 @@ int main(void)
     RUN(&r, test_adjacent_usable_ranges_with_other_attributes_form_one_buddy_run);
     RUN(&r, test_every_order_allocates_aligned_and_frees_back_to_the_same_tiling);
     RUN(&r, test_freeing_both_buddies_merges_up_to_the_largest_block);
+    RUN(&r, test_order0_cache_defers_merging_until_a_request_needs_it);
     RUN(&r, test_frames_below_1mib_are_never_handed_out);
     RUN(&r, test_exhaustion_reports_nomem_and_changes_nothing);
     RUN(&r, test_alloc_below_keeps_the_whole_block_under_the_limit);

@@ -31,6 +31,13 @@
 #define PMM_MAX_ORDER    18 /* orders 0..18: 4 KiB .. 1 GiB blocks */
 #define PMM_ORDER_COUNT  (PMM_MAX_ORDER + 1)
 #define PMM_LOW_RESERVED (1024 * 1024ull) /* the first 1 MiB is never handed out */
+/*
+ * Freed single frames wait in a LIFO cache of at most this many frames before
+ * they merge with their buddies (as Linux's per-CPU page lists), so an
+ * order-0 free followed by an allocation costs no split and no merge. The
+ * cache is drained whenever a request could not be met otherwise.
+ */
+#define PMM_CACHE_FRAMES 64
 
 #define PMM_WARN_UNUSED __attribute__((warn_unused_result))
 
@@ -62,6 +69,8 @@ struct pmm {
     uint64_t free_head[PMM_ORDER_COUNT];   /* physical address of a free block, or PMM_NIL */
     uint64_t free_blocks[PMM_ORDER_COUNT]; /* blocks on each list */
     uint64_t free_orders;                  /* bit k set iff free_head[k] != PMM_NIL */
+    uint64_t cache_head;   /* physical address of the newest cached frame, or PMM_NIL */
+    uint64_t cache_frames; /* frames in the order-0 cache (<= PMM_CACHE_FRAMES) */
     uint64_t free_frames;
     uint64_t used_frames;
     uint64_t reclaimable_frames;
@@ -148,7 +157,8 @@ void pmm_rebase(struct pmm *pmm, uint64_t virt_offset);
  * => order <= PMM_MAX_ORDER, owner in (CANOPY_OWNER_NONE, CANOPY_OWNER_COUNT) and not
  *    CANOPY_OWNER_PMM (that owner marks only the state array); else PMM_ERR_INVALID.
  * => O(1) for one frame; order k: O(k) (splits write one head per level).
- * => PMM_ERR_NOMEM if no free block of that order or larger exists.
+ * => PMM_ERR_NOMEM if no free block of that order or larger exists, even after
+ *    draining the order-0 cache (the only change a failed call can make).
  * => on success *phys is the first frame's address; the contents are not zeroed.
  */
 enum pmm_status pmm_alloc(struct pmm *pmm, unsigned order, enum canopy_owner owner,
@@ -184,6 +194,13 @@ enum pmm_status pmm_alloc_run(struct pmm *pmm, uint64_t page_count, enum canopy_
 /* Frees page_count order-0 frames starting at phys; nothing changes on error. */
 enum pmm_status pmm_free_run(struct pmm *pmm, uint64_t phys, uint64_t page_count) PMM_WARN_UNUSED;
 
+/*
+ * Gives every frame of the order-0 cache back to the buddy lists, merging.
+ * Returns the number of frames drained. Allocations do this on their own
+ * when they would fail otherwise; call it to see the fully merged state.
+ */
+uint64_t pmm_drain(struct pmm *pmm);
+
 /* Frees every reclaimable frame. Returns the number of frames freed. */
 uint64_t pmm_reclaim(struct pmm *pmm);
 
@@ -195,7 +212,8 @@ enum canopy_owner pmm_owner_of(const struct pmm *pmm, uint64_t phys);
 /*
  * Checks the whole structure: every frame in exactly one state, free lists
  * consistent with the state bytes (each block aligned, on the right list,
- * buddies merged), counters equal to a recount. On failure writes one line
+ * buddies merged; only frames in the order-0 cache may sit unmerged beside a
+ * free buddy), the cache list consistent, counters equal to a recount. On failure writes one line
  * naming the first problem into msg (if msg_size > 0) and returns
  * PMM_ERR_CORRUPT.
  */
