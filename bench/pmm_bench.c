@@ -186,7 +186,7 @@ static void bench_mixed(struct pmm *p)
 
 static void bench_init(void)
 {
-    uint64_t ram = quick ? 4 * GiB : 64 * GiB;
+    uint64_t ram = quick ? 3 * GiB : 64 * GiB;
     uint64_t top = ram + 2 * GiB; /* 2 GiB low, the rest from 4 GiB up */
     unsigned char *mem = sim_map(top);
     struct canopy_mem_range r[3] = {
@@ -220,7 +220,7 @@ static void bench_init(void)
 int main(int argc, char **argv)
 {
     quick = argc > 1 && strcmp(argv[1], "--quick") == 0;
-    uint64_t ram_end = 4 * GiB;
+    uint64_t ram_end = quick ? 256 * MiB : 4 * GiB; /* --quick: touch little memory */
     unsigned char *mem = sim_map(ram_end);
     struct pmm p;
     build(&p, mem, ram_end);
