@@ -292,7 +292,7 @@ static unsigned leaf_level_for(uint64_t va, uint64_t pa, uint64_t remaining_minu
 }
 
 /*
- * One page of the plan at r->va + off. In the prepare pass (pool == NULL) it
+ * The page of the plan that starts at va (mapping pa). In the prepare pass (pool == NULL) it
  * only reads: returns PT_ERR_EXISTS on a conflict and counts new tables. In
  * the commit pass it creates tables from the pool and writes the leaf.
  * Sets *page_size to the page it placed.

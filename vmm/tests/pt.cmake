@@ -9,3 +9,31 @@ endif()
 # under test. The linker then takes no pt.c member from vmm_host.
 canopy_fuzzer(pt_fuzz SOURCES tests/pt_fuzz.c src/pt.c LINK vmm
   CORPUS ${CMAKE_CURRENT_SOURCE_DIR}/tests/corpus/pt_fuzz SECONDS 15)
+
+# ptdump against the oracle: QEMU's monitor (`info mem`, `info tlb`) over page
+# tables pt.c builds on the host and a multiboot stub loads into a guest.
+find_program(CANOPY_PYTHON3 python3)
+find_program(CANOPY_QEMU qemu-system-x86_64)
+find_program(CANOPY_LD_LLD NAMES ld.lld ld.lld-14)
+if(EXISTS ${CMAKE_CURRENT_SOURCE_DIR}/src/ptdump.c AND CANOPY_PYTHON3 AND CANOPY_QEMU
+   AND CANOPY_LD_LLD)
+  add_executable(ptdump_qemu_gen tests/ptdump_qemu_gen.c)
+  target_compile_options(ptdump_qemu_gen PRIVATE ${CANOPY_HOST_CFLAGS})
+  target_link_options(ptdump_qemu_gen PRIVATE ${CANOPY_HOST_LDFLAGS})
+  target_link_libraries(ptdump_qemu_gen PRIVATE vmm_host)
+  # The stub is 32-bit code entered by QEMU's multiboot loader, linked flat at 1 MiB.
+  set(PTDUMP_STUB ${CMAKE_CURRENT_BINARY_DIR}/ptdump_qemu_stub.bin)
+  add_custom_command(OUTPUT ${PTDUMP_STUB}
+    COMMAND ${CMAKE_C_COMPILER} --target=i386-unknown-none-elf -c
+            ${CMAKE_CURRENT_SOURCE_DIR}/tests/ptdump_qemu_stub.S -o ptdump_qemu_stub.o
+    COMMAND ${CANOPY_LD_LLD} -m elf_i386 -Ttext=0x100000 --oformat=binary
+            ptdump_qemu_stub.o -o ${PTDUMP_STUB}
+    DEPENDS tests/ptdump_qemu_stub.S
+    WORKING_DIRECTORY ${CMAKE_CURRENT_BINARY_DIR}
+    COMMENT "ptdump QEMU stub")
+  add_custom_target(ptdump_qemu_stub ALL DEPENDS ${PTDUMP_STUB})
+  add_test(NAME ptdump_qemu_test
+    COMMAND ${CANOPY_PYTHON3} ${CMAKE_CURRENT_SOURCE_DIR}/tests/ptdump_qemu_test.py
+            $<TARGET_FILE:ptdump_qemu_gen> ${PTDUMP_STUB} ${CMAKE_CURRENT_BINARY_DIR})
+  set_tests_properties(ptdump_qemu_test PROPERTIES LABELS qemu TIMEOUT 180)
+endif()
