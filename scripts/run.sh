@@ -18,6 +18,7 @@ guest; Ctrl-A X quits QEMU, Ctrl-A C switches to QEMU's monitor and back.
   --machine TYPE    q35 (default) or pc
   --gdb             start paused; QEMU waits for GDB on localhost:1234
                     (docs/debugging.md)
+  --gdb-port PORT   the same on another port (implies --gdb)
   --no-reboot       exit instead of rebooting
   --kvm             use KVM instead of TCG emulation (needs a usable /dev/kvm)
   --no-build        boot the existing image without installing or building
@@ -33,7 +34,7 @@ EOF
 
 source "$(dirname "${BASH_SOURCE[0]}")/common.sh"
 
-headless=0 mem=512M smp=1 cpu=max machine=q35 gdb=0 no_reboot=0 build=1 image= accel=tcg
+headless=0 mem=512M smp=1 cpu=max machine=q35 gdb=0 no_reboot=0 build=1 image= accel=tcg gdb_port=1234
 ovmf_code=/usr/share/OVMF/OVMF_CODE_4M.fd ovmf_vars=
 extra=()
 need() {
@@ -47,6 +48,7 @@ while [ $# -gt 0 ]; do
     --cpu) need "$@"; cpu=$2; shift 2 ;;
     --machine) need "$@"; machine=$2; shift 2 ;;
     --gdb) gdb=1; shift ;;
+    --gdb-port) need "$@"; gdb=1; gdb_port=$2; shift 2 ;;
     --no-reboot) no_reboot=1; shift ;;
     --kvm) accel=kvm; shift ;;
     --no-build) build=0; shift ;;
@@ -116,9 +118,9 @@ else
     fi
 fi
 if [ "$gdb" = 1 ]; then
-    args+=(-s -S)
-    echo "run.sh: QEMU is paused and waits for GDB on localhost:1234:" >&2
-    echo "  gdb $CANOPY_BUILD/kernel/kernel.elf -ex 'target remote :1234'" >&2
+    args+=(-gdb "tcp:localhost:$gdb_port" -S)
+    echo "run.sh: QEMU is paused and waits for GDB on localhost:$gdb_port:" >&2
+    echo "  gdb $CANOPY_BUILD/kernel/kernel.elf -ex 'target remote :$gdb_port'" >&2
 fi
 [ "$no_reboot" = 1 ] && args+=(-no-reboot)
 
