@@ -1,0 +1,102 @@
+# Malformed kernels and bad configuration (issue 6, sections 1 and 2).
+#
+#   malformed_host        gen.py derives 60 broken kernels from kernel.elf;
+#                         elf_check (stage 1's validator, built for the host)
+#                         must reject each with its own status and reason
+#   malformed_boot_a/_b   eight of them, each in its own image, booted
+#                         one after another under QEMU + OVMF: stage 1's error
+#                         line on serial and screen, then back to the firmware
+#   malformed_boot_config_ready   no config file; a config full of problems:
+#                         each problem gets its line and the kernel still boots
+#   malformed_boot_config_errors  kernel= naming no file, a directory; an
+#                         empty kernel file: one line each, back to the firmware
+#
+# Included from tests/CMakeLists.txt. Python 3 (standard library) for the
+# scripts; the boot scenarios reuse tests/boot/harness.py.
+
+find_program(CANOPY_PYTHON3 python3)
+find_program(CANOPY_QEMU qemu-system-x86_64)
+if(NOT CANOPY_PYTHON3)
+  message(WARNING "python3 not found: the malformed-kernel tests are not registered")
+  return()
+endif()
+if(NOT TARGET kernel OR NOT TARGET s1load_host)
+  message(STATUS "malformed-kernel tests: kernel or s1load target missing, not registered")
+  return()
+endif()
+
+set(MALFORMED_DIR ${CMAKE_CURRENT_LIST_DIR})
+set(MALFORMED_WORK ${CMAKE_CURRENT_BINARY_DIR}/malformed)
+set(MALFORMED_KERNEL $<TARGET_FILE:kernel>)
+
+# The validator's verdict on files, for the host test.
+add_executable(malformed_elf_check ${MALFORMED_DIR}/elf_check.c)
+target_compile_options(malformed_elf_check PRIVATE ${CANOPY_HOST_CFLAGS})
+target_link_options(malformed_elf_check PRIVATE ${CANOPY_HOST_LDFLAGS})
+target_include_directories(malformed_elf_check PRIVATE ${CMAKE_SOURCE_DIR}/stage1)
+target_link_libraries(malformed_elf_check PRIVATE s1load_host)
+
+add_test(NAME malformed_host
+  COMMAND ${CANOPY_PYTHON3} ${MALFORMED_DIR}/host_test.py
+    --kernel ${MALFORMED_KERNEL}
+    --checker $<TARGET_FILE:malformed_elf_check>
+    --elf-header ${CMAKE_SOURCE_DIR}/stage1/load/elf.h
+    --bootinfo-header ${CMAKE_SOURCE_DIR}/include/canopy/bootinfo.h
+    --workdir ${MALFORMED_WORK}/host)
+set_tests_properties(malformed_host PROPERTIES LABELS host TIMEOUT 120)
+
+# ---- boot scenarios ---------------------------------------------------------
+
+if(NOT CANOPY_QEMU)
+  message(WARNING "qemu-system-x86_64 not found: no malformed-kernel boot tests")
+  return()
+endif()
+set(_malformed_stage1 "")
+foreach(t BOOTX64.EFI bootx64 stage1 BOOTX64)
+  if(TARGET ${t} AND NOT _malformed_stage1)
+    set(_malformed_stage1 ${t})
+  endif()
+endforeach()
+if(NOT _malformed_stage1)
+  message(STATUS "malformed-kernel boot tests: no stage 1 target, not registered")
+  return()
+endif()
+get_target_property(_malformed_s1_type ${_malformed_stage1} TYPE)
+if(_malformed_s1_type STREQUAL "EXECUTABLE")
+  set(MALFORMED_EFI $<TARGET_FILE:${_malformed_stage1}>)
+else()
+  set(MALFORMED_EFI ${CMAKE_BINARY_DIR}/stage1/BOOTX64.EFI)
+endif()
+
+# The same options the boot tests take (tests/boot/harness.py's arg_parser);
+# each scenario builds its own variant images with scripts/mkimage.sh.
+set(MALFORMED_BOOT_ARGS
+  --image ${CMAKE_BINARY_DIR}/canopy.img
+  --efi ${MALFORMED_EFI}
+  --kernel ${MALFORMED_KERNEL}
+  --cfg ${CMAKE_SOURCE_DIR}/esp/canopy.cfg
+  --mkimage ${CMAKE_SOURCE_DIR}/scripts/mkimage.sh
+  --ovmf-code ${CANOPY_OVMF_CODE}
+  --ovmf-vars ${CANOPY_OVMF_VARS}
+  --workdir ${MALFORMED_WORK}/boot
+  --quiet)
+
+# malformed_boot_test(NAME script timeout [args...]): one CTest entry that may
+# boot several images in turn; the script bounds each boot, TIMEOUT bounds all.
+# boot_image (tests/CMakeLists.txt) checks that the binaries and OVMF exist.
+function(malformed_boot_test name script timeout)
+  add_test(NAME ${name}
+    COMMAND ${CANOPY_PYTHON3} ${MALFORMED_DIR}/${script} ${MALFORMED_BOOT_ARGS} ${ARGN})
+  set_tests_properties(${name} PROPERTIES
+    LABELS boot FIXTURES_REQUIRED boot_image TIMEOUT ${timeout})
+endfunction()
+
+# Eight broken kernels in two halves, so that two cores boot them side by
+# side; a boot takes 10 s on an idle machine and up to 30 s on a busy one.
+malformed_boot_test(malformed_boot_a boot_malformed.py 300
+  --cases trunc-text magic-byte0 wx-text lower-half)
+malformed_boot_test(malformed_boot_b boot_malformed.py 300
+  --cases overlap entry-zero memsz-huge phnum-past-eof)
+malformed_boot_test(malformed_boot_config_ready boot_config.py 240 --cases no-cfg problems)
+malformed_boot_test(malformed_boot_config_errors boot_config.py 300
+  --cases kernel-not-found kernel-dir kernel-empty)
