@@ -35,6 +35,25 @@ __attribute__((format(printf, 2, 3))) static void problem(struct parser *p, cons
         p->report(p->ctx, p->line, msg);
 }
 
+/*
+ * A NUL-terminated copy of s[0..n), cut at QUOTE_MAX bytes, for quoting a
+ * bit of the offending line in a report.
+ */
+#define QUOTE_MAX 40
+struct quote {
+    char text[QUOTE_MAX + 1];
+};
+
+static struct quote quote(const char *s, size_t n)
+{
+    struct quote q;
+    size_t k = n < QUOTE_MAX ? n : QUOTE_MAX;
+    for (size_t i = 0; i < k; i++)
+        q.text[i] = s[i];
+    q.text[k] = '\0';
+    return q;
+}
+
 static bool is_blank(char c)
 {
     return c == ' ' || c == '\t' || c == '\r' || c == '\v' || c == '\f';
@@ -110,15 +129,15 @@ static void set_serial(struct parser *p, const char *v, size_t n)
              word_is(v, n, "0"))
         p->cfg->serial = false;
     else
-        problem(p, "serial= takes on or off, not '%.*s'", n > 32 ? 32 : (int)n, v);
+        problem(p, "serial= takes on or off, not '%s'", quote(v, n).text);
 }
 
 static void set_verbose(struct parser *p, const char *v, size_t n)
 {
     uint64_t level;
     if (!str_parse_u64(v, n, &level) || level > CONFIG_VERBOSE_MAX) {
-        problem(p, "verbose= takes a number from 0 to %d, not '%.*s'", CONFIG_VERBOSE_MAX,
-                n > 32 ? 32 : (int)n, v);
+        problem(p, "verbose= takes a number from 0 to %d, not '%s'", CONFIG_VERBOSE_MAX,
+                quote(v, n).text);
         return;
     }
     p->cfg->verbose = (unsigned)level;
@@ -136,8 +155,7 @@ static void set_resolution(struct parser *p, const char *v, size_t n)
     uint64_t w, h;
     if (x == n || !str_parse_u64(v, x, &w) || !str_parse_u64(v + x + 1, n - x - 1, &h) || w == 0 ||
         h == 0 || w > 65535 || h > 65535) {
-        problem(p, "resolution= takes WIDTHxHEIGHT or current, not '%.*s'", n > 32 ? 32 : (int)n,
-                v);
+        problem(p, "resolution= takes WIDTHxHEIGHT or current, not '%s'", quote(v, n).text);
         return;
     }
     p->cfg->fb_width = (uint32_t)w;
@@ -171,7 +189,7 @@ static void parse_line(struct parser *p, const char *s, size_t n)
     while (eq < n && s[eq] != '=')
         eq++;
     if (eq == n) {
-        problem(p, "malformed line (expected key=value): '%.*s'", n > 40 ? 40 : (int)n, s);
+        problem(p, "malformed line (expected key=value): '%s'", quote(s, n).text);
         return;
     }
     size_t klen = eq;
@@ -195,7 +213,7 @@ static void parse_line(struct parser *p, const char *s, size_t n)
         keys[k].set(p, v, vlen);
         return;
     }
-    problem(p, "unknown key '%.*s'", klen > 32 ? 32 : (int)klen, s);
+    problem(p, "unknown key '%s'", quote(s, klen).text);
 }
 
 void config_defaults(struct config *cfg)
