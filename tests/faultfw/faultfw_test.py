@@ -75,15 +75,20 @@ def check_high_memory(vm, args, text):
     if not m or int(m.group(1)) < 1024 or int(m.group(3)) < 3072:
         raise harness.BootTestError("the layer did not take most memory below 4 GiB: "
                                     f"{m.group(0) if m else 'no report'}")
+    # Stage 1's frames come from its PMM, which sees no usable memory below
+    # 4 GiB: the segments and the page-table root must lie above.
     phys = [int(p, 16) for p in re.findall(r"-> phys 0x([0-9a-f]+)", text)]
-    if not phys:
-        raise harness.BootTestError("the kernel listed no segments")
-    low = [p for p in phys if p < 4 << 30]
-    print(f"[check] {m.group(0)}; kernel segments at " + ", ".join(f"0x{p:x}" for p in phys))
+    root = re.search(r"adopted the page tables \(.*root 0x([0-9a-f]+)", text)
+    if not phys or not root:
+        raise harness.BootTestError("the kernel listed no segments or no page-table root")
+    placed = phys + [int(root.group(1), 16)]
+    low = [p for p in placed if p < 4 << 30]
+    print(f"[check] {m.group(0)}; kernel segments and page-table root at "
+          + ", ".join(f"0x{p:x}" for p in placed))
     if low:
-        raise harness.BootTestError("kernel segments placed below 4 GiB although only "
-                                    f"{m.group(2)} MiB were free there: "
+        raise harness.BootTestError("stage 1 placed frames below 4 GiB: "
                                     + ", ".join(f"0x{p:x}" for p in low))
+    check_page_tables(vm, args)
 
 
 BOOTINFO_MAGIC = struct.pack("<Q", 0x4F464E4959504F4E)
@@ -319,6 +324,15 @@ def run_error(vm, args, sc, deadline):
         raise harness.BootTestError("stage 1 failed although no allocation was failed")
     require(text, sc.must)
     print(f"[check] stage 1's error line {lines[-1]!r}, returned {status}")
+    # A boot loader that gives up hands the firmware back everything it took.
+    left = re.search(r"faultfw: stage 1 left (\d+\+?) allocations behind.*", text)
+    if not left:
+        raise harness.BootTestError("the layer did not report stage 1's allocations")
+    if left.group(1) != "0":
+        raise harness.BootTestError(f"stage 1 returned without freeing: {left.group(0).strip()}"
+                                    + "".join("\n    " + l for l in
+                                              re.findall(r"^faultfw:   .*", text, re.M)))
+    print(f"[check] {left.group(0).strip()!r}")
     m = vm.wait_for(r"BdsDxe: failed to start Boot\d+.*", 20,
                     "the boot manager reporting the failed option")
     print(f"[check] back in the firmware: {m.group(0).strip()!r}")

@@ -22,6 +22,7 @@
 #define FOUR_GIB   (4ull << 30)
 #define OWN_PAGES  256u /* the overlap scenario's own allocation: 1 MiB */
 #define KEEP_LOW_M 24u  /* high-memory: MiB left free below 4 GiB for the firmware's DMA */
+#define MAX_LIVE   64u  /* stage 1 allocations tracked for the leak report */
 
 EFI_BOOT_SERVICES ff_orig;
 
@@ -36,6 +37,12 @@ static struct {
     unsigned maps;      /* memory maps rewritten */
     unsigned map_count; /* descriptors in the last rewritten map */
     unsigned ebs_calls;
+    unsigned live_count; /* stage 1's allocations not yet freed (first MAX_LIVE tracked) */
+    struct {
+        uint64_t addr, size; /* size: pages for AllocatePages, bytes for AllocatePool */
+        bool pages;
+    } live[MAX_LIVE];
+    bool live_overflow;
     EFI_GUID hidden;
     const char *hidden_name;
 } h;
@@ -116,22 +123,71 @@ static bool alloc_fails(bool pages, uint64_t amount)
     return fail;
 }
 
+static void track(bool pages, uint64_t addr, uint64_t size)
+{
+    if (h.live_count == MAX_LIVE) {
+        h.live_overflow = true;
+        return;
+    }
+    h.live[h.live_count].addr = addr;
+    h.live[h.live_count].size = size;
+    h.live[h.live_count].pages = pages;
+    h.live_count++;
+}
+
+/* Forgets a tracked allocation that is being freed (pages: the whole range). */
+static void untrack(bool pages, uint64_t addr, uint64_t size)
+{
+    for (unsigned i = 0; i < h.live_count; i++) {
+        if (h.live[i].pages != pages || h.live[i].addr != addr || (pages && h.live[i].size != size))
+            continue;
+        h.live[i] = h.live[--h.live_count];
+        return;
+    }
+}
+
 static EFI_STATUS EFIAPI hook_allocate_pages(EFI_ALLOCATE_TYPE type, EFI_MEMORY_TYPE mem,
                                              UINTN pages, EFI_PHYSICAL_ADDRESS *addr)
 {
-    if (from_stage1(__builtin_return_address(0)) && alloc_fails(true, pages))
+    if (!from_stage1(__builtin_return_address(0)))
+        return ff_orig.AllocatePages(type, mem, pages, addr);
+    if (alloc_fails(true, pages))
         return EFI_OUT_OF_RESOURCES;
-    return ff_orig.AllocatePages(type, mem, pages, addr);
+    EFI_STATUS s = ff_orig.AllocatePages(type, mem, pages, addr);
+    if (!EFI_ERROR(s))
+        track(true, *addr, pages);
+    return s;
 }
 
 static EFI_STATUS EFIAPI hook_allocate_pool(EFI_MEMORY_TYPE mem, UINTN bytes, void **buf)
 {
-    if (from_stage1(__builtin_return_address(0)) && alloc_fails(false, bytes)) {
+    if (!from_stage1(__builtin_return_address(0)))
+        return ff_orig.AllocatePool(mem, bytes, buf);
+    if (alloc_fails(false, bytes)) {
         if (buf)
             *buf = NULL;
         return EFI_OUT_OF_RESOURCES;
     }
-    return ff_orig.AllocatePool(mem, bytes, buf);
+    EFI_STATUS s = ff_orig.AllocatePool(mem, bytes, buf);
+    if (!EFI_ERROR(s))
+        track(false, (uint64_t)(UINTN)*buf, bytes);
+    return s;
+}
+
+static EFI_STATUS EFIAPI hook_free_pages(EFI_PHYSICAL_ADDRESS addr, UINTN pages)
+{
+    EFI_STATUS s = ff_orig.FreePages(addr, pages);
+    if (from_stage1(__builtin_return_address(0)) && !EFI_ERROR(s))
+        untrack(true, addr, pages);
+    return s;
+}
+
+static EFI_STATUS EFIAPI hook_free_pool(void *buf)
+{
+    EFI_STATUS s = ff_orig.FreePool(buf);
+    if (from_stage1(__builtin_return_address(0)) && !EFI_ERROR(s))
+        untrack(false, (uint64_t)(UINTN)buf, 0);
+    return s;
 }
 
 /* ---- protocols ------------------------------------------------------------------ */
@@ -355,6 +411,11 @@ EFI_STATUS hooks_prepare(const struct ff_config *cfg)
         h.hidden_name = "RNG";
         return EFI_SUCCESS;
     case FF_HIGH_MEMORY:
+        /* What the firmware still needs below 4 GiB is hidden from stage 1 as boot-services data.
+         */
+        h.mapx.kind = MAPX_HIDE_LOW;
+        h.mapx.limit = FOUR_GIB;
+        h.rewrite_map = true;
         return take_low_memory(cfg->arg ? cfg->arg : KEEP_LOW_M);
     default:
         return EFI_SUCCESS;
@@ -377,6 +438,8 @@ void hooks_install(EFI_BOOT_SERVICES *bs, uint64_t image_lo, uint64_t image_hi)
     bs->GetMemoryMap = hook_get_memory_map;
     bs->AllocatePages = hook_allocate_pages;
     bs->AllocatePool = hook_allocate_pool;
+    bs->FreePages = hook_free_pages;
+    bs->FreePool = hook_free_pool;
     bs->HandleProtocol = hook_handle_protocol;
     bs->OpenProtocol = hook_open_protocol;
     bs->LocateProtocol = hook_locate_protocol;
@@ -394,6 +457,21 @@ void hooks_remove(EFI_BOOT_SERVICES *bs)
 
 void hooks_report(void)
 {
+    uint64_t pages = 0, bytes = 0;
+    for (unsigned i = 0; i < h.live_count; i++) {
+        if (h.live[i].pages)
+            pages += h.live[i].size;
+        else
+            bytes += h.live[i].size;
+    }
+    ff_printf("faultfw: stage 1 left %u%s allocations behind (%llu pages, %llu pool bytes)\n",
+              h.live_count, h.live_overflow ? "+" : "", (unsigned long long)pages,
+              (unsigned long long)bytes);
+    for (unsigned i = 0; i < h.live_count && i < 8; i++)
+        ff_printf("faultfw:   %s at 0x%llx, %llu %s\n",
+                  h.live[i].pages ? "AllocatePages" : "AllocatePool",
+                  (unsigned long long)h.live[i].addr, (unsigned long long)h.live[i].size,
+                  h.live[i].pages ? "pages" : "bytes");
     ff_printf("faultfw: injected: %u of %u allocations failed, %u hidden protocol lookups, "
               "%u rewritten maps, %u ExitBootServices calls\n",
               h.allocs_failed, h.allocs, h.denied, h.maps, h.ebs_calls);

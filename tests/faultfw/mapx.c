@@ -71,6 +71,32 @@ static uint32_t split(const struct mapx_params *p, const struct mapx_desc *in, u
     return n;
 }
 
+static uint32_t hide_low(const struct mapx_params *p, const struct mapx_desc *in, uint32_t count,
+                         struct mapx_desc *out, uint32_t cap)
+{
+    uint32_t n = 0;
+    for (uint32_t i = 0; i < count; i++) {
+        struct mapx_desc d = in[i];
+        if (d.type != MAPX_EFI_CONVENTIONAL || d.phys >= p->limit) {
+            if (!push(out, cap, &n, &d))
+                return UINT32_MAX;
+            continue;
+        }
+        if (desc_end(&d) > p->limit) {
+            struct mapx_desc hi = d;
+            hi.phys = p->limit;
+            hi.pages = (desc_end(&d) - p->limit) / PAGE;
+            d.pages -= hi.pages;
+            if (!push(out, cap, &n, &hi))
+                return UINT32_MAX;
+        }
+        d.type = MAPX_EFI_BS_DATA;
+        if (!push(out, cap, &n, &d))
+            return UINT32_MAX;
+    }
+    return n;
+}
+
 /* The usable descriptor with the most pages, above 1 MiB and apart from `own`. */
 static const struct mapx_desc *largest_usable(const struct mapx_desc *d, uint32_t n,
                                               const struct mapx_params *p,
@@ -193,6 +219,8 @@ uint32_t mapx_transform(const struct mapx_params *p, const struct mapx_desc *in,
         return split(p, in, count, out, capacity);
     case MAPX_OVERLAP:
         return overlap(p, in, count, out, capacity, ov);
+    case MAPX_HIDE_LOW:
+        return hide_low(p, in, count, out, capacity);
     default:
         break;
     }

@@ -40,6 +40,7 @@ enum mapx_kind {
     MAPX_REVERSE,  /* the same descriptors, last first */
     MAPX_SPLIT,    /* conventional descriptors cut into pieces of split_pages */
     MAPX_OVERLAP,  /* `own` reported conventional, with restricting descriptors laid over */
+    MAPX_HIDE_LOW, /* conventional memory below `limit` reported as boot-services data */
 };
 
 struct mapx_params {
@@ -47,6 +48,7 @@ struct mapx_params {
     uint32_t out_stride; /* bytes per output descriptor, >= MAPX_DESC_MIN */
     uint64_t split_pages;
     uint64_t seed;
+    uint64_t limit; /* MAPX_HIDE_LOW: bytes */
     /* MAPX_OVERLAP: the layer's own allocation and the reserved window inside it. */
     uint64_t own_base, own_pages;
     uint64_t canary_base, canary_pages;

@@ -163,6 +163,28 @@ static void test_overlap(void)
     CHECK(usable(out, m, 0x808000) && !usable(out, m, 0xffc00000ull));
 }
 
+static void test_hide_low(void)
+{
+    /* One usable descriptor across the limit, so it must be cut there. */
+    struct mapx_desc map[BASE_COUNT + 1];
+    memcpy(map, base_map, sizeof(base_map));
+    map[BASE_COUNT] = (struct mapx_desc){.type = 7, .phys = 0xfff00000ull, .pages = 0x200};
+    struct mapx_params p = {.kind = MAPX_HIDE_LOW, .out_stride = 48, .limit = 1ull << 32};
+    uint32_t m = mapx_transform(&p, map, BASE_COUNT + 1, out, 1 << 16, NULL);
+    CHECK(m == BASE_COUNT + 2);
+    CHECK(never_more_usable(out, m, 0, 0));
+    CHECK(!usable(out, m, 0x808000) && !usable(out, m, 0xfffff000ull));
+    CHECK(usable(out, m, 1ull << 32) && usable(out, m, 0x1000ff000ull));
+    uint64_t low_pages = 0;
+    for (uint32_t i = 0; i < m; i++)
+        if (out[i].type == MAPX_EFI_BS_DATA && out[i].phys < (1ull << 32) &&
+            out[i].phys + out[i].pages * PAGE <= (1ull << 32))
+            low_pages += out[i].pages;
+    /* 0x9f + 0x700 + 0x1f000 + 0x100 usable pages were below 4 GiB, plus two BS pages. */
+    CHECK(low_pages == 0x9f + 0x700 + 0x1f000 + 0x100 + 1 + 0x400);
+    CHECK(mapx_transform(&p, map, BASE_COUNT + 1, out, BASE_COUNT + 1, NULL) == UINT32_MAX);
+}
+
 static void test_strides(void)
 {
     static uint8_t raw[BASE_COUNT * 80];
@@ -181,6 +203,7 @@ int main(void)
     test_reorder();
     test_split();
     test_overlap();
+    test_hide_low();
     test_strides();
     printf("%u passed, %u failed\n", passed, failed);
     return failed ? EXIT_FAILURE : EXIT_SUCCESS;
