@@ -157,21 +157,55 @@ static EFI_GRAPHICS_OUTPUT_PROTOCOL *find_gop(void)
     return NULL;
 }
 
-/* Switches to the first mode of exactly width x height with a linear framebuffer. */
-static bool set_mode(EFI_GRAPHICS_OUTPUT_PROTOCOL *gop, uint32_t width, uint32_t height)
+/* A mode the console can draw on: a linear framebuffer with known pixels. */
+static bool mode_is_linear(const EFI_GRAPHICS_OUTPUT_MODE_INFORMATION *info)
 {
+    return info->PixelFormat == PixelRedGreenBlueReserved8BitPerColor ||
+           info->PixelFormat == PixelBlueGreenRedReserved8BitPerColor ||
+           info->PixelFormat == PixelBitMask;
+}
+
+#define FB_PREFERRED_W 1920 /* the largest mode picked on our own: plenty for a text console */
+#define FB_PREFERRED_H 1200
+
+/*
+ * Picks a mode: exactly width x height when asked (0, 0: none asked), else the
+ * largest linear mode within FB_PREFERRED_W x FB_PREFERRED_H, else the smallest
+ * linear one. Returns false if no mode qualifies.
+ */
+static bool pick_mode(EFI_GRAPHICS_OUTPUT_PROTOCOL *gop, uint32_t width, uint32_t height,
+                      UINT32 *out)
+{
+    bool found = false, found_fit = false;
+    uint64_t best_area = 0;
     for (UINT32 m = 0; m < gop->Mode->MaxMode; m++) {
         EFI_GRAPHICS_OUTPUT_MODE_INFORMATION *info;
         UINTN size;
         if (EFI_ERROR(gop->QueryMode(gop, m, &size, &info)))
             continue;
-        bool match = info->HorizontalResolution == width && info->VerticalResolution == height &&
-                     info->PixelFormat != PixelBltOnly;
+        uint32_t w = info->HorizontalResolution, h = info->VerticalResolution;
+        bool linear = mode_is_linear(info);
         fw_bs->FreePool(info);
-        if (match)
-            return !EFI_ERROR(gop->SetMode(gop, m));
+        if (!linear)
+            continue;
+        if (width && height) {
+            if (w == width && h == height) {
+                *out = m;
+                return true;
+            }
+            continue;
+        }
+        uint64_t area = (uint64_t)w * h;
+        bool fits = w <= FB_PREFERRED_W && h <= FB_PREFERRED_H;
+        if ((fits && (!found_fit || area > best_area)) ||
+            (!fits && !found_fit && (!found || area < best_area))) {
+            *out = m;
+            best_area = area;
+            found = true;
+            found_fit = found_fit || fits;
+        }
     }
-    return false;
+    return found;
 }
 
 enum fw_status fw_framebuffer(uint32_t width, uint32_t height, struct canopy_framebuffer *fb,
@@ -182,8 +216,17 @@ enum fw_status fw_framebuffer(uint32_t width, uint32_t height, struct canopy_fra
     EFI_GRAPHICS_OUTPUT_PROTOCOL *gop = find_gop();
     if (!gop || !gop->Mode || !gop->Mode->Info)
         return FW_NOT_FOUND;
-    if (width && height && !set_mode(gop, width, height))
-        *note = "the configured resolution is not offered; keeping the current mode";
+    /*
+     * The firmware's current mode is kept unless the config asks for another
+     * or the current one cannot be drawn on (blit only).
+     */
+    UINT32 mode;
+    if (width && height) {
+        if (!pick_mode(gop, width, height, &mode) || EFI_ERROR(gop->SetMode(gop, mode)))
+            *note = "the configured resolution is not offered; keeping the current mode";
+    } else if (!mode_is_linear(gop->Mode->Info) && pick_mode(gop, 0, 0, &mode)) {
+        gop->SetMode(gop, mode);
+    }
     const EFI_GRAPHICS_OUTPUT_MODE_INFORMATION *info = gop->Mode->Info;
     uint32_t bpp = 32;
     switch (info->PixelFormat) {
