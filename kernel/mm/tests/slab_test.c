@@ -1,0 +1,292 @@
+/*
+ * slab_test: host tests of the kernel heap's size-class allocator
+ * (kernel/mm/slab.c) over a page source of aligned host memory that records
+ * which pages it lent out, so tests can prove that every page comes back.
+ * Prints `N passed, M failed` and exits non-zero on failure.
+ */
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "../slab.h"
+
+static unsigned passed, failed;
+
+#define CHECK(cond)                                                                                \
+    do {                                                                                           \
+        if (cond) {                                                                                \
+            passed++;                                                                              \
+        } else {                                                                                   \
+            failed++;                                                                              \
+            fprintf(stderr, "%s:%d: check failed: %s\n", __FILE__, __LINE__, #cond);               \
+        }                                                                                          \
+    } while (0)
+
+/* ---- the page source: every run it lends, and a budget to make it fail ---- */
+
+#define MAX_RUNS 4096
+
+struct source {
+    struct {
+        void *page;
+        uint64_t count;
+    } runs[MAX_RUNS];
+    unsigned run_count;
+    uint64_t pages_out;
+    uint64_t budget; /* pages it may still lend */
+};
+
+static bool src_alloc(void *ctx, uint64_t count, void **page)
+{
+    struct source *s = ctx;
+    if (count > s->budget || s->run_count == MAX_RUNS)
+        return false;
+    void *p = aligned_alloc(SLAB_PAGE_SIZE, count * SLAB_PAGE_SIZE);
+    if (p == NULL)
+        return false;
+    memset(p, 0xa5, count * SLAB_PAGE_SIZE); /* the heap must not rely on zeroed pages */
+    s->runs[s->run_count].page = p;
+    s->runs[s->run_count].count = count;
+    s->run_count++;
+    s->budget -= count;
+    s->pages_out += count;
+    *page = p;
+    return true;
+}
+
+static int run_index(const struct source *s, const void *page)
+{
+    for (unsigned i = 0; i < s->run_count; i++)
+        if (s->runs[i].page == page)
+            return (int)i;
+    return -1;
+}
+
+static void src_free(void *ctx, void *page, uint64_t count)
+{
+    struct source *s = ctx;
+    int i = run_index(s, page);
+    if (i < 0 || s->runs[i].count != count) {
+        fprintf(stderr, "page source: %p (%llu pages) was not lent out like that\n", page,
+                (unsigned long long)count);
+        failed++;
+        return;
+    }
+    free(page);
+    s->runs[i] = s->runs[--s->run_count];
+    s->budget += count;
+    s->pages_out -= count;
+}
+
+static bool src_owns(void *ctx, const void *page)
+{
+    return run_index(ctx, page) >= 0;
+}
+
+static struct source *source_new(uint64_t budget)
+{
+    struct source *s = calloc(1, sizeof(*s));
+    s->budget = budget;
+    return s;
+}
+
+static void heap_init(struct slab_heap *h, struct source *s)
+{
+    slab_init(
+        h, (struct slab_pages){.alloc = src_alloc, .free = src_free, .owns = src_owns, .ctx = s});
+}
+
+static bool heap_ok(const struct slab_heap *h)
+{
+    const char *why = NULL;
+    bool ok = slab_check(h, &why);
+    if (!ok)
+        fprintf(stderr, "slab_check: %s\n", why);
+    return ok;
+}
+
+/* ---- tests ---------------------------------------------------------------- */
+
+static void test_classes_cover_sizes_in_order(void)
+{
+    CHECK(slab_class_of(0) == SLAB_CLASS_COUNT);
+    CHECK(slab_class_of(1) == 0);
+    CHECK(slab_class_size(slab_class_of(16)) == 16);
+    CHECK(slab_class_size(slab_class_of(17)) == 32);
+    CHECK(slab_class_size(slab_class_of(SLAB_MAX_SMALL)) == SLAB_MAX_SMALL);
+    CHECK(slab_class_of(SLAB_MAX_SMALL + 1) == SLAB_CLASS_COUNT);
+    size_t prev = 0;
+    for (unsigned c = 0; c < SLAB_CLASS_COUNT; c++) {
+        size_t size = slab_class_size(c);
+        CHECK(size > prev && size % SLAB_ALIGN == 0);
+        CHECK(SLAB_HEADER_SIZE + slab_class_objects(c) * size <= SLAB_PAGE_SIZE);
+        CHECK(slab_class_objects(c) >= 2 && slab_class_objects(c) <= SLAB_MAX_OBJECTS);
+        /* every size between two classes goes to the upper one */
+        CHECK(slab_class_of(prev + 1) == c && slab_class_of(size) == c);
+        prev = size;
+    }
+    CHECK(slab_large_pages(SLAB_PAGE_SIZE - SLAB_HEADER_SIZE) == 1);
+    CHECK(slab_large_pages(SLAB_PAGE_SIZE - SLAB_HEADER_SIZE + 1) == 2);
+    CHECK(slab_large_pages(SLAB_PAGE_SIZE) == 2);
+}
+
+static void test_one_slab_holds_exactly_its_objects(void)
+{
+    struct source *src = source_new(100);
+    struct slab_heap h;
+    heap_init(&h, src);
+    unsigned c = slab_class_of(100);
+    unsigned n = slab_class_objects(c);
+    void *p[SLAB_MAX_OBJECTS + 1];
+    for (unsigned i = 0; i < n; i++) {
+        p[i] = slab_alloc(&h, 100);
+        CHECK(p[i] != NULL && (uintptr_t)p[i] % SLAB_ALIGN == 0);
+        CHECK(slab_usable_size(&h, p[i]) == slab_class_size(c));
+    }
+    CHECK(src->pages_out == 1 && h.slabs[c] == 1 && h.objects[c] == n);
+    for (unsigned i = 1; i < n; i++) /* consecutive objects, no overlap */
+        CHECK((char *)p[i] - (char *)p[i - 1] == (ptrdiff_t)slab_class_size(c));
+    p[n] = slab_alloc(&h, 100);
+    CHECK(p[n] != NULL && src->pages_out == 2);
+    CHECK(heap_ok(&h));
+    for (unsigned i = 0; i <= n; i++)
+        CHECK(slab_free(&h, p[i]) == SLAB_OK);
+    CHECK(src->pages_out == 0 && h.page_count == 0);
+    CHECK(heap_ok(&h));
+    free(src);
+}
+
+static void test_freed_slot_is_reused_first(void)
+{
+    struct source *src = source_new(10);
+    struct slab_heap h;
+    heap_init(&h, src);
+    void *a = slab_alloc(&h, 40), *b = slab_alloc(&h, 40), *c = slab_alloc(&h, 40);
+    CHECK(slab_free(&h, b) == SLAB_OK);
+    CHECK(slab_alloc(&h, 33) == b); /* the lowest free object of the class */
+    CHECK(slab_free(&h, a) == SLAB_OK && slab_free(&h, b) == SLAB_OK &&
+          slab_free(&h, c) == SLAB_OK);
+    CHECK(src->pages_out == 0);
+    free(src);
+}
+
+static void test_large_allocations_take_whole_pages(void)
+{
+    struct source *src = source_new(100);
+    struct slab_heap h;
+    heap_init(&h, src);
+    void *a = slab_alloc(&h, SLAB_MAX_SMALL + 1);
+    void *b = slab_alloc(&h, 5 * SLAB_PAGE_SIZE);
+    CHECK(a != NULL && b != NULL);
+    CHECK((uintptr_t)a % SLAB_PAGE_SIZE == SLAB_HEADER_SIZE);
+    CHECK(h.large_allocs == 2 && h.large_pages == 1 + 6 && src->pages_out == 7);
+    CHECK(slab_usable_size(&h, b) == 6 * SLAB_PAGE_SIZE - SLAB_HEADER_SIZE);
+    memset(b, 0x11, 5 * SLAB_PAGE_SIZE);
+    CHECK(heap_ok(&h));
+    CHECK(slab_free(&h, b) == SLAB_OK && slab_free(&h, a) == SLAB_OK);
+    CHECK(src->pages_out == 0 && h.large_allocs == 0 && h.page_count == 0);
+    free(src);
+}
+
+static void test_double_and_bad_frees_are_refused_without_change(void)
+{
+    struct source *src = source_new(100);
+    struct slab_heap h;
+    heap_init(&h, src);
+    char *a = slab_alloc(&h, 64), *b = slab_alloc(&h, 64);
+    char *big = slab_alloc(&h, 3 * SLAB_PAGE_SIZE);
+    static char foreign[2 * SLAB_PAGE_SIZE];
+    char *not_ours = (char *)(((uintptr_t)foreign + SLAB_PAGE_SIZE) & ~(uintptr_t)4095) + 64;
+    CHECK(slab_free(&h, a) == SLAB_OK);
+    uint64_t objects = h.objects[slab_class_of(64)];
+    CHECK(slab_free(&h, a) == SLAB_ERR_DOUBLE_FREE);
+    CHECK(slab_free(&h, b + 16) == SLAB_ERR_BAD_POINTER);   /* inside an object */
+    CHECK(slab_free(&h, b + 1) == SLAB_ERR_BAD_POINTER);    /* misaligned */
+    CHECK(slab_free(&h, big + 16) == SLAB_ERR_BAD_POINTER); /* inside a large allocation */
+    CHECK(slab_free(&h, not_ours) == SLAB_ERR_BAD_POINTER); /* a page the heap never had */
+    CHECK(slab_free(&h, (char *)((uintptr_t)b & ~(uintptr_t)4095)) == SLAB_ERR_BAD_POINTER);
+    CHECK(h.objects[slab_class_of(64)] == objects && heap_ok(&h));
+    CHECK(slab_free(&h, big) == SLAB_OK);
+    CHECK(slab_free(&h, big) == SLAB_ERR_BAD_POINTER); /* its pages went back */
+    CHECK(slab_free(&h, b) == SLAB_OK);
+    CHECK(slab_free(&h, b) == SLAB_ERR_BAD_POINTER); /* the slab page went back with b */
+    CHECK(slab_free(&h, NULL) == SLAB_OK);
+    CHECK(src->pages_out == 0 && heap_ok(&h));
+    free(src);
+}
+
+static void test_empty_page_source_gives_null_and_no_change(void)
+{
+    struct source *src = source_new(1);
+    struct slab_heap h;
+    heap_init(&h, src);
+    CHECK(slab_alloc(&h, 0) == NULL);
+    CHECK(slab_alloc(&h, 2 * SLAB_PAGE_SIZE) == NULL); /* needs 3 pages, 1 left */
+    CHECK(slab_alloc(&h, SIZE_MAX) == NULL);
+    CHECK(h.page_count == 0 && src->pages_out == 0);
+    void *a = slab_alloc(&h, 16);
+    CHECK(a != NULL);
+    CHECK(slab_alloc(&h, 32) == NULL); /* a second class needs a second page */
+    CHECK(heap_ok(&h) && h.page_count == 1);
+    CHECK(slab_free(&h, a) == SLAB_OK && src->pages_out == 0);
+    free(src);
+}
+
+/* Random sizes, each allocation filled with its own byte and checked before it is freed. */
+static void test_random_churn_keeps_contents_and_returns_every_page(void)
+{
+    enum { SLOTS = 512, OPS = 200000 };
+    struct source *src = source_new(UINT64_MAX);
+    struct slab_heap h;
+    heap_init(&h, src);
+    static struct {
+        unsigned char *p;
+        size_t size;
+        unsigned char tag;
+    } slot[SLOTS];
+    uint64_t x = 0x9e3779b97f4a7c15ull;
+    unsigned corrupt = 0, bad_free = 0, oom = 0, check_fail = 0;
+    for (unsigned op = 0; op < OPS; op++) {
+        x ^= x << 13, x ^= x >> 7, x ^= x << 17;
+        unsigned i = (unsigned)(x % SLOTS);
+        if (slot[i].p) {
+            for (size_t k = 0; k < slot[i].size; k++)
+                corrupt += slot[i].p[k] != slot[i].tag;
+            bad_free += slab_free(&h, slot[i].p) != SLAB_OK;
+            slot[i].p = NULL;
+        } else {
+            size_t size = (x >> 20) % 8 == 0 ? 1 + (x >> 24) % 20000 : 1 + (x >> 24) % 600;
+            slot[i].p = slab_alloc(&h, size);
+            oom += slot[i].p == NULL;
+            slot[i].size = size;
+            slot[i].tag = (unsigned char)(op | 1);
+            if (slot[i].p)
+                memset(slot[i].p, slot[i].tag, size);
+        }
+        if (op % 4096 == 0)
+            check_fail += !heap_ok(&h);
+    }
+    for (unsigned i = 0; i < SLOTS; i++)
+        if (slot[i].p) {
+            for (size_t k = 0; k < slot[i].size; k++)
+                corrupt += slot[i].p[k] != slot[i].tag;
+            bad_free += slab_free(&h, slot[i].p) != SLAB_OK;
+        }
+    CHECK(corrupt == 0 && bad_free == 0 && oom == 0 && check_fail == 0);
+    CHECK(src->pages_out == 0 && h.page_count == 0 && heap_ok(&h));
+    free(src);
+}
+
+int main(void)
+{
+    test_classes_cover_sizes_in_order();
+    test_one_slab_holds_exactly_its_objects();
+    test_freed_slot_is_reused_first();
+    test_large_allocations_take_whole_pages();
+    test_double_and_bad_frees_are_refused_without_change();
+    test_empty_page_source_gives_null_and_no_change();
+    test_random_churn_keeps_contents_and_returns_every_page();
+    printf("%u passed, %u failed\n", passed, failed);
+    return failed != 0;
+}
