@@ -82,6 +82,17 @@ void console_write(const char *s, size_t n)
         fbcon_flush();
 }
 
+void console_write_deferred(const char *s, size_t n)
+{
+    console_sink(NULL, s, n);
+}
+
+void console_flush(void)
+{
+    if (fb_up)
+        fbcon_flush();
+}
+
 int console_poll_input(void)
 {
     return serial_up ? serial_getc() : -1;

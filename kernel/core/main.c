@@ -28,6 +28,9 @@
 #include <kernel/faultdemo.h>
 #include <kernel/kmm.h>
 #include <kernel/panic.h>
+#include <kernel/shellglue.h>
+
+#include "../mm/manifest.h"
 
 #ifndef CANOPY_VERSION
 #define CANOPY_VERSION "0"
@@ -139,15 +142,6 @@ static void start_timer(const struct canopy_bootinfo *bi)
         kprintf("timer: no PIT ticks through the 8259; idling by polling\n");
 }
 
-static _Noreturn void idle(void)
-{
-    /* Polls the serial port between timer ticks, so input waits in the UART's FIFO. */
-    for (;;) {
-        (void)console_poll_input();
-        arch_idle();
-    }
-}
-
 void kernel_main(struct canopy_bootinfo *bi)
 {
     arch_gdt_init();
@@ -166,6 +160,7 @@ void kernel_main(struct canopy_bootinfo *bi)
             console_has_fb() ? "on" : "off");
 
     kmm_adopt(bi);
+    manifest_init(bi);
     kmm_drop_identity();
     kmm_reclaim();
     char msg[160];
@@ -176,7 +171,7 @@ void kernel_main(struct canopy_bootinfo *bi)
     start_timer(bi);
 
     print_banner(bi);
-    kprintf("canopy: ready\n");
+    shellglue_start(bi); /* ends with `canopy: ready` */
     faultdemo_run(bi->cmdline);
-    idle();
+    shellglue_run();
 }

@@ -31,6 +31,7 @@
 #define FCR_ENABLE_CLEAR_14 0xc7 /* FIFOs on, both cleared, receive trigger at 14 bytes */
 #define MCR_NORMAL          0x0b /* DTR, RTS, OUT2 */
 #define MCR_LOOPBACK        0x1e /* loopback with RTS, OUT1, OUT2 */
+#define IER_RX_DATA         0x01 /* received data available (and the FIFO timeout) */
 #define LSR_DATA_READY      0x01
 #define LSR_THR_EMPTY       0x20
 
@@ -123,6 +124,14 @@ void serial_write(const char *s, size_t n)
             serial_put('\r');
         serial_put((uint8_t)s[i]);
     }
+}
+
+bool serial_enable_rx_interrupt(void)
+{
+    if (!present)
+        return false;
+    arch_outb(base + UART_IER, IER_RX_DATA); /* MCR's OUT2 (set in MCR_NORMAL) gates the line */
+    return true;
 }
 
 int serial_getc(void)

@@ -27,6 +27,7 @@
 #include <kernel/panic.h>
 
 #include "kmm_internal.h"
+#include "manifest.h"
 
 #define PAGE_SIZE          4096ull
 #define LOWER_HALF_LAST_4L 0x00007fffffffffffull
@@ -126,6 +127,8 @@ bool kmm_drop_identity(void)
             panic("kmm: unmapping the trampoline page 0x%llx: %s", (unsigned long long)va,
                   pt_status_str(st));
         arch_invlpg(va);
+        if (!manifest_remove(va, PAGE_SIZE))
+            kprintf("kmm: the manifest did not take the trampoline page's removal\n");
         if (mapped && pmm_owner_of(&kmm.pmm, leaf.pa) == CANOPY_OWNER_TRAMPOLINE) {
             enum pmm_status ps = pmm_free(&kmm.pmm, leaf.pa, 0);
             if (ps != PMM_OK)

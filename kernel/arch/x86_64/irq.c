@@ -42,6 +42,7 @@
 
 static volatile uint64_t ticks;
 static bool timer_on;
+static void (*line_handlers[16])(void); /* arch_irq_enable's handlers */
 
 static void pic_mask_all(void)
 {
@@ -96,6 +97,28 @@ static void irq_spurious_slave(struct trap_frame *f)
     if (pic_in_service(PIC2_CMD, 7))
         arch_outb(PIC2_CMD, PIC_EOI);
     arch_outb(PIC1_CMD, PIC_EOI); /* the master saw IRQ 2 either way */
+}
+
+/* Every line enabled by arch_irq_enable: its handler, then the EOI (to both PICs above 7). */
+static void irq_line(struct trap_frame *f)
+{
+    unsigned line = (unsigned)(f->vector - IRQ_VECTOR_BASE) & 15;
+    if (line_handlers[line])
+        line_handlers[line]();
+    if (line >= 8)
+        arch_outb(PIC2_CMD, PIC_EOI);
+    arch_outb(PIC1_CMD, PIC_EOI);
+}
+
+bool arch_irq_enable(unsigned line, void (*handler)(void))
+{
+    if (!timer_on || line == IRQ_TIMER || line == IRQ_CASCADE || line > 15 || !handler)
+        return false;
+    line_handlers[line] = handler;
+    arch_trap_set_handler((uint8_t)(IRQ_VECTOR_BASE + line), irq_line);
+    uint16_t port = line < 8 ? PIC1_DATA : PIC2_DATA;
+    arch_outb(port, arch_inb(port) & (uint8_t) ~(1u << (line & 7)));
+    return true;
 }
 
 bool arch_timer_start(uint32_t hz, uint64_t tsc_budget)

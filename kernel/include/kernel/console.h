@@ -26,6 +26,16 @@ bool console_init_fb(const struct canopy_framebuffer *fb, uint64_t hhdm_base);
 /* Writes n bytes to every console. */
 void console_write(const char *s, size_t n);
 
+/*
+ * Writes n bytes to every console but leaves the screen to console_flush: a
+ * burst of small writes (the shell echoing typed input) then repaints the
+ * framebuffer once, not once per byte.
+ */
+void console_write_deferred(const char *s, size_t n);
+
+/* Repaints the framebuffer console with everything written so far. */
+void console_flush(void);
+
 /* Stops using the framebuffer console (a fault while drawing, for instance). */
 void console_disable_fb(void);
 

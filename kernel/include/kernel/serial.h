@@ -25,6 +25,13 @@ bool serial_is_present(void);
 /* Writes n bytes, '\n' as "\r\n". Gives up on a port that stays busy. */
 void serial_write(const char *s, size_t n);
 
+/*
+ * Lets the UART raise its interrupt line (COM1: IRQ 4) while received bytes
+ * wait, so a halted CPU wakes for input. The line stays raised until they are
+ * read with serial_getc. Returns false if there is no port.
+ */
+bool serial_enable_rx_interrupt(void);
+
 /* One received byte, or -1 if none is waiting (or there is no port). */
 int serial_getc(void);
 

@@ -20,6 +20,16 @@
  */
 bool arch_timer_start(uint32_t hz, uint64_t tsc_budget);
 
+/*
+ * Routes legacy IRQ `line` (1, 3-15) to handler and unmasks it; the PIC is
+ * acknowledged after handler returns. Returns false (nothing changed) if the
+ * timer is not on (the PICs are then left masked) or the line is not usable.
+ * A device that keeps its line raised needs its cause removed before the next
+ * edge can arrive (the 8259 is edge triggered).
+ * => interrupts off; handler runs with interrupts off.
+ */
+bool arch_irq_enable(unsigned line, void (*handler)(void));
+
 /* Timer ticks since arch_timer_start. */
 uint64_t arch_timer_ticks(void);
 

@@ -1,0 +1,319 @@
+/*
+ * shellglue: the debug shell's callbacks over the live machine, and the
+ * kernel's idle loop that feeds it.
+ *
+ * The shell (shell/shell.c) formats; this file only hands over data: the PMM,
+ * the boot memory map, walks of the live page tables (CR3 read afresh each
+ * time, so a dump shows what the MMU uses), guarded memory reads for `peek`,
+ * the boot timestamps, and the page-table dumps of vmm/ptdump.c with section
+ * markers and labels. `pt check` compares the live tables with the mapping
+ * manifest (mm/manifest.c).
+ *
+ * Input: COM1 and the PS/2 keyboard are polled from one loop. The UART's
+ * receive interrupt (IRQ 4) is enabled only to wake the halted CPU; its
+ * handler does nothing, the loop reads every waiting byte before it halts
+ * again, so the line always drops and the next byte raises a fresh edge.
+ * Output goes to serial at once and to the screen when the input pauses (at
+ * most every SCREEN_TICKS timer ticks while it streams in), so a burst of
+ * typed lines costs one repaint, not one per byte.
+ *
+ * Called by kernel_main: shellglue_start, then shellglue_run.
+ */
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include <arch/cpu.h>
+#include <arch/irq.h>
+#include <canopy/bootinfo.h>
+#include <kernel/console.h>
+#include <kernel/kmm.h>
+#include <kernel/serial.h>
+#include <kernel/shellglue.h>
+#include <vmm/ptdump.h>
+
+#include "../dev/kbd.h"
+#include "../mm/manifest.h"
+#include "../shell/shell.h"
+
+#define PAGE_SIZE    4096ull
+#define MSR_PAT      0x277u
+#define IRQ_COM1     4
+#define SERIAL_BURST 256 /* bytes read per loop turn before the keyboard gets its turn */
+#define KBD_POLLS    16  /* keyboard status reads per loop turn */
+#define SCREEN_TICKS 3   /* timer ticks between repaints while input streams in */
+
+#define EFI_MEMORY_MAPPED_IO      11
+#define EFI_MEMORY_MAPPED_IO_PORT 12
+#define NON_CANONICAL_4L          0x0000800000000000ull
+#define NON_CANONICAL_5L          0x0100000000000000ull
+
+static struct shell sh;
+static struct kbd kbd;
+static struct shell_ops ops;
+static bool screen_dirty;
+static uint64_t screen_tick;
+
+/* ---- the live page tables ------------------------------------------------------------------ */
+
+/* The kernel's hierarchy as the MMU sees it now: the adopted pt, rooted at CR3. */
+static struct pt live_pt(void)
+{
+    struct pt v = *kmm_pt();
+    v.root = arch_read_cr3() & ARCH_CR3_ADDR;
+    if (v.table_count == 0)
+        v.table_count = 1; /* a live hierarchy has at least its root */
+    return v;
+}
+
+static const char *segment_name(uint32_t flags)
+{
+    if (flags & CANOPY_SEG_X)
+        return ".text";
+    if (flags & CANOPY_SEG_W)
+        return ".data";
+    return ".rodata";
+}
+
+/* The label of the page at va: a kernel segment, else the manifest's owner. */
+static const char *label_of(void *ctx, uint64_t va)
+{
+    const struct canopy_bootinfo *bi = ctx;
+    for (uint32_t i = 0; i < bi->segment_count && i < CANOPY_MAX_SEGMENTS; i++) {
+        const struct canopy_segment *s = &bi->segments[i];
+        if (va >= s->vaddr && va - s->vaddr < s->page_count * PAGE_SIZE)
+            return segment_name(s->flags);
+    }
+    uint64_t stack_low = bi->stack_top_va - CANOPY_BOOT_STACK_SIZE;
+    if (va >= stack_low && va < bi->stack_top_va)
+        return "boot stack";
+    const struct manifest *m = manifest_kernel();
+    const struct canopy_mapping *e = m ? manifest_lookup(m, va) : NULL;
+    return e ? manifest_owner_name(e->owner) : NULL;
+}
+
+static void op_pt(void *ctx, enum shell_pt_mode mode, uint64_t start, uint64_t last, fmt_sink sink,
+                  void *sink_ctx)
+{
+    const struct canopy_bootinfo *bi = ctx;
+    struct pt v = live_pt();
+    bool la57 = bi->paging_levels == 5;
+    const struct ptdump_marker markers[] = {
+        {0, "user space"},
+        {la57 ? NON_CANONICAL_5L : NON_CANONICAL_4L, "non-canonical hole"},
+        {bi->hhdm_base, "HHDM"},
+        {CANOPY_DYNAMIC_BASE, "dynamic area"},
+        {CANOPY_DYNAMIC_END, "unused"},
+        {CANOPY_KERNEL_BASE, "kernel image"},
+    };
+    uint64_t pat = arch_rdmsr(MSR_PAT);
+    struct ptdump_options o = {
+        .first = start,
+        .last = last,
+        .markers = markers,
+        .marker_count = sizeof(markers) / sizeof(markers[0]),
+        .label = label_of,
+        .label_ctx = ctx,
+        .pat = &pat,
+    };
+    switch (mode) {
+    case SHELL_PT_HUMAN:
+        (void)ptdump_human(&v, &o, sink, sink_ctx);
+        break;
+    case SHELL_PT_QEMU:
+        ptdump_qemu_mem(&v, sink, sink_ctx);
+        break;
+    case SHELL_PT_TLB:
+        ptdump_qemu_tlb(&v, sink, sink_ctx);
+        break;
+    case SHELL_PT_CHECK: {
+        const struct manifest *m = manifest_kernel();
+        if (m)
+            (void)manifest_set_compare(m, &v, sink, sink_ctx);
+        else
+            fmt_format(sink, sink_ctx, "pt check: no manifest\n");
+        break;
+    }
+    }
+}
+
+static void op_walk(void *ctx, uint64_t va, struct shell_walk *out)
+{
+    (void)ctx;
+    struct pt v = live_pt();
+    out->root = v.root;
+    out->levels = v.levels;
+    pt_walk(&v, va, &out->walk);
+}
+
+/* True if pa is memory (not a device) per the boot memory map. */
+static bool phys_is_memory(const struct canopy_bootinfo *bi, uint64_t pa)
+{
+    const struct canopy_mem_range *r = kmm_phys_to_virt(bi->mem_ranges);
+    for (uint32_t i = 0; i < bi->mem_range_count; i++) {
+        if (pa < r[i].base || (pa - r[i].base) / PAGE_SIZE >= r[i].page_count)
+            continue;
+        switch (r[i].type) {
+        case CANOPY_MEM_USABLE:
+        case CANOPY_MEM_RECLAIMABLE:
+        case CANOPY_MEM_ACPI_RECLAIM:
+        case CANOPY_MEM_ACPI_NVS:
+        case CANOPY_MEM_RUNTIME:
+        case CANOPY_MEM_PERSISTENT:
+            return r[i].efi_type != EFI_MEMORY_MAPPED_IO &&
+                   r[i].efi_type != EFI_MEMORY_MAPPED_IO_PORT;
+        default:
+            return false;
+        }
+    }
+    return false;
+}
+
+/*
+ * Reads only through a present, cacheable leaf onto memory the map calls
+ * memory: a read from a device (framebuffer, MMIO, flash) can have effects,
+ * and those are refused as if unmapped.
+ */
+static bool op_peek(void *ctx, uint64_t va, void *buf, size_t len)
+{
+    const struct canopy_bootinfo *bi = ctx;
+    struct pt v = live_pt();
+    struct pt_leaf leaf;
+    if (len == 0 || !kmm_range_is_mapped(va, len, false) || pt_query(&v, va, &leaf) != PT_OK)
+        return false;
+    if ((leaf.attrs & PT_CACHE_MASK) != PT_CACHE_WB)
+        return false;
+    if (!phys_is_memory(bi, leaf.pa + (va - leaf.va)))
+        return false;
+    __builtin_memcpy(buf, (const void *)(uintptr_t)va, len);
+    return true;
+}
+
+static const struct pmm *op_pmm(void *ctx)
+{
+    (void)ctx;
+    return kmm_pmm();
+}
+
+static const struct canopy_mem_range *op_memmap(void *ctx, size_t *count)
+{
+    const struct canopy_bootinfo *bi = ctx;
+    *count = bi->mem_range_count;
+    return kmm_phys_to_virt(bi->mem_ranges);
+}
+
+static void op_boottime(void *ctx, struct shell_boottime *out)
+{
+    const struct canopy_bootinfo *bi = ctx;
+    out->tsc_hz = bi->tsc_hz;
+    for (unsigned p = 0; p < CANOPY_PHASE_COUNT; p++)
+        out->phase_tsc[p] = bi->phase_tsc[p];
+}
+
+static void op_write(void *ctx, const char *s, size_t n)
+{
+    (void)ctx;
+    console_write_deferred(s, n);
+    screen_dirty = true;
+}
+
+static void console_sink(void *ctx, const char *s, size_t n)
+{
+    (void)ctx;
+    console_write(s, n);
+}
+
+/* ---- input ------------------------------------------------------------------------------------
+ */
+
+static uint8_t port_in8(void *ctx, uint16_t port)
+{
+    (void)ctx;
+    return arch_inb(port);
+}
+
+static void port_out8(void *ctx, uint16_t port, uint8_t value)
+{
+    (void)ctx;
+    arch_outb(port, value);
+}
+
+/* IRQ 4 only wakes the CPU; the loop reads the bytes (which lowers the line). */
+static void serial_wake(void)
+{
+}
+
+void shellglue_start(struct canopy_bootinfo *bi)
+{
+    ops = (struct shell_ops){
+        .ctx = bi,
+        .write = op_write,
+        .va_bits = bi->paging_levels == 5 ? 57 : 48,
+        .pmm = op_pmm,
+        .memmap = op_memmap,
+        .pt = op_pt,
+        .walk = op_walk,
+        .peek = op_peek,
+        .boottime = op_boottime,
+    };
+    shell_init(&sh, &ops);
+
+    struct kbd_io io = {.in8 = port_in8, .out8 = port_out8, .ctx = NULL};
+    enum kbd_status ks = kbd_init(&kbd, &io);
+    kprintf("keyboard: %s%s\n", kbd_status_str(ks), kbd.present ? "" : "; serial input only");
+    if (console_has_serial()) {
+        bool woken = arch_irq_enable(IRQ_COM1, serial_wake) && serial_enable_rx_interrupt();
+        kprintf("serial: input %s\n",
+                woken ? "wakes the CPU (IRQ 4)" : "polled between timer ticks");
+    }
+
+    /* `pt check` once at every boot, so every boot log says whether the tables match. */
+    const struct manifest *m = manifest_kernel();
+    struct pt v = live_pt();
+    if (m)
+        (void)manifest_set_compare(m, &v, console_sink, NULL);
+    else
+        kprintf("pt check: no manifest\n");
+    bi->phase_tsc[CANOPY_PHASE_SHELL_READY] = arch_rdtsc();
+    kprintf("canopy: ready\n");
+}
+
+/*
+ * Repaints the screen if output is waiting, at most every SCREEN_TICKS ticks:
+ * the timer wakes the loop, so what is held back is drawn within that time.
+ * Without a timer (no ticks) it repaints whenever asked.
+ */
+static void screen_update(void)
+{
+    uint64_t now = arch_timer_ticks();
+    if (!screen_dirty || (now != 0 && now - screen_tick < SCREEN_TICKS))
+        return;
+    console_flush();
+    screen_dirty = false;
+    screen_tick = now;
+}
+
+_Noreturn void shellglue_run(void)
+{
+    shell_prompt(&sh);
+    for (;;) {
+        bool busy = false;
+        for (unsigned n = 0; n < SERIAL_BURST; n++) {
+            int c = console_poll_input();
+            if (c < 0)
+                break;
+            shell_input(&sh, (char)c);
+            busy = true;
+        }
+        for (unsigned n = 0; n < KBD_POLLS; n++) {
+            char c;
+            if (kbd_poll(&kbd, &c)) {
+                shell_input(&sh, c);
+                busy = true;
+            }
+        }
+        screen_update();
+        if (!busy)
+            arch_idle();
+    }
+}
