@@ -275,9 +275,13 @@ static void cmd_mem(struct shell *sh, struct args *a)
         say(sh, "  %5u %6s %12llu %12llu\n", o, size, (unsigned long long)p->free_blocks[o],
             (unsigned long long)frames);
     }
+    /* Freed single frames may wait in the order-0 cache instead of the lists. */
+    if (p->cache_frames)
+        say(sh, "  %5s %6s %12s %12llu\n", "cache", "4K", "", (unsigned long long)p->cache_frames);
+    listed += p->cache_frames;
     if (listed != p->free_frames)
-        say(sh, "mem: the free lists hold %llu frames, not %llu\n", (unsigned long long)listed,
-            (unsigned long long)p->free_frames);
+        say(sh, "mem: the free lists and cache hold %llu frames, not %llu\n",
+            (unsigned long long)listed, (unsigned long long)p->free_frames);
 
     say(sh, "  used frames per owner:\n");
     for (unsigned o = 0; o < CANOPY_OWNER_COUNT; o++) {

@@ -426,14 +426,21 @@ static void test_mem_table(void)
     OUT_HAS(&r.f, "      0     4K            2            2\n");
     OUT_HAS(&r.f, "  kernel-image            600    2400K\n");
     OUT_LACKS(&r.f, "add up");
-    OUT_LACKS(&r.f, "free lists hold");
+    OUT_LACKS(&r.f, "free lists and cache hold");
+    OUT_LACKS(&r.f, "  cache ");
     OUT_LACKS(&r.f, "  heap ");
     /* Inconsistent counters are pointed out, not hidden. */
     r.f.pmm.free_blocks[0] = 3;
     r.f.pmm.used_frames = 1001;
     rig_type(&r, "mem");
     OUT_HAS(&r.f, "mem: the counters add up to 8193 frames, not 8192\n");
-    OUT_HAS(&r.f, "mem: the free lists hold 6001 frames, not 6000\n");
+    OUT_HAS(&r.f, "mem: the free lists and cache hold 6001 frames, not 6000\n");
+    /* Frames in the PMM's order-0 cache count as free, and are shown. */
+    r.f.pmm.free_blocks[0] = 1;
+    r.f.pmm.cache_frames = 1;
+    rig_type(&r, "mem");
+    OUT_HAS(&r.f, "  cache     4K                         1\n");
+    OUT_HAS(&r.f, "mem: the counters add up to 8193 frames, not 8192\n");
     fake_free(&r.f);
 }
 
