@@ -1,0 +1,469 @@
+/*
+ * efirt: the EFI address space and the ResetSystem call.
+ *
+ * Stage 1 never calls SetVirtualAddressMap, so the firmware's runtime code
+ * runs where the memory map puts it and expects identity mappings of every
+ * EFI_MEMORY_RUNTIME region. Like Linux's efi_mm, the kernel keeps those out
+ * of its own address space (whose lower half stays empty) and builds, once,
+ * a second hierarchy:
+ *
+ *   EFI root  [0..255]   identity maps of the runtime regions (its own tables)
+ *             [256..511] copied from the kernel's root just before each call
+ *                        and cleared right after, so the kernel half is the
+ *                        live one and pt_* only ever see the lower half
+ *
+ * Permissions: runtime data, MMIO and everything else is RW + NX. Runtime
+ * code holds the firmware drivers' PE images, whose .data their code writes
+ * (ResetSystem itself counts its nesting depth in a global); only the EFI
+ * Memory Attributes Table says which pages are code (RO) and which are data
+ * (XP). With it, each entry gets exactly that; without it, or if an entry
+ * must be both writable and executable, ResetSystem is not used at all,
+ * since nothing is ever mapped W+X.
+ *
+ * Its tables are PMM frames owned by CANOPY_OWNER_RUNTIME (not PAGE_TABLE:
+ * the audit matches those against the kernel's own hierarchy). Called by
+ * power.c; the call runs with interrupts off on efi_stack.
+ */
+#include <stdarg.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include <arch/cpu.h>
+#include <arch/power.h>
+#include <canopy/fmt.h>
+#include <kernel/efirt.h>
+#include <kernel/kmm.h>
+
+#define PAGE_SIZE 4096ull
+
+#define EFI_SYSTEM_TABLE_SIGNATURE     0x5453595320494249ull /* "IBI SYST" */
+#define EFI_RUNTIME_SERVICES_SIGNATURE 0x56524553544e5552ull /* "RUNTSERV" */
+#define EFI_REVISION_2_0               (2u << 16)
+#define EFI_TABLE_MAX_BYTES            4096u /* far above any real header size */
+
+/* Offsets in the x64 tables (UEFI 2.10, 4.3 and 4.5). */
+#define HDR_SIGNATURE   0
+#define HDR_REVISION    8
+#define HDR_SIZE        12
+#define HDR_CRC32       16
+#define ST_RUNTIME      88
+#define ST_TABLE_COUNT  104
+#define ST_CONFIG_TABLE 112
+#define ST_MIN_BYTES    120
+#define RT_RESET_SYSTEM 104
+#define RT_MIN_BYTES    112
+
+/* EFI memory map. */
+#define EFI_RUNTIME_CODE   5
+#define EFI_MMIO           11
+#define EFI_MMIO_PORT      12
+#define EFI_MEMORY_UC      0x1ull
+#define EFI_MEMORY_WB      0x8ull
+#define EFI_MEMORY_XP      0x4000ull
+#define EFI_MEMORY_RO      0x20000ull
+#define EFI_MEMORY_RUNTIME (1ull << 63)
+#define EFI_DESC_MIN_BYTES 40u
+#define EFI_DESC_MAX_COUNT 65536u
+
+/* EFI_MEMORY_ATTRIBUTES_TABLE_GUID dcfa911d-26eb-469f-a220-38b7dc461e91, as bytes. */
+static const uint8_t mat_guid[16] = {0x1d, 0x91, 0xfa, 0xdc, 0xeb, 0x26, 0x9f, 0x46,
+                                     0xa2, 0x20, 0x38, 0xb7, 0xdc, 0x46, 0x1e, 0x91};
+#define CONFIG_ENTRY_BYTES 24u
+#define CONFIG_MAX_ENTRIES 1024u
+#define MAT_HEADER_BYTES   16u
+
+#define EFI_STACK_BYTES (32 * 1024)
+
+/* ResetSystem: VOID (EFIAPI *)(EFI_RESET_TYPE, EFI_STATUS, UINTN, VOID *). */
+typedef void(__attribute__((ms_abi)) * efi_reset_system_fn)(uint32_t type, uint64_t status,
+                                                            uint64_t data_size, void *data);
+
+static struct {
+    bool prepared;
+    const char *problem; /* efirt_prepare's result, kept */
+    char why[160];
+    const struct canopy_bootinfo *bi;
+    struct pt pt;
+    bool pt_built;
+    uint64_t reset_system; /* physical (= identity) address of ResetSystem */
+    const uint8_t *memmap; /* HHDM view of the raw EFI memory map */
+    uint64_t desc_size, desc_count;
+    const uint8_t *mat; /* HHDM view of the first MAT descriptor, or NULL */
+    uint64_t mat_desc_size, mat_count;
+} efi;
+
+static uint8_t efi_stack[EFI_STACK_BYTES] __attribute__((aligned(16)));
+
+static uint32_t rd32(const uint8_t *p)
+{
+    return (uint32_t)p[0] | (uint32_t)p[1] << 8 | (uint32_t)p[2] << 16 | (uint32_t)p[3] << 24;
+}
+
+static uint64_t rd64(const uint8_t *p)
+{
+    return (uint64_t)rd32(p) | (uint64_t)rd32(p + 4) << 32;
+}
+
+/* The HHDM view of [phys, phys + len), or NULL if any byte of it is not mapped. */
+static const uint8_t *phys_view(uint64_t phys, uint64_t len)
+{
+    uint64_t hhdm = efi.bi->hhdm_base;
+    if (len == 0 || phys > UINT64_MAX - hhdm || len > UINT64_MAX - hhdm - phys)
+        return NULL;
+    if (!kmm_range_is_mapped(hhdm + phys, len, false))
+        return NULL;
+    return kmm_phys_to_virt(phys);
+}
+
+static const char *fail(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+static const char *fail(const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    fmt_vsnprintf(efi.why, sizeof(efi.why), fmt, ap);
+    va_end(ap);
+    return efi.why;
+}
+
+/* CRC-32 (IEEE 802.3, reflected), as the table headers use it; the CRC field counts as 0. */
+static uint32_t header_crc32(const uint8_t *p, uint32_t len)
+{
+    uint32_t crc = 0xffffffffu;
+    for (uint32_t i = 0; i < len; i++) {
+        uint8_t b = (i >= HDR_CRC32 && i < HDR_CRC32 + 4) ? 0 : p[i];
+        crc ^= b;
+        for (int k = 0; k < 8; k++)
+            crc = (crc >> 1) ^ (0xedb88320u & (0u - (crc & 1u)));
+    }
+    return ~crc;
+}
+
+/*
+ * Checks a table header: signature, revision >= 2.0, a header size between
+ * min_bytes and EFI_TABLE_MAX_BYTES, and the CRC. Returns the table's view.
+ */
+static const uint8_t *table_check(uint64_t phys, uint64_t sig, uint32_t min_bytes, const char *what,
+                                  const char **problem)
+{
+    const uint8_t *h = phys_view(phys, 24);
+    if (h == NULL) {
+        *problem = fail("%s at 0x%llx is not mapped", what, (unsigned long long)phys);
+        return NULL;
+    }
+    if (rd64(h + HDR_SIGNATURE) != sig) {
+        *problem = fail("%s at 0x%llx: bad signature 0x%016llx", what, (unsigned long long)phys,
+                        (unsigned long long)rd64(h + HDR_SIGNATURE));
+        return NULL;
+    }
+    uint32_t rev = rd32(h + HDR_REVISION), size = rd32(h + HDR_SIZE);
+    if (rev < EFI_REVISION_2_0) {
+        *problem =
+            fail("%s: revision %u.%u is older than UEFI 2.0", what, rev >> 16, rev & 0xffffu);
+        return NULL;
+    }
+    if (size < min_bytes || size > EFI_TABLE_MAX_BYTES || phys_view(phys, size) == NULL) {
+        *problem = fail("%s: header size %u out of range (%u..%u) or not mapped", what, size,
+                        min_bytes, EFI_TABLE_MAX_BYTES);
+        return NULL;
+    }
+    uint32_t crc = header_crc32(h, size);
+    if (crc != rd32(h + HDR_CRC32)) {
+        *problem = fail("%s: CRC32 0x%08x, computed 0x%08x", what, rd32(h + HDR_CRC32), crc);
+        return NULL;
+    }
+    return h;
+}
+
+static const uint8_t *desc_at(uint64_t i)
+{
+    return efi.memmap + i * efi.desc_size;
+}
+
+/* The runtime descriptor holding [phys, phys + len) whole, or NULL. */
+static const uint8_t *runtime_desc_of(uint64_t phys, uint64_t len)
+{
+    for (uint64_t i = 0; i < efi.desc_count; i++) {
+        const uint8_t *d = desc_at(i);
+        uint64_t start = rd64(d + 8), pages = rd64(d + 24);
+        if (!(rd64(d + 32) & EFI_MEMORY_RUNTIME) || pages > (UINT64_MAX - start) / PAGE_SIZE)
+            continue;
+        if (phys >= start && len <= pages * PAGE_SIZE && phys - start <= pages * PAGE_SIZE - len)
+            return d;
+    }
+    return NULL;
+}
+
+static const char *memmap_check(void)
+{
+    const struct canopy_bootinfo *bi = efi.bi;
+    if (bi->efi_desc_version != 1 || bi->efi_desc_size < EFI_DESC_MIN_BYTES ||
+        bi->efi_desc_size % 8 != 0 || bi->efi_desc_size > 4096)
+        return fail("EFI memory map: descriptor version %u, size %llu unsupported",
+                    bi->efi_desc_version, (unsigned long long)bi->efi_desc_size);
+    uint64_t count = bi->efi_memmap_size / bi->efi_desc_size;
+    if (count == 0 || count > EFI_DESC_MAX_COUNT || bi->efi_memmap_size % bi->efi_desc_size != 0)
+        return fail("EFI memory map: %llu bytes is not a whole number of %llu-byte descriptors",
+                    (unsigned long long)bi->efi_memmap_size, (unsigned long long)bi->efi_desc_size);
+    efi.memmap = phys_view(bi->efi_memmap, bi->efi_memmap_size);
+    if (efi.memmap == NULL)
+        return fail("EFI memory map at 0x%llx is not mapped", (unsigned long long)bi->efi_memmap);
+    efi.desc_size = bi->efi_desc_size;
+    efi.desc_count = count;
+    return NULL;
+}
+
+/* Finds the EFI Memory Attributes Table in the configuration table; NULL if fine or absent. */
+static const char *mat_find(const uint8_t *st)
+{
+    uint64_t n = rd64(st + ST_TABLE_COUNT), table = rd64(st + ST_CONFIG_TABLE);
+    if (n == 0)
+        return NULL;
+    const uint8_t *cfg = n <= CONFIG_MAX_ENTRIES ? phys_view(table, n * CONFIG_ENTRY_BYTES) : NULL;
+    if (cfg == NULL)
+        return fail("configuration table (%llu entries at 0x%llx) unreadable",
+                    (unsigned long long)n, (unsigned long long)table);
+    for (uint64_t i = 0; i < n; i++) {
+        const uint8_t *e = cfg + i * CONFIG_ENTRY_BYTES;
+        bool match = true;
+        for (int k = 0; k < 16; k++)
+            match = match && e[k] == mat_guid[k];
+        if (!match)
+            continue;
+        uint64_t phys = rd64(e + 16);
+        const uint8_t *h = phys_view(phys, MAT_HEADER_BYTES);
+        if (h == NULL)
+            return fail("memory attributes table at 0x%llx is not mapped",
+                        (unsigned long long)phys);
+        uint32_t version = rd32(h), count = rd32(h + 4), size = rd32(h + 8);
+        if (version < 1 || version > 2 || size < EFI_DESC_MIN_BYTES || size % 8 != 0 ||
+            size > 4096 || count > EFI_DESC_MAX_COUNT)
+            return fail("memory attributes table: version %u, %u entries of %u bytes unsupported",
+                        version, count, size);
+        if (count == 0)
+            return NULL; /* an empty table says nothing: as if absent */
+        efi.mat = phys_view(phys + MAT_HEADER_BYTES, (uint64_t)count * size);
+        if (efi.mat == NULL)
+            return fail("memory attributes table entries at 0x%llx are not mapped",
+                        (unsigned long long)(phys + MAT_HEADER_BYTES));
+        efi.mat_desc_size = size;
+        efi.mat_count = count;
+        return NULL;
+    }
+    return NULL;
+}
+
+static bool efi_frame_alloc(void *ctx, uint64_t *phys)
+{
+    (void)ctx;
+    if (pmm_alloc(kmm_pmm(), 0, CANOPY_OWNER_RUNTIME, phys) != PMM_OK)
+        return false;
+    __builtin_memset(kmm_phys_to_virt(*phys), 0, PAGE_SIZE);
+    return true;
+}
+
+static void efi_frame_free(void *ctx, uint64_t phys)
+{
+    (void)ctx;
+    (void)pmm_free(kmm_pmm(), phys, 0); /* our own frame: cannot fail */
+}
+
+static uint32_t cache_attrs(const uint8_t *desc)
+{
+    uint32_t type = rd32(desc);
+    if (type == EFI_MMIO || type == EFI_MMIO_PORT)
+        return PT_CACHE_UC;
+    return (rd64(desc + 32) & EFI_MEMORY_WB) ? PT_CACHE_WB : PT_CACHE_UC;
+}
+
+static uint64_t lower_half_end(void)
+{
+    return efi.pt.levels == 5 ? 1ull << 56 : 1ull << 47;
+}
+
+static const char *map_identity(uint64_t pa, uint64_t size, uint32_t attrs)
+{
+    uint64_t max_page = (efi.bi->cpu_flags & CANOPY_CPU_PDPE1G) ? PT_PAGE_1G : PT_PAGE_2M;
+    if (pa % PAGE_SIZE != 0 || size % PAGE_SIZE != 0 || size == 0 || pa >= lower_half_end() ||
+        size > lower_half_end() - pa)
+        return fail("runtime region 0x%llx (%llu bytes) cannot be identity mapped",
+                    (unsigned long long)pa, (unsigned long long)size);
+    enum pt_status st = pt_map(&efi.pt, pa, pa, size, attrs, max_page);
+    if (st != PT_OK)
+        return fail("mapping runtime region 0x%llx (%llu bytes): %s", (unsigned long long)pa,
+                    (unsigned long long)size, pt_status_str(st));
+    return NULL;
+}
+
+/* The MAT's entries, each with its own permissions (never W+X). */
+static const char *map_mat_entries(void)
+{
+    for (uint64_t i = 0; i < efi.mat_count; i++) {
+        const uint8_t *m = efi.mat + i * efi.mat_desc_size;
+        uint64_t pa = rd64(m + 8), pages = rd64(m + 24), attr = rd64(m + 32);
+        if (pages == 0 || pages > (UINT64_MAX - pa) / PAGE_SIZE)
+            return fail("memory attributes table entry %llu: bad range", (unsigned long long)i);
+        uint64_t size = pages * PAGE_SIZE;
+        const uint8_t *d = runtime_desc_of(pa, size);
+        if (d == NULL || rd32(d) != rd32(m))
+            return fail("memory attributes table entry 0x%llx (%llu pages) is not inside a "
+                        "runtime region of its type",
+                        (unsigned long long)pa, (unsigned long long)pages);
+        bool code = rd32(m) == EFI_RUNTIME_CODE;
+        bool w = !(attr & EFI_MEMORY_RO), x = code && !(attr & EFI_MEMORY_XP);
+        if (w && x)
+            return fail("runtime code 0x%llx-0x%llx would have to be writable and executable",
+                        (unsigned long long)pa, (unsigned long long)(pa + size - 1));
+        const char *p = map_identity(pa, size, (w ? PT_W : 0) | (x ? PT_X : 0) | cache_attrs(d));
+        if (p != NULL)
+            return p;
+    }
+    return NULL;
+}
+
+/*
+ * Each runtime region's pages that no MAT entry mapped: RW + NX unless it is
+ * runtime code, whose permissions only the MAT can give.
+ */
+static const char *map_rest(void)
+{
+    for (uint64_t i = 0; i < efi.desc_count; i++) {
+        const uint8_t *d = desc_at(i);
+        if (!(rd64(d + 32) & EFI_MEMORY_RUNTIME))
+            continue;
+        uint64_t start = rd64(d + 8), pages = rd64(d + 24);
+        if (pages == 0 || pages > (UINT64_MAX - start) / PAGE_SIZE)
+            return fail("runtime region 0x%llx: bad page count %llu", (unsigned long long)start,
+                        (unsigned long long)pages);
+        uint64_t run = 0; /* unmapped pages ending at the current one */
+        for (uint64_t p = 0; p <= pages; p++) {
+            struct pt_leaf leaf;
+            bool hole = p < pages && pt_query(&efi.pt, start + p * PAGE_SIZE, &leaf) != PT_OK;
+            if (hole) {
+                run++;
+                continue;
+            }
+            if (run == 0)
+                continue;
+            uint64_t pa = start + (p - run) * PAGE_SIZE;
+            if (rd32(d) == EFI_RUNTIME_CODE)
+                return fail("runtime code 0x%llx-0x%llx: %s", (unsigned long long)pa,
+                            (unsigned long long)(pa + run * PAGE_SIZE - 1),
+                            efi.mat == NULL ? "no memory attributes table to say which pages "
+                                              "are code (it would have to be W+X)"
+                                            : "not in the memory attributes table");
+            const char *why = map_identity(pa, run * PAGE_SIZE, PT_W | cache_attrs(d));
+            if (why != NULL)
+                return why;
+            run = 0;
+        }
+    }
+    return NULL;
+}
+
+static const char *build_address_space(void)
+{
+    const struct pt *k = kmm_pt();
+    struct pt_frames frames = {.alloc = efi_frame_alloc, .free = efi_frame_free, .ctx = NULL};
+    enum pt_status st = pt_init(&efi.pt, k->levels, k->nx, k->virt_offset, frames);
+    if (st != PT_OK)
+        return fail("EFI page table: %s", pt_status_str(st));
+    const char *why = map_mat_entries();
+    if (why == NULL)
+        why = map_rest();
+    if (why != NULL) {
+        pt_destroy(&efi.pt);
+        return why;
+    }
+    efi.pt_built = true;
+    return NULL;
+}
+
+static const char *prepare(void)
+{
+    const struct canopy_bootinfo *bi = efi.bi;
+    if (bi->efi_system_table == 0)
+        return "no EFI system table in the boot info";
+    const char *why = memmap_check();
+    if (why != NULL)
+        return why;
+    const uint8_t *st = table_check(bi->efi_system_table, EFI_SYSTEM_TABLE_SIGNATURE, ST_MIN_BYTES,
+                                    "EFI system table", &why);
+    if (st == NULL)
+        return why;
+    uint64_t rt_phys = rd64(st + ST_RUNTIME);
+    const uint8_t *rt = table_check(rt_phys, EFI_RUNTIME_SERVICES_SIGNATURE, RT_MIN_BYTES,
+                                    "EFI runtime services table", &why);
+    if (rt == NULL)
+        return why;
+    if (runtime_desc_of(bi->efi_system_table, ST_MIN_BYTES) == NULL ||
+        runtime_desc_of(rt_phys, RT_MIN_BYTES) == NULL)
+        return fail("the system table (0x%llx) or runtime services table (0x%llx) is not in "
+                    "runtime memory",
+                    (unsigned long long)bi->efi_system_table, (unsigned long long)rt_phys);
+    efi.reset_system = rd64(rt + RT_RESET_SYSTEM);
+    const uint8_t *d = runtime_desc_of(efi.reset_system, 1);
+    if (d == NULL || rd32(d) != EFI_RUNTIME_CODE)
+        return fail("ResetSystem at 0x%llx is not in runtime code",
+                    (unsigned long long)efi.reset_system);
+    if ((why = mat_find(st)) != NULL || (why = build_address_space()) != NULL)
+        return why;
+    struct pt_leaf leaf;
+    if (pt_query(&efi.pt, efi.reset_system, &leaf) != PT_OK || !(leaf.attrs & PT_X))
+        return fail("ResetSystem at 0x%llx is not executable in the EFI address space",
+                    (unsigned long long)efi.reset_system);
+    return NULL;
+}
+
+const char *efirt_prepare(const struct canopy_bootinfo *bi)
+{
+    if (!efi.prepared) {
+        efi.bi = bi;
+        efi.problem = prepare();
+        efi.prepared = true;
+    }
+    return efi.problem;
+}
+
+uint64_t efirt_table_frames(void)
+{
+    return efi.pt_built ? efi.pt.table_count : 0;
+}
+
+struct reset_call {
+    efi_reset_system_fn fn;
+    uint32_t type;
+};
+
+static void call_reset(void *arg)
+{
+    const struct reset_call *c = arg;
+    c->fn(c->type, 0 /* EFI_SUCCESS */, 0, NULL);
+}
+
+#define RFLAGS_IF  (1ull << 9)
+#define ROOT_HALF  256u
+#define ROOT_COUNT 512u
+
+const char *efirt_reset(enum efirt_reset_type type)
+{
+    if (!efi.pt_built)
+        return "the EFI address space was not built";
+    struct reset_call c = {.fn = (efi_reset_system_fn)(uintptr_t)efi.reset_system, .type = type};
+    uint64_t rflags = arch_read_rflags();
+    arch_cli();
+    /* The kernel half as it is now: the VMM may have added top-level entries since. */
+    uint64_t old_cr3 = arch_read_cr3();
+    const uint64_t *kroot = kmm_phys_to_virt(old_cr3 & ARCH_CR3_ADDR);
+    uint64_t *root = kmm_phys_to_virt(efi.pt.root);
+    for (unsigned i = ROOT_HALF; i < ROOT_COUNT; i++)
+        root[i] = kroot[i];
+    arch_write_cr3(efi.pt.root);
+    arch_call_on_stack(call_reset, &c, efi_stack + sizeof(efi_stack));
+    arch_write_cr3(old_cr3);
+    for (unsigned i = ROOT_HALF; i < ROOT_COUNT; i++)
+        root[i] = 0;
+    if (rflags & RFLAGS_IF)
+        arch_sti();
+    return "ResetSystem returned without resetting";
+}

@@ -1,0 +1,47 @@
+/*
+ * efirt: calling the UEFI runtime service ResetSystem after ExitBootServices.
+ *
+ * SetVirtualAddressMap is never called, so the firmware's runtime code
+ * expects its regions at their physical addresses. The kernel's own address
+ * space keeps its lower half empty; calls run on a separate page table (the
+ * "EFI address space") that shares the kernel's upper half and adds identity
+ * mappings of the EFI_MEMORY_RUNTIME regions, loaded into CR3 only for the
+ * duration of a call.
+ */
+#ifndef KERNEL_EFIRT_H
+#define KERNEL_EFIRT_H
+
+#include <stdbool.h>
+#include <stdint.h>
+
+#include <canopy/bootinfo.h>
+
+/* EFI_RESET_TYPE */
+enum efirt_reset_type {
+    EFIRT_RESET_COLD = 0,
+    EFIRT_RESET_WARM = 1,
+    EFIRT_RESET_SHUTDOWN = 2,
+};
+
+/*
+ * Validates the system table and the runtime services table and builds the
+ * EFI address space, once (later calls return the first result). Returns
+ * NULL when ResetSystem can be called, else one line saying why not.
+ * => after kmm_adopt(); bi is the boot info stage 1 handed over.
+ */
+const char *efirt_prepare(const struct canopy_bootinfo *bi);
+
+/*
+ * Calls ResetSystem(type, EFI_SUCCESS, 0, NULL) on the EFI address space and
+ * a stack of the kernel's own, with interrupts off. It returns only if the
+ * firmware did not reset the machine: the CR3 and interrupt flag are then
+ * as before, and the result is one line saying what happened.
+ * => efirt_prepare(bi) returned NULL.
+ */
+const char *efirt_reset(enum efirt_reset_type type);
+
+/* Page-table frames the EFI address space holds (owner CANOPY_OWNER_RUNTIME); 0 before it is built.
+ */
+uint64_t efirt_table_frames(void);
+
+#endif

@@ -1,0 +1,50 @@
+/*
+ * power: turning the machine off and resetting it.
+ *
+ * Each function tries its methods in order and returns only if all of them
+ * failed, after one line per failed method:
+ *
+ *   power_off     UEFI ResetSystem(EfiResetShutdown), ACPI S5, then QEMU's
+ *                 isa-debug-exit (QEMU then exits with status 3, not 0)
+ *   power_reboot  UEFI ResetSystem(EfiResetCold), the ACPI reset register,
+ *                 the 8042 reset line, then a triple fault (never returns)
+ *
+ * Each method says on the console that it is being tried, so a log shows
+ * which one ended the machine.
+ */
+#ifndef KERNEL_POWER_H
+#define KERNEL_POWER_H
+
+#include <canopy/bootinfo.h>
+
+/* Methods, for the *_using variants (tests force the fallbacks with them). */
+#define POWER_EFI       0x01u /* UEFI ResetSystem */
+#define POWER_ACPI      0x02u /* off: ACPI S5; reboot: the FADT reset register */
+#define POWER_KBC       0x04u /* reboot: the 8042 keyboard controller's reset line */
+#define POWER_TRIPLE    0x08u /* reboot: a triple fault */
+#define POWER_QEMU_EXIT 0x10u /* off: QEMU's isa-debug-exit device */
+#define POWER_ALL       0x1fu
+
+/*
+ * Records the boot info the power functions read (nothing is read or
+ * allocated yet), then acts on the command line word `power=`:
+ *   off, reboot            power_off(), power_reboot()
+ *   off-acpi, reboot-acpi  the same without UEFI ResetSystem
+ *   reboot-8042            the 8042 reset line, then a triple fault
+ *   reboot-triple          a triple fault only
+ * Boot tests use it; the shell calls power_off()/power_reboot().
+ * => after kmm_adopt(); bi stays valid.
+ */
+void power_init(const struct canopy_bootinfo *bi);
+
+/* Powers the machine off; returns only if every method failed. => after power_init(). */
+void power_off(void);
+
+/* Resets the machine; returns only if every method failed. => after power_init(). */
+void power_reboot(void);
+
+/* power_off()/power_reboot() with only the POWER_* methods in `methods`. */
+void power_off_using(unsigned methods);
+void power_reboot_using(unsigned methods);
+
+#endif
