@@ -28,6 +28,7 @@
 #include <kernel/faultdemo.h>
 #include <kernel/kmm.h>
 #include <kernel/panic.h>
+#include <kernel/power.h>
 #include <kernel/shellglue.h>
 
 #include "../mm/manifest.h"
@@ -173,5 +174,6 @@ void kernel_main(struct canopy_bootinfo *bi)
     print_banner(bi);
     shellglue_start(bi); /* ends with `canopy: ready` */
     faultdemo_run(bi->cmdline);
+    power_init(bi); /* acts on power= (boot tests) */
     shellglue_run();
 }
