@@ -5,8 +5,11 @@
  * the lowest node whose children changed towards the root, recomputing each
  * node's height and augmentation from its two children and rotating where a
  * balance factor reached +-2. A rotation recomputes the node it lowers first,
- * then the one it raises, so both are right before the walk moves on. The
- * walk stops at the first node that comes out unchanged: O(log n) at worst.
+ * then the one it raises, so both are right before the walk moves on. Once
+ * heights stop changing, a node is finished from the child the walk came
+ * from alone (the sibling is read only when that child held the largest hole
+ * and it shrank). The walk stops at the first node that comes out unchanged:
+ * O(log n) at worst.
  *
  * The gap search (gap_lowest/gap_highest) descends with the span of free
  * bytes a subtree can own, [lo, hi]: the bytes between its in-order
@@ -105,34 +108,118 @@ static struct avl_node *rotate_right(struct avl_tree *t, struct avl_node *n)
     return l;
 }
 
-/*
- * Recomputes and rebalances from n towards the root. The walk stops early at
- * a node whose height and augmentation come out unchanged, without a
- * rotation: every ancestor is a function of its children's values only, so
- * nothing above can change either.
- */
-static void fix_up(struct avl_tree *t, struct avl_node *n)
+/* What a parent reads of a subtree: its height and augmentation. */
+struct summary {
+    uint64_t sub_start, sub_last, max_gap;
+    int height;
+};
+
+static struct summary summary_of(const struct avl_node *n)
 {
-    while (n) {
-        int balance = height(n->left) - height(n->right);
+    return (struct summary){n->sub_start, n->sub_last, n->max_gap, n->height};
+}
 
-        if (balance > 1) {
-            /* Left-right case: straighten the left child first. */
-            if (height(n->left->left) < height(n->left->right))
-                rotate_left(t, n->left);
-            n = rotate_right(t, n);
-        } else if (balance < -1) {
-            if (height(n->right->right) < height(n->right->left))
-                rotate_right(t, n->right);
-            n = rotate_left(t, n);
-        } else {
-            int h = n->height;
-            uint64_t lo = n->sub_start, hi = n->sub_last, gap = n->max_gap;
+static bool summary_equal(const struct summary *a, const struct summary *b)
+{
+    return a->sub_start == b->sub_start && a->sub_last == b->sub_last && a->max_gap == b->max_gap &&
+           a->height == b->height;
+}
 
-            update(n);
-            if (h == n->height && lo == n->sub_start && hi == n->sub_last && gap == n->max_gap)
-                return;
+/* The largest hole in n's left part: inside its left subtree or just before n. */
+static uint64_t left_part(const struct avl_node *n, const struct summary *l)
+{
+    return max_u64(l->max_gap, n->start - l->sub_last - 1);
+}
+
+/* The largest hole in n's right part: just after n or inside its right subtree. */
+static uint64_t right_part(const struct avl_node *n, const struct summary *r)
+{
+    return max_u64(r->max_gap, r->sub_start - n->last - 1);
+}
+
+/*
+ * Updates n after only its child c changed from summary was to now, with the
+ * same height: n's height and balance stay, and its augmentation follows from
+ * c's new summary and n's stored one, without reading the other child unless
+ * c's side held n's largest hole and shrank.
+ * => n's stored values were computed from `was` and the other child's summary.
+ */
+static void update_from_child(struct avl_node *n, const struct avl_node *c,
+                              const struct summary *was, const struct summary *now)
+{
+    uint64_t part_now, part_was, gap = n->max_gap;
+    struct summary other;
+
+    if (c == n->left) {
+        n->sub_start = now->sub_start;
+        part_now = left_part(n, now);
+        part_was = left_part(n, was);
+    } else {
+        n->sub_last = now->sub_last;
+        part_now = right_part(n, now);
+        part_was = right_part(n, was);
+    }
+    if (part_now >= gap) {
+        gap = part_now; /* the other side's part is at most the old maximum */
+    } else if (part_was == gap) {
+        /* c's side held the maximum and shrank: the other side decides. */
+        gap = part_now;
+        if (c == n->left && n->right) {
+            other = summary_of(n->right);
+            gap = max_u64(gap, right_part(n, &other));
+        } else if (c == n->right && n->left) {
+            other = summary_of(n->left);
+            gap = max_u64(gap, left_part(n, &other));
         }
+    } /* else the maximum lies on the other side and stays */
+    n->max_gap = gap;
+}
+
+/*
+ * Recomputes and rebalances from n towards the root. n's children changed;
+ * so did full's (an erased node's successor that took its place, or NULL),
+ * whose stored values are the old summary of the subtree it now roots.
+ *
+ * Above the first node, each step knows the child it came from and that
+ * child's summary before and after. While heights change, a node is
+ * recomputed from both children and rotated where its balance reached +-2;
+ * once a child's height stays, only the augmentation can change and
+ * update_from_child() finishes the node from the one child. The walk stops at
+ * the first node whose summary comes out unchanged: every ancestor is a
+ * function of its children's summaries only, so nothing above can change.
+ */
+static void fix_up(struct avl_tree *t, struct avl_node *n, const struct avl_node *full)
+{
+    const struct avl_node *c = NULL; /* the child the walk came from */
+    struct summary was, now;         /* c's summary before and after */
+
+    while (n) {
+        struct summary old = summary_of(n);
+
+        if (c && n != full && was.height == now.height) {
+            update_from_child(n, c, &was, &now);
+        } else {
+            int balance = height(n->left) - height(n->right);
+
+            if (balance > 1) {
+                /* Left-right case: straighten the left child first. */
+                if (height(n->left->left) < height(n->left->right))
+                    rotate_left(t, n->left);
+                n = rotate_right(t, n);
+            } else if (balance < -1) {
+                if (height(n->right->right) < height(n->right->left))
+                    rotate_right(t, n->right);
+                n = rotate_left(t, n);
+            } else {
+                update(n);
+            }
+        }
+        /* After a rotation n roots the same set of nodes: the same comparison holds. */
+        now = summary_of(n);
+        if (summary_equal(&old, &now))
+            return;
+        c = n;
+        was = old;
         n = n->parent;
     }
 }
@@ -154,7 +241,7 @@ void avl_insert_at(struct avl_tree *t, struct avl_node *node, struct avl_node *p
     node->max_gap = 0;
     *link = node;
     t->count++;
-    fix_up(t, parent);
+    fix_up(t, parent, NULL);
 }
 
 void avl_insert_next(struct avl_tree *t, struct avl_node *pos, struct avl_node *node)
@@ -174,6 +261,7 @@ void avl_erase(struct avl_tree *t, struct avl_node *node)
 {
     struct avl_node *parent = node->parent;
     struct avl_node *from; /* the lowest node whose subtree changed */
+    struct avl_node *s = NULL;
 
     if (!node->left || !node->right) {
         struct avl_node *child = node->left ? node->left : node->right;
@@ -196,8 +284,7 @@ void avl_erase(struct avl_tree *t, struct avl_node *node)
          *         \
          *          x
          */
-        struct avl_node *s = node->right;
-
+        s = node->right;
         while (s->left)
             s = s->left;
         if (s == node->right) {
@@ -216,22 +303,27 @@ void avl_erase(struct avl_tree *t, struct avl_node *node)
         node->left->parent = s;
         s->parent = parent;
         replace_child(t, parent, node, s);
+        /*
+         * s inherits node's stored summary, the old one of the subtree it now
+         * roots, which is what fix_up compares against (and what s's parent
+         * was computed from). The walk cannot stop below s: every node from
+         * `from` up to node->right lost its minimum, s.
+         */
+        s->height = node->height;
+        s->sub_start = node->sub_start;
+        s->sub_last = node->sub_last;
+        s->max_gap = node->max_gap;
     }
     t->count--;
     node->left = node->right = node->parent = NULL;
-    /*
-     * s's stored values are stale, but the early stop cannot skip it: every
-     * node from `from` up to node->right lost its minimum (s), and s's new
-     * minimum comes from node's left subtree, so each of them changes.
-     */
-    fix_up(t, from);
+    fix_up(t, from, s);
 }
 
 void avl_adjust(struct avl_tree *t, struct avl_node *node, uint64_t start, uint64_t last)
 {
     node->start = start;
     node->last = last;
-    fix_up(t, node);
+    fix_up(t, node, NULL);
 }
 
 struct avl_node *avl_first(const struct avl_tree *t)
