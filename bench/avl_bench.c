@@ -2,27 +2,38 @@
  * avl_bench: raw tree operations, Canopy's intrusive AVL tree against GLib's
  * GTree and libavl.
  *
- * Implementations:
- *   canopy            vmm/avl.h: the node sits in the item; the caller descends
- *                     by start and links (the augmentation is kept up to date,
- *                     as the VMM needs it, so its cost is included)
- *   gtree             GTree keyed by the item (it allocates its own nodes)
- *   libavl            libavl by key: avl_insert/avl_search/avl_delete (allocates)
- *   libavl-intrusive  libavl with the node in the item: avl_insert_node,
- *                     avl_unlink_node
+ * Implementations, each with its own array of n items (like with like: the
+ * key is a uint64_t everywhere, and no item carries another tree's node):
+ *   canopy            vmm/avl.h: the node is the item (its key is the range
+ *                     [16 key, 16 key + 7], so the gap augmentation the VMM
+ *                     needs is live and its upkeep is included); the caller
+ *                     descends by start and links, as Linux's rbtree users do
+ *   libavl-intrusive  libavl with the node in the item ({key, avl_node_t}):
+ *                     avl_insert_node / avl_unlink_node / avl_search; libavl
+ *                     keeps a depth and a subtree count (its own augmentation)
+ *   gtree             GTree keyed by the item ({key}); every insert allocates a
+ *                     GTreeNode (40 bytes, g_slice) and every removal frees it
+ *   libavl            libavl by key: avl_insert/avl_delete allocate and free
+ *                     an avl_node_t (56 bytes, malloc)
+ * The intrusive items are preallocated, 64-byte aligned, for both intrusive
+ * trees; the allocating trees pay their allocator on every insert and erase,
+ * which is what using them costs. node_alloc measures that part alone: n
+ * allocations of the node's size, then n frees, per node.
  *
  * Operations, with sequential or random (shuffled) keys:
- *   avl_insert             insert n items into an empty tree (ns per insert)
- *   avl_lookup             find each of the n items by key
- *   avl_erase              remove all n items; the intrusive trees unlink the
- *                          item's node, the others remove by key
- *   avl_insert_erase_pair  on a full tree: remove an item, insert it again
+ *   avl_insert  insert n items into an empty tree (ns per insert)
+ *   avl_lookup  find each of the n items by key, in the key order
+ *   avl_pair    on the full tree: remove an item and insert it again
+ *   avl_erase   remove all n items (the intrusive trees unlink the item's
+ *               node, the others remove by key)
  *
- * Before timing, each implementation's tree is checked: every key is found
- * and maps to its own item, a missing key is not found, and the count is n
- * (for Canopy also avl_check).
+ * Before timing and after each phase, each tree is checked: every key maps
+ * to its own item, a missing key is absent, the count is n (and for Canopy
+ * avl_check). A failure ends the program with status 1.
  *
- * Usage: avl_bench [--quick] [--json FILE]
+ * Usage: avl_bench [--quick] [--n N] [--impl NAME] [--rounds R] [--json FILE]
+ *   --quick  n = 10^3 and 10^4, one round (the test suite's smoke run)
+ *   --json   also write one JSON object per line per measurement
  */
 #define _POSIX_C_SOURCE 200809L
 #include <avl.h> /* libavl */
@@ -36,11 +47,19 @@
 
 #include <vmm/avl.h>
 
-struct item {
-    uint64_t key;
-    struct avl_node cnode; /* Canopy's node */
-    avl_node_t lnode;      /* libavl's node, for the intrusive variant */
+/* The four item types. */
+struct canopy_item {
+    struct avl_node node;
 };
+struct libavl_item {
+    uint64_t key;
+    avl_node_t node;
+};
+struct key_item {
+    uint64_t key;
+};
+
+#define CANOPY_START(key) ((key)*16)
 
 static uint64_t rng_state = 0xa71b;
 static uint64_t rnd(void)
@@ -60,70 +79,80 @@ static double now_ns(void)
     return ts.tv_sec * 1e9 + ts.tv_nsec;
 }
 
-/* ---- Canopy: the caller's descent ---- */
+static void *alloc_or_die(size_t bytes)
+{
+    /* Rounded up to the alignment, as aligned_alloc requires. */
+    void *p = aligned_alloc(64, (bytes + 63) & ~(size_t)63);
+
+    if (!p) {
+        fprintf(stderr, "avl_bench: out of memory\n");
+        exit(1);
+    }
+    memset(p, 0, bytes);
+    return p;
+}
+
+/* ---- the state of one run ---- */
+
+enum impl { CANOPY, LIBAVL_INTRUSIVE, GTREE, LIBAVL, IMPLS };
+static const char *const impl_names[IMPLS] = {"canopy", "libavl-intrusive", "gtree", "libavl"};
+
+static size_t n;
+static size_t *order; /* the order keys are used in: a permutation of 0..n-1 */
+
+static struct canopy_item *citems;
+static struct libavl_item *litems;
+static struct key_item *kitems;
 
 static struct avl_tree ctree;
+static avl_tree_t ltree;
+static GTree *gtree;
 
-/* Keys are stored as ranges [16 key, 16 key + 7] so the gap augmentation is live. */
-static void canopy_insert(struct item *it)
+/* ---- Canopy: the caller's descent ---- */
+
+static void canopy_insert(uint64_t key)
 {
-    struct avl_node *parent = NULL, **link = &ctree.root;
-    uint64_t start = it->key * 16;
+    struct avl_node *node = &citems[key].node, *parent = NULL, **link = &ctree.root;
+    uint64_t start = CANOPY_START(key);
 
     while (*link) {
         parent = *link;
         link = start < parent->start ? &parent->left : &parent->right;
     }
-    it->cnode.start = start;
-    it->cnode.last = start + 7;
-    avl_insert_at(&ctree, &it->cnode, parent, link);
+    node->start = start;
+    node->last = start + 7;
+    avl_insert_at(&ctree, node, parent, link);
 }
 
-static struct item *canopy_lookup(uint64_t key)
+static void *canopy_lookup(uint64_t key)
 {
-    struct avl_node *n = ctree.root;
-    uint64_t start = key * 16;
+    const struct avl_node *n = ctree.root;
+    uint64_t start = CANOPY_START(key);
 
     while (n) {
-        if (start < n->start)
-            n = n->left;
-        else if (start > n->start)
-            n = n->right;
-        else
-            return avl_entry(n, struct item, cnode);
+        if (start == n->start)
+            return (void *)n;
+        n = start < n->start ? n->left : n->right;
     }
     return NULL;
 }
 
-/* ---- GTree ---- */
+/* ---- the peers' comparison ---- */
 
-static GTree *gtree;
-
-static gint key_cmp(gconstpointer a, gconstpointer b)
+/* Both peers compare items through a callback; the key is each item's first field. */
+static int key_cmp(const void *a, const void *b)
 {
-    uint64_t x = ((const struct item *)a)->key, y = ((const struct item *)b)->key;
+    uint64_t x = *(const uint64_t *)a, y = *(const uint64_t *)b;
 
     return (x > y) - (x < y);
 }
 
-static int key_cmp_avl(const void *a, const void *b)
+static gint gtree_cmp(gconstpointer a, gconstpointer b)
 {
     return key_cmp(a, b);
 }
 
-/* ---- libavl ---- */
-
-static avl_tree_t ltree;
-
-/* ---- the benchmark ---- */
-
-enum impl { CANOPY, GTREE, LIBAVL, LIBAVL_INTRUSIVE, IMPLS };
-static const char *const impl_names[IMPLS] = {"canopy", "gtree", "libavl", "libavl-intrusive"};
-
-static struct item *items;
-static size_t *order; /* the order keys are used in */
-static size_t n;
-static FILE *json;
+/* ---- the operations ---- */
 
 static void tree_init(enum impl im)
 {
@@ -132,10 +161,10 @@ static void tree_init(enum impl im)
         avl_init(&ctree);
         break;
     case GTREE:
-        gtree = g_tree_new(key_cmp);
+        gtree = g_tree_new(gtree_cmp);
         break;
     default:
-        avl_init_tree(&ltree, key_cmp_avl, NULL);
+        avl_init_tree(&ltree, key_cmp, NULL);
         break;
     }
 }
@@ -147,62 +176,65 @@ static void tree_fini(enum impl im)
         g_tree_destroy(gtree);
         break;
     case LIBAVL:
-        avl_free_nodes(&ltree); /* nodes were malloc()ed by avl_insert */
+        avl_free_nodes(&ltree); /* avl_insert malloc()ed the nodes */
         break;
     default:
-        break; /* intrusive: the nodes are in items */
+        break; /* intrusive: the nodes are the items */
     }
 }
 
-static void op_insert(enum impl im, struct item *it)
+static inline void op_insert(enum impl im, uint64_t key)
 {
     switch (im) {
     case CANOPY:
-        canopy_insert(it);
+        canopy_insert(key);
+        break;
+    case LIBAVL_INTRUSIVE:
+        avl_init_node(&litems[key].node, &litems[key]);
+        avl_insert_node(&ltree, &litems[key].node);
         break;
     case GTREE:
-        g_tree_insert(gtree, it, it);
-        break;
-    case LIBAVL:
-        avl_insert(&ltree, it);
+        g_tree_insert(gtree, &kitems[key], &kitems[key]);
         break;
     default:
-        avl_init_node(&it->lnode, it);
-        avl_insert_node(&ltree, &it->lnode);
+        avl_insert(&ltree, &kitems[key]);
         break;
     }
 }
 
-static struct item *op_lookup(enum impl im, uint64_t key)
+/* The item holding key, or NULL. */
+static inline void *op_lookup(enum impl im, uint64_t key)
 {
-    struct item probe = {.key = key};
     avl_node_t *ln;
 
     switch (im) {
     case CANOPY:
         return canopy_lookup(key);
+    case LIBAVL_INTRUSIVE:
+        ln = avl_search(&ltree, &key);
+        return ln ? ln->item : NULL;
     case GTREE:
-        return g_tree_lookup(gtree, &probe);
+        return g_tree_lookup(gtree, &key);
     default:
-        ln = avl_search(&ltree, &probe);
+        ln = avl_search(&ltree, &key);
         return ln ? ln->item : NULL;
     }
 }
 
-static void op_erase(enum impl im, struct item *it)
+static inline void op_erase(enum impl im, uint64_t key)
 {
     switch (im) {
     case CANOPY:
-        avl_erase(&ctree, &it->cnode);
+        avl_erase(&ctree, &citems[key].node);
+        break;
+    case LIBAVL_INTRUSIVE:
+        avl_unlink_node(&ltree, &litems[key].node);
         break;
     case GTREE:
-        g_tree_remove(gtree, it);
-        break;
-    case LIBAVL:
-        avl_delete(&ltree, it);
+        g_tree_remove(gtree, &key);
         break;
     default:
-        avl_unlink_node(&ltree, &it->lnode);
+        avl_delete(&ltree, &key);
         break;
     }
 }
@@ -219,30 +251,43 @@ static size_t tree_count(enum impl im)
     }
 }
 
-/* Every key maps to its own item, a key past the end is absent, the count is n. */
-static bool verify(enum impl im)
+static void *item_of(enum impl im, uint64_t key)
 {
-    const char *why = NULL;
-
-    if (tree_count(im) != n)
-        return false;
-    for (size_t i = 0; i < n; i++)
-        if (op_lookup(im, items[i].key) != &items[i])
-            return false;
-    if (op_lookup(im, n + 1) != NULL)
-        return false;
-    return im != CANOPY || avl_check(&ctree, &why);
+    switch (im) {
+    case CANOPY:
+        return &citems[key];
+    case LIBAVL_INTRUSIVE:
+        return &litems[key];
+    default:
+        return &kitems[key];
+    }
 }
 
-static void report(const char *bench, enum impl im, const char *keys, double ns)
+/* Every key maps to its own item, the key past the end is absent, the count is n. */
+static bool verify(enum impl im, const char *after)
 {
-    printf("%-22s %-17s %-10s %8zu %10.1f\n", bench, impl_names[im], keys, n, ns);
-    if (json)
-        fprintf(json,
-                "{\"bench\": \"%s\", \"impl\": \"%s\", \"keys\": \"%s\", \"n\": %zu, "
-                "\"ns_per_op\": %.2f}\n",
-                bench, impl_names[im], keys, n, ns);
+    const char *why = "a key maps to the wrong item";
+    bool ok = tree_count(im) == n;
+
+    if (!ok)
+        why = "the count is wrong";
+    for (size_t k = 0; ok && k < n; k++)
+        ok = op_lookup(im, k) == item_of(im, k);
+    if (ok && op_lookup(im, n) != NULL) {
+        ok = false;
+        why = "a missing key was found";
+    }
+    if (ok && im == CANOPY)
+        ok = avl_check(&ctree, &why);
+    if (!ok)
+        fprintf(stderr, "avl_bench: %s, n %zu, after %s: %s\n", impl_names[im], n, after, why);
+    return ok;
 }
+
+/* ---- measurement ---- */
+
+static FILE *json;
+static int rounds = 5;
 
 static int cmp_double(const void *a, const void *b)
 {
@@ -251,75 +296,160 @@ static int cmp_double(const void *a, const void *b)
     return (x > y) - (x < y);
 }
 
-#define ROUNDS 3
-
-/* One implementation, one key order: the median over ROUNDS builds. */
-static bool bench_impl(enum impl im, const char *keys)
+static double median(double *v, int count)
 {
-    double ins[ROUNDS], look[ROUNDS], era[ROUNDS], pair[ROUNDS];
+    qsort(v, (size_t)count, sizeof(*v), cmp_double);
+    return v[count / 2];
+}
 
-    for (int r = 0; r < ROUNDS; r++) {
-        double t0;
+static void report(const char *bench, const char *impl, const char *keys, double ns)
+{
+    printf("%-11s %-17s %-10s %8zu %10.1f\n", bench, impl, keys, n, ns);
+    if (json)
+        fprintf(json,
+                "{\"bench\": \"%s\", \"impl\": \"%s\", \"keys\": \"%s\", \"n\": %zu, "
+                "\"ns_per_op\": %.2f}\n",
+                bench, impl, keys, n, ns);
+}
+
+#define MAX_ROUNDS 32
+
+/*
+ * One implementation, one key order: a warm-up round (unless quick), then
+ * the median over the rounds of each phase's ns per operation.
+ */
+static bool bench_impl(enum impl im, const char *keys, bool warm_up)
+{
+    double ins[MAX_ROUNDS], look[MAX_ROUNDS], era[MAX_ROUNDS], pair[MAX_ROUNDS];
+    int total = rounds + (warm_up ? 1 : 0);
+
+    for (int r = 0; r < total; r++) {
+        int slot = warm_up ? r - 1 : r;
+        double t0, t_ins, t_look, t_pair, t_era;
         size_t found = 0;
 
         tree_init(im);
         t0 = now_ns();
         for (size_t i = 0; i < n; i++)
-            op_insert(im, &items[order[i]]);
-        ins[r] = (now_ns() - t0) / n;
-        if (!verify(im)) {
-            fprintf(stderr, "%s: the tree is wrong after inserting %zu keys\n", impl_names[im], n);
+            op_insert(im, order[i]);
+        t_ins = now_ns() - t0;
+        if (!verify(im, "inserting"))
             return false;
-        }
 
         t0 = now_ns();
         for (size_t i = 0; i < n; i++)
-            found += op_lookup(im, items[order[i]].key) != NULL;
-        look[r] = (now_ns() - t0) / n;
+            found += op_lookup(im, order[i]) != NULL;
+        t_look = now_ns() - t0;
         if (found != n)
             return false;
 
-        /* Steady state: remove one item and put it back, in the key order. */
+        /* Steady state: remove one item and put it back, striding through the key order. */
         t0 = now_ns();
         for (size_t i = 0; i < n; i++) {
-            struct item *it = &items[order[(i * 7) % n]];
+            uint64_t key = order[(i * 7) % n];
 
-            op_erase(im, it);
-            op_insert(im, it);
+            op_erase(im, key);
+            op_insert(im, key);
         }
-        pair[r] = (now_ns() - t0) / n;
-        if (!verify(im)) {
-            fprintf(stderr, "%s: the tree is wrong after erase/insert pairs\n", impl_names[im]);
+        t_pair = now_ns() - t0;
+        if (!verify(im, "erase+insert pairs"))
             return false;
-        }
 
         t0 = now_ns();
         for (size_t i = 0; i < n; i++)
-            op_erase(im, &items[order[i]]);
-        era[r] = (now_ns() - t0) / n;
-        if (tree_count(im) != 0)
+            op_erase(im, order[i]);
+        t_era = now_ns() - t0;
+        if (tree_count(im) != 0) {
+            fprintf(stderr, "avl_bench: %s: not empty after erasing every key\n", impl_names[im]);
             return false;
+        }
         tree_fini(im);
+        if (slot < 0)
+            continue;
+        ins[slot] = t_ins / n;
+        look[slot] = t_look / n;
+        pair[slot] = t_pair / n;
+        era[slot] = t_era / n;
     }
-    qsort(ins, ROUNDS, sizeof(double), cmp_double);
-    qsort(look, ROUNDS, sizeof(double), cmp_double);
-    qsort(era, ROUNDS, sizeof(double), cmp_double);
-    qsort(pair, ROUNDS, sizeof(double), cmp_double);
-    report("avl_insert", im, keys, ins[ROUNDS / 2]);
-    report("avl_lookup", im, keys, look[ROUNDS / 2]);
-    report("avl_erase", im, keys, era[ROUNDS / 2]);
-    report("avl_insert_erase_pair", im, keys, pair[ROUNDS / 2]);
+    report("avl_insert", impl_names[im], keys, median(ins, rounds));
+    report("avl_lookup", impl_names[im], keys, median(look, rounds));
+    report("avl_pair", impl_names[im], keys, median(pair, rounds));
+    report("avl_erase", impl_names[im], keys, median(era, rounds));
     return true;
+}
+
+/*
+ * What the allocating trees pay their allocator per node: n allocations of
+ * the node's size, then n frees (in allocation order), per node.
+ */
+static void bench_node_alloc(bool warm_up)
+{
+    static const struct {
+        const char *impl;
+        size_t size;
+        bool slice;
+    } kinds[] = {
+        {"gtree", 40, true},                  /* sizeof(GTreeNode) in GLib 2.74, from g_slice */
+        {"libavl", sizeof(avl_node_t), false} /* from malloc */
+    };
+    void **p = alloc_or_die(n * sizeof(*p));
+
+    for (size_t k = 0; k < sizeof(kinds) / sizeof(kinds[0]); k++) {
+        double per[MAX_ROUNDS];
+        int total = rounds + (warm_up ? 1 : 0);
+
+        for (int r = 0; r < total; r++) {
+            double t0 = now_ns();
+
+            for (size_t i = 0; i < n; i++)
+                p[i] = kinds[k].slice ? g_slice_alloc(kinds[k].size) : malloc(kinds[k].size);
+            for (size_t i = 0; i < n; i++) {
+                if (kinds[k].slice)
+                    g_slice_free1(kinds[k].size, p[i]);
+                else
+                    free(p[i]);
+            }
+            if (!warm_up || r > 0)
+                per[warm_up ? r - 1 : r] = (now_ns() - t0) / n;
+        }
+        report("node_alloc", kinds[k].impl, "-", median(per, rounds));
+    }
+    free(p);
+}
+
+static void usage(const char *argv0)
+{
+    fprintf(stderr, "usage: %s [--quick] [--n N] [--impl NAME] [--rounds R] [--json FILE]\n",
+            argv0);
+    exit(2);
 }
 
 int main(int argc, char **argv)
 {
     size_t sizes[2] = {100000, 1000000};
+    int size_count = 2, only = -1;
+    bool quick = false;
 
     for (int i = 1; i < argc; i++) {
         if (strcmp(argv[i], "--quick") == 0) {
+            quick = true;
             sizes[0] = 1000;
             sizes[1] = 10000;
+            rounds = 1;
+        } else if (strcmp(argv[i], "--n") == 0 && i + 1 < argc) {
+            sizes[0] = strtoull(argv[++i], NULL, 0);
+            size_count = 1;
+        } else if (strcmp(argv[i], "--rounds") == 0 && i + 1 < argc) {
+            rounds = atoi(argv[++i]);
+            if (rounds < 1 || rounds > MAX_ROUNDS)
+                usage(argv[0]);
+        } else if (strcmp(argv[i], "--impl") == 0 && i + 1 < argc) {
+            for (int im = 0; im < IMPLS; im++)
+                if (strcmp(argv[i + 1], impl_names[im]) == 0)
+                    only = im;
+            if (only < 0)
+                usage(argv[0]);
+            i++;
         } else if (strcmp(argv[i], "--json") == 0 && i + 1 < argc) {
             json = fopen(argv[++i], "w");
             if (!json) {
@@ -327,17 +457,21 @@ int main(int argc, char **argv)
                 return 1;
             }
         } else {
-            fprintf(stderr, "usage: %s [--quick] [--json FILE]\n", argv[0]);
-            return 2;
+            usage(argv[0]);
         }
     }
-    printf("%-22s %-17s %-10s %8s %10s\n", "bench", "impl", "keys", "n", "ns/op");
-    for (int si = 0; si < 2; si++) {
+
+    printf("%-11s %-17s %-10s %8s %10s\n", "bench", "impl", "keys", "n", "ns/op");
+    for (int si = 0; si < size_count; si++) {
         n = sizes[si];
-        items = calloc(n, sizeof(*items));
-        order = malloc(n * sizeof(*order));
-        for (size_t i = 0; i < n; i++)
-            items[i].key = i;
+        if (n < 2)
+            usage(argv[0]);
+        citems = alloc_or_die(n * sizeof(*citems));
+        litems = alloc_or_die(n * sizeof(*litems));
+        kitems = alloc_or_die(n * sizeof(*kitems));
+        order = alloc_or_die(n * sizeof(*order));
+        for (size_t k = 0; k < n; k++)
+            litems[k].key = kitems[k].key = k;
         for (int random_keys = 0; random_keys < 2; random_keys++) {
             for (size_t i = 0; i < n; i++)
                 order[i] = i;
@@ -350,11 +484,16 @@ int main(int argc, char **argv)
                 }
             }
             for (int im = 0; im < IMPLS; im++)
-                if (!bench_impl((enum impl)im, random_keys ? "random" : "sequential"))
+                if ((only < 0 || only == im) &&
+                    !bench_impl((enum impl)im, random_keys ? "random" : "sequential", !quick))
                     return 1;
             fflush(stdout);
         }
-        free(items);
+        if (only < 0 || only == GTREE || only == LIBAVL)
+            bench_node_alloc(!quick);
+        free(citems);
+        free(litems);
+        free(kitems);
         free(order);
     }
     if (json)

@@ -17,12 +17,15 @@ set(CANOPY_HOST_CFLAGS
 set(CANOPY_HOST_LDFLAGS -fsanitize=address,undefined)
 
 # Benchmarks time the code as the kernel runs it: optimised like the kernel
-# (-O2), no sanitizer checks in the hot paths, still with asserts and debug info
-# (profilers show lines). Host ABI and libc, like the host flavour.
-set(CANOPY_BENCH_CFLAGS ${CANOPY_WARNINGS} -O2 -g)
+# (-O2), no sanitizer checks in the hot paths, still with asserts. Host ABI and
+# libc, like the host flavour.
+set(CANOPY_BENCH_CFLAGS
+  ${CANOPY_WARNINGS} -O2
+  -gdwarf-4)  # profilers show lines; Debian's valgrind 3.19 cannot read clang 14's DWARF 5
 
 set(CANOPY_UEFI_CFLAGS
   ${CANOPY_WARNINGS} -O2 -g
+  -gdwarf                          # DWARF, not CodeView, so gdb can read stage 1's symbols
   --target=x86_64-unknown-windows  # PE/COFF objects and the MS x64 ABI UEFI uses
   -ffreestanding                   # no hosted libc: memset & co come from lib/
   -fshort-wchar                    # CHAR16 is 16 bits in UEFI
@@ -57,8 +60,12 @@ set(CANOPY_KERNEL_LDFLAGS
 
 # Strip the source directory from debug info and __FILE__ so binaries do not
 # depend on where the tree was checked out.
-list(APPEND CANOPY_UEFI_CFLAGS -ffile-prefix-map=${CMAKE_SOURCE_DIR}/=)
-list(APPEND CANOPY_KERNEL_CFLAGS -ffile-prefix-map=${CMAKE_SOURCE_DIR}/=)
+# Clang 14 ignores -ffile-prefix-map for assembly files, so they get no debug
+# info rather than absolute paths.
+list(APPEND CANOPY_UEFI_CFLAGS -ffile-prefix-map=${CMAKE_SOURCE_DIR}/=
+  $<$<COMPILE_LANGUAGE:ASM>:-g0>)
+list(APPEND CANOPY_KERNEL_CFLAGS -ffile-prefix-map=${CMAKE_SOURCE_DIR}/=
+  $<$<COMPILE_LANGUAGE:ASM>:-g0>)
 
 # canopy_library(NAME SOURCES ... INCLUDE dir [LINK libs...])
 # Builds NAME_host (static library with sanitizers), NAME_benchlib (the bench
