@@ -120,6 +120,7 @@ static const struct {
     {"none", FF_NONE},
     {"ebs-stale-key", FF_EBS_STALE_KEY},
     {"ebs-fail-always", FF_EBS_FAIL_ALWAYS},
+    {"ebs-stale-grow", FF_EBS_STALE_GROW},
     {"desc-size", FF_DESC_SIZE},
     {"unsorted", FF_UNSORTED},
     {"reversed", FF_REVERSED},

@@ -21,6 +21,7 @@ enum ff_scenario {
     FF_NONE,             /* pass everything through */
     FF_EBS_STALE_KEY,    /* the first ExitBootServices meets a changed map */
     FF_EBS_FAIL_ALWAYS,  /* every ExitBootServices fails (stale key) */
+    FF_EBS_STALE_GROW,   /* the first one meets a map grown by arg descriptors */
     FF_DESC_SIZE,        /* GetMemoryMap with a larger DescriptorSize (arg: bytes) */
     FF_UNSORTED,         /* shuffled descriptors */
     FF_REVERSED,         /* descriptors last first */

@@ -50,6 +50,8 @@ static struct {
 static uint8_t raw[RAW_BYTES];
 static struct mapx_desc in_desc[MAX_DESC / 2], out_desc[MAX_DESC];
 
+static uint32_t firmware_map(void);
+
 static bool from_stage1(void *ret)
 {
     uint64_t a = (uint64_t)(UINTN)ret;
@@ -255,6 +257,29 @@ static EFI_STATUS EFIAPI hook_locate_handle_buffer(EFI_LOCATE_SEARCH_TYPE type, 
 
 /* ---- ExitBootServices ------------------------------------------------------------- */
 
+/*
+ * Adds about `extra` descriptors to the firmware's map: single boot-services
+ * pages every other page inside a large conventional run, each between two
+ * conventional pieces. Only memory allocation, which the specification still
+ * allows the firmware (and the loader) after a failed ExitBootServices.
+ */
+static void grow_map(uint64_t extra)
+{
+    uint32_t n = firmware_map();
+    const struct mapx_desc *big = NULL;
+    for (uint32_t i = 0; i < n; i++)
+        if (in_desc[i].type == MAPX_EFI_CONVENTIONAL && in_desc[i].phys >= (1ull << 20) &&
+            (!big || in_desc[i].pages > big->pages))
+            big = &in_desc[i];
+    if (!big)
+        return;
+    uint64_t singles = extra / 2 + 1;
+    for (uint64_t k = 0; k < singles && 2 * k + 2 < big->pages; k++) {
+        EFI_PHYSICAL_ADDRESS a = big->phys + (2 * k + 1) * PAGE;
+        (void)ff_orig.AllocatePages(AllocateAddress, EfiBootServicesData, 1, &a);
+    }
+}
+
 static EFI_STATUS EFIAPI hook_exit_boot_services(EFI_HANDLE image, UINTN key)
 {
     if (!from_stage1(__builtin_return_address(0)))
@@ -266,10 +291,12 @@ static EFI_STATUS EFIAPI hook_exit_boot_services(EFI_HANDLE image, UINTN key)
                          call);
         return EFI_INVALID_PARAMETER;
     }
-    if (h.cfg.scenario == FF_EBS_STALE_KEY && call == 1) {
+    if ((h.cfg.scenario == FF_EBS_STALE_KEY || h.cfg.scenario == FF_EBS_STALE_GROW) && call == 1) {
         /* Change the map for real, so the firmware itself finds stage 1's key stale. */
         EFI_PHYSICAL_ADDRESS page;
         EFI_STATUS a = ff_orig.AllocatePages(AllocateAnyPages, EfiBootServicesData, 1, &page);
+        if (!EFI_ERROR(a) && h.cfg.scenario == FF_EBS_STALE_GROW)
+            grow_map(h.cfg.arg);
         UINTN size = sizeof(raw), new_key = key, dsize;
         UINT32 ver;
         if (EFI_ERROR(
