@@ -132,7 +132,7 @@ def check_overlap(vm, args, text):
     tmp = tempfile.mkdtemp(prefix="canopy-ff-")
     try:
         dump = os.path.join(tmp, "ram.bin")
-        size = harness_mem_bytes(args_mem(vm))
+        size = mem_bytes(vm.mem)
         vm.qmp("stop")
         vm.qmp("pmemsave", {"val": 0, "size": size, "filename": dump}, timeout=60)
         with open(dump, "rb") as f:
@@ -174,11 +174,8 @@ def check_overlap(vm, args, text):
           "the map and the PMM, and the canary is intact")
 
 
-def args_mem(vm):
-    return vm.mem
-
-
-def harness_mem_bytes(mem):
+def mem_bytes(mem):
+    """QEMU's -m value ("256M", "6G", or MiB) in bytes."""
     units = {"K": 1 << 10, "M": 1 << 20, "G": 1 << 30}
     mem = str(mem)
     return int(mem[:-1]) * units[mem[-1]] if mem[-1] in units else int(mem) << 20
