@@ -303,9 +303,20 @@ static _Noreturn void after_exit(const struct fw_exit *ex)
     uint32_t req_cap = 2 * ex->range_capacity + FIXED_REQUESTS;
     struct pt_span *spans = (struct pt_span *)(req + req_cap);
     uint64_t max_page = s1.cpu.pdpe1gb ? MAPPLAN_1G : MAPPLAN_2M;
-    uint32_t n = mapplan_hhdm(ex->ranges, range_count, s1.hhdm, max_page, req, req_cap);
+    /* The HHDM ends where the dynamic area begins (64 TiB of physical space with 4 levels). */
+    uint64_t pa_limit = CANOPY_DYNAMIC_BASE - s1.hhdm;
+    uint64_t clipped;
+    uint32_t n =
+        mapplan_hhdm(ex->ranges, range_count, s1.hhdm, pa_limit, max_page, req, req_cap, &clipped);
     if (n == UINT32_MAX)
         FATAL("too many HHDM ranges");
+    if (clipped)
+        con_printf("canopy: %llu MiB of the memory map lie above the HHDM's reach; not mapped\n",
+                   (unsigned long long)(clipped >> 20));
+    if (s1.fb.format != CANOPY_FB_NONE && s1.fb.base + s1.fb.size_bytes > pa_limit) {
+        con_printf("canopy: the framebuffer lies above the HHDM's reach; serial console only\n");
+        s1.fb = (struct canopy_framebuffer){.format = CANOPY_FB_NONE};
+    }
     if (s1.fb.format != CANOPY_FB_NONE) {
         uint32_t k =
             mapplan_uncovered(req, n, s1.hhdm, s1.fb.base, s1.fb.size_bytes, max_page, CANOPY_MAP_W,

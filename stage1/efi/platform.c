@@ -347,76 +347,125 @@ uint64_t fw_tsc_hz(void)
 
 /* ---- ExitBootServices ----------------------------------------------------------- */
 
+/* The buffers allocated for ExitBootServices, sized from one probe of the map. */
+struct exit_buffers {
+    EFI_PHYSICAL_ADDRESS map, work;
+    UINTN map_cap;
+    uint64_t work_bytes, ranges_bytes;
+    uint32_t range_cap;
+};
+
+static void free_exit_buffers(struct exit_buffers *b)
+{
+    if (b->work)
+        fw_bs->FreePages(b->work, pages_for(b->work_bytes));
+    if (b->map)
+        fw_bs->FreePages(b->map, pages_for(b->map_cap));
+    *b = (struct exit_buffers){0};
+}
+
+/*
+ * Probes the map's size and allocates the map buffer and the work space
+ * (normalised ranges + scratch). Each allocation can split a descriptor, so
+ * the map buffer gets `spare` extra slots (Linux adds 8; two allocations
+ * follow the probe). The range capacity assumes the smallest legal
+ * descriptor, so it holds whatever descriptor size the final map has.
+ */
+static enum fw_status alloc_exit_buffers(uint64_t spare, uint64_t scratch_per_range,
+                                         uint64_t scratch_fixed, struct exit_buffers *b)
+{
+    UINTN map_size = 0, key, desc_size = 0;
+    UINT32 desc_version;
+    *b = (struct exit_buffers){0};
+    EFI_STATUS s = fw_bs->GetMemoryMap(&map_size, NULL, &key, &desc_size, &desc_version);
+    if (s != EFI_BUFFER_TOO_SMALL)
+        return FW_FAILED;
+    if (desc_size < sizeof(EFI_MEMORY_DESCRIPTOR))
+        desc_size = sizeof(EFI_MEMORY_DESCRIPTOR); /* not every firmware fills it in here */
+    b->map_cap = map_size + spare * desc_size;
+    if (EFI_ERROR(fw_bs->AllocatePages(AllocateAnyPages, EfiLoaderData, pages_for(b->map_cap),
+                                       &b->map))) {
+        b->map = 0;
+        return FW_NOMEM;
+    }
+    b->range_cap = memmap_capacity_for(b->map_cap, sizeof(EFI_MEMORY_DESCRIPTOR));
+    b->ranges_bytes = (uint64_t)b->range_cap * sizeof(struct canopy_mem_range);
+    b->work_bytes = b->ranges_bytes + (uint64_t)b->range_cap * scratch_per_range + scratch_fixed;
+    if (b->range_cap == 0 || b->range_cap == UINT32_MAX ||
+        EFI_ERROR(fw_bs->AllocatePages(AllocateAnyPages, EfiLoaderData, pages_for(b->work_bytes),
+                                       &b->work))) {
+        b->work = 0;
+        free_exit_buffers(b);
+        return FW_NOMEM;
+    }
+    return FW_OK;
+}
+
 enum fw_status fw_exit_boot_services(uint64_t scratch_per_range, uint64_t scratch_fixed,
                                      struct fw_exit *out)
 {
-    UINTN map_size = 0, key = 0, desc_size = 0;
+    struct exit_buffers b;
+    UINTN map_size, key = 0, desc_size = 0;
     UINT32 desc_version = 0;
-    EFI_STATUS s = fw_bs->GetMemoryMap(&map_size, NULL, &key, &desc_size, &desc_version);
-    if (s != EFI_BUFFER_TOO_SMALL || desc_size < sizeof(EFI_MEMORY_DESCRIPTOR))
-        return FW_FAILED;
+    EFI_STATUS s;
 
     /*
-     * Everything needed after ExitBootServices is allocated now, before the
-     * final GetMemoryMap. Each allocation can split a descriptor, so the map
-     * buffer gets 16 spare slots (Linux adds 8; two allocations follow).
+     * Until the first ExitBootServices call the firmware is untouched, so a map
+     * that outgrew its buffer (other agents allocate too) just means starting
+     * over with more room.
      */
-    UINTN map_cap = map_size + 16 * desc_size;
-    EFI_PHYSICAL_ADDRESS map_buf, work_buf;
-    if (EFI_ERROR(
-            fw_bs->AllocatePages(AllocateAnyPages, EfiLoaderData, pages_for(map_cap), &map_buf)))
-        return FW_NOMEM;
-    uint32_t range_cap = memmap_capacity_for(map_cap, desc_size);
-    uint64_t ranges_bytes = (uint64_t)range_cap * sizeof(struct canopy_mem_range);
-    uint64_t scratch_bytes = (uint64_t)range_cap * scratch_per_range + scratch_fixed;
-    uint64_t work_bytes = ranges_bytes + scratch_bytes;
-    if (range_cap == 0 || EFI_ERROR(fw_bs->AllocatePages(AllocateAnyPages, EfiLoaderData,
-                                                         pages_for(work_bytes), &work_buf))) {
-        fw_bs->FreePages(map_buf, pages_for(map_cap));
-        return FW_NOMEM;
+    for (uint64_t spare = 16;; spare *= 4) {
+        enum fw_status st = alloc_exit_buffers(spare, scratch_per_range, scratch_fixed, &b);
+        if (st != FW_OK)
+            return st;
+        map_size = b.map_cap;
+        s = fw_bs->GetMemoryMap(&map_size, (EFI_MEMORY_DESCRIPTOR *)(UINTN)b.map, &key, &desc_size,
+                                &desc_version);
+        if (!EFI_ERROR(s))
+            break;
+        free_exit_buffers(&b);
+        if (s != EFI_BUFFER_TOO_SMALL || spare >= 1024)
+            return FW_FAILED;
+    }
+    if (desc_version != EFI_MEMORY_DESCRIPTOR_VERSION ||
+        desc_size < sizeof(EFI_MEMORY_DESCRIPTOR)) {
+        free_exit_buffers(&b);
+        return FW_UNSUPPORTED;
     }
 
-    for (int attempt = 0; attempt < 2; attempt++) {
-        map_size = map_cap;
-        s = fw_bs->GetMemoryMap(&map_size, (EFI_MEMORY_DESCRIPTOR *)(UINTN)map_buf, &key,
-                                &desc_size, &desc_version);
-        if (EFI_ERROR(s) || desc_version != EFI_MEMORY_DESCRIPTOR_VERSION ||
-            desc_size < sizeof(EFI_MEMORY_DESCRIPTOR)) {
-            if (attempt == 0) {
-                /* ExitBootServices was not called yet: boot services still live. */
-                fw_bs->FreePages(work_buf, pages_for(work_bytes));
-                fw_bs->FreePages(map_buf, pages_for(map_cap));
-                return EFI_ERROR(s) ? FW_FAILED : FW_UNSUPPORTED;
-            }
-            break;
-        }
-        s = fw_bs->ExitBootServices(fw_image, key);
-        if (!EFI_ERROR(s)) {
-            cpu_cli();
-            fw_bs = NULL;
-            con_after_exit();
-            *out = (struct fw_exit){
-                .efi_map = (const void *)(UINTN)map_buf,
-                .efi_map_size = map_size,
-                .desc_size = desc_size,
-                .desc_version = desc_version,
-                .range_capacity = range_cap,
-                .ranges = (struct canopy_mem_range *)(UINTN)work_buf,
-                .scratch = (uint8_t *)(UINTN)work_buf + ranges_bytes,
-                .scratch_bytes = scratch_bytes,
-            };
-            return FW_OK;
-        }
+    s = fw_bs->ExitBootServices(fw_image, key);
+    if (EFI_ERROR(s)) {
         /*
          * A stale map key (EFI_INVALID_PARAMETER): the firmware may already
          * have shut part of itself down, so only GetMemoryMap into the same
          * buffer and one more ExitBootServices are allowed; no allocation.
          */
+        map_size = b.map_cap;
+        s = fw_bs->GetMemoryMap(&map_size, (EFI_MEMORY_DESCRIPTOR *)(UINTN)b.map, &key, &desc_size,
+                                &desc_version);
+        if (!EFI_ERROR(s) && desc_version == EFI_MEMORY_DESCRIPTOR_VERSION &&
+            desc_size >= sizeof(EFI_MEMORY_DESCRIPTOR))
+            s = fw_bs->ExitBootServices(fw_image, key);
+        else if (!EFI_ERROR(s))
+            s = EFI_INCOMPATIBLE_VERSION;
     }
     cpu_cli();
     fw_bs = NULL;
-    fw_fatal_after_exit(0, "ExitBootServices failed twice (%s)",
-                        s == EFI_INVALID_PARAMETER ? "stale memory map key" : "firmware error");
+    if (EFI_ERROR(s))
+        fw_fatal_after_exit(0, "ExitBootServices failed twice (%s)",
+                            s == EFI_INVALID_PARAMETER ? "stale memory map key" : "firmware error");
+    con_after_exit();
+    *out = (struct fw_exit){
+        .efi_map = (const void *)(UINTN)b.map,
+        .efi_map_size = map_size,
+        .desc_size = desc_size,
+        .desc_version = desc_version,
+        .range_capacity = b.range_cap,
+        .ranges = (struct canopy_mem_range *)(UINTN)b.work,
+        .scratch = (uint8_t *)(UINTN)b.work + b.ranges_bytes,
+        .scratch_bytes = b.work_bytes - b.ranges_bytes,
+    };
+    return FW_OK;
 }
 
 _Noreturn void fw_fatal_after_exit(uint64_t tsc_hz, const char *fmt, ...)

@@ -26,13 +26,22 @@ uint64_t mapplan_page_size(uint64_t va, uint64_t pa, uint64_t remaining, uint64_
 }
 
 uint32_t mapplan_hhdm(const struct canopy_mem_range *ranges, uint32_t range_count,
-                      uint64_t hhdm_base, uint64_t max_page_size, struct map_request *out,
-                      uint32_t cap)
+                      uint64_t hhdm_base, uint64_t pa_limit, uint64_t max_page_size,
+                      struct map_request *out, uint32_t cap, uint64_t *clipped_bytes)
 {
     uint32_t n = 0;
+    uint64_t clipped = 0;
     for (uint32_t i = 0; i < range_count; i++) {
         uint64_t base = ranges[i].base;
         uint64_t size = ranges[i].page_count * MAPPLAN_4K;
+        if (base >= pa_limit) {
+            clipped += size;
+            continue;
+        }
+        if (size > pa_limit - base) {
+            clipped += size - (pa_limit - base);
+            size = pa_limit - base;
+        }
         if (size == 0)
             continue;
         if (n > 0 && out[n - 1].pa + out[n - 1].size == base) {
@@ -48,6 +57,8 @@ uint32_t mapplan_hhdm(const struct canopy_mem_range *ranges, uint32_t range_coun
                                         .flags = CANOPY_MAP_W,
                                         .owner = CANOPY_OWNER_HHDM};
     }
+    if (clipped_bytes)
+        *clipped_bytes = clipped;
     return n;
 }
 

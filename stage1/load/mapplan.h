@@ -42,13 +42,15 @@ uint64_t mapplan_page_size(uint64_t va, uint64_t pa, uint64_t remaining, uint64_
 /*
  * HHDM requests for a normalised memory map: adjacent ranges are merged first
  * (so large pages can cross range boundaries), each run mapped at hhdm_base +
- * base, RW and NX, owner CANOPY_OWNER_HHDM.
+ * base, RW and NX, owner CANOPY_OWNER_HHDM. Physical memory at or above
+ * pa_limit (where the HHDM would run into the next region of the layout) is
+ * left out; *clipped_bytes (if not NULL) says how much.
  * => ranges sorted and non-overlapping (as memmap_normalise gives them).
  * => returns the number of requests written, or UINT32_MAX if cap is too small.
  */
 uint32_t mapplan_hhdm(const struct canopy_mem_range *ranges, uint32_t range_count,
-                      uint64_t hhdm_base, uint64_t max_page_size, struct map_request *out,
-                      uint32_t cap);
+                      uint64_t hhdm_base, uint64_t pa_limit, uint64_t max_page_size,
+                      struct map_request *out, uint32_t cap, uint64_t *clipped_bytes);
 
 /*
  * Requests for the parts of the physical range [base, base + size) (rounded

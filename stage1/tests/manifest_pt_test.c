@@ -78,7 +78,7 @@ static void run_case(uint64_t max_page, unsigned levels)
     };
     uint64_t hhdm = levels == 5 ? CANOPY_HHDM_BASE_5L : CANOPY_HHDM_BASE_4L;
     struct map_request req[16];
-    uint32_t n = mapplan_hhdm(map, 4, hhdm, max_page, req, 16);
+    uint32_t n = mapplan_hhdm(map, 4, hhdm, CANOPY_DYNAMIC_BASE - hhdm, max_page, req, 16, NULL);
     CHECK(n == 4);
     n += mapplan_uncovered(req, n, hhdm, 0xc0000000, 0x3e8000, max_page, CANOPY_MAP_W,
                            CANOPY_OWNER_FRAMEBUFFER, req + n, 16 - n);

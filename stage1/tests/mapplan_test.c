@@ -15,9 +15,10 @@
 #include "../load/mapplan.h"
 #include "check.h"
 
-#define HHDM 0xffff800000000000ull
-#define GiB  (1ull << 30)
-#define MiB  (1ull << 20)
+#define HHDM  0xffff800000000000ull
+#define LIMIT (CANOPY_DYNAMIC_BASE - HHDM) /* 64 TiB of physical addresses */
+#define GiB   (1ull << 30)
+#define MiB   (1ull << 20)
 
 static const struct canopy_mem_range q35[] = {
     {.base = 0, .page_count = 0xa0, .type = CANOPY_MEM_USABLE},
@@ -43,7 +44,7 @@ static void test_mapplan_page_size_rule(void)
 static void test_mapplan_hhdm_merges_touching_ranges(void)
 {
     struct map_request r[8];
-    uint32_t n = mapplan_hhdm(q35, Q35_N, HHDM, MAPPLAN_1G, r, 8);
+    uint32_t n = mapplan_hhdm(q35, Q35_N, HHDM, LIMIT, MAPPLAN_1G, r, 8, NULL);
     CHECK(n == 4);
     CHECK(r[0].pa == 0 && r[0].size == 0xa0000 && r[0].va == HHDM);
     CHECK(r[1].pa == 0x100000 && r[1].size == 0x80000000ull - 0x100000);
@@ -56,8 +57,8 @@ static void test_mapplan_hhdm_merges_touching_ranges(void)
         CHECK(r[i].max_page_size == MAPPLAN_1G);
     }
     CHECK(!mapplan_overlaps(r, n));
-    CHECK(mapplan_hhdm(q35, Q35_N, HHDM, MAPPLAN_1G, r, 3) == UINT32_MAX);
-    CHECK(mapplan_hhdm(q35, 0, HHDM, MAPPLAN_1G, r, 8) == 0);
+    CHECK(mapplan_hhdm(q35, Q35_N, HHDM, LIMIT, MAPPLAN_1G, r, 3, NULL) == UINT32_MAX);
+    CHECK(mapplan_hhdm(q35, 0, HHDM, LIMIT, MAPPLAN_1G, r, 8, NULL) == 0);
 }
 
 static void test_mapplan_hhdm_skips_empty_ranges(void)
@@ -68,15 +69,36 @@ static void test_mapplan_hhdm_skips_empty_ranges(void)
         {.base = 0x2000, .page_count = 2},
     };
     struct map_request r[2];
-    CHECK(mapplan_hhdm(m, 3, HHDM, MAPPLAN_2M, r, 1) == 1);
+    CHECK(mapplan_hhdm(m, 3, HHDM, LIMIT, MAPPLAN_2M, r, 1, NULL) == 1);
     CHECK(r[0].pa == 0x1000 && r[0].size == 0x3000);
+}
+
+static void test_mapplan_hhdm_clips_at_the_limit(void)
+{
+    struct map_request r[8];
+    uint64_t clipped = 1;
+    /* A limit of 4.5 GiB: the last range is cut in half. */
+    CHECK(mapplan_hhdm(q35, Q35_N, HHDM, 4 * GiB + GiB / 2, MAPPLAN_1G, r, 8, &clipped) == 4);
+    CHECK(r[3].pa == 4 * GiB && r[3].size == GiB / 2);
+    CHECK(clipped == GiB / 2);
+    /* A limit of 3 GiB: the last range goes, the MMIO range ends below it and stays. */
+    CHECK(mapplan_hhdm(q35, Q35_N, HHDM, 3 * GiB, MAPPLAN_1G, r, 8, &clipped) == 3);
+    CHECK(clipped == GiB);
+    CHECK(r[2].pa + r[2].size == 0xc0000000);
+    /* A range far above 64 TiB (a 64-bit BAR) is left out of the real layout. */
+    struct canopy_mem_range high[] = {{.base = 0, .page_count = 16},
+                                      {.base = 1ull << 47, .page_count = 16}};
+    CHECK(mapplan_hhdm(high, 2, HHDM, LIMIT, MAPPLAN_1G, r, 8, &clipped) == 1);
+    CHECK(clipped == 16 * 4096);
+    CHECK(mapplan_hhdm(q35, Q35_N, HHDM, LIMIT, MAPPLAN_1G, r, 8, &clipped) == 4);
+    CHECK(clipped == 0);
 }
 
 static void test_mapplan_manifest_splits_like_pt_map(void)
 {
     struct map_request r[8];
     struct canopy_mapping m[32];
-    uint32_t n = mapplan_hhdm(q35, Q35_N, HHDM, MAPPLAN_1G, r, 8);
+    uint32_t n = mapplan_hhdm(q35, Q35_N, HHDM, LIMIT, MAPPLAN_1G, r, 8, NULL);
     uint32_t count = 0;
     for (uint32_t i = 0; i < n; i++)
         CHECK(mapplan_manifest_add(&r[i], m, 32, &count));
@@ -100,7 +122,7 @@ static void test_mapplan_manifest_splits_like_pt_map(void)
         CHECK(m[i].flags == CANOPY_MAP_W && m[i].owner == CANOPY_OWNER_HHDM);
 
     /* Without 1 GiB pages the same map gives 2 MiB runs instead. */
-    n = mapplan_hhdm(q35, Q35_N, HHDM, MAPPLAN_2M, r, 8);
+    n = mapplan_hhdm(q35, Q35_N, HHDM, LIMIT, MAPPLAN_2M, r, 8, NULL);
     count = 0;
     for (uint32_t i = 0; i < n; i++)
         CHECK(mapplan_manifest_add(&r[i], m, 32, &count));
@@ -148,7 +170,7 @@ static void test_mapplan_manifest_never_merges_across_requests(void)
 static void test_mapplan_uncovered_framebuffer(void)
 {
     struct map_request h[8], out[4];
-    uint32_t n = mapplan_hhdm(q35, Q35_N, HHDM, MAPPLAN_1G, h, 8);
+    uint32_t n = mapplan_hhdm(q35, Q35_N, HHDM, LIMIT, MAPPLAN_1G, h, 8, NULL);
     /* Entirely in the hole after 2 GiB. */
     CHECK(mapplan_uncovered(h, n, HHDM, 0x80000000, 0x300000, MAPPLAN_1G, CANOPY_MAP_W,
                             CANOPY_OWNER_FRAMEBUFFER, out, 4) == 1);
@@ -200,6 +222,7 @@ void mapplan_tests(void)
     RUN(test_mapplan_page_size_rule);
     RUN(test_mapplan_hhdm_merges_touching_ranges);
     RUN(test_mapplan_hhdm_skips_empty_ranges);
+    RUN(test_mapplan_hhdm_clips_at_the_limit);
     RUN(test_mapplan_manifest_splits_like_pt_map);
     RUN(test_mapplan_manifest_tail_and_capacity);
     RUN(test_mapplan_manifest_never_merges_across_requests);
