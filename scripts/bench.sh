@@ -1,0 +1,284 @@
+#!/usr/bin/env bash
+# Builds the host benchmarks (bench/), runs each several times, and reports
+# the median of every measurement: a table on stdout, build/bench/results.json,
+# PNG plots (gnuplot) and PASS/MISS against each target of the performance
+# issue. A missed target is reported, not an error: the exit status is non-zero
+# only if something fails to build or a benchmark's self-check fails.
+set -euo pipefail
+
+usage() {
+    cat <<'EOF_USAGE'
+usage: scripts/bench.sh [--repeats N] [--quick] [--publish]
+
+  --repeats N  run each benchmark N times (default 3) and report medians;
+               each run also warms up and repeats inside itself
+  --quick      the benchmarks' smoke mode (small n, short timings): checks
+               the pipeline in seconds; the numbers mean nothing
+  --publish    also copy the plots into docs/ (docs/performance.md shows them)
+
+Results go to build/bench/ (CANOPY_BUILD_DIR picks another build directory):
+results.json (a JSON list, one object per measurement), runs/ (every raw
+run), *.png (plots). Run it on a quiet machine: each benchmark is single
+threaded, and another process on the same core shows up in the numbers.
+EOF_USAGE
+}
+
+source "$(dirname "${BASH_SOURCE[0]}")/common.sh"
+
+repeats=3
+quick=0
+publish=0
+while [ $# -gt 0 ]; do
+    case "$1" in
+    -h | --help) usage; exit 0 ;;
+    --repeats) repeats=${2:?--repeats wants a number}; shift 2 ;;
+    --quick) quick=1; shift ;;
+    --publish) publish=1; shift ;;
+    *) usage >&2; exit 2 ;;
+    esac
+done
+
+canopy_step "checking packages"
+"$CANOPY_ROOT/scripts/deps.sh"
+if [ ! -f "$CANOPY_BUILD/CMakeCache.txt" ]; then
+    canopy_step "configuring $CANOPY_BUILD"
+    cmake -S "$CANOPY_ROOT" -B "$CANOPY_BUILD" -G Ninja
+fi
+benches=(vmm_bench avl_bench)
+[ -f "$CANOPY_ROOT/bench/pmm_bench.c" ] && benches+=(pmm_bench)
+canopy_step "building ${benches[*]}"
+cmake --build "$CANOPY_BUILD" --target "${benches[@]}"
+
+out=$CANOPY_BUILD/bench
+runs=$out/runs
+rm -rf "$runs"
+mkdir -p "$runs"
+extra=()
+[ "$quick" -eq 1 ] && extra=(--quick)
+
+{
+    echo "date: $(date -u '+%Y-%m-%d %H:%M UTC')"
+    echo "commit: $(git -C "$CANOPY_ROOT" rev-parse --short HEAD 2>/dev/null || echo unknown)"
+    echo "cpus: $(nproc)"
+    echo "cpu: $(sed -n 's/^model name[[:space:]]*: //p' /proc/cpuinfo | head -1)"
+    echo "memory: $(awk '/^MemTotal/ {printf "%.1f GiB", $2 / 1048576}' /proc/meminfo)"
+    echo "load before: $(cut -d' ' -f1-3 /proc/loadavg)"
+} >"$out/machine.txt"
+cat "$out/machine.txt"
+
+# Repeats interleave the benchmarks, so a burst of load elsewhere spreads
+# over all of them instead of landing on one.
+for ((r = 1; r <= repeats; r++)); do
+    for b in "${benches[@]}"; do
+        canopy_step "run $r/$repeats: $b (load $(cut -d' ' -f1 /proc/loadavg))"
+        case "$b" in
+        pmm_bench)
+            # pmm_bench prints its JSON lines on stdout.
+            "$out/$b" "${extra[@]}" >"$runs/$b.$r.json"
+            ;;
+        *)
+            "$out/$b" "${extra[@]}" --json "$runs/$b.$r.json" >"$runs/$b.$r.txt"
+            ;;
+        esac
+    done
+done
+echo "load after: $(cut -d' ' -f1-3 /proc/loadavg)" >>"$out/machine.txt"
+
+canopy_step "medians over $repeats runs"
+python3 - "$runs" "$out" <<'EOF_PY'
+# Medians across runs, results.json, the tables, the targets, gnuplot input.
+import glob, json, os, statistics, sys
+
+runs_dir, out = sys.argv[1], sys.argv[2]
+VALUES = ("ns_per_op", "nodes_visited", "bytes_per_frame")
+groups = {}
+for path in sorted(glob.glob(os.path.join(runs_dir, "*.json"))):
+    with open(path) as f:
+        for line in f:
+            line = line.strip()
+            if not line.startswith("{"):
+                continue
+            m = json.loads(line)
+            key = tuple(sorted((k, v) for k, v in m.items() if k not in VALUES))
+            groups.setdefault(key, []).append(m)
+
+results = []
+for key, ms in groups.items():
+    r = dict(key)
+    for v in VALUES:
+        xs = [m[v] for m in ms if v in m]
+        if xs:
+            r[v] = round(statistics.median(xs), 2)
+            if v == "ns_per_op" and len(xs) > 1:
+                r["ns_per_op_min"], r["ns_per_op_max"] = min(xs), max(xs)
+    r["runs"] = len(ms)
+    results.append(r)
+order = ("bench", "query", "layout", "keys", "impl", "n")
+results.sort(key=lambda r: tuple(str(r.get(k, "")).zfill(12) if k == "n" else str(r.get(k, ""))
+                                 for k in order))
+first = ("bench", "impl", "n", "ns_per_op", "nodes_visited", "query", "layout", "keys")
+results = [{**{k: r[k] for k in first if k in r}, **{k: v for k, v in r.items() if k not in first}}
+           for r in results]
+with open(os.path.join(out, "results.json"), "w") as f:
+    json.dump(results, f, indent=1)
+    f.write("\n")
+
+
+def pick(**want):
+    return [r for r in results if all(r.get(k) == v for k, v in want.items())]
+
+
+def ns(**want):
+    rs = pick(**want)
+    return rs[0]["ns_per_op"] if rs else None
+
+
+def fmt(x):
+    if x is None:
+        return "-"
+    return f"{x:.1f}" if x < 1e4 else f"{x:.3g}"
+
+
+# ---- tables ----
+VMM_IMPLS = ["canopy", "canopy-topdown", "walk-canopy", "walk-gtree", "walk-libavl"]
+AVL_IMPLS = ["canopy", "libavl-intrusive", "gtree", "libavl"]
+lines = []
+for query in ("fixed", "random"):
+    for layout in ("swiss", "mixed", "exact", "narrow"):
+        rows = pick(bench="vmm_find", query=query, layout=layout)
+        if not rows:
+            continue
+        lines.append(f"\nvmm_find, {layout} layout, {query} window: ns per find (nodes visited)")
+        lines.append(f"{'n':>8} " + " ".join(f"{i:>22}" for i in VMM_IMPLS))
+        for n in sorted({r["n"] for r in rows}):
+            cells = []
+            for i in VMM_IMPLS:
+                r = pick(bench="vmm_find", query=query, layout=layout, impl=i, n=n)
+                cells.append(f"{fmt(r[0]['ns_per_op'])} ({r[0].get('nodes_visited', 0):.0f})"
+                             if r else "-")
+            lines.append(f"{n:>8} " + " ".join(f"{c:>22}" for c in cells))
+for keys in ("sequential", "random"):
+    for n in sorted({r["n"] for r in pick(keys=keys)}):
+        lines.append(f"\nAVL operations, {keys} keys, n = {n}: ns per operation")
+        lines.append(f"{'bench':<11} " + " ".join(f"{i:>17}" for i in AVL_IMPLS))
+        for b in ("avl_insert", "avl_lookup", "avl_pair", "avl_erase"):
+            lines.append(f"{b:<11} " + " ".join(
+                f"{fmt(ns(bench=b, keys=keys, n=n, impl=i)):>17}" for i in AVL_IMPLS))
+alloc = pick(bench="node_alloc")
+if alloc:
+    lines.append("\nnode allocation alone (alloc + free per node, the allocating trees' share):")
+    for r in alloc:
+        lines.append(f"  {r['impl']:<8} n = {r['n']:<8} {fmt(r['ns_per_op'])} ns")
+pmm = [r for r in results if r["bench"].startswith("pmm_")]
+if pmm:
+    lines.append("\nPMM:")
+    for r in pmm:
+        if "ns_per_op" in r:
+            lines.append(f"  {r['bench']:<22} n = {r['n']:<9} {fmt(r['ns_per_op'])} ns per op")
+        else:
+            lines.append(f"  {r['bench']:<22} n = {r['n']:<9} "
+                         f"{r.get('bytes_per_frame', 0):.4f} bytes per frame")
+print("\n".join(lines))
+
+# ---- targets ----
+targets = []
+
+
+def target(name, value, ok, goal):
+    if value is None:
+        targets.append(f"n/a   {name}: not measured in this run ({goal})")
+    else:
+        targets.append(f"{'PASS' if ok(value) else 'MISS'}  {name}: {value:.2f} ({goal})")
+
+
+for layout in ("swiss", "mixed", "exact"):
+    c5 = ns(bench="vmm_find", query="fixed", layout=layout, impl="canopy", n=100000)
+    w5 = ns(bench="vmm_find", query="fixed", layout=layout, impl="walk-canopy", n=100000)
+    target(f"vmm_find {layout} fixed, n=1e5: walk-canopy / canopy",
+           w5 / c5 if c5 and w5 else None, lambda v: v >= 3000, "target >= 3000")
+for layout in ("swiss", "mixed", "exact"):
+    c3 = ns(bench="vmm_find", query="fixed", layout=layout, impl="canopy", n=1000)
+    c6 = ns(bench="vmm_find", query="fixed", layout=layout, impl="canopy", n=1000000)
+    target(f"vmm_find {layout} fixed: canopy n=1e6 / n=1e3",
+           c6 / c3 if c3 and c6 else None, lambda v: v <= 3, "target <= 3")
+for b in ("avl_lookup", "avl_pair"):
+    for keys in ("sequential", "random"):
+        for n in (100000, 1000000):
+            c = ns(bench=b, keys=keys, n=n, impl="canopy")
+            for peer, goal in (("gtree", 1.5), ("libavl-intrusive", 1.2)):
+                p = ns(bench=b, keys=keys, n=n, impl=peer)
+                target(f"{b} {keys} n={n}: throughput canopy / {peer}",
+                       p / c if c and p else None, lambda v, g=goal: v >= g, f"target >= {goal}")
+for b, goal in (("pmm_order0_pair", 20), ("pmm_order9_pair", 45), ("pmm_churn", 100)):
+    rs = pick(bench=b)
+    target(f"{b} ns", rs[0]["ns_per_op"] if rs else None, lambda v, g=goal: v <= g,
+           f"target <= {goal} ns")
+rs = pick(bench="pmm_metadata")
+target("pmm metadata bytes per 4 KiB frame", rs[0]["bytes_per_frame"] if rs else None,
+       lambda v: v <= 1.0, "target <= 1")
+print("\ntargets:")
+print("\n".join("  " + t for t in targets))
+with open(os.path.join(out, "targets.txt"), "w") as f:
+    f.write("\n".join(targets) + "\n")
+
+# ---- gnuplot input: one data file per line, one script ----
+dat = os.path.join(out, "plotdata")
+os.makedirs(dat, exist_ok=True)
+
+
+def series(name, rows):
+    path = os.path.join("plotdata", name + ".dat")
+    with open(os.path.join(out, path), "w") as f:
+        for r in sorted(rows, key=lambda r: r["n"]):
+            f.write(f"{r['n']} {r['ns_per_op']}\n")
+    return path
+
+
+def panel(title, lines_):
+    if not lines_:
+        return ""
+    plots = ", ".join(f"'{p}' using 1:2 with linespoints title '{t}'" for p, t in lines_)
+    return f"set title '{title}'\nplot {plots}\n"
+
+
+gp = ["set terminal pngcairo noenhanced size 1400,900 font ',10'", "set logscale xy",
+      "set xlabel 'n'", "set ylabel 'ns per operation'", "set key top left", "set grid"]
+for query, layouts in (("fixed", ("swiss", "mixed", "exact")),
+                       ("random", ("swiss", "mixed", "exact", "narrow"))):
+    gp.append(f"set output 'vmm_find_{query}.png'")
+    gp.append("set multiplot layout 2,2 title 'vmm_find, " + query +
+              " window: ns per find against the number of VMAs'")
+    for layout in layouts:
+        ls = []
+        for i in VMM_IMPLS:
+            rows = pick(bench="vmm_find", query=query, layout=layout, impl=i)
+            if rows:
+                ls.append((series(f"vmm_find-{query}-{layout}-{i}", rows), i))
+        gp.append(panel(f"{layout} layout", ls))
+    gp.append("unset multiplot")
+for keys in ("sequential", "random"):
+    gp.append(f"set output 'avl_{keys}.png'")
+    gp.append(f"set multiplot layout 2,2 title 'AVL operations, {keys} keys: ns per operation'")
+    for b in ("avl_insert", "avl_lookup", "avl_pair", "avl_erase"):
+        ls = []
+        for i in AVL_IMPLS:
+            rows = pick(bench=b, keys=keys, impl=i)
+            if rows:
+                ls.append((series(f"{b}-{keys}-{i}", rows), i))
+        gp.append(panel(b, ls))
+    gp.append("unset multiplot")
+with open(os.path.join(out, "plots.gp"), "w") as f:
+    f.write("\n".join(gp) + "\n")
+EOF_PY
+
+if command -v gnuplot >/dev/null 2>&1; then
+    canopy_step "plots"
+    (cd "$out" && gnuplot plots.gp)
+    ls "$out"/*.png
+    if [ "$publish" -eq 1 ]; then
+        cp "$out"/*.png "$CANOPY_ROOT/docs/"
+        canopy_step "copied the plots into docs/"
+    fi
+else
+    echo "bench.sh: no gnuplot, no plots (scripts/deps.sh installs gnuplot-nox)" >&2
+fi
