@@ -1,0 +1,190 @@
+#!/usr/bin/env python3
+"""Boot test: the shell's inspection commands over the serial console, each
+checked against something known independently of the kernel.
+
+- `walk`: the first page of each kernel.elf PT_LOAD resolves with the
+  segment's permissions; an address in the empty lower half stops at PML4.
+- `peek`: the bytes at each read-only segment's start equal kernel.elf's bytes
+  there; page 0 is reported unmapped; a read running past the end of the last
+  segment prints what it could and then reports the first unmapped address.
+- `mem`: the counters add up and nothing is pointed out as inconsistent.
+- `memmap`: as many rows as it announces, sorted, with usable memory.
+- `boottime`: every phase up to the shell recorded, in order.
+- `pt`, `pt START END`, `pt check`: the sections in order, the segments with
+  their permissions, no W+X, the manifest matching the live tables.
+- bad arguments: one error line each.
+"""
+
+import re
+
+import harness
+import shell
+from shell import expect, expect_absent
+
+PAGE = 0x1000
+
+
+def perms_text(seg):
+    return "r" + ("w" if seg.writable else "-") + ("x" if seg.executable else "-")
+
+
+def check_walk(sh, segments):
+    for s in segments:
+        out = sh.run(f"walk {s.start:x}")
+        expect(out, rf"^walk {s.start:016x}: cr3 [0-9a-f]{{16}}, 4-level paging$", "walk header")
+        expect(out, r"^  PML4\[511\] = [0-9a-f]{16}  P W", f"walk {s.start:x}: PML4 entry")
+        expect(out, rf"^  -> phys [0-9a-f]{{16}} \(4K page at [0-9a-f]{{16}}\), effective "
+                    rf"{perms_text(s)} kernel$", f"walk {s.start:x}: the segment's permissions")
+    out = sh.run("walk 1000")
+    expect(out, r"^  PML4\[  0\] = 0000000000000000  \(empty\)$", "walk 1000: empty PML4 entry")
+    expect(out, r"^  not mapped: the PML4 entry is not present$", "walk 1000")
+    out = sh.run("walk ffff800000000000")
+    expect(out, r"^  -> phys 0000000000000000 \((1G|2M|4K) page at 0000000000000000\), "
+                r"effective rw- kernel$", "walk of the HHDM's first page")
+    print("[check] walk: each segment's first page with its permissions; page 1 unmapped at "
+          "PML4; the HHDM maps physical 0")
+
+
+def hex_dump_bytes(out):
+    """The bytes of `peek` lines ("VA: xx xx ...  |...|")."""
+    data = bytearray()
+    for line in out.splitlines():
+        m = re.match(r"^[0-9a-f]{16}:((?: {1,2}[0-9a-f]{2})+) ", line)
+        if m:
+            data += bytes(int(x, 16) for x in m.group(1).split())
+    return bytes(data)
+
+
+def check_peek(sh, kernel, segments):
+    with open(kernel, "rb") as f:
+        elf = f.read()
+    for s in segments:
+        if s.filesz < 48 or s.writable:  # writable data changes as the kernel runs
+            continue
+        want = elf[s.offset:s.offset + 48]
+        out = sh.run(f"peek {s.vaddr:x} 48")
+        got = hex_dump_bytes(out)
+        if got != want:
+            raise harness.BootTestError(f"peek {s.vaddr:x} 48 shows {got.hex()}, kernel.elf has "
+                                        f"{want.hex()} there:\n{out}")
+        expect(out, rf"^{s.vaddr:016x}: ", "peek's first address")
+    out = sh.run("peek 0")
+    expect(out, r"^peek: 0000000000000000 is not mapped$", "peek 0")
+    end = max(s.end for s in segments)
+    out = sh.run(f"peek {end - 16:x} 64")
+    if len(hex_dump_bytes(out)) != 16:
+        raise harness.BootTestError(f"peek across the image's end: want 16 bytes, got:\n{out}")
+    expect(out, rf"^peek: {end:016x} is not mapped$", "peek across the image's end")
+    print("[check] peek: read-only segment bytes equal kernel.elf's; page 0 and the page after the image "
+          "reported unmapped")
+
+
+def check_mem(sh):
+    out = sh.run("mem")
+    m = expect(out, r"^mem: (\d+) frames tracked", "mem header")
+    total = int(m.group(1))
+    counts = {k: int(expect(out, rf"^  {k} +(\d+) frames", f"mem {k}").group(1))
+              for k in ("free", "used", "reclaimable", "reserved")}
+    if sum(counts.values()) != total or counts["free"] == 0:
+        raise harness.BootTestError(f"mem: {counts} do not add up to {total}:\n{out}")
+    expect_absent(out, r"add up to|hold \d+ frames", "mem")
+    expect(out, r"^  free blocks per order:$", "mem: per-order table")
+    print(f"[check] mem: {total} frames = {counts}")
+
+
+def check_memmap(sh):
+    out = sh.run("memmap")
+    n = int(expect(out, r"^memmap: (\d+) ranges$", "memmap header").group(1))
+    rows = re.findall(r"^  ([0-9a-f]{16})-([0-9a-f]{16}) +\S+ (\S+) +(\S+) +0x[0-9a-f]+$", out,
+                      re.MULTILINE)
+    if len(rows) != n or n == 0:
+        raise harness.BootTestError(f"memmap announces {n} ranges but lists {len(rows)}:\n{out}")
+    starts = [int(r[0], 16) for r in rows]
+    if starts != sorted(starts):
+        raise harness.BootTestError("memmap rows are not sorted")
+    if not any(r[2] == "usable" and r[3] == "conventional" for r in rows):
+        raise harness.BootTestError("memmap has no usable conventional memory")
+    expect(out, r"^  totals: .*usable \d+[KMG]", "memmap totals")
+    print(f"[check] memmap: {n} ranges, sorted, with usable memory")
+
+
+def check_boottime(sh):
+    out = sh.run("boottime")
+    expect(out, r"^boottime: TSC at \d+ Hz$", "boottime: TSC rate")
+    times = []
+    for phase in ("stage1 entry", "config read", "kernel read", "kernel validated",
+                  "before ExitBootServices", "pmm ready", "page tables built", "kernel entry",
+                  "consoles up", "pmm reclaim", "shell ready"):
+        m = expect(out, rf"^  {re.escape(phase)} +(\d+\.\d{{3}}) ms +\d+\.\d{{3}} ms$",
+                   f"boottime: {phase}")
+        times.append(float(m.group(1)))
+    if times != sorted(times) or times[0] != 0.0 or times[-1] > 60000:
+        raise harness.BootTestError(f"boottime: phases out of order or implausible: {times}")
+    print(f"[check] boottime: every phase to the shell recorded in order, {times[-1]:.1f} ms")
+
+
+def check_pt(sh, segments):
+    dump = sh.dump("pt")
+    order = [m.group(1) for m in re.finditer(r"^---\[ (.*) \]---$", dump, re.MULTILINE)]
+    want = ["user space", "non-canonical hole", "HHDM", "dynamic area", "unused", "kernel image"]
+    if order != want:
+        raise harness.BootTestError(f"pt: sections {order}, expected {want}")
+    expect(dump, r"^W\+X mappings: passed$", "pt: W+X summary")
+    expect(dump, r"^ffff800000000000-\S+ +\S+ 0000000000000000 (1G|2M|4K) x\d+ +RW- kernel "
+                 r". WB +hhdm$", "pt: the HHDM's first range")
+    expect(dump, r"^\S+ +64K \S+ +4K x16 +RW- kernel . WB +boot stack$", "pt: the boot stack")
+    for s in segments:
+        perm = "R" + ("W" if s.writable else "-") + ("X" if s.executable else "-")
+        expect(dump, rf"^{s.start:016x}-{s.end:016x} +\S+ [0-9a-f]{{16}} 4K x{(s.end - s.start) // PAGE}"
+                     rf" +{perm} kernel . WB +\.(text|rodata|data)$", f"pt: segment {s}")
+    text = segments[0]
+    part = sh.dump(f"pt {text.start:x} {text.start + PAGE:x}")
+    lines = [l for l in part.splitlines() if not l.startswith("---[")]
+    if len(lines) != 2 or not re.match(rf"^{text.start:016x}-{text.start + PAGE:016x} +4K "
+                                       r"[0-9a-f]{16} 4K x1 ", lines[0]):
+        raise harness.BootTestError(f"pt START END: expected one 4K page and the summary:\n{part}")
+    check = sh.dump("pt check")
+    m = expect(check, r"^pt check: OK \((\d+) mappings\)$", "pt check")
+    if check.count("\n") != 1:
+        raise harness.BootTestError(f"pt check printed more than its verdict:\n{check}")
+    print(f"[check] pt: sections in order, segments with their permissions, no W+X; "
+          f"pt START END clips; pt check OK with {m.group(1)} mappings")
+
+
+def check_errors(sh):
+    cases = [
+        ("walk zz", r"^walk: VA 'zz' is not a 64-bit hex number$"),
+        ("walk", r"^walk: missing VA \(usage: walk VA\)$"),
+        ("walk 800000000000", r"^walk: VA 0000800000000000 is not canonical \(48-bit addresses\)$"),
+        ("peek 0 0", r"^peek: LEN 0 is out of range \(1 to 4096\)$"),
+        ("pt 2000 1000", r"^pt: END 0000000000001000 is not above START 0000000000002000$"),
+        ("pt sideways", r"^pt: unknown mode 'sideways'"),
+        ("frobnicate", r"^error: unknown command 'frobnicate', type help for the list$"),
+    ]
+    for line, pattern in cases:
+        out = sh.run(line)
+        expect(out, pattern, line)
+        if out.count("\n") != 1:
+            raise harness.BootTestError(f"{line!r}: more than one line:\n{out}")
+    print(f"[check] {len(cases)} bad command lines: one error line each")
+
+
+def main():
+    args = harness.arg_parser(__doc__).parse_args()
+    segments = sorted(harness.elf_load_segments(args.kernel), key=lambda s: s.vaddr)
+    with harness.machine_from_args(args, name="shell_commands") as vm:
+        sh = shell.Shell(vm)
+        line = sh.wait_ready()
+        expect(line, r"^pt check: OK \(\d+ mappings\)$", "the boot's pt check")
+        print(f"\n[check] boot: {line.strip()}; prompt after {vm.elapsed():.1f} s")
+        check_walk(sh, segments)
+        check_peek(sh, args.kernel, segments)
+        check_mem(sh)
+        check_memmap(sh)
+        check_boottime(sh)
+        check_pt(sh, segments)
+        check_errors(sh)
+
+
+if __name__ == "__main__":
+    harness.run(main)

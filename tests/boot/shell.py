@@ -1,0 +1,69 @@
+"""Driving the kernel's debug shell over the serial console, for the boot tests.
+
+`Shell` wraps a harness.Machine booted to the prompt: `run(line)` types one
+command and returns exactly what it printed (between the echoed line and the
+next prompt), `dump(line)` cuts out the text between `--- pt begin ---` and
+`--- pt end ---`. Standard library only.
+"""
+
+import re
+
+import harness
+
+PROMPT = "canopy> "
+BEGIN = "--- pt begin ---\n"
+END = "--- pt end ---\n"
+
+
+class Shell:
+    """The shell of a machine that has printed `canopy: ready`."""
+
+    def __init__(self, vm, timeout=30):
+        self.vm = vm
+        self.timeout = timeout
+
+    def wait_ready(self, timeout=60):
+        """Waits for `pt check` at boot, `canopy: ready` and the first prompt;
+        returns the boot's `pt check` line."""
+        check = self.vm.wait_for(r"^pt check: .*\n", timeout, "the boot's `pt check` line",
+                                 fail_if=harness.BOOT_FAILURE)
+        self.vm.wait_for(r"^canopy: ready\n", timeout, "`canopy: ready`",
+                         fail_if=harness.BOOT_FAILURE)
+        self.vm.wait_for(re.escape(PROMPT), timeout, "the first prompt")
+        return check.group(0)
+
+    def settle(self, timeout=10):
+        """Moves past everything printed so far, which must end with a prompt
+        (after input typed without waiting for each answer)."""
+        self.vm.wait_for(r"[\s\S]*" + re.escape(PROMPT) + r"\Z", timeout, "a final prompt")
+
+    def run(self, line, timeout=None):
+        """Types `line` and Enter; returns the output up to the next prompt."""
+        self.vm.send(line + "\r")
+        # The echo is the line itself, then "\n" (CR is dropped by the harness).
+        self.vm.wait_for(re.escape(line) + r"\n", timeout or self.timeout, f"the echo of {line!r}")
+        m = self.vm.wait_for(r"((?:.|\n)*?)" + re.escape(PROMPT), timeout or self.timeout,
+                             f"the prompt after {line!r}", fail_if=harness.BOOT_FAILURE)
+        return m.group(1)
+
+    def dump(self, line, timeout=None):
+        """Runs a `pt` command; returns the text between its begin and end lines."""
+        out = self.run(line, timeout)
+        if not out.startswith(BEGIN) or not out.endswith(END):
+            raise harness.BootTestError(f"`{line}` did not print one dump between "
+                                        f"{BEGIN.strip()!r} and {END.strip()!r}:\n{out}")
+        return out[len(BEGIN):-len(END)]
+
+
+def expect(text, pattern, what):
+    """Returns the first match of the regex `pattern` (multiline) in text, or fails."""
+    m = re.search(pattern, text, re.MULTILINE)
+    if not m:
+        raise harness.BootTestError(f"{what}: no match for {pattern!r} in:\n{text}")
+    return m
+
+
+def expect_absent(text, pattern, what):
+    m = re.search(pattern, text, re.MULTILINE)
+    if m:
+        raise harness.BootTestError(f"{what}: unexpected {m.group(0)!r} in:\n{text}")
