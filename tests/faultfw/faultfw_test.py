@@ -88,7 +88,6 @@ def check_high_memory(vm, args, text):
     if low:
         raise harness.BootTestError("stage 1 placed frames below 4 GiB: "
                                     + ", ".join(f"0x{p:x}" for p in low))
-    check_page_tables(vm, args)
 
 
 BOOTINFO_MAGIC = struct.pack("<Q", 0x4F464E4959504F4E)
@@ -300,8 +299,7 @@ def boot_checks(vm, args, sc, m):
     require(text, sc.must)
     if sc.check:
         sc.check(vm, args, text)
-    else:
-        check_page_tables(vm, args)
+    check_page_tables(vm, args)
 
 
 def check_page_tables(vm, args):
