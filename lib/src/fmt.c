@@ -244,7 +244,7 @@ size_t fmt_vformat(fmt_sink sink, void *ctx, const char *fmt, va_list ap_in)
             if (!s)
                 s = "(null)";
             size_t n = 0;
-            while (s[n] && (sp.precision < 0 || n < (size_t)sp.precision))
+            while ((sp.precision < 0 || n < (size_t)sp.precision) && s[n])
                 n++;
             field(&o, &sp, s, n);
             break;

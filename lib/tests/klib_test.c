@@ -66,6 +66,17 @@ static void test_fmt_truncates_and_reports_full_length(void)
 #pragma clang diagnostic push
 #pragma clang diagnostic ignored "-Wformat"
 #pragma clang diagnostic ignored "-Wformat-invalid-specifier"
+/* %.*s must not read the byte at the precision limit: the buffer below has no NUL. */
+static void test_fmt_precision_stops_before_reading_past_limit(void)
+{
+    char *raw = malloc(3);
+    memcpy(raw, "abc", 3);
+    char buf[8];
+    fmt_snprintf(buf, sizeof(buf), "[%.*s]", 3, raw);
+    CHECK(strcmp(buf, "[abc]") == 0, "got \"%s\"", buf);
+    free(raw);
+}
+
 static void test_fmt_prints_unknown_conversion_literally(void)
 {
     char buf[32];
@@ -119,6 +130,7 @@ int main(void)
 {
     test_fmt_matches_libc_for_fixed_cases();
     test_fmt_truncates_and_reports_full_length();
+    test_fmt_precision_stops_before_reading_past_limit();
     test_fmt_prints_unknown_conversion_literally();
     test_fmt_random_numbers_match_libc();
     test_str_parse_accepts_decimal_and_hex();
