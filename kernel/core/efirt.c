@@ -66,22 +66,23 @@
 #define EFI_DESC_MIN_BYTES 40u
 #define EFI_DESC_MAX_COUNT 65536u
 
-/* EFI_MEMORY_ATTRIBUTES_TABLE_GUID dcfa911d-26eb-469f-a220-38b7dc461e91, as bytes. */
+/* EFI_MEMORY_ATTRIBUTES_TABLE_GUID dcfa911d-26eb-469f-a220-38b7dc461220, as bytes. */
 static const uint8_t mat_guid[16] = {0x1d, 0x91, 0xfa, 0xdc, 0xeb, 0x26, 0x9f, 0x46,
-                                     0xa2, 0x20, 0x38, 0xb7, 0xdc, 0x46, 0x1e, 0x91};
+                                     0xa2, 0x20, 0x38, 0xb7, 0xdc, 0x46, 0x12, 0x20};
 #define CONFIG_ENTRY_BYTES 24u
 #define CONFIG_MAX_ENTRIES 1024u
 #define MAT_HEADER_BYTES   16u
 
 #define EFI_STACK_BYTES (32 * 1024)
+#define MAT_COPY_BYTES  (16 * 1024) /* 341 entries of 48 bytes; OVMF uses a few dozen */
 
 /* ResetSystem: VOID (EFIAPI *)(EFI_RESET_TYPE, EFI_STATUS, UINTN, VOID *). */
 typedef void(__attribute__((ms_abi)) * efi_reset_system_fn)(uint32_t type, uint64_t status,
                                                             uint64_t data_size, void *data);
 
 static struct {
-    bool prepared;
-    const char *problem; /* efirt_prepare's result, kept */
+    bool checked;
+    const char *problem; /* the first problem found, kept */
     char why[160];
     const struct canopy_bootinfo *bi;
     struct pt pt;
@@ -89,11 +90,14 @@ static struct {
     uint64_t reset_system; /* physical (= identity) address of ResetSystem */
     const uint8_t *memmap; /* HHDM view of the raw EFI memory map */
     uint64_t desc_size, desc_count;
-    const uint8_t *mat; /* HHDM view of the first MAT descriptor, or NULL */
+    const uint8_t *mat; /* mat_copy when there is a MAT, else NULL */
     uint64_t mat_desc_size, mat_count;
 } efi;
 
 static uint8_t efi_stack[EFI_STACK_BYTES] __attribute__((aligned(16)));
+
+/* The MAT lives in boot-services memory, which the kernel reclaims: a copy. */
+static uint8_t mat_copy[MAT_COPY_BYTES] __attribute__((aligned(8)));
 
 static uint32_t rd32(const uint8_t *p)
 {
@@ -213,7 +217,10 @@ static const char *memmap_check(void)
     return NULL;
 }
 
-/* Finds the EFI Memory Attributes Table in the configuration table; NULL if fine or absent. */
+/*
+ * Finds the EFI Memory Attributes Table in the configuration table and
+ * copies its entries; NULL if that worked or there is none.
+ */
 static const char *mat_find(const uint8_t *st)
 {
     uint64_t n = rd64(st + ST_TABLE_COUNT), table = rd64(st + ST_CONFIG_TABLE);
@@ -242,10 +249,16 @@ static const char *mat_find(const uint8_t *st)
                         version, count, size);
         if (count == 0)
             return NULL; /* an empty table says nothing: as if absent */
-        efi.mat = phys_view(phys + MAT_HEADER_BYTES, (uint64_t)count * size);
-        if (efi.mat == NULL)
+        uint64_t bytes = (uint64_t)count * size;
+        const uint8_t *entries = phys_view(phys + MAT_HEADER_BYTES, bytes);
+        if (entries == NULL)
             return fail("memory attributes table entries at 0x%llx are not mapped",
                         (unsigned long long)(phys + MAT_HEADER_BYTES));
+        if (bytes > sizeof(mat_copy))
+            return fail("memory attributes table: %u entries are more than %u bytes", count,
+                        (unsigned)sizeof(mat_copy));
+        __builtin_memcpy(mat_copy, entries, bytes);
+        efi.mat = mat_copy;
         efi.mat_desc_size = size;
         efi.mat_count = count;
         return NULL;
@@ -379,7 +392,7 @@ static const char *build_address_space(void)
     return NULL;
 }
 
-static const char *prepare(void)
+static const char *check_tables(void)
 {
     const struct canopy_bootinfo *bi = efi.bi;
     if (bi->efi_system_table == 0)
@@ -406,7 +419,13 @@ static const char *prepare(void)
     if (d == NULL || rd32(d) != EFI_RUNTIME_CODE)
         return fail("ResetSystem at 0x%llx is not in runtime code",
                     (unsigned long long)efi.reset_system);
-    if ((why = mat_find(st)) != NULL || (why = build_address_space()) != NULL)
+    return mat_find(st);
+}
+
+static const char *build(void)
+{
+    const char *why = build_address_space();
+    if (why != NULL)
         return why;
     struct pt_leaf leaf;
     if (pt_query(&efi.pt, efi.reset_system, &leaf) != PT_OK || !(leaf.attrs & PT_X))
@@ -415,13 +434,20 @@ static const char *prepare(void)
     return NULL;
 }
 
-const char *efirt_prepare(const struct canopy_bootinfo *bi)
+const char *efirt_init(const struct canopy_bootinfo *bi)
 {
-    if (!efi.prepared) {
-        efi.bi = bi;
-        efi.problem = prepare();
-        efi.prepared = true;
-    }
+    efi.bi = bi;
+    efi.problem = check_tables();
+    efi.checked = true;
+    return efi.problem;
+}
+
+const char *efirt_prepare(void)
+{
+    if (!efi.checked)
+        return "efirt_init was not called";
+    if (efi.problem == NULL && !efi.pt_built)
+        efi.problem = build();
     return efi.problem;
 }
 

@@ -9,7 +9,8 @@
  * (acpi.c) the first time they are needed. Every wait is bounded by the TSC;
  * a method that returns is reported in one line and the next one is tried.
  * Interrupts are off from the first method on and restored if all failed.
- * Called by the shell's `poweroff`/`reboot` and by power_init for `power=`.
+ * Called by the shell's `poweroff`/`reboot` and by power_cmdline for `power=`;
+ * power_init runs at boot, before the kernel reclaims boot-services memory.
  */
 #include <stdbool.h>
 #include <stddef.h>
@@ -137,7 +138,7 @@ static void report_failed(const char *method, const char *why)
 
 static void try_efi(enum efirt_reset_type type, const char *what)
 {
-    const char *why = efirt_prepare(power_bi);
+    const char *why = efirt_prepare();
     if (why == NULL) {
         kprintf("power: trying UEFI ResetSystem(%s)\n", what);
         why = efirt_reset(type);
@@ -289,8 +290,17 @@ void power_reboot(void)
 void power_init(const struct canopy_bootinfo *bi)
 {
     power_bi = bi;
+    const char *why = efirt_init(bi);
+    if (why == NULL)
+        kprintf("power: UEFI runtime services look usable for ResetSystem\n");
+    else
+        kprintf("power: UEFI ResetSystem will not be used: %s\n", why);
+}
+
+void power_cmdline(const char *cmdline)
+{
     char v[24];
-    if (!cmdline_get(bi->cmdline, "power", v, sizeof(v)))
+    if (power_bi == NULL || !cmdline_get(cmdline, "power", v, sizeof(v)))
         return;
     kprintf("power: the command line asks for power=%s\n", v);
     if (str_eq(v, "off"))

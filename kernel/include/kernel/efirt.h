@@ -24,19 +24,27 @@ enum efirt_reset_type {
 };
 
 /*
- * Validates the system table and the runtime services table and builds the
- * EFI address space, once (later calls return the first result). Returns
- * NULL when ResetSystem can be called, else one line saying why not.
- * => after kmm_adopt(); bi is the boot info stage 1 handed over.
+ * Validates the EFI memory map copy, the system table and the runtime
+ * services table, and copies the firmware's memory attributes table, which
+ * lies in boot-services memory. Builds nothing. Returns NULL if ResetSystem
+ * looks callable, else one line saying why not.
+ * => after kmm_early_init() and before kmm_reclaim(); bi stays valid.
  */
-const char *efirt_prepare(const struct canopy_bootinfo *bi);
+const char *efirt_init(const struct canopy_bootinfo *bi);
+
+/*
+ * Builds the EFI address space, once (later calls return the first result).
+ * Returns NULL when ResetSystem can be called, else one line saying why not.
+ * => after efirt_init() and kmm_adopt().
+ */
+const char *efirt_prepare(void);
 
 /*
  * Calls ResetSystem(type, EFI_SUCCESS, 0, NULL) on the EFI address space and
  * a stack of the kernel's own, with interrupts off. It returns only if the
  * firmware did not reset the machine: the CR3 and interrupt flag are then
  * as before, and the result is one line saying what happened.
- * => efirt_prepare(bi) returned NULL.
+ * => efirt_prepare() returned NULL.
  */
 const char *efirt_reset(enum efirt_reset_type type);
 

@@ -26,16 +26,23 @@
 #define POWER_ALL       0x1fu
 
 /*
- * Records the boot info the power functions read (nothing is read or
- * allocated yet), then acts on the command line word `power=`:
+ * Records the boot info the power functions read and checks the UEFI
+ * runtime tables (efirt_init, which copies what reclaim would free); prints
+ * one line saying whether ResetSystem will be used. Allocates nothing.
+ * => after kmm_adopt() and before kmm_reclaim(); bi stays valid.
+ */
+void power_init(const struct canopy_bootinfo *bi);
+
+/*
+ * Acts on the command line word `power=` (boot tests use it; the shell calls
+ * power_off()/power_reboot()):
  *   off, reboot            power_off(), power_reboot()
  *   off-acpi, reboot-acpi  the same without UEFI ResetSystem
  *   reboot-8042            the 8042 reset line, then a triple fault
  *   reboot-triple          a triple fault only
- * Boot tests use it; the shell calls power_off()/power_reboot().
- * => after kmm_adopt(); bi stays valid.
+ * => after power_init().
  */
-void power_init(const struct canopy_bootinfo *bi);
+void power_cmdline(const char *cmdline);
 
 /* Powers the machine off; returns only if every method failed. => after power_init(). */
 void power_off(void);
