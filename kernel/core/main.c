@@ -163,6 +163,7 @@ void kernel_main(struct canopy_bootinfo *bi)
     kmm_adopt(bi);
     manifest_init(bi);
     kmm_drop_identity();
+    power_init(bi); /* before reclaim: the firmware's memory attributes table is there */
     kmm_reclaim();
     char msg[160];
     if (pmm_check(kmm_pmm(), msg, sizeof(msg)) != PMM_OK)
@@ -174,6 +175,6 @@ void kernel_main(struct canopy_bootinfo *bi)
     print_banner(bi);
     shellglue_start(bi); /* ends with `canopy: ready` */
     faultdemo_run(bi->cmdline);
-    power_init(bi); /* acts on power= (boot tests) */
+    power_cmdline(bi->cmdline); /* power=off|reboot|... for boot tests */
     shellglue_run();
 }
