@@ -15,12 +15,18 @@
  *   PMM           == the pages of the PMM's state array
  *   BOOTINFO      covers the boot info and what it points to, and is not
  *                    much more than that
+ *   HEAP          == the kmalloc heap's pages plus the mapping manifest's
+ *                    storage once it outgrew .bss
+ *   VMM           == the frames mapped in dynamic-area allocations, each of
+ *                    them found by vm_check's walk on a VMM frame inside an
+ *                    area with that area's protection
+ *   RUNTIME       == the EFI address space's tables (efirt.c)
  *   anything else == 0 (trampoline freed, nothing else handed out yet)
  *
  * plus pt_check over the hierarchy (entry flags, no empty tables, counts),
  * and the totals: free + used + reclaimable + reserved == tracked frames,
  * used == the sum over owners, nothing reclaimable left after reclaim.
- * Called once by kernel_main after kmm_reclaim; later a shell command.
+ * Called once by kernel_main after vm_init; by the self-test; by the shell.
  */
 #include <stdarg.h>
 #include <stdbool.h>
@@ -29,7 +35,10 @@
 
 #include <kernel/bootinfo.h>
 #include <kernel/console.h>
+#include <kernel/efirt.h>
+#include <kernel/kmalloc.h>
 #include <kernel/kmm.h>
+#include <kernel/vm.h>
 
 #include "kmm_internal.h"
 
@@ -244,10 +253,30 @@ bool kmm_audit(void)
                (unsigned long long)p->owner_frames[CANOPY_OWNER_PMM],
                (unsigned long long)pmm_pages);
 
+    struct kmalloc_stats heap;
+    struct vm_stats vs;
+    kmalloc_stats(&heap);
+    vm_stats(&vs);
+    if (p->owner_frames[CANOPY_OWNER_HEAP] != heap.frames + vs.manifest_frames)
+        differ(&a, "%llu heap frames, but kmalloc holds %llu and the manifest %llu",
+               (unsigned long long)p->owner_frames[CANOPY_OWNER_HEAP],
+               (unsigned long long)heap.frames, (unsigned long long)vs.manifest_frames);
+    if (p->owner_frames[CANOPY_OWNER_VMM] != vs.frames)
+        differ(&a, "%llu vmm frames, but the dynamic area maps %llu",
+               (unsigned long long)p->owner_frames[CANOPY_OWNER_VMM],
+               (unsigned long long)vs.frames);
+    if (p->owner_frames[CANOPY_OWNER_RUNTIME] != efirt_table_frames())
+        differ(&a, "%llu runtime frames, but the EFI address space has %llu tables",
+               (unsigned long long)p->owner_frames[CANOPY_OWNER_RUNTIME],
+               (unsigned long long)efirt_table_frames());
+    if (vm_ready() && !vm_check(&problem))
+        differ(&a, "the kernel address space fails vm_check: %s", problem ? problem : "?");
+
     for (unsigned o = 0; o < CANOPY_OWNER_COUNT; o++) {
         bool audited = o == CANOPY_OWNER_PAGE_TABLE || o == CANOPY_OWNER_KERNEL_IMAGE ||
                        o == CANOPY_OWNER_STACK || o == CANOPY_OWNER_PMM ||
-                       o == CANOPY_OWNER_BOOTINFO;
+                       o == CANOPY_OWNER_BOOTINFO || o == CANOPY_OWNER_HEAP ||
+                       o == CANOPY_OWNER_VMM || o == CANOPY_OWNER_RUNTIME;
         if (!audited && p->owner_frames[o] != 0)
             differ(&a, "%llu frames owned by %s, which nothing accounts for",
                    (unsigned long long)p->owner_frames[o], owner_name(o));
@@ -258,12 +287,14 @@ bool kmm_audit(void)
         return false;
     }
     kprintf("pmm audit: OK (page tables %llu, kernel image %llu, stack %llu, boot info %llu, "
-            "pmm %llu; %llu used, %llu free)\n",
+            "pmm %llu, heap %llu, vmm %llu; %llu used, %llu free)\n",
             (unsigned long long)tables,
             (unsigned long long)p->owner_frames[CANOPY_OWNER_KERNEL_IMAGE],
             (unsigned long long)p->owner_frames[CANOPY_OWNER_STACK],
             (unsigned long long)p->owner_frames[CANOPY_OWNER_BOOTINFO],
             (unsigned long long)p->owner_frames[CANOPY_OWNER_PMM],
+            (unsigned long long)p->owner_frames[CANOPY_OWNER_HEAP],
+            (unsigned long long)p->owner_frames[CANOPY_OWNER_VMM],
             (unsigned long long)p->used_frames, (unsigned long long)p->free_frames);
     return true;
 }

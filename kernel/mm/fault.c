@@ -1,14 +1,18 @@
 /*
  * fault: the page-fault handler.
  *
- * Today every page fault is fatal (demand paging will be decided here
- * first). The report says what kind of access faulted and where, then walks
- * the live page tables from CR3 with vmm/pt's pt_walk: each level's index and
- * raw entry, then either the level whose entry is not present or the leaf's
- * flags. A fault inside a registered guard page (the boot stack's, and later
- * every kernel stack's) is called a stack overflow by name. The handler runs
- * on its own IST stack (see arch/x86_64/idt.c), so a stack overflow still
- * gets a report.
+ * A not-present fault in a demand-zero area of the kernel address space is
+ * resolved: vm_fault_demand maps a zeroed frame with the area's protection
+ * and the access is retried. Every other page fault is fatal. The report
+ * says what kind of access faulted and where, names the area of the kernel
+ * address space holding the address (or says that none does), then walks the
+ * live page tables from CR3 with vmm/pt's pt_walk: each level's index and raw
+ * entry, then either the level whose entry is not present or the leaf's
+ * flags. A fault in a guard area (below the boot stack and every kernel
+ * stack from kstack_alloc) is called a stack overflow of that area's name;
+ * before the address space exists, the guards registered with
+ * fault_add_guard (the boot stack's) are used. The handler runs on its own
+ * IST stack (see arch/x86_64/idt.c), so a stack overflow still gets a report.
  *
  * The walk reads the tables through the HHDM. It is only attempted once the
  * HHDM base and depth are known (fault_init), and a fault during the report
@@ -23,6 +27,7 @@
 #include <arch/trap.h>
 #include <canopy/fmt.h>
 #include <kernel/fault.h>
+#include <kernel/vm.h>
 #include <vmm/pt.h>
 
 #define GUARD_MAX 16
@@ -141,10 +146,38 @@ static void fault_page(struct trap_frame *f)
     const char *cause = (err & PF_ERR_RSVD)      ? "a reserved bit set in a paging entry"
                         : (err & PF_ERR_PRESENT) ? "a protection violation"
                                                  : "a page that is not present";
+    const char *demand_failed = NULL;
+    if (!(err & (PF_ERR_PRESENT | PF_ERR_USER | PF_ERR_RSVD))) {
+        enum vm_access how = (err & PF_ERR_FETCH)   ? VM_ACCESS_EXEC
+                             : (err & PF_ERR_WRITE) ? VM_ACCESS_WRITE
+                                                    : VM_ACCESS_READ;
+        if (vm_fault_demand(va, how, &demand_failed))
+            return; /* a zeroed frame is mapped: the access is retried */
+    }
     detail_add("page fault: %s %s at 0x%016llx, %s\n", (err & PF_ERR_USER) ? "user" : "kernel",
                access, (unsigned long long)va, cause);
 
-    for (unsigned i = 0; i < guard_count; i++)
+    const struct vmm_vma *v = vm_lookup(va);
+    bool named = false;
+    if (v != NULL && v->attrs.kind == VM_KIND_GUARD) {
+        detail_add("stack overflow: 0x%016llx is in the guard page of the %s "
+                   "[0x%016llx, 0x%016llx)\n",
+                   (unsigned long long)va, v->attrs.name, (unsigned long long)vmm_vma_start(v),
+                   (unsigned long long)(vmm_vma_last(v) + 1));
+        named = true;
+    } else if (v != NULL) {
+        detail_add("  in the area \"%s\" [0x%016llx, 0x%016llx), %s, %c%c%c%s\n", v->attrs.name,
+                   (unsigned long long)vmm_vma_start(v), (unsigned long long)(vmm_vma_last(v) + 1),
+                   vm_kind_name(v->attrs.kind), 'r', (v->attrs.prot & VM_W) ? 'w' : '-',
+                   (v->attrs.prot & VM_X) ? 'x' : '-',
+                   (v->attrs.flags & VMA_DEMAND) ? ", demand-zero" : "");
+    } else if (vm_ready()) {
+        detail_add("  in no area of the kernel address space\n");
+    }
+    if (demand_failed != NULL)
+        detail_add("  demand-zero fill refused: %s\n", demand_failed);
+
+    for (unsigned i = 0; i < guard_count && !named; i++)
         if (va - guards[i].va < guards[i].size)
             detail_add("stack overflow: 0x%016llx is in the guard page of the %s "
                        "[0x%016llx, 0x%016llx)\n",

@@ -1,0 +1,143 @@
+/*
+ * vm: the kernel's address space, a vmm_space over the higher half.
+ *
+ * It names what stage 1 mapped (the kernel segments, the HHDM, the
+ * framebuffer, the boot stack and its guard page) and hands out ranges of
+ * the dynamic area [CANOPY_DYNAMIC_BASE, CANOPY_DYNAMIC_END): backed by PMM
+ * frames at once or filled with zeroed frames on first touch, optionally with
+ * an unmapped guard page below (kernel stacks). docs/memory-layout.md has the
+ * picture.
+ */
+#ifndef KERNEL_VM_H
+#define KERNEL_VM_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include <canopy/bootinfo.h>
+#include <vmm/space.h>
+
+#define VM_WARN_UNUSED __attribute__((warn_unused_result))
+
+enum vm_status {
+    VM_OK = 0,
+    VM_ERR_INVALID,    /* zero or absurd size, align not a power of two, unknown flags */
+    VM_ERR_WX,         /* writable and executable at once: never granted */
+    VM_ERR_NO_SPACE,   /* no hole of that size and alignment in the dynamic area */
+    VM_ERR_NOMEM,      /* no frames, tables, nodes or manifest room; nothing was changed */
+    VM_ERR_NOT_MAPPED, /* part of the range is not covered by areas */
+    VM_ERR_FIXED,      /* the range touches an area the kernel did not hand out (image, HHDM,
+                          boot stack, ...) or, for protect, a guard page */
+};
+
+/* A short English name for a status. */
+const char *vm_status_str(enum vm_status st);
+
+/* Protection (the same bits as vmm/pt's PT_W and PT_X); every page is readable. */
+#define VM_W 0x1u
+#define VM_X 0x2u
+/* vm_alloc flags, beside the protection. */
+#define VM_DEMAND 0x10u /* no frames now: each page is zero-filled on first touch */
+#define VM_GUARD  0x20u /* an unmapped guard page below, named after the area */
+
+/* What a VMA is (vmm_attrs.kind). */
+enum vm_kind {
+    VM_KIND_IMAGE = 1,   /* a kernel segment */
+    VM_KIND_HHDM,        /* a run of the direct map */
+    VM_KIND_FRAMEBUFFER, /* the part of the framebuffer the HHDM map does not cover */
+    VM_KIND_STACK,       /* the boot stack, or a stack from vm_alloc(VM_GUARD) */
+    VM_KIND_GUARD,       /* an unmapped page below a stack */
+    VM_KIND_ANON,        /* anonymous memory from vm_alloc */
+};
+/* VMA flags (vmm_attrs.flags). */
+#define VMA_DEMAND 0x1u /* pages are filled on first touch */
+#define VMA_FIXED  0x2u /* mapped by stage 1: never freed or changed through vm_* */
+
+/*
+ * Builds the kernel address space from the boot info, starts kmalloc (which
+ * gives the VMAs their nodes) and stamps CANOPY_PHASE_VMM_READY. Panics if a
+ * fixed area cannot be recorded (the boot info contradicts itself).
+ * => after kmm_adopt() and manifest_init(); once.
+ */
+void vm_init(struct canopy_bootinfo *bi);
+
+/* True once vm_init has run. */
+bool vm_ready(void);
+
+/* The address space itself, for dumps and checks. => vm_ready(). */
+const struct vmm_space *vm_space(void);
+
+/*
+ * Finds the lowest range of the dynamic area with size bytes (rounded up to
+ * pages) at a multiple of align (4 KiB at least), records it as an area named
+ * name with protection flags & (VM_W | VM_X), and either maps zeroed frames
+ * (owner CANOPY_OWNER_VMM) at once or, with VM_DEMAND, on first touch. With
+ * VM_GUARD one more page below it is recorded as its guard (never mapped) and
+ * align applies to the guard's address. *va gets the first usable byte.
+ * => VM_ERR_WX for VM_W | VM_X; on any error nothing is left behind (areas,
+ *    frames, mappings, manifest entries).
+ */
+enum vm_status vm_alloc(uint64_t size, uint64_t align, unsigned flags, const char *name,
+                        uint64_t *va) VM_WARN_UNUSED;
+
+/*
+ * Frees [va, va + size), whole areas or parts of them (an area cut inside is
+ * split): unmaps the pages, invalidates their TLB entries (invlpg, or one
+ * CR3 reload for a larger batch) and gives the frames back.
+ * => va and size page aligned, size > 0; every byte covered by areas from
+ *    vm_alloc (guards included), else VM_ERR_NOT_MAPPED / VM_ERR_FIXED and
+ *    nothing changes; VM_ERR_NOMEM (no change) if a split needs a node.
+ */
+enum vm_status vm_free(uint64_t va, uint64_t size) VM_WARN_UNUSED;
+
+/*
+ * Sets the protection of [va, va + size) to prot (VM_W, VM_X or neither),
+ * splitting areas cut by the range, and updates and flushes the mapped pages.
+ * => as vm_free, plus VM_ERR_WX for VM_W | VM_X and VM_ERR_FIXED for guards.
+ */
+enum vm_status vm_protect(uint64_t va, uint64_t size, unsigned prot) VM_WARN_UNUSED;
+
+/* The area containing va, or NULL (also before vm_init). */
+const struct vmm_vma *vm_lookup(uint64_t va);
+
+/* Access kinds for vm_fault_demand. */
+enum vm_access { VM_ACCESS_READ, VM_ACCESS_WRITE, VM_ACCESS_EXEC };
+
+/*
+ * The page-fault handler's question: is va a not-yet-touched page of a
+ * demand-zero area that allows this access? If so, maps a zeroed frame there
+ * with the area's protection and returns true (the access is retried).
+ * Returns false otherwise, with *why (if not NULL) set to a reason when va
+ * was in a demand-zero area but could not be filled.
+ * => called with interrupts off, from the fault handler only.
+ */
+bool vm_fault_demand(uint64_t va, enum vm_access access, const char **why);
+
+/* A short name for a VMA kind ("anon", "stack", ...). */
+const char *vm_kind_name(unsigned kind);
+
+/* What the address space holds, for the audit and the self-test. */
+struct vm_stats {
+    uint64_t vmas;            /* areas in the space */
+    uint64_t frames;          /* frames mapped in dynamic-area allocations (owner VMM) */
+    uint64_t demand_faults;   /* pages filled on first touch since boot */
+    uint64_t manifest_misses; /* unmaps or protects the manifest could not record */
+    uint64_t manifest_frames; /* HEAP frames holding the mapping manifest's entries */
+};
+void vm_stats(struct vm_stats *out);
+
+/*
+ * The whole-structure check: vmm_space_check, then every present leaf of
+ * the dynamic area lies in an allocated area (or the boot stack) with that
+ * area's protection, as a 4 KiB page on a frame owned by CANOPY_OWNER_VMM
+ * (CANOPY_OWNER_STACK for the boot stack); areas that are not demand-zero are
+ * fully mapped; guards are not mapped at all; the mapped frames equal the
+ * frame counter. => false and a reason in *why on the first problem.
+ */
+bool vm_check(const char **why);
+
+/* Prints the areas in address order, one per line (for the shell and the boot log). */
+void vm_dump(void);
+
+#endif

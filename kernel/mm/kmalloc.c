@@ -1,0 +1,105 @@
+/*
+ * kmalloc: the kernel heap, mm/slab.c over the kernel's PMM.
+ *
+ * Pages are PMM frames owned by CANOPY_OWNER_HEAP and used at their HHDM
+ * address: one frame per slab (pmm_alloc order 0, O(1)), a run of exactly
+ * the frames needed for a large allocation (pmm_alloc_run). The PMM's owner
+ * byte is the heap's proof of ownership, which lets kfree refuse pointers
+ * into frames it does not hold (foreign memory, pages already given back)
+ * without reading them.
+ *
+ * Invariant (kmm_audit checks it): the PMM's HEAP frame count equals the
+ * heap's page count. Single CPU, and no caller in interrupt context, so no
+ * lock. Called by the VMM for its nodes and by anything needing small memory.
+ */
+#include <stddef.h>
+#include <stdint.h>
+
+#include <kernel/kmalloc.h>
+#include <kernel/kmm.h>
+#include <kernel/panic.h>
+
+#include "slab.h"
+
+#define PAGE_SIZE 4096ull
+
+static struct slab_heap heap;
+static bool heap_ready;
+
+static bool heap_page_alloc(void *ctx, uint64_t count, void **page)
+{
+    (void)ctx;
+    uint64_t phys;
+    enum pmm_status st = count == 1 ? pmm_alloc(kmm_pmm(), 0, CANOPY_OWNER_HEAP, &phys)
+                                    : pmm_alloc_run(kmm_pmm(), count, CANOPY_OWNER_HEAP, &phys);
+    if (st != PMM_OK)
+        return false;
+    *page = kmm_phys_to_virt(phys);
+    return true;
+}
+
+static uint64_t phys_of(const void *page)
+{
+    return (uint64_t)(uintptr_t)page - kmm_pmm()->virt_offset;
+}
+
+static void heap_page_free(void *ctx, void *page, uint64_t count)
+{
+    (void)ctx;
+    enum pmm_status st = pmm_free_run(kmm_pmm(), phys_of(page), count);
+    if (st != PMM_OK)
+        panic("kmalloc: giving back %llu frames at 0x%llx: %s", (unsigned long long)count,
+              (unsigned long long)phys_of(page), pmm_status_str(st));
+}
+
+static bool heap_page_owned(void *ctx, const void *page)
+{
+    (void)ctx;
+    /* A pointer below the HHDM wraps to a huge "physical" address the PMM does not track. */
+    return pmm_owner_of(kmm_pmm(), phys_of(page)) == CANOPY_OWNER_HEAP;
+}
+
+void kmalloc_init(void)
+{
+    slab_init(&heap, (struct slab_pages){.alloc = heap_page_alloc,
+                                         .free = heap_page_free,
+                                         .owns = heap_page_owned,
+                                         .ctx = NULL});
+    heap_ready = true;
+}
+
+void *kmalloc(size_t size)
+{
+    if (!heap_ready)
+        panic("kmalloc(%zu) before kmalloc_init", size);
+    return slab_alloc(&heap, size);
+}
+
+void *kzalloc(size_t size)
+{
+    void *p = kmalloc(size);
+    if (p != NULL)
+        __builtin_memset(p, 0, size);
+    return p;
+}
+
+void kfree(void *p)
+{
+    enum slab_status st = slab_free(&heap, p);
+    if (st != SLAB_OK)
+        panic("kfree(%p): %s", p, slab_status_str(st));
+}
+
+void kmalloc_stats(struct kmalloc_stats *out)
+{
+    out->frames = heap.page_count;
+    out->objects = 0;
+    for (unsigned c = 0; c < SLAB_CLASS_COUNT; c++)
+        out->objects += heap.objects[c];
+    out->large_allocs = heap.large_allocs;
+}
+
+bool kmalloc_check(const char **why)
+{
+    return slab_check(&heap, why);
+}
