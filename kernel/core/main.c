@@ -27,9 +27,11 @@
 #include <kernel/fault.h>
 #include <kernel/faultdemo.h>
 #include <kernel/kmm.h>
+#include <kernel/kselftest.h>
 #include <kernel/panic.h>
 #include <kernel/power.h>
 #include <kernel/shellglue.h>
+#include <kernel/vm.h>
 
 #include "../mm/manifest.h"
 
@@ -169,11 +171,13 @@ void kernel_main(struct canopy_bootinfo *bi)
     if (pmm_check(kmm_pmm(), msg, sizeof(msg)) != PMM_OK)
         panic("pmm_check failed after reclaim: %s", msg);
     bi->phase_tsc[CANOPY_PHASE_PMM_RECLAIM] = arch_rdtsc();
+    vm_init(bi); /* the kernel address space and kmalloc */
     kmm_audit();
     start_timer(bi);
 
     print_banner(bi);
     shellglue_start(bi); /* ends with `canopy: ready` */
+    kselftest_boot(bi); /* selftest[=...] (boot tests) */
     faultdemo_run(bi->cmdline);
     power_cmdline(bi->cmdline); /* power=off|reboot|... for boot tests */
     shellglue_run();
