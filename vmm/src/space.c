@@ -146,9 +146,17 @@ static void insert_vma(struct vmm_space *s, struct vmm_vma *v)
 {
     struct avl_node *parent = NULL, **link = &s->tree.root;
 
+    /*
+     * A branch, not a select: the processor follows the predicted child and
+     * starts loading it early; clang would emit a cmov chain that waits for
+     * each comparison.
+     */
     while (*link) {
         parent = *link;
-        link = v->node.start < parent->start ? &parent->left : &parent->right;
+        if (__builtin_expect(v->node.start < parent->start, 1))
+            link = &parent->left;
+        else
+            link = &parent->right;
     }
     avl_insert_at(&s->tree, &v->node, parent, link);
 }
