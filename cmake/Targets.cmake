@@ -120,6 +120,9 @@ endfunction()
 
 # canopy_fuzzer(NAME SOURCES ... LINK libs... CORPUS dir SECONDS n)
 # A libFuzzer target; CTest runs it for a bounded time from its committed corpus.
+# Each fuzzer also gets a line "NAME BINARY CORPUS" in fuzzers.txt at the top of
+# the build directory, which scripts/fuzz.sh reads for its longer runs.
+file(WRITE ${CMAKE_BINARY_DIR}/fuzzers.txt "")
 function(canopy_fuzzer name)
   cmake_parse_arguments(A "" "CORPUS;SECONDS" "SOURCES;LINK" ${ARGN})
   add_executable(${name} ${A_SOURCES})
@@ -136,4 +139,6 @@ function(canopy_fuzzer name)
     COMMAND sh -c "rm -rf corpus-${name} && mkdir -p corpus-${name} && cp -r ${A_CORPUS}/. corpus-${name}/ && ./${name} -max_total_time=${A_SECONDS} -print_final_stats=1 corpus-${name}"
     WORKING_DIRECTORY ${CMAKE_CURRENT_BINARY_DIR})
   set_tests_properties(${name} PROPERTIES LABELS fuzz TIMEOUT 600)
+  file(APPEND ${CMAKE_BINARY_DIR}/fuzzers.txt
+    "${name} ${CMAKE_CURRENT_BINARY_DIR}/${name} ${A_CORPUS}\n")
 endfunction()
