@@ -1,0 +1,5 @@
+# Host test of the mapping manifest (kernel/mm/manifest.c) against vmm/pt on a
+# host buffer. Included from kernel/CMakeLists.txt.
+canopy_host_test(kmm_manifest_test
+  SOURCES ${CMAKE_CURRENT_LIST_DIR}/manifest_test.c ${CMAKE_CURRENT_LIST_DIR}/../manifest.c
+  LINK vmm klib)
