@@ -473,9 +473,9 @@ enum fw_status stage1_main(void)
     if (st != FW_OK)
         goto free_kernel;
     phase(CANOPY_PHASE_VALIDATED);
-    con_printf("canopy: %s: %llu bytes, %u segments, %llu KiB\n", s1.cfg.kernel,
-               (unsigned long long)s1.kernel_size, s1.plan.count,
-               (unsigned long long)(s1.plan.total_pages * 4));
+    con_printf("canopy: %s: %llu byte%s, %u segment%s, %llu KiB\n", s1.cfg.kernel,
+               (unsigned long long)s1.kernel_size, s1.kernel_size == 1 ? "" : "s", s1.plan.count,
+               s1.plan.count == 1 ? "" : "s", (unsigned long long)(s1.plan.total_pages * 4));
 
     gather_platform();
     phase(CANOPY_PHASE_BEFORE_EBS);

@@ -11,6 +11,8 @@
  */
 #include "config.h"
 
+#include "phase.h"
+
 #include <canopy/fmt.h>
 #include <canopy/str.h>
 
@@ -20,7 +22,7 @@ struct parser {
     void *ctx;
     unsigned line;
     unsigned problems;
-    bool seen[5]; /* keys already set, for the duplicate warning */
+    bool seen[6]; /* keys already set, for the duplicate note */
 };
 
 __attribute__((format(printf, 2, 3))) static void problem(struct parser *p, const char *fmt, ...)
@@ -89,65 +91,71 @@ static void copy_value(char *dst, const char *src, size_t n)
     dst[n] = '\0';
 }
 
-static void set_kernel(struct parser *p, const char *v, size_t n)
+static bool set_kernel(struct parser *p, const char *v, size_t n)
 {
     if (n == 0) {
         problem(p, "kernel= is empty; keeping %s", p->cfg->kernel);
-        return;
+        return false;
     }
     if (n >= CONFIG_PATH_MAX) {
         problem(p, "kernel= value is too long (%zu bytes, at most %d)", n, CONFIG_PATH_MAX - 1);
-        return;
+        return false;
     }
     if (v[0] != '/') {
         problem(p, "kernel= must be an absolute path starting with '/'");
-        return;
+        return false;
     }
     for (size_t i = 0; i < n; i++) {
         if (v[i] == '\\') {
             problem(p, "kernel= uses '/' as the separator, not '\\'");
-            return;
+            return false;
         }
     }
     copy_value(p->cfg->kernel, v, n);
+    return true;
 }
 
-static void set_cmdline(struct parser *p, const char *v, size_t n)
+static bool set_cmdline(struct parser *p, const char *v, size_t n)
 {
     if (n >= CONFIG_CMDLINE_MAX) {
         problem(p, "cmdline= value is too long (%zu bytes, at most %d)", n, CONFIG_CMDLINE_MAX - 1);
-        return;
+        return false;
     }
     copy_value(p->cfg->cmdline, v, n);
+    return true;
 }
 
-static void set_serial(struct parser *p, const char *v, size_t n)
+static bool set_serial(struct parser *p, const char *v, size_t n)
 {
     if (word_is(v, n, "on") || word_is(v, n, "yes") || word_is(v, n, "true") || word_is(v, n, "1"))
         p->cfg->serial = true;
     else if (word_is(v, n, "off") || word_is(v, n, "no") || word_is(v, n, "false") ||
              word_is(v, n, "0"))
         p->cfg->serial = false;
-    else
+    else {
         problem(p, "serial= takes on or off, not '%s'", quote(v, n).text);
+        return false;
+    }
+    return true;
 }
 
-static void set_verbose(struct parser *p, const char *v, size_t n)
+static bool set_verbose(struct parser *p, const char *v, size_t n)
 {
     uint64_t level;
     if (!str_parse_u64(v, n, &level) || level > CONFIG_VERBOSE_MAX) {
         problem(p, "verbose= takes a number from 0 to %d, not '%s'", CONFIG_VERBOSE_MAX,
                 quote(v, n).text);
-        return;
+        return false;
     }
     p->cfg->verbose = (unsigned)level;
+    return true;
 }
 
-static void set_resolution(struct parser *p, const char *v, size_t n)
+static bool set_resolution(struct parser *p, const char *v, size_t n)
 {
     if (word_is(v, n, "current")) {
         p->cfg->fb_width = p->cfg->fb_height = 0;
-        return;
+        return true;
     }
     size_t x = 0;
     while (x < n && v[x] != 'x')
@@ -156,18 +164,36 @@ static void set_resolution(struct parser *p, const char *v, size_t n)
     if (x == n || !str_parse_u64(v, x, &w) || !str_parse_u64(v + x + 1, n - x - 1, &h) || w == 0 ||
         h == 0 || w > 65535 || h > 65535) {
         problem(p, "resolution= takes WIDTHxHEIGHT or current, not '%s'", quote(v, n).text);
-        return;
+        return false;
     }
     p->cfg->fb_width = (uint32_t)w;
     p->cfg->fb_height = (uint32_t)h;
+    return true;
+}
+
+/* A test and debug aid: stage 1 faults on purpose when it reaches the phase (docs/stage1.md). */
+static bool set_debug_fault(struct parser *p, const char *v, size_t n)
+{
+    enum canopy_phase ph;
+    if (word_is(v, n, "off")) {
+        p->cfg->debug_fault = CONFIG_NO_FAULT;
+        return true;
+    }
+    if (!phase_parse(v, n, &ph) || ph < CONFIG_FAULT_FIRST || ph > CONFIG_FAULT_LAST) {
+        problem(p, "debug_fault= takes off or a stage 1 phase from %s to %s, not '%s'",
+                phase_name(CONFIG_FAULT_FIRST), phase_name(CONFIG_FAULT_LAST), quote(v, n).text);
+        return false;
+    }
+    p->cfg->debug_fault = ph;
+    return true;
 }
 
 static const struct {
     const char *name;
-    void (*set)(struct parser *p, const char *v, size_t n);
+    bool (*set)(struct parser *p, const char *v, size_t n);
 } keys[] = {
     {"kernel", set_kernel},   {"cmdline", set_cmdline},       {"serial", set_serial},
-    {"verbose", set_verbose}, {"resolution", set_resolution},
+    {"verbose", set_verbose}, {"resolution", set_resolution}, {"debug_fault", set_debug_fault},
 };
 _Static_assert(sizeof(keys) / sizeof(keys[0]) <= sizeof(((struct parser *)0)->seen),
                "one seen flag per key");
@@ -207,10 +233,14 @@ static void parse_line(struct parser *p, const char *s, size_t n)
     for (size_t k = 0; k < sizeof(keys) / sizeof(keys[0]); k++) {
         if (!word_is(s, klen, keys[k].name))
             continue;
-        if (p->seen[k])
+        /*
+         * A rejected value leaves the earlier setting in place, so the note
+         * that a later value replaces an earlier one is only true, and only
+         * given, when the later value was taken.
+         */
+        if (keys[k].set(p, v, vlen) && p->seen[k])
             problem(p, "%s= given again; the later value counts", keys[k].name);
         p->seen[k] = true;
-        keys[k].set(p, v, vlen);
         return;
     }
     problem(p, "unknown key '%s'", quote(s, klen).text);
@@ -224,6 +254,7 @@ void config_defaults(struct config *cfg)
     cfg->verbose = 0;
     cfg->fb_width = 0;
     cfg->fb_height = 0;
+    cfg->debug_fault = CONFIG_NO_FAULT;
 }
 
 unsigned config_parse(struct config *cfg, const char *text, size_t len, config_report_fn report,

@@ -10,8 +10,12 @@
  *   serial=on|off     whether stage 1 writes to COM1 after ExitBootServices
  *   verbose=N         0 (default) .. 9: how much stage 1 prints
  *   resolution=WxH    a GOP mode to switch to; "current" keeps the firmware's
+ *   debug_fault=PHASE a test and debug aid: stage 1 raises a page fault when it
+ *                     reaches PHASE (config-read .. kernel-entry); "off" (default)
  * Every problem is reported with its line number and the setting keeps its
  * previous (default) value, so a broken file still boots with safe defaults.
+ * A key given again with a valid value replaces the earlier one, with a note;
+ * a rejected later value is reported and the earlier one stays.
  */
 #ifndef STAGE1_LOAD_CONFIG_H
 #define STAGE1_LOAD_CONFIG_H
@@ -20,12 +24,17 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include <canopy/bootinfo.h>
+
 #define CONFIG_PATH_MAX       256 /* bytes including the NUL */
 #define CONFIG_CMDLINE_MAX    256 /* = sizeof(canopy_bootinfo.cmdline) */
 #define CONFIG_VERBOSE_MAX    9
 #define CONFIG_DEFAULT_KERNEL "/canopy/kernel.elf"
 #define CONFIG_FILE_PATH      "/canopy/canopy.cfg"
-#define CONFIG_FILE_MAX       (64 * 1024) /* larger files are refused whole */
+#define CONFIG_FILE_MAX       (64 * 1024)              /* larger files are refused whole */
+#define CONFIG_NO_FAULT       CANOPY_PHASE_COUNT       /* debug_fault=off */
+#define CONFIG_FAULT_FIRST    CANOPY_PHASE_CONFIG_READ /* the first phase after the config is read */
+#define CONFIG_FAULT_LAST     CANOPY_PHASE_KERNEL_ENTRY
 
 struct config {
     char kernel[CONFIG_PATH_MAX];
@@ -33,6 +42,7 @@ struct config {
     bool serial;
     unsigned verbose;
     uint32_t fb_width, fb_height; /* 0, 0: keep the firmware's current mode */
+    unsigned debug_fault;         /* enum canopy_phase to fault at, or CONFIG_NO_FAULT */
 };
 
 /* Receives one problem: the 1-based line number and a sentence without a newline. */

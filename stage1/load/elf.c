@@ -118,6 +118,12 @@ fail(struct elf_error *err, enum elf_status st, const char *fmt, ...)
     return st;
 }
 
+/* "" or "s", for "%llu byte%s": a count of one reads "1 byte". */
+static const char *plural(uint64_t n)
+{
+    return n == 1 ? "" : "s";
+}
+
 static const char *flag_string(uint32_t flags)
 {
     static const char *const names[8] = {"---", "--x", "-w-", "-wx", "r--", "r-x", "rw-", "rwx"};
@@ -130,9 +136,10 @@ static enum elf_status check_segment(const struct elf64_phdr *ph, unsigned index
 {
     if (ph->offset > size || ph->filesz > size - ph->offset)
         return fail(err, ELF_ERR_SEG_OUTSIDE_FILE,
-                    "segment %u (offset 0x%llx, %llu bytes) runs past the end of the file "
-                    "(%zu bytes)",
-                    index, (unsigned long long)ph->offset, (unsigned long long)ph->filesz, size);
+                    "segment %u (offset 0x%llx, %llu byte%s) runs past the end of the file "
+                    "(%zu byte%s)",
+                    index, (unsigned long long)ph->offset, (unsigned long long)ph->filesz,
+                    plural(ph->filesz), size, plural(size));
     if (ph->filesz > ph->memsz)
         return fail(err, ELF_ERR_FILESZ,
                     "segment %u has a file size (%llu) larger than its memory size (%llu)", index,
@@ -201,8 +208,8 @@ enum elf_status elf_validate(const void *image, size_t size, uint64_t avail_byte
         err->reason[0] = '\0';
     }
     if (size < sizeof(eh))
-        return fail(err, ELF_ERR_TRUNCATED, "the file has %zu bytes, too few for an ELF header",
-                    size);
+        return fail(err, ELF_ERR_TRUNCATED, "the file has %zu byte%s, too few for an ELF header",
+                    size, plural(size));
     __builtin_memcpy(&eh, bytes, sizeof(eh));
     if (__builtin_memcmp(eh.ident,
                          "\x7f"
@@ -214,8 +221,14 @@ enum elf_status elf_validate(const void *image, size_t size, uint64_t avail_byte
     if (eh.ident[EI_DATA] != ELFDATA2LSB)
         return fail(err, ELF_ERR_ENDIAN, "not a little-endian ELF file (data encoding %u)",
                     eh.ident[EI_DATA]);
-    if (eh.ident[EI_VERSION] != EV_CURRENT || eh.version != EV_CURRENT)
-        return fail(err, ELF_ERR_VERSION, "unknown ELF version %u", (unsigned)eh.version);
+    /* Two fields carry a version; the reason names the one that is wrong. */
+    if (eh.ident[EI_VERSION] != EV_CURRENT)
+        return fail(err, ELF_ERR_VERSION,
+                    "unknown ELF version %u in e_ident[EI_VERSION], expected 1",
+                    eh.ident[EI_VERSION]);
+    if (eh.version != EV_CURRENT)
+        return fail(err, ELF_ERR_VERSION, "unknown ELF version %u in e_version, expected 1",
+                    (unsigned)eh.version);
     if (eh.machine != EM_X86_64)
         return fail(err, ELF_ERR_MACHINE, "built for machine %u, not x86-64 (62)", eh.machine);
     if (eh.type != ET_EXEC)
@@ -231,9 +244,10 @@ enum elf_status elf_validate(const void *image, size_t size, uint64_t avail_byte
     uint64_t table_bytes = (uint64_t)eh.phnum * sizeof(struct elf64_phdr);
     if (eh.phoff > size || table_bytes > size - eh.phoff)
         return fail(err, ELF_ERR_PHDRS_OUTSIDE,
-                    "program header table (offset 0x%llx, %u entries) runs past the end of the "
-                    "file (%zu bytes)",
-                    (unsigned long long)eh.phoff, eh.phnum, size);
+                    "program header table (offset 0x%llx, %u entr%s) runs past the end of the "
+                    "file (%zu byte%s)",
+                    (unsigned long long)eh.phoff, eh.phnum, eh.phnum == 1 ? "y" : "ies", size,
+                    plural(size));
 
     plan->count = 0;
     plan->entry = eh.entry;

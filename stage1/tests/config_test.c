@@ -170,6 +170,40 @@ static void test_config_duplicate_key_later_wins(void)
     CHECK(cfg.verbose == 2);
 }
 
+/* A rejected later value keeps the earlier one, and nothing claims the later one counts. */
+static void test_config_duplicate_key_with_bad_value_keeps_earlier(void)
+{
+    struct config cfg;
+    struct reports r;
+    CHECK(parse("verbose=3\nverbose=12\n", &cfg, &r) == 1);
+    CHECK(r.line[0] == 2 && mentions(&r, 0, "verbose= takes a number"));
+    CHECK(!mentions(&r, 0, "again"));
+    CHECK(cfg.verbose == 3);
+    CHECK(parse("kernel=/a.elf\nkernel=b.elf\nkernel=/c.elf\n", &cfg, &r) == 2);
+    CHECK(r.line[0] == 2 && mentions(&r, 0, "absolute path"));
+    CHECK(r.line[1] == 3 && mentions(&r, 1, "kernel= given again; the later value counts"));
+    CHECK(strcmp(cfg.kernel, "/c.elf") == 0);
+}
+
+static void test_config_debug_fault_takes_stage1_phases(void)
+{
+    struct config cfg;
+    struct reports r;
+    CHECK(parse("", &cfg, &r) == 0 && cfg.debug_fault == CONFIG_NO_FAULT);
+    CHECK(parse("debug_fault=before-ebs\n", &cfg, &r) == 0);
+    CHECK(cfg.debug_fault == CANOPY_PHASE_BEFORE_EBS);
+    CHECK(parse("debug_fault=kernel-entry\n", &cfg, &r) == 0);
+    CHECK(cfg.debug_fault == CANOPY_PHASE_KERNEL_ENTRY);
+    CHECK(parse("debug_fault=pmm-ready\ndebug_fault=off\n", &cfg, &r) == 1);
+    CHECK(cfg.debug_fault == CONFIG_NO_FAULT);
+    /* Before the config is read, or in the kernel: stage 1 cannot fault there. */
+    CHECK(parse("debug_fault=stage1-entry\n", &cfg, &r) == 1 && mentions(&r, 0, "debug_fault="));
+    CHECK(cfg.debug_fault == CONFIG_NO_FAULT);
+    CHECK(parse("debug_fault=shell-ready\n", &cfg, &r) == 1 && cfg.debug_fault == CONFIG_NO_FAULT);
+    CHECK(parse("debug_fault=before-ebsx\n", &cfg, &r) == 1);
+    CHECK(parse("debug_fault=\n", &cfg, &r) == 1 && cfg.debug_fault == CONFIG_NO_FAULT);
+}
+
 static void test_config_unprintable_bytes_are_refused(void)
 {
     struct config cfg;
@@ -205,8 +239,9 @@ static void test_config_reads_only_len_bytes(void)
     const char *text = "verbose=5\nverbose=6";
     memset(&r, 0, sizeof(r));
     config_defaults(&cfg);
-    /* Only "verbose=5\nverbose=" is given: the second line has an empty value. */
-    CHECK(config_parse(&cfg, text, 18, collect, &r) == 2);
+    /* Only "verbose=5\nverbose=" is given: the second line has an empty value (one problem). */
+    CHECK(config_parse(&cfg, text, 18, collect, &r) == 1);
+    CHECK(r.line[0] == 2 && mentions(&r, 0, "verbose= takes"));
     CHECK(cfg.verbose == 5);
 }
 
@@ -221,6 +256,8 @@ void config_tests(void)
     RUN(test_config_kernel_path_rules);
     RUN(test_config_bad_values);
     RUN(test_config_duplicate_key_later_wins);
+    RUN(test_config_duplicate_key_with_bad_value_keeps_earlier);
+    RUN(test_config_debug_fault_takes_stage1_phases);
     RUN(test_config_unprintable_bytes_are_refused);
     RUN(test_config_bom_and_no_reporter);
     RUN(test_config_reads_only_len_bytes);

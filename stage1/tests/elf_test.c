@@ -112,6 +112,40 @@ static void expect(enum elf_status want, const char *what)
     CHECK(err.reason[0] != '\0');
 }
 
+/* Like expect(), and the reason must contain `words`. */
+static void expect_reason(enum elf_status want, const char *words)
+{
+    struct elf_plan plan;
+    struct elf_error err;
+    enum elf_status st = run(PLENTY, &plan, &err);
+    if (st != want || !strstr(err.reason, words))
+        fprintf(stderr, "  got %s (%s), want %s with '%s'\n", elf_status_str(st), err.reason,
+                elf_status_str(want), words);
+    CHECK(st == want);
+    CHECK(strstr(err.reason, words) != NULL);
+}
+
+/* Each version field is named with its own value; a count of one is singular. */
+static void test_elf_reasons_name_the_field_and_count(void)
+{
+    build_valid();
+    img.eh.ident[6] = 0;
+    expect_reason(ELF_ERR_VERSION, "version 0 in e_ident[EI_VERSION]");
+    build_valid();
+    img.eh.ident[6] = 0;
+    img.eh.version = 1;
+    expect_reason(ELF_ERR_VERSION, "version 0 in e_ident");
+    build_valid();
+    img.eh.version = 2;
+    expect_reason(ELF_ERR_VERSION, "version 2 in e_version");
+    build_valid();
+    img.size = 1;
+    expect_reason(ELF_ERR_TRUNCATED, "has 1 byte,");
+    build_valid();
+    img.size = 2;
+    expect_reason(ELF_ERR_TRUNCATED, "has 2 bytes,");
+}
+
 static void test_elf_valid_kernel_gives_plan(void)
 {
     struct elf_plan plan;
@@ -401,6 +435,7 @@ static void test_elf_every_status_has_a_name(void)
 void elf_tests(void)
 {
     RUN(test_elf_valid_kernel_gives_plan);
+    RUN(test_elf_reasons_name_the_field_and_count);
     RUN(test_elf_plan_sorted_and_unaligned_start);
     RUN(test_elf_segment_ending_at_top_is_accepted);
     RUN(test_elf_empty_load_and_align_zero_are_accepted);
