@@ -22,7 +22,7 @@
 #include <stdint.h>
 
 #include <kernel/fbcon.h>
-#include <kernel/psf.h>
+#include <canopy/psf.h>
 
 #define FBCON_MAX_COLS   320
 #define FBCON_MAX_ROWS   160

@@ -9,7 +9,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include <kernel/psf.h>
+#include <canopy/psf.h>
 
 #include "check.h"
 

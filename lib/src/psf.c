@@ -14,13 +14,14 @@
  * matters: this parser turns it into a 256-entry Latin-1 lookup, which is
  * all the console needs. Sequences are skipped. Every offset is checked
  * against the buffer; a malformed table ends the lookup early rather than
- * reading past the end. Called by dev/fbcon.c.
+ * reading past the end. Called by the kernel's framebuffer console
+ * (kernel/dev/fbcon.c) and stage 1's post-mortem screen (stage1/efi/fbtext.c).
  */
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
-#include <kernel/psf.h>
+#include <canopy/psf.h>
 
 #define PSF1_MAGIC0      0x36
 #define PSF1_MAGIC1      0x04

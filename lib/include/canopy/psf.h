@@ -3,8 +3,8 @@
  * Debian's console fonts. Pure code over a byte buffer: it validates every
  * size and offset against the buffer before using it.
  */
-#ifndef KERNEL_PSF_H
-#define KERNEL_PSF_H
+#ifndef CANOPY_PSF_H
+#define CANOPY_PSF_H
 
 #include <stdbool.h>
 #include <stddef.h>
