@@ -177,7 +177,7 @@ void kernel_main(struct canopy_bootinfo *bi)
 
     print_banner(bi);
     shellglue_start(bi); /* ends with `canopy: ready` */
-    kselftest_boot(bi); /* selftest[=...] (boot tests) */
+    kselftest_boot(bi);  /* selftest[=...] (boot tests) */
     faultdemo_run(bi->cmdline);
     power_cmdline(bi->cmdline); /* power=off|reboot|... for boot tests */
     shellglue_run();
