@@ -495,12 +495,12 @@ static unsigned reserve_hhdm(const struct canopy_bootinfo *bi, uint64_t *bytes)
     return runs;
 }
 
-/* The parts of the framebuffer no hhdm run covers become "framebuffer" VMAs. */
-static void reserve_framebuffer(const struct canopy_bootinfo *bi)
+/* The parts of the framebuffer no hhdm run covers become "framebuffer" VMAs; returns how many. */
+static unsigned reserve_framebuffer(const struct canopy_bootinfo *bi)
 {
     const struct canopy_framebuffer *fb = &bi->fb;
     if (fb->format == CANOPY_FB_NONE || fb->size_bytes == 0)
-        return;
+        return 0;
     uint64_t lo = bi->hhdm_base + (fb->base & ~(PAGE_SIZE - 1));
     uint64_t hi = bi->hhdm_base + ((fb->base + fb->size_bytes + PAGE_SIZE - 1) & ~(PAGE_SIZE - 1));
     unsigned pieces = 0;
@@ -518,6 +518,7 @@ static void reserve_framebuffer(const struct canopy_bootinfo *bi)
     if (pieces == 0)
         kprintf("vm: the framebuffer (phys 0x%llx) lies inside an hhdm area\n",
                 (unsigned long long)fb->base);
+    return pieces;
 }
 
 void vm_init(struct canopy_bootinfo *bi)
@@ -539,17 +540,17 @@ void vm_init(struct canopy_bootinfo *bi)
     }
     uint64_t hhdm_bytes;
     unsigned runs = reserve_hhdm(bi, &hhdm_bytes);
-    reserve_framebuffer(bi);
+    unsigned fb_pieces = reserve_framebuffer(bi);
     uint64_t stack_low = bi->stack_top_va - CANOPY_BOOT_STACK_SIZE;
     reserve_fixed(stack_low - PAGE_SIZE, PAGE_SIZE, "boot stack", VM_KIND_GUARD, 0);
     reserve_fixed(stack_low, CANOPY_BOOT_STACK_SIZE, "boot stack", VM_KIND_STACK, PT_W);
 
     vm.ready = true;
     bi->phase_tsc[CANOPY_PHASE_VMM_READY] = arch_rdtsc();
-    kprintf("vm: kernel address space: %zu areas (%u segments, %u hhdm runs of %llu MiB, boot "
-            "stack + guard); allocations from 0x%016llx-0x%016llx\n",
+    kprintf("vm: kernel address space: %zu areas (%u segments, %u hhdm runs of %llu MiB, %u "
+            "framebuffer, boot stack + guard); allocations from 0x%016llx-0x%016llx\n",
             vmm_space_count(&vm.space), bi->segment_count, runs,
-            (unsigned long long)(hhdm_bytes >> 20), (unsigned long long)DYN_BASE,
+            (unsigned long long)(hhdm_bytes >> 20), fb_pieces, (unsigned long long)DYN_BASE,
             (unsigned long long)DYN_LAST);
 }
 
