@@ -14,8 +14,9 @@
  * So every present leaf matches one entry's page size, and `pt check` can
  * compare leaf by leaf.
  *
- * Every change first makes room for the worst case and then cannot fail, so
- * a failed call changes nothing.
+ * Every change first makes room for exactly what it adds and then cannot
+ * fail, so a failed call changes nothing, and a change that adds nothing (an
+ * unmap of whole entries) never needs more room.
  *
  * Called by the kernel (manifest_kernel.c wraps one instance) and the host
  * tests.
@@ -173,6 +174,30 @@ static void split_at(struct manifest *m, uint64_t b)
     split_at(m, b);
 }
 
+/*
+ * Entries the splits at a (if do_a) and then at b (if do_b) would add: the
+ * splits are run on copies of the (at most two) entries involved, so a change
+ * asks for exactly the room it needs and succeeds without growing whenever it
+ * can (an unmap under memory pressure must not fail for want of slack).
+ */
+static uint32_t split_growth(const struct manifest *m, uint64_t a, bool do_a, uint64_t b, bool do_b)
+{
+    struct canopy_mapping local[2 + 2 * SPLIT_ROOM];
+    struct manifest t = {.entries = local, .capacity = sizeof(local) / sizeof(local[0])};
+    const struct canopy_mapping *ea = do_a ? manifest_lookup(m, a) : NULL;
+    const struct canopy_mapping *eb = do_b ? manifest_lookup(m, b) : NULL;
+    if (ea)
+        local[t.count++] = *ea;
+    if (eb && eb != ea)
+        local[t.count++] = *eb;
+    uint32_t before = t.count;
+    if (do_a)
+        split_at(&t, a);
+    if (do_b)
+        split_at(&t, b);
+    return t.count - before;
+}
+
 bool manifest_set_add(struct manifest *m, uint64_t va, uint64_t pa, uint64_t size,
                       uint32_t page_size, uint16_t flags, uint16_t owner)
 {
@@ -218,9 +243,11 @@ bool manifest_set_add(struct manifest *m, uint64_t va, uint64_t pa, uint64_t siz
 
 bool manifest_set_remove(struct manifest *m, uint64_t va, uint64_t size)
 {
-    if (!range_ok(va, size) || !reserve(m, 2 * SPLIT_ROOM))
+    if (!range_ok(va, size))
         return false;
     uint64_t last = va + (size - 1);
+    if (!reserve(m, split_growth(m, va, true, last + 1, last != UINT64_MAX)))
+        return false;
     split_at(m, va);
     if (last != UINT64_MAX)
         split_at(m, last + 1);
@@ -233,18 +260,19 @@ bool manifest_set_remove(struct manifest *m, uint64_t va, uint64_t size)
 
 bool manifest_set_protect(struct manifest *m, uint64_t va, uint64_t size, uint16_t flags)
 {
-    if (!range_ok(va, size) || (flags & ~MAP_FLAGS) != 0 || !reserve(m, 2 * SPLIT_ROOM))
+    if (!range_ok(va, size) || (flags & ~MAP_FLAGS) != 0)
         return false;
     uint64_t last = va + (size - 1);
     /* pt_protect leaves a page alone when its bits would not change: so must the manifest. */
-    const struct canopy_mapping *e = manifest_lookup(m, va);
-    if (e && e->flags != flags)
+    const struct canopy_mapping *lo = manifest_lookup(m, va);
+    const struct canopy_mapping *hi = last != UINT64_MAX ? manifest_lookup(m, last + 1) : NULL;
+    bool cut_lo = lo && lo->flags != flags, cut_hi = hi && hi->flags != flags;
+    if (!reserve(m, split_growth(m, va, cut_lo, last + 1, cut_hi)))
+        return false;
+    if (cut_lo)
         split_at(m, va);
-    if (last != UINT64_MAX) {
-        e = manifest_lookup(m, last + 1);
-        if (e && e->flags != flags)
-            split_at(m, last + 1);
-    }
+    if (cut_hi)
+        split_at(m, last + 1);
     for (uint32_t i = first_from(m, va); i < m->count && m->entries[i].va <= last; i++)
         if (m->entries[i].va >= va && entry_last(&m->entries[i]) <= last)
             m->entries[i].flags = flags;

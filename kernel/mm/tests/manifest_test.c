@@ -201,14 +201,28 @@ static void test_protect_leaves_unchanged_pages_whole(void)
 static void test_failed_growth_changes_nothing(void)
 {
     struct manifest m;
-    new_manifest(&m);
+    new_manifest(&m); /* capacity 4 */
     CHECK(manifest_set_add(&m, HIGH, 0, G1, G1, CANOPY_MAP_W, CANOPY_OWNER_HHDM));
+    for (uint64_t i = 0; i < 3; i++)
+        CHECK(manifest_set_add(&m, HIGH + 2 * G1 + 2 * i * K4, 0x10000000 + 2 * i * K4, K4, K4, 0,
+                               CANOPY_OWNER_TEST));
+    CHECK(m.count == 4 && m.capacity == 4);
     grow_allowed = false;
-    CHECK(!manifest_set_remove(&m, HIGH + K4, K4)); /* the split needs room */
-    CHECK(m.count == 1 && m.entries[0].size_bytes == G1 && m.entries[0].page_size == G1);
+    /* A 4K hole in the 1G page needs three more entries: refused, nothing changed. */
+    CHECK(!manifest_set_remove(&m, HIGH + K4, K4));
+    CHECK(!manifest_set_protect(&m, HIGH + K4, K4, 0));
+    CHECK(m.count == 4 && m.entries[0].size_bytes == G1 && m.entries[0].page_size == G1 &&
+          m.entries[0].flags == CANOPY_MAP_W);
+    /* Removing a whole entry, or protecting to the same flags, needs no room even when full. */
+    CHECK(manifest_set_protect(&m, HIGH + K4, K4, CANOPY_MAP_W));
+    CHECK(manifest_set_remove(&m, HIGH + 2 * G1, K4));
+    CHECK(m.count == 3);
     grow_allowed = true;
     CHECK(manifest_set_remove(&m, HIGH + K4, K4));
-    CHECK(m.count == 3);
+    CHECK(m.count == 5 && m.capacity > 4);
+    CHECK(m.entries[0].page_size == K4 && m.entries[0].size_bytes == K4);
+    CHECK(m.entries[1].va == HIGH + 2 * K4 && m.entries[1].size_bytes == 510 * K4);
+    CHECK(m.entries[2].page_size == M2 && m.entries[2].size_bytes == 511 * M2);
     free(m.entries);
 }
 
