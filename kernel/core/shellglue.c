@@ -28,8 +28,11 @@
 #include <canopy/bootinfo.h>
 #include <kernel/console.h>
 #include <kernel/kmm.h>
+#include <kernel/kselftest.h>
+#include <kernel/power.h>
 #include <kernel/serial.h>
 #include <kernel/shellglue.h>
+#include <kernel/vm.h>
 #include <vmm/ptdump.h>
 
 #include "../dev/kbd.h"
@@ -75,10 +78,22 @@ static const char *segment_name(uint32_t flags)
     return ".rodata";
 }
 
-/* The label of the page at va: a kernel segment, else the manifest's owner. */
+/* A VMA's name, or its kind's when it has none. */
+static const char *vma_name(const struct vmm_vma *v)
+{
+    return v->attrs.name ? v->attrs.name : vm_kind_name(v->attrs.kind);
+}
+
+/*
+ * The label of the page at va: the VMA tree's name for it, else a kernel
+ * segment, the boot stack or the manifest's owner (before the tree exists).
+ */
 static const char *label_of(void *ctx, uint64_t va)
 {
     const struct canopy_bootinfo *bi = ctx;
+    const struct vmm_vma *v = vm_lookup(va);
+    if (v)
+        return vma_name(v);
     for (uint32_t i = 0; i < bi->segment_count && i < CANOPY_MAX_SEGMENTS; i++) {
         const struct canopy_segment *s = &bi->segments[i];
         if (va >= s->vaddr && va - s->vaddr < s->page_count * PAGE_SIZE)
@@ -189,6 +204,55 @@ static bool op_peek(void *ctx, uint64_t va, void *buf, size_t len)
     return true;
 }
 
+static void op_vma_bounds(void *ctx, uint64_t *start, uint64_t *last)
+{
+    (void)ctx;
+    const struct vmm_space *s = vm_space();
+    *start = s->start;
+    *last = s->last;
+}
+
+static bool op_vma_next(void *ctx, uint64_t from, struct shell_vma *out)
+{
+    (void)ctx;
+    /* The shell prints each VMA before asking for the next: one name buffer will do. */
+    static char guard_name[64];
+    const struct vmm_vma *v = vmm_space_first_from(vm_space(), from);
+    if (!v)
+        return false;
+    const char *name = vma_name(v);
+    if (v->attrs.kind == VM_KIND_GUARD) {
+        fmt_snprintf(guard_name, sizeof(guard_name), "%s (guard page, never mapped)", name);
+        name = guard_name;
+    }
+    *out = (struct shell_vma){.start = vmm_vma_start(v),
+                              .last = vmm_vma_last(v),
+                              .prot = v->attrs.prot & (PT_W | PT_X | PT_U),
+                              .name = name};
+    return true;
+}
+
+/* The memory manager's self-test prints on the consoles itself; sink stays unused. */
+static bool op_selftest(void *ctx, fmt_sink sink, void *sink_ctx)
+{
+    (void)ctx;
+    (void)sink;
+    (void)sink_ctx;
+    return kselftest_run() == 0;
+}
+
+static void op_reboot(void *ctx)
+{
+    (void)ctx;
+    power_reboot();
+}
+
+static void op_poweroff(void *ctx)
+{
+    (void)ctx;
+    power_off();
+}
+
 static const struct pmm *op_pmm(void *ctx)
 {
     (void)ctx;
@@ -255,7 +319,14 @@ void shellglue_start(struct canopy_bootinfo *bi)
         .walk = op_walk,
         .peek = op_peek,
         .boottime = op_boottime,
+        .reboot = op_reboot,
+        .poweroff = op_poweroff,
     };
+    if (vm_ready()) {
+        ops.vma_bounds = op_vma_bounds;
+        ops.vma_next = op_vma_next;
+        ops.selftest = op_selftest;
+    }
     shell_init(&sh, &ops);
 
     struct kbd_io io = {.in8 = port_in8, .out8 = port_out8, .ctx = NULL};
