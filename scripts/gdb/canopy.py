@@ -47,6 +47,9 @@ OWNER_NAMES = {0: "none", 1: "kernel image", 2: "page table", 3: "boot info", 4:
                5: "pmm", 6: "hhdm", 7: "framebuffer", 8: "trampoline", 9: "heap", 10: "vmm",
                11: "runtime", 12: "test"}
 
+# kernel/mm/vm.c, vm_kind_name(): a VMA without a name is labelled with its kind
+VM_KIND_NAMES = {1: "image", 2: "hhdm", 3: "framebuffer", 4: "stack", 5: "guard", 6: "anon"}
+
 # vmm/src/ptdump.c, cache_name()
 CACHE_NAMES = {0: "UC", 1: "WC", 4: "WT", 5: "WP", 6: "WB", 7: "UC-"}
 
@@ -173,8 +176,10 @@ class Labels:
                     node = node["left"]
                 node = stack.pop()
                 v = node.cast(vma_type)  # the node is the VMA's first member
-                out.append((u64(node["start"]), u64(node["last"]) + 1,
-                            self._string(v["attrs"]["name"])))
+                name = self._string(v["attrs"]["name"])
+                if name is None:
+                    name = VM_KIND_NAMES.get(int(v["attrs"]["kind"]), "?")
+                out.append((u64(node["start"]), u64(node["last"]) + 1, name))
                 node = node["right"]
         except gdb.error:
             return []

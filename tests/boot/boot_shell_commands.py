@@ -10,6 +10,7 @@ checked against something known independently of the kernel.
 - `mem`: the counters add up and nothing is pointed out as inconsistent.
 - `memmap`: as many rows as it announces, sorted, with usable memory.
 - `boottime`: every phase up to the shell recorded, in order.
+- `vmas`: every area and hole, the segments with their permissions.
 - `pt`, `pt START END`, `pt check`: the sections in order, the segments with
   their permissions, no W+X, the manifest matching the live tables.
 - bad arguments: one error line each.
@@ -151,6 +152,22 @@ def check_pt(sh, segments):
           f"pt START END clips; pt check OK with {m.group(1)} mappings")
 
 
+def check_vmas(sh, segments):
+    out = sh.run("vmas")
+    expect(out, r"^vmas: kernel address space ffff800000000000-ffffffffffffffff$", "vmas header")
+    rows = re.findall(r"^  [0-9a-f]{16}-[0-9a-f]{16} +\S+  (?:r..  \S.*|---  \(hole\))$", out,
+                      re.MULTILINE)
+    n = int(expect(out, r"^  (\d+) VMAs$", "vmas count").group(1))
+    if len(rows) != out.count("\n") - 2 or n != sum(1 for r in rows if "(hole)" not in r):
+        raise harness.BootTestError(f"vmas: {n} VMAs announced, rows do not match:\n{out}")
+    for s in segments:
+        expect(out, rf"^  {s.start:016x}-{s.end - 1:016x} +\S+  {perms_text(s)}  "
+                    r"\.(text|rodata|data)$", f"vmas: segment {s}")
+    expect(out, r"^  [0-9a-f]{16}-[0-9a-f]{16} +64K  rw-  boot stack$", "vmas: the boot stack")
+    print(f"[check] vmas: {n} areas and the holes between them, the segments with their "
+          "permissions")
+
+
 def check_errors(sh):
     cases = [
         ("walk zz", r"^walk: VA 'zz' is not a 64-bit hex number$"),
@@ -183,6 +200,7 @@ def main():
         check_memmap(sh)
         check_boottime(sh)
         check_pt(sh, segments)
+        check_vmas(sh, segments)
         check_errors(sh)
 
 
