@@ -136,6 +136,16 @@ static void report_failed(const char *method, const char *why)
     kprintf("power: %s failed: %s\n", method, why);
 }
 
+/* The methods that can run: the firmware's tables are unknown before power_init. */
+static unsigned usable_methods(unsigned methods)
+{
+    if (power_bi != NULL)
+        return methods;
+    if (methods & (POWER_EFI | POWER_ACPI))
+        report_failed("UEFI ResetSystem and ACPI", "power_init was not called");
+    return methods & ~(POWER_EFI | POWER_ACPI);
+}
+
 static void try_efi(enum efirt_reset_type type, const char *what)
 {
     const char *why = efirt_prepare();
@@ -246,6 +256,7 @@ void power_off_using(unsigned methods)
     uint64_t rflags = arch_read_rflags();
     arch_cli();
     kprintf("power: powering off\n");
+    methods = usable_methods(methods);
     if (methods & POWER_EFI)
         try_efi(EFIRT_RESET_SHUTDOWN, "EfiResetShutdown");
     if (methods & POWER_ACPI)
@@ -262,6 +273,7 @@ void power_reboot_using(unsigned methods)
     uint64_t rflags = arch_read_rflags();
     arch_cli();
     kprintf("power: rebooting\n");
+    methods = usable_methods(methods);
     if (methods & POWER_EFI)
         try_efi(EFIRT_RESET_COLD, "EfiResetCold");
     if (methods & POWER_ACPI)

@@ -47,10 +47,16 @@ void power_cmdline(const char *cmdline);
 /* Powers the machine off; returns only if every method failed. => after power_init(). */
 void power_off(void);
 
-/* Resets the machine; returns only if every method failed. => after power_init(). */
+/*
+ * Resets the machine. Does not return: its last method, a triple fault,
+ * cannot fail to reset the CPU. => after power_init().
+ */
 void power_reboot(void);
 
-/* power_off()/power_reboot() with only the POWER_* methods in `methods`. */
+/*
+ * power_off()/power_reboot() with only the POWER_* methods in `methods`;
+ * they return only if every method in it failed (POWER_TRIPLE never does).
+ */
 void power_off_using(unsigned methods);
 void power_reboot_using(unsigned methods);
 
