@@ -44,6 +44,8 @@
 #include <kernel/vm.h>
 #include <vmm/pt.h>
 
+#include "manifest.h"
+
 #define PAGE_SIZE      4096ull
 #define MAX_REGIONS    160
 #define HEAP_SLOTS     128
@@ -517,6 +519,17 @@ static void check_undo(void)
 
 /* ---- whole-structure comparisons ------------------------------------------------------------ */
 
+/* `pt check` output during the test, kept (the first 2 KiB) and shown only if it differs. */
+static char compare_text[2048];
+static size_t compare_len;
+
+static void compare_sink(void *ctx, const char *s, size_t n)
+{
+    (void)ctx;
+    for (size_t i = 0; i < n && compare_len < sizeof(compare_text); i++)
+        compare_text[compare_len++] = s[i];
+}
+
 static void full_check(void)
 {
     const char *why = NULL;
@@ -539,6 +552,16 @@ static void full_check(void)
         i++;
     }
     CHECK(same && i == t.n, "the areas differ from the model at region %u of %u", i, t.n);
+    /* The mapping manifest must still describe the live tables exactly (`pt check`). */
+    const struct manifest *m = manifest_kernel();
+    if (m != NULL) {
+        compare_len = 0;
+        uint64_t diffs = manifest_set_compare(m, kmm_pt(), compare_sink, NULL);
+        if (!CHECK(diffs == 0, "the mapping manifest differs from the page tables in %llu places",
+                   (unsigned long long)diffs) &&
+            t.reported <= MAX_REPORTS)
+            console_write(compare_text, compare_len);
+    }
 }
 
 static void deep_check(void)
