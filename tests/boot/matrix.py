@@ -49,13 +49,16 @@ No serial port means `-serial none` alone: QEMU then creates no isa-serial
 device, so COM1 does not exist for OVMF or the kernel (checked through QMP
 `info qtree`, and the kernel must say `console: serial off`). `-serial null`
 would be a UART that discards output, which the kernel detects and uses; and
-a second `-serial` after `-serial none` adds a port rather than removing one.
+`-serial none -serial null` makes the null port COM2 (0x2f8), COM1 absent.
 Both OVMF builds boot this way, on q35 and on pc, with std VGA (QEMU's
 default display, named with `-vga std`): they need neither a serial port nor
 the debug port 0x402 (Debian's release builds write nothing there; a
-`-debugcon` capture stays empty). Without any display device as well
-(`-vga none`, or `-nodefaults`) the kernel still boots and runs, but then
-nothing anywhere shows it: such a run looks stuck in the firmware.
+`-debugcon` capture stays empty). What does look like a firmware that never
+gets going: `-serial none` with `-nographic` or `-display none` leaves the
+terminal empty for the whole boot, though a screendump shows the kernel's
+prompt; and with no display device either (`-vga none`, `-nodefaults`) the
+kernel boots and runs (QMP `info registers`: RIP in the kernel) with nothing
+shown anywhere.
 
 Run one group (`--group NAME`, see --list) or cases (`--case NAME`).
 """
@@ -78,7 +81,7 @@ OVMF = {
     "4m": ("/usr/share/OVMF/OVMF_CODE_4M.fd", "/usr/share/OVMF/OVMF_VARS_4M.fd"),
 }
 
-OVMF_START_S = 60    # QEMU started to OVMF starting the disk (about 5 s idle)
+OVMF_START_S = 90    # QEMU started to OVMF starting the disk (5 s idle, 30 s seen loaded)
 READY_S = 60         # OVMF starting the disk to the prompt
 SCREEN_READY_S = 120  # serial-less: QEMU started to the prompt on screen
 SCREEN_POLL_S = 1.0
