@@ -65,6 +65,9 @@ static void phase(enum canopy_phase p)
 {
     s1.phase_tsc[p] = cpu_tsc();
     s1.phase = p;
+    /* debug_fault=: a fault here; at kernel-entry the trampoline jumps to an unmapped address. */
+    fw_fault_phase(p, p >= CONFIG_FAULT_FIRST && p < CANOPY_PHASE_KERNEL_ENTRY &&
+                          (unsigned)p == s1.cfg.debug_fault);
 }
 
 static uint64_t pages_for(uint64_t bytes)
@@ -451,13 +454,17 @@ static _Noreturn void after_exit(const struct fw_exit *ex)
 
     phase(CANOPY_PHASE_KERNEL_ENTRY);
     __builtin_memcpy(bi->phase_tsc, s1.phase_tsc, sizeof(bi->phase_tsc));
-    trampoline_enter(pt.root, bi->stack_top_va, s1.plan.entry, s1.hhdm + bi_pa, s1.cpu.nx);
+    uint64_t entry =
+        s1.cfg.debug_fault == CANOPY_PHASE_KERNEL_ENTRY ? FW_FAULT_INJECT_VA : s1.plan.entry;
+    trampoline_enter(pt.root, bi->stack_top_va, entry, s1.hhdm + bi_pa, s1.cpu.nx,
+                     fw_fault_tables(s1.hhdm));
 }
 
-enum fw_status stage1_main(void)
+static enum fw_status boot(void)
 {
     phase(CANOPY_PHASE_STAGE1_ENTRY);
     con_printf("canopy: stage 1\n");
+    fw_fault_show_previous();
     read_config();
     con_set_serial(s1.cfg.serial);
     phase(CANOPY_PHASE_CONFIG_READ);
@@ -486,5 +493,13 @@ enum fw_status stage1_main(void)
     give_up(st, "cannot exit boot services (%s)", fw_status_str(st));
 free_kernel:
     fw_free_file((void *)s1.kernel, s1.kernel_size);
+    return st;
+}
+
+enum fw_status stage1_main(void)
+{
+    fw_fault_init();
+    enum fw_status st = boot();
+    fw_fault_fini(); /* back to the firmware: its own exception handlers again */
     return st;
 }

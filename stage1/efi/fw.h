@@ -7,8 +7,8 @@
  * of steps rather than protocol plumbing.
  *
  * Boot services are usable from efi_main until fw_exit_boot_services succeeds;
- * after that only the console (COM1 by port I/O), the CPU helpers and
- * fw_fatal_after_exit may be called.
+ * after that only the console (COM1 by port I/O), the CPU helpers,
+ * fw_fault_phase, fw_fault_tables and fw_fatal_after_exit may be called.
  */
 #ifndef STAGE1_EFI_FW_H
 #define STAGE1_EFI_FW_H
@@ -148,16 +148,47 @@ enum fw_status fw_exit_boot_services(uint64_t scratch_per_range, uint64_t scratc
 _Noreturn void fw_fatal_after_exit(uint64_t tsc_hz, const char *fmt, ...)
     __attribute__((format(printf, 2, 3)));
 
+/* ---- post-mortem (fault.c) ------------------------------------------------- */
+
+/*
+ * Takes over CPU exceptions (vectors 0-31) on a copy of the firmware's IDT:
+ * from here until the kernel's lidt, an exception is reported on serial and
+ * the framebuffer with the phase, recorded for the next boot, and the machine
+ * resets. Also checks the trampoline page is executable.
+ * => first thing in stage 1, boot services alive.
+ */
+void fw_fault_init(void);
+/* Puts the firmware's IDT back; call before handing control back to the firmware. */
+void fw_fault_fini(void);
+/* Prints, once, what a previous boot recorded when it failed (nothing if it did not). */
+void fw_fault_show_previous(void);
+/*
+ * Notes the phase for reports (and in the volatile UEFI variable CanopyPhase
+ * while boot services live). With inject, raises a page fault at once
+ * (debug_fault=, a test and debug aid).
+ */
+void fw_fault_phase(enum canopy_phase p, bool inject);
+/*
+ * The HHDM address of the GDT and IDT pseudo-descriptors the trampoline loads
+ * after the CR3 switch (all in loader memory, which the HHDM maps).
+ * => after ExitBootServices; call once.
+ */
+uint64_t fw_fault_tables(uint64_t hhdm);
+/* An address no page table maps: a kernel entry there faults right after the CR3 switch. */
+#define FW_FAULT_INJECT_VA 0x00007ffffffff000ull
+
 /* ---- the CR3 switch (trampoline.S) ------------------------------------------ */
 
 /*
  * Switches to the new page tables and jumps to the kernel. Runs from one page
  * that the new tables map at its own address.
+ * Loads the GDT and IDT that tables_va (fw_fault_tables) describes right
+ * after the switch.
  * => interrupts off; the page holding trampoline_start is identity-mapped R+X
  *    in cr3's tables; stack_top is 16-byte aligned and mapped RW.
  */
 _Noreturn void trampoline_enter(uint64_t cr3, uint64_t stack_top, uint64_t entry,
-                                uint64_t bootinfo_va, uint64_t set_nxe);
+                                uint64_t bootinfo_va, uint64_t set_nxe, uint64_t tables_va);
 extern const char trampoline_start[], trampoline_end[];
 
 #endif

@@ -22,4 +22,16 @@ enum fw_status fw_from_efi(EFI_STATUS s);
 void serial_init(void);
 void serial_write(const char *s, size_t n);
 
+/* Text rows at the top of the framebuffer, for last words (fbtext.c); no firmware calls. */
+void fbtext_use(const struct canopy_framebuffer *fb);
+void fbtext_line(const char *s);
+
+/* platform.c: the GOP's current mode for reports; the memory attribute check; the reset. */
+void fw_framebuffer_for_reports(void);
+void fw_trampoline_exec(void);
+_Noreturn void fw_reset(void);
+
+/* fault.c: records a failure after ExitBootServices (the line shown) for the next boot. */
+void fault_record_fatal(const char *message);
+
 #endif

@@ -6,6 +6,7 @@
  * Every buffer is LoaderData: the kernel reclaims it once it has copied what
  * it needs, and everything it needs was copied into PMM frames by main.c.
  */
+#include <canopy/fmt.h>
 #include <pmm/pmm.h>
 
 #include "cpu.h"
@@ -143,6 +144,9 @@ static uint32_t mask_top_bit(uint32_t m)
     return m ? 32 - (uint32_t)__builtin_clz(m) : 0;
 }
 
+static enum fw_status describe_mode(EFI_GRAPHICS_OUTPUT_PROTOCOL *gop,
+                                    struct canopy_framebuffer *fb, const char **note);
+
 static EFI_GRAPHICS_OUTPUT_PROTOCOL *find_gop(void)
 {
     EFI_GUID guid = EFI_GRAPHICS_OUTPUT_PROTOCOL_GUID;
@@ -165,6 +169,7 @@ static bool mode_is_linear(const EFI_GRAPHICS_OUTPUT_MODE_INFORMATION *info)
            info->PixelFormat == PixelBitMask;
 }
 
+#define GOP_MODES_MAX  1024
 #define FB_PREFERRED_W 1920 /* the largest mode picked on our own: plenty for a text console */
 #define FB_PREFERRED_H 1200
 
@@ -178,7 +183,8 @@ static bool pick_mode(EFI_GRAPHICS_OUTPUT_PROTOCOL *gop, uint32_t width, uint32_
 {
     bool found = false, found_fit = false;
     uint64_t best_area = 0;
-    for (UINT32 m = 0; m < gop->Mode->MaxMode; m++) {
+    /* Real adapters offer tens of modes; the cap bounds the loop whatever MaxMode says. */
+    for (UINT32 m = 0; m < gop->Mode->MaxMode && m < GOP_MODES_MAX; m++) {
         EFI_GRAPHICS_OUTPUT_MODE_INFORMATION *info;
         UINTN size;
         if (EFI_ERROR(gop->QueryMode(gop, m, &size, &info)))
@@ -227,6 +233,25 @@ enum fw_status fw_framebuffer(uint32_t width, uint32_t height, struct canopy_fra
     } else if (!mode_is_linear(gop->Mode->Info) && pick_mode(gop, 0, 0, &mode)) {
         gop->SetMode(gop, mode);
     }
+    enum fw_status st = describe_mode(gop, fb, note);
+    fbtext_use(fb);
+    return st;
+}
+
+void fw_framebuffer_for_reports(void)
+{
+    struct canopy_framebuffer fb = {.format = CANOPY_FB_NONE};
+    const char *note;
+    EFI_GRAPHICS_OUTPUT_PROTOCOL *gop = find_gop();
+    if (gop && gop->Mode && gop->Mode->Info)
+        (void)describe_mode(gop, &fb, &note);
+    fbtext_use(&fb);
+}
+
+/* Fills *fb from the GOP's current mode; FW_UNSUPPORTED (and *note) if it cannot be drawn on. */
+static enum fw_status describe_mode(EFI_GRAPHICS_OUTPUT_PROTOCOL *gop,
+                                    struct canopy_framebuffer *fb, const char **note)
+{
     const EFI_GRAPHICS_OUTPUT_MODE_INFORMATION *info = gop->Mode->Info;
     uint32_t bpp = 32;
     switch (info->PixelFormat) {
@@ -255,6 +280,7 @@ enum fw_status fw_framebuffer(uint32_t width, uint32_t height, struct canopy_fra
         break;
     }
     default:
+        *fb = (struct canopy_framebuffer){.format = CANOPY_FB_NONE};
         *note = "the display has no linear framebuffer (blit only)";
         return FW_UNSUPPORTED;
     }
@@ -274,6 +300,65 @@ enum fw_status fw_framebuffer(uint32_t width, uint32_t height, struct canopy_fra
     if (fb->size_bytes < need)
         fb->size_bytes = need;
     return FW_OK;
+}
+
+/* ---- the trampoline page's attributes ------------------------------------------ */
+
+/*
+ * EFI_MEMORY_ATTRIBUTE_PROTOCOL, new in UEFI 2.10, declared here because
+ * gnu-efi's headers predate it: Get, Set and Clear of EFI_MEMORY_RP/XP/RO.
+ */
+#define MEMORY_ATTRIBUTE_PROTOCOL_GUID                                                             \
+    {                                                                                              \
+        0xf4560cf6, 0x40ec, 0x4b4a,                                                                \
+        {                                                                                          \
+            0xa1, 0x92, 0xbf, 0x1d, 0x57, 0xd0, 0xb1, 0x89                                         \
+        }                                                                                          \
+    }
+#define MEMORY_RP 0x0000000000002000ull
+#define MEMORY_XP 0x0000000000004000ull
+#define MEMORY_RO 0x0000000000020000ull
+
+struct memory_attribute_protocol;
+typedef EFI_STATUS(EFIAPI *memory_attr_get_fn)(struct memory_attribute_protocol *self,
+                                               EFI_PHYSICAL_ADDRESS base, UINT64 length,
+                                               UINT64 *attributes);
+typedef EFI_STATUS(EFIAPI *memory_attr_change_fn)(struct memory_attribute_protocol *self,
+                                                  EFI_PHYSICAL_ADDRESS base, UINT64 length,
+                                                  UINT64 attributes);
+struct memory_attribute_protocol {
+    memory_attr_get_fn get;
+    memory_attr_change_fn set;
+    memory_attr_change_fn clear;
+};
+
+void fw_trampoline_exec(void)
+{
+    EFI_GUID guid = MEMORY_ATTRIBUTE_PROTOCOL_GUID;
+    struct memory_attribute_protocol *mem = NULL;
+    /* Absent (UEFI before 2.10, OVMF 2022.11): the image loader mapped .text executable. */
+    if (EFI_ERROR(fw_bs->LocateProtocol(&guid, NULL, (void **)&mem)) || !mem)
+        return;
+    EFI_PHYSICAL_ADDRESS page = (EFI_PHYSICAL_ADDRESS)(UINTN)trampoline_start;
+    UINT64 attrs = 0;
+    EFI_STATUS s = mem->get(mem, page, PAGE, &attrs);
+    if (EFI_ERROR(s)) {
+        con_printf("canopy: cannot read the trampoline page's attributes (%s)\n",
+                   fw_status_str(fw_from_efi(s)));
+        return;
+    }
+    /*
+     * Only execute and read access matter: the page is never written, so a
+     * read-only mapping (EFI_MEMORY_RO) is kept.
+     */
+    UINT64 clear = attrs & (MEMORY_XP | MEMORY_RP);
+    if (!clear)
+        return;
+    s = mem->clear(mem, page, PAGE, clear);
+    con_printf("canopy: the firmware maps the trampoline page %s; %s\n",
+               (clear & MEMORY_XP) ? "non-executable" : "read-protected",
+               EFI_ERROR(s) ? "the memory attribute protocol cannot change that"
+                            : "changed through the memory attribute protocol");
 }
 
 /* ---- ACPI, RNG, TSC ----------------------------------------------------------- */
@@ -321,6 +406,8 @@ bool fw_random(uint64_t *out)
 
 uint64_t fw_tsc_hz(void)
 {
+    if (tsc_hz_known)
+        return tsc_hz_known;
     uint32_t r[4];
     cpu_cpuid(0, 0, r);
     uint32_t max_leaf = r[0];
@@ -468,25 +555,15 @@ enum fw_status fw_exit_boot_services(uint64_t scratch_per_range, uint64_t scratc
     return FW_OK;
 }
 
-_Noreturn void fw_fatal_after_exit(uint64_t tsc_hz, const char *fmt, ...)
+_Noreturn void fw_reset(void)
 {
-    va_list ap;
-    if (tsc_hz == 0)
-        tsc_hz = tsc_hz_known;
-    con_set_serial(true);
-    con_after_exit();
-    con_printf("canopy: ");
-    va_start(ap, fmt);
-    con_vprintf(fmt, ap);
-    va_end(ap);
-    con_printf("\ncanopy: resetting in 5 seconds\n");
-    cpu_delay_us(tsc_hz, 5000000);
+    uint64_t hz = tsc_hz_known;
     fw_rt->ResetSystem(EfiResetCold, EFI_LOAD_ERROR, 0, NULL);
     /* ResetSystem must not return; if it does, the keyboard controller and port 0xcf9. */
     cpu_outb(0x64, 0xfe);
-    cpu_delay_us(tsc_hz, 100000);
+    cpu_delay_us(hz, 100000);
     cpu_outb(0xcf9, 0x0e);
-    cpu_delay_us(tsc_hz, 100000);
+    cpu_delay_us(hz, 100000);
     /* Last resort: an empty IDT turns the next exception into a triple fault (a reset). */
     struct __attribute__((packed)) {
         uint16_t limit;
@@ -495,4 +572,26 @@ _Noreturn void fw_fatal_after_exit(uint64_t tsc_hz, const char *fmt, ...)
     __asm__ volatile("lidt %0; int3" : : "m"(idtr));
     for (;;)
         __asm__ volatile("hlt");
+}
+
+_Noreturn void fw_fatal_after_exit(uint64_t tsc_hz, const char *fmt, ...)
+{
+    char line[160];
+    va_list ap;
+    if (tsc_hz == 0)
+        tsc_hz = tsc_hz_known;
+    va_start(ap, fmt);
+    fmt_vsnprintf(line, sizeof(line), fmt, ap);
+    va_end(ap);
+    con_set_serial(true);
+    con_after_exit();
+    con_printf("canopy: %s\ncanopy: resetting in 5 seconds\n", line);
+    /* The screen too (a PC may have no serial port), and a record the next boot shows. */
+    char shown[170];
+    fmt_snprintf(shown, sizeof(shown), "canopy: %s", line);
+    fbtext_line(shown);
+    fbtext_line("canopy: resetting in 5 seconds");
+    fault_record_fatal(line);
+    cpu_delay_us(tsc_hz, 5000000);
+    fw_reset();
 }

@@ -1,0 +1,356 @@
+/*
+ * fault: stage 1's post-mortem. From efi_main until the kernel loads its own
+ * IDT, a CPU exception prints the vector, error code, RIP, CR2 and the boot
+ * phase on serial and on the framebuffer, is recorded in a non-volatile UEFI
+ * variable, and the machine resets a few seconds later; the next stage 1 run
+ * prints the record once and deletes it. docs/stage1.md has the reasons.
+ *
+ *   struct fault_page (LoaderCode, in the image's .bss, page aligned)
+ *     0     idt[256]      copy of the firmware's IDT; vectors 0-31 -> fault_stubs
+ *     4096  fw_cr3        the firmware's page-table root
+ *     4104  rescue_rsp    top of rescue_stack (identity address)
+ *     4112  handler       fault_report (identity address)
+ *     4120  depth         exceptions being reported (a second one triple-faults)
+ *     ...   gdt           a copy of the firmware's GDT, for after the CR3 switch
+ *           tables        GDT and IDT pseudo-descriptors through the HHDM
+ *
+ * While boot services run, vectors 32-255 stay the firmware's, so its timer
+ * and other interrupts work as before; fw_fault_fini puts the firmware's own
+ * IDT back before stage 1 returns to it. The stubs live on the trampoline
+ * page (trampoline.S), which both the firmware's tables and the kernel's map
+ * at the same address; the trampoline loads this page's GDT and IDT through
+ * the HHDM right after CR3 changes, and the stubs switch back to fw_cr3, so
+ * the report below always runs under the firmware's tables.
+ *
+ * Called by main.c (fw_fault_init/fini, fw_fault_phase, fw_fault_show_previous),
+ * by the stubs (fault_report) and by platform.c (fault_record_fatal).
+ */
+#include <canopy/fmt.h>
+
+#include "cpu.h"
+#include "fw_efi.h"
+#include "load/phase.h"
+
+#define PAGE             4096ull
+#define GDT_COPY_MAX     1024
+#define RESCUE_STACK     (32 * 1024)
+#define RESET_DELAY_US   5000000
+#define RECORD_MAGIC     0x54524f4d59504f4eull /* "NOPYMORT" little endian */
+#define RECORD_VERSION   1
+#define RECORD_EXCEPTION 1
+#define RECORD_FATAL     2
+
+/* Canopy's vendor GUID for its UEFI variables. */
+#define CANOPY_VENDOR_GUID                                                                         \
+    {                                                                                              \
+        0x3c1f5a2e, 0x8d47, 0x4b9e,                                                                \
+        {                                                                                          \
+            0xa6, 0x1d, 0x52, 0x7e, 0x90, 0xc3, 0x4f, 0x18                                         \
+        }                                                                                          \
+    }
+#define RECORD_NAME L"CanopyLastFault" /* non-volatile: the record of a failed boot */
+#define PHASE_NAME  L"CanopyPhase"     /* volatile: the phase reached, while boot services run */
+
+/* #pragma pack: the MS layout rules of this target ignore __attribute__((packed)) here. */
+#pragma pack(push, 1)
+struct pseudo_desc {
+    uint16_t limit;
+    uint64_t base;
+};
+#pragma pack(pop)
+
+/* One pseudo-descriptor per 16 bytes, as the trampoline reads them. */
+struct table_slot {
+    struct pseudo_desc d;
+    uint8_t pad[6];
+};
+
+struct gate {
+    uint16_t offset_lo;
+    uint16_t selector;
+    uint8_t ist;
+    uint8_t type; /* 0x8e: present, DPL 0, 64-bit interrupt gate */
+    uint16_t offset_mid;
+    uint32_t offset_hi;
+    uint32_t reserved;
+};
+_Static_assert(sizeof(struct gate) == 16, "IDT gate");
+
+struct fault_page {
+    struct gate idt[256];
+    uint64_t fw_cr3;
+    uint64_t rescue_rsp;
+    uint64_t handler;
+    uint64_t depth;
+    uint8_t gdt[GDT_COPY_MAX];
+    struct table_slot tables[2]; /* what the trampoline loads: GDT, IDT */
+};
+/* trampoline.S reads these offsets. */
+_Static_assert(offsetof(struct fault_page, fw_cr3) == 4096, "fault page layout");
+_Static_assert(offsetof(struct fault_page, rescue_rsp) == 4104, "fault page layout");
+_Static_assert(offsetof(struct fault_page, handler) == 4112, "fault page layout");
+_Static_assert(offsetof(struct fault_page, depth) == 4120, "fault page layout");
+_Static_assert(sizeof(struct pseudo_desc) == 10, "pseudo-descriptor");
+_Static_assert(sizeof(struct table_slot) == 16, "trampoline.S loads the IDT from tables_va + 16");
+
+/* What a failed boot leaves for the next one (RECORD_NAME). */
+struct fault_record {
+    uint64_t magic;
+    uint32_t version;
+    uint32_t kind; /* RECORD_EXCEPTION or RECORD_FATAL */
+    uint32_t phase;
+    uint32_t vector;
+    uint64_t error_code;
+    uint64_t rip;
+    uint64_t cr2;
+    char message[96]; /* RECORD_FATAL: the line shown, NUL terminated */
+};
+
+extern const char fault_stubs[];
+
+static struct fault_page page __attribute__((aligned(4096)));
+static uint8_t rescue_stack[RESCUE_STACK] __attribute__((aligned(16)));
+
+static struct {
+    bool installed;
+    struct pseudo_desc fw_idtr;
+    unsigned phase;
+    uint64_t tsc_hz;
+    uint64_t image_base, image_size;
+} flt;
+
+/* Called by the stubs with the firmware's tables live; never returns. */
+_Noreturn void fault_report(uint64_t vector, uint64_t error, uint64_t rip, uint64_t cr2,
+                            uint64_t cr3);
+
+static uint64_t read_cr3(void)
+{
+    uint64_t v;
+    __asm__ volatile("mov %%cr3, %0" : "=r"(v));
+    return v;
+}
+
+static EFI_GUID vendor_guid(void)
+{
+    EFI_GUID g = CANOPY_VENDOR_GUID;
+    return g;
+}
+
+void fw_fault_init(void)
+{
+    struct pseudo_desc idtr, gdtr;
+    uint16_t cs;
+    __asm__ volatile("sidt %0" : "=m"(idtr));
+    __asm__ volatile("sgdt %0" : "=m"(gdtr));
+    __asm__ volatile("mov %%cs, %0" : "=r"(cs));
+    flt.fw_idtr = idtr;
+
+    /* The firmware's vectors (as many as its IDT has), then ours for 0-31. */
+    const struct gate *fw = (const struct gate *)(uintptr_t)idtr.base;
+    unsigned fw_count = ((unsigned)idtr.limit + 1) / sizeof(struct gate);
+    for (unsigned v = 0; v < 256; v++)
+        page.idt[v] = v < fw_count ? fw[v] : (struct gate){0};
+    for (unsigned v = 0; v < 32; v++) {
+        uint64_t at = (uint64_t)(uintptr_t)fault_stubs + 16 * v;
+        page.idt[v] = (struct gate){.offset_lo = (uint16_t)at,
+                                    .selector = cs,
+                                    .ist = 0,
+                                    .type = 0x8e,
+                                    .offset_mid = (uint16_t)(at >> 16),
+                                    .offset_hi = (uint32_t)(at >> 32)};
+    }
+    page.fw_cr3 = read_cr3();
+    page.rescue_rsp = (uint64_t)(uintptr_t)(rescue_stack + RESCUE_STACK);
+    page.handler = (uint64_t)(uintptr_t)fault_report;
+    page.depth = 0;
+
+    /* The GDT for after the switch: a copy when it fits (it always has on real firmware). */
+    uint64_t gdt_bytes = (uint64_t)gdtr.limit + 1;
+    if (gdt_bytes <= GDT_COPY_MAX) {
+        __builtin_memcpy(page.gdt, (const void *)(uintptr_t)gdtr.base, gdt_bytes);
+        page.tables[0].d =
+            (struct pseudo_desc){.limit = gdtr.limit, .base = (uint64_t)(uintptr_t)page.gdt};
+    } else {
+        page.tables[0].d = gdtr; /* rebased like the rest in fw_fault_tables */
+    }
+    page.tables[1].d =
+        (struct pseudo_desc){.limit = sizeof(page.idt) - 1, .base = (uint64_t)(uintptr_t)page.idt};
+
+    EFI_GUID li_guid = EFI_LOADED_IMAGE_PROTOCOL_GUID;
+    EFI_LOADED_IMAGE *li = NULL;
+    if (!EFI_ERROR(fw_bs->HandleProtocol(fw_image, &li_guid, (void **)&li)) && li) {
+        flt.image_base = (uint64_t)(uintptr_t)li->ImageBase;
+        flt.image_size = li->ImageSize;
+    }
+    flt.tsc_hz = fw_tsc_hz();
+    fw_trampoline_exec();
+    fw_framebuffer_for_reports();
+
+    struct pseudo_desc ours = {.limit = sizeof(page.idt) - 1,
+                               .base = (uint64_t)(uintptr_t)page.idt};
+    __asm__ volatile("lidt %0" : : "m"(ours) : "memory");
+    flt.installed = true;
+}
+
+void fw_fault_fini(void)
+{
+    if (!flt.installed)
+        return;
+    __asm__ volatile("lidt %0" : : "m"(flt.fw_idtr) : "memory");
+    flt.installed = false;
+}
+
+uint64_t fw_fault_tables(uint64_t hhdm)
+{
+    page.tables[0].d.base += hhdm;
+    page.tables[1].d.base += hhdm;
+    return hhdm + (uint64_t)(uintptr_t)page.tables;
+}
+
+/* The variable services, while boot services or (in physical mode) runtime services live. */
+static void record_write(const struct fault_record *rec)
+{
+    EFI_GUID g = vendor_guid();
+    fw_rt->SetVariable(RECORD_NAME, &g,
+                       EFI_VARIABLE_NON_VOLATILE | EFI_VARIABLE_BOOTSERVICE_ACCESS |
+                           EFI_VARIABLE_RUNTIME_ACCESS,
+                       sizeof(*rec), (void *)rec);
+}
+
+void fw_fault_phase(enum canopy_phase p, bool inject)
+{
+    flt.phase = p;
+    if (fw_bs) {
+        EFI_GUID g = vendor_guid();
+        uint32_t v = p;
+        fw_rt->SetVariable(PHASE_NAME, &g,
+                           EFI_VARIABLE_BOOTSERVICE_ACCESS | EFI_VARIABLE_RUNTIME_ACCESS, sizeof(v),
+                           &v);
+    }
+    if (inject) {
+        /* debug_fault=: a read of an address no table maps (page fault); else an invalid opcode. */
+        (void)*(volatile const uint64_t *)(uintptr_t)FW_FAULT_INJECT_VA;
+        __asm__ volatile("ud2");
+    }
+}
+
+static const char *vector_name(uint64_t v)
+{
+    static const char *const names[32] = {
+        [0] = "divide error",
+        [1] = "debug",
+        [2] = "non-maskable interrupt",
+        [3] = "breakpoint",
+        [4] = "overflow",
+        [5] = "bound range exceeded",
+        [6] = "invalid opcode",
+        [7] = "device not available",
+        [8] = "double fault",
+        [9] = "coprocessor segment overrun",
+        [10] = "invalid TSS",
+        [11] = "segment not present",
+        [12] = "stack-segment fault",
+        [13] = "general protection",
+        [14] = "page fault",
+        [16] = "x87 floating-point error",
+        [17] = "alignment check",
+        [18] = "machine check",
+        [19] = "SIMD floating-point error",
+        [20] = "virtualization exception",
+        [21] = "control protection",
+        [28] = "hypervisor injection",
+        [29] = "VMM communication",
+        [30] = "security exception",
+    };
+    return v < 32 && names[v] ? names[v] : "reserved";
+}
+
+/* One report line on serial and on the screen (no firmware call). */
+__attribute__((format(printf, 1, 2))) static void say(const char *fmt, ...)
+{
+    char line[160];
+    va_list ap;
+    va_start(ap, fmt);
+    size_t n = fmt_vsnprintf(line, sizeof(line), fmt, ap);
+    va_end(ap);
+    if (n >= sizeof(line))
+        n = sizeof(line) - 1;
+    serial_write(line, n);
+    serial_write("\n", 1);
+    fbtext_line(line);
+}
+
+/* The RIP, and where it lies when that is stage 1's own image. */
+static void format_rip(char *buf, size_t cap, uint64_t rip)
+{
+    if (flt.image_size && rip - flt.image_base < flt.image_size)
+        fmt_snprintf(buf, cap, "0x%llx (BOOTX64.EFI+0x%llx)", (unsigned long long)rip,
+                     (unsigned long long)(rip - flt.image_base));
+    else
+        fmt_snprintf(buf, cap, "0x%llx", (unsigned long long)rip);
+}
+
+_Noreturn void fault_report(uint64_t vector, uint64_t error, uint64_t rip, uint64_t cr2,
+                            uint64_t cr3)
+{
+    char at[64];
+    format_rip(at, sizeof(at), rip);
+    serial_init(); /* whatever the firmware or the config left: the report goes out */
+    say("canopy: CPU exception in phase %s: vector %llu (%s), error code 0x%llx",
+        phase_name(flt.phase), (unsigned long long)vector, vector_name(vector),
+        (unsigned long long)error);
+    say("canopy: RIP %s, CR2 0x%llx, CR3 0x%llx", at, (unsigned long long)cr2,
+        (unsigned long long)cr3);
+    struct fault_record rec = {.magic = RECORD_MAGIC,
+                               .version = RECORD_VERSION,
+                               .kind = RECORD_EXCEPTION,
+                               .phase = flt.phase,
+                               .vector = (uint32_t)vector,
+                               .error_code = error,
+                               .rip = rip,
+                               .cr2 = cr2};
+    record_write(&rec);
+    say("canopy: recorded for the next boot; resetting in %u seconds", RESET_DELAY_US / 1000000);
+    cpu_delay_us(flt.tsc_hz, RESET_DELAY_US);
+    fw_reset();
+}
+
+void fault_record_fatal(const char *message)
+{
+    struct fault_record rec = {
+        .magic = RECORD_MAGIC, .version = RECORD_VERSION, .kind = RECORD_FATAL, .phase = flt.phase};
+    fmt_snprintf(rec.message, sizeof(rec.message), "%s", message);
+    record_write(&rec);
+}
+
+void fw_fault_show_previous(void)
+{
+    EFI_GUID g = vendor_guid();
+    struct fault_record rec;
+    UINTN size = sizeof(rec);
+    UINT32 attrs;
+    EFI_STATUS s = fw_rt->GetVariable(RECORD_NAME, &g, &attrs, &size, &rec);
+    if (s == EFI_NOT_FOUND)
+        return;
+    /* Deleted whatever it holds, so a record is shown once and a bad one does not stick. */
+    fw_rt->SetVariable(RECORD_NAME, &g, 0, 0, NULL);
+    if (EFI_ERROR(s) || size != sizeof(rec) || rec.magic != RECORD_MAGIC ||
+        rec.version != RECORD_VERSION) {
+        con_printf("canopy: the previous boot left an unreadable fault record; cleared\n");
+        return;
+    }
+    rec.message[sizeof(rec.message) - 1] = '\0';
+    if (rec.kind == RECORD_EXCEPTION) {
+        con_printf("canopy: the previous boot stopped at phase %s: vector %u (%s), error code "
+                   "0x%llx, at RIP 0x%llx, CR2 0x%llx\n",
+                   phase_name(rec.phase), rec.vector, vector_name(rec.vector),
+                   (unsigned long long)rec.error_code, (unsigned long long)rec.rip,
+                   (unsigned long long)rec.cr2);
+    } else {
+        for (char *c = rec.message; *c; c++)
+            if (*c < 0x20 || *c > 0x7e)
+                *c = '?';
+        con_printf("canopy: the previous boot stopped at phase %s: %s\n", phase_name(rec.phase),
+                   rec.message);
+    }
+}
