@@ -265,7 +265,7 @@ static const char *vector_name(uint64_t v)
     return v < 32 && names[v] ? names[v] : "reserved";
 }
 
-/* One report line on serial and on the screen (no firmware call). */
+/* One report line on the screen and on serial (no firmware call). */
 __attribute__((format(printf, 1, 2))) static void say(const char *fmt, ...)
 {
     char line[160];
@@ -275,9 +275,10 @@ __attribute__((format(printf, 1, 2))) static void say(const char *fmt, ...)
     va_end(ap);
     if (n >= sizeof(line))
         n = sizeof(line) - 1;
+    /* The screen first: once a line is on serial, it is on the screen too. */
+    fbtext_line(line);
     serial_write(line, n);
     serial_write("\n", 1);
-    fbtext_line(line);
 }
 
 /* The RIP, and where it lies when that is stage 1's own image. */

@@ -583,14 +583,14 @@ _Noreturn void fw_fatal_after_exit(uint64_t tsc_hz, const char *fmt, ...)
     va_start(ap, fmt);
     fmt_vsnprintf(line, sizeof(line), fmt, ap);
     va_end(ap);
-    con_set_serial(true);
-    con_after_exit();
-    con_printf("canopy: %s\ncanopy: resetting in 5 seconds\n", line);
     /* The screen too (a PC may have no serial port), and a record the next boot shows. */
     char shown[170];
     fmt_snprintf(shown, sizeof(shown), "canopy: %s", line);
     fbtext_line(shown);
     fbtext_line("canopy: resetting in 5 seconds");
+    con_set_serial(true);
+    con_after_exit();
+    con_printf("%s\ncanopy: resetting in 5 seconds\n", shown);
     fault_record_fatal(line);
     cpu_delay_us(tsc_hz, 5000000);
     fw_reset();
