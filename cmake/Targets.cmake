@@ -30,12 +30,14 @@ set(CANOPY_UEFI_CFLAGS
   -ffreestanding                   # no hosted libc: memset & co come from lib/
   -fshort-wchar                    # CHAR16 is 16 bits in UEFI
   -mno-red-zone                    # firmware interrupts run on our stack
-  -fno-stack-protector             # no __security_cookie runtime here
+  -fstack-protector-strong         # canary in frames with arrays or escaping locals (lib/src/rt.c);
+                                   # efi_main seeds __security_cookie before anything else
   -fno-builtin                     # keep our mem* from being turned into calls to themselves
   -isystem/usr/include/efi -isystem/usr/include/efi/x86_64)  # gnu-efi's types and protocols
 set(CANOPY_UEFI_LDFLAGS
   --target=x86_64-unknown-windows -fuse-ld=lld  # the clang driver runs lld-link
   -nostdlib                              # no CRT, no default libraries
+  -Wl,-nodefaultlib                      # nor those objects ask for (-fsanitize embeds clang_rt.ubsan's)
   -Wl,-subsystem:efi_application         # PE subsystem 10: what firmware loads
   -Wl,-entry:efi_main
   -Wl,-debug:dwarf                       # keep DWARF in the PE for gdb
@@ -49,7 +51,8 @@ set(CANOPY_KERNEL_CFLAGS
   -mcmodel=kernel                   # code and data in the top 2 GiB: sign-extended 32-bit addresses
   -mno-red-zone                     # interrupts push onto the interrupted stack
   -mno-mmx -mno-sse -mno-sse2 -mno-avx  # no FPU/SIMD state to save in interrupt paths
-  -fno-stack-protector
+  -fstack-protector-strong          # canary in frames with arrays or escaping locals (lib/src/rt.c);
+                                    # kernel_main seeds __stack_chk_guard first (a global: no TLS here)
   -fno-omit-frame-pointer)          # backtraces in panics and gdb
 set(CANOPY_KERNEL_LDFLAGS
   --target=x86_64-unknown-none-elf -fuse-ld=lld
@@ -57,6 +60,24 @@ set(CANOPY_KERNEL_LDFLAGS
   -Wl,--build-id=none               # nothing host-specific in the image
   -Wl,-z,max-page-size=4096         # segments page aligned, no 2 MiB padding
   -Wl,--no-dynamic-linker)
+
+# The debug build (-DCANOPY_UBSAN=ON, or `cmake --preset debug`): stage 1 and
+# the kernel check for undefined behaviour with the minimal runtime in
+# lib/src/ubsan.c, which prints `ubsan: FILE:LINE:COLUMN: what` once per site
+# and carries on. vptr and function are left out: they need C++ type
+# information and compiler-rt's full runtime.
+option(CANOPY_UBSAN "UBSan in stage 1 and the kernel (lib/src/ubsan.c reports)" OFF)
+if(CANOPY_UBSAN)
+  # Reports name files from the top of the tree, like __FILE__ under
+  # -ffile-prefix-map (which clang 14 does not apply to UBSan's file names).
+  string(REGEX MATCHALL "/[^/]+" _source_components "${CMAKE_SOURCE_DIR}")
+  list(LENGTH _source_components _source_depth)
+  math(EXPR _source_depth_root "${_source_depth} + 1") # the root / counts as one
+  set(CANOPY_UBSAN_CFLAGS -fsanitize=undefined -fno-sanitize=vptr,function
+    -fsanitize-undefined-strip-path-components=${_source_depth_root})
+  list(APPEND CANOPY_UEFI_CFLAGS ${CANOPY_UBSAN_CFLAGS})
+  list(APPEND CANOPY_KERNEL_CFLAGS ${CANOPY_UBSAN_CFLAGS})
+endif()
 
 # Strip the source directory from debug info and __FILE__ so binaries do not
 # depend on where the tree was checked out.
