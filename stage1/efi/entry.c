@@ -5,6 +5,9 @@
  * before ExitBootServices. An error status makes the boot manager go on to
  * its next boot option.
  */
+#include <canopy/fmt.h>
+#include <canopy/rt.h>
+
 #include "fw_efi.h"
 
 EFI_HANDLE fw_image;
@@ -58,8 +61,32 @@ enum fw_status fw_from_efi(EFI_STATUS s)
     }
 }
 
-/* The PE entry point (lld-link -entry:efi_main), MS x64 ABI like everything here. */
-EFI_STATUS EFIAPI efi_main(EFI_HANDLE image, EFI_SYSTEM_TABLE *st)
+/*
+ * A smashed stack canary (lib/src/rt.c): one line, then an error back to the
+ * firmware while boot services live (the boot manager tries its next option),
+ * else a reset.
+ */
+RT_NO_STACK_PROTECTOR __attribute__((noreturn, format(printf, 1, 2))) static void
+stop(const char *fmt, ...)
+{
+    char line[160];
+    va_list ap;
+    va_start(ap, fmt);
+    fmt_vsnprintf(line, sizeof(line), fmt, ap);
+    va_end(ap);
+    if (fw_bs) {
+        con_printf("canopy: %s\n", line);
+        fw_stall_us(3000000);
+        fw_bs->Exit(fw_image, EFI_SECURITY_VIOLATION, 0, NULL);
+    }
+    fw_fatal_after_exit(0, "%s", line);
+}
+
+/*
+ * The PE entry point (lld-link -entry:efi_main), MS x64 ABI like everything here.
+ * Unprotected: it runs while the stack canary is set, and protected code starts below it.
+ */
+RT_NO_STACK_PROTECTOR EFI_STATUS EFIAPI efi_main(EFI_HANDLE image, EFI_SYSTEM_TABLE *st)
 {
     fw_image = image;
     fw_st = st;
@@ -67,6 +94,12 @@ EFI_STATUS EFIAPI efi_main(EFI_HANDLE image, EFI_SYSTEM_TABLE *st)
     fw_rt = st->RuntimeServices;
     /* Firmware resets the machine after 5 minutes in a boot option unless told otherwise. */
     fw_bs->SetWatchdogTimer(0, 0, 0, NULL);
+    rt_set_sinks(con_printf, stop);
+    uint64_t fw_seed = 0;
+    bool fw_seed_ok = fw_random(&fw_seed);
+    if (rt_canary_seed(fw_seed, fw_seed_ok) == RT_SEED_TSC)
+        con_printf("canopy: no RDSEED, RDRAND or firmware RNG: the stack canary comes from the "
+                   "TSC only\n");
 
     enum fw_status s = stage1_main();
     /* stage1_main only returns on failure, with boot services still alive. */
