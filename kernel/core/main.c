@@ -22,6 +22,7 @@
 #include <arch/irq.h>
 #include <arch/trap.h>
 #include <canopy/bootinfo.h>
+#include <canopy/rt.h>
 #include <kernel/bootinfo.h>
 #include <kernel/console.h>
 #include <kernel/fault.h>
@@ -145,7 +146,8 @@ static void start_timer(const struct canopy_bootinfo *bi)
         kprintf("timer: no PIT ticks through the 8259; idling by polling\n");
 }
 
-void kernel_main(struct canopy_bootinfo *bi)
+/* Unprotected: the stack canary changes while it runs (the functions it calls are protected). */
+RT_NO_STACK_PROTECTOR void kernel_main(struct canopy_bootinfo *bi)
 {
     arch_gdt_init();
     arch_idt_init();
@@ -153,6 +155,9 @@ void kernel_main(struct canopy_bootinfo *bi)
     kprintf("canopy: kernel entered\n");
 
     check_bootinfo(bi);
+    rt_set_sinks(kprintf, panic); /* smashed canaries panic; UBSan reports print */
+    kprintf("stack protector: canary from %s\n",
+            rt_seed_name(rt_canary_seed(bi->random_seed, bi->random_seed != 0)));
     kmm_early_init(bi);
     fault_init(bi->hhdm_base, bi->paging_levels);
     uint64_t stack_low = bi->stack_top_va - CANOPY_BOOT_STACK_SIZE;
