@@ -10,8 +10,10 @@
  *   div         a division by zero
  *   rodata      a write to the kernel's read-only data (a protection fault)
  *   nx          a jump into the kernel's writable data (an NX fault)
+ *   stack-smash a write past a local array, over the stack protector's canary
+ *   ubsan       a signed overflow: reported by the CANOPY_UBSAN build, which goes on
  *
- * Every kind ends in the fatal report and a halted CPU.
+ * Every other kind ends in the fatal report and a halted CPU.
  */
 #include <stdbool.h>
 #include <stddef.h>
@@ -36,9 +38,21 @@ __attribute__((noinline)) static uint64_t recurse(uint64_t depth)
     return r + frame[0] + frame[sizeof(frame) - 1];
 }
 
-static const char *const kinds[] = {"pagefault", "overflow", "ud", "gp", "div", "rodata", "nx"};
+static const char *const kinds[] = {"pagefault", "overflow", "ud",          "gp",   "div",
+                                    "rodata",    "nx",       "stack-smash", "ubsan"};
 static const uint64_t read_only_word = 0x5a5a5a5a5a5a5a5aull;
 static uint8_t data_code[16]; /* gets a ret: it would return, were it executable */
+
+/* Overruns its own array; the canary check before its return stops the kernel. */
+__attribute__((noinline)) static void smash_stack(void)
+{
+    volatile uint8_t buf[16];
+    volatile uint8_t *p = buf;
+    __asm__ volatile("" : "+r"(p)); /* hides p's bounds: a plain overrun, not a compile-time one */
+    for (size_t i = 0; i < 64; i++)
+        p[i] = 0xa5;
+    sink = buf[0];
+}
 
 void faultdemo_run(const char *cmdline)
 {
@@ -54,7 +68,7 @@ void faultdemo_run(const char *cmdline)
     }
     if (!known) {
         kprintf("faultdemo: unknown fault kind \"%s\" (pagefault, overflow, ud, gp, div, "
-                "rodata, nx)\n",
+                "rodata, nx, stack-smash, ubsan)\n",
                 kind);
         return;
     }
@@ -67,7 +81,15 @@ void faultdemo_run(const char *cmdline)
         sink = recurse(0);
         break;
     case 'u':
-        __asm__ volatile("ud2");
+        if (kind[1] == 'b') {
+            volatile int32_t big = INT32_MAX;
+            sink = (uint64_t)(big + 1); /* faultdemo-ubsan: signed overflow */
+        } else {
+            __asm__ volatile("ud2");
+        }
+        break;
+    case 's':
+        smash_stack();
         break;
     case 'g':
         sink = *(volatile uint64_t *)(uintptr_t)DEMO_NONCANONICAL;
