@@ -14,6 +14,7 @@ checked against something known independently of the kernel.
 - `pt`, `pt START END`, `pt check`: the sections in order, the segments with
   their permissions, no W+X, the manifest matching the live tables.
 - bad arguments: one error line each.
+- the PS/2 keyboard: a line typed with QMP's send-key is echoed and answered.
 """
 
 import re
@@ -168,6 +169,17 @@ def check_vmas(sh, segments):
           "permissions")
 
 
+def check_keyboard(vm):
+    """Types `walk 0` on the PS/2 keyboard (QMP send-key): the shell echoes and answers
+    on serial as for serial input."""
+    for key in ["w", "a", "l", "k", "spc", "1", "0", "0", "0", "ret"]:
+        vm.send_key(key)
+    vm.wait_for(r"walk 1000\n", 30, "the keyboard's line echoed")
+    m = vm.wait_for(r"((?:.|\n)*?)" + re.escape(shell.PROMPT), 30, "the prompt after typed keys")
+    expect(m.group(1), r"^  not mapped: the PML4 entry is not present$", "walk typed on the keyboard")
+    print("[check] keyboard: `walk 1000` typed with QMP send-key was echoed and answered")
+
+
 def check_errors(sh):
     cases = [
         ("walk zz", r"^walk: VA 'zz' is not a 64-bit hex number$"),
@@ -202,6 +214,7 @@ def main():
         check_pt(sh, segments)
         check_vmas(sh, segments)
         check_errors(sh)
+        check_keyboard(vm)
 
 
 if __name__ == "__main__":
