@@ -1,6 +1,8 @@
 /*
  * cpu: CPU identification, the TSC, hardware random numbers and bounded
  * delays. Works the same before and after ExitBootServices.
+ *
+ * Every loop here ends on a count, whatever the hardware answers.
  */
 #include "cpu.h"
 #include "fw.h"
@@ -75,7 +77,12 @@ void cpu_delay_us(uint64_t tsc_hz, uint64_t us)
     }
     uint64_t start = cpu_tsc();
     uint64_t ticks = tsc_hz / 1000000 * us;
-    while (cpu_tsc() - start < ticks)
+    /*
+     * A TSC that stops (broken firmware or hypervisor) must not hang the
+     * caller: no loop turn takes less than a nanosecond, so 1000 turns per
+     * microsecond end the wait even then.
+     */
+    for (uint64_t turns = 0; cpu_tsc() - start < ticks && turns < us * 1000; turns++)
         cpu_pause();
 }
 

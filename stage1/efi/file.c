@@ -102,9 +102,11 @@ enum fw_status fw_read_file(const char *path, uint64_t max_bytes, void **data, u
     uint64_t done = 0;
     /* A file of N bytes needs N / READ_CHUNK calls; a few more allow for short reads. */
     for (uint64_t calls = 0; done < total && calls < total / READ_CHUNK + 64; calls++) {
-        UINTN want = total - done < READ_CHUNK ? total - done : READ_CHUNK;
+        UINTN asked = total - done < READ_CHUNK ? total - done : READ_CHUNK;
+        UINTN want = asked;
         s = f->Read(f, &want, (void *)(UINTN)(buf + done));
-        if (EFI_ERROR(s) || want == 0)
+        /* A driver claiming more than was asked has written past the request: an I/O error. */
+        if (EFI_ERROR(s) || want == 0 || want > asked)
             break;
         done += want;
     }
