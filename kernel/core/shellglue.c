@@ -13,9 +13,9 @@
  * receive interrupt (IRQ 4) is enabled only to wake the halted CPU; its
  * handler does nothing, the loop reads every waiting byte before it halts
  * again, so the line always drops and the next byte raises a fresh edge.
- * Output goes to serial at once and to the screen when the input pauses (at
- * most every SCREEN_TICKS timer ticks while it streams in), so a burst of
- * typed lines costs one repaint, not one per byte.
+ * Output goes to serial at once and to the screen at most every SCREEN_TICKS
+ * timer ticks (the tick wakes the loop to draw what is left), so a burst of
+ * pasted lines costs a few repaints, not one per echoed byte.
  *
  * Called by kernel_main: shellglue_start, then shellglue_run.
  */
