@@ -25,7 +25,6 @@ Cases:
 """
 
 import os
-import re
 import shutil
 import struct
 import subprocess
