@@ -77,6 +77,7 @@ stop(const char *fmt, ...)
     if (fw_bs) {
         con_printf("canopy: %s\n", line);
         fw_stall_us(3000000);
+        fw_fault_fini(); /* the firmware frees stage 1's image, and with it our IDT */
         fw_bs->Exit(fw_image, EFI_SECURITY_VIOLATION, 0, NULL);
     }
     fw_fatal_after_exit(0, "%s", line);
