@@ -104,7 +104,7 @@ static const char *label_of(void *ctx, uint64_t va)
         return "boot stack";
     const struct manifest *m = manifest_kernel();
     const struct canopy_mapping *e = m ? manifest_lookup(m, va) : NULL;
-    return e ? manifest_owner_name(e->owner) : NULL;
+    return e ? pmm_owner_name(e->owner) : NULL;
 }
 
 static void op_pt(void *ctx, enum shell_pt_mode mode, uint64_t start, uint64_t last, fmt_sink sink,

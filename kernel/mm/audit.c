@@ -63,26 +63,6 @@ __attribute__((format(printf, 2, 3))) static void differ(struct audit *a, const 
     a->differences++;
 }
 
-static const char *owner_name(unsigned owner)
-{
-    static const char *const names[CANOPY_OWNER_COUNT] = {
-        [CANOPY_OWNER_NONE] = "none",
-        [CANOPY_OWNER_KERNEL_IMAGE] = "kernel image",
-        [CANOPY_OWNER_PAGE_TABLE] = "page table",
-        [CANOPY_OWNER_BOOTINFO] = "boot info",
-        [CANOPY_OWNER_STACK] = "stack",
-        [CANOPY_OWNER_PMM] = "pmm",
-        [CANOPY_OWNER_HHDM] = "hhdm",
-        [CANOPY_OWNER_FRAMEBUFFER] = "framebuffer",
-        [CANOPY_OWNER_TRAMPOLINE] = "trampoline",
-        [CANOPY_OWNER_HEAP] = "heap",
-        [CANOPY_OWNER_VMM] = "vmm",
-        [CANOPY_OWNER_RUNTIME] = "runtime",
-        [CANOPY_OWNER_TEST] = "test",
-    };
-    return owner < CANOPY_OWNER_COUNT && names[owner] ? names[owner] : "unknown";
-}
-
 /* Counts the tables below (and including) `table`, checking each one's owner. */
 static uint64_t count_tables(struct audit *a, uint64_t table, unsigned level)
 {
@@ -90,7 +70,7 @@ static uint64_t count_tables(struct audit *a, uint64_t table, unsigned level)
     enum canopy_owner owner = pmm_owner_of(&kmm.pmm, table);
     if (owner != CANOPY_OWNER_PAGE_TABLE)
         differ(a, "page table 0x%llx (level %u) is owned by %s", (unsigned long long)table, level,
-               owner_name(owner));
+               pmm_owner_name(owner));
     if (level == 1)
         return n;
     const uint64_t *e = kmm_phys_to_virt(table);
@@ -113,7 +93,7 @@ static void check_frames(struct audit *a, const char *what, uint64_t phys, uint6
         enum canopy_owner got = pmm_owner_of(&kmm.pmm, f);
         if (got != want) {
             differ(a, "%s: frame 0x%llx is owned by %s, not %s", what, (unsigned long long)f,
-                   owner_name(got), owner_name(want));
+                   pmm_owner_name(got), pmm_owner_name(want));
             return;
         }
     }
@@ -279,7 +259,7 @@ bool kmm_audit(void)
                        o == CANOPY_OWNER_VMM || o == CANOPY_OWNER_RUNTIME;
         if (!audited && p->owner_frames[o] != 0)
             differ(&a, "%llu frames owned by %s, which nothing accounts for",
-                   (unsigned long long)p->owner_frames[o], owner_name(o));
+                   (unsigned long long)p->owner_frames[o], pmm_owner_name(o));
     }
 
     if (a.differences != 0) {

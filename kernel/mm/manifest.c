@@ -24,6 +24,7 @@
 #include "manifest.h"
 
 #include <canopy/fmt.h>
+#include <pmm/pmm.h>
 #include <canopy/str.h>
 
 #define PAGE_4K    PT_PAGE_4K
@@ -305,26 +306,6 @@ bool manifest_set_check(const struct manifest *m, const char **why)
 
 /* ---- pt check ---------------------------------------------------------------------------- */
 
-const char *manifest_owner_name(unsigned owner)
-{
-    static const char *const names[CANOPY_OWNER_COUNT] = {
-        [CANOPY_OWNER_NONE] = "none",
-        [CANOPY_OWNER_KERNEL_IMAGE] = "kernel image",
-        [CANOPY_OWNER_PAGE_TABLE] = "page table",
-        [CANOPY_OWNER_BOOTINFO] = "boot info",
-        [CANOPY_OWNER_STACK] = "stack",
-        [CANOPY_OWNER_PMM] = "pmm",
-        [CANOPY_OWNER_HHDM] = "hhdm",
-        [CANOPY_OWNER_FRAMEBUFFER] = "framebuffer",
-        [CANOPY_OWNER_TRAMPOLINE] = "trampoline",
-        [CANOPY_OWNER_HEAP] = "heap",
-        [CANOPY_OWNER_VMM] = "vmm",
-        [CANOPY_OWNER_RUNTIME] = "runtime",
-        [CANOPY_OWNER_TEST] = "test",
-    };
-    return owner < CANOPY_OWNER_COUNT && names[owner] ? names[owner] : "unknown";
-}
-
 enum diff_kind {
     DIFF_NONE,
     DIFF_MISSING, /* recorded, not mapped */
@@ -385,7 +366,7 @@ static void diff_print(struct compare *c, const struct diff *d)
 {
     char size[16], have[40], want[40];
     size_text(size, sizeof(size), d->last - d->start + 1);
-    const char *owner = manifest_owner_name(d->owner);
+    const char *owner = pmm_owner_name(d->owner);
     unsigned long long s = d->start, e = d->last + 1;
     switch (d->kind) {
     case DIFF_NONE:

@@ -112,7 +112,4 @@ const struct manifest *manifest_kernel(void);
 /* The manifest entry containing va, or NULL. */
 const struct canopy_mapping *manifest_lookup(const struct manifest *m, uint64_t va);
 
-/* A short name for a CANOPY_OWNER_* value ("hhdm", "stack", ...). */
-const char *manifest_owner_name(unsigned owner);
-
 #endif

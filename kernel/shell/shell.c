@@ -216,26 +216,6 @@ static bool available(struct shell *sh, const char *cmd, const void *callback)
     return false;
 }
 
-static const char *owner_name(unsigned owner)
-{
-    static const char *const names[CANOPY_OWNER_COUNT] = {
-        [CANOPY_OWNER_NONE] = "none",
-        [CANOPY_OWNER_KERNEL_IMAGE] = "kernel-image",
-        [CANOPY_OWNER_PAGE_TABLE] = "page-table",
-        [CANOPY_OWNER_BOOTINFO] = "bootinfo",
-        [CANOPY_OWNER_STACK] = "stack",
-        [CANOPY_OWNER_PMM] = "pmm",
-        [CANOPY_OWNER_HHDM] = "hhdm",
-        [CANOPY_OWNER_FRAMEBUFFER] = "framebuffer",
-        [CANOPY_OWNER_TRAMPOLINE] = "trampoline",
-        [CANOPY_OWNER_HEAP] = "heap",
-        [CANOPY_OWNER_VMM] = "vmm",
-        [CANOPY_OWNER_RUNTIME] = "runtime",
-        [CANOPY_OWNER_TEST] = "test",
-    };
-    return owner < CANOPY_OWNER_COUNT && names[owner] ? names[owner] : "other";
-}
-
 static void mem_row(struct shell *sh, const char *what, uint64_t frames)
 {
     char size[24];
@@ -288,7 +268,7 @@ static void cmd_mem(struct shell *sh, struct args *a)
         if (p->owner_frames[o] == 0)
             continue;
         frames_text(size, sizeof(size), p->owner_frames[o]);
-        say(sh, "  %-14s %12llu %8s\n", owner_name(o), (unsigned long long)p->owner_frames[o],
+        say(sh, "  %-14s %12llu %8s\n", pmm_owner_name(o), (unsigned long long)p->owner_frames[o],
             size);
     }
 }

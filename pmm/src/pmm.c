@@ -292,6 +292,26 @@ const char *pmm_status_str(enum pmm_status st)
     return "unknown status";
 }
 
+const char *pmm_owner_name(unsigned owner)
+{
+    static const char *const names[CANOPY_OWNER_COUNT] = {
+        [CANOPY_OWNER_NONE] = "none",
+        [CANOPY_OWNER_KERNEL_IMAGE] = "kernel image",
+        [CANOPY_OWNER_PAGE_TABLE] = "page table",
+        [CANOPY_OWNER_BOOTINFO] = "boot info",
+        [CANOPY_OWNER_STACK] = "stack",
+        [CANOPY_OWNER_PMM] = "pmm",
+        [CANOPY_OWNER_HHDM] = "hhdm",
+        [CANOPY_OWNER_FRAMEBUFFER] = "framebuffer",
+        [CANOPY_OWNER_TRAMPOLINE] = "trampoline",
+        [CANOPY_OWNER_HEAP] = "heap",
+        [CANOPY_OWNER_VMM] = "vmm",
+        [CANOPY_OWNER_RUNTIME] = "runtime",
+        [CANOPY_OWNER_TEST] = "test",
+    };
+    return owner < CANOPY_OWNER_COUNT && names[owner] ? names[owner] : "unknown";
+}
+
 static bool is_ram(uint32_t type)
 {
     return type == CANOPY_MEM_USABLE || type == CANOPY_MEM_RECLAIMABLE;

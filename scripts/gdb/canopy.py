@@ -42,7 +42,7 @@ KERNEL_BASE = 0xFFFFFFFF80000000
 BOOT_STACK_SIZE = 64 * 1024
 SEG_X, SEG_W = 0x1, 0x2
 
-# kernel/mm/manifest.c, manifest_owner_name()
+# pmm/src/pmm.c, pmm_owner_name()
 OWNER_NAMES = {0: "none", 1: "kernel image", 2: "page table", 3: "boot info", 4: "stack",
                5: "pmm", 6: "hhdm", 7: "framebuffer", 8: "trampoline", 9: "heap", 10: "vmm",
                11: "runtime", 12: "test"}

@@ -2,4 +2,4 @@
 # host buffer. Included from kernel/CMakeLists.txt.
 canopy_host_test(kmm_manifest_test
   SOURCES ${CMAKE_CURRENT_LIST_DIR}/manifest_test.c ${CMAKE_CURRENT_LIST_DIR}/../manifest.c
-  LINK vmm klib)
+  LINK pmm vmm klib)

@@ -424,7 +424,7 @@ static void test_mem_table(void)
     OUT_HAS(&r.f, "  reclaimable           192 frames     768K\n");
     OUT_HAS(&r.f, "     10     4M            5         5120\n");
     OUT_HAS(&r.f, "      0     4K            2            2\n");
-    OUT_HAS(&r.f, "  kernel-image            600    2400K\n");
+    OUT_HAS(&r.f, "  kernel image            600    2400K\n");
     OUT_LACKS(&r.f, "add up");
     OUT_LACKS(&r.f, "free lists and cache hold");
     OUT_LACKS(&r.f, "  cache ");

@@ -55,6 +55,9 @@ enum pmm_status {
 /* A short English name for a status, for error lines. */
 const char *pmm_status_str(enum pmm_status st);
 
+/* A short name for a frame or mapping owner ("kernel image", "page table", ...). */
+const char *pmm_owner_name(unsigned owner);
+
 /*
  * The PMM's state. Plain data; read the fields, change them only through the
  * functions below.
