@@ -108,7 +108,7 @@ for key, ms in groups.items():
     for v in VALUES:
         xs = [m[v] for m in ms if v in m]
         if xs:
-            r[v] = round(statistics.median(xs), 2)
+            r[v] = round(statistics.median(xs), 4 if v == "bytes_per_frame" else 2)
             if v == "ns_per_op" and len(xs) > 1:
                 r["ns_per_op_min"], r["ns_per_op_max"] = min(xs), max(xs)
     r["runs"] = len(ms)
