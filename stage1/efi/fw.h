@@ -130,12 +130,13 @@ struct fw_exit {
 /*
  * Fetches the final memory map and exits boot services, the way the UEFI
  * specification asks: the map buffer and every buffer needed afterwards are
- * allocated before the last GetMemoryMap; on a stale map key, one more
- * GetMemoryMap into the same buffer and one retry. scratch_per_range asks for
+ * allocated before the last GetMemoryMap; on a stale map key, GetMemoryMap
+ * again into the same buffer (a larger one only if the map outgrew it) and a
+ * retry, at most three calls in all. scratch_per_range asks for
  * that many bytes of scratch per range slot (plus scratch_fixed).
  * => FW_OK: boot services are gone, interrupts are off.
  * => FW_FAILED before the first ExitBootServices call: boot services still live.
- * => if the retry fails as well, it does not return (fw_fatal_after_exit).
+ * => if the retries fail as well, it does not return (fw_fatal_after_exit).
  */
 enum fw_status fw_exit_boot_services(uint64_t scratch_per_range, uint64_t scratch_fixed,
                                      struct fw_exit *out);

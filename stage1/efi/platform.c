@@ -520,27 +520,53 @@ enum fw_status fw_exit_boot_services(uint64_t scratch_per_range, uint64_t scratc
         return FW_UNSUPPORTED;
     }
 
-    s = fw_bs->ExitBootServices(fw_image, key);
-    if (EFI_ERROR(s)) {
-        /*
-         * A stale map key (EFI_INVALID_PARAMETER): the firmware may already
-         * have shut part of itself down, so only GetMemoryMap into the same
-         * buffer and one more ExitBootServices are allowed; no allocation.
-         */
+    /*
+     * A failed call (a stale key: EFI_INVALID_PARAMETER) may have shut part of
+     * the firmware down. UEFI then allows only GetMemoryMap, the memory
+     * allocation services and ExitBootServices. Linux re-reads the map into the
+     * same buffer and retries once; when the map has outgrown the buffer, a
+     * larger one is still allowed, so the retries are bounded by count, not by
+     * the buffer's luck.
+     */
+    unsigned calls = 0;
+    const char *why = NULL;
+    for (uint64_t spare = 64;; spare *= 4) {
+        calls++;
+        s = fw_bs->ExitBootServices(fw_image, key);
+        if (!EFI_ERROR(s) || calls == 3)
+            break;
         map_size = b.map_cap;
         s = fw_bs->GetMemoryMap(&map_size, (EFI_MEMORY_DESCRIPTOR *)(UINTN)b.map, &key, &desc_size,
                                 &desc_version);
-        if (!EFI_ERROR(s) && desc_version == EFI_MEMORY_DESCRIPTOR_VERSION &&
-            desc_size >= sizeof(EFI_MEMORY_DESCRIPTOR))
-            s = fw_bs->ExitBootServices(fw_image, key);
-        else if (!EFI_ERROR(s))
+        if (s == EFI_BUFFER_TOO_SMALL) {
+            free_exit_buffers(&b);
+            if (alloc_exit_buffers(spare, scratch_per_range, scratch_fixed, &b) != FW_OK) {
+                why = "no memory for a larger memory map";
+                break;
+            }
+            map_size = b.map_cap;
+            s = fw_bs->GetMemoryMap(&map_size, (EFI_MEMORY_DESCRIPTOR *)(UINTN)b.map, &key,
+                                    &desc_size, &desc_version);
+        }
+        if (EFI_ERROR(s)) {
+            why = "GetMemoryMap failed after a failed ExitBootServices";
+            break;
+        }
+        if (desc_version != EFI_MEMORY_DESCRIPTOR_VERSION ||
+            desc_size < sizeof(EFI_MEMORY_DESCRIPTOR)) {
             s = EFI_INCOMPATIBLE_VERSION;
+            why = "the memory map changed its descriptor format";
+            break;
+        }
     }
     cpu_cli();
     fw_bs = NULL;
-    if (EFI_ERROR(s))
-        fw_fatal_after_exit(0, "ExitBootServices failed twice (%s)",
+    if (EFI_ERROR(s)) {
+        if (why)
+            fw_fatal_after_exit(0, "ExitBootServices: %s", why);
+        fw_fatal_after_exit(0, "ExitBootServices failed %u times (%s)", calls,
                             s == EFI_INVALID_PARAMETER ? "stale memory map key" : "firmware error");
+    }
     con_after_exit();
     *out = (struct fw_exit){
         .efi_map = (const void *)(UINTN)b.map,
