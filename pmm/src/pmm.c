@@ -40,12 +40,15 @@
  * it), so popping touches only the block popped. Bit k of free_orders says
  * list k is not empty, so an allocation finds its order with one bit scan.
  *
- * The order-0 cache: a freed single frame is pushed on a singly-linked LIFO
- * (link in the frame, state 0x62) instead of merging, up to PMM_CACHE_FRAMES;
- * an order-0 allocation pops it first. A free-then-allocate pattern (page
- * tables, stacks, the churn benchmark) then never splits or merges, and never
- * touches a buddy's memory. The cache is drained, with full merging, when a
- * request cannot be met otherwise, so it never causes a failure.
+ * The order-0 cache: a freed single frame is pushed on a LIFO stack (an
+ * array of addresses in struct pmm; the frame's byte becomes 0x62) instead of
+ * merging, up to PMM_CACHE_FRAMES; an order-0 allocation pops it first. A
+ * free-then-allocate pattern (page tables, stacks, the churn benchmark) then
+ * never splits or merges and reads or writes no frame's memory, only state
+ * bytes: the frame freed is likely cold in the cache and the TLB, and a link
+ * stored inside it cost a miss on the free and again on the allocation. The
+ * cache is drained, with full merging, when a request cannot be met
+ * otherwise, so it never causes a failure.
  */
 #include <pmm/pmm.h>
 
@@ -335,7 +338,6 @@ enum pmm_status pmm_init(struct pmm *p, const struct canopy_mem_range *r, uint32
     __builtin_memset(p, 0, sizeof(*p));
     for (unsigned k = 0; k < PMM_ORDER_COUNT; k++)
         p->free_head[k] = PMM_NIL;
-    p->cache_head = PMM_NIL;
     if (r == NULL || n == 0)
         return PMM_ERR_BAD_MAP;
 
@@ -426,9 +428,7 @@ enum pmm_status pmm_alloc(struct pmm *p, unsigned order, enum canopy_owner owner
     if (order > PMM_MAX_ORDER || !owner_ok(owner))
         return PMM_ERR_INVALID;
     if (order == 0 && p->cache_frames > 0) {
-        uint64_t phys0 = p->cache_head;
-        p->cache_head = link_of(p, phys0)->next;
-        p->cache_frames--;
+        uint64_t phys0 = p->cache[--p->cache_frames];
         state_of(p)[idx_of(p, phys0)] = (uint8_t)(ST_USED | owner);
         p->free_frames--;
         p->used_frames++;
@@ -560,9 +560,7 @@ enum pmm_status pmm_free(struct pmm *p, uint64_t phys, unsigned order)
     p->owner_frames[owner] -= n;
     if (order == 0 && p->cache_frames < PMM_CACHE_FRAMES) {
         st[idx] = ST_CACHED;
-        link_of(p, phys)->next = p->cache_head;
-        p->cache_head = phys;
-        p->cache_frames++;
+        p->cache[p->cache_frames++] = phys;
         p->free_frames++;
         return PMM_OK;
     }
@@ -574,14 +572,11 @@ uint64_t pmm_drain(struct pmm *p)
 {
     uint64_t n = 0;
     while (p->cache_frames > 0) {
-        uint64_t phys = p->cache_head;
-        p->cache_head = link_of(p, phys)->next;
-        p->cache_frames--;
+        uint64_t phys = p->cache[--p->cache_frames];
         p->free_frames--; /* block_release counts it again */
         block_release(p, idx_of(p, phys), 0);
         n++;
     }
-    p->cache_head = PMM_NIL;
     return n;
 }
 
@@ -794,22 +789,23 @@ enum pmm_status pmm_check(const struct pmm *p, char *msg, size_t msg_size)
     if (owners[CANOPY_OWNER_PMM] < sb - sa)
         CHECK_FAIL("pmm: state array frames not all owned by the pmm");
 
-    /* The cache: each node a cached frame (checked before it is read). */
+    /*
+     * The cache: as many entries as cached bytes, each a cached frame and no
+     * two the same, so the entries are exactly the cached frames.
+     */
     if (p->cache_frames > PMM_CACHE_FRAMES || p->cache_frames != cached)
         CHECK_FAIL("pmm: %llu frames cached, %llu recorded (at most %u)", (ull)cached,
                    (ull)p->cache_frames, PMM_CACHE_FRAMES);
-    uint64_t steps = 0;
-    for (uint64_t node = p->cache_head; node != PMM_NIL; node = link_of(p, node)->next) {
+    for (uint64_t i = 0; i < p->cache_frames; i++) {
+        uint64_t node = p->cache[i];
         uint64_t f = node >> PMM_PAGE_SHIFT, idx = f - p->base_frame;
         if ((node & (PMM_PAGE_SIZE - 1)) || f < p->base_frame || idx >= p->frame_count ||
             st[idx] != ST_CACHED)
             CHECK_FAIL("pmm: cache: 0x%llx is not a cached frame", (ull)node);
-        if (++steps > p->cache_frames)
-            CHECK_FAIL("pmm: cache: longer than its %llu frames", (ull)p->cache_frames);
+        for (uint64_t j = 0; j < i; j++)
+            if (p->cache[j] == node)
+                CHECK_FAIL("pmm: cache: 0x%llx listed twice", (ull)node);
     }
-    if (steps != p->cache_frames)
-        CHECK_FAIL("pmm: cache: %llu frames listed, %llu recorded", (ull)steps,
-                   (ull)p->cache_frames);
 
     /* Lists: each node a free head of its order (checked before it is read). */
     for (unsigned k = 0; k < PMM_ORDER_COUNT; k++) {

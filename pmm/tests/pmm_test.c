@@ -615,6 +615,23 @@ static void test_check_names_the_first_inconsistency(void)
     CHECK(pmm_check(&e.p, msg, sizeof(msg)) == PMM_ERR_CORRUPT);
     link[0] = old_next;
     CHECK_PMM(&e.p);
+    /* The order-0 cache: an entry twice, an entry that is not a cached frame. */
+    uint64_t c0, c1;
+    CHECK(pmm_alloc(&e.p, 0, CANOPY_OWNER_TEST, &c0) == PMM_OK);
+    CHECK(pmm_alloc(&e.p, 0, CANOPY_OWNER_TEST, &c1) == PMM_OK);
+    CHECK(pmm_free(&e.p, c0, 0) == PMM_OK && pmm_free(&e.p, c1, 0) == PMM_OK);
+    CHECK(e.p.cache_frames == 2 && e.p.cache[0] == c0 && e.p.cache[1] == c1);
+    CHECK_PMM(&e.p);
+    e.p.cache[1] = c0; /* c1's byte still says cached, but no entry names it */
+    CHECK(pmm_check(&e.p, msg, sizeof(msg)) == PMM_ERR_CORRUPT);
+    CHECK(strstr(msg, "listed twice") != NULL);
+    e.p.cache[1] = b; /* a used frame */
+    CHECK(pmm_check(&e.p, msg, sizeof(msg)) == PMM_ERR_CORRUPT);
+    CHECK(strstr(msg, "not a cached frame") != NULL);
+    e.p.cache[1] = c1 + 1; /* not frame aligned */
+    CHECK(pmm_check(&e.p, msg, sizeof(msg)) == PMM_ERR_CORRUPT);
+    e.p.cache[1] = c1;
+    CHECK_PMM(&e.p);
     struct pmm bad = e.p;
     bad.magic ^= 1;
     CHECK(pmm_check(&bad, msg, sizeof(msg)) == PMM_ERR_CORRUPT);

@@ -35,7 +35,8 @@
  * Freed single frames wait in a LIFO cache of at most this many frames before
  * they merge with their buddies (as Linux's per-CPU page lists), so an
  * order-0 free followed by an allocation costs no split and no merge. The
- * cache is drained whenever a request could not be met otherwise.
+ * cache is an array inside struct pmm, so it never touches the frames' own
+ * memory. It is drained whenever a request could not be met otherwise.
  */
 #define PMM_CACHE_FRAMES 64
 
@@ -72,8 +73,8 @@ struct pmm {
     uint64_t free_head[PMM_ORDER_COUNT];   /* physical address of a free block, or PMM_NIL */
     uint64_t free_blocks[PMM_ORDER_COUNT]; /* blocks on each list */
     uint64_t free_orders;                  /* bit k set iff free_head[k] != PMM_NIL */
-    uint64_t cache_head;   /* physical address of the newest cached frame, or PMM_NIL */
-    uint64_t cache_frames; /* frames in the order-0 cache (<= PMM_CACHE_FRAMES) */
+    uint64_t cache_frames;                 /* frames in the order-0 cache (<= PMM_CACHE_FRAMES) */
+    uint64_t cache[PMM_CACHE_FRAMES];      /* their physical addresses, newest last */
     uint64_t free_frames;
     uint64_t used_frames;
     uint64_t reclaimable_frames;
@@ -216,9 +217,9 @@ enum canopy_owner pmm_owner_of(const struct pmm *pmm, uint64_t phys);
  * Checks the whole structure: every frame in exactly one state, free lists
  * consistent with the state bytes (each block aligned, on the right list,
  * buddies merged; only frames in the order-0 cache may sit unmerged beside a
- * free buddy), the cache list consistent, counters equal to a recount. On failure writes one line
- * naming the first problem into msg (if msg_size > 0) and returns
- * PMM_ERR_CORRUPT.
+ * free buddy), the cache consistent (each entry a distinct cached frame),
+ * counters equal to a recount. On failure writes one line naming the first
+ * problem into msg (if msg_size > 0) and returns PMM_ERR_CORRUPT.
  */
 enum pmm_status pmm_check(const struct pmm *pmm, char *msg, size_t msg_size) PMM_WARN_UNUSED;
 
