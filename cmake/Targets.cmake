@@ -79,14 +79,17 @@ if(CANOPY_UBSAN)
   list(APPEND CANOPY_KERNEL_CFLAGS ${CANOPY_UBSAN_CFLAGS})
 endif()
 
-# Strip the source directory from debug info and __FILE__ so binaries do not
-# depend on where the tree was checked out.
-# Clang 14 ignores -ffile-prefix-map for assembly files, so they get no debug
-# info rather than absolute paths.
-list(APPEND CANOPY_UEFI_CFLAGS -ffile-prefix-map=${CMAKE_SOURCE_DIR}/=
-  $<$<COMPILE_LANGUAGE:ASM>:-g0>)
-list(APPEND CANOPY_KERNEL_CFLAGS -ffile-prefix-map=${CMAKE_SOURCE_DIR}/=
-  $<$<COMPILE_LANGUAGE:ASM>:-g0>)
+# Strip the source directory from debug info and __FILE__, and name the build
+# directory (DW_AT_comp_dir) `build` whatever it is called, so binaries do not
+# depend on where the tree was checked out or built. lld-link's -Brepro hashes
+# the whole PE, debug info included, into its timestamp, so this matters even
+# though the image carries stripped binaries. Clang 14 ignores
+# -ffile-prefix-map for assembly files, so they get no debug info rather than
+# absolute paths.
+set(CANOPY_PATH_FLAGS -ffile-prefix-map=${CMAKE_SOURCE_DIR}/=
+  -ffile-prefix-map=${CMAKE_BINARY_DIR}=build $<$<COMPILE_LANGUAGE:ASM>:-g0>)
+list(APPEND CANOPY_UEFI_CFLAGS ${CANOPY_PATH_FLAGS})
+list(APPEND CANOPY_KERNEL_CFLAGS ${CANOPY_PATH_FLAGS})
 
 # canopy_library(NAME SOURCES ... INCLUDE dir [LINK libs...])
 # Builds NAME_host (static library with sanitizers), NAME_benchlib (the bench
