@@ -1,15 +1,19 @@
 /*
  * avl: the intrusive, gap-augmented AVL tree declared in vmm/avl.h.
  *
- * Every change (insert, erase, adjust) ends with fix_up(), which walks from
- * the lowest node whose children changed towards the root, recomputing each
- * node's height and augmentation from its two children and rotating where a
- * balance factor reached +-2. A rotation recomputes the node it lowers first,
- * then the one it raises, so both are right before the walk moves on. Once
- * heights stop changing, a node is finished from the child the walk came
- * from alone (the sibling is read only when that child held the largest hole
- * and it shrank). The walk stops at the first node that comes out unchanged:
- * O(log n) at worst.
+ * Heights are not stored: each node keeps its balance factor in the two low
+ * bits of its parent link, so the node fits one 64-byte cache line. Every
+ * change ends with a walk from the lowest node whose children changed towards
+ * the root, in two phases. While the subtree below has changed height
+ * (rebalance()), the walk adjusts each node's balance factor, rotates where it
+ * reaches +-2, and recomputes the node's augmentation from its two children.
+ * A rotation recomputes the node it lowers first, then the one it raises.
+ * Once heights stop changing (augment_up()), only the augmentation can still
+ * change: a node is finished from the child the walk came from alone (the
+ * sibling is read only when that child held the largest hole and it shrank),
+ * and the walk stops at the first node whose augmentation comes out
+ * unchanged, since every ancestor is a function of its children's values
+ * only. O(log n) at worst.
  *
  * The gap search (gap_lowest/gap_highest) descends with the span of free
  * bytes a subtree can own, [lo, hi]: the bytes between its in-order
@@ -22,24 +26,30 @@
  */
 #include <vmm/avl.h>
 
-static int height(const struct avl_node *n)
-{
-    return n ? n->height : 0;
-}
+_Static_assert(_Alignof(struct avl_node) > AVL_BALANCE_MASK, "no room for the balance bits");
 
 static uint64_t max_u64(uint64_t a, uint64_t b)
 {
     return a > b ? a : b;
 }
 
-/* Recomputes n's height and augmentation from n and its children. */
+static void set_parent(struct avl_node *n, struct avl_node *p)
+{
+    n->parent_balance = (uintptr_t)p | (n->parent_balance & AVL_BALANCE_MASK);
+}
+
+/* => -1 <= b <= 1 */
+static void set_balance(struct avl_node *n, int b)
+{
+    n->parent_balance = (n->parent_balance & ~AVL_BALANCE_MASK) | (uintptr_t)(b + 1);
+}
+
+/* Recomputes n's augmentation from n and its children. */
 static void update(struct avl_node *n)
 {
     struct avl_node *l = n->left, *r = n->right;
-    int hl = height(l), hr = height(r);
     uint64_t gap = 0;
 
-    n->height = 1 + (hl > hr ? hl : hr);
     n->sub_start = l ? l->sub_start : n->start;
     n->sub_last = r ? r->sub_last : n->last;
     /* Ranges are disjoint, so start - sub_last - 1 never underflows. */
@@ -63,6 +73,8 @@ static void replace_child(struct avl_tree *t, struct avl_node *parent, struct av
 }
 
 /*
+ * Relinks and recomputes the augmentation; balance factors are the caller's.
+ *
  *      n                r
  *     / \              / \
  *    a   r     =>     n   c
@@ -71,14 +83,14 @@ static void replace_child(struct avl_tree *t, struct avl_node *parent, struct av
  */
 static struct avl_node *rotate_left(struct avl_tree *t, struct avl_node *n)
 {
-    struct avl_node *r = n->right, *p = n->parent;
+    struct avl_node *r = n->right, *p = avl_parent(n);
 
     n->right = r->left;
     if (r->left)
-        r->left->parent = n;
+        set_parent(r->left, n);
     r->left = n;
-    n->parent = r;
-    r->parent = p;
+    set_parent(n, r);
+    set_parent(r, p);
     replace_child(t, p, n, r);
     update(n);
     update(r);
@@ -94,35 +106,86 @@ static struct avl_node *rotate_left(struct avl_tree *t, struct avl_node *n)
  */
 static struct avl_node *rotate_right(struct avl_tree *t, struct avl_node *n)
 {
-    struct avl_node *l = n->left, *p = n->parent;
+    struct avl_node *l = n->left, *p = avl_parent(n);
 
     n->left = l->right;
     if (l->right)
-        l->right->parent = n;
+        set_parent(l->right, n);
     l->right = n;
-    n->parent = l;
-    l->parent = p;
+    set_parent(n, l);
+    set_parent(l, p);
     replace_child(t, p, n, l);
     update(n);
     update(l);
     return l;
 }
 
-/* What a parent reads of a subtree: its height and augmentation. */
+/*
+ * n's balance reached +2 (right-heavy); rotates it back and sets every
+ * balance factor. Returns the subtree's new root; *lower tells whether the
+ * subtree is now one level lower than before the rotation.
+ */
+static struct avl_node *fix_right_heavy(struct avl_tree *t, struct avl_node *n, bool *lower)
+{
+    struct avl_node *r = n->right, *m;
+    int br = avl_balance(r);
+
+    if (br >= 0) {
+        m = rotate_left(t, n);
+        /* br == 0 happens only after an erase: the height stays. */
+        set_balance(n, br == 0 ? 1 : 0);
+        set_balance(m, br == 0 ? -1 : 0);
+        *lower = br != 0;
+    } else {
+        int bm = avl_balance(r->left);
+
+        rotate_right(t, r);
+        m = rotate_left(t, n);
+        set_balance(n, bm > 0 ? -1 : 0);
+        set_balance(r, bm < 0 ? 1 : 0);
+        set_balance(m, 0);
+        *lower = true;
+    }
+    return m;
+}
+
+/* The mirror image of fix_right_heavy, for a balance of -2. */
+static struct avl_node *fix_left_heavy(struct avl_tree *t, struct avl_node *n, bool *lower)
+{
+    struct avl_node *l = n->left, *m;
+    int bl = avl_balance(l);
+
+    if (bl <= 0) {
+        m = rotate_right(t, n);
+        set_balance(n, bl == 0 ? -1 : 0);
+        set_balance(m, bl == 0 ? 1 : 0);
+        *lower = bl != 0;
+    } else {
+        int bm = avl_balance(l->right);
+
+        rotate_left(t, l);
+        m = rotate_right(t, n);
+        set_balance(n, bm < 0 ? 1 : 0);
+        set_balance(l, bm > 0 ? -1 : 0);
+        set_balance(m, 0);
+        *lower = true;
+    }
+    return m;
+}
+
+/* What a parent reads of a subtree's augmentation. */
 struct summary {
     uint64_t sub_start, sub_last, max_gap;
-    int height;
 };
 
 static struct summary summary_of(const struct avl_node *n)
 {
-    return (struct summary){n->sub_start, n->sub_last, n->max_gap, n->height};
+    return (struct summary){n->sub_start, n->sub_last, n->max_gap};
 }
 
 static bool summary_equal(const struct summary *a, const struct summary *b)
 {
-    return a->sub_start == b->sub_start && a->sub_last == b->sub_last && a->max_gap == b->max_gap &&
-           a->height == b->height;
+    return a->sub_start == b->sub_start && a->sub_last == b->sub_last && a->max_gap == b->max_gap;
 }
 
 /* The largest hole in n's left part: inside its left subtree or just before n. */
@@ -139,9 +202,9 @@ static uint64_t right_part(const struct avl_node *n, const struct summary *r)
 
 /*
  * Updates n after only its child c changed from summary was to now, with the
- * same height: n's height and balance stay, and its augmentation follows from
- * c's new summary and n's stored one, without reading the other child unless
- * c's side held n's largest hole and shrank.
+ * same height: its augmentation follows from c's new summary and n's stored
+ * one, without reading the other child unless c's side held n's largest hole
+ * and shrank.
  * => n's stored values were computed from `was` and the other child's summary.
  */
 static void update_from_child(struct avl_node *n, const struct avl_node *c,
@@ -176,51 +239,67 @@ static void update_from_child(struct avl_node *n, const struct avl_node *c,
 }
 
 /*
- * Recomputes and rebalances from n towards the root. n's children changed;
- * so did full's (an erased node's successor that took its place, or NULL),
- * whose stored values are the old summary of the subtree it now roots.
- *
- * Above the first node, each step knows the child it came from and that
- * child's summary before and after. While heights change, a node is
- * recomputed from both children and rotated where its balance reached +-2;
- * once a child's height stays, only the augmentation can change and
- * update_from_child() finishes the node from the one child. The walk stops at
- * the first node whose summary comes out unchanged: every ancestor is a
- * function of its children's summaries only, so nothing above can change.
+ * The second phase: c's height is unchanged and its augmentation has been
+ * recomputed; `was` is its summary before. Finishes each ancestor from the
+ * child below until one comes out unchanged. full (or NULL) is an erased
+ * node's successor that took its place: its stored values were the erased
+ * node's, so it is recomputed from both children.
  */
-static void fix_up(struct avl_tree *t, struct avl_node *n, const struct avl_node *full)
+static void augment_up(struct avl_node *c, struct summary was, const struct avl_node *full)
 {
-    const struct avl_node *c = NULL; /* the child the walk came from */
-    struct summary was, now;         /* c's summary before and after */
+    struct summary now = summary_of(c);
 
-    while (n) {
-        struct summary old = summary_of(n);
+    while (!summary_equal(&was, &now)) {
+        struct avl_node *n = avl_parent(c);
 
-        if (c && n != full && was.height == now.height) {
-            update_from_child(n, c, &was, &now);
-        } else {
-            int balance = height(n->left) - height(n->right);
-
-            if (balance > 1) {
-                /* Left-right case: straighten the left child first. */
-                if (height(n->left->left) < height(n->left->right))
-                    rotate_left(t, n->left);
-                n = rotate_right(t, n);
-            } else if (balance < -1) {
-                if (height(n->right->right) < height(n->right->left))
-                    rotate_right(t, n->right);
-                n = rotate_left(t, n);
-            } else {
-                update(n);
-            }
-        }
-        /* After a rotation n roots the same set of nodes: the same comparison holds. */
-        now = summary_of(n);
-        if (summary_equal(&old, &now))
+        if (!n)
             return;
+        struct summary before = summary_of(n);
+
+        if (n == full)
+            update(n);
+        else
+            update_from_child(n, c, &was, &now);
+        was = before;
+        now = summary_of(n);
         c = n;
-        was = old;
-        n = n->parent;
+    }
+}
+
+/*
+ * The first phase: n's subtree on the right (or left) side grew (or shrank
+ * when grew is false) by one level, and n's children are linked. Adjusts
+ * balance factors and rotates up the tree while the height keeps changing,
+ * then hands over to augment_up(). full is as there.
+ */
+static void rebalance(struct avl_tree *t, struct avl_node *n, bool right, bool grew,
+                      const struct avl_node *full)
+{
+    while (n) {
+        struct summary old = summary_of(n); /* a rotated subtree holds the same nodes */
+        int b = avl_balance(n) + (right == grew ? 1 : -1);
+        bool changed; /* whether n's subtree height changed in all */
+        struct avl_node *p;
+
+        if (b > 1 || b < -1) {
+            bool lower;
+
+            n = b > 1 ? fix_right_heavy(t, n, &lower) : fix_left_heavy(t, n, &lower);
+            /* After an insert the rotation restores the old height; after an erase it may not. */
+            changed = !grew && lower;
+        } else {
+            set_balance(n, b);
+            update(n);
+            changed = grew ? b != 0 : b == 0;
+        }
+        if (!changed) {
+            augment_up(n, old, full);
+            return;
+        }
+        p = avl_parent(n);
+        if (p)
+            right = p->right == n;
+        n = p;
     }
 }
 
@@ -234,14 +313,15 @@ void avl_insert_at(struct avl_tree *t, struct avl_node *node, struct avl_node *p
                    struct avl_node **link)
 {
     node->left = node->right = NULL;
-    node->parent = parent;
-    node->height = 1;
+    node->parent_balance = (uintptr_t)parent;
+    set_balance(node, 0);
     node->sub_start = node->start;
     node->sub_last = node->last;
     node->max_gap = 0;
     *link = node;
     t->count++;
-    fix_up(t, parent, NULL);
+    if (parent)
+        rebalance(t, parent, link == &parent->right, true, NULL);
 }
 
 void avl_insert_next(struct avl_tree *t, struct avl_node *pos, struct avl_node *node)
@@ -259,15 +339,17 @@ void avl_insert_next(struct avl_tree *t, struct avl_node *pos, struct avl_node *
 
 void avl_erase(struct avl_tree *t, struct avl_node *node)
 {
-    struct avl_node *parent = node->parent;
+    struct avl_node *parent = avl_parent(node);
     struct avl_node *from; /* the lowest node whose subtree changed */
     struct avl_node *s = NULL;
+    bool right; /* which of from's subtrees lost a level */
 
     if (!node->left || !node->right) {
         struct avl_node *child = node->left ? node->left : node->right;
 
         if (child)
-            child->parent = parent;
+            set_parent(child, parent);
+        right = parent && parent->right == node;
         replace_child(t, parent, node, child);
         from = parent;
     } else {
@@ -288,42 +370,48 @@ void avl_erase(struct avl_tree *t, struct avl_node *node)
         while (s->left)
             s = s->left;
         if (s == node->right) {
-            from = s;
+            from = s; /* s's right subtree, s's old one, is a level lower than node's was */
+            right = true;
         } else {
-            struct avl_node *sp = s->parent;
+            struct avl_node *sp = avl_parent(s);
 
             sp->left = s->right;
             if (s->right)
-                s->right->parent = sp;
+                set_parent(s->right, sp);
             s->right = node->right;
-            node->right->parent = s;
+            set_parent(node->right, s);
             from = sp;
+            right = false;
         }
         s->left = node->left;
-        node->left->parent = s;
-        s->parent = parent;
+        set_parent(node->left, s);
+        s->parent_balance = node->parent_balance; /* node's parent and balance factor */
         replace_child(t, parent, node, s);
         /*
          * s inherits node's stored summary, the old one of the subtree it now
-         * roots, which is what fix_up compares against (and what s's parent
+         * roots, which is what the walk compares against (and what s's parent
          * was computed from). The walk cannot stop below s: every node from
          * `from` up to node->right lost its minimum, s.
          */
-        s->height = node->height;
         s->sub_start = node->sub_start;
         s->sub_last = node->sub_last;
         s->max_gap = node->max_gap;
     }
     t->count--;
-    node->left = node->right = node->parent = NULL;
-    fix_up(t, from, s);
+    node->left = node->right = NULL;
+    node->parent_balance = 0;
+    rebalance(t, from, right, false, s);
 }
 
 void avl_adjust(struct avl_tree *t, struct avl_node *node, uint64_t start, uint64_t last)
 {
+    struct summary was = summary_of(node);
+
+    (void)t;
     node->start = start;
     node->last = last;
-    fix_up(t, node, NULL);
+    update(node);
+    augment_up(node, was, NULL);
 }
 
 struct avl_node *avl_first(const struct avl_tree *t)
@@ -352,9 +440,9 @@ struct avl_node *avl_next(const struct avl_node *n)
             n = n->left;
         return (struct avl_node *)n;
     }
-    while (n->parent && n->parent->right == n)
-        n = n->parent;
-    return n->parent;
+    while (avl_parent(n) && avl_parent(n)->right == n)
+        n = avl_parent(n);
+    return avl_parent(n);
 }
 
 struct avl_node *avl_prev(const struct avl_node *n)
@@ -365,9 +453,9 @@ struct avl_node *avl_prev(const struct avl_node *n)
             n = n->right;
         return (struct avl_node *)n;
     }
-    while (n->parent && n->parent->left == n)
-        n = n->parent;
-    return n->parent;
+    while (avl_parent(n) && avl_parent(n)->left == n)
+        n = avl_parent(n);
+    return avl_parent(n);
 }
 
 /* ---- gap search ---- */
@@ -518,7 +606,7 @@ static int check_node(struct check *c, const struct avl_node *n, const struct av
 
     if (!n)
         return 0;
-    if (n->parent != parent) {
+    if (avl_parent(n) != parent) {
         c->why = "parent link does not match child link";
         return -1;
     }
@@ -543,8 +631,8 @@ static int check_node(struct check *c, const struct avl_node *n, const struct av
         c->why = "balance factor out of [-1, 1]";
         return -1;
     }
-    if (n->height != 1 + (hl > hr ? hl : hr)) {
-        c->why = "stored height is wrong";
+    if ((n->parent_balance & AVL_BALANCE_MASK) == AVL_BALANCE_MASK || avl_balance(n) != hr - hl) {
+        c->why = "stored balance factor is wrong";
         return -1;
     }
     if (n->sub_start != (n->left ? n->left->sub_start : n->start)) {
@@ -563,7 +651,7 @@ static int check_node(struct check *c, const struct avl_node *n, const struct av
         c->why = "max_gap is wrong";
         return -1;
     }
-    return n->height;
+    return 1 + (hl > hr ? hl : hr);
 }
 
 bool avl_check(const struct avl_tree *t, const char **why)

@@ -75,7 +75,7 @@ void vmm_space_clear(struct vmm_space *s)
         } else if (n->right) {
             n = n->right;
         } else {
-            struct avl_node *p = n->parent;
+            struct avl_node *p = avl_parent(n);
 
             if (p) {
                 if (p->left == n)

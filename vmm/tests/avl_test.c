@@ -87,9 +87,21 @@ static struct avl_node *find_start(struct avl_tree *t, uint64_t start)
     return n;
 }
 
+/* Heights are not stored: counted here, the longest path from n down. */
+static int subtree_height(const struct avl_node *n)
+{
+    int hl, hr;
+
+    if (!n)
+        return 0;
+    hl = subtree_height(n->left);
+    hr = subtree_height(n->right);
+    return 1 + (hl > hr ? hl : hr);
+}
+
 static int tree_height(const struct avl_tree *t)
 {
-    return t->root ? t->root->height : 0;
+    return subtree_height(t->root);
 }
 
 /* log2 for bounds in tests: the smallest r with 2^r >= x. */
@@ -141,7 +153,7 @@ static bool test_avl_insert_rotations_ll_rr_lr_rl(void)
         }
         CHECK(t.root->start == 0x20);
         CHECK(t.root->left->start == 0x10 && t.root->right->start == 0x30);
-        CHECK(t.root->height == 2);
+        CHECK(tree_height(&t) == 2 && avl_balance(t.root) == 0);
         /* Gaps: 0x18..0x1f and 0x28..0x2f, 8 bytes each. */
         CHECK(t.root->max_gap == 8);
         CHECK(t.root->sub_start == 0x10 && t.root->sub_last == 0x37);
@@ -327,12 +339,19 @@ static bool test_avl_check_detects_each_corruption(void)
     r->sub_last--;
     CHECK(!avl_check(&t, &why) && strstr(why, "sub_last"));
     *r = saved;
-    r->height++;
-    CHECK(!avl_check(&t, &why) && strstr(why, "height"));
+    /* A balance factor that is valid but wrong, then the unused bit pattern. */
+    r->parent_balance = (r->parent_balance & ~AVL_BALANCE_MASK) | (avl_balance(r) == 0 ? 2 : 1);
+    CHECK(!avl_check(&t, &why) && strstr(why, "balance factor is wrong"));
+    r->parent_balance |= AVL_BALANCE_MASK;
+    CHECK(!avl_check(&t, &why) && strstr(why, "balance factor is wrong"));
     *r = saved;
-    r->left->parent = r->right;
-    CHECK(!avl_check(&t, &why) && strstr(why, "parent"));
-    r->left->parent = r;
+    {
+        uintptr_t keep = r->left->parent_balance;
+
+        r->left->parent_balance = (uintptr_t)r->right | (keep & AVL_BALANCE_MASK);
+        CHECK(!avl_check(&t, &why) && strstr(why, "parent"));
+        r->left->parent_balance = keep;
+    }
     r->last = r->right->sub_start; /* overlaps its successor */
     CHECK(!avl_check(&t, &why) && strstr(why, "overlap"));
     *r = saved;
@@ -355,18 +374,17 @@ static bool test_avl_check_detects_each_corruption(void)
         a.node.right = NULL; /* detach and rebuild as a chain by hand */
         u.root = &a.node;
         a.node.right = &b.node;
-        b.node.parent = &a.node;
+        b.node.parent_balance = (uintptr_t)&a.node | 2; /* balance +1 */
         b.node.right = &c.node;
-        c.node = (struct avl_node){.parent = &b.node,
+        c.node = (struct avl_node){.parent_balance = (uintptr_t)&b.node | 1, /* balance 0 */
                                    .start = 0x50,
                                    .last = 0x5f,
                                    .sub_start = 0x50,
                                    .sub_last = 0x5f,
-                                   .height = 1};
-        b.node.height = 2;
+                                   .max_gap = 0};
         b.node.sub_last = 0x5f;
         b.node.max_gap = 0x10;
-        a.node.height = 3;
+        a.node.parent_balance = 2; /* root, balance +1: the heights say +2 */
         a.node.sub_last = 0x5f;
         a.node.max_gap = 0x10;
         u.count = 3;

@@ -11,7 +11,8 @@
  *
  * Invariants (avl_check() verifies all of them):
  *   - in-order, ranges are disjoint and increasing: prev->last < next->start;
- *   - |height(left) - height(right)| <= 1, height = 1 + max of the children's;
+ *   - |height(left) - height(right)| <= 1, and each node's stored balance
+ *     factor is that difference (heights are not stored);
  *   - parent links match child links;
  *   - augmentation, computed from a node and its two children only:
  *       sub_start = lowest start in the subtree,
@@ -33,13 +34,34 @@
 #include <stdint.h>
 
 struct avl_node {
-    struct avl_node *left, *right, *parent;
+    struct avl_node *left, *right;
+    /*
+     * The parent's address with the balance factor, height(right) -
+     * height(left) plus one (0, 1 or 2), in the two low bits: nodes are at
+     * least 8-byte aligned. Read it with avl_parent() and avl_balance(). The
+     * node is 64 bytes, one cache line when the caller aligns it so.
+     */
+    uintptr_t parent_balance;
     uint64_t start, last; /* this node's range, set by the caller before insertion */
     uint64_t sub_start;   /* augmentation: see the invariants above */
     uint64_t sub_last;
     uint64_t max_gap;
-    int height; /* a leaf has height 1 */
 };
+
+/* The bits of avl_node.parent_balance that hold the balance factor. */
+#define AVL_BALANCE_MASK ((uintptr_t)3)
+
+/* n's parent, NULL at the root. */
+static inline struct avl_node *avl_parent(const struct avl_node *n)
+{
+    return (struct avl_node *)(n->parent_balance & ~AVL_BALANCE_MASK);
+}
+
+/* n's balance factor, height(right) - height(left): -1, 0 or 1 in a valid tree. */
+static inline int avl_balance(const struct avl_node *n)
+{
+    return (int)(n->parent_balance & AVL_BALANCE_MASK) - 1;
+}
 
 struct avl_tree {
     struct avl_node *root;
