@@ -11,6 +11,13 @@
 #define FAULTFW_FAULTFW_H
 
 #include <efi.h>
+/*
+ * gnu-efi's eficompiler.h turns __attribute__(x) into nothing when the compiler
+ * announces MS extensions, as clang does for the windows target. That would
+ * silently drop every attribute after this point (no_stack_protector on the
+ * entry path, format, noreturn, warn_unused_result), so it is undone here.
+ */
+#undef __attribute__
 #include <stdarg.h>
 #include <stdbool.h>
 #include <stdint.h>
