@@ -43,6 +43,12 @@ _CSI_PARTIAL = re.compile(r"\x1b(\[[0-9;?=]*[ -/]*|[()])?$")
 # reports, and OVMF's boot manager getting control back from stage 1.
 BOOT_FAILURE = r"^panic: |^\*\*\* |BdsDxe: failed to start"
 
+# The kernel runs `pt check` and its PMM audit on every boot, before
+# `canopy: ready`. Every wait fails if either reports anything but OK, so no
+# boot test can pass over a bad page table, a W+X page or a lost frame. The
+# patterns need the line's end, so a line still being printed never matches.
+ALWAYS_FAILURE = r"^pt check: (?!OK \().*\n|^pmm audit: (?!OK).*\n"  # whole lines only
+
 
 class BootTestError(Exception):
     """A check failed; the message says what was expected and what was seen."""
@@ -253,10 +259,12 @@ class Machine:
         the previous match; returns the match and moves past it.
 
         => raises BootTestError on timeout, when QEMU exits first, or when the
-           regex `fail_if` appears first.
+           regex `fail_if` appears first, or a `pt check` or `pmm audit` line
+           that does not say OK (ALWAYS_FAILURE).
         """
         regex = re.compile(pattern, re.MULTILINE)
-        bad = re.compile(fail_if, re.MULTILINE) if fail_if else None
+        bad = re.compile(f"(?:{fail_if})|{ALWAYS_FAILURE}" if fail_if else ALWAYS_FAILURE,
+                         re.MULTILINE)
         deadline = time.monotonic() + timeout
         with self._cond:
             while True:

@@ -4,6 +4,7 @@ so that a boot test's verdict can be trusted: each rule must reject the layout
 that breaks it and accept the one that keeps it."""
 
 import os
+import re
 import struct
 import sys
 import tempfile
@@ -214,6 +215,16 @@ def test_read_ppm():
         assert harness.read_ppm(f.name) == (2, 1, bytes([1, 2, 3, 4, 5, 6]))
     finally:
         os.unlink(f.name)
+
+
+def test_always_failure_catches_bad_checks_on_whole_lines_only():
+    bad = re.compile(harness.ALWAYS_FAILURE, re.MULTILINE)
+    for line in ["pt check: 2 differences\n", "pt check: W+X ffff800000000000-ffff800000001000 4K\n",
+                 "pmm audit: 3 differences\n", "pmm audit: 12 frames owned by heap, 10 expected\n"]:
+        assert bad.search("canopy: x\n" + line), f"not caught: {line!r}"
+    for text in ["pt check: OK (42 mappings)\n", "pmm audit: OK (page tables 13)\n",
+                 "pt check: ", "pt check: O", "pmm audit: ", "canopy> pt check: 1 differences\n"]:
+        assert not bad.search(text), f"caught by mistake: {text!r}"
 
 
 def main():
