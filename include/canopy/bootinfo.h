@@ -58,6 +58,16 @@ struct canopy_mem_range {
 #define CANOPY_SEG_W 0x2u
 #define CANOPY_SEG_R 0x4u
 
+/* The conventional name of a segment with these CANOPY_SEG_* permissions. */
+static inline const char *canopy_segment_name(uint32_t flags)
+{
+    if (flags & CANOPY_SEG_X)
+        return ".text";
+    if (flags & CANOPY_SEG_W)
+        return ".data";
+    return ".rodata";
+}
+
 /* Where one kernel PT_LOAD segment was placed. */
 struct canopy_segment {
     uint64_t vaddr;      /* page aligned start */

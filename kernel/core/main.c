@@ -87,15 +87,6 @@ static void start_fb_console(struct canopy_bootinfo *bi)
     console_init_fb(fb, bi->hhdm_base);
 }
 
-static const char *segment_name(uint32_t flags)
-{
-    if (flags & CANOPY_SEG_X)
-        return ".text";
-    if (flags & CANOPY_SEG_W)
-        return ".data";
-    return ".rodata";
-}
-
 static void print_banner(const struct canopy_bootinfo *bi)
 {
     const struct pmm *p = kmm_pmm();
@@ -113,7 +104,7 @@ static void print_banner(const struct canopy_bootinfo *bi)
         const struct canopy_segment *s = &bi->segments[i];
         uint64_t size = s->page_count * PAGE_SIZE;
         kprintf("  %-8s 0x%016llx-0x%016llx -> phys 0x%012llx %6llu KiB %c%c%c\n",
-                segment_name(s->flags), (unsigned long long)s->vaddr,
+                canopy_segment_name(s->flags), (unsigned long long)s->vaddr,
                 (unsigned long long)(s->vaddr + size - 1), (unsigned long long)s->paddr,
                 (unsigned long long)(size >> 10), (s->flags & CANOPY_SEG_R) ? 'R' : '-',
                 (s->flags & CANOPY_SEG_W) ? 'W' : '-', (s->flags & CANOPY_SEG_X) ? 'X' : '-');

@@ -69,15 +69,6 @@ static struct pt live_pt(void)
     return v;
 }
 
-static const char *segment_name(uint32_t flags)
-{
-    if (flags & CANOPY_SEG_X)
-        return ".text";
-    if (flags & CANOPY_SEG_W)
-        return ".data";
-    return ".rodata";
-}
-
 /* A VMA's name, or its kind's when it has none. */
 static const char *vma_name(const struct vmm_vma *v)
 {
@@ -97,7 +88,7 @@ static const char *label_of(void *ctx, uint64_t va)
     for (uint32_t i = 0; i < bi->segment_count && i < CANOPY_MAX_SEGMENTS; i++) {
         const struct canopy_segment *s = &bi->segments[i];
         if (va >= s->vaddr && va - s->vaddr < s->page_count * PAGE_SIZE)
-            return segment_name(s->flags);
+            return canopy_segment_name(s->flags);
     }
     uint64_t stack_low = bi->stack_top_va - CANOPY_BOOT_STACK_SIZE;
     if (va >= stack_low && va < bi->stack_top_va)

@@ -456,15 +456,6 @@ static void reserve_fixed(uint64_t start, uint64_t size, const char *name, unsig
               (unsigned long long)(start + size - 1), vmm_status_str(st));
 }
 
-static const char *segment_name(uint32_t flags)
-{
-    if (flags & CANOPY_SEG_X)
-        return ".text";
-    if (flags & CANOPY_SEG_W)
-        return ".data";
-    return ".rodata";
-}
-
 /* One "hhdm" VMA per run of the memory map, ranges merged where they touch. Returns the count. */
 static unsigned reserve_hhdm(const struct canopy_bootinfo *bi, uint64_t *bytes)
 {
@@ -535,8 +526,8 @@ void vm_init(struct canopy_bootinfo *bi)
         const struct canopy_segment *s = &bi->segments[i];
         uint32_t prot =
             ((s->flags & CANOPY_SEG_W) ? PT_W : 0) | ((s->flags & CANOPY_SEG_X) ? PT_X : 0);
-        reserve_fixed(s->vaddr, s->page_count * PAGE_SIZE, segment_name(s->flags), VM_KIND_IMAGE,
-                      prot);
+        reserve_fixed(s->vaddr, s->page_count * PAGE_SIZE, canopy_segment_name(s->flags),
+                      VM_KIND_IMAGE, prot);
     }
     uint64_t hhdm_bytes;
     unsigned runs = reserve_hhdm(bi, &hhdm_bytes);
