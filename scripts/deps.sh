@@ -14,6 +14,7 @@ PACKAGES=(
     mtools gdisk                   # the disk image, without root or loop devices
     ovmf qemu-system-x86           # the firmware and the machine the image boots on
     python3                        # the boot-test harness
+    gdb                            # scripts/gdb/canopy.py and its boot test
     git                            # image timestamps from the last commit
     gnuplot-nox                    # benchmark plots
     libglib2.0-dev libavl-dev      # the peers in the AVL benchmarks
