@@ -6,23 +6,12 @@
 #include <canopy/str.h>
 
 #include <stdint.h>
+#include <canopy/check.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
-static int passed, failed;
-
-#define CHECK(cond, ...)                                                                           \
-    do {                                                                                           \
-        if (cond) {                                                                                \
-            passed++;                                                                              \
-        } else {                                                                                   \
-            failed++;                                                                              \
-            printf("FAIL %s:%d: ", __FILE__, __LINE__);                                            \
-            printf(__VA_ARGS__);                                                                   \
-            printf("\n");                                                                          \
-        }                                                                                          \
-    } while (0)
+unsigned check_passed, check_failed;
 
 /* Formats with both implementations and compares text and returned length. */
 #define SAME(fmtstr, ...)                                                                          \
@@ -30,8 +19,8 @@ static int passed, failed;
         char a[256], b[256];                                                                       \
         size_t na = fmt_snprintf(a, sizeof(a), fmtstr, __VA_ARGS__);                               \
         int nb = snprintf(b, sizeof(b), fmtstr, __VA_ARGS__);                                      \
-        CHECK(strcmp(a, b) == 0 && na == (size_t)nb, "format \"%s\": got \"%s\" want \"%s\"",      \
-              fmtstr, a, b);                                                                       \
+        CHECKF(strcmp(a, b) == 0 && na == (size_t)nb, "format \"%s\": got \"%s\" want \"%s\"",     \
+               fmtstr, a, b);                                                                      \
     } while (0)
 
 static void test_fmt_matches_libc_for_fixed_cases(void)
@@ -57,10 +46,10 @@ static void test_fmt_truncates_and_reports_full_length(void)
 {
     char buf[8];
     size_t n = fmt_snprintf(buf, sizeof(buf), "%s", "0123456789");
-    CHECK(n == 10, "length %zu", n);
-    CHECK(strcmp(buf, "0123456") == 0, "truncated to \"%s\"", buf);
+    CHECKF(n == 10, "length %zu", n);
+    CHECKF(strcmp(buf, "0123456") == 0, "truncated to \"%s\"", buf);
     n = fmt_snprintf(NULL, 0, "%d", 12345);
-    CHECK(n == 5, "size 0 length %zu", n);
+    CHECKF(n == 5, "size 0 length %zu", n);
 }
 
 #pragma clang diagnostic push
@@ -73,7 +62,7 @@ static void test_fmt_precision_stops_before_reading_past_limit(void)
     memcpy(raw, "abc", 3);
     char buf[8];
     fmt_snprintf(buf, sizeof(buf), "[%.*s]", 3, raw);
-    CHECK(strcmp(buf, "[abc]") == 0, "got \"%s\"", buf);
+    CHECKF(strcmp(buf, "[abc]") == 0, "got \"%s\"", buf);
     free(raw);
 }
 
@@ -81,9 +70,9 @@ static void test_fmt_prints_unknown_conversion_literally(void)
 {
     char buf[32];
     fmt_snprintf(buf, sizeof(buf), "a%qb%d", 5);
-    CHECK(strcmp(buf, "a%qb5") == 0, "got \"%s\"", buf);
+    CHECKF(strcmp(buf, "a%qb5") == 0, "got \"%s\"", buf);
     fmt_snprintf(buf, sizeof(buf), "end%");
-    CHECK(strcmp(buf, "end%") == 0, "got \"%s\"", buf);
+    CHECKF(strcmp(buf, "end%") == 0, "got \"%s\"", buf);
 }
 #pragma clang diagnostic pop
 
@@ -101,29 +90,29 @@ static void test_fmt_random_numbers_match_libc(void)
 static void test_str_parse_accepts_decimal_and_hex(void)
 {
     uint64_t v = 0;
-    CHECK(str_parse_u64("1234", 4, &v) && v == 1234, "decimal");
-    CHECK(str_parse_u64("0x1f", 4, &v) && v == 31, "hex with prefix");
-    CHECK(str_parse_hex("ffffffff80000000", 16, &v) && v == 0xffffffff80000000ull, "hex");
-    CHECK(str_parse_u64("18446744073709551615", 20, &v) && v == UINT64_MAX, "max");
+    CHECKF(str_parse_u64("1234", 4, &v) && v == 1234, "decimal");
+    CHECKF(str_parse_u64("0x1f", 4, &v) && v == 31, "hex with prefix");
+    CHECKF(str_parse_hex("ffffffff80000000", 16, &v) && v == 0xffffffff80000000ull, "hex");
+    CHECKF(str_parse_u64("18446744073709551615", 20, &v) && v == UINT64_MAX, "max");
 }
 
 static void test_str_parse_rejects_bad_input_and_leaves_output(void)
 {
     uint64_t v = 77;
-    CHECK(!str_parse_u64("", 0, &v) && v == 77, "empty");
-    CHECK(!str_parse_u64("0x", 2, &v) && v == 77, "bare prefix");
-    CHECK(!str_parse_u64("12a", 3, &v) && v == 77, "bad digit");
-    CHECK(!str_parse_u64("18446744073709551616", 20, &v) && v == 77, "overflow");
-    CHECK(!str_parse_hex("10000000000000000", 17, &v) && v == 77, "hex overflow");
-    CHECK(!str_parse_hex("-1", 2, &v) && v == 77, "sign");
+    CHECKF(!str_parse_u64("", 0, &v) && v == 77, "empty");
+    CHECKF(!str_parse_u64("0x", 2, &v) && v == 77, "bare prefix");
+    CHECKF(!str_parse_u64("12a", 3, &v) && v == 77, "bad digit");
+    CHECKF(!str_parse_u64("18446744073709551616", 20, &v) && v == 77, "overflow");
+    CHECKF(!str_parse_hex("10000000000000000", 17, &v) && v == 77, "hex overflow");
+    CHECKF(!str_parse_hex("-1", 2, &v) && v == 77, "sign");
 }
 
 static void test_str_copy_and_compare(void)
 {
     char buf[4];
-    CHECK(str_copy(buf, "hello", sizeof(buf)) == 5 && strcmp(buf, "hel") == 0, "copy truncates");
-    CHECK(str_eq("abc", "abc") && !str_eq("abc", "abd") && !str_eq("ab", "abc"), "eq");
-    CHECK(str_ncmp("abcx", "abcy", 3) == 0 && str_ncmp("abc", "abd", 3) < 0, "ncmp");
+    CHECKF(str_copy(buf, "hello", sizeof(buf)) == 5 && strcmp(buf, "hel") == 0, "copy truncates");
+    CHECKF(str_eq("abc", "abc") && !str_eq("abc", "abd") && !str_eq("ab", "abc"), "eq");
+    CHECKF(str_ncmp("abcx", "abcy", 3) == 0 && str_ncmp("abc", "abd", 3) < 0, "ncmp");
 }
 
 int main(void)
@@ -136,6 +125,6 @@ int main(void)
     test_str_parse_accepts_decimal_and_hex();
     test_str_parse_rejects_bad_input_and_leaves_output();
     test_str_copy_and_compare();
-    printf("%d passed, %d failed\n", passed, failed);
-    return failed ? 1 : 0;
+    printf("%u passed, %u failed\n", check_passed, check_failed);
+    return check_failed ? 1 : 0;
 }

@@ -12,23 +12,12 @@
 #include <vmm/pte.h>
 
 #include <stdint.h>
+#include <canopy/check.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
-static int passed, failed;
-
-#define CHECK(cond, ...)                                                                           \
-    do {                                                                                           \
-        if (cond) {                                                                                \
-            passed++;                                                                              \
-        } else {                                                                                   \
-            failed++;                                                                              \
-            printf("FAIL %s:%d: ", __FILE__, __LINE__);                                            \
-            printf(__VA_ARGS__);                                                                   \
-            printf("\n");                                                                          \
-        }                                                                                          \
-    } while (0)
+unsigned check_passed, check_failed;
 
 #define K4 PT_PAGE_4K
 #define M2 PT_PAGE_2M
@@ -53,13 +42,13 @@ static struct pt fresh(unsigned levels)
 static void finish(struct pt *pt)
 {
     const char *why = NULL;
-    CHECK(pt_check(pt, &why), "pt_check: %s", why);
-    CHECK(sim.held == pt->table_count, "sim holds %llu frames, table_count %llu",
-          (unsigned long long)sim.held, (unsigned long long)pt->table_count);
+    CHECKF(pt_check(pt, &why), "pt_check: %s", why);
+    CHECKF(sim.held == pt->table_count, "sim holds %llu frames, table_count %llu",
+           (unsigned long long)sim.held, (unsigned long long)pt->table_count);
     pt_destroy(pt);
-    CHECK(sim.held == 0 && pt->table_count == 0, "destroy left %llu frames",
-          (unsigned long long)sim.held);
-    CHECK(sim.bad_frees == 0, "%llu bad frees", (unsigned long long)sim.bad_frees);
+    CHECKF(sim.held == 0 && pt->table_count == 0, "destroy left %llu frames",
+           (unsigned long long)sim.held);
+    CHECKF(sim.bad_frees == 0, "%llu bad frees", (unsigned long long)sim.bad_frees);
     sim.bad_frees = 0;
 }
 
@@ -97,38 +86,38 @@ static bool leaf_is(const struct pt_leaf *l, uint64_t va, uint64_t pa, uint64_t 
 static void test_pte_encoding_bits(void)
 {
     uint64_t e = pte_make_leaf_4k(0x123456789000ull, PTE_W | PTE_NX | PTE_PAT_4K | PTE_G);
-    CHECK(e == (0x123456789000ull | PTE_P | PTE_W | PTE_NX | (1ull << 7) | (1ull << 8)),
-          "4k leaf %llx", (unsigned long long)e);
-    CHECK(pte_is_present(e) && pte_is_writable(e) && pte_is_nx(e) && pte_is_global(e) &&
-              !pte_is_user(e),
-          "4k predicates");
-    CHECK(pte_pat_index(e, K4) == 4, "PAT index of a 4K leaf with bit 7");
-    CHECK(pte_is_leaf(e, 1) && !pte_is_leaf(pte_make_table(0x1000, false), 2), "leaf test");
+    CHECKF(e == (0x123456789000ull | PTE_P | PTE_W | PTE_NX | (1ull << 7) | (1ull << 8)),
+           "4k leaf %llx", (unsigned long long)e);
+    CHECKF(pte_is_present(e) && pte_is_writable(e) && pte_is_nx(e) && pte_is_global(e) &&
+               !pte_is_user(e),
+           "4k predicates");
+    CHECKF(pte_pat_index(e, K4) == 4, "PAT index of a 4K leaf with bit 7");
+    CHECKF(pte_is_leaf(e, 1) && !pte_is_leaf(pte_make_table(0x1000, false), 2), "leaf test");
 
     uint64_t m = pte_make_leaf_2m(0x40200000ull, PTE_PAT_LARGE | PTE_PCD | PTE_U);
-    CHECK(m == (0x40200000ull | PTE_P | PTE_PS | (1ull << 12) | (1ull << 4) | (1ull << 2)),
-          "2m leaf %llx", (unsigned long long)m);
-    CHECK(pte_leaf_addr(m, M2) == 0x40200000ull, "PAT bit 12 is not part of a 2M frame");
-    CHECK(pte_pat_index(m, M2) == 6, "PAT index 6 = PAT|PCD");
-    CHECK(pte_is_leaf(m, 2) && pte_is_leaf(m, 3) && !pte_is_leaf(m, 4), "PS only at 2 and 3");
+    CHECKF(m == (0x40200000ull | PTE_P | PTE_PS | (1ull << 12) | (1ull << 4) | (1ull << 2)),
+           "2m leaf %llx", (unsigned long long)m);
+    CHECKF(pte_leaf_addr(m, M2) == 0x40200000ull, "PAT bit 12 is not part of a 2M frame");
+    CHECKF(pte_pat_index(m, M2) == 6, "PAT index 6 = PAT|PCD");
+    CHECKF(pte_is_leaf(m, 2) && pte_is_leaf(m, 3) && !pte_is_leaf(m, 4), "PS only at 2 and 3");
 
     uint64_t g = pte_make_leaf_1g(0x80000000ull, PTE_PWT);
-    CHECK(g == (0x80000000ull | PTE_P | PTE_PS | PTE_PWT), "1g leaf %llx", (unsigned long long)g);
-    CHECK(pte_make_table(0x5000, true) == (0x5000 | 7u), "table entry P|W|U");
-    CHECK(pte_make_table(0x5000, false) == (0x5000 | 3u), "table entry P|W");
+    CHECKF(g == (0x80000000ull | PTE_P | PTE_PS | PTE_PWT), "1g leaf %llx", (unsigned long long)g);
+    CHECKF(pte_make_table(0x5000, true) == (0x5000 | 7u), "table entry P|W|U");
+    CHECKF(pte_make_table(0x5000, false) == (0x5000 | 3u), "table entry P|W");
 
     /* Splitting a 2M leaf with PAT moves the bit from 12 to 7 and back. */
-    CHECK(pte_leaf_flags_convert(m, M2, K4) == (PTE_PAT_4K | PTE_PCD | PTE_U), "convert 2M->4K");
-    CHECK(pte_leaf_flags_convert(pte_make_leaf_4k(0, PTE_PAT_4K), K4, M2) == PTE_PAT_LARGE,
-          "convert 4K->2M");
-    CHECK(pte_pat_bits(5, K4) == (PTE_PAT_4K | PTE_PWT) &&
-              pte_pat_bits(5, G1) == (PTE_PAT_LARGE | PTE_PWT),
-          "pat bits");
-    CHECK(pte_index(0xffffffff80201000ull, 4) == 511 &&
-              pte_index(0xffffffff80201000ull, 3) == 510 &&
-              pte_index(0xffffffff80201000ull, 2) == 1 && pte_index(0xffffffff80201000ull, 1) == 1,
-          "indices of ffffffff80201000");
-    CHECK(pte_index(0xff00000000000000ull, 5) == 256, "PML5 index of the 5-level HHDM");
+    CHECKF(pte_leaf_flags_convert(m, M2, K4) == (PTE_PAT_4K | PTE_PCD | PTE_U), "convert 2M->4K");
+    CHECKF(pte_leaf_flags_convert(pte_make_leaf_4k(0, PTE_PAT_4K), K4, M2) == PTE_PAT_LARGE,
+           "convert 4K->2M");
+    CHECKF(pte_pat_bits(5, K4) == (PTE_PAT_4K | PTE_PWT) &&
+               pte_pat_bits(5, G1) == (PTE_PAT_LARGE | PTE_PWT),
+           "pat bits");
+    CHECKF(pte_index(0xffffffff80201000ull, 4) == 511 &&
+               pte_index(0xffffffff80201000ull, 3) == 510 &&
+               pte_index(0xffffffff80201000ull, 2) == 1 && pte_index(0xffffffff80201000ull, 1) == 1,
+           "indices of ffffffff80201000");
+    CHECKF(pte_index(0xff00000000000000ull, 5) == 256, "PML5 index of the 5-level HHDM");
 }
 
 /* ---- basics ------------------------------------------------------------------------------- */
@@ -136,70 +125,70 @@ static void test_pte_encoding_bits(void)
 static void test_init_rejects_bad_levels_and_reports_nomem(void)
 {
     struct pt pt;
-    CHECK(pt_init(&pt, 3, true, sim_offset(&sim), sim_frames(&sim)) == PT_ERR_INVALID, "3 levels");
-    CHECK(pt_init(&pt, 6, true, sim_offset(&sim), sim_frames(&sim)) == PT_ERR_INVALID, "6 levels");
+    CHECKF(pt_init(&pt, 3, true, sim_offset(&sim), sim_frames(&sim)) == PT_ERR_INVALID, "3 levels");
+    CHECKF(pt_init(&pt, 6, true, sim_offset(&sim), sim_frames(&sim)) == PT_ERR_INVALID, "6 levels");
     sim.fail_after = 0;
-    CHECK(pt_init(&pt, 4, true, sim_offset(&sim), sim_frames(&sim)) == PT_ERR_NOMEM, "no root");
-    CHECK(sim.held == 0, "no frame kept");
+    CHECKF(pt_init(&pt, 4, true, sim_offset(&sim), sim_frames(&sim)) == PT_ERR_NOMEM, "no root");
+    CHECKF(sim.held == 0, "no frame kept");
     sim.fail_after = -1;
     pt = fresh(4);
-    CHECK(pt.table_count == 1 && sim.held == 1, "root only");
+    CHECKF(pt.table_count == 1 && sim.held == 1, "root only");
     const uint64_t *root = (const uint64_t *)(uintptr_t)(pt.root + pt.virt_offset);
     bool zero = true;
     for (int i = 0; i < 512; i++)
         zero = zero && root[i] == 0;
-    CHECK(zero, "the root is zeroed (the sim hands out junk)");
+    CHECKF(zero, "the root is zeroed (the sim hands out junk)");
     finish(&pt);
 }
 
 static void test_canonical_edges(void)
 {
-    CHECK(pt_is_canonical(0, 4) && pt_is_canonical(0x00007fffffffffffull, 4), "lower top, 4");
-    CHECK(!pt_is_canonical(0x0000800000000000ull, 4), "2^47 is not canonical at 4 levels");
-    CHECK(pt_is_canonical(0xffff800000000000ull, 4), "upper bottom, 4");
-    CHECK(!pt_is_canonical(0xfffe800000000000ull, 4), "bit 48 clear, 4");
-    CHECK(pt_is_canonical(0x0000800000000000ull, 5), "2^47 is canonical at 5 levels");
-    CHECK(pt_is_canonical(0x00ffffffffffffffull, 5) && !pt_is_canonical(0x0100000000000000ull, 5),
-          "lower top, 5");
-    CHECK(pt_is_canonical(0xff00000000000000ull, 5) && !pt_is_canonical(0xfe00000000000000ull, 5),
-          "upper bottom, 5");
-    CHECK(pt_is_canonical(UINT64_MAX, 4) && pt_is_canonical(UINT64_MAX, 5), "all ones");
+    CHECKF(pt_is_canonical(0, 4) && pt_is_canonical(0x00007fffffffffffull, 4), "lower top, 4");
+    CHECKF(!pt_is_canonical(0x0000800000000000ull, 4), "2^47 is not canonical at 4 levels");
+    CHECKF(pt_is_canonical(0xffff800000000000ull, 4), "upper bottom, 4");
+    CHECKF(!pt_is_canonical(0xfffe800000000000ull, 4), "bit 48 clear, 4");
+    CHECKF(pt_is_canonical(0x0000800000000000ull, 5), "2^47 is canonical at 5 levels");
+    CHECKF(pt_is_canonical(0x00ffffffffffffffull, 5) && !pt_is_canonical(0x0100000000000000ull, 5),
+           "lower top, 5");
+    CHECKF(pt_is_canonical(0xff00000000000000ull, 5) && !pt_is_canonical(0xfe00000000000000ull, 5),
+           "upper bottom, 5");
+    CHECKF(pt_is_canonical(UINT64_MAX, 4) && pt_is_canonical(UINT64_MAX, 5), "all ones");
 }
 
 static void test_map_4k_query_and_walk(void)
 {
     struct pt pt = fresh(4);
     uint64_t va = 0xffffffff80201000ull;
-    CHECK(pt_map(&pt, va, 0x200000, K4, PT_G, M2) == PT_OK, "map");
+    CHECKF(pt_map(&pt, va, 0x200000, K4, PT_G, M2) == PT_OK, "map");
     /* PML4, PDPT, PD, PT: root + 3. */
-    CHECK(pt.table_count == 4 && sim.held == 4, "tables %llu", (unsigned long long)pt.table_count);
+    CHECKF(pt.table_count == 4 && sim.held == 4, "tables %llu", (unsigned long long)pt.table_count);
     struct pt_leaf l;
-    CHECK(pt_query(&pt, va + 0x123, &l) == PT_OK && leaf_is(&l, va, 0x200000, K4, PT_G),
-          "query: va %llx pa %llx attrs %x", (unsigned long long)l.va, (unsigned long long)l.pa,
-          l.attrs);
-    CHECK(l.entry == (0x200000 | PTE_P | PTE_G | PTE_NX), "raw leaf %llx",
-          (unsigned long long)l.entry);
-    CHECK(pt_query(&pt, va + K4, &l) == PT_ERR_NOT_MAPPED, "next page unmapped");
-    CHECK(pt_query(&pt, va - 1, &l) == PT_ERR_NOT_MAPPED, "previous byte unmapped");
-    CHECK(pt_query(&pt, 0x0000800000000000ull, &l) == PT_ERR_NOT_MAPPED, "non-canonical");
+    CHECKF(pt_query(&pt, va + 0x123, &l) == PT_OK && leaf_is(&l, va, 0x200000, K4, PT_G),
+           "query: va %llx pa %llx attrs %x", (unsigned long long)l.va, (unsigned long long)l.pa,
+           l.attrs);
+    CHECKF(l.entry == (0x200000 | PTE_P | PTE_G | PTE_NX), "raw leaf %llx",
+           (unsigned long long)l.entry);
+    CHECKF(pt_query(&pt, va + K4, &l) == PT_ERR_NOT_MAPPED, "next page unmapped");
+    CHECKF(pt_query(&pt, va - 1, &l) == PT_ERR_NOT_MAPPED, "previous byte unmapped");
+    CHECKF(pt_query(&pt, 0x0000800000000000ull, &l) == PT_ERR_NOT_MAPPED, "non-canonical");
 
     struct pt_walk w;
     pt_walk(&pt, va, &w);
-    CHECK(w.present && w.depth == 4, "walk depth %u", w.depth);
-    CHECK(w.level[0].index == 511 && w.level[1].index == 510 && w.level[2].index == 1 &&
-              w.level[3].index == 1,
-          "walk indices");
-    CHECK((w.level[0].entry & 0xfff) == 3 && (w.level[2].entry & 0xfff) == 3,
-          "non-leaf entries are P|W");
-    CHECK(w.level[3].entry == l.entry, "leaf raw entry");
+    CHECKF(w.present && w.depth == 4, "walk depth %u", w.depth);
+    CHECKF(w.level[0].index == 511 && w.level[1].index == 510 && w.level[2].index == 1 &&
+               w.level[3].index == 1,
+           "walk indices");
+    CHECKF((w.level[0].entry & 0xfff) == 3 && (w.level[2].entry & 0xfff) == 3,
+           "non-leaf entries are P|W");
+    CHECKF(w.level[3].entry == l.entry, "leaf raw entry");
 
     pt_walk(&pt, 0xffffffff80400000ull, &w); /* PD index 2: not present */
-    CHECK(!w.present && w.depth == 3 && w.level[2].entry == 0 && w.level[2].index == 2,
-          "walk stops at the missing PD entry, depth %u", w.depth);
+    CHECKF(!w.present && w.depth == 3 && w.level[2].entry == 0 && w.level[2].index == 2,
+           "walk stops at the missing PD entry, depth %u", w.depth);
     pt_walk(&pt, 0x1000, &w);
-    CHECK(!w.present && w.depth == 1, "walk stops at the PML4");
+    CHECKF(!w.present && w.depth == 1, "walk stops at the PML4");
     pt_walk(&pt, 0x0000800000000000ull, &w);
-    CHECK(!w.present && w.depth == 0, "non-canonical walk");
+    CHECKF(!w.present && w.depth == 0, "non-canonical walk");
     finish(&pt);
 }
 
@@ -211,21 +200,21 @@ static void test_map_picks_largest_pages(void)
      * 1G page, one 2M page, three 4K pages.
      */
     uint64_t va = G1 - 2 * K4, size = 2 * K4 + G1 + M2 + 3 * K4, off = 4 * G1;
-    CHECK(pt_map(&pt, va, va + off, size, PT_W, G1) == PT_OK, "map");
+    CHECKF(pt_map(&pt, va, va + off, size, PT_W, G1) == PT_OK, "map");
     struct leaves *ls = all_leaves(&pt, 0, UINT64_MAX);
-    CHECK(ls->n == 7, "%zu leaves", ls->n);
+    CHECKF(ls->n == 7, "%zu leaves", ls->n);
     uint64_t want_va[7] = {G1 - 2 * K4,         G1 - K4, G1, 2 * G1, 2 * G1 + M2, 2 * G1 + M2 + K4,
                            2 * G1 + M2 + 2 * K4};
     uint64_t want_size[7] = {K4, K4, G1, M2, K4, K4, K4};
     for (int i = 0; i < 7 && i < (int)ls->n; i++)
-        CHECK(leaf_is(&ls->l[i], want_va[i], want_va[i] + off, want_size[i], PT_W),
-              "leaf %d: va %llx size %llx", i, (unsigned long long)ls->l[i].va,
-              (unsigned long long)ls->l[i].page_size);
+        CHECKF(leaf_is(&ls->l[i], want_va[i], want_va[i] + off, want_size[i], PT_W),
+               "leaf %d: va %llx size %llx", i, (unsigned long long)ls->l[i].va,
+               (unsigned long long)ls->l[i].page_size);
     /*
      * Tables: root; one PDPT (all below 512G); PD for 0..1G (the two 4K pages)
      * and PD for 2G..3G; PT for 1G-2M..1G and PT for 2G+2M..2G+4M: 6.
      */
-    CHECK(pt.table_count == 6, "tables %llu", (unsigned long long)pt.table_count);
+    CHECKF(pt.table_count == 6, "tables %llu", (unsigned long long)pt.table_count);
     finish(&pt);
 }
 
@@ -233,21 +222,21 @@ static void test_map_respects_max_page_size_and_pa_alignment(void)
 {
     struct pt pt = fresh(4);
     /* 1G of va/pa both 1G aligned, capped at 2M: 512 2M pages in one PD. */
-    CHECK(pt_map(&pt, 0xffff800000000000ull, 0, G1, PT_W, M2) == PT_OK, "map capped");
+    CHECKF(pt_map(&pt, 0xffff800000000000ull, 0, G1, PT_W, M2) == PT_OK, "map capped");
     struct leaves *ls = all_leaves(&pt, 0, UINT64_MAX);
-    CHECK(ls->n == 512 && ls->l[0].page_size == M2 && ls->l[511].page_size == M2, "%zu leaves",
-          ls->n);
-    CHECK(pt.table_count == 3, "root, PDPT, PD: %llu", (unsigned long long)pt.table_count);
+    CHECKF(ls->n == 512 && ls->l[0].page_size == M2 && ls->l[511].page_size == M2, "%zu leaves",
+           ls->n);
+    CHECKF(pt.table_count == 3, "root, PDPT, PD: %llu", (unsigned long long)pt.table_count);
     /* va 2M aligned but pa only 4K aligned: 4K pages throughout. */
-    CHECK(pt_map(&pt, 0x200000, 0x1001000, M2, 0, G1) == PT_OK, "map misaligned pa");
+    CHECKF(pt_map(&pt, 0x200000, 0x1001000, M2, 0, G1) == PT_OK, "map misaligned pa");
     ls = all_leaves(&pt, 0, 0x7fffffffffffull);
-    CHECK(ls->n == 512 && ls->l[0].page_size == K4 && ls->l[0].pa == 0x1001000 &&
-              ls->l[511].pa == 0x1001000 + 511 * K4,
-          "%zu 4K leaves", ls->n);
+    CHECKF(ls->n == 512 && ls->l[0].page_size == K4 && ls->l[0].pa == 0x1001000 &&
+               ls->l[511].pa == 0x1001000 + 511 * K4,
+           "%zu 4K leaves", ls->n);
     /* Any max below 2M means 4K; below 4K is invalid. */
-    CHECK(pt_map(&pt, 0x40000000, 0x40000000, M2, 0, M2 - 1) == PT_OK, "max 2M-1");
-    CHECK(all_leaves(&pt, 0x40000000, 0x40000000)->l[0].page_size == K4, "4K under max 2M-1");
-    CHECK(pt_map(&pt, 0x80000000, 0, K4, 0, 2048) == PT_ERR_INVALID, "max below 4K");
+    CHECKF(pt_map(&pt, 0x40000000, 0x40000000, M2, 0, M2 - 1) == PT_OK, "max 2M-1");
+    CHECKF(all_leaves(&pt, 0x40000000, 0x40000000)->l[0].page_size == K4, "4K under max 2M-1");
+    CHECKF(pt_map(&pt, 0x80000000, 0, K4, 0, 2048) == PT_ERR_INVALID, "max below 4K");
     finish(&pt);
 }
 
@@ -255,38 +244,39 @@ static void test_map_rejects_bad_arguments(void)
 {
     struct pt pt = fresh(4);
     uint64_t h = sim_hash(&pt);
-    CHECK(pt_map(&pt, 0x1000, 0x1000, 0, 0, K4) == PT_ERR_INVALID, "zero size");
-    CHECK(pt_map(&pt, 0x1001, 0x1000, K4, 0, K4) == PT_ERR_INVALID, "va misaligned");
-    CHECK(pt_map(&pt, 0x1000, 0x1800, K4, 0, K4) == PT_ERR_INVALID, "pa misaligned");
-    CHECK(pt_map(&pt, 0x1000, 0x1000, 0x800, 0, K4) == PT_ERR_INVALID, "size misaligned");
-    CHECK(pt_map(&pt, 0x0000800000000000ull, 0, K4, 0, K4) == PT_ERR_INVALID, "non-canonical");
-    CHECK(pt_map(&pt, 0x00007ffffffff000ull, 0, 2 * K4, 0, K4) == PT_ERR_INVALID,
-          "runs off the lower half");
-    CHECK(pt_map(&pt, 0xfffffffffffff000ull, 0, 2 * K4, 0, K4) == PT_ERR_INVALID, "wraps");
-    CHECK(pt_map(&pt, 0x1000, 0x1000, K4, 0x40, K4) == PT_ERR_INVALID, "unknown attribute");
-    CHECK(pt_map(&pt, 0x1000, 0x000ffffffffff000ull, 2 * K4, 0, K4) == PT_ERR_INVALID,
-          "pa beyond 52 bits");
-    CHECK(pt_map(&pt, 0x1000, 0x000ffffffffff000ull, K4, 0, K4) == PT_OK, "highest frame");
-    CHECK(pt_unmap(&pt, 0x1000, 0) == PT_ERR_INVALID && pt_unmap(&pt, 0x1800, K4) == PT_ERR_INVALID,
-          "unmap arguments");
-    CHECK(pt_protect(&pt, 0x1000, K4, 0x80) == PT_ERR_INVALID, "protect attrs");
-    CHECK(pt_unmap(&pt, 0x1000, K4) == PT_OK && sim_hash(&pt) == h, "back to empty");
+    CHECKF(pt_map(&pt, 0x1000, 0x1000, 0, 0, K4) == PT_ERR_INVALID, "zero size");
+    CHECKF(pt_map(&pt, 0x1001, 0x1000, K4, 0, K4) == PT_ERR_INVALID, "va misaligned");
+    CHECKF(pt_map(&pt, 0x1000, 0x1800, K4, 0, K4) == PT_ERR_INVALID, "pa misaligned");
+    CHECKF(pt_map(&pt, 0x1000, 0x1000, 0x800, 0, K4) == PT_ERR_INVALID, "size misaligned");
+    CHECKF(pt_map(&pt, 0x0000800000000000ull, 0, K4, 0, K4) == PT_ERR_INVALID, "non-canonical");
+    CHECKF(pt_map(&pt, 0x00007ffffffff000ull, 0, 2 * K4, 0, K4) == PT_ERR_INVALID,
+           "runs off the lower half");
+    CHECKF(pt_map(&pt, 0xfffffffffffff000ull, 0, 2 * K4, 0, K4) == PT_ERR_INVALID, "wraps");
+    CHECKF(pt_map(&pt, 0x1000, 0x1000, K4, 0x40, K4) == PT_ERR_INVALID, "unknown attribute");
+    CHECKF(pt_map(&pt, 0x1000, 0x000ffffffffff000ull, 2 * K4, 0, K4) == PT_ERR_INVALID,
+           "pa beyond 52 bits");
+    CHECKF(pt_map(&pt, 0x1000, 0x000ffffffffff000ull, K4, 0, K4) == PT_OK, "highest frame");
+    CHECKF(pt_unmap(&pt, 0x1000, 0) == PT_ERR_INVALID &&
+               pt_unmap(&pt, 0x1800, K4) == PT_ERR_INVALID,
+           "unmap arguments");
+    CHECKF(pt_protect(&pt, 0x1000, K4, 0x80) == PT_ERR_INVALID, "protect attrs");
+    CHECKF(pt_unmap(&pt, 0x1000, K4) == PT_OK && sim_hash(&pt) == h, "back to empty");
     finish(&pt);
 }
 
 static void test_map_over_existing_fails_and_changes_nothing(void)
 {
     struct pt pt = fresh(4);
-    CHECK(pt_map(&pt, 0x400000, 0x400000, M2, PT_W, M2) == PT_OK, "2M page");
-    CHECK(pt_map(&pt, 0x7ff000, 0x900000, K4, 0, K4) == PT_OK, "4K page");
-    CHECK(pt_map(&pt, 0x40000000000ull - 0x1000, 0, 0x1000, 0, K4) == PT_OK, "far page");
+    CHECKF(pt_map(&pt, 0x400000, 0x400000, M2, PT_W, M2) == PT_OK, "2M page");
+    CHECKF(pt_map(&pt, 0x7ff000, 0x900000, K4, 0, K4) == PT_OK, "4K page");
+    CHECKF(pt_map(&pt, 0x40000000000ull - 0x1000, 0, 0x1000, 0, K4) == PT_OK, "far page");
     uint64_t h = sim_hash(&pt), tables = pt.table_count;
-    CHECK(pt_map(&pt, 0x200000, 0x10000000, 0x201000, 0, M2) == PT_ERR_EXISTS, "hits the 2M page");
-    CHECK(pt_map(&pt, 0x7fe000, 0x10000000, 0x2000, 0, M2) == PT_ERR_EXISTS, "hits the 4K page");
-    CHECK(pt_map(&pt, 0x600000, 0x600000, M2, 0, M2) == PT_ERR_EXISTS,
-          "a 2M page over a table with a mapping");
-    CHECK(pt_map(&pt, 0, 0, G1, 0, G1) == PT_ERR_EXISTS, "a 1G page over everything");
-    CHECK(sim_hash(&pt) == h && pt.table_count == tables && sim.held == tables, "unchanged");
+    CHECKF(pt_map(&pt, 0x200000, 0x10000000, 0x201000, 0, M2) == PT_ERR_EXISTS, "hits the 2M page");
+    CHECKF(pt_map(&pt, 0x7fe000, 0x10000000, 0x2000, 0, M2) == PT_ERR_EXISTS, "hits the 4K page");
+    CHECKF(pt_map(&pt, 0x600000, 0x600000, M2, 0, M2) == PT_ERR_EXISTS,
+           "a 2M page over a table with a mapping");
+    CHECKF(pt_map(&pt, 0, 0, G1, 0, G1) == PT_ERR_EXISTS, "a 1G page over everything");
+    CHECKF(sim_hash(&pt) == h && pt.table_count == tables && sim.held == tables, "unchanged");
     finish(&pt);
 }
 
@@ -306,11 +296,11 @@ static int fail_at_every_point(struct pt *pt, op_fn op, const uint64_t *args, co
         sim.fail_after = -1;
         if (st == PT_OK)
             return n;
-        CHECK(st == PT_ERR_NOMEM, "%s: failure %d gave %s", what, n, pt_status_str(st));
-        CHECK(sim_hash(pt) == h && pt->table_count == tables && sim.held == held,
-              "%s: failure after %d allocations changed something", what, n);
+        CHECKF(st == PT_ERR_NOMEM, "%s: failure %d gave %s", what, n, pt_status_str(st));
+        CHECKF(sim_hash(pt) == h && pt->table_count == tables && sim.held == held,
+               "%s: failure after %d allocations changed something", what, n);
     }
-    CHECK(false, "%s never succeeded", what);
+    CHECKF(false, "%s never succeeded", what);
     return -1;
 }
 
@@ -330,7 +320,7 @@ static enum pt_status op_protect(struct pt *pt, const uint64_t *a)
 static void test_map_prepare_commit_under_allocation_failure(void)
 {
     struct pt pt = fresh(4);
-    CHECK(pt_map(&pt, 0xffffffff80000000ull, 0x100000, K4, 0, K4) == PT_OK, "existing");
+    CHECKF(pt_map(&pt, 0xffffffff80000000ull, 0x100000, K4, 0, K4) == PT_OK, "existing");
     /*
      * [ffffffff7fffe000, ffffffff80000000) + [.., ffffffff80400000) and a
      * second PDPT entry: the range needs a new PD (for 0xffffffff40000000)
@@ -340,19 +330,19 @@ static void test_map_prepare_commit_under_allocation_failure(void)
      */
     uint64_t a[5] = {0xffffffff7fffe000ull, 0x7fffe000, 2 * K4, PT_W, G1};
     int fails = fail_at_every_point(&pt, op_map, a, "map 2 pages in a new PD");
-    CHECK(fails == 2, "needed 2 new tables, failed %d times", fails);
+    CHECKF(fails == 2, "needed 2 new tables, failed %d times", fails);
     uint64_t b[5] = {0xffffffff80001000ull, 0x80001000, 0x600000 - K4, PT_W, M2};
     /* 511 4K pages in the existing PT, then 2M pages at 2M and 4M: no new table. */
     fails = fail_at_every_point(&pt, op_map, b, "map into existing tables");
-    CHECK(fails == 0, "needed no table, failed %d times", fails);
+    CHECKF(fails == 0, "needed no table, failed %d times", fails);
     uint64_t c[5] = {0x0000100000000000ull, 0x200000000ull, 4 * M2 + 3 * K4, 0, M2};
     /* A new PML4 slot: PDPT, PD, PT (for the 3 tail pages). */
     fails = fail_at_every_point(&pt, op_map, c, "map in a new PML4 slot");
-    CHECK(fails == 3, "needed 3 new tables, failed %d times", fails);
+    CHECKF(fails == 3, "needed 3 new tables, failed %d times", fails);
     uint64_t d[5] = {0x0000200000000000ull - 2 * K4, 0x300000000ull - 2 * K4, 4 * K4, PT_U, K4};
     /* Across a 512G boundary: two PDPT+PD+PT chains. */
     fails = fail_at_every_point(&pt, op_map, d, "map across PML4 slots");
-    CHECK(fails == 6, "needed 6 new tables, failed %d times", fails);
+    CHECKF(fails == 6, "needed 6 new tables, failed %d times", fails);
     finish(&pt);
 }
 
@@ -361,21 +351,21 @@ static void test_map_prepare_commit_under_allocation_failure(void)
 static void test_unmap_frees_emptied_tables_but_not_the_root(void)
 {
     struct pt pt = fresh(4);
-    CHECK(pt_map(&pt, 0x1000, 0x1000, K4, 0, K4) == PT_OK, "map");
-    CHECK(pt_map(&pt, 0xffffc00000000000ull, 0x5000, 3 * K4, PT_W, K4) == PT_OK, "map 2");
-    CHECK(pt.table_count == 7, "root + 2 chains of 3: %llu", (unsigned long long)pt.table_count);
-    CHECK(pt_unmap(&pt, 0x1000, K4) == PT_OK && pt.table_count == 4, "first chain gone");
-    CHECK(pt_unmap(&pt, 0xffffc00000001000ull, K4) == PT_OK && pt.table_count == 4,
-          "middle page gone, tables stay");
+    CHECKF(pt_map(&pt, 0x1000, 0x1000, K4, 0, K4) == PT_OK, "map");
+    CHECKF(pt_map(&pt, 0xffffc00000000000ull, 0x5000, 3 * K4, PT_W, K4) == PT_OK, "map 2");
+    CHECKF(pt.table_count == 7, "root + 2 chains of 3: %llu", (unsigned long long)pt.table_count);
+    CHECKF(pt_unmap(&pt, 0x1000, K4) == PT_OK && pt.table_count == 4, "first chain gone");
+    CHECKF(pt_unmap(&pt, 0xffffc00000001000ull, K4) == PT_OK && pt.table_count == 4,
+           "middle page gone, tables stay");
     struct leaves *ls = all_leaves(&pt, 0, UINT64_MAX);
-    CHECK(ls->n == 2 && ls->l[0].va == 0xffffc00000000000ull &&
-              ls->l[1].va == 0xffffc00000002000ull,
-          "two pages left");
-    CHECK(pt_unmap(&pt, 0xffff800000000000ull, 0x7ffffffff000ull) == PT_OK,
-          "unmap the whole upper half but the last page");
-    CHECK(pt.table_count == 1 && sim.held == 1, "only the root: %llu",
-          (unsigned long long)pt.table_count);
-    CHECK(pt_unmap(&pt, 0x1000, K4) == PT_OK, "unmapping nothing is fine");
+    CHECKF(ls->n == 2 && ls->l[0].va == 0xffffc00000000000ull &&
+               ls->l[1].va == 0xffffc00000002000ull,
+           "two pages left");
+    CHECKF(pt_unmap(&pt, 0xffff800000000000ull, 0x7ffffffff000ull) == PT_OK,
+           "unmap the whole upper half but the last page");
+    CHECKF(pt.table_count == 1 && sim.held == 1, "only the root: %llu",
+           (unsigned long long)pt.table_count);
+    CHECKF(pt_unmap(&pt, 0x1000, K4) == PT_OK, "unmapping nothing is fine");
     finish(&pt);
 }
 
@@ -383,55 +373,55 @@ static void test_unmap_splits_large_pages(void)
 {
     struct pt pt = fresh(4);
     uint64_t va = 0xffff800000000000ull;
-    CHECK(pt_map(&pt, va, 0, 2 * G1, PT_W | PT_G, G1) == PT_OK, "two 1G pages");
-    CHECK(pt.table_count == 2, "root + PDPT");
+    CHECKF(pt_map(&pt, va, 0, 2 * G1, PT_W | PT_G, G1) == PT_OK, "two 1G pages");
+    CHECKF(pt.table_count == 2, "root + PDPT");
     /* Cut [1G - 4K, 1G + 2M + 4K): the first 1G page loses its last 4K (PD + PT),
        the second loses its first 2M + 4K (PD + PT). */
     uint64_t a[2] = {va + G1 - K4, M2 + 2 * K4};
     int fails = fail_at_every_point(&pt, op_unmap, a, "unmap across two 1G pages");
-    CHECK(fails == 4, "4 tables, failed %d times", fails);
-    CHECK(pt.table_count == 6, "tables %llu", (unsigned long long)pt.table_count);
+    CHECKF(fails == 4, "4 tables, failed %d times", fails);
+    CHECKF(pt.table_count == 6, "tables %llu", (unsigned long long)pt.table_count);
     struct pt_leaf l;
-    CHECK(pt_query(&pt, va + G1 - 2 * K4, &l) == PT_OK &&
-              leaf_is(&l, va + G1 - 2 * K4, G1 - 2 * K4, K4, PT_W | PT_G),
-          "4K page before the hole");
-    CHECK(pt_query(&pt, va + G1 - 2 * M2 + 0x1234, &l) == PT_OK &&
-              leaf_is(&l, va + G1 - 2 * M2, G1 - 2 * M2, M2, PT_W | PT_G),
-          "2M page before that");
-    CHECK(pt_query(&pt, va + G1 - K4, &l) == PT_ERR_NOT_MAPPED &&
-              pt_query(&pt, va + G1 + M2, &l) == PT_ERR_NOT_MAPPED,
-          "the hole");
-    CHECK(pt_query(&pt, va + G1 + M2 + K4, &l) == PT_OK &&
-              leaf_is(&l, va + G1 + M2 + K4, G1 + M2 + K4, K4, PT_W | PT_G),
-          "4K page after the hole");
-    CHECK(pt_query(&pt, va + G1 + 2 * M2, &l) == PT_OK &&
-              leaf_is(&l, va + G1 + 2 * M2, G1 + 2 * M2, M2, PT_W | PT_G),
-          "2M page after that");
+    CHECKF(pt_query(&pt, va + G1 - 2 * K4, &l) == PT_OK &&
+               leaf_is(&l, va + G1 - 2 * K4, G1 - 2 * K4, K4, PT_W | PT_G),
+           "4K page before the hole");
+    CHECKF(pt_query(&pt, va + G1 - 2 * M2 + 0x1234, &l) == PT_OK &&
+               leaf_is(&l, va + G1 - 2 * M2, G1 - 2 * M2, M2, PT_W | PT_G),
+           "2M page before that");
+    CHECKF(pt_query(&pt, va + G1 - K4, &l) == PT_ERR_NOT_MAPPED &&
+               pt_query(&pt, va + G1 + M2, &l) == PT_ERR_NOT_MAPPED,
+           "the hole");
+    CHECKF(pt_query(&pt, va + G1 + M2 + K4, &l) == PT_OK &&
+               leaf_is(&l, va + G1 + M2 + K4, G1 + M2 + K4, K4, PT_W | PT_G),
+           "4K page after the hole");
+    CHECKF(pt_query(&pt, va + G1 + 2 * M2, &l) == PT_OK &&
+               leaf_is(&l, va + G1 + 2 * M2, G1 + 2 * M2, M2, PT_W | PT_G),
+           "2M page after that");
     /* Leaves: 511 2M + 511 4K, then 511 4K + 510 2M. */
     struct leaves *ls = all_leaves(&pt, 0, UINT64_MAX);
-    CHECK(ls->n == 511 + 511 + 511 + 510, "%zu leaves", ls->n);
+    CHECKF(ls->n == 511 + 511 + 511 + 510, "%zu leaves", ls->n);
     finish(&pt);
 }
 
 static void test_unmap_split_keeps_bits_and_moves_pat(void)
 {
     struct pt pt = fresh(4);
-    CHECK(pt_map(&pt, 0x40000000, 0x80000000, M2, PT_W | PT_U | PT_G | PT_CACHE_UC, M2) == PT_OK,
-          "2M page");
+    CHECKF(pt_map(&pt, 0x40000000, 0x80000000, M2, PT_W | PT_U | PT_G | PT_CACHE_UC, M2) == PT_OK,
+           "2M page");
     /* Give the leaf PAT, A and D by hand, as a PAT-aware kernel or the CPU would. */
     struct pt_walk w;
     pt_walk(&pt, 0x40000000, &w);
-    CHECK(w.present && w.depth == 3, "2M leaf at depth 3");
+    CHECKF(w.present && w.depth == 3, "2M leaf at depth 3");
     uint64_t *pd = (uint64_t *)(uintptr_t)(pte_table_addr(w.level[1].entry) + pt.virt_offset);
     pd[0] |= PTE_PAT_LARGE | PTE_A | PTE_D;
-    CHECK(pt_unmap(&pt, 0x40000000, K4) == PT_OK, "unmap the first 4K");
+    CHECKF(pt_unmap(&pt, 0x40000000, K4) == PT_OK, "unmap the first 4K");
     struct pt_leaf l;
-    CHECK(pt_query(&pt, 0x40001000, &l) == PT_OK, "second 4K page");
+    CHECKF(pt_query(&pt, 0x40001000, &l) == PT_OK, "second 4K page");
     uint64_t want = 0x80001000 | PTE_P | PTE_W | PTE_U | PTE_PWT | PTE_PCD | PTE_A | PTE_D |
                     PTE_PAT_4K | PTE_G | PTE_NX;
-    CHECK(l.entry == want && l.page_size == K4, "split entry %llx want %llx",
-          (unsigned long long)l.entry, (unsigned long long)want);
-    CHECK(pte_pat_index(l.entry, K4) == 7, "PAT index kept");
+    CHECKF(l.entry == want && l.page_size == K4, "split entry %llx want %llx",
+           (unsigned long long)l.entry, (unsigned long long)want);
+    CHECKF(pte_pat_index(l.entry, K4) == 7, "PAT index kept");
     finish(&pt);
 }
 
@@ -440,58 +430,58 @@ static void test_unmap_split_keeps_bits_and_moves_pat(void)
 static void test_protect_splits_and_changes_only_the_range(void)
 {
     struct pt pt = fresh(4);
-    CHECK(pt_map(&pt, 0, 0, G1, PT_W, G1) == PT_OK, "1G page");
+    CHECKF(pt_map(&pt, 0, 0, G1, PT_W, G1) == PT_OK, "1G page");
     /* Make [2M + 4K, 4M) read-only and executable: PD + one PT. */
     uint64_t a[3] = {M2 + K4, M2 - K4, PT_X};
     int fails = fail_at_every_point(&pt, op_protect, a, "protect inside a 1G page");
-    CHECK(fails == 2, "2 tables, failed %d times", fails);
+    CHECKF(fails == 2, "2 tables, failed %d times", fails);
     struct pt_leaf l;
-    CHECK(pt_query(&pt, M2, &l) == PT_OK && leaf_is(&l, M2, M2, K4, PT_W), "first 4K keeps W");
-    CHECK(pt_query(&pt, M2 + K4, &l) == PT_OK && leaf_is(&l, M2 + K4, M2 + K4, K4, PT_X),
-          "second 4K is R+X");
-    CHECK(pt_query(&pt, 2 * M2, &l) == PT_OK && leaf_is(&l, 2 * M2, 2 * M2, M2, PT_W),
-          "next 2M untouched");
-    CHECK(pt_query(&pt, 0, &l) == PT_OK && leaf_is(&l, 0, 0, M2, PT_W), "first 2M untouched");
+    CHECKF(pt_query(&pt, M2, &l) == PT_OK && leaf_is(&l, M2, M2, K4, PT_W), "first 4K keeps W");
+    CHECKF(pt_query(&pt, M2 + K4, &l) == PT_OK && leaf_is(&l, M2 + K4, M2 + K4, K4, PT_X),
+           "second 4K is R+X");
+    CHECKF(pt_query(&pt, 2 * M2, &l) == PT_OK && leaf_is(&l, 2 * M2, 2 * M2, M2, PT_W),
+           "next 2M untouched");
+    CHECKF(pt_query(&pt, 0, &l) == PT_OK && leaf_is(&l, 0, 0, M2, PT_W), "first 2M untouched");
     /* Protecting to the attributes a large page already has splits nothing. */
     uint64_t tables = pt.table_count;
-    CHECK(pt_protect(&pt, 8 * M2 + K4, K4, PT_W) == PT_OK && pt.table_count == tables,
-          "no split for a no-op");
+    CHECKF(pt_protect(&pt, 8 * M2 + K4, K4, PT_W) == PT_OK && pt.table_count == tables,
+           "no split for a no-op");
     /* Protect keeps A and D but nothing else of the old bits. */
     struct pt_walk w;
     pt_walk(&pt, M2 + K4, &w);
     uint64_t *ptab = (uint64_t *)(uintptr_t)(pte_table_addr(w.level[2].entry) + pt.virt_offset);
     ptab[1] |= PTE_A | PTE_D;
-    CHECK(pt_protect(&pt, 0, 2 * M2, PT_U | PT_G) == PT_OK, "protect 4M");
-    CHECK(pt_query(&pt, M2 + K4, &l) == PT_OK &&
-              l.entry == ((M2 + K4) | PTE_P | PTE_U | PTE_G | PTE_NX | PTE_A | PTE_D),
-          "A and D kept: %llx", (unsigned long long)l.entry);
-    CHECK(pt_query(&pt, M2 + K4, &l) == PT_OK && leaf_is(&l, M2 + K4, M2 + K4, K4, PT_U | PT_G),
-          "now user, global, NX");
+    CHECKF(pt_protect(&pt, 0, 2 * M2, PT_U | PT_G) == PT_OK, "protect 4M");
+    CHECKF(pt_query(&pt, M2 + K4, &l) == PT_OK &&
+               l.entry == ((M2 + K4) | PTE_P | PTE_U | PTE_G | PTE_NX | PTE_A | PTE_D),
+           "A and D kept: %llx", (unsigned long long)l.entry);
+    CHECKF(pt_query(&pt, M2 + K4, &l) == PT_OK && leaf_is(&l, M2 + K4, M2 + K4, K4, PT_U | PT_G),
+           "now user, global, NX");
     pt_walk(&pt, M2 + K4, &w);
-    CHECK(pte_is_user(w.level[0].entry) && pte_is_user(w.level[1].entry) &&
-              pte_is_user(w.level[2].entry),
-          "parents gained U");
-    CHECK(pt_protect(&pt, 0, 2 * M2, 0) == PT_OK, "back to kernel");
+    CHECKF(pte_is_user(w.level[0].entry) && pte_is_user(w.level[1].entry) &&
+               pte_is_user(w.level[2].entry),
+           "parents gained U");
+    CHECKF(pt_protect(&pt, 0, 2 * M2, 0) == PT_OK, "back to kernel");
     pt_walk(&pt, M2 + K4, &w);
-    CHECK(!pte_is_user(w.level[0].entry) && !pte_is_user(w.level[2].entry), "parents lost U");
+    CHECKF(!pte_is_user(w.level[0].entry) && !pte_is_user(w.level[2].entry), "parents lost U");
     finish(&pt);
 }
 
 static void test_user_bit_on_parents_follows_the_leaves(void)
 {
     struct pt pt = fresh(4);
-    CHECK(pt_map(&pt, 0x401000, 0x401000, K4, 0, K4) == PT_OK, "kernel page");
+    CHECKF(pt_map(&pt, 0x401000, 0x401000, K4, 0, K4) == PT_OK, "kernel page");
     struct pt_walk w;
     pt_walk(&pt, 0x401000, &w);
-    CHECK((w.level[0].entry & 7) == 3 && (w.level[2].entry & 7) == 3, "P|W above, no U");
-    CHECK(pt_map(&pt, 0x400000, 0x400000, K4, PT_U, K4) == PT_OK, "user page");
+    CHECKF((w.level[0].entry & 7) == 3 && (w.level[2].entry & 7) == 3, "P|W above, no U");
+    CHECKF(pt_map(&pt, 0x400000, 0x400000, K4, PT_U, K4) == PT_OK, "user page");
     pt_walk(&pt, 0x401000, &w);
-    CHECK((w.level[0].entry & 7) == 7 && (w.level[2].entry & 7) == 7, "P|W|U above");
+    CHECKF((w.level[0].entry & 7) == 7 && (w.level[2].entry & 7) == 7, "P|W|U above");
     struct pt_leaf l;
-    CHECK(pt_query(&pt, 0x401000, &l) == PT_OK && l.attrs == 0, "kernel page stays kernel");
-    CHECK(pt_unmap(&pt, 0x400000, K4) == PT_OK, "unmap the user page");
+    CHECKF(pt_query(&pt, 0x401000, &l) == PT_OK && l.attrs == 0, "kernel page stays kernel");
+    CHECKF(pt_unmap(&pt, 0x400000, K4) == PT_OK, "unmap the user page");
     pt_walk(&pt, 0x401000, &w);
-    CHECK((w.level[0].entry & 7) == 3 && (w.level[2].entry & 7) == 3, "U cleared above");
+    CHECKF((w.level[0].entry & 7) == 3 && (w.level[2].entry & 7) == 3, "U cleared above");
     finish(&pt);
 }
 
@@ -500,23 +490,23 @@ static void test_user_bit_on_parents_follows_the_leaves(void)
 static void test_effective_attributes_are_anded_over_levels(void)
 {
     struct pt pt = fresh(4);
-    CHECK(pt_map(&pt, 0x200000, 0x200000, K4, PT_W | PT_X | PT_U, K4) == PT_OK, "map");
+    CHECKF(pt_map(&pt, 0x200000, 0x200000, K4, PT_W | PT_X | PT_U, K4) == PT_OK, "map");
     struct pt_walk w;
     pt_walk(&pt, 0x200000, &w);
     uint64_t *pml4 = (uint64_t *)(uintptr_t)(pt.root + pt.virt_offset);
     uint64_t *pdpt = (uint64_t *)(uintptr_t)(pte_table_addr(w.level[0].entry) + pt.virt_offset);
     struct pt_leaf l;
-    CHECK(pt_query(&pt, 0x200000, &l) == PT_OK && l.attrs == (PT_W | PT_X | PT_U), "leaf decides");
+    CHECKF(pt_query(&pt, 0x200000, &l) == PT_OK && l.attrs == (PT_W | PT_X | PT_U), "leaf decides");
     pdpt[0] &= ~PTE_W; /* a read-only PDPT entry makes everything below read-only */
-    CHECK(pt_query(&pt, 0x200000, &l) == PT_OK && l.attrs == (PT_X | PT_U), "W ANDed");
+    CHECKF(pt_query(&pt, 0x200000, &l) == PT_OK && l.attrs == (PT_X | PT_U), "W ANDed");
     pml4[0] |= PTE_NX; /* NX anywhere above makes it non-executable */
-    CHECK(pt_query(&pt, 0x200000, &l) == PT_OK && l.attrs == PT_U, "NX ORed");
+    CHECKF(pt_query(&pt, 0x200000, &l) == PT_OK && l.attrs == PT_U, "NX ORed");
     pdpt[0] &= ~PTE_U;
     struct leaves *ls = all_leaves(&pt, 0, UINT64_MAX);
-    CHECK(ls->n == 1 && ls->l[0].attrs == 0, "for_each_leaf agrees: %x",
-          ls->n ? ls->l[0].attrs : 0);
+    CHECKF(ls->n == 1 && ls->l[0].attrs == 0, "for_each_leaf agrees: %x",
+           ls->n ? ls->l[0].attrs : 0);
     const char *why = NULL;
-    CHECK(!pt_check(&pt, &why) && why != NULL, "pt_check notices the odd parent");
+    CHECKF(!pt_check(&pt, &why) && why != NULL, "pt_check notices the odd parent");
     pdpt[0] |= PTE_W | PTE_U;
     pml4[0] &= ~PTE_NX;
     finish(&pt);
@@ -534,12 +524,12 @@ static bool stop_after_two(void *ctx, const struct pt_leaf *leaf)
 static void test_for_each_leaf_orders_and_clips(void)
 {
     struct pt pt = fresh(4);
-    CHECK(pt_map(&pt, 0xffffffff80000000ull, 0x1000000, 3 * K4, 0, K4) == PT_OK, "kernel");
-    CHECK(pt_map(&pt, 0xffff800000000000ull, 0, M2, PT_W, M2) == PT_OK, "hhdm");
-    CHECK(pt_map(&pt, 0x7ffffffff000ull, 0x5000, K4, PT_U | PT_W, K4) == PT_OK, "lower top");
-    CHECK(pt_map(&pt, 0x1000, 0x6000, K4, PT_U, K4) == PT_OK, "lower bottom");
+    CHECKF(pt_map(&pt, 0xffffffff80000000ull, 0x1000000, 3 * K4, 0, K4) == PT_OK, "kernel");
+    CHECKF(pt_map(&pt, 0xffff800000000000ull, 0, M2, PT_W, M2) == PT_OK, "hhdm");
+    CHECKF(pt_map(&pt, 0x7ffffffff000ull, 0x5000, K4, PT_U | PT_W, K4) == PT_OK, "lower top");
+    CHECKF(pt_map(&pt, 0x1000, 0x6000, K4, PT_U, K4) == PT_OK, "lower bottom");
     struct leaves *ls = all_leaves(&pt, 0, UINT64_MAX);
-    CHECK(ls->n == 6, "%zu leaves", ls->n);
+    CHECKF(ls->n == 6, "%zu leaves", ls->n);
     uint64_t order[6] = {0x1000,
                          0x7ffffffff000ull,
                          0xffff800000000000ull,
@@ -547,39 +537,39 @@ static void test_for_each_leaf_orders_and_clips(void)
                          0xffffffff80001000ull,
                          0xffffffff80002000ull};
     for (int i = 0; i < 6 && i < (int)ls->n; i++)
-        CHECK(ls->l[i].va == order[i], "leaf %d at %llx", i, (unsigned long long)ls->l[i].va);
+        CHECKF(ls->l[i].va == order[i], "leaf %d at %llx", i, (unsigned long long)ls->l[i].va);
     /* A range that starts inside the 2M page still reports it whole. */
     ls = all_leaves(&pt, 0xffff800000100000ull, 0xffffffff80000fffull);
-    CHECK(ls->n == 2 && ls->l[0].va == 0xffff800000000000ull && ls->l[0].page_size == M2 &&
-              ls->l[1].va == 0xffffffff80000000ull,
-          "clipped: %zu", ls->n);
+    CHECKF(ls->n == 2 && ls->l[0].va == 0xffff800000000000ull && ls->l[0].page_size == M2 &&
+               ls->l[1].va == 0xffffffff80000000ull,
+           "clipped: %zu", ls->n);
     /* A range in the non-canonical hole reports nothing; one spanning it both sides. */
-    CHECK(all_leaves(&pt, 0x0000800000000000ull, 0xffff7fffffffffffull)->n == 0, "hole");
-    CHECK(all_leaves(&pt, 0x7ffffffff000ull, 0xffff800000000000ull)->n == 2, "across the hole");
-    CHECK(all_leaves(&pt, 5, 4)->n == 0, "empty range");
+    CHECKF(all_leaves(&pt, 0x0000800000000000ull, 0xffff7fffffffffffull)->n == 0, "hole");
+    CHECKF(all_leaves(&pt, 0x7ffffffff000ull, 0xffff800000000000ull)->n == 2, "across the hole");
+    CHECKF(all_leaves(&pt, 5, 4)->n == 0, "empty range");
     int n = 0;
-    CHECK(!pt_for_each_leaf(&pt, 0, UINT64_MAX, stop_after_two, &n) && n == 2, "early stop");
+    CHECKF(!pt_for_each_leaf(&pt, 0, UINT64_MAX, stop_after_two, &n) && n == 2, "early stop");
     finish(&pt);
 }
 
 static void test_top_of_the_address_space(void)
 {
     struct pt pt = fresh(4);
-    CHECK(pt_map(&pt, 0xffffffffffe00000ull, 0x40000000, M2, PT_W, G1) == PT_OK,
-          "last 2M, ending at 2^64");
+    CHECKF(pt_map(&pt, 0xffffffffffe00000ull, 0x40000000, M2, PT_W, G1) == PT_OK,
+           "last 2M, ending at 2^64");
     struct leaves *ls = all_leaves(&pt, 0, UINT64_MAX);
-    CHECK(ls->n == 1 && ls->l[0].page_size == M2 && ls->l[0].va == 0xffffffffffe00000ull,
-          "one 2M leaf");
-    CHECK(pt_unmap(&pt, 0xfffffffffffff000ull, K4) == PT_OK, "unmap the last page (split)");
+    CHECKF(ls->n == 1 && ls->l[0].page_size == M2 && ls->l[0].va == 0xffffffffffe00000ull,
+           "one 2M leaf");
+    CHECKF(pt_unmap(&pt, 0xfffffffffffff000ull, K4) == PT_OK, "unmap the last page (split)");
     ls = all_leaves(&pt, 0, UINT64_MAX);
-    CHECK(ls->n == 511 && ls->l[510].va == 0xffffffffffffe000ull, "511 pages left");
-    CHECK(pt_map(&pt, 0xfffffffffffff000ull, 0x1234000, K4, 0, K4) == PT_OK, "last page");
+    CHECKF(ls->n == 511 && ls->l[510].va == 0xffffffffffffe000ull, "511 pages left");
+    CHECKF(pt_map(&pt, 0xfffffffffffff000ull, 0x1234000, K4, 0, K4) == PT_OK, "last page");
     struct pt_leaf l;
-    CHECK(pt_query(&pt, UINT64_MAX, &l) == PT_OK && l.pa == 0x1234000, "last byte maps");
-    CHECK(pt_protect(&pt, 0xffffffffffe00000ull, M2, PT_G) == PT_OK, "protect to the top");
-    CHECK(pt_unmap(&pt, 0xffff800000000000ull, 0x800000000000ull) == PT_OK,
-          "unmap the whole upper half");
-    CHECK(pt.table_count == 1, "root only");
+    CHECKF(pt_query(&pt, UINT64_MAX, &l) == PT_OK && l.pa == 0x1234000, "last byte maps");
+    CHECKF(pt_protect(&pt, 0xffffffffffe00000ull, M2, PT_G) == PT_OK, "protect to the top");
+    CHECKF(pt_unmap(&pt, 0xffff800000000000ull, 0x800000000000ull) == PT_OK,
+           "unmap the whole upper half");
+    CHECKF(pt.table_count == 1, "root only");
     finish(&pt);
 }
 
@@ -588,33 +578,33 @@ static void test_top_of_the_address_space(void)
 static void test_five_level_maps_the_whole_57_bit_space(void)
 {
     struct pt pt = fresh(5);
-    CHECK(pt_map(&pt, 0xff00000000000000ull, 0, 2 * G1, PT_W, G1) == PT_OK, "5-level hhdm");
-    CHECK(pt_map(&pt, 0x00fffffffffff000ull, 0x3000, K4, PT_U, K4) == PT_OK, "top of lower half");
-    CHECK(pt_map(&pt, 0x0000800000000000ull, 0x4000, K4, 0, K4) == PT_OK,
-          "2^47 is canonical with 5 levels");
-    CHECK(pt_map(&pt, 0x0100000000000000ull, 0, K4, 0, K4) == PT_ERR_INVALID, "2^56 is not");
+    CHECKF(pt_map(&pt, 0xff00000000000000ull, 0, 2 * G1, PT_W, G1) == PT_OK, "5-level hhdm");
+    CHECKF(pt_map(&pt, 0x00fffffffffff000ull, 0x3000, K4, PT_U, K4) == PT_OK, "top of lower half");
+    CHECKF(pt_map(&pt, 0x0000800000000000ull, 0x4000, K4, 0, K4) == PT_OK,
+           "2^47 is canonical with 5 levels");
+    CHECKF(pt_map(&pt, 0x0100000000000000ull, 0, K4, 0, K4) == PT_ERR_INVALID, "2^56 is not");
     /* root + (PML4 + PDPT) for the hhdm + (PML4, PDPT, PD, PT) + (PML4, PDPT, PD, PT). */
-    CHECK(pt.table_count == 11, "tables %llu", (unsigned long long)pt.table_count);
+    CHECKF(pt.table_count == 11, "tables %llu", (unsigned long long)pt.table_count);
     struct pt_walk w;
     pt_walk(&pt, 0x00fffffffffff000ull, &w);
-    CHECK(w.present && w.depth == 5 && w.level[0].index == 255 && w.level[4].index == 511,
-          "five entries");
+    CHECKF(w.present && w.depth == 5 && w.level[0].index == 255 && w.level[4].index == 511,
+           "five entries");
     pt_walk(&pt, 0xff00000040000000ull, &w);
-    CHECK(w.present && w.depth == 3 && w.level[0].index == 256 && w.leaf.page_size == G1 &&
-              w.leaf.pa == G1,
-          "1G leaf at depth 3");
+    CHECKF(w.present && w.depth == 3 && w.level[0].index == 256 && w.leaf.page_size == G1 &&
+               w.leaf.pa == G1,
+           "1G leaf at depth 3");
     struct leaves *ls = all_leaves(&pt, 0, UINT64_MAX);
-    CHECK(ls->n == 4 && ls->l[0].va == 0x0000800000000000ull &&
-              ls->l[1].va == 0x00fffffffffff000ull && ls->l[2].va == 0xff00000000000000ull,
-          "order across the 57-bit halves");
+    CHECKF(ls->n == 4 && ls->l[0].va == 0x0000800000000000ull &&
+               ls->l[1].va == 0x00fffffffffff000ull && ls->l[2].va == 0xff00000000000000ull,
+           "order across the 57-bit halves");
     uint64_t tables;
     struct pt_span spans[3] = {{0x0000800000000000ull, 0x4000, K4, K4},
                                {0x00fffffffffff000ull, 0x3000, K4, K4},
                                {0xff00000000000000ull, 0, 2 * G1, G1}};
-    CHECK(pt_min_tables(spans, 3, 5, &tables) == PT_OK && tables == 11, "minimum %llu",
-          (unsigned long long)tables);
-    CHECK(pt_unmap(&pt, 0xff00000000000000ull, 2 * G1) == PT_OK && pt.table_count == 9,
-          "hhdm tables freed");
+    CHECKF(pt_min_tables(spans, 3, 5, &tables) == PT_OK && tables == 11, "minimum %llu",
+           (unsigned long long)tables);
+    CHECKF(pt_unmap(&pt, 0xff00000000000000ull, 2 * G1) == PT_OK && pt.table_count == 9,
+           "hhdm tables freed");
     finish(&pt);
 }
 
@@ -623,13 +613,13 @@ static void test_five_level_maps_the_whole_57_bit_space(void)
 static void test_adopt_counts_tables(void)
 {
     struct pt pt = fresh(4);
-    CHECK(pt_map(&pt, 0xffffffff80000000ull, 0x100000, 5 * M2 + K4, 0, M2) == PT_OK, "map");
-    CHECK(pt_map(&pt, 0xffff800000000000ull, 0, 4 * G1, PT_W, G1) == PT_OK, "map hhdm");
+    CHECKF(pt_map(&pt, 0xffffffff80000000ull, 0x100000, 5 * M2 + K4, 0, M2) == PT_OK, "map");
+    CHECKF(pt_map(&pt, 0xffff800000000000ull, 0, 4 * G1, PT_W, G1) == PT_OK, "map hhdm");
     struct pt other;
     pt_adopt(&other, pt.root, 4, true, pt.virt_offset, sim_frames(&sim));
-    CHECK(other.table_count == pt.table_count, "adopted %llu, built %llu",
-          (unsigned long long)other.table_count, (unsigned long long)pt.table_count);
-    CHECK(pt_check(&other, NULL), "adopted hierarchy checks");
+    CHECKF(other.table_count == pt.table_count, "adopted %llu, built %llu",
+           (unsigned long long)other.table_count, (unsigned long long)pt.table_count);
+    CHECKF(pt_check(&other, NULL), "adopted hierarchy checks");
     finish(&other);
 }
 
@@ -637,10 +627,10 @@ static void test_min_tables_by_hand(void)
 {
     uint64_t n = 0;
     struct pt_span one = {0, 0, K4, K4};
-    CHECK(pt_min_tables(&one, 1, 4, &n) == PT_OK && n == 4, "one page: %llu",
-          (unsigned long long)n);
-    CHECK(pt_min_tables(&one, 1, 5, &n) == PT_OK && n == 5, "one page, 5 levels");
-    CHECK(pt_min_tables(NULL, 0, 4, &n) == PT_OK && n == 1, "nothing: the root");
+    CHECKF(pt_min_tables(&one, 1, 4, &n) == PT_OK && n == 4, "one page: %llu",
+           (unsigned long long)n);
+    CHECKF(pt_min_tables(&one, 1, 5, &n) == PT_OK && n == 5, "one page, 5 levels");
+    CHECKF(pt_min_tables(NULL, 0, 4, &n) == PT_OK && n == 1, "nothing: the root");
     /* A kernel like stage 1's: text, rodata, data in one PT; HHDM of 4G with 1G pages;
        a stack in the dynamic area; a trampoline page at 1M. */
     struct pt_span k[] = {
@@ -651,15 +641,15 @@ static void test_min_tables_by_hand(void)
         {0xffffffff80005000ull, 0x205000, 2 * K4, K4},      /*   same PT */
         {0xffffffff80400000ull, 0x400000, 2 * M2 + K4, M2}, /*   two 2M in the same PD + PT */
     };
-    CHECK(pt_min_tables(k, 6, 4, &n) == PT_OK && n == 1 + 3 + 1 + 3 + 3 + 1, "layout: %llu",
-          (unsigned long long)n);
+    CHECKF(pt_min_tables(k, 6, 4, &n) == PT_OK && n == 1 + 3 + 1 + 3 + 3 + 1, "layout: %llu",
+           (unsigned long long)n);
     struct pt_span bad[2] = {{0x2000, 0, K4, K4}, {0x1000, 0, K4, K4}};
-    CHECK(pt_min_tables(bad, 2, 4, &n) == PT_ERR_INVALID, "unsorted");
+    CHECKF(pt_min_tables(bad, 2, 4, &n) == PT_ERR_INVALID, "unsorted");
     bad[1].va = 0x2000;
-    CHECK(pt_min_tables(bad, 2, 4, &n) == PT_ERR_INVALID, "overlapping");
+    CHECKF(pt_min_tables(bad, 2, 4, &n) == PT_ERR_INVALID, "overlapping");
     bad[1].va = 0x0000800000000000ull;
-    CHECK(pt_min_tables(bad, 2, 4, &n) == PT_ERR_INVALID, "non-canonical");
-    CHECK(pt_min_tables(&one, 1, 3, &n) == PT_ERR_INVALID, "3 levels");
+    CHECKF(pt_min_tables(bad, 2, 4, &n) == PT_ERR_INVALID, "non-canonical");
+    CHECKF(pt_min_tables(&one, 1, 3, &n) == PT_ERR_INVALID, "3 levels");
 }
 
 static uint64_t rng_state = 0x9e3779b97f4a7c15ull;
@@ -694,7 +684,7 @@ static void test_min_tables_matches_mapping_in_any_order(void)
             va += size;
         }
         uint64_t want = 0;
-        CHECK(pt_min_tables(spans, n, levels, &want) == PT_OK, "min round %d", round);
+        CHECKF(pt_min_tables(spans, n, levels, &want) == PT_OK, "min round %d", round);
         struct pt pt = fresh(levels);
         /* Map in a shuffled order. */
         size_t idx[24];
@@ -710,9 +700,9 @@ static void test_min_tables_matches_mapping_in_any_order(void)
             const struct pt_span *s = &spans[idx[i]];
             ok = ok && pt_map(&pt, s->va, s->pa, s->size, PT_W, s->max_page_size) == PT_OK;
         }
-        CHECK(ok, "maps in round %d", round);
-        CHECK(pt.table_count == want, "round %d: %llu tables, minimum %llu", round,
-              (unsigned long long)pt.table_count, (unsigned long long)want);
+        CHECKF(ok, "maps in round %d", round);
+        CHECKF(pt.table_count == want, "round %d: %llu tables, minimum %llu", round,
+               (unsigned long long)pt.table_count, (unsigned long long)want);
         finish(&pt);
     }
 }
@@ -720,12 +710,12 @@ static void test_min_tables_matches_mapping_in_any_order(void)
 static void test_destroy_returns_every_frame(void)
 {
     struct pt pt = fresh(4);
-    CHECK(pt_map(&pt, 0, 0x100000, 3 * G1 + 5 * M2 + 7 * K4, PT_W, G1) == PT_OK, "map");
-    CHECK(pt_map(&pt, 0xffffc00000000000ull, 0x100000, 300 * K4, PT_W, K4) == PT_OK, "map 2");
+    CHECKF(pt_map(&pt, 0, 0x100000, 3 * G1 + 5 * M2 + 7 * K4, PT_W, G1) == PT_OK, "map");
+    CHECKF(pt_map(&pt, 0xffffc00000000000ull, 0x100000, 300 * K4, PT_W, K4) == PT_OK, "map 2");
     uint64_t tables = pt.table_count;
-    CHECK(tables > 2 && sim.held == tables, "held %llu", (unsigned long long)sim.held);
+    CHECKF(tables > 2 && sim.held == tables, "held %llu", (unsigned long long)sim.held);
     pt_destroy(&pt);
-    CHECK(sim.held == 0 && pt.table_count == 0 && sim.bad_frees == 0, "all frames back");
+    CHECKF(sim.held == 0 && pt.table_count == 0 && sim.bad_frees == 0, "all frames back");
 }
 
 int main(void)
@@ -754,6 +744,6 @@ int main(void)
     test_min_tables_matches_mapping_in_any_order();
     test_destroy_returns_every_frame();
     sim_fini(&sim);
-    printf("%d passed, %d failed\n", passed, failed);
-    return failed ? 1 : 0;
+    printf("%u passed, %u failed\n", check_passed, check_failed);
+    return check_failed ? 1 : 0;
 }

@@ -11,23 +11,12 @@
 #include <vmm/ptdump.h>
 
 #include <stdint.h>
+#include <canopy/check.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
-static int passed, failed;
-
-#define CHECK(cond, ...)                                                                           \
-    do {                                                                                           \
-        if (cond) {                                                                                \
-            passed++;                                                                              \
-        } else {                                                                                   \
-            failed++;                                                                              \
-            printf("FAIL %s:%d: ", __FILE__, __LINE__);                                            \
-            printf(__VA_ARGS__);                                                                   \
-            printf("\n");                                                                          \
-        }                                                                                          \
-    } while (0)
+unsigned check_passed, check_failed;
 
 #define K4 PT_PAGE_4K
 #define M2 PT_PAGE_2M
@@ -58,7 +47,7 @@ static void reset(void)
 }
 
 #define SAME_TEXT(want, what)                                                                      \
-    CHECK(strcmp(out.buf, want) == 0, "%s:\n--- got ---\n%s--- want ---\n%s", what, out.buf, want)
+    CHECKF(strcmp(out.buf, want) == 0, "%s:\n--- got ---\n%s--- want ---\n%s", what, out.buf, want)
 
 static struct pt fresh(unsigned levels)
 {
@@ -75,7 +64,7 @@ static void map(struct pt *pt, uint64_t va, uint64_t pa, uint64_t size, uint32_t
                 uint64_t max)
 {
     enum pt_status st = pt_map(pt, va, pa, size, attrs, max);
-    CHECK(st == PT_OK, "map %llx: %s", (unsigned long long)va, pt_status_str(st));
+    CHECKF(st == PT_OK, "map %llx: %s", (unsigned long long)va, pt_status_str(st));
 }
 
 /* The raw leaf entry that maps va, for editing bits pt.c never sets (PAT, A, D). */
@@ -156,7 +145,7 @@ static void test_mem_sign_extends_at_the_lower_half_end(void)
     SAME_TEXT("00007ffffffff000-ffff800000001000 0000000000002000 -rw\n", "across the hole");
 
     /* With different protections the first range ends at 2^47, printed ffff800000000000. */
-    CHECK(pt_protect(&pt, 0xffff800000000000ull, K4, 0) == PT_OK, "protect");
+    CHECKF(pt_protect(&pt, 0xffff800000000000ull, K4, 0) == PT_OK, "protect");
     reset();
     ptdump_qemu_mem(&pt, text_sink, &out);
     SAME_TEXT("00007ffffffff000-ffff800000000000 0000000000001000 -rw\n"
@@ -164,7 +153,7 @@ static void test_mem_sign_extends_at_the_lower_half_end(void)
               "split at 2^47");
 
     /* Alone, the last lower-half page also ends at ffff800000000000. */
-    CHECK(pt_unmap(&pt, 0xffff800000000000ull, K4) == PT_OK, "unmap");
+    CHECKF(pt_unmap(&pt, 0xffff800000000000ull, K4) == PT_OK, "unmap");
     reset();
     ptdump_qemu_mem(&pt, text_sink, &out);
     SAME_TEXT("00007ffffffff000-ffff800000000000 0000000000001000 -rw\n", "alone");
@@ -328,15 +317,15 @@ static void test_human_dump_of_a_kernel_layout(void)
         ".data\n"
         "W+X mappings: FAILED, 2 pages\n",
         "whole dump");
-    CHECK(wx == 2, "W+X pages %llu", (unsigned long long)wx);
+    CHECKF(wx == 2, "W+X pages %llu", (unsigned long long)wx);
 
     /* Fix the stack and the check passes. */
-    CHECK(pt_protect(&pt, 0xffffc00000001000ull, 2 * K4, PT_W) == PT_OK, "protect");
+    CHECKF(pt_protect(&pt, 0xffffc00000001000ull, 2 * K4, PT_W) == PT_OK, "protect");
     reset();
     wx = ptdump_human(&pt, &o, text_sink, &out);
-    CHECK(wx == 0 && strstr(out.buf, "W+X mappings: passed\n") != NULL &&
-              strstr(out.buf, "8K not contiguous   4K x2     RW- kernel - WB  stack\n") != NULL,
-          "after protect:\n%s", out.buf);
+    CHECKF(wx == 0 && strstr(out.buf, "W+X mappings: passed\n") != NULL &&
+               strstr(out.buf, "8K not contiguous   4K x2     RW- kernel - WB  stack\n") != NULL,
+           "after protect:\n%s", out.buf);
     pt_destroy(&pt);
 }
 
@@ -365,7 +354,7 @@ static void test_human_dump_of_a_range(void)
         "stack\n"
         "W+X mappings: FAILED, 1 pages\n",
         "range dump");
-    CHECK(wx == 1, "W+X pages %llu", (unsigned long long)wx);
+    CHECKF(wx == 1, "W+X pages %llu", (unsigned long long)wx);
 
     /* A range with no mappings still prints its section and the summary. */
     o.first = 0xffffd00000000000ull;
@@ -392,7 +381,7 @@ static void test_human_dump_defaults_pat_and_merging(void)
         "0000000100000000-0000000100001000     4K 0000000000005000 4K x1     R-- kernel - WB\n"
         "W+X mappings: passed\n",
         "defaults");
-    CHECK(wx == 0, "no W+X");
+    CHECKF(wx == 0, "no W+X");
 
     /* A PAT programmed with WC in entry 0 and WP in entry 4. */
     uint64_t pat = 0x0007040500070401ull;
@@ -419,7 +408,7 @@ static void test_human_dump_to_the_top_of_the_address_space(void)
         "ffffffffffe00000-0000000000000000     2M 0000000000200000 2M x1     RWX kernel - WB\n"
         "W+X mappings: FAILED, 512 pages\n",
         "top");
-    CHECK(wx == 512, "W+X %llu", (unsigned long long)wx);
+    CHECKF(wx == 512, "W+X %llu", (unsigned long long)wx);
     pt_destroy(&pt);
 }
 
@@ -472,8 +461,8 @@ int main(void)
     test_human_dump_defaults_pat_and_merging();
     test_human_dump_to_the_top_of_the_address_space();
     test_walk_report();
-    CHECK(sim.held == 0 && sim.bad_frees == 0, "frames left: %llu", (unsigned long long)sim.held);
+    CHECKF(sim.held == 0 && sim.bad_frees == 0, "frames left: %llu", (unsigned long long)sim.held);
     sim_fini(&sim);
-    printf("%d passed, %d failed\n", passed, failed);
-    return failed ? 1 : 0;
+    printf("%u passed, %u failed\n", check_passed, check_failed);
+    return check_failed ? 1 : 0;
 }

@@ -6,22 +6,11 @@
  */
 #include "../../dev/kbd.h"
 
+#include <canopy/check.h>
 #include <stdio.h>
 #include <string.h>
 
-static int passed, failed;
-
-#define CHECK(cond, ...)                                                                           \
-    do {                                                                                           \
-        if (cond) {                                                                                \
-            passed++;                                                                              \
-        } else {                                                                                   \
-            failed++;                                                                              \
-            printf("FAIL %s:%d: ", __FILE__, __LINE__);                                            \
-            printf(__VA_ARGS__);                                                                   \
-            printf("\n");                                                                          \
-        }                                                                                          \
-    } while (0)
+unsigned check_passed, check_failed;
 
 /* ---- a fake i8042 ---------------------------------------------------------- */
 
@@ -138,13 +127,13 @@ static void test_init_prepares_controller_for_polling(void)
     struct kbd k;
     struct kbd_io io = io_for(&c);
     enum kbd_status st = kbd_init(&k, &io);
-    CHECK(st == KBD_OK, "status %s", kbd_status_str(st));
-    CHECK(k.present, "not present");
-    CHECK(c.config == (0x04 | 0x40), "config 0x%02x", c.config);
-    CHECK(c.port1_enabled && !c.port2_enabled, "ports %d %d", c.port1_enabled, c.port2_enabled);
-    CHECK(c.scanning, "scanning not enabled");
+    CHECKF(st == KBD_OK, "status %s", kbd_status_str(st));
+    CHECKF(k.present, "not present");
+    CHECKF(c.config == (0x04 | 0x40), "config 0x%02x", c.config);
+    CHECKF(c.port1_enabled && !c.port2_enabled, "ports %d %d", c.port1_enabled, c.port2_enabled);
+    CHECKF(c.scanning, "scanning not enabled");
     char ch;
-    CHECK(!kbd_poll(&k, &ch), "a stale or reply byte was decoded as '%c'", ch);
+    CHECKF(!kbd_poll(&k, &ch), "a stale or reply byte was decoded as '%c'", ch);
 }
 
 static void test_init_retries_on_resend(void)
@@ -154,10 +143,10 @@ static void test_init_retries_on_resend(void)
     c.resends = 2;
     struct kbd k;
     struct kbd_io io = io_for(&c);
-    CHECK(kbd_init(&k, &io) == KBD_OK && c.scanning, "two resends were not retried");
+    CHECKF(kbd_init(&k, &io) == KBD_OK && c.scanning, "two resends were not retried");
     controller_default(&c);
     c.resends = 3;
-    CHECK(kbd_init(&k, &io) == KBD_ERR_NO_KEYBOARD, "endless resends accepted");
+    CHECKF(kbd_init(&k, &io) == KBD_ERR_NO_KEYBOARD, "endless resends accepted");
 }
 
 static void test_init_reports_absent_controller(void)
@@ -167,17 +156,17 @@ static void test_init_reports_absent_controller(void)
     c.absent = true;
     struct kbd k;
     struct kbd_io io = io_for(&c);
-    CHECK(kbd_init(&k, &io) == KBD_ERR_ABSENT, "0xff status not taken as absent");
-    CHECK(!k.present, "present");
-    CHECK(c.reads < 10, "%lu reads to notice an absent controller", c.reads);
+    CHECKF(kbd_init(&k, &io) == KBD_ERR_ABSENT, "0xff status not taken as absent");
+    CHECKF(!k.present, "present");
+    CHECKF(c.reads < 10, "%lu reads to notice an absent controller", c.reads);
     char ch;
     unsigned long reads = c.reads;
-    CHECK(!kbd_poll(&k, &ch) && c.reads == reads, "polling an absent controller touched ports");
+    CHECKF(!kbd_poll(&k, &ch) && c.reads == reads, "polling an absent controller touched ports");
 
     controller_default(&c);
     c.out_stuck = true;
-    CHECK(kbd_init(&k, &io) == KBD_ERR_ABSENT && !k.present, "a never-draining buffer accepted");
-    CHECK(c.reads < INIT_READ_BOUND, "%lu reads", c.reads);
+    CHECKF(kbd_init(&k, &io) == KBD_ERR_ABSENT && !k.present, "a never-draining buffer accepted");
+    CHECKF(c.reads < INIT_READ_BOUND, "%lu reads", c.reads);
 }
 
 static void test_init_waits_are_bounded(void)
@@ -188,20 +177,20 @@ static void test_init_waits_are_bounded(void)
 
     controller_default(&c);
     c.in_stuck = true;
-    CHECK(kbd_init(&k, &io) == KBD_ERR_CONTROLLER && !k.present, "stuck input buffer accepted");
-    CHECK(c.reads <= INIT_READ_BOUND, "%lu reads", c.reads);
+    CHECKF(kbd_init(&k, &io) == KBD_ERR_CONTROLLER && !k.present, "stuck input buffer accepted");
+    CHECKF(c.reads <= INIT_READ_BOUND, "%lu reads", c.reads);
 
     controller_default(&c);
     c.deaf = true;
-    CHECK(kbd_init(&k, &io) == KBD_ERR_CONTROLLER && !k.present, "deaf controller accepted");
-    CHECK(c.reads <= INIT_READ_BOUND, "%lu reads", c.reads);
+    CHECKF(kbd_init(&k, &io) == KBD_ERR_CONTROLLER && !k.present, "deaf controller accepted");
+    CHECKF(c.reads <= INIT_READ_BOUND, "%lu reads", c.reads);
 
     controller_default(&c);
     c.keyboard = false;
     enum kbd_status st = kbd_init(&k, &io);
-    CHECK(st == KBD_ERR_NO_KEYBOARD, "status %s", kbd_status_str(st));
-    CHECK(k.present, "a working controller without keyboard is still polled (hot plug)");
-    CHECK(c.reads <= INIT_READ_BOUND, "%lu reads", c.reads);
+    CHECKF(st == KBD_ERR_NO_KEYBOARD, "status %s", kbd_status_str(st));
+    CHECKF(k.present, "a working controller without keyboard is still polled (hot plug)");
+    CHECKF(c.reads <= INIT_READ_BOUND, "%lu reads", c.reads);
 }
 
 /* ---- decoding ------------------------------------------------------------ */
@@ -223,7 +212,7 @@ static void decode(struct kbd *k, const uint8_t *codes, size_t n, char *out, siz
         const uint8_t codes_[] = {__VA_ARGS__};                                                    \
         char got_[64];                                                                             \
         decode((k), codes_, sizeof(codes_), got_, sizeof(got_));                                   \
-        CHECK(strcmp(got_, (want)) == 0, "got \"%s\" want \"%s\"", got_, (want));                  \
+        CHECKF(strcmp(got_, (want)) == 0, "got \"%s\" want \"%s\"", got_, (want));                 \
     } while (0)
 
 static void test_decode_letters_digits_and_keys(void)
@@ -297,7 +286,7 @@ static void test_poll_drops_mouse_bytes(void)
     controller_default(&c);
     struct kbd k;
     struct kbd_io io = io_for(&c);
-    CHECK(kbd_init(&k, &io) == KBD_OK, "init");
+    CHECKF(kbd_init(&k, &io) == KBD_OK, "init");
     push(&c, 0x1e, true); /* a mouse byte that happens to be 'a' */
     push(&c, 0x30, false);
     push(&c, 0xb0, false);
@@ -308,8 +297,8 @@ static void test_poll_drops_mouse_bytes(void)
         if (kbd_poll(&k, &ch))
             got[n++] = ch;
     }
-    CHECK(strcmp(got, "b") == 0, "polled \"%s\"", got);
-    CHECK(c.head == c.tail, "bytes left unread");
+    CHECKF(strcmp(got, "b") == 0, "polled \"%s\"", got);
+    CHECKF(c.head == c.tail, "bytes left unread");
 }
 
 int main(void)
@@ -323,6 +312,6 @@ int main(void)
     test_decode_ctrl();
     test_decode_extended_and_pause();
     test_poll_drops_mouse_bytes();
-    printf("%d passed, %d failed\n", passed, failed);
-    return failed ? 1 : 0;
+    printf("%u passed, %u failed\n", check_passed, check_failed);
+    return check_failed ? 1 : 0;
 }

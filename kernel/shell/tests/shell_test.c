@@ -6,6 +6,7 @@
  */
 #include "fake_ops.h"
 
+#include <canopy/check.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -19,28 +20,17 @@ static char *dup_text(const char *s)
     return d;
 }
 
-static int passed, failed;
-
-#define CHECK(cond, ...)                                                                           \
-    do {                                                                                           \
-        if (cond) {                                                                                \
-            passed++;                                                                              \
-        } else {                                                                                   \
-            failed++;                                                                              \
-            printf("FAIL %s:%d: ", __FILE__, __LINE__);                                            \
-            printf(__VA_ARGS__);                                                                   \
-            printf("\n");                                                                          \
-        }                                                                                          \
-    } while (0)
+unsigned check_passed, check_failed;
 
 /* The output must be exactly `want`. */
 #define OUT_IS(f, want)                                                                            \
-    CHECK(strcmp((f)->out, (want)) == 0, "output\n---\n%s\n--- want\n%s\n---", (f)->out, (want))
+    CHECKF(strcmp((f)->out, (want)) == 0, "output\n---\n%s\n--- want\n%s\n---", (f)->out, (want))
 /* The output must contain `want`. */
 #define OUT_HAS(f, want)                                                                           \
-    CHECK(strstr((f)->out, (want)) != NULL, "output\n---\n%s\n--- lacks\n%s\n---", (f)->out, (want))
+    CHECKF(strstr((f)->out, (want)) != NULL, "output\n---\n%s\n--- lacks\n%s\n---", (f)->out,      \
+           (want))
 #define OUT_LACKS(f, want)                                                                         \
-    CHECK(strstr((f)->out, (want)) == NULL, "output\n---\n%s\n--- has\n%s\n---", (f)->out, (want))
+    CHECKF(strstr((f)->out, (want)) == NULL, "output\n---\n%s\n--- has\n%s\n---", (f)->out, (want))
 
 struct rig {
     struct fake f;
@@ -68,8 +58,8 @@ static void expect_reply(struct rig *r, const char *line, const char *body)
     char want[4096];
     snprintf(want, sizeof(want), "%s\n%s%s", line, body, SHELL_PROMPT);
     rig_type(r, line);
-    CHECK(strcmp(r->f.out, want) == 0, "line '%s' gave\n---\n%s\n--- want\n%s\n---", line, r->f.out,
-          want);
+    CHECKF(strcmp(r->f.out, want) == 0, "line '%s' gave\n---\n%s\n--- want\n%s\n---", line,
+           r->f.out, want);
 }
 
 static int count(const char *hay, const char *needle)
@@ -86,13 +76,13 @@ static void test_prompt_and_echo(void)
 {
     struct rig r;
     rig_init(&r);
-    CHECK(r.f.out_len == 0, "shell_init printed '%s'", r.f.out);
+    CHECKF(r.f.out_len == 0, "shell_init printed '%s'", r.f.out);
     shell_prompt(&r.sh);
     OUT_IS(&r.f, "canopy> ");
     fake_clear(&r.f);
     fake_type(&r.sh, "he");
     OUT_IS(&r.f, "he");
-    CHECK(r.sh.len == 2 && strcmp(r.sh.line, "he") == 0, "buffer '%s'", r.sh.line);
+    CHECKF(r.sh.len == 2 && strcmp(r.sh.line, "he") == 0, "buffer '%s'", r.sh.line);
     fake_free(&r.f);
 }
 
@@ -101,16 +91,16 @@ static void test_backspace_and_delete_erase(void)
     struct rig r;
     rig_init(&r);
     fake_type(&r.sh, "helx\b");
-    CHECK(strcmp(r.sh.line, "hel") == 0, "after 0x08: '%s'", r.sh.line);
+    CHECKF(strcmp(r.sh.line, "hel") == 0, "after 0x08: '%s'", r.sh.line);
     fake_clear(&r.f);
     fake_type(&r.sh, "pp\x7f");
     OUT_IS(&r.f, "pp\b \b");
-    CHECK(strcmp(r.sh.line, "help") == 0, "after 0x7f: '%s'", r.sh.line);
+    CHECKF(strcmp(r.sh.line, "help") == 0, "after 0x7f: '%s'", r.sh.line);
     fake_type(&r.sh, "\b\b\b\b\b\b\x7f");
-    CHECK(r.sh.len == 0, "erasing past the start left %zu", r.sh.len);
+    CHECKF(r.sh.len == 0, "erasing past the start left %zu", r.sh.len);
     fake_clear(&r.f);
     fake_type(&r.sh, "\b");
-    CHECK(r.f.out_len == 0, "erasing an empty line echoed '%s'", r.f.out);
+    CHECKF(r.f.out_len == 0, "erasing an empty line echoed '%s'", r.f.out);
     /* The erased characters are gone from the command too. */
     rig_type(&r, "memx\b");
     OUT_HAS(&r.f, "mem: 8192 frames tracked");
@@ -122,20 +112,20 @@ static void test_crlf_ends_one_line(void)
     struct rig r;
     rig_init(&r);
     fake_type(&r.sh, "help\r\n");
-    CHECK(r.sh.lines == 1 && r.sh.commands == 1, "CRLF: %llu lines, %llu commands",
-          (unsigned long long)r.sh.lines, (unsigned long long)r.sh.commands);
-    CHECK(count(r.f.out, SHELL_PROMPT) == 1, "CRLF gave %d prompts", count(r.f.out, SHELL_PROMPT));
+    CHECKF(r.sh.lines == 1 && r.sh.commands == 1, "CRLF: %llu lines, %llu commands",
+           (unsigned long long)r.sh.lines, (unsigned long long)r.sh.commands);
+    CHECKF(count(r.f.out, SHELL_PROMPT) == 1, "CRLF gave %d prompts", count(r.f.out, SHELL_PROMPT));
     fake_type(&r.sh, "help\r");
-    CHECK(r.sh.lines == 2, "CR alone: %llu lines", (unsigned long long)r.sh.lines);
+    CHECKF(r.sh.lines == 2, "CR alone: %llu lines", (unsigned long long)r.sh.lines);
     fake_type(&r.sh, "\n");
-    CHECK(r.sh.lines == 2, "the LF of a split CRLF counted");
+    CHECKF(r.sh.lines == 2, "the LF of a split CRLF counted");
     fake_type(&r.sh, "\n");
-    CHECK(r.sh.lines == 3, "LF after a CRLF: %llu lines", (unsigned long long)r.sh.lines);
+    CHECKF(r.sh.lines == 3, "LF after a CRLF: %llu lines", (unsigned long long)r.sh.lines);
     fake_type(&r.sh, "\r\r\n\n\r");
-    CHECK(r.sh.lines == 7, "CR CR LF LF CR: %llu lines", (unsigned long long)r.sh.lines);
+    CHECKF(r.sh.lines == 7, "CR CR LF LF CR: %llu lines", (unsigned long long)r.sh.lines);
     /* A CR followed by text and LF: the LF is a line end of its own. */
     fake_type(&r.sh, "\rx\n");
-    CHECK(r.sh.lines == 9, "CR x LF: %llu lines", (unsigned long long)r.sh.lines);
+    CHECKF(r.sh.lines == 9, "CR x LF: %llu lines", (unsigned long long)r.sh.lines);
     fake_free(&r.f);
 }
 
@@ -145,8 +135,8 @@ static void test_empty_line_gives_a_prompt_only(void)
     rig_init(&r);
     expect_reply(&r, "", "");
     expect_reply(&r, "    ", "");
-    CHECK(r.sh.commands == 0, "blank lines dispatched %llu commands",
-          (unsigned long long)r.sh.commands);
+    CHECKF(r.sh.commands == 0, "blank lines dispatched %llu commands",
+           (unsigned long long)r.sh.commands);
     fake_free(&r.f);
 }
 
@@ -156,8 +146,8 @@ static void test_control_character_discards_line_with_one_error(void)
     rig_init(&r);
     rig_type(&r, "he\x01lp\x02\x1b[A");
     OUT_IS(&r.f, "he\nerror: control character 0x01 in the line, discarded\ncanopy> ");
-    CHECK(r.sh.commands == 0 && r.sh.rejected == 1, "commands %llu rejected %llu",
-          (unsigned long long)r.sh.commands, (unsigned long long)r.sh.rejected);
+    CHECKF(r.sh.commands == 0 && r.sh.rejected == 1, "commands %llu rejected %llu",
+           (unsigned long long)r.sh.commands, (unsigned long long)r.sh.rejected);
     rig_type(&r, "\tmem");
     OUT_IS(&r.f, "\nerror: control character 0x09 in the line, discarded\ncanopy> ");
     rig_type(&r, "mem\xc3\xa9");
@@ -188,8 +178,8 @@ static void test_overlong_line_is_discarded_to_its_end(void)
     snprintf(want + SHELL_LINE_MAX - 1, sizeof(want) - (SHELL_LINE_MAX - 1),
              "\nerror: line longer than %d characters, discarded\ncanopy> ", SHELL_LINE_MAX - 1);
     OUT_IS(&r.f, want);
-    CHECK(r.sh.lines == 1 && r.sh.rejected == 1, "one overlong line counted as %llu lines",
-          (unsigned long long)r.sh.lines);
+    CHECKF(r.sh.lines == 1 && r.sh.rejected == 1, "one overlong line counted as %llu lines",
+           (unsigned long long)r.sh.lines);
 
     /* Exactly SHELL_LINE_MAX - 1 characters is allowed (and is an unknown command). */
     line[SHELL_LINE_MAX - 1] = 0;
@@ -254,8 +244,8 @@ static void test_extra_arguments_are_named(void)
     expect_reply(&r, "pt 1 2 3 4 5 6 7 8 9 10",
                  "pt: unexpected argument '3' (usage: pt [qemu|tlb|check|START END])\n");
     expect_reply(&r, "mem 1 2 3 4 5 6 7 8 9 10", "mem: unexpected argument '1' (usage: mem)\n");
-    CHECK(r.f.reboot_calls == 0 && r.f.poweroff_calls == 0 && r.f.selftest_calls == 0,
-          "a command with bad arguments ran");
+    CHECKF(r.f.reboot_calls == 0 && r.f.poweroff_calls == 0 && r.f.selftest_calls == 0,
+           "a command with bad arguments ran");
     fake_free(&r.f);
 }
 
@@ -272,11 +262,11 @@ static void test_walk_arguments(void)
                  "walk: VA 0000800000000000 is not canonical (48-bit addresses)\n");
     expect_reply(&r, "walk fffe000000000000",
                  "walk: VA fffe000000000000 is not canonical (48-bit addresses)\n");
-    CHECK(r.f.walk_calls == 0, "walk ran on a bad address");
+    CHECKF(r.f.walk_calls == 0, "walk ran on a bad address");
     /* With 5-level paging the same address is canonical. */
     r.ops.va_bits = 57;
     rig_type(&r, "walk 0000800000000000");
-    CHECK(r.f.walk_calls == 1 && r.f.walk_va == 0x0000800000000000ull, "57-bit walk not run");
+    CHECKF(r.f.walk_calls == 1 && r.f.walk_va == 0x0000800000000000ull, "57-bit walk not run");
     expect_reply(&r, "walk 0100000000000000",
                  "walk: VA 0100000000000000 is not canonical (57-bit addresses)\n");
     fake_free(&r.f);
@@ -322,7 +312,7 @@ static void test_peek_arguments(void)
                  "peek: 00007ffffffffff0 + 32 runs into non-canonical addresses\n");
     expect_reply(&r, "peek 8000000000000000",
                  "peek: VA 8000000000000000 is not canonical (48-bit addresses)\n");
-    CHECK(r.f.peek_calls == 0, "peek read memory for a bad request");
+    CHECKF(r.f.peek_calls == 0, "peek read memory for a bad request");
     fake_free(&r.f);
 }
 
@@ -339,15 +329,15 @@ static void test_peek_dumps_and_reports_unmapped(void)
                  "ffff800000011ff8: cb d2 d9 e0 e7 ee f5 fc                           "
                  "|........|\n"
                  "peek: ffff800000012000 is not mapped\n");
-    CHECK(!r.f.peek_crossed_page, "a peek callback spanned two pages");
+    CHECKF(!r.f.peek_crossed_page, "a peek callback spanned two pages");
     expect_reply(&r, "peek ffff800000000000 1", "peek: ffff800000000000 is not mapped\n");
     /* The full 4096 bytes from a page-misaligned start: 256 lines, all in pieces within a page. */
     rig_type(&r, "peek ffff800000010008 4096");
-    CHECK(count(r.f.out, "|\n") == 256, "%d dump lines", count(r.f.out, "|\n"));
-    CHECK(!r.f.peek_crossed_page, "a peek callback spanned two pages");
+    CHECKF(count(r.f.out, "|\n") == 256, "%d dump lines", count(r.f.out, "|\n"));
+    CHECKF(!r.f.peek_crossed_page, "a peek callback spanned two pages");
     /* Default length. */
     rig_type(&r, "peek ffff800000010000");
-    CHECK(count(r.f.out, "|\n") == SHELL_PEEK_LEN / 16, "%d default lines", count(r.f.out, "|\n"));
+    CHECKF(count(r.f.out, "|\n") == SHELL_PEEK_LEN / 16, "%d default lines", count(r.f.out, "|\n"));
     fake_free(&r.f);
 }
 
@@ -384,7 +374,7 @@ static void test_pt_modes_and_ranges(void)
                  "pt: END 0000800000001000 is not canonical (48-bit addresses)\n");
     expect_reply(&r, "pt qemu tlb",
                  "pt: unexpected argument 'tlb' (usage: pt [qemu|tlb|check|START END])\n");
-    CHECK(r.f.pt_calls == calls, "pt dumped on bad arguments");
+    CHECKF(r.f.pt_calls == calls, "pt dumped on bad arguments");
     fake_free(&r.f);
 }
 
@@ -405,7 +395,7 @@ static void test_missing_callbacks_say_not_available(void)
         size_t n = strcspn(cmds[i], " ");
         snprintf(want, sizeof(want), "\n%.*s: not available\ncanopy> ", (int)n, cmds[i]);
         OUT_HAS(&r.f, want);
-        CHECK(count(r.f.out, "\n") == 2, "'%s' printed more than one line: %s", cmds[i], r.f.out);
+        CHECKF(count(r.f.out, "\n") == 2, "'%s' printed more than one line: %s", cmds[i], r.f.out);
     }
     /* Argument errors come before availability. */
     fake_clear(&r.f);
@@ -518,11 +508,11 @@ static void test_selftest_boottime_reboot_poweroff(void)
     expect_reply(&r, "boottime", "boottime: no phase was recorded\n");
 
     expect_reply(&r, "reboot", "rebooting\nreboot: failed, the machine is still running\n");
-    CHECK(r.f.out_at_reboot == strlen("reboot\nrebooting\n"),
-          "reboot was called with %zu bytes written", r.f.out_at_reboot);
+    CHECKF(r.f.out_at_reboot == strlen("reboot\nrebooting\n"),
+           "reboot was called with %zu bytes written", r.f.out_at_reboot);
     expect_reply(&r, "poweroff", "powering off\npoweroff: failed, the machine is still running\n");
-    CHECK(r.f.reboot_calls == 1 && r.f.poweroff_calls == 1, "reboot %u poweroff %u",
-          r.f.reboot_calls, r.f.poweroff_calls);
+    CHECKF(r.f.reboot_calls == 1 && r.f.poweroff_calls == 1, "reboot %u poweroff %u",
+           r.f.reboot_calls, r.f.poweroff_calls);
     fake_free(&r.f);
 }
 
@@ -535,8 +525,8 @@ static void test_output_is_batched_and_in_order(void)
     fake_type(&r.sh, "p\n");
     /* The echo, then about 1 KiB of help text in pieces of at most SHELL_OUT_BUF. */
     unsigned most = 1 + (unsigned)(r.f.out_len / SHELL_OUT_BUF) + 1;
-    CHECK(r.f.writes <= most, "help took %u writes for %zu bytes", r.f.writes, r.f.out_len);
-    CHECK(r.f.out_len > SHELL_OUT_BUF, "help is only %zu bytes", r.f.out_len);
+    CHECKF(r.f.writes <= most, "help took %u writes for %zu bytes", r.f.writes, r.f.out_len);
+    CHECKF(r.f.out_len > SHELL_OUT_BUF, "help is only %zu bytes", r.f.out_len);
     /* What the shell printed before a callback reaches the console first. */
     r.f.pt_direct = true;
     expect_reply(
@@ -655,14 +645,15 @@ static void test_ten_thousand_hostile_lines_then_help(void)
                      strcmp(r.f.out + len - plen, SHELL_PROMPT) == 0 &&
                      count(r.f.out, "error:") <= 1;
         if (!shape && bad_shape++ < 5)
-            CHECK(false, "line %d gave '%s'", i, r.f.out);
+            CHECKF(false, "line %d gave '%s'", i, r.f.out);
     }
-    CHECK(bad_shape == 0, "%d lines did not end with one prompt", bad_shape);
-    CHECK(r.sh.lines == 10000, "%llu lines counted", (unsigned long long)r.sh.lines);
-    CHECK(r.sh.rejected > 1000, "only %llu lines were rejected", (unsigned long long)r.sh.rejected);
-    CHECK(!r.f.peek_crossed_page, "a peek spanned two pages");
+    CHECKF(bad_shape == 0, "%d lines did not end with one prompt", bad_shape);
+    CHECKF(r.sh.lines == 10000, "%llu lines counted", (unsigned long long)r.sh.lines);
+    CHECKF(r.sh.rejected > 1000, "only %llu lines were rejected",
+           (unsigned long long)r.sh.rejected);
+    CHECKF(!r.f.peek_crossed_page, "a peek spanned two pages");
     rig_type(&r, "help");
-    CHECK(strcmp(r.f.out, want) == 0, "help after hostile input\n%s\n--- want\n%s", r.f.out, want);
+    CHECKF(strcmp(r.f.out, want) == 0, "help after hostile input\n%s\n--- want\n%s", r.f.out, want);
     free(want);
     fake_free(&r.f);
 }
@@ -691,6 +682,6 @@ int main(void)
     test_output_is_batched_and_in_order();
     test_shell_run_checks_like_the_editor();
     test_ten_thousand_hostile_lines_then_help();
-    printf("%d passed, %d failed\n", passed, failed);
-    return failed ? 1 : 0;
+    printf("%u passed, %u failed\n", check_passed, check_failed);
+    return check_failed ? 1 : 0;
 }

@@ -21,6 +21,19 @@ extern unsigned check_passed, check_failed;
         }                                                                                          \
     } while (0)
 
+/* As CHECK, with a printf-style message saying what was seen. */
+#define CHECKF(cond, ...)                                                                          \
+    do {                                                                                           \
+        if (cond) {                                                                                \
+            check_passed++;                                                                        \
+        } else {                                                                                   \
+            check_failed++;                                                                        \
+            printf("FAIL %s:%d: ", __FILE__, __LINE__);                                            \
+            printf(__VA_ARGS__);                                                                   \
+            printf("\n");                                                                          \
+        }                                                                                          \
+    } while (0)
+
 /* Runs one test function (with arguments, if any) and names it when it fails. */
 #define RUN_ARGS(test, ...)                                                                        \
     do {                                                                                           \
