@@ -17,8 +17,10 @@ Standard library only.
 
 import argparse
 import ctypes
+import fcntl
 import json
 import os
+import queue
 import re
 import shutil
 import signal
@@ -32,6 +34,13 @@ import time
 
 DEFAULT_OVMF_CODE = "/usr/share/OVMF/OVMF_CODE_4M.fd"
 DEFAULT_OVMF_VARS = "/usr/share/OVMF/OVMF_VARS_4M.fd"
+
+# Linux's fcntl to resize a pipe (fcntl.F_SETPIPE_SZ, by number for older Pythons).
+F_SETPIPE_SZ = 1031
+# QEMU's serial output waits, and the guest's UART stays busy, while the pipe
+# to the reader thread is full; 1 MiB (Linux's default maximum) holds a whole
+# `pt tlb` dump, so a reader descheduled on a loaded host does not stall it.
+SERIAL_PIPE_BYTES = 1 << 20
 
 # CSI escape sequences (OVMF's console draws with them) and a trailing,
 # not yet complete one.
@@ -83,7 +92,7 @@ class Machine:
     def __init__(self, image, *, ovmf_code=DEFAULT_OVMF_CODE,
                  ovmf_vars=DEFAULT_OVMF_VARS, machine="q35", mem="512M", smp=1,
                  cpu="max", serial=True, extra_args=(), log_dir=None,
-                 name="boot", echo=True):
+                 name="boot", echo=True, serial_pipe_bytes=SERIAL_PIPE_BYTES):
         self.image = image
         self.ovmf_code = ovmf_code
         self.ovmf_vars = ovmf_vars
@@ -95,6 +104,9 @@ class Machine:
         self.extra_args = list(extra_args)
         self.name = name
         self.echo = echo
+        self.serial_pipe_bytes = serial_pipe_bytes
+        self._reading = threading.Event()  # cleared: the reader stops reading
+        self._reading.set()
         self.log_dir = log_dir
         self.proc = None
         self.tmp = None
@@ -108,6 +120,8 @@ class Machine:
         self._cond = threading.Condition()
         self._eof = False
         self._reader = None
+        self._echo_queue = None
+        self._echoer = None
         self._log = None
         self._started_at = None
 
@@ -159,9 +173,34 @@ class Machine:
                                      stderr=stderr, preexec_fn=_set_parent_death_signal)
         if stderr is not subprocess.DEVNULL:
             stderr.close()
+        self._start_reader()
+        return self
+
+    def _start_reader(self):
+        """Starts reading self.proc's stdout (the guest's COM1) in a thread;
+        echoing goes through a second thread, so a slow reader of this
+        process's own output never holds up QEMU's."""
+        try:
+            fcntl.fcntl(self.proc.stdout.fileno(), F_SETPIPE_SZ, self.serial_pipe_bytes)
+        except OSError:
+            pass  # a smaller pipe only makes stalls likelier; the kernel rides them out
+        if self.echo:
+            self._echo_queue = queue.Queue()
+            self._echoer = threading.Thread(target=self._echo_serial, daemon=True)
+            self._echoer.start()
         self._reader = threading.Thread(target=self._read_serial, daemon=True)
         self._reader.start()
-        return self
+
+    def _echo_serial(self):
+        while True:
+            chunk = self._echo_queue.get()
+            if chunk is None:
+                return
+            try:
+                sys.stdout.write(clean_console_text(chunk))
+                sys.stdout.flush()
+            except (OSError, ValueError):
+                pass
 
     def close(self):
         """Ends QEMU (killing it if needed) and removes the temporary files."""
@@ -190,7 +229,12 @@ class Machine:
                 except (OSError, ValueError):
                     pass
         if self._reader is not None:
+            self._reading.set()
             self._reader.join(timeout=5)
+        if self._echoer is not None:
+            self._echo_queue.put(None)
+            self._echoer.join(timeout=5)
+            self._echoer = None
         if self._log is not None:
             self._log.close()
             self._log = None
@@ -214,6 +258,7 @@ class Machine:
     def _read_serial(self):
         fd = self.proc.stdout.fileno()
         while True:
+            self._reading.wait()
             try:
                 chunk = os.read(fd, 65536)
             except OSError:
@@ -224,9 +269,8 @@ class Machine:
                     self._log.flush()
                 except (OSError, ValueError):
                     pass
-            if self.echo and chunk:
-                sys.stdout.write(clean_console_text(chunk))
-                sys.stdout.flush()
+            if self._echo_queue is not None and chunk:
+                self._echo_queue.put(chunk)
             with self._cond:
                 if not chunk:
                     self._eof = True
@@ -244,6 +288,14 @@ class Machine:
             self._raw_done = nl + 1
         return self._clean + clean_console_text(bytes(self._raw[self._raw_done:]))
 
+    def pause_reading(self):
+        """Stops reading the guest's serial output, as a host that is busy
+        elsewhere does: once the pipe is full, the guest's UART stays busy."""
+        self._reading.clear()
+
+    def resume_reading(self):
+        self._reading.set()
+
     def output(self):
         """All console text so far (escapes and carriage returns removed)."""
         with self._cond:
@@ -254,9 +306,14 @@ class Machine:
         text = self.output().rstrip("\n").split("\n")
         return "\n".join("    | " + line for line in text[-lines:])
 
-    def wait_for(self, pattern, timeout, what=None, fail_if=None):
+    def wait_for(self, pattern, timeout, what=None, fail_if=None, partial=False):
         """Waits until `pattern` (a regex) appears in the console output after
         the previous match; returns the match and moves past it.
+
+        Only complete lines are searched, so a pattern never matches a line
+        that is still arriving ("returned E" of "returned EFI_LOAD_ERROR");
+        `partial` also searches the unfinished last line, for prompts, which
+        have no newline. `fail_if` always sees complete lines only.
 
         => raises BootTestError on timeout, when QEMU exits first, or when the
            regex `fail_if` appears first, or a `pt check` or `pmm audit` line
@@ -266,22 +323,31 @@ class Machine:
         bad = re.compile(f"(?:{fail_if})|{ALWAYS_FAILURE}" if fail_if else ALWAYS_FAILURE,
                          re.MULTILINE)
         deadline = time.monotonic() + timeout
-        with self._cond:
-            while True:
-                text = self._text()
-                m = regex.search(text, self._cursor)
-                b = bad.search(text, self._cursor) if bad else None
-                if b and (not m or b.start() < m.start()):
-                    raise BootTestError(f"waiting for {what or repr(pattern)}: got "
-                                        f"{b.group(0)!r} instead; the console ended with:\n"
-                                        + self.tail())
-                if m:
-                    self._cursor = m.end()
-                    return m
-                remaining = deadline - time.monotonic()
-                if self._eof or remaining <= 0:
-                    break
-                self._cond.wait(min(remaining, 0.5))
+        while True:
+            # The search runs without the lock: the reader thread must keep
+            # draining QEMU's pipe, or the guest's UART stalls behind it.
+            with self._cond:
+                text, eof, seen = self._text(), self._eof, len(self._raw)
+            lines_end = len(text) if eof else text.rfind("\n") + 1
+            if lines_end >= self._cursor:
+                m = regex.search(text, self._cursor, len(text) if partial else lines_end)
+                b = bad.search(text, self._cursor, lines_end)
+            else:  # the last match ended inside the unfinished line
+                m = regex.search(text, self._cursor) if partial else None
+                b = None
+            if b and (not m or b.start() < m.start()):
+                raise BootTestError(f"waiting for {what or repr(pattern)}: got "
+                                    f"{b.group(0)!r} instead; the console ended with:\n"
+                                    + self.tail())
+            if m:
+                self._cursor = m.end()
+                return m
+            remaining = deadline - time.monotonic()
+            if eof or remaining <= 0:
+                break
+            with self._cond:
+                if len(self._raw) == seen and not self._eof:
+                    self._cond.wait(min(remaining, 0.5))
         why = "QEMU exited" if self._eof else f"nothing after {timeout:.0f} s"
         if self._eof and self.proc is not None:
             try:

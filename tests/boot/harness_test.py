@@ -6,6 +6,7 @@ that breaks it and accept the one that keeps it."""
 import os
 import re
 import struct
+import subprocess
 import sys
 import tempfile
 
@@ -225,6 +226,65 @@ def test_always_failure_catches_bad_checks_on_whole_lines_only():
     for text in ["pt check: OK (42 mappings)\n", "pmm audit: OK (page tables 13)\n",
                  "pt check: ", "pt check: O", "pmm audit: ", "canopy> pt check: 1 differences\n"]:
         assert not bad.search(text), f"caught by mistake: {text!r}"
+
+
+def fake_console(*pieces):
+    """A Machine whose "QEMU" is a child process that prints `pieces` with a
+    pause before each: lines arriving in parts, as they do over a serial port.
+    The output has no end (EOF would make the last line complete)."""
+    script = ("import sys, time\n"
+              f"for p in {list(pieces)!r}:\n"
+              "    time.sleep(0.2)\n"
+              "    sys.stdout.write(p)\n"
+              "    sys.stdout.flush()\n"
+              "time.sleep(30)\n")  # stays up like QEMU; close() kills it
+    vm = harness.Machine("unused.img", echo=False)
+    vm.proc = subprocess.Popen([sys.executable, "-c", script], stdin=subprocess.PIPE,
+                               stdout=subprocess.PIPE)
+    vm._start_reader()
+    return vm
+
+
+def test_wait_for_never_matches_a_line_still_arriving():
+    vm = fake_console("faultfw: stage 1 returned E", "FI_LOAD_ERROR\r\n")
+    try:
+        m = vm.wait_for(r"^faultfw: stage 1 returned (\S+)", 10)
+        assert m.group(1) == "EFI_LOAD_ERROR", f"matched a partial line: {m.group(0)!r}"
+    finally:
+        vm.close()
+
+
+def test_wait_for_fail_if_sees_whole_lines_only():
+    # "pt check: O" then "K (...)": a bad-line pattern must not fire on the part.
+    vm = fake_console("pt check: O", "K (11 mappings)\n", "canopy: ready\n")
+    try:
+        vm.wait_for(r"^canopy: ready\n", 10, fail_if=r"^pt check: (?!OK).*")
+    finally:
+        vm.close()
+    vm = fake_console("pt check: O", "NE (1 difference)\n", "canopy: ready\n")
+    try:
+        vm.wait_for(r"^canopy: ready\n", 10)
+    except harness.BootTestError as e:
+        assert "pt check: ONE" in str(e), str(e)
+    else:
+        raise AssertionError("a bad `pt check` line went unnoticed")
+    finally:
+        vm.close()
+
+
+def test_wait_for_partial_finds_a_prompt():
+    vm = fake_console("canopy: ready\n", "canopy> ")
+    try:
+        try:
+            vm.wait_for(r"canopy> ", 1)
+        except harness.BootTestError:
+            pass
+        else:
+            raise AssertionError("matched an unfinished line without partial=True")
+        m = vm.wait_for(r"canopy> ", 10, partial=True)
+        assert m.start() == len("canopy: ready\n"), m.start()
+    finally:
+        vm.close()
 
 
 def main():

@@ -289,7 +289,7 @@ def run_serial_case(args, case, segments):
         print(f"[check] {check.strip()}")
         vm.wait_for(r"^canopy: ready\n", READY_S, "`canopy: ready`", fail_if=harness.BOOT_FAILURE)
         vm.wait_for(re.escape(shell.PROMPT), READY_S, "the first prompt",
-                    fail_if=harness.BOOT_FAILURE)
+                    fail_if=harness.BOOT_FAILURE, partial=True)
         t_ready = vm.elapsed()
         print(f"[check] prompt after {t_ready:.1f} s (OVMF started the disk at {t_ovmf:.1f} s)")
         check_banner(vm.output(), case)

@@ -29,30 +29,50 @@ class Shell:
                                  fail_if=harness.BOOT_FAILURE)
         self.vm.wait_for(r"^canopy: ready\n", timeout, "`canopy: ready`",
                          fail_if=harness.BOOT_FAILURE)
-        self.vm.wait_for(re.escape(PROMPT), timeout, "the first prompt")
+        self.vm.wait_for(re.escape(PROMPT), timeout, "the first prompt", partial=True)
         return check.group(0)
 
     def settle(self, timeout=10):
         """Moves past everything printed so far, which must end with a prompt
         (after input typed without waiting for each answer)."""
-        self.vm.wait_for(r"[\s\S]*" + re.escape(PROMPT) + r"\Z", timeout, "a final prompt")
+        self.vm.wait_for(re.escape(PROMPT) + r"\Z", timeout, "a final prompt", partial=True)
 
     def run(self, line, timeout=None):
         """Types `line` and Enter; returns the output up to the next prompt."""
         self.vm.send(line + "\r")
+        return self.answer(line, timeout)
+
+    def answer(self, line, timeout=None):
+        """The output of `line`, already typed: waits for its echo, then
+        returns what follows up to the next prompt."""
         # The echo is the line itself, then "\n" (CR is dropped by the harness).
         self.vm.wait_for(re.escape(line) + r"\n", timeout or self.timeout, f"the echo of {line!r}")
-        m = self.vm.wait_for(r"((?:.|\n)*?)" + re.escape(PROMPT), timeout or self.timeout,
-                             f"the prompt after {line!r}", fail_if=harness.BOOT_FAILURE)
-        return m.group(1)
+        return until_prompt(self.vm, timeout or self.timeout, f"the prompt after {line!r}")
 
     def dump(self, line, timeout=None):
         """Runs a `pt` command; returns the text between its begin and end lines."""
-        out = self.run(line, timeout)
-        if not out.startswith(BEGIN) or not out.endswith(END):
-            raise harness.BootTestError(f"`{line}` did not print one dump between "
-                                        f"{BEGIN.strip()!r} and {END.strip()!r}:\n{out}")
-        return out[len(BEGIN):-len(END)]
+        return cut_dump(line, self.run(line, timeout))
+
+    def dump_answer(self, line, timeout=None):
+        """Like dump, for a `pt` command already typed."""
+        return cut_dump(line, self.answer(line, timeout))
+
+
+def until_prompt(vm, timeout, what):
+    """Waits for the next prompt; returns the text from the wait's start to it.
+    (A plain search for the prompt: a lazy "(.|\\n)*?" before it would make
+    each search quadratic in the output's length.)"""
+    since = vm.cursor()
+    m = vm.wait_for(re.escape(PROMPT), timeout, what, fail_if=harness.BOOT_FAILURE,
+                    partial=True)
+    return vm.output()[since:m.start()]
+
+
+def cut_dump(line, out):
+    if not out.startswith(BEGIN) or not out.endswith(END):
+        raise harness.BootTestError(f"`{line}` did not print one dump between "
+                                    f"{BEGIN.strip()!r} and {END.strip()!r}:\n{out}")
+    return out[len(BEGIN):-len(END)]
 
 
 def expect(text, pattern, what):
