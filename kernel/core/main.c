@@ -25,6 +25,7 @@
 #include <canopy/rt.h>
 #include <kernel/bootinfo.h>
 #include <kernel/console.h>
+#include <kernel/serial.h>
 #include <kernel/fault.h>
 #include <kernel/faultdemo.h>
 #include <kernel/kmm.h>
@@ -146,7 +147,8 @@ RT_NO_STACK_PROTECTOR void kernel_main(struct canopy_bootinfo *bi)
     kprintf("canopy: kernel entered\n");
 
     check_bootinfo(bi);
-    rt_set_sinks(kprintf, panic); /* smashed canaries panic; UBSan reports print */
+    serial_set_tsc_hz(bi->tsc_hz); /* serial waits in time, not status reads */
+    rt_set_sinks(kprintf, panic);  /* smashed canaries panic; UBSan reports print */
     kprintf("stack protector: canary from %s\n",
             rt_seed_name(rt_canary_seed(bi->random_seed, bi->random_seed != 0)));
     kmm_early_init(bi);

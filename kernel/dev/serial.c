@@ -4,9 +4,18 @@
  * Presence: firmware may leave no UART at 0x3f8 (reads then float to 0xff)
  * or one that never drains. The probe writes two patterns to the scratch
  * register and sends one byte through the internal loopback; only a port
- * that passes both is used. After that, every wait for the transmitter is
- * bounded; a port that stays busy several times in a row is declared gone,
- * so output can slow down but never hang.
+ * that passes both is used.
+ *
+ * Stalls: a real 16550 empties its holding register within a character time,
+ * but a virtual one holds it busy while its host side is not read (QEMU's
+ * serial chardev when the pipe behind it is full), for as long as the reader
+ * on the host is descheduled. So every wait for the transmitter is bounded in
+ * time, not in status reads (under emulation a read costs far less than on
+ * hardware): a byte waits up to TX_WAIT_MS. A port that stays busy for
+ * several bytes in a row is marked stalled and output is dropped, so printing
+ * can slow down but never hang; each later write looks at the port once and
+ * resumes output as soon as the transmitter drains again, starting with a
+ * line that says how many bytes were lost.
  *
  * Called by the console layer (core/console.c); single CPU, no locking.
  */
@@ -38,17 +47,24 @@
 #define UART_CLOCK_DIVISOR 1 /* 115200 baud from the 1.8432 MHz clock */
 
 /*
- * One character at 115200 baud takes about 87 us; each status read costs
- * roughly a microsecond on real hardware. 20,000 reads therefore leave a
- * healthy UART ample time while bounding a dead one to a few milliseconds.
+ * One character at 115200 baud takes about 87 us, so a healthy UART never
+ * comes near TX_WAIT_MS; a second per byte rides out a host that pauses its
+ * reader for less than that without losing output. Until the boot info
+ * gives the TSC rate, the wait assumes 4 GHz, an upper bound, so it is at
+ * least as long as asked.
  */
-#define TX_SPIN_LIMIT        20000
-#define LOOPBACK_SPIN_LIMIT  20000
-#define TIMEOUTS_BEFORE_GONE 3
+#define TX_WAIT_MS            1000u
+#define TSC_HZ_UPPER_BOUND    4000000000ull
+#define TIMEOUTS_BEFORE_STALL 3
+/* The loopback byte comes back within a character time on any real UART. */
+#define LOOPBACK_SPIN_LIMIT 20000
 
 static uint16_t base;
 static bool present;
+static bool stalled;
+static uint64_t dropped; /* bytes not sent since the port stalled */
 static unsigned consecutive_timeouts;
+static uint64_t tx_wait_cycles = TSC_HZ_UPPER_BOUND / 1000 * TX_WAIT_MS;
 
 /* A UART keeps what is written to its scratch register; an empty bus reads 0xff. */
 static bool serial_scratch_ok(uint16_t port)
@@ -94,8 +110,15 @@ bool serial_init(uint16_t port)
         return false;
     base = port;
     present = true;
+    stalled = false;
     consecutive_timeouts = 0;
     return true;
+}
+
+void serial_set_tsc_hz(uint64_t tsc_hz)
+{
+    if (tsc_hz >= 1000000) /* anything slower is not a TSC rate */
+        tx_wait_cycles = tsc_hz / 1000 * TX_WAIT_MS;
 }
 
 bool serial_is_present(void)
@@ -105,21 +128,58 @@ bool serial_is_present(void)
 
 static void serial_put(uint8_t c)
 {
-    for (int i = 0; i < TX_SPIN_LIMIT; i++) {
+    uint64_t start = arch_rdtsc();
+    do {
         if (arch_inb(base + UART_LSR) & LSR_THR_EMPTY) {
             arch_outb(base + UART_DATA, c);
             consecutive_timeouts = 0;
             return;
         }
         arch_pause();
-    }
-    if (++consecutive_timeouts >= TIMEOUTS_BEFORE_GONE)
-        present = false;
+    } while (arch_rdtsc() - start < tx_wait_cycles);
+    dropped++;
+    if (++consecutive_timeouts >= TIMEOUTS_BEFORE_STALL)
+        stalled = true;
+}
+
+/* "\r\n[serial: N bytes dropped]\r\n", with the count in decimal. */
+static void serial_say_dropped(void)
+{
+    static const char head[] = "\r\n[serial: ", tail[] = " bytes dropped]\r\n";
+    char digits[20];
+    int nd = 0;
+    uint64_t v = dropped;
+    do {
+        digits[nd++] = (char)('0' + v % 10);
+        v /= 10;
+    } while (v != 0);
+    dropped = 0;
+    for (size_t i = 0; i < sizeof(head) - 1 && !stalled; i++)
+        serial_put((uint8_t)head[i]);
+    while (nd > 0 && !stalled)
+        serial_put((uint8_t)digits[--nd]);
+    for (size_t i = 0; i < sizeof(tail) - 1 && !stalled; i++)
+        serial_put((uint8_t)tail[i]);
 }
 
 void serial_write(const char *s, size_t n)
 {
-    for (size_t i = 0; i < n && present; i++) {
+    if (!present)
+        return;
+    if (stalled) {
+        if (!(arch_inb(base + UART_LSR) & LSR_THR_EMPTY)) {
+            dropped += n; /* still busy: the next write looks again */
+            return;
+        }
+        stalled = false;
+        consecutive_timeouts = 0;
+        serial_say_dropped();
+    }
+    for (size_t i = 0; i < n; i++) {
+        if (stalled) {
+            dropped += n - i;
+            return;
+        }
         if (s[i] == '\n')
             serial_put('\r');
         serial_put((uint8_t)s[i]);

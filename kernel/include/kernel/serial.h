@@ -19,10 +19,21 @@
  */
 bool serial_init(uint16_t port);
 
-/* True once serial_init succeeded and the port has not stopped draining. */
+/*
+ * Sets how long a byte may wait for the transmitter from the TSC rate (Hz);
+ * until called, or for a rate of 0, the wait assumes a 4 GHz TSC.
+ */
+void serial_set_tsc_hz(uint64_t tsc_hz);
+
+/* True once serial_init succeeded. */
 bool serial_is_present(void);
 
-/* Writes n bytes, '\n' as "\r\n". Gives up on a port that stays busy. */
+/*
+ * Writes n bytes, '\n' as "\r\n". Each byte waits a bounded time for the
+ * transmitter; after several bytes in a row time out the port counts as
+ * stalled and writes are dropped until it drains again, when a line
+ * "[serial: N bytes dropped]" comes first.
+ */
 void serial_write(const char *s, size_t n);
 
 /*
