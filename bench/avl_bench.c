@@ -140,19 +140,17 @@ static void canopy_insert(uint64_t key)
 
 static void *canopy_lookup(uint64_t key)
 {
-    const struct avl_node *n = ctree.root;
+    const struct avl_node *n = ctree.root, *best = NULL;
     uint64_t start = CANOPY_START(key);
 
-    /* Three-way, as space.c's lookup: clang keeps these as branches. */
+    /* As space.c's lookup: the last node starting at or below the key, found without branches. */
     while (n) {
-        if (start < n->start)
-            n = n->left;
-        else if (start > n->start)
-            n = n->right;
-        else
-            return (void *)n;
+        bool right = n->start <= start;
+
+        best = right ? n : best;
+        n = avl_child(n, right);
     }
-    return NULL;
+    return best && best->start == start ? (void *)best : NULL;
 }
 
 /* ---- the peers' comparison ---- */

@@ -111,19 +111,18 @@ static bool range_valid(uint64_t start, uint64_t size, uint64_t *last)
     return true;
 }
 
+/* The area holding addr: the last one starting at or below it, if addr is not past its end. */
 static struct avl_node *lookup_node(const struct vmm_space *s, uint64_t addr)
 {
-    struct avl_node *n = s->tree.root;
+    struct avl_node *n = s->tree.root, *best = NULL;
 
     while (n) {
-        if (addr < n->start)
-            n = n->left;
-        else if (addr > n->last)
-            n = n->right;
-        else
-            return n;
+        bool right = n->start <= addr;
+
+        best = right ? n : best;
+        n = avl_child(n, right);
     }
-    return NULL;
+    return best && addr <= best->last ? best : NULL;
 }
 
 static struct avl_node *first_from_node(const struct vmm_space *s, uint64_t addr)
