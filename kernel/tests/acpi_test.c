@@ -16,19 +16,10 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include <canopy/check.h>
 #include <kernel/acpi.h>
 
-static unsigned passed, failed;
-
-#define CHECK(cond)                                                                                \
-    do {                                                                                           \
-        if (cond) {                                                                                \
-            passed++;                                                                              \
-        } else {                                                                                   \
-            failed++;                                                                              \
-            fprintf(stderr, "%s:%d: check failed: %s\n", __FILE__, __LINE__, #cond);               \
-        }                                                                                          \
-    } while (0)
+unsigned check_passed, check_failed;
 
 #define MEM_BYTES 65536u
 #define RSDP_AT   0x100u
@@ -386,6 +377,6 @@ int main(void)
     test_acpi_s5_encodings();
     test_acpi_s5_rejects_malformed();
     test_acpi_survives_corruption();
-    printf("%u passed, %u failed\n", passed, failed);
-    return failed != 0;
+    printf("%u passed, %u failed\n", check_passed, check_failed);
+    return check_failed != 0;
 }

@@ -9,21 +9,13 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include <canopy/check.h>
+
 #include "mapx.h"
 
 #define PAGE 4096ull
 
-static unsigned passed, failed;
-
-#define CHECK(cond)                                                                                \
-    do {                                                                                           \
-        if (cond) {                                                                                \
-            passed++;                                                                              \
-        } else {                                                                                   \
-            failed++;                                                                              \
-            fprintf(stderr, "%s:%d: check failed: %s\n", __FILE__, __LINE__, #cond);               \
-        }                                                                                          \
-    } while (0)
+unsigned check_passed, check_failed;
 
 /* A map like OVMF's: unsorted, with loader data (stage 1) next to conventional memory. */
 static const struct mapx_desc base_map[] = {
@@ -205,6 +197,6 @@ int main(void)
     test_overlap();
     test_hide_low();
     test_strides();
-    printf("%u passed, %u failed\n", passed, failed);
-    return failed ? EXIT_FAILURE : EXIT_SUCCESS;
+    printf("%u passed, %u failed\n", check_passed, check_failed);
+    return check_failed ? EXIT_FAILURE : EXIT_SUCCESS;
 }

@@ -13,17 +13,9 @@
 #include <stdlib.h>
 #include <string.h>
 
-static unsigned passed, failed;
+#include <canopy/check.h>
 
-#define CHECK(cond)                                                                                \
-    do {                                                                                           \
-        if (cond) {                                                                                \
-            passed++;                                                                              \
-        } else {                                                                                   \
-            failed++;                                                                              \
-            fprintf(stderr, "%s:%d: check failed: %s\n", __FILE__, __LINE__, #cond);               \
-        }                                                                                          \
-    } while (0)
+unsigned check_passed, check_failed;
 
 #define K4 PT_PAGE_4K
 #define M2 PT_PAGE_2M
@@ -361,6 +353,6 @@ int main(void)
     test_compare_names_each_difference();
     test_random_ops_stay_equal();
     free(table_mem);
-    printf("%u passed, %u failed\n", passed, failed);
-    return failed ? 1 : 0;
+    printf("%u passed, %u failed\n", check_passed, check_failed);
+    return check_failed ? 1 : 0;
 }

@@ -9,19 +9,11 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include <canopy/check.h>
+
 #include "../slab.h"
 
-static unsigned passed, failed;
-
-#define CHECK(cond)                                                                                \
-    do {                                                                                           \
-        if (cond) {                                                                                \
-            passed++;                                                                              \
-        } else {                                                                                   \
-            failed++;                                                                              \
-            fprintf(stderr, "%s:%d: check failed: %s\n", __FILE__, __LINE__, #cond);               \
-        }                                                                                          \
-    } while (0)
+unsigned check_passed, check_failed;
 
 /* ---- the page source: every run it lends, and a budget to make it fail ---- */
 
@@ -70,7 +62,7 @@ static void src_free(void *ctx, void *page, uint64_t count)
     if (i < 0 || s->runs[i].count != count) {
         fprintf(stderr, "page source: %p (%llu pages) was not lent out like that\n", page,
                 (unsigned long long)count);
-        failed++;
+        check_failed++;
         return;
     }
     free(page);
@@ -287,6 +279,6 @@ int main(void)
     test_double_and_bad_frees_are_refused_without_change();
     test_empty_page_source_gives_null_and_no_change();
     test_random_churn_keeps_contents_and_returns_every_page();
-    printf("%u passed, %u failed\n", passed, failed);
-    return failed != 0;
+    printf("%u passed, %u failed\n", check_passed, check_failed);
+    return check_failed != 0;
 }
