@@ -2,25 +2,39 @@
  * avl: the intrusive, gap-augmented AVL tree declared in vmm/avl.h.
  *
  * Heights are not stored: each node keeps its balance factor in the two low
- * bits of its parent link, so the node fits one 64-byte cache line. Every
- * change ends with a walk from the lowest node whose children changed towards
- * the root, in two phases. While the subtree below has changed height
- * (rebalance()), the walk adjusts each node's balance factor, rotates where it
- * reaches +-2, and recomputes the node's augmentation from its two children.
- * A rotation recomputes the node it lowers first, then the one it raises.
- * Once heights stop changing (augment_up()), only the augmentation can still
- * change: a node is finished from the child the walk came from alone (the
- * sibling is read only when that child held the largest hole and it shrank),
- * and the walk stops at the first node whose augmentation comes out
- * unchanged, since every ancestor is a function of its children's values
- * only. O(log n) at worst.
+ * bits of its parent link, so the node fits one 64-byte cache line.
  *
- * The gap search (gap_lowest/gap_highest) descends with the span of free
- * bytes a subtree can own, [lo, hi]: the bytes between its in-order
- * neighbours outside it, clipped to the query window. A subtree is entered
- * only if the largest hole it could hold (its max_gap or one of its two edge
- * holes) is big enough; a subtree lying wholly outside the window means the
- * span is entirely free and is answered without entering it.
+ * The augmentation is split so that no update ever reads a sibling. A node
+ * holds the hole just below its own range (gap) and one slot per child, the
+ * largest gap in that child's subtree (left_max, right_max). A slot is a
+ * function of its child alone, avl_max_gap(child), so after a change the walk
+ * towards the root finishes each ancestor from the child it came from with
+ * one compare and one store, and stops at the first slot that already holds
+ * the child's new maximum: everything above was computed from that value.
+ * (Keeping one largest gap per node instead, as a subtree summary, means a
+ * shrinking maximum must be recomputed from both children at every level; on
+ * a tree too big for the cache each of those sibling reads is a miss.)
+ *
+ * An insert or an erase changes at most two gaps, the node's own and its
+ * successor's, and the successor always lies on the path the rebalancing walk
+ * takes (an ancestor of the new leaf; on erase, the node that moves up or an
+ * ancestor of the erased one). Gaps are set first, then the walk runs: while
+ * the height below has changed (rebalance()) it adjusts balance factors,
+ * rotates where one reaches +-2 (a rotation only moves slots between the two
+ * nodes it turns) and refreshes each parent's slot; once heights stop
+ * changing, propagate() carries the new maximum up until nothing changes. A
+ * last propagate() from the successor covers a walk that stopped below it.
+ * O(log n) at worst.
+ *
+ * The holes below the first range and above the last are not stored in any
+ * node: the tree keeps first and last, and the gap search tries those two
+ * holes directly.
+ *
+ * The gap search (gap_lowest/gap_highest) descends with the span of
+ * addresses a subtree's holes can lie in, [lo, hi], clipped to the query
+ * window: below a node's hole for its left subtree, above its range for its
+ * right. A subtree is entered only if its largest gap is big enough and its
+ * span has an aligned place for the request.
  *
  * Callers: vmm/space.c (the address space), the host tests and benchmarks.
  */
@@ -33,6 +47,11 @@ static uint64_t max_u64(uint64_t a, uint64_t b)
     return a > b ? a : b;
 }
 
+static uint64_t min_u64(uint64_t a, uint64_t b)
+{
+    return a < b ? a : b;
+}
+
 static void set_parent(struct avl_node *n, struct avl_node *p)
 {
     n->parent_balance = (uintptr_t)p | (n->parent_balance & AVL_BALANCE_MASK);
@@ -42,22 +61,6 @@ static void set_parent(struct avl_node *n, struct avl_node *p)
 static void set_balance(struct avl_node *n, int b)
 {
     n->parent_balance = (n->parent_balance & ~AVL_BALANCE_MASK) | (uintptr_t)(b + 1);
-}
-
-/* Recomputes n's augmentation from n and its children. */
-static void update(struct avl_node *n)
-{
-    struct avl_node *l = n->left, *r = n->right;
-    uint64_t gap = 0;
-
-    n->sub_start = l ? l->sub_start : n->start;
-    n->sub_last = r ? r->sub_last : n->last;
-    /* Ranges are disjoint, so start - sub_last - 1 never underflows. */
-    if (l)
-        gap = max_u64(l->max_gap, n->start - l->sub_last - 1);
-    if (r)
-        gap = max_u64(gap, max_u64(r->max_gap, r->sub_start - n->last - 1));
-    n->max_gap = gap;
 }
 
 /* Points whatever referred to old (its parent's link or the root) at new. */
@@ -72,8 +75,43 @@ static void replace_child(struct avl_tree *t, struct avl_node *parent, struct av
         parent->right = new;
 }
 
+/* The nearest ancestor that has n in its left subtree: n's successor when n has no right child. */
+static struct avl_node *next_above(const struct avl_node *n)
+{
+    struct avl_node *p;
+
+    while ((p = avl_parent(n)) && p->right == n)
+        n = p;
+    return p;
+}
+
 /*
- * Relinks and recomputes the augmentation; balance factors are the caller's.
+ * c's own values are right; makes each ancestor's slot for the child below
+ * it match that child, stopping at the first one that already does. The
+ * subtree maximum travels in a register: each level's is computed from the
+ * one below and the parent's other two values, never read back from a store.
+ */
+static void propagate(struct avl_node *c)
+{
+    struct avl_node *p;
+    uint64_t m = avl_max_gap(c);
+
+    while ((p = avl_parent(c))) {
+        bool left = p->left == c;
+        uint64_t *slot = left ? &p->left_max : &p->right_max;
+        uint64_t other = left ? p->right_max : p->left_max;
+
+        if (*slot == m)
+            return;
+        *slot = m;
+        m = max_u64(m, max_u64(other, p->gap));
+        c = p;
+    }
+}
+
+/*
+ * Relinks and moves the slots; balance factors are the caller's. The
+ * subtree's maximum is unchanged, so the parent's slot stays right.
  *
  *      n                r
  *     / \              / \
@@ -86,14 +124,14 @@ static struct avl_node *rotate_left(struct avl_tree *t, struct avl_node *n)
     struct avl_node *r = n->right, *p = avl_parent(n);
 
     n->right = r->left;
+    n->right_max = r->left_max;
     if (r->left)
         set_parent(r->left, n);
     r->left = n;
+    r->left_max = avl_max_gap(n);
     set_parent(n, r);
     set_parent(r, p);
     replace_child(t, p, n, r);
-    update(n);
-    update(r);
     return r;
 }
 
@@ -109,14 +147,14 @@ static struct avl_node *rotate_right(struct avl_tree *t, struct avl_node *n)
     struct avl_node *l = n->left, *p = avl_parent(n);
 
     n->left = l->right;
+    n->left_max = l->right_max;
     if (l->right)
         set_parent(l->right, n);
     l->right = n;
+    l->right_max = avl_max_gap(n);
     set_parent(n, l);
     set_parent(l, p);
     replace_child(t, p, n, l);
-    update(n);
-    update(l);
     return l;
 }
 
@@ -173,110 +211,16 @@ static struct avl_node *fix_left_heavy(struct avl_tree *t, struct avl_node *n, b
     return m;
 }
 
-/* What a parent reads of a subtree's augmentation. */
-struct summary {
-    uint64_t sub_start, sub_last, max_gap;
-};
-
-static struct summary summary_of(const struct avl_node *n)
-{
-    return (struct summary){n->sub_start, n->sub_last, n->max_gap};
-}
-
-static bool summary_equal(const struct summary *a, const struct summary *b)
-{
-    return a->sub_start == b->sub_start && a->sub_last == b->sub_last && a->max_gap == b->max_gap;
-}
-
-/* The largest hole in n's left part: inside its left subtree or just before n. */
-static uint64_t left_part(const struct avl_node *n, const struct summary *l)
-{
-    return max_u64(l->max_gap, n->start - l->sub_last - 1);
-}
-
-/* The largest hole in n's right part: just after n or inside its right subtree. */
-static uint64_t right_part(const struct avl_node *n, const struct summary *r)
-{
-    return max_u64(r->max_gap, r->sub_start - n->last - 1);
-}
-
 /*
- * Updates n after only its child c changed from summary was to now, with the
- * same height: its augmentation follows from c's new summary and n's stored
- * one, without reading the other child unless c's side held n's largest hole
- * and shrank.
- * => n's stored values were computed from `was` and the other child's summary.
+ * n's subtree on the right (or left) side grew (or shrank when grew is
+ * false) by one level; n's children are linked and its slot for that side is
+ * set. Adjusts balance factors and rotates up the tree while the height keeps
+ * changing, refreshing each parent's slot on the way, then hands over to
+ * propagate().
  */
-static void update_from_child(struct avl_node *n, const struct avl_node *c,
-                              const struct summary *was, const struct summary *now)
-{
-    uint64_t part_now, part_was, gap = n->max_gap;
-    struct summary other;
-
-    if (c == n->left) {
-        n->sub_start = now->sub_start;
-        part_now = left_part(n, now);
-        part_was = left_part(n, was);
-    } else {
-        n->sub_last = now->sub_last;
-        part_now = right_part(n, now);
-        part_was = right_part(n, was);
-    }
-    if (part_now >= gap) {
-        gap = part_now; /* the other side's part is at most the old maximum */
-    } else if (part_was == gap) {
-        /* c's side held the maximum and shrank: the other side decides. */
-        gap = part_now;
-        if (c == n->left && n->right) {
-            other = summary_of(n->right);
-            gap = max_u64(gap, right_part(n, &other));
-        } else if (c == n->right && n->left) {
-            other = summary_of(n->left);
-            gap = max_u64(gap, left_part(n, &other));
-        }
-    } /* else the maximum lies on the other side and stays */
-    n->max_gap = gap;
-}
-
-/*
- * The second phase: c's height is unchanged and its augmentation has been
- * recomputed; `was` is its summary before. Finishes each ancestor from the
- * child below until one comes out unchanged. full (or NULL) is an erased
- * node's successor that took its place: its stored values were the erased
- * node's, so it is recomputed from both children.
- */
-static void augment_up(struct avl_node *c, struct summary was, const struct avl_node *full)
-{
-    struct summary now = summary_of(c);
-
-    while (!summary_equal(&was, &now)) {
-        struct avl_node *n = avl_parent(c);
-
-        if (!n)
-            return;
-        struct summary before = summary_of(n);
-
-        if (n == full)
-            update(n);
-        else
-            update_from_child(n, c, &was, &now);
-        was = before;
-        now = summary_of(n);
-        c = n;
-    }
-}
-
-/*
- * The first phase: n's subtree on the right (or left) side grew (or shrank
- * when grew is false) by one level, and n's children are linked. Adjusts
- * balance factors and rotates up the tree while the height keeps changing,
- * then hands over to augment_up(). full is as there.
- */
-static void rebalance(struct avl_tree *t, struct avl_node *n, bool right, bool grew,
-                      const struct avl_node *full)
+static void rebalance(struct avl_tree *t, struct avl_node *n, bool right, bool grew)
 {
     while (n) {
-        struct summary old = summary_of(n); /* a rotated subtree holds the same nodes */
         int b = avl_balance(n) + (right == grew ? 1 : -1);
         bool changed; /* whether n's subtree height changed in all */
         struct avl_node *p;
@@ -289,39 +233,67 @@ static void rebalance(struct avl_tree *t, struct avl_node *n, bool right, bool g
             changed = !grew && lower;
         } else {
             set_balance(n, b);
-            update(n);
             changed = grew ? b != 0 : b == 0;
         }
         if (!changed) {
-            augment_up(n, old, full);
+            propagate(n);
             return;
         }
         p = avl_parent(n);
-        if (p)
-            right = p->right == n;
+        if (!p)
+            return;
+        right = p->right == n;
+        *(right ? &p->right_max : &p->left_max) = avl_max_gap(n);
         n = p;
     }
 }
 
 void avl_init(struct avl_tree *t)
 {
-    t->root = NULL;
+    t->root = t->first = t->last = NULL;
     t->count = 0;
 }
 
 void avl_insert_at(struct avl_tree *t, struct avl_node *node, struct avl_node *parent,
                    struct avl_node **link)
 {
+    struct avl_node *succ = NULL;
+    bool right = parent && link == &parent->right;
+
     node->left = node->right = NULL;
     node->parent_balance = (uintptr_t)parent;
     set_balance(node, 0);
-    node->sub_start = node->start;
-    node->sub_last = node->last;
-    node->max_gap = 0;
+    node->left_max = node->right_max = 0;
     *link = node;
     t->count++;
-    if (parent)
-        rebalance(t, parent, link == &parent->right, true, NULL);
+    if (!parent) {
+        node->gap = 0;
+        t->first = t->last = node;
+        return;
+    }
+    if (!right) {
+        /* The parent is the successor; node takes the lower part of its hole. */
+        succ = parent;
+        if (parent == t->first) {
+            node->gap = 0;
+            t->first = node;
+        } else {
+            node->gap = node->start - (parent->start - parent->gap);
+        }
+        parent->left_max = node->gap;
+    } else {
+        node->gap = node->start - parent->last - 1;
+        if (parent == t->last)
+            t->last = node;
+        else
+            succ = next_above(parent);
+        parent->right_max = node->gap;
+    }
+    if (succ)
+        succ->gap = succ->start - node->last - 1;
+    rebalance(t, parent, right, true);
+    if (succ)
+        propagate(succ);
 }
 
 void avl_insert_next(struct avl_tree *t, struct avl_node *pos, struct avl_node *node)
@@ -341,8 +313,29 @@ void avl_erase(struct avl_tree *t, struct avl_node *node)
 {
     struct avl_node *parent = avl_parent(node);
     struct avl_node *from; /* the lowest node whose subtree changed */
-    struct avl_node *s = NULL;
+    struct avl_node *succ;
     bool right; /* which of from's subtrees lost a level */
+
+    if (node->right) {
+        succ = node->right;
+        while (succ->left)
+            succ = succ->left;
+    } else {
+        succ = node == t->last ? NULL : next_above(node);
+    }
+    /* The successor's hole absorbs node's hole and node's range. */
+    if (succ)
+        succ->gap = node == t->first ? 0 : succ->gap + node->gap + (node->last - node->start) + 1;
+    if (node == t->first)
+        t->first = succ;
+    if (node == t->last) {
+        /* No right child: the predecessor is the left child's rightmost, or the parent. */
+        struct avl_node *pred = node->left;
+
+        while (pred && pred->right)
+            pred = pred->right;
+        t->last = pred ? pred : parent;
+    }
 
     if (!node->left || !node->right) {
         struct avl_node *child = node->left ? node->left : node->right;
@@ -352,84 +345,77 @@ void avl_erase(struct avl_tree *t, struct avl_node *node)
         right = parent && parent->right == node;
         replace_child(t, parent, node, child);
         from = parent;
+        if (from)
+            *(right ? &from->right_max : &from->left_max) = child ? avl_max_gap(child) : 0;
     } else {
         /*
-         * Two children: the successor s (leftmost of the right subtree) takes
-         * node's place. s has no left child; its right child moves up into
-         * s's old slot.
+         * Two children: the successor takes node's place. It has no left
+         * child; its right child moves up into its old slot.
          *
-         *      node              s
+         *      node             succ
          *      /  \             / \
          *     a    r           a   r
          *         /     =>        /
-         *        s               x
+         *      succ              x
          *         \
          *          x
          */
-        s = node->right;
-        while (s->left)
-            s = s->left;
-        if (s == node->right) {
-            from = s; /* s's right subtree, s's old one, is a level lower than node's was */
+        if (succ == node->right) {
+            from = succ; /* its right subtree, its own, is a level lower than node's was */
             right = true;
         } else {
-            struct avl_node *sp = avl_parent(s);
+            struct avl_node *sp = avl_parent(succ);
 
-            sp->left = s->right;
-            if (s->right)
-                set_parent(s->right, sp);
-            s->right = node->right;
-            set_parent(node->right, s);
+            sp->left = succ->right;
+            sp->left_max = succ->right_max;
+            if (succ->right)
+                set_parent(succ->right, sp);
+            succ->right = node->right;
+            /* node's slot: the walk from sp refreshes it on the way up. */
+            succ->right_max = node->right_max;
+            set_parent(node->right, succ);
             from = sp;
             right = false;
         }
-        s->left = node->left;
-        set_parent(node->left, s);
-        s->parent_balance = node->parent_balance; /* node's parent and balance factor */
-        replace_child(t, parent, node, s);
-        /*
-         * s inherits node's stored summary, the old one of the subtree it now
-         * roots, which is what the walk compares against (and what s's parent
-         * was computed from). The walk cannot stop below s: every node from
-         * `from` up to node->right lost its minimum, s.
-         */
-        s->sub_start = node->sub_start;
-        s->sub_last = node->sub_last;
-        s->max_gap = node->max_gap;
+        succ->left = node->left;
+        succ->left_max = node->left_max;
+        set_parent(node->left, succ);
+        succ->parent_balance = node->parent_balance; /* node's parent and balance factor */
+        replace_child(t, parent, node, succ);
     }
     t->count--;
     node->left = node->right = NULL;
     node->parent_balance = 0;
-    rebalance(t, from, right, false, s);
+    rebalance(t, from, right, false);
+    if (succ)
+        propagate(succ);
 }
 
 void avl_adjust(struct avl_tree *t, struct avl_node *node, uint64_t start, uint64_t last)
 {
-    struct summary was = summary_of(node);
+    struct avl_node *succ = node == t->last ? NULL : avl_next(node);
 
-    (void)t;
+    /* The hole below keeps its lower end (mod 2^64: start may move down). */
+    if (node != t->first)
+        node->gap = node->gap + start - node->start;
     node->start = start;
     node->last = last;
-    update(node);
-    augment_up(node, was, NULL);
+    if (succ)
+        succ->gap = succ->start - last - 1;
+    /* Either order is right: each walk stops only where the values above already agree. */
+    propagate(node);
+    if (succ)
+        propagate(succ);
 }
 
 struct avl_node *avl_first(const struct avl_tree *t)
 {
-    struct avl_node *n = t->root;
-
-    while (n && n->left)
-        n = n->left;
-    return n;
+    return t->first;
 }
 
 struct avl_node *avl_last(const struct avl_tree *t)
 {
-    struct avl_node *n = t->root;
-
-    while (n && n->right)
-        n = n->right;
-    return n;
+    return t->last;
 }
 
 struct avl_node *avl_next(const struct avl_node *n)
@@ -440,9 +426,7 @@ struct avl_node *avl_next(const struct avl_node *n)
             n = n->left;
         return (struct avl_node *)n;
     }
-    while (avl_parent(n) && avl_parent(n)->right == n)
-        n = avl_parent(n);
-    return avl_parent(n);
+    return next_above(n);
 }
 
 struct avl_node *avl_prev(const struct avl_node *n)
@@ -497,83 +481,99 @@ static bool fit_high(const struct gap_search *g, uint64_t lo, uint64_t hi, uint6
 }
 
 /*
- * Could subtree n, owning the free span [lo, hi], hold the request anywhere?
- * No, if even the whole span, ignoring the ranges in it, has no aligned
- * place for size bytes (this skips whole subtrees between two boundaries of a
- * large alignment). No, if no hole in it is big enough: the two edge holes
- * (clipped to the span) and the internal max_gap all fall short.
- */
-static bool may_fit(const struct gap_search *g, const struct avl_node *n, uint64_t lo, uint64_t hi)
-{
-    uint64_t size = g->q->size, unused;
-
-    if (!fit_low(g, lo, hi, &unused))
-        return false;
-    if (n->max_gap >= size)
-        return true;
-    if (n->sub_start > lo && n->sub_start - lo >= size)
-        return true;
-    return n->sub_last < hi && hi - n->sub_last >= size;
-}
-
-/*
- * The lowest fit among the free bytes of [lo, hi] not covered by subtree n,
- * where [lo, hi] lies between n's outside neighbours.
+ * The lowest fit among the holes of subtree n (n may be NULL), where [lo, hi]
+ * is the window clipped to the addresses those holes can lie in (lo <= hi).
+ * n's hole is [n->start - n->gap, n->start - 1]; its left subtree's holes lie
+ * below that, its right subtree's above n's range. A subtree is entered only
+ * if its largest gap is big enough and its span has an aligned place.
  */
 static bool gap_lowest(struct gap_search *g, const struct avl_node *n, uint64_t lo, uint64_t hi,
                        uint64_t *addr)
 {
+    uint64_t below, unused;
+
     if (!n)
-        return fit_low(g, lo, hi, addr);
-    g->visits++;
-    /* Wholly outside the span: the span is one free hole. */
-    if (n->sub_last < lo || n->sub_start > hi)
-        return fit_low(g, lo, hi, addr);
-    if (!may_fit(g, n, lo, hi))
         return false;
-    /* Left part: [lo, n->start - 1]. */
-    if (n->start > lo && gap_lowest(g, n->left, lo, n->start - 1 < hi ? n->start - 1 : hi, addr))
+    g->visits++;
+    if (avl_max_gap(n) < g->q->size || !fit_low(g, lo, hi, &unused))
+        return false;
+    below = n->start - n->gap; /* the first byte of n's hole */
+    if (below > lo && gap_lowest(g, n->left, lo, min_u64(below - 1, hi), addr))
         return true;
-    /* Right part: [n->last + 1, hi]. */
+    if (n->gap >= g->q->size && n->start > lo && below <= hi &&
+        fit_low(g, max_u64(below, lo), min_u64(n->start - 1, hi), addr))
+        return true;
     if (n->last < hi)
-        return gap_lowest(g, n->right, n->last + 1 > lo ? n->last + 1 : lo, hi, addr);
+        return gap_lowest(g, n->right, max_u64(n->last + 1, lo), hi, addr);
     return false;
 }
 
-/* The mirror image of gap_lowest: right part first, highest fit. */
+/* The mirror image of gap_lowest: right subtree first, highest fit. */
 static bool gap_highest(struct gap_search *g, const struct avl_node *n, uint64_t lo, uint64_t hi,
                         uint64_t *addr)
 {
+    uint64_t below, unused;
+
     if (!n)
-        return fit_high(g, lo, hi, addr);
-    g->visits++;
-    if (n->sub_last < lo || n->sub_start > hi)
-        return fit_high(g, lo, hi, addr);
-    if (!may_fit(g, n, lo, hi))
         return false;
-    if (n->last < hi && gap_highest(g, n->right, n->last + 1 > lo ? n->last + 1 : lo, hi, addr))
+    g->visits++;
+    if (avl_max_gap(n) < g->q->size || !fit_low(g, lo, hi, &unused))
+        return false;
+    if (n->last < hi && gap_highest(g, n->right, max_u64(n->last + 1, lo), hi, addr))
         return true;
-    if (n->start > lo)
-        return gap_highest(g, n->left, lo, n->start - 1 < hi ? n->start - 1 : hi, addr);
+    below = n->start - n->gap;
+    if (n->gap >= g->q->size && n->start > lo && below <= hi &&
+        fit_high(g, max_u64(below, lo), min_u64(n->start - 1, hi), addr))
+        return true;
+    if (below > lo)
+        return gap_highest(g, n->left, lo, min_u64(below - 1, hi), addr);
     return false;
 }
 
 /*
- * Cost. A node is entered when its subtree straddles an edge of the window
- * (two root-to-leaf paths, O(log n)) or when it may hold a big-enough hole
- * and its span contains an aligned address with room after it. Below the
- * answer's path, the only subtrees entered in vain are those holding a hole
- * that is big enough but cannot take the alignment; with k such holes the
- * search enters O(log n + k log(n/k)) nodes, O(log n + k) when they are
- * neighbours in address order. If no hole anywhere is big enough, the root's
- * check fails and the search stops after one node.
+ * The holes below the first range and above the last, clipped to the
+ * window; false (and *lo > *hi) when the clipped hole is empty.
+ */
+static bool head_hole(const struct avl_tree *t, const struct avl_gap_query *q, uint64_t *lo,
+                      uint64_t *hi)
+{
+    *lo = q->lo;
+    *hi = min_u64(t->first->start - 1, q->hi);
+    return t->first->start > q->lo;
+}
+
+static bool tail_hole(const struct avl_tree *t, const struct avl_gap_query *q, uint64_t *lo,
+                      uint64_t *hi)
+{
+    *lo = max_u64(t->last->last + 1, q->lo);
+    *hi = q->hi;
+    return t->last->last < q->hi;
+}
+
+/*
+ * Cost. A node is entered when its span straddles an edge of the window
+ * (two root-to-leaf paths, O(log n)) or when its subtree holds a big-enough
+ * hole and its span contains an aligned address with room after it. Below
+ * the answer's path, the only subtrees entered in vain are those holding a
+ * hole that is big enough but cannot take the alignment; with k such holes
+ * the search enters O(log n + k log(n/k)) nodes, O(log n + k) when they are
+ * neighbours in address order. If no hole between two ranges is big enough,
+ * the root's check fails and the search stops after one node; the two edge
+ * holes cost no visit.
  */
 bool avl_gap_lowest(const struct avl_tree *t, const struct avl_gap_query *q, uint64_t *addr,
                     uint64_t *visits)
 {
     struct gap_search g = {.q = q, .mask = q->align - 1, .visits = 0};
-    bool found = gap_lowest(&g, t->root, q->lo, q->hi, addr);
+    uint64_t lo, hi;
+    bool found;
 
+    if (!t->root)
+        found = fit_low(&g, q->lo, q->hi, addr);
+    else
+        found = (head_hole(t, q, &lo, &hi) && fit_low(&g, lo, hi, addr)) ||
+                gap_lowest(&g, t->root, q->lo, q->hi, addr) ||
+                (tail_hole(t, q, &lo, &hi) && fit_low(&g, lo, hi, addr));
     if (visits)
         *visits += g.visits;
     return found;
@@ -583,8 +583,15 @@ bool avl_gap_highest(const struct avl_tree *t, const struct avl_gap_query *q, ui
                      uint64_t *visits)
 {
     struct gap_search g = {.q = q, .mask = q->align - 1, .visits = 0};
-    bool found = gap_highest(&g, t->root, q->lo, q->hi, addr);
+    uint64_t lo, hi;
+    bool found;
 
+    if (!t->root)
+        found = fit_high(&g, q->lo, q->hi, addr);
+    else
+        found = (tail_hole(t, q, &lo, &hi) && fit_high(&g, lo, hi, addr)) ||
+                gap_highest(&g, t->root, q->lo, q->hi, addr) ||
+                (head_hole(t, q, &lo, &hi) && fit_high(&g, lo, hi, addr));
     if (visits)
         *visits += g.visits;
     return found;
@@ -594,7 +601,8 @@ bool avl_gap_highest(const struct avl_tree *t, const struct avl_gap_query *q, ui
 
 struct check {
     const char *why;
-    const struct avl_node *prev; /* the previous node in order */
+    const struct avl_node *first; /* the first node in order */
+    const struct avl_node *prev;  /* the previous node in order */
     size_t count;
 };
 
@@ -602,7 +610,6 @@ struct check {
 static int check_node(struct check *c, const struct avl_node *n, const struct avl_node *parent)
 {
     int hl, hr;
-    uint64_t gap = 0;
 
     if (!n)
         return 0;
@@ -622,6 +629,12 @@ static int check_node(struct check *c, const struct avl_node *n, const struct av
         c->why = "ranges out of order or overlapping";
         return -1;
     }
+    if (n->gap != (c->prev ? n->start - c->prev->last - 1 : 0)) {
+        c->why = "gap is wrong";
+        return -1;
+    }
+    if (!c->prev)
+        c->first = n;
     c->prev = n;
     c->count++;
     hr = check_node(c, n->right, n);
@@ -635,20 +648,12 @@ static int check_node(struct check *c, const struct avl_node *n, const struct av
         c->why = "stored balance factor is wrong";
         return -1;
     }
-    if (n->sub_start != (n->left ? n->left->sub_start : n->start)) {
-        c->why = "sub_start is wrong";
+    if (n->left_max != (n->left ? avl_max_gap(n->left) : 0)) {
+        c->why = "left_max is wrong";
         return -1;
     }
-    if (n->sub_last != (n->right ? n->right->sub_last : n->last)) {
-        c->why = "sub_last is wrong";
-        return -1;
-    }
-    if (n->left)
-        gap = max_u64(n->left->max_gap, n->start - n->left->sub_last - 1);
-    if (n->right)
-        gap = max_u64(gap, max_u64(n->right->max_gap, n->right->sub_start - n->last - 1));
-    if (n->max_gap != gap) {
-        c->why = "max_gap is wrong";
+    if (n->right_max != (n->right ? avl_max_gap(n->right) : 0)) {
+        c->why = "right_max is wrong";
         return -1;
     }
     return 1 + (hl > hr ? hl : hr);
@@ -656,10 +661,16 @@ static int check_node(struct check *c, const struct avl_node *n, const struct av
 
 bool avl_check(const struct avl_tree *t, const char **why)
 {
-    struct check c = {.why = NULL, .prev = NULL, .count = 0};
+    struct check c = {.why = NULL, .first = NULL, .prev = NULL, .count = 0};
 
-    if (check_node(&c, t->root, NULL) >= 0 && c.count != t->count)
-        c.why = "node count is wrong";
+    if (check_node(&c, t->root, NULL) >= 0) {
+        if (c.count != t->count)
+            c.why = "node count is wrong";
+        else if (t->first != c.first)
+            c.why = "first is wrong";
+        else if (t->last != c.prev)
+            c.why = "last is wrong";
+    }
     if (c.why && why)
         *why = c.why;
     return c.why == NULL;

@@ -155,8 +155,8 @@ static bool test_avl_insert_rotations_ll_rr_lr_rl(void)
         CHECK(t.root->left->start == 0x10 && t.root->right->start == 0x30);
         CHECK(tree_height(&t) == 2 && avl_balance(t.root) == 0);
         /* Gaps: 0x18..0x1f and 0x28..0x2f, 8 bytes each. */
-        CHECK(t.root->max_gap == 8);
-        CHECK(t.root->sub_start == 0x10 && t.root->sub_last == 0x37);
+        CHECK(avl_max_gap(t.root) == 8);
+        CHECK(avl_first(&t)->start == 0x10 && avl_last(&t)->last == 0x37);
     }
     return true;
 }
@@ -177,8 +177,8 @@ static bool test_avl_sequential_inserts_stay_balanced(void)
     CHECK(t.count == N);
     /* An AVL tree of n nodes is at most 1.44 log2(n + 2) high. */
     CHECK(tree_height(&t) <= 1.4405 * 13.0 + 1);
-    CHECK(t.root->sub_start == 0 && t.root->sub_last == (uint64_t)(N - 1) * 0x2000 + 0xfff);
-    CHECK(t.root->max_gap == 0x1000);
+    CHECK(avl_first(&t)->start == 0 && avl_last(&t)->last == (uint64_t)(N - 1) * 0x2000 + 0xfff);
+    CHECK(avl_max_gap(t.root) == 0x1000);
     return true;
 }
 
@@ -283,16 +283,19 @@ static bool test_avl_adjust_updates_gaps_to_root(void)
     insert_range(&t, &a, 0x1000, 0x1fff);
     insert_range(&t, &b, 0x3000, 0x3fff);
     insert_range(&t, &c, 0x10000, 0x10fff);
-    CHECK(t.root->max_gap == 0xc000);
+    CHECK(avl_max_gap(t.root) == 0xc000);
     avl_adjust(&t, &b.node, 0x3000, 0xdfff);
     CHECK_TREE(&t);
-    CHECK(t.root->max_gap == 0x2000);
+    CHECK(avl_max_gap(t.root) == 0x2000 && c.node.gap == 0x2000);
     avl_adjust(&t, &a.node, 0x0, 0x2fff); /* now touching b: gap 0 */
     CHECK_TREE(&t);
-    CHECK(t.root->sub_start == 0 && t.root->max_gap == 0x2000);
+    CHECK(avl_first(&t)->start == 0 && avl_max_gap(t.root) == 0x2000 && b.node.gap == 0);
     avl_adjust(&t, &c.node, 0xe000, 0xffffffffffffffffull); /* ends at 2^64 - 1 */
     CHECK_TREE(&t);
-    CHECK(t.root->sub_last == UINT64_MAX && t.root->max_gap == 0);
+    CHECK(avl_last(&t)->last == UINT64_MAX && avl_max_gap(t.root) == 0);
+    avl_adjust(&t, &b.node, 0x5000, 0x5fff); /* moves down and up inside its old range */
+    CHECK_TREE(&t);
+    CHECK(b.node.gap == 0x2000 && c.node.gap == 0x8000 && avl_max_gap(t.root) == 0x8000);
     return true;
 }
 
@@ -308,7 +311,7 @@ static bool test_avl_range_ending_at_top_of_address_space(void)
     insert_range(&t, &a, 0xfffffffffffff000ull, UINT64_MAX);
     insert_range(&t, &b, 0, 0xfff);
     CHECK_TREE(&t);
-    CHECK(t.root->max_gap == 0xfffffffffffff000ull - 0x1000);
+    CHECK(avl_max_gap(t.root) == 0xfffffffffffff000ull - 0x1000);
     CHECK(avl_gap_highest(&t, &q, &addr, NULL) && addr == 0xffffffffffffe000ull);
     CHECK(avl_gap_lowest(&t, &q, &addr, NULL) && addr == 0x1000);
     return true;
@@ -330,15 +333,25 @@ static bool test_avl_check_detects_each_corruption(void)
     r = t.root;
     saved = *r;
 
-    r->max_gap++;
-    CHECK(!avl_check(&t, &why) && strstr(why, "max_gap"));
+    r->left_max++;
+    CHECK(!avl_check(&t, &why) && strstr(why, "left_max"));
     *r = saved;
-    r->sub_start = 1;
-    CHECK(!avl_check(&t, &why) && strstr(why, "sub_start"));
+    r->right_max--;
+    CHECK(!avl_check(&t, &why) && strstr(why, "right_max"));
     *r = saved;
-    r->sub_last--;
-    CHECK(!avl_check(&t, &why) && strstr(why, "sub_last"));
+    r->gap++;
+    CHECK(!avl_check(&t, &why) && strstr(why, "gap is wrong"));
     *r = saved;
+    t.first->gap = 1; /* the hole below the first range is not a node's */
+    CHECK(!avl_check(&t, &why) && strstr(why, "gap is wrong"));
+    t.first->gap = 0;
+    t.first = t.root;
+    CHECK(!avl_check(&t, &why) && strstr(why, "first"));
+    t.first = &it[0].node;
+    t.last = t.root;
+    CHECK(!avl_check(&t, &why) && strstr(why, "last"));
+    t.last = &it[N - 1].node;
+    CHECK_TREE(&t);
     /* A balance factor that is valid but wrong, then the unused bit pattern. */
     r->parent_balance = (r->parent_balance & ~AVL_BALANCE_MASK) | (avl_balance(r) == 0 ? 2 : 1);
     CHECK(!avl_check(&t, &why) && strstr(why, "balance factor is wrong"));
@@ -352,7 +365,7 @@ static bool test_avl_check_detects_each_corruption(void)
         CHECK(!avl_check(&t, &why) && strstr(why, "parent"));
         r->left->parent_balance = keep;
     }
-    r->last = r->right->sub_start; /* overlaps its successor */
+    r->last = avl_next(r)->start; /* overlaps its successor */
     CHECK(!avl_check(&t, &why) && strstr(why, "overlap"));
     *r = saved;
     r->start = r->last + 1;
@@ -379,14 +392,11 @@ static bool test_avl_check_detects_each_corruption(void)
         c.node = (struct avl_node){.parent_balance = (uintptr_t)&b.node | 1, /* balance 0 */
                                    .start = 0x50,
                                    .last = 0x5f,
-                                   .sub_start = 0x50,
-                                   .sub_last = 0x5f,
-                                   .max_gap = 0};
-        b.node.sub_last = 0x5f;
-        b.node.max_gap = 0x10;
+                                   .gap = 0x10};
+        b.node.right_max = 0x10;
         a.node.parent_balance = 2; /* root, balance +1: the heights say +2 */
-        a.node.sub_last = 0x5f;
-        a.node.max_gap = 0x10;
+        a.node.right_max = 0x10;
+        u.last = &c.node;
         u.count = 3;
         CHECK(!avl_check(&u, &why) && strstr(why, "balance"));
     }
@@ -489,11 +499,11 @@ static bool test_avl_gap_failure_is_one_visit(void)
     struct item *it = build_swiss(&t, N, 0x100000);
     /* The window starts at the first range and ends at the last, so no edge hole helps. */
     struct avl_gap_query q = {
-        .size = 0x5000, .align = 0x1000, .lo = t.root->sub_start, .hi = t.root->sub_last};
+        .size = 0x5000, .align = 0x1000, .lo = avl_first(&t)->start, .hi = avl_last(&t)->last};
     uint64_t visits = 0, addr = 0;
 
     CHECK_TREE(&t);
-    CHECK(t.root->max_gap == 0x4000);
+    CHECK(avl_max_gap(t.root) == 0x4000);
     CHECK(!avl_gap_lowest(&t, &q, &addr, &visits));
     CHECK(visits == 1);
     visits = 0;
@@ -528,8 +538,9 @@ static bool test_avl_gap_search_visits_logarithmic(void)
     }
     CHECK_TREE(&t);
     for (int i = 0; i < 2000; i++) {
-        uint64_t lo = t.root->sub_start + (rnd() % (t.root->sub_last - t.root->sub_start));
-        struct avl_gap_query q = {.size = 0x6000, .align = 1, .lo = lo, .hi = t.root->sub_last};
+        uint64_t first = avl_first(&t)->start, last = avl_last(&t)->last;
+        uint64_t lo = first + (rnd() % (last - first));
+        struct avl_gap_query q = {.size = 0x6000, .align = 1, .lo = lo, .hi = last};
         uint64_t visits = 0, addr = 0;
         bool found = (i & 1) ? avl_gap_highest(&t, &q, &addr, &visits)
                              : avl_gap_lowest(&t, &q, &addr, &visits);
@@ -671,7 +682,8 @@ static bool test_avl_random_ops_against_array(void)
                 have_prev = true;
             }
             if (t.root)
-                CHECK(t.root->sub_start == lo && t.root->sub_last == hi && t.root->max_gap == gap);
+                CHECK(avl_first(&t)->start == lo && avl_last(&t)->last == hi &&
+                      avl_max_gap(t.root) == gap);
         }
     }
     return true;

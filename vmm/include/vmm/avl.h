@@ -13,12 +13,16 @@
  *   - in-order, ranges are disjoint and increasing: prev->last < next->start;
  *   - |height(left) - height(right)| <= 1, and each node's stored balance
  *     factor is that difference (heights are not stored);
- *   - parent links match child links;
- *   - augmentation, computed from a node and its two children only:
- *       sub_start = lowest start in the subtree,
- *       sub_last  = highest last byte in the subtree,
- *       max_gap   = the most free bytes between two consecutive ranges
- *                   inside the subtree (0 for a single node).
+ *   - parent links match child links; the tree's first and last point at the
+ *     lowest and highest range, and count is the number of nodes;
+ *   - augmentation:
+ *       gap       = the free bytes between the previous range and this one,
+ *                   start - prev->last - 1 (0 for the first range: the hole
+ *                   below it, like the one above the last, is the tree's);
+ *       left_max  = the largest gap in the left subtree (0 if it is empty),
+ *       right_max = the same for the right subtree.
+ *     A parent's slot depends on its child alone, avl_max_gap(child), so
+ *     keeping it up to date never reads a sibling.
  *
  * avl_gap_lowest()/avl_gap_highest() use the augmentation to find the lowest
  * or highest aligned hole in a window without walking the ranges in order.
@@ -43,9 +47,9 @@ struct avl_node {
      */
     uintptr_t parent_balance;
     uint64_t start, last; /* this node's range, set by the caller before insertion */
-    uint64_t sub_start;   /* augmentation: see the invariants above */
-    uint64_t sub_last;
-    uint64_t max_gap;
+    uint64_t gap;         /* augmentation: see the invariants above */
+    uint64_t left_max;
+    uint64_t right_max;
 };
 
 /* The bits of avl_node.parent_balance that hold the balance factor. */
@@ -77,8 +81,17 @@ static inline struct avl_node *avl_child(const struct avl_node *n, bool right)
     return (struct avl_node *)(l ^ ((l ^ r) & -(uintptr_t)right));
 }
 
+/* The largest gap in n's subtree, n's own included. */
+static inline uint64_t avl_max_gap(const struct avl_node *n)
+{
+    uint64_t m = n->left_max > n->right_max ? n->left_max : n->right_max;
+
+    return n->gap > m ? n->gap : m;
+}
+
 struct avl_tree {
     struct avl_node *root;
+    struct avl_node *first, *last; /* the lowest and highest range, for the edge holes */
     size_t count;
 };
 
@@ -107,7 +120,7 @@ void avl_erase(struct avl_tree *t, struct avl_node *node);
  */
 void avl_adjust(struct avl_tree *t, struct avl_node *node, uint64_t start, uint64_t last);
 
-/* In-order navigation; NULL past either end. */
+/* In-order navigation; NULL past either end. avl_first and avl_last are O(1). */
 struct avl_node *avl_first(const struct avl_tree *t);
 struct avl_node *avl_last(const struct avl_tree *t);
 struct avl_node *avl_next(const struct avl_node *n);
