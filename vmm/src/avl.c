@@ -328,14 +328,8 @@ void avl_erase(struct avl_tree *t, struct avl_node *node)
         succ->gap = node == t->first ? 0 : succ->gap + node->gap + (node->last - node->start) + 1;
     if (node == t->first)
         t->first = succ;
-    if (node == t->last) {
-        /* No right child: the predecessor is the left child's rightmost, or the parent. */
-        struct avl_node *pred = node->left;
-
-        while (pred && pred->right)
-            pred = pred->right;
-        t->last = pred ? pred : parent;
-    }
+    if (node == t->last)
+        t->last = avl_prev(node); /* node is still linked here */
 
     if (!node->left || !node->right) {
         struct avl_node *child = node->left ? node->left : node->right;
