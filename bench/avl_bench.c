@@ -6,8 +6,9 @@
  * key is a uint64_t everywhere, and no item carries another tree's node):
  *   canopy            vmm/avl.h: the node is the item (its key is the range
  *                     [16 key, 16 key + 7], so the gap augmentation the VMM
- *                     needs is live and its upkeep is included); the caller
- *                     descends by start and links, as Linux's rbtree users do
+ *                     needs is live and its upkeep is included);
+ *                     avl_insert_range / avl_erase, and the caller's own
+ *                     descent for lookups, as space.c's
  *   libavl-intrusive  libavl with the node in the item ({key, avl_node_t}):
  *                     avl_insert_node / avl_unlink_node / avl_search; libavl
  *                     keeps a depth and a subtree count (its own augmentation)
@@ -117,25 +118,11 @@ static GTree *gtree;
 
 static void canopy_insert(uint64_t key)
 {
-    struct avl_node *node = &citems[key].node, *parent = NULL, **link = &ctree.root;
-    uint64_t start = CANOPY_START(key);
+    struct avl_node *node = &citems[key].node;
 
-    /*
-     * Branches, not selects: the processor follows the predicted child and
-     * starts loading it before the comparison resolves. Clang turns the plain
-     * two-way choice into a cmov chain that waits for every comparison, about
-     * twice as slow here; __builtin_expect keeps the branch.
-     */
-    while (*link) {
-        parent = *link;
-        if (__builtin_expect(start < parent->start, 1))
-            link = &parent->left;
-        else
-            link = &parent->right;
-    }
-    node->start = start;
-    node->last = start + 7;
-    avl_insert_at(&ctree, node, parent, link);
+    node->start = CANOPY_START(key);
+    node->last = node->start + 7;
+    avl_insert_range(&ctree, node);
 }
 
 static void *canopy_lookup(uint64_t key)

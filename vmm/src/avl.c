@@ -254,39 +254,41 @@ void avl_init(struct avl_tree *t)
     t->count = 0;
 }
 
-void avl_insert_at(struct avl_tree *t, struct avl_node *node, struct avl_node *parent,
-                   struct avl_node **link)
+/*
+ * Links node as parent's left or right child, an empty link, and fixes the
+ * tree. succ is node's successor once linked (NULL if it will be last): the
+ * parent itself for a left child, the nearest ancestor reached from the left
+ * for a right one.
+ */
+static void link_leaf(struct avl_tree *t, struct avl_node *node, struct avl_node *parent,
+                      bool right, struct avl_node *succ)
 {
-    struct avl_node *succ = NULL;
-    bool right = parent && link == &parent->right;
-
     node->left = node->right = NULL;
     node->parent_balance = (uintptr_t)parent;
     set_balance(node, 0);
     node->left_max = node->right_max = 0;
-    *link = node;
     t->count++;
     if (!parent) {
+        t->root = node;
         node->gap = 0;
         t->first = t->last = node;
         return;
     }
     if (!right) {
-        /* The parent is the successor; node takes the lower part of its hole. */
-        succ = parent;
+        parent->left = node;
         if (parent == t->first) {
             node->gap = 0;
             t->first = node;
         } else {
+            /* node takes the lower part of the parent's hole. */
             node->gap = node->start - (parent->start - parent->gap);
         }
         parent->left_max = node->gap;
     } else {
+        parent->right = node;
         node->gap = node->start - parent->last - 1;
-        if (parent == t->last)
+        if (!succ)
             t->last = node;
-        else
-            succ = next_above(parent);
         parent->right_max = node->gap;
     }
     if (succ)
@@ -294,6 +296,39 @@ void avl_insert_at(struct avl_tree *t, struct avl_node *node, struct avl_node *p
     rebalance(t, parent, right, true);
     if (succ)
         propagate(succ);
+}
+
+void avl_insert_at(struct avl_tree *t, struct avl_node *node, struct avl_node *parent,
+                   struct avl_node **link)
+{
+    bool right = parent && link == &parent->right;
+    struct avl_node *succ;
+
+    if (!right)
+        succ = parent;
+    else
+        succ = parent == t->last ? NULL : next_above(parent);
+    link_leaf(t, node, parent, right, succ);
+}
+
+void avl_insert_range(struct avl_tree *t, struct avl_node *node)
+{
+    struct avl_node *n = t->root, *parent = NULL, *succ = NULL;
+    uint64_t start = node->start;
+    bool right = false;
+
+    /*
+     * Without branches, as avl_child() says; the successor is the last node
+     * the descent leaves to the left, kept on the way instead of found by
+     * walking back up.
+     */
+    while (n) {
+        parent = n;
+        right = n->start <= start;
+        succ = right ? succ : n;
+        n = avl_child(n, right);
+    }
+    link_leaf(t, node, parent, right, succ);
 }
 
 void avl_insert_next(struct avl_tree *t, struct avl_node *pos, struct avl_node *node)

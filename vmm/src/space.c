@@ -143,21 +143,7 @@ static struct avl_node *first_from_node(const struct vmm_space *s, uint64_t addr
 /* Links a VMA whose range is known to be free. */
 static void insert_vma(struct vmm_space *s, struct vmm_vma *v)
 {
-    struct avl_node *parent = NULL, **link = &s->tree.root;
-
-    /*
-     * A branch, not a select: the processor follows the predicted child and
-     * starts loading it early; clang would emit a cmov chain that waits for
-     * each comparison.
-     */
-    while (*link) {
-        parent = *link;
-        if (__builtin_expect(v->node.start < parent->start, 1))
-            link = &parent->left;
-        else
-            link = &parent->right;
-    }
-    avl_insert_at(&s->tree, &v->node, parent, link);
+    avl_insert_range(&s->tree, &v->node);
 }
 
 /* Takes a node from the source and fills it in; NULL if the source is empty. */

@@ -78,6 +78,14 @@ static void insert_range(struct avl_tree *t, struct item *it, uint64_t start, ui
     avl_insert_at(t, &it->node, parent, link);
 }
 
+/* The library's own descent. */
+static void insert_range_lib(struct avl_tree *t, struct item *it, uint64_t start, uint64_t last)
+{
+    it->node.start = start;
+    it->node.last = last;
+    avl_insert_range(t, &it->node);
+}
+
 static struct avl_node *find_start(struct avl_tree *t, uint64_t start)
 {
     struct avl_node *n = t->root;
@@ -639,6 +647,71 @@ static bool test_avl_gap_large_alignment_skips_spans_without_boundary(void)
     return true;
 }
 
+/* Same shape, same ranges, same augmentation, node by node. */
+static bool same_tree(const struct avl_node *a, const struct avl_node *b, const struct item *ia,
+                      const struct item *ib)
+{
+    if (!a || !b)
+        return a == b;
+    if (a->start != b->start || a->last != b->last || a->gap != b->gap ||
+        a->left_max != b->left_max || a->right_max != b->right_max ||
+        avl_balance(a) != avl_balance(b))
+        return false;
+    /* The nodes are the same index in two arrays. */
+    if (avl_entry(a, struct item, node) - ia != avl_entry(b, struct item, node) - ib)
+        return false;
+    return same_tree(a->left, b->left, ia, ib) && same_tree(a->right, b->right, ia, ib);
+}
+
+/*
+ * avl_insert_range's descent puts every node where the caller's descent
+ * would: the same shuffled inserts build the same tree both ways, and erasing
+ * half of them keeps both the same too.
+ */
+static bool test_avl_insert_range_matches_callers_descent(void)
+{
+    enum { N = 3000 };
+    static struct item a[N], b[N];
+    static int order[N];
+    struct avl_tree ta, tb;
+
+    avl_init(&ta);
+    avl_init(&tb);
+    for (int i = 0; i < N; i++)
+        order[i] = i;
+    for (int i = N - 1; i > 0; i--) {
+        int j = (int)(rnd() % (uint64_t)(i + 1)), x = order[i];
+
+        order[i] = order[j];
+        order[j] = x;
+    }
+    for (int i = 0; i < N; i++) {
+        uint64_t s = (uint64_t)order[i] * 0x10000 + rnd() % 0x100;
+
+        insert_range(&ta, &a[order[i]], s, s + rnd() % 0x8000);
+        insert_range_lib(&tb, &b[order[i]], a[order[i]].node.start, a[order[i]].node.last);
+        if (i % 97 == 0)
+            CHECK_TREE(&tb);
+    }
+    CHECK_TREE(&tb);
+    CHECK(tb.count == N && same_tree(ta.root, tb.root, a, b));
+    CHECK(item_of(avl_first(&tb)) - b == 0 && item_of(avl_last(&tb)) - b == N - 1);
+    for (int i = 0; i < N; i += 2) {
+        avl_erase(&ta, &a[order[i]].node);
+        avl_erase(&tb, &b[order[i]].node);
+    }
+    CHECK_TREE(&tb);
+    CHECK(same_tree(ta.root, tb.root, a, b));
+    /* Back in, the library's way only in tb: still the same shape. */
+    for (int i = 0; i < N; i += 2) {
+        insert_range(&ta, &a[order[i]], a[order[i]].node.start, a[order[i]].node.last);
+        insert_range_lib(&tb, &b[order[i]], b[order[i]].node.start, b[order[i]].node.last);
+    }
+    CHECK_TREE(&tb);
+    CHECK(tb.count == N && same_tree(ta.root, tb.root, a, b));
+    return true;
+}
+
 /* A randomized mix of inserts, erases and adjusts against a plain array of ranges. */
 static bool test_avl_random_ops_against_array(void)
 {
@@ -656,7 +729,10 @@ static bool test_avl_random_ops_against_array(void)
         uint64_t s = base + rnd() % 0x800, l = s + rnd() % 0x800;
 
         if (!used[i]) {
-            insert_range(&t, &it[i], s, l);
+            if (rnd() & 2)
+                insert_range(&t, &it[i], s, l);
+            else
+                insert_range_lib(&t, &it[i], s, l);
             used[i] = true;
         } else if (rnd() & 1) {
             avl_erase(&t, &it[i].node);
@@ -705,6 +781,7 @@ int main(void)
     RUN(test_avl_gap_search_visits_logarithmic);
     RUN(test_avl_gap_misaligned_holes_cost_linear_in_k);
     RUN(test_avl_gap_large_alignment_skips_spans_without_boundary);
+    RUN(test_avl_insert_range_matches_callers_descent);
     RUN(test_avl_random_ops_against_array);
     printf("%d passed, %d failed\n", passed, failed);
     return failed ? 1 : 0;

@@ -2,12 +2,11 @@
  * avl: an intrusive AVL tree of disjoint byte ranges, augmented for gap search.
  *
  * The node is embedded in the caller's structure (a VMA); the tree never
- * allocates. As with Linux's rbtree, the library only links, unlinks and
- * rebalances: the caller descends the tree with its own comparisons and hands
- * avl_insert_at() the parent and the child link where the new node belongs. Each
- * node carries its range [start, last] (inclusive last byte, so a range may
- * end at 2^64 - 1 without overflow); the tree reads the range only to keep the
- * augmentation, never to decide where a node goes.
+ * allocates. Each node carries its range [start, last] (inclusive last byte,
+ * so a range may end at 2^64 - 1 without overflow), and ranges are ordered by
+ * start. avl_insert_range() finds a node's place itself; a caller that
+ * already knows it (as with Linux's rbtree, from its own descent, or next to
+ * a neighbour) hands avl_insert_at() the parent and the child link instead.
  *
  * Invariants (avl_check() verifies all of them):
  *   - in-order, ranges are disjoint and increasing: prev->last < next->start;
@@ -116,6 +115,13 @@ void avl_init(struct avl_tree *t);
  */
 void avl_insert_at(struct avl_tree *t, struct avl_node *node, struct avl_node *parent,
                    struct avl_node **link);
+
+/*
+ * Descends by node->start and links node where it belongs: the usual insert,
+ * for callers with no position in hand. => node->start <= node->last are
+ * set; the range overlaps none in t.
+ */
+void avl_insert_range(struct avl_tree *t, struct avl_node *node);
 
 /* Links node directly after pos in order (no comparisons needed). => as avl_insert_at. */
 void avl_insert_next(struct avl_tree *t, struct avl_node *pos, struct avl_node *node);
