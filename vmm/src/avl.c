@@ -255,13 +255,14 @@ void avl_init(struct avl_tree *t)
 }
 
 /*
- * Links node as parent's left or right child, an empty link, and fixes the
- * tree. succ is node's successor once linked (NULL if it will be last): the
- * parent itself for a left child, the nearest ancestor reached from the left
- * for a right one.
+ * Links node as parent's left or right child, an empty link, and sets the two
+ * gaps that change; the caller fixes balance and slots above. succ is node's
+ * successor once linked (NULL if it will be last): the parent itself for a
+ * left child, the nearest ancestor reached from the left for a right one.
+ * Returns false when node became the root (nothing to fix).
  */
-static void link_leaf(struct avl_tree *t, struct avl_node *node, struct avl_node *parent,
-                      bool right, struct avl_node *succ)
+static bool attach(struct avl_tree *t, struct avl_node *node, struct avl_node *parent, bool right,
+                   struct avl_node *succ)
 {
     node->left = node->right = NULL;
     node->parent_balance = (uintptr_t)parent;
@@ -272,7 +273,7 @@ static void link_leaf(struct avl_tree *t, struct avl_node *node, struct avl_node
         t->root = node;
         node->gap = 0;
         t->first = t->last = node;
-        return;
+        return false;
     }
     if (!right) {
         parent->left = node;
@@ -293,9 +294,7 @@ static void link_leaf(struct avl_tree *t, struct avl_node *node, struct avl_node
     }
     if (succ)
         succ->gap = succ->start - node->last - 1;
-    rebalance(t, parent, right, true);
-    if (succ)
-        propagate(succ);
+    return true;
 }
 
 void avl_insert_at(struct avl_tree *t, struct avl_node *node, struct avl_node *parent,
@@ -308,27 +307,108 @@ void avl_insert_at(struct avl_tree *t, struct avl_node *node, struct avl_node *p
         succ = parent;
     else
         succ = parent == t->last ? NULL : next_above(parent);
-    link_leaf(t, node, parent, right, succ);
+    if (!attach(t, node, parent, right, succ))
+        return;
+    rebalance(t, parent, right, true);
+    if (succ)
+        propagate(succ);
+}
+
+/*
+ * Deeper than any AVL tree in a 64-bit address space: height h needs at
+ * least Fibonacci(h + 2) - 1 nodes, over 2^64 for h = 92.
+ */
+#define PATH_MAX_DEPTH 96
+
+/*
+ * The fix-up after an insert, from the path the descent recorded: path[0]
+ * is the root, path[d - 1] the new node's parent, dirs[i] whether path[i + 1]
+ * (or the new node) is path[i]'s right child; path[s] is the successor, s =
+ * d if there is none. As rebalance() and propagate() do, but each ancestor
+ * comes from the array instead of from the parent link of the node below,
+ * so the walk up is not a chain of dependent loads.
+ */
+static void grow_fixup(struct avl_tree *t, struct avl_node *const *path, const bool *dirs, int d,
+                       int s)
+{
+    struct avl_node *r;
+    uint64_t m;
+    int i;
+
+    /* While the subtree below keeps growing: balance factors and the slot above. */
+    for (i = d - 1;; i--) {
+        struct avl_node *n = path[i];
+        int b = avl_balance(n) + (dirs[i] ? 1 : -1);
+
+        if (b > 1 || b < -1) {
+            bool lower;
+
+            /* One rotation restores the height the subtree had before the insert. */
+            r = b > 1 ? fix_right_heavy(t, n, &lower) : fix_left_heavy(t, n, &lower);
+            break;
+        }
+        set_balance(n, b);
+        if (b == 0) {
+            r = n;
+            break;
+        }
+        if (i == 0)
+            return; /* the whole tree grew; every slot on the path is set */
+        *(dirs[i - 1] ? &path[i - 1]->right_max : &path[i - 1]->left_max) = avl_max_gap(n);
+    }
+    /*
+     * r, at path[i]'s place, is right. Above it only slots change, and the
+     * successor's own gap if it is still above: a slot that already holds the
+     * new maximum ends the walk only once the successor is below.
+     */
+    m = avl_max_gap(r);
+    for (i--; i >= 0; i--) {
+        struct avl_node *p = path[i];
+        uint64_t *slot = dirs[i] ? &p->right_max : &p->left_max;
+        uint64_t other = dirs[i] ? p->left_max : p->right_max;
+
+        if (*slot == m && s > i)
+            return;
+        *slot = m;
+        m = max_u64(m, max_u64(other, p->gap));
+    }
 }
 
 void avl_insert_range(struct avl_tree *t, struct avl_node *node)
 {
-    struct avl_node *n = t->root, *parent = NULL, *succ = NULL;
+    struct avl_node *path[PATH_MAX_DEPTH];
+    bool dirs[PATH_MAX_DEPTH];
+    struct avl_node *n = t->root;
     uint64_t start = node->start;
-    bool right = false;
+    int d = 0, s = -1;
 
     /*
-     * Without branches, as avl_child() says; the successor is the last node
-     * the descent leaves to the left, kept on the way instead of found by
-     * walking back up.
+     * Without branches, as avl_child() says, recording the path; the
+     * successor is the last node the descent leaves to the left.
      */
-    while (n) {
-        parent = n;
-        right = n->start <= start;
-        succ = right ? succ : n;
+    while (n && d < PATH_MAX_DEPTH) {
+        bool right = n->start <= start;
+
+        path[d] = n;
+        dirs[d] = right;
+        s = right ? s : d;
+        d++;
         n = avl_child(n, right);
     }
-    link_leaf(t, node, parent, right, succ);
+    if (n) {
+        /* Only a corrupt tree is this deep: link without the array. */
+        struct avl_node *parent = NULL, **link = &t->root;
+
+        while (*link) {
+            parent = *link;
+            link = start < parent->start ? &parent->left : &parent->right;
+        }
+        avl_insert_at(t, node, parent, link);
+        return;
+    }
+    if (!attach(t, node, d ? path[d - 1] : NULL, d && dirs[d - 1], s >= 0 ? path[s] : NULL))
+        return;
+    grow_fixup(t, path, dirs, d, s >= 0 ? s : d);
 }
 
 void avl_insert_next(struct avl_tree *t, struct avl_node *pos, struct avl_node *node)
