@@ -24,7 +24,8 @@
  * nodes it turns) and refreshes each parent's slot; once heights stop
  * changing, propagate() carries the new maximum up until nothing changes. A
  * last propagate() from the successor covers a walk that stopped below it.
- * O(log n) at worst.
+ * O(log n) at worst. avl_insert_range() does the same from the path its
+ * descent recorded (grow_fixup()), so its walk up reads no parent links.
  *
  * The holes below the first range and above the last are not stored in any
  * node: the tree keeps first and last, and the gap search tries those two
