@@ -78,6 +78,17 @@ static void insert_range(struct avl_tree *t, struct item *it, uint64_t start, ui
     avl_insert_at(t, &it->node, parent, link);
 }
 
+/* Fisher-Yates, with the tests' generator. */
+static void shuffle(int *a, int count)
+{
+    for (int i = count - 1; i > 0; i--) {
+        int j = (int)(rnd() % (uint64_t)(i + 1)), x = a[i];
+
+        a[i] = a[j];
+        a[j] = x;
+    }
+}
+
 /* The library's own descent. */
 static void insert_range_lib(struct avl_tree *t, struct item *it, uint64_t start, uint64_t last)
 {
@@ -262,12 +273,7 @@ static bool test_avl_erase_random_order_keeps_invariants(void)
         insert_range(&t, &it[i], (uint64_t)i << 20, ((uint64_t)i << 20) + (rnd() % 0xfffff));
         order[i] = i;
     }
-    for (int i = N - 1; i > 0; i--) {
-        int j = (int)(rnd() % (uint64_t)(i + 1)), tmp = order[i];
-
-        order[i] = order[j];
-        order[j] = tmp;
-    }
+    shuffle(order, N);
     for (int i = 0; i < N; i++) {
         avl_erase(&t, &it[order[i]].node);
         CHECK_TREE(&t);
@@ -679,12 +685,7 @@ static bool test_avl_insert_range_matches_callers_descent(void)
     avl_init(&tb);
     for (int i = 0; i < N; i++)
         order[i] = i;
-    for (int i = N - 1; i > 0; i--) {
-        int j = (int)(rnd() % (uint64_t)(i + 1)), x = order[i];
-
-        order[i] = order[j];
-        order[j] = x;
-    }
+    shuffle(order, N);
     for (int i = 0; i < N; i++) {
         uint64_t s = (uint64_t)order[i] * 0x10000 + rnd() % 0x100;
 
