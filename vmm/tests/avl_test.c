@@ -713,6 +713,41 @@ static bool test_avl_insert_range_matches_callers_descent(void)
     return true;
 }
 
+/*
+ * A tree deeper than any valid one (a hand-made chain of 120 right children,
+ * which no sequence of operations builds) still takes an insert at the
+ * bottom without overrunning avl_insert_range's path array: ASan watches.
+ */
+static bool test_avl_insert_range_survives_a_chain_too_deep(void)
+{
+    enum { N = 120 };
+    static struct item chain[N + 1];
+    struct avl_tree t;
+
+    avl_init(&t);
+    for (int i = 0; i < N; i++) {
+        struct avl_node *n = &chain[i].node;
+
+        n->start = (uint64_t)i * 0x100;
+        n->last = n->start + 0xf;
+        n->left = n->right = NULL;
+        n->parent_balance = (uintptr_t)(i ? &chain[i - 1].node : NULL) | 1; /* balance 0 */
+        n->gap = i ? 0xf0 : 0;
+        n->left_max = n->right_max = 0;
+        if (i)
+            chain[i - 1].node.right = n;
+    }
+    t.root = &chain[0].node;
+    t.first = &chain[0].node;
+    t.last = &chain[N - 1].node;
+    t.count = N;
+    insert_range_lib(&t, &chain[N], (uint64_t)N * 0x100, (uint64_t)N * 0x100 + 0xf);
+    CHECK(t.count == N + 1 && avl_last(&t) == &chain[N].node);
+    CHECK(avl_prev(&chain[N].node) == &chain[N - 1].node);
+    CHECK(chain[N].node.gap == 0xf0);
+    return true;
+}
+
 /* A randomized mix of inserts, erases and adjusts against a plain array of ranges. */
 static bool test_avl_random_ops_against_array(void)
 {
@@ -783,6 +818,7 @@ int main(void)
     RUN(test_avl_gap_misaligned_holes_cost_linear_in_k);
     RUN(test_avl_gap_large_alignment_skips_spans_without_boundary);
     RUN(test_avl_insert_range_matches_callers_descent);
+    RUN(test_avl_insert_range_survives_a_chain_too_deep);
     RUN(test_avl_random_ops_against_array);
     printf("%d passed, %d failed\n", passed, failed);
     return failed ? 1 : 0;
