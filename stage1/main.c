@@ -68,6 +68,9 @@ static void phase(enum canopy_phase p)
     /* debug_fault=: a fault here; at kernel-entry the trampoline jumps to an unmapped address. */
     fw_fault_phase(p, p >= CONFIG_FAULT_FIRST && p < CANOPY_PHASE_KERNEL_ENTRY &&
                           (unsigned)p == s1.cfg.debug_fault);
+    /* debug_smash=: an overrun the canary check catches. */
+    if (p >= CONFIG_FAULT_FIRST && p <= CONFIG_SMASH_LAST && (unsigned)p == s1.cfg.debug_smash)
+        fw_smash_stack();
 }
 
 static uint64_t pages_for(uint64_t bytes)

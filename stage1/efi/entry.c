@@ -64,7 +64,8 @@ enum fw_status fw_from_efi(EFI_STATUS s)
 /*
  * A smashed stack canary (lib/src/rt.c): one line, then an error back to the
  * firmware while boot services live (the boot manager tries its next option),
- * else a reset.
+ * else a reset. The line ends with where the firmware loaded stage 1, so an
+ * address in it can be looked up in BOOTX64.EFI's symbols (docs/hardening.md).
  */
 RT_NO_STACK_PROTECTOR __attribute__((noreturn, format(printf, 1, 2))) static void
 stop(const char *fmt, ...)
@@ -72,8 +73,11 @@ stop(const char *fmt, ...)
     char line[160];
     va_list ap;
     va_start(ap, fmt);
-    fmt_vsnprintf(line, sizeof(line), fmt, ap);
+    size_t n = fmt_vsnprintf(line, sizeof(line), fmt, ap);
     va_end(ap);
+    if (fw_image_base() && n < sizeof(line))
+        fmt_snprintf(line + n, sizeof(line) - n, "; BOOTX64.EFI is at 0x%llx",
+                     (unsigned long long)fw_image_base());
     if (fw_bs) {
         con_printf("canopy: %s\n", line);
         fw_stall_us(3000000);

@@ -234,6 +234,22 @@ void fw_fault_phase(enum canopy_phase p, bool inject)
     }
 }
 
+uint64_t fw_image_base(void)
+{
+    return flt.image_base;
+}
+
+__attribute__((noinline)) void fw_smash_stack(void)
+{
+    volatile uint8_t buf[16];
+    volatile uint8_t *p = buf;
+
+    __asm__ volatile("" : "+r"(p)); /* hides p's bounds: an overrun at run time only */
+    for (size_t i = 0; i < 64; i++)
+        p[i] = 0xa5;
+    (void)buf[0];
+}
+
 static const char *vector_name(uint64_t v)
 {
     static const char *const names[32] = {

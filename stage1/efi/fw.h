@@ -170,6 +170,14 @@ void fw_fault_show_previous(void);
  */
 void fw_fault_phase(enum canopy_phase p, bool inject);
 /*
+ * Overruns a local array by 48 bytes (debug_smash=, a test and debug aid):
+ * the stack protector's check before the return reports it and never lets
+ * the function return.
+ */
+void fw_smash_stack(void);
+/* Where the firmware loaded BOOTX64.EFI; 0 until fw_fault_init has asked it. */
+uint64_t fw_image_base(void);
+/*
  * The HHDM address of the GDT and IDT pseudo-descriptors the trampoline loads
  * after the CR3 switch (all in loader memory, which the HHDM maps).
  * => after ExitBootServices; call once.

@@ -22,7 +22,7 @@ struct parser {
     void *ctx;
     unsigned line;
     unsigned problems;
-    bool seen[6]; /* keys already set, for the duplicate note */
+    bool seen[7]; /* keys already set, for the duplicate note */
 };
 
 __attribute__((format(printf, 2, 3))) static void problem(struct parser *p, const char *fmt, ...)
@@ -171,29 +171,47 @@ static bool set_resolution(struct parser *p, const char *v, size_t n)
     return true;
 }
 
-/* A test and debug aid: stage 1 faults on purpose when it reaches the phase (docs/stage1.md). */
-static bool set_debug_fault(struct parser *p, const char *v, size_t n)
+/*
+ * The test and debug aids (docs/stage1.md): "off", or the stage 1 phase
+ * from CONFIG_FAULT_FIRST to last at which stage 1 fails on purpose.
+ */
+static bool set_fault_phase(struct parser *p, const char *key, const char *v, size_t n,
+                            enum canopy_phase last, unsigned *out)
 {
     enum canopy_phase ph;
     if (word_is(v, n, "off")) {
-        p->cfg->debug_fault = CONFIG_NO_FAULT;
+        *out = CONFIG_NO_FAULT;
         return true;
     }
-    if (!phase_parse(v, n, &ph) || ph < CONFIG_FAULT_FIRST || ph > CONFIG_FAULT_LAST) {
-        problem(p, "debug_fault= takes off or a stage 1 phase from %s to %s, not '%s'",
-                phase_name(CONFIG_FAULT_FIRST), phase_name(CONFIG_FAULT_LAST), quote(v, n).text);
+    if (!phase_parse(v, n, &ph) || ph < CONFIG_FAULT_FIRST || ph > last) {
+        problem(p, "%s= takes off or a stage 1 phase from %s to %s, not '%s'", key,
+                phase_name(CONFIG_FAULT_FIRST), phase_name(last), quote(v, n).text);
         return false;
     }
-    p->cfg->debug_fault = ph;
+    *out = ph;
     return true;
+}
+
+/* A page fault when stage 1 reaches the phase. */
+static bool set_debug_fault(struct parser *p, const char *v, size_t n)
+{
+    return set_fault_phase(p, "debug_fault", v, n, CONFIG_FAULT_LAST, &p->cfg->debug_fault);
+}
+
+/* A stack overrun that the canary check catches, at the phase. */
+static bool set_debug_smash(struct parser *p, const char *v, size_t n)
+{
+    return set_fault_phase(p, "debug_smash", v, n, CONFIG_SMASH_LAST, &p->cfg->debug_smash);
 }
 
 static const struct {
     const char *name;
     bool (*set)(struct parser *p, const char *v, size_t n);
 } keys[] = {
-    {"kernel", set_kernel},   {"cmdline", set_cmdline},       {"serial", set_serial},
-    {"verbose", set_verbose}, {"resolution", set_resolution}, {"debug_fault", set_debug_fault},
+    {"kernel", set_kernel},           {"cmdline", set_cmdline},
+    {"serial", set_serial},           {"verbose", set_verbose},
+    {"resolution", set_resolution},   {"debug_fault", set_debug_fault},
+    {"debug_smash", set_debug_smash},
 };
 _Static_assert(sizeof(keys) / sizeof(keys[0]) <= sizeof(((struct parser *)0)->seen),
                "one seen flag per key");
@@ -255,6 +273,7 @@ void config_defaults(struct config *cfg)
     cfg->fb_width = 0;
     cfg->fb_height = 0;
     cfg->debug_fault = CONFIG_NO_FAULT;
+    cfg->debug_smash = CONFIG_NO_FAULT;
 }
 
 unsigned config_parse(struct config *cfg, const char *text, size_t len, config_report_fn report,

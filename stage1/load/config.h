@@ -12,6 +12,8 @@
  *   resolution=WxH    a GOP mode to switch to; "current" keeps the firmware's
  *   debug_fault=PHASE a test and debug aid: stage 1 raises a page fault when it
  *                     reaches PHASE (config-read .. kernel-entry); "off" (default)
+ *   debug_smash=PHASE the same, but an overrun of a local array that the stack
+ *                     protector catches (config-read .. page-tables-built)
  * Every problem is reported with its line number and the setting keeps its
  * previous (default) value, so a broken file still boots with safe defaults.
  * A key given again with a valid value replaces the earlier one, with a note;
@@ -35,6 +37,7 @@
 #define CONFIG_NO_FAULT       CANOPY_PHASE_COUNT       /* debug_fault=off */
 #define CONFIG_FAULT_FIRST    CANOPY_PHASE_CONFIG_READ /* the first phase after the config is read */
 #define CONFIG_FAULT_LAST     CANOPY_PHASE_KERNEL_ENTRY
+#define CONFIG_SMASH_LAST     (CANOPY_PHASE_KERNEL_ENTRY - 1) /* the last phase in stage 1's code */
 
 struct config {
     char kernel[CONFIG_PATH_MAX];
@@ -43,6 +46,7 @@ struct config {
     unsigned verbose;
     uint32_t fb_width, fb_height; /* 0, 0: keep the firmware's current mode */
     unsigned debug_fault;         /* enum canopy_phase to fault at, or CONFIG_NO_FAULT */
+    unsigned debug_smash; /* enum canopy_phase to overrun the stack at, or CONFIG_NO_FAULT */
 };
 
 /* Receives one problem: the 1-based line number and a sentence without a newline. */

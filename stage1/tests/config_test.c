@@ -204,6 +204,27 @@ static void test_config_debug_fault_takes_stage1_phases(void)
     CHECK(parse("debug_fault=\n", &cfg, &r) == 1 && cfg.debug_fault == CONFIG_NO_FAULT);
 }
 
+static void test_config_debug_smash_takes_phases_stage1_runs(void)
+{
+    struct config cfg;
+    struct reports r;
+    CHECK(parse("", &cfg, &r) == 0 && cfg.debug_smash == CONFIG_NO_FAULT);
+    CHECK(parse("debug_smash=config-read\n", &cfg, &r) == 0);
+    CHECK(cfg.debug_smash == CANOPY_PHASE_CONFIG_READ && cfg.debug_fault == CONFIG_NO_FAULT);
+    CHECK(parse("debug_smash=page-tables-built\n", &cfg, &r) == 0);
+    CHECK(cfg.debug_smash == CANOPY_PHASE_PAGE_TABLES_BUILT);
+    /* At kernel-entry stage 1 has jumped away: no stage 1 function runs there. */
+    CHECK(parse("debug_smash=kernel-entry\n", &cfg, &r) == 1);
+    CHECK(mentions(&r, 0,
+                   "debug_smash= takes off or a stage 1 phase from config-read to "
+                   "page-tables-built, not 'kernel-entry'"));
+    CHECK(cfg.debug_smash == CONFIG_NO_FAULT);
+    CHECK(parse("debug_smash=pmm-ready\ndebug_smash=off\n", &cfg, &r) == 1);
+    CHECK(cfg.debug_smash == CONFIG_NO_FAULT);
+    CHECK(parse("debug_smash=stage1-entry\n", &cfg, &r) == 1 && cfg.debug_smash == CONFIG_NO_FAULT);
+    CHECK(parse("debug_smash=yes\n", &cfg, &r) == 1 && cfg.debug_smash == CONFIG_NO_FAULT);
+}
+
 static void test_config_unprintable_bytes_are_refused(void)
 {
     struct config cfg;
@@ -258,6 +279,7 @@ void config_tests(void)
     RUN(test_config_duplicate_key_later_wins);
     RUN(test_config_duplicate_key_with_bad_value_keeps_earlier);
     RUN(test_config_debug_fault_takes_stage1_phases);
+    RUN(test_config_debug_smash_takes_phases_stage1_runs);
     RUN(test_config_unprintable_bytes_are_refused);
     RUN(test_config_bom_and_no_reporter);
     RUN(test_config_reads_only_len_bytes);
