@@ -10,6 +10,16 @@ Cases:
                kernel.elf's symbol table places in the overrunning function
                (smash_stack), followed by the halt; the function must never
                return ("did not fault").
+  stage1-smash canopy.cfg's `debug_smash=PHASE` (a test aid, docs/stage1.md)
+               makes stage 1 overrun a local array in fw_smash_stack. Booted
+               twice: at config-read (boot services alive) the report must be
+               one line, `canopy: stack protector: ... containing 0x...;
+               BOOTX64.EFI is at 0x...`, whose address BOOTX64.EFI's symbols
+               place in fw_smash_stack, then the boot manager's `Security
+               Violation` for the option; at pmm-ready (after
+               ExitBootServices) the same line on serial, the reset notice,
+               and the reset (QEMU exits under -no-reboot). Neither boot may
+               reach the kernel.
   ubsan        builds stage 1 and the kernel with -DCANOPY_UBSAN=ON in its own
                build directory, boots them with `fault=ubsan`. Stage 1 and the
                kernel's whole boot must print no UBSan report (`pt check: OK`,
@@ -107,6 +117,63 @@ def run_stack_smash(args):
           "symbols; system halted")
 
 
+def pe_text_symbols(path):
+    """(address as the PE links it, name) of BOOTX64.EFI's code symbols, sorted, and its ImageBase."""
+    with open(path, "rb") as f:
+        head = f.read(4096)
+    pe, = struct.unpack_from("<I", head, 0x3c)
+    if head[pe:pe + 4] != b"PE\0\0" or struct.unpack_from("<H", head, pe + 24)[0] != 0x20b:
+        raise harness.BootTestError(f"{path} is not a PE32+ image")
+    image_base, = struct.unpack_from("<Q", head, pe + 24 + 24)
+    out = subprocess.run(["llvm-nm", path], stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+                         check=True).stdout.decode()
+    syms = sorted((int(a, 16), name) for a, kind, name in
+                  (l.split(maxsplit=2) for l in out.splitlines() if len(l.split()) == 3)
+                  if kind in "Tt")
+    if not syms:
+        raise harness.BootTestError(f"{path} has no code symbols")
+    return image_base, syms
+
+
+def run_stage1_smash(args):
+    image_base, syms = pe_text_symbols(args.efi)
+    with open(args.cfg) as f:
+        base_cfg = f.read()
+    for phase in ("config-read", "pmm-ready"):
+        name = f"hardening-stage1-smash-{phase}"
+        cfg = os.path.join(args.workdir, f"{name}.cfg")
+        os.makedirs(args.workdir, exist_ok=True)
+        with open(cfg, "w") as f:
+            f.write(base_cfg + f"\ndebug_smash={phase}\n")
+        image = harness.make_image(args, os.path.join(args.workdir, f"{name}.img"), cfg=cfg)
+        with harness.machine_from_args(args, image=image, name=name) as vm:
+            m = vm.wait_for(r"^canopy: stack protector: canary overwritten in the function "
+                            r"containing 0x([0-9a-f]+); BOOTX64\.EFI is at 0x([0-9a-f]+)\n",
+                            READY_TIMEOUT_S, "stage 1's stack protector report",
+                            fail_if=r"X64 Exception|CPU exception|^canopy: ready|"
+                                    r"BdsDxe: failed to start|^kernel: ")
+            if phase == "config-read":
+                vm.wait_for(r"BdsDxe: failed to start Boot\d+ .*: Security Violation", 20,
+                            "the boot manager giving up on the option",
+                            fail_if=r"^canopy: ready|^kernel: ")
+                outcome = "the firmware reported a Security Violation for the option"
+            else:
+                vm.wait_for_line(r"^canopy: resetting in 5 seconds", 5, "the reset notice")
+                status = vm.wait_exit(20)
+                outcome = f"the machine reset (QEMU status {status})"
+            if re.search(r"^canopy: ready|^kernel: ", vm.output(), re.MULTILINE):
+                raise harness.BootTestError(f"{name}: the kernel ran after the report")
+        addr, base = int(m.group(1), 16), int(m.group(2), 16)
+        linked = addr - base + image_base
+        owner = [n for a, n in syms if a <= linked][-1:]
+        if owner != ["fw_smash_stack"]:
+            raise harness.BootTestError(f"{name}: the report names {addr:#x}, BOOTX64.EFI+"
+                                        f"{addr - base:#x}, which its symbols place in "
+                                        f"{owner or 'no function'}, not fw_smash_stack")
+        print(f"\n[check] {phase}: one report line naming BOOTX64.EFI+{addr - base:#x}, inside "
+              f"fw_smash_stack; {outcome}", flush=True)
+
+
 def build_ubsan(args):
     """Configures and builds stage 1 and the kernel with CANOPY_UBSAN in workdir."""
     build = os.path.join(os.path.abspath(args.workdir), "ubsan-build")
@@ -170,11 +237,13 @@ def run_ubsan(args):
 
 def main():
     p = harness.arg_parser(__doc__)
-    p.add_argument("--case", choices=["stack-smash", "ubsan"], required=True)
+    p.add_argument("--case", choices=["stack-smash", "stage1-smash", "ubsan"], required=True)
     p.add_argument("--source", help="the source tree (the ubsan case builds from it)")
     args = p.parse_args()
     if args.case == "stack-smash":
         run_stack_smash(args)
+    elif args.case == "stage1-smash":
+        run_stage1_smash(args)
     else:
         if not args.source:
             raise harness.BootTestError("the ubsan case needs --source")
