@@ -15,7 +15,9 @@ Each case then also checks, with QEMU as the judge:
     RAM being 512 of them; with `-cpu max` each whole GiB of RAM is one 1 GiB
     leaf. With RAM above 4 GiB, the HHDM maps physical memory above 4 GiB;
   - serial cases: the shell answers `pt check` and `memmap` (usable RAM above
-    4 GiB where there is some);
+    4 GiB where there is some); both stack canaries fall back to the TSC
+    under `-cpu qemu64` (no RDRAND/RDSEED, so no firmware RNG either) and
+    only there;
   - serial-less cases: everything is read off the screen (QMP `screendump`,
     cells compared with the console font's glyphs, see screen.py), and `help`
     typed through QMP `send-key` (the PS/2 keyboard) prints the command list.
@@ -190,6 +192,31 @@ def check_banner(text, case):
     return usable
 
 
+STAGE1_TSC_ONLY = ("canopy: no RDSEED, RDRAND or firmware RNG: the stack canary comes from the "
+                   "TSC only")
+
+
+def check_canary_source(text, case):
+    """Both stack canaries' sources: the fallback exactly where the CPU has no RDRAND/RDSEED."""
+    m = re.search(r"^stack protector: canary from (.*)$", text, re.MULTILINE)
+    if not m:
+        raise harness.BootTestError("the kernel did not say where its canary came from")
+    stage1_tsc = STAGE1_TSC_ONLY in text
+    if case.cpu == "qemu64":
+        # No RDRAND or RDSEED, so OVMF installs no RNG protocol either: both fall back.
+        want, ok = "the TSC fallback in both stages", (
+            stage1_tsc and m.group(1).startswith("the TSC only ("))
+    else:
+        want, ok = "RDSEED/RDRAND and stage 1's seed, no fallback", (
+            not stage1_tsc and m.group(1) == "RDSEED/RDRAND and the boot seed")
+    if not ok:
+        raise harness.BootTestError(f"-cpu {case.cpu}: expected {want}; stage 1's TSC notice "
+                                    f"{'printed' if stage1_tsc else 'absent'}, the kernel: "
+                                    f"{m.group(0)!r}")
+    print(f"[check] -cpu {case.cpu}: {m.group(0)}"
+          + ("; stage 1 said its canary is TSC only" if stage1_tsc else ""))
+
+
 def check_page_tables(vm, case, segments, log_prefix):
     """QEMU's `info tlb`/`info mem` (guest stopped): the address space as
     kernel.elf asks, and the HHDM's page sizes as the CPU model allows."""
@@ -293,6 +320,7 @@ def run_serial_case(args, case, segments):
         t_ready = vm.elapsed()
         print(f"[check] prompt after {t_ready:.1f} s (OVMF started the disk at {t_ovmf:.1f} s)")
         check_banner(vm.output(), case)
+        check_canary_source(vm.output(), case)
         sh = shell.Shell(vm)
         out = sh.run("pt check")
         shell.expect(out, r"^pt check: OK \(\d+ mappings\)$", "`pt check` in the shell")
