@@ -35,7 +35,9 @@
  * addresses a subtree's holes can lie in, [lo, hi], clipped to the query
  * window: below a node's hole for its left subtree, above its range for its
  * right. A subtree is entered only if its largest gap is big enough and its
- * span has an aligned place for the request.
+ * span has an aligned place for the request; both are known in the parent
+ * (its slot for the child, and the span), so a subtree that fails them is
+ * never read.
  *
  * Callers: vmm/space.c (the address space), the host tests and benchmarks.
  */
@@ -591,53 +593,76 @@ static bool fit_high(const struct gap_search *g, uint64_t lo, uint64_t hi, uint6
 }
 
 /*
- * The lowest fit among the holes of subtree n (n may be NULL), where [lo, hi]
- * is the window clipped to the addresses those holes can lie in (lo <= hi).
- * n's hole is [n->start - n->gap, n->start - 1]; its left subtree's holes lie
- * below that, its right subtree's above n's range. A subtree is entered only
- * if its largest gap is big enough and its span has an aligned place.
+ * Whether the subtree below a slot can hold a fit: its largest gap (the
+ * parent's slot for it, so a subtree that fails costs no read of its root)
+ * is big enough, and its span [lo, hi] has an aligned place for the request.
+ */
+static bool worth_entering(const struct gap_search *g, uint64_t max_gap, uint64_t lo, uint64_t hi)
+{
+    uint64_t unused;
+
+    return max_gap >= g->q->size && fit_low(g, lo, hi, &unused);
+}
+
+/* Reads the root (one visit) and tells whether the tree is worth entering. */
+static bool enter_root(struct gap_search *g, const struct avl_tree *t)
+{
+    g->visits++;
+    return worth_entering(g, avl_max_gap(t->root), g->q->lo, g->q->hi);
+}
+
+/*
+ * The lowest fit among the holes of subtree n, where [lo, hi] is the window
+ * clipped to the addresses those holes can lie in (lo <= hi) and
+ * worth_entering() holds for n. n's hole is [n->start - n->gap, n->start -
+ * 1]; its left subtree's holes lie below that, its right subtree's above n's
+ * range. A child is entered only if worth_entering() holds for it too.
  */
 static bool gap_lowest(struct gap_search *g, const struct avl_node *n, uint64_t lo, uint64_t hi,
                        uint64_t *addr)
 {
-    uint64_t below, unused;
+    for (;;) {
+        uint64_t below = n->start - n->gap; /* the first byte of n's hole */
 
-    if (!n)
-        return false;
-    g->visits++;
-    if (avl_max_gap(n) < g->q->size || !fit_low(g, lo, hi, &unused))
-        return false;
-    below = n->start - n->gap; /* the first byte of n's hole */
-    if (below > lo && gap_lowest(g, n->left, lo, min_u64(below - 1, hi), addr))
-        return true;
-    if (n->gap >= g->q->size && n->start > lo && below <= hi &&
-        fit_low(g, max_u64(below, lo), min_u64(n->start - 1, hi), addr))
-        return true;
-    if (n->last < hi)
-        return gap_lowest(g, n->right, max_u64(n->last + 1, lo), hi, addr);
-    return false;
+        if (n->left && below > lo && worth_entering(g, n->left_max, lo, min_u64(below - 1, hi))) {
+            g->visits++;
+            if (gap_lowest(g, n->left, lo, min_u64(below - 1, hi), addr))
+                return true;
+        }
+        if (n->gap >= g->q->size && n->start > lo && below <= hi &&
+            fit_low(g, max_u64(below, lo), min_u64(n->start - 1, hi), addr))
+            return true;
+        if (!n->right || n->last >= hi ||
+            !worth_entering(g, n->right_max, max_u64(n->last + 1, lo), hi))
+            return false;
+        lo = max_u64(n->last + 1, lo);
+        n = n->right;
+        g->visits++;
+    }
 }
 
 /* The mirror image of gap_lowest: right subtree first, highest fit. */
 static bool gap_highest(struct gap_search *g, const struct avl_node *n, uint64_t lo, uint64_t hi,
                         uint64_t *addr)
 {
-    uint64_t below, unused;
+    for (;;) {
+        uint64_t below = n->start - n->gap;
 
-    if (!n)
-        return false;
-    g->visits++;
-    if (avl_max_gap(n) < g->q->size || !fit_low(g, lo, hi, &unused))
-        return false;
-    if (n->last < hi && gap_highest(g, n->right, max_u64(n->last + 1, lo), hi, addr))
-        return true;
-    below = n->start - n->gap;
-    if (n->gap >= g->q->size && n->start > lo && below <= hi &&
-        fit_high(g, max_u64(below, lo), min_u64(n->start - 1, hi), addr))
-        return true;
-    if (below > lo)
-        return gap_highest(g, n->left, lo, min_u64(below - 1, hi), addr);
-    return false;
+        if (n->right && n->last < hi &&
+            worth_entering(g, n->right_max, max_u64(n->last + 1, lo), hi)) {
+            g->visits++;
+            if (gap_highest(g, n->right, max_u64(n->last + 1, lo), hi, addr))
+                return true;
+        }
+        if (n->gap >= g->q->size && n->start > lo && below <= hi &&
+            fit_high(g, max_u64(below, lo), min_u64(n->start - 1, hi), addr))
+            return true;
+        if (!n->left || below <= lo || !worth_entering(g, n->left_max, lo, min_u64(below - 1, hi)))
+            return false;
+        hi = min_u64(below - 1, hi);
+        n = n->left;
+        g->visits++;
+    }
 }
 
 /*
@@ -661,15 +686,16 @@ static bool tail_hole(const struct avl_tree *t, const struct avl_gap_query *q, u
 }
 
 /*
- * Cost. A node is entered when its span straddles an edge of the window
- * (two root-to-leaf paths, O(log n)) or when its subtree holds a big-enough
- * hole and its span contains an aligned address with room after it. Below
- * the answer's path, the only subtrees entered in vain are those holding a
- * hole that is big enough but cannot take the alignment; with k such holes
- * the search enters O(log n + k log(n/k)) nodes, O(log n + k) when they are
- * neighbours in address order. If no hole between two ranges is big enough,
- * the root's check fails and the search stops after one node; the two edge
- * holes cost no visit.
+ * Cost, counted in nodes read (visits). A node is read when its span
+ * straddles an edge of the window (two root-to-leaf paths, O(log n)) or when
+ * its subtree holds a big-enough hole and its span contains an aligned
+ * address with room after it; both are known from the parent, so a child
+ * that fails them is never read. Below the answer's path, the only subtrees
+ * entered in vain are those holding a hole that is big enough but cannot
+ * take the alignment; with k such holes the search reads O(log n + k
+ * log(n/k)) nodes, O(log n + k) when they are neighbours in address order.
+ * If no hole between two ranges is big enough, the root's check fails and
+ * the search stops after one read; the two edge holes cost none.
  */
 bool avl_gap_lowest(const struct avl_tree *t, const struct avl_gap_query *q, uint64_t *addr,
                     uint64_t *visits)
@@ -682,7 +708,7 @@ bool avl_gap_lowest(const struct avl_tree *t, const struct avl_gap_query *q, uin
         found = fit_low(&g, q->lo, q->hi, addr);
     else
         found = (head_hole(t, q, &lo, &hi) && fit_low(&g, lo, hi, addr)) ||
-                gap_lowest(&g, t->root, q->lo, q->hi, addr) ||
+                (enter_root(&g, t) && gap_lowest(&g, t->root, q->lo, q->hi, addr)) ||
                 (tail_hole(t, q, &lo, &hi) && fit_low(&g, lo, hi, addr));
     if (visits)
         *visits += g.visits;
@@ -700,7 +726,7 @@ bool avl_gap_highest(const struct avl_tree *t, const struct avl_gap_query *q, ui
         found = fit_high(&g, q->lo, q->hi, addr);
     else
         found = (tail_hole(t, q, &lo, &hi) && fit_high(&g, lo, hi, addr)) ||
-                gap_highest(&g, t->root, q->lo, q->hi, addr) ||
+                (enter_root(&g, t) && gap_highest(&g, t->root, q->lo, q->hi, addr)) ||
                 (head_hole(t, q, &lo, &hi) && fit_high(&g, lo, hi, addr));
     if (visits)
         *visits += g.visits;

@@ -581,6 +581,51 @@ static struct item *build_comb(struct avl_tree *t, size_t n, uint64_t base)
     return it;
 }
 
+/* n's depth: 0 for the root. */
+static unsigned depth_of(const struct avl_node *n)
+{
+    unsigned d = 0;
+
+    while ((n = avl_parent(n)))
+        d++;
+    return d;
+}
+
+/*
+ * With one hole big enough, a search reads the path to the node above that
+ * hole and nothing else: every subtree off the path is ruled out from its
+ * parent's slot, without reading its root. In the comb, erasing one range
+ * leaves the only 12 KiB hole.
+ */
+static bool test_avl_gap_search_reads_only_the_path(void)
+{
+    enum { N = 50000 };
+    struct avl_tree t;
+    struct item *it = build_comb(&t, N, 0x100000);
+    struct avl_gap_query q = {
+        .size = 0x3000, .align = 0x1000, .lo = avl_first(&t)->start, .hi = avl_last(&t)->last};
+
+    for (int i = 0; i < 300; i++) {
+        struct item *x = &it[1 + rnd() % (N - 2)];
+        struct avl_node *above = avl_next(&x->node);
+        uint64_t hole = x->node.start - 0x1000, start = x->node.start, last = x->node.last;
+        uint64_t visits = 0, addr = 0;
+
+        avl_erase(&t, &x->node);
+        CHECK(avl_gap_lowest(&t, &q, &addr, &visits));
+        CHECK(addr == hole);
+        CHECK(visits == depth_of(above) + 1);
+        visits = 0;
+        CHECK(avl_gap_highest(&t, &q, &addr, &visits));
+        CHECK(addr == hole);
+        CHECK(visits == depth_of(above) + 1);
+        insert_range(&t, x, start, last);
+    }
+    CHECK_TREE(&t);
+    free(it);
+    return true;
+}
+
 /*
  * k neighbouring holes that are big enough but misaligned cost O(k) on top
  * of the O(log n) descent. Erasing every other range from an odd index
@@ -816,6 +861,7 @@ int main(void)
     RUN(test_avl_gap_failure_is_one_visit);
     RUN(test_avl_gap_search_visits_logarithmic);
     RUN(test_avl_gap_misaligned_holes_cost_linear_in_k);
+    RUN(test_avl_gap_search_reads_only_the_path);
     RUN(test_avl_gap_large_alignment_skips_spans_without_boundary);
     RUN(test_avl_insert_range_matches_callers_descent);
     RUN(test_avl_insert_range_survives_a_chain_too_deep);
