@@ -155,8 +155,9 @@ struct avl_gap_query {
 
 /*
  * Finds the lowest address satisfying q; false if none exists. *visits (if
- * not NULL) is increased by the number of nodes examined: 1 when no hole in
- * the tree is big enough, O(log n + k) in general (see avl.c).
+ * not NULL) is increased by the number of nodes read: 1 when no hole in the
+ * tree is big enough, O(log n + k) in general (see avl.c); a subtree ruled
+ * out from its parent's slot is not read.
  */
 bool avl_gap_lowest(const struct avl_tree *t, const struct avl_gap_query *q, uint64_t *addr,
                     uint64_t *visits);
