@@ -697,40 +697,42 @@ static bool tail_hole(const struct avl_tree *t, const struct avl_gap_query *q, u
  * If no hole between two ranges is big enough, the root's check fails and
  * the search stops after one read; the two edge holes cost none.
  */
-bool avl_gap_lowest(const struct avl_tree *t, const struct avl_gap_query *q, uint64_t *addr,
-                    uint64_t *visits)
+static bool gap_search(const struct avl_tree *t, const struct avl_gap_query *q, bool high,
+                       uint64_t *addr, uint64_t *visits)
 {
     struct gap_search g = {.q = q, .mask = q->align - 1, .visits = 0};
+    bool (*fit)(const struct gap_search *, uint64_t, uint64_t, uint64_t *) =
+        high ? fit_high : fit_low;
+    /* The edge hole on the side the search favours, the tree, the other edge hole. */
+    bool (*near)(const struct avl_tree *, const struct avl_gap_query *, uint64_t *, uint64_t *) =
+        high ? tail_hole : head_hole;
+    bool (*far)(const struct avl_tree *, const struct avl_gap_query *, uint64_t *, uint64_t *) =
+        high ? head_hole : tail_hole;
     uint64_t lo, hi;
     bool found;
 
     if (!t->root)
-        found = fit_low(&g, q->lo, q->hi, addr);
+        found = fit(&g, q->lo, q->hi, addr);
     else
-        found = (head_hole(t, q, &lo, &hi) && fit_low(&g, lo, hi, addr)) ||
-                (enter_root(&g, t) && gap_lowest(&g, t->root, q->lo, q->hi, addr)) ||
-                (tail_hole(t, q, &lo, &hi) && fit_low(&g, lo, hi, addr));
+        found = (near(t, q, &lo, &hi) && fit(&g, lo, hi, addr)) ||
+                (enter_root(&g, t) &&
+                 (high ? gap_highest : gap_lowest)(&g, t->root, q->lo, q->hi, addr)) ||
+                (far(t, q, &lo, &hi) && fit(&g, lo, hi, addr));
     if (visits)
         *visits += g.visits;
     return found;
 }
 
+bool avl_gap_lowest(const struct avl_tree *t, const struct avl_gap_query *q, uint64_t *addr,
+                    uint64_t *visits)
+{
+    return gap_search(t, q, false, addr, visits);
+}
+
 bool avl_gap_highest(const struct avl_tree *t, const struct avl_gap_query *q, uint64_t *addr,
                      uint64_t *visits)
 {
-    struct gap_search g = {.q = q, .mask = q->align - 1, .visits = 0};
-    uint64_t lo, hi;
-    bool found;
-
-    if (!t->root)
-        found = fit_high(&g, q->lo, q->hi, addr);
-    else
-        found = (tail_hole(t, q, &lo, &hi) && fit_high(&g, lo, hi, addr)) ||
-                (enter_root(&g, t) && gap_highest(&g, t->root, q->lo, q->hi, addr)) ||
-                (head_hole(t, q, &lo, &hi) && fit_high(&g, lo, hi, addr));
-    if (visits)
-        *visits += g.visits;
-    return found;
+    return gap_search(t, q, true, addr, visits);
 }
 
 /* ---- checker ---- */
