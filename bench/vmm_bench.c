@@ -239,16 +239,30 @@ static void make_queries(enum layout l, bool random_min, const struct range *r, 
 
 /* ---- Canopy ---- */
 
+/*
+ * The VMAs come from pages of 4 KiB, each holding as many as fit (51 of 80
+ * bytes), as a slab allocator would hand them out. A plain array would put
+ * VMA k at 80 k: the tree is built in address order, its upper nodes are
+ * VMAs 2^j m - 1, and every one with j >= 8 would sit at the same offset in
+ * its page, so a search's upper path would share one set of the 8-way L1
+ * (avl_bench.c says more; docs/performance.md has the numbers).
+ */
+#define PER_PAGE (4096 / sizeof(struct vmm_vma))
+
 struct node_pool {
-    struct vmm_vma *v;
+    char *pages;
     size_t used, cap;
 };
 
 static struct vmm_vma *pool_alloc(void *ctx)
 {
     struct node_pool *p = ctx;
+    size_t k = p->used;
 
-    return p->used < p->cap ? &p->v[p->used++] : NULL;
+    if (k >= p->cap)
+        return NULL;
+    p->used++;
+    return (struct vmm_vma *)(p->pages + k / PER_PAGE * 4096) + k % PER_PAGE;
 }
 
 static void pool_free(void *ctx, struct vmm_vma *v)
@@ -259,7 +273,9 @@ static bool canopy_build(struct vmm_space *s, struct node_pool *p, const struct 
 {
     static const struct vmm_attrs attrs = {.name = "bench"};
 
-    p->v = malloc(n * sizeof(*p->v));
+    p->pages = aligned_alloc(4096, (n / PER_PAGE + 1) * 4096);
+    if (!p->pages)
+        return false;
     p->used = 0;
     p->cap = n;
     if (vmm_space_init(
@@ -555,7 +571,7 @@ int main(int argc, char **argv)
                 free(ltree);
                 free(lnodes);
                 g_tree_destroy(gtree);
-                free(pool.v);
+                free(pool.pages);
                 free(r);
             }
         }
