@@ -76,11 +76,10 @@ static inline int avl_balance(const struct avl_node *n)
  * The empty asm makes both links values before the choice. Without it Clang
  * selects between the two addresses and loads once, after the comparison,
  * which puts a second load on each level's critical path: over a cached
- * path (10^5 sequential lookups) that was 148-181 cycles per lookup against
- * 114-133 with this form. Where the descent misses the cache on most levels
- * (random keys) the single load is cheaper, by about a quarter, but there
- * the lookups keep a wide lead over the peers and the cached ones did not
- * (docs/performance.md).
+ * path (10^5 sequential lookups) that was 71 cycles per lookup against 58
+ * with this form. Where the descent misses the cache on most levels (random
+ * keys at 10^6) the single load is cheaper, 772 cycles against 1097, but
+ * there the lookups keep a wide lead over the peers (docs/performance.md).
  */
 static inline struct avl_node *avl_child(const struct avl_node *n, bool right)
 {
