@@ -22,8 +22,8 @@
  * allocations of the node's size, then n frees, per node.
  *
  * Both intrusive items are 64 bytes. They are laid out as a slab allocator
- * lays out 64-byte objects in 4 KiB pages, but with one line per page left
- * free (63 items, then a gap: slot()), as slab colouring does. A plain array
+ * with colouring would lay them out: 63 items, then one line left free, in
+ * every 64 lines (4 KiB; slot()). A plain array
  * would put item k at 64 k: a tree built from sequential keys has its
  * ancestors at keys 2^j m - 1, and every one with j >= 6 would sit at the
  * same offset in its page, so the whole upper path of a lookup would share
