@@ -761,9 +761,10 @@ static bool test_avl_insert_range_matches_callers_descent(void)
 /*
  * A tree deeper than any valid one (a hand-made chain of 120 right children,
  * which no sequence of operations builds) still takes an insert at the
- * bottom without overrunning avl_insert_range's path array: ASan watches.
+ * bottom, and erases at the bottom and in the middle, without overrunning
+ * the path arrays of avl_insert_range and avl_erase: ASan watches.
  */
-static bool test_avl_insert_range_survives_a_chain_too_deep(void)
+static bool test_avl_insert_and_erase_survive_a_chain_too_deep(void)
 {
     enum { N = 120 };
     static struct item chain[N + 1];
@@ -790,6 +791,16 @@ static bool test_avl_insert_range_survives_a_chain_too_deep(void)
     CHECK(t.count == N + 1 && avl_last(&t) == &chain[N].node);
     CHECK(avl_prev(&chain[N].node) == &chain[N - 1].node);
     CHECK(chain[N].node.gap == 0xf0);
+    /* The bottom is deeper than the array: erased by parent links. */
+    avl_erase(&t, &chain[N].node);
+    CHECK(t.count == N && avl_last(&t) == &chain[N - 1].node);
+    CHECK(avl_next(&chain[N - 1].node) == NULL);
+    /* Depth 60 fits: erased from the recorded path; the successor's hole grows. */
+    avl_erase(&t, &chain[60].node);
+    CHECK(t.count == N - 1 && chain[59].node.right == &chain[61].node);
+    CHECK(avl_parent(&chain[61].node) == &chain[59].node);
+    CHECK(chain[61].node.gap == 0xf0 + 0x10 + 0xf0);
+    CHECK(avl_next(&chain[59].node) == &chain[61].node);
     return true;
 }
 
@@ -864,7 +875,7 @@ int main(void)
     RUN(test_avl_gap_search_reads_only_the_path);
     RUN(test_avl_gap_large_alignment_skips_spans_without_boundary);
     RUN(test_avl_insert_range_matches_callers_descent);
-    RUN(test_avl_insert_range_survives_a_chain_too_deep);
+    RUN(test_avl_insert_and_erase_survive_a_chain_too_deep);
     RUN(test_avl_random_ops_against_array);
     printf("%d passed, %d failed\n", passed, failed);
     return failed ? 1 : 0;
