@@ -47,6 +47,8 @@
 #include <vmm/avl.h>
 
 _Static_assert(_Alignof(struct avl_node) > AVL_BALANCE_MASK, "no room for the balance bits");
+_Static_assert(offsetof(struct avl_node, child_max[1]) == offsetof(struct avl_node, right_max),
+               "child_max[] and the named slots must be the same storage");
 
 static uint64_t max_u64(uint64_t a, uint64_t b)
 {
@@ -103,9 +105,9 @@ static void propagate(struct avl_node *c)
     uint64_t m = avl_max_gap(c);
 
     while ((p = avl_parent(c))) {
-        bool left = p->left == c;
-        uint64_t *slot = left ? &p->left_max : &p->right_max;
-        uint64_t other = left ? p->right_max : p->left_max;
+        bool right = p->right == c;
+        uint64_t *slot = &p->child_max[right];
+        uint64_t other = p->child_max[!right];
 
         if (*slot == m)
             return;
@@ -249,7 +251,7 @@ static void rebalance(struct avl_tree *t, struct avl_node *n, bool right, bool g
         if (!p)
             return;
         right = p->right == n;
-        *(right ? &p->right_max : &p->left_max) = avl_max_gap(n);
+        p->child_max[right] = avl_max_gap(n);
         n = p;
     }
 }
@@ -340,8 +342,8 @@ static void refresh_slots(struct avl_node *const *path, const bool *dirs, int i,
 
     for (; i >= 0; i--) {
         struct avl_node *p = path[i];
-        uint64_t *slot = dirs[i] ? &p->right_max : &p->left_max;
-        uint64_t other = dirs[i] ? p->left_max : p->right_max;
+        uint64_t *slot = &p->child_max[dirs[i]];
+        uint64_t other = p->child_max[!dirs[i]];
 
         if (*slot == m && s > i)
             return;
@@ -383,7 +385,7 @@ static void grow_fixup(struct avl_tree *t, struct avl_node *const *path, const b
         }
         if (i == 0)
             return; /* the whole tree grew; every slot on the path is set */
-        *(dirs[i - 1] ? &path[i - 1]->right_max : &path[i - 1]->left_max) = avl_max_gap(n);
+        path[i - 1]->child_max[dirs[i - 1]] = avl_max_gap(n);
     }
     refresh_slots(path, dirs, i - 1, r, s);
 }
@@ -468,7 +470,7 @@ static struct avl_node *unlink_node(struct avl_tree *t, struct avl_node *node,
         replace_child(t, parent, node, child);
         from = parent;
         if (from)
-            *(*right ? &from->right_max : &from->left_max) = child ? avl_max_gap(child) : 0;
+            from->child_max[*right] = child ? avl_max_gap(child) : 0;
     } else {
         /*
          * Two children: the successor takes node's place. It has no left
@@ -535,8 +537,9 @@ static void erase_by_links(struct avl_tree *t, struct avl_node *node)
 }
 
 /*
- * Records the path from the root to node (which is in t) in path[0..d] and
- * returns d, or -1 if the path would not fit in max entries.
+ * Records the path from the root to node (which is in t) in path[0..d], and
+ * in dirs[i] whether path[i + 1] is path[i]'s right child, and returns d; or
+ * -1 if the path would not fit in max entries.
  *
  * Two walks run at once and meet: one down from the root by node's start,
  * one up from node by parent links, two steps down for each step up. Each is
@@ -549,9 +552,10 @@ static void erase_by_links(struct avl_tree *t, struct avl_node *node)
  * on the same node.
  */
 static int find_path(const struct avl_tree *t, struct avl_node *node, struct avl_node **path,
-                     int max)
+                     bool *dirs, int max)
 {
     struct avl_node *up[PATH_MAX_DEPTH];
+    bool up_dirs[PATH_MAX_DEPTH];
     struct avl_node *dn = t->root, *u = node;
     uint64_t start = node->start;
     int a = 0, j = 0;
@@ -562,22 +566,32 @@ static int find_path(const struct avl_tree *t, struct avl_node *node, struct avl
     path[0] = dn;
     up[0] = u;
     while (dn != u) {
+        struct avl_node *p;
+        bool right;
+
         if (a + j + 3 > max)
             return -1;
-        dn = avl_child(dn, dn->start < start);
+        right = dn->start < start;
+        dirs[a] = right;
+        dn = avl_child(dn, right);
         path[++a] = dn;
         if (dn == u)
             break;
-        dn = avl_child(dn, dn->start < start);
+        right = dn->start < start;
+        dirs[a] = right;
+        dn = avl_child(dn, right);
         path[++a] = dn;
         if (dn == u)
             break;
-        u = avl_parent(u);
-        up[++j] = u;
+        p = avl_parent(u);
+        up_dirs[++j] = p->right == u;
+        up[j] = u = p;
     }
     /* path[a] == up[j]: the rest of the path is the walk up, reversed. */
-    for (int i = 1; i <= j; i++)
+    for (int i = 1; i <= j; i++) {
         path[a + i] = up[j - i];
+        dirs[a + i - 1] = up_dirs[j - i + 1];
+    }
     return a + j;
 }
 
@@ -609,7 +623,7 @@ static void shrink_fixup(struct avl_tree *t, struct avl_node *const *path, const
         if (i == 0)
             return; /* the whole tree shrank; every slot on the path is set */
         right = dirs[i - 1];
-        *(right ? &path[i - 1]->right_max : &path[i - 1]->left_max) = avl_max_gap(r);
+        path[i - 1]->child_max[right] = avl_max_gap(r);
     }
     refresh_slots(path, dirs, i - 1, r, s);
 }
@@ -635,18 +649,18 @@ void avl_erase(struct avl_tree *t, struct avl_node *node)
         erase_by_links(t, node);
         return;
     }
-    d = find_path(t, node, path, PATH_MAX_DEPTH);
+    d = find_path(t, node, path, dirs, PATH_MAX_DEPTH);
 
     /* Below node: the way to its successor, the leftmost node of its right subtree. */
     e = d;
-    for (c = d >= 0 ? node->right : NULL; c && e + 1 < PATH_MAX_DEPTH; c = c->left)
+    for (c = d >= 0 ? node->right : NULL; c && e + 1 < PATH_MAX_DEPTH; c = c->left) {
+        dirs[e] = e == d;
         path[++e] = c;
+    }
     if (d < 0 || c) {
         erase_by_links(t, node);
         return;
     }
-    for (int i = 0; i < e; i++)
-        dirs[i] = path[i]->right == path[i + 1];
     if (e > d) {
         succ = path[e];
         s = d; /* it moves up into node's place */

@@ -47,8 +47,18 @@ struct avl_node {
     uintptr_t parent_balance;
     uint64_t start, last; /* this node's range, set by the caller before insertion */
     uint64_t gap;         /* augmentation: see the invariants above */
-    uint64_t left_max;
-    uint64_t right_max;
+    union {
+        struct {
+            uint64_t left_max;
+            uint64_t right_max;
+        };
+        /*
+         * The same two slots indexed by side, child_max[right]: the walks up
+         * pick a slot by the side they came from with an index, not a
+         * branch or a select between two addresses.
+         */
+        uint64_t child_max[2];
+    };
 };
 
 /* The bits of avl_node.parent_balance that hold the balance factor. */
