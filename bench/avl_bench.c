@@ -332,67 +332,86 @@ static void report(const char *bench, const char *impl, const char *keys, double
 
 #define MAX_ROUNDS 32
 
-/*
- * One implementation, one key order: a warm-up round (unless quick), then
- * the median over the rounds of each phase's ns per operation.
- */
-static bool bench_impl(enum impl im, const char *keys, bool warm_up)
+enum phase { INSERT, LOOKUP, PAIR, ERASE, PHASES };
+static const char *const phase_names[PHASES] = {"avl_insert", "avl_lookup", "avl_pair",
+                                                "avl_erase"};
+
+/* One round of one implementation: each phase's ns per operation into ns[]. */
+static bool bench_round(enum impl im, double ns[PHASES])
 {
-    double ins[MAX_ROUNDS], look[MAX_ROUNDS], era[MAX_ROUNDS], pair[MAX_ROUNDS];
+    double t0;
+    size_t found = 0;
+
+    tree_init(im);
+    t0 = now_ns();
+    for (size_t i = 0; i < n; i++)
+        op_insert(im, order[i]);
+    ns[INSERT] = (now_ns() - t0) / n;
+    if (!verify(im, "inserting"))
+        return false;
+
+    t0 = now_ns();
+    for (size_t i = 0; i < n; i++)
+        found += op_lookup(im, order[i]) != NULL;
+    ns[LOOKUP] = (now_ns() - t0) / n;
+    if (found != n)
+        return false;
+
+    /* Steady state: remove one item and put it back, striding through the key order. */
+    t0 = now_ns();
+    for (size_t i = 0; i < n; i++) {
+        uint64_t key = order[(i * 7) % n];
+
+        op_erase(im, key);
+        op_insert(im, key);
+    }
+    ns[PAIR] = (now_ns() - t0) / n;
+    if (!verify(im, "erase+insert pairs"))
+        return false;
+
+    t0 = now_ns();
+    for (size_t i = 0; i < n; i++)
+        op_erase(im, order[i]);
+    ns[ERASE] = (now_ns() - t0) / n;
+    if (tree_count(im) != 0) {
+        fprintf(stderr, "avl_bench: %s: not empty after erasing every key\n", impl_names[im]);
+        return false;
+    }
+    tree_fini(im);
+    return true;
+}
+
+/*
+ * Every implementation, one key order: a warm-up round (unless quick), then
+ * the median over the rounds of each phase's ns per operation. The rounds
+ * are interleaved: round r runs each implementation once, starting with a
+ * different one each time. Other guests load this machine's shared caches
+ * in phases of seconds (docs/performance.md); run one implementation's
+ * rounds after another's and a phase can land on one of them alone.
+ */
+static bool bench_keys(int only, const char *keys, bool warm_up)
+{
+    static double ns[IMPLS][PHASES][MAX_ROUNDS];
     int total = rounds + (warm_up ? 1 : 0);
 
     for (int r = 0; r < total; r++) {
         int slot = warm_up ? r - 1 : r;
-        double t0, t_ins, t_look, t_pair, t_era;
-        size_t found = 0;
 
-        tree_init(im);
-        t0 = now_ns();
-        for (size_t i = 0; i < n; i++)
-            op_insert(im, order[i]);
-        t_ins = now_ns() - t0;
-        if (!verify(im, "inserting"))
-            return false;
+        for (int k = 0; k < IMPLS; k++) {
+            enum impl im = (enum impl)((r + k) % IMPLS);
+            double one[PHASES];
 
-        t0 = now_ns();
-        for (size_t i = 0; i < n; i++)
-            found += op_lookup(im, order[i]) != NULL;
-        t_look = now_ns() - t0;
-        if (found != n)
-            return false;
-
-        /* Steady state: remove one item and put it back, striding through the key order. */
-        t0 = now_ns();
-        for (size_t i = 0; i < n; i++) {
-            uint64_t key = order[(i * 7) % n];
-
-            op_erase(im, key);
-            op_insert(im, key);
+            if (only >= 0 && only != (int)im)
+                continue;
+            if (!bench_round(im, one))
+                return false;
+            for (int ph = 0; slot >= 0 && ph < PHASES; ph++)
+                ns[im][ph][slot] = one[ph];
         }
-        t_pair = now_ns() - t0;
-        if (!verify(im, "erase+insert pairs"))
-            return false;
-
-        t0 = now_ns();
-        for (size_t i = 0; i < n; i++)
-            op_erase(im, order[i]);
-        t_era = now_ns() - t0;
-        if (tree_count(im) != 0) {
-            fprintf(stderr, "avl_bench: %s: not empty after erasing every key\n", impl_names[im]);
-            return false;
-        }
-        tree_fini(im);
-        if (slot < 0)
-            continue;
-        ins[slot] = t_ins / n;
-        look[slot] = t_look / n;
-        pair[slot] = t_pair / n;
-        era[slot] = t_era / n;
     }
-    report("avl_insert", impl_names[im], keys, median(ins, rounds));
-    report("avl_lookup", impl_names[im], keys, median(look, rounds));
-    report("avl_pair", impl_names[im], keys, median(pair, rounds));
-    report("avl_erase", impl_names[im], keys, median(era, rounds));
+    for (int im = 0; im < IMPLS; im++)
+        for (int ph = 0; ph < PHASES && (only < 0 || only == im); ph++)
+            report(phase_names[ph], impl_names[im], keys, median(ns[im][ph], rounds));
     return true;
 }
 
@@ -501,10 +520,8 @@ int main(int argc, char **argv)
                     order[j] = t;
                 }
             }
-            for (int im = 0; im < IMPLS; im++)
-                if ((only < 0 || only == im) &&
-                    !bench_impl((enum impl)im, random_keys ? "random" : "sequential", !quick))
-                    return 1;
+            if (!bench_keys(only, random_keys ? "random" : "sequential", !quick))
+                return 1;
             fflush(stdout);
         }
         if (only < 0 || only == GTREE || only == LIBAVL)
