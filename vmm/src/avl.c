@@ -536,6 +536,18 @@ static void erase_by_links(struct avl_tree *t, struct avl_node *node)
         propagate(succ);
 }
 
+/* One step of find_path()'s walk down: notes the side taken at dn, returns the child. */
+static inline struct avl_node *step_down(struct avl_node *dn, uint64_t start,
+                                         struct avl_node **path, bool *dirs, int *a)
+{
+    bool right = dn->start < start;
+
+    dirs[*a] = right;
+    dn = avl_child(dn, right);
+    path[++*a] = dn;
+    return dn;
+}
+
 /*
  * Records the path from the root to node (which is in t) in path[0..d], and
  * in dirs[i] whether path[i + 1] is path[i]'s right child, and returns d; or
@@ -567,20 +579,13 @@ static int find_path(const struct avl_tree *t, struct avl_node *node, struct avl
     up[0] = u;
     while (dn != u) {
         struct avl_node *p;
-        bool right;
 
         if (a + j + 3 > max)
             return -1;
-        right = dn->start < start;
-        dirs[a] = right;
-        dn = avl_child(dn, right);
-        path[++a] = dn;
+        dn = step_down(dn, start, path, dirs, &a);
         if (dn == u)
             break;
-        right = dn->start < start;
-        dirs[a] = right;
-        dn = avl_child(dn, right);
-        path[++a] = dn;
+        dn = step_down(dn, start, path, dirs, &a);
         if (dn == u)
             break;
         p = avl_parent(u);
