@@ -263,6 +263,8 @@ static void op_boottime(void *ctx, struct shell_boottime *out)
     out->tsc_hz = bi->tsc_hz;
     for (unsigned p = 0; p < CANOPY_PHASE_COUNT; p++)
         out->phase_tsc[p] = bi->phase_tsc[p];
+    out->pt_frames_used = bi->pt_frames_used;
+    out->pt_frames_minimum = bi->pt_frames_minimum;
 }
 
 static void op_write(void *ctx, const char *s, size_t n)

@@ -637,6 +637,15 @@ static void cmd_boottime(struct shell *sh, struct args *a)
         say(sh, "  %-24s %16s %16s\n", phase_name(p), since, step);
         prev = t;
     }
+    /* Stage 1's page-table builder: frames taken against the fewest the mappings need. */
+    if (bt.pt_frames_used == 0)
+        say(sh, "page tables: not reported\n");
+    else if (bt.pt_frames_minimum == 0)
+        say(sh, "page tables: %u frames, minimum not computed\n", bt.pt_frames_used);
+    else
+        say(sh, "page tables: %u frames, minimum %u (%s)\n", bt.pt_frames_used,
+            bt.pt_frames_minimum,
+            bt.pt_frames_used == bt.pt_frames_minimum ? "equal" : "NOT the minimum");
 }
 
 static void cmd_reboot(struct shell *sh, struct args *a)
@@ -682,7 +691,7 @@ static const struct command commands[] = {
     {"selftest", "selftest", "run the kernel's self tests", 0, 0, {0}, cmd_selftest},
     {"boottime",
      "boottime",
-     "boot phase timestamps of stage 1 and the kernel",
+     "boot phase times of stage 1 and the kernel, page-table frames",
      0,
      0,
      {0},

@@ -9,7 +9,8 @@ checked against something known independently of the kernel.
   segment prints what it could and then reports the first unmapped address.
 - `mem`: the counters add up and nothing is pointed out as inconsistent.
 - `memmap`: as many rows as it announces, sorted, with usable memory.
-- `boottime`: every phase up to the shell recorded, in order.
+- `boottime`: every phase up to the shell recorded, in order; stage 1 built
+  the page tables from exactly the minimum number of frames.
 - `vmas`: every area and hole, the segments with their permissions.
 - `pt`, `pt START END`, `pt check`: the sections in order, the segments with
   their permissions, no W+X, the manifest matching the live tables.
@@ -116,13 +117,18 @@ def check_boottime(sh):
     times = []
     for phase in ("stage1 entry", "config read", "kernel read", "kernel validated",
                   "before ExitBootServices", "pmm ready", "page tables built", "kernel entry",
-                  "consoles up", "pmm reclaim", "shell ready"):
+                  "consoles up", "pmm reclaim", "vmm ready", "shell ready"):
         m = expect(out, rf"^  {re.escape(phase)} +(\d+\.\d{{3}}) ms +\d+\.\d{{3}} ms$",
                    f"boottime: {phase}")
         times.append(float(m.group(1)))
     if times != sorted(times) or times[0] != 0.0 or times[-1] > 60000:
         raise harness.BootTestError(f"boottime: phases out of order or implausible: {times}")
-    print(f"[check] boottime: every phase to the shell recorded in order, {times[-1]:.1f} ms")
+    m = expect(out, r"^page tables: (\d+) frames, minimum (\d+) \((equal|NOT the minimum)\)$",
+               "boottime: page-table frames")
+    if m.group(1) != m.group(2) or m.group(3) != "equal":
+        raise harness.BootTestError(f"boottime: {m.group(0)}")
+    print(f"[check] boottime: every phase to the shell recorded in order, {times[-1]:.1f} ms; "
+          f"{m.group(1)} page-table frames, the minimum")
 
 
 def check_pt(sh, segments):

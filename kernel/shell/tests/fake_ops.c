@@ -185,6 +185,8 @@ void fake_init(struct fake *f, struct shell_ops *ops, size_t out_cap)
     f->boot.phase_tsc[CANOPY_PHASE_STAGE1_ENTRY] = 5000;
     f->boot.phase_tsc[CANOPY_PHASE_CONFIG_READ] = 17345;
     f->boot.phase_tsc[CANOPY_PHASE_KERNEL_ENTRY] = 1005000;
+    f->boot.pt_frames_used = 9;
+    f->boot.pt_frames_minimum = 9;
     f->selftest_result = true;
 
     *ops = (struct shell_ops){

@@ -497,6 +497,16 @@ static void test_selftest_boottime_reboot_poweroff(void)
     OUT_HAS(&r.f, "  config read                     12.345 ms        12.345 ms\n");
     OUT_HAS(&r.f, "  kernel read                (not recorded)\n");
     OUT_HAS(&r.f, "  kernel entry                  1000.000 ms       987.655 ms\n");
+    OUT_HAS(&r.f, "page tables: 9 frames, minimum 9 (equal)\n");
+    r.f.boot.pt_frames_used = 10;
+    rig_type(&r, "boottime");
+    OUT_HAS(&r.f, "page tables: 10 frames, minimum 9 (NOT the minimum)\n");
+    r.f.boot.pt_frames_minimum = 0;
+    rig_type(&r, "boottime");
+    OUT_HAS(&r.f, "page tables: 10 frames, minimum not computed\n");
+    r.f.boot.pt_frames_used = 0;
+    rig_type(&r, "boottime");
+    OUT_HAS(&r.f, "page tables: not reported\n");
     r.f.boot.tsc_hz = 0;
     rig_type(&r, "boottime");
     OUT_HAS(&r.f, "boottime: TSC frequency unknown, times in cycles\n");
