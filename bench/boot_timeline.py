@@ -1,0 +1,105 @@
+#!/usr/bin/env python3
+"""boot_timeline: the boot phases of the disk image under QEMU + OVMF.
+
+Boots the image --boots times (each a fresh QEMU and a fresh copy of the
+OVMF variables), waits for the shell, runs `boottime` and reads its table:
+the time of each phase since stage 1's entry and the step from the phase
+before, from the TSC stamps stage 1 and the kernel took, and the page-table
+frames stage 1's builder took against the fewest its mappings need.
+
+With --json FILE it writes one JSON object per line per boot, in the form
+scripts/bench.sh collects:
+  {"bench": "boot_phase", "impl": "canopy", "n": 1, "phase": "kernel entry",
+   "ns_per_op": <ns since stage 1's entry>, "step_ns": <ns since the phase before>}
+  {"bench": "boot_pt_frames", "impl": "canopy", "n": 1,
+   "frames_used": <frames>, "frames_minimum": <frames>}
+
+The check before anything is recorded: every phase is present, in order,
+with the TSC rate known, and the page-table line is there. A boot that fails
+or a table that does not parse ends the program with status 1. Whether the
+frames equal the minimum is a target (scripts/bench.sh), not a failure here;
+the boot test boot_shell_commands fails on it.
+
+Under TCG every guest cycle is emulated, so these are the emulated machine's
+times, not a real PC's.
+
+Usage: boot_timeline.py --image IMG [--boots N] [--quick] [--json FILE]
+                        [the boot tests' options: --mem, --cpu, --ovmf-code, ...]
+  --quick  one boot (the test suite's smoke run)
+"""
+
+import json
+import os
+import re
+import sys
+
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "tests", "boot"))
+
+import harness  # noqa: E402
+import shell  # noqa: E402
+
+PHASES = ("stage1 entry", "config read", "kernel read", "kernel validated",
+          "before ExitBootServices", "pmm ready", "page tables built", "kernel entry",
+          "consoles up", "pmm reclaim", "vmm ready", "shell ready")
+
+
+def ms_to_ns(text):
+    whole, frac = text.split(".")
+    return int(whole) * 1000000 + int(frac) * 1000
+
+
+def parse_boottime(out):
+    """The phases as (name, ns since start, ns step) and the page-table
+    frames (used, minimum) from `boottime`'s output; raises on anything else."""
+    if not re.search(r"^boottime: TSC at \d+ Hz$", out, re.MULTILINE):
+        raise harness.BootTestError(f"boottime: no TSC rate:\n{out}")
+    phases = []
+    for name in PHASES:
+        m = re.search(rf"^  {re.escape(name)} +(\d+\.\d{{3}}) ms +(\d+\.\d{{3}}) ms$", out,
+                      re.MULTILINE)
+        if not m:
+            raise harness.BootTestError(f"boottime: phase {name!r} missing:\n{out}")
+        phases.append((name, ms_to_ns(m.group(1)), ms_to_ns(m.group(2))))
+    since = [p[1] for p in phases]
+    if since != sorted(since) or since[0] != 0:
+        raise harness.BootTestError(f"boottime: phases out of order: {since}")
+    m = re.search(r"^page tables: (\d+) frames, minimum (\d+) \((?:equal|NOT the minimum)\)$",
+                  out, re.MULTILINE)
+    if not m:
+        raise harness.BootTestError(f"boottime: no page-table line:\n{out}")
+    return phases, (int(m.group(1)), int(m.group(2)))
+
+
+def main():
+    p = harness.arg_parser(__doc__)
+    p.add_argument("--boots", type=int, default=1)
+    p.add_argument("--quick", action="store_true")
+    p.add_argument("--json", help="also write JSON lines here")
+    args = p.parse_args()
+    if not args.image:
+        raise harness.BootTestError("--image is needed")
+    boots = 1 if args.quick else args.boots
+    records = []
+    for b in range(boots):
+        with harness.machine_from_args(args, name=f"boot_timeline_{b}") as vm:
+            sh = shell.Shell(vm)
+            sh.wait_ready()
+            phases, (used, minimum) = parse_boottime(sh.run("boottime"))
+        for name, since, step in phases:
+            records.append({"bench": "boot_phase", "impl": "canopy", "n": 1, "phase": name,
+                            "ns_per_op": since, "step_ns": step})
+        records.append({"bench": "boot_pt_frames", "impl": "canopy", "n": 1,
+                        "frames_used": used, "frames_minimum": minimum})
+        print(f"boot {b + 1}/{boots}: shell ready at {phases[-1][1] / 1e6:.1f} ms, "
+              f"{used} page-table frames, minimum {minimum}", flush=True)
+    print(f"\n{'phase':<26} {'since start':>14} {'step':>14}   (last boot)")
+    for name, since, step in phases:
+        print(f"{name:<26} {since / 1e6:>11.3f} ms {step / 1e6:>11.3f} ms")
+    if args.json:
+        with open(args.json, "w") as f:
+            for r in records:
+                f.write(json.dumps(r) + "\n")
+
+
+if __name__ == "__main__":
+    harness.run(main)
