@@ -27,8 +27,8 @@
  * O(log n) at worst. avl_insert_range() does the same from the path its
  * descent recorded (grow_fixup()), so its walk up reads no parent links;
  * avl_erase(), in a big tree and when its walk is sure to reach the root,
- * finds the path from the root to the node first, with a walk down and a walk up that meet
- * (find_path()), then fixes up from it (shrink_fixup()).
+ * finds the path from the root to the node first, with a walk down and a
+ * walk up that meet (find_path()), then fixes up from it (shrink_fixup()).
  *
  * The holes below the first range and above the last are not stored in any
  * node: the tree keeps first and last, and the gap search tries those two
