@@ -30,45 +30,12 @@ Usage: boot_timeline.py --image IMG [--boots N] [--quick] [--json FILE]
 
 import json
 import os
-import re
 import sys
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "tests", "boot"))
 
 import harness  # noqa: E402
 import shell  # noqa: E402
-
-PHASES = ("stage1 entry", "config read", "kernel read", "kernel validated",
-          "before ExitBootServices", "pmm ready", "page tables built", "kernel entry",
-          "consoles up", "pmm reclaim", "vmm ready", "shell ready")
-
-
-def ms_to_ns(text):
-    whole, frac = text.split(".")
-    return int(whole) * 1000000 + int(frac) * 1000
-
-
-def parse_boottime(out):
-    """The phases as (name, ns since start, ns step) and the page-table
-    frames (used, minimum) from `boottime`'s output; raises on anything else."""
-    if not re.search(r"^boottime: TSC at \d+ Hz$", out, re.MULTILINE):
-        raise harness.BootTestError(f"boottime: no TSC rate:\n{out}")
-    phases = []
-    for name in PHASES:
-        m = re.search(rf"^  {re.escape(name)} +(\d+\.\d{{3}}) ms +(\d+\.\d{{3}}) ms$", out,
-                      re.MULTILINE)
-        if not m:
-            raise harness.BootTestError(f"boottime: phase {name!r} missing:\n{out}")
-        phases.append((name, ms_to_ns(m.group(1)), ms_to_ns(m.group(2))))
-    since = [p[1] for p in phases]
-    if since != sorted(since) or since[0] != 0:
-        raise harness.BootTestError(f"boottime: phases out of order: {since}")
-    m = re.search(r"^page tables: (\d+) frames, minimum (\d+) \((?:equal|NOT the minimum)\)$",
-                  out, re.MULTILINE)
-    if not m:
-        raise harness.BootTestError(f"boottime: no page-table line:\n{out}")
-    return phases, (int(m.group(1)), int(m.group(2)))
-
 
 def main():
     p = harness.arg_parser(__doc__)
@@ -84,7 +51,7 @@ def main():
         with harness.machine_from_args(args, name=f"boot_timeline_{b}") as vm:
             sh = shell.Shell(vm)
             sh.wait_ready()
-            phases, (used, minimum) = parse_boottime(sh.run("boottime"))
+            phases, (used, minimum) = shell.parse_boottime(sh.run("boottime"))
         for name, since, step in phases:
             records.append({"bench": "boot_phase", "impl": "canopy", "n": 1, "phase": name,
                             "ns_per_op": since, "step_ns": step})

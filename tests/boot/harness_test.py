@@ -12,6 +12,7 @@ import tempfile
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import harness  # noqa: E402
+import shell  # noqa: E402
 
 KB, MB, GB = 1 << 10, 1 << 20, 1 << 30
 
@@ -159,6 +160,41 @@ def test_unexpected_lines_rejected():
         except harness.BootTestError:
             continue
         raise AssertionError(f"{text!r} accepted")
+
+
+def boottime_text(times_ms, frames="page tables: 16 frames, minimum 16 (equal)"):
+    """`boottime`'s output with the given times since start, one per phase."""
+    lines = ["boottime: TSC at 2000000000 Hz",
+             "  phase                         since start             step"]
+    prev = 0.0
+    for name, t in zip(shell.BOOT_PHASES, times_ms):
+        lines.append(f"  {name:<24} {t:13.3f} ms {t - prev:13.3f} ms")
+        prev = t
+    return "\n".join(lines + [frames]) + "\n"
+
+
+def test_parse_boottime():
+    times = [0.0, 4.5, 6.0, 8.25, 11.0, 20.0, 23.0, 25.5, 34.0, 45.0, 47.0, 75.125]
+    phases, frames = shell.parse_boottime(boottime_text(times))
+    assert [p[0] for p in phases] == list(shell.BOOT_PHASES), phases
+    assert [p[1] for p in phases] == [round(t * 1e6) for t in times], phases
+    assert phases[-1][2] == 28125000 and frames == (16, 16), (phases[-1], frames)
+    assert shell.parse_boottime(boottime_text(times, "page tables: 17 frames, minimum 16 "
+                                                     "(NOT the minimum)"))[1] == (17, 16)
+    bad = {
+        "a phase missing": boottime_text(times[:-1]),
+        "out of order": boottime_text(times[:5] + [10.0] + times[6:]),
+        "over a minute": boottime_text(times[:-1] + [60001.0]),
+        "no page-table line": boottime_text(times, ""),
+        "no TSC rate": boottime_text(times).replace("TSC at 2000000000 Hz",
+                                                    "TSC frequency unknown"),
+    }
+    for why, text in bad.items():
+        try:
+            shell.parse_boottime(text)
+        except harness.BootTestError:
+            continue
+        raise AssertionError(f"{why}: accepted")
 
 
 def build_elf(phdrs):

@@ -3,7 +3,8 @@
 `Shell` wraps a harness.Machine booted to the prompt: `run(line)` types one
 command and returns exactly what it printed (between the echoed line and the
 next prompt), `dump(line)` cuts out the text between `--- pt begin ---` and
-`--- pt end ---`. Standard library only.
+`--- pt end ---`. `parse_boottime(out)` reads `boottime`'s table (the boot
+test and bench/boot_timeline.py share it). Standard library only.
 """
 
 import re
@@ -87,3 +88,38 @@ def expect_absent(text, pattern, what):
     m = re.search(pattern, text, re.MULTILINE)
     if m:
         raise harness.BootTestError(f"{what}: unexpected {m.group(0)!r} in:\n{text}")
+
+
+# Every phase `boottime` prints, in the order they happen.
+BOOT_PHASES = ("stage1 entry", "config read", "kernel read", "kernel validated",
+               "before ExitBootServices", "pmm ready", "page tables built", "kernel entry",
+               "consoles up", "pmm reclaim", "vmm ready", "shell ready")
+
+
+def _ms_to_ns(text):
+    whole, frac = text.split(".")
+    return int(whole) * 1000000 + int(frac) * 1000
+
+
+def parse_boottime(out):
+    """`boottime`'s output as ([(phase, ns since start, ns step), ...],
+    (page-table frames used, minimum)). Fails unless the TSC rate is known,
+    every phase is there in order within a minute, and the page-table line is
+    there (whether the two frame counts are equal is the caller's check)."""
+    if not re.search(r"^boottime: TSC at \d+ Hz$", out, re.MULTILINE):
+        raise harness.BootTestError(f"boottime: no TSC rate:\n{out}")
+    phases = []
+    for name in BOOT_PHASES:
+        m = re.search(rf"^  {re.escape(name)} +(\d+\.\d{{3}}) ms +(\d+\.\d{{3}}) ms$", out,
+                      re.MULTILINE)
+        if not m:
+            raise harness.BootTestError(f"boottime: phase {name!r} missing:\n{out}")
+        phases.append((name, _ms_to_ns(m.group(1)), _ms_to_ns(m.group(2))))
+    since = [p[1] for p in phases]
+    if since != sorted(since) or since[0] != 0 or since[-1] > 60 * 10**9:
+        raise harness.BootTestError(f"boottime: phases out of order or implausible (ns): {since}")
+    m = re.search(r"^page tables: (\d+) frames, minimum (\d+) \((?:equal|NOT the minimum)\)$",
+                  out, re.MULTILINE)
+    if not m:
+        raise harness.BootTestError(f"boottime: no page-table line:\n{out}")
+    return phases, (int(m.group(1)), int(m.group(2)))
