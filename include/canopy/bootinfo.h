@@ -97,21 +97,32 @@ struct canopy_framebuffer {
     uint32_t reserved;
 };
 
-/* Boot phases with TSC stamps; stage 1 fills up to KERNEL_ENTRY, the kernel the rest. */
+/*
+ * Boot phases with TSC stamps; stage 1 fills up to KERNEL_ENTRY, the kernel the
+ * rest. The one list of them: X(ID, "name") per phase, in the order they
+ * happen. The name is the one spelling everywhere (console lines, `boottime`,
+ * canopy.cfg's debug_fault=): lowercase with dashes, so a name seen on the
+ * console can be typed back into canopy.cfg unchanged.
+ */
+#define CANOPY_PHASES(X)                                                                           \
+    X(STAGE1_ENTRY, "stage1-entry")                                                                \
+    X(CONFIG_READ, "config-read")                                                                  \
+    X(KERNEL_READ, "kernel-read")                                                                  \
+    X(VALIDATED, "validated")                                                                      \
+    X(BEFORE_EBS, "before-ebs")                                                                    \
+    X(PMM_READY, "pmm-ready")                                                                      \
+    X(PAGE_TABLES_BUILT, "page-tables-built")                                                      \
+    X(KERNEL_ENTRY, "kernel-entry")                                                                \
+    X(CONSOLES_UP, "consoles-up")                                                                  \
+    X(PMM_RECLAIM, "pmm-reclaim")                                                                  \
+    X(VMM_READY, "vmm-ready")                                                                      \
+    X(SHELL_READY, "shell-ready")
+
 enum canopy_phase {
-    CANOPY_PHASE_STAGE1_ENTRY,
-    CANOPY_PHASE_CONFIG_READ,
-    CANOPY_PHASE_KERNEL_READ,
-    CANOPY_PHASE_VALIDATED,
-    CANOPY_PHASE_BEFORE_EBS,
-    CANOPY_PHASE_PMM_READY,
-    CANOPY_PHASE_PAGE_TABLES_BUILT,
-    CANOPY_PHASE_KERNEL_ENTRY,
-    CANOPY_PHASE_CONSOLES_UP,
-    CANOPY_PHASE_PMM_RECLAIM,
-    CANOPY_PHASE_VMM_READY,
-    CANOPY_PHASE_SHELL_READY,
-    CANOPY_PHASE_COUNT
+#define CANOPY_PHASE_ENUM(id, name) CANOPY_PHASE_##id,
+    CANOPY_PHASES(CANOPY_PHASE_ENUM)
+#undef CANOPY_PHASE_ENUM
+        CANOPY_PHASE_COUNT
 };
 
 /* Mapping owners, shared by the PMM (frame owners) and the mapping manifest. */
