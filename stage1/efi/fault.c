@@ -29,7 +29,7 @@
 
 #include "cpu.h"
 #include "fw_efi.h"
-#include "load/phase.h"
+#include <canopy/phase.h>
 
 #define PAGE             4096ull
 #define GDT_COPY_MAX     1024

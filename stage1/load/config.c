@@ -11,7 +11,7 @@
  */
 #include "config.h"
 
-#include "phase.h"
+#include <canopy/phase.h>
 
 #include <canopy/fmt.h>
 #include <canopy/str.h>

@@ -1,9 +1,10 @@
 /*
  * phase: names for the boot phases (enum canopy_phase in bootinfo.h), as the
- * config's debug_fault= takes them and the post-mortem line prints them.
+ * config's debug_fault= takes them, the post-mortem line and `boottime` print
+ * them.
  */
-#ifndef STAGE1_LOAD_PHASE_H
-#define STAGE1_LOAD_PHASE_H
+#ifndef CANOPY_PHASE_H
+#define CANOPY_PHASE_H
 
 #include <stdbool.h>
 #include <stddef.h>
