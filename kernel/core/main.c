@@ -30,20 +30,18 @@
 #include <kernel/faultdemo.h>
 #include <kernel/kmm.h>
 #include <kernel/kselftest.h>
+#include <kernel/main.h>
+#include <kernel/manifest.h>
 #include <kernel/panic.h>
 #include <kernel/power.h>
 #include <kernel/shellglue.h>
 #include <kernel/vm.h>
-
-#include "../mm/manifest.h"
 
 #ifndef CANOPY_VERSION
 #define CANOPY_VERSION "0"
 #endif
 
 #define PAGE_SIZE 4096ull
-
-void kernel_main(struct canopy_bootinfo *bi);
 
 /* A boot info pointer we can dereference at all: canonical, higher half, aligned. */
 static bool bootinfo_pointer_ok(const struct canopy_bootinfo *bi)

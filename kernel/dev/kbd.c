@@ -18,7 +18,7 @@
  *
  * Called by the kernel's main loop (kbd_poll) and the host tests.
  */
-#include "kbd.h"
+#include <kernel/kbd.h>
 
 #include <stddef.h>
 

@@ -24,10 +24,10 @@
 #include <kernel/bootinfo.h>
 #include <kernel/console.h>
 #include <kernel/kmm.h>
+#include <kernel/manifest.h>
 #include <kernel/panic.h>
 
 #include "kmm_internal.h"
-#include "manifest.h"
 
 #define PAGE_SIZE          4096ull
 #define LOWER_HALF_LAST_4L 0x00007fffffffffffull

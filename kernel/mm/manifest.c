@@ -21,7 +21,7 @@
  * Called by the kernel (manifest_kernel.c wraps one instance) and the host
  * tests.
  */
-#include "manifest.h"
+#include <kernel/manifest.h>
 
 #include <canopy/fmt.h>
 #include <pmm/pmm.h>

@@ -20,8 +20,7 @@
 
 #include <kernel/console.h>
 #include <kernel/kmm.h>
-
-#include "manifest.h"
+#include <kernel/manifest.h>
 
 #define PAGE_SIZE       4096ull
 #define STATIC_CAPACITY 512 /* entries: 16 KiB; stage 1 writes a few dozen */

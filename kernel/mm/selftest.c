@@ -41,10 +41,9 @@
 #include <kernel/kmm.h>
 #include <kernel/kselftest.h>
 #include <kernel/kstack.h>
+#include <kernel/manifest.h>
 #include <kernel/vm.h>
 #include <vmm/pt.h>
-
-#include "manifest.h"
 
 #define PAGE_SIZE      4096ull
 #define MAX_REGIONS    160

@@ -43,11 +43,10 @@
 #include <kernel/console.h>
 #include <kernel/kmalloc.h>
 #include <kernel/kmm.h>
+#include <kernel/manifest.h>
 #include <kernel/panic.h>
 #include <kernel/vm.h>
 #include <vmm/pt.h>
-
-#include "manifest.h"
 
 #define PAGE_SIZE   4096ull
 #define DYN_BASE    CANOPY_DYNAMIC_BASE

@@ -15,7 +15,7 @@
  * Called by the kernel's main loop (shell_input) and by the host tests and
  * fuzzer in tests/.
  */
-#include "shell.h"
+#include <kernel/shell.h>
 
 #include <canopy/str.h>
 

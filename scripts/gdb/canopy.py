@@ -148,7 +148,7 @@ def cache_name(pat, entry, size):
 
 
 class Labels:
-    """The kernel's labels for `pt` (kernel/core/shellglue.c, label_of): the
+    """The kernel's labels for `pt` (kernel/shell/shellglue.c, label_of): the
     VMA tree's names, then the kernel segments, the boot stack and the mapping
     manifest's owners; each source a sorted list of [start, end) ranges."""
 

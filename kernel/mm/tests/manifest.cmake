@@ -3,3 +3,4 @@
 canopy_host_test(kmm_manifest_test
   SOURCES ${CMAKE_CURRENT_LIST_DIR}/manifest_test.c ${CMAKE_CURRENT_LIST_DIR}/../manifest.c
   LINK pmm vmm klib)
+target_include_directories(kmm_manifest_test PRIVATE ${CMAKE_CURRENT_LIST_DIR}/../../include)

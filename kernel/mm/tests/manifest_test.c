@@ -7,7 +7,7 @@
  * Page tables live in a host buffer standing in for physical memory at
  * TABLE_BASE; the mapped frames are only numbers and are never touched.
  */
-#include "../manifest.h"
+#include <kernel/manifest.h>
 
 #include <stdio.h>
 #include <stdlib.h>

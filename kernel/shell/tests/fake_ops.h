@@ -6,7 +6,7 @@
 #ifndef SHELL_TESTS_FAKE_OPS_H
 #define SHELL_TESTS_FAKE_OPS_H
 
-#include "../shell.h"
+#include <kernel/shell.h>
 
 #include <stdbool.h>
 #include <stddef.h>

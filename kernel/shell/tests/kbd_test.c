@@ -4,7 +4,7 @@
  * absent, slow to drain, deaf to commands or without a keyboard. Every wait
  * must end within its bound.
  */
-#include "../../dev/kbd.h"
+#include <kernel/kbd.h>
 
 #include <canopy/check.h>
 #include <stdio.h>

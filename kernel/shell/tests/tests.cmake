@@ -2,22 +2,21 @@
 # PS/2 keyboard decoder (kernel/dev/kbd.c). Included from kernel/CMakeLists.txt.
 set(SHELL_TESTS_DIR ${CMAKE_CURRENT_LIST_DIR})
 set(SHELL_SRC_DIR ${CMAKE_CURRENT_LIST_DIR}/..)
-# The shell reads struct pt_walk and the PT_* flags from vmm/pt.h but calls no
-# vmm function: the header is enough. canopy/bootinfo.h comes from the top-level include/.
-set(SHELL_HEADERS ${CMAKE_CURRENT_LIST_DIR}/../../../vmm/include
-  ${CMAKE_CURRENT_LIST_DIR}/../../../include)
+# kernel/shell.h and kernel/kbd.h live in kernel/include/.
+set(KERNEL_HEADERS ${CMAKE_CURRENT_LIST_DIR}/../../include)
 
 canopy_host_test(shell_test
   SOURCES ${SHELL_TESTS_DIR}/shell_test.c ${SHELL_TESTS_DIR}/fake_ops.c ${SHELL_SRC_DIR}/shell.c
-  LINK pmm klib)
-target_include_directories(shell_test PRIVATE ${SHELL_HEADERS})
+  LINK pmm vmm klib)
+target_include_directories(shell_test PRIVATE ${KERNEL_HEADERS})
 
 canopy_host_test(kbd_test
   SOURCES ${SHELL_TESTS_DIR}/kbd_test.c ${SHELL_SRC_DIR}/../dev/kbd.c)
+target_include_directories(kbd_test PRIVATE ${KERNEL_HEADERS})
 
 canopy_fuzzer(shell_fuzz
   SOURCES ${SHELL_TESTS_DIR}/shell_fuzz.c ${SHELL_TESTS_DIR}/fake_ops.c ${SHELL_SRC_DIR}/shell.c
-  LINK pmm klib
+  LINK pmm vmm klib
   CORPUS ${SHELL_TESTS_DIR}/corpus
   SECONDS 15)
-target_include_directories(shell_fuzz PRIVATE ${SHELL_HEADERS})
+target_include_directories(shell_fuzz PRIVATE ${KERNEL_HEADERS})

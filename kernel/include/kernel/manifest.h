@@ -17,8 +17,8 @@
  * and pure code (host-tested), the manifest_* functions below them are the
  * kernel's one manifest, with storage in .bss and grown from the PMM.
  */
-#ifndef KERNEL_MM_MANIFEST_H
-#define KERNEL_MM_MANIFEST_H
+#ifndef KERNEL_MANIFEST_H
+#define KERNEL_MANIFEST_H
 
 #include <stdbool.h>
 #include <stddef.h>

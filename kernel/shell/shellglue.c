@@ -2,7 +2,7 @@
  * shellglue: the debug shell's callbacks over the live machine, and the
  * kernel's idle loop that feeds it.
  *
- * The shell (shell/shell.c) formats; this file only hands over data: the PMM,
+ * The shell (shell.c) formats; this file only hands over data: the PMM,
  * the boot memory map, walks of the live page tables (CR3 read afresh each
  * time, so a dump shows what the MMU uses), guarded memory reads for `peek`,
  * the boot timestamps, and the page-table dumps of vmm/ptdump.c with section
@@ -27,17 +27,16 @@
 #include <arch/irq.h>
 #include <canopy/bootinfo.h>
 #include <kernel/console.h>
+#include <kernel/kbd.h>
 #include <kernel/kmm.h>
 #include <kernel/kselftest.h>
+#include <kernel/manifest.h>
 #include <kernel/power.h>
 #include <kernel/serial.h>
+#include <kernel/shell.h>
 #include <kernel/shellglue.h>
 #include <kernel/vm.h>
 #include <vmm/ptdump.h>
-
-#include "../dev/kbd.h"
-#include "../mm/manifest.h"
-#include "../shell/shell.h"
 
 #define PAGE_SIZE    4096ull
 #define MSR_PAT      0x277u

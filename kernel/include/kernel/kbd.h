@@ -9,8 +9,8 @@
  * Port I/O comes in through struct kbd_io, so the decoder and the controller
  * handshake run unchanged against a fake controller in the host tests.
  */
-#ifndef KERNEL_DEV_KBD_H
-#define KERNEL_DEV_KBD_H
+#ifndef KERNEL_KBD_H
+#define KERNEL_KBD_H
 
 #include <stdbool.h>
 #include <stdint.h>
