@@ -14,9 +14,9 @@
 #include <stdint.h>
 
 #include <canopy/fmt.h>
+#include <canopy/page.h>
+#include <canopy/vaddr.h>
 #include <kernel/bootinfo.h>
-
-#define PAGE_SIZE 4096ull
 
 static char problem[160];
 
@@ -26,18 +26,13 @@ static char problem[160];
         return problem;                                                                            \
     } while (0)
 
-static bool page_aligned(uint64_t v)
-{
-    return (v & (PAGE_SIZE - 1)) == 0;
-}
-
 static const char *check_segments(const struct canopy_bootinfo *bi)
 {
     if (bi->segment_count == 0 || bi->segment_count > CANOPY_MAX_SEGMENTS)
         FAIL("segment count %u out of range 1..%u", bi->segment_count, CANOPY_MAX_SEGMENTS);
     for (uint32_t i = 0; i < bi->segment_count; i++) {
         const struct canopy_segment *s = &bi->segments[i];
-        if (!page_aligned(s->vaddr) || !page_aligned(s->paddr))
+        if (!page_is_aligned(s->vaddr) || !page_is_aligned(s->paddr))
             FAIL("segment %u not page aligned (va 0x%llx, pa 0x%llx)", i,
                  (unsigned long long)s->vaddr, (unsigned long long)s->paddr);
         if (s->vaddr < CANOPY_KERNEL_BASE || s->page_count == 0 ||
@@ -75,7 +70,7 @@ const char *bootinfo_problem(const struct canopy_bootinfo *bi, const struct boot
     if (bi->hhdm_base != hhdm)
         FAIL("HHDM base 0x%016llx (expected 0x%016llx)", (unsigned long long)bi->hhdm_base,
              (unsigned long long)hhdm);
-    if (!page_aligned(bi->pt_root) || bi->pt_root != cpu->cr3_root)
+    if (!page_is_aligned(bi->pt_root) || bi->pt_root != cpu->cr3_root)
         FAIL("page-table root 0x%llx is not the live CR3 (0x%llx)", (unsigned long long)bi->pt_root,
              (unsigned long long)cpu->cr3_root);
     if ((bi->cpu_flags & CANOPY_CPU_NX) && !cpu->nxe)
@@ -88,12 +83,12 @@ const char *bootinfo_problem(const struct canopy_bootinfo *bi, const struct boot
         return why;
 
     uint64_t stack_low = bi->stack_top_va - CANOPY_BOOT_STACK_SIZE;
-    if (!page_aligned(bi->stack_top_va) || bi->stack_top_va > CANOPY_DYNAMIC_END ||
+    if (!page_is_aligned(bi->stack_top_va) || bi->stack_top_va > CANOPY_DYNAMIC_END ||
         bi->stack_top_va < CANOPY_DYNAMIC_BASE + CANOPY_BOOT_STACK_SIZE + PAGE_SIZE ||
         stack_low - PAGE_SIZE < CANOPY_DYNAMIC_BASE)
         FAIL("boot stack top 0x%016llx is not in the dynamic area",
              (unsigned long long)bi->stack_top_va);
-    if (!page_aligned(bi->trampoline_page) || bi->trampoline_page >= (1ull << 47))
+    if (!page_is_aligned(bi->trampoline_page) || bi->trampoline_page >= va_lower_end(4))
         FAIL("trampoline page 0x%llx is not a lower-half page",
              (unsigned long long)bi->trampoline_page);
     if (bi->mem_range_count == 0 || bi->mem_ranges == 0 ||

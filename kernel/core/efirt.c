@@ -32,10 +32,10 @@
 #include <arch/cpu.h>
 #include <arch/power.h>
 #include <canopy/fmt.h>
+#include <canopy/page.h>
+#include <canopy/vaddr.h>
 #include <kernel/efirt.h>
 #include <kernel/kmm.h>
-
-#define PAGE_SIZE 4096ull
 
 #define EFI_SYSTEM_TABLE_SIGNATURE     0x5453595320494249ull /* "IBI SYST" */
 #define EFI_RUNTIME_SERVICES_SIGNATURE 0x56524553544e5552ull /* "RUNTSERV" */
@@ -289,16 +289,12 @@ static uint32_t cache_attrs(const uint8_t *desc)
     return (rd64(desc + 32) & EFI_MEMORY_WB) ? PT_CACHE_WB : PT_CACHE_UC;
 }
 
-static uint64_t lower_half_end(void)
-{
-    return efi.pt.levels == 5 ? 1ull << 56 : 1ull << 47;
-}
-
 static const char *map_identity(uint64_t pa, uint64_t size, uint32_t attrs)
 {
-    uint64_t max_page = (efi.bi->cpu_flags & CANOPY_CPU_PDPE1G) ? PT_PAGE_1G : PT_PAGE_2M;
-    if (pa % PAGE_SIZE != 0 || size % PAGE_SIZE != 0 || size == 0 || pa >= lower_half_end() ||
-        size > lower_half_end() - pa)
+    uint64_t max_page = (efi.bi->cpu_flags & CANOPY_CPU_PDPE1G) ? PAGE_SIZE_1G : PAGE_SIZE_2M;
+    uint64_t lower_end = va_lower_end(efi.pt.levels);
+    if (!page_is_aligned(pa) || !page_is_aligned(size) || size == 0 || pa >= lower_end ||
+        size > lower_end - pa)
         return fail("runtime region 0x%llx (%llu bytes) cannot be identity mapped",
                     (unsigned long long)pa, (unsigned long long)size);
     enum pt_status st = pt_map(&efi.pt, pa, pa, size, attrs, max_page);

@@ -19,12 +19,14 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include <canopy/page.h>
+#include <canopy/vaddr.h>
 #include <kernel/cmdline.h>
 #include <kernel/console.h>
 #include <kernel/faultdemo.h>
 
-#define DEMO_UNMAPPED     0x0000000000001000ull /* page 1: the lower half is empty */
-#define DEMO_NONCANONICAL 0x0000800000000000ull
+#define DEMO_UNMAPPED     PAGE_SIZE       /* page 1: the lower half is empty */
+#define DEMO_NONCANONICAL va_lower_end(4) /* the hole's first address under 4-level paging */
 
 static volatile uint64_t sink;
 static volatile bool keep_going = true;

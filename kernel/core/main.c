@@ -22,6 +22,7 @@
 #include <arch/irq.h>
 #include <arch/trap.h>
 #include <canopy/bootinfo.h>
+#include <canopy/page.h>
 #include <canopy/rt.h>
 #include <kernel/bootinfo.h>
 #include <kernel/console.h>
@@ -40,8 +41,6 @@
 #ifndef CANOPY_VERSION
 #define CANOPY_VERSION "0"
 #endif
-
-#define PAGE_SIZE 4096ull
 
 /* A boot info pointer we can dereference at all: canonical, higher half, aligned. */
 static bool bootinfo_pointer_ok(const struct canopy_bootinfo *bi)
@@ -92,9 +91,9 @@ static void print_banner(const struct canopy_bootinfo *bi)
     uint64_t usable = p->free_frames + p->used_frames + p->reclaimable_frames;
     kprintf("\nCanopy %s (x86_64)\n", CANOPY_VERSION);
     kprintf("memory: %llu MiB usable, %llu MiB free, %llu KiB in use\n",
-            (unsigned long long)(usable * PAGE_SIZE >> 20),
-            (unsigned long long)(p->free_frames * PAGE_SIZE >> 20),
-            (unsigned long long)(p->used_frames * PAGE_SIZE >> 10));
+            (unsigned long long)pages_to_mib(usable),
+            (unsigned long long)pages_to_mib(p->free_frames),
+            (unsigned long long)pages_to_kib(p->used_frames));
     kprintf("paging: %u levels, HHDM at 0x%016llx%s\n", bi->paging_levels,
             (unsigned long long)bi->hhdm_base,
             (bi->cpu_flags & CANOPY_CPU_PDPE1G) ? " (1 GiB pages)" : " (2 MiB pages)");
@@ -105,7 +104,7 @@ static void print_banner(const struct canopy_bootinfo *bi)
         kprintf("  %-8s 0x%016llx-0x%016llx -> phys 0x%012llx %6llu KiB %c%c%c\n",
                 canopy_segment_name(s->flags), (unsigned long long)s->vaddr,
                 (unsigned long long)(s->vaddr + size - 1), (unsigned long long)s->paddr,
-                (unsigned long long)(size >> 10), (s->flags & CANOPY_SEG_R) ? 'R' : '-',
+                (unsigned long long)bytes_to_kib(size), (s->flags & CANOPY_SEG_R) ? 'R' : '-',
                 (s->flags & CANOPY_SEG_W) ? 'W' : '-', (s->flags & CANOPY_SEG_X) ? 'X' : '-');
     }
     kprintf("boot stack: 0x%016llx-0x%016llx (guard page below)\n",

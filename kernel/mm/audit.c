@@ -33,19 +33,17 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include <canopy/page.h>
 #include <kernel/bootinfo.h>
 #include <kernel/console.h>
 #include <kernel/efirt.h>
 #include <kernel/kmalloc.h>
 #include <kernel/kmm.h>
 #include <kernel/vm.h>
+#include <vmm/pte.h>
 
 #include "kmm_internal.h"
 
-#define PAGE_SIZE      4096ull
-#define PTE_PRESENT    0x1ull
-#define PTE_LARGE      0x80ull
-#define PTE_ADDR       0x000ffffffffff000ull
 #define BOOTINFO_SLACK 2 /* pages: a separately allocated struct pmm, rounding */
 
 struct audit {
@@ -74,12 +72,12 @@ static uint64_t count_tables(struct audit *a, uint64_t table, unsigned level)
     if (level == 1)
         return n;
     const uint64_t *e = kmm_phys_to_virt(table);
-    for (unsigned i = 0; i < 512; i++) {
-        if (!(e[i] & PTE_PRESENT))
+    for (unsigned i = 0; i < PTE_ENTRIES; i++) {
+        if (!pte_is_present(e[i]))
             continue;
-        if (level <= 3 && (e[i] & PTE_LARGE))
+        if (pte_is_leaf(e[i], level))
             continue; /* a 1 GiB or 2 MiB leaf */
-        n += count_tables(a, e[i] & PTE_ADDR, level - 1);
+        n += count_tables(a, pte_table_addr(e[i]), level - 1);
     }
     return n;
 }
@@ -89,7 +87,7 @@ static void check_frames(struct audit *a, const char *what, uint64_t phys, uint6
                          enum canopy_owner want)
 {
     for (uint64_t i = 0; i < pages; i++) {
-        uint64_t f = (phys & ~(PAGE_SIZE - 1)) + i * PAGE_SIZE;
+        uint64_t f = page_down(phys) + i * PAGE_SIZE;
         enum canopy_owner got = pmm_owner_of(&kmm.pmm, f);
         if (got != want) {
             differ(a, "%s: frame 0x%llx is owned by %s, not %s", what, (unsigned long long)f,
@@ -103,7 +101,7 @@ static uint64_t pages_of(uint64_t phys, uint64_t size)
 {
     if (size == 0)
         return 0;
-    return ((phys + size + PAGE_SIZE - 1) & ~(PAGE_SIZE - 1)) / PAGE_SIZE - phys / PAGE_SIZE;
+    return (page_up(phys + size) - page_down(phys)) / PAGE_SIZE;
 }
 
 static void audit_segments(struct audit *a, const struct canopy_bootinfo *bi)
@@ -226,7 +224,7 @@ bool kmm_audit(void)
     audit_stack(&a, bi);
     audit_bootinfo(&a, bi);
 
-    uint64_t pmm_pages = (p->state_bytes + PAGE_SIZE - 1) / PAGE_SIZE;
+    uint64_t pmm_pages = pages_for_bytes(p->state_bytes);
     check_frames(&a, "pmm state array", p->state, pmm_pages, CANOPY_OWNER_PMM);
     if (p->owner_frames[CANOPY_OWNER_PMM] != pmm_pages)
         differ(&a, "%llu pmm frames, but its state array has %llu pages",

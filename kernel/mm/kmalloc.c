@@ -21,8 +21,6 @@
 
 #include "slab.h"
 
-#define PAGE_SIZE 4096ull
-
 static struct slab_heap heap;
 static bool heap_ready;
 

@@ -21,6 +21,8 @@
 #include <stdint.h>
 
 #include <arch/cpu.h>
+#include <canopy/page.h>
+#include <canopy/vaddr.h>
 #include <kernel/bootinfo.h>
 #include <kernel/console.h>
 #include <kernel/kmm.h>
@@ -28,10 +30,6 @@
 #include <kernel/panic.h>
 
 #include "kmm_internal.h"
-
-#define PAGE_SIZE          4096ull
-#define LOWER_HALF_LAST_4L 0x00007fffffffffffull
-#define LOWER_HALF_LAST_5L 0x00ffffffffffffffull
 
 struct kmm_state kmm;
 
@@ -103,7 +101,7 @@ void kmm_adopt(struct canopy_bootinfo *bi)
 
 uint64_t kmm_lower_half_last(void)
 {
-    return kmm.levels == 5 ? LOWER_HALF_LAST_5L : LOWER_HALF_LAST_4L;
+    return va_lower_end(kmm.levels) - 1;
 }
 
 static bool count_leaf(void *ctx, const struct pt_leaf *leaf)
@@ -112,7 +110,7 @@ static bool count_leaf(void *ctx, const struct pt_leaf *leaf)
     if (++*n <= 4)
         kprintf("kmm: lower half still maps 0x%016llx -> 0x%llx (%llu KiB)\n",
                 (unsigned long long)leaf->va, (unsigned long long)leaf->pa,
-                (unsigned long long)(leaf->page_size / 1024));
+                (unsigned long long)bytes_to_kib(leaf->page_size));
     return true;
 }
 
@@ -164,8 +162,8 @@ static bool region_is_owned(uint64_t phys, uint64_t size, uint64_t *bad)
 {
     if (size == 0)
         return true;
-    uint64_t first = phys & ~(PAGE_SIZE - 1);
-    uint64_t last = (phys + size - 1) & ~(PAGE_SIZE - 1);
+    uint64_t first = page_down(phys);
+    uint64_t last = page_down(phys + size - 1);
     for (uint64_t f = first; f <= last; f += PAGE_SIZE)
         if (pmm_owner_of(&kmm.pmm, f) == CANOPY_OWNER_NONE) {
             *bad = f;
@@ -202,7 +200,7 @@ uint64_t kmm_reclaim(void)
     uint64_t n = pmm_reclaim(&kmm.pmm);
     kmm.reclaimed = true;
     kprintf("kmm: reclaimed %llu frames (%llu KiB) of loader and boot-services memory\n",
-            (unsigned long long)n, (unsigned long long)(n * 4));
+            (unsigned long long)n, (unsigned long long)pages_to_kib(n));
     return n;
 }
 

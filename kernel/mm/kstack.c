@@ -14,10 +14,9 @@
  */
 #include <stdint.h>
 
+#include <canopy/page.h>
 #include <kernel/kstack.h>
 #include <kernel/vm.h>
-
-#define PAGE_SIZE 4096ull
 
 enum vm_status kstack_alloc(uint64_t size, const char *name, uint64_t *top)
 {
@@ -25,7 +24,7 @@ enum vm_status kstack_alloc(uint64_t size, const char *name, uint64_t *top)
     enum vm_status st = vm_alloc(size, PAGE_SIZE, VM_W | VM_GUARD, name, &va);
     if (st != VM_OK)
         return st;
-    *top = va + ((size + PAGE_SIZE - 1) & ~(PAGE_SIZE - 1));
+    *top = va + page_up(size);
     return VM_OK;
 }
 

@@ -24,12 +24,10 @@
 #include <kernel/manifest.h>
 
 #include <canopy/fmt.h>
-#include <pmm/pmm.h>
+#include <canopy/page.h>
 #include <canopy/str.h>
+#include <pmm/pmm.h>
 
-#define PAGE_4K    PT_PAGE_4K
-#define PAGE_2M    PT_PAGE_2M
-#define PAGE_1G    PT_PAGE_1G
 #define MAP_FLAGS  (CANOPY_MAP_W | CANOPY_MAP_X | CANOPY_MAP_U | CANOPY_MAP_G)
 #define SPLIT_ROOM 5 /* entries one cut can add: 1G | 2M | 4K... | 4K... | 2M | 1G from one */
 
@@ -40,28 +38,28 @@ static uint64_t entry_last(const struct canopy_mapping *e)
 
 static bool is_page_size(uint64_t ps)
 {
-    return ps == PAGE_4K || ps == PAGE_2M || ps == PAGE_1G;
+    return ps == PAGE_SIZE || ps == PAGE_SIZE_2M || ps == PAGE_SIZE_1G;
 }
 
 static uint64_t smaller_page(uint64_t ps)
 {
-    return ps == PAGE_1G ? PAGE_2M : PAGE_4K;
+    return ps == PAGE_SIZE_1G ? PAGE_SIZE_2M : PAGE_SIZE;
 }
 
 /* pt_map's choice: the largest page <= max that va, pa and the remaining size allow. */
 static uint64_t page_for(uint64_t va, uint64_t pa, uint64_t remaining, uint64_t max)
 {
-    static const uint64_t sizes[] = {PAGE_1G, PAGE_2M};
+    static const uint64_t sizes[] = {PAGE_SIZE_1G, PAGE_SIZE_2M};
     for (unsigned i = 0; i < 2; i++)
         if (sizes[i] <= max && ((va | pa) & (sizes[i] - 1)) == 0 && remaining >= sizes[i])
             return sizes[i];
-    return PAGE_4K;
+    return PAGE_SIZE;
 }
 
 /* [va, va + size) is a valid range: aligned, non-empty, not wrapping. */
 static bool range_ok(uint64_t va, uint64_t size)
 {
-    return size > 0 && ((va | size) & (PAGE_4K - 1)) == 0 && va + (size - 1) >= va;
+    return size > 0 && page_is_aligned(va | size) && va + (size - 1) >= va;
 }
 
 static bool reserve(struct manifest *m, uint32_t more)
@@ -202,7 +200,7 @@ static uint32_t split_growth(const struct manifest *m, uint64_t a, bool do_a, ui
 bool manifest_set_add(struct manifest *m, uint64_t va, uint64_t pa, uint64_t size,
                       uint32_t page_size, uint16_t flags, uint16_t owner)
 {
-    if (!range_ok(va, size) || (pa & (PAGE_4K - 1)) != 0 || pa + (size - 1) < pa ||
+    if (!range_ok(va, size) || !page_is_aligned(pa) || pa + (size - 1) < pa ||
         !is_page_size(page_size) || (flags & ~MAP_FLAGS) != 0)
         return false;
     uint64_t last = va + (size - 1);
@@ -340,7 +338,7 @@ struct compare {
 static void size_text(char *buf, size_t len, uint64_t bytes)
 {
     static const char units[] = "KMGTPE";
-    uint64_t v = bytes >> 10;
+    uint64_t v = bytes_to_kib(bytes);
     unsigned u = 0;
     if (bytes == 0) { /* the whole 64-bit space */
         str_copy(buf, "16E", len);
@@ -401,7 +399,7 @@ static void diff_print(struct compare *c, const struct diff *d)
         break;
     case DIFF_WX:
         fmt_format(c->sink, c->ctx, "pt check: W+X %016llx-%016llx %s (%llu pages)\n", s, e, size,
-                   (unsigned long long)((d->last - d->start) / PAGE_4K + 1));
+                   (unsigned long long)((d->last - d->start) / PAGE_SIZE + 1));
         break;
     }
     c->differences++;

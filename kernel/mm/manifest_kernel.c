@@ -18,11 +18,11 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include <canopy/page.h>
 #include <kernel/console.h>
 #include <kernel/kmm.h>
 #include <kernel/manifest.h>
 
-#define PAGE_SIZE       4096ull
 #define STATIC_CAPACITY 512 /* entries: 16 KiB; stage 1 writes a few dozen */
 
 static struct canopy_mapping static_entries[STATIC_CAPACITY];
@@ -37,7 +37,7 @@ static bool grow(void *ctx, struct manifest *m, uint32_t need)
     uint64_t cap = (uint64_t)m->capacity * 2;
     if (cap < need)
         cap = need;
-    uint64_t pages = (cap * sizeof(struct canopy_mapping) + PAGE_SIZE - 1) / PAGE_SIZE;
+    uint64_t pages = pages_for_bytes(cap * sizeof(struct canopy_mapping));
     uint64_t pa;
     if (pmm_alloc_run(kmm_pmm(), pages, CANOPY_OWNER_HEAP, &pa) != PMM_OK) {
         kprintf("manifest: no %llu contiguous frames to grow to %llu entries\n",

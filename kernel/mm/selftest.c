@@ -34,6 +34,7 @@
 #include <stdint.h>
 
 #include <arch/cpu.h>
+#include <canopy/page.h>
 #include <canopy/str.h>
 #include <kernel/cmdline.h>
 #include <kernel/console.h>
@@ -45,7 +46,6 @@
 #include <kernel/vm.h>
 #include <vmm/pt.h>
 
-#define PAGE_SIZE      4096ull
 #define MAX_REGIONS    160
 #define HEAP_SLOTS     128
 #define FULL_CHECK_OPS 2000

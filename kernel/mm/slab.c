@@ -44,7 +44,7 @@ static const uint16_t class_sizes[SLAB_CLASS_COUNT] = {
     16, 32, 48, 64, 96, 128, 192, 256, 336, 448, 672, 1008, 2016,
 };
 _Static_assert(SLAB_MAX_SMALL == 2016, "the largest class");
-_Static_assert((SLAB_PAGE_SIZE - SLAB_HEADER_SIZE) / 16 <= SLAB_MAX_OBJECTS, "bitmap width");
+_Static_assert((PAGE_SIZE - SLAB_HEADER_SIZE) / 16 <= SLAB_MAX_OBJECTS, "bitmap width");
 
 const char *slab_status_str(enum slab_status st)
 {
@@ -81,12 +81,12 @@ size_t slab_class_size(unsigned c)
 
 unsigned slab_class_objects(unsigned c)
 {
-    return c < SLAB_CLASS_COUNT ? (SLAB_PAGE_SIZE - SLAB_HEADER_SIZE) / class_sizes[c] : 0;
+    return c < SLAB_CLASS_COUNT ? (unsigned)((PAGE_SIZE - SLAB_HEADER_SIZE) / class_sizes[c]) : 0;
 }
 
 uint64_t slab_large_pages(size_t size)
 {
-    return ((uint64_t)size + SLAB_HEADER_SIZE + SLAB_PAGE_SIZE - 1) / SLAB_PAGE_SIZE;
+    return pages_for_bytes((uint64_t)size + SLAB_HEADER_SIZE);
 }
 
 void slab_init(struct slab_heap *h, struct slab_pages pages)
@@ -97,7 +97,7 @@ void slab_init(struct slab_heap *h, struct slab_pages pages)
 
 static struct slab_hdr *header_of(const void *p)
 {
-    return (struct slab_hdr *)((uintptr_t)p & ~(uintptr_t)(SLAB_PAGE_SIZE - 1));
+    return (struct slab_hdr *)(uintptr_t)page_down((uintptr_t)p);
 }
 
 static void list_push(struct slab_hdr **head, struct slab_hdr *s)
@@ -239,7 +239,7 @@ size_t slab_usable_size(const struct slab_heap *h, const void *p)
     (void)h;
     const struct slab_hdr *s = header_of(p);
     if (s->magic == LARGE_MAGIC)
-        return (size_t)(s->pages * SLAB_PAGE_SIZE - SLAB_HEADER_SIZE);
+        return (size_t)(s->pages * PAGE_SIZE - SLAB_HEADER_SIZE);
     return s->magic == SLAB_MAGIC && s->cls < SLAB_CLASS_COUNT ? class_sizes[s->cls] : 0;
 }
 
@@ -262,7 +262,7 @@ static bool check_list(const struct slab_heap *h, const struct slab_hdr *head, u
             *why = "a slab list is longer than the heap's page count (a cycle?)";
             return false;
         }
-        if (((uintptr_t)s & (SLAB_PAGE_SIZE - 1)) != 0 || !h->pages.owns(h->pages.ctx, s)) {
+        if (!page_is_aligned((uintptr_t)s) || !h->pages.owns(h->pages.ctx, s)) {
             *why = "a listed slab is not a page the heap owns";
             return false;
         }

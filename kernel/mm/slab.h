@@ -6,7 +6,7 @@
  * Small requests are rounded up to one of SLAB_CLASS_COUNT classes and carved
  * out of one-page slabs; everything else gets a run of whole pages. Every
  * page the allocator hands out starts with a 64-byte header, so the header of
- * any pointer it returned is at the pointer rounded down to 4 KiB and no
+ * any pointer it returned is at the pointer rounded down to PAGE_SIZE and no
  * metadata lives anywhere else.
  */
 #ifndef KERNEL_MM_SLAB_H
@@ -16,7 +16,8 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#define SLAB_PAGE_SIZE   4096u
+#include <canopy/page.h>
+
 #define SLAB_HEADER_SIZE 64u
 #define SLAB_ALIGN       16u /* every pointer returned is a multiple of this */
 #define SLAB_CLASS_COUNT 13u

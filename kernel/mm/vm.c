@@ -40,6 +40,8 @@
 
 #include <arch/cpu.h>
 #include <canopy/fmt.h>
+#include <canopy/page.h>
+#include <canopy/vaddr.h>
 #include <kernel/console.h>
 #include <kernel/kmalloc.h>
 #include <kernel/kmm.h>
@@ -48,13 +50,10 @@
 #include <kernel/vm.h>
 #include <vmm/pt.h>
 
-#define PAGE_SIZE   4096ull
-#define DYN_BASE    CANOPY_DYNAMIC_BASE
-#define DYN_LAST    (CANOPY_DYNAMIC_END - 1)
-#define HIGH_HALF_4 0xffff800000000000ull
-#define HIGH_HALF_5 0xff00000000000000ull
-#define MAX_RUN     512 /* frames per physically contiguous run when committing */
-#define BATCH       64  /* pages unmapped per TLB flush */
+#define DYN_BASE CANOPY_DYNAMIC_BASE
+#define DYN_LAST (CANOPY_DYNAMIC_END - 1)
+#define MAX_RUN  512 /* frames per physically contiguous run when committing */
+#define BATCH    64  /* pages unmapped per TLB flush */
 /* Above this many pages one CR3 reload is cheaper than invlpg each (Linux's ceiling is 33). */
 #define INVLPG_MAX 32
 
@@ -170,7 +169,7 @@ struct batch {
 static bool collect_leaf(void *ctx, const struct pt_leaf *leaf)
 {
     struct batch *b = ctx;
-    if (leaf->page_size != PT_PAGE_4K) {
+    if (leaf->page_size != PAGE_SIZE) {
         b->bad_va = leaf->va;
         return false;
     }
@@ -264,12 +263,12 @@ static enum vm_status commit_pages(uint64_t va, uint64_t size, uint32_t prot)
         run = n; /* fragmentation is unlikely to improve during one allocation */
         __builtin_memset(kmm_phys_to_virt(pa), 0, n * PAGE_SIZE);
         uint64_t at = va + done, bytes = n * PAGE_SIZE;
-        if (pt_map(pt, at, pa, bytes, prot, PT_PAGE_4K) != PT_OK) {
+        if (pt_map(pt, at, pa, bytes, prot, PAGE_SIZE) != PT_OK) {
             frames_free(pa, n);
             return VM_ERR_NOMEM;
         }
         if (manifest_on() &&
-            !manifest_add(at, pa, bytes, PT_PAGE_4K, map_flags(prot), CANOPY_OWNER_VMM)) {
+            !manifest_add(at, pa, bytes, PAGE_SIZE, map_flags(prot), CANOPY_OWNER_VMM)) {
             if (pt_unmap(pt, at, bytes) != PT_OK)
                 panic("vm: unmapping a run just mapped failed");
             flush_range(at, n);
@@ -286,8 +285,7 @@ static enum vm_status commit_pages(uint64_t va, uint64_t size, uint32_t prot)
 
 static bool range_ok(uint64_t va, uint64_t size)
 {
-    return size != 0 && (va & (PAGE_SIZE - 1)) == 0 && (size & (PAGE_SIZE - 1)) == 0 &&
-           size - 1 <= UINT64_MAX - va;
+    return size != 0 && page_is_aligned(va) && page_is_aligned(size) && size - 1 <= UINT64_MAX - va;
 }
 
 /* VM_ERR_FIXED if an area in [va, last] is not the kernel's to change (or is a guard). */
@@ -314,7 +312,7 @@ enum vm_status vm_alloc(uint64_t size, uint64_t align, unsigned flags, const cha
         return VM_ERR_WX;
     if (size == 0 || size > CANOPY_DYNAMIC_END - CANOPY_DYNAMIC_BASE)
         return VM_ERR_INVALID;
-    size = (size + PAGE_SIZE - 1) & ~(PAGE_SIZE - 1);
+    size = page_up(size);
     if (align < PAGE_SIZE)
         align = PAGE_SIZE;
     if (align & (align - 1))
@@ -418,19 +416,19 @@ bool vm_fault_demand(uint64_t va, enum vm_access access, const char **why)
         *why = "the area does not allow this access";
         return false;
     }
-    uint64_t page = va & ~(PAGE_SIZE - 1), pa;
+    uint64_t page = page_down(va), pa;
     if (pmm_alloc(kmm_pmm(), 0, CANOPY_OWNER_VMM, &pa) != PMM_OK) {
         *why = "no free frame";
         return false;
     }
     __builtin_memset(kmm_phys_to_virt(pa), 0, PAGE_SIZE);
-    if (pt_map(kmm_pt(), page, pa, PAGE_SIZE, prot, PT_PAGE_4K) != PT_OK) {
+    if (pt_map(kmm_pt(), page, pa, PAGE_SIZE, prot, PAGE_SIZE) != PT_OK) {
         frames_free(pa, 1);
         *why = "no frame for a page table (or the page is mapped already)";
         return false;
     }
     if (manifest_on() &&
-        !manifest_add(page, pa, PAGE_SIZE, PT_PAGE_4K, map_flags(prot), CANOPY_OWNER_VMM)) {
+        !manifest_add(page, pa, PAGE_SIZE, PAGE_SIZE, map_flags(prot), CANOPY_OWNER_VMM)) {
         if (pt_unmap(kmm_pt(), page, PAGE_SIZE) != PT_OK)
             panic("vm: unmapping a page just mapped failed");
         arch_invlpg(page);
@@ -491,8 +489,8 @@ static unsigned reserve_framebuffer(const struct canopy_bootinfo *bi)
     const struct canopy_framebuffer *fb = &bi->fb;
     if (fb->format == CANOPY_FB_NONE || fb->size_bytes == 0)
         return 0;
-    uint64_t lo = bi->hhdm_base + (fb->base & ~(PAGE_SIZE - 1));
-    uint64_t hi = bi->hhdm_base + ((fb->base + fb->size_bytes + PAGE_SIZE - 1) & ~(PAGE_SIZE - 1));
+    uint64_t lo = bi->hhdm_base + page_down(fb->base);
+    uint64_t hi = bi->hhdm_base + page_up(fb->base + fb->size_bytes);
     unsigned pieces = 0;
     for (uint64_t cur = lo; cur < hi;) {
         const struct vmm_vma *v = vmm_space_first_from(&vm.space, cur);
@@ -514,10 +512,10 @@ static unsigned reserve_framebuffer(const struct canopy_bootinfo *bi)
 void vm_init(struct canopy_bootinfo *bi)
 {
     kmalloc_init();
-    bool la57 = bi->paging_levels == 5;
+    unsigned levels = bi->paging_levels;
     struct vmm_node_source nodes = {.alloc = node_alloc, .free = node_free, .ctx = NULL};
-    enum vmm_status st = vmm_space_init(&vm.space, la57 ? HIGH_HALF_5 : HIGH_HALF_4, UINT64_MAX,
-                                        la57 ? 57 : 48, nodes);
+    enum vmm_status st =
+        vmm_space_init(&vm.space, va_upper_start(levels), UINT64_MAX, va_bits(levels), nodes);
     if (st != VMM_OK)
         panic("vm: cannot create the kernel address space: %s", vmm_status_str(st));
 
@@ -540,7 +538,7 @@ void vm_init(struct canopy_bootinfo *bi)
     kprintf("vm: kernel address space: %zu areas (%u segments, %u hhdm runs of %llu MiB, %u "
             "framebuffer, boot stack + guard); allocations from 0x%016llx-0x%016llx\n",
             vmm_space_count(&vm.space), bi->segment_count, runs,
-            (unsigned long long)(hhdm_bytes >> 20), fb_pieces, (unsigned long long)DYN_BASE,
+            (unsigned long long)bytes_to_mib(hhdm_bytes), fb_pieces, (unsigned long long)DYN_BASE,
             (unsigned long long)DYN_LAST);
 }
 
@@ -568,7 +566,7 @@ void vm_stats(struct vm_stats *out)
     out->manifest_frames = 0;
     if (m != NULL && (uint64_t)(uintptr_t)m->entries < CANOPY_KERNEL_BASE)
         out->manifest_frames =
-            ((uint64_t)m->capacity * sizeof(struct canopy_mapping) + PAGE_SIZE - 1) / PAGE_SIZE;
+            pages_for_bytes((uint64_t)m->capacity * sizeof(struct canopy_mapping));
 }
 
 /* ---- checking and dumping ---------------------------------------------------------------- */
@@ -585,7 +583,7 @@ static bool check_leaf(void *ctx, const struct pt_leaf *leaf)
 {
     struct leaf_check *c = ctx;
     c->bad_va = leaf->va;
-    if (leaf->page_size != PT_PAGE_4K) {
+    if (leaf->page_size != PAGE_SIZE) {
         c->why = "a large page maps part of the dynamic area";
         return false;
     }

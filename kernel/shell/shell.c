@@ -17,11 +17,12 @@
  */
 #include <kernel/shell.h>
 
+#include <canopy/page.h>
 #include <canopy/str.h>
+#include <canopy/vaddr.h>
 
 #include <stdarg.h>
 
-#define PAGE_SIZE   4096ull
 #define ARG_SHOWN   32 /* at most this many characters of a bad argument are quoted */
 #define PEEK_COLUMN 16 /* bytes per `peek` line */
 
@@ -158,16 +159,15 @@ static const char *ellipsis(const char *s)
     return text_len(s) > ARG_SHOWN ? "..." : "";
 }
 
-static unsigned va_bits(const struct shell *sh)
+/* The paging depth addresses are checked against: 4 or 5 levels. */
+static unsigned paging_levels(const struct shell *sh)
 {
-    return sh->ops->va_bits == 57 ? 57 : 48;
+    return sh->ops->paging_levels == 5 ? 5 : 4;
 }
 
-/* True if va is canonical for the paging depth: bits 63..N-1 all equal. */
 static bool is_canonical(const struct shell *sh, uint64_t va)
 {
-    uint64_t top = va >> (va_bits(sh) - 1);
-    return top == 0 || top == (UINT64_MAX >> (va_bits(sh) - 1));
+    return va_is_canonical(va, paging_levels(sh));
 }
 
 /* Parses a hex address argument; on failure prints "CMD: WHAT 'tok' is not ..." */
@@ -189,7 +189,7 @@ static bool arg_va(struct shell *sh, const char *cmd, const char *what, const ch
         return false;
     if (!is_canonical(sh, *out)) {
         say(sh, "%s: %s %016llx is not canonical (%u-bit addresses)\n", cmd, what,
-            (unsigned long long)*out, va_bits(sh));
+            (unsigned long long)*out, va_bits(paging_levels(sh)));
         return false;
     }
     return true;
@@ -412,7 +412,7 @@ static void cmd_pt(struct shell *sh, struct args *a)
         last = end - 1;
         if (!is_canonical(sh, last)) {
             say(sh, "pt: END %016llx is not canonical (%u-bit addresses)\n",
-                (unsigned long long)end, va_bits(sh));
+                (unsigned long long)end, va_bits(paging_levels(sh)));
             return;
         }
     }

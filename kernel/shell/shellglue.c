@@ -26,6 +26,8 @@
 #include <arch/cpu.h>
 #include <arch/irq.h>
 #include <canopy/bootinfo.h>
+#include <canopy/page.h>
+#include <canopy/vaddr.h>
 #include <kernel/console.h>
 #include <kernel/kbd.h>
 #include <kernel/kmm.h>
@@ -38,7 +40,6 @@
 #include <kernel/vm.h>
 #include <vmm/ptdump.h>
 
-#define PAGE_SIZE    4096ull
 #define MSR_PAT      0x277u
 #define IRQ_COM1     4
 #define SERIAL_BURST 256 /* bytes read per loop turn before the keyboard gets its turn */
@@ -47,8 +48,6 @@
 
 #define EFI_MEMORY_MAPPED_IO      11
 #define EFI_MEMORY_MAPPED_IO_PORT 12
-#define NON_CANONICAL_4L          0x0000800000000000ull
-#define NON_CANONICAL_5L          0x0100000000000000ull
 
 static struct shell sh;
 static struct kbd kbd;
@@ -102,10 +101,9 @@ static void op_pt(void *ctx, enum shell_pt_mode mode, uint64_t start, uint64_t l
 {
     const struct canopy_bootinfo *bi = ctx;
     struct pt v = live_pt();
-    bool la57 = bi->paging_levels == 5;
     const struct ptdump_marker markers[] = {
         {0, "user space"},
-        {la57 ? NON_CANONICAL_5L : NON_CANONICAL_4L, "non-canonical hole"},
+        {va_lower_end(bi->paging_levels), "non-canonical hole"},
         {bi->hhdm_base, "HHDM"},
         {CANOPY_DYNAMIC_BASE, "dynamic area"},
         {CANOPY_DYNAMIC_END, "unused"},
@@ -304,7 +302,7 @@ void shellglue_start(struct canopy_bootinfo *bi)
     ops = (struct shell_ops){
         .ctx = bi,
         .write = op_write,
-        .va_bits = bi->paging_levels == 5 ? 57 : 48,
+        .paging_levels = bi->paging_levels,
         .pmm = op_pmm,
         .memmap = op_memmap,
         .pt = op_pt,

@@ -12,15 +12,16 @@
 
 #include <stdint.h>
 #include <canopy/check.h>
+#include <canopy/page.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 unsigned check_passed, check_failed;
 
-#define K4 PT_PAGE_4K
-#define M2 PT_PAGE_2M
-#define G1 PT_PAGE_1G
+#define K4 PAGE_SIZE
+#define M2 PAGE_SIZE_2M
+#define G1 PAGE_SIZE_1G
 
 static struct sim sim;
 

@@ -73,8 +73,8 @@ struct shell_ops {
     void *ctx;
     /* Writes n bytes of text to every console. */
     void (*write)(void *ctx, const char *s, size_t n);
-    /* Paging depth, for canonical address checks: 48 or 57 (0 means 48). */
-    unsigned va_bits;
+    /* Paging depth, for canonical address checks: 4 or 5 levels (0 means 4). */
+    unsigned paging_levels;
 
     /* `mem`: the PMM to report on (read only). */
     const struct pmm *(*pmm)(void *ctx);

@@ -14,12 +14,13 @@
 #include <string.h>
 
 #include <canopy/check.h>
+#include <canopy/page.h>
 
 unsigned check_passed, check_failed;
 
-#define K4 PT_PAGE_4K
-#define M2 PT_PAGE_2M
-#define G1 PT_PAGE_1G
+#define K4 PAGE_SIZE
+#define M2 PAGE_SIZE_2M
+#define G1 PAGE_SIZE_1G
 
 #define TABLE_BASE   0x40000000ull /* simulated physical address of the table buffer */
 #define TABLE_FRAMES 8192

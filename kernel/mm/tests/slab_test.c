@@ -34,10 +34,10 @@ static bool src_alloc(void *ctx, uint64_t count, void **page)
     struct source *s = ctx;
     if (count > s->budget || s->run_count == MAX_RUNS)
         return false;
-    void *p = aligned_alloc(SLAB_PAGE_SIZE, count * SLAB_PAGE_SIZE);
+    void *p = aligned_alloc(PAGE_SIZE, count * PAGE_SIZE);
     if (p == NULL)
         return false;
-    memset(p, 0xa5, count * SLAB_PAGE_SIZE); /* the heap must not rely on zeroed pages */
+    memset(p, 0xa5, count * PAGE_SIZE); /* the heap must not rely on zeroed pages */
     s->runs[s->run_count].page = p;
     s->runs[s->run_count].count = count;
     s->run_count++;
@@ -112,15 +112,15 @@ static void test_classes_cover_sizes_in_order(void)
     for (unsigned c = 0; c < SLAB_CLASS_COUNT; c++) {
         size_t size = slab_class_size(c);
         CHECK(size > prev && size % SLAB_ALIGN == 0);
-        CHECK(SLAB_HEADER_SIZE + slab_class_objects(c) * size <= SLAB_PAGE_SIZE);
+        CHECK(SLAB_HEADER_SIZE + slab_class_objects(c) * size <= PAGE_SIZE);
         CHECK(slab_class_objects(c) >= 2 && slab_class_objects(c) <= SLAB_MAX_OBJECTS);
         /* every size between two classes goes to the upper one */
         CHECK(slab_class_of(prev + 1) == c && slab_class_of(size) == c);
         prev = size;
     }
-    CHECK(slab_large_pages(SLAB_PAGE_SIZE - SLAB_HEADER_SIZE) == 1);
-    CHECK(slab_large_pages(SLAB_PAGE_SIZE - SLAB_HEADER_SIZE + 1) == 2);
-    CHECK(slab_large_pages(SLAB_PAGE_SIZE) == 2);
+    CHECK(slab_large_pages(PAGE_SIZE - SLAB_HEADER_SIZE) == 1);
+    CHECK(slab_large_pages(PAGE_SIZE - SLAB_HEADER_SIZE + 1) == 2);
+    CHECK(slab_large_pages(PAGE_SIZE) == 2);
 }
 
 static void test_one_slab_holds_exactly_its_objects(void)
@@ -169,12 +169,12 @@ static void test_large_allocations_take_whole_pages(void)
     struct slab_heap h;
     heap_init(&h, src);
     void *a = slab_alloc(&h, SLAB_MAX_SMALL + 1);
-    void *b = slab_alloc(&h, 5 * SLAB_PAGE_SIZE);
+    void *b = slab_alloc(&h, 5 * PAGE_SIZE);
     CHECK(a != NULL && b != NULL);
-    CHECK((uintptr_t)a % SLAB_PAGE_SIZE == SLAB_HEADER_SIZE);
+    CHECK((uintptr_t)a % PAGE_SIZE == SLAB_HEADER_SIZE);
     CHECK(h.large_allocs == 2 && h.large_pages == 1 + 6 && src->pages_out == 7);
-    CHECK(slab_usable_size(&h, b) == 6 * SLAB_PAGE_SIZE - SLAB_HEADER_SIZE);
-    memset(b, 0x11, 5 * SLAB_PAGE_SIZE);
+    CHECK(slab_usable_size(&h, b) == 6 * PAGE_SIZE - SLAB_HEADER_SIZE);
+    memset(b, 0x11, 5 * PAGE_SIZE);
     CHECK(heap_ok(&h));
     CHECK(slab_free(&h, b) == SLAB_OK && slab_free(&h, a) == SLAB_OK);
     CHECK(src->pages_out == 0 && h.large_allocs == 0 && h.page_count == 0);
@@ -187,9 +187,9 @@ static void test_double_and_bad_frees_are_refused_without_change(void)
     struct slab_heap h;
     heap_init(&h, src);
     char *a = slab_alloc(&h, 64), *b = slab_alloc(&h, 64);
-    char *big = slab_alloc(&h, 3 * SLAB_PAGE_SIZE);
-    static char foreign[2 * SLAB_PAGE_SIZE];
-    char *not_ours = (char *)(((uintptr_t)foreign + SLAB_PAGE_SIZE) & ~(uintptr_t)4095) + 64;
+    char *big = slab_alloc(&h, 3 * PAGE_SIZE);
+    static char foreign[2 * PAGE_SIZE];
+    char *not_ours = (char *)(uintptr_t)page_up((uintptr_t)foreign) + 64;
     CHECK(slab_free(&h, a) == SLAB_OK);
     uint64_t objects = h.objects[slab_class_of(64)];
     CHECK(slab_free(&h, a) == SLAB_ERR_DOUBLE_FREE);
@@ -197,7 +197,7 @@ static void test_double_and_bad_frees_are_refused_without_change(void)
     CHECK(slab_free(&h, b + 1) == SLAB_ERR_BAD_POINTER);    /* misaligned */
     CHECK(slab_free(&h, big + 16) == SLAB_ERR_BAD_POINTER); /* inside a large allocation */
     CHECK(slab_free(&h, not_ours) == SLAB_ERR_BAD_POINTER); /* a page the heap never had */
-    CHECK(slab_free(&h, (char *)((uintptr_t)b & ~(uintptr_t)4095)) == SLAB_ERR_BAD_POINTER);
+    CHECK(slab_free(&h, (char *)(uintptr_t)page_down((uintptr_t)b)) == SLAB_ERR_BAD_POINTER);
     CHECK(h.objects[slab_class_of(64)] == objects && heap_ok(&h));
     CHECK(slab_free(&h, big) == SLAB_OK);
     CHECK(slab_free(&h, big) == SLAB_ERR_BAD_POINTER); /* its pages went back */
@@ -214,7 +214,7 @@ static void test_empty_page_source_gives_null_and_no_change(void)
     struct slab_heap h;
     heap_init(&h, src);
     CHECK(slab_alloc(&h, 0) == NULL);
-    CHECK(slab_alloc(&h, 2 * SLAB_PAGE_SIZE) == NULL); /* needs 3 pages, 1 left */
+    CHECK(slab_alloc(&h, 2 * PAGE_SIZE) == NULL); /* needs 3 pages, 1 left */
     CHECK(slab_alloc(&h, SIZE_MAX) == NULL);
     CHECK(h.page_count == 0 && src->pages_out == 0);
     void *a = slab_alloc(&h, 16);

@@ -2,3 +2,4 @@
 # host: the heap's size-class allocator (mm/slab.c).
 canopy_host_test(kmm_slab_test
   SOURCES ${CMAKE_CURRENT_SOURCE_DIR}/mm/tests/slab_test.c ${CMAKE_CURRENT_SOURCE_DIR}/mm/slab.c)
+target_include_directories(kmm_slab_test PRIVATE ${CMAKE_SOURCE_DIR}/include)

@@ -5,6 +5,7 @@
 #include "fake_ops.h"
 
 #include <canopy/fmt.h>
+#include <canopy/page.h>
 
 #include <stdlib.h>
 #include <string.h>
@@ -84,14 +85,14 @@ static void fake_walk(void *ctx, uint64_t va, struct shell_walk *out)
     out->walk.level[0].entry = 0x2003;
     out->walk.level[1].entry = 0x3003;
     if (va >= FAKE_MEM_VA && va - FAKE_MEM_VA < FAKE_MEM_BYTES) {
-        uint64_t page = (va - FAKE_MEM_VA) & ~0xfffull;
+        uint64_t page = page_down(va - FAKE_MEM_VA);
         out->walk.depth = 4;
         out->walk.level[2].entry = 0x4003;
         out->walk.level[3].entry = (0x200000 + page) | 0x8000000000000163ull;
         out->walk.present = true;
         out->walk.leaf = (struct pt_leaf){.va = FAKE_MEM_VA + page,
                                           .pa = 0x200000 + page,
-                                          .page_size = 4096,
+                                          .page_size = PAGE_SIZE,
                                           .entry = out->walk.level[3].entry,
                                           .attrs = PT_W | PT_G};
     } else {
@@ -104,7 +105,7 @@ static bool fake_peek(void *ctx, uint64_t va, void *buf, size_t len)
 {
     struct fake *f = ctx;
     f->peek_calls++;
-    if (len == 0 || (va >> 12) != ((va + len - 1) >> 12))
+    if (len == 0 || page_down(va) != page_down(va + len - 1))
         f->peek_crossed_page = true;
     if (va < FAKE_MEM_VA || va - FAKE_MEM_VA > FAKE_MEM_BYTES ||
         len > FAKE_MEM_BYTES - (va - FAKE_MEM_VA))
@@ -192,7 +193,7 @@ void fake_init(struct fake *f, struct shell_ops *ops, size_t out_cap)
     *ops = (struct shell_ops){
         .ctx = f,
         .write = fake_write,
-        .va_bits = 48,
+        .paging_levels = 4,
         .pmm = fake_pmm,
         .memmap = fake_memmap,
         .vma_bounds = fake_vma_bounds,

@@ -86,7 +86,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     shell_prompt(&sh);
     /* The first byte picks the paging depth, so both canonical rules get fuzzed. */
     if (size > 0 && (data[0] & 1))
-        ops.va_bits = 57;
+        ops.paging_levels = 5;
 
     struct model m = {0};
     for (size_t i = 0; i < size; i++) {

@@ -264,7 +264,7 @@ static void test_walk_arguments(void)
                  "walk: VA fffe000000000000 is not canonical (48-bit addresses)\n");
     CHECKF(r.f.walk_calls == 0, "walk ran on a bad address");
     /* With 5-level paging the same address is canonical. */
-    r.ops.va_bits = 57;
+    r.ops.paging_levels = 5;
     rig_type(&r, "walk 0000800000000000");
     CHECKF(r.f.walk_calls == 1 && r.f.walk_va == 0x0000800000000000ull, "57-bit walk not run");
     expect_reply(&r, "walk 0100000000000000",
