@@ -32,6 +32,7 @@
 #include <arch/cpu.h>
 #include <arch/power.h>
 #include <canopy/fmt.h>
+#include <canopy/compiler.h>
 #include <canopy/page.h>
 #include <canopy/vaddr.h>
 #include <kernel/efirt.h>
@@ -120,7 +121,7 @@ static const uint8_t *phys_view(uint64_t phys, uint64_t len)
     return kmm_phys_to_virt(phys);
 }
 
-static const char *fail(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+static const char *fail(const char *fmt, ...) PRINTF_LIKE(1, 2);
 static const char *fail(const char *fmt, ...)
 {
     va_list ap;

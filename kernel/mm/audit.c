@@ -33,6 +33,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include <canopy/compiler.h>
 #include <canopy/page.h>
 #include <kernel/bootinfo.h>
 #include <kernel/console.h>
@@ -50,7 +51,7 @@ struct audit {
     unsigned differences;
 };
 
-__attribute__((format(printf, 2, 3))) static void differ(struct audit *a, const char *fmt, ...)
+PRINTF_LIKE(2, 3) static void differ(struct audit *a, const char *fmt, ...)
 {
     va_list ap;
     va_start(ap, fmt);

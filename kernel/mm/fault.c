@@ -25,6 +25,7 @@
 
 #include <arch/cpu.h>
 #include <arch/trap.h>
+#include <canopy/compiler.h>
 #include <canopy/fmt.h>
 #include <kernel/fault.h>
 #include <kernel/vm.h>
@@ -52,7 +53,7 @@ static void detail_sink(void *ctx, const char *s, size_t n)
     detail[detail_len] = '\0';
 }
 
-__attribute__((format(printf, 1, 2))) static void detail_add(const char *fmt, ...)
+PRINTF_LIKE(1, 2) static void detail_add(const char *fmt, ...)
 {
     va_list ap;
     va_start(ap, fmt);

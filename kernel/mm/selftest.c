@@ -34,6 +34,7 @@
 #include <stdint.h>
 
 #include <arch/cpu.h>
+#include <canopy/compiler.h>
 #include <canopy/page.h>
 #include <canopy/str.h>
 #include <kernel/cmdline.h>
@@ -103,7 +104,7 @@ static uint64_t rnd_below(uint64_t n)
     return n ? rnd() % n : 0;
 }
 
-__attribute__((format(printf, 3, 4))) static bool check(bool ok, int line, const char *fmt, ...)
+PRINTF_LIKE(3, 4) static bool check(bool ok, int line, const char *fmt, ...)
 {
     if (ok) {
         t.passed++;

@@ -17,6 +17,7 @@
  */
 #include <kernel/shell.h>
 
+#include <canopy/compiler.h>
 #include <canopy/page.h>
 #include <canopy/str.h>
 #include <canopy/vaddr.h>
@@ -58,7 +59,7 @@ static void shell_sink(void *ctx, const char *s, size_t n)
     put(ctx, s, n);
 }
 
-static void say(struct shell *sh, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+static void say(struct shell *sh, const char *fmt, ...) PRINTF_LIKE(2, 3);
 static void say(struct shell *sh, const char *fmt, ...)
 {
     va_list ap;

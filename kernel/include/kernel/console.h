@@ -12,6 +12,7 @@
 #include <stddef.h>
 
 #include <canopy/bootinfo.h>
+#include <canopy/compiler.h>
 
 /* Brings up COM1 (if a UART answers). Returns true if it did. */
 bool console_init_serial(void);
@@ -47,7 +48,7 @@ bool console_has_fb(void);
 int console_poll_input(void);
 
 /* Formatted output to every console (lib's fmt conversions). */
-void kprintf(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+void kprintf(const char *fmt, ...) PRINTF_LIKE(1, 2);
 void kvprintf(const char *fmt, va_list ap);
 
 #endif

@@ -15,10 +15,10 @@
  * named name, with a guard page below; *top gets the address above its last
  * byte (16-byte aligned, the initial stack pointer). => name outlives the stack.
  */
-enum vm_status kstack_alloc(uint64_t size, const char *name, uint64_t *top) VM_WARN_UNUSED;
+enum vm_status kstack_alloc(uint64_t size, const char *name, uint64_t *top) MUST_CHECK;
 
 /* Frees the stack whose top kstack_alloc returned, with its guard page. */
-enum vm_status kstack_free(uint64_t top) VM_WARN_UNUSED;
+enum vm_status kstack_free(uint64_t top) MUST_CHECK;
 
 /*
  * Runs fn(arg) on the stack whose top is given and returns to the caller's

@@ -5,7 +5,9 @@
 #ifndef KERNEL_PANIC_H
 #define KERNEL_PANIC_H
 
+#include <canopy/compiler.h>
+
 /* Prints "panic: <message>" on every console and halts the CPU for good. */
-_Noreturn void panic(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+_Noreturn void panic(const char *fmt, ...) PRINTF_LIKE(1, 2);
 
 #endif

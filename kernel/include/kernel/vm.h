@@ -16,9 +16,8 @@
 #include <stdint.h>
 
 #include <canopy/bootinfo.h>
+#include <canopy/compiler.h>
 #include <vmm/space.h>
-
-#define VM_WARN_UNUSED __attribute__((warn_unused_result))
 
 enum vm_status {
     VM_OK = 0,
@@ -79,7 +78,7 @@ const struct vmm_space *vm_space(void);
  *    frames, mappings, manifest entries).
  */
 enum vm_status vm_alloc(uint64_t size, uint64_t align, unsigned flags, const char *name,
-                        uint64_t *va) VM_WARN_UNUSED;
+                        uint64_t *va) MUST_CHECK;
 
 /*
  * Frees [va, va + size), whole areas or parts of them (an area cut inside is
@@ -89,14 +88,14 @@ enum vm_status vm_alloc(uint64_t size, uint64_t align, unsigned flags, const cha
  *    vm_alloc (guards included), else VM_ERR_NOT_MAPPED / VM_ERR_FIXED and
  *    nothing changes; VM_ERR_NOMEM (no change) if a split needs a node.
  */
-enum vm_status vm_free(uint64_t va, uint64_t size) VM_WARN_UNUSED;
+enum vm_status vm_free(uint64_t va, uint64_t size) MUST_CHECK;
 
 /*
  * Sets the protection of [va, va + size) to prot (VM_W, VM_X or neither),
  * splitting areas cut by the range, and updates and flushes the mapped pages.
  * => as vm_free, plus VM_ERR_WX for VM_W | VM_X and VM_ERR_FIXED for guards.
  */
-enum vm_status vm_protect(uint64_t va, uint64_t size, unsigned prot) VM_WARN_UNUSED;
+enum vm_status vm_protect(uint64_t va, uint64_t size, unsigned prot) MUST_CHECK;
 
 /* The area containing va, or NULL (also before vm_init). */
 const struct vmm_vma *vm_lookup(uint64_t va);
