@@ -6,13 +6,13 @@
  * and the access is retried. Every other page fault is fatal. The report
  * says what kind of access faulted and where, names the area of the kernel
  * address space holding the address (or says that none does), then walks the
- * live page tables from CR3 with vmm/pt's pt_walk: each level's index and raw
- * entry, then either the level whose entry is not present or the leaf's
- * flags. A fault in a guard area (below the boot stack and every kernel
- * stack from kstack_alloc) is called a stack overflow of that area's name;
- * before the address space exists, the guards registered with
- * fault_add_guard (the boot stack's) are used. The handler runs on its own
- * IST stack (see arch/x86_64/idt.c), so a stack overflow still gets a report.
+ * live page tables from CR3 with vmm/pt's pt_walk and prints the walk as the
+ * shell's `walk` does (vmm/ptdump's report): each level's entry and flags,
+ * then either the level whose entry is not present or where the page lies. A fault in a guard area
+ * (below the boot stack and every kernel stack from kstack_alloc) is called a stack overflow of
+ * that area's name; before the address space exists, the guards registered with fault_add_guard
+ * (the boot stack's) are used. The handler runs on its own IST stack (see arch/x86_64/idt.c), so a
+ * stack overflow still gets a report.
  *
  * The walk reads the tables through the HHDM. It is only attempted once the
  * HHDM base and depth are known (fault_init), and a fault during the report
@@ -27,9 +27,11 @@
 #include <arch/trap.h>
 #include <canopy/compiler.h>
 #include <canopy/fmt.h>
+#include <canopy/vaddr.h>
 #include <kernel/fault.h>
 #include <kernel/vm.h>
 #include <vmm/pt.h>
+#include <vmm/ptdump.h>
 
 #define GUARD_MAX 16
 
@@ -72,34 +74,7 @@ bool fault_add_guard(uint64_t va, uint64_t size, const char *name)
     return true;
 }
 
-void fault_entry_flags(uint64_t e, char *buf, size_t size)
-{
-    static const struct {
-        unsigned bit;
-        const char *name;
-    } bits[] = {
-        {0, "P"}, {1, "W"}, {2, "U"},  {3, "PWT"}, {4, "PCD"},
-        {5, "A"}, {6, "D"}, {7, "PS"}, {8, "G"},   {63, "NX"},
-    };
-    size_t len = 0;
-    buf[0] = '\0';
-    for (size_t i = 0; i < sizeof(bits) / sizeof(bits[0]); i++) {
-        if (!(e & (1ull << bits[i].bit)))
-            continue;
-        if (len + 1 >= size)
-            break;
-        len += fmt_snprintf(buf + len, size - len, "%s%s", len ? " " : "", bits[i].name);
-    }
-}
-
-static const char *level_name(unsigned depth_index)
-{
-    /* depth_index 0 is the root: PML5 with 5 levels, else PML4. */
-    static const char *const names[] = {"PML5", "PML4", "PDPT", "PD", "PT"};
-    unsigned i = depth_index + (5 - levels);
-    return i < 5 ? names[i] : "?";
-}
-
+/* The walk of va through the live page tables (vmm/ptdump's report, as `walk` prints it). */
 static void describe_walk(uint64_t va)
 {
     struct pt view = {
@@ -109,29 +84,14 @@ static void describe_walk(uint64_t va)
         .virt_offset = hhdm,
         .table_count = 1, /* a live hierarchy: pt_walk skips an empty one */
     };
-    if (!pt_is_canonical(va, levels)) {
+    if (!va_is_canonical(va, levels)) {
         detail_add("  0x%016llx is not canonical for %u-level paging\n", (unsigned long long)va,
                    levels);
         return;
     }
     struct pt_walk w;
     pt_walk(&view, va, &w);
-    char flags[64];
-    for (unsigned i = 0; i < w.depth && i < 5; i++) {
-        fault_entry_flags(w.level[i].entry, flags, sizeof(flags));
-        detail_add("  %-4s[%3u] = 0x%016llx  %s\n", level_name(i), w.level[i].index,
-                   (unsigned long long)w.level[i].entry, flags[0] ? flags : "(empty)");
-    }
-    if (w.present) {
-        fault_entry_flags(w.leaf.entry, flags, sizeof(flags));
-        detail_add("  mapped by a %s leaf: page 0x%016llx -> frame 0x%llx, flags %s\n",
-                   w.leaf.page_size == PT_PAGE_1G   ? "1 GiB"
-                   : w.leaf.page_size == PT_PAGE_2M ? "2 MiB"
-                                                    : "4 KiB",
-                   (unsigned long long)w.leaf.va, (unsigned long long)w.leaf.pa, flags);
-    } else if (w.depth > 0) {
-        detail_add("  not mapped: the %s entry is not present\n", level_name(w.depth - 1));
-    }
+    ptdump_walk(&w, va, levels, detail_sink, NULL);
 }
 
 static void fault_page(struct trap_frame *f)

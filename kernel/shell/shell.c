@@ -8,9 +8,10 @@
  *
  * Commands check their arguments before they touch the machine: each problem
  * gets one line "CMD: problem (usage: ...)" and the shell goes on. The tables
- * (mem, memmap, vmas, walk, peek, boottime) are formatted here; the kernel's
- * callbacks in struct shell_ops only hand over data, except the page-table
- * dumps, whose formatters live in vmm/.
+ * (mem, memmap, vmas, peek, boottime) are formatted here; the kernel's
+ * callbacks in struct shell_ops only hand over data. The page-table dumps and
+ * the `walk` report are vmm/ptdump's: the dumps through the `pt` callback,
+ * the walk report from the walk the `walk` callback hands over.
  *
  * Called by the kernel's main loop (shell_input) and by the host tests and
  * fuzzer in tests/.
@@ -21,6 +22,7 @@
 #include <canopy/page.h>
 #include <canopy/str.h>
 #include <canopy/vaddr.h>
+#include <vmm/ptdump.h>
 
 #include <stdarg.h>
 
@@ -425,60 +427,17 @@ static void cmd_pt(struct shell *sh, struct args *a)
     say(sh, "--- pt end ---\n");
 }
 
-/* Names the present bits of a page-table entry; pat_level: bit 7 is PAT, not PS. */
-static void entry_flags(char *buf, size_t size, uint64_t e, bool pat_level)
-{
-    static const struct {
-        unsigned bit;
-        const char *name;
-    } bits[] = {{0, "P"}, {1, "W"}, {2, "U"},  {3, "PWT"}, {4, "PCD"},
-                {5, "A"}, {6, "D"}, {7, "PS"}, {8, "G"},   {63, "NX"}};
-    size_t n = 0;
-    buf[0] = 0;
-    for (size_t i = 0; i < sizeof(bits) / sizeof(bits[0]); i++) {
-        if (!(e & (1ull << bits[i].bit)))
-            continue;
-        const char *name = bits[i].bit == 7 && pat_level ? "PAT" : bits[i].name;
-        n += fmt_snprintf(buf + n, n < size ? size - n : 0, "%s%s", n ? " " : "", name);
-        if (n >= size)
-            return;
-    }
-}
-
 static void cmd_walk(struct shell *sh, struct args *a)
 {
-    static const char *const names[5] = {"PML5", "PML4", "PDPT", "PD", "PT"};
     uint64_t va;
     if (!arg_va(sh, "walk", "VA", a->v[1], &va) || !available(sh, "walk", sh->ops->walk))
         return;
     struct shell_walk w = {0};
     sh->ops->walk(sh->ops->ctx, va, &w);
     unsigned levels = w.levels == 5 ? 5 : 4;
-    unsigned depth = w.walk.depth < levels ? w.walk.depth : levels;
     say(sh, "walk %016llx: cr3 %016llx, %u-level paging\n", (unsigned long long)va,
         (unsigned long long)w.root, levels);
-    for (unsigned i = 0; i < depth; i++) {
-        unsigned name = 5 - levels + i;
-        char flags[64];
-        entry_flags(flags, sizeof(flags), w.walk.level[i].entry, name == 4);
-        say(sh, "  %-4s[%3u] = %016llx  %s\n", names[name], w.walk.level[i].index,
-            (unsigned long long)w.walk.level[i].entry, flags[0] ? flags : "(empty)");
-    }
-    if (!w.walk.present) {
-        if (depth == 0)
-            say(sh, "  not mapped\n");
-        else
-            say(sh, "  not mapped: the %s entry is not present\n", names[5 - levels + depth - 1]);
-        return;
-    }
-    const struct pt_leaf *l = &w.walk.leaf;
-    char size[24];
-    size_text(size, sizeof(size), l->page_size, false);
-    uint64_t offset = l->page_size ? (va - l->va) & (l->page_size - 1) : 0;
-    say(sh, "  -> phys %016llx (%s page at %016llx), effective r%c%c %s\n",
-        (unsigned long long)(l->pa + offset), size, (unsigned long long)l->pa,
-        (l->attrs & PT_W) ? 'w' : '-', (l->attrs & PT_X) ? 'x' : '-',
-        (l->attrs & PT_U) ? "user" : "kernel");
+    ptdump_walk(&w.walk, va, levels, shell_sink, sh);
 }
 
 /* Prints one `peek` line of n (<= PEEK_COLUMN) bytes read at va. */

@@ -23,20 +23,26 @@
 #include <vmm/ptdump.h>
 
 #include <canopy/fmt.h>
+#include <canopy/page.h>
 #include <canopy/str.h>
+#include <canopy/vaddr.h>
 
-#define WALK48_END (1ull << 48)
+#define WALK48_END (1ull << VA_BITS_4L) /* the end of a 4-level walk's un-extended addresses */
 
 /* QEMU's physical address masks in print_pte's callers (50 address bits). */
 #define QEMU_MASK_4K 0x3fffffffff000ull
 #define QEMU_MASK_2M 0x3ffffffe00000ull
 #define QEMU_MASK_1G 0x3ffffc0000000ull
 
-/* QEMU's addr_canonical for 4-level paging: sign-extend from bit 47. */
+/*
+ * QEMU's addr_canonical for 4-level paging: bits 63..48 set when bit 47 is,
+ * other bits left alone. Not vaddr.h's va_sign_extend: QEMU prints the end
+ * 2^48 of a walk unchanged, as 0001000000000000.
+ */
 static uint64_t canon48(uint64_t a)
 {
     if (a & (1ull << 47))
-        a |= ~((1ull << 48) - 1);
+        a |= ~(WALK48_END - 1);
     return a;
 }
 
@@ -102,7 +108,7 @@ struct sink_ref {
 };
 
 /* The nine flag letters QEMU prints, in its order: X G P D A C T U W. */
-static void entry_flags(uint64_t e, char out[10])
+static void tlb_flags(uint64_t e, char out[10])
 {
     out[0] = pte_is_nx(e) ? 'X' : '-';
     out[1] = pte_is_global(e) ? 'G' : '-';
@@ -120,14 +126,14 @@ static bool tlb_leaf(void *ctx, const struct pt_leaf *leaf)
 {
     const struct sink_ref *r = ctx;
     uint64_t e = leaf->entry, mask = QEMU_MASK_4K;
-    if (leaf->page_size == PTE_SIZE_1G)
+    if (leaf->page_size == PAGE_SIZE_1G)
         mask = QEMU_MASK_1G;
-    else if (leaf->page_size == PTE_SIZE_2M)
+    else if (leaf->page_size == PAGE_SIZE_2M)
         mask = QEMU_MASK_2M;
     else
         e &= ~PTE_PAT_4K; /* QEMU passes a 4K entry with bit 7 cleared */
     char flags[10];
-    entry_flags(e, flags);
+    tlb_flags(e, flags);
     fmt_format(r->sink, r->ctx, "%016llx: %016llx %s\n", (unsigned long long)leaf->va,
                (unsigned long long)(e & mask), flags);
     return true;
@@ -162,9 +168,9 @@ static const char *cache_name(uint64_t pat, unsigned index)
 
 static const char *size_name(uint64_t page_size)
 {
-    if (page_size == PTE_SIZE_1G)
+    if (page_size == PAGE_SIZE_1G)
         return "1G";
-    if (page_size == PTE_SIZE_2M)
+    if (page_size == PAGE_SIZE_2M)
         return "2M";
     return "4K";
 }
@@ -173,7 +179,7 @@ static const char *size_name(uint64_t page_size)
 static void size_text(uint64_t bytes, char *buf, size_t len)
 {
     static const char units[] = "KMGTPE";
-    uint64_t v = bytes >> 10;
+    uint64_t v = bytes_to_kib(bytes);
     unsigned u = 0;
     while (v != 0 && (v & 1023) == 0 && units[u + 1] != '\0') {
         v >>= 10;
@@ -261,7 +267,7 @@ static bool human_leaf(void *ctx, const struct pt_leaf *leaf)
     bool marker_due = h->next_marker < o->marker_count && o->markers[h->next_marker].start <= start;
 
     if ((perm & (PT_W | PT_X)) == (PT_W | PT_X))
-        h->wx_pages += (last - start + 1) / PTE_SIZE_4K;
+        h->wx_pages += (last - start + 1) / PAGE_SIZE;
 
     if (h->open && !marker_due && h->last != UINT64_MAX && h->last + 1 == start &&
         h->page_size == leaf->page_size && h->perm == perm && h->global == global &&
@@ -319,38 +325,57 @@ uint64_t ptdump_human(const struct pt *pt, const struct ptdump_options *opts, pt
 
 /* ---- walk ------------------------------------------------------------------------------------ */
 
-static const char *level_name(unsigned level)
+/* The name of the table read at walk depth `depth` (0 = the root) of a `levels`-level hierarchy. */
+static const char *level_name(unsigned levels, unsigned depth)
 {
-    static const char *const names[] = {"?", "PT", "PD", "PDPT", "PML4", "PML5"};
-    return level <= 5 ? names[level] : "?";
+    static const char *const names[] = {"PML5", "PML4", "PDPT", "PD", "PT"};
+    unsigned i = 5 - levels + depth;
+    return i < 5 ? names[i] : "?";
 }
 
-void ptdump_walk(const struct pt *pt, uint64_t va, ptdump_sink sink, void *ctx)
+/* Names the set bits of a paging entry; in a PT entry (pt_level) bit 7 is PAT, elsewhere PS. */
+static void entry_bit_names(uint64_t e, bool pt_level, char *buf, size_t size)
 {
-    if (!pt_is_canonical(va, pt->levels)) {
-        fmt_format(sink, ctx, "%016llx: not canonical for %u-level paging\n",
-                   (unsigned long long)va, pt->levels);
+    static const struct {
+        uint64_t bit;
+        const char *name;
+    } bits[] = {{PTE_P, "P"}, {PTE_W, "W"}, {PTE_U, "U"},   {PTE_PWT, "PWT"}, {PTE_PCD, "PCD"},
+                {PTE_A, "A"}, {PTE_D, "D"}, {PTE_PS, "PS"}, {PTE_G, "G"},     {PTE_NX, "NX"}};
+    size_t n = 0;
+    buf[0] = '\0';
+    for (size_t i = 0; i < sizeof(bits) / sizeof(bits[0]) && n < size; i++) {
+        if (!(e & bits[i].bit))
+            continue;
+        const char *name = bits[i].bit == PTE_PAT_4K && pt_level ? "PAT" : bits[i].name;
+        n += fmt_snprintf(buf + n, size - n, "%s%s", n ? " " : "", name);
+    }
+}
+
+void ptdump_walk(const struct pt_walk *w, uint64_t va, unsigned levels, ptdump_sink sink, void *ctx)
+{
+    levels = levels == 5 ? 5 : 4;
+    unsigned depth = w->depth < levels ? w->depth : levels;
+    for (unsigned i = 0; i < depth; i++) {
+        char flags[64];
+        entry_bit_names(w->level[i].entry, i == levels - 1, flags, sizeof(flags));
+        fmt_format(sink, ctx, "  %-4s[%3u] = %016llx  %s\n", level_name(levels, i),
+                   w->level[i].index, (unsigned long long)w->level[i].entry,
+                   flags[0] ? flags : "(empty)");
+    }
+    if (!w->present) {
+        if (depth == 0)
+            fmt_format(sink, ctx, "  not mapped\n");
+        else
+            fmt_format(sink, ctx, "  not mapped: the %s entry is not present\n",
+                       level_name(levels, depth - 1));
         return;
     }
-    struct pt_walk w;
-    pt_walk(pt, va, &w);
-    fmt_format(sink, ctx, "%016llx: %u-level walk from %016llx\n", (unsigned long long)va,
-               pt->levels, (unsigned long long)pt->root);
-    for (unsigned i = 0; i < w.depth; i++) {
-        char flags[10];
-        entry_flags(w.level[i].entry, flags);
-        fmt_format(sink, ctx, "  %-4s %3u: %016llx %s%s\n", level_name(pt->levels - i),
-                   w.level[i].index, (unsigned long long)w.level[i].entry, flags,
-                   pte_is_present(w.level[i].entry) ? "" : " (not present)");
-    }
-    if (!w.present) {
-        fmt_format(sink, ctx, "  not mapped: the %s entry is not present\n",
-                   w.depth ? level_name(pt->levels - (w.depth - 1)) : "root");
-        return;
-    }
-    uint32_t a = w.leaf.attrs;
-    fmt_format(sink, ctx, "  => %016llx, %s page at %016llx, R%c%c %s\n",
-               (unsigned long long)(w.leaf.pa + (va - w.leaf.va)), size_name(w.leaf.page_size),
-               (unsigned long long)w.leaf.pa, (a & PT_W) ? 'W' : '-', (a & PT_X) ? 'X' : '-',
-               (a & PT_U) ? "user" : "kernel");
+    const struct pt_leaf *l = &w->leaf;
+    char size[16];
+    size_text(l->page_size, size, sizeof(size));
+    uint64_t offset = l->page_size ? (va - l->va) & (l->page_size - 1) : 0;
+    fmt_format(sink, ctx, "  -> phys %016llx (%s page at %016llx), effective r%c%c %s\n",
+               (unsigned long long)(l->pa + offset), size, (unsigned long long)l->pa,
+               (l->attrs & PT_W) ? 'w' : '-', (l->attrs & PT_X) ? 'x' : '-',
+               (l->attrs & PT_U) ? "user" : "kernel");
 }

@@ -3,8 +3,8 @@
  * the layout beside it, following QEMU 7.2's target/i386/monitor.c for the
  * `info mem` and `info tlb` forms (sign extension from bit 47 of the walk
  * address, prot = U|W|P ANDed over the levels, flags from the leaf alone), and
- * the documented format for the human dump. None is captured from ptdump's
- * own output.
+ * the documented formats of the human dump and the walk report (ptdump.h).
+ * None is captured from ptdump's own output.
  */
 #include "pt_sim.h"
 
@@ -413,37 +413,77 @@ static void test_human_dump_to_the_top_of_the_address_space(void)
     pt_destroy(&pt);
 }
 
-/* ---- walk
- * ---------------------------------------------------------------------------------------- */
+/* ---- walk --------------------------------------------------------------------------------- */
 
-static void test_walk_report(void)
+/*
+ * A hierarchy in a fresh simulated memory, which hands out frames from its
+ * base upwards: the root at 40000000, the next table at 40001000, and so on.
+ */
+static struct pt fresh_in_new_memory(unsigned levels)
 {
-    /* A fresh simulated memory hands out frames from its base upwards: the
-       root at 40000000, then PDPT 40001000, PD 40002000, PT 40003000. */
     sim_fini(&sim);
     sim_init(&sim, 64);
-    struct pt pt = fresh(4);
+    return fresh(levels);
+}
+
+/* Checks the walk report of va in pt, as the shell's `walk` and the fault report print it. */
+static void expect_walk(struct pt *pt, uint64_t va, const char *want, const char *what)
+{
+    struct pt_walk w;
+    pt_walk(pt, va, &w);
+    reset();
+    ptdump_walk(&w, va, pt->levels, text_sink, &out);
+    SAME_TEXT(want, what);
+}
+
+static void test_walk_report_of_a_page_and_a_hole(void)
+{
+    /* Root 40000000, PDPT 40001000, PD 40002000, PT 40003000. */
+    struct pt pt = fresh_in_new_memory(4);
     map(&pt, 0xffffffff80201000ull, 0x200000, K4, PT_G, K4);
-    reset();
-    ptdump_walk(&pt, 0xffffffff80201234ull, text_sink, &out);
-    SAME_TEXT("ffffffff80201234: 4-level walk from 0000000040000000\n"
-              "  PML4 511: 0000000040001003 --------W\n"
-              "  PDPT 510: 0000000040002003 --------W\n"
-              "  PD     1: 0000000040003003 --------W\n"
-              "  PT     1: 8000000000200101 XG-------\n"
-              "  => 0000000000200234, 4K page at 0000000000200000, R-- kernel\n",
-              "walk to a 4K page");
-    reset();
-    ptdump_walk(&pt, 0xffffffff80400000ull, text_sink, &out);
-    SAME_TEXT("ffffffff80400000: 4-level walk from 0000000040000000\n"
-              "  PML4 511: 0000000040001003 --------W\n"
-              "  PDPT 510: 0000000040002003 --------W\n"
-              "  PD     2: 0000000000000000 --------- (not present)\n"
-              "  not mapped: the PD entry is not present\n",
-              "walk to a hole");
-    reset();
-    ptdump_walk(&pt, 0x0000800000000000ull, text_sink, &out);
-    SAME_TEXT("0000800000000000: not canonical for 4-level paging\n", "non-canonical");
+    expect_walk(&pt, 0xffffffff80201234ull,
+                "  PML4[511] = 0000000040001003  P W\n"
+                "  PDPT[510] = 0000000040002003  P W\n"
+                "  PD  [  1] = 0000000040003003  P W\n"
+                "  PT  [  1] = 8000000000200101  P G NX\n"
+                "  -> phys 0000000000200234 (4K page at 0000000000200000), effective r-- kernel\n",
+                "walk to a 4K page");
+    expect_walk(&pt, 0xffffffff80400000ull,
+                "  PML4[511] = 0000000040001003  P W\n"
+                "  PDPT[510] = 0000000040002003  P W\n"
+                "  PD  [  2] = 0000000000000000  (empty)\n"
+                "  not mapped: the PD entry is not present\n",
+                "walk to a hole");
+    /* pt_walk reads no entry for a non-canonical address. */
+    expect_walk(&pt, 0x0000800000000000ull, "  not mapped\n", "non-canonical");
+    pt_destroy(&pt);
+}
+
+static void test_walk_report_names_five_levels_ps_and_pat(void)
+{
+    /* Root (PML5) 40000000, PML4 40001000, PDPT 40002000, PD 40003000, then a PT 40004000. */
+    struct pt pt = fresh_in_new_memory(5);
+    map(&pt, 0xff00000000200000ull, 0x600000, M2, PT_W, M2);
+    /* Inside a 2 MiB page the offset is 21 bits wide; bit 7 of a PD entry is PS. */
+    expect_walk(&pt, 0xff00000000212345ull,
+                "  PML5[256] = 0000000040001003  P W\n"
+                "  PML4[  0] = 0000000040002003  P W\n"
+                "  PDPT[  0] = 0000000040003003  P W\n"
+                "  PD  [  1] = 8000000000600083  P W PS NX\n"
+                "  -> phys 0000000000612345 (2M page at 0000000000600000), effective rw- kernel\n",
+                "walk to a 2M page under 5 levels");
+
+    /* A user page, executable, read-only; bit 7 of a PT entry is PAT (A and D set by hand). */
+    map(&pt, 0xff00000000400000ull, 0x800000, K4, PT_U | PT_X, K4);
+    *leaf_slot(&pt, 0xff00000000400000ull) |= PTE_PAT_4K | PTE_A | PTE_D;
+    expect_walk(&pt, 0xff00000000400abcull,
+                "  PML5[256] = 0000000040001007  P W U\n"
+                "  PML4[  0] = 0000000040002007  P W U\n"
+                "  PDPT[  0] = 0000000040003007  P W U\n"
+                "  PD  [  2] = 0000000040004007  P W U\n"
+                "  PT  [  0] = 00000000008000e5  P U A D PAT\n"
+                "  -> phys 0000000000800abc (4K page at 0000000000800000), effective r-x user\n",
+                "walk to a user 4K page with PAT set");
     pt_destroy(&pt);
 }
 
@@ -461,7 +501,8 @@ int main(void)
     test_human_dump_of_a_range();
     test_human_dump_defaults_pat_and_merging();
     test_human_dump_to_the_top_of_the_address_space();
-    test_walk_report();
+    test_walk_report_of_a_page_and_a_hole();
+    test_walk_report_names_five_levels_ps_and_pat();
     CHECKF(sim.held == 0 && sim.bad_frees == 0, "frames left: %llu", (unsigned long long)sim.held);
     sim_fini(&sim);
     printf("%u passed, %u failed\n", check_passed, check_failed);

@@ -1,13 +1,11 @@
 /*
  * fault: the page-fault handler and the description of an address for fatal
- * reports (which paging level does not map it, or the leaf's flags; which
- * guard page it hits).
+ * reports (the page-table walk for it; which guard page it hits).
  */
 #ifndef KERNEL_FAULT_H
 #define KERNEL_FAULT_H
 
 #include <stdbool.h>
-#include <stddef.h>
 #include <stdint.h>
 
 /*
@@ -21,8 +19,5 @@ void fault_init(uint64_t hhdm_base, unsigned paging_levels);
  * stack overflow of `name`. Returns false if the small table is full.
  */
 bool fault_add_guard(uint64_t va, uint64_t size, const char *name);
-
-/* Writes a raw paging entry's flags as text ("P W NX ...") into buf. */
-void fault_entry_flags(uint64_t entry, char *buf, size_t size);
 
 #endif

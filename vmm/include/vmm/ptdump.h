@@ -2,7 +2,8 @@
  * ptdump: page-table dumps as text, pure formatters over a struct pt.
  *
  * The same code prints the kernel shell's `pt`, `pt qemu`, `pt tlb` and
- * `walk` output and runs in the host tests. Output goes to a sink with the
+ * `walk` output and the page walk of the kernel's page-fault report, and runs
+ * in the host tests. Output goes to a sink with the
  * same shape as fmt_sink (lib/include/canopy/fmt.h), one call per line or
  * less. Lines end in "\n". The caller prints the `--- pt begin ---` and
  * `--- pt end ---` lines around a dump.
@@ -78,10 +79,25 @@ uint64_t ptdump_human(const struct pt *pt, const struct ptdump_options *opts, pt
                       void *ctx);
 
 /*
- * The `walk VA` report: each level's name, index, raw entry and flags, then
- * the physical address with page size and effective permissions, or which
- * level is not present, or that va is not canonical.
+ * The report of a walk (pt_walk's result for va in a `levels`-level
+ * hierarchy), as the shell's `walk VA` and the page-fault report print it
+ * below their own first line: one line per entry read, with its table's name,
+ * its index, the raw entry and its set bits by name (bit 7 is PAT in a PT
+ * entry, PS elsewhere; "(empty)" for 0),
+ *
+ *   PML4[511] = 0000000040001003  P W
+ *   PT  [  1] = 8000000000200103  P W G NX
+ *
+ * then the outcome: "  not mapped" if no entry was read (an empty hierarchy,
+ * a non-canonical va), "  not mapped: the PD entry is not present", or
+ *
+ *   -> phys 0000000000200234 (4K page at 0000000000200000), effective rw- kernel
+ *
+ * with the permissions across all levels.
+ * => levels is 4 or 5 (anything else is taken as 4); entries past the
+ *    hierarchy's depth are not printed.
  */
-void ptdump_walk(const struct pt *pt, uint64_t va, ptdump_sink sink, void *ctx);
+void ptdump_walk(const struct pt_walk *w, uint64_t va, unsigned levels, ptdump_sink sink,
+                 void *ctx);
 
 #endif
