@@ -9,7 +9,7 @@ frames stage 1's builder took against the fewest its mappings need.
 
 With --json FILE it writes one JSON object per line per boot, in the form
 scripts/bench.sh collects:
-  {"bench": "boot_phase", "impl": "canopy", "n": 1, "phase": "kernel entry",
+  {"bench": "boot_phase", "impl": "canopy", "n": 1, "phase": "kernel-entry",
    "ns_per_op": <ns since stage 1's entry>, "step_ns": <ns since the phase before>}
   {"bench": "boot_pt_frames", "impl": "canopy", "n": 1,
    "frames_used": <frames>, "frames_minimum": <frames>}

@@ -20,6 +20,7 @@
 
 #include <canopy/compiler.h>
 #include <canopy/page.h>
+#include <canopy/phase.h>
 #include <canopy/str.h>
 #include <canopy/vaddr.h>
 #include <vmm/ptdump.h>
@@ -521,26 +522,6 @@ static void cmd_selftest(struct shell *sh, struct args *a)
     flush(sh);
     bool ok = sh->ops->selftest(sh->ops->ctx, shell_sink, sh);
     say(sh, "selftest: %s\n", ok ? "passed" : "FAILED");
-}
-
-static const char *phase_name(unsigned phase)
-{
-    static const char *const names[] = {
-        [CANOPY_PHASE_STAGE1_ENTRY] = "stage1 entry",
-        [CANOPY_PHASE_CONFIG_READ] = "config read",
-        [CANOPY_PHASE_KERNEL_READ] = "kernel read",
-        [CANOPY_PHASE_VALIDATED] = "kernel validated",
-        [CANOPY_PHASE_BEFORE_EBS] = "before ExitBootServices",
-        [CANOPY_PHASE_PMM_READY] = "pmm ready",
-        [CANOPY_PHASE_PAGE_TABLES_BUILT] = "page tables built",
-        [CANOPY_PHASE_KERNEL_ENTRY] = "kernel entry",
-        [CANOPY_PHASE_CONSOLES_UP] = "consoles up",
-        [CANOPY_PHASE_PMM_RECLAIM] = "pmm reclaim",
-        [CANOPY_PHASE_VMM_READY] = "vmm ready",
-        [CANOPY_PHASE_SHELL_READY] = "shell ready",
-    };
-    _Static_assert(sizeof(names) / sizeof(names[0]) == CANOPY_PHASE_COUNT, "a name per phase");
-    return names[phase];
 }
 
 /* Writes cycles as milliseconds with three decimals, or as cycles if hz is unusable. */

@@ -25,6 +25,7 @@ Cases:
 """
 
 import os
+import re
 import shutil
 import struct
 import subprocess
@@ -43,8 +44,22 @@ RECORD_NAME = "CanopyLastFault"
 RECORD = struct.Struct("<QIIIIQQQ96s")
 RECORD_MAGIC = 0x54524F4D59504F4E
 RECORD_EXCEPTION = 1
-PHASES = ("stage1-entry", "config-read", "kernel-read", "validated", "before-ebs", "pmm-ready",
-          "page-tables-built", "kernel-entry")
+# The record's phase is an enum canopy_phase value: the position of the phase
+# in the CANOPY_PHASES list of include/canopy/bootinfo.h, the list's one home.
+BOOTINFO_H = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "..", "include",
+                          "canopy", "bootinfo.h")
+
+
+def phase_names():
+    """The boot phases' names in enum order, read from CANOPY_PHASES in
+    bootinfo.h (an X-macro of X(ID, "name") lines)."""
+    with open(BOOTINFO_H) as f:
+        text = f.read()
+    m = re.search(r"^#define CANOPY_PHASES\(X\)((?:.*\\\n)*.*)$", text, re.MULTILINE)
+    names = re.findall(r'\bX\(\w+, "([^"]+)"\)', m.group(1)) if m else []
+    if not names:
+        raise harness.BootTestError(f"{BOOTINFO_H}: no CANOPY_PHASES list")
+    return names
 
 
 # ---- OVMF's variable store ------------------------------------------------------
@@ -188,7 +203,9 @@ def run_case(args, phase):
         raise harness.BootTestError(f"{name}: no {RECORD.size}-byte {RECORD_NAME} in the "
                                     f"variable store after the fault ({rec!r})")
     magic, version, kind, rphase, rvector, rerror, rrip, rcr2, _msg = RECORD.unpack(rec)
-    if (magic, version, kind, PHASES[rphase], rvector, rerror, rrip, rcr2) != \
+    phases = phase_names()
+    rphase_name = phases[rphase] if rphase < len(phases) else f"#{rphase}"
+    if (magic, version, kind, rphase_name, rvector, rerror, rrip, rcr2) != \
             (RECORD_MAGIC, 1, RECORD_EXCEPTION, phase, 14, error, rip, cr2):
         raise harness.BootTestError(f"{name}: the stored record {RECORD.unpack(rec)!r} differs "
                                     "from the report")

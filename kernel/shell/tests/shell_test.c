@@ -493,10 +493,10 @@ static void test_selftest_boottime_reboot_poweroff(void)
 
     rig_type(&r, "boottime");
     OUT_HAS(&r.f, "boottime: TSC at 1000000 Hz\n");
-    OUT_HAS(&r.f, "  stage1 entry                     0.000 ms         0.000 ms\n");
-    OUT_HAS(&r.f, "  config read                     12.345 ms        12.345 ms\n");
-    OUT_HAS(&r.f, "  kernel read                (not recorded)\n");
-    OUT_HAS(&r.f, "  kernel entry                  1000.000 ms       987.655 ms\n");
+    OUT_HAS(&r.f, "  stage1-entry                     0.000 ms         0.000 ms\n");
+    OUT_HAS(&r.f, "  config-read                     12.345 ms        12.345 ms\n");
+    OUT_HAS(&r.f, "  kernel-read                (not recorded)\n");
+    OUT_HAS(&r.f, "  kernel-entry                  1000.000 ms       987.655 ms\n");
     OUT_HAS(&r.f, "page tables: 9 frames, minimum 9 (equal)\n");
     /* The page-table line in each other case: more than needed, no minimum, no report. */
     static const struct {
@@ -516,10 +516,10 @@ static void test_selftest_boottime_reboot_poweroff(void)
     r.f.boot.tsc_hz = 0;
     rig_type(&r, "boottime");
     OUT_HAS(&r.f, "boottime: TSC frequency unknown, times in cycles\n");
-    OUT_HAS(&r.f, "  kernel entry                  1000000 cyc       987655 cyc\n");
+    OUT_HAS(&r.f, "  kernel-entry                  1000000 cyc       987655 cyc\n");
     r.f.boot.phase_tsc[CANOPY_PHASE_SHELL_READY] = 1; /* earlier than the ones before */
     rig_type(&r, "boottime");
-    OUT_HAS(&r.f, "  shell ready                (out of order)\n");
+    OUT_HAS(&r.f, "  shell-ready                (out of order)\n");
     memset(r.f.boot.phase_tsc, 0, sizeof(r.f.boot.phase_tsc));
     expect_reply(&r, "boottime", "boottime: no phase was recorded\n");
 
