@@ -2,7 +2,7 @@
  * The boot-info contract between stage 1 and the kernel.
  *
  * Stage 1 fills one struct canopy_bootinfo in frames it takes from the PMM
- * (owner PMM_OWNER_BOOTINFO) and passes its HHDM address to the kernel entry
+ * (owner CANOPY_OWNER_BOOTINFO) and passes its HHDM address to the kernel entry
  * point in %rdi (SysV ABI):
  *
  *     void _start(struct canopy_bootinfo *bi);

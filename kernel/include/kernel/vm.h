@@ -5,8 +5,8 @@
  * framebuffer, the boot stack and its guard page) and hands out ranges of
  * the dynamic area [CANOPY_DYNAMIC_BASE, CANOPY_DYNAMIC_END): backed by PMM
  * frames at once or filled with zeroed frames on first touch, optionally with
- * an unmapped guard page below (kernel stacks). docs/memory-layout.md has the
- * picture.
+ * an unmapped guard page below (kernel stacks). docs/architecture.md has the
+ * picture (docs/memory-layout.svg).
  */
 #ifndef KERNEL_VM_H
 #define KERNEL_VM_H
