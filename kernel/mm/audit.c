@@ -35,7 +35,6 @@
 
 #include <canopy/compiler.h>
 #include <canopy/page.h>
-#include <kernel/bootinfo.h>
 #include <kernel/console.h>
 #include <kernel/efirt.h>
 #include <kernel/kmalloc.h>
@@ -166,19 +165,10 @@ static void audit_stack(struct audit *a, const struct canopy_bootinfo *bi)
 
 static void audit_bootinfo(struct audit *a, const struct canopy_bootinfo *bi)
 {
-    struct {
-        const char *what;
-        uint64_t phys, size;
-    } regions[] = {
-        {"boot info", bootinfo_phys(bi), sizeof(*bi)},
-        {"memory map", bi->mem_ranges,
-         (uint64_t)bi->mem_range_capacity * sizeof(struct canopy_mem_range)},
-        {"mapping manifest", bi->mappings,
-         (uint64_t)bi->mapping_capacity * sizeof(struct canopy_mapping)},
-        {"EFI memory map", bi->efi_memmap, bi->efi_memmap_size},
-    };
+    struct kmm_region regions[KMM_BOOTINFO_REGIONS];
+    kmm_bootinfo_regions(bi, regions);
     uint64_t most = BOOTINFO_SLACK;
-    for (size_t i = 0; i < sizeof(regions) / sizeof(regions[0]); i++) {
+    for (size_t i = 0; i < KMM_BOOTINFO_REGIONS; i++) {
         uint64_t pages = pages_of(regions[i].phys, regions[i].size);
         most += pages;
         check_frames(a, regions[i].what, regions[i].phys, pages, CANOPY_OWNER_BOOTINFO);

@@ -172,25 +172,29 @@ static bool region_is_owned(uint64_t phys, uint64_t size, uint64_t *bad)
     return true;
 }
 
+void kmm_bootinfo_regions(const struct canopy_bootinfo *bi,
+                          struct kmm_region out[KMM_BOOTINFO_REGIONS])
+{
+    out[0] = (struct kmm_region){"boot info", bootinfo_phys(bi), sizeof(*bi)};
+    out[1] =
+        (struct kmm_region){"memory map", bi->mem_ranges,
+                            (uint64_t)bi->mem_range_capacity * sizeof(struct canopy_mem_range)};
+    out[2] = (struct kmm_region){"mapping manifest", bi->mappings,
+                                 (uint64_t)bi->mapping_capacity * sizeof(struct canopy_mapping)};
+    out[3] = (struct kmm_region){"EFI memory map", bi->efi_memmap, bi->efi_memmap_size};
+}
+
 uint64_t kmm_reclaim(void)
 {
-    const struct canopy_bootinfo *bi = kmm.bi;
-    struct {
-        const char *what;
-        uint64_t phys, size;
-    } keep[] = {
-        {"the boot info", bootinfo_phys(bi), sizeof(*bi)},
-        {"the memory map", bi->mem_ranges,
-         (uint64_t)bi->mem_range_capacity * sizeof(struct canopy_mem_range)},
-        {"the mapping manifest", bi->mappings,
-         (uint64_t)bi->mapping_capacity * sizeof(struct canopy_mapping)},
-        {"the EFI memory map", bi->efi_memmap, bi->efi_memmap_size},
-        {"the PMM state array", kmm.pmm.state, kmm.pmm.state_bytes},
-    };
+    /* What the kernel still reads: the boot info's memory and the PMM's state array. */
+    struct kmm_region keep[KMM_BOOTINFO_REGIONS + 1];
+    kmm_bootinfo_regions(kmm.bi, keep);
+    keep[KMM_BOOTINFO_REGIONS] =
+        (struct kmm_region){"PMM state array", kmm.pmm.state, kmm.pmm.state_bytes};
     for (size_t i = 0; i < sizeof(keep) / sizeof(keep[0]); i++) {
         uint64_t bad;
         if (!region_is_owned(keep[i].phys, keep[i].size, &bad)) {
-            kprintf("kmm: %s (0x%llx, %llu bytes) uses frame 0x%llx, which is not owned; "
+            kprintf("kmm: the %s (0x%llx, %llu bytes) uses frame 0x%llx, which is not owned; "
                     "reclaim skipped\n",
                     keep[i].what, (unsigned long long)keep[i].phys,
                     (unsigned long long)keep[i].size, (unsigned long long)bad);

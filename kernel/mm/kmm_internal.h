@@ -27,4 +27,20 @@ extern struct kmm_state kmm;
 /* The last byte of the lower half for the current paging depth. */
 uint64_t kmm_lower_half_last(void);
 
+/* A piece of physical memory, named for messages. */
+struct kmm_region {
+    const char *what;
+    uint64_t phys, size;
+};
+
+#define KMM_BOOTINFO_REGIONS 4
+
+/*
+ * The memory the boot info consists of, which stage 1 gave the owner
+ * CANOPY_OWNER_BOOTINFO: the structure itself, the memory map, the mapping
+ * manifest and the EFI memory map (each at its full capacity).
+ */
+void kmm_bootinfo_regions(const struct canopy_bootinfo *bi,
+                          struct kmm_region out[KMM_BOOTINFO_REGIONS]);
+
 #endif
