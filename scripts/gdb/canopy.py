@@ -1,5 +1,5 @@
 """GDB helpers for the Canopy kernel: its symbols and a `pt` command that
-prints the kernel shell's human page-table dump from a stopped guest.
+prints the kernel shell's page-table dumps from a stopped guest.
 
     (gdb) source scripts/gdb/canopy.py          # loads build/kernel/kernel.elf if no
                                                 # symbols are loaded yet
@@ -7,16 +7,28 @@ prints the kernel shell's human page-table dump from a stopped guest.
     (gdb) target remote :1234
     (gdb) pt                                    # the whole address space
     (gdb) pt ffffffff80000000 ffffffff80100000  # [START, END)
+    (gdb) pt tlb                                # QEMU's `info tlb`, byte for byte
+    (gdb) pt qemu                               # QEMU's `info mem`, byte for byte
 
-`pt` reads CR3 and CR4 as GDB's registers $cr3 and $cr4 (QEMU's gdbstub
-describes them for x86-64) and walks the page tables in Python, reading each
-table through the guest's HHDM when the kernel's symbols give its base
-(kmm.hhdm), else as physical memory (QEMU's `Qqemu.PhyMemMode` packet). Its
-output is the kernel's `pt` byte for byte: the same merging rules, columns,
-section markers and labels (the VMA tree's names, the kernel segments, the
-boot stack, the mapping manifest's owners), between the same
-`--- pt begin ---` / `--- pt end ---` lines. The cache column assumes the
-power-on PAT, which Canopy never changes (the gdbstub exposes no MSRs).
+`pt` works wherever the guest stopped: at the reset vector, in the firmware,
+in stage 1 or in the kernel. What it does is decided by the CPU and by what it
+can read, never by which symbols are loaded:
+  - CR0, CR3, CR4 and EFER are GDB registers in the target description QEMU's
+    gdbstub sends for x86-64. Paging off (CR0.PG clear) is reported as such;
+    otherwise CR4.LA57 gives 4 or 5 levels.
+  - The tables are read as guest-physical memory, by switching the gdbstub to
+    physical addresses (QEMU's `Qqemu.PhyMemMode` packet) for the walk, so the
+    walk needs neither the kernel's HHDM nor an identity map.
+  - Labels (the VMA tree's names, the kernel segments, the boot stack, the
+    mapping manifest's owners) come from the kernel's variables, read through
+    the live address space before the walk. When the kernel's symbols are not
+    loaded, or its memory cannot be read there (the firmware or stage 1 runs),
+    the dump has no labels and a note line before it says why.
+
+The human dump is the kernel's `pt` byte for byte: the same merging rules,
+columns, section markers and labels, between the same `--- pt begin ---` /
+`--- pt end ---` lines. The cache column assumes the power-on PAT, which
+Canopy never changes (the gdbstub exposes no MSRs).
 """
 
 import bisect
@@ -28,9 +40,12 @@ import gdb
 PAGE_4K, PAGE_2M, PAGE_1G = 1 << 12, 1 << 21, 1 << 30
 MASK64 = (1 << 64) - 1
 ADDR_MASK = 0x000FFFFFFFFFF000
-PTE_P, PTE_W, PTE_U, PTE_PWT, PTE_PCD, PTE_PS, PTE_G = 1, 2, 4, 8, 16, 0x80, 0x100
+PTE_P, PTE_W, PTE_U, PTE_PWT, PTE_PCD, PTE_A, PTE_D, PTE_PS, PTE_G = \
+    1, 2, 4, 8, 16, 32, 64, 0x80, 0x100
 PTE_NX = 1 << 63
+CR0_PG = 1 << 31
 CR4_LA57 = 1 << 12
+EFER_LMA = 1 << 10
 POWER_ON_PAT = 0x0007040600070406
 
 # include/canopy/bootinfo.h
@@ -50,19 +65,34 @@ OWNER_NAMES = {0: "none", 1: "kernel image", 2: "page table", 3: "boot info", 4:
 # kernel/mm/vm.c, vm_kind_name(): a VMA without a name is labelled with its kind
 VM_KIND_NAMES = {1: "image", 2: "hhdm", 3: "framebuffer", 4: "stack", 5: "guard", 6: "anon"}
 
-# vmm/src/ptdump.c, cache_name()
+# The PAT's memory types (Intel SDM Vol. 3, 11.12.2), as vmm/src/ptdump.c names them.
 CACHE_NAMES = {0: "UC", 1: "WC", 4: "WT", 5: "WP", 6: "WB", 7: "UC-"}
+
+# QEMU 7.2's physical address masks in `info tlb` (print_pte's callers).
+QEMU_MASK_4K, QEMU_MASK_2M, QEMU_MASK_1G = 0x3FFFFFFFFF000, 0x3FFFFFFE00000, 0x3FFFFC0000000
 
 
 def u64(value):
     return int(value) & MASK64
 
 
-def symbol_value(expr):
-    """A kernel variable, or None without symbols or when it cannot be read."""
+def kernel_objfile():
+    """The objfile that defines kernel_main, or None."""
+    for o in gdb.objfiles():
+        if o.is_valid() and o.lookup_global_symbol("kernel_main") is not None:
+            return o
+    return None
+
+
+def read_value(expr):
+    """A kernel variable, read now: None without symbols or when its memory
+    cannot be read (the kernel is not mapped while the firmware or stage 1
+    runs). parse_and_eval's values are lazy, so the read is forced here."""
     try:
-        return gdb.parse_and_eval(expr)
-    except gdb.error:
+        v = gdb.parse_and_eval(expr)
+        v.fetch_lazy()
+        return v
+    except gdb.error:  # gdb.MemoryError included
         return None
 
 
@@ -73,24 +103,42 @@ def default_kernel_elf():
     return None
 
 
-class Memory:
-    """Physical memory of the guest: through the HHDM when its base is known,
-    else through QEMU's physical-memory mode."""
+def read_cpu():
+    """(CR0, CR3, CR4, EFER) of the selected CPU, from the gdbstub's registers."""
+    try:
+        return tuple(u64(gdb.parse_and_eval(f"${r}")) for r in ("cr0", "cr3", "cr4", "efer"))
+    except gdb.error:
+        raise gdb.GdbError("pt: the target has no $cr0/$cr3/$cr4/$efer registers "
+                           "(QEMU's gdbstub for x86-64 has them; is GDB connected?)")
 
-    def __init__(self, hhdm):
+
+class PhysicalMemory:
+    """The guest's physical memory, through QEMU's gdbstub in physical-memory
+    mode; a context manager that switches the mode on and back off. Reads of
+    virtual addresses (kernel variables) must not happen inside it."""
+
+    def __init__(self):
         self.inf = gdb.selected_inferior()
-        self.hhdm = hhdm
         self.tables = {}
-        if hhdm is None:
-            gdb.execute("maintenance packet Qqemu.PhyMemMode:1", to_string=True)
 
-    def close(self):
-        if self.hhdm is None:
-            gdb.execute("maintenance packet Qqemu.PhyMemMode:0", to_string=True)
+    def __enter__(self):
+        reply = gdb.execute("maintenance packet Qqemu.PhyMemMode:1", to_string=True)
+        if '"OK"' not in reply:
+            raise gdb.GdbError("pt: the gdbstub cannot read physical memory (QEMU's "
+                               "Qqemu.PhyMemMode packet); pt needs QEMU's gdbstub")
+        return self
+
+    def __exit__(self, *exc):
+        gdb.execute("maintenance packet Qqemu.PhyMemMode:0", to_string=True)
+        return False
 
     def table(self, pa):
         if pa not in self.tables:
-            raw = bytes(self.inf.read_memory(((self.hhdm or 0) + pa) & MASK64, PAGE_4K))
+            try:
+                raw = bytes(self.inf.read_memory(pa, PAGE_4K))
+            except gdb.MemoryError:
+                raise gdb.GdbError(f"pt: cannot read the page table at physical address "
+                                   f"0x{pa:x}")
             self.tables[pa] = struct.unpack("<512Q", raw)
         return self.tables[pa]
 
@@ -150,10 +198,18 @@ def cache_name(pat, entry, size):
 class Labels:
     """The kernel's labels for `pt` (kernel/shell/shellglue.c, label_of): the
     VMA tree's names, then the kernel segments, the boot stack and the mapping
-    manifest's owners; each source a sorted list of [start, end) ranges."""
+    manifest's owners; each source a sorted list of [start, end) ranges.
+    `missing` says why there are none at all, or is None."""
 
     def __init__(self):
-        self.sources = [self._vmas(), self._segments(), self._manifest()]
+        self.sources, self.missing = [], None
+        objfile = kernel_objfile()
+        if objfile is None:
+            self.missing = "no kernel symbols (canopy-kernel PATH loads them)"
+        elif read_value("kmm") is None:
+            self.missing = "the kernel's memory is not mapped in this address space"
+        else:
+            self.sources = [self._vmas(), self._segments(), self._manifest()]
 
     @staticmethod
     def _string(ptr):
@@ -163,7 +219,7 @@ class Labels:
             return None
 
     def _vmas(self):
-        vm = symbol_value("'vm.c'::vm")
+        vm = read_value("'vm.c'::vm")
         out = []
         try:
             if vm is None or not bool(vm["ready"]):
@@ -186,7 +242,7 @@ class Labels:
         return out
 
     def _segments(self):
-        bi = symbol_value("kmm.bi")
+        bi = read_value("kmm.bi")
         out = []
         try:
             if bi is None or not int(bi):
@@ -204,7 +260,7 @@ class Labels:
         return sorted(out)
 
     def _manifest(self):
-        m = symbol_value("'manifest_kernel.c'::kernel_manifest")
+        m = read_value("'manifest_kernel.c'::kernel_manifest")
         out = []
         try:
             if m is None or not int(m["entries"]):
@@ -212,7 +268,8 @@ class Labels:
             for i in range(int(m["count"])):
                 e = m["entries"][i]
                 va = u64(e["va"])
-                out.append((va, va + u64(e["size_bytes"]), OWNER_NAMES.get(int(e["owner"]), "unknown")))
+                out.append((va, va + u64(e["size_bytes"]),
+                            OWNER_NAMES.get(int(e["owner"]), "unknown")))
         except gdb.error:
             return []
         return out
@@ -287,6 +344,62 @@ def human_dump(leaves, first, last, markers, label, pat, write):
         write(f"W+X mappings: FAILED, {state['wx']} pages\n")
 
 
+TLB_FLAGS = (("X", PTE_NX), ("G", PTE_G), ("P", PTE_PS), ("D", PTE_D), ("A", PTE_A),
+             ("C", PTE_PCD), ("T", PTE_PWT), ("U", PTE_U), ("W", PTE_W))
+TLB_FLAG_BITS = PTE_NX | PTE_G | PTE_PS | PTE_D | PTE_A | PTE_PCD | PTE_PWT | PTE_U | PTE_W
+
+
+def qemu_tlb_dump(leaves, write):
+    """vmm/src/ptdump.c's ptdump_qemu_tlb: QEMU 7.2's `info tlb`, one line per
+    present leaf with its own flags; a 4K entry's bit 7 (PAT) is cleared and
+    the physical address masked as QEMU masks it."""
+    flag_text = {}
+    for leaf in leaves:
+        e = leaf.entry
+        mask = QEMU_MASK_1G if leaf.size == PAGE_1G else QEMU_MASK_2M if leaf.size == PAGE_2M \
+            else QEMU_MASK_4K
+        if leaf.size == PAGE_4K:
+            e &= ~PTE_PS
+        bits = e & TLB_FLAG_BITS
+        if bits not in flag_text:
+            flag_text[bits] = "".join(c if bits & b else "-" for c, b in TLB_FLAGS)
+        write(f"{leaf.va:016x}: {e & mask:016x} {flag_text[bits]}\n")
+
+
+def qemu_mem_dump(leaves, levels, write):
+    """vmm/src/ptdump.c's ptdump_qemu_mem: QEMU 7.2's `info mem`, a line
+    whenever the effective U/W (or presence) changes along the un-extended
+    48-bit walk address; start, end and size sign-extended from bit 47. QEMU
+    prints nothing under 5-level paging, and neither does this."""
+    if levels != 4:
+        return
+    end48 = 1 << 48
+
+    def canon(a):
+        return a | (MASK64 & ~(end48 - 1)) if a & (1 << 47) else a
+
+    st = {"start": 0, "have": False, "prot": 0, "next": 0}
+
+    def mem_print(end, prot):
+        if prot == st["prot"]:
+            return
+        if st["have"]:
+            p = st["prot"]
+            write(f"{canon(st['start']):016x}-{canon(end):016x} {canon(end - st['start']):016x} "
+                  f"{'u' if p & 4 else '-'}r{'w' if p & 2 else '-'}\n")
+        st["have"], st["start"], st["prot"] = prot != 0, end, prot
+
+    for leaf in leaves:
+        at = leaf.va & (end48 - 1)
+        if at != st["next"]:
+            mem_print(st["next"], 0)  # the hole before this leaf
+        mem_print(at, 1 | (2 if leaf.w else 0) | (4 if leaf.u else 0))
+        st["next"] = at + leaf.size
+    if st["next"] != end48:
+        mem_print(st["next"], 0)
+    mem_print(end48, 0)
+
+
 class CanopyKernel(gdb.Command):
     """canopy-kernel [PATH]: load kernel.elf's symbols (it runs where it is linked)."""
 
@@ -302,49 +415,76 @@ class CanopyKernel(gdb.Command):
 
 
 class Pt(gdb.Command):
-    """pt [START END]: the kernel's human page-table dump of the live CR3, for [START, END)."""
+    """pt [START END | tlb | qemu]: the kernel shell's page-table dumps of the live CR3.
+
+pt            the human dump of the whole address space
+pt START END  the human dump of [START, END) (hex addresses)
+pt tlb        QEMU's `info tlb`: every present leaf with its own flags
+pt qemu       QEMU's `info mem`: ranges with their effective user/write bits
+
+Works at any stop: with paging off it says so; the tables are read as
+physical memory; labels need the kernel's symbols and a readable kernel."""
 
     def __init__(self):
         super().__init__("pt", gdb.COMMAND_DATA)
 
-    def invoke(self, arg, from_tty):
+    @staticmethod
+    def parse(arg):
         words = arg.split()
-        first, last = 0, MASK64
+        if not words:
+            return "human", 0, MASK64
+        if len(words) == 1 and words[0] in ("tlb", "qemu"):
+            return words[0], 0, MASK64
         if len(words) == 2:
             try:
                 first, end = int(words[0], 16), int(words[1], 16)
             except ValueError:
-                raise gdb.GdbError("pt: START and END are hex addresses")
-            if end <= first:
-                raise gdb.GdbError("pt: END is not above START")
-            last = end - 1
-        elif words:
-            raise gdb.GdbError("usage: pt [START END]")
-        cr3 = u64(gdb.parse_and_eval("$cr3"))
-        cr4 = u64(gdb.parse_and_eval("$cr4"))
-        levels = 5 if cr4 & CR4_LA57 else 4
-        hhdm = symbol_value("kmm.hhdm")
-        hhdm = u64(hhdm) if hhdm is not None and u64(hhdm) != 0 else None
-        base = hhdm if hhdm is not None else (HHDM_BASE_5L if levels == 5 else HHDM_BASE_4L)
-        markers = [(0, "user space"),
-                   (0x0100000000000000 if levels == 5 else 0x0000800000000000, "non-canonical hole"),
-                   (base, "HHDM"), (DYNAMIC_BASE, "dynamic area"), (DYNAMIC_END, "unused"),
-                   (KERNEL_BASE, "kernel image")]
-        mem = Memory(hhdm)
-        out = []
-        try:
-            label = Labels()
-            leaves = walk(mem, cr3 & ADDR_MASK, levels, first, last)
-            human_dump(leaves, first, last, markers, label, POWER_ON_PAT, out.append)
-        finally:
-            mem.close()
+                raise gdb.GdbError("pt: START and END are hex addresses (usage: pt [START END "
+                                   "| tlb | qemu])")
+            if not 0 <= first < end <= MASK64 + 1:
+                raise gdb.GdbError("pt: END is not above START, or beyond 2^64")
+            return "human", first, end - 1
+        raise gdb.GdbError("usage: pt [START END | tlb | qemu]")
+
+    def invoke(self, arg, from_tty):
+        mode, first, last = self.parse(arg)
+        cr0, cr3, cr4, efer = read_cpu()
+        out, labels = [], None
+        if not cr0 & CR0_PG:
+            out.append("paging off (CR0.PG clear): addresses are physical\n" if mode == "human"
+                       else "PG disabled\n")  # QEMU's words
+        elif not efer & EFER_LMA:
+            raise gdb.GdbError("pt: 32-bit paging (CR0.PG set, EFER.LMA clear); pt walks 4- "
+                               "and 5-level tables only")
+        else:
+            levels = 5 if cr4 & CR4_LA57 else 4
+            if mode == "human":
+                labels = Labels()  # virtual reads: before the walk's physical mode
+                hhdm = read_value("kmm.hhdm")
+                base = u64(hhdm) if hhdm is not None and u64(hhdm) else \
+                    HHDM_BASE_5L if levels == 5 else HHDM_BASE_4L
+                markers = [(0, "user space"),
+                           (0x0100000000000000 if levels == 5 else 0x0000800000000000,
+                            "non-canonical hole"),
+                           (base, "HHDM"), (DYNAMIC_BASE, "dynamic area"), (DYNAMIC_END, "unused"),
+                           (KERNEL_BASE, "kernel image")]
+            with PhysicalMemory() as mem:
+                leaves = walk(mem, cr3 & ADDR_MASK, levels, first, last)
+                if mode == "human":
+                    human_dump(leaves, first, last, markers, labels, POWER_ON_PAT, out.append)
+                elif mode == "tlb":
+                    qemu_tlb_dump(leaves, out.append)
+                else:
+                    qemu_mem_dump(leaves, levels, out.append)
+        if labels is not None and labels.missing:
+            gdb.write(f"pt: no labels: {labels.missing}\n")
         gdb.write("--- pt begin ---\n" + "".join(out) + "--- pt end ---\n")
 
 
 CanopyKernel()
 Pt()
 
-if not any(o.filename and o.filename.endswith("kernel.elf") for o in gdb.objfiles()):
+if kernel_objfile() is None:
     _path = default_kernel_elf()
     if _path:
         gdb.execute(f"symbol-file {_path}", to_string=True)
