@@ -28,7 +28,9 @@ can read, never by which symbols are loaded:
 The human dump is the kernel's `pt` byte for byte: the same merging rules,
 columns, section markers and labels, between the same `--- pt begin ---` /
 `--- pt end ---` lines. The cache column assumes the power-on PAT, which
-Canopy never changes (the gdbstub exposes no MSRs).
+Canopy never changes (the gdbstub exposes no MSRs). The owner names are the
+kernel's own table (pmm_owner_name's), and the VMA kinds' names come from the
+enumerators of `enum vm_kind`, both found through the kernel's DWARF.
 """
 
 import bisect
@@ -57,14 +59,6 @@ KERNEL_BASE = 0xFFFFFFFF80000000
 BOOT_STACK_SIZE = 64 * 1024
 SEG_X, SEG_W = 0x1, 0x2
 
-# pmm/src/pmm.c, pmm_owner_name()
-OWNER_NAMES = {0: "none", 1: "kernel image", 2: "page table", 3: "boot info", 4: "stack",
-               5: "pmm", 6: "hhdm", 7: "framebuffer", 8: "trampoline", 9: "heap", 10: "vmm",
-               11: "runtime", 12: "test"}
-
-# kernel/mm/vm.c, vm_kind_name(): a VMA without a name is labelled with its kind
-VM_KIND_NAMES = {1: "image", 2: "hhdm", 3: "framebuffer", 4: "stack", 5: "guard", 6: "anon"}
-
 # The PAT's memory types (Intel SDM Vol. 3, 11.12.2), as vmm/src/ptdump.c names them.
 CACHE_NAMES = {0: "UC", 1: "WC", 4: "WT", 5: "WP", 6: "WB", 7: "UC-"}
 
@@ -77,7 +71,8 @@ def u64(value):
 
 
 def kernel_objfile():
-    """The objfile that defines kernel_main, or None."""
+    """The objfile that defines kernel_main, or None (stage 1's symbols, also
+    loaded, define some of the same names: pmm_owner_name, for one)."""
     for o in gdb.objfiles():
         if o.is_valid() and o.lookup_global_symbol("kernel_main") is not None:
             return o
@@ -94,6 +89,35 @@ def read_value(expr):
         return v
     except gdb.error:  # gdb.MemoryError included
         return None
+
+
+def enum_names(type_name, prefix):
+    """{value: name} of an enum in the loaded DWARF, each name the enumerator
+    without PREFIX in lower case with spaces for underscores
+    (VM_KIND_FRAMEBUFFER -> "framebuffer"); {} when the type is unknown."""
+    try:
+        fields = gdb.lookup_type(type_name).fields()
+    except gdb.error:
+        return {}
+    return {f.enumval: f.name[len(prefix):].lower().replace("_", " ")
+            for f in fields if f.name.startswith(prefix)}
+
+
+def owner_names(objfile):
+    """The mapping owners' names as the kernel prints them: pmm_owner_name's
+    own table, found through the kernel's DWARF and read from its memory;
+    else names made from `enum canopy_owner`'s enumerators. A list indexed by
+    owner, None where the kernel has no name (it prints "unknown")."""
+    try:
+        fn = objfile.lookup_global_symbol("pmm_owner_name")
+        block = gdb.block_for_pc(int(fn.value().address))
+        table = gdb.lookup_symbol("names", block)[0].value()
+        low, high = table.type.range()
+        return [table[i].string() if int(table[i]) else None for i in range(low, high + 1)]
+    except (gdb.error, AttributeError, TypeError):  # no such symbol, or unreadable
+        named = {v: n for v, n in enum_names("enum canopy_owner", "CANOPY_OWNER_").items()
+                 if n != "count"}
+        return [named.get(i) for i in range(max(named, default=-1) + 1)]
 
 
 def default_kernel_elf():
@@ -209,7 +233,7 @@ class Labels:
         elif read_value("kmm") is None:
             self.missing = "the kernel's memory is not mapped in this address space"
         else:
-            self.sources = [self._vmas(), self._segments(), self._manifest()]
+            self.sources = [self._vmas(), self._segments(), self._manifest(objfile)]
 
     @staticmethod
     def _string(ptr):
@@ -224,6 +248,7 @@ class Labels:
         try:
             if vm is None or not bool(vm["ready"]):
                 return out
+            kinds = enum_names("enum vm_kind", "VM_KIND_")
             vma_type = gdb.lookup_type("struct vmm_vma").pointer()
             stack, node = [], vm["space"]["tree"]["root"]
             while stack or int(node):  # in order
@@ -233,8 +258,8 @@ class Labels:
                 node = stack.pop()
                 v = node.cast(vma_type)  # the node is the VMA's first member
                 name = self._string(v["attrs"]["name"])
-                if name is None:
-                    name = VM_KIND_NAMES.get(int(v["attrs"]["kind"]), "?")
+                if name is None:  # vm_kind_name's "?" for a kind it does not know
+                    name = kinds.get(int(v["attrs"]["kind"]), "?")
                 out.append((u64(node["start"]), u64(node["last"]) + 1, name))
                 node = node["right"]
         except gdb.error:
@@ -259,17 +284,18 @@ class Labels:
             return []
         return sorted(out)
 
-    def _manifest(self):
+    def _manifest(self, objfile):
         m = read_value("'manifest_kernel.c'::kernel_manifest")
         out = []
         try:
             if m is None or not int(m["entries"]):
                 return out
+            names = owner_names(objfile)
             for i in range(int(m["count"])):
                 e = m["entries"][i]
-                va = u64(e["va"])
-                out.append((va, va + u64(e["size_bytes"]),
-                            OWNER_NAMES.get(int(e["owner"]), "unknown")))
+                va, owner = u64(e["va"]), int(e["owner"])
+                name = names[owner] if owner < len(names) and names[owner] else "unknown"
+                out.append((va, va + u64(e["size_bytes"]), name))
         except gdb.error:
             return []
         return out
