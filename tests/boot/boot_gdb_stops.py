@@ -1,0 +1,148 @@
+#!/usr/bin/env python3
+"""Boot test: GDB's `pt` (scripts/gdb/canopy.py) at every kind of stop before
+the kernel's shell, with the kernel's symbols loaded, against QEMU's monitor.
+
+Two boots of the same image with the same options, as docs/debugging.md
+debugs stage 1; QEMU starts paused (-S) with its gdbstub on a unix socket:
+
+  A. 1. the reset vector (paging off);
+     2. OVMF: the guest runs until OVMF's boot manager prints its first line,
+        then GDB interrupts it (64-bit DXE code on OVMF's page tables);
+     3. `kernel_main` (a hardware breakpoint), on stage 1's page tables;
+        `canopy-stage1` then finds where OVMF loaded stage 1, which also
+        shows that stop 2 was in the firmware, not in stage 1.
+  B. 4. stage 1's entry, efi_main: its symbols added at the offset boot A
+        found (add-symbol-file -o), then a hardware breakpoint on efi_main.
+
+At each stop `pt tlb`, `pt qemu` and `pt` are compared with `info tlb` and
+`info mem` (tests/boot/gdb_pt.py says how). While the firmware or stage 1
+runs, the kernel's symbols are loaded but its memory is not mapped: `pt` must
+say it prints no labels, and still walk the tables.
+"""
+
+import os
+import re
+
+import gdb_pt
+import harness
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+HHDM_START = 0xFFFF800000000000
+NO_LABELS_UNREADABLE = "pt: no labels: the kernel's memory is not mapped in this address space"
+
+
+def start_gdb(args, name):
+    """GDB with the helper and the kernel's symbols, as when it starts in the tree."""
+    g = gdb_pt.Gdb(args.gdb, args.workdir, os.path.join(args.workdir, f"{name}.gdb.log"))
+    try:
+        g.cli(f"source {args.gdb_script}")
+        g.cli(f"canopy-kernel {args.kernel}")
+    except harness.BootTestError:
+        g.close()
+        raise
+    return g
+
+
+def expect_breakpoint(stop, function):
+    if stop.get("reason") != "breakpoint-hit" or stop.get("func") != function:
+        raise harness.BootTestError(f"expected the breakpoint in {function}, the guest stopped "
+                                    f"with {stop}")
+
+
+def expect_no_labels(notes, where):
+    if NO_LABELS_UNREADABLE not in notes:
+        raise harness.BootTestError(f"{where}: `pt` did not say why it has no labels; before "
+                                    f"the dump it printed: {notes!r}")
+
+
+def boot_a(args, sock):
+    """Reset vector, OVMF, kernel_main; returns stage 1's load address, its
+    size and the offset of its symbols, as canopy-stage1 found them."""
+    with harness.machine_from_args(args, name="gdb_stops_a", extra_args=[
+            "-S", "-gdb", f"unix:{sock},server=on,wait=off"]) as vm, \
+            start_gdb(args, "gdb_stops_a") as g:
+        g.cli(f"target remote {sock}")
+        gdb_pt.check_stop(vm, g, "reset vector", args.workdir, "gdb_stops.reset")
+
+        g.cli("hbreak kernel_main")
+        g.mi("-exec-continue")
+        vm.wait_for_line(r"^BdsDxe: ", 120, "OVMF's boot manager", fail_if=harness.BOOT_FAILURE)
+        stop = g.interrupt()
+        fw_pc = g.pc()
+        if stop.get("reason") != "signal-received" or fw_pc >= HHDM_START:
+            raise harness.BootTestError(f"the interrupt stopped at 0x{fw_pc:x} ({stop}), not "
+                                        "in the firmware")
+        notes, _ = gdb_pt.check_stop(vm, g, f"OVMF at 0x{fw_pc:x}", args.workdir,
+                                     "gdb_stops.ovmf")
+        expect_no_labels(notes, "OVMF")
+
+        stop = g.cont(120, "kernel_main")
+        expect_breakpoint(stop, "kernel_main")
+        notes, _ = gdb_pt.check_stop(vm, g, "kernel_main", args.workdir,
+                                     "gdb_stops.kernel_main")
+        if notes:  # the kernel's memory is mapped now: labels are read (none exist yet)
+            raise harness.BootTestError(f"kernel_main: `pt` printed {notes!r} before its dump")
+
+        g.cli(f"source {args.stage1_script}")
+        out = g.cli(f"canopy-stage1 {args.efi}")
+        m = re.search(r"loaded at 0x([0-9a-f]+), 0x([0-9a-f]+) bytes", out)
+        off = re.search(r"offset by (0x[0-9a-f]+)", out)
+        if not m or not off:
+            raise harness.BootTestError(f"canopy-stage1 printed no load address:\n{out}")
+        base, size = int(m.group(1), 16), int(m.group(2), 16)
+        if base <= fw_pc < base + size:
+            raise harness.BootTestError(f"the OVMF stop at 0x{fw_pc:x} was inside stage 1 "
+                                        f"(0x{base:x}, 0x{size:x} bytes)")
+        print(f"[check] the OVMF stop at 0x{fw_pc:x} is outside stage 1, which OVMF loaded "
+              f"at 0x{base:x} (symbol offset {off.group(1)})", flush=True)
+        return base, size, off.group(1)
+
+
+def boot_b(args, sock, base, size, offset):
+    """Stage 1's entry, with its symbols at the offset boot A found."""
+    with harness.machine_from_args(args, name="gdb_stops_b", extra_args=[
+            "-S", "-gdb", f"unix:{sock},server=on,wait=off"]) as vm, \
+            start_gdb(args, "gdb_stops_b") as g:
+        g.cli(f"add-symbol-file {args.efi} -o {offset}")
+        g.cli(f"target remote {sock}")
+        g.cli("hbreak efi_main")
+
+        def stage1_ran():
+            vm.expect_absent(r"^canopy: stage 1", since=0)  # the breakpoint was missed
+
+        stop = g.cont(120, "efi_main", stage1_ran)
+        expect_breakpoint(stop, "efi_main")
+        entry = g.pc()
+        if not base <= entry < base + size:
+            raise harness.BootTestError(f"efi_main at 0x{entry:x} is not in the image OVMF "
+                                        f"loaded at 0x{base:x} in boot A")
+        notes, _ = gdb_pt.check_stop(vm, g, "stage 1's efi_main", args.workdir,
+                                     "gdb_stops.stage1")
+        expect_no_labels(notes, "stage 1")
+        print(f"[check] stage 1 stopped in efi_main at 0x{entry:x}, inside the image boot A "
+              "found", flush=True)
+
+
+def main():
+    p = harness.arg_parser(__doc__)
+    p.add_argument("--gdb", default="gdb")
+    p.add_argument("--gdb-script", default=os.path.join(HERE, "..", "..", "scripts", "gdb",
+                                                          "canopy.py"))
+    args = p.parse_args()
+    args.gdb_script = os.path.abspath(args.gdb_script)
+    args.stage1_script = os.path.join(os.path.dirname(args.gdb_script), "stage1.py")
+    args.kernel, args.efi = os.path.abspath(args.kernel), os.path.abspath(args.efi)
+    args.workdir = os.path.abspath(args.workdir)  # GDB runs there
+    os.makedirs(args.workdir, exist_ok=True)
+    sockets = gdb_pt.socket_dir()
+    try:
+        base, size, offset = boot_a(args, os.path.join(sockets, "a.sock"))
+        boot_b(args, os.path.join(sockets, "b.sock"), base, size, offset)
+    finally:
+        gdb_pt.remove_socket_dir(sockets)
+    print("[check] `pt` matched `info tlb` and `info mem` at the reset vector, in OVMF, at "
+          "stage 1's entry and at kernel_main")
+
+
+if __name__ == "__main__":
+    harness.run(main)
