@@ -1,48 +1,51 @@
 #!/usr/bin/env python3
 """Boot test: scripts/gdb/canopy.py's `pt` prints what the kernel's `pt` prints.
 
-The guest boots to the shell with QEMU's gdbstub on a TCP port; the shell's
-`pt` and `pt START END` are read over serial; then GDB in batch mode attaches
-(which stops the guest), loads kernel.elf's symbols with the helper and runs
-the same two commands, walking the page tables through the gdbstub. Both
-outputs, from `--- pt begin ---` to `--- pt end ---`, must be equal byte for
-byte. A third run without symbols (physical-memory mode, no labels) must show
-the same ranges with the same columns once the labels no longer split them.
+The guest boots to the shell with QEMU's gdbstub on a unix socket; the shell's
+`pt`, `pt START END` and `mem` are read over serial. Then GDB attaches (which
+stops the guest where it idles), loads kernel.elf's symbols with the helper
+and runs the same two `pt` commands, walking the page tables through the
+gdbstub: both outputs, from `--- pt begin ---` to `--- pt end ---`, must be
+equal byte for byte. With the guest still stopped, `pt tlb`, `pt qemu` and
+`pt` are checked against QEMU's `info tlb` and `info mem` (gdb_pt.check_stop),
+and the owner names GDB found through the kernel's DWARF must include every
+owner `mem` names. A second GDB without symbols (no labels, and a note that
+says why) must show the same ranges with the same columns once the labels no
+longer split them.
 """
 
 import os
 import re
-import socket
-import subprocess
 
+import gdb_pt
 import harness
 import shell
 
 HERE = os.path.dirname(os.path.abspath(__file__))
-DUMP = re.compile(r"--- pt begin ---\n[\s\S]*?--- pt end ---\n")
 RANGE = ("ffff800000000000", "ffff800000400000")
+COMMANDS = ("pt", f"pt {RANGE[0]} {RANGE[1]}")
 
 
-def free_port():
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-def gdb_dumps(args, port, with_symbols):
-    cmd = [args.gdb, "-batch", "-nx", "-ex", f"source {args.gdb_script}"]
-    if with_symbols:
-        cmd += ["-ex", f"canopy-kernel {args.kernel}"]
-    cmd += ["-ex", f"target remote 127.0.0.1:{port}", "-ex", "pt",
-            "-ex", f"pt {RANGE[0]} {RANGE[1]}", "-ex", "detach"]
+def gdb_session(args, vm, sock, with_symbols):
+    """Attaches GDB, runs COMMANDS; returns (notes, dumps, owner names or None)."""
+    name = "shell_gdb" if with_symbols else "shell_gdb.nosyms"
     # A directory without build/: the helper must not find a kernel.elf by itself.
-    r = subprocess.run(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
-                       timeout=120, cwd=args.workdir)
-    dumps = DUMP.findall(r.stdout)
-    if r.returncode != 0 or len(dumps) != 2:
-        raise harness.BootTestError(f"gdb (exit {r.returncode}) did not print two dumps:\n"
-                                    + r.stdout[-3000:])
-    return dumps
+    with gdb_pt.Gdb(args.gdb, args.workdir, os.path.join(args.workdir, f"{name}.gdb.log")) as g:
+        g.cli(f"source {args.gdb_script}")
+        if with_symbols:
+            g.cli(f"canopy-kernel {args.kernel}")
+        g.cli(f"target remote {sock}")
+        notes, dumps = [], []
+        for command in COMMANDS:
+            note, dump = gdb_pt.cut_dump(g.cli(command, 120), command)
+            notes.append(note)
+            dumps.append(dump)
+        owners = None
+        if with_symbols:
+            gdb_pt.check_stop(vm, g, "the shell's prompt", args.workdir, name)
+            owners = g.cli("python print(owner_names(kernel_objfile()))").strip()
+        g.mi("-target-detach")  # the guest runs on
+    return notes, dumps, owners
 
 
 LINE = re.compile(r"^([0-9a-f]{16})-([0-9a-f]{16}) +\S+ +(?:[0-9a-f]{16}|not contiguous) +"
@@ -63,6 +66,14 @@ def ranges_without_labels(dump):
     return out
 
 
+def mem_owners(out):
+    """The owner names in `mem`'s "used frames per owner" list."""
+    part = out.split("used frames per owner:\n", 1)
+    if len(part) != 2:
+        raise harness.BootTestError(f"`mem` has no owner list:\n{out}")
+    return re.findall(r"^  (\S(?:.*?\S)?) +\d+ +\S+$", part[1], re.MULTILINE)
+
+
 def main():
     p = harness.arg_parser(__doc__)
     p.add_argument("--gdb", default="gdb")
@@ -71,30 +82,44 @@ def main():
     args = p.parse_args()
     args.gdb_script = os.path.abspath(args.gdb_script)
     args.kernel = os.path.abspath(args.kernel)
-    port = free_port()
-    with harness.machine_from_args(args, name="shell_gdb",
-                                   extra_args=["-gdb", f"tcp:127.0.0.1:{port}"]) as vm:
-        sh = shell.Shell(vm)
-        sh.wait_ready()
-        ours = ["--- pt begin ---\n" + sh.dump("pt") + "--- pt end ---\n",
-                "--- pt begin ---\n" + sh.dump(f"pt {RANGE[0]} {RANGE[1]}") + "--- pt end ---\n"]
-        print(f"\n[check] the kernel's pt: {ours[0].count(chr(10))} lines")
-        theirs = gdb_dumps(args, port, True)
-        plain = gdb_dumps(args, port, False)
-    for i, what in enumerate(("pt", f"pt {RANGE[0]} {RANGE[1]}")):
+    args.workdir = os.path.abspath(args.workdir)
+    os.makedirs(args.workdir, exist_ok=True)
+    sockets = gdb_pt.socket_dir()
+    sock = os.path.join(sockets, "gdb.sock")
+    try:
+        with harness.machine_from_args(args, name="shell_gdb", extra_args=[
+                "-gdb", f"unix:{sock},server=on,wait=off"]) as vm:
+            sh = shell.Shell(vm)
+            sh.wait_ready()
+            ours = [sh.dump(c) for c in COMMANDS]
+            owners_in_mem = mem_owners(sh.run("mem"))
+            print(f"\n[check] the kernel's pt: {ours[0].count(chr(10))} lines")
+            notes, theirs, owners = gdb_session(args, vm, sock, True)
+            plain_notes, plain, _ = gdb_session(args, vm, sock, False)
+    finally:
+        gdb_pt.remove_socket_dir(sockets)
+    for i, what in enumerate(COMMANDS):
         with open(os.path.join(args.workdir, f"shell_gdb.{i}.gdb.txt"), "w") as f:
             f.write(theirs[i])
-        if theirs[i] != ours[i]:
+        if notes[i] or theirs[i] != ours[i]:
             raise harness.BootTestError(f"GDB's `{what}` differs from the kernel's:\nkernel:\n"
-                                        f"{ours[i]}gdb:\n{theirs[i]}")
+                                        f"{ours[i]}gdb:\n{notes[i]}{theirs[i]}")
         if ranges_without_labels(plain[i]) != ranges_without_labels(ours[i]) or \
                 not ranges_without_labels(ours[i]):
-            raise harness.BootTestError(f"GDB's `{what}` without symbols (physical memory) "
+            raise harness.BootTestError(f"GDB's `{what}` without symbols (no labels) "
                                         f"maps other ranges:\n{plain[i]}")
+        if not plain_notes[i].startswith("pt: no labels: no kernel symbols"):
+            raise harness.BootTestError(f"GDB's `{what}` without symbols did not say why it "
+                                        f"has no labels: {plain_notes[i]!r}")
     if not re.search(r" R-X kernel . WB +\.text$", theirs[0], re.MULTILINE):
         raise harness.BootTestError("GDB's dump has no .text range")
     print("[check] GDB's `pt` and `pt START END` equal the kernel's byte for byte; without "
-          "symbols the same ranges, unlabelled")
+          "symbols the same ranges, unlabelled, after a note")
+    missing = [o for o in owners_in_mem if repr(o) not in owners]
+    if not owners_in_mem or missing:
+        raise harness.BootTestError(f"`mem` names owners {owners_in_mem}; GDB's names from "
+                                    f"the kernel's DWARF are {owners}")
+    print(f"[check] GDB's owner names include all of `mem`'s: {', '.join(owners_in_mem)}")
 
 
 if __name__ == "__main__":
