@@ -1,5 +1,5 @@
-"""GDB command `canopy-stage1`: finds where the firmware loaded stage 1
-(BOOTX64.EFI) and loads its symbols there.
+"""GDB commands `canopy-stage1`, which finds where the firmware loaded stage 1
+(BOOTX64.EFI) and loads its symbols there, and `canopy-images`.
 
 A UEFI application runs wherever the firmware put it, so its symbols (linked
 at the PE's ImageBase) must be shifted. EDK II firmware such as OVMF keeps, for
@@ -13,6 +13,11 @@ the HHDM, before the kernel reclaims boot-services memory).
 
     (gdb) source scripts/gdb/stage1.py
     (gdb) canopy-stage1 [build/stage1/BOOTX64.EFI]
+    (gdb) canopy-images                  # every loaded image: base, size, entry
+
+The images' addresses, stage 1's among them, are the same in every boot with
+the same firmware, image and QEMU options, so a breakpoint can be placed in
+the firmware or stage 1 before they run, from the addresses of a first boot.
 """
 
 import struct
@@ -89,6 +94,17 @@ def loaded_images(mem):
     raise gdb.GdbError("the firmware has no EFI_DEBUG_IMAGE_INFO_TABLE")
 
 
+def entry_point(mem, base):
+    """The entry point of the PE image loaded at base (its optional header's
+    AddressOfEntryPoint), or None if no PE header is there."""
+    if mem.read(base, 2) != b"MZ":
+        return None
+    pe = base + mem.u32(base + 0x3C)
+    if mem.read(pe, 4) != b"PE\0\0":
+        return None
+    return base + mem.u32(pe + 4 + 20 + 16)
+
+
 def pe_image_base(path):
     with open(path, "rb") as f:
         data = f.read(4096)
@@ -120,4 +136,21 @@ class CanopyStage1(gdb.Command):
         gdb.execute(f"add-symbol-file {efi} -o 0x{offset:x}", from_tty)
 
 
+class CanopyImages(gdb.Command):
+    """canopy-images: the images the firmware has loaded, in the order it lists
+    them: load address, size, entry point and file path (drivers from the
+    firmware volume have none)."""
+
+    def __init__(self):
+        super().__init__("canopy-images", gdb.COMMAND_STATUS)
+
+    def invoke(self, arg, from_tty):
+        mem = PhysMem()
+        for base, size, path in loaded_images(mem):
+            entry = entry_point(mem, base)
+            entry = f"0x{entry:x}" if entry is not None else "?"
+            print(f"0x{base:x} 0x{size:x} entry {entry} {path}".rstrip())
+
+
 CanopyStage1()
+CanopyImages()
