@@ -3,16 +3,19 @@
 the kernel's shell, with the kernel's symbols loaded, against QEMU's monitor.
 
 Two boots of the same image with the same options, as docs/debugging.md
-debugs stage 1; QEMU starts paused (-S) with its gdbstub on a unix socket:
+debugs stage 1 (OVMF loads every image at the same address each time); QEMU
+starts paused (-S) with its gdbstub on a unix socket:
 
   A. 1. the reset vector (paging off);
-     2. OVMF: the guest runs until OVMF's boot manager prints its first line,
-        then GDB interrupts it (64-bit DXE code on OVMF's page tables);
-     3. `kernel_main` (a hardware breakpoint), on stage 1's page tables;
-        `canopy-stage1` then finds where OVMF loaded stage 1, which also
-        shows that stop 2 was in the firmware, not in stage 1.
-  B. 4. stage 1's entry, efi_main: its symbols added at the offset boot A
-        found (add-symbol-file -o), then a hardware breakpoint on efi_main.
+     2. `kernel_main` (a hardware breakpoint), on stage 1's page tables.
+        `canopy-stage1` then finds where OVMF loaded stage 1, and
+        `canopy-images` the entry point of the first image OVMF lists (its
+        DXE core).
+  B. 3. OVMF: a hardware breakpoint on that entry point, reached with OVMF's
+        first long-mode page tables;
+     4. stage 1's entry, efi_main: its symbols added at the offset boot A
+        found (add-symbol-file -o), then a hardware breakpoint on efi_main,
+        which must stop inside the image boot A found.
 
 At each stop `pt tlb`, `pt qemu` and `pt` are compared with `info tlb` and
 `info mem` (tests/boot/gdb_pt.py says how). While the firmware or stage 1
@@ -27,7 +30,6 @@ import gdb_pt
 import harness
 
 HERE = os.path.dirname(os.path.abspath(__file__))
-HHDM_START = 0xFFFF800000000000
 NO_LABELS_UNREADABLE = "pt: no labels: the kernel's memory is not mapped in this address space"
 
 
@@ -56,8 +58,9 @@ def expect_no_labels(notes, where):
 
 
 def boot_a(args, sock):
-    """Reset vector, OVMF, kernel_main; returns stage 1's load address, its
-    size and the offset of its symbols, as canopy-stage1 found them."""
+    """Reset vector and kernel_main; returns what canopy-stage1 and
+    canopy-images found: stage 1's load address, size and symbol offset, and
+    the firmware's first image's entry point."""
     with harness.machine_from_args(args, name="gdb_stops_a", extra_args=[
             "-S", "-gdb", f"unix:{sock},server=on,wait=off"]) as vm, \
             start_gdb(args, "gdb_stops_a") as g:
@@ -65,19 +68,7 @@ def boot_a(args, sock):
         gdb_pt.check_stop(vm, g, "reset vector", args.workdir, "gdb_stops.reset")
 
         g.cli("hbreak kernel_main")
-        g.mi("-exec-continue")
-        vm.wait_for_line(r"^BdsDxe: ", 120, "OVMF's boot manager", fail_if=harness.BOOT_FAILURE)
-        stop = g.interrupt()
-        fw_pc = g.pc()
-        if stop.get("reason") != "signal-received" or fw_pc >= HHDM_START:
-            raise harness.BootTestError(f"the interrupt stopped at 0x{fw_pc:x} ({stop}), not "
-                                        "in the firmware")
-        notes, _ = gdb_pt.check_stop(vm, g, f"OVMF at 0x{fw_pc:x}", args.workdir,
-                                     "gdb_stops.ovmf")
-        expect_no_labels(notes, "OVMF")
-
-        stop = g.cont(120, "kernel_main")
-        expect_breakpoint(stop, "kernel_main")
+        expect_breakpoint(g.cont(120, "kernel_main"), "kernel_main")
         notes, _ = gdb_pt.check_stop(vm, g, "kernel_main", args.workdir,
                                      "gdb_stops.kernel_main")
         if notes:  # the kernel's memory is mapped now: labels are read (none exist yet)
@@ -90,25 +81,38 @@ def boot_a(args, sock):
         if not m or not off:
             raise harness.BootTestError(f"canopy-stage1 printed no load address:\n{out}")
         base, size = int(m.group(1), 16), int(m.group(2), 16)
-        if base <= fw_pc < base + size:
-            raise harness.BootTestError(f"the OVMF stop at 0x{fw_pc:x} was inside stage 1 "
-                                        f"(0x{base:x}, 0x{size:x} bytes)")
-        print(f"[check] the OVMF stop at 0x{fw_pc:x} is outside stage 1, which OVMF loaded "
-              f"at 0x{base:x} (symbol offset {off.group(1)})", flush=True)
-        return base, size, off.group(1)
+        images = g.cli("canopy-images")
+        first = re.match(r"0x([0-9a-f]+) 0x[0-9a-f]+ entry 0x([0-9a-f]+)", images)
+        if not first or first.group(1) == m.group(1):
+            raise harness.BootTestError(f"canopy-images lists no firmware image first:\n"
+                                        f"{images[:2000]}")
+        fw_entry = int(first.group(2), 16)
+        print(f"[check] OVMF loaded stage 1 at 0x{base:x} (symbol offset {off.group(1)}); its "
+              f"first image starts at 0x{fw_entry:x}", flush=True)
+        return base, size, off.group(1), fw_entry
 
 
-def boot_b(args, sock, base, size, offset):
-    """Stage 1's entry, with its symbols at the offset boot A found."""
+def boot_b(args, sock, base, size, offset, fw_entry):
+    """OVMF's first image's entry and stage 1's entry, with stage 1's symbols
+    at the offset boot A found."""
     with harness.machine_from_args(args, name="gdb_stops_b", extra_args=[
             "-S", "-gdb", f"unix:{sock},server=on,wait=off"]) as vm, \
             start_gdb(args, "gdb_stops_b") as g:
         g.cli(f"add-symbol-file {args.efi} -o {offset}")
         g.cli(f"target remote {sock}")
+        g.cli(f"hbreak *0x{fw_entry:x}")
         g.cli("hbreak efi_main")
 
         def stage1_ran():
-            vm.expect_absent(r"^canopy: stage 1", since=0)  # the breakpoint was missed
+            vm.expect_absent(r"^canopy: stage 1", since=0)  # the breakpoints were missed
+
+        stop = g.cont(120, "OVMF's first image", stage1_ran)
+        if stop.get("reason") != "breakpoint-hit" or g.pc() != fw_entry:
+            raise harness.BootTestError(f"expected the breakpoint at OVMF's 0x{fw_entry:x}, "
+                                        f"the guest stopped with {stop}")
+        notes, _ = gdb_pt.check_stop(vm, g, f"OVMF at 0x{fw_entry:x}", args.workdir,
+                                     "gdb_stops.ovmf")
+        expect_no_labels(notes, "OVMF")
 
         stop = g.cont(120, "efi_main", stage1_ran)
         expect_breakpoint(stop, "efi_main")
@@ -136,12 +140,12 @@ def main():
     os.makedirs(args.workdir, exist_ok=True)
     sockets = gdb_pt.socket_dir()
     try:
-        base, size, offset = boot_a(args, os.path.join(sockets, "a.sock"))
-        boot_b(args, os.path.join(sockets, "b.sock"), base, size, offset)
+        found = boot_a(args, os.path.join(sockets, "a.sock"))
+        boot_b(args, os.path.join(sockets, "b.sock"), *found)
     finally:
         gdb_pt.remove_socket_dir(sockets)
-    print("[check] `pt` matched `info tlb` and `info mem` at the reset vector, in OVMF, at "
-          "stage 1's entry and at kernel_main")
+    print("[check] `pt` matched `info tlb` and `info mem` at the reset vector, at kernel_main, "
+          "in OVMF and at stage 1's entry")
 
 
 if __name__ == "__main__":

@@ -2,7 +2,7 @@
 (MI), and the checks of scripts/gdb/canopy.py's `pt` against QEMU's monitor.
 
 `Gdb` runs GDB with `--interpreter=mi3` and asynchronous execution, so a test
-can continue the guest, wait for the console, interrupt it, and read exactly
+can continue the guest and watch the console until it stops, and read exactly
 one command's output with its success or error (an error is never silent, and
 never ends the session as it would a batch script). Every wait is bounded.
 
@@ -88,7 +88,7 @@ class Gdb:
         self._reader = threading.Thread(target=self._read, daemon=True)
         self._reader.start()
         self._until_prompt(time.monotonic() + timeout)
-        self.mi("-gdb-set mi-async on")  # continue returns at once; -exec-interrupt works
+        self.mi("-gdb-set mi-async on")  # commands (-gdb-exit) are read while the guest runs
 
     def _read(self):
         for line in self.proc.stdout:
@@ -107,8 +107,17 @@ class Gdb:
         return line
 
     def _until_prompt(self, deadline):
-        while self._next(deadline, "the prompt") != "(gdb) ":
-            pass
+        while True:
+            line = self._next(deadline, "the prompt")
+            if line == "(gdb) ":
+                return
+            self._note_async(line)
+
+    def _note_async(self, line):
+        """Keeps an execution record (*stopped, *running) for wait_stopped."""
+        m = _ASYNC.match(line)
+        if m and m.group(2) == "*":
+            self._async.append((m.group(3), mi_fields(m.group(4))))
 
     def mi(self, command, timeout=None):
         """Runs one MI command; returns (result class, fields, console text).
@@ -137,9 +146,7 @@ class Gdb:
                     raise harness.BootTestError(f"gdb: `{command}` failed: "
                                                 f"{fields.get('msg', '?')}\n{text[-3000:]}")
                 return m.group(2), fields, text
-            m = _ASYNC.match(line)
-            if m and m.group(2) == "*":
-                self._async.append((m.group(3), mi_fields(m.group(4))))
+            self._note_async(line)
 
     def cli(self, command, timeout=None):
         """Runs a CLI command; returns what it printed."""
@@ -167,22 +174,15 @@ class Gdb:
                 if self.proc.poll() is not None:
                     raise
                 continue
-            m = _ASYNC.match(line)
-            if m and m.group(2) == "*":
-                self._async.append((m.group(3), mi_fields(m.group(4))))
+            self._note_async(line)
 
     def cont(self, timeout, what, fail_check=None):
         """Continues the guest and waits until it stops again."""
         self.mi("-exec-continue")
         return self.wait_stopped(timeout, what, fail_check)
 
-    def interrupt(self, timeout=30):
-        """Stops the running guest (GDB sends the stub a break)."""
-        self.mi("-exec-interrupt")
-        return self.wait_stopped(timeout, "the interrupt")
-
     def pc(self):
-        return int(self.mi("-data-evaluate-expression $pc")[1]["value"].split()[0], 0)
+        return int(self.mi('-data-evaluate-expression "(unsigned long long)$pc"')[1]["value"])
 
     def close(self):
         if self.proc.poll() is None:
