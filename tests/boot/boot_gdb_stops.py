@@ -29,7 +29,6 @@ import re
 import gdb_pt
 import harness
 
-HERE = os.path.dirname(os.path.abspath(__file__))
 NO_LABELS_UNREADABLE = "pt: no labels: the kernel's memory is not mapped in this address space"
 
 
@@ -128,16 +127,7 @@ def boot_b(args, sock, base, size, offset, fw_entry):
 
 
 def main():
-    p = harness.arg_parser(__doc__)
-    p.add_argument("--gdb", default="gdb")
-    p.add_argument("--gdb-script", default=os.path.join(HERE, "..", "..", "scripts", "gdb",
-                                                          "canopy.py"))
-    args = p.parse_args()
-    args.gdb_script = os.path.abspath(args.gdb_script)
-    args.stage1_script = os.path.join(os.path.dirname(args.gdb_script), "stage1.py")
-    args.kernel, args.efi = os.path.abspath(args.kernel), os.path.abspath(args.efi)
-    args.workdir = os.path.abspath(args.workdir)  # GDB runs there
-    os.makedirs(args.workdir, exist_ok=True)
+    args = gdb_pt.parse_args(__doc__)
     sockets = gdb_pt.socket_dir()
     try:
         found = boot_a(args, os.path.join(sockets, "a.sock"))

@@ -21,7 +21,6 @@ import gdb_pt
 import harness
 import shell
 
-HERE = os.path.dirname(os.path.abspath(__file__))
 RANGE = ("ffff800000000000", "ffff800000400000")
 COMMANDS = ("pt", f"pt {RANGE[0]} {RANGE[1]}")
 
@@ -75,15 +74,7 @@ def mem_owners(out):
 
 
 def main():
-    p = harness.arg_parser(__doc__)
-    p.add_argument("--gdb", default="gdb")
-    p.add_argument("--gdb-script", default=os.path.join(HERE, "..", "..", "scripts", "gdb",
-                                                          "canopy.py"))
-    args = p.parse_args()
-    args.gdb_script = os.path.abspath(args.gdb_script)
-    args.kernel = os.path.abspath(args.kernel)
-    args.workdir = os.path.abspath(args.workdir)
-    os.makedirs(args.workdir, exist_ok=True)
+    args = gdb_pt.parse_args(__doc__)
     sockets = gdb_pt.socket_dir()
     sock = os.path.join(sockets, "gdb.sock")
     try:

@@ -33,6 +33,7 @@ import time
 
 import harness
 
+HERE = os.path.dirname(os.path.abspath(__file__))
 MASK64 = (1 << 64) - 1
 PAGE_SIZES = {"4K": 1 << 12, "2M": 1 << 21, "1G": 1 << 30}
 # The power-on PAT (Canopy and OVMF keep it): PAT index -> type; the PAT bit
@@ -60,6 +61,23 @@ def mi_fields(rest):
     for name, value in _FIELD.findall(rest or ""):
         out.setdefault(name, mi_string(value))
     return out
+
+
+def parse_args(description):
+    """The boot tests' options plus --gdb and --gdb-script, with every path
+    made absolute (GDB runs in the work directory); args.stage1_script is
+    stage1.py beside the helper."""
+    p = harness.arg_parser(description)
+    p.add_argument("--gdb", default="gdb")
+    p.add_argument("--gdb-script", default=os.path.join(HERE, "..", "..", "scripts", "gdb",
+                                                          "canopy.py"))
+    args = p.parse_args()
+    for name in ("gdb_script", "kernel", "efi", "workdir"):
+        if getattr(args, name):
+            setattr(args, name, os.path.abspath(getattr(args, name)))
+    args.stage1_script = os.path.join(os.path.dirname(args.gdb_script), "stage1.py")
+    os.makedirs(args.workdir, exist_ok=True)
+    return args
 
 
 def socket_dir():
