@@ -30,6 +30,9 @@ set(CANOPY_UEFI_CFLAGS
   -ffreestanding                   # no hosted libc: memset & co come from lib/
   -fshort-wchar                    # CHAR16 is 16 bits in UEFI
   -mno-red-zone                    # firmware interrupts run on our stack
+  -mgeneral-regs-only              # no x87/MMX/SSE: UEFI promises SSE only to EDK2-like firmware;
+                                   # U-Boot leaves CR4.OSFXSR clear, so the first SSE instruction
+                                   # (a compiler-made movups copy) is #UD (Linux's stub, Limine: same)
   -fstack-protector-strong         # canary in frames with arrays or escaping locals (lib/src/rt.c);
                                    # efi_main seeds __security_cookie before anything else
   -fno-builtin                     # keep our mem* from being turned into calls to themselves
