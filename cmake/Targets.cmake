@@ -53,7 +53,9 @@ set(CANOPY_KERNEL_CFLAGS
   -fno-pic -fno-pie                 # linked at a fixed higher-half address
   -mcmodel=kernel                   # code and data in the top 2 GiB: sign-extended 32-bit addresses
   -mno-red-zone                     # interrupts push onto the interrupted stack
-  -mno-mmx -mno-sse -mno-sse2 -mno-avx  # no FPU/SIMD state to save in interrupt paths
+  -mgeneral-regs-only               # no x87/MMX/SSE/AVX: no FPU state to save in interrupt paths,
+                                    # and none the firmware had to enable (U-Boot leaves CR4.OSFXSR
+                                    # clear); -mno-sse alone still lets float and long double use x87
   -fstack-protector-strong          # canary in frames with arrays or escaping locals (lib/src/rt.c);
                                     # kernel_main seeds __stack_chk_guard first (a global: no TLS here)
   -fno-omit-frame-pointer)          # backtraces in panics and gdb
