@@ -489,10 +489,10 @@ static enum fw_status boot(void)
 
     gather_platform();
     phase(CANOPY_PHASE_BEFORE_EBS);
-    struct fw_exit ex;
+    static struct fw_exit ex; /* read after the firmware's stack is given up */
     st = fw_exit_boot_services(SCRATCH_PER_RANGE, SCRATCH_FIXED, &ex);
     if (st == FW_OK)
-        after_exit(&ex);
+        cpu_run_on_own_stack(after_exit, &ex);
     give_up(st, "cannot exit boot services (%s)", fw_status_str(st));
 free_kernel:
     fw_free_file((void *)s1.kernel, s1.kernel_size);

@@ -1,6 +1,7 @@
 /*
- * cpu: CPU identification, the TSC, hardware random numbers and bounded
- * delays. Works the same before and after ExitBootServices.
+ * cpu: CPU identification, the TSC, hardware random numbers, bounded delays
+ * and the move onto stage 1's own stack. Works the same before and after
+ * ExitBootServices.
  *
  * Every loop here ends on a count, whatever the hardware answers.
  */
@@ -8,6 +9,15 @@
 #include "fw.h"
 
 #define CR4_LA57 (1ull << 12)
+
+/*
+ * The stack from ExitBootServices to the kernel: in the image's .bss, which
+ * every firmware's map types as loader code, so nothing hands it out before
+ * the kernel runs on its own stack. after_exit needs a few KiB; a runtime
+ * service called from a fatal error runs on it too.
+ */
+#define OWN_STACK_BYTES (64 * 1024)
+static uint8_t own_stack[OWN_STACK_BYTES] __attribute__((aligned(16)));
 
 void cpu_identify(struct cpu_info *out)
 {
@@ -89,4 +99,18 @@ void cpu_delay_us(uint64_t tsc_hz, uint64_t us)
 void cpu_cli(void)
 {
     __asm__ volatile("cli" ::: "memory");
+}
+
+_Noreturn void cpu_run_on_own_stack(void (*fn)(const struct fw_exit *), const struct fw_exit *ex)
+{
+    uint64_t top = (uint64_t)(uintptr_t)(own_stack + OWN_STACK_BYTES);
+    /* MS x64: rcx holds the argument, 32 bytes of shadow space sit above the return address. */
+    __asm__ volatile("mov %0, %%rsp\n\t"
+                     "sub $32, %%rsp\n\t"
+                     "call *%1\n\t"
+                     "ud2"
+                     :
+                     : "r"(top), "r"(fn), "c"(ex)
+                     : "memory");
+    __builtin_unreachable();
 }

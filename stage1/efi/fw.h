@@ -62,6 +62,8 @@ void con_after_exit(void);
 
 /* ---- time and CPU (cpu.c) -------------------------------------------------- */
 
+struct fw_exit;
+
 struct cpu_info {
     bool nx;      /* CPUID.80000001h:EDX[20] */
     bool pdpe1gb; /* CPUID.80000001h:EDX[26] */
@@ -79,6 +81,13 @@ bool cpu_random(const struct cpu_info *cpu, uint64_t *out);
 void cpu_delay_us(uint64_t tsc_hz, uint64_t us);
 /* Disables interrupts. */
 void cpu_cli(void);
+/*
+ * Calls fn(ex) on a stack inside stage 1's image and never comes back. After
+ * ExitBootServices the firmware's stack is nobody's: its map may call it free
+ * memory (U-Boot does), and the PMM would hand it out under our feet.
+ * => ex itself must not live on the firmware's stack either.
+ */
+_Noreturn void cpu_run_on_own_stack(void (*fn)(const struct fw_exit *), const struct fw_exit *ex);
 
 /* ---- firmware services while boot services live (platform.c, file.c) --------- */
 
