@@ -13,6 +13,7 @@ PACKAGES=(
     console-setup-linux            # the kernel's PSF console font
     mtools gdisk                   # the disk image, without root or loop devices
     ovmf qemu-system-x86           # the firmware and the machine the image boots on
+    u-boot-qemu                    # U-Boot's EFI: a second, non-EDK2 firmware for the image
     python3                        # the boot-test harness
     gdb                            # scripts/gdb/canopy.py and its boot test
     git                            # image timestamps from the last commit
