@@ -25,6 +25,7 @@
  */
 #include <canopy/bootinfo.h>
 #include <canopy/fmt.h>
+#include <canopy/page.h>
 #include <canopy/str.h>
 #include <pmm/pmm.h>
 #include <vmm/pt.h>
@@ -34,7 +35,6 @@
 #include "load/elf.h"
 #include "load/mapplan.h"
 
-#define PAGE            4096ull
 #define KERNEL_FILE_MAX (256ull << 20)
 #define ERROR_PAUSE_US  3000000 /* how long an error line stays up before the firmware returns */
 
@@ -71,16 +71,6 @@ static void phase(enum canopy_phase p)
     /* debug_smash=: an overrun the canary check catches. */
     if (p >= CONFIG_FAULT_FIRST && p <= CONFIG_SMASH_LAST && (unsigned)p == s1.cfg.debug_smash)
         fw_smash_stack();
-}
-
-static uint64_t pages_for(uint64_t bytes)
-{
-    return (bytes + PAGE - 1) / PAGE;
-}
-
-static uint64_t align_up(uint64_t v, uint64_t a)
-{
-    return (v + a - 1) & ~(a - 1);
 }
 
 static void *phys_ptr(uint64_t pa)
@@ -130,8 +120,8 @@ static void read_config(void)
         con_printf("canopy: no %s; using the defaults\n", CONFIG_FILE_PATH);
         break;
     case FW_TOO_BIG:
-        con_printf("canopy: canopy.cfg: larger than %u KiB; using the defaults\n",
-                   CONFIG_FILE_MAX / 1024);
+        con_printf("canopy: canopy.cfg: larger than %llu KiB; using the defaults\n",
+                   (unsigned long long)bytes_to_kib(CONFIG_FILE_MAX));
         break;
     default:
         con_printf("canopy: canopy.cfg: cannot read it (%s); using the defaults\n",
@@ -157,7 +147,7 @@ static enum fw_status read_kernel(void)
         return give_up(st, "%s: the file is empty", path);
     case FW_TOO_BIG:
         return give_up(st, "%s: the file is larger than %llu MiB", path,
-                       (unsigned long long)(KERNEL_FILE_MAX >> 20));
+                       (unsigned long long)bytes_to_mib(KERNEL_FILE_MAX));
     case FW_IS_DIR:
         return give_up(st, "%s: is a directory, not a kernel", path);
     default:
@@ -185,12 +175,12 @@ static enum fw_status validate_kernel(void)
         uint64_t block = 1;
         while (block < s->page_count)
             block <<= 1;
-        if (block > (1ull << PMM_MAX_ORDER) || block * PAGE > largest)
+        if (block > (1ull << PMM_MAX_ORDER) || block * PAGE_SIZE > largest)
             return give_up(FW_FAILED,
                            "%s: segment %u needs %llu KiB of contiguous memory; the largest "
                            "free block is %llu KiB",
-                           path, s->phdr_index, (unsigned long long)(s->page_count * 4),
-                           (unsigned long long)(largest >> 10));
+                           path, s->phdr_index, (unsigned long long)pages_to_kib(s->page_count),
+                           (unsigned long long)bytes_to_kib(largest));
     }
     return FW_OK;
 }
@@ -252,7 +242,7 @@ static bool pt_frame_alloc(void *ctx, uint64_t *phys)
 {
     if (pmm_alloc(ctx, 0, CANOPY_OWNER_PAGE_TABLE, phys) != PMM_OK)
         return false;
-    __builtin_memset(phys_ptr(*phys), 0, PAGE);
+    __builtin_memset(phys_ptr(*phys), 0, PAGE_SIZE);
     return true;
 }
 
@@ -274,9 +264,9 @@ static uint64_t load_segment(struct pmm *pmm, const struct elf_segment_plan *s)
     enum pmm_status ps = pmm_alloc_run(pmm, s->page_count, CANOPY_OWNER_KERNEL_IMAGE, &pa);
     if (ps != PMM_OK)
         FATAL("%s: no %llu KiB of contiguous memory for segment %u (%s)", s1.cfg.kernel,
-              (unsigned long long)(s->page_count * 4), s->phdr_index, pmm_status_str(ps));
+              (unsigned long long)pages_to_kib(s->page_count), s->phdr_index, pmm_status_str(ps));
     uint8_t *dst = phys_ptr(pa);
-    __builtin_memset(dst, 0, s->page_count * PAGE);
+    __builtin_memset(dst, 0, s->page_count * PAGE_SIZE);
     __builtin_memcpy(dst + s->page_offset, s1.kernel + s->file_offset, s->file_size);
     return pa;
 }
@@ -299,7 +289,7 @@ static _Noreturn void after_exit(const struct fw_exit *ex)
         for (uint32_t i = 0; i < range_count; i++) {
             const struct canopy_mem_range *r = &ex->ranges[i];
             con_printf("canopy: mem 0x%012llx-0x%012llx %-12s (%s)\n", (unsigned long long)r->base,
-                       (unsigned long long)(r->base + r->page_count * PAGE - 1),
+                       (unsigned long long)(r->base + r->page_count * PAGE_SIZE - 1),
                        memmap_type_name(r->type), memmap_efi_type_name(r->efi_type));
         }
     }
@@ -308,7 +298,7 @@ static _Noreturn void after_exit(const struct fw_exit *ex)
     struct map_request *req = ex->scratch;
     uint32_t req_cap = 2 * ex->range_capacity + FIXED_REQUESTS;
     struct pt_span *spans = (struct pt_span *)(req + req_cap);
-    uint64_t max_page = s1.cpu.pdpe1gb ? MAPPLAN_1G : MAPPLAN_2M;
+    uint64_t max_page = s1.cpu.pdpe1gb ? PAGE_SIZE_1G : PAGE_SIZE_2M;
     /* The HHDM ends where the dynamic area begins (64 TiB of physical space with 4 levels). */
     uint64_t pa_limit = CANOPY_DYNAMIC_BASE - s1.hhdm;
     uint64_t clipped;
@@ -318,7 +308,7 @@ static _Noreturn void after_exit(const struct fw_exit *ex)
         FATAL("too many HHDM ranges");
     if (clipped)
         con_printf("canopy: %llu MiB of the memory map lie above the HHDM's reach; not mapped\n",
-                   (unsigned long long)(clipped >> 20));
+                   (unsigned long long)bytes_to_mib(clipped));
     if (s1.fb.format != CANOPY_FB_NONE && s1.fb.base + s1.fb.size_bytes > pa_limit) {
         con_printf("canopy: the framebuffer lies above the HHDM's reach; serial console only\n");
         s1.fb = (struct canopy_framebuffer){.format = CANOPY_FB_NONE};
@@ -336,12 +326,12 @@ static _Noreturn void after_exit(const struct fw_exit *ex)
     /* The boot info; the PMM moves into it, so every later allocation is recorded there. */
     struct bi_layout l = bi_layout(range_count, ex->efi_map_size, total_requests);
     uint64_t bi_pa;
-    ps = pmm_alloc_run(&boot_pmm, pages_for(l.total), CANOPY_OWNER_BOOTINFO, &bi_pa);
+    ps = pmm_alloc_run(&boot_pmm, pages_for_bytes(l.total), CANOPY_OWNER_BOOTINFO, &bi_pa);
     if (ps != PMM_OK)
-        FATAL("no memory for the boot info (%llu KiB): %s", (unsigned long long)(l.total >> 10),
-              pmm_status_str(ps));
+        FATAL("no memory for the boot info (%llu KiB): %s",
+              (unsigned long long)bytes_to_kib(l.total), pmm_status_str(ps));
     uint8_t *bi_bytes = phys_ptr(bi_pa);
-    __builtin_memset(bi_bytes, 0, pages_for(l.total) * PAGE);
+    __builtin_memset(bi_bytes, 0, pages_for_bytes(l.total) * PAGE_SIZE);
     struct canopy_bootinfo *bi = (struct canopy_bootinfo *)bi_bytes;
     struct pmm *pmm = (struct pmm *)(bi_bytes + l.pmm);
     *pmm = boot_pmm;
@@ -356,8 +346,8 @@ static _Noreturn void after_exit(const struct fw_exit *ex)
         req[n++] = (struct map_request){
             .va = s->vaddr,
             .pa = pa,
-            .size = s->page_count * PAGE,
-            .max_page_size = MAPPLAN_4K,
+            .size = s->page_count * PAGE_SIZE,
+            .max_page_size = PAGE_SIZE,
             .flags = (uint16_t)(((s->flags & CANOPY_SEG_W) ? CANOPY_MAP_W : 0) |
                                 ((s->flags & CANOPY_SEG_X) ? CANOPY_MAP_X : 0)),
             .owner = CANOPY_OWNER_KERNEL_IMAGE};
@@ -365,22 +355,22 @@ static _Noreturn void after_exit(const struct fw_exit *ex)
             .vaddr = s->vaddr, .paddr = pa, .page_count = s->page_count, .flags = s->flags};
     }
     uint64_t stack_pa;
-    ps = pmm_alloc_run(pmm, CANOPY_BOOT_STACK_SIZE / PAGE, CANOPY_OWNER_STACK, &stack_pa);
+    ps = pmm_alloc_run(pmm, pages_for_bytes(CANOPY_BOOT_STACK_SIZE), CANOPY_OWNER_STACK, &stack_pa);
     if (ps != PMM_OK)
         FATAL("no memory for the boot stack: %s", pmm_status_str(ps));
     __builtin_memset(phys_ptr(stack_pa), 0, CANOPY_BOOT_STACK_SIZE);
-    uint64_t stack_va = CANOPY_DYNAMIC_BASE + PAGE; /* CANOPY_DYNAMIC_BASE stays unmapped */
+    uint64_t stack_va = CANOPY_DYNAMIC_BASE + PAGE_SIZE; /* CANOPY_DYNAMIC_BASE stays unmapped */
     req[n++] = (struct map_request){.va = stack_va,
                                     .pa = stack_pa,
                                     .size = CANOPY_BOOT_STACK_SIZE,
-                                    .max_page_size = MAPPLAN_4K,
+                                    .max_page_size = PAGE_SIZE,
                                     .flags = CANOPY_MAP_W,
                                     .owner = CANOPY_OWNER_STACK};
     uint64_t tramp = (uint64_t)(uintptr_t)trampoline_start;
     req[n++] = (struct map_request){.va = tramp,
                                     .pa = tramp,
-                                    .size = PAGE,
-                                    .max_page_size = MAPPLAN_4K,
+                                    .size = PAGE_SIZE,
+                                    .max_page_size = PAGE_SIZE,
                                     .flags = CANOPY_MAP_X,
                                     .owner = CANOPY_OWNER_TRAMPOLINE};
 
@@ -452,7 +442,7 @@ static _Noreturn void after_exit(const struct fw_exit *ex)
         FATAL("physical memory manager inconsistent: %s", msg);
     con_printf("canopy: %llu MiB free, %u page-table frames (%llu needed), entering the kernel "
                "at 0x%llx\n",
-               (unsigned long long)(pmm->free_frames >> 8), bi->pt_frames_used,
+               (unsigned long long)pages_to_mib(pmm->free_frames), bi->pt_frames_used,
                (unsigned long long)min_tables, (unsigned long long)s1.plan.entry);
 
     phase(CANOPY_PHASE_KERNEL_ENTRY);
@@ -477,15 +467,16 @@ static enum fw_status boot(void)
         return st;
     phase(CANOPY_PHASE_KERNEL_READ);
     st = validate_kernel();
-    if (st == FW_OK &&
-        ((uintptr_t)trampoline_start % PAGE != 0 || trampoline_end - trampoline_start > (long)PAGE))
+    if (st == FW_OK && (!page_is_aligned((uintptr_t)trampoline_start) ||
+                        trampoline_end - trampoline_start > (long)PAGE_SIZE))
         st = give_up(FW_FAILED, "internal error: the trampoline does not fit one page");
     if (st != FW_OK)
         goto free_kernel;
     phase(CANOPY_PHASE_VALIDATED);
     con_printf("canopy: %s: %llu byte%s, %u segment%s, %llu KiB\n", s1.cfg.kernel,
                (unsigned long long)s1.kernel_size, s1.kernel_size == 1 ? "" : "s", s1.plan.count,
-               s1.plan.count == 1 ? "" : "s", (unsigned long long)(s1.plan.total_pages * 4));
+               s1.plan.count == 1 ? "" : "s",
+               (unsigned long long)pages_to_kib(s1.plan.total_pages));
 
     gather_platform();
     phase(CANOPY_PHASE_BEFORE_EBS);

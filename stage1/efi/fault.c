@@ -26,12 +26,12 @@
  * by the stubs (fault_report) and by platform.c (fault_record_fatal).
  */
 #include <canopy/fmt.h>
+#include <canopy/page.h>
+#include <canopy/phase.h>
 
 #include "cpu.h"
 #include "fw_efi.h"
-#include <canopy/phase.h>
 
-#define PAGE             4096ull
 #define GDT_COPY_MAX     1024
 #define RESCUE_STACK     (32 * 1024)
 #define RESET_DELAY_US   5000000
@@ -108,7 +108,7 @@ struct fault_record {
 
 extern const char fault_stubs[];
 
-static struct fault_page page __attribute__((aligned(4096)));
+static struct fault_page page __attribute__((aligned(PAGE_SIZE)));
 static uint8_t rescue_stack[RESCUE_STACK] __attribute__((aligned(16)));
 
 static struct {

@@ -7,6 +7,8 @@
  * a short read treated as an I/O error. The data goes into LoaderData pages:
  * the kernel file is still read from after ExitBootServices.
  */
+#include <canopy/page.h>
+
 #include "fw_efi.h"
 
 #define READ_CHUNK (1024 * 1024)
@@ -93,7 +95,7 @@ enum fw_status fw_read_file(const char *path, uint64_t max_bytes, void **data, u
         ret = FW_TOO_BIG;
         goto free_info;
     }
-    pages = (total + 4095) / 4096;
+    pages = pages_for_bytes(total);
     s = fw_bs->AllocatePages(AllocateAnyPages, EfiLoaderData, pages, &buf);
     if (EFI_ERROR(s)) {
         ret = FW_NOMEM;
@@ -132,5 +134,5 @@ close_root:
 void fw_free_file(void *data, uint64_t size)
 {
     if (data)
-        fw_bs->FreePages((EFI_PHYSICAL_ADDRESS)(UINTN)data, (size + 4095) / 4096);
+        fw_bs->FreePages((EFI_PHYSICAL_ADDRESS)(UINTN)data, pages_for_bytes(size));
 }

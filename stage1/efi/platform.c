@@ -7,20 +7,14 @@
  * it needs, and everything it needs was copied into PMM frames by main.c.
  */
 #include <canopy/fmt.h>
+#include <canopy/page.h>
 #include <pmm/pmm.h>
 
 #include "cpu.h"
 #include "fw_efi.h"
 
-#define PAGE 4096ull
-
 /* The TSC rate once fw_tsc_hz has measured it, for the waits after ExitBootServices. */
 static uint64_t tsc_hz_known;
-
-static uint64_t pages_for(uint64_t bytes)
-{
-    return (bytes + PAGE - 1) / PAGE;
-}
 
 static bool guid_eq(const EFI_GUID *a, const EFI_GUID *b)
 {
@@ -79,9 +73,9 @@ struct run {
 static uint64_t largest_block(uint64_t start, uint64_t end)
 {
     uint64_t best = 0;
-    for (unsigned k = 12; k < 63; k++) {
+    for (unsigned k = PAGE_SHIFT; k < 63; k++) {
         uint64_t size = 1ull << k;
-        uint64_t at = (start + size - 1) & ~(size - 1);
+        uint64_t at = align_up(start, size);
         if (at < start || at > end || end - at < size)
             break;
         best = size;
@@ -107,7 +101,7 @@ enum fw_status fw_memory_summary(uint64_t *conventional_bytes, uint64_t *largest
         const EFI_MEMORY_DESCRIPTOR *d = (const void *)((const uint8_t *)map + off);
         if (d->Type != EfiConventionalMemory || d->NumberOfPages == 0)
             continue;
-        uint64_t start = d->PhysicalStart, end = start + d->NumberOfPages * PAGE;
+        uint64_t start = d->PhysicalStart, end = start + d->NumberOfPages * PAGE_SIZE;
         if (end <= start || end <= PMM_LOW_RESERVED)
             continue;
         if (start < PMM_LOW_RESERVED)
@@ -341,7 +335,7 @@ void fw_trampoline_exec(void)
         return;
     EFI_PHYSICAL_ADDRESS page = (EFI_PHYSICAL_ADDRESS)(UINTN)trampoline_start;
     UINT64 attrs = 0;
-    EFI_STATUS s = mem->get(mem, page, PAGE, &attrs);
+    EFI_STATUS s = mem->get(mem, page, PAGE_SIZE, &attrs);
     if (EFI_ERROR(s)) {
         con_printf("canopy: cannot read the trampoline page's attributes (%s)\n",
                    fw_status_str(fw_from_efi(s)));
@@ -354,7 +348,7 @@ void fw_trampoline_exec(void)
     UINT64 clear = attrs & (MEMORY_XP | MEMORY_RP);
     if (!clear)
         return;
-    s = mem->clear(mem, page, PAGE, clear);
+    s = mem->clear(mem, page, PAGE_SIZE, clear);
     con_printf("canopy: the firmware maps the trampoline page %s; %s\n",
                (clear & MEMORY_XP) ? "non-executable" : "read-protected",
                EFI_ERROR(s) ? "the memory attribute protocol cannot change that"
@@ -445,9 +439,9 @@ struct exit_buffers {
 static void free_exit_buffers(struct exit_buffers *b)
 {
     if (b->work)
-        fw_bs->FreePages(b->work, pages_for(b->work_bytes));
+        fw_bs->FreePages(b->work, pages_for_bytes(b->work_bytes));
     if (b->map)
-        fw_bs->FreePages(b->map, pages_for(b->map_cap));
+        fw_bs->FreePages(b->map, pages_for_bytes(b->map_cap));
     *b = (struct exit_buffers){0};
 }
 
@@ -470,7 +464,7 @@ static enum fw_status alloc_exit_buffers(uint64_t spare, uint64_t scratch_per_ra
     if (desc_size < sizeof(EFI_MEMORY_DESCRIPTOR))
         desc_size = sizeof(EFI_MEMORY_DESCRIPTOR); /* not every firmware fills it in here */
     b->map_cap = map_size + spare * desc_size;
-    if (EFI_ERROR(fw_bs->AllocatePages(AllocateAnyPages, EfiLoaderData, pages_for(b->map_cap),
+    if (EFI_ERROR(fw_bs->AllocatePages(AllocateAnyPages, EfiLoaderData, pages_for_bytes(b->map_cap),
                                        &b->map))) {
         b->map = 0;
         return FW_NOMEM;
@@ -479,8 +473,8 @@ static enum fw_status alloc_exit_buffers(uint64_t spare, uint64_t scratch_per_ra
     b->ranges_bytes = (uint64_t)b->range_cap * sizeof(struct canopy_mem_range);
     b->work_bytes = b->ranges_bytes + (uint64_t)b->range_cap * scratch_per_range + scratch_fixed;
     if (b->range_cap == 0 || b->range_cap == UINT32_MAX ||
-        EFI_ERROR(fw_bs->AllocatePages(AllocateAnyPages, EfiLoaderData, pages_for(b->work_bytes),
-                                       &b->work))) {
+        EFI_ERROR(fw_bs->AllocatePages(AllocateAnyPages, EfiLoaderData,
+                                       pages_for_bytes(b->work_bytes), &b->work))) {
         b->work = 0;
         free_exit_buffers(b);
         return FW_NOMEM;

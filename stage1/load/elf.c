@@ -149,10 +149,10 @@ static enum elf_status check_segment(const struct elf64_phdr *ph, unsigned index
                     "segment %u has an alignment (0x%llx) that is not a power "
                     "of two",
                     index, (unsigned long long)ph->align);
-    if ((ph->vaddr ^ ph->offset) & (ELF_PAGE_SIZE - 1))
+    if (!page_is_aligned(ph->vaddr ^ ph->offset))
         return fail(err, ELF_ERR_CONGRUENCE,
-                    "segment %u: address 0x%llx and file offset 0x%llx differ modulo 4096", index,
-                    (unsigned long long)ph->vaddr, (unsigned long long)ph->offset);
+                    "segment %u: address 0x%llx and file offset 0x%llx differ modulo %llu", index,
+                    (unsigned long long)ph->vaddr, (unsigned long long)ph->offset, PAGE_SIZE);
     if ((ph->flags & (PF_W | PF_X)) == (PF_W | PF_X))
         return fail(err, ELF_ERR_WX, "segment %u at 0x%llx is both writable and executable", index,
                     (unsigned long long)ph->vaddr);
@@ -269,8 +269,8 @@ enum elf_status elf_validate(const void *image, size_t size, uint64_t avail_byte
                         CANOPY_MAX_SEGMENTS);
         struct elf_segment_plan *s = &plan->seg[plan->count];
         uint64_t last = ph.vaddr + ph.memsz - 1;
-        s->vaddr = ph.vaddr & ~(ELF_PAGE_SIZE - 1);
-        s->page_count = ((last - s->vaddr) >> 12) + 1;
+        s->vaddr = page_down(ph.vaddr);
+        s->page_count = ((last - s->vaddr) >> PAGE_SHIFT) + 1;
         s->page_offset = ph.vaddr - s->vaddr;
         s->file_offset = ph.offset;
         s->file_size = ph.filesz;
@@ -289,7 +289,7 @@ enum elf_status elf_validate(const void *image, size_t size, uint64_t avail_byte
     for (uint32_t i = 0; i + 1 < plan->count; i++) {
         const struct elf_segment_plan *a = &plan->seg[i], *b = &plan->seg[i + 1];
         uint64_t a_last = seg_start(a) + plan->seg[i].mem_size - 1;
-        uint64_t a_last_page = a->vaddr + (a->page_count - 1) * ELF_PAGE_SIZE;
+        uint64_t a_last_page = a->vaddr + (a->page_count - 1) * PAGE_SIZE;
         if (a_last >= seg_start(b))
             return fail(err, ELF_ERR_OVERLAP,
                         "segments %u (0x%llx-0x%llx) and %u (from 0x%llx) overlap", a->phdr_index,
@@ -317,10 +317,11 @@ enum elf_status elf_validate(const void *image, size_t size, uint64_t avail_byte
                     "entry point 0x%llx is in segment %u (%s), which is not executable",
                     (unsigned long long)eh.entry, home->phdr_index, flag_string(home->flags));
 
-    uint64_t need = plan->total_pages * ELF_PAGE_SIZE;
+    uint64_t need = plan->total_pages * PAGE_SIZE;
     if (need > avail_bytes)
         return fail(err, ELF_ERR_TOO_BIG,
                     "the segments need %llu KiB but only %llu KiB of memory is available",
-                    (unsigned long long)(need >> 10), (unsigned long long)(avail_bytes >> 10));
+                    (unsigned long long)bytes_to_kib(need),
+                    (unsigned long long)bytes_to_kib(avail_bytes));
     return ELF_OK;
 }

@@ -13,8 +13,7 @@
 #include <stdint.h>
 
 #include <canopy/bootinfo.h>
-
-#define ELF_PAGE_SIZE 4096ull
+#include <canopy/page.h>
 
 enum elf_status {
     ELF_OK = 0,

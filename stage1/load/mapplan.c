@@ -16,13 +16,13 @@
 
 uint64_t mapplan_page_size(uint64_t va, uint64_t pa, uint64_t remaining, uint64_t max_page_size)
 {
-    static const uint64_t sizes[] = {MAPPLAN_1G, MAPPLAN_2M};
+    static const uint64_t sizes[] = {PAGE_SIZE_1G, PAGE_SIZE_2M};
     for (unsigned i = 0; i < 2; i++) {
         uint64_t ps = sizes[i];
         if (ps <= max_page_size && ((va | pa) & (ps - 1)) == 0 && remaining >= ps)
             return ps;
     }
-    return MAPPLAN_4K;
+    return PAGE_SIZE;
 }
 
 uint32_t mapplan_hhdm(const struct canopy_mem_range *ranges, uint32_t range_count,
@@ -33,7 +33,7 @@ uint32_t mapplan_hhdm(const struct canopy_mem_range *ranges, uint32_t range_coun
     uint64_t clipped = 0;
     for (uint32_t i = 0; i < range_count; i++) {
         uint64_t base = ranges[i].base;
-        uint64_t size = ranges[i].page_count * MAPPLAN_4K;
+        uint64_t size = ranges[i].page_count * PAGE_SIZE;
         if (base >= pa_limit) {
             clipped += size;
             continue;
@@ -68,8 +68,8 @@ uint32_t mapplan_uncovered(const struct map_request *hhdm, uint32_t n, uint64_t 
 {
     if (size == 0)
         return 0;
-    uint64_t lo = base & ~(MAPPLAN_4K - 1);
-    uint64_t hi = (base + size + MAPPLAN_4K - 1) & ~(MAPPLAN_4K - 1); /* exclusive */
+    uint64_t lo = page_down(base);
+    uint64_t hi = page_up(base + size); /* exclusive */
     uint32_t written = 0;
     uint64_t cur = lo;
     for (uint32_t i = 0; i <= n && cur < hi; i++) {

@@ -14,10 +14,7 @@
 #include <stdint.h>
 
 #include <canopy/bootinfo.h>
-
-#define MAPPLAN_4K (1ull << 12)
-#define MAPPLAN_2M (1ull << 21)
-#define MAPPLAN_1G (1ull << 30)
+#include <canopy/page.h>
 
 /* The most manifest entries one request can produce: 4K, 2M, 1G, 2M, 4K runs. */
 #define MAPPLAN_ENTRIES_PER_REQUEST 5

@@ -35,14 +35,14 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     int entry_ok = 0;
     for (uint32_t i = 0; i < plan.count; i++) {
         const struct elf_segment_plan *s = &plan.seg[i];
-        REQUIRE(s->vaddr % ELF_PAGE_SIZE == 0 && s->vaddr >= CANOPY_KERNEL_BASE);
-        REQUIRE(s->page_count >= 1 && s->page_offset < ELF_PAGE_SIZE);
+        REQUIRE(s->vaddr % PAGE_SIZE == 0 && s->vaddr >= CANOPY_KERNEL_BASE);
+        REQUIRE(s->page_count >= 1 && s->page_offset < PAGE_SIZE);
         REQUIRE(s->file_size <= s->mem_size && s->mem_size > 0);
         REQUIRE(s->file_offset <= size && s->file_size <= size - s->file_offset);
         REQUIRE((s->flags & (CANOPY_SEG_W | CANOPY_SEG_X)) != (CANOPY_SEG_W | CANOPY_SEG_X));
-        uint64_t last_page = s->vaddr + (s->page_count - 1) * ELF_PAGE_SIZE;
+        uint64_t last_page = s->vaddr + (s->page_count - 1) * PAGE_SIZE;
         REQUIRE(last_page >= s->vaddr); /* no wrap */
-        REQUIRE(s->page_offset + s->mem_size <= s->page_count * ELF_PAGE_SIZE);
+        REQUIRE(s->page_offset + s->mem_size <= s->page_count * PAGE_SIZE);
         if (i + 1 < plan.count)
             REQUIRE(last_page < plan.seg[i + 1].vaddr);
         uint64_t start = s->vaddr + s->page_offset;
@@ -51,6 +51,6 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         pages += s->page_count;
     }
     REQUIRE(entry_ok);
-    REQUIRE(pages == plan.total_pages && pages * ELF_PAGE_SIZE <= avail);
+    REQUIRE(pages == plan.total_pages && pages * PAGE_SIZE <= avail);
     return 0;
 }

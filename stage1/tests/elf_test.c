@@ -214,8 +214,8 @@ static void test_elf_size_limit_is_inclusive(void)
     struct elf_plan plan;
     struct elf_error err;
     build_valid();
-    CHECK(run(5 * 4096, &plan, &err) == ELF_OK);
-    CHECK(run(5 * 4096 - 1, &plan, &err) == ELF_ERR_TOO_BIG);
+    CHECK(run(5 * PAGE_SIZE, &plan, &err) == ELF_OK);
+    CHECK(run(5 * PAGE_SIZE - 1, &plan, &err) == ELF_ERR_TOO_BIG);
     CHECK(err.status == ELF_ERR_TOO_BIG);
     CHECK(run(0, &plan, &err) == ELF_ERR_TOO_BIG);
 }

@@ -27,8 +27,8 @@ static bool sim_alloc(void *ctx, uint64_t *phys)
     struct sim *s = ctx;
     if (s->used == SIM_FRAMES)
         return false;
-    memset(s->mem + (uint64_t)s->used * 4096, 0, 4096);
-    *phys = SIM_BASE + (uint64_t)s->used++ * 4096;
+    memset(s->mem + (uint64_t)s->used * PAGE_SIZE, 0, PAGE_SIZE);
+    *phys = SIM_BASE + (uint64_t)s->used++ * PAGE_SIZE;
     return true;
 }
 
@@ -68,6 +68,18 @@ static bool check_leaf(void *ctx, const struct pt_leaf *leaf)
     return true;
 }
 
+/* A request for 4 KiB pages only, as stage 1 makes for segments, the stack and the trampoline. */
+static struct map_request page_request(uint64_t va, uint64_t pa, uint64_t size, uint16_t flags,
+                                       uint16_t owner)
+{
+    return (struct map_request){.va = va,
+                                .pa = pa,
+                                .size = size,
+                                .max_page_size = PAGE_SIZE,
+                                .flags = flags,
+                                .owner = owner};
+}
+
 static void run_case(uint64_t max_page, unsigned levels)
 {
     static const struct canopy_mem_range map[] = {
@@ -84,23 +96,20 @@ static void run_case(uint64_t max_page, unsigned levels)
                            CANOPY_OWNER_FRAMEBUFFER, req + n, 16 - n);
     CHECK(n == 5);
     /* Kernel text, rodata, data; the boot stack; the trampoline page. */
+    req[n++] = page_request(0xffffffff80000000ull, 0x1bb60000, 0xe000, CANOPY_MAP_X,
+                            CANOPY_OWNER_KERNEL_IMAGE);
     req[n++] =
-        (struct map_request){0xffffffff80000000ull,    0x1bb60000, 0xe000, MAPPLAN_4K, CANOPY_MAP_X,
-                             CANOPY_OWNER_KERNEL_IMAGE};
-    req[n++] = (struct map_request){0xffffffff8000e000ull,    0x1dc30000, 0x5000, MAPPLAN_4K, 0,
-                                    CANOPY_OWNER_KERNEL_IMAGE};
-    req[n++] = (struct map_request){
-        0xffffffff80013000ull,    0x1fe00000, 0x2c000, MAPPLAN_4K, CANOPY_MAP_W,
-        CANOPY_OWNER_KERNEL_IMAGE};
-    req[n++] = (struct map_request){
-        CANOPY_DYNAMIC_BASE + 4096, 0x1bb00000, 0x10000, MAPPLAN_4K, CANOPY_MAP_W,
-        CANOPY_OWNER_STACK};
-    req[n++] = (struct map_request){0x1dc27000, 0x1dc27000,   4096,
-                                    MAPPLAN_4K, CANOPY_MAP_X, CANOPY_OWNER_TRAMPOLINE};
+        page_request(0xffffffff8000e000ull, 0x1dc30000, 0x5000, 0, CANOPY_OWNER_KERNEL_IMAGE);
+    req[n++] = page_request(0xffffffff80013000ull, 0x1fe00000, 0x2c000, CANOPY_MAP_W,
+                            CANOPY_OWNER_KERNEL_IMAGE);
+    req[n++] = page_request(CANOPY_DYNAMIC_BASE + PAGE_SIZE, 0x1bb00000, 0x10000, CANOPY_MAP_W,
+                            CANOPY_OWNER_STACK);
+    req[n++] =
+        page_request(0x1dc27000, 0x1dc27000, PAGE_SIZE, CANOPY_MAP_X, CANOPY_OWNER_TRAMPOLINE);
     mapplan_sort(req, n);
     CHECK(!mapplan_overlaps(req, n));
 
-    struct sim sim = {.mem = aligned_alloc(4096, SIM_FRAMES * 4096)};
+    struct sim sim = {.mem = aligned_alloc(PAGE_SIZE, SIM_FRAMES * PAGE_SIZE)};
     struct pt pt;
     struct pt_frames frames = {.alloc = sim_alloc, .free = sim_free, .ctx = &sim};
     CHECK(pt_init(&pt, levels, true, (uint64_t)(uintptr_t)sim.mem - SIM_BASE, frames) == PT_OK);
@@ -131,17 +140,17 @@ static void run_case(uint64_t max_page, unsigned levels)
 
 static void test_manifest_matches_tables_with_1g_pages(void)
 {
-    run_case(MAPPLAN_1G, 4);
+    run_case(PAGE_SIZE_1G, 4);
 }
 
 static void test_manifest_matches_tables_with_2m_pages(void)
 {
-    run_case(MAPPLAN_2M, 4);
+    run_case(PAGE_SIZE_2M, 4);
 }
 
 static void test_manifest_matches_tables_with_5_levels(void)
 {
-    run_case(MAPPLAN_1G, 5);
+    run_case(PAGE_SIZE_1G, 5);
 }
 
 void manifest_pt_tests(void)

@@ -32,19 +32,19 @@ static const struct canopy_mem_range q35[] = {
 
 static void test_mapplan_page_size_rule(void)
 {
-    CHECK(mapplan_page_size(GiB, GiB, GiB, MAPPLAN_1G) == MAPPLAN_1G);
-    CHECK(mapplan_page_size(GiB, GiB, GiB, MAPPLAN_2M) == MAPPLAN_2M);
-    CHECK(mapplan_page_size(GiB, GiB, GiB - 4096, MAPPLAN_1G) == MAPPLAN_2M);
-    CHECK(mapplan_page_size(GiB, GiB + 2 * MiB, GiB, MAPPLAN_1G) == MAPPLAN_2M);
-    CHECK(mapplan_page_size(GiB, GiB + 4096, GiB, MAPPLAN_1G) == MAPPLAN_4K);
-    CHECK(mapplan_page_size(2 * MiB, 2 * MiB, 2 * MiB - 4096, MAPPLAN_1G) == MAPPLAN_4K);
-    CHECK(mapplan_page_size(2 * MiB, 2 * MiB, 2 * MiB, MAPPLAN_4K) == MAPPLAN_4K);
+    CHECK(mapplan_page_size(GiB, GiB, GiB, PAGE_SIZE_1G) == PAGE_SIZE_1G);
+    CHECK(mapplan_page_size(GiB, GiB, GiB, PAGE_SIZE_2M) == PAGE_SIZE_2M);
+    CHECK(mapplan_page_size(GiB, GiB, GiB - PAGE_SIZE, PAGE_SIZE_1G) == PAGE_SIZE_2M);
+    CHECK(mapplan_page_size(GiB, GiB + 2 * MiB, GiB, PAGE_SIZE_1G) == PAGE_SIZE_2M);
+    CHECK(mapplan_page_size(GiB, GiB + PAGE_SIZE, GiB, PAGE_SIZE_1G) == PAGE_SIZE);
+    CHECK(mapplan_page_size(2 * MiB, 2 * MiB, 2 * MiB - PAGE_SIZE, PAGE_SIZE_1G) == PAGE_SIZE);
+    CHECK(mapplan_page_size(2 * MiB, 2 * MiB, 2 * MiB, PAGE_SIZE) == PAGE_SIZE);
 }
 
 static void test_mapplan_hhdm_merges_touching_ranges(void)
 {
     struct map_request r[8];
-    uint32_t n = mapplan_hhdm(q35, Q35_N, HHDM, LIMIT, MAPPLAN_1G, r, 8, NULL);
+    uint32_t n = mapplan_hhdm(q35, Q35_N, HHDM, LIMIT, PAGE_SIZE_1G, r, 8, NULL);
     CHECK(n == 4);
     CHECK(r[0].pa == 0 && r[0].size == 0xa0000 && r[0].va == HHDM);
     CHECK(r[1].pa == 0x100000 && r[1].size == 0x80000000ull - 0x100000);
@@ -54,11 +54,11 @@ static void test_mapplan_hhdm_merges_touching_ranges(void)
     for (uint32_t i = 0; i < n; i++) {
         CHECK(r[i].flags == CANOPY_MAP_W);
         CHECK(r[i].owner == CANOPY_OWNER_HHDM);
-        CHECK(r[i].max_page_size == MAPPLAN_1G);
+        CHECK(r[i].max_page_size == PAGE_SIZE_1G);
     }
     CHECK(!mapplan_overlaps(r, n));
-    CHECK(mapplan_hhdm(q35, Q35_N, HHDM, LIMIT, MAPPLAN_1G, r, 3, NULL) == UINT32_MAX);
-    CHECK(mapplan_hhdm(q35, 0, HHDM, LIMIT, MAPPLAN_1G, r, 8, NULL) == 0);
+    CHECK(mapplan_hhdm(q35, Q35_N, HHDM, LIMIT, PAGE_SIZE_1G, r, 3, NULL) == UINT32_MAX);
+    CHECK(mapplan_hhdm(q35, 0, HHDM, LIMIT, PAGE_SIZE_1G, r, 8, NULL) == 0);
 }
 
 static void test_mapplan_hhdm_skips_empty_ranges(void)
@@ -69,7 +69,7 @@ static void test_mapplan_hhdm_skips_empty_ranges(void)
         {.base = 0x2000, .page_count = 2},
     };
     struct map_request r[2];
-    CHECK(mapplan_hhdm(m, 3, HHDM, LIMIT, MAPPLAN_2M, r, 1, NULL) == 1);
+    CHECK(mapplan_hhdm(m, 3, HHDM, LIMIT, PAGE_SIZE_2M, r, 1, NULL) == 1);
     CHECK(r[0].pa == 0x1000 && r[0].size == 0x3000);
 }
 
@@ -78,19 +78,19 @@ static void test_mapplan_hhdm_clips_at_the_limit(void)
     struct map_request r[8];
     uint64_t clipped = 1;
     /* A limit of 4.5 GiB: the last range is cut in half. */
-    CHECK(mapplan_hhdm(q35, Q35_N, HHDM, 4 * GiB + GiB / 2, MAPPLAN_1G, r, 8, &clipped) == 4);
+    CHECK(mapplan_hhdm(q35, Q35_N, HHDM, 4 * GiB + GiB / 2, PAGE_SIZE_1G, r, 8, &clipped) == 4);
     CHECK(r[3].pa == 4 * GiB && r[3].size == GiB / 2);
     CHECK(clipped == GiB / 2);
     /* A limit of 3 GiB: the last range goes, the MMIO range ends below it and stays. */
-    CHECK(mapplan_hhdm(q35, Q35_N, HHDM, 3 * GiB, MAPPLAN_1G, r, 8, &clipped) == 3);
+    CHECK(mapplan_hhdm(q35, Q35_N, HHDM, 3 * GiB, PAGE_SIZE_1G, r, 8, &clipped) == 3);
     CHECK(clipped == GiB);
     CHECK(r[2].pa + r[2].size == 0xc0000000);
     /* A range far above 64 TiB (a 64-bit BAR) is left out of the real layout. */
     struct canopy_mem_range high[] = {{.base = 0, .page_count = 16},
                                       {.base = 1ull << 47, .page_count = 16}};
-    CHECK(mapplan_hhdm(high, 2, HHDM, LIMIT, MAPPLAN_1G, r, 8, &clipped) == 1);
-    CHECK(clipped == 16 * 4096);
-    CHECK(mapplan_hhdm(q35, Q35_N, HHDM, LIMIT, MAPPLAN_1G, r, 8, &clipped) == 4);
+    CHECK(mapplan_hhdm(high, 2, HHDM, LIMIT, PAGE_SIZE_1G, r, 8, &clipped) == 1);
+    CHECK(clipped == 16 * PAGE_SIZE);
+    CHECK(mapplan_hhdm(q35, Q35_N, HHDM, LIMIT, PAGE_SIZE_1G, r, 8, &clipped) == 4);
     CHECK(clipped == 0);
 }
 
@@ -98,7 +98,7 @@ static void test_mapplan_manifest_splits_like_pt_map(void)
 {
     struct map_request r[8];
     struct canopy_mapping m[32];
-    uint32_t n = mapplan_hhdm(q35, Q35_N, HHDM, LIMIT, MAPPLAN_1G, r, 8, NULL);
+    uint32_t n = mapplan_hhdm(q35, Q35_N, HHDM, LIMIT, PAGE_SIZE_1G, r, 8, NULL);
     uint32_t count = 0;
     for (uint32_t i = 0; i < n; i++)
         CHECK(mapplan_manifest_add(&r[i], m, 32, &count));
@@ -111,8 +111,8 @@ static void test_mapplan_manifest_splits_like_pt_map(void)
      * [4 GiB, 5 GiB)          1G
      */
     CHECK(count == 6);
-    CHECK(m[0].pa == 0 && m[0].size_bytes == 0xa0000 && m[0].page_size == 4096);
-    CHECK(m[1].pa == 0x100000 && m[1].size_bytes == 0x100000 && m[1].page_size == 4096);
+    CHECK(m[0].pa == 0 && m[0].size_bytes == 0xa0000 && m[0].page_size == PAGE_SIZE);
+    CHECK(m[1].pa == 0x100000 && m[1].size_bytes == 0x100000 && m[1].page_size == PAGE_SIZE);
     CHECK(m[2].pa == 0x200000 && m[2].size_bytes == GiB - 0x200000 && m[2].page_size == 2 * MiB);
     CHECK(m[3].pa == GiB && m[3].size_bytes == GiB && m[3].page_size == GiB);
     CHECK(m[3].va == HHDM + GiB);
@@ -122,7 +122,7 @@ static void test_mapplan_manifest_splits_like_pt_map(void)
         CHECK(m[i].flags == CANOPY_MAP_W && m[i].owner == CANOPY_OWNER_HHDM);
 
     /* Without 1 GiB pages the same map gives 2 MiB runs instead. */
-    n = mapplan_hhdm(q35, Q35_N, HHDM, LIMIT, MAPPLAN_2M, r, 8, NULL);
+    n = mapplan_hhdm(q35, Q35_N, HHDM, LIMIT, PAGE_SIZE_2M, r, 8, NULL);
     count = 0;
     for (uint32_t i = 0; i < n; i++)
         CHECK(mapplan_manifest_add(&r[i], m, 32, &count));
@@ -135,10 +135,10 @@ static void test_mapplan_manifest_splits_like_pt_map(void)
 static void test_mapplan_manifest_tail_and_capacity(void)
 {
     /* 2 MiB + 12 KiB starting 4 KiB below a 2 MiB boundary: 4K, 2M, 4K runs. */
-    struct map_request r = {.va = HHDM + 2 * MiB - 4096,
-                            .pa = 2 * MiB - 4096,
-                            .size = 2 * MiB + 3 * 4096,
-                            .max_page_size = MAPPLAN_1G,
+    struct map_request r = {.va = HHDM + 2 * MiB - PAGE_SIZE,
+                            .pa = 2 * MiB - PAGE_SIZE,
+                            .size = 2 * MiB + 3 * PAGE_SIZE,
+                            .max_page_size = PAGE_SIZE_1G,
                             .flags = CANOPY_MAP_W,
                             .owner = CANOPY_OWNER_FRAMEBUFFER};
     struct canopy_mapping m[4];
@@ -148,18 +148,18 @@ static void test_mapplan_manifest_tail_and_capacity(void)
     CHECK(count == 1);
     CHECK(mapplan_manifest_add(&r, m, 4, &count));
     CHECK(count == 4);
-    CHECK(m[1].size_bytes == 4096 && m[1].page_size == 4096);
+    CHECK(m[1].size_bytes == PAGE_SIZE && m[1].page_size == PAGE_SIZE);
     CHECK(m[2].va == HHDM + 2 * MiB && m[2].page_size == 2 * MiB);
-    CHECK(m[3].size_bytes == 2 * 4096 && m[3].pa == 4 * MiB);
+    CHECK(m[3].size_bytes == 2 * PAGE_SIZE && m[3].pa == 4 * MiB);
     CHECK(m[3].owner == CANOPY_OWNER_FRAMEBUFFER);
 }
 
 static void test_mapplan_manifest_never_merges_across_requests(void)
 {
-    struct map_request a = {.va = HHDM, .pa = 0, .size = 4096, .max_page_size = MAPPLAN_4K};
+    struct map_request a = {.va = HHDM, .pa = 0, .size = PAGE_SIZE, .max_page_size = PAGE_SIZE};
     struct map_request b = a;
-    b.va += 4096;
-    b.pa += 4096;
+    b.va += PAGE_SIZE;
+    b.pa += PAGE_SIZE;
     b.flags = CANOPY_MAP_X;
     struct canopy_mapping m[4];
     uint32_t count = 0;
@@ -170,34 +170,34 @@ static void test_mapplan_manifest_never_merges_across_requests(void)
 static void test_mapplan_uncovered_framebuffer(void)
 {
     struct map_request h[8], out[4];
-    uint32_t n = mapplan_hhdm(q35, Q35_N, HHDM, LIMIT, MAPPLAN_1G, h, 8, NULL);
+    uint32_t n = mapplan_hhdm(q35, Q35_N, HHDM, LIMIT, PAGE_SIZE_1G, h, 8, NULL);
     /* Entirely in the hole after 2 GiB. */
-    CHECK(mapplan_uncovered(h, n, HHDM, 0x80000000, 0x300000, MAPPLAN_1G, CANOPY_MAP_W,
+    CHECK(mapplan_uncovered(h, n, HHDM, 0x80000000, 0x300000, PAGE_SIZE_1G, CANOPY_MAP_W,
                             CANOPY_OWNER_FRAMEBUFFER, out, 4) == 1);
     CHECK(out[0].pa == 0x80000000 && out[0].size == 0x300000 && out[0].va == HHDM + 0x80000000);
     CHECK(out[0].owner == CANOPY_OWNER_FRAMEBUFFER);
     /* Inside RAM: nothing to add. */
-    CHECK(mapplan_uncovered(h, n, HHDM, 0x200000, 0x1000, MAPPLAN_1G, CANOPY_MAP_W,
+    CHECK(mapplan_uncovered(h, n, HHDM, 0x200000, 0x1000, PAGE_SIZE_1G, CANOPY_MAP_W,
                             CANOPY_OWNER_FRAMEBUFFER, out, 4) == 0);
     /* Straddling the end of RAM, with a size that is not whole pages. */
-    CHECK(mapplan_uncovered(h, n, HHDM, 0x7ff00000, 0x100800, MAPPLAN_1G, CANOPY_MAP_W,
+    CHECK(mapplan_uncovered(h, n, HHDM, 0x7ff00000, 0x100800, PAGE_SIZE_1G, CANOPY_MAP_W,
                             CANOPY_OWNER_FRAMEBUFFER, out, 4) == 1);
     CHECK(out[0].pa == 0x80000000 && out[0].size == 0x1000);
     /* Across two holes: [0xa0000, 0x100000) and nothing else below 2 GiB. */
-    CHECK(mapplan_uncovered(h, n, HHDM, 0x80000, 0x100000, MAPPLAN_1G, CANOPY_MAP_W,
+    CHECK(mapplan_uncovered(h, n, HHDM, 0x80000, 0x100000, PAGE_SIZE_1G, CANOPY_MAP_W,
                             CANOPY_OWNER_FRAMEBUFFER, out, 4) == 1);
     CHECK(out[0].pa == 0xa0000 && out[0].size == 0x60000);
-    CHECK(mapplan_uncovered(h, n, HHDM, 0x7ffff000, 0x30002000, MAPPLAN_1G, CANOPY_MAP_W,
+    CHECK(mapplan_uncovered(h, n, HHDM, 0x7ffff000, 0x30002000, PAGE_SIZE_1G, CANOPY_MAP_W,
                             CANOPY_OWNER_FRAMEBUFFER, out, 4) == 1);
     CHECK(out[0].pa == 0x80000000 && out[0].size == 0x30000000);
-    CHECK(mapplan_uncovered(h, n, HHDM, 0x90000000, 0x40000000, MAPPLAN_1G, CANOPY_MAP_W,
+    CHECK(mapplan_uncovered(h, n, HHDM, 0x90000000, 0x40000000, PAGE_SIZE_1G, CANOPY_MAP_W,
                             CANOPY_OWNER_FRAMEBUFFER, out, 4) == 2);
     CHECK(out[0].pa == 0x90000000 && out[0].size == 0x20000000);
     CHECK(out[1].pa == 0xc0000000 && out[1].size == 0x10000000);
     /* No room. */
-    CHECK(mapplan_uncovered(h, n, HHDM, 0x80000000, 0x1000, MAPPLAN_1G, CANOPY_MAP_W,
+    CHECK(mapplan_uncovered(h, n, HHDM, 0x80000000, 0x1000, PAGE_SIZE_1G, CANOPY_MAP_W,
                             CANOPY_OWNER_FRAMEBUFFER, out, 0) == UINT32_MAX);
-    CHECK(mapplan_uncovered(h, n, HHDM, 0x80000000, 0, MAPPLAN_1G, CANOPY_MAP_W,
+    CHECK(mapplan_uncovered(h, n, HHDM, 0x80000000, 0, PAGE_SIZE_1G, CANOPY_MAP_W,
                             CANOPY_OWNER_FRAMEBUFFER, out, 0) == 0);
 }
 
