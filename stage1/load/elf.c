@@ -15,7 +15,9 @@
 
 #include <stdbool.h>
 
+#include <canopy/compiler.h>
 #include <canopy/fmt.h>
+#include <canopy/vaddr.h>
 
 /* The ELF64 structures, as the System V gABI lays them out. */
 struct elf64_ehdr {
@@ -49,52 +51,31 @@ struct elf64_phdr {
 _Static_assert(sizeof(struct elf64_ehdr) == 64, "ELF64 header size");
 _Static_assert(sizeof(struct elf64_phdr) == 56, "ELF64 program header size");
 
-#define EI_CLASS         4
-#define EI_DATA          5
-#define EI_VERSION       6
-#define ELFCLASS64       2
-#define ELFDATA2LSB      1
-#define EV_CURRENT       1
-#define ET_DYN           3
-#define ET_EXEC          2
-#define EM_X86_64        62
-#define PN_XNUM          0xffff
-#define PT_LOAD          1
-#define PF_X             0x1
-#define PF_W             0x2
-#define PF_R             0x4
-#define LOWER_HALF_END   0x0000800000000000ull /* first non-canonical address (48-bit) */
-#define UPPER_HALF_START 0xffff800000000000ull
+#define EI_CLASS    4
+#define EI_DATA     5
+#define EI_VERSION  6
+#define ELFCLASS64  2
+#define ELFDATA2LSB 1
+#define EV_CURRENT  1
+#define ET_DYN      3
+#define ET_EXEC     2
+#define EM_X86_64   62
+#define PN_XNUM     0xffff
+#define PT_LOAD     1
+#define PF_X        0x1
+#define PF_W        0x2
+#define PF_R        0x4
+
+/*
+ * Segments must be canonical under 4-level paging, which makes them canonical
+ * under 5-level paging too: one kernel file boots either way.
+ */
+#define ELF_PAGING_LEVELS 4
 
 static const char *const status_names[ELF_STATUS_COUNT] = {
-    [ELF_OK] = "ok",
-    [ELF_ERR_TRUNCATED] = "file too short for an ELF header",
-    [ELF_ERR_MAGIC] = "not an ELF file",
-    [ELF_ERR_CLASS] = "not a 64-bit ELF file",
-    [ELF_ERR_ENDIAN] = "not little endian",
-    [ELF_ERR_VERSION] = "unknown ELF version",
-    [ELF_ERR_MACHINE] = "not an x86-64 ELF file",
-    [ELF_ERR_TYPE] = "not an ET_EXEC executable",
-    [ELF_ERR_EHSIZE] = "bad ELF header size",
-    [ELF_ERR_PHENTSIZE] = "bad program header entry size",
-    [ELF_ERR_PHNUM] = "bad program header count",
-    [ELF_ERR_PHDRS_OUTSIDE] = "program headers outside the file",
-    [ELF_ERR_NO_LOAD] = "no loadable segment",
-    [ELF_ERR_TOO_MANY_SEGMENTS] = "too many loadable segments",
-    [ELF_ERR_SEG_OUTSIDE_FILE] = "segment outside the file",
-    [ELF_ERR_FILESZ] = "segment file size larger than its memory size",
-    [ELF_ERR_ALIGN] = "segment alignment not a power of two",
-    [ELF_ERR_CONGRUENCE] = "segment address and offset differ modulo the page size",
-    [ELF_ERR_WRAPS] = "segment wraps past the top of the address space",
-    [ELF_ERR_LOWER_HALF] = "segment in the lower half",
-    [ELF_ERR_NONCANONICAL] = "segment not canonical",
-    [ELF_ERR_OUTSIDE_KERNEL_AREA] = "segment outside the kernel area",
-    [ELF_ERR_WX] = "segment writable and executable",
-    [ELF_ERR_OVERLAP] = "segments overlap",
-    [ELF_ERR_SHARED_PAGE] = "segments share a page",
-    [ELF_ERR_ENTRY_OUTSIDE] = "entry point outside every segment",
-    [ELF_ERR_ENTRY_NOT_EXEC] = "entry point in a non-executable segment",
-    [ELF_ERR_TOO_BIG] = "kernel larger than the available memory",
+#define ELF_STATUS_NAME(name, text) [name] = text,
+    ELF_STATUSES(ELF_STATUS_NAME)
+#undef ELF_STATUS_NAME
 };
 
 const char *elf_status_str(enum elf_status st)
@@ -105,8 +86,8 @@ const char *elf_status_str(enum elf_status st)
 }
 
 /* Records the failure and returns its status, so checks read `return fail(...)`. */
-__attribute__((format(printf, 3, 4))) static enum elf_status
-fail(struct elf_error *err, enum elf_status st, const char *fmt, ...)
+PRINTF_LIKE(3, 4)
+static enum elf_status fail(struct elf_error *err, enum elf_status st, const char *fmt, ...)
 {
     if (err) {
         va_list ap;
@@ -163,11 +144,11 @@ static enum elf_status check_segment(const struct elf64_phdr *ph, unsigned index
         return fail(err, ELF_ERR_WRAPS,
                     "segment %u (0x%llx + 0x%llx bytes) wraps past the top of the address space",
                     index, (unsigned long long)ph->vaddr, (unsigned long long)ph->memsz);
-    if (ph->vaddr < LOWER_HALF_END)
+    if (ph->vaddr < va_lower_end(ELF_PAGING_LEVELS))
         return fail(err, ELF_ERR_LOWER_HALF,
                     "segment %u at 0x%llx is in the lower half; a kernel belongs at 0x%llx and up",
                     index, (unsigned long long)ph->vaddr, (unsigned long long)CANOPY_KERNEL_BASE);
-    if (ph->vaddr < UPPER_HALF_START)
+    if (!va_is_canonical(ph->vaddr, ELF_PAGING_LEVELS))
         return fail(err, ELF_ERR_NONCANONICAL, "segment %u at 0x%llx is not a canonical address",
                     index, (unsigned long long)ph->vaddr);
     if (ph->vaddr < CANOPY_KERNEL_BASE)

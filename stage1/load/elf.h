@@ -13,38 +13,49 @@
 #include <stdint.h>
 
 #include <canopy/bootinfo.h>
+#include <canopy/compiler.h>
 #include <canopy/page.h>
 
+/*
+ * The validator's statuses, in the order its checks run, each with the short
+ * name elf_status_str gives. The one list of them: the enum, the names and
+ * the spellings the host tools print are all made from it.
+ */
+#define ELF_STATUSES(X)                                                                            \
+    X(ELF_OK, "ok")                                                                                \
+    X(ELF_ERR_TRUNCATED, "file too short for an ELF header")                                       \
+    X(ELF_ERR_MAGIC, "not an ELF file")                                                            \
+    X(ELF_ERR_CLASS, "not a 64-bit ELF file")                                                      \
+    X(ELF_ERR_ENDIAN, "not little endian")                                                         \
+    X(ELF_ERR_VERSION, "unknown ELF version") /* EI_VERSION or e_version */                        \
+    X(ELF_ERR_MACHINE, "not an x86-64 ELF file")                                                   \
+    X(ELF_ERR_TYPE, "not an ET_EXEC executable")                                                   \
+    X(ELF_ERR_EHSIZE, "bad ELF header size")                                                       \
+    X(ELF_ERR_PHENTSIZE, "bad program header entry size")                                          \
+    X(ELF_ERR_PHNUM, "bad program header count") /* 0, or PN_XNUM (extended numbering) */          \
+    X(ELF_ERR_PHDRS_OUTSIDE, "program headers outside the file")                                   \
+    X(ELF_ERR_NO_LOAD, "no loadable segment") /* no PT_LOAD with a non-zero size */                \
+    X(ELF_ERR_TOO_MANY_SEGMENTS, "too many loadable segments") /* > CANOPY_MAX_SEGMENTS */         \
+    X(ELF_ERR_SEG_OUTSIDE_FILE, "segment outside the file")                                        \
+    X(ELF_ERR_FILESZ, "segment file size larger than its memory size")                             \
+    X(ELF_ERR_ALIGN, "segment alignment not a power of two") /* nor 0 */                           \
+    X(ELF_ERR_CONGRUENCE, "segment address and offset differ modulo the page size")                \
+    X(ELF_ERR_WRAPS, "segment wraps past the top of the address space")                            \
+    X(ELF_ERR_LOWER_HALF, "segment in the lower half")                                             \
+    X(ELF_ERR_NONCANONICAL, "segment not canonical") /* starts in the non-canonical hole */        \
+    X(ELF_ERR_OUTSIDE_KERNEL_AREA, "segment outside the kernel area") /* < CANOPY_KERNEL_BASE */   \
+    X(ELF_ERR_WX, "segment writable and executable")                                               \
+    X(ELF_ERR_OVERLAP, "segments overlap")                                                         \
+    X(ELF_ERR_SHARED_PAGE, "segments share a page") /* their permissions would merge */            \
+    X(ELF_ERR_ENTRY_OUTSIDE, "entry point outside every segment")                                  \
+    X(ELF_ERR_ENTRY_NOT_EXEC, "entry point in a non-executable segment")                           \
+    X(ELF_ERR_TOO_BIG, "kernel larger than the available memory")
+
 enum elf_status {
-    ELF_OK = 0,
-    ELF_ERR_TRUNCATED,           /* shorter than an ELF header */
-    ELF_ERR_MAGIC,               /* no \x7fELF */
-    ELF_ERR_CLASS,               /* not ELFCLASS64 */
-    ELF_ERR_ENDIAN,              /* not little endian */
-    ELF_ERR_VERSION,             /* EI_VERSION or e_version is not 1 */
-    ELF_ERR_MACHINE,             /* not EM_X86_64 */
-    ELF_ERR_TYPE,                /* not ET_EXEC */
-    ELF_ERR_EHSIZE,              /* e_ehsize is not the size of an ELF64 header */
-    ELF_ERR_PHENTSIZE,           /* e_phentsize is not the size of an ELF64 program header */
-    ELF_ERR_PHNUM,               /* no program headers, or PN_XNUM (extended numbering) */
-    ELF_ERR_PHDRS_OUTSIDE,       /* the program header table runs past the end of the file */
-    ELF_ERR_NO_LOAD,             /* no PT_LOAD segment with a non-zero size */
-    ELF_ERR_TOO_MANY_SEGMENTS,   /* more than CANOPY_MAX_SEGMENTS PT_LOAD segments */
-    ELF_ERR_SEG_OUTSIDE_FILE,    /* p_offset + p_filesz runs past the end of the file */
-    ELF_ERR_FILESZ,              /* p_filesz > p_memsz */
-    ELF_ERR_ALIGN,               /* p_align is not 0, 1 or a power of two */
-    ELF_ERR_CONGRUENCE,          /* p_vaddr and p_offset differ modulo the page size */
-    ELF_ERR_WRAPS,               /* p_vaddr + p_memsz wraps past 2^64 */
-    ELF_ERR_LOWER_HALF,          /* the segment starts in the lower half */
-    ELF_ERR_NONCANONICAL,        /* the segment starts in the non-canonical hole */
-    ELF_ERR_OUTSIDE_KERNEL_AREA, /* higher half, but below CANOPY_KERNEL_BASE */
-    ELF_ERR_WX,                  /* writable and executable */
-    ELF_ERR_OVERLAP,             /* two segments overlap */
-    ELF_ERR_SHARED_PAGE,         /* two segments share a page (their permissions would merge) */
-    ELF_ERR_ENTRY_OUTSIDE,       /* the entry point is in no segment */
-    ELF_ERR_ENTRY_NOT_EXEC,      /* the entry point is in a segment without PF_X */
-    ELF_ERR_TOO_BIG,             /* the segments need more memory than is available */
-    ELF_STATUS_COUNT
+#define ELF_STATUS_ENUM(name, text) name,
+    ELF_STATUSES(ELF_STATUS_ENUM)
+#undef ELF_STATUS_ENUM
+        ELF_STATUS_COUNT
 };
 
 /* One PT_LOAD as stage 1 places it: frames for the whole pages it covers. */
@@ -82,8 +93,8 @@ struct elf_error {
  *    may share a page: permissions are per page, and merging two segments'
  *    permissions would silently grant one of them more than its ELF asks for.
  */
-enum elf_status elf_validate(const void *image, size_t size, uint64_t avail_bytes,
-                             struct elf_plan *plan, struct elf_error *err);
+MUST_CHECK enum elf_status elf_validate(const void *image, size_t size, uint64_t avail_bytes,
+                                        struct elf_plan *plan, struct elf_error *err);
 
 /* A short fixed name for a status ("bad magic", ...). */
 const char *elf_status_str(enum elf_status st);

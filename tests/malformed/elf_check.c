@@ -8,6 +8,8 @@
  *      segment count and size of the plan)
  *   => exits 0 when every file was read and judged, whatever the verdicts;
  *      2 on a usage error or a file that cannot be read
+ *   elf_check --statuses
+ *   => every status the validator has, one enum name a line, in enum order
  *
  * It judges; it does not compare. tests/malformed/host_test.py runs it over
  * every kernel gen.py derives and checks each verdict against the case's
@@ -22,45 +24,16 @@
 
 #include "load/elf.h"
 
-#define NAME(st) [st] = #st
-static const char *const status_names[] = {
-    NAME(ELF_OK),
-    NAME(ELF_ERR_TRUNCATED),
-    NAME(ELF_ERR_MAGIC),
-    NAME(ELF_ERR_CLASS),
-    NAME(ELF_ERR_ENDIAN),
-    NAME(ELF_ERR_VERSION),
-    NAME(ELF_ERR_MACHINE),
-    NAME(ELF_ERR_TYPE),
-    NAME(ELF_ERR_EHSIZE),
-    NAME(ELF_ERR_PHENTSIZE),
-    NAME(ELF_ERR_PHNUM),
-    NAME(ELF_ERR_PHDRS_OUTSIDE),
-    NAME(ELF_ERR_NO_LOAD),
-    NAME(ELF_ERR_TOO_MANY_SEGMENTS),
-    NAME(ELF_ERR_SEG_OUTSIDE_FILE),
-    NAME(ELF_ERR_FILESZ),
-    NAME(ELF_ERR_ALIGN),
-    NAME(ELF_ERR_CONGRUENCE),
-    NAME(ELF_ERR_WRAPS),
-    NAME(ELF_ERR_LOWER_HALF),
-    NAME(ELF_ERR_NONCANONICAL),
-    NAME(ELF_ERR_OUTSIDE_KERNEL_AREA),
-    NAME(ELF_ERR_WX),
-    NAME(ELF_ERR_OVERLAP),
-    NAME(ELF_ERR_SHARED_PAGE),
-    NAME(ELF_ERR_ENTRY_OUTSIDE),
-    NAME(ELF_ERR_ENTRY_NOT_EXEC),
-    NAME(ELF_ERR_TOO_BIG),
+/* The enum's own spellings (ELF_OK, ELF_ERR_...), from elf.h's one list. */
+static const char *const status_names[ELF_STATUS_COUNT] = {
+#define STATUS_SPELLING(name, text) [name] = #name,
+    ELF_STATUSES(STATUS_SPELLING)
+#undef STATUS_SPELLING
 };
-#undef NAME
-/* A status added to elf.h without a name here stops the build. */
-_Static_assert(sizeof(status_names) / sizeof(status_names[0]) == ELF_STATUS_COUNT,
-               "one name per elf_status");
 
 static const char *status_name(enum elf_status st)
 {
-    if ((unsigned)st >= ELF_STATUS_COUNT || !status_names[st])
+    if ((unsigned)st >= ELF_STATUS_COUNT)
         return "ELF_STATUS_UNNAMED";
     return status_names[st];
 }
@@ -101,6 +74,11 @@ int main(int argc, char **argv)
 {
     unsigned long long avail = 512ull << 20;
     int first = 1;
+    if (argc == 2 && strcmp(argv[1], "--statuses") == 0) {
+        for (int st = 0; st < ELF_STATUS_COUNT; st++)
+            printf("%s\n", status_names[st]);
+        return 0;
+    }
     if (argc > 2 && strcmp(argv[1], "--avail") == 0) {
         char *end;
         errno = 0;
@@ -112,7 +90,7 @@ int main(int argc, char **argv)
         first = 3;
     }
     if (first >= argc) {
-        fprintf(stderr, "usage: elf_check [--avail BYTES] FILE...\n");
+        fprintf(stderr, "usage: elf_check [--avail BYTES] FILE... | elf_check --statuses\n");
         return 2;
     }
     /* Static: a plan is a few KiB, and one at a time is all this needs. */

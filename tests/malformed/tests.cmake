@@ -40,7 +40,6 @@ add_test(NAME malformed_host
   COMMAND ${CANOPY_PYTHON3} ${MALFORMED_DIR}/host_test.py
     --kernel ${MALFORMED_KERNEL}
     --checker $<TARGET_FILE:malformed_elf_check>
-    --elf-header ${CMAKE_SOURCE_DIR}/stage1/load/elf.h
     --bootinfo-header ${CMAKE_SOURCE_DIR}/include/canopy/bootinfo.h
     --workdir ${MALFORMED_WORK}/host)
 set_tests_properties(malformed_host PROPERTIES LABELS host TIMEOUT 120)
