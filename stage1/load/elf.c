@@ -178,65 +178,69 @@ static uint64_t seg_start(const struct elf_segment_plan *s)
     return s->vaddr + s->page_offset;
 }
 
-enum elf_status elf_validate(const void *image, size_t size, uint64_t avail_bytes,
-                             struct elf_plan *plan, struct elf_error *err)
+/* The ELF header: identity, machine, type, sizes, and a program header table inside the file. */
+static enum elf_status check_header(const unsigned char *bytes, size_t size, struct elf64_ehdr *eh,
+                                    struct elf_error *err)
 {
-    const unsigned char *bytes = image;
-    struct elf64_ehdr eh;
-
-    if (err) {
-        err->status = ELF_OK;
-        err->reason[0] = '\0';
-    }
-    if (size < sizeof(eh))
+    if (size < sizeof(*eh))
         return fail(err, ELF_ERR_TRUNCATED, "the file has %zu byte%s, too few for an ELF header",
                     size, plural(size));
-    __builtin_memcpy(&eh, bytes, sizeof(eh));
-    if (__builtin_memcmp(eh.ident,
+    __builtin_memcpy(eh, bytes, sizeof(*eh));
+    if (__builtin_memcmp(eh->ident,
                          "\x7f"
                          "ELF",
                          4) != 0)
         return fail(err, ELF_ERR_MAGIC, "not an ELF file (bad magic bytes)");
-    if (eh.ident[EI_CLASS] != ELFCLASS64)
-        return fail(err, ELF_ERR_CLASS, "not a 64-bit ELF file (class %u)", eh.ident[EI_CLASS]);
-    if (eh.ident[EI_DATA] != ELFDATA2LSB)
+    if (eh->ident[EI_CLASS] != ELFCLASS64)
+        return fail(err, ELF_ERR_CLASS, "not a 64-bit ELF file (class %u)", eh->ident[EI_CLASS]);
+    if (eh->ident[EI_DATA] != ELFDATA2LSB)
         return fail(err, ELF_ERR_ENDIAN, "not a little-endian ELF file (data encoding %u)",
-                    eh.ident[EI_DATA]);
+                    eh->ident[EI_DATA]);
     /* Two fields carry a version; the reason names the one that is wrong. */
-    if (eh.ident[EI_VERSION] != EV_CURRENT)
+    if (eh->ident[EI_VERSION] != EV_CURRENT)
         return fail(err, ELF_ERR_VERSION,
                     "unknown ELF version %u in e_ident[EI_VERSION], expected 1",
-                    eh.ident[EI_VERSION]);
-    if (eh.version != EV_CURRENT)
+                    eh->ident[EI_VERSION]);
+    if (eh->version != EV_CURRENT)
         return fail(err, ELF_ERR_VERSION, "unknown ELF version %u in e_version, expected 1",
-                    (unsigned)eh.version);
-    if (eh.machine != EM_X86_64)
-        return fail(err, ELF_ERR_MACHINE, "built for machine %u, not x86-64 (62)", eh.machine);
-    if (eh.type != ET_EXEC)
-        return fail(err, ELF_ERR_TYPE, "ELF type %u%s; a kernel must be ET_EXEC (2)", eh.type,
-                    eh.type == ET_DYN ? " (position independent)" : "");
-    if (eh.ehsize != sizeof(struct elf64_ehdr))
-        return fail(err, ELF_ERR_EHSIZE, "ELF header size %u, expected 64", eh.ehsize);
-    if (eh.phnum == 0 || eh.phnum == PN_XNUM)
-        return fail(err, ELF_ERR_PHNUM, "program header count %u is unusable", eh.phnum);
-    if (eh.phentsize != sizeof(struct elf64_phdr))
+                    (unsigned)eh->version);
+    if (eh->machine != EM_X86_64)
+        return fail(err, ELF_ERR_MACHINE, "built for machine %u, not x86-64 (62)", eh->machine);
+    if (eh->type != ET_EXEC)
+        return fail(err, ELF_ERR_TYPE, "ELF type %u%s; a kernel must be ET_EXEC (2)", eh->type,
+                    eh->type == ET_DYN ? " (position independent)" : "");
+    if (eh->ehsize != sizeof(struct elf64_ehdr))
+        return fail(err, ELF_ERR_EHSIZE, "ELF header size %u, expected 64", eh->ehsize);
+    if (eh->phnum == 0 || eh->phnum == PN_XNUM)
+        return fail(err, ELF_ERR_PHNUM, "program header count %u is unusable", eh->phnum);
+    if (eh->phentsize != sizeof(struct elf64_phdr))
         return fail(err, ELF_ERR_PHENTSIZE, "program header entry size %u, expected 56",
-                    eh.phentsize);
-    uint64_t table_bytes = (uint64_t)eh.phnum * sizeof(struct elf64_phdr);
-    if (eh.phoff > size || table_bytes > size - eh.phoff)
+                    eh->phentsize);
+    uint64_t table_bytes = (uint64_t)eh->phnum * sizeof(struct elf64_phdr);
+    if (eh->phoff > size || table_bytes > size - eh->phoff)
         return fail(err, ELF_ERR_PHDRS_OUTSIDE,
                     "program header table (offset 0x%llx, %u entr%s) runs past the end of the "
                     "file (%zu byte%s)",
-                    (unsigned long long)eh.phoff, eh.phnum, eh.phnum == 1 ? "y" : "ies", size,
+                    (unsigned long long)eh->phoff, eh->phnum, eh->phnum == 1 ? "y" : "ies", size,
                     plural(size));
+    return ELF_OK;
+}
 
+/*
+ * Checks every PT_LOAD on its own and adds those that occupy memory to the
+ * plan, in file order. => check_header accepted *eh.
+ */
+static enum elf_status plan_segments(const unsigned char *bytes, size_t size,
+                                     const struct elf64_ehdr *eh, struct elf_plan *plan,
+                                     struct elf_error *err)
+{
     plan->count = 0;
-    plan->entry = eh.entry;
+    plan->entry = eh->entry;
     plan->total_pages = 0;
     unsigned loads = 0;
-    for (unsigned i = 0; i < eh.phnum; i++) {
+    for (unsigned i = 0; i < eh->phnum; i++) {
         struct elf64_phdr ph;
-        __builtin_memcpy(&ph, bytes + eh.phoff + (uint64_t)i * sizeof(ph), sizeof(ph));
+        __builtin_memcpy(&ph, bytes + eh->phoff + (uint64_t)i * sizeof(ph), sizeof(ph));
         if (ph.type != PT_LOAD)
             continue;
         loads++;
@@ -263,13 +267,16 @@ enum elf_status elf_validate(const void *image, size_t size, uint64_t avail_byte
     }
     if (plan->count == 0)
         return fail(err, ELF_ERR_NO_LOAD, "no loadable segment (%u program headers, %u PT_LOAD)",
-                    eh.phnum, loads);
+                    eh->phnum, loads);
+    return ELF_OK;
+}
 
-    sort_plan(plan);
-
+/* Neighbours in the sorted plan neither overlap nor share a page. */
+static enum elf_status check_neighbours(const struct elf_plan *plan, struct elf_error *err)
+{
     for (uint32_t i = 0; i + 1 < plan->count; i++) {
         const struct elf_segment_plan *a = &plan->seg[i], *b = &plan->seg[i + 1];
-        uint64_t a_last = seg_start(a) + plan->seg[i].mem_size - 1;
+        uint64_t a_last = seg_start(a) + a->mem_size - 1;
         uint64_t a_last_page = a->vaddr + (a->page_count - 1) * PAGE_SIZE;
         if (a_last >= seg_start(b))
             return fail(err, ELF_ERR_OVERLAP,
@@ -283,21 +290,32 @@ enum elf_status elf_validate(const void *image, size_t size, uint64_t avail_byte
                         a->phdr_index, flag_string(a->flags), b->phdr_index, flag_string(b->flags),
                         (unsigned long long)b->vaddr);
     }
+    return ELF_OK;
+}
 
+/* The entry point lies in a segment, and that segment is executable. */
+static enum elf_status check_entry(const struct elf_plan *plan, struct elf_error *err)
+{
     const struct elf_segment_plan *home = NULL;
     for (uint32_t i = 0; i < plan->count; i++) {
         uint64_t start = seg_start(&plan->seg[i]);
-        if (eh.entry >= start && eh.entry - start < plan->seg[i].mem_size)
+        if (plan->entry >= start && plan->entry - start < plan->seg[i].mem_size)
             home = &plan->seg[i];
     }
     if (!home)
         return fail(err, ELF_ERR_ENTRY_OUTSIDE, "entry point 0x%llx is outside every segment",
-                    (unsigned long long)eh.entry);
+                    (unsigned long long)plan->entry);
     if (!(home->flags & PF_X))
         return fail(err, ELF_ERR_ENTRY_NOT_EXEC,
                     "entry point 0x%llx is in segment %u (%s), which is not executable",
-                    (unsigned long long)eh.entry, home->phdr_index, flag_string(home->flags));
+                    (unsigned long long)plan->entry, home->phdr_index, flag_string(home->flags));
+    return ELF_OK;
+}
 
+/* The segments' pages fit the memory the caller has. */
+static enum elf_status check_size(const struct elf_plan *plan, uint64_t avail_bytes,
+                                  struct elf_error *err)
+{
     uint64_t need = plan->total_pages * PAGE_SIZE;
     if (need > avail_bytes)
         return fail(err, ELF_ERR_TOO_BIG,
@@ -305,4 +323,27 @@ enum elf_status elf_validate(const void *image, size_t size, uint64_t avail_byte
                     (unsigned long long)bytes_to_kib(need),
                     (unsigned long long)bytes_to_kib(avail_bytes));
     return ELF_OK;
+}
+
+enum elf_status elf_validate(const void *image, size_t size, uint64_t avail_bytes,
+                             struct elf_plan *plan, struct elf_error *err)
+{
+    struct elf64_ehdr eh;
+    if (err) {
+        err->status = ELF_OK;
+        err->reason[0] = '\0';
+    }
+    /* The checks in their fixed order; the first failure is the one reported. */
+    enum elf_status st = check_header(image, size, &eh, err);
+    if (st == ELF_OK)
+        st = plan_segments(image, size, &eh, plan, err);
+    if (st == ELF_OK) {
+        sort_plan(plan);
+        st = check_neighbours(plan, err);
+    }
+    if (st == ELF_OK)
+        st = check_entry(plan, err);
+    if (st == ELF_OK)
+        st = check_size(plan, avail_bytes, err);
+    return st;
 }
