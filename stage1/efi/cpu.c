@@ -5,10 +5,9 @@
  *
  * Every loop here ends on a count, whatever the hardware answers.
  */
-#include "cpu.h"
-#include "fw.h"
+#include <canopy/x86/cpu.h>
 
-#define CR4_LA57 (1ull << 12)
+#include "fw.h"
 
 /*
  * The stack from ExitBootServices to the kernel: in the image's .bss, which
@@ -21,35 +20,25 @@ static uint8_t own_stack[OWN_STACK_BYTES] __attribute__((aligned(16)));
 
 void cpu_identify(struct cpu_info *out)
 {
-    uint32_t r[4];
     *out = (struct cpu_info){.phys_bits = 36};
-    cpu_cpuid(0, 0, r);
-    uint32_t max_leaf = r[0];
-    cpu_cpuid(1, 0, r);
-    out->rdrand = (r[2] >> 30) & 1;
-    if (max_leaf >= 7) {
-        cpu_cpuid(7, 0, r);
-        out->rdseed = (r[1] >> 18) & 1;
-    }
-    cpu_cpuid(0x80000000u, 0, r);
-    uint32_t max_ext = r[0];
+    uint32_t max_leaf = arch_cpuid(0, 0).eax;
+    out->rdrand = (arch_cpuid(1, 0).ecx >> 30) & 1;
+    if (max_leaf >= 7)
+        out->rdseed = (arch_cpuid(7, 0).ebx >> 18) & 1;
+    uint32_t max_ext = arch_cpuid(0x80000000u, 0).eax;
     if (max_ext >= 0x80000001u) {
-        cpu_cpuid(0x80000001u, 0, r);
-        out->nx = (r[3] >> 20) & 1;
-        out->pdpe1gb = (r[3] >> 26) & 1;
+        struct arch_cpuid_regs r = arch_cpuid(0x80000001u, 0);
+        out->nx = (r.edx >> 20) & 1;
+        out->pdpe1gb = (r.edx >> 26) & 1;
     }
-    if (max_ext >= 0x80000008u) {
-        cpu_cpuid(0x80000008u, 0, r);
-        out->phys_bits = r[0] & 0xff;
-    }
-    out->la57 = (cpu_read_cr4() & CR4_LA57) != 0;
+    if (max_ext >= 0x80000008u)
+        out->phys_bits = arch_cpuid(0x80000008u, 0).eax & 0xff;
+    out->la57 = (arch_read_cr4() & ARCH_CR4_LA57) != 0;
 }
 
 uint64_t cpu_tsc(void)
 {
-    uint32_t lo, hi;
-    __asm__ volatile("rdtsc" : "=a"(lo), "=d"(hi));
-    return ((uint64_t)hi << 32) | lo;
+    return arch_rdtsc();
 }
 
 /* Both instructions may fail transiently (CF clear); Intel suggests 10 tries for RDRAND. */
@@ -63,7 +52,7 @@ bool cpu_random(const struct cpu_info *cpu, uint64_t *out)
             *out = v;
             return true;
         }
-        cpu_pause();
+        arch_pause();
     }
     for (int i = 0; cpu->rdrand && i < 10; i++) {
         uint64_t v;
@@ -82,7 +71,7 @@ void cpu_delay_us(uint64_t tsc_hz, uint64_t us)
     if (tsc_hz == 0) {
         /* No clock: a write to the POST port takes about a microsecond on ISA timing. */
         for (uint64_t i = 0; i < us; i++)
-            cpu_outb(0x80, 0);
+            arch_io_wait();
         return;
     }
     uint64_t start = cpu_tsc();
@@ -93,12 +82,7 @@ void cpu_delay_us(uint64_t tsc_hz, uint64_t us)
      * microsecond end the wait even then.
      */
     for (uint64_t turns = 0; cpu_tsc() - start < ticks && turns < us * 1000; turns++)
-        cpu_pause();
-}
-
-void cpu_cli(void)
-{
-    __asm__ volatile("cli" ::: "memory");
+        arch_pause();
 }
 
 _Noreturn void cpu_run_on_own_stack(void (*fn)(const struct fw_exit *), const struct fw_exit *ex)

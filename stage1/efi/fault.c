@@ -29,7 +29,9 @@
 #include <canopy/page.h>
 #include <canopy/phase.h>
 
-#include "cpu.h"
+#include <canopy/x86/cpu.h>
+#include <canopy/x86/desc.h>
+
 #include "fw_efi.h"
 
 #define GDT_COPY_MAX     1024
@@ -51,33 +53,14 @@
 #define RECORD_NAME L"CanopyLastFault" /* non-volatile: the record of a failed boot */
 #define PHASE_NAME  L"CanopyPhase"     /* volatile: the phase reached, while boot services run */
 
-/* #pragma pack: the MS layout rules of this target ignore __attribute__((packed)) here. */
-#pragma pack(push, 1)
-struct pseudo_desc {
-    uint16_t limit;
-    uint64_t base;
-};
-#pragma pack(pop)
-
 /* One pseudo-descriptor per 16 bytes, as the trampoline reads them. */
 struct table_slot {
-    struct pseudo_desc d;
+    struct arch_pseudo_desc d;
     uint8_t pad[6];
 };
 
-struct gate {
-    uint16_t offset_lo;
-    uint16_t selector;
-    uint8_t ist;
-    uint8_t type; /* 0x8e: present, DPL 0, 64-bit interrupt gate */
-    uint16_t offset_mid;
-    uint32_t offset_hi;
-    uint32_t reserved;
-};
-_Static_assert(sizeof(struct gate) == 16, "IDT gate");
-
 struct fault_page {
-    struct gate idt[256];
+    struct arch_idt_gate idt[256];
     uint64_t fw_cr3;
     uint64_t rescue_rsp;
     uint64_t handler;
@@ -90,7 +73,6 @@ _Static_assert(offsetof(struct fault_page, fw_cr3) == 4096, "fault page layout")
 _Static_assert(offsetof(struct fault_page, rescue_rsp) == 4104, "fault page layout");
 _Static_assert(offsetof(struct fault_page, handler) == 4112, "fault page layout");
 _Static_assert(offsetof(struct fault_page, depth) == 4120, "fault page layout");
-_Static_assert(sizeof(struct pseudo_desc) == 10, "pseudo-descriptor");
 _Static_assert(sizeof(struct table_slot) == 16, "trampoline.S loads the IDT from tables_va + 16");
 
 /* What a failed boot leaves for the next one (RECORD_NAME). */
@@ -113,7 +95,7 @@ static uint8_t rescue_stack[RESCUE_STACK] __attribute__((aligned(16)));
 
 static struct {
     bool installed;
-    struct pseudo_desc fw_idtr;
+    struct arch_pseudo_desc fw_idtr;
     unsigned phase;
     uint64_t tsc_hz;
     uint64_t image_base, image_size;
@@ -123,13 +105,6 @@ static struct {
 _Noreturn void fault_report(uint64_t vector, uint64_t error, uint64_t rip, uint64_t cr2,
                             uint64_t cr3);
 
-static uint64_t read_cr3(void)
-{
-    uint64_t v;
-    __asm__ volatile("mov %%cr3, %0" : "=r"(v));
-    return v;
-}
-
 static EFI_GUID vendor_guid(void)
 {
     EFI_GUID g = CANOPY_VENDOR_GUID;
@@ -138,28 +113,21 @@ static EFI_GUID vendor_guid(void)
 
 void fw_fault_init(void)
 {
-    struct pseudo_desc idtr, gdtr;
+    struct arch_pseudo_desc idtr, gdtr;
     uint16_t cs;
-    __asm__ volatile("sidt %0" : "=m"(idtr));
-    __asm__ volatile("sgdt %0" : "=m"(gdtr));
+    arch_sidt(&idtr);
+    arch_sgdt(&gdtr);
     __asm__ volatile("mov %%cs, %0" : "=r"(cs));
     flt.fw_idtr = idtr;
 
     /* The firmware's vectors (as many as its IDT has), then ours for 0-31. */
-    const struct gate *fw = (const struct gate *)(uintptr_t)idtr.base;
-    unsigned fw_count = ((unsigned)idtr.limit + 1) / sizeof(struct gate);
+    const struct arch_idt_gate *fw = (const struct arch_idt_gate *)(uintptr_t)idtr.base;
+    unsigned fw_count = ((unsigned)idtr.limit + 1) / sizeof(struct arch_idt_gate);
     for (unsigned v = 0; v < 256; v++)
-        page.idt[v] = v < fw_count ? fw[v] : (struct gate){0};
-    for (unsigned v = 0; v < 32; v++) {
-        uint64_t at = (uint64_t)(uintptr_t)fault_stubs + 16 * v;
-        page.idt[v] = (struct gate){.offset_lo = (uint16_t)at,
-                                    .selector = cs,
-                                    .ist = 0,
-                                    .type = 0x8e,
-                                    .offset_mid = (uint16_t)(at >> 16),
-                                    .offset_hi = (uint32_t)(at >> 32)};
-    }
-    page.fw_cr3 = read_cr3();
+        page.idt[v] = v < fw_count ? fw[v] : (struct arch_idt_gate){0};
+    for (unsigned v = 0; v < 32; v++)
+        page.idt[v] = arch_idt_gate((uint64_t)(uintptr_t)fault_stubs + 16 * v, cs, 0);
+    page.fw_cr3 = arch_read_cr3();
     page.rescue_rsp = (uint64_t)(uintptr_t)(rescue_stack + RESCUE_STACK);
     page.handler = (uint64_t)(uintptr_t)fault_report;
     page.depth = 0;
@@ -169,12 +137,12 @@ void fw_fault_init(void)
     if (gdt_bytes <= GDT_COPY_MAX) {
         __builtin_memcpy(page.gdt, (const void *)(uintptr_t)gdtr.base, gdt_bytes);
         page.tables[0].d =
-            (struct pseudo_desc){.limit = gdtr.limit, .base = (uint64_t)(uintptr_t)page.gdt};
+            (struct arch_pseudo_desc){.limit = gdtr.limit, .base = (uint64_t)(uintptr_t)page.gdt};
     } else {
         page.tables[0].d = gdtr; /* rebased like the rest in fw_fault_tables */
     }
-    page.tables[1].d =
-        (struct pseudo_desc){.limit = sizeof(page.idt) - 1, .base = (uint64_t)(uintptr_t)page.idt};
+    page.tables[1].d = (struct arch_pseudo_desc){.limit = sizeof(page.idt) - 1,
+                                                 .base = (uint64_t)(uintptr_t)page.idt};
 
     EFI_GUID li_guid = EFI_LOADED_IMAGE_PROTOCOL_GUID;
     EFI_LOADED_IMAGE *li = NULL;
@@ -186,9 +154,9 @@ void fw_fault_init(void)
     fw_trampoline_exec();
     fw_framebuffer_for_reports();
 
-    struct pseudo_desc ours = {.limit = sizeof(page.idt) - 1,
-                               .base = (uint64_t)(uintptr_t)page.idt};
-    __asm__ volatile("lidt %0" : : "m"(ours) : "memory");
+    struct arch_pseudo_desc ours = {.limit = sizeof(page.idt) - 1,
+                                    .base = (uint64_t)(uintptr_t)page.idt};
+    arch_lidt(&ours);
     flt.installed = true;
 }
 
@@ -196,7 +164,7 @@ void fw_fault_fini(void)
 {
     if (!flt.installed)
         return;
-    __asm__ volatile("lidt %0" : : "m"(flt.fw_idtr) : "memory");
+    arch_lidt(&flt.fw_idtr);
     flt.installed = false;
 }
 

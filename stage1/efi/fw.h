@@ -79,8 +79,6 @@ uint64_t cpu_tsc(void);
 bool cpu_random(const struct cpu_info *cpu, uint64_t *out);
 /* Waits about `us` microseconds by the TSC (tsc_hz from fw_tsc_hz). Bounded. */
 void cpu_delay_us(uint64_t tsc_hz, uint64_t us);
-/* Disables interrupts. */
-void cpu_cli(void);
 /*
  * Calls fn(ex) on a stack inside stage 1's image and never comes back. After
  * ExitBootServices the firmware's stack is nobody's: its map may call it free

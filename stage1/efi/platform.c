@@ -10,7 +10,8 @@
 #include <canopy/page.h>
 #include <pmm/pmm.h>
 
-#include "cpu.h"
+#include <canopy/x86/cpu.h>
+
 #include "fw_efi.h"
 
 /* The TSC rate once fw_tsc_hz has measured it, for the waits after ExitBootServices. */
@@ -402,20 +403,16 @@ uint64_t fw_tsc_hz(void)
 {
     if (tsc_hz_known)
         return tsc_hz_known;
-    uint32_t r[4];
-    cpu_cpuid(0, 0, r);
-    uint32_t max_leaf = r[0];
+    uint32_t max_leaf = arch_cpuid(0, 0).eax;
     uint64_t hz = 0;
     if (max_leaf >= 0x15) {
         /* TSC = crystal * EBX / EAX, when the CPU names its crystal. */
-        cpu_cpuid(0x15, 0, r);
-        if (r[0] && r[1] && r[2])
-            hz = (uint64_t)r[2] * r[1] / r[0];
+        struct arch_cpuid_regs r = arch_cpuid(0x15, 0);
+        if (r.eax && r.ebx && r.ecx)
+            hz = (uint64_t)r.ecx * r.ebx / r.eax;
     }
-    if (!hz && max_leaf >= 0x16) {
-        cpu_cpuid(0x16, 0, r);
-        hz = (uint64_t)(r[0] & 0xffff) * 1000000;
-    }
+    if (!hz && max_leaf >= 0x16)
+        hz = (uint64_t)(arch_cpuid(0x16, 0).eax & 0xffff) * 1000000;
     if (!hz) {
         /* Measure: 20 ms of Stall against the TSC. */
         uint64_t t0 = cpu_tsc();
@@ -553,7 +550,7 @@ enum fw_status fw_exit_boot_services(uint64_t scratch_per_range, uint64_t scratc
             break;
         }
     }
-    cpu_cli();
+    arch_cli();
     fw_bs = NULL;
     if (EFI_ERROR(s)) {
         if (why)
@@ -580,9 +577,9 @@ _Noreturn void fw_reset(void)
     uint64_t hz = tsc_hz_known;
     fw_rt->ResetSystem(EfiResetCold, EFI_LOAD_ERROR, 0, NULL);
     /* ResetSystem must not return; if it does, the keyboard controller and port 0xcf9. */
-    cpu_outb(0x64, 0xfe);
+    arch_outb(0x64, 0xfe);
     cpu_delay_us(hz, 100000);
-    cpu_outb(0xcf9, 0x0e);
+    arch_outb(0xcf9, 0x0e);
     cpu_delay_us(hz, 100000);
     /* Last resort: an empty IDT turns the next exception into a triple fault (a reset). */
     struct __attribute__((packed)) {

@@ -6,7 +6,8 @@
  * transmitter is bounded; a UART that times out once is not waited on again.
  * Output is never allowed to stall the boot.
  */
-#include "cpu.h"
+#include <canopy/x86/cpu.h>
+
 #include "fw_efi.h"
 
 #define COM1       0x3f8
@@ -24,29 +25,29 @@ static enum { UNKNOWN, PRESENT, ABSENT } uart_state;
 
 void serial_init(void)
 {
-    cpu_outb(COM1 + REG_SCR, 0x5a);
-    if (cpu_inb(COM1 + REG_SCR) != 0x5a) {
+    arch_outb(COM1 + REG_SCR, 0x5a);
+    if (arch_inb(COM1 + REG_SCR) != 0x5a) {
         uart_state = ABSENT;
         return;
     }
-    cpu_outb(COM1 + REG_IER, 0x00); /* no interrupts */
-    cpu_outb(COM1 + REG_LCR, 0x80); /* divisor latch */
-    cpu_outb(COM1 + REG_DATA, 1);   /* 115200 / 1 */
-    cpu_outb(COM1 + REG_IER, 0);
-    cpu_outb(COM1 + REG_LCR, 0x03); /* 8N1 */
-    cpu_outb(COM1 + REG_FCR, 0xc7); /* FIFOs on and cleared */
-    cpu_outb(COM1 + REG_MCR, 0x03); /* DTR, RTS */
+    arch_outb(COM1 + REG_IER, 0x00); /* no interrupts */
+    arch_outb(COM1 + REG_LCR, 0x80); /* divisor latch */
+    arch_outb(COM1 + REG_DATA, 1);   /* 115200 / 1 */
+    arch_outb(COM1 + REG_IER, 0);
+    arch_outb(COM1 + REG_LCR, 0x03); /* 8N1 */
+    arch_outb(COM1 + REG_FCR, 0xc7); /* FIFOs on and cleared */
+    arch_outb(COM1 + REG_MCR, 0x03); /* DTR, RTS */
     uart_state = PRESENT;
 }
 
 static void put(char c)
 {
     for (int i = 0; i < THRE_POLLS; i++) {
-        if (cpu_inb(COM1 + REG_LSR) & LSR_THRE) {
-            cpu_outb(COM1 + REG_DATA, (uint8_t)c);
+        if (arch_inb(COM1 + REG_LSR) & LSR_THRE) {
+            arch_outb(COM1 + REG_DATA, (uint8_t)c);
             return;
         }
-        cpu_pause();
+        arch_pause();
     }
     uart_state = ABSENT;
 }

@@ -17,6 +17,7 @@
 #include <stdint.h>
 
 #include <arch/gdt.h>
+#include <canopy/x86/desc.h>
 
 struct tss {
     uint32_t reserved0;
@@ -29,11 +30,6 @@ struct tss {
 } __attribute__((packed));
 _Static_assert(sizeof(struct tss) == 104, "the 64-bit TSS is 104 bytes");
 _Static_assert(offsetof(struct tss, ist) == 36, "IST1 lives at offset 0x24");
-
-struct gdt_pointer {
-    uint16_t limit;
-    uint64_t base;
-} __attribute__((packed));
 
 #define IST_STACK_SIZE (16 * 1024)
 #define IST_COUNT      4
@@ -76,7 +72,7 @@ void arch_gdt_init(void)
     gdt[2] = GDT_DATA;
     gdt_set_tss(&gdt[3], (uint64_t)(uintptr_t)&tss, sizeof(tss) - 1);
 
-    struct gdt_pointer ptr = {.limit = sizeof(gdt) - 1, .base = (uint64_t)(uintptr_t)gdt};
+    struct arch_pseudo_desc ptr = {.limit = sizeof(gdt) - 1, .base = (uint64_t)(uintptr_t)gdt};
     /*
      * CS can only be reloaded by a far transfer: push the selector and the
      * return address and lretq to the next instruction.
