@@ -24,27 +24,11 @@
 #include <stdint.h>
 
 #include <arch/cpu.h>
+#include <canopy/x86/uart.h>
 #include <kernel/serial.h>
 
-/* Register offsets from the base port. */
-#define UART_DATA 0 /* RBR/THR; divisor low with DLAB */
-#define UART_IER  1 /* interrupt enable; divisor high with DLAB */
-#define UART_FCR  2
-#define UART_LCR  3
-#define UART_MCR  4
-#define UART_LSR  5
-#define UART_SCR  7
-
-#define LCR_8N1             0x03
-#define LCR_DLAB            0x80
-#define FCR_ENABLE_CLEAR_14 0xc7 /* FIFOs on, both cleared, receive trigger at 14 bytes */
-#define MCR_NORMAL          0x0b /* DTR, RTS, OUT2 */
-#define MCR_LOOPBACK        0x1e /* loopback with RTS, OUT1, OUT2 */
-#define IER_RX_DATA         0x01 /* received data available (and the FIFO timeout) */
-#define LSR_DATA_READY      0x01
-#define LSR_THR_EMPTY       0x20
-
-#define UART_CLOCK_DIVISOR 1 /* 115200 baud from the 1.8432 MHz clock */
+#define MCR_NORMAL   (UART_MCR_DTR | UART_MCR_RTS | UART_MCR_OUT2) /* OUT2: receive interrupts */
+#define MCR_LOOPBACK (UART_MCR_RTS | UART_MCR_OUT1 | UART_MCR_OUT2 | UART_MCR_LOOP)
 
 /*
  * One character at 115200 baud takes about 87 us, so a healthy UART never
@@ -66,26 +50,16 @@ static uint64_t dropped; /* bytes not sent since the port stalled */
 static unsigned consecutive_timeouts;
 static uint64_t tx_wait_cycles = TSC_HZ_UPPER_BOUND / 1000 * TX_WAIT_MS;
 
-/* A UART keeps what is written to its scratch register; an empty bus reads 0xff. */
-static bool serial_scratch_ok(uint16_t port)
-{
-    arch_outb(port + UART_SCR, 0x5a);
-    if (arch_inb(port + UART_SCR) != 0x5a)
-        return false;
-    arch_outb(port + UART_SCR, 0xa5);
-    return arch_inb(port + UART_SCR) == 0xa5;
-}
-
 static bool serial_loopback_ok(uint16_t port)
 {
     /* Loopback: what we send must come straight back. */
     arch_outb(port + UART_MCR, MCR_LOOPBACK);
-    for (int i = 0; i < 32 && (arch_inb(port + UART_LSR) & LSR_DATA_READY); i++)
+    for (int i = 0; i < 32 && (arch_inb(port + UART_LSR) & UART_LSR_DATA_READY); i++)
         (void)arch_inb(port + UART_DATA); /* drain stale input */
     arch_outb(port + UART_DATA, 0xae);
     bool echoed = false;
     for (int i = 0; i < LOOPBACK_SPIN_LIMIT; i++) {
-        if (arch_inb(port + UART_LSR) & LSR_DATA_READY) {
+        if (arch_inb(port + UART_LSR) & UART_LSR_DATA_READY) {
             echoed = arch_inb(port + UART_DATA) == 0xae;
             break;
         }
@@ -98,14 +72,9 @@ static bool serial_loopback_ok(uint16_t port)
 bool serial_init(uint16_t port)
 {
     present = false;
-    if (!serial_scratch_ok(port))
+    if (!uart_scratch_ok(port))
         return false;
-    arch_outb(port + UART_IER, 0x00);
-    arch_outb(port + UART_LCR, LCR_DLAB);
-    arch_outb(port + UART_DATA, UART_CLOCK_DIVISOR & 0xff);
-    arch_outb(port + UART_IER, UART_CLOCK_DIVISOR >> 8);
-    arch_outb(port + UART_LCR, LCR_8N1);
-    arch_outb(port + UART_FCR, FCR_ENABLE_CLEAR_14);
+    uart_program(port, UART_DIVISOR_115200);
     if (!serial_loopback_ok(port))
         return false;
     base = port;
@@ -130,7 +99,7 @@ static void serial_put(uint8_t c)
 {
     uint64_t start = arch_rdtsc();
     do {
-        if (arch_inb(base + UART_LSR) & LSR_THR_EMPTY) {
+        if (arch_inb(base + UART_LSR) & UART_LSR_THR_EMPTY) {
             arch_outb(base + UART_DATA, c);
             consecutive_timeouts = 0;
             return;
@@ -167,7 +136,7 @@ void serial_write(const char *s, size_t n)
     if (!present)
         return;
     if (stalled) {
-        if (!(arch_inb(base + UART_LSR) & LSR_THR_EMPTY)) {
+        if (!(arch_inb(base + UART_LSR) & UART_LSR_THR_EMPTY)) {
             dropped += n; /* still busy: the next write looks again */
             return;
         }
@@ -190,13 +159,14 @@ bool serial_enable_rx_interrupt(void)
 {
     if (!present)
         return false;
-    arch_outb(base + UART_IER, IER_RX_DATA); /* MCR's OUT2 (set in MCR_NORMAL) gates the line */
+    arch_outb(base + UART_IER,
+              UART_IER_RX_DATA); /* MCR's OUT2 (set in MCR_NORMAL) gates the line */
     return true;
 }
 
 int serial_getc(void)
 {
-    if (!present || !(arch_inb(base + UART_LSR) & LSR_DATA_READY))
+    if (!present || !(arch_inb(base + UART_LSR) & UART_LSR_DATA_READY))
         return -1;
     return arch_inb(base + UART_DATA);
 }
