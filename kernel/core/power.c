@@ -36,13 +36,9 @@
 #define PM1_SLP_TYP_MASK  (7u << PM1_SLP_TYP_SHIFT)
 #define PM1_SLP_EN        (1u << 13)
 
-#define KBC_STATUS      0x64
-#define KBC_INPUT_FULL  0x02u
-#define KBC_PULSE_RESET 0xfeu
 #define PCI_CONFIG_ADDR 0xcf8
 #define PCI_CONFIG_DATA 0xcfc
 #define QEMU_EXIT_CODE  1u /* QEMU exits with (1 << 1) | 1 = 3 */
-#define RFLAGS_IF       (1ull << 9)
 
 static const struct canopy_bootinfo *power_bi;
 static struct acpi_power acpi;
@@ -232,7 +228,7 @@ static void try_acpi_reset(void)
 static bool kbc_input_empty(void)
 {
     uint64_t deadline = tsc_after_ms(KBC_WAIT_MS);
-    while (arch_inb(KBC_STATUS) & KBC_INPUT_FULL)
+    while (arch_i8042_input_full())
         if (tsc_passed(deadline))
             return false;
     return true;
@@ -240,13 +236,13 @@ static bool kbc_input_empty(void)
 
 static void try_kbc(void)
 {
-    kprintf("power: trying the 8042 reset line (0x%02x to port 0x%x)\n", KBC_PULSE_RESET,
-            KBC_STATUS);
+    kprintf("power: trying the 8042 reset line (0x%02x to port 0x%x)\n", I8042_CMD_PULSE_RESET,
+            I8042_STATUS);
     if (!kbc_input_empty()) {
         report_failed("8042 reset", "the controller's input buffer stays full (no 8042?)");
         return;
     }
-    arch_outb(KBC_STATUS, KBC_PULSE_RESET);
+    arch_i8042_pulse_reset();
     settle(SETTLE_MS);
     report_failed("8042 reset", "the machine is still running 1 s after the pulse");
 }
@@ -264,7 +260,7 @@ void power_off_using(unsigned methods)
     if (methods & POWER_QEMU_EXIT)
         try_qemu_exit();
     kprintf("power: the machine could not be powered off\n");
-    if (rflags & RFLAGS_IF)
+    if (rflags & ARCH_RFLAGS_IF)
         arch_sti();
 }
 
@@ -285,7 +281,7 @@ void power_reboot_using(unsigned methods)
         arch_triple_fault();
     }
     kprintf("power: the machine could not be reset\n");
-    if (rflags & RFLAGS_IF)
+    if (rflags & ARCH_RFLAGS_IF)
         arch_sti();
 }
 

@@ -11,6 +11,7 @@
 #include <pmm/pmm.h>
 
 #include <canopy/x86/cpu.h>
+#include <canopy/x86/reset.h>
 
 #include "fw_efi.h"
 
@@ -577,18 +578,11 @@ _Noreturn void fw_reset(void)
     uint64_t hz = tsc_hz_known;
     fw_rt->ResetSystem(EfiResetCold, EFI_LOAD_ERROR, 0, NULL);
     /* ResetSystem must not return; if it does, the keyboard controller and port 0xcf9. */
-    arch_outb(0x64, 0xfe);
+    arch_i8042_pulse_reset();
     cpu_delay_us(hz, 100000);
-    arch_outb(0xcf9, 0x0e);
+    arch_rst_cnt_reset();
     cpu_delay_us(hz, 100000);
-    /* Last resort: an empty IDT turns the next exception into a triple fault (a reset). */
-    struct __attribute__((packed)) {
-        uint16_t limit;
-        uint64_t base;
-    } idtr = {0, 0};
-    __asm__ volatile("lidt %0; int3" : : "m"(idtr));
-    for (;;)
-        __asm__ volatile("hlt");
+    arch_triple_fault(); /* the last resort */
 }
 
 _Noreturn void fw_fatal_after_exit(uint64_t tsc_hz, const char *fmt, ...)
