@@ -21,6 +21,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include <canopy/font.h>
 #include <kernel/fbcon.h>
 #include <canopy/psf.h>
 
@@ -29,9 +30,6 @@
 #define FBCON_MAX_PIXELS 16384 /* per side */
 #define FBCON_TAB        8
 #define CURSOR_CELL      0 /* a grid value no glyph uses: forces a repaint of that cell */
-
-extern const uint8_t kernel_font_psf[];
-extern const uint8_t kernel_font_psf_end[];
 
 static struct {
     bool up;
@@ -178,7 +176,7 @@ const char *fbcon_init(const struct canopy_framebuffer *fb, void *pixels)
     const char *why = fbcon_check(fb, &bytes_per_pixel);
     if (why != NULL)
         return why;
-    why = psf_parse(kernel_font_psf, (size_t)(kernel_font_psf_end - kernel_font_psf), &con.font);
+    why = psf_parse(canopy_font_psf, (size_t)(canopy_font_psf_end - canopy_font_psf), &con.font);
     if (why != NULL)
         return why;
 

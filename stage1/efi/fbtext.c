@@ -1,8 +1,7 @@
 /*
  * fbtext: stage 1's last-words screen. Draws a few lines of text at the top
  * of the framebuffer, white on dark red, with the PSF console font the build
- * embeds (efi/font.S, parsed by lib's psf.c, the parser the kernel's console
- * uses too).
+ * embeds (font/console_font.S, parsed by lib's psf.c): the kernel console's.
  *
  * It needs no firmware service, so it works while boot services run, after
  * ExitBootServices and from an exception handler: only the framebuffer's
@@ -10,14 +9,12 @@
  * written. Pixels are written, never read. Called by efi/fault.c (exception
  * reports) and efi/platform.c (the fatal line after ExitBootServices).
  */
+#include <canopy/font.h>
 #include <canopy/psf.h>
 
 #include "fw_efi.h"
 
 #define MARGIN 8 /* pixels around the text block */
-
-extern const uint8_t stage1_font_psf[];
-extern const uint8_t stage1_font_psf_end[];
 
 static struct {
     struct canopy_framebuffer fb;
@@ -32,7 +29,7 @@ static void font_init(void)
     if (tried)
         return;
     tried = true;
-    fbt.font_ok = psf_parse(stage1_font_psf, (size_t)(stage1_font_psf_end - stage1_font_psf),
+    fbt.font_ok = psf_parse(canopy_font_psf, (size_t)(canopy_font_psf_end - canopy_font_psf),
                             &fbt.font) == NULL;
 }
 
