@@ -271,39 +271,63 @@ static uint64_t load_segment(struct pmm *pmm, const struct elf_segment_plan *s)
     return pa;
 }
 
-static _Noreturn void after_exit(const struct fw_exit *ex)
+/* What the steps after ExitBootServices hand on to each other. */
+struct handoff {
+    const struct fw_exit *ex;
+    uint32_t range_count;    /* normalised ranges at ex->ranges */
+    struct map_request *req; /* in ex->scratch: what gets mapped */
+    uint32_t req_count, req_cap;
+    struct pt_span *spans; /* in ex->scratch after req: the same, for pt_min_tables */
+    uint64_t max_page;     /* the HHDM's largest page */
+    struct bi_layout layout;
+    uint64_t bi_pa;
+    struct canopy_bootinfo *bi; /* at bi_pa */
+    struct pmm *pmm;            /* inside the boot info */
+    struct pt pt;
+    uint64_t min_tables;
+    uint32_t manifest_count;
+};
+
+/* The normalised map and the PMM, on the stack until the boot info has room for it. */
+static void start_pmm(struct handoff *h, struct pmm *boot_pmm)
 {
-    /* The normalised map and the PMM. */
-    uint32_t range_count;
+    const struct fw_exit *ex = h->ex;
     enum pmm_status ps =
         memmap_normalise(ex->efi_map, ex->efi_map_size, ex->desc_size, ex->desc_version, ex->ranges,
-                         ex->range_capacity, &range_count);
+                         ex->range_capacity, &h->range_count);
     if (ps != PMM_OK)
         FATAL("the firmware's memory map is unusable: %s", pmm_status_str(ps));
-    struct pmm boot_pmm;
-    ps = pmm_init(&boot_pmm, ex->ranges, range_count, 0);
+    ps = pmm_init(boot_pmm, ex->ranges, h->range_count, 0);
     if (ps != PMM_OK)
         FATAL("cannot set up the physical memory manager: %s", pmm_status_str(ps));
-    phase(CANOPY_PHASE_PMM_READY);
-    if (s1.cfg.verbose >= 2) {
-        for (uint32_t i = 0; i < range_count; i++) {
-            const struct canopy_mem_range *r = &ex->ranges[i];
-            con_printf("canopy: mem 0x%012llx-0x%012llx %-12s (%s)\n", (unsigned long long)r->base,
-                       (unsigned long long)(r->base + r->page_count * PAGE_SIZE - 1),
-                       memmap_type_name(r->type), memmap_efi_type_name(r->efi_type));
-        }
-    }
+}
 
-    /* What gets mapped: the HHDM and the framebuffer's uncovered parts first. */
-    struct map_request *req = ex->scratch;
-    uint32_t req_cap = 2 * ex->range_capacity + FIXED_REQUESTS;
-    struct pt_span *spans = (struct pt_span *)(req + req_cap);
-    uint64_t max_page = s1.cpu.pdpe1gb ? PAGE_SIZE_1G : PAGE_SIZE_2M;
+/* verbose=2: the normalised map, one line a range. */
+static void show_ranges(const struct handoff *h)
+{
+    for (uint32_t i = 0; i < h->range_count; i++) {
+        const struct canopy_mem_range *r = &h->ex->ranges[i];
+        con_printf("canopy: mem 0x%012llx-0x%012llx %-12s (%s)\n", (unsigned long long)r->base,
+                   (unsigned long long)(r->base + r->page_count * PAGE_SIZE - 1),
+                   memmap_type_name(r->type), memmap_efi_type_name(r->efi_type));
+    }
+}
+
+/*
+ * What gets mapped first: the HHDM, and the parts of the framebuffer it
+ * leaves out. A framebuffer beyond the HHDM's reach is dropped (serial only).
+ */
+static void plan_direct_map(struct handoff *h)
+{
+    h->req = h->ex->scratch;
+    h->req_cap = 2 * h->ex->range_capacity + FIXED_REQUESTS;
+    h->spans = (struct pt_span *)(h->req + h->req_cap);
+    h->max_page = s1.cpu.pdpe1gb ? PAGE_SIZE_1G : PAGE_SIZE_2M;
     /* The HHDM ends where the dynamic area begins (64 TiB of physical space with 4 levels). */
     uint64_t pa_limit = CANOPY_DYNAMIC_BASE - s1.hhdm;
     uint64_t clipped;
-    uint32_t n =
-        mapplan_hhdm(ex->ranges, range_count, s1.hhdm, pa_limit, max_page, req, req_cap, &clipped);
+    uint32_t n = mapplan_hhdm(h->ex->ranges, h->range_count, s1.hhdm, pa_limit, h->max_page, h->req,
+                              h->req_cap, &clipped);
     if (n == UINT32_MAX)
         FATAL("too many HHDM ranges");
     if (clipped)
@@ -314,36 +338,47 @@ static _Noreturn void after_exit(const struct fw_exit *ex)
         s1.fb = (struct canopy_framebuffer){.format = CANOPY_FB_NONE};
     }
     if (s1.fb.format != CANOPY_FB_NONE) {
-        uint32_t k =
-            mapplan_uncovered(req, n, s1.hhdm, s1.fb.base, s1.fb.size_bytes, max_page, CANOPY_MAP_W,
-                              CANOPY_OWNER_FRAMEBUFFER, req + n, req_cap - FIXED_REQUESTS - n);
+        uint32_t k = mapplan_uncovered(h->req, n, s1.hhdm, s1.fb.base, s1.fb.size_bytes,
+                                       h->max_page, CANOPY_MAP_W, CANOPY_OWNER_FRAMEBUFFER,
+                                       h->req + n, h->req_cap - FIXED_REQUESTS - n);
         if (k == UINT32_MAX)
             FATAL("too many framebuffer ranges");
         n += k;
     }
-    uint32_t total_requests = n + s1.plan.count + 2;
+    h->req_count = n;
+}
 
-    /* The boot info; the PMM moves into it, so every later allocation is recorded there. */
-    struct bi_layout l = bi_layout(range_count, ex->efi_map_size, total_requests);
-    uint64_t bi_pa;
-    ps = pmm_alloc_run(&boot_pmm, pages_for_bytes(l.total), CANOPY_OWNER_BOOTINFO, &bi_pa);
+/*
+ * The boot info, with room for the copies the kernel needs; the PMM moves
+ * into it, so every later allocation is recorded there.
+ */
+static void place_bootinfo(struct handoff *h, struct pmm *boot_pmm)
+{
+    uint32_t total_requests = h->req_count + s1.plan.count + 2;
+    h->layout = bi_layout(h->range_count, h->ex->efi_map_size, total_requests);
+    const struct bi_layout *l = &h->layout;
+    enum pmm_status ps =
+        pmm_alloc_run(boot_pmm, pages_for_bytes(l->total), CANOPY_OWNER_BOOTINFO, &h->bi_pa);
     if (ps != PMM_OK)
         FATAL("no memory for the boot info (%llu KiB): %s",
-              (unsigned long long)bytes_to_kib(l.total), pmm_status_str(ps));
-    uint8_t *bi_bytes = phys_ptr(bi_pa);
-    __builtin_memset(bi_bytes, 0, pages_for_bytes(l.total) * PAGE_SIZE);
-    struct canopy_bootinfo *bi = (struct canopy_bootinfo *)bi_bytes;
-    struct pmm *pmm = (struct pmm *)(bi_bytes + l.pmm);
-    *pmm = boot_pmm;
-    __builtin_memcpy(bi_bytes + l.ranges, ex->ranges,
-                     range_count * sizeof(struct canopy_mem_range));
-    __builtin_memcpy(bi_bytes + l.efi_map, ex->efi_map, ex->efi_map_size);
-
-    /* The kernel's segments, the boot stack above its guard page, the trampoline page. */
+              (unsigned long long)bytes_to_kib(l->total), pmm_status_str(ps));
+    uint8_t *bi_bytes = phys_ptr(h->bi_pa);
+    __builtin_memset(bi_bytes, 0, pages_for_bytes(l->total) * PAGE_SIZE);
+    h->bi = (struct canopy_bootinfo *)bi_bytes;
+    h->pmm = (struct pmm *)(bi_bytes + l->pmm);
+    *h->pmm = *boot_pmm;
+    __builtin_memcpy(bi_bytes + l->ranges, h->ex->ranges,
+                     h->range_count * sizeof(struct canopy_mem_range));
+    __builtin_memcpy(bi_bytes + l->efi_map, h->ex->efi_map, h->ex->efi_map_size);
+}
+/* The kernel's segments, the boot stack above its guard page, the trampoline page. */
+static void plan_kernel(struct handoff *h)
+{
+    struct canopy_bootinfo *bi = h->bi;
     for (uint32_t i = 0; i < s1.plan.count; i++) {
         const struct elf_segment_plan *s = &s1.plan.seg[i];
-        uint64_t pa = load_segment(pmm, s);
-        req[n++] = (struct map_request){
+        uint64_t pa = load_segment(h->pmm, s);
+        h->req[h->req_count++] = (struct map_request){
             .va = s->vaddr,
             .pa = pa,
             .size = s->page_count * PAGE_SIZE,
@@ -355,56 +390,66 @@ static _Noreturn void after_exit(const struct fw_exit *ex)
             .vaddr = s->vaddr, .paddr = pa, .page_count = s->page_count, .flags = s->flags};
     }
     uint64_t stack_pa;
-    ps = pmm_alloc_run(pmm, pages_for_bytes(CANOPY_BOOT_STACK_SIZE), CANOPY_OWNER_STACK, &stack_pa);
+    enum pmm_status ps = pmm_alloc_run(h->pmm, pages_for_bytes(CANOPY_BOOT_STACK_SIZE),
+                                       CANOPY_OWNER_STACK, &stack_pa);
     if (ps != PMM_OK)
         FATAL("no memory for the boot stack: %s", pmm_status_str(ps));
     __builtin_memset(phys_ptr(stack_pa), 0, CANOPY_BOOT_STACK_SIZE);
     uint64_t stack_va = CANOPY_DYNAMIC_BASE + PAGE_SIZE; /* CANOPY_DYNAMIC_BASE stays unmapped */
-    req[n++] = (struct map_request){.va = stack_va,
-                                    .pa = stack_pa,
-                                    .size = CANOPY_BOOT_STACK_SIZE,
-                                    .max_page_size = PAGE_SIZE,
-                                    .flags = CANOPY_MAP_W,
-                                    .owner = CANOPY_OWNER_STACK};
+    h->req[h->req_count++] = (struct map_request){.va = stack_va,
+                                                  .pa = stack_pa,
+                                                  .size = CANOPY_BOOT_STACK_SIZE,
+                                                  .max_page_size = PAGE_SIZE,
+                                                  .flags = CANOPY_MAP_W,
+                                                  .owner = CANOPY_OWNER_STACK};
+    bi->stack_top_va = stack_va + CANOPY_BOOT_STACK_SIZE;
     uint64_t tramp = (uint64_t)(uintptr_t)trampoline_start;
-    req[n++] = (struct map_request){.va = tramp,
-                                    .pa = tramp,
-                                    .size = PAGE_SIZE,
-                                    .max_page_size = PAGE_SIZE,
-                                    .flags = CANOPY_MAP_X,
-                                    .owner = CANOPY_OWNER_TRAMPOLINE};
+    h->req[h->req_count++] = (struct map_request){.va = tramp,
+                                                  .pa = tramp,
+                                                  .size = PAGE_SIZE,
+                                                  .max_page_size = PAGE_SIZE,
+                                                  .flags = CANOPY_MAP_X,
+                                                  .owner = CANOPY_OWNER_TRAMPOLINE};
+    bi->trampoline_page = tramp;
+}
 
-    /* The page tables, and the manifest written from the same requests. */
+/* The page tables, and the manifest written from the same requests. */
+static void build_tables(struct handoff *h)
+{
+    struct map_request *req = h->req;
+    uint32_t n = h->req_count;
     mapplan_sort(req, n);
     if (mapplan_overlaps(req, n))
         FATAL("internal error: two mappings overlap");
     for (uint32_t i = 0; i < n; i++)
-        spans[i] = (struct pt_span){.va = req[i].va,
-                                    .pa = req[i].pa,
-                                    .size = req[i].size,
-                                    .max_page_size = req[i].max_page_size};
-    uint64_t min_tables = 0;
-    if (pt_min_tables(spans, n, s1.levels, &min_tables) != PT_OK)
-        min_tables = 0;
-    struct pt pt;
-    struct pt_frames frames = {.alloc = pt_frame_alloc, .free = pt_frame_free, .ctx = pmm};
-    enum pt_status pst = pt_init(&pt, s1.levels, s1.cpu.nx, 0, frames);
+        h->spans[i] = (struct pt_span){.va = req[i].va,
+                                       .pa = req[i].pa,
+                                       .size = req[i].size,
+                                       .max_page_size = req[i].max_page_size};
+    if (pt_min_tables(h->spans, n, s1.levels, &h->min_tables) != PT_OK)
+        h->min_tables = 0;
+    struct pt_frames frames = {.alloc = pt_frame_alloc, .free = pt_frame_free, .ctx = h->pmm};
+    enum pt_status pst = pt_init(&h->pt, s1.levels, s1.cpu.nx, 0, frames);
     if (pst != PT_OK)
         FATAL("cannot create page tables: %s", pt_status_str(pst));
-    struct canopy_mapping *manifest = (struct canopy_mapping *)(bi_bytes + l.manifest);
-    uint32_t manifest_count = 0;
+    struct canopy_mapping *manifest =
+        (struct canopy_mapping *)((uint8_t *)h->bi + h->layout.manifest);
     for (uint32_t i = 0; i < n; i++) {
         const struct map_request *r = &req[i];
-        pst = pt_map(&pt, r->va, r->pa, r->size, pt_attrs(r->flags), r->max_page_size);
+        pst = pt_map(&h->pt, r->va, r->pa, r->size, pt_attrs(r->flags), r->max_page_size);
         if (pst != PT_OK)
             FATAL("cannot map 0x%llx-0x%llx: %s", (unsigned long long)r->va,
                   (unsigned long long)(r->va + r->size - 1), pt_status_str(pst));
-        if (!mapplan_manifest_add(r, manifest, l.manifest_cap, &manifest_count))
+        if (!mapplan_manifest_add(r, manifest, h->layout.manifest_cap, &h->manifest_count))
             FATAL("internal error: the mapping manifest is full");
     }
-    phase(CANOPY_PHASE_PAGE_TABLES_BUILT);
+}
 
-    /* The boot info itself. */
+/* The boot info itself: every field but the segments, stack and trampoline (plan_kernel). */
+static void fill_bootinfo(const struct handoff *h)
+{
+    struct canopy_bootinfo *bi = h->bi;
+    const struct bi_layout *l = &h->layout;
     bi->magic = CANOPY_BOOTINFO_MAGIC;
     bi->version = CANOPY_BOOTINFO_VERSION;
     bi->size = sizeof(*bi);
@@ -412,45 +457,69 @@ static _Noreturn void after_exit(const struct fw_exit *ex)
     bi->paging_levels = s1.levels;
     bi->cpu_flags = (s1.cpu.nx ? CANOPY_CPU_NX : 0) | (s1.cpu.pdpe1gb ? CANOPY_CPU_PDPE1G : 0) |
                     (s1.cpu.la57 ? CANOPY_CPU_LA57 : 0);
-    bi->mem_ranges = bi_pa + l.ranges;
-    bi->mem_range_count = range_count;
-    bi->mem_range_capacity = range_count;
-    bi->pmm = bi_pa + l.pmm;
+    bi->mem_ranges = h->bi_pa + l->ranges;
+    bi->mem_range_count = h->range_count;
+    bi->mem_range_capacity = h->range_count;
+    bi->pmm = h->bi_pa + l->pmm;
     bi->segment_count = s1.plan.count;
     bi->kernel_entry_va = s1.plan.entry;
-    bi->stack_top_va = stack_va + CANOPY_BOOT_STACK_SIZE;
-    bi->trampoline_page = tramp;
-    bi->pt_root = pt.root;
-    bi->pt_frames_used = (uint32_t)pt.table_count;
-    bi->pt_frames_minimum = (uint32_t)min_tables;
+    bi->pt_root = h->pt.root;
+    bi->pt_frames_used = (uint32_t)h->pt.table_count;
+    bi->pt_frames_minimum = (uint32_t)h->min_tables;
     bi->fb = s1.fb;
     bi->rsdp = s1.rsdp;
     bi->efi_system_table = s1.system_table;
-    bi->efi_memmap = bi_pa + l.efi_map;
-    bi->efi_memmap_size = ex->efi_map_size;
-    bi->efi_desc_size = ex->desc_size;
-    bi->efi_desc_version = ex->desc_version;
-    bi->mappings = bi_pa + l.manifest;
-    bi->mapping_count = manifest_count;
-    bi->mapping_capacity = l.manifest_cap;
+    bi->efi_memmap = h->bi_pa + l->efi_map;
+    bi->efi_memmap_size = h->ex->efi_map_size;
+    bi->efi_desc_size = h->ex->desc_size;
+    bi->efi_desc_version = h->ex->desc_version;
+    bi->mappings = h->bi_pa + l->manifest;
+    bi->mapping_count = h->manifest_count;
+    bi->mapping_capacity = l->manifest_cap;
     bi->tsc_hz = s1.tsc_hz;
     bi->random_seed = s1.seed;
     str_copy(bi->cmdline, s1.cfg.cmdline, sizeof(bi->cmdline));
+}
 
+/* The last check of the PMM, the last line, and the jump through the trampoline. */
+static _Noreturn void enter_kernel(const struct handoff *h)
+{
+    struct canopy_bootinfo *bi = h->bi;
     char msg[128];
-    if (pmm_check(pmm, msg, sizeof(msg)) != PMM_OK)
+    if (pmm_check(h->pmm, msg, sizeof(msg)) != PMM_OK)
         FATAL("physical memory manager inconsistent: %s", msg);
     con_printf("canopy: %llu MiB free, %u page-table frames (%llu needed), entering the kernel "
                "at 0x%llx\n",
-               (unsigned long long)pages_to_mib(pmm->free_frames), bi->pt_frames_used,
-               (unsigned long long)min_tables, (unsigned long long)s1.plan.entry);
+               (unsigned long long)pages_to_mib(h->pmm->free_frames), bi->pt_frames_used,
+               (unsigned long long)h->min_tables, (unsigned long long)s1.plan.entry);
 
     phase(CANOPY_PHASE_KERNEL_ENTRY);
     __builtin_memcpy(bi->phase_tsc, s1.phase_tsc, sizeof(bi->phase_tsc));
     uint64_t entry =
         s1.cfg.debug_fault == CANOPY_PHASE_KERNEL_ENTRY ? FW_FAULT_INJECT_VA : s1.plan.entry;
-    trampoline_enter(pt.root, bi->stack_top_va, entry, s1.hhdm + bi_pa, s1.cpu.nx,
+    trampoline_enter(h->pt.root, bi->stack_top_va, entry, s1.hhdm + h->bi_pa, s1.cpu.nx,
                      fw_fault_tables(s1.hhdm));
+}
+
+/*
+ * Everything between ExitBootServices and the kernel, step by step (the
+ * picture at the top of this file). Any failure is FATAL: one line, a reset.
+ */
+static _Noreturn void after_exit(const struct fw_exit *ex)
+{
+    struct handoff h = {.ex = ex};
+    struct pmm boot_pmm;
+    start_pmm(&h, &boot_pmm);
+    phase(CANOPY_PHASE_PMM_READY);
+    if (s1.cfg.verbose >= 2)
+        show_ranges(&h);
+    plan_direct_map(&h);
+    place_bootinfo(&h, &boot_pmm);
+    plan_kernel(&h);
+    build_tables(&h);
+    phase(CANOPY_PHASE_PAGE_TABLES_BUILT);
+    fill_bootinfo(&h);
+    enter_kernel(&h);
 }
 
 static enum fw_status boot(void)
