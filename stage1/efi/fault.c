@@ -23,7 +23,7 @@
  * the report below always runs under the firmware's tables.
  *
  * Called by main.c (fw_fault_init/fini, fw_fault_phase, fw_fault_show_previous),
- * by the stubs (fault_report) and by platform.c (fault_record_fatal).
+ * by the stubs (fault_report) and by reset.c (fault_record_fatal).
  */
 #include <canopy/fmt.h>
 #include <canopy/page.h>

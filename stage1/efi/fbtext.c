@@ -7,7 +7,7 @@
  * ExitBootServices and from an exception handler: only the framebuffer's
  * physical address, identity-mapped in the firmware's page tables, is
  * written. Pixels are written, never read. Called by efi/fault.c (exception
- * reports) and efi/platform.c (the fatal line after ExitBootServices).
+ * reports) and efi/reset.c (the fatal line after ExitBootServices).
  */
 #include <canopy/font.h>
 #include <canopy/psf.h>

@@ -87,40 +87,40 @@ void cpu_delay_us(uint64_t tsc_hz, uint64_t us);
  */
 _Noreturn void cpu_run_on_own_stack(void (*fn)(const struct fw_exit *), const struct fw_exit *ex);
 
-/* ---- firmware services while boot services live (platform.c, file.c) --------- */
+/* ---- firmware services while boot services live ---------------------------- */
 
-/* Reads a whole file from the volume stage 1 was loaded from into LoaderData pages. */
+/* file.c: reads a whole file from the volume stage 1 was loaded from into LoaderData pages. */
 enum fw_status fw_read_file(const char *path, uint64_t max_bytes, void **data, uint64_t *size);
 /* Gives back what fw_read_file returned (a failed boot leaves the firmware as it found it). */
 void fw_free_file(void *data, uint64_t size);
 
 /*
- * Conventional memory above the first MiB in the current map: the total, and
+ * memmap.c: conventional memory above the first MiB in the current map: the total, and
  * the largest naturally aligned power-of-two block in it (touching
  * descriptors merged), which bounds the biggest run the buddy PMM can give.
  */
 enum fw_status fw_memory_summary(uint64_t *conventional_bytes, uint64_t *largest_block_bytes);
 
 /*
- * Fills *fb from the GOP: switches to width x height first if asked (0, 0:
+ * gop.c: fills *fb from the GOP: switches to width x height first if asked (0, 0:
  * keep the current mode). *note gets a short remark when something was not as
  * asked (NULL if all went as asked). FW_NOT_FOUND: no GOP at all.
  */
 enum fw_status fw_framebuffer(uint32_t width, uint32_t height, struct canopy_framebuffer *fb,
                               const char **note);
 
-/* The ACPI RSDP (2.0 preferred, else 1.0), 0 if the firmware has none. */
+/* acpi.c: the ACPI RSDP (2.0 preferred, else 1.0), 0 if the firmware has none. */
 uint64_t fw_rsdp(void);
-/* The EFI system table's address. */
+/* acpi.c: the EFI system table's address. */
 uint64_t fw_system_table(void);
-/* TSC ticks per second: CPUID 15h/16h if they say, else measured against Stall. */
+/* time.c: TSC ticks per second: CPUID 15h/16h if they say, else measured against Stall. */
 uint64_t fw_tsc_hz(void);
-/* A random value from the EFI RNG protocol; false if it is missing or fails. */
+/* rng.c: a random value from the EFI RNG protocol; false if it is missing or fails. */
 bool fw_random(uint64_t *out);
-/* Waits `us` microseconds with boot services. */
+/* time.c: waits `us` microseconds with boot services. */
 void fw_stall_us(uint64_t us);
 
-/* ---- ExitBootServices (platform.c) --------------------------------------- */
+/* ---- ExitBootServices (exit.c) and after it (reset.c) --------------------- */
 
 /* What fw_exit_boot_services hands over: the final map and the room to normalise it. */
 struct fw_exit {
@@ -142,16 +142,20 @@ struct fw_exit {
  * retry, at most three calls in all. scratch_per_range asks for
  * that many bytes of scratch per range slot (plus scratch_fixed).
  * => FW_OK: boot services are gone, interrupts are off.
- * => FW_FAILED before the first ExitBootServices call: boot services still live.
+ * => FW_NOMEM (a buffer could not be allocated), FW_UNSUPPORTED (a descriptor
+ *    format stage 1 does not know) or FW_FAILED (GetMemoryMap failed): all
+ *    before the first ExitBootServices call, so boot services still live and
+ *    the buffers are freed again.
  * => if the retries fail as well, it does not return (fw_fatal_after_exit).
  */
 enum fw_status fw_exit_boot_services(uint64_t scratch_per_range, uint64_t scratch_fixed,
                                      struct fw_exit *out);
 
 /*
- * After ExitBootServices: prints one line on serial, waits about five seconds
- * and resets the machine through the runtime services (then by the keyboard
- * controller and the reset-control port if those come back).
+ * After ExitBootServices: prints one line on serial and the screen, records
+ * it for the next boot, waits about five seconds and resets the machine
+ * through the runtime services (then the 8042, port 0xcf9 and a triple fault
+ * if ResetSystem returns).
  */
 _Noreturn void fw_fatal_after_exit(uint64_t tsc_hz, const char *fmt, ...)
     __attribute__((format(printf, 2, 3)));

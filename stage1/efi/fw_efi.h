@@ -33,9 +33,13 @@ void serial_write(const char *s, size_t n);
 void fbtext_use(const struct canopy_framebuffer *fb);
 void fbtext_line(const char *s);
 
-/* platform.c: the GOP's current mode for reports; the memory attribute check; the reset. */
+/* gop.c: the GOP's current mode, for the post-mortem screen only (fbtext_use). */
 void fw_framebuffer_for_reports(void);
+/* memattr.c: clears XP and RP on the trampoline page where the memory attribute protocol can. */
 void fw_trampoline_exec(void);
+/* time.c: the TSC rate fw_tsc_hz found, 0 before it ran; usable after ExitBootServices. */
+uint64_t fw_tsc_hz_known(void);
+/* reset.c: ResetSystem, then the resets without firmware (canopy/x86/reset.h). */
 _Noreturn void fw_reset(void);
 
 /* fault.c: records a failure after ExitBootServices (the line shown) for the next boot. */

@@ -1,0 +1,172 @@
+/*
+ * gop: the framebuffer, from the Graphics Output Protocol of the console
+ * stage 1 was started on. fw_framebuffer picks and describes the mode the
+ * kernel gets; fw_framebuffer_for_reports only describes the current one, for
+ * the post-mortem screen (fbtext.c).
+ *
+ * Called by main.c (gather_platform) and fault.c (fw_fault_init).
+ */
+#include "fw_efi.h"
+
+static uint32_t mask_top_bit(uint32_t m)
+{
+    return m ? 32 - (uint32_t)__builtin_clz(m) : 0;
+}
+
+static enum fw_status describe_mode(EFI_GRAPHICS_OUTPUT_PROTOCOL *gop,
+                                    struct canopy_framebuffer *fb, const char **note);
+
+static EFI_GRAPHICS_OUTPUT_PROTOCOL *find_gop(void)
+{
+    EFI_GUID guid = EFI_GRAPHICS_OUTPUT_PROTOCOL_GUID;
+    EFI_GRAPHICS_OUTPUT_PROTOCOL *gop = NULL;
+    /* The GOP behind the console is the one the user is looking at. */
+    if (fw_st->ConsoleOutHandle &&
+        !EFI_ERROR(fw_bs->HandleProtocol(fw_st->ConsoleOutHandle, &guid, (void **)&gop)) && gop)
+        return gop;
+    gop = NULL;
+    if (!EFI_ERROR(fw_bs->LocateProtocol(&guid, NULL, (void **)&gop)))
+        return gop;
+    return NULL;
+}
+
+/* A mode the console can draw on: a linear framebuffer with known pixels. */
+static bool mode_is_linear(const EFI_GRAPHICS_OUTPUT_MODE_INFORMATION *info)
+{
+    return info->PixelFormat == PixelRedGreenBlueReserved8BitPerColor ||
+           info->PixelFormat == PixelBlueGreenRedReserved8BitPerColor ||
+           info->PixelFormat == PixelBitMask;
+}
+
+#define GOP_MODES_MAX  1024
+#define FB_PREFERRED_W 1920 /* the largest mode picked on our own: plenty for a text console */
+#define FB_PREFERRED_H 1200
+
+/*
+ * Picks a mode: exactly width x height when asked (0, 0: none asked), else the
+ * largest linear mode within FB_PREFERRED_W x FB_PREFERRED_H, else the smallest
+ * linear one. Returns false if no mode qualifies.
+ */
+static bool pick_mode(EFI_GRAPHICS_OUTPUT_PROTOCOL *gop, uint32_t width, uint32_t height,
+                      UINT32 *out)
+{
+    bool found = false, found_fit = false;
+    uint64_t best_area = 0;
+    /* Real adapters offer tens of modes; the cap bounds the loop whatever MaxMode says. */
+    for (UINT32 m = 0; m < gop->Mode->MaxMode && m < GOP_MODES_MAX; m++) {
+        EFI_GRAPHICS_OUTPUT_MODE_INFORMATION *info;
+        UINTN size;
+        if (EFI_ERROR(gop->QueryMode(gop, m, &size, &info)))
+            continue;
+        uint32_t w = info->HorizontalResolution, h = info->VerticalResolution;
+        bool linear = mode_is_linear(info);
+        fw_bs->FreePool(info);
+        if (!linear)
+            continue;
+        if (width && height) {
+            if (w == width && h == height) {
+                *out = m;
+                return true;
+            }
+            continue;
+        }
+        uint64_t area = (uint64_t)w * h;
+        bool fits = w <= FB_PREFERRED_W && h <= FB_PREFERRED_H;
+        if ((fits && (!found_fit || area > best_area)) ||
+            (!fits && !found_fit && (!found || area < best_area))) {
+            *out = m;
+            best_area = area;
+            found = true;
+            found_fit = found_fit || fits;
+        }
+    }
+    return found;
+}
+
+enum fw_status fw_framebuffer(uint32_t width, uint32_t height, struct canopy_framebuffer *fb,
+                              const char **note)
+{
+    *fb = (struct canopy_framebuffer){.format = CANOPY_FB_NONE};
+    *note = NULL;
+    EFI_GRAPHICS_OUTPUT_PROTOCOL *gop = find_gop();
+    if (!gop || !gop->Mode || !gop->Mode->Info)
+        return FW_NOT_FOUND;
+    /*
+     * The firmware's current mode is kept unless the config asks for another
+     * or the current one cannot be drawn on (blit only).
+     */
+    UINT32 mode;
+    if (width && height) {
+        if (!pick_mode(gop, width, height, &mode) || EFI_ERROR(gop->SetMode(gop, mode)))
+            *note = "the configured resolution is not offered; keeping the current mode";
+    } else if (!mode_is_linear(gop->Mode->Info) && pick_mode(gop, 0, 0, &mode)) {
+        gop->SetMode(gop, mode);
+    }
+    enum fw_status st = describe_mode(gop, fb, note);
+    fbtext_use(fb);
+    return st;
+}
+
+void fw_framebuffer_for_reports(void)
+{
+    struct canopy_framebuffer fb = {.format = CANOPY_FB_NONE};
+    const char *note;
+    EFI_GRAPHICS_OUTPUT_PROTOCOL *gop = find_gop();
+    if (gop && gop->Mode && gop->Mode->Info)
+        (void)describe_mode(gop, &fb, &note);
+    fbtext_use(&fb);
+}
+
+/* Fills *fb from the GOP's current mode; FW_UNSUPPORTED (and *note) if it cannot be drawn on. */
+static enum fw_status describe_mode(EFI_GRAPHICS_OUTPUT_PROTOCOL *gop,
+                                    struct canopy_framebuffer *fb, const char **note)
+{
+    const EFI_GRAPHICS_OUTPUT_MODE_INFORMATION *info = gop->Mode->Info;
+    uint32_t bpp = 32;
+    switch (info->PixelFormat) {
+    case PixelRedGreenBlueReserved8BitPerColor:
+        fb->format = CANOPY_FB_RGBX;
+        fb->red_mask = 0x0000ff;
+        fb->green_mask = 0x00ff00;
+        fb->blue_mask = 0xff0000;
+        fb->reserved_mask = 0xff000000;
+        break;
+    case PixelBlueGreenRedReserved8BitPerColor:
+        fb->format = CANOPY_FB_BGRX;
+        fb->red_mask = 0xff0000;
+        fb->green_mask = 0x00ff00;
+        fb->blue_mask = 0x0000ff;
+        fb->reserved_mask = 0xff000000;
+        break;
+    case PixelBitMask: {
+        const EFI_PIXEL_BITMASK *m = &info->PixelInformation;
+        fb->format = CANOPY_FB_BITMASK;
+        fb->red_mask = m->RedMask;
+        fb->green_mask = m->GreenMask;
+        fb->blue_mask = m->BlueMask;
+        fb->reserved_mask = m->ReservedMask;
+        bpp = (mask_top_bit(m->RedMask | m->GreenMask | m->BlueMask | m->ReservedMask) + 7) & ~7u;
+        break;
+    }
+    default:
+        *fb = (struct canopy_framebuffer){.format = CANOPY_FB_NONE};
+        *note = "the display has no linear framebuffer (blit only)";
+        return FW_UNSUPPORTED;
+    }
+    if (bpp == 0 || gop->Mode->FrameBufferBase == 0 || info->PixelsPerScanLine == 0) {
+        fb->format = CANOPY_FB_NONE;
+        *note = "the display reports an unusable framebuffer";
+        return FW_UNSUPPORTED;
+    }
+    fb->base = gop->Mode->FrameBufferBase;
+    fb->size_bytes = gop->Mode->FrameBufferSize;
+    fb->width = info->HorizontalResolution;
+    fb->height = info->VerticalResolution;
+    fb->bpp = bpp;
+    fb->pitch_bytes = info->PixelsPerScanLine * (bpp / 8);
+    /* Some firmware reports a size of 0 or too small; what the mode needs is what gets mapped. */
+    uint64_t need = (uint64_t)fb->pitch_bytes * fb->height;
+    if (fb->size_bytes < need)
+        fb->size_bytes = need;
+    return FW_OK;
+}
