@@ -24,6 +24,7 @@
  * before ExitBootServices.
  */
 #include <canopy/bootinfo.h>
+#include <canopy/compiler.h>
 #include <canopy/fmt.h>
 #include <canopy/page.h>
 #include <canopy/str.h>
@@ -79,8 +80,7 @@ static void *phys_ptr(uint64_t pa)
 }
 
 /* Shows one line and pauses, then hands the status back (before ExitBootServices). */
-__attribute__((format(printf, 2, 3))) static enum fw_status give_up(enum fw_status st,
-                                                                    const char *fmt, ...)
+PRINTF_LIKE(2, 3) static enum fw_status give_up(enum fw_status st, const char *fmt, ...)
 {
     va_list ap;
     con_printf("canopy: ");

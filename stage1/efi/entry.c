@@ -67,8 +67,7 @@ enum fw_status fw_from_efi(EFI_STATUS s)
  * else a reset. The line ends with where the firmware loaded stage 1, so an
  * address in it can be looked up in BOOTX64.EFI's symbols (docs/hardening.md).
  */
-RT_NO_STACK_PROTECTOR __attribute__((noreturn, format(printf, 1, 2))) static void
-stop(const char *fmt, ...)
+RT_NO_STACK_PROTECTOR _Noreturn PRINTF_LIKE(1, 2) static void stop(const char *fmt, ...)
 {
     char line[160];
     va_list ap;

@@ -250,7 +250,7 @@ static const char *vector_name(uint64_t v)
 }
 
 /* One report line on the screen and on serial (no firmware call). */
-__attribute__((format(printf, 1, 2))) static void say(const char *fmt, ...)
+PRINTF_LIKE(1, 2) static void say(const char *fmt, ...)
 {
     char line[160];
     va_list ap;

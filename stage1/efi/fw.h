@@ -19,6 +19,7 @@
 #include <stdint.h>
 
 #include <canopy/bootinfo.h>
+#include <canopy/compiler.h>
 
 enum fw_status {
     FW_OK = 0,
@@ -42,7 +43,7 @@ const char *fw_status_str(enum fw_status st);
  * services still live, after the reason was shown; efi_main hands the status
  * back to the firmware.
  */
-enum fw_status stage1_main(void);
+MUST_CHECK enum fw_status stage1_main(void);
 
 /* ---- console (console.c) -------------------------------------------------- */
 
@@ -51,7 +52,7 @@ enum fw_status stage1_main(void);
  * mirrors that to the serial port); afterwards to COM1 if serial output is
  * enabled. Every wait on the UART is bounded.
  */
-void con_printf(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+void con_printf(const char *fmt, ...) PRINTF_LIKE(1, 2);
 void con_vprintf(const char *fmt, va_list ap);
 
 /* Whether COM1 is written after ExitBootServices (the config's serial=). */
@@ -90,7 +91,8 @@ _Noreturn void cpu_run_on_own_stack(void (*fn)(const struct fw_exit *), const st
 /* ---- firmware services while boot services live ---------------------------- */
 
 /* file.c: reads a whole file from the volume stage 1 was loaded from into LoaderData pages. */
-enum fw_status fw_read_file(const char *path, uint64_t max_bytes, void **data, uint64_t *size);
+MUST_CHECK enum fw_status fw_read_file(const char *path, uint64_t max_bytes, void **data,
+                                       uint64_t *size);
 /* Gives back what fw_read_file returned (a failed boot leaves the firmware as it found it). */
 void fw_free_file(void *data, uint64_t size);
 
@@ -99,15 +101,16 @@ void fw_free_file(void *data, uint64_t size);
  * the largest naturally aligned power-of-two block in it (touching
  * descriptors merged), which bounds the biggest run the buddy PMM can give.
  */
-enum fw_status fw_memory_summary(uint64_t *conventional_bytes, uint64_t *largest_block_bytes);
+MUST_CHECK enum fw_status fw_memory_summary(uint64_t *conventional_bytes,
+                                            uint64_t *largest_block_bytes);
 
 /*
  * gop.c: fills *fb from the GOP: switches to width x height first if asked (0, 0:
  * keep the current mode). *note gets a short remark when something was not as
  * asked (NULL if all went as asked). FW_NOT_FOUND: no GOP at all.
  */
-enum fw_status fw_framebuffer(uint32_t width, uint32_t height, struct canopy_framebuffer *fb,
-                              const char **note);
+MUST_CHECK enum fw_status fw_framebuffer(uint32_t width, uint32_t height,
+                                         struct canopy_framebuffer *fb, const char **note);
 
 /* acpi.c: the ACPI RSDP (2.0 preferred, else 1.0), 0 if the firmware has none. */
 uint64_t fw_rsdp(void);
@@ -148,8 +151,8 @@ struct fw_exit {
  *    the buffers are freed again.
  * => if the retries fail as well, it does not return (fw_fatal_after_exit).
  */
-enum fw_status fw_exit_boot_services(uint64_t scratch_per_range, uint64_t scratch_fixed,
-                                     struct fw_exit *out);
+MUST_CHECK enum fw_status fw_exit_boot_services(uint64_t scratch_per_range, uint64_t scratch_fixed,
+                                                struct fw_exit *out);
 
 /*
  * After ExitBootServices: prints one line on serial and the screen, records
@@ -157,8 +160,7 @@ enum fw_status fw_exit_boot_services(uint64_t scratch_per_range, uint64_t scratc
  * through the runtime services (then the 8042, port 0xcf9 and a triple fault
  * if ResetSystem returns).
  */
-_Noreturn void fw_fatal_after_exit(uint64_t tsc_hz, const char *fmt, ...)
-    __attribute__((format(printf, 2, 3)));
+_Noreturn void fw_fatal_after_exit(uint64_t tsc_hz, const char *fmt, ...) PRINTF_LIKE(2, 3);
 
 /* ---- post-mortem (fault.c) ------------------------------------------------- */
 

@@ -11,9 +11,9 @@
  */
 #include "config.h"
 
-#include <canopy/phase.h>
-
+#include <canopy/compiler.h>
 #include <canopy/fmt.h>
+#include <canopy/phase.h>
 #include <canopy/str.h>
 
 struct parser {
@@ -25,7 +25,7 @@ struct parser {
     bool seen[7]; /* keys already set, for the duplicate note */
 };
 
-__attribute__((format(printf, 2, 3))) static void problem(struct parser *p, const char *fmt, ...)
+PRINTF_LIKE(2, 3) static void problem(struct parser *p, const char *fmt, ...)
 {
     char msg[160];
     va_list ap;
