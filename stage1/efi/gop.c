@@ -117,6 +117,16 @@ void fw_framebuffer_for_reports(void)
     fbtext_use(&fb);
 }
 
+static void set_pixel_format(struct canopy_framebuffer *fb, enum canopy_fb_format format,
+                             uint32_t red, uint32_t green, uint32_t blue, uint32_t reserved)
+{
+    fb->format = format;
+    fb->red_mask = red;
+    fb->green_mask = green;
+    fb->blue_mask = blue;
+    fb->reserved_mask = reserved;
+}
+
 /* Fills *fb from the GOP's current mode; FW_UNSUPPORTED (and *note) if it cannot be drawn on. */
 static enum fw_status describe_mode(EFI_GRAPHICS_OUTPUT_PROTOCOL *gop,
                                     struct canopy_framebuffer *fb, const char **note)
@@ -125,26 +135,15 @@ static enum fw_status describe_mode(EFI_GRAPHICS_OUTPUT_PROTOCOL *gop,
     uint32_t bpp = 32;
     switch (info->PixelFormat) {
     case PixelRedGreenBlueReserved8BitPerColor:
-        fb->format = CANOPY_FB_RGBX;
-        fb->red_mask = 0x0000ff;
-        fb->green_mask = 0x00ff00;
-        fb->blue_mask = 0xff0000;
-        fb->reserved_mask = 0xff000000;
+        set_pixel_format(fb, CANOPY_FB_RGBX, 0x0000ff, 0x00ff00, 0xff0000, 0xff000000);
         break;
     case PixelBlueGreenRedReserved8BitPerColor:
-        fb->format = CANOPY_FB_BGRX;
-        fb->red_mask = 0xff0000;
-        fb->green_mask = 0x00ff00;
-        fb->blue_mask = 0x0000ff;
-        fb->reserved_mask = 0xff000000;
+        set_pixel_format(fb, CANOPY_FB_BGRX, 0xff0000, 0x00ff00, 0x0000ff, 0xff000000);
         break;
     case PixelBitMask: {
         const EFI_PIXEL_BITMASK *m = &info->PixelInformation;
-        fb->format = CANOPY_FB_BITMASK;
-        fb->red_mask = m->RedMask;
-        fb->green_mask = m->GreenMask;
-        fb->blue_mask = m->BlueMask;
-        fb->reserved_mask = m->ReservedMask;
+        set_pixel_format(fb, CANOPY_FB_BITMASK, m->RedMask, m->GreenMask, m->BlueMask,
+                         m->ReservedMask);
         bpp = (mask_top_bit(m->RedMask | m->GreenMask | m->BlueMask | m->ReservedMask) + 7) & ~7u;
         break;
     }
