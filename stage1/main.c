@@ -378,14 +378,10 @@ static void plan_kernel(struct handoff *h)
     for (uint32_t i = 0; i < s1.plan.count; i++) {
         const struct elf_segment_plan *s = &s1.plan.seg[i];
         uint64_t pa = load_segment(h->pmm, s);
-        h->req[h->req_count++] = (struct map_request){
-            .va = s->vaddr,
-            .pa = pa,
-            .size = s->page_count * PAGE_SIZE,
-            .max_page_size = PAGE_SIZE,
-            .flags = (uint16_t)(((s->flags & CANOPY_SEG_W) ? CANOPY_MAP_W : 0) |
-                                ((s->flags & CANOPY_SEG_X) ? CANOPY_MAP_X : 0)),
-            .owner = CANOPY_OWNER_KERNEL_IMAGE};
+        uint16_t flags = (uint16_t)(((s->flags & CANOPY_SEG_W) ? CANOPY_MAP_W : 0) |
+                                    ((s->flags & CANOPY_SEG_X) ? CANOPY_MAP_X : 0));
+        h->req[h->req_count++] = mapplan_request_4k(s->vaddr, pa, s->page_count * PAGE_SIZE, flags,
+                                                    CANOPY_OWNER_KERNEL_IMAGE);
         bi->segments[i] = (struct canopy_segment){
             .vaddr = s->vaddr, .paddr = pa, .page_count = s->page_count, .flags = s->flags};
     }
@@ -396,20 +392,12 @@ static void plan_kernel(struct handoff *h)
         FATAL("no memory for the boot stack: %s", pmm_status_str(ps));
     __builtin_memset(phys_ptr(stack_pa), 0, CANOPY_BOOT_STACK_SIZE);
     uint64_t stack_va = CANOPY_DYNAMIC_BASE + PAGE_SIZE; /* CANOPY_DYNAMIC_BASE stays unmapped */
-    h->req[h->req_count++] = (struct map_request){.va = stack_va,
-                                                  .pa = stack_pa,
-                                                  .size = CANOPY_BOOT_STACK_SIZE,
-                                                  .max_page_size = PAGE_SIZE,
-                                                  .flags = CANOPY_MAP_W,
-                                                  .owner = CANOPY_OWNER_STACK};
+    h->req[h->req_count++] = mapplan_request_4k(stack_va, stack_pa, CANOPY_BOOT_STACK_SIZE,
+                                                CANOPY_MAP_W, CANOPY_OWNER_STACK);
     bi->stack_top_va = stack_va + CANOPY_BOOT_STACK_SIZE;
     uint64_t tramp = (uint64_t)(uintptr_t)trampoline_start;
-    h->req[h->req_count++] = (struct map_request){.va = tramp,
-                                                  .pa = tramp,
-                                                  .size = PAGE_SIZE,
-                                                  .max_page_size = PAGE_SIZE,
-                                                  .flags = CANOPY_MAP_X,
-                                                  .owner = CANOPY_OWNER_TRAMPOLINE};
+    h->req[h->req_count++] =
+        mapplan_request_4k(tramp, tramp, PAGE_SIZE, CANOPY_MAP_X, CANOPY_OWNER_TRAMPOLINE);
     bi->trampoline_page = tramp;
 }
 

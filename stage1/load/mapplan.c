@@ -14,6 +14,17 @@
  */
 #include "mapplan.h"
 
+struct map_request mapplan_request_4k(uint64_t va, uint64_t pa, uint64_t size, uint16_t flags,
+                                      uint16_t owner)
+{
+    return (struct map_request){.va = va,
+                                .pa = pa,
+                                .size = size,
+                                .max_page_size = PAGE_SIZE,
+                                .flags = flags,
+                                .owner = owner};
+}
+
 uint64_t mapplan_page_size(uint64_t va, uint64_t pa, uint64_t remaining, uint64_t max_page_size)
 {
     static const uint64_t sizes[] = {PAGE_SIZE_1G, PAGE_SIZE_2M};

@@ -30,6 +30,13 @@ struct map_request {
 };
 
 /*
+ * A request mapped with 4 KiB pages only: what stage 1 makes for the kernel's
+ * segments, its boot stack and the trampoline page.
+ */
+struct map_request mapplan_request_4k(uint64_t va, uint64_t pa, uint64_t size, uint16_t flags,
+                                      uint16_t owner);
+
+/*
  * The page pt_map places at (va, pa) with `remaining` bytes left: the largest
  * of 1 GiB, 2 MiB, 4 KiB that is <= max_page_size, divides va and pa and fits.
  * => va, pa, remaining 4 KiB aligned, remaining > 0.

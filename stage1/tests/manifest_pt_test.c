@@ -68,18 +68,6 @@ static bool check_leaf(void *ctx, const struct pt_leaf *leaf)
     return true;
 }
 
-/* A request for 4 KiB pages only, as stage 1 makes for segments, the stack and the trampoline. */
-static struct map_request page_request(uint64_t va, uint64_t pa, uint64_t size, uint16_t flags,
-                                       uint16_t owner)
-{
-    return (struct map_request){.va = va,
-                                .pa = pa,
-                                .size = size,
-                                .max_page_size = PAGE_SIZE,
-                                .flags = flags,
-                                .owner = owner};
-}
-
 static void run_case(uint64_t max_page, unsigned levels)
 {
     static const struct canopy_mem_range map[] = {
@@ -96,16 +84,16 @@ static void run_case(uint64_t max_page, unsigned levels)
                            CANOPY_OWNER_FRAMEBUFFER, req + n, 16 - n);
     CHECK(n == 5);
     /* Kernel text, rodata, data; the boot stack; the trampoline page. */
-    req[n++] = page_request(0xffffffff80000000ull, 0x1bb60000, 0xe000, CANOPY_MAP_X,
-                            CANOPY_OWNER_KERNEL_IMAGE);
+    req[n++] = mapplan_request_4k(0xffffffff80000000ull, 0x1bb60000, 0xe000, CANOPY_MAP_X,
+                                  CANOPY_OWNER_KERNEL_IMAGE);
     req[n++] =
-        page_request(0xffffffff8000e000ull, 0x1dc30000, 0x5000, 0, CANOPY_OWNER_KERNEL_IMAGE);
-    req[n++] = page_request(0xffffffff80013000ull, 0x1fe00000, 0x2c000, CANOPY_MAP_W,
-                            CANOPY_OWNER_KERNEL_IMAGE);
-    req[n++] = page_request(CANOPY_DYNAMIC_BASE + PAGE_SIZE, 0x1bb00000, 0x10000, CANOPY_MAP_W,
-                            CANOPY_OWNER_STACK);
-    req[n++] =
-        page_request(0x1dc27000, 0x1dc27000, PAGE_SIZE, CANOPY_MAP_X, CANOPY_OWNER_TRAMPOLINE);
+        mapplan_request_4k(0xffffffff8000e000ull, 0x1dc30000, 0x5000, 0, CANOPY_OWNER_KERNEL_IMAGE);
+    req[n++] = mapplan_request_4k(0xffffffff80013000ull, 0x1fe00000, 0x2c000, CANOPY_MAP_W,
+                                  CANOPY_OWNER_KERNEL_IMAGE);
+    req[n++] = mapplan_request_4k(CANOPY_DYNAMIC_BASE + PAGE_SIZE, 0x1bb00000, 0x10000,
+                                  CANOPY_MAP_W, CANOPY_OWNER_STACK);
+    req[n++] = mapplan_request_4k(0x1dc27000, 0x1dc27000, PAGE_SIZE, CANOPY_MAP_X,
+                                  CANOPY_OWNER_TRAMPOLINE);
     mapplan_sort(req, n);
     CHECK(!mapplan_overlaps(req, n));
 
