@@ -96,51 +96,76 @@ set(CANOPY_PATH_FLAGS -ffile-prefix-map=${CMAKE_SOURCE_DIR}/=
 list(APPEND CANOPY_UEFI_CFLAGS ${CANOPY_PATH_FLAGS})
 list(APPEND CANOPY_KERNEL_CFLAGS ${CANOPY_PATH_FLAGS})
 
+# Each flag set as an INTERFACE target: a target gets a flavour's flags by
+# linking canopy_flags_<set>, privately, so they never leak into its users.
+#   host    the host compile and link flags above
+#   bench   the benchmark flavour (compile only; links with the host libc)
+#   fuzz    the host flags with coverage for libFuzzer (-fsanitize=fuzzer-no-link:
+#           the libraries' edges count, but main stays the harness's)
+#   uefi    C gets CANOPY_UEFI_CFLAGS, assembly only the target (the C-only
+#           flags would go unused there); links with CANOPY_UEFI_LDFLAGS
+#   kernel  CANOPY_KERNEL_CFLAGS for C and assembly alike (the --target and the
+#           code model matter for both); kernel/link translates the link flags
+#           for ld.lld itself
+add_library(canopy_flags_host INTERFACE)
+target_compile_options(canopy_flags_host INTERFACE ${CANOPY_HOST_CFLAGS})
+target_link_options(canopy_flags_host INTERFACE ${CANOPY_HOST_LDFLAGS})
+add_library(canopy_flags_bench INTERFACE)
+target_compile_options(canopy_flags_bench INTERFACE ${CANOPY_BENCH_CFLAGS})
+add_library(canopy_flags_fuzz INTERFACE)
+target_compile_options(canopy_flags_fuzz INTERFACE ${CANOPY_HOST_CFLAGS} -fsanitize=fuzzer-no-link)
+add_library(canopy_flags_uefi INTERFACE)
+target_compile_options(canopy_flags_uefi INTERFACE
+  "$<$<COMPILE_LANGUAGE:C>:${CANOPY_UEFI_CFLAGS}>"
+  $<$<COMPILE_LANGUAGE:ASM>:--target=x86_64-unknown-windows>)
+target_link_options(canopy_flags_uefi INTERFACE ${CANOPY_UEFI_LDFLAGS})
+add_library(canopy_flags_kernel INTERFACE)
+target_compile_options(canopy_flags_kernel INTERFACE ${CANOPY_KERNEL_CFLAGS})
+
+# What host tests share: tests/include (canopy/check.h, the assertion macros,
+# and canopy/rng.h, the seeded generators).
+add_library(canopy_test_support INTERFACE)
+target_include_directories(canopy_test_support INTERFACE ${CMAKE_SOURCE_DIR}/tests/include)
+
 # canopy_library(NAME SOURCES ... INCLUDE dir [LINK libs...])
-# Builds NAME_host (static library with sanitizers), NAME_benchlib (the bench
-# flavour: static, optimised, no sanitizers; not NAME_bench, which names the
-# benchmark executables), NAME_uefi and NAME_kernel (object libraries) from
-# the same sources.
+# Builds the same sources five times, one library per flavour:
+#   NAME_host      static, host flags (ASan + UBSan): what tests link
+#   NAME_benchlib  static, bench flags (not NAME_bench, which names the
+#                  benchmark executables)
+#   NAME_fuzzlib   static, fuzz flags
+#   NAME_uefi      object library for stage 1
+#   NAME_kernel    object library for the kernel
+# The static flavours are EXCLUDE_FROM_ALL but the host one: built only when a
+# benchmark or a fuzzer links them. Each flavour links the same flavour of
+# every LINK library, publicly (their headers are part of NAME's interface).
+# An executable takes an object library's files by linking it directly:
+# object files do not pass on to the users of a library that links one.
+set(CANOPY_LIBRARY_FLAVORS host benchlib fuzzlib uefi kernel) # pairwise: the flavour...
+set(CANOPY_LIBRARY_FLAGS host bench fuzz uefi kernel)         # ...and its flag set
 function(canopy_library name)
   cmake_parse_arguments(A "" "" "SOURCES;LINK;INCLUDE" ${ARGN})
   add_library(${name}_host STATIC ${A_SOURCES})
-  target_compile_options(${name}_host PRIVATE ${CANOPY_HOST_CFLAGS})
-  target_include_directories(${name}_host PUBLIC ${A_INCLUDE})
-  target_link_options(${name}_host INTERFACE ${CANOPY_HOST_LDFLAGS})
-  # EXCLUDE_FROM_ALL: built only when a benchmark links it.
   add_library(${name}_benchlib STATIC EXCLUDE_FROM_ALL ${A_SOURCES})
-  target_compile_options(${name}_benchlib PRIVATE ${CANOPY_BENCH_CFLAGS})
-  target_include_directories(${name}_benchlib PUBLIC ${A_INCLUDE})
-  # The fuzz flavour: host flags plus coverage instrumentation, so libFuzzer
-  # sees the edges of the library it fuzzes, not just of the harness.
   add_library(${name}_fuzzlib STATIC EXCLUDE_FROM_ALL ${A_SOURCES})
-  target_compile_options(${name}_fuzzlib PRIVATE ${CANOPY_HOST_CFLAGS} -fsanitize=fuzzer-no-link)
-  target_include_directories(${name}_fuzzlib PUBLIC ${A_INCLUDE})
-  foreach(flavor uefi kernel)
-    string(TOUPPER ${flavor} F)
-    add_library(${name}_${flavor} OBJECT ${A_SOURCES})
-    target_compile_options(${name}_${flavor} PRIVATE ${CANOPY_${F}_CFLAGS})
+  add_library(${name}_uefi OBJECT ${A_SOURCES})
+  add_library(${name}_kernel OBJECT ${A_SOURCES})
+  foreach(flavor flags IN ZIP_LISTS CANOPY_LIBRARY_FLAVORS CANOPY_LIBRARY_FLAGS)
     target_include_directories(${name}_${flavor} PUBLIC ${A_INCLUDE})
-  endforeach()
-  foreach(dep ${A_LINK})
-    target_link_libraries(${name}_host PUBLIC ${dep}_host)
-    target_link_libraries(${name}_benchlib PUBLIC ${dep}_benchlib)
-    target_link_libraries(${name}_fuzzlib PUBLIC ${dep}_fuzzlib)
-    foreach(flavor uefi kernel)
-      target_include_directories(${name}_${flavor} PRIVATE
-        $<TARGET_PROPERTY:${dep}_${flavor},INTERFACE_INCLUDE_DIRECTORIES>)
+    target_link_libraries(${name}_${flavor} PRIVATE canopy_flags_${flags})
+    foreach(dep ${A_LINK})
+      target_link_libraries(${name}_${flavor} PUBLIC ${dep}_${flavor})
     endforeach()
   endforeach()
+  # Host users link with the sanitizer runtimes the library's objects call.
+  target_link_options(${name}_host INTERFACE ${CANOPY_HOST_LDFLAGS})
 endfunction()
 
-# canopy_host_test(NAME SOURCES ... LINK libs...)
-# A host test executable registered with CTest.
+# canopy_host_test(NAME SOURCES ... LINK libs... [ARGS args...])
+# A host test executable registered with CTest (label host).
 function(canopy_host_test name)
   cmake_parse_arguments(A "" "" "SOURCES;LINK;ARGS" ${ARGN})
   add_executable(${name} ${A_SOURCES})
-  target_compile_options(${name} PRIVATE ${CANOPY_HOST_CFLAGS})
-  target_link_options(${name} PRIVATE ${CANOPY_HOST_LDFLAGS})
-  target_include_directories(${name} PRIVATE ${CMAKE_SOURCE_DIR}/tests/include)
+  target_link_libraries(${name} PRIVATE canopy_flags_host canopy_test_support)
   foreach(dep ${A_LINK})
     target_link_libraries(${name} PRIVATE ${dep}_host)
   endforeach()
@@ -156,8 +181,9 @@ file(WRITE ${CMAKE_BINARY_DIR}/fuzzers.txt "")
 function(canopy_fuzzer name)
   cmake_parse_arguments(A "" "CORPUS;SECONDS" "SOURCES;LINK" ${ARGN})
   add_executable(${name} ${A_SOURCES})
-  target_compile_options(${name} PRIVATE ${CANOPY_HOST_CFLAGS} -fsanitize=fuzzer)
-  target_link_options(${name} PRIVATE ${CANOPY_HOST_LDFLAGS} -fsanitize=fuzzer)
+  target_link_libraries(${name} PRIVATE canopy_flags_host canopy_test_support)
+  target_compile_options(${name} PRIVATE -fsanitize=fuzzer)
+  target_link_options(${name} PRIVATE -fsanitize=fuzzer)
   foreach(dep ${A_LINK})
     target_link_libraries(${name} PRIVATE ${dep}_fuzzlib)
   endforeach()

@@ -9,13 +9,9 @@ set(FAULTFW_DIR ${CMAKE_CURRENT_LIST_DIR})
 canopy_host_test(faultfw_mapx_test SOURCES ${FAULTFW_DIR}/mapx_test.c ${FAULTFW_DIR}/mapx.c)
 
 # FAULTFW.EFI: a PE32+ application built exactly like stage 1 (CANOPY_UEFI_*).
-add_executable(faultfw
-  ${FAULTFW_DIR}/faultfw.c ${FAULTFW_DIR}/hooks.c ${FAULTFW_DIR}/mapx.c
-  $<TARGET_OBJECTS:klib_uefi> $<TARGET_OBJECTS:kmem_uefi>)
-target_compile_options(faultfw PRIVATE ${CANOPY_UEFI_CFLAGS})
-target_include_directories(faultfw PRIVATE ${FAULTFW_DIR}
-  $<TARGET_PROPERTY:klib_uefi,INTERFACE_INCLUDE_DIRECTORIES>)
-target_link_options(faultfw PRIVATE ${CANOPY_UEFI_LDFLAGS})
+add_executable(faultfw ${FAULTFW_DIR}/faultfw.c ${FAULTFW_DIR}/hooks.c ${FAULTFW_DIR}/mapx.c)
+target_include_directories(faultfw PRIVATE ${FAULTFW_DIR})
+target_link_libraries(faultfw PRIVATE canopy_flags_uefi klib_uefi kmem_uefi)
 set_target_properties(faultfw PROPERTIES OUTPUT_NAME FAULTFW SUFFIX .EFI)
 
 find_program(CANOPY_PYTHON3 python3)

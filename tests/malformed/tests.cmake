@@ -31,10 +31,8 @@ set(MALFORMED_KERNEL $<TARGET_FILE:kernel>)
 
 # The validator's verdict on files, for the host test.
 add_executable(malformed_elf_check ${MALFORMED_DIR}/elf_check.c)
-target_compile_options(malformed_elf_check PRIVATE ${CANOPY_HOST_CFLAGS})
-target_link_options(malformed_elf_check PRIVATE ${CANOPY_HOST_LDFLAGS})
 target_include_directories(malformed_elf_check PRIVATE ${CMAKE_SOURCE_DIR}/stage1)
-target_link_libraries(malformed_elf_check PRIVATE s1load_host)
+target_link_libraries(malformed_elf_check PRIVATE canopy_flags_host s1load_host)
 
 add_test(NAME malformed_host
   COMMAND ${CANOPY_PYTHON3} ${MALFORMED_DIR}/host_test.py

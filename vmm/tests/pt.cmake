@@ -15,9 +15,7 @@ find_program(CANOPY_LD_LLD NAMES ld.lld ld.lld-14)
 if(EXISTS ${CMAKE_CURRENT_SOURCE_DIR}/src/ptdump.c AND CANOPY_PYTHON3 AND CANOPY_QEMU
    AND CANOPY_LD_LLD)
   add_executable(ptdump_qemu_gen tests/ptdump_qemu_gen.c)
-  target_compile_options(ptdump_qemu_gen PRIVATE ${CANOPY_HOST_CFLAGS})
-  target_link_options(ptdump_qemu_gen PRIVATE ${CANOPY_HOST_LDFLAGS})
-  target_link_libraries(ptdump_qemu_gen PRIVATE vmm_host)
+  target_link_libraries(ptdump_qemu_gen PRIVATE canopy_flags_host vmm_host)
   # The stub is 32-bit code entered by QEMU's multiboot loader, linked flat at 1 MiB.
   set(PTDUMP_STUB ${CMAKE_CURRENT_BINARY_DIR}/ptdump_qemu_stub.bin)
   add_custom_command(OUTPUT ${PTDUMP_STUB}
