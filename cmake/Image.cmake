@@ -10,29 +10,6 @@ set(CANOPY_IMAGE ${CMAKE_BINARY_DIR}/canopy.img)
 set(CANOPY_ESP_CFG ${CMAKE_SOURCE_DIR}/esp/canopy.cfg)
 set(CANOPY_MKIMAGE ${CMAKE_SOURCE_DIR}/scripts/mkimage.sh)
 
-# Stage 1's target name: the first of these that exists.
-set(CANOPY_STAGE1_TARGET "")
-foreach(t BOOTX64.EFI bootx64 stage1 BOOTX64)
-  if(TARGET ${t} AND NOT CANOPY_STAGE1_TARGET)
-    set(CANOPY_STAGE1_TARGET ${t})
-  endif()
-endforeach()
-
-if(NOT CANOPY_STAGE1_TARGET OR NOT TARGET kernel)
-  message(STATUS "canopy.img: stage 1 or kernel target missing, no image target")
-  return()
-endif()
-
-# Both binaries' paths: the target's own file for real executables, else the
-# agreed location (for a custom target that produces it).
-get_target_property(_s1_type ${CANOPY_STAGE1_TARGET} TYPE)
-if(_s1_type STREQUAL "EXECUTABLE")
-  set(CANOPY_STAGE1_EFI $<TARGET_FILE:${CANOPY_STAGE1_TARGET}>)
-else()
-  set(CANOPY_STAGE1_EFI ${CMAKE_BINARY_DIR}/stage1/BOOTX64.EFI)
-endif()
-set(CANOPY_KERNEL_ELF $<TARGET_FILE:kernel>)
-
 add_custom_command(
   OUTPUT ${CANOPY_IMAGE}
   COMMAND ${CANOPY_MKIMAGE}
@@ -41,7 +18,7 @@ add_custom_command(
           --kernel ${CANOPY_KERNEL_ELF}
           --cfg ${CANOPY_ESP_CFG}
           --quiet
-  DEPENDS ${CANOPY_STAGE1_TARGET} kernel ${CANOPY_STAGE1_EFI} ${CANOPY_KERNEL_ELF}
+  DEPENDS stage1 kernel ${CANOPY_STAGE1_EFI} ${CANOPY_KERNEL_ELF}
           ${CANOPY_ESP_CFG} ${CANOPY_MKIMAGE}
   COMMENT "Assembling canopy.img (GPT, FAT32 ESP)"
   VERBATIM)

@@ -14,16 +14,8 @@ target_include_directories(faultfw PRIVATE ${FAULTFW_DIR})
 target_link_libraries(faultfw PRIVATE canopy_flags_uefi klib_uefi kmem_uefi)
 set_target_properties(faultfw PROPERTIES OUTPUT_NAME FAULTFW SUFFIX .EFI)
 
-find_program(CANOPY_PYTHON3 python3)
-find_program(CANOPY_QEMU qemu-system-x86_64)
-set(_ff_stage1 "")
-foreach(t BOOTX64.EFI bootx64 stage1 BOOTX64)
-  if(TARGET ${t} AND NOT _ff_stage1)
-    set(_ff_stage1 ${t})
-  endif()
-endforeach()
-if(NOT CANOPY_PYTHON3 OR NOT CANOPY_QEMU OR NOT _ff_stage1 OR NOT TARGET kernel)
-  message(STATUS "faultfw: python3, qemu, stage 1 or the kernel missing; boot scenarios not registered")
+canopy_tests_need(_ff_tools "the faultfw boot scenarios" CANOPY_PYTHON3 CANOPY_QEMU)
+if(NOT _ff_tools)
   return()
 endif()
 
@@ -49,8 +41,8 @@ foreach(line IN LISTS _ff_groups)
   add_test(NAME faultfw_${group}
     COMMAND ${CANOPY_PYTHON3} ${FAULTFW_TEST} --group ${group}
       --faultfw $<TARGET_FILE:faultfw>
-      --efi $<TARGET_FILE:${_ff_stage1}>
-      --kernel $<TARGET_FILE:kernel>
+      --efi ${CANOPY_STAGE1_EFI}
+      --kernel ${CANOPY_KERNEL_ELF}
       --cfg ${CMAKE_SOURCE_DIR}/esp/canopy.cfg
       --mkimage ${CMAKE_SOURCE_DIR}/scripts/mkimage.sh
       --ovmf-code ${CANOPY_OVMF_CODE}

@@ -3,10 +3,8 @@
 # needed. Included from tests/CMakeLists.txt; one CTest test per case so a
 # failure names the check that broke. Needs python3, sgdisk and mtools.
 
-# The same cache variable tests/CMakeLists.txt uses: found once, shared.
-find_program(CANOPY_PYTHON3 python3)
-if(NOT CANOPY_PYTHON3)
-  message(WARNING "python3 not found: the flash-usb tests are not registered")
+canopy_tests_need(_flash_python "the flash-usb tests" CANOPY_PYTHON3)
+if(NOT _flash_python)
   return()
 endif()
 

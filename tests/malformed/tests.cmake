@@ -14,20 +14,13 @@
 # Included from tests/CMakeLists.txt. Python 3 (standard library) for the
 # scripts; the boot scenarios reuse tests/boot/harness.py.
 
-find_program(CANOPY_PYTHON3 python3)
-find_program(CANOPY_QEMU qemu-system-x86_64)
-if(NOT CANOPY_PYTHON3)
-  message(WARNING "python3 not found: the malformed-kernel tests are not registered")
-  return()
-endif()
-if(NOT TARGET kernel OR NOT TARGET s1load_host)
-  message(STATUS "malformed-kernel tests: kernel or s1load target missing, not registered")
+canopy_tests_need(_malformed_python "the malformed-kernel tests" CANOPY_PYTHON3)
+if(NOT _malformed_python)
   return()
 endif()
 
 set(MALFORMED_DIR ${CMAKE_CURRENT_LIST_DIR})
 set(MALFORMED_WORK ${CMAKE_CURRENT_BINARY_DIR}/malformed)
-set(MALFORMED_KERNEL $<TARGET_FILE:kernel>)
 
 # The validator's verdict on files, for the host test.
 add_executable(malformed_elf_check ${MALFORMED_DIR}/elf_check.c)
@@ -36,7 +29,7 @@ target_link_libraries(malformed_elf_check PRIVATE canopy_flags_host s1load_host)
 
 add_test(NAME malformed_host
   COMMAND ${CANOPY_PYTHON3} ${MALFORMED_DIR}/host_test.py
-    --kernel ${MALFORMED_KERNEL}
+    --kernel ${CANOPY_KERNEL_ELF}
     --checker $<TARGET_FILE:malformed_elf_check>
     --bootinfo-header ${CMAKE_SOURCE_DIR}/include/canopy/bootinfo.h
     --workdir ${MALFORMED_WORK}/host)
@@ -44,33 +37,17 @@ set_tests_properties(malformed_host PROPERTIES LABELS host TIMEOUT 120)
 
 # ---- boot scenarios ---------------------------------------------------------
 
-if(NOT CANOPY_QEMU)
-  message(WARNING "qemu-system-x86_64 not found: no malformed-kernel boot tests")
+canopy_tests_need(_malformed_qemu "the malformed-kernel boot tests" CANOPY_QEMU)
+if(NOT _malformed_qemu)
   return()
-endif()
-set(_malformed_stage1 "")
-foreach(t BOOTX64.EFI bootx64 stage1 BOOTX64)
-  if(TARGET ${t} AND NOT _malformed_stage1)
-    set(_malformed_stage1 ${t})
-  endif()
-endforeach()
-if(NOT _malformed_stage1)
-  message(STATUS "malformed-kernel boot tests: no stage 1 target, not registered")
-  return()
-endif()
-get_target_property(_malformed_s1_type ${_malformed_stage1} TYPE)
-if(_malformed_s1_type STREQUAL "EXECUTABLE")
-  set(MALFORMED_EFI $<TARGET_FILE:${_malformed_stage1}>)
-else()
-  set(MALFORMED_EFI ${CMAKE_BINARY_DIR}/stage1/BOOTX64.EFI)
 endif()
 
 # The same options the boot tests take (tests/boot/harness.py's arg_parser);
 # each scenario builds its own variant images with scripts/mkimage.sh.
 set(MALFORMED_BOOT_ARGS
   --image ${CMAKE_BINARY_DIR}/canopy.img
-  --efi ${MALFORMED_EFI}
-  --kernel ${MALFORMED_KERNEL}
+  --efi ${CANOPY_STAGE1_EFI}
+  --kernel ${CANOPY_KERNEL_ELF}
   --cfg ${CMAKE_SOURCE_DIR}/esp/canopy.cfg
   --mkimage ${CMAKE_SOURCE_DIR}/scripts/mkimage.sh
   --ovmf-code ${CANOPY_OVMF_CODE}

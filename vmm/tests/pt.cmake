@@ -1,19 +1,14 @@
 # Page-table tests: pt.c and ptdump.c over a simulated physical memory, and a
 # fuzzer that mirrors map/unmap/protect in a simple model.
 canopy_host_test(pt_test SOURCES tests/pt_test.c LINK vmm)
-if(EXISTS ${CMAKE_CURRENT_SOURCE_DIR}/src/ptdump.c)
-  canopy_host_test(ptdump_test SOURCES tests/ptdump_test.c LINK vmm)
-endif()
+canopy_host_test(ptdump_test SOURCES tests/ptdump_test.c LINK vmm)
 canopy_fuzzer(pt_fuzz SOURCES tests/pt_fuzz.c LINK vmm
   CORPUS ${CMAKE_CURRENT_SOURCE_DIR}/tests/corpus/pt_fuzz SECONDS 15)
 
 # ptdump against the oracle: QEMU's monitor (`info mem`, `info tlb`) over page
 # tables pt.c builds on the host and a multiboot stub loads into a guest.
-find_program(CANOPY_PYTHON3 python3)
-find_program(CANOPY_QEMU qemu-system-x86_64)
-find_program(CANOPY_LD_LLD NAMES ld.lld ld.lld-14)
-if(EXISTS ${CMAKE_CURRENT_SOURCE_DIR}/src/ptdump.c AND CANOPY_PYTHON3 AND CANOPY_QEMU
-   AND CANOPY_LD_LLD)
+canopy_tests_need(_ptdump_qemu_tools ptdump_qemu_test CANOPY_PYTHON3 CANOPY_QEMU CANOPY_LD_LLD)
+if(_ptdump_qemu_tools)
   add_executable(ptdump_qemu_gen tests/ptdump_qemu_gen.c)
   target_link_libraries(ptdump_qemu_gen PRIVATE canopy_flags_host vmm_host)
   # The stub is 32-bit code entered by QEMU's multiboot loader, linked flat at 1 MiB.
