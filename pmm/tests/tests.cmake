@@ -1,10 +1,11 @@
 # pmm's host tests and fuzzers (included from pmm/CMakeLists.txt).
-canopy_host_test(memmap_test SOURCES tests/memmap_test.c LINK pmm)
+canopy_host_test(pmm_memmap_test SOURCES tests/memmap_test.c LINK pmm)
 canopy_host_test(pmm_test SOURCES tests/pmm_test.c LINK pmm)
 
-# A longer run: build-dir/pmm/memmap_fuzz -max_total_time=600 pmm/tests/corpus/memmap_fuzz
+# A longer run: build-dir/pmm/pmm_memmap_fuzz -max_total_time=600 DIR (DIR a writable
+# copy of pmm/tests/corpus/memmap_fuzz), or scripts/fuzz.sh
 # (canopy_fuzzer links pmm's coverage-instrumented fuzz flavour).
-canopy_fuzzer(memmap_fuzz SOURCES tests/memmap_fuzz.c LINK pmm
+canopy_fuzzer(pmm_memmap_fuzz SOURCES tests/memmap_fuzz.c LINK pmm
   CORPUS ${CMAKE_CURRENT_SOURCE_DIR}/tests/corpus/memmap_fuzz SECONDS 15)
 canopy_fuzzer(pmm_fuzz SOURCES tests/pmm_fuzz.c LINK pmm
   CORPUS ${CMAKE_CURRENT_SOURCE_DIR}/tests/corpus/pmm_fuzz SECONDS 15)

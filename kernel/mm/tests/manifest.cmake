@@ -1,6 +1,6 @@
 # Host test of the mapping manifest (kernel/mm/manifest.c) against vmm/pt on a
 # host buffer. Included from kernel/CMakeLists.txt.
-canopy_host_test(kmm_manifest_test
+canopy_host_test(kernel_manifest_test
   SOURCES ${CMAKE_CURRENT_LIST_DIR}/manifest_test.c ${CMAKE_CURRENT_LIST_DIR}/../manifest.c
   LINK pmm vmm klib)
-target_include_directories(kmm_manifest_test PRIVATE ${CMAKE_CURRENT_LIST_DIR}/../../include)
+target_include_directories(kernel_manifest_test PRIVATE ${CMAKE_CURRENT_LIST_DIR}/../../include)
