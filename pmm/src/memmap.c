@@ -36,6 +36,8 @@
  */
 #include <pmm/pmm.h>
 
+#include <canopy/page.h>
+
 /* EFI_MEMORY_TYPE values (UEFI 2.10, section 7.2). */
 #define EFI_RESERVED_MEMORY    0u
 #define EFI_LOADER_CODE        1u
@@ -65,14 +67,12 @@
 #define DESC_MIN_SIZE  40u
 #define DESC_VERSION_1 1u
 
-#define PAGE_MASK (PMM_PAGE_SIZE - 1)
-
 /*
  * The exclusive end no range may pass: the last page of the 64-bit space is
  * never described, so every end fits in a uint64_t. Descriptors that run
  * beyond it are clipped (and counted).
  */
-#define ADDR_END (~PAGE_MASK)
+#define ADDR_END page_down(UINT64_MAX)
 
 typedef struct canopy_mem_range range_t;
 
@@ -197,7 +197,7 @@ static bool range_yields(const range_t *a, const range_t *b)
 
 static uint64_t range_end(const range_t *r)
 {
-    return r->base + (r->page_count << PMM_PAGE_SHIFT);
+    return r->base + (r->page_count << PAGE_SHIFT);
 }
 
 static uint64_t load64(const unsigned char *p)
@@ -307,11 +307,11 @@ static bool desc_to_range(const unsigned char *d, range_t *r, struct memmap_stat
         return false;
     }
     uint64_t end;
-    if (pages > (ADDR_END - start) >> PMM_PAGE_SHIFT) {
+    if (pages > (ADDR_END - start) >> PAGE_SHIFT) {
         end = ADDR_END;
         st->clipped++;
     } else {
-        end = start + (pages << PMM_PAGE_SHIFT);
+        end = start + (pages << PAGE_SHIFT);
         if (end > ADDR_END) {
             end = ADDR_END;
             st->clipped++;
@@ -319,14 +319,14 @@ static bool desc_to_range(const unsigned char *d, range_t *r, struct memmap_stat
     }
 
     uint32_t type = memmap_type_of(efi_type, attr);
-    if (start & PAGE_MASK) {
+    if (!page_is_aligned(start)) {
         st->trimmed++;
         if (type == CANOPY_MEM_USABLE || type == CANOPY_MEM_RECLAIMABLE) {
-            start = (start + PAGE_MASK) & ~PAGE_MASK;
-            end &= ~PAGE_MASK;
+            start = page_up(start); /* start < ADDR_END: cannot wrap */
+            end = page_down(end);
         } else {
-            start &= ~PAGE_MASK;
-            end = (end + PAGE_MASK) & ~PAGE_MASK; /* cannot pass ADDR_END: it is aligned */
+            start = page_down(start);
+            end = page_up(end); /* cannot pass ADDR_END: it is aligned */
         }
     }
     if (start >= end) {
@@ -334,7 +334,7 @@ static bool desc_to_range(const unsigned char *d, range_t *r, struct memmap_stat
         return false;
     }
     r->base = start;
-    r->page_count = (end - start) >> PMM_PAGE_SHIFT;
+    r->page_count = (end - start) >> PAGE_SHIFT;
     r->type = type;
     r->efi_type = efi_type;
     r->efi_attr = attr;
@@ -349,14 +349,14 @@ static bool emit(range_t *out, uint32_t *k, uint32_t limit, uint64_t start, uint
         range_t *prev = &out[*k - 1];
         if (range_end(prev) == start && prev->type == like->type &&
             prev->efi_type == like->efi_type && prev->efi_attr == like->efi_attr) {
-            prev->page_count += (end - start) >> PMM_PAGE_SHIFT;
+            prev->page_count += (end - start) >> PAGE_SHIFT;
             return true;
         }
     }
     if (*k >= limit)
         return false;
     out[*k].base = start;
-    out[*k].page_count = (end - start) >> PMM_PAGE_SHIFT;
+    out[*k].page_count = (end - start) >> PAGE_SHIFT;
     out[*k].type = like->type;
     out[*k].efi_type = like->efi_type;
     out[*k].efi_attr = like->efi_attr;

@@ -53,6 +53,7 @@
 #include <pmm/pmm.h>
 
 #include <canopy/fmt.h>
+#include <canopy/page.h>
 
 #define PMM_MAGIC 0x4d4d505950304e43ull /* "CN0PYPMM" little endian */
 
@@ -66,8 +67,9 @@
 #define ST_VALUE    0x1fu
 
 #define MAX_BLOCK_FRAMES (1ull << PMM_MAX_ORDER)
-#define LOW_FRAMES       (PMM_LOW_RESERVED >> PMM_PAGE_SHIFT)
+#define LOW_FRAMES       (PMM_LOW_RESERVED >> PAGE_SHIFT)
 
+_Static_assert(PMM_PAGE_SIZE == PAGE_SIZE, "the compatibility name is the page size");
 _Static_assert(PMM_MAX_ORDER <= ST_VALUE, "an order must fit in the state byte");
 _Static_assert(PMM_MAX_ORDER < 64, "free_orders is a 64-bit mask");
 _Static_assert(CANOPY_OWNER_COUNT <= 16, "an owner must fit in 4 bits");
@@ -92,12 +94,12 @@ static inline struct free_link *link_of(const struct pmm *p, uint64_t phys)
 
 static inline uint64_t phys_of(const struct pmm *p, uint64_t idx)
 {
-    return (p->base_frame + idx) << PMM_PAGE_SHIFT;
+    return (p->base_frame + idx) << PAGE_SHIFT;
 }
 
 static inline uint64_t idx_of(const struct pmm *p, uint64_t phys)
 {
-    return (phys >> PMM_PAGE_SHIFT) - p->base_frame;
+    return (phys >> PAGE_SHIFT) - p->base_frame;
 }
 
 /* Owners a caller may allocate for (the PMM's own frames come only from pmm_init). */
@@ -207,7 +209,7 @@ static inline void block_take(struct pmm *p, uint64_t phys, unsigned m, unsigned
     while (m > order) {
         m--;
         st[idx + (1ull << m)] = (uint8_t)(ST_FREE | m);
-        list_push(p, phys + (PMM_PAGE_SIZE << m), m);
+        list_push(p, phys + (PAGE_SIZE << m), m);
     }
     st[idx] = (uint8_t)(ST_USED | owner);
     if (order)
@@ -323,9 +325,9 @@ static bool is_ram(uint32_t type)
 /* The end frame of the run of adjacent usable ranges starting at r[*i]; advances *i past it. */
 static uint64_t usable_run_end(const range_t *r, uint32_t n, uint32_t *i)
 {
-    uint64_t end = (r[*i].base >> PMM_PAGE_SHIFT) + r[*i].page_count;
+    uint64_t end = (r[*i].base >> PAGE_SHIFT) + r[*i].page_count;
     while (*i + 1 < n && r[*i + 1].type == CANOPY_MEM_USABLE &&
-           (r[*i + 1].base >> PMM_PAGE_SHIFT) == end) {
+           (r[*i + 1].base >> PAGE_SHIFT) == end) {
         (*i)++;
         end += r[*i].page_count;
     }
@@ -343,10 +345,10 @@ enum pmm_status pmm_init(struct pmm *p, const struct canopy_mem_range *r, uint32
 
     /* The map comes from the normaliser, but it crossed a boundary: check it. */
     uint64_t lo = UINT64_MAX, hi = 0, prev_end = 0;
-    const uint64_t frame_limit = UINT64_MAX >> PMM_PAGE_SHIFT;
+    const uint64_t frame_limit = UINT64_MAX >> PAGE_SHIFT;
     for (uint32_t i = 0; i < n; i++) {
-        uint64_t f = r[i].base >> PMM_PAGE_SHIFT;
-        if ((r[i].base & (PMM_PAGE_SIZE - 1)) || r[i].page_count == 0 ||
+        uint64_t f = r[i].base >> PAGE_SHIFT;
+        if (!page_is_aligned(r[i].base) || r[i].page_count == 0 ||
             r[i].page_count > frame_limit - f || f < prev_end)
             return PMM_ERR_BAD_MAP;
         prev_end = f + r[i].page_count;
@@ -361,14 +363,14 @@ enum pmm_status pmm_init(struct pmm *p, const struct canopy_mem_range *r, uint32
 
     uint64_t base = lo & ~(MAX_BLOCK_FRAMES - 1);
     uint64_t count = hi - base;
-    uint64_t state_pages = (count + PMM_PAGE_SIZE - 1) >> PMM_PAGE_SHIFT;
+    uint64_t state_pages = pages_for_bytes(count);
 
     /* The state array goes at the top of the highest usable run that holds it. */
     uint64_t state_frame = 0;
     for (uint32_t i = 0; i < n; i++) {
         if (r[i].type != CANOPY_MEM_USABLE)
             continue;
-        uint64_t a = r[i].base >> PMM_PAGE_SHIFT;
+        uint64_t a = r[i].base >> PAGE_SHIFT;
         uint64_t b = usable_run_end(r, n, &i);
         if (a < LOW_FRAMES)
             a = LOW_FRAMES;
@@ -381,14 +383,14 @@ enum pmm_status pmm_init(struct pmm *p, const struct canopy_mem_range *r, uint32
     p->virt_offset = virt_offset;
     p->base_frame = base;
     p->frame_count = count;
-    p->state = state_frame << PMM_PAGE_SHIFT;
-    p->state_bytes = state_pages << PMM_PAGE_SHIFT;
+    p->state = state_frame << PAGE_SHIFT;
+    p->state_bytes = state_pages << PAGE_SHIFT;
     uint8_t *st = state_of(p);
     __builtin_memset(st, ST_RESERVED, count);
 
     uint64_t sa = state_frame - base, sb = sa + state_pages;
     for (uint32_t i = 0; i < n; i++) {
-        uint64_t a = r[i].base >> PMM_PAGE_SHIFT, b;
+        uint64_t a = r[i].base >> PAGE_SHIFT, b;
         if (r[i].type == CANOPY_MEM_USABLE)
             b = usable_run_end(r, n, &i);
         else if (r[i].type == CANOPY_MEM_RECLAIMABLE)
@@ -456,7 +458,7 @@ enum pmm_status pmm_alloc_below(struct pmm *p, unsigned order, uint64_t phys_lim
 {
     if (order > PMM_MAX_ORDER || !owner_ok(owner))
         return PMM_ERR_INVALID;
-    uint64_t limit = phys_limit >> PMM_PAGE_SHIFT; /* first frame not allowed */
+    uint64_t limit = phys_limit >> PAGE_SHIFT; /* first frame not allowed */
     if (limit <= p->base_frame)
         return PMM_ERR_NOMEM;
     limit -= p->base_frame;
@@ -529,11 +531,11 @@ static enum pmm_status free_check(const struct pmm *p, uint64_t idx, unsigned or
 /* The index of phys if it is a tracked frame address, else a status in *st. */
 static bool frame_index(const struct pmm *p, uint64_t phys, uint64_t *idx, enum pmm_status *st)
 {
-    if (phys & (PMM_PAGE_SIZE - 1)) {
+    if (!page_is_aligned(phys)) {
         *st = PMM_ERR_INVALID;
         return false;
     }
-    uint64_t f = phys >> PMM_PAGE_SHIFT;
+    uint64_t f = phys >> PAGE_SHIFT;
     if (f < p->base_frame || f - p->base_frame >= p->frame_count) {
         *st = PMM_ERR_NOT_OWNED;
         return false;
@@ -652,7 +654,7 @@ bool pmm_is_free(const struct pmm *p, uint64_t phys)
 {
     uint64_t idx;
     enum pmm_status s;
-    if (!frame_index(p, phys & ~(PMM_PAGE_SIZE - 1), &idx, &s))
+    if (!frame_index(p, page_down(phys), &idx, &s))
         return false;
     const uint8_t *st = state_of(p);
     unsigned b = st[block_head(p, st, idx)];
@@ -663,7 +665,7 @@ enum canopy_owner pmm_owner_of(const struct pmm *p, uint64_t phys)
 {
     uint64_t idx;
     enum pmm_status s;
-    if (!frame_index(p, phys & ~(PMM_PAGE_SIZE - 1), &idx, &s))
+    if (!frame_index(p, page_down(phys), &idx, &s))
         return CANOPY_OWNER_NONE;
     const uint8_t *st = state_of(p);
     unsigned b = st[block_head(p, st, idx)];
@@ -691,15 +693,15 @@ enum pmm_status pmm_check(const struct pmm *p, char *msg, size_t msg_size)
         CHECK_FAIL("pmm: bad magic 0x%llx", (ull)p->magic);
     if (p->base_frame & (MAX_BLOCK_FRAMES - 1))
         CHECK_FAIL("pmm: base frame 0x%llx not aligned to the largest block", (ull)p->base_frame);
-    if (p->frame_count == 0 || p->frame_count > (UINT64_MAX >> PMM_PAGE_SHIFT) - p->base_frame)
+    if (p->frame_count == 0 || p->frame_count > (UINT64_MAX >> PAGE_SHIFT) - p->base_frame)
         CHECK_FAIL("pmm: bad frame count %llu", (ull)p->frame_count);
-    uint64_t sf = p->state >> PMM_PAGE_SHIFT;
-    if ((p->state & (PMM_PAGE_SIZE - 1)) || (p->state_bytes & (PMM_PAGE_SIZE - 1)) ||
+    uint64_t sf = p->state >> PAGE_SHIFT;
+    if (!page_is_aligned(p->state) || !page_is_aligned(p->state_bytes) ||
         p->state_bytes < p->frame_count || sf < p->base_frame ||
-        sf - p->base_frame > p->frame_count - (p->state_bytes >> PMM_PAGE_SHIFT))
+        sf - p->base_frame > p->frame_count - (p->state_bytes >> PAGE_SHIFT))
         CHECK_FAIL("pmm: state array 0x%llx (%llu bytes) misplaced", (ull)p->state,
                    (ull)p->state_bytes);
-    uint64_t sa = sf - p->base_frame, sb = sa + (p->state_bytes >> PMM_PAGE_SHIFT);
+    uint64_t sa = sf - p->base_frame, sb = sa + (p->state_bytes >> PAGE_SHIFT);
 
     const uint8_t *st = state_of(p);
     uint64_t free = 0, used = 0, recl = 0, res = 0, cached = 0;
@@ -798,8 +800,8 @@ enum pmm_status pmm_check(const struct pmm *p, char *msg, size_t msg_size)
                    (ull)p->cache_frames, PMM_CACHE_FRAMES);
     for (uint64_t i = 0; i < p->cache_frames; i++) {
         uint64_t node = p->cache[i];
-        uint64_t f = node >> PMM_PAGE_SHIFT, idx = f - p->base_frame;
-        if ((node & (PMM_PAGE_SIZE - 1)) || f < p->base_frame || idx >= p->frame_count ||
+        uint64_t f = node >> PAGE_SHIFT, idx = f - p->base_frame;
+        if (!page_is_aligned(node) || f < p->base_frame || idx >= p->frame_count ||
             st[idx] != ST_CACHED)
             CHECK_FAIL("pmm: cache: 0x%llx is not a cached frame", (ull)node);
         for (uint64_t j = 0; j < i; j++)
@@ -813,8 +815,8 @@ enum pmm_status pmm_check(const struct pmm *p, char *msg, size_t msg_size)
             CHECK_FAIL("pmm: order %u: non-empty bit disagrees with the list", k);
         uint64_t steps = 0, prev = PMM_NIL;
         for (uint64_t node = p->free_head[k]; node != PMM_NIL; node = link_of(p, node)->next) {
-            uint64_t f = node >> PMM_PAGE_SHIFT, idx = f - p->base_frame;
-            if ((node & (PMM_PAGE_SIZE - 1)) || f < p->base_frame || idx >= p->frame_count ||
+            uint64_t f = node >> PAGE_SHIFT, idx = f - p->base_frame;
+            if (!page_is_aligned(node) || f < p->base_frame || idx >= p->frame_count ||
                 st[idx] != (ST_FREE | k))
                 CHECK_FAIL("pmm: order %u list: 0x%llx is not a free block of that order", k,
                            (ull)node);

@@ -30,7 +30,7 @@ struct span {
     range_t key;         /* type, efi_type, efi_attr of the descriptor */
 };
 
-#define ADDR_END 0xfffffffffffff000ull
+#define ADDR_END page_down(UINT64_MAX)
 
 static int beats_or_equal(const range_t *a, const range_t *b)
 {
@@ -74,7 +74,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         const uint8_t *d = data + 8 * i;
         uint32_t type = d[0] <= 16 ? d[0] : (d[0] < 0xf0 ? d[0] % 16 : 0x80000000u + d[0]);
         uint64_t attr = ((d[1] & 1) ? EFI_ATTR_RUNTIME : 0) | ((d[1] & 2) ? EFI_ATTR_WB : 0);
-        uint64_t start = rd16(d + 2) * PMM_PAGE_SIZE + ((d[4] & 0x80) ? (d[4] & 0x7f) * 32 : 0);
+        uint64_t start = rd16(d + 2) * PAGE_SIZE + ((d[4] & 0x80) ? (d[4] & 0x7f) * 32 : 0);
         uint64_t pages = rd16(d + 5);
         if (d[7] & 1)
             start += 0xffffffffff000000ull; /* near the top: may wrap */
@@ -88,17 +88,17 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         if (pages == 0 || start >= ADDR_END)
             continue;
         uint64_t end =
-            pages > (ADDR_END - start) / PMM_PAGE_SIZE ? ADDR_END : start + pages * PMM_PAGE_SIZE;
+            pages > (ADDR_END - start) / PAGE_SIZE ? ADDR_END : start + pages * PAGE_SIZE;
         if (end > ADDR_END)
             end = ADDR_END;
         uint32_t t = memmap_type_of(type, attr);
         uint64_t s, e;
         if (t == CANOPY_MEM_USABLE || t == CANOPY_MEM_RECLAIMABLE) {
-            s = (start + PMM_PAGE_SIZE - 1) & ~(PMM_PAGE_SIZE - 1);
-            e = end & ~(PMM_PAGE_SIZE - 1);
+            s = page_up(start);
+            e = page_down(end);
         } else {
-            s = start & ~(PMM_PAGE_SIZE - 1);
-            e = (end + PMM_PAGE_SIZE - 1) & ~(PMM_PAGE_SIZE - 1);
+            s = page_down(start);
+            e = page_up(end);
         }
         if (s >= e)
             continue;
@@ -132,12 +132,12 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     /* Well formed. */
     for (uint32_t i = 0; i < count; i++) {
         const range_t *r = &out[i];
-        if (r->base % PMM_PAGE_SIZE || r->page_count == 0 ||
-            r->page_count > (ADDR_END - r->base) / PMM_PAGE_SIZE)
+        if (r->base % PAGE_SIZE || r->page_count == 0 ||
+            r->page_count > (ADDR_END - r->base) / PAGE_SIZE)
             FUZZ_FAIL();
         if (i > 0) {
             const range_t *q = &out[i - 1];
-            uint64_t qend = q->base + q->page_count * PMM_PAGE_SIZE;
+            uint64_t qend = q->base + q->page_count * PAGE_SIZE;
             if (r->base < qend)
                 FUZZ_FAIL();
             if (r->base == qend && r->type == q->type && r->efi_type == q->efi_type &&
@@ -151,7 +151,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         uint32_t lo = 0, hi = count; /* first range ending after spans[i].start */
         while (lo < hi) {
             uint32_t mid = (lo + hi) / 2;
-            if (out[mid].base + out[mid].page_count * PMM_PAGE_SIZE <= spans[i].start)
+            if (out[mid].base + out[mid].page_count * PAGE_SIZE <= spans[i].start)
                 lo = mid + 1;
             else
                 hi = mid;
@@ -160,7 +160,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         for (uint32_t j = lo; pos < spans[i].end; j++) {
             if (j >= count || out[j].base > pos || !beats_or_equal(&out[j], &spans[i].key))
                 FUZZ_FAIL();
-            pos = out[j].base + out[j].page_count * PMM_PAGE_SIZE;
+            pos = out[j].base + out[j].page_count * PAGE_SIZE;
         }
     }
 
@@ -169,14 +169,14 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     uint64_t union_pages = 0, cur_s = 0, cur_e = 0;
     for (size_t i = 0; i < ns; i++) {
         if (spans[i].start > cur_e) {
-            union_pages += (cur_e - cur_s) / PMM_PAGE_SIZE;
+            union_pages += (cur_e - cur_s) / PAGE_SIZE;
             cur_s = spans[i].start;
             cur_e = spans[i].end;
         } else if (spans[i].end > cur_e) {
             cur_e = spans[i].end;
         }
     }
-    union_pages += (cur_e - cur_s) / PMM_PAGE_SIZE;
+    union_pages += (cur_e - cur_s) / PAGE_SIZE;
     uint64_t out_pages = 0;
     for (uint32_t i = 0; i < count; i++)
         out_pages += out[i].page_count;

@@ -10,14 +10,14 @@ typedef struct canopy_mem_range range_t;
 
 static uint64_t end_of(const range_t *r)
 {
-    return r->base + r->page_count * PMM_PAGE_SIZE;
+    return r->base + r->page_count * PAGE_SIZE;
 }
 
 /* The output is sorted, non-overlapping, page aligned and has no mergeable neighbours. */
 static int well_formed(const range_t *r, uint32_t n)
 {
     for (uint32_t i = 0; i < n; i++) {
-        if (r[i].base % PMM_PAGE_SIZE || r[i].page_count == 0)
+        if (r[i].base % PAGE_SIZE || r[i].page_count == 0)
             return 0;
         if (i > 0) {
             if (r[i].base < end_of(&r[i - 1]))
@@ -450,7 +450,7 @@ static void test_random_maps_match_a_page_painter(void)
         efimap_init(&m, 40 + 8 * (rng() % 3));
         for (int i = 0; i < nd; i++) {
             d[i].efi_type = types[rng() % (sizeof(types) / sizeof(types[0]))];
-            d[i].start = (rng() % PAGES) * PMM_PAGE_SIZE + ((rng() % 4 == 0) ? rng() % 4096 : 0);
+            d[i].start = (rng() % PAGES) * PAGE_SIZE + ((rng() % 4 == 0) ? rng() % PAGE_SIZE : 0);
             d[i].pages = rng() % 12;
             d[i].attr = (rng() % 8 == 0) ? EFI_ATTR_RUNTIME : (rng() % 2) * EFI_ATTR_WB;
             efimap_add(&m, d[i].efi_type, d[i].start, d[i].pages, d[i].attr);
@@ -461,14 +461,14 @@ static void test_random_maps_match_a_page_painter(void)
             owner[p] = -1;
             for (int i = 0; i < nd; i++) {
                 uint32_t t = memmap_type_of(d[i].efi_type, d[i].attr);
-                uint64_t s = d[i].start, e = d[i].start + d[i].pages * PMM_PAGE_SIZE;
+                uint64_t s = d[i].start, e = d[i].start + d[i].pages * PAGE_SIZE;
                 uint64_t ps, pe;
                 if (t == CANOPY_MEM_USABLE || t == CANOPY_MEM_RECLAIMABLE) {
-                    ps = (s + 4095) / 4096;
-                    pe = e / 4096;
+                    ps = pages_for_bytes(s);
+                    pe = e / PAGE_SIZE;
                 } else {
-                    ps = s / 4096;
-                    pe = (e + 4095) / 4096;
+                    ps = s / PAGE_SIZE;
+                    pe = pages_for_bytes(e);
                 }
                 if (d[i].pages > 0 && (uint64_t)p >= ps && (uint64_t)p < pe &&
                     (owner[p] < 0 || ref_beats(&d[i], &d[owner[p]])))
@@ -482,13 +482,13 @@ static void test_random_maps_match_a_page_painter(void)
                 continue;
             const struct ref_desc *w = &d[owner[p]];
             uint32_t t = memmap_type_of(w->efi_type, w->attr);
-            if (ne > 0 && end_of(&expect[ne - 1]) == (uint64_t)p * 4096 &&
+            if (ne > 0 && end_of(&expect[ne - 1]) == (uint64_t)p * PAGE_SIZE &&
                 expect[ne - 1].type == t && expect[ne - 1].efi_type == w->efi_type &&
                 expect[ne - 1].efi_attr == w->attr) {
                 expect[ne - 1].page_count++;
                 continue;
             }
-            expect[ne].base = (uint64_t)p * 4096;
+            expect[ne].base = (uint64_t)p * PAGE_SIZE;
             expect[ne].page_count = 1;
             expect[ne].type = t;
             expect[ne].efi_type = w->efi_type;

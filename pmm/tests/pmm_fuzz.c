@@ -38,7 +38,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     if (size < 1)
         return 0;
     if (sim.buf == NULL)
-        sim_open(&sim, 0, SIM_FRAMES * PMM_PAGE_SIZE);
+        sim_open(&sim, 0, SIM_FRAMES * PAGE_SIZE);
     size_t nd = 1 + data[0] % 16;
     data++;
     size--;
@@ -56,7 +56,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
             type = EFI_MMIO, start += 0x100000000ull; /* far above: never touched */
         else if (start + pages > SIM_FRAMES)
             pages = SIM_FRAMES - start; /* RAM stays inside the simulated memory */
-        efimap_add(&m, type, start * PMM_PAGE_SIZE, pages, 0);
+        efimap_add(&m, type, start * PAGE_SIZE, pages, 0);
     }
     data += 4 * nd;
     size -= 4 * nd;
@@ -98,10 +98,10 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
                 if (st != PMM_ERR_INVALID)
                     FUZZ_FAIL();
             } else if (model_has_block(&md, order, UINT64_MAX)) {
-                if (st != PMM_OK || a % (PMM_PAGE_SIZE << order))
+                if (st != PMM_OK || a % (PAGE_SIZE << order))
                     FUZZ_FAIL();
                 for (uint64_t j = 0; j < (1ull << order); j++)
-                    if (md.state[(a >> PMM_PAGE_SHIFT) + j] != M_FREE)
+                    if (md.state[(a >> PAGE_SHIFT) + j] != M_FREE)
                         FUZZ_FAIL();
                 model_take(&md, a, order, owner);
             } else if (st != PMM_ERR_NOMEM) {
@@ -113,14 +113,14 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
             if (md.live_count == 0)
                 break;
             a = md.live[(op[1] | (unsigned)op[2] << 8) % md.live_count];
-            phys = a & ~(PMM_PAGE_SIZE - 1);
-            order = (unsigned)(a & (PMM_PAGE_SIZE - 1));
+            phys = page_down(a);
+            order = (unsigned)(a & (PAGE_SIZE - 1));
             if (pmm_free(&p, phys, order) != PMM_OK)
                 FUZZ_FAIL();
             model_release(&md, phys, order);
             break;
         case 4: {
-            phys = ((uint64_t)op[1] | (uint64_t)(op[2] & 0x07) << 8) << PMM_PAGE_SHIFT;
+            phys = ((uint64_t)op[1] | (uint64_t)(op[2] & 0x07) << 8) << PAGE_SHIFT;
             if (op[2] & 0x10)
                 phys += op[3];
             order = op[3] % 20;
@@ -135,11 +135,10 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
             break;
         }
         case 5: {
-            uint64_t limit = ((uint64_t)op[2] | (uint64_t)(op[3] & 0x07) << 8) << PMM_PAGE_SHIFT;
+            uint64_t limit = ((uint64_t)op[2] | (uint64_t)(op[3] & 0x07) << 8) << PAGE_SHIFT;
             st = pmm_alloc_below(&p, order, limit, owner == CANOPY_OWNER_PMM ? 1 : owner, &a);
-            if (model_has_block(&md, order, limit >> PMM_PAGE_SHIFT)) {
-                if (st != PMM_OK || a + (PMM_PAGE_SIZE << order) > limit ||
-                    a % (PMM_PAGE_SIZE << order))
+            if (model_has_block(&md, order, limit >> PAGE_SHIFT)) {
+                if (st != PMM_OK || a + (PAGE_SIZE << order) > limit || a % (PAGE_SIZE << order))
                     FUZZ_FAIL();
                 model_take(&md, a, order, owner == CANOPY_OWNER_PMM ? 1 : owner);
             } else if (st != PMM_ERR_NOMEM) {
@@ -152,19 +151,19 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         case 6: {
             uint64_t count = 1 + op[1] % 64;
             if (op[3] & 1 && md.live_count) {
-                phys = md.live[op[2] % md.live_count] & ~(PMM_PAGE_SIZE - 1);
+                phys = page_down(md.live[op[2] % md.live_count]);
                 count = 1 + op[1] % 4;
                 enum pmm_status want = PMM_OK;
-                if ((phys >> PMM_PAGE_SHIFT) + count > md.frames)
+                if ((phys >> PAGE_SHIFT) + count > md.frames)
                     want = PMM_ERR_NOT_OWNED;
                 for (uint64_t j = 0; j < count && want == PMM_OK; j++)
-                    want = model_free_status(&md, phys + j * PMM_PAGE_SIZE, 0);
+                    want = model_free_status(&md, phys + j * PAGE_SIZE, 0);
                 st = pmm_free_run(&p, phys, count);
                 if (st != want)
                     FUZZ_FAIL();
                 if (st == PMM_OK) {
                     for (uint64_t j = 0; j < count; j++)
-                        model_release(&md, phys + j * PMM_PAGE_SIZE, 0);
+                        model_release(&md, phys + j * PAGE_SIZE, 0);
                 } else if (!same_state(&before, &p, saved)) {
                     FUZZ_FAIL();
                 }
@@ -178,7 +177,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
                 if (st != PMM_OK)
                     FUZZ_FAIL();
                 for (uint64_t j = 0; j < count; j++)
-                    model_take(&md, a + j * PMM_PAGE_SIZE, 0, CANOPY_OWNER_VMM);
+                    model_take(&md, a + j * PAGE_SIZE, 0, CANOPY_OWNER_VMM);
             } else if (st != PMM_ERR_NOMEM) {
                 FUZZ_FAIL();
             }
@@ -192,8 +191,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
                 break;
             }
             uint64_t f = ((uint64_t)op[2] | (uint64_t)op[3] << 8) % md.frames;
-            if (pmm_is_free(&p, f << PMM_PAGE_SHIFT) != (md.state[f] == M_FREE) ||
-                pmm_owner_of(&p, f << PMM_PAGE_SHIFT) != model_owner(&md, f))
+            if (pmm_is_free(&p, f << PAGE_SHIFT) != (md.state[f] == M_FREE) ||
+                pmm_owner_of(&p, f << PAGE_SHIFT) != model_owner(&md, f))
                 FUZZ_FAIL();
             break;
         }

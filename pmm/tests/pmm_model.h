@@ -38,9 +38,9 @@ static inline bool model_has_block(const struct model *m, unsigned order, uint64
 static inline enum pmm_status model_free_status(const struct model *m, uint64_t phys,
                                                 unsigned order)
 {
-    if (order > PMM_MAX_ORDER || (phys & (PMM_PAGE_SIZE - 1)))
+    if (order > PMM_MAX_ORDER || !page_is_aligned(phys))
         return PMM_ERR_INVALID;
-    uint64_t f = phys >> PMM_PAGE_SHIFT;
+    uint64_t f = phys >> PAGE_SHIFT;
     if (f >= m->frames)
         return PMM_ERR_NOT_OWNED;
     switch (m->state[f]) {
@@ -55,7 +55,7 @@ static inline enum pmm_status model_free_status(const struct model *m, uint64_t 
 
 static inline void model_take(struct model *m, uint64_t phys, unsigned order, unsigned owner)
 {
-    uint64_t f = phys >> PMM_PAGE_SHIFT;
+    uint64_t f = phys >> PAGE_SHIFT;
     for (uint64_t j = 0; j < (1ull << order); j++) {
         m->state[f + j] = M_USED;
         m->owner[f + j] = (unsigned char)owner;
@@ -67,7 +67,7 @@ static inline void model_take(struct model *m, uint64_t phys, unsigned order, un
 
 static inline void model_release(struct model *m, uint64_t phys, unsigned order)
 {
-    uint64_t f = phys >> PMM_PAGE_SHIFT;
+    uint64_t f = phys >> PAGE_SHIFT;
     for (uint64_t j = 0; j < (1ull << order); j++)
         m->state[f + j] = M_FREE;
     m->head[f] = 0;
@@ -103,9 +103,9 @@ static inline bool model_init(struct model *m, uint64_t frames, const struct can
     m->live_count = 0;
     memset(m->state, M_RESERVED, frames);
     for (uint32_t i = 0; i < n; i++) {
-        uint64_t f = r[i].base >> PMM_PAGE_SHIFT;
+        uint64_t f = r[i].base >> PAGE_SHIFT;
         for (uint64_t j = 0; j < r[i].page_count && f + j < frames; j++) {
-            if (f + j < (PMM_LOW_RESERVED >> PMM_PAGE_SHIFT))
+            if (f + j < (PMM_LOW_RESERVED >> PAGE_SHIFT))
                 continue;
             if (r[i].type == CANOPY_MEM_USABLE)
                 m->state[f + j] = M_FREE;
@@ -113,10 +113,10 @@ static inline bool model_init(struct model *m, uint64_t frames, const struct can
                 m->state[f + j] = M_RECLAIM;
         }
     }
-    for (uint64_t a = p->state; a < p->state + p->state_bytes; a += PMM_PAGE_SIZE) {
-        if ((a >> PMM_PAGE_SHIFT) >= frames || m->state[a >> PMM_PAGE_SHIFT] != M_FREE)
+    for (uint64_t a = p->state; a < p->state + p->state_bytes; a += PAGE_SIZE) {
+        if ((a >> PAGE_SHIFT) >= frames || m->state[a >> PAGE_SHIFT] != M_FREE)
             return false;
-        m->state[a >> PMM_PAGE_SHIFT] = M_PMM;
+        m->state[a >> PAGE_SHIFT] = M_PMM;
     }
     m->free_count = model_count(m, M_FREE);
     m->reclaim_count = model_count(m, M_RECLAIM);

@@ -11,6 +11,8 @@
 
 #include <pmm/pmm.h>
 
+#include <canopy/page.h>
+
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>

@@ -95,7 +95,7 @@ static void test_init_puts_every_frame_in_exactly_one_state(void)
     CHECK_PMM(&e.p);
     CHECK(e.p.base_frame == 0);
     CHECK(e.p.frame_count == 0x4000); /* up to the end of RAM, not to the MMIO */
-    CHECK(e.p.state_bytes == 4 * PMM_PAGE_SIZE);
+    CHECK(e.p.state_bytes == 4 * PAGE_SIZE);
     CHECK(e.p.free_frames == 0x700 + 0x3600 - 4);
     CHECK(e.p.reclaimable_frames == 0x200);
     CHECK(e.p.used_frames == 4 && e.p.owner_frames[CANOPY_OWNER_PMM] == 4);
@@ -110,14 +110,14 @@ static void test_state_array_is_carved_from_usable_ram_and_owned_by_the_pmm(void
     struct env e;
     pc_env(&e);
     CHECK(e.p.state >= 0xa00000 && e.p.state + e.p.state_bytes <= 0x4000000);
-    for (uint64_t a = e.p.state; a < e.p.state + e.p.state_bytes; a += PMM_PAGE_SIZE) {
+    for (uint64_t a = e.p.state; a < e.p.state + e.p.state_bytes; a += PAGE_SIZE) {
         CHECK(pmm_owner_of(&e.p, a) == CANOPY_OWNER_PMM);
         CHECK(!pmm_is_free(&e.p, a));
     }
     /* It is never given back. */
     CHECK(pmm_free(&e.p, e.p.state, 2) == PMM_ERR_NOT_OWNED);
     CHECK(pmm_free(&e.p, e.p.state, 0) == PMM_ERR_NOT_OWNED);
-    CHECK(pmm_free(&e.p, e.p.state + PMM_PAGE_SIZE, 0) == PMM_ERR_NOT_OWNED);
+    CHECK(pmm_free(&e.p, e.p.state + PAGE_SIZE, 0) == PMM_ERR_NOT_OWNED);
     uint64_t x;
     CHECK(pmm_alloc(&e.p, 0, CANOPY_OWNER_PMM, &x) == PMM_ERR_INVALID);
     CHECK_PMM(&e.p);
@@ -166,7 +166,7 @@ static void test_tracking_ends_at_the_highest_ram_not_the_highest_mmio(void)
     efimap_add(&e.m, EFI_MMIO_PORT, 0xfffffffff0000000ull, 0x10000, 0);
     CHECK(env_init(&e, 0x400000) == PMM_OK);
     CHECK(e.p.frame_count == 0x400);
-    CHECK(e.p.state_bytes == PMM_PAGE_SIZE);
+    CHECK(e.p.state_bytes == PAGE_SIZE);
     CHECK(pmm_owner_of(&e.p, 0x3f0000000000ull) == CANOPY_OWNER_NONE);
     CHECK(!pmm_is_free(&e.p, 0x3f0000000000ull));
     CHECK(pmm_free(&e.p, 0x3f0000000000ull, 0) == PMM_ERR_NOT_OWNED);
@@ -227,11 +227,11 @@ static void test_every_order_allocates_aligned_and_frees_back_to_the_same_tiling
     CHECK(env_init(&e, 3 * GiB) == PMM_OK);
     struct pmm start = e.p;
     for (unsigned order = 0; order <= PMM_MAX_ORDER; order++) {
-        uint64_t a, size = PMM_PAGE_SIZE << order;
+        uint64_t a, size = PAGE_SIZE << order;
         CHECK(pmm_alloc(&e.p, order, CANOPY_OWNER_TEST, &a) == PMM_OK);
         CHECK(a % size == 0 && a >= PMM_LOW_RESERVED && a + size <= 3 * GiB);
         CHECK(pmm_owner_of(&e.p, a) == CANOPY_OWNER_TEST);
-        CHECK(pmm_owner_of(&e.p, a + size - PMM_PAGE_SIZE) == CANOPY_OWNER_TEST);
+        CHECK(pmm_owner_of(&e.p, a + size - PAGE_SIZE) == CANOPY_OWNER_TEST);
         CHECK(!pmm_is_free(&e.p, a + size / 2));
         CHECK(e.p.free_frames == start.free_frames - (1ull << order));
         CHECK(e.p.owner_frames[CANOPY_OWNER_TEST] == 1ull << order);
@@ -262,7 +262,7 @@ static void test_freeing_both_buddies_merges_up_to_the_largest_block(void)
     CHECK(e.p.free_blocks[PMM_MAX_ORDER] == 1 && e.p.free_head[PMM_MAX_ORDER] == GiB);
     struct pmm start = e.p;
     for (unsigned order = 0; order < PMM_MAX_ORDER; order++) {
-        uint64_t a, b, size = PMM_PAGE_SIZE << order;
+        uint64_t a, b, size = PAGE_SIZE << order;
         CHECK(pmm_alloc_below(&e.p, order, 2 * GiB, CANOPY_OWNER_TEST, &a) == PMM_OK);
         CHECK(pmm_alloc_below(&e.p, order, 2 * GiB, CANOPY_OWNER_TEST, &b) == PMM_OK);
         CHECK((a ^ b) == size); /* buddies */
@@ -396,7 +396,7 @@ static void test_alloc_below_keeps_the_whole_block_under_the_limit(void)
     CHECK_PMM(&e.p);
     /* A limit above everything behaves as pmm_alloc. */
     CHECK(pmm_alloc_below(&e.p, 10, UINT64_MAX, CANOPY_OWNER_TEST, &a) == PMM_OK);
-    CHECK(a % (PMM_PAGE_SIZE << 10) == 0);
+    CHECK(a % (PAGE_SIZE << 10) == 0);
     CHECK(pmm_alloc_below(&e.p, 0, UINT64_MAX, CANOPY_OWNER_NONE, &a) == PMM_ERR_INVALID);
     CHECK_PMM(&e.p);
     env_free(&e);
@@ -417,7 +417,7 @@ static void test_double_free_is_detected_and_changes_nothing(void)
     memcpy(mem, e.s.buf, PC_SIM_SIZE);
     CHECK(pmm_free(&e.p, a, 3) == PMM_ERR_DOUBLE_FREE);
     CHECK(pmm_free(&e.p, a, 0) == PMM_ERR_DOUBLE_FREE);
-    CHECK(pmm_free(&e.p, a + PMM_PAGE_SIZE, 0) == PMM_ERR_DOUBLE_FREE); /* inside a free block */
+    CHECK(pmm_free(&e.p, a + PAGE_SIZE, 0) == PMM_ERR_DOUBLE_FREE); /* inside a free block */
     CHECK(pmm_free(&e.p, b, 0) == PMM_ERR_DOUBLE_FREE);
     CHECK(memcmp(mem, e.s.buf, PC_SIM_SIZE) == 0); /* free lists untouched too */
     CHECK(snap_same(&s, &e.p));
@@ -443,8 +443,8 @@ static void test_bad_frees_are_reported_and_change_nothing(void)
     CHECK(pmm_free(&e.p, a, 2) == PMM_ERR_INVALID);                   /* wrong order */
     CHECK(pmm_free(&e.p, a, 4) == PMM_ERR_INVALID);
     CHECK(pmm_free(&e.p, a, 0) == PMM_ERR_INVALID);
-    CHECK(pmm_free(&e.p, a + PMM_PAGE_SIZE, 0) == PMM_ERR_INVALID); /* its interior */
-    CHECK(pmm_free(&e.p, a + 4 * PMM_PAGE_SIZE, 2) == PMM_ERR_INVALID);
+    CHECK(pmm_free(&e.p, a + PAGE_SIZE, 0) == PMM_ERR_INVALID); /* its interior */
+    CHECK(pmm_free(&e.p, a + 4 * PAGE_SIZE, 2) == PMM_ERR_INVALID);
     CHECK(pmm_free(&e.p, a, PMM_MAX_ORDER + 1) == PMM_ERR_INVALID);
     CHECK(pmm_free_run(&e.p, a, 8) == PMM_ERR_INVALID); /* a block is not a run */
     CHECK(snap_same(&s, &e.p));
@@ -480,25 +480,25 @@ static void test_run_allocation_is_exact_and_frees_in_pieces(void)
     struct pmm start = e.p;
     uint64_t a;
     CHECK(pmm_alloc_run(&e.p, 5, CANOPY_OWNER_KERNEL_IMAGE, &a) == PMM_OK);
-    CHECK(a % (8 * PMM_PAGE_SIZE) == 0);
+    CHECK(a % (8 * PAGE_SIZE) == 0);
     CHECK_PMM(&e.p);
     CHECK(e.p.free_frames == start.free_frames - 5);
     CHECK(e.p.owner_frames[CANOPY_OWNER_KERNEL_IMAGE] == 5);
     for (int i = 0; i < 5; i++)
-        CHECK(pmm_owner_of(&e.p, a + i * PMM_PAGE_SIZE) == CANOPY_OWNER_KERNEL_IMAGE);
+        CHECK(pmm_owner_of(&e.p, a + i * PAGE_SIZE) == CANOPY_OWNER_KERNEL_IMAGE);
     for (int i = 5; i < 8; i++)
-        CHECK(pmm_is_free(&e.p, a + i * PMM_PAGE_SIZE));
-    CHECK(pmm_free_run(&e.p, a + PMM_PAGE_SIZE, 2) == PMM_OK);
+        CHECK(pmm_is_free(&e.p, a + i * PAGE_SIZE));
+    CHECK(pmm_free_run(&e.p, a + PAGE_SIZE, 2) == PMM_OK);
     CHECK_PMM(&e.p);
     struct snap s;
     snap_take(&s, &e.p);
     CHECK(pmm_free_run(&e.p, a, 5) == PMM_ERR_DOUBLE_FREE); /* a + 1 is free now */
-    CHECK(pmm_free_run(&e.p, a + 3 * PMM_PAGE_SIZE, 3) == PMM_ERR_DOUBLE_FREE);
+    CHECK(pmm_free_run(&e.p, a + 3 * PAGE_SIZE, 3) == PMM_ERR_DOUBLE_FREE);
     CHECK(pmm_free_run(&e.p, a, 0) == PMM_ERR_INVALID);
     CHECK(pmm_free_run(&e.p, 0x3fff000, 2) == PMM_ERR_NOT_OWNED); /* runs past the end */
     CHECK(snap_same(&s, &e.p));
     CHECK(pmm_free(&e.p, a, 0) == PMM_OK); /* one frame of a run is an order-0 block */
-    CHECK(pmm_free_run(&e.p, a + 3 * PMM_PAGE_SIZE, 2) == PMM_OK);
+    CHECK(pmm_free_run(&e.p, a + 3 * PAGE_SIZE, 2) == PMM_OK);
     CHECK_PMM(&e.p);
     pmm_drain(&e.p);
     CHECK(memcmp(e.p.free_blocks, start.free_blocks, sizeof(start.free_blocks)) == 0);
@@ -551,8 +551,8 @@ static void test_owner_and_free_lookups_answer_for_interior_frames(void)
     CHECK(pmm_alloc(&e.p, 5, CANOPY_OWNER_PAGE_TABLE, &a) == PMM_OK);
     CHECK(pmm_alloc(&e.p, 0, CANOPY_OWNER_STACK, &b) == PMM_OK);
     for (uint64_t i = 0; i < 32; i++) {
-        CHECK(pmm_owner_of(&e.p, a + i * PMM_PAGE_SIZE + 123) == CANOPY_OWNER_PAGE_TABLE);
-        CHECK(!pmm_is_free(&e.p, a + i * PMM_PAGE_SIZE));
+        CHECK(pmm_owner_of(&e.p, a + i * PAGE_SIZE + 123) == CANOPY_OWNER_PAGE_TABLE);
+        CHECK(!pmm_is_free(&e.p, a + i * PAGE_SIZE));
     }
     CHECK(pmm_owner_of(&e.p, b) == CANOPY_OWNER_STACK);
     CHECK(pmm_owner_of(&e.p, 0x800000) == CANOPY_OWNER_NONE); /* reclaimable */
@@ -576,14 +576,14 @@ static void test_check_names_the_first_inconsistency(void)
         uint64_t frame;
         unsigned char byte;
     } corrupt[] = {
-        {a >> 12, 0x00},       /* a head byte erased: interior where a block starts */
-        {(a >> 12) + 1, 0x03}, /* wrong order mark */
-        {(a >> 12) + 2, 0x41}, /* a head code inside a block */
-        {b >> 12, 0x20},       /* used frame claims to be free */
-        {0x9f, 0x61},          /* reclaimable below 1 MiB */
-        {0x800, 0x60},         /* reclaimable frame now reserved: counts disagree */
-        {b >> 12, 0x40},       /* owner 0 */
-        {b >> 12, 0x9c},       /* a byte no encoding uses */
+        {a >> PAGE_SHIFT, 0x00},       /* a head byte erased: interior where a block starts */
+        {(a >> PAGE_SHIFT) + 1, 0x03}, /* wrong order mark */
+        {(a >> PAGE_SHIFT) + 2, 0x41}, /* a head code inside a block */
+        {b >> PAGE_SHIFT, 0x20},       /* used frame claims to be free */
+        {0x9f, 0x61},                  /* reclaimable below 1 MiB */
+        {0x800, 0x60},                 /* reclaimable frame now reserved: counts disagree */
+        {b >> PAGE_SHIFT, 0x40},       /* owner 0 */
+        {b >> PAGE_SHIFT, 0x9c},       /* a byte no encoding uses */
     };
     for (size_t i = 0; i < sizeof(corrupt) / sizeof(corrupt[0]); i++) {
         unsigned char old = st[corrupt[i].frame];
@@ -694,9 +694,9 @@ static void test_random_operations_match_a_model(void)
                 CHECK(st == PMM_ERR_INVALID);
             } else if (model_has_block(&m, order, UINT64_MAX)) {
                 CHECK(st == PMM_OK);
-                CHECK(a % (PMM_PAGE_SIZE << order) == 0);
+                CHECK(a % (PAGE_SIZE << order) == 0);
                 for (uint64_t j = 0; j < (1ull << order); j++)
-                    CHECK(m.state[(a >> 12) + j] == M_FREE);
+                    CHECK(m.state[(a >> PAGE_SHIFT) + j] == M_FREE);
                 model_take(&m, a, order, owner);
             } else {
                 CHECK(st == PMM_ERR_NOMEM);
@@ -705,18 +705,18 @@ static void test_random_operations_match_a_model(void)
             if (m.live_count == 0)
                 continue;
             uint64_t pick = m.live[rng() % m.live_count];
-            uint64_t phys = pick & ~(PMM_PAGE_SIZE - 1);
-            unsigned order = (unsigned)(pick & (PMM_PAGE_SIZE - 1));
+            uint64_t phys = page_down(pick);
+            unsigned order = (unsigned)(pick & (PAGE_SIZE - 1));
             CHECK(pmm_free(&e.p, phys, order) == PMM_OK);
             model_release(&m, phys, order);
         } else if (op < 76) {
             /* Anything at all: the PMM must agree with the model on what it means. */
-            uint64_t phys = (rng() % (m.frames + 64)) << PMM_PAGE_SHIFT;
+            uint64_t phys = (rng() % (m.frames + 64)) << PAGE_SHIFT;
             if (rng() % 8 == 0)
-                phys += rng() % PMM_PAGE_SIZE;
+                phys += rng() % PAGE_SIZE;
             if (m.live_count && rng() % 2) {
                 uint64_t pick = m.live[rng() % m.live_count];
-                phys = (pick & ~(PMM_PAGE_SIZE - 1)) + (rng() % 3) * PMM_PAGE_SIZE;
+                phys = page_down(pick) + (rng() % 3) * PAGE_SIZE;
             }
             unsigned order = (unsigned)(rng() % 4 ? rng() % 6 : rng() % 21);
             enum pmm_status want = model_free_status(&m, phys, order);
@@ -732,13 +732,13 @@ static void test_random_operations_match_a_model(void)
             }
         } else if (op < 86) {
             unsigned order = random_order();
-            uint64_t limit = (rng() % (m.frames + 16)) << PMM_PAGE_SHIFT;
+            uint64_t limit = (rng() % (m.frames + 16)) << PAGE_SHIFT;
             if (rng() % 2)
-                limit += rng() % PMM_PAGE_SIZE;
+                limit += rng() % PAGE_SIZE;
             enum pmm_status st = pmm_alloc_below(&e.p, order, limit, CANOPY_OWNER_TEST, &a);
-            if (model_has_block(&m, order, limit >> PMM_PAGE_SHIFT)) {
+            if (model_has_block(&m, order, limit >> PAGE_SHIFT)) {
                 CHECK(st == PMM_OK);
-                CHECK(a + (PMM_PAGE_SIZE << order) <= limit);
+                CHECK(a + (PAGE_SIZE << order) <= limit);
                 model_take(&m, a, order, CANOPY_OWNER_TEST);
             } else {
                 CHECK(st == PMM_ERR_NOMEM);
@@ -752,20 +752,20 @@ static void test_random_operations_match_a_model(void)
             if (model_has_block(&m, order, UINT64_MAX)) {
                 CHECK(st == PMM_OK);
                 for (uint64_t j = 0; j < count; j++)
-                    model_take(&m, a + j * PMM_PAGE_SIZE, 0, CANOPY_OWNER_VMM);
+                    model_take(&m, a + j * PAGE_SIZE, 0, CANOPY_OWNER_VMM);
             } else {
                 CHECK(st == PMM_ERR_NOMEM);
             }
         } else if (op < 95) {
             if (m.live_count == 0)
                 continue;
-            uint64_t phys = m.live[rng() % m.live_count] & ~(PMM_PAGE_SIZE - 1);
+            uint64_t phys = page_down(m.live[rng() % m.live_count]);
             uint64_t count = 1 + rng() % 4;
             enum pmm_status want = PMM_OK;
-            if ((phys >> 12) + count > m.frames)
+            if ((phys >> PAGE_SHIFT) + count > m.frames)
                 want = PMM_ERR_NOT_OWNED;
             for (uint64_t j = 0; j < count && want == PMM_OK; j++)
-                want = model_free_status(&m, phys + j * PMM_PAGE_SIZE, 0);
+                want = model_free_status(&m, phys + j * PAGE_SIZE, 0);
             struct snap s;
             snap_take(&s, &e.p);
             enum pmm_status got = pmm_free_run(&e.p, phys, count);
@@ -773,7 +773,7 @@ static void test_random_operations_match_a_model(void)
             if (got == PMM_OK) {
                 free(s.state);
                 for (uint64_t j = 0; j < count; j++)
-                    model_release(&m, phys + j * PMM_PAGE_SIZE, 0);
+                    model_release(&m, phys + j * PAGE_SIZE, 0);
             } else {
                 CHECK(snap_same(&s, &e.p));
             }
@@ -785,8 +785,8 @@ static void test_random_operations_match_a_model(void)
             reclaimed = true;
         } else {
             uint64_t f = rng() % m.frames;
-            CHECK(pmm_is_free(&e.p, f << 12) == (m.state[f] == M_FREE));
-            CHECK(pmm_owner_of(&e.p, f << 12) == model_owner(&m, f));
+            CHECK(pmm_is_free(&e.p, f << PAGE_SHIFT) == (m.state[f] == M_FREE));
+            CHECK(pmm_owner_of(&e.p, f << PAGE_SHIFT) == model_owner(&m, f));
         }
         CHECK_PMM(&e.p);
         CHECK(e.p.free_frames == m.free_count);

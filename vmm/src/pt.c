@@ -22,12 +22,17 @@
 #include <vmm/pt.h>
 #include <vmm/pte.h>
 
+#include <canopy/page.h>
+
 /* Programmer errors only (a frame source handing out misaligned frames, a broken pool). */
 #define PT_ASSERT(c)                                                                               \
     do {                                                                                           \
         if (!(c))                                                                                  \
             __builtin_trap();                                                                      \
     } while (0)
+
+_Static_assert(PT_PAGE_4K == PAGE_SIZE && PT_PAGE_2M == PAGE_SIZE_2M && PT_PAGE_1G == PAGE_SIZE_1G,
+               "the compatibility names are the page sizes");
 
 /* Frames a range change (unmap, protect) can need: two per cut large page, two cuts. */
 #define PT_SPLIT_MAX 4
@@ -72,7 +77,7 @@ static uint64_t va_canonical(uint64_t walk, unsigned levels)
 /* [va, last] is canonical, does not wrap and does not straddle the non-canonical hole. */
 static bool range_is_valid(uint64_t va, uint64_t size, unsigned levels)
 {
-    if (size == 0 || (va | size) & (PTE_SIZE_4K - 1))
+    if (size == 0 || !page_is_aligned(va | size))
         return false;
     uint64_t last = va + size - 1;
     return last >= va && pt_is_canonical(va, levels) && pt_is_canonical(last, levels) &&
@@ -149,7 +154,7 @@ static bool pool_fill(struct pt *pt, struct pool *pool, uint64_t n)
             pool_release(pt, pool);
             return false;
         }
-        PT_ASSERT((pa & (PTE_SIZE_4K - 1)) == 0);
+        PT_ASSERT(page_is_aligned(pa));
         /* First in, first out: tables get frames in the order they were handed out. */
         *table_at(pt, pa) = POOL_NIL;
         if (pool->head == POOL_NIL)
@@ -213,7 +218,7 @@ enum pt_status pt_init(struct pt *pt, unsigned levels, bool nx, uint64_t virt_of
     uint64_t pa;
     if (!frames.alloc(frames.ctx, &pa))
         return PT_ERR_NOMEM;
-    PT_ASSERT((pa & (PTE_SIZE_4K - 1)) == 0);
+    PT_ASSERT(page_is_aligned(pa));
     table_zero(table_at(pt, pa));
     pt->root = pa;
     pt->table_count = 1;
@@ -373,9 +378,9 @@ static enum pt_status map_pass(struct pt *pt, struct map_req *r, struct pool *po
 enum pt_status pt_map(struct pt *pt, uint64_t va, uint64_t pa, uint64_t size, uint32_t attrs,
                       uint64_t max_page_size)
 {
-    if (!range_is_valid(va, size, pt->levels) || (pa & (PTE_SIZE_4K - 1)) != 0 ||
-        pa + size - 1 < pa || pa + size - 1 > (PTE_ADDR_MASK | (PTE_SIZE_4K - 1)) ||
-        max_page_size < PTE_SIZE_4K || (attrs & ~PT_ATTRS_ALL) != 0)
+    if (!range_is_valid(va, size, pt->levels) || !page_is_aligned(pa) || pa + size - 1 < pa ||
+        pa + size - 1 > (PTE_ADDR_MASK | (PAGE_SIZE - 1)) || max_page_size < PAGE_SIZE ||
+        (attrs & ~PT_ATTRS_ALL) != 0)
         return PT_ERR_INVALID;
     struct map_req r = {
         .va = va,
@@ -753,8 +758,8 @@ enum pt_status pt_min_tables(const struct pt_span *spans, size_t count, unsigned
     uint64_t n = 1; /* the root */
     for (size_t s = 0; s < count; s++) {
         const struct pt_span *sp = &spans[s];
-        if (!range_is_valid(sp->va, sp->size, levels) || (sp->pa & (PTE_SIZE_4K - 1)) != 0 ||
-            sp->pa + sp->size - 1 < sp->pa || sp->max_page_size < PTE_SIZE_4K)
+        if (!range_is_valid(sp->va, sp->size, levels) || !page_is_aligned(sp->pa) ||
+            sp->pa + sp->size - 1 < sp->pa || sp->max_page_size < PAGE_SIZE)
             return PT_ERR_INVALID;
         if (s > 0 && sp->va <= spans[s - 1].va + (spans[s - 1].size - 1))
             return PT_ERR_INVALID;

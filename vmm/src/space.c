@@ -18,7 +18,7 @@
  */
 #include <vmm/space.h>
 
-#define PAGE_MASK (VMM_PAGE_SIZE - 1)
+#include <canopy/page.h>
 
 const char *vmm_status_str(enum vmm_status st)
 {
@@ -47,7 +47,7 @@ static struct vmm_vma *vma_of(const struct avl_node *n)
 enum vmm_status vmm_space_init(struct vmm_space *s, uint64_t start, uint64_t last, unsigned va_bits,
                                struct vmm_node_source nodes)
 {
-    if ((start & PAGE_MASK) || (last & PAGE_MASK) != PAGE_MASK || start >= last)
+    if (!page_is_aligned(start) || !page_is_aligned(last + 1) || start >= last)
         return VMM_ERR_INVALID;
     if (va_bits != 48 && va_bits != 57)
         return VMM_ERR_INVALID;
@@ -93,7 +93,7 @@ void vmm_space_clear(struct vmm_space *s)
 /* True if [start, last] is inside the space, off page 0 and in one canonical half. */
 static bool range_usable(const struct vmm_space *s, uint64_t start, uint64_t last)
 {
-    if (start < s->start || last > s->last || start < VMM_PAGE_SIZE)
+    if (start < s->start || last > s->last || start < PAGE_SIZE)
         return false;
     if (last <= s->canon_low_last)
         return true;
@@ -103,7 +103,7 @@ static bool range_usable(const struct vmm_space *s, uint64_t start, uint64_t las
 /* Validates a page-granular [start, start + size) and returns its last byte in *last. */
 static bool range_valid(uint64_t start, uint64_t size, uint64_t *last)
 {
-    if ((start & PAGE_MASK) || (size & PAGE_MASK) || size == 0)
+    if (!page_is_aligned(start) || !page_is_aligned(size) || size == 0)
         return false;
     if (size - 1 > UINT64_MAX - start)
         return false; /* wraps past 2^64 */
@@ -190,7 +190,7 @@ enum vmm_status vmm_space_find(struct vmm_space *s, const struct vmm_alloc_req *
     bool found = false;
 
     s->last_visits = 0;
-    if ((req->size & PAGE_MASK) || req->size == 0)
+    if (!page_is_aligned(req->size) || req->size == 0)
         return VMM_ERR_INVALID;
     if (req->align == 0 || (req->align & (req->align - 1)))
         return VMM_ERR_INVALID;
@@ -199,8 +199,8 @@ enum vmm_status vmm_space_find(struct vmm_space *s, const struct vmm_alloc_req *
 
     /* The window, clipped to the space and kept off page 0. */
     lo = req->min > s->start ? req->min : s->start;
-    if (lo < VMM_PAGE_SIZE)
-        lo = VMM_PAGE_SIZE;
+    if (lo < PAGE_SIZE)
+        lo = PAGE_SIZE;
     hi = req->last < s->last ? req->last : s->last;
     /* ...then cut into its canonical pieces, in the order they are tried. */
     if (lo <= hi && lo <= s->canon_low_last)
@@ -213,7 +213,7 @@ enum vmm_status vmm_space_find(struct vmm_space *s, const struct vmm_alloc_req *
         struct avl_gap_query *q = &piece[topdown ? pieces - 1 - i : i];
 
         q->size = req->size;
-        q->align = req->align < VMM_PAGE_SIZE ? VMM_PAGE_SIZE : req->align;
+        q->align = req->align < PAGE_SIZE ? PAGE_SIZE : req->align;
         if (topdown)
             found = avl_gap_highest(&s->tree, q, addr, &visits);
         else
@@ -416,7 +416,7 @@ bool vmm_space_check(const struct vmm_space *s, const char **why)
     for (n = avl_first(&s->tree); n; n = avl_next(n)) {
         const char *bad = NULL;
 
-        if ((n->start & PAGE_MASK) || (n->last & PAGE_MASK) != PAGE_MASK)
+        if (!page_is_aligned(n->start) || !page_is_aligned(n->last + 1))
             bad = "area not page aligned";
         else if (!range_usable(s, n->start, n->last))
             bad = "area outside the space, on page 0 or non-canonical";

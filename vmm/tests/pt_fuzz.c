@@ -26,10 +26,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#define K4       PT_PAGE_4K
-#define M2       PT_PAGE_2M
-#define G1       PT_PAGE_1G
-#define WINDOW   (4 * G1)
+#define WINDOW   (4 * PAGE_SIZE_1G)
 #define MAX_OPS  64
 #define MAX_RUNS 1024
 
@@ -62,12 +59,12 @@ static void model_split(struct model *m, uint64_t addr)
     for (size_t i = 0; i < m->n; i++) {
         struct run *r = &m->r[i];
         uint64_t off = addr - r->va;
-        if (addr > r->va && off / K4 < r->pages) {
+        if (addr > r->va && off / PAGE_SIZE < r->pages) {
             if (m->n == MAX_RUNS)
                 die("model full", addr, 0);
             memmove(&m->r[i + 2], &m->r[i + 1], (m->n - i - 1) * sizeof(struct run));
-            m->r[i + 1] = (struct run){addr, r->pa + off, r->pages - off / K4, r->attrs};
-            r->pages = off / K4;
+            m->r[i + 1] = (struct run){addr, r->pa + off, r->pages - off / PAGE_SIZE, r->attrs};
+            r->pages = off / PAGE_SIZE;
             m->n++;
             return;
         }
@@ -76,7 +73,7 @@ static void model_split(struct model *m, uint64_t addr)
 
 static bool run_overlaps(const struct run *r, uint64_t va, uint64_t last)
 {
-    uint64_t r_last = r->va + (r->pages * K4 - 1);
+    uint64_t r_last = r->va + (r->pages * PAGE_SIZE - 1);
     return r->va <= last && r_last >= va;
 }
 
@@ -131,7 +128,7 @@ static void runs_append(struct model *m, struct run r)
 {
     if (m->n > 0) {
         struct run *p = &m->r[m->n - 1];
-        uint64_t bytes = p->pages * K4;
+        uint64_t bytes = p->pages * PAGE_SIZE;
         if (p->va + bytes == r.va && p->va + bytes != 0 && p->pa + bytes == r.pa &&
             p->attrs == r.attrs) {
             p->pages += r.pages;
@@ -145,7 +142,7 @@ static void runs_append(struct model *m, struct run r)
 
 static bool collect_leaf(void *ctx, const struct pt_leaf *leaf)
 {
-    runs_append(ctx, (struct run){leaf->va, leaf->pa, leaf->page_size / K4, leaf->attrs});
+    runs_append(ctx, (struct run){leaf->va, leaf->pa, leaf->page_size / PAGE_SIZE, leaf->attrs});
     return true;
 }
 
@@ -166,15 +163,16 @@ static void compare(const struct pt *pt)
             die("run differs at (pt va, model va)", a->va, b->va);
         /* pt_query agrees at the first and last page of every run. */
         struct pt_leaf l;
-        uint64_t last_page = b->va + (b->pages - 1) * K4;
+        uint64_t last_page = b->va + (b->pages - 1) * PAGE_SIZE;
         if (pt_query(pt, b->va, &l) != PT_OK || l.attrs != b->attrs ||
             l.pa + (b->va - l.va) != b->pa)
             die("query at run start", b->va, l.pa);
         if (pt_query(pt, last_page + 0xfff, &l) != PT_OK ||
-            l.pa + (last_page - l.va) != b->pa + (b->pages - 1) * K4)
+            l.pa + (last_page - l.va) != b->pa + (b->pages - 1) * PAGE_SIZE)
             die("query at run end", last_page, l.pa);
         if (b->va != 0 && pt_is_canonical(b->va - 1, pt->levels) &&
-            !model_any(&model, b->va - K4, b->va - 1) && pt_query(pt, b->va - 1, &l) == PT_OK)
+            !model_any(&model, b->va - PAGE_SIZE, b->va - 1) &&
+            pt_query(pt, b->va - 1, &l) == PT_OK)
             die("query below a run", b->va, 0);
     }
     const char *why = NULL;
@@ -205,27 +203,27 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         uint64_t off, len;
         switch (cls) {
         case 0: /* a few pages anywhere */
-            off = (off24 % (WINDOW / K4)) * K4;
-            len = (b[5] % 16 + 1) * K4;
+            off = (off24 % (WINDOW / PAGE_SIZE)) * PAGE_SIZE;
+            len = (b[5] % 16 + 1) * PAGE_SIZE;
             break;
         case 1: /* 2M-aligned megabytes */
-            off = (off24 % (WINDOW / M2)) * M2;
-            len = (b[5] % 8 + 1) * M2;
+            off = (off24 % (WINDOW / PAGE_SIZE_2M)) * PAGE_SIZE_2M;
+            len = (b[5] % 8 + 1) * PAGE_SIZE_2M;
             break;
         case 2: /* gigabytes */
-            off = (off24 % 4) * G1;
-            len = (b[5] % 3 + 1) * G1;
+            off = (off24 % 4) * PAGE_SIZE_1G;
+            len = (b[5] % 3 + 1) * PAGE_SIZE_1G;
             break;
         default: /* unaligned, up to 4 MiB */
-            off = (off24 % (WINDOW / K4)) * K4;
-            len = (b[5] + 1) * 4 * K4;
+            off = (off24 % (WINDOW / PAGE_SIZE)) * PAGE_SIZE;
+            len = (b[5] + 1) * 4 * PAGE_SIZE;
             break;
         }
         if (off + len > WINDOW)
             len = WINDOW - off;
         uint64_t va = win + off, last = va + (len - 1);
         uint32_t attrs = b[6] & (PT_W | PT_X | PT_U | PT_G | PT_CACHE_MASK);
-        uint64_t maxes[4] = {K4, M2, G1, G1};
+        uint64_t maxes[4] = {PAGE_SIZE, PAGE_SIZE_2M, PAGE_SIZE_1G, PAGE_SIZE_1G};
         uint64_t max = maxes[b[7] & 3];
         /*
          * pa shares va's alignment within 1G (large pages possible) or is
@@ -233,10 +231,10 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
          * to keep a step's leaf count bounded.
          */
         uint64_t pa = ((uint64_t)(b[7] >> 4) << 32) + off;
-        if (len > 2 * M2 && max == K4)
-            max = M2;
-        if ((b[7] & 4) && len <= 2 * M2)
-            pa += (uint64_t)((b[6] >> 6) + 1) * K4;
+        if (len > 2 * PAGE_SIZE_2M && max == PAGE_SIZE)
+            max = PAGE_SIZE_2M;
+        if ((b[7] & 4) && len <= 2 * PAGE_SIZE_2M)
+            pa += (uint64_t)((b[6] >> 6) + 1) * PAGE_SIZE;
         bool inject = (b[0] & 0x80) != 0;
         if (inject)
             sim.fail_after = b[7] & 3;
@@ -250,7 +248,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
             if (st == PT_OK) {
                 if (model_any(&model, va, last))
                     die("map succeeded over a mapping", va, len);
-                model_insert(&model, (struct run){va, pa, len / K4, attrs});
+                model_insert(&model, (struct run){va, pa, len / PAGE_SIZE, attrs});
             } else if (st == PT_ERR_EXISTS) {
                 if (!model_any(&model, va, last))
                     die("map said EXISTS over nothing", va, len);

@@ -14,6 +14,8 @@
 #include <vmm/pt.h>
 #include <vmm/pte.h>
 
+#include <canopy/page.h>
+
 #include <stdbool.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -43,8 +45,8 @@ static inline bool sim_alloc(void *ctx, uint64_t *phys)
     uint64_t f = s->stack[--s->free_count];
     s->used[f] = true;
     s->held++;
-    memset(s->mem + f * PTE_SIZE_4K, 0xa5, PTE_SIZE_4K);
-    *phys = SIM_BASE + f * PTE_SIZE_4K;
+    memset(s->mem + f * PAGE_SIZE, 0xa5, PAGE_SIZE);
+    *phys = SIM_BASE + f * PAGE_SIZE;
     return true;
 }
 
@@ -52,20 +54,20 @@ static inline void sim_free(void *ctx, uint64_t phys)
 {
     struct sim *s = ctx;
     uint64_t off = phys - SIM_BASE;
-    uint64_t f = off / PTE_SIZE_4K;
-    if (phys < SIM_BASE || off % PTE_SIZE_4K != 0 || f >= s->frames || !s->used[f]) {
+    uint64_t f = off / PAGE_SIZE;
+    if (phys < SIM_BASE || off % PAGE_SIZE != 0 || f >= s->frames || !s->used[f]) {
         s->bad_frees++;
         return;
     }
     s->used[f] = false;
     s->held--;
-    memset(s->mem + f * PTE_SIZE_4K, 0x5a, PTE_SIZE_4K);
+    memset(s->mem + f * PAGE_SIZE, 0x5a, PAGE_SIZE);
     s->stack[s->free_count++] = f;
 }
 
 static inline void sim_init(struct sim *s, uint64_t frames)
 {
-    s->mem = aligned_alloc(PTE_SIZE_4K, frames * PTE_SIZE_4K);
+    s->mem = aligned_alloc(PAGE_SIZE, frames * PAGE_SIZE);
     s->stack = malloc(frames * sizeof(uint64_t));
     s->used = calloc(frames, sizeof(bool));
     if (!s->mem || !s->stack || !s->used) {

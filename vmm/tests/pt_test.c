@@ -19,10 +19,6 @@
 
 unsigned check_passed, check_failed;
 
-#define K4 PT_PAGE_4K
-#define M2 PT_PAGE_2M
-#define G1 PT_PAGE_1G
-
 static struct sim sim;
 
 /* A fresh hierarchy over the shared simulated memory. */
@@ -91,14 +87,14 @@ static void test_pte_encoding_bits(void)
     CHECKF(pte_is_present(e) && pte_is_writable(e) && pte_is_nx(e) && pte_is_global(e) &&
                !pte_is_user(e),
            "4k predicates");
-    CHECKF(pte_pat_index(e, K4) == 4, "PAT index of a 4K leaf with bit 7");
+    CHECKF(pte_pat_index(e, PAGE_SIZE) == 4, "PAT index of a 4K leaf with bit 7");
     CHECKF(pte_is_leaf(e, 1) && !pte_is_leaf(pte_make_table(0x1000, false), 2), "leaf test");
 
     uint64_t m = pte_make_leaf_2m(0x40200000ull, PTE_PAT_LARGE | PTE_PCD | PTE_U);
     CHECKF(m == (0x40200000ull | PTE_P | PTE_PS | (1ull << 12) | (1ull << 4) | (1ull << 2)),
            "2m leaf %llx", (unsigned long long)m);
-    CHECKF(pte_leaf_addr(m, M2) == 0x40200000ull, "PAT bit 12 is not part of a 2M frame");
-    CHECKF(pte_pat_index(m, M2) == 6, "PAT index 6 = PAT|PCD");
+    CHECKF(pte_leaf_addr(m, PAGE_SIZE_2M) == 0x40200000ull, "PAT bit 12 is not part of a 2M frame");
+    CHECKF(pte_pat_index(m, PAGE_SIZE_2M) == 6, "PAT index 6 = PAT|PCD");
     CHECKF(pte_is_leaf(m, 2) && pte_is_leaf(m, 3) && !pte_is_leaf(m, 4), "PS only at 2 and 3");
 
     uint64_t g = pte_make_leaf_1g(0x80000000ull, PTE_PWT);
@@ -107,11 +103,13 @@ static void test_pte_encoding_bits(void)
     CHECKF(pte_make_table(0x5000, false) == (0x5000 | 3u), "table entry P|W");
 
     /* Splitting a 2M leaf with PAT moves the bit from 12 to 7 and back. */
-    CHECKF(pte_leaf_flags_convert(m, M2, K4) == (PTE_PAT_4K | PTE_PCD | PTE_U), "convert 2M->4K");
-    CHECKF(pte_leaf_flags_convert(pte_make_leaf_4k(0, PTE_PAT_4K), K4, M2) == PTE_PAT_LARGE,
+    CHECKF(pte_leaf_flags_convert(m, PAGE_SIZE_2M, PAGE_SIZE) == (PTE_PAT_4K | PTE_PCD | PTE_U),
+           "convert 2M->4K");
+    CHECKF(pte_leaf_flags_convert(pte_make_leaf_4k(0, PTE_PAT_4K), PAGE_SIZE, PAGE_SIZE_2M) ==
+               PTE_PAT_LARGE,
            "convert 4K->2M");
-    CHECKF(pte_pat_bits(5, K4) == (PTE_PAT_4K | PTE_PWT) &&
-               pte_pat_bits(5, G1) == (PTE_PAT_LARGE | PTE_PWT),
+    CHECKF(pte_pat_bits(5, PAGE_SIZE) == (PTE_PAT_4K | PTE_PWT) &&
+               pte_pat_bits(5, PAGE_SIZE_1G) == (PTE_PAT_LARGE | PTE_PWT),
            "pat bits");
     CHECKF(pte_index(0xffffffff80201000ull, 4) == 511 &&
                pte_index(0xffffffff80201000ull, 3) == 510 &&
@@ -159,16 +157,16 @@ static void test_map_4k_query_and_walk(void)
 {
     struct pt pt = fresh(4);
     uint64_t va = 0xffffffff80201000ull;
-    CHECKF(pt_map(&pt, va, 0x200000, K4, PT_G, M2) == PT_OK, "map");
+    CHECKF(pt_map(&pt, va, 0x200000, PAGE_SIZE, PT_G, PAGE_SIZE_2M) == PT_OK, "map");
     /* PML4, PDPT, PD, PT: root + 3. */
     CHECKF(pt.table_count == 4 && sim.held == 4, "tables %llu", (unsigned long long)pt.table_count);
     struct pt_leaf l;
-    CHECKF(pt_query(&pt, va + 0x123, &l) == PT_OK && leaf_is(&l, va, 0x200000, K4, PT_G),
+    CHECKF(pt_query(&pt, va + 0x123, &l) == PT_OK && leaf_is(&l, va, 0x200000, PAGE_SIZE, PT_G),
            "query: va %llx pa %llx attrs %x", (unsigned long long)l.va, (unsigned long long)l.pa,
            l.attrs);
     CHECKF(l.entry == (0x200000 | PTE_P | PTE_G | PTE_NX), "raw leaf %llx",
            (unsigned long long)l.entry);
-    CHECKF(pt_query(&pt, va + K4, &l) == PT_ERR_NOT_MAPPED, "next page unmapped");
+    CHECKF(pt_query(&pt, va + PAGE_SIZE, &l) == PT_ERR_NOT_MAPPED, "next page unmapped");
     CHECKF(pt_query(&pt, va - 1, &l) == PT_ERR_NOT_MAPPED, "previous byte unmapped");
     CHECKF(pt_query(&pt, 0x0000800000000000ull, &l) == PT_ERR_NOT_MAPPED, "non-canonical");
 
@@ -199,13 +197,21 @@ static void test_map_picks_largest_pages(void)
      * [1G - 8K, 2G + 2M + 12K) with pa = va + 4G: two 4K pages up to 1G, one
      * 1G page, one 2M page, three 4K pages.
      */
-    uint64_t va = G1 - 2 * K4, size = 2 * K4 + G1 + M2 + 3 * K4, off = 4 * G1;
-    CHECKF(pt_map(&pt, va, va + off, size, PT_W, G1) == PT_OK, "map");
+    uint64_t va = PAGE_SIZE_1G - 2 * PAGE_SIZE,
+             size = 2 * PAGE_SIZE + PAGE_SIZE_1G + PAGE_SIZE_2M + 3 * PAGE_SIZE,
+             off = 4 * PAGE_SIZE_1G;
+    CHECKF(pt_map(&pt, va, va + off, size, PT_W, PAGE_SIZE_1G) == PT_OK, "map");
     struct leaves *ls = all_leaves(&pt, 0, UINT64_MAX);
     CHECKF(ls->n == 7, "%zu leaves", ls->n);
-    uint64_t want_va[7] = {G1 - 2 * K4,         G1 - K4, G1, 2 * G1, 2 * G1 + M2, 2 * G1 + M2 + K4,
-                           2 * G1 + M2 + 2 * K4};
-    uint64_t want_size[7] = {K4, K4, G1, M2, K4, K4, K4};
+    uint64_t want_va[7] = {PAGE_SIZE_1G - 2 * PAGE_SIZE,
+                           PAGE_SIZE_1G - PAGE_SIZE,
+                           PAGE_SIZE_1G,
+                           2 * PAGE_SIZE_1G,
+                           2 * PAGE_SIZE_1G + PAGE_SIZE_2M,
+                           2 * PAGE_SIZE_1G + PAGE_SIZE_2M + PAGE_SIZE,
+                           2 * PAGE_SIZE_1G + PAGE_SIZE_2M + 2 * PAGE_SIZE};
+    uint64_t want_size[7] = {PAGE_SIZE, PAGE_SIZE, PAGE_SIZE_1G, PAGE_SIZE_2M,
+                             PAGE_SIZE, PAGE_SIZE, PAGE_SIZE};
     for (int i = 0; i < 7 && i < (int)ls->n; i++)
         CHECKF(leaf_is(&ls->l[i], want_va[i], want_va[i] + off, want_size[i], PT_W),
                "leaf %d: va %llx size %llx", i, (unsigned long long)ls->l[i].va,
@@ -222,21 +228,26 @@ static void test_map_respects_max_page_size_and_pa_alignment(void)
 {
     struct pt pt = fresh(4);
     /* 1G of va/pa both 1G aligned, capped at 2M: 512 2M pages in one PD. */
-    CHECKF(pt_map(&pt, 0xffff800000000000ull, 0, G1, PT_W, M2) == PT_OK, "map capped");
+    CHECKF(pt_map(&pt, 0xffff800000000000ull, 0, PAGE_SIZE_1G, PT_W, PAGE_SIZE_2M) == PT_OK,
+           "map capped");
     struct leaves *ls = all_leaves(&pt, 0, UINT64_MAX);
-    CHECKF(ls->n == 512 && ls->l[0].page_size == M2 && ls->l[511].page_size == M2, "%zu leaves",
-           ls->n);
+    CHECKF(ls->n == 512 && ls->l[0].page_size == PAGE_SIZE_2M &&
+               ls->l[511].page_size == PAGE_SIZE_2M,
+           "%zu leaves", ls->n);
     CHECKF(pt.table_count == 3, "root, PDPT, PD: %llu", (unsigned long long)pt.table_count);
     /* va 2M aligned but pa only 4K aligned: 4K pages throughout. */
-    CHECKF(pt_map(&pt, 0x200000, 0x1001000, M2, 0, G1) == PT_OK, "map misaligned pa");
+    CHECKF(pt_map(&pt, 0x200000, 0x1001000, PAGE_SIZE_2M, 0, PAGE_SIZE_1G) == PT_OK,
+           "map misaligned pa");
     ls = all_leaves(&pt, 0, 0x7fffffffffffull);
-    CHECKF(ls->n == 512 && ls->l[0].page_size == K4 && ls->l[0].pa == 0x1001000 &&
-               ls->l[511].pa == 0x1001000 + 511 * K4,
+    CHECKF(ls->n == 512 && ls->l[0].page_size == PAGE_SIZE && ls->l[0].pa == 0x1001000 &&
+               ls->l[511].pa == 0x1001000 + 511 * PAGE_SIZE,
            "%zu 4K leaves", ls->n);
     /* Any max below 2M means 4K; below 4K is invalid. */
-    CHECKF(pt_map(&pt, 0x40000000, 0x40000000, M2, 0, M2 - 1) == PT_OK, "max 2M-1");
-    CHECKF(all_leaves(&pt, 0x40000000, 0x40000000)->l[0].page_size == K4, "4K under max 2M-1");
-    CHECKF(pt_map(&pt, 0x80000000, 0, K4, 0, 2048) == PT_ERR_INVALID, "max below 4K");
+    CHECKF(pt_map(&pt, 0x40000000, 0x40000000, PAGE_SIZE_2M, 0, PAGE_SIZE_2M - 1) == PT_OK,
+           "max 2M-1");
+    CHECKF(all_leaves(&pt, 0x40000000, 0x40000000)->l[0].page_size == PAGE_SIZE,
+           "4K under max 2M-1");
+    CHECKF(pt_map(&pt, 0x80000000, 0, PAGE_SIZE, 0, 2048) == PT_ERR_INVALID, "max below 4K");
     finish(&pt);
 }
 
@@ -244,38 +255,46 @@ static void test_map_rejects_bad_arguments(void)
 {
     struct pt pt = fresh(4);
     uint64_t h = sim_hash(&pt);
-    CHECKF(pt_map(&pt, 0x1000, 0x1000, 0, 0, K4) == PT_ERR_INVALID, "zero size");
-    CHECKF(pt_map(&pt, 0x1001, 0x1000, K4, 0, K4) == PT_ERR_INVALID, "va misaligned");
-    CHECKF(pt_map(&pt, 0x1000, 0x1800, K4, 0, K4) == PT_ERR_INVALID, "pa misaligned");
-    CHECKF(pt_map(&pt, 0x1000, 0x1000, 0x800, 0, K4) == PT_ERR_INVALID, "size misaligned");
-    CHECKF(pt_map(&pt, 0x0000800000000000ull, 0, K4, 0, K4) == PT_ERR_INVALID, "non-canonical");
-    CHECKF(pt_map(&pt, 0x00007ffffffff000ull, 0, 2 * K4, 0, K4) == PT_ERR_INVALID,
+    CHECKF(pt_map(&pt, 0x1000, 0x1000, 0, 0, PAGE_SIZE) == PT_ERR_INVALID, "zero size");
+    CHECKF(pt_map(&pt, 0x1001, 0x1000, PAGE_SIZE, 0, PAGE_SIZE) == PT_ERR_INVALID, "va misaligned");
+    CHECKF(pt_map(&pt, 0x1000, 0x1800, PAGE_SIZE, 0, PAGE_SIZE) == PT_ERR_INVALID, "pa misaligned");
+    CHECKF(pt_map(&pt, 0x1000, 0x1000, 0x800, 0, PAGE_SIZE) == PT_ERR_INVALID, "size misaligned");
+    CHECKF(pt_map(&pt, 0x0000800000000000ull, 0, PAGE_SIZE, 0, PAGE_SIZE) == PT_ERR_INVALID,
+           "non-canonical");
+    CHECKF(pt_map(&pt, 0x00007ffffffff000ull, 0, 2 * PAGE_SIZE, 0, PAGE_SIZE) == PT_ERR_INVALID,
            "runs off the lower half");
-    CHECKF(pt_map(&pt, 0xfffffffffffff000ull, 0, 2 * K4, 0, K4) == PT_ERR_INVALID, "wraps");
-    CHECKF(pt_map(&pt, 0x1000, 0x1000, K4, 0x40, K4) == PT_ERR_INVALID, "unknown attribute");
-    CHECKF(pt_map(&pt, 0x1000, 0x000ffffffffff000ull, 2 * K4, 0, K4) == PT_ERR_INVALID,
+    CHECKF(pt_map(&pt, 0xfffffffffffff000ull, 0, 2 * PAGE_SIZE, 0, PAGE_SIZE) == PT_ERR_INVALID,
+           "wraps");
+    CHECKF(pt_map(&pt, 0x1000, 0x1000, PAGE_SIZE, 0x40, PAGE_SIZE) == PT_ERR_INVALID,
+           "unknown attribute");
+    CHECKF(pt_map(&pt, 0x1000, 0x000ffffffffff000ull, 2 * PAGE_SIZE, 0, PAGE_SIZE) ==
+               PT_ERR_INVALID,
            "pa beyond 52 bits");
-    CHECKF(pt_map(&pt, 0x1000, 0x000ffffffffff000ull, K4, 0, K4) == PT_OK, "highest frame");
+    CHECKF(pt_map(&pt, 0x1000, 0x000ffffffffff000ull, PAGE_SIZE, 0, PAGE_SIZE) == PT_OK,
+           "highest frame");
     CHECKF(pt_unmap(&pt, 0x1000, 0) == PT_ERR_INVALID &&
-               pt_unmap(&pt, 0x1800, K4) == PT_ERR_INVALID,
+               pt_unmap(&pt, 0x1800, PAGE_SIZE) == PT_ERR_INVALID,
            "unmap arguments");
-    CHECKF(pt_protect(&pt, 0x1000, K4, 0x80) == PT_ERR_INVALID, "protect attrs");
-    CHECKF(pt_unmap(&pt, 0x1000, K4) == PT_OK && sim_hash(&pt) == h, "back to empty");
+    CHECKF(pt_protect(&pt, 0x1000, PAGE_SIZE, 0x80) == PT_ERR_INVALID, "protect attrs");
+    CHECKF(pt_unmap(&pt, 0x1000, PAGE_SIZE) == PT_OK && sim_hash(&pt) == h, "back to empty");
     finish(&pt);
 }
 
 static void test_map_over_existing_fails_and_changes_nothing(void)
 {
     struct pt pt = fresh(4);
-    CHECKF(pt_map(&pt, 0x400000, 0x400000, M2, PT_W, M2) == PT_OK, "2M page");
-    CHECKF(pt_map(&pt, 0x7ff000, 0x900000, K4, 0, K4) == PT_OK, "4K page");
-    CHECKF(pt_map(&pt, 0x40000000000ull - 0x1000, 0, 0x1000, 0, K4) == PT_OK, "far page");
+    CHECKF(pt_map(&pt, 0x400000, 0x400000, PAGE_SIZE_2M, PT_W, PAGE_SIZE_2M) == PT_OK, "2M page");
+    CHECKF(pt_map(&pt, 0x7ff000, 0x900000, PAGE_SIZE, 0, PAGE_SIZE) == PT_OK, "4K page");
+    CHECKF(pt_map(&pt, 0x40000000000ull - 0x1000, 0, 0x1000, 0, PAGE_SIZE) == PT_OK, "far page");
     uint64_t h = sim_hash(&pt), tables = pt.table_count;
-    CHECKF(pt_map(&pt, 0x200000, 0x10000000, 0x201000, 0, M2) == PT_ERR_EXISTS, "hits the 2M page");
-    CHECKF(pt_map(&pt, 0x7fe000, 0x10000000, 0x2000, 0, M2) == PT_ERR_EXISTS, "hits the 4K page");
-    CHECKF(pt_map(&pt, 0x600000, 0x600000, M2, 0, M2) == PT_ERR_EXISTS,
+    CHECKF(pt_map(&pt, 0x200000, 0x10000000, 0x201000, 0, PAGE_SIZE_2M) == PT_ERR_EXISTS,
+           "hits the 2M page");
+    CHECKF(pt_map(&pt, 0x7fe000, 0x10000000, 0x2000, 0, PAGE_SIZE_2M) == PT_ERR_EXISTS,
+           "hits the 4K page");
+    CHECKF(pt_map(&pt, 0x600000, 0x600000, PAGE_SIZE_2M, 0, PAGE_SIZE_2M) == PT_ERR_EXISTS,
            "a 2M page over a table with a mapping");
-    CHECKF(pt_map(&pt, 0, 0, G1, 0, G1) == PT_ERR_EXISTS, "a 1G page over everything");
+    CHECKF(pt_map(&pt, 0, 0, PAGE_SIZE_1G, 0, PAGE_SIZE_1G) == PT_ERR_EXISTS,
+           "a 1G page over everything");
     CHECKF(sim_hash(&pt) == h && pt.table_count == tables && sim.held == tables, "unchanged");
     finish(&pt);
 }
@@ -320,7 +339,8 @@ static enum pt_status op_protect(struct pt *pt, const uint64_t *a)
 static void test_map_prepare_commit_under_allocation_failure(void)
 {
     struct pt pt = fresh(4);
-    CHECKF(pt_map(&pt, 0xffffffff80000000ull, 0x100000, K4, 0, K4) == PT_OK, "existing");
+    CHECKF(pt_map(&pt, 0xffffffff80000000ull, 0x100000, PAGE_SIZE, 0, PAGE_SIZE) == PT_OK,
+           "existing");
     /*
      * [ffffffff7fffe000, ffffffff80000000) + [.., ffffffff80400000) and a
      * second PDPT entry: the range needs a new PD (for 0xffffffff40000000)
@@ -328,18 +348,20 @@ static void test_map_prepare_commit_under_allocation_failure(void)
      * From ffffffff7fffe000: 2 pages in a new PD+PT under PDPT 509; then
      * ffffffff80000000 is taken? No: start after it.
      */
-    uint64_t a[5] = {0xffffffff7fffe000ull, 0x7fffe000, 2 * K4, PT_W, G1};
+    uint64_t a[5] = {0xffffffff7fffe000ull, 0x7fffe000, 2 * PAGE_SIZE, PT_W, PAGE_SIZE_1G};
     int fails = fail_at_every_point(&pt, op_map, a, "map 2 pages in a new PD");
     CHECKF(fails == 2, "needed 2 new tables, failed %d times", fails);
-    uint64_t b[5] = {0xffffffff80001000ull, 0x80001000, 0x600000 - K4, PT_W, M2};
+    uint64_t b[5] = {0xffffffff80001000ull, 0x80001000, 0x600000 - PAGE_SIZE, PT_W, PAGE_SIZE_2M};
     /* 511 4K pages in the existing PT, then 2M pages at 2M and 4M: no new table. */
     fails = fail_at_every_point(&pt, op_map, b, "map into existing tables");
     CHECKF(fails == 0, "needed no table, failed %d times", fails);
-    uint64_t c[5] = {0x0000100000000000ull, 0x200000000ull, 4 * M2 + 3 * K4, 0, M2};
+    uint64_t c[5] = {0x0000100000000000ull, 0x200000000ull, 4 * PAGE_SIZE_2M + 3 * PAGE_SIZE, 0,
+                     PAGE_SIZE_2M};
     /* A new PML4 slot: PDPT, PD, PT (for the 3 tail pages). */
     fails = fail_at_every_point(&pt, op_map, c, "map in a new PML4 slot");
     CHECKF(fails == 3, "needed 3 new tables, failed %d times", fails);
-    uint64_t d[5] = {0x0000200000000000ull - 2 * K4, 0x300000000ull - 2 * K4, 4 * K4, PT_U, K4};
+    uint64_t d[5] = {0x0000200000000000ull - 2 * PAGE_SIZE, 0x300000000ull - 2 * PAGE_SIZE,
+                     4 * PAGE_SIZE, PT_U, PAGE_SIZE};
     /* Across a 512G boundary: two PDPT+PD+PT chains. */
     fails = fail_at_every_point(&pt, op_map, d, "map across PML4 slots");
     CHECKF(fails == 6, "needed 6 new tables, failed %d times", fails);
@@ -351,11 +373,12 @@ static void test_map_prepare_commit_under_allocation_failure(void)
 static void test_unmap_frees_emptied_tables_but_not_the_root(void)
 {
     struct pt pt = fresh(4);
-    CHECKF(pt_map(&pt, 0x1000, 0x1000, K4, 0, K4) == PT_OK, "map");
-    CHECKF(pt_map(&pt, 0xffffc00000000000ull, 0x5000, 3 * K4, PT_W, K4) == PT_OK, "map 2");
+    CHECKF(pt_map(&pt, 0x1000, 0x1000, PAGE_SIZE, 0, PAGE_SIZE) == PT_OK, "map");
+    CHECKF(pt_map(&pt, 0xffffc00000000000ull, 0x5000, 3 * PAGE_SIZE, PT_W, PAGE_SIZE) == PT_OK,
+           "map 2");
     CHECKF(pt.table_count == 7, "root + 2 chains of 3: %llu", (unsigned long long)pt.table_count);
-    CHECKF(pt_unmap(&pt, 0x1000, K4) == PT_OK && pt.table_count == 4, "first chain gone");
-    CHECKF(pt_unmap(&pt, 0xffffc00000001000ull, K4) == PT_OK && pt.table_count == 4,
+    CHECKF(pt_unmap(&pt, 0x1000, PAGE_SIZE) == PT_OK && pt.table_count == 4, "first chain gone");
+    CHECKF(pt_unmap(&pt, 0xffffc00000001000ull, PAGE_SIZE) == PT_OK && pt.table_count == 4,
            "middle page gone, tables stay");
     struct leaves *ls = all_leaves(&pt, 0, UINT64_MAX);
     CHECKF(ls->n == 2 && ls->l[0].va == 0xffffc00000000000ull &&
@@ -365,7 +388,7 @@ static void test_unmap_frees_emptied_tables_but_not_the_root(void)
            "unmap the whole upper half but the last page");
     CHECKF(pt.table_count == 1 && sim.held == 1, "only the root: %llu",
            (unsigned long long)pt.table_count);
-    CHECKF(pt_unmap(&pt, 0x1000, K4) == PT_OK, "unmapping nothing is fine");
+    CHECKF(pt_unmap(&pt, 0x1000, PAGE_SIZE) == PT_OK, "unmapping nothing is fine");
     finish(&pt);
 }
 
@@ -373,29 +396,34 @@ static void test_unmap_splits_large_pages(void)
 {
     struct pt pt = fresh(4);
     uint64_t va = 0xffff800000000000ull;
-    CHECKF(pt_map(&pt, va, 0, 2 * G1, PT_W | PT_G, G1) == PT_OK, "two 1G pages");
+    CHECKF(pt_map(&pt, va, 0, 2 * PAGE_SIZE_1G, PT_W | PT_G, PAGE_SIZE_1G) == PT_OK,
+           "two 1G pages");
     CHECKF(pt.table_count == 2, "root + PDPT");
     /* Cut [1G - 4K, 1G + 2M + 4K): the first 1G page loses its last 4K (PD + PT),
        the second loses its first 2M + 4K (PD + PT). */
-    uint64_t a[2] = {va + G1 - K4, M2 + 2 * K4};
+    uint64_t a[2] = {va + PAGE_SIZE_1G - PAGE_SIZE, PAGE_SIZE_2M + 2 * PAGE_SIZE};
     int fails = fail_at_every_point(&pt, op_unmap, a, "unmap across two 1G pages");
     CHECKF(fails == 4, "4 tables, failed %d times", fails);
     CHECKF(pt.table_count == 6, "tables %llu", (unsigned long long)pt.table_count);
     struct pt_leaf l;
-    CHECKF(pt_query(&pt, va + G1 - 2 * K4, &l) == PT_OK &&
-               leaf_is(&l, va + G1 - 2 * K4, G1 - 2 * K4, K4, PT_W | PT_G),
+    CHECKF(pt_query(&pt, va + PAGE_SIZE_1G - 2 * PAGE_SIZE, &l) == PT_OK &&
+               leaf_is(&l, va + PAGE_SIZE_1G - 2 * PAGE_SIZE, PAGE_SIZE_1G - 2 * PAGE_SIZE,
+                       PAGE_SIZE, PT_W | PT_G),
            "4K page before the hole");
-    CHECKF(pt_query(&pt, va + G1 - 2 * M2 + 0x1234, &l) == PT_OK &&
-               leaf_is(&l, va + G1 - 2 * M2, G1 - 2 * M2, M2, PT_W | PT_G),
+    CHECKF(pt_query(&pt, va + PAGE_SIZE_1G - 2 * PAGE_SIZE_2M + 0x1234, &l) == PT_OK &&
+               leaf_is(&l, va + PAGE_SIZE_1G - 2 * PAGE_SIZE_2M, PAGE_SIZE_1G - 2 * PAGE_SIZE_2M,
+                       PAGE_SIZE_2M, PT_W | PT_G),
            "2M page before that");
-    CHECKF(pt_query(&pt, va + G1 - K4, &l) == PT_ERR_NOT_MAPPED &&
-               pt_query(&pt, va + G1 + M2, &l) == PT_ERR_NOT_MAPPED,
+    CHECKF(pt_query(&pt, va + PAGE_SIZE_1G - PAGE_SIZE, &l) == PT_ERR_NOT_MAPPED &&
+               pt_query(&pt, va + PAGE_SIZE_1G + PAGE_SIZE_2M, &l) == PT_ERR_NOT_MAPPED,
            "the hole");
-    CHECKF(pt_query(&pt, va + G1 + M2 + K4, &l) == PT_OK &&
-               leaf_is(&l, va + G1 + M2 + K4, G1 + M2 + K4, K4, PT_W | PT_G),
+    CHECKF(pt_query(&pt, va + PAGE_SIZE_1G + PAGE_SIZE_2M + PAGE_SIZE, &l) == PT_OK &&
+               leaf_is(&l, va + PAGE_SIZE_1G + PAGE_SIZE_2M + PAGE_SIZE,
+                       PAGE_SIZE_1G + PAGE_SIZE_2M + PAGE_SIZE, PAGE_SIZE, PT_W | PT_G),
            "4K page after the hole");
-    CHECKF(pt_query(&pt, va + G1 + 2 * M2, &l) == PT_OK &&
-               leaf_is(&l, va + G1 + 2 * M2, G1 + 2 * M2, M2, PT_W | PT_G),
+    CHECKF(pt_query(&pt, va + PAGE_SIZE_1G + 2 * PAGE_SIZE_2M, &l) == PT_OK &&
+               leaf_is(&l, va + PAGE_SIZE_1G + 2 * PAGE_SIZE_2M, PAGE_SIZE_1G + 2 * PAGE_SIZE_2M,
+                       PAGE_SIZE_2M, PT_W | PT_G),
            "2M page after that");
     /* Leaves: 511 2M + 511 4K, then 511 4K + 510 2M. */
     struct leaves *ls = all_leaves(&pt, 0, UINT64_MAX);
@@ -406,7 +434,8 @@ static void test_unmap_splits_large_pages(void)
 static void test_unmap_split_keeps_bits_and_moves_pat(void)
 {
     struct pt pt = fresh(4);
-    CHECKF(pt_map(&pt, 0x40000000, 0x80000000, M2, PT_W | PT_U | PT_G | PT_CACHE_UC, M2) == PT_OK,
+    CHECKF(pt_map(&pt, 0x40000000, 0x80000000, PAGE_SIZE_2M, PT_W | PT_U | PT_G | PT_CACHE_UC,
+                  PAGE_SIZE_2M) == PT_OK,
            "2M page");
     /* Give the leaf PAT, A and D by hand, as a PAT-aware kernel or the CPU would. */
     struct pt_walk w;
@@ -414,14 +443,14 @@ static void test_unmap_split_keeps_bits_and_moves_pat(void)
     CHECKF(w.present && w.depth == 3, "2M leaf at depth 3");
     uint64_t *pd = (uint64_t *)(uintptr_t)(pte_table_addr(w.level[1].entry) + pt.virt_offset);
     pd[0] |= PTE_PAT_LARGE | PTE_A | PTE_D;
-    CHECKF(pt_unmap(&pt, 0x40000000, K4) == PT_OK, "unmap the first 4K");
+    CHECKF(pt_unmap(&pt, 0x40000000, PAGE_SIZE) == PT_OK, "unmap the first 4K");
     struct pt_leaf l;
     CHECKF(pt_query(&pt, 0x40001000, &l) == PT_OK, "second 4K page");
     uint64_t want = 0x80001000 | PTE_P | PTE_W | PTE_U | PTE_PWT | PTE_PCD | PTE_A | PTE_D |
                     PTE_PAT_4K | PTE_G | PTE_NX;
-    CHECKF(l.entry == want && l.page_size == K4, "split entry %llx want %llx",
+    CHECKF(l.entry == want && l.page_size == PAGE_SIZE, "split entry %llx want %llx",
            (unsigned long long)l.entry, (unsigned long long)want);
-    CHECKF(pte_pat_index(l.entry, K4) == 7, "PAT index kept");
+    CHECKF(pte_pat_index(l.entry, PAGE_SIZE) == 7, "PAT index kept");
     finish(&pt);
 }
 
@@ -430,39 +459,48 @@ static void test_unmap_split_keeps_bits_and_moves_pat(void)
 static void test_protect_splits_and_changes_only_the_range(void)
 {
     struct pt pt = fresh(4);
-    CHECKF(pt_map(&pt, 0, 0, G1, PT_W, G1) == PT_OK, "1G page");
+    CHECKF(pt_map(&pt, 0, 0, PAGE_SIZE_1G, PT_W, PAGE_SIZE_1G) == PT_OK, "1G page");
     /* Make [2M + 4K, 4M) read-only and executable: PD + one PT. */
-    uint64_t a[3] = {M2 + K4, M2 - K4, PT_X};
+    uint64_t a[3] = {PAGE_SIZE_2M + PAGE_SIZE, PAGE_SIZE_2M - PAGE_SIZE, PT_X};
     int fails = fail_at_every_point(&pt, op_protect, a, "protect inside a 1G page");
     CHECKF(fails == 2, "2 tables, failed %d times", fails);
     struct pt_leaf l;
-    CHECKF(pt_query(&pt, M2, &l) == PT_OK && leaf_is(&l, M2, M2, K4, PT_W), "first 4K keeps W");
-    CHECKF(pt_query(&pt, M2 + K4, &l) == PT_OK && leaf_is(&l, M2 + K4, M2 + K4, K4, PT_X),
+    CHECKF(pt_query(&pt, PAGE_SIZE_2M, &l) == PT_OK &&
+               leaf_is(&l, PAGE_SIZE_2M, PAGE_SIZE_2M, PAGE_SIZE, PT_W),
+           "first 4K keeps W");
+    CHECKF(pt_query(&pt, PAGE_SIZE_2M + PAGE_SIZE, &l) == PT_OK &&
+               leaf_is(&l, PAGE_SIZE_2M + PAGE_SIZE, PAGE_SIZE_2M + PAGE_SIZE, PAGE_SIZE, PT_X),
            "second 4K is R+X");
-    CHECKF(pt_query(&pt, 2 * M2, &l) == PT_OK && leaf_is(&l, 2 * M2, 2 * M2, M2, PT_W),
+    CHECKF(pt_query(&pt, 2 * PAGE_SIZE_2M, &l) == PT_OK &&
+               leaf_is(&l, 2 * PAGE_SIZE_2M, 2 * PAGE_SIZE_2M, PAGE_SIZE_2M, PT_W),
            "next 2M untouched");
-    CHECKF(pt_query(&pt, 0, &l) == PT_OK && leaf_is(&l, 0, 0, M2, PT_W), "first 2M untouched");
+    CHECKF(pt_query(&pt, 0, &l) == PT_OK && leaf_is(&l, 0, 0, PAGE_SIZE_2M, PT_W),
+           "first 2M untouched");
     /* Protecting to the attributes a large page already has splits nothing. */
     uint64_t tables = pt.table_count;
-    CHECKF(pt_protect(&pt, 8 * M2 + K4, K4, PT_W) == PT_OK && pt.table_count == tables,
+    CHECKF(pt_protect(&pt, 8 * PAGE_SIZE_2M + PAGE_SIZE, PAGE_SIZE, PT_W) == PT_OK &&
+               pt.table_count == tables,
            "no split for a no-op");
     /* Protect keeps A and D but nothing else of the old bits. */
     struct pt_walk w;
-    pt_walk(&pt, M2 + K4, &w);
+    pt_walk(&pt, PAGE_SIZE_2M + PAGE_SIZE, &w);
     uint64_t *ptab = (uint64_t *)(uintptr_t)(pte_table_addr(w.level[2].entry) + pt.virt_offset);
     ptab[1] |= PTE_A | PTE_D;
-    CHECKF(pt_protect(&pt, 0, 2 * M2, PT_U | PT_G) == PT_OK, "protect 4M");
-    CHECKF(pt_query(&pt, M2 + K4, &l) == PT_OK &&
-               l.entry == ((M2 + K4) | PTE_P | PTE_U | PTE_G | PTE_NX | PTE_A | PTE_D),
+    CHECKF(pt_protect(&pt, 0, 2 * PAGE_SIZE_2M, PT_U | PT_G) == PT_OK, "protect 4M");
+    CHECKF(pt_query(&pt, PAGE_SIZE_2M + PAGE_SIZE, &l) == PT_OK &&
+               l.entry ==
+                   ((PAGE_SIZE_2M + PAGE_SIZE) | PTE_P | PTE_U | PTE_G | PTE_NX | PTE_A | PTE_D),
            "A and D kept: %llx", (unsigned long long)l.entry);
-    CHECKF(pt_query(&pt, M2 + K4, &l) == PT_OK && leaf_is(&l, M2 + K4, M2 + K4, K4, PT_U | PT_G),
-           "now user, global, NX");
-    pt_walk(&pt, M2 + K4, &w);
+    CHECKF(
+        pt_query(&pt, PAGE_SIZE_2M + PAGE_SIZE, &l) == PT_OK &&
+            leaf_is(&l, PAGE_SIZE_2M + PAGE_SIZE, PAGE_SIZE_2M + PAGE_SIZE, PAGE_SIZE, PT_U | PT_G),
+        "now user, global, NX");
+    pt_walk(&pt, PAGE_SIZE_2M + PAGE_SIZE, &w);
     CHECKF(pte_is_user(w.level[0].entry) && pte_is_user(w.level[1].entry) &&
                pte_is_user(w.level[2].entry),
            "parents gained U");
-    CHECKF(pt_protect(&pt, 0, 2 * M2, 0) == PT_OK, "back to kernel");
-    pt_walk(&pt, M2 + K4, &w);
+    CHECKF(pt_protect(&pt, 0, 2 * PAGE_SIZE_2M, 0) == PT_OK, "back to kernel");
+    pt_walk(&pt, PAGE_SIZE_2M + PAGE_SIZE, &w);
     CHECKF(!pte_is_user(w.level[0].entry) && !pte_is_user(w.level[2].entry), "parents lost U");
     finish(&pt);
 }
@@ -470,16 +508,16 @@ static void test_protect_splits_and_changes_only_the_range(void)
 static void test_user_bit_on_parents_follows_the_leaves(void)
 {
     struct pt pt = fresh(4);
-    CHECKF(pt_map(&pt, 0x401000, 0x401000, K4, 0, K4) == PT_OK, "kernel page");
+    CHECKF(pt_map(&pt, 0x401000, 0x401000, PAGE_SIZE, 0, PAGE_SIZE) == PT_OK, "kernel page");
     struct pt_walk w;
     pt_walk(&pt, 0x401000, &w);
     CHECKF((w.level[0].entry & 7) == 3 && (w.level[2].entry & 7) == 3, "P|W above, no U");
-    CHECKF(pt_map(&pt, 0x400000, 0x400000, K4, PT_U, K4) == PT_OK, "user page");
+    CHECKF(pt_map(&pt, 0x400000, 0x400000, PAGE_SIZE, PT_U, PAGE_SIZE) == PT_OK, "user page");
     pt_walk(&pt, 0x401000, &w);
     CHECKF((w.level[0].entry & 7) == 7 && (w.level[2].entry & 7) == 7, "P|W|U above");
     struct pt_leaf l;
     CHECKF(pt_query(&pt, 0x401000, &l) == PT_OK && l.attrs == 0, "kernel page stays kernel");
-    CHECKF(pt_unmap(&pt, 0x400000, K4) == PT_OK, "unmap the user page");
+    CHECKF(pt_unmap(&pt, 0x400000, PAGE_SIZE) == PT_OK, "unmap the user page");
     pt_walk(&pt, 0x401000, &w);
     CHECKF((w.level[0].entry & 7) == 3 && (w.level[2].entry & 7) == 3, "U cleared above");
     finish(&pt);
@@ -490,7 +528,8 @@ static void test_user_bit_on_parents_follows_the_leaves(void)
 static void test_effective_attributes_are_anded_over_levels(void)
 {
     struct pt pt = fresh(4);
-    CHECKF(pt_map(&pt, 0x200000, 0x200000, K4, PT_W | PT_X | PT_U, K4) == PT_OK, "map");
+    CHECKF(pt_map(&pt, 0x200000, 0x200000, PAGE_SIZE, PT_W | PT_X | PT_U, PAGE_SIZE) == PT_OK,
+           "map");
     struct pt_walk w;
     pt_walk(&pt, 0x200000, &w);
     uint64_t *pml4 = (uint64_t *)(uintptr_t)(pt.root + pt.virt_offset);
@@ -524,10 +563,13 @@ static bool stop_after_two(void *ctx, const struct pt_leaf *leaf)
 static void test_for_each_leaf_orders_and_clips(void)
 {
     struct pt pt = fresh(4);
-    CHECKF(pt_map(&pt, 0xffffffff80000000ull, 0x1000000, 3 * K4, 0, K4) == PT_OK, "kernel");
-    CHECKF(pt_map(&pt, 0xffff800000000000ull, 0, M2, PT_W, M2) == PT_OK, "hhdm");
-    CHECKF(pt_map(&pt, 0x7ffffffff000ull, 0x5000, K4, PT_U | PT_W, K4) == PT_OK, "lower top");
-    CHECKF(pt_map(&pt, 0x1000, 0x6000, K4, PT_U, K4) == PT_OK, "lower bottom");
+    CHECKF(pt_map(&pt, 0xffffffff80000000ull, 0x1000000, 3 * PAGE_SIZE, 0, PAGE_SIZE) == PT_OK,
+           "kernel");
+    CHECKF(pt_map(&pt, 0xffff800000000000ull, 0, PAGE_SIZE_2M, PT_W, PAGE_SIZE_2M) == PT_OK,
+           "hhdm");
+    CHECKF(pt_map(&pt, 0x7ffffffff000ull, 0x5000, PAGE_SIZE, PT_U | PT_W, PAGE_SIZE) == PT_OK,
+           "lower top");
+    CHECKF(pt_map(&pt, 0x1000, 0x6000, PAGE_SIZE, PT_U, PAGE_SIZE) == PT_OK, "lower bottom");
     struct leaves *ls = all_leaves(&pt, 0, UINT64_MAX);
     CHECKF(ls->n == 6, "%zu leaves", ls->n);
     uint64_t order[6] = {0x1000,
@@ -540,8 +582,8 @@ static void test_for_each_leaf_orders_and_clips(void)
         CHECKF(ls->l[i].va == order[i], "leaf %d at %llx", i, (unsigned long long)ls->l[i].va);
     /* A range that starts inside the 2M page still reports it whole. */
     ls = all_leaves(&pt, 0xffff800000100000ull, 0xffffffff80000fffull);
-    CHECKF(ls->n == 2 && ls->l[0].va == 0xffff800000000000ull && ls->l[0].page_size == M2 &&
-               ls->l[1].va == 0xffffffff80000000ull,
+    CHECKF(ls->n == 2 && ls->l[0].va == 0xffff800000000000ull &&
+               ls->l[0].page_size == PAGE_SIZE_2M && ls->l[1].va == 0xffffffff80000000ull,
            "clipped: %zu", ls->n);
     /* A range in the non-canonical hole reports nothing; one spanning it both sides. */
     CHECKF(all_leaves(&pt, 0x0000800000000000ull, 0xffff7fffffffffffull)->n == 0, "hole");
@@ -555,18 +597,21 @@ static void test_for_each_leaf_orders_and_clips(void)
 static void test_top_of_the_address_space(void)
 {
     struct pt pt = fresh(4);
-    CHECKF(pt_map(&pt, 0xffffffffffe00000ull, 0x40000000, M2, PT_W, G1) == PT_OK,
+    CHECKF(pt_map(&pt, 0xffffffffffe00000ull, 0x40000000, PAGE_SIZE_2M, PT_W, PAGE_SIZE_1G) ==
+               PT_OK,
            "last 2M, ending at 2^64");
     struct leaves *ls = all_leaves(&pt, 0, UINT64_MAX);
-    CHECKF(ls->n == 1 && ls->l[0].page_size == M2 && ls->l[0].va == 0xffffffffffe00000ull,
+    CHECKF(ls->n == 1 && ls->l[0].page_size == PAGE_SIZE_2M && ls->l[0].va == 0xffffffffffe00000ull,
            "one 2M leaf");
-    CHECKF(pt_unmap(&pt, 0xfffffffffffff000ull, K4) == PT_OK, "unmap the last page (split)");
+    CHECKF(pt_unmap(&pt, 0xfffffffffffff000ull, PAGE_SIZE) == PT_OK, "unmap the last page (split)");
     ls = all_leaves(&pt, 0, UINT64_MAX);
     CHECKF(ls->n == 511 && ls->l[510].va == 0xffffffffffffe000ull, "511 pages left");
-    CHECKF(pt_map(&pt, 0xfffffffffffff000ull, 0x1234000, K4, 0, K4) == PT_OK, "last page");
+    CHECKF(pt_map(&pt, 0xfffffffffffff000ull, 0x1234000, PAGE_SIZE, 0, PAGE_SIZE) == PT_OK,
+           "last page");
     struct pt_leaf l;
     CHECKF(pt_query(&pt, UINT64_MAX, &l) == PT_OK && l.pa == 0x1234000, "last byte maps");
-    CHECKF(pt_protect(&pt, 0xffffffffffe00000ull, M2, PT_G) == PT_OK, "protect to the top");
+    CHECKF(pt_protect(&pt, 0xffffffffffe00000ull, PAGE_SIZE_2M, PT_G) == PT_OK,
+           "protect to the top");
     CHECKF(pt_unmap(&pt, 0xffff800000000000ull, 0x800000000000ull) == PT_OK,
            "unmap the whole upper half");
     CHECKF(pt.table_count == 1, "root only");
@@ -578,11 +623,14 @@ static void test_top_of_the_address_space(void)
 static void test_five_level_maps_the_whole_57_bit_space(void)
 {
     struct pt pt = fresh(5);
-    CHECKF(pt_map(&pt, 0xff00000000000000ull, 0, 2 * G1, PT_W, G1) == PT_OK, "5-level hhdm");
-    CHECKF(pt_map(&pt, 0x00fffffffffff000ull, 0x3000, K4, PT_U, K4) == PT_OK, "top of lower half");
-    CHECKF(pt_map(&pt, 0x0000800000000000ull, 0x4000, K4, 0, K4) == PT_OK,
+    CHECKF(pt_map(&pt, 0xff00000000000000ull, 0, 2 * PAGE_SIZE_1G, PT_W, PAGE_SIZE_1G) == PT_OK,
+           "5-level hhdm");
+    CHECKF(pt_map(&pt, 0x00fffffffffff000ull, 0x3000, PAGE_SIZE, PT_U, PAGE_SIZE) == PT_OK,
+           "top of lower half");
+    CHECKF(pt_map(&pt, 0x0000800000000000ull, 0x4000, PAGE_SIZE, 0, PAGE_SIZE) == PT_OK,
            "2^47 is canonical with 5 levels");
-    CHECKF(pt_map(&pt, 0x0100000000000000ull, 0, K4, 0, K4) == PT_ERR_INVALID, "2^56 is not");
+    CHECKF(pt_map(&pt, 0x0100000000000000ull, 0, PAGE_SIZE, 0, PAGE_SIZE) == PT_ERR_INVALID,
+           "2^56 is not");
     /* root + (PML4 + PDPT) for the hhdm + (PML4, PDPT, PD, PT) + (PML4, PDPT, PD, PT). */
     CHECKF(pt.table_count == 11, "tables %llu", (unsigned long long)pt.table_count);
     struct pt_walk w;
@@ -590,20 +638,20 @@ static void test_five_level_maps_the_whole_57_bit_space(void)
     CHECKF(w.present && w.depth == 5 && w.level[0].index == 255 && w.level[4].index == 511,
            "five entries");
     pt_walk(&pt, 0xff00000040000000ull, &w);
-    CHECKF(w.present && w.depth == 3 && w.level[0].index == 256 && w.leaf.page_size == G1 &&
-               w.leaf.pa == G1,
+    CHECKF(w.present && w.depth == 3 && w.level[0].index == 256 &&
+               w.leaf.page_size == PAGE_SIZE_1G && w.leaf.pa == PAGE_SIZE_1G,
            "1G leaf at depth 3");
     struct leaves *ls = all_leaves(&pt, 0, UINT64_MAX);
     CHECKF(ls->n == 4 && ls->l[0].va == 0x0000800000000000ull &&
                ls->l[1].va == 0x00fffffffffff000ull && ls->l[2].va == 0xff00000000000000ull,
            "order across the 57-bit halves");
     uint64_t tables;
-    struct pt_span spans[3] = {{0x0000800000000000ull, 0x4000, K4, K4},
-                               {0x00fffffffffff000ull, 0x3000, K4, K4},
-                               {0xff00000000000000ull, 0, 2 * G1, G1}};
+    struct pt_span spans[3] = {{0x0000800000000000ull, 0x4000, PAGE_SIZE, PAGE_SIZE},
+                               {0x00fffffffffff000ull, 0x3000, PAGE_SIZE, PAGE_SIZE},
+                               {0xff00000000000000ull, 0, 2 * PAGE_SIZE_1G, PAGE_SIZE_1G}};
     CHECKF(pt_min_tables(spans, 3, 5, &tables) == PT_OK && tables == 11, "minimum %llu",
            (unsigned long long)tables);
-    CHECKF(pt_unmap(&pt, 0xff00000000000000ull, 2 * G1) == PT_OK && pt.table_count == 9,
+    CHECKF(pt_unmap(&pt, 0xff00000000000000ull, 2 * PAGE_SIZE_1G) == PT_OK && pt.table_count == 9,
            "hhdm tables freed");
     finish(&pt);
 }
@@ -613,8 +661,11 @@ static void test_five_level_maps_the_whole_57_bit_space(void)
 static void test_adopt_counts_tables(void)
 {
     struct pt pt = fresh(4);
-    CHECKF(pt_map(&pt, 0xffffffff80000000ull, 0x100000, 5 * M2 + K4, 0, M2) == PT_OK, "map");
-    CHECKF(pt_map(&pt, 0xffff800000000000ull, 0, 4 * G1, PT_W, G1) == PT_OK, "map hhdm");
+    CHECKF(pt_map(&pt, 0xffffffff80000000ull, 0x100000, 5 * PAGE_SIZE_2M + PAGE_SIZE, 0,
+                  PAGE_SIZE_2M) == PT_OK,
+           "map");
+    CHECKF(pt_map(&pt, 0xffff800000000000ull, 0, 4 * PAGE_SIZE_1G, PT_W, PAGE_SIZE_1G) == PT_OK,
+           "map hhdm");
     struct pt other;
     pt_adopt(&other, pt.root, 4, true, pt.virt_offset, sim_frames(&sim));
     CHECKF(other.table_count == pt.table_count, "adopted %llu, built %llu",
@@ -626,7 +677,7 @@ static void test_adopt_counts_tables(void)
 static void test_min_tables_by_hand(void)
 {
     uint64_t n = 0;
-    struct pt_span one = {0, 0, K4, K4};
+    struct pt_span one = {0, 0, PAGE_SIZE, PAGE_SIZE};
     CHECKF(pt_min_tables(&one, 1, 4, &n) == PT_OK && n == 4, "one page: %llu",
            (unsigned long long)n);
     CHECKF(pt_min_tables(&one, 1, 5, &n) == PT_OK && n == 5, "one page, 5 levels");
@@ -634,16 +685,17 @@ static void test_min_tables_by_hand(void)
     /* A kernel like stage 1's: text, rodata, data in one PT; HHDM of 4G with 1G pages;
        a stack in the dynamic area; a trampoline page at 1M. */
     struct pt_span k[] = {
-        {0x100000, 0x100000, K4, K4},                       /* PML4 0: PDPT, PD, PT */
-        {0xffff800000000000ull, 0, 4 * G1, G1},             /* PML4 256: PDPT */
-        {0xffffc00000001000ull, 0x500000, 4 * K4, K4},      /* PML4 384: PDPT, PD, PT */
-        {0xffffffff80000000ull, 0x200000, 5 * K4, K4},      /* PML4 511: PDPT, PD, PT */
-        {0xffffffff80005000ull, 0x205000, 2 * K4, K4},      /*   same PT */
-        {0xffffffff80400000ull, 0x400000, 2 * M2 + K4, M2}, /*   two 2M in the same PD + PT */
+        {0x100000, 0x100000, PAGE_SIZE, PAGE_SIZE},                  /* PML4 0: PDPT, PD, PT */
+        {0xffff800000000000ull, 0, 4 * PAGE_SIZE_1G, PAGE_SIZE_1G},  /* PML4 256: PDPT */
+        {0xffffc00000001000ull, 0x500000, 4 * PAGE_SIZE, PAGE_SIZE}, /* PML4 384: PDPT, PD, PT */
+        {0xffffffff80000000ull, 0x200000, 5 * PAGE_SIZE, PAGE_SIZE}, /* PML4 511: PDPT, PD, PT */
+        {0xffffffff80005000ull, 0x205000, 2 * PAGE_SIZE, PAGE_SIZE}, /*   same PT */
+        {0xffffffff80400000ull, 0x400000, 2 * PAGE_SIZE_2M + PAGE_SIZE,
+         PAGE_SIZE_2M}, /*   two 2M in the same PD + PT */
     };
     CHECKF(pt_min_tables(k, 6, 4, &n) == PT_OK && n == 1 + 3 + 1 + 3 + 3 + 1, "layout: %llu",
            (unsigned long long)n);
-    struct pt_span bad[2] = {{0x2000, 0, K4, K4}, {0x1000, 0, K4, K4}};
+    struct pt_span bad[2] = {{0x2000, 0, PAGE_SIZE, PAGE_SIZE}, {0x1000, 0, PAGE_SIZE, PAGE_SIZE}};
     CHECKF(pt_min_tables(bad, 2, 4, &n) == PT_ERR_INVALID, "unsorted");
     bad[1].va = 0x2000;
     CHECKF(pt_min_tables(bad, 2, 4, &n) == PT_ERR_INVALID, "overlapping");
@@ -671,15 +723,17 @@ static void test_min_tables_matches_mapping_in_any_order(void)
         if (levels == 5 && round % 3 == 0)
             va = 0xff00000000000000ull;
         while (n < 24) {
-            va += (rng() % 4) * ((rng() % 2) ? G1 : M2) + (rng() % 3) * K4; /* a gap */
-            uint64_t size = (rng() % 3) * G1 + (rng() % 600) * M2 + (rng() % 700) * K4;
+            va += (rng() % 4) * ((rng() % 2) ? PAGE_SIZE_1G : PAGE_SIZE_2M) +
+                  (rng() % 3) * PAGE_SIZE; /* a gap */
+            uint64_t size = (rng() % 3) * PAGE_SIZE_1G + (rng() % 600) * PAGE_SIZE_2M +
+                            (rng() % 700) * PAGE_SIZE;
             if (size == 0)
-                size = K4;
-            uint64_t max[3] = {K4, M2, G1};
+                size = PAGE_SIZE;
+            uint64_t max[3] = {PAGE_SIZE, PAGE_SIZE_2M, PAGE_SIZE_1G};
             /* pa shares va's alignment (large pages possible) unless the span is small. */
-            uint64_t pa = (va & (G1 - 1)) + (rng() % 64) * G1;
-            if (size < 64 * M2 && rng() % 2)
-                pa += (1 + rng() % 7) * K4;
+            uint64_t pa = (va & (PAGE_SIZE_1G - 1)) + (rng() % 64) * PAGE_SIZE_1G;
+            if (size < 64 * PAGE_SIZE_2M && rng() % 2)
+                pa += (1 + rng() % 7) * PAGE_SIZE;
             spans[n++] = (struct pt_span){va, pa, size, max[1 + rng() % 2]};
             va += size;
         }
@@ -710,8 +764,11 @@ static void test_min_tables_matches_mapping_in_any_order(void)
 static void test_destroy_returns_every_frame(void)
 {
     struct pt pt = fresh(4);
-    CHECKF(pt_map(&pt, 0, 0x100000, 3 * G1 + 5 * M2 + 7 * K4, PT_W, G1) == PT_OK, "map");
-    CHECKF(pt_map(&pt, 0xffffc00000000000ull, 0x100000, 300 * K4, PT_W, K4) == PT_OK, "map 2");
+    CHECKF(pt_map(&pt, 0, 0x100000, 3 * PAGE_SIZE_1G + 5 * PAGE_SIZE_2M + 7 * PAGE_SIZE, PT_W,
+                  PAGE_SIZE_1G) == PT_OK,
+           "map");
+    CHECKF(pt_map(&pt, 0xffffc00000000000ull, 0x100000, 300 * PAGE_SIZE, PT_W, PAGE_SIZE) == PT_OK,
+           "map 2");
     uint64_t tables = pt.table_count;
     CHECKF(tables > 2 && sim.held == tables, "held %llu", (unsigned long long)sim.held);
     pt_destroy(&pt);

@@ -10,6 +10,8 @@
 #include <vmm/ptdump.h>
 #include <vmm/pte.h>
 
+#include <canopy/page.h>
+
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -19,9 +21,6 @@
 #define CR4_WORD 0xff000u /* offset of the CR4 bits the stub sets */
 #define CR4_PAE  0x20u
 #define CR4_LA57 0x1000u
-#define K4       PT_PAGE_4K
-#define M2       PT_PAGE_2M
-#define G1       PT_PAGE_1G
 
 static uint8_t *image;
 static unsigned next_frame;
@@ -32,7 +31,7 @@ static bool image_alloc(void *ctx, uint64_t *phys)
     (void)ctx;
     if (next_frame == FRAMES - 1)
         return false;
-    *phys = BASE + K4 * next_frame++;
+    *phys = BASE + PAGE_SIZE * next_frame++;
     return true;
 }
 
@@ -70,26 +69,27 @@ static uint64_t *leaf_slot(uint64_t va)
 /* Every kind of leaf and range edge the formatters care about. */
 static void layout(unsigned levels)
 {
-    map(0x100000, 0x100000, K4, PT_W | PT_X, K4); /* the stub, identity mapped */
-    map(0x1000, 0x5000, K4, PT_U | PT_W, K4);
-    map(0x2000, 0x6000, 2 * K4, PT_U | PT_G | PT_CACHE_WT, K4);
-    map(0x5000, 0x9000, K4, PT_U | PT_W | PT_X, K4);
-    map(0x400000, 0x400000, 3 * M2, PT_W | PT_CACHE_UCM, G1);
-    map(0x40000000, 0x80000000, 2 * G1, PT_U | PT_W, G1);
-    map(0x00007ffffffff000ull, 0x000c000000007000ull, K4, PT_W, K4); /* bits 50-51 in pa */
-    map(0xffffc00000001000ull, 0x700000, 3 * K4, PT_W, K4);
-    map(0xffffffff80000000ull, 0x200000, 3 * K4, PT_X | PT_G, K4);
-    map(0xffffffff80003000ull, 0x203000, K4, PT_G, K4);
-    map(0xffffffff80004000ull, 0x204000, 2 * K4, PT_W | PT_G, K4);
-    map(0xffffffff40000000ull, 0x40000000, G1, PT_W, G1);
-    map(0xfffffffffffff000ull, 0x1000, K4, PT_W, K4); /* info mem ends at 2^48 */
+    map(0x100000, 0x100000, PAGE_SIZE, PT_W | PT_X, PAGE_SIZE); /* the stub, identity mapped */
+    map(0x1000, 0x5000, PAGE_SIZE, PT_U | PT_W, PAGE_SIZE);
+    map(0x2000, 0x6000, 2 * PAGE_SIZE, PT_U | PT_G | PT_CACHE_WT, PAGE_SIZE);
+    map(0x5000, 0x9000, PAGE_SIZE, PT_U | PT_W | PT_X, PAGE_SIZE);
+    map(0x400000, 0x400000, 3 * PAGE_SIZE_2M, PT_W | PT_CACHE_UCM, PAGE_SIZE_1G);
+    map(0x40000000, 0x80000000, 2 * PAGE_SIZE_1G, PT_U | PT_W, PAGE_SIZE_1G);
+    map(0x00007ffffffff000ull, 0x000c000000007000ull, PAGE_SIZE, PT_W,
+        PAGE_SIZE); /* bits 50-51 in pa */
+    map(0xffffc00000001000ull, 0x700000, 3 * PAGE_SIZE, PT_W, PAGE_SIZE);
+    map(0xffffffff80000000ull, 0x200000, 3 * PAGE_SIZE, PT_X | PT_G, PAGE_SIZE);
+    map(0xffffffff80003000ull, 0x203000, PAGE_SIZE, PT_G, PAGE_SIZE);
+    map(0xffffffff80004000ull, 0x204000, 2 * PAGE_SIZE, PT_W | PT_G, PAGE_SIZE);
+    map(0xffffffff40000000ull, 0x40000000, PAGE_SIZE_1G, PT_W, PAGE_SIZE_1G);
+    map(0xfffffffffffff000ull, 0x1000, PAGE_SIZE, PT_W, PAGE_SIZE); /* info mem ends at 2^48 */
     if (levels == 5) {
-        map(0x0000800000000000ull, 0x3000, K4, PT_W, K4);
-        map(0x00fffffffffff000ull, 0x4000, K4, PT_U, K4);
-        map(0xff00000000000000ull, 0, 2 * M2, PT_W | PT_G, M2);
+        map(0x0000800000000000ull, 0x3000, PAGE_SIZE, PT_W, PAGE_SIZE);
+        map(0x00fffffffffff000ull, 0x4000, PAGE_SIZE, PT_U, PAGE_SIZE);
+        map(0xff00000000000000ull, 0, 2 * PAGE_SIZE_2M, PT_W | PT_G, PAGE_SIZE_2M);
     } else {
-        map(0xffff800000000000ull, 0, 2 * M2, PT_W | PT_G, M2);
-        map(0xffff800000400000ull, 0x400000, K4, PT_W | PT_CACHE_UC, K4);
+        map(0xffff800000000000ull, 0, 2 * PAGE_SIZE_2M, PT_W | PT_G, PAGE_SIZE_2M);
+        map(0xffff800000400000ull, 0x400000, PAGE_SIZE, PT_W | PT_CACHE_UC, PAGE_SIZE);
     }
     /* PAT bits set by hand: bit 7 of a 4K leaf, bit 12 of a 2M leaf. */
     *leaf_slot(0x3000) |= PTE_PAT_4K;
@@ -103,10 +103,10 @@ int main(int argc, char **argv)
         return 2;
     }
     unsigned levels = (unsigned)(argv[1][0] - '0');
-    image = aligned_alloc(K4, FRAMES * K4);
+    image = aligned_alloc(PAGE_SIZE, FRAMES * PAGE_SIZE);
     if (!image)
         return 2;
-    memset(image, 0, FRAMES * K4);
+    memset(image, 0, FRAMES * PAGE_SIZE);
     struct pt_frames frames = {image_alloc, image_free, NULL};
     if (pt_init(&pt, levels, true, (uint64_t)(uintptr_t)image - BASE, frames) != PT_OK ||
         pt.root != BASE)
@@ -116,7 +116,7 @@ int main(int argc, char **argv)
     memcpy(image + CR4_WORD, &cr4, sizeof(cr4));
 
     FILE *f = fopen(argv[2], "wb");
-    if (!f || fwrite(image, 1, FRAMES * K4, f) != FRAMES * K4 || fclose(f) != 0)
+    if (!f || fwrite(image, 1, FRAMES * PAGE_SIZE, f) != FRAMES * PAGE_SIZE || fclose(f) != 0)
         return 2;
     f = fopen(argv[3], "w");
     if (!f)

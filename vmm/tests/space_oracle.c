@@ -14,10 +14,11 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include <canopy/page.h>
+
 typedef __int128 i128;
 
-#define PAGE 4096ull
-#define TOP  ((i128)UINT64_MAX)
+#define TOP ((i128)UINT64_MAX)
 
 void oracle_init(struct oracle *o, uint64_t start, uint64_t last, unsigned va_bits)
 {
@@ -69,7 +70,7 @@ static bool valid_range(uint64_t start, uint64_t size, uint64_t *last)
 {
     i128 end = (i128)start + size - 1;
 
-    if (start % PAGE || size % PAGE || size == 0 || end > TOP)
+    if (start % PAGE_SIZE || size % PAGE_SIZE || size == 0 || end > TOP)
         return false;
     *last = (uint64_t)end;
     return true;
@@ -78,7 +79,7 @@ static bool valid_range(uint64_t start, uint64_t size, uint64_t *last)
 /* Inside the space, off page 0, wholly in one canonical half. */
 static bool usable(const struct oracle *o, uint64_t start, uint64_t last)
 {
-    if (start < o->start || last > o->last || start < PAGE)
+    if (start < o->start || last > o->last || start < PAGE_SIZE)
         return false;
     return (start <= o->low_last && last <= o->low_last) ||
            (start >= o->high_start && last >= o->high_start);
@@ -114,8 +115,8 @@ static int window_pieces(const struct oracle *o, const struct vmm_alloc_req *req
 
     if (lo < o->start)
         lo = o->start;
-    if (lo < (i128)PAGE)
-        lo = PAGE;
+    if (lo < (i128)PAGE_SIZE)
+        lo = PAGE_SIZE;
     if (hi > o->last)
         hi = o->last;
     if (lo <= hi && lo <= o->low_last)
@@ -138,7 +139,7 @@ enum vmm_status oracle_alloc(struct oracle *o, const struct vmm_alloc_req *req,
 {
     struct piece p[2];
     int pieces, j;
-    i128 align = req->align < PAGE ? (i128)PAGE : (i128)req->align;
+    i128 align = req->align < PAGE_SIZE ? (i128)PAGE_SIZE : (i128)req->align;
     i128 size = req->size;
     bool topdown = req->flags & VMM_ALLOC_TOPDOWN;
     bool found = false;
@@ -146,8 +147,8 @@ enum vmm_status oracle_alloc(struct oracle *o, const struct vmm_alloc_req *req,
     size_t step;
 
     o->k = 0;
-    if (req->size % PAGE || req->size == 0 || req->align == 0 || (req->align & (req->align - 1)) ||
-        req->min > req->last)
+    if (req->size % PAGE_SIZE || req->size == 0 || req->align == 0 ||
+        (req->align & (req->align - 1)) || req->min > req->last)
         return VMM_ERR_INVALID;
     pieces = window_pieces(o, req, p);
     /* The walk: holes in address order (or reverse), each clipped to each piece. */
@@ -499,11 +500,11 @@ uint64_t diff_pick_addr(const struct diff *d, uint64_t r1, uint64_t r2)
 
     if (o->n == 0 || r1 % 4 == 0) {
         /* Anywhere in the space, page aligned. */
-        return (o->start + (span ? r2 % span : 0)) & ~(PAGE - 1);
+        return page_down(o->start + (span ? r2 % span : 0));
     } else {
         /* Near a VMA: its start, end, middle, or just outside. */
         const struct oracle_vma *v = &o->v[(r1 / 4) % o->n];
-        uint64_t pages = (v->last - v->start) / PAGE + 1;
+        uint64_t pages = (v->last - v->start) / PAGE_SIZE + 1;
 
         switch (r2 % 5) {
         case 0:
@@ -511,11 +512,11 @@ uint64_t diff_pick_addr(const struct diff *d, uint64_t r1, uint64_t r2)
         case 1:
             return v->last + 1;
         case 2:
-            return v->start + (r2 / 8 % pages) * PAGE;
+            return v->start + (r2 / 8 % pages) * PAGE_SIZE;
         case 3:
-            return v->start - PAGE;
+            return v->start - PAGE_SIZE;
         default:
-            return v->last + 1 + (r2 / 8 % 16) * PAGE;
+            return v->last + 1 + (r2 / 8 % 16) * PAGE_SIZE;
         }
     }
 }
@@ -553,7 +554,7 @@ static uint64_t pick_size(uint64_t r)
         shift = shift % 10; /* up to 512 pages: 2 MiB */
     else
         shift = shift % 19; /* up to 1 GiB */
-    return ((r >> 8) % (1ull << shift) + 1) * PAGE;
+    return ((r >> 8) % (1ull << shift) + 1) * PAGE_SIZE;
 }
 
 /*
@@ -568,25 +569,25 @@ static uint64_t pick_anchor(const struct diff *d, uint64_t r)
     case 0:
         return o->start;
     case 1:
-        return o->last - PAGE + 1;
+        return o->last - PAGE_SIZE + 1;
     case 2:
-        return PAGE;
+        return PAGE_SIZE;
     case 3:
-        return o->low_last - PAGE + 1;
+        return o->low_last - PAGE_SIZE + 1;
     case 4:
         return o->high_start;
     default:
-        return UINT64_MAX - PAGE + 1;
+        return UINT64_MAX - PAGE_SIZE + 1;
     }
 }
 
 /* Moves a by up to +-1 GiB (r-dependent), saturating at the ends of the address space. */
 static uint64_t nudge(uint64_t a, uint64_t r)
 {
-    uint64_t delta = ((r >> 4) % (1ull << ((r >> 40) % 31))) & ~(PAGE - 1);
+    uint64_t delta = ((r >> 4) % (1ull << ((r >> 40) % 31))) & ~(PAGE_SIZE - 1);
 
     if (r & 1)
-        return a > UINT64_MAX - delta ? UINT64_MAX & ~(PAGE - 1) : a + delta;
+        return a > UINT64_MAX - delta ? UINT64_MAX & ~(PAGE_SIZE - 1) : a + delta;
     return a < delta ? 0 : a - delta;
 }
 
@@ -623,25 +624,25 @@ static void pick_range(const struct diff *d, struct diff_rand *r, uint64_t *star
             *size = v->last - v->start + 1;
             return;
         case 1: { /* a page-aligned part of one VMA */
-            uint64_t pages = (v->last - v->start) / PAGE + 1;
+            uint64_t pages = (v->last - v->start) / PAGE_SIZE + 1;
             uint64_t first = (r2 >> 20) % pages, count = (r1 >> 20) % (pages - first) + 1;
 
-            *start = v->start + first * PAGE;
-            *size = count * PAGE;
+            *start = v->start + first * PAGE_SIZE;
+            *size = count * PAGE_SIZE;
             return;
         }
         case 2: /* from inside v[i] to inside a later VMA: may cross gaps */
             j = i + (size_t)((r1 >> 12) % 4);
             if (j >= o->n)
                 j = o->n - 1;
-            *start = v->start + ((r2 >> 20) % ((v->last - v->start) / PAGE + 1)) * PAGE;
-            *size = o->v[j].last - (r1 >> 24) % 2 * PAGE - *start + 1;
+            *start = v->start + ((r2 >> 20) % ((v->last - v->start) / PAGE_SIZE + 1)) * PAGE_SIZE;
+            *size = o->v[j].last - (r1 >> 24) % 2 * PAGE_SIZE - *start + 1;
             if (*size == 0 || *size > o->v[j].last - *start + 1)
                 *size = o->v[j].last - *start + 1;
             return;
         default: /* whole VMA plus one page on either side */
-            *start = v->start - PAGE;
-            *size = v->last - v->start + 1 + 2 * PAGE;
+            *start = v->start - PAGE_SIZE;
+            *size = v->last - v->start + 1 + 2 * PAGE_SIZE;
             return;
         }
     }
@@ -696,7 +697,7 @@ bool diff_random_op(struct diff *d, struct diff_rand *r, size_t target_vmas)
         pick_range(d, r, &start, &size);
         ok = diff_free(d, start, size);
     } else if (op < 92) {
-        ok = diff_lookup(d, pick_point(d, r) + (ra >> 50) % PAGE);
+        ok = diff_lookup(d, pick_point(d, r) + (ra >> 50) % PAGE_SIZE);
     } else {
         /* Invalid arguments: unaligned or zero sizes, wrapping ranges. */
         uint64_t start = pick_point(d, r) + (ra >> 52) % 2 * 0x800;

@@ -18,6 +18,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include <canopy/page.h>
+
 #include "space_oracle.h"
 
 static int passed, failed;
@@ -51,10 +53,9 @@ static void run(const char *name, bool (*fn)(void))
 }
 #define RUN(fn) run(#fn, fn)
 
-#define K       0x1000ull
 #define M       0x100000ull
 #define G       0x40000000ull
-#define TOPPG   0xfffffffffffff000ull /* the last page of the address space */
+#define TOPPG   page_down(UINT64_MAX) /* the last page of the address space */
 #define HOLE_LO 0x0000800000000000ull /* first non-canonical address (48-bit) */
 #define HOLE_HI 0xffff800000000000ull /* first canonical address above the hole */
 
@@ -214,13 +215,15 @@ static bool test_space_reserve_rejects_invalid_ranges(void)
     CHECK(vmm_space_reserve(&s, 0x1800, 0x1000, &anon, NULL) == VMM_ERR_INVALID);
     CHECK(vmm_space_reserve(&s, 0x1000, 0x1800, &anon, NULL) == VMM_ERR_INVALID);
     CHECK(vmm_space_reserve(&s, TOPPG, 0x2000, &anon, NULL) == VMM_ERR_INVALID); /* wraps */
-    CHECK(vmm_space_reserve(&s, HOLE_LO - K, 2 * K, &anon, NULL) == VMM_ERR_INVALID);
-    CHECK(vmm_space_reserve(&s, HOLE_LO, K, &anon, NULL) == VMM_ERR_INVALID);
-    CHECK(vmm_space_reserve(&s, HOLE_HI - K, 2 * K, &anon, NULL) == VMM_ERR_INVALID);
+    CHECK(vmm_space_reserve(&s, HOLE_LO - PAGE_SIZE, 2 * PAGE_SIZE, &anon, NULL) ==
+          VMM_ERR_INVALID);
+    CHECK(vmm_space_reserve(&s, HOLE_LO, PAGE_SIZE, &anon, NULL) == VMM_ERR_INVALID);
+    CHECK(vmm_space_reserve(&s, HOLE_HI - PAGE_SIZE, 2 * PAGE_SIZE, &anon, NULL) ==
+          VMM_ERR_INVALID);
     CHECK(vmm_space_count(&s) == 0);
-    CHECK(reserve(&s, HOLE_LO - K, K)); /* the last canonical low page */
-    CHECK(reserve(&s, HOLE_HI, K));     /* the first canonical high page */
-    CHECK(reserve(&s, TOPPG, K));       /* the last page of all */
+    CHECK(reserve(&s, HOLE_LO - PAGE_SIZE, PAGE_SIZE)); /* the last canonical low page */
+    CHECK(reserve(&s, HOLE_HI, PAGE_SIZE));             /* the first canonical high page */
+    CHECK(reserve(&s, TOPPG, PAGE_SIZE));               /* the last page of all */
     CHECK_SPACE(&s);
     CHECK(space_done(&s));
 
@@ -237,15 +240,16 @@ static bool test_space_alloc_rejects_invalid_requests(void)
     uint64_t a = 0;
 
     CHECK(space_new(&s, 0x100000, 0x1fffff));
-    CHECK(alloc(&s, 0, K, 0, UINT64_MAX, 0, &a) == VMM_ERR_INVALID);
-    CHECK(alloc(&s, 0x800, K, 0, UINT64_MAX, 0, &a) == VMM_ERR_INVALID);
-    CHECK(alloc(&s, K, 0, 0, UINT64_MAX, 0, &a) == VMM_ERR_INVALID);
-    CHECK(alloc(&s, K, 3 * K, 0, UINT64_MAX, 0, &a) == VMM_ERR_INVALID);
-    CHECK(alloc(&s, K, K, 0x200000, 0x1fffff, 0, &a) == VMM_ERR_INVALID); /* min > last */
+    CHECK(alloc(&s, 0, PAGE_SIZE, 0, UINT64_MAX, 0, &a) == VMM_ERR_INVALID);
+    CHECK(alloc(&s, 0x800, PAGE_SIZE, 0, UINT64_MAX, 0, &a) == VMM_ERR_INVALID);
+    CHECK(alloc(&s, PAGE_SIZE, 0, 0, UINT64_MAX, 0, &a) == VMM_ERR_INVALID);
+    CHECK(alloc(&s, PAGE_SIZE, 3 * PAGE_SIZE, 0, UINT64_MAX, 0, &a) == VMM_ERR_INVALID);
+    CHECK(alloc(&s, PAGE_SIZE, PAGE_SIZE, 0x200000, 0x1fffff, 0, &a) ==
+          VMM_ERR_INVALID); /* min > last */
     /* A window outside the space is not invalid, just empty. */
-    CHECK(alloc(&s, K, K, 0x300000, 0x3fffff, 0, &a) == VMM_ERR_NO_SPACE);
+    CHECK(alloc(&s, PAGE_SIZE, PAGE_SIZE, 0x300000, 0x3fffff, 0, &a) == VMM_ERR_NO_SPACE);
     /* Alignment below a page means a page. */
-    CHECK(alloc(&s, K, 16, 0x100800, UINT64_MAX, 0, &a) == VMM_OK && a == 0x101000);
+    CHECK(alloc(&s, PAGE_SIZE, 16, 0x100800, UINT64_MAX, 0, &a) == VMM_OK && a == 0x101000);
     CHECK(space_done(&s));
     return true;
 }
@@ -261,14 +265,15 @@ static bool test_space_alloc_first_fit_and_top_down(void)
     uint64_t a = 0;
 
     CHECK(space_new(&s, 0x100000, 0x1fffff));
-    CHECK(reserve(&s, 0x100000, 3 * K));
-    CHECK(reserve(&s, 0x104000, 2 * K));
-    CHECK(reserve(&s, 0x108000, 4 * K));
-    CHECK(reserve(&s, 0x1fd000, 3 * K));
-    CHECK(alloc(&s, K, K, 0, UINT64_MAX, 0, &a) == VMM_OK && a == 0x103000);
-    CHECK(alloc(&s, 2 * K, K, 0, UINT64_MAX, 0, &a) == VMM_OK && a == 0x106000);
-    CHECK(alloc(&s, 2 * K, K, 0, UINT64_MAX, VMM_ALLOC_TOPDOWN, &a) == VMM_OK && a == 0x1fb000);
-    CHECK(alloc(&s, 2 * K, K, 0, UINT64_MAX, 0, &a) == VMM_OK && a == 0x10c000);
+    CHECK(reserve(&s, 0x100000, 3 * PAGE_SIZE));
+    CHECK(reserve(&s, 0x104000, 2 * PAGE_SIZE));
+    CHECK(reserve(&s, 0x108000, 4 * PAGE_SIZE));
+    CHECK(reserve(&s, 0x1fd000, 3 * PAGE_SIZE));
+    CHECK(alloc(&s, PAGE_SIZE, PAGE_SIZE, 0, UINT64_MAX, 0, &a) == VMM_OK && a == 0x103000);
+    CHECK(alloc(&s, 2 * PAGE_SIZE, PAGE_SIZE, 0, UINT64_MAX, 0, &a) == VMM_OK && a == 0x106000);
+    CHECK(alloc(&s, 2 * PAGE_SIZE, PAGE_SIZE, 0, UINT64_MAX, VMM_ALLOC_TOPDOWN, &a) == VMM_OK &&
+          a == 0x1fb000);
+    CHECK(alloc(&s, 2 * PAGE_SIZE, PAGE_SIZE, 0, UINT64_MAX, 0, &a) == VMM_OK && a == 0x10c000);
     CHECK_SPACE(&s);
     CHECK(vmm_space_count(&s) == 8);
     CHECK(space_done(&s));
@@ -289,12 +294,13 @@ static bool test_bug1_exact_fit_hole_is_taken(void)
     uint64_t a = 0;
 
     CHECK(space_new(&s, 0x10000, 0x18fff));
-    CHECK(reserve(&s, 0x10000, 3 * K));
-    CHECK(reserve(&s, 0x16000, 3 * K));
-    CHECK(alloc(&s, 3 * K, K, 0, UINT64_MAX, 0, &a) == VMM_OK && a == 0x13000);
-    CHECK(alloc(&s, K, K, 0, UINT64_MAX, 0, &a) == VMM_ERR_NO_SPACE);
-    CHECK(vmm_space_free(&s, 0x13000, 3 * K) == VMM_OK);
-    CHECK(alloc(&s, 3 * K, K, 0, UINT64_MAX, VMM_ALLOC_TOPDOWN, &a) == VMM_OK && a == 0x13000);
+    CHECK(reserve(&s, 0x10000, 3 * PAGE_SIZE));
+    CHECK(reserve(&s, 0x16000, 3 * PAGE_SIZE));
+    CHECK(alloc(&s, 3 * PAGE_SIZE, PAGE_SIZE, 0, UINT64_MAX, 0, &a) == VMM_OK && a == 0x13000);
+    CHECK(alloc(&s, PAGE_SIZE, PAGE_SIZE, 0, UINT64_MAX, 0, &a) == VMM_ERR_NO_SPACE);
+    CHECK(vmm_space_free(&s, 0x13000, 3 * PAGE_SIZE) == VMM_OK);
+    CHECK(alloc(&s, 3 * PAGE_SIZE, PAGE_SIZE, 0, UINT64_MAX, VMM_ALLOC_TOPDOWN, &a) == VMM_OK &&
+          a == 0x13000);
     CHECK_SPACE(&s);
     CHECK(space_done(&s));
     return true;
@@ -315,15 +321,17 @@ static bool test_bug2_hole_straddling_min_is_used(void)
     uint64_t a = 0;
 
     CHECK(space_new(&s, 0x10000, 0xfffff));
-    CHECK(reserve(&s, 0x10000, 2 * K));
-    CHECK(reserve(&s, 0x20000, 4 * K));
-    CHECK(alloc(&s, 4 * K, K, 0x14000, UINT64_MAX, 0, &a) == VMM_OK && a == 0x14000);
+    CHECK(reserve(&s, 0x10000, 2 * PAGE_SIZE));
+    CHECK(reserve(&s, 0x20000, 4 * PAGE_SIZE));
+    CHECK(alloc(&s, 4 * PAGE_SIZE, PAGE_SIZE, 0x14000, UINT64_MAX, 0, &a) == VMM_OK &&
+          a == 0x14000);
     /* The same with min in the hole before the first VMA of a bigger tree. */
     for (uint64_t i = 0; i < 64; i++)
-        CHECK(reserve(&s, 0x24000 + 2 * i * K, K));
-    CHECK(alloc(&s, K, K, 0x19000, UINT64_MAX, 0, &a) == VMM_OK && a == 0x19000);
+        CHECK(reserve(&s, 0x24000 + 2 * i * PAGE_SIZE, PAGE_SIZE));
+    CHECK(alloc(&s, PAGE_SIZE, PAGE_SIZE, 0x19000, UINT64_MAX, 0, &a) == VMM_OK && a == 0x19000);
     /* And top-down with the window's end inside a hole. */
-    CHECK(alloc(&s, K, K, 0, 0x1dfff, VMM_ALLOC_TOPDOWN, &a) == VMM_OK && a == 0x1d000);
+    CHECK(alloc(&s, PAGE_SIZE, PAGE_SIZE, 0, 0x1dfff, VMM_ALLOC_TOPDOWN, &a) == VMM_OK &&
+          a == 0x1d000);
     CHECK_SPACE(&s);
     CHECK(space_done(&s));
     return true;
@@ -341,20 +349,22 @@ static bool test_bug3_zero_is_never_the_failure_value(void)
 {
     struct vmm_space s;
     struct vmm_vma *v = (struct vmm_vma *)&s; /* a sentinel that must survive a failure */
-    struct vmm_alloc_req req = {.size = K, .align = K, .min = 0, .last = 0xfff};
+    struct vmm_alloc_req req = {.size = PAGE_SIZE, .align = PAGE_SIZE, .min = 0, .last = 0xfff};
     uint64_t a = 0;
 
     CHECK(space_new(&s, 0, 0xfffff));
     /* A window holding only page 0: no space, and *out untouched. */
     CHECK(vmm_space_alloc(&s, &req, &anon, &v) == VMM_ERR_NO_SPACE);
     CHECK(v == (struct vmm_vma *)&s);
-    CHECK(alloc(&s, K, K, 0, UINT64_MAX, 0, &a) == VMM_OK && a == 0x1000);
+    CHECK(alloc(&s, PAGE_SIZE, PAGE_SIZE, 0, UINT64_MAX, 0, &a) == VMM_OK && a == 0x1000);
     /* The only 1 MiB-aligned address in the space is 0: that is "no space", never 0. */
-    CHECK(alloc(&s, K, 1ull << 20, 0, UINT64_MAX, 0, &a) == VMM_ERR_NO_SPACE);
-    CHECK(alloc(&s, K, 1ull << 20, 0, UINT64_MAX, VMM_ALLOC_TOPDOWN, &a) == VMM_ERR_NO_SPACE);
+    CHECK(alloc(&s, PAGE_SIZE, 1ull << 20, 0, UINT64_MAX, 0, &a) == VMM_ERR_NO_SPACE);
+    CHECK(alloc(&s, PAGE_SIZE, 1ull << 20, 0, UINT64_MAX, VMM_ALLOC_TOPDOWN, &a) ==
+          VMM_ERR_NO_SPACE);
     /* Fill everything: the next request fails by status, with page 0 still free. */
     CHECK(reserve(&s, 0x2000, 0xfe000));
-    CHECK(alloc(&s, K, K, 0, UINT64_MAX, VMM_ALLOC_TOPDOWN, &a) == VMM_ERR_NO_SPACE);
+    CHECK(alloc(&s, PAGE_SIZE, PAGE_SIZE, 0, UINT64_MAX, VMM_ALLOC_TOPDOWN, &a) ==
+          VMM_ERR_NO_SPACE);
     CHECK(vmm_space_lookup(&s, 0) == NULL);
     CHECK_SPACE(&s);
     CHECK(space_done(&s));
@@ -374,16 +384,19 @@ static bool test_bug4_range_ending_at_window_end_fits(void)
     uint64_t a = 0;
 
     CHECK(space_new(&s, 0x10000, 0x1ffff));
-    CHECK(reserve(&s, 0x10000, K));
-    CHECK(alloc(&s, 3 * K, K, 0x11000, 0x14000 - 1, 0, &a) == VMM_OK && a == 0x11000);
-    CHECK(vmm_space_free(&s, 0x11000, 3 * K) == VMM_OK);
-    CHECK(alloc(&s, 3 * K, K, 0x11000, 0x14000 - 1, VMM_ALLOC_TOPDOWN, &a) == VMM_OK &&
+    CHECK(reserve(&s, 0x10000, PAGE_SIZE));
+    CHECK(alloc(&s, 3 * PAGE_SIZE, PAGE_SIZE, 0x11000, 0x14000 - 1, 0, &a) == VMM_OK &&
+          a == 0x11000);
+    CHECK(vmm_space_free(&s, 0x11000, 3 * PAGE_SIZE) == VMM_OK);
+    CHECK(alloc(&s, 3 * PAGE_SIZE, PAGE_SIZE, 0x11000, 0x14000 - 1, VMM_ALLOC_TOPDOWN, &a) ==
+              VMM_OK &&
           a == 0x11000);
     /* One byte less and it does not fit. */
-    CHECK(vmm_space_free(&s, 0x11000, 3 * K) == VMM_OK);
-    CHECK(alloc(&s, 3 * K, K, 0x11000, 0x14000 - 2, 0, &a) == VMM_ERR_NO_SPACE);
+    CHECK(vmm_space_free(&s, 0x11000, 3 * PAGE_SIZE) == VMM_OK);
+    CHECK(alloc(&s, 3 * PAGE_SIZE, PAGE_SIZE, 0x11000, 0x14000 - 2, 0, &a) == VMM_ERR_NO_SPACE);
     /* Ending at the space's own last byte. */
-    CHECK(alloc(&s, 2 * K, K, 0, UINT64_MAX, VMM_ALLOC_TOPDOWN, &a) == VMM_OK && a == 0x1e000);
+    CHECK(alloc(&s, 2 * PAGE_SIZE, PAGE_SIZE, 0, UINT64_MAX, VMM_ALLOC_TOPDOWN, &a) == VMM_OK &&
+          a == 0x1e000);
     CHECK_SPACE(&s);
     CHECK(space_done(&s));
     return true;
@@ -404,14 +417,15 @@ static bool test_bug5_alignment_does_not_inflate_size(void)
     uint64_t a = 0;
     struct vmm_vma *v;
 
-    CHECK(space_new(&s, 2 * M - K, 4 * M - 1));
-    CHECK(reserve(&s, 2 * M - K, K));
-    CHECK(reserve(&s, 2 * M + K, 2 * M - K));
-    CHECK(alloc(&s, K, 2 * M, 0, UINT64_MAX, 0, &a) == VMM_OK && a == 2 * M);
+    CHECK(space_new(&s, 2 * M - PAGE_SIZE, 4 * M - 1));
+    CHECK(reserve(&s, 2 * M - PAGE_SIZE, PAGE_SIZE));
+    CHECK(reserve(&s, 2 * M + PAGE_SIZE, 2 * M - PAGE_SIZE));
+    CHECK(alloc(&s, PAGE_SIZE, 2 * M, 0, UINT64_MAX, 0, &a) == VMM_OK && a == 2 * M);
     v = vmm_space_lookup(&s, 2 * M);
-    CHECK(v && vmm_vma_last(v) == 2 * M + K - 1);
-    CHECK(vmm_space_free(&s, 2 * M, K) == VMM_OK);
-    CHECK(alloc(&s, K, 2 * M, 0, UINT64_MAX, VMM_ALLOC_TOPDOWN, &a) == VMM_OK && a == 2 * M);
+    CHECK(v && vmm_vma_last(v) == 2 * M + PAGE_SIZE - 1);
+    CHECK(vmm_space_free(&s, 2 * M, PAGE_SIZE) == VMM_OK);
+    CHECK(alloc(&s, PAGE_SIZE, 2 * M, 0, UINT64_MAX, VMM_ALLOC_TOPDOWN, &a) == VMM_OK &&
+          a == 2 * M);
     CHECK_SPACE(&s);
     CHECK(space_done(&s));
     return true;
@@ -431,20 +445,24 @@ static bool test_bug6_no_overflow_near_top_of_address_space(void)
     uint64_t a = 0;
 
     CHECK(space_new(&s, 0xffffffff80000000ull, UINT64_MAX));
-    CHECK(reserve(&s, 0xffffffff80000000ull, 0x80000000ull - 2 * K));
+    CHECK(reserve(&s, 0xffffffff80000000ull, 0x80000000ull - 2 * PAGE_SIZE));
     /* Two pages left at the very top. */
-    CHECK(alloc(&s, 2 * K, K, 0, UINT64_MAX, 0, &a) == VMM_OK && a == TOPPG - K);
-    CHECK(vmm_space_free(&s, TOPPG - K, 2 * K) == VMM_OK);
+    CHECK(alloc(&s, 2 * PAGE_SIZE, PAGE_SIZE, 0, UINT64_MAX, 0, &a) == VMM_OK &&
+          a == TOPPG - PAGE_SIZE);
+    CHECK(vmm_space_free(&s, TOPPG - PAGE_SIZE, 2 * PAGE_SIZE) == VMM_OK);
     /* 3 pages would need to wrap past 2^64. */
-    CHECK(alloc(&s, 3 * K, K, 0, UINT64_MAX, 0, &a) == VMM_ERR_NO_SPACE);
-    CHECK(alloc(&s, 3 * K, K, 0, UINT64_MAX, VMM_ALLOC_TOPDOWN, &a) == VMM_ERR_NO_SPACE);
+    CHECK(alloc(&s, 3 * PAGE_SIZE, PAGE_SIZE, 0, UINT64_MAX, 0, &a) == VMM_ERR_NO_SPACE);
+    CHECK(alloc(&s, 3 * PAGE_SIZE, PAGE_SIZE, 0, UINT64_MAX, VMM_ALLOC_TOPDOWN, &a) ==
+          VMM_ERR_NO_SPACE);
     /* The next 1 GiB boundary above the hole is 2^64: it must not wrap to 0. */
-    CHECK(alloc(&s, K, G, 0, UINT64_MAX, 0, &a) == VMM_ERR_NO_SPACE);
-    CHECK(alloc(&s, K, G, 0, UINT64_MAX, VMM_ALLOC_TOPDOWN, &a) == VMM_ERR_NO_SPACE);
+    CHECK(alloc(&s, PAGE_SIZE, G, 0, UINT64_MAX, 0, &a) == VMM_ERR_NO_SPACE);
+    CHECK(alloc(&s, PAGE_SIZE, G, 0, UINT64_MAX, VMM_ALLOC_TOPDOWN, &a) == VMM_ERR_NO_SPACE);
     /* 8 KiB alignment: the top two pages start on one. */
-    CHECK(alloc(&s, K, 2 * K, 0, UINT64_MAX, VMM_ALLOC_TOPDOWN, &a) == VMM_OK && a == TOPPG - K);
-    CHECK(alloc(&s, K, K, 0, UINT64_MAX, VMM_ALLOC_TOPDOWN, &a) == VMM_OK && a == TOPPG);
-    CHECK(alloc(&s, K, K, 0, UINT64_MAX, 0, &a) == VMM_ERR_NO_SPACE);
+    CHECK(alloc(&s, PAGE_SIZE, 2 * PAGE_SIZE, 0, UINT64_MAX, VMM_ALLOC_TOPDOWN, &a) == VMM_OK &&
+          a == TOPPG - PAGE_SIZE);
+    CHECK(alloc(&s, PAGE_SIZE, PAGE_SIZE, 0, UINT64_MAX, VMM_ALLOC_TOPDOWN, &a) == VMM_OK &&
+          a == TOPPG);
+    CHECK(alloc(&s, PAGE_SIZE, PAGE_SIZE, 0, UINT64_MAX, 0, &a) == VMM_ERR_NO_SPACE);
     CHECK_SPACE(&s);
     CHECK(space_done(&s));
     return true;
@@ -464,28 +482,33 @@ static bool test_bug7_noncanonical_hole_never_handed_out(void)
     struct vmm_space s;
     uint64_t a = 0;
 
-    CHECK(space_new(&s, HOLE_LO - 4 * K, HOLE_HI + 4 * K - 1));
-    CHECK(reserve(&s, HOLE_LO - 4 * K, 2 * K));
-    CHECK(reserve(&s, HOLE_HI + 2 * K, 2 * K));
-    CHECK(alloc(&s, 3 * K, K, 0, UINT64_MAX, 0, &a) == VMM_ERR_NO_SPACE);
-    CHECK(alloc(&s, 3 * K, K, 0, UINT64_MAX, VMM_ALLOC_TOPDOWN, &a) == VMM_ERR_NO_SPACE);
-    CHECK(alloc(&s, 2 * K, K, 0, UINT64_MAX, 0, &a) == VMM_OK && a == HOLE_LO - 2 * K);
-    CHECK(alloc(&s, 2 * K, K, 0, UINT64_MAX, 0, &a) == VMM_OK && a == HOLE_HI);
-    CHECK(alloc(&s, K, K, 0, UINT64_MAX, 0, &a) == VMM_ERR_NO_SPACE);
+    CHECK(space_new(&s, HOLE_LO - 4 * PAGE_SIZE, HOLE_HI + 4 * PAGE_SIZE - 1));
+    CHECK(reserve(&s, HOLE_LO - 4 * PAGE_SIZE, 2 * PAGE_SIZE));
+    CHECK(reserve(&s, HOLE_HI + 2 * PAGE_SIZE, 2 * PAGE_SIZE));
+    CHECK(alloc(&s, 3 * PAGE_SIZE, PAGE_SIZE, 0, UINT64_MAX, 0, &a) == VMM_ERR_NO_SPACE);
+    CHECK(alloc(&s, 3 * PAGE_SIZE, PAGE_SIZE, 0, UINT64_MAX, VMM_ALLOC_TOPDOWN, &a) ==
+          VMM_ERR_NO_SPACE);
+    CHECK(alloc(&s, 2 * PAGE_SIZE, PAGE_SIZE, 0, UINT64_MAX, 0, &a) == VMM_OK &&
+          a == HOLE_LO - 2 * PAGE_SIZE);
+    CHECK(alloc(&s, 2 * PAGE_SIZE, PAGE_SIZE, 0, UINT64_MAX, 0, &a) == VMM_OK && a == HOLE_HI);
+    CHECK(alloc(&s, PAGE_SIZE, PAGE_SIZE, 0, UINT64_MAX, 0, &a) == VMM_ERR_NO_SPACE);
     CHECK_SPACE(&s);
     CHECK(space_done(&s));
 
     /* In a space over everything, a window inside the hole is empty. */
     CHECK(space_new(&s, 0, UINT64_MAX));
-    CHECK(alloc(&s, K, K, HOLE_LO, HOLE_HI - 1, 0, &a) == VMM_ERR_NO_SPACE);
-    CHECK(alloc(&s, K, K, HOLE_LO, UINT64_MAX, 0, &a) == VMM_OK && a == HOLE_HI);
-    CHECK(alloc(&s, K, K, 0, HOLE_HI - 1, VMM_ALLOC_TOPDOWN, &a) == VMM_OK && a == HOLE_LO - K);
+    CHECK(alloc(&s, PAGE_SIZE, PAGE_SIZE, HOLE_LO, HOLE_HI - 1, 0, &a) == VMM_ERR_NO_SPACE);
+    CHECK(alloc(&s, PAGE_SIZE, PAGE_SIZE, HOLE_LO, UINT64_MAX, 0, &a) == VMM_OK && a == HOLE_HI);
+    CHECK(alloc(&s, PAGE_SIZE, PAGE_SIZE, 0, HOLE_HI - 1, VMM_ALLOC_TOPDOWN, &a) == VMM_OK &&
+          a == HOLE_LO - PAGE_SIZE);
     /* With 57-bit addresses the hole moves. */
     CHECK(space_done(&s));
     CHECK(vmm_space_init(&s, 0, UINT64_MAX, 57, host_nodes) == VMM_OK);
-    CHECK(alloc(&s, K, K, HOLE_LO, UINT64_MAX, 0, &a) == VMM_OK && a == HOLE_LO);
-    CHECK(alloc(&s, K, K, 0, UINT64_MAX, VMM_ALLOC_TOPDOWN, &a) == VMM_OK && a == TOPPG);
-    CHECK(alloc(&s, K, K, 0x0100000000000000ull, UINT64_MAX - K, 0, &a) == VMM_OK &&
+    CHECK(alloc(&s, PAGE_SIZE, PAGE_SIZE, HOLE_LO, UINT64_MAX, 0, &a) == VMM_OK && a == HOLE_LO);
+    CHECK(alloc(&s, PAGE_SIZE, PAGE_SIZE, 0, UINT64_MAX, VMM_ALLOC_TOPDOWN, &a) == VMM_OK &&
+          a == TOPPG);
+    CHECK(alloc(&s, PAGE_SIZE, PAGE_SIZE, 0x0100000000000000ull, UINT64_MAX - PAGE_SIZE, 0, &a) ==
+              VMM_OK &&
           a == 0xff00000000000000ull);
     CHECK_SPACE(&s);
     CHECK(space_done(&s));
@@ -507,19 +530,19 @@ static bool test_space_free_head_tail_middle_whole(void)
     struct vmm_space s;
 
     CHECK(space_new(&s, 0x10000, 0x2ffff));
-    CHECK(reserve(&s, 0x10000, 16 * K));
-    CHECK(vmm_space_free(&s, 0x10000, 4 * K) == VMM_OK);
+    CHECK(reserve(&s, 0x10000, 16 * PAGE_SIZE));
+    CHECK(vmm_space_free(&s, 0x10000, 4 * PAGE_SIZE) == VMM_OK);
     CHECK(layout_is(&s, (uint64_t[]){0x14000, 0x1ffff}, 1));
-    CHECK(vmm_space_free(&s, 0x1c000, 4 * K) == VMM_OK);
+    CHECK(vmm_space_free(&s, 0x1c000, 4 * PAGE_SIZE) == VMM_OK);
     CHECK(layout_is(&s, (uint64_t[]){0x14000, 0x1bfff}, 1));
-    CHECK(vmm_space_free(&s, 0x16000, 2 * K) == VMM_OK);
+    CHECK(vmm_space_free(&s, 0x16000, 2 * PAGE_SIZE) == VMM_OK);
     CHECK(layout_is(&s, (uint64_t[]){0x14000, 0x15fff, 0x18000, 0x1bfff}, 2));
     CHECK(live_nodes == 2);
     CHECK_SPACE(&s);
     /* The split half keeps the attributes. */
     CHECK(strcmp(vmm_space_lookup(&s, 0x18000)->attrs.name, "anon") == 0);
-    CHECK(vmm_space_free(&s, 0x18000, 4 * K) == VMM_OK);
-    CHECK(vmm_space_free(&s, 0x14000, 2 * K) == VMM_OK);
+    CHECK(vmm_space_free(&s, 0x18000, 4 * PAGE_SIZE) == VMM_OK);
+    CHECK(vmm_space_free(&s, 0x14000, 2 * PAGE_SIZE) == VMM_OK);
     CHECK(vmm_space_count(&s) == 0 && live_nodes == 0);
     CHECK(space_done(&s));
     return true;
@@ -535,17 +558,17 @@ static bool test_space_free_across_vmas_and_gaps(void)
     struct vmm_space s;
 
     CHECK(space_new(&s, 0x10000, 0x3ffff));
-    CHECK(reserve(&s, 0x10000, 4 * K)); /* A */
-    CHECK(reserve(&s, 0x14000, 4 * K)); /* B */
-    CHECK(reserve(&s, 0x18000, 4 * K)); /* C */
-    CHECK(reserve(&s, 0x1e000, 4 * K)); /* D */
-    CHECK(vmm_space_free(&s, 0x1b000, 4 * K) == VMM_ERR_NOT_MAPPED);
-    CHECK(vmm_space_free(&s, 0x1c000, K) == VMM_ERR_NOT_MAPPED);
-    CHECK(vmm_space_free(&s, 0x22000, K) == VMM_ERR_NOT_MAPPED);
-    CHECK(vmm_space_free(&s, 0x1800, K) == VMM_ERR_INVALID);
-    CHECK(vmm_space_free(&s, TOPPG, 2 * K) == VMM_ERR_INVALID);
+    CHECK(reserve(&s, 0x10000, 4 * PAGE_SIZE)); /* A */
+    CHECK(reserve(&s, 0x14000, 4 * PAGE_SIZE)); /* B */
+    CHECK(reserve(&s, 0x18000, 4 * PAGE_SIZE)); /* C */
+    CHECK(reserve(&s, 0x1e000, 4 * PAGE_SIZE)); /* D */
+    CHECK(vmm_space_free(&s, 0x1b000, 4 * PAGE_SIZE) == VMM_ERR_NOT_MAPPED);
+    CHECK(vmm_space_free(&s, 0x1c000, PAGE_SIZE) == VMM_ERR_NOT_MAPPED);
+    CHECK(vmm_space_free(&s, 0x22000, PAGE_SIZE) == VMM_ERR_NOT_MAPPED);
+    CHECK(vmm_space_free(&s, 0x1800, PAGE_SIZE) == VMM_ERR_INVALID);
+    CHECK(vmm_space_free(&s, TOPPG, 2 * PAGE_SIZE) == VMM_ERR_INVALID);
     CHECK(vmm_space_count(&s) == 4);
-    CHECK(vmm_space_free(&s, 0x12000, 8 * K) == VMM_OK);
+    CHECK(vmm_space_free(&s, 0x12000, 8 * PAGE_SIZE) == VMM_OK);
     CHECK(layout_is(&s, (uint64_t[]){0x10000, 0x11fff, 0x1a000, 0x1bfff, 0x1e000, 0x21fff}, 3));
     CHECK(live_nodes == 3);
     CHECK_SPACE(&s);
@@ -564,14 +587,14 @@ static bool test_space_protect_splits_as_needed(void)
     struct vmm_vma *v;
 
     CHECK(space_new(&s, 0x10000, 0x2ffff));
-    CHECK(vmm_space_reserve(&s, 0x10000, 16 * K, &(struct vmm_attrs){.name = "r", .prot = 1},
-                            NULL) == VMM_OK);
-    CHECK(vmm_space_protect(&s, 0x14000, 8 * K, 2) == VMM_OK);
+    CHECK(vmm_space_reserve(&s, 0x10000, 16 * PAGE_SIZE,
+                            &(struct vmm_attrs){.name = "r", .prot = 1}, NULL) == VMM_OK);
+    CHECK(vmm_space_protect(&s, 0x14000, 8 * PAGE_SIZE, 2) == VMM_OK);
     CHECK(layout_is(&s, (uint64_t[]){0x10000, 0x13fff, 0x14000, 0x1bfff, 0x1c000, 0x1ffff}, 3));
     CHECK(vmm_space_lookup(&s, 0x13fff)->attrs.prot == 1);
     CHECK(vmm_space_lookup(&s, 0x14000)->attrs.prot == 2);
     CHECK(vmm_space_lookup(&s, 0x1c000)->attrs.prot == 1);
-    CHECK(vmm_space_protect(&s, 0x16000, 8 * K, 4) == VMM_OK);
+    CHECK(vmm_space_protect(&s, 0x16000, 8 * PAGE_SIZE, 4) == VMM_OK);
     CHECK(layout_is(&s,
                     (uint64_t[]){0x10000, 0x13fff, 0x14000, 0x15fff, 0x16000, 0x1bfff, 0x1c000,
                                  0x1dfff, 0x1e000, 0x1ffff},
@@ -580,11 +603,11 @@ static bool test_space_protect_splits_as_needed(void)
     CHECK(v->attrs.prot == 4 && strcmp(v->attrs.name, "r") == 0);
     CHECK(vmm_space_lookup(&s, 0x1e000)->attrs.prot == 1);
     /* The whole range, already split at every edge: no new node. */
-    CHECK(vmm_space_protect(&s, 0x10000, 16 * K, 7) == VMM_OK);
+    CHECK(vmm_space_protect(&s, 0x10000, 16 * PAGE_SIZE, 7) == VMM_OK);
     CHECK(vmm_space_count(&s) == 5 && live_nodes == 5);
     for (v = vmm_space_first(&s); v; v = vmm_space_next(v))
         CHECK(v->attrs.prot == 7);
-    CHECK(vmm_space_protect(&s, 0x20000, K, 1) == VMM_ERR_NOT_MAPPED);
+    CHECK(vmm_space_protect(&s, 0x20000, PAGE_SIZE, 1) == VMM_ERR_NOT_MAPPED);
     CHECK_SPACE(&s);
     CHECK(space_done(&s));
     return true;
@@ -598,19 +621,19 @@ static bool test_space_out_of_nodes_changes_nothing(void)
     const uint64_t one[] = {0x10000, 0x1ffff};
 
     CHECK(space_new(&s, 0x10000, 0x2ffff));
-    CHECK(reserve(&s, 0x10000, 16 * K));
+    CHECK(reserve(&s, 0x10000, 16 * PAGE_SIZE));
     node_budget = 0;
-    CHECK(vmm_space_free(&s, 0x14000, K) == VMM_ERR_NOMEM); /* needs a split */
+    CHECK(vmm_space_free(&s, 0x14000, PAGE_SIZE) == VMM_ERR_NOMEM); /* needs a split */
     CHECK(layout_is(&s, one, 1));
-    CHECK(vmm_space_free(&s, 0x10000, K) == VMM_OK); /* a trim needs no node */
-    CHECK(vmm_space_reserve(&s, 0x10000, K, &anon, NULL) == VMM_ERR_NOMEM);
-    CHECK(alloc(&s, K, K, 0, UINT64_MAX, 0, &a) == VMM_ERR_NOMEM);
+    CHECK(vmm_space_free(&s, 0x10000, PAGE_SIZE) == VMM_OK); /* a trim needs no node */
+    CHECK(vmm_space_reserve(&s, 0x10000, PAGE_SIZE, &anon, NULL) == VMM_ERR_NOMEM);
+    CHECK(alloc(&s, PAGE_SIZE, PAGE_SIZE, 0, UINT64_MAX, 0, &a) == VMM_ERR_NOMEM);
     node_budget = -1;
-    CHECK(reserve(&s, 0x10000, K));
+    CHECK(reserve(&s, 0x10000, PAGE_SIZE));
     /* Protecting the middle needs two nodes; with one, nothing changes and none leaks. */
-    CHECK(vmm_space_free(&s, 0x10000, K) == VMM_OK);
+    CHECK(vmm_space_free(&s, 0x10000, PAGE_SIZE) == VMM_OK);
     node_budget = 1;
-    CHECK(vmm_space_protect(&s, 0x14000, K, 5) == VMM_ERR_NOMEM);
+    CHECK(vmm_space_protect(&s, 0x14000, PAGE_SIZE, 5) == VMM_ERR_NOMEM);
     CHECK(layout_is(&s, (uint64_t[]){0x11000, 0x1ffff}, 1));
     CHECK(vmm_space_first(&s)->attrs.prot == anon.prot);
     CHECK(live_nodes == 1);
@@ -629,7 +652,7 @@ static bool test_space_iterates_in_order_both_ways(void)
 
     CHECK(space_new(&s, 0x100000, 0x1ffffff));
     for (int i = 0; i < 200; i++)
-        CHECK(alloc(&s, (uint64_t)(1 + i % 7) * K, K << (i % 4), 0, UINT64_MAX,
+        CHECK(alloc(&s, (uint64_t)(1 + i % 7) * PAGE_SIZE, PAGE_SIZE << (i % 4), 0, UINT64_MAX,
                     i % 2 ? VMM_ALLOC_TOPDOWN : 0, &a) == VMM_OK);
     CHECK_SPACE(&s);
     for (v = vmm_space_first(&s); v; v = vmm_space_next(v), n++) {
@@ -663,18 +686,19 @@ static bool test_space_search_cost_is_logarithmic(void)
     struct vmm_space s;
     uint64_t at = 0x10000000, a = 0, worst = 0, seed = 1;
 
-    CHECK(space_new(&s, 0x10000000, 0x10000000 + (uint64_t)N * 8 * K - 1));
+    CHECK(space_new(&s, 0x10000000, 0x10000000 + (uint64_t)N * 8 * PAGE_SIZE - 1));
     for (int i = 0; i < N; i++) {
         seed = seed * 6364136223846793005ull + 1442695040888963407ull;
-        CHECK(reserve(&s, at, K));
-        at += K * (2 + (seed >> 33) % 3);
+        CHECK(reserve(&s, at, PAGE_SIZE));
+        at += PAGE_SIZE * (2 + (seed >> 33) % 3);
     }
     /* Fill the edge hole after the last VMA so the root's max gap decides. */
-    CHECK(reserve(&s, at, 0x10000000 + (uint64_t)N * 8 * K - at));
+    CHECK(reserve(&s, at, 0x10000000 + (uint64_t)N * 8 * PAGE_SIZE - at));
     CHECK_SPACE(&s);
-    CHECK(alloc(&s, 4 * K, K, 0, UINT64_MAX, 0, &a) == VMM_ERR_NO_SPACE);
+    CHECK(alloc(&s, 4 * PAGE_SIZE, PAGE_SIZE, 0, UINT64_MAX, 0, &a) == VMM_ERR_NO_SPACE);
     CHECK(s.last_visits == 1);
-    CHECK(alloc(&s, 4 * K, K, 0, UINT64_MAX, VMM_ALLOC_TOPDOWN, &a) == VMM_ERR_NO_SPACE);
+    CHECK(alloc(&s, 4 * PAGE_SIZE, PAGE_SIZE, 0, UINT64_MAX, VMM_ALLOC_TOPDOWN, &a) ==
+          VMM_ERR_NO_SPACE);
     CHECK(s.last_visits == 1);
 
     /* Now free 200 random pages (making 3..7-page holes) and search from random places. */
@@ -682,17 +706,18 @@ static bool test_space_search_cost_is_logarithmic(void)
         struct vmm_vma *v;
 
         seed = seed * 6364136223846793005ull + 1442695040888963407ull;
-        v = vmm_space_first_from(&s, 0x10000000 + (seed >> 20) % ((uint64_t)N * 3 * K));
-        if (v && vmm_vma_last(v) - vmm_vma_start(v) == K - 1)
-            CHECK(vmm_space_free(&s, vmm_vma_start(v), K) == VMM_OK);
+        v = vmm_space_first_from(&s, 0x10000000 + (seed >> 20) % ((uint64_t)N * 3 * PAGE_SIZE));
+        if (v && vmm_vma_last(v) - vmm_vma_start(v) == PAGE_SIZE - 1)
+            CHECK(vmm_space_free(&s, vmm_vma_start(v), PAGE_SIZE) == VMM_OK);
     }
     for (int i = 0; i < 4000; i++) {
         uint64_t min;
 
         seed = seed * 6364136223846793005ull + 1442695040888963407ull;
-        min = 0x10000000 + (seed >> 20) % ((uint64_t)N * 3 * K);
-        if (alloc(&s, 3 * K, K, min, UINT64_MAX, i % 2 ? VMM_ALLOC_TOPDOWN : 0, &a) == VMM_OK)
-            CHECK(vmm_space_free(&s, a, 3 * K) == VMM_OK);
+        min = 0x10000000 + (seed >> 20) % ((uint64_t)N * 3 * PAGE_SIZE);
+        if (alloc(&s, 3 * PAGE_SIZE, PAGE_SIZE, min, UINT64_MAX, i % 2 ? VMM_ALLOC_TOPDOWN : 0,
+                  &a) == VMM_OK)
+            CHECK(vmm_space_free(&s, a, 3 * PAGE_SIZE) == VMM_OK);
         if (s.last_visits > worst)
             worst = s.last_visits;
     }

@@ -26,8 +26,6 @@
 
 #include <canopy/bootinfo.h>
 
-#define PMM_PAGE_SIZE    4096ull
-#define PMM_PAGE_SHIFT   12
 #define PMM_MAX_ORDER    18 /* orders 0..18: 4 KiB .. 1 GiB blocks */
 #define PMM_ORDER_COUNT  (PMM_MAX_ORDER + 1)
 #define PMM_LOW_RESERVED (1024 * 1024ull) /* the first 1 MiB is never handed out */
@@ -39,6 +37,12 @@
  * memory. It is drained whenever a request could not be met otherwise.
  */
 #define PMM_CACHE_FRAMES 64
+
+/*
+ * Compatibility only: PAGE_SIZE (canopy/page.h) is the frame size. This name
+ * stays until bench/pmm_bench.c says PAGE_SIZE; pmm.c asserts the two equal.
+ */
+#define PMM_PAGE_SIZE 4096ull
 
 #define PMM_WARN_UNUSED __attribute__((warn_unused_result))
 

@@ -17,6 +17,11 @@
 #include <stddef.h>
 #include <stdint.h>
 
+/*
+ * Compatibility only: the page sizes pt_map takes are PAGE_SIZE, PAGE_SIZE_2M
+ * and PAGE_SIZE_1G (canopy/page.h). These names stay until their last users
+ * outside vmm/src say those; pt.c asserts that they are equal.
+ */
 #define PT_PAGE_4K (1ull << 12)
 #define PT_PAGE_2M (1ull << 21)
 #define PT_PAGE_1G (1ull << 30)

@@ -15,6 +15,8 @@
 #include <stdbool.h>
 #include <stdint.h>
 
+#include <canopy/page.h>
+
 #define PTE_P         (1ull << 0)  /* present */
 #define PTE_W         (1ull << 1)  /* writable */
 #define PTE_U         (1ull << 2)  /* user accessible */
@@ -32,9 +34,11 @@
 #define PTE_ADDR_MASK 0x000ffffffffff000ull
 
 #define PTE_ENTRIES 512u
-#define PTE_SIZE_4K (1ull << 12)
-#define PTE_SIZE_2M (1ull << 21)
-#define PTE_SIZE_1G (1ull << 30)
+
+/* Compatibility only, until vmm/src/ptdump.c says PAGE_SIZE, PAGE_SIZE_2M and PAGE_SIZE_1G. */
+#define PTE_SIZE_4K PAGE_SIZE
+#define PTE_SIZE_2M PAGE_SIZE_2M
+#define PTE_SIZE_1G PAGE_SIZE_1G
 
 /* Every flag a leaf may carry besides P, PS and the address. */
 #define PTE_LEAF_FLAGS (PTE_W | PTE_U | PTE_PWT | PTE_PCD | PTE_A | PTE_D | PTE_G | PTE_NX)
@@ -125,7 +129,7 @@ static inline uint64_t pte_leaf_addr(uint64_t e, uint64_t page_size)
 /* The PAT bit of a leaf of page_size: bit 7 for 4 KiB, bit 12 for 2 MiB and 1 GiB. */
 static inline uint64_t pte_pat_bit(uint64_t page_size)
 {
-    return page_size == PTE_SIZE_4K ? PTE_PAT_4K : PTE_PAT_LARGE;
+    return page_size == PAGE_SIZE ? PTE_PAT_4K : PTE_PAT_LARGE;
 }
 
 /* The PAT entry (0..7) a leaf of page_size selects: PAT << 2 | PCD << 1 | PWT. */
@@ -160,23 +164,23 @@ static inline uint64_t pte_make_leaf_4k(uint64_t pa, uint64_t flags)
 /* A 2 MiB leaf (PS set); flags from PTE_LEAF_FLAGS and PTE_PAT_LARGE. */
 static inline uint64_t pte_make_leaf_2m(uint64_t pa, uint64_t flags)
 {
-    return (pa & PTE_ADDR_MASK & ~(PTE_SIZE_2M - 1)) | PTE_P | PTE_PS |
+    return (align_down(pa, PAGE_SIZE_2M) & PTE_ADDR_MASK) | PTE_P | PTE_PS |
            (flags & (PTE_LEAF_FLAGS | PTE_PAT_LARGE));
 }
 
 /* A 1 GiB leaf (PS set); flags from PTE_LEAF_FLAGS and PTE_PAT_LARGE. */
 static inline uint64_t pte_make_leaf_1g(uint64_t pa, uint64_t flags)
 {
-    return (pa & PTE_ADDR_MASK & ~(PTE_SIZE_1G - 1)) | PTE_P | PTE_PS |
+    return (align_down(pa, PAGE_SIZE_1G) & PTE_ADDR_MASK) | PTE_P | PTE_PS |
            (flags & (PTE_LEAF_FLAGS | PTE_PAT_LARGE));
 }
 
 /* A leaf of page_size (4 KiB, 2 MiB or 1 GiB); the PAT bit in flags must suit that size. */
 static inline uint64_t pte_make_leaf(uint64_t pa, uint64_t page_size, uint64_t flags)
 {
-    if (page_size == PTE_SIZE_1G)
+    if (page_size == PAGE_SIZE_1G)
         return pte_make_leaf_1g(pa, flags);
-    if (page_size == PTE_SIZE_2M)
+    if (page_size == PAGE_SIZE_2M)
         return pte_make_leaf_2m(pa, flags);
     return pte_make_leaf_4k(pa, flags);
 }

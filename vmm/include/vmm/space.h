@@ -28,8 +28,6 @@
 
 #include <vmm/avl.h>
 
-#define VMM_PAGE_SIZE 4096ull
-
 #define VMM_WARN_UNUSED __attribute__((warn_unused_result))
 
 enum vmm_status {
