@@ -23,6 +23,7 @@
 #include <vmm/pte.h>
 
 #include <canopy/page.h>
+#include <canopy/vaddr.h>
 
 /* Programmer errors only (a frame source handing out misaligned frames, a broken pool). */
 #define PT_ASSERT(c)                                                                               \
@@ -56,32 +57,16 @@ const char *pt_status_str(enum pt_status st)
 
 /* ---- addresses and tables ------------------------------------------------- */
 
-static unsigned va_bits(unsigned levels)
-{
-    return levels == 5 ? 57 : 48;
-}
-
 bool pt_is_canonical(uint64_t va, unsigned levels)
 {
-    int64_t top = (int64_t)va >> (va_bits(levels) - 1);
-    return top == 0 || top == -1;
+    return va_is_canonical(va, levels);
 }
 
-/* Sign-extends a walk address (the low va_bits bits) into a canonical address. */
-static uint64_t va_canonical(uint64_t walk, unsigned levels)
-{
-    unsigned shift = 64 - va_bits(levels);
-    return (uint64_t)((int64_t)(walk << shift) >> shift);
-}
-
-/* [va, last] is canonical, does not wrap and does not straddle the non-canonical hole. */
+/* [va, va + size) is page aligned, not empty, canonical, not wrapping, in one half. */
 static bool range_is_valid(uint64_t va, uint64_t size, unsigned levels)
 {
-    if (size == 0 || !page_is_aligned(va | size))
-        return false;
-    uint64_t last = va + size - 1;
-    return last >= va && pt_is_canonical(va, levels) && pt_is_canonical(last, levels) &&
-           (va >> 63) == (last >> 63);
+    return size != 0 && page_is_aligned(va | size) &&
+           va_range_is_canonical(va, va + size - 1, levels);
 }
 
 static uint64_t *table_at(const struct pt *pt, uint64_t pa)
@@ -591,7 +576,7 @@ void pt_walk(const struct pt *pt, uint64_t va, struct pt_walk *out)
     out->depth = 0;
     out->present = false;
     out->leaf = (struct pt_leaf){0};
-    if (pt->table_count == 0 || !pt_is_canonical(va, pt->levels))
+    if (pt->table_count == 0 || !va_is_canonical(va, pt->levels))
         return;
     uint64_t tpa = pt->root;
     bool all_w = true, all_u = true, any_nx = false;
@@ -647,7 +632,7 @@ static bool leaves_rec(const struct leaf_iter *it, uint64_t tpa, unsigned level,
         uint64_t e = t[i];
         if (!pte_is_present(e))
             continue;
-        uint64_t start = va_canonical(walk + i * size, it->pt->levels);
+        uint64_t start = va_sign_extend(walk + i * size, it->pt->levels);
         if (start > it->last)
             break;
         if (start + (size - 1) < it->first)

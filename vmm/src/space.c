@@ -19,6 +19,7 @@
 #include <vmm/space.h>
 
 #include <canopy/page.h>
+#include <canopy/vaddr.h>
 
 const char *vmm_status_str(enum vmm_status st)
 {
@@ -49,15 +50,16 @@ enum vmm_status vmm_space_init(struct vmm_space *s, uint64_t start, uint64_t las
 {
     if (!page_is_aligned(start) || !page_is_aligned(last + 1) || start >= last)
         return VMM_ERR_INVALID;
-    if (va_bits != 48 && va_bits != 57)
+    if (va_bits != VA_BITS_4L && va_bits != VA_BITS_5L)
         return VMM_ERR_INVALID;
     if (!nodes.alloc || !nodes.free)
         return VMM_ERR_INVALID;
     avl_init(&s->tree);
     s->start = start;
     s->last = last;
-    s->canon_low_last = (1ull << (va_bits - 1)) - 1;
-    s->canon_high_start = ~s->canon_low_last;
+    unsigned levels = va_bits == VA_BITS_5L ? 5 : 4;
+    s->canon_low_last = va_lower_end(levels) - 1;
+    s->canon_high_start = va_upper_start(levels);
     s->nodes = nodes;
     s->last_visits = 0;
     s->total_visits = 0;

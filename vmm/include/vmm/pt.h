@@ -143,7 +143,10 @@ bool pt_for_each_leaf(const struct pt *pt, uint64_t va_start, uint64_t va_last, 
 /* Frees every table (not the mapped frames). The pt is empty afterwards (root freed too). */
 void pt_destroy(struct pt *pt);
 
-/* True if va is canonical for the given paging depth. */
+/*
+ * True if va is canonical for the given paging depth: va_is_canonical
+ * (canopy/vaddr.h) for the callers that include only this header.
+ */
 bool pt_is_canonical(uint64_t va, unsigned levels);
 
 /*
