@@ -96,7 +96,7 @@ struct line {
     size_t len;
 };
 
-__attribute__((format(printf, 2, 3))) static void add(struct line *l, const char *fmt, ...)
+PRINTF_LIKE(2, 3) static void add(struct line *l, const char *fmt, ...)
 {
     va_list ap;
     va_start(ap, fmt);

@@ -25,6 +25,7 @@
 #include <stdint.h>
 
 #include <canopy/bootinfo.h>
+#include <canopy/compiler.h>
 
 #define PMM_MAX_ORDER    18 /* orders 0..18: 4 KiB .. 1 GiB blocks */
 #define PMM_ORDER_COUNT  (PMM_MAX_ORDER + 1)
@@ -43,8 +44,6 @@
  * stays until bench/pmm_bench.c says PAGE_SIZE; pmm.c asserts the two equal.
  */
 #define PMM_PAGE_SIZE 4096ull
-
-#define PMM_WARN_UNUSED __attribute__((warn_unused_result))
 
 enum pmm_status {
     PMM_OK = 0,
@@ -109,7 +108,7 @@ uint32_t memmap_capacity_for(uint64_t map_size, uint64_t desc_size);
  */
 enum pmm_status memmap_normalise(const void *efi_map, uint64_t map_size, uint64_t desc_size,
                                  uint32_t desc_version, struct canopy_mem_range *out,
-                                 uint32_t out_capacity, uint32_t *out_count) PMM_WARN_UNUSED;
+                                 uint32_t out_capacity, uint32_t *out_count) MUST_CHECK;
 
 /* What memmap_normalise_stats() had to repair, for a boot log line. */
 struct memmap_stats {
@@ -129,7 +128,7 @@ struct memmap_stats {
 enum pmm_status memmap_normalise_stats(const void *efi_map, uint64_t map_size, uint64_t desc_size,
                                        uint32_t desc_version, struct canopy_mem_range *out,
                                        uint32_t out_capacity, uint32_t *out_count,
-                                       struct memmap_stats *stats) PMM_WARN_UNUSED;
+                                       struct memmap_stats *stats) MUST_CHECK;
 
 /*
  * The rank of a Canopy type where ranges overlap (the higher rank wins):
@@ -155,7 +154,7 @@ const char *memmap_efi_type_name(uint32_t efi_type);
  * => ranges sorted and non-overlapping; virt_offset makes phys reachable.
  */
 enum pmm_status pmm_init(struct pmm *pmm, const struct canopy_mem_range *ranges,
-                         uint32_t range_count, uint64_t virt_offset) PMM_WARN_UNUSED;
+                         uint32_t range_count, uint64_t virt_offset) MUST_CHECK;
 
 /* Changes the phys-to-virt offset (stage 1 -> kernel hand-off). */
 void pmm_rebase(struct pmm *pmm, uint64_t virt_offset);
@@ -170,7 +169,7 @@ void pmm_rebase(struct pmm *pmm, uint64_t virt_offset);
  * => on success *phys is the first frame's address; the contents are not zeroed.
  */
 enum pmm_status pmm_alloc(struct pmm *pmm, unsigned order, enum canopy_owner owner,
-                          uint64_t *phys) PMM_WARN_UNUSED;
+                          uint64_t *phys) MUST_CHECK;
 
 /*
  * As pmm_alloc, but the whole block lies below phys_limit (exclusive).
@@ -178,7 +177,7 @@ enum pmm_status pmm_alloc(struct pmm *pmm, unsigned order, enum canopy_owner own
  *    blocks below the limit (no block memory is read), lowest block first.
  */
 enum pmm_status pmm_alloc_below(struct pmm *pmm, unsigned order, uint64_t phys_limit,
-                                enum canopy_owner owner, uint64_t *phys) PMM_WARN_UNUSED;
+                                enum canopy_owner owner, uint64_t *phys) MUST_CHECK;
 
 /*
  * Frees a block allocated with pmm_alloc*() with the same order.
@@ -187,7 +186,7 @@ enum pmm_status pmm_alloc_below(struct pmm *pmm, unsigned order, uint64_t phys_l
  *    misaligned or not a block of that order; in every error case nothing
  *    changes. O(order): the buddies merge upwards.
  */
-enum pmm_status pmm_free(struct pmm *pmm, uint64_t phys, unsigned order) PMM_WARN_UNUSED;
+enum pmm_status pmm_free(struct pmm *pmm, uint64_t phys, unsigned order) MUST_CHECK;
 
 /*
  * Allocates exactly page_count physically contiguous frames (no rounding to a
@@ -197,10 +196,10 @@ enum pmm_status pmm_free(struct pmm *pmm, uint64_t phys, unsigned order) PMM_WAR
  * => page_count >= 1 and <= 2^PMM_MAX_ORDER
  */
 enum pmm_status pmm_alloc_run(struct pmm *pmm, uint64_t page_count, enum canopy_owner owner,
-                              uint64_t *phys) PMM_WARN_UNUSED;
+                              uint64_t *phys) MUST_CHECK;
 
 /* Frees page_count order-0 frames starting at phys; nothing changes on error. */
-enum pmm_status pmm_free_run(struct pmm *pmm, uint64_t phys, uint64_t page_count) PMM_WARN_UNUSED;
+enum pmm_status pmm_free_run(struct pmm *pmm, uint64_t phys, uint64_t page_count) MUST_CHECK;
 
 /*
  * Gives every frame of the order-0 cache back to the buddy lists, merging.
@@ -225,6 +224,6 @@ enum canopy_owner pmm_owner_of(const struct pmm *pmm, uint64_t phys);
  * counters equal to a recount. On failure writes one line naming the first
  * problem into msg (if msg_size > 0) and returns PMM_ERR_CORRUPT.
  */
-enum pmm_status pmm_check(const struct pmm *pmm, char *msg, size_t msg_size) PMM_WARN_UNUSED;
+enum pmm_status pmm_check(const struct pmm *pmm, char *msg, size_t msg_size) MUST_CHECK;
 
 #endif

@@ -17,6 +17,8 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include <canopy/compiler.h>
+
 /*
  * Compatibility only: the page sizes pt_map takes are PAGE_SIZE, PAGE_SIZE_2M
  * and PAGE_SIZE_1G (canopy/page.h). These names stay until their last users
@@ -36,8 +38,6 @@
 #define PT_CACHE_WT   0x10u /*   write-through (PWT) */
 #define PT_CACHE_UCM  0x20u /*   UC- (PCD) */
 #define PT_CACHE_UC   0x30u /*   UC (PCD|PWT) */
-
-#define PT_WARN_UNUSED __attribute__((warn_unused_result))
 
 enum pt_status {
     PT_OK = 0,
@@ -70,7 +70,7 @@ struct pt {
  * => levels is 4 or 5 (PT_ERR_INVALID otherwise); PT_ERR_NOMEM if no root frame.
  */
 enum pt_status pt_init(struct pt *pt, unsigned levels, bool nx, uint64_t virt_offset,
-                       struct pt_frames frames) PT_WARN_UNUSED;
+                       struct pt_frames frames) MUST_CHECK;
 
 /* Takes over an existing hierarchy (the kernel adopting stage 1's tables); counts its tables. */
 void pt_adopt(struct pt *pt, uint64_t root, unsigned levels, bool nx, uint64_t virt_offset,
@@ -85,7 +85,7 @@ void pt_adopt(struct pt *pt, uint64_t root, unsigned levels, bool nx, uint64_t v
  *    then commit).
  */
 enum pt_status pt_map(struct pt *pt, uint64_t va, uint64_t pa, uint64_t size, uint32_t attrs,
-                      uint64_t max_page_size) PT_WARN_UNUSED;
+                      uint64_t max_page_size) MUST_CHECK;
 
 /*
  * Unmaps every mapped page in [va, va + size); unmapped holes are skipped.
@@ -93,13 +93,13 @@ enum pt_status pt_map(struct pt *pt, uint64_t va, uint64_t pa, uint64_t size, ui
  * Does not free the mapped frames and does not flush TLBs.
  * => PT_ERR_NOMEM (nothing changed) if a split needs a table that cannot be had.
  */
-enum pt_status pt_unmap(struct pt *pt, uint64_t va, uint64_t size) PT_WARN_UNUSED;
+enum pt_status pt_unmap(struct pt *pt, uint64_t va, uint64_t size) MUST_CHECK;
 
 /*
  * Sets the attributes of every mapped page in [va, va + size), splitting large
  * pages cut by the range. PT_ERR_NOMEM leaves everything unchanged.
  */
-enum pt_status pt_protect(struct pt *pt, uint64_t va, uint64_t size, uint32_t attrs) PT_WARN_UNUSED;
+enum pt_status pt_protect(struct pt *pt, uint64_t va, uint64_t size, uint32_t attrs) MUST_CHECK;
 
 /* One present leaf as the walker sees it. */
 struct pt_leaf {
@@ -111,7 +111,7 @@ struct pt_leaf {
 };
 
 /* Looks up va. => PT_ERR_NOT_MAPPED if no present leaf covers it. */
-enum pt_status pt_query(const struct pt *pt, uint64_t va, struct pt_leaf *out) PT_WARN_UNUSED;
+enum pt_status pt_query(const struct pt *pt, uint64_t va, struct pt_leaf *out) MUST_CHECK;
 
 /* A walk from the root, for `walk VA`: index and raw entry at each level. */
 struct pt_walk {
@@ -175,6 +175,6 @@ struct pt_span {
  *    PT_ERR_INVALID otherwise (*tables untouched).
  */
 enum pt_status pt_min_tables(const struct pt_span *spans, size_t count, unsigned levels,
-                             uint64_t *tables) PT_WARN_UNUSED;
+                             uint64_t *tables) MUST_CHECK;
 
 #endif

@@ -26,9 +26,8 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include <canopy/compiler.h>
 #include <vmm/avl.h>
-
-#define VMM_WARN_UNUSED __attribute__((warn_unused_result))
 
 enum vmm_status {
     VMM_OK = 0,
@@ -89,7 +88,7 @@ struct vmm_space {
  *    va_bits is 48 or 57 (the paging depth's canonical width). VMM_ERR_INVALID otherwise.
  */
 enum vmm_status vmm_space_init(struct vmm_space *s, uint64_t start, uint64_t last, unsigned va_bits,
-                               struct vmm_node_source nodes) VMM_WARN_UNUSED;
+                               struct vmm_node_source nodes) MUST_CHECK;
 
 /* Returns every VMA to the node source; the space is empty (and still usable) afterwards. */
 void vmm_space_clear(struct vmm_space *s);
@@ -101,8 +100,7 @@ void vmm_space_clear(struct vmm_space *s);
  *    intersects a VMA. *out (if not NULL) receives the VMA.
  */
 enum vmm_status vmm_space_reserve(struct vmm_space *s, uint64_t start, uint64_t size,
-                                  const struct vmm_attrs *attrs,
-                                  struct vmm_vma **out) VMM_WARN_UNUSED;
+                                  const struct vmm_attrs *attrs, struct vmm_vma **out) MUST_CHECK;
 
 /* Where vmm_space_alloc looks. */
 #define VMM_ALLOC_TOPDOWN 0x1u /* the highest fitting address instead of the lowest */
@@ -124,15 +122,14 @@ struct vmm_alloc_req {
  * => s->last_visits counts the tree nodes the search examined.
  */
 enum vmm_status vmm_space_alloc(struct vmm_space *s, const struct vmm_alloc_req *req,
-                                const struct vmm_attrs *attrs,
-                                struct vmm_vma **out) VMM_WARN_UNUSED;
+                                const struct vmm_attrs *attrs, struct vmm_vma **out) MUST_CHECK;
 
 /*
  * The search of vmm_space_alloc alone: *addr gets the address it would use;
  * nothing is recorded. => the same statuses (never VMM_ERR_NOMEM) and visit count.
  */
 enum vmm_status vmm_space_find(struct vmm_space *s, const struct vmm_alloc_req *req,
-                               uint64_t *addr) VMM_WARN_UNUSED;
+                               uint64_t *addr) MUST_CHECK;
 
 /*
  * Releases [start, start + size): whole VMAs are removed, VMAs cut by an end
@@ -142,7 +139,7 @@ enum vmm_status vmm_space_find(struct vmm_space *s, const struct vmm_alloc_req *
  *    byte of the range covered by VMAs (else VMM_ERR_NOT_MAPPED); on any error
  *    nothing changes.
  */
-enum vmm_status vmm_space_free(struct vmm_space *s, uint64_t start, uint64_t size) VMM_WARN_UNUSED;
+enum vmm_status vmm_space_free(struct vmm_space *s, uint64_t start, uint64_t size) MUST_CHECK;
 
 /*
  * Sets the protection of [start, start + size) to prot, splitting the VMAs cut
@@ -150,7 +147,7 @@ enum vmm_status vmm_space_free(struct vmm_space *s, uint64_t start, uint64_t siz
  * merged. => preconditions and errors as vmm_space_free.
  */
 enum vmm_status vmm_space_protect(struct vmm_space *s, uint64_t start, uint64_t size,
-                                  uint32_t prot) VMM_WARN_UNUSED;
+                                  uint32_t prot) MUST_CHECK;
 
 /* The VMA containing addr, or NULL. O(log n). */
 struct vmm_vma *vmm_space_lookup(const struct vmm_space *s, uint64_t addr);
