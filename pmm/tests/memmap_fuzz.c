@@ -18,13 +18,6 @@
 
 typedef struct canopy_mem_range range_t;
 
-/* Stops the run naming the property that broke. */
-#define FUZZ_FAIL()                                                                                \
-    do {                                                                                           \
-        fprintf(stderr, "%s:%d: property violated\n", __FILE__, __LINE__);                         \
-        abort();                                                                                   \
-    } while (0)
-
 struct span {
     uint64_t start, end; /* page aligned, end exclusive, end <= ADDR_END */
     range_t key;         /* type, efi_type, efi_attr of the descriptor */

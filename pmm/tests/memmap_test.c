@@ -6,6 +6,10 @@
  */
 #include "pmm_sim.h"
 
+#include <canopy/rng.h>
+
+unsigned check_passed, check_failed;
+
 typedef struct canopy_mem_range range_t;
 
 static uint64_t end_of(const range_t *r)
@@ -32,44 +36,45 @@ static int well_formed(const range_t *r, uint32_t n)
 
 static void test_efi_types_map_to_canopy_types(void)
 {
-    CHECK(memmap_type_of(EFI_CONVENTIONAL, EFI_ATTR_WB) == CANOPY_MEM_USABLE);
-    CHECK(memmap_type_of(EFI_LOADER_CODE, 0) == CANOPY_MEM_RECLAIMABLE);
-    CHECK(memmap_type_of(EFI_LOADER_DATA, 0) == CANOPY_MEM_RECLAIMABLE);
-    CHECK(memmap_type_of(EFI_BS_CODE, 0) == CANOPY_MEM_RECLAIMABLE);
-    CHECK(memmap_type_of(EFI_BS_DATA, 0) == CANOPY_MEM_RECLAIMABLE);
-    CHECK(memmap_type_of(EFI_ACPI_RECLAIM, 0) == CANOPY_MEM_ACPI_RECLAIM);
-    CHECK(memmap_type_of(EFI_ACPI_NVS, 0) == CANOPY_MEM_ACPI_NVS);
-    CHECK(memmap_type_of(EFI_RT_CODE, 0) == CANOPY_MEM_RUNTIME);
-    CHECK(memmap_type_of(EFI_RT_DATA, 0) == CANOPY_MEM_RUNTIME);
-    CHECK(memmap_type_of(EFI_MMIO, 0) == CANOPY_MEM_MMIO);
-    CHECK(memmap_type_of(EFI_MMIO_PORT, 0) == CANOPY_MEM_MMIO);
-    CHECK(memmap_type_of(EFI_PERSISTENT, 0) == CANOPY_MEM_PERSISTENT);
-    CHECK(memmap_type_of(EFI_UNUSABLE, 0) == CANOPY_MEM_BAD);
-    CHECK(memmap_type_of(EFI_RESERVED, 0) == CANOPY_MEM_RESERVED);
-    CHECK(memmap_type_of(EFI_PAL_CODE, 0) == CANOPY_MEM_RESERVED);
-    CHECK(memmap_type_of(EFI_UNACCEPTED, 0) == CANOPY_MEM_RESERVED);
-    CHECK(memmap_type_of(16, 0) == CANOPY_MEM_RESERVED);
-    CHECK(memmap_type_of(0x80000001u, 0) == CANOPY_MEM_RESERVED);
-    CHECK(memmap_type_of(0xffffffffu, 0) == CANOPY_MEM_RESERVED);
+    REQUIRE_EQ(memmap_type_of(EFI_CONVENTIONAL, EFI_ATTR_WB), CANOPY_MEM_USABLE);
+    REQUIRE_EQ(memmap_type_of(EFI_LOADER_CODE, 0), CANOPY_MEM_RECLAIMABLE);
+    REQUIRE_EQ(memmap_type_of(EFI_LOADER_DATA, 0), CANOPY_MEM_RECLAIMABLE);
+    REQUIRE_EQ(memmap_type_of(EFI_BS_CODE, 0), CANOPY_MEM_RECLAIMABLE);
+    REQUIRE_EQ(memmap_type_of(EFI_BS_DATA, 0), CANOPY_MEM_RECLAIMABLE);
+    REQUIRE_EQ(memmap_type_of(EFI_ACPI_RECLAIM, 0), CANOPY_MEM_ACPI_RECLAIM);
+    REQUIRE_EQ(memmap_type_of(EFI_ACPI_NVS, 0), CANOPY_MEM_ACPI_NVS);
+    REQUIRE_EQ(memmap_type_of(EFI_RT_CODE, 0), CANOPY_MEM_RUNTIME);
+    REQUIRE_EQ(memmap_type_of(EFI_RT_DATA, 0), CANOPY_MEM_RUNTIME);
+    REQUIRE_EQ(memmap_type_of(EFI_MMIO, 0), CANOPY_MEM_MMIO);
+    REQUIRE_EQ(memmap_type_of(EFI_MMIO_PORT, 0), CANOPY_MEM_MMIO);
+    REQUIRE_EQ(memmap_type_of(EFI_PERSISTENT, 0), CANOPY_MEM_PERSISTENT);
+    REQUIRE_EQ(memmap_type_of(EFI_UNUSABLE, 0), CANOPY_MEM_BAD);
+    REQUIRE_EQ(memmap_type_of(EFI_RESERVED, 0), CANOPY_MEM_RESERVED);
+    REQUIRE_EQ(memmap_type_of(EFI_PAL_CODE, 0), CANOPY_MEM_RESERVED);
+    REQUIRE_EQ(memmap_type_of(EFI_UNACCEPTED, 0), CANOPY_MEM_RESERVED);
+    REQUIRE_EQ(memmap_type_of(16, 0), CANOPY_MEM_RESERVED);
+    REQUIRE_EQ(memmap_type_of(0x80000001u, 0), CANOPY_MEM_RESERVED);
+    REQUIRE_EQ(memmap_type_of(0xffffffffu, 0), CANOPY_MEM_RESERVED);
     /* The runtime attribute wins over any type (OVMF's flash is MMIO + runtime). */
-    CHECK(memmap_type_of(EFI_MMIO, EFI_ATTR_RUNTIME) == CANOPY_MEM_RUNTIME);
-    CHECK(memmap_type_of(EFI_CONVENTIONAL, EFI_ATTR_RUNTIME | EFI_ATTR_WB) == CANOPY_MEM_RUNTIME);
+    REQUIRE_EQ(memmap_type_of(EFI_MMIO, EFI_ATTR_RUNTIME), CANOPY_MEM_RUNTIME);
+    REQUIRE_EQ(memmap_type_of(EFI_CONVENTIONAL, EFI_ATTR_RUNTIME | EFI_ATTR_WB),
+               CANOPY_MEM_RUNTIME);
 }
 
 static void test_type_names_cover_every_type(void)
 {
-    CHECK(strcmp(memmap_type_name(CANOPY_MEM_USABLE), "usable") == 0);
-    CHECK(strcmp(memmap_type_name(CANOPY_MEM_RECLAIMABLE), "reclaimable") == 0);
-    CHECK(strcmp(memmap_type_name(CANOPY_MEM_BAD), "bad") == 0);
-    CHECK(strcmp(memmap_type_name(0), "unknown") == 0);
-    CHECK(strcmp(memmap_type_name(1000), "unknown") == 0);
+    REQUIRE(strcmp(memmap_type_name(CANOPY_MEM_USABLE), "usable") == 0);
+    REQUIRE(strcmp(memmap_type_name(CANOPY_MEM_RECLAIMABLE), "reclaimable") == 0);
+    REQUIRE(strcmp(memmap_type_name(CANOPY_MEM_BAD), "bad") == 0);
+    REQUIRE(strcmp(memmap_type_name(0), "unknown") == 0);
+    REQUIRE(strcmp(memmap_type_name(1000), "unknown") == 0);
     for (uint32_t t = CANOPY_MEM_USABLE; t <= CANOPY_MEM_BAD; t++)
-        CHECK(strcmp(memmap_type_name(t), "unknown") != 0);
-    CHECK(strcmp(memmap_efi_type_name(EFI_CONVENTIONAL), "conventional") == 0);
-    CHECK(strcmp(memmap_efi_type_name(EFI_BS_DATA), "boot-data") == 0);
-    CHECK(strcmp(memmap_efi_type_name(EFI_UNACCEPTED), "unaccepted") == 0);
-    CHECK(strcmp(memmap_efi_type_name(16), "unknown") == 0);
-    CHECK(strcmp(memmap_efi_type_name(0x80000000u), "os-defined") == 0);
+        REQUIRE(strcmp(memmap_type_name(t), "unknown") != 0);
+    REQUIRE(strcmp(memmap_efi_type_name(EFI_CONVENTIONAL), "conventional") == 0);
+    REQUIRE(strcmp(memmap_efi_type_name(EFI_BS_DATA), "boot-data") == 0);
+    REQUIRE(strcmp(memmap_efi_type_name(EFI_UNACCEPTED), "unaccepted") == 0);
+    REQUIRE(strcmp(memmap_efi_type_name(16), "unknown") == 0);
+    REQUIRE(strcmp(memmap_efi_type_name(0x80000000u), "os-defined") == 0);
 }
 
 static void test_restrictiveness_order_is_the_documented_one(void)
@@ -80,7 +85,7 @@ static void test_restrictiveness_order_is_the_documented_one(void)
         CANOPY_MEM_ACPI_NVS,   CANOPY_MEM_MMIO,        CANOPY_MEM_RUNTIME,
     };
     for (size_t i = 1; i < sizeof(order) / sizeof(order[0]); i++)
-        CHECK(memmap_restrictiveness(order[i - 1]) < memmap_restrictiveness(order[i]));
+        REQUIRE(memmap_restrictiveness(order[i - 1]) < memmap_restrictiveness(order[i]));
 }
 
 static void test_bad_map_arguments_are_rejected(void)
@@ -90,16 +95,16 @@ static void test_bad_map_arguments_are_rejected(void)
     efimap_add(&m, EFI_CONVENTIONAL, 0x100000, 16, 0);
     range_t out[8];
     uint32_t n = 99;
-    CHECK(memmap_normalise(m.buf, efimap_size(&m), 48, 2, out, 8, &n) == PMM_ERR_BAD_MAP);
-    CHECK(n == 0);
-    CHECK(memmap_normalise(m.buf, efimap_size(&m), 32, 1, out, 8, &n) == PMM_ERR_BAD_MAP);
-    CHECK(memmap_normalise(m.buf, efimap_size(&m) - 1, 48, 1, out, 8, &n) == PMM_ERR_BAD_MAP);
-    CHECK(memmap_normalise(m.buf, 0, 48, 1, out, 8, &n) == PMM_ERR_BAD_MAP);
-    CHECK(memmap_normalise(NULL, 48, 48, 1, out, 8, &n) == PMM_ERR_BAD_MAP);
-    CHECK(memmap_capacity_for(480, 48) == 30);
-    CHECK(memmap_capacity_for(480, 39) == 0);
-    CHECK(memmap_normalise(m.buf, efimap_size(&m), 48, 1, out, 8, &n) == PMM_OK);
-    CHECK(n == 1);
+    REQUIRE_EQ(memmap_normalise(m.buf, efimap_size(&m), 48, 2, out, 8, &n), PMM_ERR_BAD_MAP);
+    REQUIRE(n == 0);
+    REQUIRE_EQ(memmap_normalise(m.buf, efimap_size(&m), 32, 1, out, 8, &n), PMM_ERR_BAD_MAP);
+    REQUIRE_EQ(memmap_normalise(m.buf, efimap_size(&m) - 1, 48, 1, out, 8, &n), PMM_ERR_BAD_MAP);
+    REQUIRE_EQ(memmap_normalise(m.buf, 0, 48, 1, out, 8, &n), PMM_ERR_BAD_MAP);
+    REQUIRE_EQ(memmap_normalise(NULL, 48, 48, 1, out, 8, &n), PMM_ERR_BAD_MAP);
+    REQUIRE(memmap_capacity_for(480, 48) == 30);
+    REQUIRE(memmap_capacity_for(480, 39) == 0);
+    REQUIRE_EQ(memmap_normalise(m.buf, efimap_size(&m), 48, 1, out, 8, &n), PMM_OK);
+    REQUIRE(n == 1);
     efimap_free(&m);
 }
 
@@ -116,17 +121,17 @@ static void test_unsorted_48_byte_map_comes_out_sorted(void)
     efimap_add(&m, EFI_MMIO, 0xffc00000, 0x400, EFI_ATTR_RUNTIME);
     range_t *r;
     uint32_t n;
-    CHECK(efimap_normalise(&m, &r, &n) == PMM_OK);
-    CHECK(n == 6);
-    CHECK(well_formed(r, n));
-    CHECK(r[0].base == 0 && r[0].page_count == 1 && r[0].type == CANOPY_MEM_RECLAIMABLE);
-    CHECK(r[1].base == 0x1000 && r[1].page_count == 0x9f && r[1].type == CANOPY_MEM_USABLE);
-    CHECK(r[1].efi_attr == EFI_ATTR_WB && r[1].efi_type == EFI_CONVENTIONAL);
-    CHECK(r[2].base == 0x100000 && r[2].type == CANOPY_MEM_USABLE);
-    CHECK(r[3].base == 0x7f000000 && r[3].type == CANOPY_MEM_ACPI_NVS);
-    CHECK(r[4].base == 0xffc00000 && r[4].type == CANOPY_MEM_RUNTIME && r[4].efi_type == EFI_MMIO &&
-          r[4].efi_attr == EFI_ATTR_RUNTIME);
-    CHECK(r[5].base == 0x100000000ull && r[5].page_count == 0x40000);
+    REQUIRE_EQ(efimap_normalise(&m, &r, &n), PMM_OK);
+    REQUIRE(n == 6);
+    REQUIRE(well_formed(r, n));
+    REQUIRE(r[0].base == 0 && r[0].page_count == 1 && r[0].type == CANOPY_MEM_RECLAIMABLE);
+    REQUIRE(r[1].base == 0x1000 && r[1].page_count == 0x9f && r[1].type == CANOPY_MEM_USABLE);
+    REQUIRE(r[1].efi_attr == EFI_ATTR_WB && r[1].efi_type == EFI_CONVENTIONAL);
+    REQUIRE(r[2].base == 0x100000 && r[2].type == CANOPY_MEM_USABLE);
+    REQUIRE(r[3].base == 0x7f000000 && r[3].type == CANOPY_MEM_ACPI_NVS);
+    REQUIRE(r[4].base == 0xffc00000 && r[4].type == CANOPY_MEM_RUNTIME &&
+            r[4].efi_type == EFI_MMIO && r[4].efi_attr == EFI_ATTR_RUNTIME);
+    REQUIRE(r[5].base == 0x100000000ull && r[5].page_count == 0x40000);
     free(r);
     efimap_free(&m);
 }
@@ -145,14 +150,14 @@ static void test_descriptor_size_is_honoured_not_assumed(void)
         efimap_add(&m, EFI_RESERVED, 0x300000, 1, 0);
         range_t *r;
         uint32_t n;
-        CHECK(efimap_normalise(&m, &r, &n) == PMM_OK);
-        CHECK(n == 3);
-        CHECK(r[0].base == 0x100000 && r[0].page_count == 3 && r[0].efi_type == EFI_LOADER_DATA);
+        REQUIRE_EQ(efimap_normalise(&m, &r, &n), PMM_OK);
+        REQUIRE(n == 3);
+        REQUIRE(r[0].base == 0x100000 && r[0].page_count == 3 && r[0].efi_type == EFI_LOADER_DATA);
         if (s == 0) {
             memcpy(first, r, n * sizeof(*r));
             first_n = n;
         } else {
-            CHECK(n == first_n && memcmp(first, r, n * sizeof(*r)) == 0);
+            REQUIRE(n == first_n && memcmp(first, r, n * sizeof(*r)) == 0);
         }
         free(r);
         efimap_free(&m);
@@ -177,12 +182,12 @@ static void test_nested_reserved_range_splits_usable(void)
     struct memmap_stats st;
     uint32_t cap = memmap_capacity_for(efimap_size(&m), 48);
     r = calloc(cap, sizeof(*r));
-    CHECK(memmap_normalise_stats(m.buf, efimap_size(&m), 48, 1, r, cap, &n, &st) == PMM_OK);
-    CHECK(n == 3);
-    CHECK(r[0].base == 0x100000 && r[0].page_count == 0x50 && r[0].type == CANOPY_MEM_USABLE);
-    CHECK(r[1].base == 0x150000 && r[1].page_count == 0x10 && r[1].type == CANOPY_MEM_RESERVED);
-    CHECK(r[2].base == 0x160000 && r[2].page_count == 0xa0 && r[2].type == CANOPY_MEM_USABLE);
-    CHECK(st.overlaps == 1 && st.descriptors == 2);
+    REQUIRE_EQ(memmap_normalise_stats(m.buf, efimap_size(&m), 48, 1, r, cap, &n, &st), PMM_OK);
+    REQUIRE(n == 3);
+    REQUIRE(r[0].base == 0x100000 && r[0].page_count == 0x50 && r[0].type == CANOPY_MEM_USABLE);
+    REQUIRE(r[1].base == 0x150000 && r[1].page_count == 0x10 && r[1].type == CANOPY_MEM_RESERVED);
+    REQUIRE(r[2].base == 0x160000 && r[2].page_count == 0xa0 && r[2].type == CANOPY_MEM_USABLE);
+    REQUIRE(st.overlaps == 1 && st.descriptors == 2);
     free(r);
     efimap_free(&m);
 }
@@ -199,15 +204,17 @@ static void test_overlap_goes_to_the_more_restrictive_type(void)
     efimap_add(&m, EFI_RT_DATA, 0xfe080000, 0x10, EFI_ATTR_RUNTIME);
     range_t *r;
     uint32_t n;
-    CHECK(efimap_normalise(&m, &r, &n) == PMM_OK);
-    CHECK(well_formed(r, n));
-    CHECK(n == 6);
-    CHECK(r[0].base == 0xf8000 && r[0].page_count == 0x10 && r[0].type == CANOPY_MEM_ACPI_RECLAIM);
-    CHECK(r[1].base == 0x108000 && r[1].page_count == 0x18 && r[1].type == CANOPY_MEM_RECLAIMABLE);
-    CHECK(r[2].base == 0x120000 && r[2].page_count == 0x10 && r[2].type == CANOPY_MEM_USABLE);
-    CHECK(r[3].base == 0xfe000000 && r[3].page_count == 0x80 && r[3].type == CANOPY_MEM_MMIO);
-    CHECK(r[4].base == 0xfe080000 && r[4].page_count == 0x10 && r[4].type == CANOPY_MEM_RUNTIME);
-    CHECK(r[5].base == 0xfe090000 && r[5].page_count == 0x70 && r[5].type == CANOPY_MEM_MMIO);
+    REQUIRE_EQ(efimap_normalise(&m, &r, &n), PMM_OK);
+    REQUIRE(well_formed(r, n));
+    REQUIRE(n == 6);
+    REQUIRE(r[0].base == 0xf8000 && r[0].page_count == 0x10 &&
+            r[0].type == CANOPY_MEM_ACPI_RECLAIM);
+    REQUIRE(r[1].base == 0x108000 && r[1].page_count == 0x18 &&
+            r[1].type == CANOPY_MEM_RECLAIMABLE);
+    REQUIRE(r[2].base == 0x120000 && r[2].page_count == 0x10 && r[2].type == CANOPY_MEM_USABLE);
+    REQUIRE(r[3].base == 0xfe000000 && r[3].page_count == 0x80 && r[3].type == CANOPY_MEM_MMIO);
+    REQUIRE(r[4].base == 0xfe080000 && r[4].page_count == 0x10 && r[4].type == CANOPY_MEM_RUNTIME);
+    REQUIRE(r[5].base == 0xfe090000 && r[5].page_count == 0x70 && r[5].type == CANOPY_MEM_MMIO);
     free(r);
     efimap_free(&m);
 }
@@ -221,15 +228,15 @@ static void test_identical_duplicates_collapse_and_ties_are_order_independent(vo
     efimap_add(&m, EFI_LOADER_CODE, 0x200000, 8, 0);
     efimap_add(&m, EFI_BS_CODE, 0x200000, 8, 0);
     efimap_add(&m, EFI_BS_CODE, 0x200000, 8, 0);
-    CHECK(efimap_normalise(&m, &a, &na) == PMM_OK);
+    REQUIRE_EQ(efimap_normalise(&m, &a, &na), PMM_OK);
     efimap_free(&m);
     efimap_init(&m, 48);
     efimap_add(&m, EFI_BS_CODE, 0x200000, 8, 0);
     efimap_add(&m, EFI_LOADER_CODE, 0x200000, 8, 0);
-    CHECK(efimap_normalise(&m, &b, &nb) == PMM_OK);
-    CHECK(na == 1 && nb == 1);
-    CHECK(memcmp(a, b, sizeof(*a)) == 0);
-    CHECK(a[0].efi_type == EFI_BS_CODE && a[0].page_count == 8);
+    REQUIRE_EQ(efimap_normalise(&m, &b, &nb), PMM_OK);
+    REQUIRE(na == 1 && nb == 1);
+    REQUIRE(memcmp(a, b, sizeof(*a)) == 0);
+    REQUIRE(a[0].efi_type == EFI_BS_CODE && a[0].page_count == 8);
     free(a);
     free(b);
     efimap_free(&m);
@@ -247,11 +254,11 @@ static void test_partial_pages_trim_usable_inward_and_widen_reserved(void)
     struct memmap_stats st;
     uint32_t cap = memmap_capacity_for(efimap_size(&m), 48);
     r = calloc(cap, sizeof(*r));
-    CHECK(memmap_normalise_stats(m.buf, efimap_size(&m), 48, 1, r, cap, &n, &st) == PMM_OK);
-    CHECK(n == 2);
-    CHECK(r[0].base == 0x101000 && r[0].page_count == 3 && r[0].type == CANOPY_MEM_USABLE);
-    CHECK(r[1].base == 0x200000 && r[1].page_count == 2 && r[1].type == CANOPY_MEM_ACPI_NVS);
-    CHECK(st.trimmed == 3 && st.empty == 1);
+    REQUIRE_EQ(memmap_normalise_stats(m.buf, efimap_size(&m), 48, 1, r, cap, &n, &st), PMM_OK);
+    REQUIRE(n == 2);
+    REQUIRE(r[0].base == 0x101000 && r[0].page_count == 3 && r[0].type == CANOPY_MEM_USABLE);
+    REQUIRE(r[1].base == 0x200000 && r[1].page_count == 2 && r[1].type == CANOPY_MEM_ACPI_NVS);
+    REQUIRE(st.trimmed == 3 && st.empty == 1);
     free(r);
     efimap_free(&m);
 }
@@ -265,15 +272,15 @@ static void test_zero_page_entries_are_dropped(void)
     efimap_add(&m, EFI_CONVENTIONAL, 0x200000, 2, 0);
     range_t *r;
     uint32_t n;
-    CHECK(efimap_normalise(&m, &r, &n) == PMM_OK);
-    CHECK(n == 1 && r[0].base == 0x200000 && r[0].page_count == 2);
+    REQUIRE_EQ(efimap_normalise(&m, &r, &n), PMM_OK);
+    REQUIRE(n == 1 && r[0].base == 0x200000 && r[0].page_count == 2);
     free(r);
     efimap_free(&m);
     /* A map of nothing but empty entries is empty, not an error. */
     efimap_init(&m, 48);
     efimap_add(&m, EFI_CONVENTIONAL, 0x100000, 0, 0);
-    CHECK(efimap_normalise(&m, &r, &n) == PMM_OK);
-    CHECK(n == 0);
+    REQUIRE_EQ(efimap_normalise(&m, &r, &n), PMM_OK);
+    REQUIRE(n == 0);
     free(r);
     efimap_free(&m);
 }
@@ -290,14 +297,14 @@ static void test_entries_wrapping_past_2_pow_64_are_clipped(void)
     struct memmap_stats st;
     uint32_t cap = memmap_capacity_for(efimap_size(&m), 48);
     r = calloc(cap, sizeof(*r));
-    CHECK(memmap_normalise_stats(m.buf, efimap_size(&m), 48, 1, r, cap, &n, &st) == PMM_OK);
-    CHECK(st.clipped == 3);
-    CHECK(well_formed(r, n));
-    CHECK(n == 2);
-    CHECK(r[0].base == 0x100000 && r[0].type == CANOPY_MEM_USABLE);
-    CHECK(end_of(&r[0]) == 0xfffffffffff00000ull);
-    CHECK(r[1].base == 0xfffffffffff00000ull && r[1].type == CANOPY_MEM_RESERVED);
-    CHECK(r[1].page_count == 0xff);
+    REQUIRE_EQ(memmap_normalise_stats(m.buf, efimap_size(&m), 48, 1, r, cap, &n, &st), PMM_OK);
+    REQUIRE(st.clipped == 3);
+    REQUIRE(well_formed(r, n));
+    REQUIRE(n == 2);
+    REQUIRE(r[0].base == 0x100000 && r[0].type == CANOPY_MEM_USABLE);
+    REQUIRE(end_of(&r[0]) == 0xfffffffffff00000ull);
+    REQUIRE(r[1].base == 0xfffffffffff00000ull && r[1].type == CANOPY_MEM_RESERVED);
+    REQUIRE(r[1].page_count == 0xff);
     free(r);
     efimap_free(&m);
 }
@@ -313,11 +320,11 @@ static void test_adjacent_equal_ranges_merge_and_different_ones_do_not(void)
     efimap_add(&m, EFI_BS_DATA, 0x150000, 0x10, 0); /* a hole before it */
     range_t *r;
     uint32_t n;
-    CHECK(efimap_normalise(&m, &r, &n) == PMM_OK);
-    CHECK(n == 4);
-    CHECK(r[0].base == 0x100000 && r[0].page_count == 0x20);
-    CHECK(r[1].base == 0x120000 && r[1].efi_attr == 0);
-    CHECK(r[2].base == 0x130000 && r[3].base == 0x150000);
+    REQUIRE_EQ(efimap_normalise(&m, &r, &n), PMM_OK);
+    REQUIRE(n == 4);
+    REQUIRE(r[0].base == 0x100000 && r[0].page_count == 0x20);
+    REQUIRE(r[1].base == 0x120000 && r[1].efi_attr == 0);
+    REQUIRE(r[2].base == 0x130000 && r[3].base == 0x150000);
     free(r);
     efimap_free(&m);
 }
@@ -336,20 +343,20 @@ static void test_thousands_of_entries_with_no_cap(void)
     }
     range_t *r;
     uint32_t n;
-    CHECK(efimap_normalise(&m, &r, &n) == PMM_OK);
-    CHECK(well_formed(r, n));
-    CHECK(n == count);
+    REQUIRE_EQ(efimap_normalise(&m, &r, &n), PMM_OK);
+    REQUIRE(well_formed(r, n));
+    REQUIRE(n == count);
     for (uint32_t i = 0; i < count; i++) {
         uint64_t base = 0x100000 + (uint64_t)i * 0x4000;
         /* Entry i+1 loses its first page to entry i where that overlaps and wins. */
         int overlapped = i > 0 && (i - 1) % 3 == 0;
         uint32_t type = (i % 2) ? CANOPY_MEM_USABLE : CANOPY_MEM_RECLAIMABLE;
-        CHECK(r[i].type == type);
+        REQUIRE(r[i].type == type);
         if (overlapped && type == CANOPY_MEM_USABLE) {
-            CHECK(r[i].base == base + 0x1000 && r[i].page_count == 3);
+            REQUIRE(r[i].base == base + 0x1000 && r[i].page_count == 3);
         } else {
-            CHECK(r[i].base == base);
-            CHECK(r[i].page_count == ((i % 3 == 0 && i % 2 == 0) ? 5u : 4u));
+            REQUIRE(r[i].base == base);
+            REQUIRE(r[i].page_count == ((i % 3 == 0 && i % 2 == 0) ? 5u : 4u));
         }
     }
     free(r);
@@ -365,10 +372,10 @@ static void test_ram_above_4gib_and_mmio_far_above(void)
     efimap_add(&m, EFI_CONVENTIONAL, 0x100000, 0x7ff00, 0);        /* 2 GiB low */
     range_t *r;
     uint32_t n;
-    CHECK(efimap_normalise(&m, &r, &n) == PMM_OK);
-    CHECK(n == 3 && well_formed(r, n));
-    CHECK(r[1].base == 0x100000000ull && end_of(&r[1]) == 0x400000000ull);
-    CHECK(r[2].type == CANOPY_MEM_MMIO && r[2].page_count == 0x40000000);
+    REQUIRE_EQ(efimap_normalise(&m, &r, &n), PMM_OK);
+    REQUIRE(n == 3 && well_formed(r, n));
+    REQUIRE(r[1].base == 0x100000000ull && end_of(&r[1]) == 0x400000000ull);
+    REQUIRE(r[2].type == CANOPY_MEM_MMIO && r[2].page_count == 0x40000000);
     free(r);
     efimap_free(&m);
 }
@@ -383,17 +390,17 @@ static void test_too_small_output_reports_no_space_and_stays_inside(void)
     memset(buf, 0x5a, sizeof(buf));
     uint32_t n = 7;
     /* Fewer slots than descriptors: refused before anything is written. */
-    CHECK(memmap_normalise(m.buf, efimap_size(&m), 48, 1, buf, 9, &n) == PMM_ERR_NO_SPACE);
-    CHECK(n == 0);
+    REQUIRE_EQ(memmap_normalise(m.buf, efimap_size(&m), 48, 1, buf, 9, &n), PMM_ERR_NO_SPACE);
+    REQUIRE(n == 0);
     /* Enough for the input but not for the 10 output ranges plus work space. */
-    CHECK(memmap_normalise(m.buf, efimap_size(&m), 48, 1, buf, 15, &n) == PMM_ERR_NO_SPACE);
+    REQUIRE_EQ(memmap_normalise(m.buf, efimap_size(&m), 48, 1, buf, 15, &n), PMM_ERR_NO_SPACE);
     for (size_t i = 15; i < 40; i++) {
         unsigned char *p = (unsigned char *)&buf[i];
         for (size_t j = 0; j < sizeof(buf[i]); j++)
-            CHECK(p[j] == 0x5a);
+            REQUIRE(p[j] == 0x5a);
     }
-    CHECK(memmap_normalise(m.buf, efimap_size(&m), 48, 1, buf, 30, &n) == PMM_OK);
-    CHECK(n == 10 && well_formed(buf, n));
+    REQUIRE_EQ(memmap_normalise(m.buf, efimap_size(&m), 48, 1, buf, 30, &n), PMM_OK);
+    REQUIRE(n == 10 && well_formed(buf, n));
     efimap_free(&m);
 }
 
@@ -430,10 +437,7 @@ static int ref_beats(const struct ref_desc *a, const struct ref_desc *b)
 static uint64_t rng_state = 0x9e3779b97f4a7c15ull;
 static uint64_t rng(void)
 {
-    rng_state ^= rng_state << 13;
-    rng_state ^= rng_state >> 7;
-    rng_state ^= rng_state << 17;
-    return rng_state;
+    return xorshift64_next(&rng_state);
 }
 
 static void test_random_maps_match_a_page_painter(void)
@@ -497,7 +501,7 @@ static void test_random_maps_match_a_page_painter(void)
         }
         range_t *r;
         uint32_t n;
-        CHECK(efimap_normalise(&m, &r, &n) == PMM_OK);
+        REQUIRE_EQ(efimap_normalise(&m, &r, &n), PMM_OK);
         if (n != ne || memcmp(r, expect, n * sizeof(*r)) != 0) {
             fprintf(stderr, "round %d: %u ranges, painter says %u\n", round, n, ne);
             for (uint32_t i = 0; i < n; i++)
@@ -510,29 +514,28 @@ static void test_random_maps_match_a_page_painter(void)
         int same = n == ne && memcmp(r, expect, n * sizeof(*r)) == 0;
         free(r);
         efimap_free(&m);
-        CHECK(same);
+        REQUIRE(same);
     }
 }
 
 int main(void)
 {
-    struct sim_runner r = {0};
-    RUN(&r, test_efi_types_map_to_canopy_types);
-    RUN(&r, test_type_names_cover_every_type);
-    RUN(&r, test_restrictiveness_order_is_the_documented_one);
-    RUN(&r, test_bad_map_arguments_are_rejected);
-    RUN(&r, test_unsorted_48_byte_map_comes_out_sorted);
-    RUN(&r, test_descriptor_size_is_honoured_not_assumed);
-    RUN(&r, test_nested_reserved_range_splits_usable);
-    RUN(&r, test_overlap_goes_to_the_more_restrictive_type);
-    RUN(&r, test_identical_duplicates_collapse_and_ties_are_order_independent);
-    RUN(&r, test_partial_pages_trim_usable_inward_and_widen_reserved);
-    RUN(&r, test_zero_page_entries_are_dropped);
-    RUN(&r, test_entries_wrapping_past_2_pow_64_are_clipped);
-    RUN(&r, test_adjacent_equal_ranges_merge_and_different_ones_do_not);
-    RUN(&r, test_thousands_of_entries_with_no_cap);
-    RUN(&r, test_ram_above_4gib_and_mmio_far_above);
-    RUN(&r, test_too_small_output_reports_no_space_and_stays_inside);
-    RUN(&r, test_random_maps_match_a_page_painter);
-    return sim_finish(&r);
+    RUN(test_efi_types_map_to_canopy_types);
+    RUN(test_type_names_cover_every_type);
+    RUN(test_restrictiveness_order_is_the_documented_one);
+    RUN(test_bad_map_arguments_are_rejected);
+    RUN(test_unsorted_48_byte_map_comes_out_sorted);
+    RUN(test_descriptor_size_is_honoured_not_assumed);
+    RUN(test_nested_reserved_range_splits_usable);
+    RUN(test_overlap_goes_to_the_more_restrictive_type);
+    RUN(test_identical_duplicates_collapse_and_ties_are_order_independent);
+    RUN(test_partial_pages_trim_usable_inward_and_widen_reserved);
+    RUN(test_zero_page_entries_are_dropped);
+    RUN(test_entries_wrapping_past_2_pow_64_are_clipped);
+    RUN(test_adjacent_equal_ranges_merge_and_different_ones_do_not);
+    RUN(test_thousands_of_entries_with_no_cap);
+    RUN(test_ram_above_4gib_and_mmio_far_above);
+    RUN(test_too_small_output_reports_no_space_and_stays_inside);
+    RUN(test_random_maps_match_a_page_painter);
+    return check_finish();
 }

@@ -15,13 +15,6 @@
 
 typedef struct canopy_mem_range range_t;
 
-/* Stops the run naming the property that broke. */
-#define FUZZ_FAIL()                                                                                \
-    do {                                                                                           \
-        fprintf(stderr, "%s:%d: property violated\n", __FILE__, __LINE__);                         \
-        abort();                                                                                   \
-    } while (0)
-
 static struct sim sim;
 
 static int same_state(const struct pmm *a, const struct pmm *b, const unsigned char *saved)

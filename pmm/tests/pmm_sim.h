@@ -1,5 +1,5 @@
 /*
- * Helpers shared by the pmm tests and fuzzers: a tiny test runner, a builder
+ * Helpers shared by the pmm tests and fuzzers: a check of the whole PMM, a builder
  * for raw UEFI memory maps (any descriptor size, garbage in the padding), and
  * simulated physical memory (an anonymous mapping that is only touched where
  * the PMM writes, so a map of many GiB costs only what is used).
@@ -11,6 +11,7 @@
 
 #include <pmm/pmm.h>
 
+#include <canopy/check.h>
 #include <canopy/page.h>
 
 #include <stdio.h>
@@ -18,55 +19,15 @@
 #include <string.h>
 #include <sys/mman.h>
 
-/* ---- runner ------------------------------------------------------------ */
+/* ---- checks ------------------------------------------------------------ */
 
-static int sim_failures;
-
-/* Fails the current test (a void function) with the condition's text. */
-#define CHECK(cond)                                                                                \
-    do {                                                                                           \
-        if (!(cond)) {                                                                             \
-            fprintf(stderr, "%s:%d: %s: failed: %s\n", __FILE__, __LINE__, __func__, #cond);       \
-            sim_failures++;                                                                        \
-            return;                                                                                \
-        }                                                                                          \
-    } while (0)
-
-/* As CHECK, with the pmm_check message when the structure is inconsistent. */
-#define CHECK_PMM(p)                                                                               \
+/* REQUIRE that pmm_check finds p consistent, with its message when it does not. */
+#define REQUIRE_PMM(p)                                                                             \
     do {                                                                                           \
         char check_msg_[160];                                                                      \
-        if (pmm_check((p), check_msg_, sizeof(check_msg_)) != PMM_OK) {                            \
-            fprintf(stderr, "%s:%d: %s: pmm_check: %s\n", __FILE__, __LINE__, __func__,            \
-                    check_msg_);                                                                   \
-            sim_failures++;                                                                        \
-            return;                                                                                \
-        }                                                                                          \
+        REQUIREF(pmm_check((p), check_msg_, sizeof(check_msg_)) == PMM_OK, "pmm_check: %s",        \
+                 check_msg_);                                                                      \
     } while (0)
-
-struct sim_runner {
-    int passed, failed;
-};
-
-static inline void sim_run(struct sim_runner *r, void (*fn)(void), const char *name)
-{
-    int before = sim_failures;
-    fn();
-    if (sim_failures != before) {
-        r->failed++;
-        fprintf(stderr, "FAIL %s\n", name);
-    } else {
-        r->passed++;
-        printf("ok   %s\n", name);
-    }
-}
-#define RUN(r, fn) sim_run((r), fn, #fn)
-
-static inline int sim_finish(const struct sim_runner *r)
-{
-    printf("%d passed, %d failed\n", r->passed, r->failed);
-    return r->failed ? 1 : 0;
-}
 
 /* ---- UEFI memory maps ------------------------------------------------- */
 

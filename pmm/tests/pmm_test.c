@@ -15,6 +15,10 @@
 #include "pmm_sim.h"
 #include "pmm_model.h"
 
+#include <canopy/rng.h>
+
+unsigned check_passed, check_failed;
+
 typedef struct canopy_mem_range range_t;
 
 struct env {
@@ -92,16 +96,16 @@ static void test_init_puts_every_frame_in_exactly_one_state(void)
 {
     struct env e;
     pc_env(&e);
-    CHECK_PMM(&e.p);
-    CHECK(e.p.base_frame == 0);
-    CHECK(e.p.frame_count == 0x4000); /* up to the end of RAM, not to the MMIO */
-    CHECK(e.p.state_bytes == 4 * PAGE_SIZE);
-    CHECK(e.p.free_frames == 0x700 + 0x3600 - 4);
-    CHECK(e.p.reclaimable_frames == 0x200);
-    CHECK(e.p.used_frames == 4 && e.p.owner_frames[CANOPY_OWNER_PMM] == 4);
-    CHECK(e.p.reserved_frames == 0x100);
-    CHECK(e.p.free_frames + e.p.used_frames + e.p.reclaimable_frames + e.p.reserved_frames ==
-          e.p.frame_count);
+    REQUIRE_PMM(&e.p);
+    REQUIRE(e.p.base_frame == 0);
+    REQUIRE(e.p.frame_count == 0x4000); /* up to the end of RAM, not to the MMIO */
+    REQUIRE(e.p.state_bytes == 4 * PAGE_SIZE);
+    REQUIRE(e.p.free_frames == 0x700 + 0x3600 - 4);
+    REQUIRE(e.p.reclaimable_frames == 0x200);
+    REQUIRE(e.p.used_frames == 4 && e.p.owner_frames[CANOPY_OWNER_PMM] == 4);
+    REQUIRE(e.p.reserved_frames == 0x100);
+    REQUIRE(e.p.free_frames + e.p.used_frames + e.p.reclaimable_frames + e.p.reserved_frames ==
+            e.p.frame_count);
     env_free(&e);
 }
 
@@ -109,18 +113,18 @@ static void test_state_array_is_carved_from_usable_ram_and_owned_by_the_pmm(void
 {
     struct env e;
     pc_env(&e);
-    CHECK(e.p.state >= 0xa00000 && e.p.state + e.p.state_bytes <= 0x4000000);
+    REQUIRE(e.p.state >= 0xa00000 && e.p.state + e.p.state_bytes <= 0x4000000);
     for (uint64_t a = e.p.state; a < e.p.state + e.p.state_bytes; a += PAGE_SIZE) {
-        CHECK(pmm_owner_of(&e.p, a) == CANOPY_OWNER_PMM);
-        CHECK(!pmm_is_free(&e.p, a));
+        REQUIRE_EQ(pmm_owner_of(&e.p, a), CANOPY_OWNER_PMM);
+        REQUIRE(!pmm_is_free(&e.p, a));
     }
     /* It is never given back. */
-    CHECK(pmm_free(&e.p, e.p.state, 2) == PMM_ERR_NOT_OWNED);
-    CHECK(pmm_free(&e.p, e.p.state, 0) == PMM_ERR_NOT_OWNED);
-    CHECK(pmm_free(&e.p, e.p.state + PAGE_SIZE, 0) == PMM_ERR_NOT_OWNED);
+    REQUIRE_EQ(pmm_free(&e.p, e.p.state, 2), PMM_ERR_NOT_OWNED);
+    REQUIRE_EQ(pmm_free(&e.p, e.p.state, 0), PMM_ERR_NOT_OWNED);
+    REQUIRE_EQ(pmm_free(&e.p, e.p.state + PAGE_SIZE, 0), PMM_ERR_NOT_OWNED);
     uint64_t x;
-    CHECK(pmm_alloc(&e.p, 0, CANOPY_OWNER_PMM, &x) == PMM_ERR_INVALID);
-    CHECK_PMM(&e.p);
+    REQUIRE_EQ(pmm_alloc(&e.p, 0, CANOPY_OWNER_PMM, &x), PMM_ERR_INVALID);
+    REQUIRE_PMM(&e.p);
     env_free(&e);
 }
 
@@ -131,30 +135,30 @@ static void test_init_rejects_maps_it_cannot_use(void)
         {0x200000, 16, CANOPY_MEM_USABLE, EFI_CONVENTIONAL, 0},
         {0x100000, 16, CANOPY_MEM_USABLE, EFI_CONVENTIONAL, 0},
     };
-    CHECK(pmm_init(&p, r, 0, 0) == PMM_ERR_BAD_MAP);
-    CHECK(pmm_init(&p, NULL, 1, 0) == PMM_ERR_BAD_MAP);
-    CHECK(pmm_init(&p, r, 2, 0) == PMM_ERR_BAD_MAP); /* unsorted */
+    REQUIRE_EQ(pmm_init(&p, r, 0, 0), PMM_ERR_BAD_MAP);
+    REQUIRE_EQ(pmm_init(&p, NULL, 1, 0), PMM_ERR_BAD_MAP);
+    REQUIRE_EQ(pmm_init(&p, r, 2, 0), PMM_ERR_BAD_MAP); /* unsorted */
     r[0] = (range_t){0x100000, 16, CANOPY_MEM_USABLE, EFI_CONVENTIONAL, 0};
     r[1] = (range_t){0x10f000, 16, CANOPY_MEM_RESERVED, EFI_RESERVED, 0};
-    CHECK(pmm_init(&p, r, 2, 0) == PMM_ERR_BAD_MAP); /* overlapping */
+    REQUIRE_EQ(pmm_init(&p, r, 2, 0), PMM_ERR_BAD_MAP); /* overlapping */
     r[1] = (range_t){0x200800, 16, CANOPY_MEM_USABLE, EFI_CONVENTIONAL, 0};
-    CHECK(pmm_init(&p, r, 2, 0) == PMM_ERR_BAD_MAP); /* misaligned */
+    REQUIRE_EQ(pmm_init(&p, r, 2, 0), PMM_ERR_BAD_MAP); /* misaligned */
     r[1] = (range_t){0x200000, 0, CANOPY_MEM_USABLE, EFI_CONVENTIONAL, 0};
-    CHECK(pmm_init(&p, r, 2, 0) == PMM_ERR_BAD_MAP); /* empty range */
+    REQUIRE_EQ(pmm_init(&p, r, 2, 0), PMM_ERR_BAD_MAP); /* empty range */
     r[1] = (range_t){0xfffffffffff00000ull, 0x200, CANOPY_MEM_RESERVED, EFI_RESERVED, 0};
-    CHECK(pmm_init(&p, r, 2, 0) == PMM_ERR_BAD_MAP); /* wraps */
+    REQUIRE_EQ(pmm_init(&p, r, 2, 0), PMM_ERR_BAD_MAP); /* wraps */
     r[0] = (range_t){0x1000, 0x9f, CANOPY_MEM_USABLE, EFI_CONVENTIONAL, 0};
-    CHECK(pmm_init(&p, r, 1, 0) == PMM_ERR_BAD_MAP); /* RAM only below 1 MiB */
+    REQUIRE_EQ(pmm_init(&p, r, 1, 0), PMM_ERR_BAD_MAP); /* RAM only below 1 MiB */
     r[0] = (range_t){0x100000, 16, CANOPY_MEM_MMIO, EFI_MMIO, 0};
-    CHECK(pmm_init(&p, r, 1, 0) == PMM_ERR_BAD_MAP); /* no RAM at all */
+    REQUIRE_EQ(pmm_init(&p, r, 1, 0), PMM_ERR_BAD_MAP); /* no RAM at all */
     /* RAM in one-page islands cannot hold a multi-page state array. */
     range_t isl[3] = {
         {0x100000, 1, CANOPY_MEM_USABLE, EFI_CONVENTIONAL, 0},
         {0x200000, 1, CANOPY_MEM_USABLE, EFI_CONVENTIONAL, 0},
         {0x40000000, 0x100, CANOPY_MEM_RECLAIMABLE, EFI_BS_DATA, 0},
     };
-    CHECK(pmm_init(&p, isl, 3, 0) == PMM_ERR_NOMEM);
-    CHECK(pmm_check(&p, NULL, 0) == PMM_ERR_CORRUPT); /* a failed init leaves no valid pmm */
+    REQUIRE_EQ(pmm_init(&p, isl, 3, 0), PMM_ERR_NOMEM);
+    REQUIRE_EQ(pmm_check(&p, NULL, 0), PMM_ERR_CORRUPT); /* a failed init leaves no valid pmm */
 }
 
 static void test_tracking_ends_at_the_highest_ram_not_the_highest_mmio(void)
@@ -164,13 +168,13 @@ static void test_tracking_ends_at_the_highest_ram_not_the_highest_mmio(void)
     efimap_add(&e.m, EFI_MMIO, 0x3f0000000000ull, 0x100000, 0); /* 4 GiB of BARs at 63 TiB */
     efimap_add(&e.m, EFI_CONVENTIONAL, 0x100000, 0x300, 0);
     efimap_add(&e.m, EFI_MMIO_PORT, 0xfffffffff0000000ull, 0x10000, 0);
-    CHECK(env_init(&e, 0x400000) == PMM_OK);
-    CHECK(e.p.frame_count == 0x400);
-    CHECK(e.p.state_bytes == PAGE_SIZE);
-    CHECK(pmm_owner_of(&e.p, 0x3f0000000000ull) == CANOPY_OWNER_NONE);
-    CHECK(!pmm_is_free(&e.p, 0x3f0000000000ull));
-    CHECK(pmm_free(&e.p, 0x3f0000000000ull, 0) == PMM_ERR_NOT_OWNED);
-    CHECK_PMM(&e.p);
+    REQUIRE_EQ(env_init(&e, 0x400000), PMM_OK);
+    REQUIRE(e.p.frame_count == 0x400);
+    REQUIRE_EQ(e.p.state_bytes, PAGE_SIZE);
+    REQUIRE_EQ(pmm_owner_of(&e.p, 0x3f0000000000ull), CANOPY_OWNER_NONE);
+    REQUIRE(!pmm_is_free(&e.p, 0x3f0000000000ull));
+    REQUIRE_EQ(pmm_free(&e.p, 0x3f0000000000ull, 0), PMM_ERR_NOT_OWNED);
+    REQUIRE_PMM(&e.p);
     env_free(&e);
 }
 
@@ -182,20 +186,20 @@ static void test_ram_above_4gib_is_tracked_and_alloc_below_keeps_under_4gib(void
     efimap_add(&e.m, EFI_CONVENTIONAL, 0x100000000ull, 0x100000, 0);
     efimap_add(&e.m, EFI_CONVENTIONAL, 0x100000, 0x7ff00, 0);
     efimap_add(&e.m, EFI_RESERVED, 0xb0000000, 0x10000, 0);
-    CHECK(env_init(&e, 0x200000000ull) == PMM_OK);
-    CHECK_PMM(&e.p);
-    CHECK(e.p.frame_count == 0x200000);
-    CHECK(e.p.state >= 0x100000000ull); /* the highest usable run */
+    REQUIRE_EQ(env_init(&e, 0x200000000ull), PMM_OK);
+    REQUIRE_PMM(&e.p);
+    REQUIRE(e.p.frame_count == 0x200000);
+    REQUIRE(e.p.state >= 0x100000000ull); /* the highest usable run */
     uint64_t a;
-    CHECK(pmm_alloc(&e.p, PMM_MAX_ORDER, CANOPY_OWNER_TEST, &a) == PMM_OK);
-    CHECK(a >= 0x100000000ull && a % GiB == 0);
+    REQUIRE_EQ(pmm_alloc(&e.p, PMM_MAX_ORDER, CANOPY_OWNER_TEST, &a), PMM_OK);
+    REQUIRE(a >= 0x100000000ull && a % GiB == 0);
     uint64_t b;
-    CHECK(pmm_alloc_below(&e.p, 9, 0x100000000ull, CANOPY_OWNER_TEST, &b) == PMM_OK);
-    CHECK(b + 2 * MiB <= 0x100000000ull && b >= 0x100000);
-    CHECK_PMM(&e.p);
-    CHECK(pmm_free(&e.p, a, PMM_MAX_ORDER) == PMM_OK);
-    CHECK(pmm_free(&e.p, b, 9) == PMM_OK);
-    CHECK_PMM(&e.p);
+    REQUIRE_EQ(pmm_alloc_below(&e.p, 9, 0x100000000ull, CANOPY_OWNER_TEST, &b), PMM_OK);
+    REQUIRE(b + 2 * MiB <= 0x100000000ull && b >= 0x100000);
+    REQUIRE_PMM(&e.p);
+    REQUIRE_EQ(pmm_free(&e.p, a, PMM_MAX_ORDER), PMM_OK);
+    REQUIRE_EQ(pmm_free(&e.p, b, 9), PMM_OK);
+    REQUIRE_PMM(&e.p);
     env_free(&e);
 }
 
@@ -207,13 +211,13 @@ static void test_adjacent_usable_ranges_with_other_attributes_form_one_buddy_run
     efimap_add(&e.m, EFI_CONVENTIONAL, 0x300000, 0x100, EFI_ATTR_WB); /* [3M, 4M) */
     efimap_add(&e.m, EFI_RESERVED, 0x400000, 0x100, 0);
     efimap_add(&e.m, EFI_CONVENTIONAL, 0x800000, 0x800, 0); /* the state array goes here */
-    CHECK(env_init(&e, 0x1000000) == PMM_OK);
-    CHECK(e.n == 4);
-    CHECK_PMM(&e.p); /* would report unmerged buddies at 2M and 3M */
-    CHECK(pmm_is_free(&e.p, 0x200000) && pmm_is_free(&e.p, 0x3ff000));
+    REQUIRE_EQ(env_init(&e, 0x1000000), PMM_OK);
+    REQUIRE(e.n == 4);
+    REQUIRE_PMM(&e.p); /* would report unmerged buddies at 2M and 3M */
+    REQUIRE(pmm_is_free(&e.p, 0x200000) && pmm_is_free(&e.p, 0x3ff000));
     uint64_t a;
-    CHECK(pmm_alloc_below(&e.p, 9, 0x400000, CANOPY_OWNER_TEST, &a) == PMM_OK);
-    CHECK(a == 0x200000);
+    REQUIRE_EQ(pmm_alloc_below(&e.p, 9, 0x400000, CANOPY_OWNER_TEST, &a), PMM_OK);
+    REQUIRE(a == 0x200000);
     env_free(&e);
 }
 
@@ -224,29 +228,29 @@ static void test_every_order_allocates_aligned_and_frees_back_to_the_same_tiling
     struct env e;
     efimap_init(&e.m, 48);
     efimap_add(&e.m, EFI_CONVENTIONAL, 0x100000, 0xbff00, 0); /* [1 MiB, 3 GiB) */
-    CHECK(env_init(&e, 3 * GiB) == PMM_OK);
+    REQUIRE_EQ(env_init(&e, 3 * GiB), PMM_OK);
     struct pmm start = e.p;
     for (unsigned order = 0; order <= PMM_MAX_ORDER; order++) {
         uint64_t a, size = PAGE_SIZE << order;
-        CHECK(pmm_alloc(&e.p, order, CANOPY_OWNER_TEST, &a) == PMM_OK);
-        CHECK(a % size == 0 && a >= PMM_LOW_RESERVED && a + size <= 3 * GiB);
-        CHECK(pmm_owner_of(&e.p, a) == CANOPY_OWNER_TEST);
-        CHECK(pmm_owner_of(&e.p, a + size - PAGE_SIZE) == CANOPY_OWNER_TEST);
-        CHECK(!pmm_is_free(&e.p, a + size / 2));
-        CHECK(e.p.free_frames == start.free_frames - (1ull << order));
-        CHECK(e.p.owner_frames[CANOPY_OWNER_TEST] == 1ull << order);
-        CHECK_PMM(&e.p);
-        CHECK(pmm_free(&e.p, a, order) == PMM_OK);
-        CHECK_PMM(&e.p);
-        CHECK(pmm_drain(&e.p) == (order == 0)); /* a single frame waits in the cache */
-        CHECK_PMM(&e.p);
-        CHECK(memcmp(e.p.free_blocks, start.free_blocks, sizeof(start.free_blocks)) == 0);
-        CHECK(e.p.free_frames == start.free_frames && e.p.used_frames == start.used_frames);
+        REQUIRE_EQ(pmm_alloc(&e.p, order, CANOPY_OWNER_TEST, &a), PMM_OK);
+        REQUIRE(a % size == 0 && a >= PMM_LOW_RESERVED && a + size <= 3 * GiB);
+        REQUIRE_EQ(pmm_owner_of(&e.p, a), CANOPY_OWNER_TEST);
+        REQUIRE_EQ(pmm_owner_of(&e.p, a + size - PAGE_SIZE), CANOPY_OWNER_TEST);
+        REQUIRE(!pmm_is_free(&e.p, a + size / 2));
+        REQUIRE(e.p.free_frames == start.free_frames - (1ull << order));
+        REQUIRE(e.p.owner_frames[CANOPY_OWNER_TEST] == 1ull << order);
+        REQUIRE_PMM(&e.p);
+        REQUIRE_EQ(pmm_free(&e.p, a, order), PMM_OK);
+        REQUIRE_PMM(&e.p);
+        REQUIRE(pmm_drain(&e.p) == (order == 0)); /* a single frame waits in the cache */
+        REQUIRE_PMM(&e.p);
+        REQUIRE(memcmp(e.p.free_blocks, start.free_blocks, sizeof(start.free_blocks)) == 0);
+        REQUIRE(e.p.free_frames == start.free_frames && e.p.used_frames == start.used_frames);
     }
     uint64_t a;
-    CHECK(pmm_alloc(&e.p, PMM_MAX_ORDER + 1, CANOPY_OWNER_TEST, &a) == PMM_ERR_INVALID);
-    CHECK(pmm_alloc(&e.p, 0, CANOPY_OWNER_NONE, &a) == PMM_ERR_INVALID);
-    CHECK(pmm_alloc(&e.p, 0, CANOPY_OWNER_COUNT, &a) == PMM_ERR_INVALID);
+    REQUIRE_EQ(pmm_alloc(&e.p, PMM_MAX_ORDER + 1, CANOPY_OWNER_TEST, &a), PMM_ERR_INVALID);
+    REQUIRE_EQ(pmm_alloc(&e.p, 0, CANOPY_OWNER_NONE, &a), PMM_ERR_INVALID);
+    REQUIRE_EQ(pmm_alloc(&e.p, 0, CANOPY_OWNER_COUNT, &a), PMM_ERR_INVALID);
     env_free(&e);
 }
 
@@ -257,25 +261,25 @@ static void test_freeing_both_buddies_merges_up_to_the_largest_block(void)
     efimap_init(&e.m, 48);
     efimap_add(&e.m, EFI_CONVENTIONAL, GiB, 0x40000, 0);
     efimap_add(&e.m, EFI_CONVENTIONAL, 3 * GiB, 0x1000, 0); /* the state array goes here */
-    CHECK(env_init(&e, 3 * GiB + 16 * MiB) == PMM_OK);
-    CHECK(e.p.state >= 3 * GiB);
-    CHECK(e.p.free_blocks[PMM_MAX_ORDER] == 1 && e.p.free_head[PMM_MAX_ORDER] == GiB);
+    REQUIRE_EQ(env_init(&e, 3 * GiB + 16 * MiB), PMM_OK);
+    REQUIRE(e.p.state >= 3 * GiB);
+    REQUIRE(e.p.free_blocks[PMM_MAX_ORDER] == 1 && e.p.free_head[PMM_MAX_ORDER] == GiB);
     struct pmm start = e.p;
     for (unsigned order = 0; order < PMM_MAX_ORDER; order++) {
         uint64_t a, b, size = PAGE_SIZE << order;
-        CHECK(pmm_alloc_below(&e.p, order, 2 * GiB, CANOPY_OWNER_TEST, &a) == PMM_OK);
-        CHECK(pmm_alloc_below(&e.p, order, 2 * GiB, CANOPY_OWNER_TEST, &b) == PMM_OK);
-        CHECK((a ^ b) == size); /* buddies */
-        CHECK(e.p.free_blocks[PMM_MAX_ORDER] == 0);
-        CHECK_PMM(&e.p);
-        CHECK(pmm_free(&e.p, a, order) == PMM_OK);
-        CHECK_PMM(&e.p);
-        CHECK(pmm_free(&e.p, b, order) == PMM_OK);
-        CHECK_PMM(&e.p);
-        CHECK(pmm_drain(&e.p) == (order == 0 ? 2u : 0u));
-        CHECK_PMM(&e.p);
-        CHECK(e.p.free_blocks[PMM_MAX_ORDER] == 1 && e.p.free_head[PMM_MAX_ORDER] == GiB);
-        CHECK(memcmp(e.p.free_blocks, start.free_blocks, sizeof(start.free_blocks)) == 0);
+        REQUIRE_EQ(pmm_alloc_below(&e.p, order, 2 * GiB, CANOPY_OWNER_TEST, &a), PMM_OK);
+        REQUIRE_EQ(pmm_alloc_below(&e.p, order, 2 * GiB, CANOPY_OWNER_TEST, &b), PMM_OK);
+        REQUIRE((a ^ b) == size); /* buddies */
+        REQUIRE(e.p.free_blocks[PMM_MAX_ORDER] == 0);
+        REQUIRE_PMM(&e.p);
+        REQUIRE_EQ(pmm_free(&e.p, a, order), PMM_OK);
+        REQUIRE_PMM(&e.p);
+        REQUIRE_EQ(pmm_free(&e.p, b, order), PMM_OK);
+        REQUIRE_PMM(&e.p);
+        REQUIRE(pmm_drain(&e.p) == (order == 0 ? 2u : 0u));
+        REQUIRE_PMM(&e.p);
+        REQUIRE(e.p.free_blocks[PMM_MAX_ORDER] == 1 && e.p.free_head[PMM_MAX_ORDER] == GiB);
+        REQUIRE(memcmp(e.p.free_blocks, start.free_blocks, sizeof(start.free_blocks)) == 0);
     }
     env_free(&e);
 }
@@ -290,36 +294,36 @@ static void test_order0_cache_defers_merging_until_a_request_needs_it(void)
     efimap_init(&e.m, 48);
     efimap_add(&e.m, EFI_CONVENTIONAL, GiB, 0x40000, 0);
     efimap_add(&e.m, EFI_CONVENTIONAL, 3 * GiB, 0x1000, 0);
-    CHECK(env_init(&e, 3 * GiB + 16 * MiB) == PMM_OK);
+    REQUIRE_EQ(env_init(&e, 3 * GiB + 16 * MiB), PMM_OK);
     uint64_t f[PMM_CACHE_FRAMES + 8];
     for (int i = 0; i < PMM_CACHE_FRAMES + 8; i++)
-        CHECK(pmm_alloc_below(&e.p, 0, 2 * GiB, CANOPY_OWNER_TEST, &f[i]) == PMM_OK);
+        REQUIRE_EQ(pmm_alloc_below(&e.p, 0, 2 * GiB, CANOPY_OWNER_TEST, &f[i]), PMM_OK);
     for (int i = 0; i < PMM_CACHE_FRAMES + 8; i++) {
-        CHECK(pmm_free(&e.p, f[i], 0) == PMM_OK);
-        CHECK(e.p.cache_frames == (uint64_t)(i < PMM_CACHE_FRAMES ? i + 1 : PMM_CACHE_FRAMES));
-        CHECK_PMM(&e.p);
+        REQUIRE_EQ(pmm_free(&e.p, f[i], 0), PMM_OK);
+        REQUIRE(e.p.cache_frames == (uint64_t)(i < PMM_CACHE_FRAMES ? i + 1 : PMM_CACHE_FRAMES));
+        REQUIRE_PMM(&e.p);
     }
-    CHECK(pmm_is_free(&e.p, f[0]) && pmm_owner_of(&e.p, f[0]) == CANOPY_OWNER_NONE);
-    CHECK(pmm_free(&e.p, f[0], 0) == PMM_ERR_DOUBLE_FREE);
-    CHECK(pmm_free(&e.p, f[PMM_CACHE_FRAMES + 7], 0) == PMM_ERR_DOUBLE_FREE); /* merged one */
+    REQUIRE(pmm_is_free(&e.p, f[0]) && pmm_owner_of(&e.p, f[0]) == CANOPY_OWNER_NONE);
+    REQUIRE_EQ(pmm_free(&e.p, f[0], 0), PMM_ERR_DOUBLE_FREE);
+    REQUIRE_EQ(pmm_free(&e.p, f[PMM_CACHE_FRAMES + 7], 0), PMM_ERR_DOUBLE_FREE); /* merged one */
     uint64_t a;
-    CHECK(pmm_alloc(&e.p, 0, CANOPY_OWNER_STACK, &a) == PMM_OK);
-    CHECK(a == f[PMM_CACHE_FRAMES - 1]); /* the newest cached frame */
-    CHECK(pmm_owner_of(&e.p, a) == CANOPY_OWNER_STACK);
-    CHECK(pmm_free(&e.p, a, 0) == PMM_OK);
-    CHECK_PMM(&e.p);
+    REQUIRE_EQ(pmm_alloc(&e.p, 0, CANOPY_OWNER_STACK, &a), PMM_OK);
+    REQUIRE(a == f[PMM_CACHE_FRAMES - 1]); /* the newest cached frame */
+    REQUIRE_EQ(pmm_owner_of(&e.p, a), CANOPY_OWNER_STACK);
+    REQUIRE_EQ(pmm_free(&e.p, a, 0), PMM_OK);
+    REQUIRE_PMM(&e.p);
     /* The 1 GiB block exists only once the cached frames merge: the allocation drains. */
-    CHECK(e.p.free_blocks[PMM_MAX_ORDER] == 0);
-    CHECK(pmm_alloc_below(&e.p, PMM_MAX_ORDER, 2 * GiB, CANOPY_OWNER_TEST, &a) == PMM_OK);
-    CHECK(a == GiB && e.p.cache_frames == 0);
-    CHECK_PMM(&e.p);
-    CHECK(pmm_free(&e.p, a, PMM_MAX_ORDER) == PMM_OK);
-    CHECK(pmm_alloc_below(&e.p, 0, 2 * GiB, CANOPY_OWNER_TEST, &a) == PMM_OK);
-    CHECK(pmm_free(&e.p, a, 0) == PMM_OK && e.p.cache_frames == 1);
-    CHECK(e.p.free_blocks[PMM_MAX_ORDER] == 0);
-    CHECK(pmm_alloc(&e.p, PMM_MAX_ORDER, CANOPY_OWNER_TEST, &a) == PMM_OK); /* drains too */
-    CHECK(a == GiB && e.p.cache_frames == 0);
-    CHECK_PMM(&e.p);
+    REQUIRE(e.p.free_blocks[PMM_MAX_ORDER] == 0);
+    REQUIRE_EQ(pmm_alloc_below(&e.p, PMM_MAX_ORDER, 2 * GiB, CANOPY_OWNER_TEST, &a), PMM_OK);
+    REQUIRE(a == GiB && e.p.cache_frames == 0);
+    REQUIRE_PMM(&e.p);
+    REQUIRE_EQ(pmm_free(&e.p, a, PMM_MAX_ORDER), PMM_OK);
+    REQUIRE_EQ(pmm_alloc_below(&e.p, 0, 2 * GiB, CANOPY_OWNER_TEST, &a), PMM_OK);
+    REQUIRE(pmm_free(&e.p, a, 0) == PMM_OK && e.p.cache_frames == 1);
+    REQUIRE(e.p.free_blocks[PMM_MAX_ORDER] == 0);
+    REQUIRE_EQ(pmm_alloc(&e.p, PMM_MAX_ORDER, CANOPY_OWNER_TEST, &a), PMM_OK); /* drains too */
+    REQUIRE(a == GiB && e.p.cache_frames == 0);
+    REQUIRE_PMM(&e.p);
     env_free(&e);
 }
 
@@ -329,16 +333,16 @@ static void test_frames_below_1mib_are_never_handed_out(void)
     pc_env(&e);
     uint64_t total = e.p.free_frames, count = 0, a;
     while (pmm_alloc(&e.p, 0, CANOPY_OWNER_TEST, &a) == PMM_OK) {
-        CHECK(a >= PMM_LOW_RESERVED);
+        REQUIRE(a >= PMM_LOW_RESERVED);
         count++;
     }
-    CHECK(count == total && e.p.free_frames == 0);
-    CHECK_PMM(&e.p);
-    CHECK(pmm_reclaim(&e.p) == 0x200); /* the boot-services page at 0 is not among them */
-    CHECK(!pmm_is_free(&e.p, 0));
+    REQUIRE(count == total && e.p.free_frames == 0);
+    REQUIRE_PMM(&e.p);
+    REQUIRE(pmm_reclaim(&e.p) == 0x200); /* the boot-services page at 0 is not among them */
+    REQUIRE(!pmm_is_free(&e.p, 0));
     while (pmm_alloc(&e.p, 0, CANOPY_OWNER_TEST, &a) == PMM_OK)
-        CHECK(a >= PMM_LOW_RESERVED);
-    CHECK_PMM(&e.p);
+        REQUIRE(a >= PMM_LOW_RESERVED);
+    REQUIRE_PMM(&e.p);
     env_free(&e);
 }
 
@@ -351,20 +355,20 @@ static void test_exhaustion_reports_nomem_and_changes_nothing(void)
     uint64_t n = 0;
     while (pmm_alloc(&e.p, 2, CANOPY_OWNER_HEAP, &a) == PMM_OK)
         got[n++] = a;
-    CHECK(n > 0);
-    CHECK_PMM(&e.p);
+    REQUIRE(n > 0);
+    REQUIRE_PMM(&e.p);
     /* Whatever is left is smaller than an order-2 block. */
-    CHECK(e.p.free_orders >> 2 == 0);
+    REQUIRE(e.p.free_orders >> 2 == 0);
     struct snap s;
     snap_take(&s, &e.p);
     for (unsigned order = 2; order <= PMM_MAX_ORDER; order++)
-        CHECK(pmm_alloc(&e.p, order, CANOPY_OWNER_HEAP, &a) == PMM_ERR_NOMEM);
-    CHECK(pmm_alloc_below(&e.p, 3, 0x2000000, CANOPY_OWNER_HEAP, &a) == PMM_ERR_NOMEM);
-    CHECK(snap_same(&s, &e.p));
+        REQUIRE_EQ(pmm_alloc(&e.p, order, CANOPY_OWNER_HEAP, &a), PMM_ERR_NOMEM);
+    REQUIRE_EQ(pmm_alloc_below(&e.p, 3, 0x2000000, CANOPY_OWNER_HEAP, &a), PMM_ERR_NOMEM);
+    REQUIRE(snap_same(&s, &e.p));
     for (uint64_t i = 0; i < n; i++)
-        CHECK(pmm_free(&e.p, got[i], 2) == PMM_OK);
-    CHECK_PMM(&e.p);
-    CHECK(e.p.free_frames == total);
+        REQUIRE_EQ(pmm_free(&e.p, got[i], 2), PMM_OK);
+    REQUIRE_PMM(&e.p);
+    REQUIRE(e.p.free_frames == total);
     free(got);
     env_free(&e);
 }
@@ -375,30 +379,30 @@ static void test_alloc_below_keeps_the_whole_block_under_the_limit(void)
     pc_env(&e);
     uint64_t a;
     /* The order-8 list head is [0x3e00000, 0x3f00000): one page too high for this limit. */
-    CHECK(e.p.free_head[8] == 0x3e00000);
-    CHECK(pmm_alloc_below(&e.p, 8, 0x3eff000, CANOPY_OWNER_TEST, &a) == PMM_OK);
-    CHECK(a + MiB <= 0x3eff000);
-    CHECK(pmm_free(&e.p, a, 8) == PMM_OK);
+    REQUIRE(e.p.free_head[8] == 0x3e00000);
+    REQUIRE_EQ(pmm_alloc_below(&e.p, 8, 0x3eff000, CANOPY_OWNER_TEST, &a), PMM_OK);
+    REQUIRE(a + MiB <= 0x3eff000);
+    REQUIRE_EQ(pmm_free(&e.p, a, 8), PMM_OK);
     /* [1M, 2M) is one order-8 block; a limit one byte short of its end refuses it. */
-    CHECK(pmm_alloc_below(&e.p, 8, 0x1fffff, CANOPY_OWNER_TEST, &a) == PMM_ERR_NOMEM);
-    CHECK(pmm_alloc_below(&e.p, 8, 0x200000, CANOPY_OWNER_TEST, &a) == PMM_OK);
-    CHECK(a == 0x100000);
-    CHECK(pmm_alloc_below(&e.p, 0, 0x200000, CANOPY_OWNER_TEST, &a) == PMM_ERR_NOMEM);
-    CHECK(pmm_alloc_below(&e.p, 0, PMM_LOW_RESERVED, CANOPY_OWNER_TEST, &a) == PMM_ERR_NOMEM);
-    CHECK(pmm_alloc_below(&e.p, 0, 0, CANOPY_OWNER_TEST, &a) == PMM_ERR_NOMEM);
-    CHECK_PMM(&e.p);
+    REQUIRE_EQ(pmm_alloc_below(&e.p, 8, 0x1fffff, CANOPY_OWNER_TEST, &a), PMM_ERR_NOMEM);
+    REQUIRE_EQ(pmm_alloc_below(&e.p, 8, 0x200000, CANOPY_OWNER_TEST, &a), PMM_OK);
+    REQUIRE(a == 0x100000);
+    REQUIRE_EQ(pmm_alloc_below(&e.p, 0, 0x200000, CANOPY_OWNER_TEST, &a), PMM_ERR_NOMEM);
+    REQUIRE_EQ(pmm_alloc_below(&e.p, 0, PMM_LOW_RESERVED, CANOPY_OWNER_TEST, &a), PMM_ERR_NOMEM);
+    REQUIRE_EQ(pmm_alloc_below(&e.p, 0, 0, CANOPY_OWNER_TEST, &a), PMM_ERR_NOMEM);
+    REQUIRE_PMM(&e.p);
     /* List heads sit high: these take the walk over the state bytes. */
     for (int i = 0; i < 200; i++) {
         uint64_t b;
-        CHECK(pmm_alloc_below(&e.p, 0, 0x300000, CANOPY_OWNER_TEST, &b) == PMM_OK);
-        CHECK(b >= 0x200000 && b < 0x300000);
+        REQUIRE_EQ(pmm_alloc_below(&e.p, 0, 0x300000, CANOPY_OWNER_TEST, &b), PMM_OK);
+        REQUIRE(b >= 0x200000 && b < 0x300000);
     }
-    CHECK_PMM(&e.p);
+    REQUIRE_PMM(&e.p);
     /* A limit above everything behaves as pmm_alloc. */
-    CHECK(pmm_alloc_below(&e.p, 10, UINT64_MAX, CANOPY_OWNER_TEST, &a) == PMM_OK);
-    CHECK(a % (PAGE_SIZE << 10) == 0);
-    CHECK(pmm_alloc_below(&e.p, 0, UINT64_MAX, CANOPY_OWNER_NONE, &a) == PMM_ERR_INVALID);
-    CHECK_PMM(&e.p);
+    REQUIRE_EQ(pmm_alloc_below(&e.p, 10, UINT64_MAX, CANOPY_OWNER_TEST, &a), PMM_OK);
+    REQUIRE(a % (PAGE_SIZE << 10) == 0);
+    REQUIRE_EQ(pmm_alloc_below(&e.p, 0, UINT64_MAX, CANOPY_OWNER_NONE, &a), PMM_ERR_INVALID);
+    REQUIRE_PMM(&e.p);
     env_free(&e);
 }
 
@@ -407,21 +411,21 @@ static void test_double_free_is_detected_and_changes_nothing(void)
     struct env e;
     pc_env(&e);
     uint64_t a, b;
-    CHECK(pmm_alloc(&e.p, 3, CANOPY_OWNER_TEST, &a) == PMM_OK);
-    CHECK(pmm_alloc(&e.p, 0, CANOPY_OWNER_TEST, &b) == PMM_OK);
-    CHECK(pmm_free(&e.p, a, 3) == PMM_OK);
-    CHECK(pmm_free(&e.p, b, 0) == PMM_OK);
+    REQUIRE_EQ(pmm_alloc(&e.p, 3, CANOPY_OWNER_TEST, &a), PMM_OK);
+    REQUIRE_EQ(pmm_alloc(&e.p, 0, CANOPY_OWNER_TEST, &b), PMM_OK);
+    REQUIRE_EQ(pmm_free(&e.p, a, 3), PMM_OK);
+    REQUIRE_EQ(pmm_free(&e.p, b, 0), PMM_OK);
     struct snap s;
     snap_take(&s, &e.p);
     unsigned char *mem = malloc(PC_SIM_SIZE);
     memcpy(mem, e.s.buf, PC_SIM_SIZE);
-    CHECK(pmm_free(&e.p, a, 3) == PMM_ERR_DOUBLE_FREE);
-    CHECK(pmm_free(&e.p, a, 0) == PMM_ERR_DOUBLE_FREE);
-    CHECK(pmm_free(&e.p, a + PAGE_SIZE, 0) == PMM_ERR_DOUBLE_FREE); /* inside a free block */
-    CHECK(pmm_free(&e.p, b, 0) == PMM_ERR_DOUBLE_FREE);
-    CHECK(memcmp(mem, e.s.buf, PC_SIM_SIZE) == 0); /* free lists untouched too */
-    CHECK(snap_same(&s, &e.p));
-    CHECK_PMM(&e.p);
+    REQUIRE_EQ(pmm_free(&e.p, a, 3), PMM_ERR_DOUBLE_FREE);
+    REQUIRE_EQ(pmm_free(&e.p, a, 0), PMM_ERR_DOUBLE_FREE);
+    REQUIRE_EQ(pmm_free(&e.p, a + PAGE_SIZE, 0), PMM_ERR_DOUBLE_FREE); /* inside a free block */
+    REQUIRE_EQ(pmm_free(&e.p, b, 0), PMM_ERR_DOUBLE_FREE);
+    REQUIRE(memcmp(mem, e.s.buf, PC_SIM_SIZE) == 0); /* free lists untouched too */
+    REQUIRE(snap_same(&s, &e.p));
+    REQUIRE_PMM(&e.p);
     free(mem);
     env_free(&e);
 }
@@ -431,25 +435,25 @@ static void test_bad_frees_are_reported_and_change_nothing(void)
     struct env e;
     pc_env(&e);
     uint64_t a;
-    CHECK(pmm_alloc(&e.p, 3, CANOPY_OWNER_TEST, &a) == PMM_OK);
+    REQUIRE_EQ(pmm_alloc(&e.p, 3, CANOPY_OWNER_TEST, &a), PMM_OK);
     struct snap s;
     snap_take(&s, &e.p);
-    CHECK(pmm_free(&e.p, 0x800000, 0) == PMM_ERR_NOT_OWNED);          /* reclaimable */
-    CHECK(pmm_free(&e.p, 0x9f000, 0) == PMM_ERR_NOT_OWNED);           /* reserved */
-    CHECK(pmm_free(&e.p, 0x1000, 0) == PMM_ERR_NOT_OWNED);            /* usable, below 1 MiB */
-    CHECK(pmm_free(&e.p, 0x4000000, 0) == PMM_ERR_NOT_OWNED);         /* ACPI, past the RAM */
-    CHECK(pmm_free(&e.p, 0x100000000000ull, 0) == PMM_ERR_NOT_OWNED); /* far MMIO */
-    CHECK(pmm_free(&e.p, a + 0x800, 3) == PMM_ERR_INVALID);           /* not page aligned */
-    CHECK(pmm_free(&e.p, a, 2) == PMM_ERR_INVALID);                   /* wrong order */
-    CHECK(pmm_free(&e.p, a, 4) == PMM_ERR_INVALID);
-    CHECK(pmm_free(&e.p, a, 0) == PMM_ERR_INVALID);
-    CHECK(pmm_free(&e.p, a + PAGE_SIZE, 0) == PMM_ERR_INVALID); /* its interior */
-    CHECK(pmm_free(&e.p, a + 4 * PAGE_SIZE, 2) == PMM_ERR_INVALID);
-    CHECK(pmm_free(&e.p, a, PMM_MAX_ORDER + 1) == PMM_ERR_INVALID);
-    CHECK(pmm_free_run(&e.p, a, 8) == PMM_ERR_INVALID); /* a block is not a run */
-    CHECK(snap_same(&s, &e.p));
-    CHECK(pmm_free(&e.p, a, 3) == PMM_OK);
-    CHECK_PMM(&e.p);
+    REQUIRE_EQ(pmm_free(&e.p, 0x800000, 0), PMM_ERR_NOT_OWNED);          /* reclaimable */
+    REQUIRE_EQ(pmm_free(&e.p, 0x9f000, 0), PMM_ERR_NOT_OWNED);           /* reserved */
+    REQUIRE_EQ(pmm_free(&e.p, 0x1000, 0), PMM_ERR_NOT_OWNED);            /* usable, below 1 MiB */
+    REQUIRE_EQ(pmm_free(&e.p, 0x4000000, 0), PMM_ERR_NOT_OWNED);         /* ACPI, past the RAM */
+    REQUIRE_EQ(pmm_free(&e.p, 0x100000000000ull, 0), PMM_ERR_NOT_OWNED); /* far MMIO */
+    REQUIRE_EQ(pmm_free(&e.p, a + 0x800, 3), PMM_ERR_INVALID);           /* not page aligned */
+    REQUIRE_EQ(pmm_free(&e.p, a, 2), PMM_ERR_INVALID);                   /* wrong order */
+    REQUIRE_EQ(pmm_free(&e.p, a, 4), PMM_ERR_INVALID);
+    REQUIRE_EQ(pmm_free(&e.p, a, 0), PMM_ERR_INVALID);
+    REQUIRE_EQ(pmm_free(&e.p, a + PAGE_SIZE, 0), PMM_ERR_INVALID); /* its interior */
+    REQUIRE_EQ(pmm_free(&e.p, a + 4 * PAGE_SIZE, 2), PMM_ERR_INVALID);
+    REQUIRE_EQ(pmm_free(&e.p, a, PMM_MAX_ORDER + 1), PMM_ERR_INVALID);
+    REQUIRE_EQ(pmm_free_run(&e.p, a, 8), PMM_ERR_INVALID); /* a block is not a run */
+    REQUIRE(snap_same(&s, &e.p));
+    REQUIRE_EQ(pmm_free(&e.p, a, 3), PMM_OK);
+    REQUIRE_PMM(&e.p);
     env_free(&e);
 }
 
@@ -458,18 +462,18 @@ static void test_reclaim_frees_loader_and_boot_memory_and_merges_buddies(void)
     struct env e;
     pc_env(&e);
     uint64_t free_before = e.p.free_frames;
-    CHECK(!pmm_is_free(&e.p, 0x800000) && !pmm_is_free(&e.p, 0x9ff000));
-    CHECK(pmm_reclaim(&e.p) == 0x200);
-    CHECK_PMM(&e.p);
-    CHECK(e.p.reclaimable_frames == 0 && e.p.free_frames == free_before + 0x200);
-    CHECK(pmm_is_free(&e.p, 0x800000) && pmm_is_free(&e.p, 0x9ff000));
+    REQUIRE(!pmm_is_free(&e.p, 0x800000) && !pmm_is_free(&e.p, 0x9ff000));
+    REQUIRE(pmm_reclaim(&e.p) == 0x200);
+    REQUIRE_PMM(&e.p);
+    REQUIRE(e.p.reclaimable_frames == 0 && e.p.free_frames == free_before + 0x200);
+    REQUIRE(pmm_is_free(&e.p, 0x800000) && pmm_is_free(&e.p, 0x9ff000));
     /* [8M, 10M) reclaimed + [10M, 16M) free merge into one 8 MiB block. */
     uint64_t a;
-    CHECK(pmm_alloc_below(&e.p, 11, 0x1000000, CANOPY_OWNER_TEST, &a) == PMM_OK);
-    CHECK(a == 0x800000);
-    CHECK(pmm_reclaim(&e.p) == 0);
-    CHECK(pmm_free(&e.p, 0x0, 0) == PMM_ERR_NOT_OWNED); /* page 0 stays reserved */
-    CHECK_PMM(&e.p);
+    REQUIRE_EQ(pmm_alloc_below(&e.p, 11, 0x1000000, CANOPY_OWNER_TEST, &a), PMM_OK);
+    REQUIRE(a == 0x800000);
+    REQUIRE(pmm_reclaim(&e.p) == 0);
+    REQUIRE_EQ(pmm_free(&e.p, 0x0, 0), PMM_ERR_NOT_OWNED); /* page 0 stays reserved */
+    REQUIRE_PMM(&e.p);
     env_free(&e);
 }
 
@@ -479,37 +483,37 @@ static void test_run_allocation_is_exact_and_frees_in_pieces(void)
     pc_env(&e);
     struct pmm start = e.p;
     uint64_t a;
-    CHECK(pmm_alloc_run(&e.p, 5, CANOPY_OWNER_KERNEL_IMAGE, &a) == PMM_OK);
-    CHECK(a % (8 * PAGE_SIZE) == 0);
-    CHECK_PMM(&e.p);
-    CHECK(e.p.free_frames == start.free_frames - 5);
-    CHECK(e.p.owner_frames[CANOPY_OWNER_KERNEL_IMAGE] == 5);
+    REQUIRE_EQ(pmm_alloc_run(&e.p, 5, CANOPY_OWNER_KERNEL_IMAGE, &a), PMM_OK);
+    REQUIRE(a % (8 * PAGE_SIZE) == 0);
+    REQUIRE_PMM(&e.p);
+    REQUIRE(e.p.free_frames == start.free_frames - 5);
+    REQUIRE(e.p.owner_frames[CANOPY_OWNER_KERNEL_IMAGE] == 5);
     for (int i = 0; i < 5; i++)
-        CHECK(pmm_owner_of(&e.p, a + i * PAGE_SIZE) == CANOPY_OWNER_KERNEL_IMAGE);
+        REQUIRE_EQ(pmm_owner_of(&e.p, a + i * PAGE_SIZE), CANOPY_OWNER_KERNEL_IMAGE);
     for (int i = 5; i < 8; i++)
-        CHECK(pmm_is_free(&e.p, a + i * PAGE_SIZE));
-    CHECK(pmm_free_run(&e.p, a + PAGE_SIZE, 2) == PMM_OK);
-    CHECK_PMM(&e.p);
+        REQUIRE(pmm_is_free(&e.p, a + i * PAGE_SIZE));
+    REQUIRE_EQ(pmm_free_run(&e.p, a + PAGE_SIZE, 2), PMM_OK);
+    REQUIRE_PMM(&e.p);
     struct snap s;
     snap_take(&s, &e.p);
-    CHECK(pmm_free_run(&e.p, a, 5) == PMM_ERR_DOUBLE_FREE); /* a + 1 is free now */
-    CHECK(pmm_free_run(&e.p, a + 3 * PAGE_SIZE, 3) == PMM_ERR_DOUBLE_FREE);
-    CHECK(pmm_free_run(&e.p, a, 0) == PMM_ERR_INVALID);
-    CHECK(pmm_free_run(&e.p, 0x3fff000, 2) == PMM_ERR_NOT_OWNED); /* runs past the end */
-    CHECK(snap_same(&s, &e.p));
-    CHECK(pmm_free(&e.p, a, 0) == PMM_OK); /* one frame of a run is an order-0 block */
-    CHECK(pmm_free_run(&e.p, a + 3 * PAGE_SIZE, 2) == PMM_OK);
-    CHECK_PMM(&e.p);
+    REQUIRE_EQ(pmm_free_run(&e.p, a, 5), PMM_ERR_DOUBLE_FREE); /* a + 1 is free now */
+    REQUIRE_EQ(pmm_free_run(&e.p, a + 3 * PAGE_SIZE, 3), PMM_ERR_DOUBLE_FREE);
+    REQUIRE_EQ(pmm_free_run(&e.p, a, 0), PMM_ERR_INVALID);
+    REQUIRE_EQ(pmm_free_run(&e.p, 0x3fff000, 2), PMM_ERR_NOT_OWNED); /* runs past the end */
+    REQUIRE(snap_same(&s, &e.p));
+    REQUIRE_EQ(pmm_free(&e.p, a, 0), PMM_OK); /* one frame of a run is an order-0 block */
+    REQUIRE_EQ(pmm_free_run(&e.p, a + 3 * PAGE_SIZE, 2), PMM_OK);
+    REQUIRE_PMM(&e.p);
     pmm_drain(&e.p);
-    CHECK(memcmp(e.p.free_blocks, start.free_blocks, sizeof(start.free_blocks)) == 0);
-    CHECK(pmm_alloc_run(&e.p, 0, CANOPY_OWNER_TEST, &a) == PMM_ERR_INVALID);
-    CHECK(pmm_alloc_run(&e.p, (1ull << PMM_MAX_ORDER) + 1, CANOPY_OWNER_TEST, &a) ==
-          PMM_ERR_INVALID);
-    CHECK(pmm_alloc_run(&e.p, 1ull << 14, CANOPY_OWNER_TEST, &a) == PMM_ERR_NOMEM);
-    CHECK(pmm_alloc_run(&e.p, 0x801, CANOPY_OWNER_TEST, &a) == PMM_OK);
-    CHECK_PMM(&e.p);
-    CHECK(pmm_free_run(&e.p, a, 0x801) == PMM_OK);
-    CHECK_PMM(&e.p);
+    REQUIRE(memcmp(e.p.free_blocks, start.free_blocks, sizeof(start.free_blocks)) == 0);
+    REQUIRE_EQ(pmm_alloc_run(&e.p, 0, CANOPY_OWNER_TEST, &a), PMM_ERR_INVALID);
+    REQUIRE(pmm_alloc_run(&e.p, (1ull << PMM_MAX_ORDER) + 1, CANOPY_OWNER_TEST, &a) ==
+            PMM_ERR_INVALID);
+    REQUIRE_EQ(pmm_alloc_run(&e.p, 1ull << 14, CANOPY_OWNER_TEST, &a), PMM_ERR_NOMEM);
+    REQUIRE_EQ(pmm_alloc_run(&e.p, 0x801, CANOPY_OWNER_TEST, &a), PMM_OK);
+    REQUIRE_PMM(&e.p);
+    REQUIRE_EQ(pmm_free_run(&e.p, a, 0x801), PMM_OK);
+    REQUIRE_PMM(&e.p);
     env_free(&e);
 }
 
@@ -519,26 +523,26 @@ static void test_rebase_of_a_memcpy_continues_on_the_new_mapping(void)
     pc_env(&e);
     uint64_t held[64];
     for (int i = 0; i < 64; i++)
-        CHECK(pmm_alloc(&e.p, (unsigned)(i % 5), CANOPY_OWNER_TEST, &held[i]) == PMM_OK);
+        REQUIRE_EQ(pmm_alloc(&e.p, (unsigned)(i % 5), CANOPY_OWNER_TEST, &held[i]), PMM_OK);
     for (int i = 0; i < 64; i += 2)
-        CHECK(pmm_free(&e.p, held[i], (unsigned)(i % 5)) == PMM_OK);
+        REQUIRE_EQ(pmm_free(&e.p, held[i], (unsigned)(i % 5)), PMM_OK);
     /* The same physical memory seen at another virtual address (stage 1 -> HHDM). */
     struct sim moved;
     sim_open(&moved, 0, PC_SIM_SIZE);
     memcpy(moved.buf, e.s.buf, PC_SIM_SIZE);
-    CHECK(mprotect(e.s.buf, PC_SIM_SIZE, PROT_NONE) == 0); /* any use of the old view faults */
+    REQUIRE(mprotect(e.s.buf, PC_SIM_SIZE, PROT_NONE) == 0); /* any use of the old view faults */
     struct pmm q;
     memcpy(&q, &e.p, sizeof(q));
     pmm_rebase(&q, moved.offset);
-    CHECK(q.virt_offset == moved.offset);
-    CHECK_PMM(&q);
+    REQUIRE(q.virt_offset == moved.offset);
+    REQUIRE_PMM(&q);
     for (int i = 1; i < 64; i += 2)
-        CHECK(pmm_free(&q, held[i], (unsigned)(i % 5)) == PMM_OK);
-    CHECK(pmm_reclaim(&q) == 0x200);
+        REQUIRE_EQ(pmm_free(&q, held[i], (unsigned)(i % 5)), PMM_OK);
+    REQUIRE(pmm_reclaim(&q) == 0x200);
     uint64_t a;
-    CHECK(pmm_alloc(&q, 9, CANOPY_OWNER_TEST, &a) == PMM_OK);
-    CHECK_PMM(&q);
-    CHECK(mprotect(e.s.buf, PC_SIM_SIZE, PROT_READ | PROT_WRITE) == 0);
+    REQUIRE_EQ(pmm_alloc(&q, 9, CANOPY_OWNER_TEST, &a), PMM_OK);
+    REQUIRE_PMM(&q);
+    REQUIRE(mprotect(e.s.buf, PC_SIM_SIZE, PROT_READ | PROT_WRITE) == 0);
     sim_close(&moved);
     env_free(&e);
 }
@@ -548,17 +552,17 @@ static void test_owner_and_free_lookups_answer_for_interior_frames(void)
     struct env e;
     pc_env(&e);
     uint64_t a, b;
-    CHECK(pmm_alloc(&e.p, 5, CANOPY_OWNER_PAGE_TABLE, &a) == PMM_OK);
-    CHECK(pmm_alloc(&e.p, 0, CANOPY_OWNER_STACK, &b) == PMM_OK);
+    REQUIRE_EQ(pmm_alloc(&e.p, 5, CANOPY_OWNER_PAGE_TABLE, &a), PMM_OK);
+    REQUIRE_EQ(pmm_alloc(&e.p, 0, CANOPY_OWNER_STACK, &b), PMM_OK);
     for (uint64_t i = 0; i < 32; i++) {
-        CHECK(pmm_owner_of(&e.p, a + i * PAGE_SIZE + 123) == CANOPY_OWNER_PAGE_TABLE);
-        CHECK(!pmm_is_free(&e.p, a + i * PAGE_SIZE));
+        REQUIRE_EQ(pmm_owner_of(&e.p, a + i * PAGE_SIZE + 123), CANOPY_OWNER_PAGE_TABLE);
+        REQUIRE(!pmm_is_free(&e.p, a + i * PAGE_SIZE));
     }
-    CHECK(pmm_owner_of(&e.p, b) == CANOPY_OWNER_STACK);
-    CHECK(pmm_owner_of(&e.p, 0x800000) == CANOPY_OWNER_NONE); /* reclaimable */
-    CHECK(pmm_owner_of(&e.p, 0x9f000) == CANOPY_OWNER_NONE);  /* reserved */
-    CHECK(pmm_is_free(&e.p, 0x2345678));                      /* deep inside a free block */
-    CHECK(!pmm_is_free(&e.p, 0x9f000) && !pmm_is_free(&e.p, 0x800000));
+    REQUIRE_EQ(pmm_owner_of(&e.p, b), CANOPY_OWNER_STACK);
+    REQUIRE_EQ(pmm_owner_of(&e.p, 0x800000), CANOPY_OWNER_NONE); /* reclaimable */
+    REQUIRE_EQ(pmm_owner_of(&e.p, 0x9f000), CANOPY_OWNER_NONE);  /* reserved */
+    REQUIRE(pmm_is_free(&e.p, 0x2345678));                       /* deep inside a free block */
+    REQUIRE(!pmm_is_free(&e.p, 0x9f000) && !pmm_is_free(&e.p, 0x800000));
     env_free(&e);
 }
 
@@ -567,9 +571,9 @@ static void test_check_names_the_first_inconsistency(void)
     struct env e;
     pc_env(&e);
     uint64_t a, b;
-    CHECK(pmm_alloc(&e.p, 4, CANOPY_OWNER_TEST, &a) == PMM_OK);
-    CHECK(pmm_alloc(&e.p, 0, CANOPY_OWNER_TEST, &b) == PMM_OK);
-    CHECK_PMM(&e.p);
+    REQUIRE_EQ(pmm_alloc(&e.p, 4, CANOPY_OWNER_TEST, &a), PMM_OK);
+    REQUIRE_EQ(pmm_alloc(&e.p, 0, CANOPY_OWNER_TEST, &b), PMM_OK);
+    REQUIRE_PMM(&e.p);
     unsigned char *st = (unsigned char *)(uintptr_t)(e.p.state + e.p.virt_offset);
     char msg[160];
     struct {
@@ -589,53 +593,53 @@ static void test_check_names_the_first_inconsistency(void)
         unsigned char old = st[corrupt[i].frame];
         st[corrupt[i].frame] = corrupt[i].byte;
         msg[0] = 0;
-        CHECK(pmm_check(&e.p, msg, sizeof(msg)) == PMM_ERR_CORRUPT);
-        CHECK(strncmp(msg, "pmm: ", 5) == 0 && strchr(msg, '\n') == NULL);
+        REQUIRE_EQ(pmm_check(&e.p, msg, sizeof(msg)), PMM_ERR_CORRUPT);
+        REQUIRE(strncmp(msg, "pmm: ", 5) == 0 && strchr(msg, '\n') == NULL);
         st[corrupt[i].frame] = old;
-        CHECK_PMM(&e.p);
+        REQUIRE_PMM(&e.p);
     }
     /* Counters, the non-empty mask and the links. */
     e.p.free_frames++;
-    CHECK(pmm_check(&e.p, msg, sizeof(msg)) == PMM_ERR_CORRUPT);
-    CHECK(strstr(msg, "free frames") != NULL);
+    REQUIRE_EQ(pmm_check(&e.p, msg, sizeof(msg)), PMM_ERR_CORRUPT);
+    REQUIRE(strstr(msg, "free frames") != NULL);
     e.p.free_frames--;
     e.p.owner_frames[CANOPY_OWNER_TEST]--;
-    CHECK(pmm_check(&e.p, msg, sizeof(msg)) == PMM_ERR_CORRUPT);
+    REQUIRE_EQ(pmm_check(&e.p, msg, sizeof(msg)), PMM_ERR_CORRUPT);
     e.p.owner_frames[CANOPY_OWNER_TEST]++;
     e.p.free_orders ^= 1;
-    CHECK(pmm_check(&e.p, msg, sizeof(msg)) == PMM_ERR_CORRUPT);
+    REQUIRE_EQ(pmm_check(&e.p, msg, sizeof(msg)), PMM_ERR_CORRUPT);
     e.p.free_orders ^= 1;
     uint64_t head = e.p.free_head[0];
-    CHECK(head != PMM_NIL);
+    REQUIRE(head != PMM_NIL);
     uint64_t *link = (uint64_t *)(uintptr_t)(head + e.p.virt_offset);
     uint64_t old_next = link[0];
     link[0] = head; /* a cycle */
-    CHECK(pmm_check(&e.p, msg, sizeof(msg)) == PMM_ERR_CORRUPT);
+    REQUIRE_EQ(pmm_check(&e.p, msg, sizeof(msg)), PMM_ERR_CORRUPT);
     link[0] = 0x9f000; /* points at a reserved frame */
-    CHECK(pmm_check(&e.p, msg, sizeof(msg)) == PMM_ERR_CORRUPT);
+    REQUIRE_EQ(pmm_check(&e.p, msg, sizeof(msg)), PMM_ERR_CORRUPT);
     link[0] = old_next;
-    CHECK_PMM(&e.p);
+    REQUIRE_PMM(&e.p);
     /* The order-0 cache: an entry twice, an entry that is not a cached frame. */
     uint64_t c0, c1;
-    CHECK(pmm_alloc(&e.p, 0, CANOPY_OWNER_TEST, &c0) == PMM_OK);
-    CHECK(pmm_alloc(&e.p, 0, CANOPY_OWNER_TEST, &c1) == PMM_OK);
-    CHECK(pmm_free(&e.p, c0, 0) == PMM_OK && pmm_free(&e.p, c1, 0) == PMM_OK);
-    CHECK(e.p.cache_frames == 2 && e.p.cache[0] == c0 && e.p.cache[1] == c1);
-    CHECK_PMM(&e.p);
+    REQUIRE_EQ(pmm_alloc(&e.p, 0, CANOPY_OWNER_TEST, &c0), PMM_OK);
+    REQUIRE_EQ(pmm_alloc(&e.p, 0, CANOPY_OWNER_TEST, &c1), PMM_OK);
+    REQUIRE(pmm_free(&e.p, c0, 0) == PMM_OK && pmm_free(&e.p, c1, 0) == PMM_OK);
+    REQUIRE(e.p.cache_frames == 2 && e.p.cache[0] == c0 && e.p.cache[1] == c1);
+    REQUIRE_PMM(&e.p);
     e.p.cache[1] = c0; /* c1's byte still says cached, but no entry names it */
-    CHECK(pmm_check(&e.p, msg, sizeof(msg)) == PMM_ERR_CORRUPT);
-    CHECK(strstr(msg, "listed twice") != NULL);
+    REQUIRE_EQ(pmm_check(&e.p, msg, sizeof(msg)), PMM_ERR_CORRUPT);
+    REQUIRE(strstr(msg, "listed twice") != NULL);
     e.p.cache[1] = b; /* a used frame */
-    CHECK(pmm_check(&e.p, msg, sizeof(msg)) == PMM_ERR_CORRUPT);
-    CHECK(strstr(msg, "not a cached frame") != NULL);
+    REQUIRE_EQ(pmm_check(&e.p, msg, sizeof(msg)), PMM_ERR_CORRUPT);
+    REQUIRE(strstr(msg, "not a cached frame") != NULL);
     e.p.cache[1] = c1 + 1; /* not frame aligned */
-    CHECK(pmm_check(&e.p, msg, sizeof(msg)) == PMM_ERR_CORRUPT);
+    REQUIRE_EQ(pmm_check(&e.p, msg, sizeof(msg)), PMM_ERR_CORRUPT);
     e.p.cache[1] = c1;
-    CHECK_PMM(&e.p);
+    REQUIRE_PMM(&e.p);
     struct pmm bad = e.p;
     bad.magic ^= 1;
-    CHECK(pmm_check(&bad, msg, sizeof(msg)) == PMM_ERR_CORRUPT);
-    CHECK(pmm_check(&bad, NULL, 0) == PMM_ERR_CORRUPT); /* no message buffer is fine */
+    REQUIRE_EQ(pmm_check(&bad, msg, sizeof(msg)), PMM_ERR_CORRUPT);
+    REQUIRE_EQ(pmm_check(&bad, NULL, 0), PMM_ERR_CORRUPT); /* no message buffer is fine */
     env_free(&e);
 }
 
@@ -643,9 +647,9 @@ static void test_status_strings_are_distinct(void)
 {
     for (int i = PMM_OK; i <= PMM_ERR_CORRUPT; i++)
         for (int j = i + 1; j <= PMM_ERR_CORRUPT; j++)
-            CHECK(strcmp(pmm_status_str((enum pmm_status)i), pmm_status_str((enum pmm_status)j)) !=
-                  0);
-    CHECK(strcmp(pmm_status_str(PMM_ERR_DOUBLE_FREE), "double free") == 0);
+            REQUIRE(strcmp(pmm_status_str((enum pmm_status)i),
+                           pmm_status_str((enum pmm_status)j)) != 0);
+    REQUIRE(strcmp(pmm_status_str(PMM_ERR_DOUBLE_FREE), "double free") == 0);
 }
 
 /* ---- randomized, against a frame-by-frame model ----------------------- */
@@ -653,10 +657,7 @@ static void test_status_strings_are_distinct(void)
 static uint64_t rng_state = 0x2545f4914f6cdd1dull;
 static uint64_t rng(void)
 {
-    rng_state ^= rng_state << 13;
-    rng_state ^= rng_state >> 7;
-    rng_state ^= rng_state << 17;
-    return rng_state;
+    return xorshift64_next(&rng_state);
 }
 
 static unsigned random_order(void)
@@ -678,11 +679,11 @@ static void test_random_operations_match_a_model(void)
     efimap_add(&e.m, EFI_CONVENTIONAL, 0x100000, 0x200, 0);
     efimap_add(&e.m, EFI_CONVENTIONAL, 0x1000, 0x9e, 0);
     efimap_add(&e.m, EFI_CONVENTIONAL, 0x328000, 0x8, 0); /* nested in loader data: loses */
-    CHECK(env_init(&e, 0x1000000) == PMM_OK);
-    CHECK(e.p.frame_count == 0x1000);
+    REQUIRE_EQ(env_init(&e, 0x1000000), PMM_OK);
+    REQUIRE(e.p.frame_count == 0x1000);
 
     struct model m;
-    CHECK(model_init(&m, 0x1000, e.r, e.n, &e.p));
+    REQUIRE(model_init(&m, 0x1000, e.r, e.n, &e.p));
 
     bool reclaimed = false;
     for (int step = 0; step < 30000; step++) {
@@ -691,15 +692,15 @@ static void test_random_operations_match_a_model(void)
             unsigned order = random_order(), owner = 1 + (unsigned)(rng() % 15);
             enum pmm_status st = pmm_alloc(&e.p, order, owner, &a);
             if (owner == CANOPY_OWNER_PMM) {
-                CHECK(st == PMM_ERR_INVALID);
+                REQUIRE_EQ(st, PMM_ERR_INVALID);
             } else if (model_has_block(&m, order, UINT64_MAX)) {
-                CHECK(st == PMM_OK);
-                CHECK(a % (PAGE_SIZE << order) == 0);
+                REQUIRE_EQ(st, PMM_OK);
+                REQUIRE(a % (PAGE_SIZE << order) == 0);
                 for (uint64_t j = 0; j < (1ull << order); j++)
-                    CHECK(m.state[(a >> PAGE_SHIFT) + j] == M_FREE);
+                    REQUIRE_EQ(m.state[(a >> PAGE_SHIFT) + j], M_FREE);
                 model_take(&m, a, order, owner);
             } else {
-                CHECK(st == PMM_ERR_NOMEM);
+                REQUIRE_EQ(st, PMM_ERR_NOMEM);
             }
         } else if (op < 66) {
             if (m.live_count == 0)
@@ -707,7 +708,7 @@ static void test_random_operations_match_a_model(void)
             uint64_t pick = m.live[rng() % m.live_count];
             uint64_t phys = page_down(pick);
             unsigned order = (unsigned)(pick & (PAGE_SIZE - 1));
-            CHECK(pmm_free(&e.p, phys, order) == PMM_OK);
+            REQUIRE_EQ(pmm_free(&e.p, phys, order), PMM_OK);
             model_release(&m, phys, order);
         } else if (op < 76) {
             /* Anything at all: the PMM must agree with the model on what it means. */
@@ -723,12 +724,12 @@ static void test_random_operations_match_a_model(void)
             struct snap s;
             snap_take(&s, &e.p);
             enum pmm_status got = pmm_free(&e.p, phys, order);
-            CHECK(got == want);
+            REQUIRE(got == want);
             if (got == PMM_OK) {
                 free(s.state);
                 model_release(&m, phys, order);
             } else {
-                CHECK(snap_same(&s, &e.p));
+                REQUIRE(snap_same(&s, &e.p));
             }
         } else if (op < 86) {
             unsigned order = random_order();
@@ -737,11 +738,11 @@ static void test_random_operations_match_a_model(void)
                 limit += rng() % PAGE_SIZE;
             enum pmm_status st = pmm_alloc_below(&e.p, order, limit, CANOPY_OWNER_TEST, &a);
             if (model_has_block(&m, order, limit >> PAGE_SHIFT)) {
-                CHECK(st == PMM_OK);
-                CHECK(a + (PAGE_SIZE << order) <= limit);
+                REQUIRE_EQ(st, PMM_OK);
+                REQUIRE(a + (PAGE_SIZE << order) <= limit);
                 model_take(&m, a, order, CANOPY_OWNER_TEST);
             } else {
-                CHECK(st == PMM_ERR_NOMEM);
+                REQUIRE_EQ(st, PMM_ERR_NOMEM);
             }
         } else if (op < 91) {
             uint64_t count = 1 + rng() % 40;
@@ -750,11 +751,11 @@ static void test_random_operations_match_a_model(void)
                 order++;
             enum pmm_status st = pmm_alloc_run(&e.p, count, CANOPY_OWNER_VMM, &a);
             if (model_has_block(&m, order, UINT64_MAX)) {
-                CHECK(st == PMM_OK);
+                REQUIRE_EQ(st, PMM_OK);
                 for (uint64_t j = 0; j < count; j++)
                     model_take(&m, a + j * PAGE_SIZE, 0, CANOPY_OWNER_VMM);
             } else {
-                CHECK(st == PMM_ERR_NOMEM);
+                REQUIRE_EQ(st, PMM_ERR_NOMEM);
             }
         } else if (op < 95) {
             if (m.live_count == 0)
@@ -769,57 +770,56 @@ static void test_random_operations_match_a_model(void)
             struct snap s;
             snap_take(&s, &e.p);
             enum pmm_status got = pmm_free_run(&e.p, phys, count);
-            CHECK(got == want);
+            REQUIRE(got == want);
             if (got == PMM_OK) {
                 free(s.state);
                 for (uint64_t j = 0; j < count; j++)
                     model_release(&m, phys + j * PAGE_SIZE, 0);
             } else {
-                CHECK(snap_same(&s, &e.p));
+                REQUIRE(snap_same(&s, &e.p));
             }
         } else if (op < 96) {
             if (reclaimed || step < 10000)
                 continue;
             uint64_t want = model_reclaim(&m);
-            CHECK(pmm_reclaim(&e.p) == want);
+            REQUIRE(pmm_reclaim(&e.p) == want);
             reclaimed = true;
         } else {
             uint64_t f = rng() % m.frames;
-            CHECK(pmm_is_free(&e.p, f << PAGE_SHIFT) == (m.state[f] == M_FREE));
-            CHECK(pmm_owner_of(&e.p, f << PAGE_SHIFT) == model_owner(&m, f));
+            REQUIRE(pmm_is_free(&e.p, f << PAGE_SHIFT) == (m.state[f] == M_FREE));
+            REQUIRE(pmm_owner_of(&e.p, f << PAGE_SHIFT) == model_owner(&m, f));
         }
-        CHECK_PMM(&e.p);
-        CHECK(e.p.free_frames == m.free_count);
-        CHECK(e.p.reclaimable_frames == m.reclaim_count);
+        REQUIRE_PMM(&e.p);
+        REQUIRE(e.p.free_frames == m.free_count);
+        REQUIRE(e.p.reclaimable_frames == m.reclaim_count);
     }
-    CHECK(reclaimed);
+    REQUIRE(reclaimed);
     model_free(&m);
     env_free(&e);
 }
 
 int main(void)
 {
-    struct sim_runner r = {0};
-    RUN(&r, test_init_puts_every_frame_in_exactly_one_state);
-    RUN(&r, test_state_array_is_carved_from_usable_ram_and_owned_by_the_pmm);
-    RUN(&r, test_init_rejects_maps_it_cannot_use);
-    RUN(&r, test_tracking_ends_at_the_highest_ram_not_the_highest_mmio);
-    RUN(&r, test_ram_above_4gib_is_tracked_and_alloc_below_keeps_under_4gib);
-    RUN(&r, test_adjacent_usable_ranges_with_other_attributes_form_one_buddy_run);
-    RUN(&r, test_every_order_allocates_aligned_and_frees_back_to_the_same_tiling);
-    RUN(&r, test_freeing_both_buddies_merges_up_to_the_largest_block);
-    RUN(&r, test_order0_cache_defers_merging_until_a_request_needs_it);
-    RUN(&r, test_frames_below_1mib_are_never_handed_out);
-    RUN(&r, test_exhaustion_reports_nomem_and_changes_nothing);
-    RUN(&r, test_alloc_below_keeps_the_whole_block_under_the_limit);
-    RUN(&r, test_double_free_is_detected_and_changes_nothing);
-    RUN(&r, test_bad_frees_are_reported_and_change_nothing);
-    RUN(&r, test_reclaim_frees_loader_and_boot_memory_and_merges_buddies);
-    RUN(&r, test_run_allocation_is_exact_and_frees_in_pieces);
-    RUN(&r, test_rebase_of_a_memcpy_continues_on_the_new_mapping);
-    RUN(&r, test_owner_and_free_lookups_answer_for_interior_frames);
-    RUN(&r, test_check_names_the_first_inconsistency);
-    RUN(&r, test_status_strings_are_distinct);
-    RUN(&r, test_random_operations_match_a_model);
-    return sim_finish(&r);
+    RUN(test_init_puts_every_frame_in_exactly_one_state);
+    RUN(test_state_array_is_carved_from_usable_ram_and_owned_by_the_pmm);
+    RUN(test_init_rejects_maps_it_cannot_use);
+    RUN(test_tracking_ends_at_the_highest_ram_not_the_highest_mmio);
+    RUN(test_ram_above_4gib_is_tracked_and_alloc_below_keeps_under_4gib);
+    RUN(test_adjacent_usable_ranges_with_other_attributes_form_one_buddy_run);
+    RUN(test_every_order_allocates_aligned_and_frees_back_to_the_same_tiling);
+    RUN(test_freeing_both_buddies_merges_up_to_the_largest_block);
+    RUN(test_order0_cache_defers_merging_until_a_request_needs_it);
+    RUN(test_frames_below_1mib_are_never_handed_out);
+    RUN(test_exhaustion_reports_nomem_and_changes_nothing);
+    RUN(test_alloc_below_keeps_the_whole_block_under_the_limit);
+    RUN(test_double_free_is_detected_and_changes_nothing);
+    RUN(test_bad_frees_are_reported_and_change_nothing);
+    RUN(test_reclaim_frees_loader_and_boot_memory_and_merges_buddies);
+    RUN(test_run_allocation_is_exact_and_frees_in_pieces);
+    RUN(test_rebase_of_a_memcpy_continues_on_the_new_mapping);
+    RUN(test_owner_and_free_lookups_answer_for_interior_frames);
+    RUN(test_check_names_the_first_inconsistency);
+    RUN(test_status_strings_are_distinct);
+    RUN(test_random_operations_match_a_model);
+    return check_finish();
 }

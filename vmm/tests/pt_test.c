@@ -13,6 +13,7 @@
 
 #include <stdint.h>
 #include <canopy/check.h>
+#include <canopy/rng.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -707,10 +708,7 @@ static void test_min_tables_by_hand(void)
 static uint64_t rng_state = 0x9e3779b97f4a7c15ull;
 static uint64_t rng(void)
 {
-    rng_state ^= rng_state << 13;
-    rng_state ^= rng_state >> 7;
-    rng_state ^= rng_state << 17;
-    return rng_state;
+    return xorshift64_next(&rng_state);
 }
 
 static void test_min_tables_matches_mapping_in_any_order(void)

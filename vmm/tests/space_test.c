@@ -18,40 +18,20 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include <canopy/check.h>
 #include <canopy/page.h>
+#include <canopy/rng.h>
 
 #include "space_oracle.h"
 
-static int passed, failed;
+unsigned check_passed, check_failed;
 
-#define CHECK(cond)                                                                                \
-    do {                                                                                           \
-        if (!(cond)) {                                                                             \
-            fprintf(stderr, "%s:%d: %s: CHECK(%s) failed\n", __FILE__, __LINE__, __func__, #cond); \
-            return false;                                                                          \
-        }                                                                                          \
-    } while (0)
-
-#define CHECK_SPACE(s)                                                                             \
+/* REQUIRE that vmm_space_check finds s consistent, with its reason when it does not. */
+#define REQUIRE_SPACE(s)                                                                           \
     do {                                                                                           \
         const char *why_ = "";                                                                     \
-        if (!vmm_space_check((s), &why_)) {                                                        \
-            fprintf(stderr, "%s:%d: %s: vmm_space_check: %s\n", __FILE__, __LINE__, __func__,      \
-                    why_);                                                                         \
-            return false;                                                                          \
-        }                                                                                          \
+        REQUIREF(vmm_space_check((s), &why_), "vmm_space_check: %s", why_);                        \
     } while (0)
-
-static void run(const char *name, bool (*fn)(void))
-{
-    if (fn()) {
-        passed++;
-    } else {
-        failed++;
-        fprintf(stderr, "FAIL %s\n", name);
-    }
-}
-#define RUN(fn) run(#fn, fn)
 
 #define M       0x100000ull
 #define G       0x40000000ull
@@ -142,17 +122,16 @@ static unsigned ceil_log2(uint64_t x)
 
 /* ---- basics ---- */
 
-static bool test_space_init_rejects_bad_bounds(void)
+static void test_space_init_rejects_bad_bounds(void)
 {
     struct vmm_space s;
 
-    CHECK(vmm_space_init(&s, 0x1800, 0xffff, 48, host_nodes) == VMM_ERR_INVALID);
-    CHECK(vmm_space_init(&s, 0x1000, 0xfffe, 48, host_nodes) == VMM_ERR_INVALID);
-    CHECK(vmm_space_init(&s, 0x2000, 0x1fff, 48, host_nodes) == VMM_ERR_INVALID);
-    CHECK(vmm_space_init(&s, 0x1000, 0xffff, 39, host_nodes) == VMM_ERR_INVALID);
-    CHECK(vmm_space_init(&s, 0, UINT64_MAX, 57, host_nodes) == VMM_OK);
-    CHECK_SPACE(&s);
-    return true;
+    REQUIRE_EQ(vmm_space_init(&s, 0x1800, 0xffff, 48, host_nodes), VMM_ERR_INVALID);
+    REQUIRE_EQ(vmm_space_init(&s, 0x1000, 0xfffe, 48, host_nodes), VMM_ERR_INVALID);
+    REQUIRE_EQ(vmm_space_init(&s, 0x2000, 0x1fff, 48, host_nodes), VMM_ERR_INVALID);
+    REQUIRE_EQ(vmm_space_init(&s, 0x1000, 0xffff, 39, host_nodes), VMM_ERR_INVALID);
+    REQUIRE_EQ(vmm_space_init(&s, 0, UINT64_MAX, 57, host_nodes), VMM_OK);
+    REQUIRE_SPACE(&s);
 }
 
 /*
@@ -160,26 +139,25 @@ static bool test_space_init_rejects_bad_bounds(void)
  *   |####|....|########|..........|      reserve A, B; lookup hits and misses
  *    A          B
  */
-static bool test_space_reserve_and_lookup(void)
+static void test_space_reserve_and_lookup(void)
 {
     struct vmm_space s;
     struct vmm_vma *a = NULL, *b = NULL;
 
-    CHECK(space_new(&s, 0x10000, 0x2ffff));
-    CHECK(vmm_space_reserve(&s, 0x10000, 0x1000, &anon, &a) == VMM_OK);
-    CHECK(vmm_space_reserve(&s, 0x12000, 0x4000, &anon, &b) == VMM_OK);
-    CHECK_SPACE(&s);
-    CHECK(vmm_space_lookup(&s, 0x10000) == a);
-    CHECK(vmm_space_lookup(&s, 0x10fff) == a);
-    CHECK(vmm_space_lookup(&s, 0x11000) == NULL);
-    CHECK(vmm_space_lookup(&s, 0x12000) == b && vmm_space_lookup(&s, 0x15fff) == b);
-    CHECK(vmm_space_lookup(&s, 0x16000) == NULL);
-    CHECK(vmm_space_first_from(&s, 0x11000) == b);
-    CHECK(vmm_space_first_from(&s, 0x10800) == a);
-    CHECK(vmm_space_first_from(&s, 0x16000) == NULL);
-    CHECK(strcmp(b->attrs.name, "anon") == 0 && b->attrs.prot == 3);
-    CHECK(space_done(&s));
-    return true;
+    REQUIRE(space_new(&s, 0x10000, 0x2ffff));
+    REQUIRE_EQ(vmm_space_reserve(&s, 0x10000, 0x1000, &anon, &a), VMM_OK);
+    REQUIRE_EQ(vmm_space_reserve(&s, 0x12000, 0x4000, &anon, &b), VMM_OK);
+    REQUIRE_SPACE(&s);
+    REQUIRE(vmm_space_lookup(&s, 0x10000) == a);
+    REQUIRE(vmm_space_lookup(&s, 0x10fff) == a);
+    REQUIRE(vmm_space_lookup(&s, 0x11000) == NULL);
+    REQUIRE(vmm_space_lookup(&s, 0x12000) == b && vmm_space_lookup(&s, 0x15fff) == b);
+    REQUIRE(vmm_space_lookup(&s, 0x16000) == NULL);
+    REQUIRE(vmm_space_first_from(&s, 0x11000) == b);
+    REQUIRE(vmm_space_first_from(&s, 0x10800) == a);
+    REQUIRE(vmm_space_first_from(&s, 0x16000) == NULL);
+    REQUIRE(strcmp(b->attrs.name, "anon") == 0 && b->attrs.prot == 3);
+    REQUIRE(space_done(&s));
 }
 
 /*
@@ -187,71 +165,68 @@ static bool test_space_reserve_and_lookup(void)
  *      ##        overlapping at either end or inside: VMM_ERR_OVERLAP
  *    #      #    touching A's edges: fine
  */
-static bool test_space_reserve_overlap_rejected_touching_accepted(void)
+static void test_space_reserve_overlap_rejected_touching_accepted(void)
 {
     struct vmm_space s;
 
-    CHECK(space_new(&s, 0x1000, 0x9fff));
-    CHECK(reserve(&s, 0x3000, 0x2000));
-    CHECK(vmm_space_reserve(&s, 0x2000, 0x2000, &anon, NULL) == VMM_ERR_OVERLAP);
-    CHECK(vmm_space_reserve(&s, 0x4000, 0x2000, &anon, NULL) == VMM_ERR_OVERLAP);
-    CHECK(vmm_space_reserve(&s, 0x3000, 0x1000, &anon, NULL) == VMM_ERR_OVERLAP);
-    CHECK(vmm_space_reserve(&s, 0x1000, 0x8000, &anon, NULL) == VMM_ERR_OVERLAP);
-    CHECK(reserve(&s, 0x2000, 0x1000));
-    CHECK(reserve(&s, 0x5000, 0x1000));
-    CHECK_SPACE(&s);
-    CHECK(vmm_space_count(&s) == 3);
-    CHECK(space_done(&s));
-    return true;
+    REQUIRE(space_new(&s, 0x1000, 0x9fff));
+    REQUIRE(reserve(&s, 0x3000, 0x2000));
+    REQUIRE_EQ(vmm_space_reserve(&s, 0x2000, 0x2000, &anon, NULL), VMM_ERR_OVERLAP);
+    REQUIRE_EQ(vmm_space_reserve(&s, 0x4000, 0x2000, &anon, NULL), VMM_ERR_OVERLAP);
+    REQUIRE_EQ(vmm_space_reserve(&s, 0x3000, 0x1000, &anon, NULL), VMM_ERR_OVERLAP);
+    REQUIRE_EQ(vmm_space_reserve(&s, 0x1000, 0x8000, &anon, NULL), VMM_ERR_OVERLAP);
+    REQUIRE(reserve(&s, 0x2000, 0x1000));
+    REQUIRE(reserve(&s, 0x5000, 0x1000));
+    REQUIRE_SPACE(&s);
+    REQUIRE(vmm_space_count(&s) == 3);
+    REQUIRE(space_done(&s));
 }
 
-static bool test_space_reserve_rejects_invalid_ranges(void)
+static void test_space_reserve_rejects_invalid_ranges(void)
 {
     struct vmm_space s;
 
-    CHECK(space_new(&s, 0, UINT64_MAX));
-    CHECK(vmm_space_reserve(&s, 0, 0x1000, &anon, NULL) == VMM_ERR_INVALID); /* page 0 */
-    CHECK(vmm_space_reserve(&s, 0x1000, 0, &anon, NULL) == VMM_ERR_INVALID); /* empty */
-    CHECK(vmm_space_reserve(&s, 0x1800, 0x1000, &anon, NULL) == VMM_ERR_INVALID);
-    CHECK(vmm_space_reserve(&s, 0x1000, 0x1800, &anon, NULL) == VMM_ERR_INVALID);
-    CHECK(vmm_space_reserve(&s, TOPPG, 0x2000, &anon, NULL) == VMM_ERR_INVALID); /* wraps */
-    CHECK(vmm_space_reserve(&s, HOLE_LO - PAGE_SIZE, 2 * PAGE_SIZE, &anon, NULL) ==
-          VMM_ERR_INVALID);
-    CHECK(vmm_space_reserve(&s, HOLE_LO, PAGE_SIZE, &anon, NULL) == VMM_ERR_INVALID);
-    CHECK(vmm_space_reserve(&s, HOLE_HI - PAGE_SIZE, 2 * PAGE_SIZE, &anon, NULL) ==
-          VMM_ERR_INVALID);
-    CHECK(vmm_space_count(&s) == 0);
-    CHECK(reserve(&s, HOLE_LO - PAGE_SIZE, PAGE_SIZE)); /* the last canonical low page */
-    CHECK(reserve(&s, HOLE_HI, PAGE_SIZE));             /* the first canonical high page */
-    CHECK(reserve(&s, TOPPG, PAGE_SIZE));               /* the last page of all */
-    CHECK_SPACE(&s);
-    CHECK(space_done(&s));
+    REQUIRE(space_new(&s, 0, UINT64_MAX));
+    REQUIRE_EQ(vmm_space_reserve(&s, 0, 0x1000, &anon, NULL), VMM_ERR_INVALID); /* page 0 */
+    REQUIRE_EQ(vmm_space_reserve(&s, 0x1000, 0, &anon, NULL), VMM_ERR_INVALID); /* empty */
+    REQUIRE_EQ(vmm_space_reserve(&s, 0x1800, 0x1000, &anon, NULL), VMM_ERR_INVALID);
+    REQUIRE_EQ(vmm_space_reserve(&s, 0x1000, 0x1800, &anon, NULL), VMM_ERR_INVALID);
+    REQUIRE_EQ(vmm_space_reserve(&s, TOPPG, 0x2000, &anon, NULL), VMM_ERR_INVALID); /* wraps */
+    REQUIRE(vmm_space_reserve(&s, HOLE_LO - PAGE_SIZE, 2 * PAGE_SIZE, &anon, NULL) ==
+            VMM_ERR_INVALID);
+    REQUIRE_EQ(vmm_space_reserve(&s, HOLE_LO, PAGE_SIZE, &anon, NULL), VMM_ERR_INVALID);
+    REQUIRE(vmm_space_reserve(&s, HOLE_HI - PAGE_SIZE, 2 * PAGE_SIZE, &anon, NULL) ==
+            VMM_ERR_INVALID);
+    REQUIRE(vmm_space_count(&s) == 0);
+    REQUIRE(reserve(&s, HOLE_LO - PAGE_SIZE, PAGE_SIZE)); /* the last canonical low page */
+    REQUIRE(reserve(&s, HOLE_HI, PAGE_SIZE));             /* the first canonical high page */
+    REQUIRE(reserve(&s, TOPPG, PAGE_SIZE));               /* the last page of all */
+    REQUIRE_SPACE(&s);
+    REQUIRE(space_done(&s));
 
-    CHECK(space_new(&s, 0x100000, 0x1fffff));
-    CHECK(vmm_space_reserve(&s, 0xff000, 0x2000, &anon, NULL) == VMM_ERR_INVALID);
-    CHECK(vmm_space_reserve(&s, 0x1ff000, 0x2000, &anon, NULL) == VMM_ERR_INVALID);
-    CHECK(space_done(&s));
-    return true;
+    REQUIRE(space_new(&s, 0x100000, 0x1fffff));
+    REQUIRE_EQ(vmm_space_reserve(&s, 0xff000, 0x2000, &anon, NULL), VMM_ERR_INVALID);
+    REQUIRE_EQ(vmm_space_reserve(&s, 0x1ff000, 0x2000, &anon, NULL), VMM_ERR_INVALID);
+    REQUIRE(space_done(&s));
 }
 
-static bool test_space_alloc_rejects_invalid_requests(void)
+static void test_space_alloc_rejects_invalid_requests(void)
 {
     struct vmm_space s;
     uint64_t a = 0;
 
-    CHECK(space_new(&s, 0x100000, 0x1fffff));
-    CHECK(alloc(&s, 0, PAGE_SIZE, 0, UINT64_MAX, 0, &a) == VMM_ERR_INVALID);
-    CHECK(alloc(&s, 0x800, PAGE_SIZE, 0, UINT64_MAX, 0, &a) == VMM_ERR_INVALID);
-    CHECK(alloc(&s, PAGE_SIZE, 0, 0, UINT64_MAX, 0, &a) == VMM_ERR_INVALID);
-    CHECK(alloc(&s, PAGE_SIZE, 3 * PAGE_SIZE, 0, UINT64_MAX, 0, &a) == VMM_ERR_INVALID);
-    CHECK(alloc(&s, PAGE_SIZE, PAGE_SIZE, 0x200000, 0x1fffff, 0, &a) ==
-          VMM_ERR_INVALID); /* min > last */
+    REQUIRE(space_new(&s, 0x100000, 0x1fffff));
+    REQUIRE_EQ(alloc(&s, 0, PAGE_SIZE, 0, UINT64_MAX, 0, &a), VMM_ERR_INVALID);
+    REQUIRE_EQ(alloc(&s, 0x800, PAGE_SIZE, 0, UINT64_MAX, 0, &a), VMM_ERR_INVALID);
+    REQUIRE_EQ(alloc(&s, PAGE_SIZE, 0, 0, UINT64_MAX, 0, &a), VMM_ERR_INVALID);
+    REQUIRE_EQ(alloc(&s, PAGE_SIZE, 3 * PAGE_SIZE, 0, UINT64_MAX, 0, &a), VMM_ERR_INVALID);
+    REQUIRE(alloc(&s, PAGE_SIZE, PAGE_SIZE, 0x200000, 0x1fffff, 0, &a) ==
+            VMM_ERR_INVALID); /* min > last */
     /* A window outside the space is not invalid, just empty. */
-    CHECK(alloc(&s, PAGE_SIZE, PAGE_SIZE, 0x300000, 0x3fffff, 0, &a) == VMM_ERR_NO_SPACE);
+    REQUIRE_EQ(alloc(&s, PAGE_SIZE, PAGE_SIZE, 0x300000, 0x3fffff, 0, &a), VMM_ERR_NO_SPACE);
     /* Alignment below a page means a page. */
-    CHECK(alloc(&s, PAGE_SIZE, 16, 0x100800, UINT64_MAX, 0, &a) == VMM_OK && a == 0x101000);
-    CHECK(space_done(&s));
-    return true;
+    REQUIRE(alloc(&s, PAGE_SIZE, 16, 0x100800, UINT64_MAX, 0, &a) == VMM_OK && a == 0x101000);
+    REQUIRE(space_done(&s));
 }
 
 /*
@@ -259,25 +234,24 @@ static bool test_space_alloc_rejects_invalid_requests(void)
  *   |###.##..####......................................###|
  *        ^ first-fit 1 page      top-down 2 pages ^^
  */
-static bool test_space_alloc_first_fit_and_top_down(void)
+static void test_space_alloc_first_fit_and_top_down(void)
 {
     struct vmm_space s;
     uint64_t a = 0;
 
-    CHECK(space_new(&s, 0x100000, 0x1fffff));
-    CHECK(reserve(&s, 0x100000, 3 * PAGE_SIZE));
-    CHECK(reserve(&s, 0x104000, 2 * PAGE_SIZE));
-    CHECK(reserve(&s, 0x108000, 4 * PAGE_SIZE));
-    CHECK(reserve(&s, 0x1fd000, 3 * PAGE_SIZE));
-    CHECK(alloc(&s, PAGE_SIZE, PAGE_SIZE, 0, UINT64_MAX, 0, &a) == VMM_OK && a == 0x103000);
-    CHECK(alloc(&s, 2 * PAGE_SIZE, PAGE_SIZE, 0, UINT64_MAX, 0, &a) == VMM_OK && a == 0x106000);
-    CHECK(alloc(&s, 2 * PAGE_SIZE, PAGE_SIZE, 0, UINT64_MAX, VMM_ALLOC_TOPDOWN, &a) == VMM_OK &&
-          a == 0x1fb000);
-    CHECK(alloc(&s, 2 * PAGE_SIZE, PAGE_SIZE, 0, UINT64_MAX, 0, &a) == VMM_OK && a == 0x10c000);
-    CHECK_SPACE(&s);
-    CHECK(vmm_space_count(&s) == 8);
-    CHECK(space_done(&s));
-    return true;
+    REQUIRE(space_new(&s, 0x100000, 0x1fffff));
+    REQUIRE(reserve(&s, 0x100000, 3 * PAGE_SIZE));
+    REQUIRE(reserve(&s, 0x104000, 2 * PAGE_SIZE));
+    REQUIRE(reserve(&s, 0x108000, 4 * PAGE_SIZE));
+    REQUIRE(reserve(&s, 0x1fd000, 3 * PAGE_SIZE));
+    REQUIRE(alloc(&s, PAGE_SIZE, PAGE_SIZE, 0, UINT64_MAX, 0, &a) == VMM_OK && a == 0x103000);
+    REQUIRE(alloc(&s, 2 * PAGE_SIZE, PAGE_SIZE, 0, UINT64_MAX, 0, &a) == VMM_OK && a == 0x106000);
+    REQUIRE(alloc(&s, 2 * PAGE_SIZE, PAGE_SIZE, 0, UINT64_MAX, VMM_ALLOC_TOPDOWN, &a) == VMM_OK &&
+            a == 0x1fb000);
+    REQUIRE(alloc(&s, 2 * PAGE_SIZE, PAGE_SIZE, 0, UINT64_MAX, 0, &a) == VMM_OK && a == 0x10c000);
+    REQUIRE_SPACE(&s);
+    REQUIRE(vmm_space_count(&s) == 8);
+    REQUIRE(space_done(&s));
 }
 
 /* ---- the seven classic bugs ---- */
@@ -288,22 +262,21 @@ static bool test_space_alloc_first_fit_and_top_down(void)
  *   |###...###|    the 3-page hole takes a 3-page request, and then the
  *       ^^^        space is full
  */
-static bool test_bug1_exact_fit_hole_is_taken(void)
+static void test_bug1_exact_fit_hole_is_taken(void)
 {
     struct vmm_space s;
     uint64_t a = 0;
 
-    CHECK(space_new(&s, 0x10000, 0x18fff));
-    CHECK(reserve(&s, 0x10000, 3 * PAGE_SIZE));
-    CHECK(reserve(&s, 0x16000, 3 * PAGE_SIZE));
-    CHECK(alloc(&s, 3 * PAGE_SIZE, PAGE_SIZE, 0, UINT64_MAX, 0, &a) == VMM_OK && a == 0x13000);
-    CHECK(alloc(&s, PAGE_SIZE, PAGE_SIZE, 0, UINT64_MAX, 0, &a) == VMM_ERR_NO_SPACE);
-    CHECK(vmm_space_free(&s, 0x13000, 3 * PAGE_SIZE) == VMM_OK);
-    CHECK(alloc(&s, 3 * PAGE_SIZE, PAGE_SIZE, 0, UINT64_MAX, VMM_ALLOC_TOPDOWN, &a) == VMM_OK &&
-          a == 0x13000);
-    CHECK_SPACE(&s);
-    CHECK(space_done(&s));
-    return true;
+    REQUIRE(space_new(&s, 0x10000, 0x18fff));
+    REQUIRE(reserve(&s, 0x10000, 3 * PAGE_SIZE));
+    REQUIRE(reserve(&s, 0x16000, 3 * PAGE_SIZE));
+    REQUIRE(alloc(&s, 3 * PAGE_SIZE, PAGE_SIZE, 0, UINT64_MAX, 0, &a) == VMM_OK && a == 0x13000);
+    REQUIRE_EQ(alloc(&s, PAGE_SIZE, PAGE_SIZE, 0, UINT64_MAX, 0, &a), VMM_ERR_NO_SPACE);
+    REQUIRE_EQ(vmm_space_free(&s, 0x13000, 3 * PAGE_SIZE), VMM_OK);
+    REQUIRE(alloc(&s, 3 * PAGE_SIZE, PAGE_SIZE, 0, UINT64_MAX, VMM_ALLOC_TOPDOWN, &a) == VMM_OK &&
+            a == 0x13000);
+    REQUIRE_SPACE(&s);
+    REQUIRE(space_done(&s));
 }
 
 /*
@@ -315,26 +288,25 @@ static bool test_bug1_exact_fit_hole_is_taken(void)
  *              min         ^ the answer is min itself, inside the hole
  *                            that began below it
  */
-static bool test_bug2_hole_straddling_min_is_used(void)
+static void test_bug2_hole_straddling_min_is_used(void)
 {
     struct vmm_space s;
     uint64_t a = 0;
 
-    CHECK(space_new(&s, 0x10000, 0xfffff));
-    CHECK(reserve(&s, 0x10000, 2 * PAGE_SIZE));
-    CHECK(reserve(&s, 0x20000, 4 * PAGE_SIZE));
-    CHECK(alloc(&s, 4 * PAGE_SIZE, PAGE_SIZE, 0x14000, UINT64_MAX, 0, &a) == VMM_OK &&
-          a == 0x14000);
+    REQUIRE(space_new(&s, 0x10000, 0xfffff));
+    REQUIRE(reserve(&s, 0x10000, 2 * PAGE_SIZE));
+    REQUIRE(reserve(&s, 0x20000, 4 * PAGE_SIZE));
+    REQUIRE(alloc(&s, 4 * PAGE_SIZE, PAGE_SIZE, 0x14000, UINT64_MAX, 0, &a) == VMM_OK &&
+            a == 0x14000);
     /* The same with min in the hole before the first VMA of a bigger tree. */
     for (uint64_t i = 0; i < 64; i++)
-        CHECK(reserve(&s, 0x24000 + 2 * i * PAGE_SIZE, PAGE_SIZE));
-    CHECK(alloc(&s, PAGE_SIZE, PAGE_SIZE, 0x19000, UINT64_MAX, 0, &a) == VMM_OK && a == 0x19000);
+        REQUIRE(reserve(&s, 0x24000 + 2 * i * PAGE_SIZE, PAGE_SIZE));
+    REQUIRE(alloc(&s, PAGE_SIZE, PAGE_SIZE, 0x19000, UINT64_MAX, 0, &a) == VMM_OK && a == 0x19000);
     /* And top-down with the window's end inside a hole. */
-    CHECK(alloc(&s, PAGE_SIZE, PAGE_SIZE, 0, 0x1dfff, VMM_ALLOC_TOPDOWN, &a) == VMM_OK &&
-          a == 0x1d000);
-    CHECK_SPACE(&s);
-    CHECK(space_done(&s));
-    return true;
+    REQUIRE(alloc(&s, PAGE_SIZE, PAGE_SIZE, 0, 0x1dfff, VMM_ALLOC_TOPDOWN, &a) == VMM_OK &&
+            a == 0x1d000);
+    REQUIRE_SPACE(&s);
+    REQUIRE(space_done(&s));
 }
 
 /*
@@ -345,30 +317,29 @@ static bool test_bug2_hole_straddling_min_is_used(void)
  *   0x0   0x1000
  *   |....|#####...|    a space starting at 0: the first fit is 0x1000
  */
-static bool test_bug3_zero_is_never_the_failure_value(void)
+static void test_bug3_zero_is_never_the_failure_value(void)
 {
     struct vmm_space s;
     struct vmm_vma *v = (struct vmm_vma *)&s; /* a sentinel that must survive a failure */
     struct vmm_alloc_req req = {.size = PAGE_SIZE, .align = PAGE_SIZE, .min = 0, .last = 0xfff};
     uint64_t a = 0;
 
-    CHECK(space_new(&s, 0, 0xfffff));
+    REQUIRE(space_new(&s, 0, 0xfffff));
     /* A window holding only page 0: no space, and *out untouched. */
-    CHECK(vmm_space_alloc(&s, &req, &anon, &v) == VMM_ERR_NO_SPACE);
-    CHECK(v == (struct vmm_vma *)&s);
-    CHECK(alloc(&s, PAGE_SIZE, PAGE_SIZE, 0, UINT64_MAX, 0, &a) == VMM_OK && a == 0x1000);
+    REQUIRE_EQ(vmm_space_alloc(&s, &req, &anon, &v), VMM_ERR_NO_SPACE);
+    REQUIRE(v == (struct vmm_vma *)&s);
+    REQUIRE(alloc(&s, PAGE_SIZE, PAGE_SIZE, 0, UINT64_MAX, 0, &a) == VMM_OK && a == 0x1000);
     /* The only 1 MiB-aligned address in the space is 0: that is "no space", never 0. */
-    CHECK(alloc(&s, PAGE_SIZE, 1ull << 20, 0, UINT64_MAX, 0, &a) == VMM_ERR_NO_SPACE);
-    CHECK(alloc(&s, PAGE_SIZE, 1ull << 20, 0, UINT64_MAX, VMM_ALLOC_TOPDOWN, &a) ==
-          VMM_ERR_NO_SPACE);
+    REQUIRE_EQ(alloc(&s, PAGE_SIZE, 1ull << 20, 0, UINT64_MAX, 0, &a), VMM_ERR_NO_SPACE);
+    REQUIRE(alloc(&s, PAGE_SIZE, 1ull << 20, 0, UINT64_MAX, VMM_ALLOC_TOPDOWN, &a) ==
+            VMM_ERR_NO_SPACE);
     /* Fill everything: the next request fails by status, with page 0 still free. */
-    CHECK(reserve(&s, 0x2000, 0xfe000));
-    CHECK(alloc(&s, PAGE_SIZE, PAGE_SIZE, 0, UINT64_MAX, VMM_ALLOC_TOPDOWN, &a) ==
-          VMM_ERR_NO_SPACE);
-    CHECK(vmm_space_lookup(&s, 0) == NULL);
-    CHECK_SPACE(&s);
-    CHECK(space_done(&s));
-    return true;
+    REQUIRE(reserve(&s, 0x2000, 0xfe000));
+    REQUIRE(alloc(&s, PAGE_SIZE, PAGE_SIZE, 0, UINT64_MAX, VMM_ALLOC_TOPDOWN, &a) ==
+            VMM_ERR_NO_SPACE);
+    REQUIRE(vmm_space_lookup(&s, 0) == NULL);
+    REQUIRE_SPACE(&s);
+    REQUIRE(space_done(&s));
 }
 
 /*
@@ -378,28 +349,27 @@ static bool test_bug3_zero_is_never_the_failure_value(void)
  *   |#####....|......          window [0x11000, 0x14000): the 3 pages
  *         ^^^ fit                 0x11000..0x13fff end exactly at max
  */
-static bool test_bug4_range_ending_at_window_end_fits(void)
+static void test_bug4_range_ending_at_window_end_fits(void)
 {
     struct vmm_space s;
     uint64_t a = 0;
 
-    CHECK(space_new(&s, 0x10000, 0x1ffff));
-    CHECK(reserve(&s, 0x10000, PAGE_SIZE));
-    CHECK(alloc(&s, 3 * PAGE_SIZE, PAGE_SIZE, 0x11000, 0x14000 - 1, 0, &a) == VMM_OK &&
-          a == 0x11000);
-    CHECK(vmm_space_free(&s, 0x11000, 3 * PAGE_SIZE) == VMM_OK);
-    CHECK(alloc(&s, 3 * PAGE_SIZE, PAGE_SIZE, 0x11000, 0x14000 - 1, VMM_ALLOC_TOPDOWN, &a) ==
-              VMM_OK &&
-          a == 0x11000);
+    REQUIRE(space_new(&s, 0x10000, 0x1ffff));
+    REQUIRE(reserve(&s, 0x10000, PAGE_SIZE));
+    REQUIRE(alloc(&s, 3 * PAGE_SIZE, PAGE_SIZE, 0x11000, 0x14000 - 1, 0, &a) == VMM_OK &&
+            a == 0x11000);
+    REQUIRE_EQ(vmm_space_free(&s, 0x11000, 3 * PAGE_SIZE), VMM_OK);
+    REQUIRE(alloc(&s, 3 * PAGE_SIZE, PAGE_SIZE, 0x11000, 0x14000 - 1, VMM_ALLOC_TOPDOWN, &a) ==
+                VMM_OK &&
+            a == 0x11000);
     /* One byte less and it does not fit. */
-    CHECK(vmm_space_free(&s, 0x11000, 3 * PAGE_SIZE) == VMM_OK);
-    CHECK(alloc(&s, 3 * PAGE_SIZE, PAGE_SIZE, 0x11000, 0x14000 - 2, 0, &a) == VMM_ERR_NO_SPACE);
+    REQUIRE_EQ(vmm_space_free(&s, 0x11000, 3 * PAGE_SIZE), VMM_OK);
+    REQUIRE_EQ(alloc(&s, 3 * PAGE_SIZE, PAGE_SIZE, 0x11000, 0x14000 - 2, 0, &a), VMM_ERR_NO_SPACE);
     /* Ending at the space's own last byte. */
-    CHECK(alloc(&s, 2 * PAGE_SIZE, PAGE_SIZE, 0, UINT64_MAX, VMM_ALLOC_TOPDOWN, &a) == VMM_OK &&
-          a == 0x1e000);
-    CHECK_SPACE(&s);
-    CHECK(space_done(&s));
-    return true;
+    REQUIRE(alloc(&s, 2 * PAGE_SIZE, PAGE_SIZE, 0, UINT64_MAX, VMM_ALLOC_TOPDOWN, &a) == VMM_OK &&
+            a == 0x1e000);
+    REQUIRE_SPACE(&s);
+    REQUIRE(space_done(&s));
 }
 
 /*
@@ -411,24 +381,23 @@ static bool test_bug4_range_ending_at_window_end_fits(void)
  *   |####|....|#########################|
  *         ^ 4 KiB at 2 MiB alignment fits here
  */
-static bool test_bug5_alignment_does_not_inflate_size(void)
+static void test_bug5_alignment_does_not_inflate_size(void)
 {
     struct vmm_space s;
     uint64_t a = 0;
     struct vmm_vma *v;
 
-    CHECK(space_new(&s, 2 * M - PAGE_SIZE, 4 * M - 1));
-    CHECK(reserve(&s, 2 * M - PAGE_SIZE, PAGE_SIZE));
-    CHECK(reserve(&s, 2 * M + PAGE_SIZE, 2 * M - PAGE_SIZE));
-    CHECK(alloc(&s, PAGE_SIZE, 2 * M, 0, UINT64_MAX, 0, &a) == VMM_OK && a == 2 * M);
+    REQUIRE(space_new(&s, 2 * M - PAGE_SIZE, 4 * M - 1));
+    REQUIRE(reserve(&s, 2 * M - PAGE_SIZE, PAGE_SIZE));
+    REQUIRE(reserve(&s, 2 * M + PAGE_SIZE, 2 * M - PAGE_SIZE));
+    REQUIRE(alloc(&s, PAGE_SIZE, 2 * M, 0, UINT64_MAX, 0, &a) == VMM_OK && a == 2 * M);
     v = vmm_space_lookup(&s, 2 * M);
-    CHECK(v && vmm_vma_last(v) == 2 * M + PAGE_SIZE - 1);
-    CHECK(vmm_space_free(&s, 2 * M, PAGE_SIZE) == VMM_OK);
-    CHECK(alloc(&s, PAGE_SIZE, 2 * M, 0, UINT64_MAX, VMM_ALLOC_TOPDOWN, &a) == VMM_OK &&
-          a == 2 * M);
-    CHECK_SPACE(&s);
-    CHECK(space_done(&s));
-    return true;
+    REQUIRE(v && vmm_vma_last(v) == 2 * M + PAGE_SIZE - 1);
+    REQUIRE_EQ(vmm_space_free(&s, 2 * M, PAGE_SIZE), VMM_OK);
+    REQUIRE(alloc(&s, PAGE_SIZE, 2 * M, 0, UINT64_MAX, VMM_ALLOC_TOPDOWN, &a) == VMM_OK &&
+            a == 2 * M);
+    REQUIRE_SPACE(&s);
+    REQUIRE(space_done(&s));
 }
 
 /*
@@ -439,33 +408,32 @@ static bool test_bug5_alignment_does_not_inflate_size(void)
  *   |####|....................|....|       the top hole takes exactly what fits;
  *                                          alignment past 2^64 fails cleanly
  */
-static bool test_bug6_no_overflow_near_top_of_address_space(void)
+static void test_bug6_no_overflow_near_top_of_address_space(void)
 {
     struct vmm_space s;
     uint64_t a = 0;
 
-    CHECK(space_new(&s, 0xffffffff80000000ull, UINT64_MAX));
-    CHECK(reserve(&s, 0xffffffff80000000ull, 0x80000000ull - 2 * PAGE_SIZE));
+    REQUIRE(space_new(&s, 0xffffffff80000000ull, UINT64_MAX));
+    REQUIRE(reserve(&s, 0xffffffff80000000ull, 0x80000000ull - 2 * PAGE_SIZE));
     /* Two pages left at the very top. */
-    CHECK(alloc(&s, 2 * PAGE_SIZE, PAGE_SIZE, 0, UINT64_MAX, 0, &a) == VMM_OK &&
-          a == TOPPG - PAGE_SIZE);
-    CHECK(vmm_space_free(&s, TOPPG - PAGE_SIZE, 2 * PAGE_SIZE) == VMM_OK);
+    REQUIRE(alloc(&s, 2 * PAGE_SIZE, PAGE_SIZE, 0, UINT64_MAX, 0, &a) == VMM_OK &&
+            a == TOPPG - PAGE_SIZE);
+    REQUIRE_EQ(vmm_space_free(&s, TOPPG - PAGE_SIZE, 2 * PAGE_SIZE), VMM_OK);
     /* 3 pages would need to wrap past 2^64. */
-    CHECK(alloc(&s, 3 * PAGE_SIZE, PAGE_SIZE, 0, UINT64_MAX, 0, &a) == VMM_ERR_NO_SPACE);
-    CHECK(alloc(&s, 3 * PAGE_SIZE, PAGE_SIZE, 0, UINT64_MAX, VMM_ALLOC_TOPDOWN, &a) ==
-          VMM_ERR_NO_SPACE);
+    REQUIRE_EQ(alloc(&s, 3 * PAGE_SIZE, PAGE_SIZE, 0, UINT64_MAX, 0, &a), VMM_ERR_NO_SPACE);
+    REQUIRE(alloc(&s, 3 * PAGE_SIZE, PAGE_SIZE, 0, UINT64_MAX, VMM_ALLOC_TOPDOWN, &a) ==
+            VMM_ERR_NO_SPACE);
     /* The next 1 GiB boundary above the hole is 2^64: it must not wrap to 0. */
-    CHECK(alloc(&s, PAGE_SIZE, G, 0, UINT64_MAX, 0, &a) == VMM_ERR_NO_SPACE);
-    CHECK(alloc(&s, PAGE_SIZE, G, 0, UINT64_MAX, VMM_ALLOC_TOPDOWN, &a) == VMM_ERR_NO_SPACE);
+    REQUIRE_EQ(alloc(&s, PAGE_SIZE, G, 0, UINT64_MAX, 0, &a), VMM_ERR_NO_SPACE);
+    REQUIRE_EQ(alloc(&s, PAGE_SIZE, G, 0, UINT64_MAX, VMM_ALLOC_TOPDOWN, &a), VMM_ERR_NO_SPACE);
     /* 8 KiB alignment: the top two pages start on one. */
-    CHECK(alloc(&s, PAGE_SIZE, 2 * PAGE_SIZE, 0, UINT64_MAX, VMM_ALLOC_TOPDOWN, &a) == VMM_OK &&
-          a == TOPPG - PAGE_SIZE);
-    CHECK(alloc(&s, PAGE_SIZE, PAGE_SIZE, 0, UINT64_MAX, VMM_ALLOC_TOPDOWN, &a) == VMM_OK &&
-          a == TOPPG);
-    CHECK(alloc(&s, PAGE_SIZE, PAGE_SIZE, 0, UINT64_MAX, 0, &a) == VMM_ERR_NO_SPACE);
-    CHECK_SPACE(&s);
-    CHECK(space_done(&s));
-    return true;
+    REQUIRE(alloc(&s, PAGE_SIZE, 2 * PAGE_SIZE, 0, UINT64_MAX, VMM_ALLOC_TOPDOWN, &a) == VMM_OK &&
+            a == TOPPG - PAGE_SIZE);
+    REQUIRE(alloc(&s, PAGE_SIZE, PAGE_SIZE, 0, UINT64_MAX, VMM_ALLOC_TOPDOWN, &a) == VMM_OK &&
+            a == TOPPG);
+    REQUIRE_EQ(alloc(&s, PAGE_SIZE, PAGE_SIZE, 0, UINT64_MAX, 0, &a), VMM_ERR_NO_SPACE);
+    REQUIRE_SPACE(&s);
+    REQUIRE(space_done(&s));
 }
 
 /*
@@ -477,42 +445,41 @@ static bool test_bug6_no_overflow_near_top_of_address_space(void)
  * A 3-page request could only fit by straddling the hole: it must fail.
  * Two pages fit on either side.
  */
-static bool test_bug7_noncanonical_hole_never_handed_out(void)
+static void test_bug7_noncanonical_hole_never_handed_out(void)
 {
     struct vmm_space s;
     uint64_t a = 0;
 
-    CHECK(space_new(&s, HOLE_LO - 4 * PAGE_SIZE, HOLE_HI + 4 * PAGE_SIZE - 1));
-    CHECK(reserve(&s, HOLE_LO - 4 * PAGE_SIZE, 2 * PAGE_SIZE));
-    CHECK(reserve(&s, HOLE_HI + 2 * PAGE_SIZE, 2 * PAGE_SIZE));
-    CHECK(alloc(&s, 3 * PAGE_SIZE, PAGE_SIZE, 0, UINT64_MAX, 0, &a) == VMM_ERR_NO_SPACE);
-    CHECK(alloc(&s, 3 * PAGE_SIZE, PAGE_SIZE, 0, UINT64_MAX, VMM_ALLOC_TOPDOWN, &a) ==
-          VMM_ERR_NO_SPACE);
-    CHECK(alloc(&s, 2 * PAGE_SIZE, PAGE_SIZE, 0, UINT64_MAX, 0, &a) == VMM_OK &&
-          a == HOLE_LO - 2 * PAGE_SIZE);
-    CHECK(alloc(&s, 2 * PAGE_SIZE, PAGE_SIZE, 0, UINT64_MAX, 0, &a) == VMM_OK && a == HOLE_HI);
-    CHECK(alloc(&s, PAGE_SIZE, PAGE_SIZE, 0, UINT64_MAX, 0, &a) == VMM_ERR_NO_SPACE);
-    CHECK_SPACE(&s);
-    CHECK(space_done(&s));
+    REQUIRE(space_new(&s, HOLE_LO - 4 * PAGE_SIZE, HOLE_HI + 4 * PAGE_SIZE - 1));
+    REQUIRE(reserve(&s, HOLE_LO - 4 * PAGE_SIZE, 2 * PAGE_SIZE));
+    REQUIRE(reserve(&s, HOLE_HI + 2 * PAGE_SIZE, 2 * PAGE_SIZE));
+    REQUIRE_EQ(alloc(&s, 3 * PAGE_SIZE, PAGE_SIZE, 0, UINT64_MAX, 0, &a), VMM_ERR_NO_SPACE);
+    REQUIRE(alloc(&s, 3 * PAGE_SIZE, PAGE_SIZE, 0, UINT64_MAX, VMM_ALLOC_TOPDOWN, &a) ==
+            VMM_ERR_NO_SPACE);
+    REQUIRE(alloc(&s, 2 * PAGE_SIZE, PAGE_SIZE, 0, UINT64_MAX, 0, &a) == VMM_OK &&
+            a == HOLE_LO - 2 * PAGE_SIZE);
+    REQUIRE(alloc(&s, 2 * PAGE_SIZE, PAGE_SIZE, 0, UINT64_MAX, 0, &a) == VMM_OK && a == HOLE_HI);
+    REQUIRE_EQ(alloc(&s, PAGE_SIZE, PAGE_SIZE, 0, UINT64_MAX, 0, &a), VMM_ERR_NO_SPACE);
+    REQUIRE_SPACE(&s);
+    REQUIRE(space_done(&s));
 
     /* In a space over everything, a window inside the hole is empty. */
-    CHECK(space_new(&s, 0, UINT64_MAX));
-    CHECK(alloc(&s, PAGE_SIZE, PAGE_SIZE, HOLE_LO, HOLE_HI - 1, 0, &a) == VMM_ERR_NO_SPACE);
-    CHECK(alloc(&s, PAGE_SIZE, PAGE_SIZE, HOLE_LO, UINT64_MAX, 0, &a) == VMM_OK && a == HOLE_HI);
-    CHECK(alloc(&s, PAGE_SIZE, PAGE_SIZE, 0, HOLE_HI - 1, VMM_ALLOC_TOPDOWN, &a) == VMM_OK &&
-          a == HOLE_LO - PAGE_SIZE);
+    REQUIRE(space_new(&s, 0, UINT64_MAX));
+    REQUIRE_EQ(alloc(&s, PAGE_SIZE, PAGE_SIZE, HOLE_LO, HOLE_HI - 1, 0, &a), VMM_ERR_NO_SPACE);
+    REQUIRE(alloc(&s, PAGE_SIZE, PAGE_SIZE, HOLE_LO, UINT64_MAX, 0, &a) == VMM_OK && a == HOLE_HI);
+    REQUIRE(alloc(&s, PAGE_SIZE, PAGE_SIZE, 0, HOLE_HI - 1, VMM_ALLOC_TOPDOWN, &a) == VMM_OK &&
+            a == HOLE_LO - PAGE_SIZE);
     /* With 57-bit addresses the hole moves. */
-    CHECK(space_done(&s));
-    CHECK(vmm_space_init(&s, 0, UINT64_MAX, 57, host_nodes) == VMM_OK);
-    CHECK(alloc(&s, PAGE_SIZE, PAGE_SIZE, HOLE_LO, UINT64_MAX, 0, &a) == VMM_OK && a == HOLE_LO);
-    CHECK(alloc(&s, PAGE_SIZE, PAGE_SIZE, 0, UINT64_MAX, VMM_ALLOC_TOPDOWN, &a) == VMM_OK &&
-          a == TOPPG);
-    CHECK(alloc(&s, PAGE_SIZE, PAGE_SIZE, 0x0100000000000000ull, UINT64_MAX - PAGE_SIZE, 0, &a) ==
-              VMM_OK &&
-          a == 0xff00000000000000ull);
-    CHECK_SPACE(&s);
-    CHECK(space_done(&s));
-    return true;
+    REQUIRE(space_done(&s));
+    REQUIRE_EQ(vmm_space_init(&s, 0, UINT64_MAX, 57, host_nodes), VMM_OK);
+    REQUIRE(alloc(&s, PAGE_SIZE, PAGE_SIZE, HOLE_LO, UINT64_MAX, 0, &a) == VMM_OK && a == HOLE_LO);
+    REQUIRE(alloc(&s, PAGE_SIZE, PAGE_SIZE, 0, UINT64_MAX, VMM_ALLOC_TOPDOWN, &a) == VMM_OK &&
+            a == TOPPG);
+    REQUIRE(alloc(&s, PAGE_SIZE, PAGE_SIZE, 0x0100000000000000ull, UINT64_MAX - PAGE_SIZE, 0, &a) ==
+                VMM_OK &&
+            a == 0xff00000000000000ull);
+    REQUIRE_SPACE(&s);
+    REQUIRE(space_done(&s));
 }
 
 /* ---- free and protect ---- */
@@ -525,27 +492,26 @@ static bool test_bug7_noncanonical_hole_never_handed_out(void)
  *   |....##..####....|        punch a hole: a second node
  *   |................|        free the rest, piece by piece
  */
-static bool test_space_free_head_tail_middle_whole(void)
+static void test_space_free_head_tail_middle_whole(void)
 {
     struct vmm_space s;
 
-    CHECK(space_new(&s, 0x10000, 0x2ffff));
-    CHECK(reserve(&s, 0x10000, 16 * PAGE_SIZE));
-    CHECK(vmm_space_free(&s, 0x10000, 4 * PAGE_SIZE) == VMM_OK);
-    CHECK(layout_is(&s, (uint64_t[]){0x14000, 0x1ffff}, 1));
-    CHECK(vmm_space_free(&s, 0x1c000, 4 * PAGE_SIZE) == VMM_OK);
-    CHECK(layout_is(&s, (uint64_t[]){0x14000, 0x1bfff}, 1));
-    CHECK(vmm_space_free(&s, 0x16000, 2 * PAGE_SIZE) == VMM_OK);
-    CHECK(layout_is(&s, (uint64_t[]){0x14000, 0x15fff, 0x18000, 0x1bfff}, 2));
-    CHECK(live_nodes == 2);
-    CHECK_SPACE(&s);
+    REQUIRE(space_new(&s, 0x10000, 0x2ffff));
+    REQUIRE(reserve(&s, 0x10000, 16 * PAGE_SIZE));
+    REQUIRE_EQ(vmm_space_free(&s, 0x10000, 4 * PAGE_SIZE), VMM_OK);
+    REQUIRE(layout_is(&s, (uint64_t[]){0x14000, 0x1ffff}, 1));
+    REQUIRE_EQ(vmm_space_free(&s, 0x1c000, 4 * PAGE_SIZE), VMM_OK);
+    REQUIRE(layout_is(&s, (uint64_t[]){0x14000, 0x1bfff}, 1));
+    REQUIRE_EQ(vmm_space_free(&s, 0x16000, 2 * PAGE_SIZE), VMM_OK);
+    REQUIRE(layout_is(&s, (uint64_t[]){0x14000, 0x15fff, 0x18000, 0x1bfff}, 2));
+    REQUIRE(live_nodes == 2);
+    REQUIRE_SPACE(&s);
     /* The split half keeps the attributes. */
-    CHECK(strcmp(vmm_space_lookup(&s, 0x18000)->attrs.name, "anon") == 0);
-    CHECK(vmm_space_free(&s, 0x18000, 4 * PAGE_SIZE) == VMM_OK);
-    CHECK(vmm_space_free(&s, 0x14000, 2 * PAGE_SIZE) == VMM_OK);
-    CHECK(vmm_space_count(&s) == 0 && live_nodes == 0);
-    CHECK(space_done(&s));
-    return true;
+    REQUIRE(strcmp(vmm_space_lookup(&s, 0x18000)->attrs.name, "anon") == 0);
+    REQUIRE_EQ(vmm_space_free(&s, 0x18000, 4 * PAGE_SIZE), VMM_OK);
+    REQUIRE_EQ(vmm_space_free(&s, 0x14000, 2 * PAGE_SIZE), VMM_OK);
+    REQUIRE(vmm_space_count(&s) == 0 && live_nodes == 0);
+    REQUIRE(space_done(&s));
 }
 
 /*
@@ -553,27 +519,26 @@ static bool test_space_free_head_tail_middle_whole(void)
  *        xxxxxxxxxxxxxxx            free across A, B, C: A and C trimmed, B gone
  *                        xxxxxx     across a gap: VMM_ERR_NOT_MAPPED, nothing changes
  */
-static bool test_space_free_across_vmas_and_gaps(void)
+static void test_space_free_across_vmas_and_gaps(void)
 {
     struct vmm_space s;
 
-    CHECK(space_new(&s, 0x10000, 0x3ffff));
-    CHECK(reserve(&s, 0x10000, 4 * PAGE_SIZE)); /* A */
-    CHECK(reserve(&s, 0x14000, 4 * PAGE_SIZE)); /* B */
-    CHECK(reserve(&s, 0x18000, 4 * PAGE_SIZE)); /* C */
-    CHECK(reserve(&s, 0x1e000, 4 * PAGE_SIZE)); /* D */
-    CHECK(vmm_space_free(&s, 0x1b000, 4 * PAGE_SIZE) == VMM_ERR_NOT_MAPPED);
-    CHECK(vmm_space_free(&s, 0x1c000, PAGE_SIZE) == VMM_ERR_NOT_MAPPED);
-    CHECK(vmm_space_free(&s, 0x22000, PAGE_SIZE) == VMM_ERR_NOT_MAPPED);
-    CHECK(vmm_space_free(&s, 0x1800, PAGE_SIZE) == VMM_ERR_INVALID);
-    CHECK(vmm_space_free(&s, TOPPG, 2 * PAGE_SIZE) == VMM_ERR_INVALID);
-    CHECK(vmm_space_count(&s) == 4);
-    CHECK(vmm_space_free(&s, 0x12000, 8 * PAGE_SIZE) == VMM_OK);
-    CHECK(layout_is(&s, (uint64_t[]){0x10000, 0x11fff, 0x1a000, 0x1bfff, 0x1e000, 0x21fff}, 3));
-    CHECK(live_nodes == 3);
-    CHECK_SPACE(&s);
-    CHECK(space_done(&s));
-    return true;
+    REQUIRE(space_new(&s, 0x10000, 0x3ffff));
+    REQUIRE(reserve(&s, 0x10000, 4 * PAGE_SIZE)); /* A */
+    REQUIRE(reserve(&s, 0x14000, 4 * PAGE_SIZE)); /* B */
+    REQUIRE(reserve(&s, 0x18000, 4 * PAGE_SIZE)); /* C */
+    REQUIRE(reserve(&s, 0x1e000, 4 * PAGE_SIZE)); /* D */
+    REQUIRE_EQ(vmm_space_free(&s, 0x1b000, 4 * PAGE_SIZE), VMM_ERR_NOT_MAPPED);
+    REQUIRE_EQ(vmm_space_free(&s, 0x1c000, PAGE_SIZE), VMM_ERR_NOT_MAPPED);
+    REQUIRE_EQ(vmm_space_free(&s, 0x22000, PAGE_SIZE), VMM_ERR_NOT_MAPPED);
+    REQUIRE_EQ(vmm_space_free(&s, 0x1800, PAGE_SIZE), VMM_ERR_INVALID);
+    REQUIRE_EQ(vmm_space_free(&s, TOPPG, 2 * PAGE_SIZE), VMM_ERR_INVALID);
+    REQUIRE(vmm_space_count(&s) == 4);
+    REQUIRE_EQ(vmm_space_free(&s, 0x12000, 8 * PAGE_SIZE), VMM_OK);
+    REQUIRE(layout_is(&s, (uint64_t[]){0x10000, 0x11fff, 0x1a000, 0x1bfff, 0x1e000, 0x21fff}, 3));
+    REQUIRE(live_nodes == 3);
+    REQUIRE_SPACE(&s);
+    REQUIRE(space_done(&s));
 }
 
 /*
@@ -581,96 +546,93 @@ static bool test_space_free_across_vmas_and_gaps(void)
  *   |RRRRWWWWWWWWRRRR|          protect the middle: three VMAs
  *   |RRRRWWXXXXXXXXRR|          protect across two of them: splits at both ends
  */
-static bool test_space_protect_splits_as_needed(void)
+static void test_space_protect_splits_as_needed(void)
 {
     struct vmm_space s;
     struct vmm_vma *v;
 
-    CHECK(space_new(&s, 0x10000, 0x2ffff));
-    CHECK(vmm_space_reserve(&s, 0x10000, 16 * PAGE_SIZE,
-                            &(struct vmm_attrs){.name = "r", .prot = 1}, NULL) == VMM_OK);
-    CHECK(vmm_space_protect(&s, 0x14000, 8 * PAGE_SIZE, 2) == VMM_OK);
-    CHECK(layout_is(&s, (uint64_t[]){0x10000, 0x13fff, 0x14000, 0x1bfff, 0x1c000, 0x1ffff}, 3));
-    CHECK(vmm_space_lookup(&s, 0x13fff)->attrs.prot == 1);
-    CHECK(vmm_space_lookup(&s, 0x14000)->attrs.prot == 2);
-    CHECK(vmm_space_lookup(&s, 0x1c000)->attrs.prot == 1);
-    CHECK(vmm_space_protect(&s, 0x16000, 8 * PAGE_SIZE, 4) == VMM_OK);
-    CHECK(layout_is(&s,
-                    (uint64_t[]){0x10000, 0x13fff, 0x14000, 0x15fff, 0x16000, 0x1bfff, 0x1c000,
-                                 0x1dfff, 0x1e000, 0x1ffff},
-                    5));
+    REQUIRE(space_new(&s, 0x10000, 0x2ffff));
+    REQUIRE(vmm_space_reserve(&s, 0x10000, 16 * PAGE_SIZE,
+                              &(struct vmm_attrs){.name = "r", .prot = 1}, NULL) == VMM_OK);
+    REQUIRE_EQ(vmm_space_protect(&s, 0x14000, 8 * PAGE_SIZE, 2), VMM_OK);
+    REQUIRE(layout_is(&s, (uint64_t[]){0x10000, 0x13fff, 0x14000, 0x1bfff, 0x1c000, 0x1ffff}, 3));
+    REQUIRE(vmm_space_lookup(&s, 0x13fff)->attrs.prot == 1);
+    REQUIRE(vmm_space_lookup(&s, 0x14000)->attrs.prot == 2);
+    REQUIRE(vmm_space_lookup(&s, 0x1c000)->attrs.prot == 1);
+    REQUIRE_EQ(vmm_space_protect(&s, 0x16000, 8 * PAGE_SIZE, 4), VMM_OK);
+    REQUIRE(layout_is(&s,
+                      (uint64_t[]){0x10000, 0x13fff, 0x14000, 0x15fff, 0x16000, 0x1bfff, 0x1c000,
+                                   0x1dfff, 0x1e000, 0x1ffff},
+                      5));
     v = vmm_space_lookup(&s, 0x1d000);
-    CHECK(v->attrs.prot == 4 && strcmp(v->attrs.name, "r") == 0);
-    CHECK(vmm_space_lookup(&s, 0x1e000)->attrs.prot == 1);
+    REQUIRE(v->attrs.prot == 4 && strcmp(v->attrs.name, "r") == 0);
+    REQUIRE(vmm_space_lookup(&s, 0x1e000)->attrs.prot == 1);
     /* The whole range, already split at every edge: no new node. */
-    CHECK(vmm_space_protect(&s, 0x10000, 16 * PAGE_SIZE, 7) == VMM_OK);
-    CHECK(vmm_space_count(&s) == 5 && live_nodes == 5);
+    REQUIRE_EQ(vmm_space_protect(&s, 0x10000, 16 * PAGE_SIZE, 7), VMM_OK);
+    REQUIRE(vmm_space_count(&s) == 5 && live_nodes == 5);
     for (v = vmm_space_first(&s); v; v = vmm_space_next(v))
-        CHECK(v->attrs.prot == 7);
-    CHECK(vmm_space_protect(&s, 0x20000, PAGE_SIZE, 1) == VMM_ERR_NOT_MAPPED);
-    CHECK_SPACE(&s);
-    CHECK(space_done(&s));
-    return true;
+        REQUIRE(v->attrs.prot == 7);
+    REQUIRE_EQ(vmm_space_protect(&s, 0x20000, PAGE_SIZE, 1), VMM_ERR_NOT_MAPPED);
+    REQUIRE_SPACE(&s);
+    REQUIRE(space_done(&s));
 }
 
 /* When the node source runs dry, a command fails with VMM_ERR_NOMEM and changes nothing. */
-static bool test_space_out_of_nodes_changes_nothing(void)
+static void test_space_out_of_nodes_changes_nothing(void)
 {
     struct vmm_space s;
     uint64_t a = 0;
     const uint64_t one[] = {0x10000, 0x1ffff};
 
-    CHECK(space_new(&s, 0x10000, 0x2ffff));
-    CHECK(reserve(&s, 0x10000, 16 * PAGE_SIZE));
+    REQUIRE(space_new(&s, 0x10000, 0x2ffff));
+    REQUIRE(reserve(&s, 0x10000, 16 * PAGE_SIZE));
     node_budget = 0;
-    CHECK(vmm_space_free(&s, 0x14000, PAGE_SIZE) == VMM_ERR_NOMEM); /* needs a split */
-    CHECK(layout_is(&s, one, 1));
-    CHECK(vmm_space_free(&s, 0x10000, PAGE_SIZE) == VMM_OK); /* a trim needs no node */
-    CHECK(vmm_space_reserve(&s, 0x10000, PAGE_SIZE, &anon, NULL) == VMM_ERR_NOMEM);
-    CHECK(alloc(&s, PAGE_SIZE, PAGE_SIZE, 0, UINT64_MAX, 0, &a) == VMM_ERR_NOMEM);
+    REQUIRE_EQ(vmm_space_free(&s, 0x14000, PAGE_SIZE), VMM_ERR_NOMEM); /* needs a split */
+    REQUIRE(layout_is(&s, one, 1));
+    REQUIRE_EQ(vmm_space_free(&s, 0x10000, PAGE_SIZE), VMM_OK); /* a trim needs no node */
+    REQUIRE_EQ(vmm_space_reserve(&s, 0x10000, PAGE_SIZE, &anon, NULL), VMM_ERR_NOMEM);
+    REQUIRE_EQ(alloc(&s, PAGE_SIZE, PAGE_SIZE, 0, UINT64_MAX, 0, &a), VMM_ERR_NOMEM);
     node_budget = -1;
-    CHECK(reserve(&s, 0x10000, PAGE_SIZE));
+    REQUIRE(reserve(&s, 0x10000, PAGE_SIZE));
     /* Protecting the middle needs two nodes; with one, nothing changes and none leaks. */
-    CHECK(vmm_space_free(&s, 0x10000, PAGE_SIZE) == VMM_OK);
+    REQUIRE_EQ(vmm_space_free(&s, 0x10000, PAGE_SIZE), VMM_OK);
     node_budget = 1;
-    CHECK(vmm_space_protect(&s, 0x14000, PAGE_SIZE, 5) == VMM_ERR_NOMEM);
-    CHECK(layout_is(&s, (uint64_t[]){0x11000, 0x1ffff}, 1));
-    CHECK(vmm_space_first(&s)->attrs.prot == anon.prot);
-    CHECK(live_nodes == 1);
+    REQUIRE_EQ(vmm_space_protect(&s, 0x14000, PAGE_SIZE, 5), VMM_ERR_NOMEM);
+    REQUIRE(layout_is(&s, (uint64_t[]){0x11000, 0x1ffff}, 1));
+    REQUIRE(vmm_space_first(&s)->attrs.prot == anon.prot);
+    REQUIRE(live_nodes == 1);
     node_budget = -1;
-    CHECK_SPACE(&s);
-    CHECK(space_done(&s));
-    return true;
+    REQUIRE_SPACE(&s);
+    REQUIRE(space_done(&s));
 }
 
-static bool test_space_iterates_in_order_both_ways(void)
+static void test_space_iterates_in_order_both_ways(void)
 {
     struct vmm_space s;
     const struct vmm_vma *v;
     uint64_t a = 0, prev = 0;
     int n = 0;
 
-    CHECK(space_new(&s, 0x100000, 0x1ffffff));
+    REQUIRE(space_new(&s, 0x100000, 0x1ffffff));
     for (int i = 0; i < 200; i++)
-        CHECK(alloc(&s, (uint64_t)(1 + i % 7) * PAGE_SIZE, PAGE_SIZE << (i % 4), 0, UINT64_MAX,
-                    i % 2 ? VMM_ALLOC_TOPDOWN : 0, &a) == VMM_OK);
-    CHECK_SPACE(&s);
+        REQUIRE(alloc(&s, (uint64_t)(1 + i % 7) * PAGE_SIZE, PAGE_SIZE << (i % 4), 0, UINT64_MAX,
+                      i % 2 ? VMM_ALLOC_TOPDOWN : 0, &a) == VMM_OK);
+    REQUIRE_SPACE(&s);
     for (v = vmm_space_first(&s); v; v = vmm_space_next(v), n++) {
-        CHECK(n == 0 || vmm_vma_start(v) > prev);
+        REQUIRE(n == 0 || vmm_vma_start(v) > prev);
         prev = vmm_vma_last(v);
     }
-    CHECK(n == 200);
+    REQUIRE(n == 200);
     for (v = vmm_space_first_from(&s, UINT64_MAX - 1); v; v = vmm_space_prev(v))
         n--;
-    CHECK(n == 200); /* nothing lies at or above the top */
+    REQUIRE(n == 200); /* nothing lies at or above the top */
     v = vmm_space_first(&s);
     while (vmm_space_next(v))
         v = vmm_space_next(v);
     for (; v; v = vmm_space_prev(v))
         n--;
-    CHECK(n == 0);
-    CHECK(space_done(&s));
-    return true;
+    REQUIRE(n == 0);
+    REQUIRE(space_done(&s));
 }
 
 /* ---- cost ---- */
@@ -680,26 +642,26 @@ static bool test_space_iterates_in_order_both_ways(void)
  * A request bigger than every hole fails after looking at the root alone;
  * a request that fits visits O(log n) nodes.
  */
-static bool test_space_search_cost_is_logarithmic(void)
+static void test_space_search_cost_is_logarithmic(void)
 {
     enum { N = 100000 };
     struct vmm_space s;
     uint64_t at = 0x10000000, a = 0, worst = 0, seed = 1;
 
-    CHECK(space_new(&s, 0x10000000, 0x10000000 + (uint64_t)N * 8 * PAGE_SIZE - 1));
+    REQUIRE(space_new(&s, 0x10000000, 0x10000000 + (uint64_t)N * 8 * PAGE_SIZE - 1));
     for (int i = 0; i < N; i++) {
         seed = seed * 6364136223846793005ull + 1442695040888963407ull;
-        CHECK(reserve(&s, at, PAGE_SIZE));
+        REQUIRE(reserve(&s, at, PAGE_SIZE));
         at += PAGE_SIZE * (2 + (seed >> 33) % 3);
     }
     /* Fill the edge hole after the last VMA so the root's max gap decides. */
-    CHECK(reserve(&s, at, 0x10000000 + (uint64_t)N * 8 * PAGE_SIZE - at));
-    CHECK_SPACE(&s);
-    CHECK(alloc(&s, 4 * PAGE_SIZE, PAGE_SIZE, 0, UINT64_MAX, 0, &a) == VMM_ERR_NO_SPACE);
-    CHECK(s.last_visits == 1);
-    CHECK(alloc(&s, 4 * PAGE_SIZE, PAGE_SIZE, 0, UINT64_MAX, VMM_ALLOC_TOPDOWN, &a) ==
-          VMM_ERR_NO_SPACE);
-    CHECK(s.last_visits == 1);
+    REQUIRE(reserve(&s, at, 0x10000000 + (uint64_t)N * 8 * PAGE_SIZE - at));
+    REQUIRE_SPACE(&s);
+    REQUIRE_EQ(alloc(&s, 4 * PAGE_SIZE, PAGE_SIZE, 0, UINT64_MAX, 0, &a), VMM_ERR_NO_SPACE);
+    REQUIRE(s.last_visits == 1);
+    REQUIRE(alloc(&s, 4 * PAGE_SIZE, PAGE_SIZE, 0, UINT64_MAX, VMM_ALLOC_TOPDOWN, &a) ==
+            VMM_ERR_NO_SPACE);
+    REQUIRE(s.last_visits == 1);
 
     /* Now free 200 random pages (making 3..7-page holes) and search from random places. */
     for (int i = 0; i < 200; i++) {
@@ -708,7 +670,7 @@ static bool test_space_search_cost_is_logarithmic(void)
         seed = seed * 6364136223846793005ull + 1442695040888963407ull;
         v = vmm_space_first_from(&s, 0x10000000 + (seed >> 20) % ((uint64_t)N * 3 * PAGE_SIZE));
         if (v && vmm_vma_last(v) - vmm_vma_start(v) == PAGE_SIZE - 1)
-            CHECK(vmm_space_free(&s, vmm_vma_start(v), PAGE_SIZE) == VMM_OK);
+            REQUIRE_EQ(vmm_space_free(&s, vmm_vma_start(v), PAGE_SIZE), VMM_OK);
     }
     for (int i = 0; i < 4000; i++) {
         uint64_t min;
@@ -717,16 +679,15 @@ static bool test_space_search_cost_is_logarithmic(void)
         min = 0x10000000 + (seed >> 20) % ((uint64_t)N * 3 * PAGE_SIZE);
         if (alloc(&s, 3 * PAGE_SIZE, PAGE_SIZE, min, UINT64_MAX, i % 2 ? VMM_ALLOC_TOPDOWN : 0,
                   &a) == VMM_OK)
-            CHECK(vmm_space_free(&s, a, 3 * PAGE_SIZE) == VMM_OK);
+            REQUIRE_EQ(vmm_space_free(&s, a, 3 * PAGE_SIZE), VMM_OK);
         if (s.last_visits > worst)
             worst = s.last_visits;
     }
     printf("  space of %d VMAs: a search visits at most %llu nodes (bound %u)\n", N,
            (unsigned long long)worst, 4 * ceil_log2(N));
-    CHECK(worst <= 4 * ceil_log2(N));
-    CHECK_SPACE(&s);
-    CHECK(space_done(&s));
-    return true;
+    REQUIRE(worst <= 4 * ceil_log2(N));
+    REQUIRE_SPACE(&s);
+    REQUIRE(space_done(&s));
 }
 
 /* ---- the differential sequence ---- */
@@ -736,12 +697,7 @@ static uint64_t diff_ops = 300000;
 
 static uint64_t splitmix(void *ctx)
 {
-    uint64_t *state = ctx;
-    uint64_t z = (*state += 0x9e3779b97f4a7c15ull);
-
-    z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ull;
-    z = (z ^ (z >> 27)) * 0x94d049bb133111ebull;
-    return z ^ (z >> 31);
+    return splitmix64_next(ctx);
 }
 
 /*
@@ -750,7 +706,7 @@ static uint64_t splitmix(void *ctx)
  * node). The VMA count drifts between small and a few hundred so both
  * shallow and deep trees are exercised.
  */
-static bool test_space_matches_oracle_random_ops(void)
+static void test_space_matches_oracle_random_ops(void)
 {
     static struct diff d;
     uint64_t state = diff_seed, per = diff_ops / DIFF_SCENARIOS, total_found = 0, finds = 0;
@@ -758,29 +714,22 @@ static bool test_space_matches_oracle_random_ops(void)
     for (unsigned sc = 0; sc < DIFF_SCENARIOS; sc++) {
         struct diff_rand r = {.next = splitmix, .ctx = &state};
 
-        CHECK(diff_init_scenario(&d, sc));
+        REQUIRE(diff_init_scenario(&d, sc));
         for (uint64_t i = 0; i < per; i++) {
             size_t target = (i / 20000) % 2 ? 400 : 40;
 
-            if (!diff_random_op(&d, &r, target)) {
-                fprintf(stderr, "scenario %u, seed %#llx: %s\n", sc, (unsigned long long)diff_seed,
-                        d.err);
-                return false;
-            }
+            REQUIREF(diff_random_op(&d, &r, target), "scenario %u, seed %#llx: %s", sc,
+                     (unsigned long long)diff_seed, d.err);
         }
         total_found += d.found;
         finds += d.finds;
-        if (!diff_fini(&d)) {
-            fprintf(stderr, "scenario %u: %s\n", sc, d.err);
-            return false;
-        }
+        REQUIREF(diff_fini(&d), "scenario %u: %s", sc, d.err);
     }
     printf("  %llu random operations agree with the model (%llu finds, %llu found)\n",
            (unsigned long long)(per * DIFF_SCENARIOS), (unsigned long long)finds,
            (unsigned long long)total_found);
     /* The sequence must exercise both outcomes of a find. */
-    CHECK(total_found > finds / 10 && total_found < finds);
-    return true;
+    REQUIRE(total_found > finds / 10 && total_found < finds);
 }
 
 int main(int argc, char **argv)
@@ -819,6 +768,5 @@ int main(int argc, char **argv)
     RUN(test_space_iterates_in_order_both_ways);
     RUN(test_space_search_cost_is_logarithmic);
     RUN(test_space_matches_oracle_random_ops);
-    printf("%d passed, %d failed\n", passed, failed);
-    return failed ? 1 : 0;
+    return check_finish();
 }
