@@ -7,7 +7,6 @@
 
 #include <canopy/check.h>
 
-void psf_tests(const char *font_path);
 void bootinfo_tests(void);
 void cmdline_tests(void);
 

@@ -1,15 +1,19 @@
 /*
  * Host tests for lib/: fmt is checked against the host libc's snprintf, which
- * nobody here wrote, over fixed and random formats; str against hand-worked cases.
+ * nobody here wrote, over fixed and random formats; str against hand-worked
+ * cases; the PSF parser (psf_test.c) on the font the kernel embeds.
+ * Usage: klib_test FONT.psf
  */
 #include <canopy/fmt.h>
 #include <canopy/str.h>
 
-#include <stdint.h>
 #include <canopy/check.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+
+#include "klib_test.h"
 
 unsigned check_passed, check_failed;
 
@@ -115,8 +119,12 @@ static void test_str_copy_and_compare(void)
     CHECKF(str_ncmp("abcx", "abcy", 3) == 0 && str_ncmp("abc", "abd", 3) < 0, "ncmp");
 }
 
-int main(void)
+int main(int argc, char **argv)
 {
+    if (argc != 2) {
+        fprintf(stderr, "usage: %s FONT.psf\n", argv[0]);
+        return 2;
+    }
     test_fmt_matches_libc_for_fixed_cases();
     test_fmt_truncates_and_reports_full_length();
     test_fmt_precision_stops_before_reading_past_limit();
@@ -125,6 +133,6 @@ int main(void)
     test_str_parse_accepts_decimal_and_hex();
     test_str_parse_rejects_bad_input_and_leaves_output();
     test_str_copy_and_compare();
-    printf("%u passed, %u failed\n", check_passed, check_failed);
-    return check_failed ? 1 : 0;
+    psf_tests(argv[1]);
+    return check_finish();
 }

@@ -9,9 +9,10 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include <canopy/check.h>
 #include <canopy/psf.h>
 
-#include "check.h"
+#include "klib_test.h"
 
 static uint8_t *read_file(const char *path, size_t *size)
 {

@@ -1,0 +1,11 @@
+/*
+ * The parts of klib_test kept in their own files: each runs its tests
+ * through the checks of canopy/check.h.
+ */
+#ifndef LIB_TESTS_KLIB_TEST_H
+#define LIB_TESTS_KLIB_TEST_H
+
+/* The PSF parser's tests, on the font file at font_path and on hand-built fonts (psf_test.c). */
+void psf_tests(const char *font_path);
+
+#endif
