@@ -52,6 +52,9 @@
  */
 #include <pmm/pmm.h>
 
+#include <stdarg.h>
+
+#include <canopy/compiler.h>
 #include <canopy/fmt.h>
 #include <canopy/page.h>
 
@@ -676,163 +679,255 @@ enum canopy_owner pmm_owner_of(const struct pmm *p, uint64_t phys)
 
 /* ---- the checker --------------------------------------------------------- */
 
-#define CHECK_FAIL(...)                                                                            \
-    do {                                                                                           \
-        if (msg_size > 0)                                                                          \
-            fmt_snprintf(msg, msg_size, __VA_ARGS__);                                              \
-        return PMM_ERR_CORRUPT;                                                                    \
-    } while (0)
+/*
+ * pmm_check runs five steps, each a function that returns false after
+ * writing the first problem it finds through corrupt():
+ *
+ *   check_header    the fixed fields: magic, base alignment, frame count,
+ *                   where the state array lies
+ *   check_frames    every state byte, block by block, tallying the frames
+ *                   (check_block for free and used blocks, check_single for
+ *                   reserved, reclaimable and cached frames)
+ *   check_counters  the recorded counters against the tally
+ *   check_cache     the order-0 cache against the cached frames
+ *   check_lists     each free list against the free heads of its order
+ */
 
 typedef unsigned long long ull;
 
-enum pmm_status pmm_check(const struct pmm *p, char *msg, size_t msg_size)
+/* Where pmm_check's one line goes. */
+struct check_report {
+    char *msg;
+    size_t msg_size;
+};
+
+/* Writes the problem into the report (if it has room) and returns false. */
+PRINTF_LIKE(2, 3) static bool corrupt(struct check_report *r, const char *fmt, ...)
 {
-    if (msg_size > 0)
-        msg[0] = '\0';
+    if (r->msg_size > 0) {
+        va_list ap;
+        va_start(ap, fmt);
+        fmt_vsnprintf(r->msg, r->msg_size, fmt, ap);
+        va_end(ap);
+    }
+    return false;
+}
+
+/* What check_frames counts, for the steps after it. */
+struct check_tally {
+    uint64_t sa, sb; /* the state array's frames, [sa, sb), as indices */
+    uint64_t low;    /* indices below this are under 1 MiB */
+    uint64_t free, used, recl, res, cached;
+    uint64_t owners[CANOPY_OWNER_COUNT];
+    uint64_t heads[PMM_ORDER_COUNT]; /* free blocks of each order */
+};
+
+/* The fixed fields; fills t->sa, t->sb and t->low. */
+static bool check_header(const struct pmm *p, struct check_report *r, struct check_tally *t)
+{
     if (p->magic != PMM_MAGIC)
-        CHECK_FAIL("pmm: bad magic 0x%llx", (ull)p->magic);
+        return corrupt(r, "pmm: bad magic 0x%llx", (ull)p->magic);
     if (p->base_frame & (MAX_BLOCK_FRAMES - 1))
-        CHECK_FAIL("pmm: base frame 0x%llx not aligned to the largest block", (ull)p->base_frame);
+        return corrupt(r, "pmm: base frame 0x%llx not aligned to the largest block",
+                       (ull)p->base_frame);
     if (p->frame_count == 0 || p->frame_count > (UINT64_MAX >> PAGE_SHIFT) - p->base_frame)
-        CHECK_FAIL("pmm: bad frame count %llu", (ull)p->frame_count);
+        return corrupt(r, "pmm: bad frame count %llu", (ull)p->frame_count);
     uint64_t sf = p->state >> PAGE_SHIFT;
     if (!page_is_aligned(p->state) || !page_is_aligned(p->state_bytes) ||
         p->state_bytes < p->frame_count || sf < p->base_frame ||
         sf - p->base_frame > p->frame_count - (p->state_bytes >> PAGE_SHIFT))
-        CHECK_FAIL("pmm: state array 0x%llx (%llu bytes) misplaced", (ull)p->state,
-                   (ull)p->state_bytes);
-    uint64_t sa = sf - p->base_frame, sb = sa + (p->state_bytes >> PAGE_SHIFT);
+        return corrupt(r, "pmm: state array 0x%llx (%llu bytes) misplaced", (ull)p->state,
+                       (ull)p->state_bytes);
+    t->sa = sf - p->base_frame;
+    t->sb = t->sa + (p->state_bytes >> PAGE_SHIFT);
+    t->low = p->base_frame < LOW_FRAMES ? LOW_FRAMES - p->base_frame : 0;
+    return true;
+}
 
+/* The free or used block whose head is idx; its order goes to *order. */
+static bool check_block(const struct pmm *p, const uint8_t *st, uint64_t idx,
+                        struct check_report *r, struct check_tally *t, unsigned *order)
+{
+    unsigned b = st[idx], o;
+    bool is_free = (b & ST_CLASS) == ST_FREE;
+    ull at = (ull)phys_of(p, idx);
+    if (is_free) {
+        o = b & ST_VALUE;
+        if (o > PMM_MAX_ORDER)
+            return corrupt(r, "pmm: frame 0x%llx: free block of order %u", at, o);
+    } else {
+        if (!owner_valid(b & ST_VALUE))
+            return corrupt(r, "pmm: frame 0x%llx: used with bad owner %u", at, b & ST_VALUE);
+        o = used_order(p, st, idx);
+    }
+    *order = o;
+    if (idx & ((1ull << o) - 1))
+        return corrupt(r, "pmm: frame 0x%llx: block of order %u misaligned", at, o);
+    if ((1ull << o) > p->frame_count - idx)
+        return corrupt(r, "pmm: frame 0x%llx: block of order %u runs past the end", at, o);
+    if (idx < t->low)
+        return corrupt(r, "pmm: frame 0x%llx: below 1 MiB but not reserved", at);
+    /* A used block's second byte holds its order (when it is above 0): skip it. */
+    for (uint64_t j = !is_free && o > 0 ? 2 : 1; j < (1ull << o); j++)
+        if (st[idx + j] != ST_INTERIOR)
+            return corrupt(r, "pmm: frame 0x%llx: byte 0x%x inside the block at 0x%llx",
+                           (ull)phys_of(p, idx + j), st[idx + j], at);
+    bool in_state_array = idx < t->sb && idx + (1ull << o) > t->sa;
+    if (is_free) {
+        uint64_t buddy = idx ^ (1ull << o);
+        if (o < PMM_MAX_ORDER && buddy < p->frame_count && st[buddy] == (ST_FREE | o))
+            return corrupt(r, "pmm: frame 0x%llx: free buddies of order %u not merged", at, o);
+        if (in_state_array)
+            return corrupt(r, "pmm: frame 0x%llx: free block inside the state array", at);
+        t->heads[o]++;
+        t->free += 1ull << o;
+    } else {
+        if (in_state_array && (b & ST_VALUE) != CANOPY_OWNER_PMM)
+            return corrupt(r, "pmm: frame 0x%llx: state array frame used by owner %u", at,
+                           b & ST_VALUE);
+        t->owners[b & ST_VALUE] += 1ull << o;
+        t->used += 1ull << o;
+    }
+    return true;
+}
+
+/* The reserved, reclaimable or cached frame idx (a block of order 0). */
+static bool check_single(const struct pmm *p, const uint8_t *st, uint64_t idx,
+                         struct check_report *r, struct check_tally *t)
+{
+    unsigned b = st[idx];
+    ull at = (ull)phys_of(p, idx);
+    if (b != ST_RESERVED && b != ST_RECLAIM && b != ST_CACHED)
+        return corrupt(r, "pmm: frame 0x%llx: bad state byte 0x%x", at, b);
+    if (idx >= t->sa && idx < t->sb)
+        return corrupt(r, "pmm: frame 0x%llx: state array frame not owned by the pmm", at);
+    if (b == ST_CACHED) {
+        if (idx < t->low)
+            return corrupt(r, "pmm: frame 0x%llx: cached below 1 MiB", at);
+        t->cached++;
+        t->free++;
+    } else if (b == ST_RECLAIM) {
+        if (idx < t->low)
+            return corrupt(r, "pmm: frame 0x%llx: reclaimable below 1 MiB", at);
+        t->recl++;
+    } else {
+        t->res++;
+    }
+    return true;
+}
+
+/* Every state byte, a block at a time: each block head, then past its interior. */
+static bool check_frames(const struct pmm *p, struct check_report *r, struct check_tally *t)
+{
     const uint8_t *st = state_of(p);
-    uint64_t free = 0, used = 0, recl = 0, res = 0, cached = 0;
-    uint64_t owners[CANOPY_OWNER_COUNT] = {0};
-    uint64_t heads[PMM_ORDER_COUNT] = {0};
-    uint64_t low = p->base_frame < LOW_FRAMES ? LOW_FRAMES - p->base_frame : 0;
-
     for (uint64_t idx = 0; idx < p->frame_count;) {
         unsigned b = st[idx], o = 0;
-        ull at = (ull)phys_of(p, idx);
         switch (b & ST_CLASS) {
         case ST_FREE:
         case ST_USED:
-            if ((b & ST_CLASS) == ST_FREE) {
-                o = b & ST_VALUE;
-                if (o > PMM_MAX_ORDER)
-                    CHECK_FAIL("pmm: frame 0x%llx: free block of order %u", at, o);
-            } else {
-                if (!owner_valid(b & ST_VALUE))
-                    CHECK_FAIL("pmm: frame 0x%llx: used with bad owner %u", at, b & ST_VALUE);
-                o = used_order(p, st, idx);
-            }
-            if (idx & ((1ull << o) - 1))
-                CHECK_FAIL("pmm: frame 0x%llx: block of order %u misaligned", at, o);
-            if ((1ull << o) > p->frame_count - idx)
-                CHECK_FAIL("pmm: frame 0x%llx: block of order %u runs past the end", at, o);
-            if (idx < low)
-                CHECK_FAIL("pmm: frame 0x%llx: below 1 MiB but not reserved", at);
-            for (uint64_t j = (b & ST_CLASS) == ST_USED && o > 0 ? 2 : 1; j < (1ull << o); j++)
-                if (st[idx + j] != ST_INTERIOR)
-                    CHECK_FAIL("pmm: frame 0x%llx: byte 0x%x inside the block at 0x%llx",
-                               (ull)phys_of(p, idx + j), st[idx + j], at);
-            if ((b & ST_CLASS) == ST_FREE) {
-                uint64_t buddy = idx ^ (1ull << o);
-                if (o < PMM_MAX_ORDER && buddy < p->frame_count && st[buddy] == (ST_FREE | o))
-                    CHECK_FAIL("pmm: frame 0x%llx: free buddies of order %u not merged", at, o);
-                if (idx < sb && idx + (1ull << o) > sa)
-                    CHECK_FAIL("pmm: frame 0x%llx: free block inside the state array", at);
-                heads[o]++;
-                free += 1ull << o;
-            } else {
-                if (idx < sb && idx + (1ull << o) > sa && (b & ST_VALUE) != CANOPY_OWNER_PMM)
-                    CHECK_FAIL("pmm: frame 0x%llx: state array frame used by owner %u", at,
-                               b & ST_VALUE);
-                owners[b & ST_VALUE] += 1ull << o;
-                used += 1ull << o;
-            }
+            if (!check_block(p, st, idx, r, t, &o))
+                return false;
             break;
         case ST_RESERVED:
-            if (b != ST_RESERVED && b != ST_RECLAIM && b != ST_CACHED)
-                CHECK_FAIL("pmm: frame 0x%llx: bad state byte 0x%x", at, b);
-            if (idx >= sa && idx < sb)
-                CHECK_FAIL("pmm: frame 0x%llx: state array frame not owned by the pmm", at);
-            if (b == ST_CACHED) {
-                if (idx < low)
-                    CHECK_FAIL("pmm: frame 0x%llx: cached below 1 MiB", at);
-                cached++;
-                free++;
-            } else if (b == ST_RECLAIM) {
-                if (idx < low)
-                    CHECK_FAIL("pmm: frame 0x%llx: reclaimable below 1 MiB", at);
-                recl++;
-            } else {
-                res++;
-            }
+            if (!check_single(p, st, idx, r, t))
+                return false;
             break;
         default:
-            CHECK_FAIL("pmm: frame 0x%llx: byte 0x%x where a block should start", at, b);
+            return corrupt(r, "pmm: frame 0x%llx: byte 0x%x where a block should start",
+                           (ull)phys_of(p, idx), b);
         }
         idx += 1ull << o;
     }
+    return true;
+}
 
-    if (free != p->free_frames)
-        CHECK_FAIL("pmm: %llu free frames counted, %llu recorded", (ull)free, (ull)p->free_frames);
-    if (used != p->used_frames)
-        CHECK_FAIL("pmm: %llu used frames counted, %llu recorded", (ull)used, (ull)p->used_frames);
-    if (recl != p->reclaimable_frames)
-        CHECK_FAIL("pmm: %llu reclaimable frames counted, %llu recorded", (ull)recl,
-                   (ull)p->reclaimable_frames);
-    if (res != p->reserved_frames)
-        CHECK_FAIL("pmm: %llu reserved frames counted, %llu recorded", (ull)res,
-                   (ull)p->reserved_frames);
+/* The recorded counters against the tally. */
+static bool check_counters(const struct pmm *p, struct check_report *r, const struct check_tally *t)
+{
+    if (t->free != p->free_frames)
+        return corrupt(r, "pmm: %llu free frames counted, %llu recorded", (ull)t->free,
+                       (ull)p->free_frames);
+    if (t->used != p->used_frames)
+        return corrupt(r, "pmm: %llu used frames counted, %llu recorded", (ull)t->used,
+                       (ull)p->used_frames);
+    if (t->recl != p->reclaimable_frames)
+        return corrupt(r, "pmm: %llu reclaimable frames counted, %llu recorded", (ull)t->recl,
+                       (ull)p->reclaimable_frames);
+    if (t->res != p->reserved_frames)
+        return corrupt(r, "pmm: %llu reserved frames counted, %llu recorded", (ull)t->res,
+                       (ull)p->reserved_frames);
     for (unsigned o = 0; o < CANOPY_OWNER_COUNT; o++)
-        if (owners[o] != p->owner_frames[o])
-            CHECK_FAIL("pmm: owner %u: %llu frames counted, %llu recorded", o, (ull)owners[o],
-                       (ull)p->owner_frames[o]);
-    if (owners[CANOPY_OWNER_PMM] < sb - sa)
-        CHECK_FAIL("pmm: state array frames not all owned by the pmm");
+        if (t->owners[o] != p->owner_frames[o])
+            return corrupt(r, "pmm: owner %u: %llu frames counted, %llu recorded", o,
+                           (ull)t->owners[o], (ull)p->owner_frames[o]);
+    if (t->owners[CANOPY_OWNER_PMM] < t->sb - t->sa)
+        return corrupt(r, "pmm: state array frames not all owned by the pmm");
+    return true;
+}
 
-    /*
-     * The cache: as many entries as cached bytes, each a cached frame and no
-     * two the same, so the entries are exactly the cached frames.
-     */
-    if (p->cache_frames > PMM_CACHE_FRAMES || p->cache_frames != cached)
-        CHECK_FAIL("pmm: %llu frames cached, %llu recorded (at most %u)", (ull)cached,
-                   (ull)p->cache_frames, PMM_CACHE_FRAMES);
+/*
+ * The cache: as many entries as cached bytes, each a cached frame and no
+ * two the same, so the entries are exactly the cached frames.
+ */
+static bool check_cache(const struct pmm *p, struct check_report *r, const struct check_tally *t)
+{
+    const uint8_t *st = state_of(p);
+    if (p->cache_frames > PMM_CACHE_FRAMES || p->cache_frames != t->cached)
+        return corrupt(r, "pmm: %llu frames cached, %llu recorded (at most %u)", (ull)t->cached,
+                       (ull)p->cache_frames, PMM_CACHE_FRAMES);
     for (uint64_t i = 0; i < p->cache_frames; i++) {
         uint64_t node = p->cache[i];
         uint64_t f = node >> PAGE_SHIFT, idx = f - p->base_frame;
         if (!page_is_aligned(node) || f < p->base_frame || idx >= p->frame_count ||
             st[idx] != ST_CACHED)
-            CHECK_FAIL("pmm: cache: 0x%llx is not a cached frame", (ull)node);
+            return corrupt(r, "pmm: cache: 0x%llx is not a cached frame", (ull)node);
         for (uint64_t j = 0; j < i; j++)
             if (p->cache[j] == node)
-                CHECK_FAIL("pmm: cache: 0x%llx listed twice", (ull)node);
+                return corrupt(r, "pmm: cache: 0x%llx listed twice", (ull)node);
     }
+    return true;
+}
 
-    /* Lists: each node a free head of its order (checked before it is read). */
+/* Lists: each node a free head of its order (checked before it is read). */
+static bool check_lists(const struct pmm *p, struct check_report *r, const struct check_tally *t)
+{
+    const uint8_t *st = state_of(p);
     for (unsigned k = 0; k < PMM_ORDER_COUNT; k++) {
         if (((p->free_orders >> k) & 1) != (p->free_head[k] != PMM_NIL))
-            CHECK_FAIL("pmm: order %u: non-empty bit disagrees with the list", k);
+            return corrupt(r, "pmm: order %u: non-empty bit disagrees with the list", k);
         uint64_t steps = 0, prev = PMM_NIL;
         for (uint64_t node = p->free_head[k]; node != PMM_NIL; node = link_of(p, node)->next) {
             uint64_t f = node >> PAGE_SHIFT, idx = f - p->base_frame;
             if (!page_is_aligned(node) || f < p->base_frame || idx >= p->frame_count ||
                 st[idx] != (ST_FREE | k))
-                CHECK_FAIL("pmm: order %u list: 0x%llx is not a free block of that order", k,
-                           (ull)node);
+                return corrupt(r, "pmm: order %u list: 0x%llx is not a free block of that order", k,
+                               (ull)node);
             if (prev != PMM_NIL && link_of(p, node)->prev != prev)
-                CHECK_FAIL("pmm: order %u list: 0x%llx has a bad back link", k, (ull)node);
+                return corrupt(r, "pmm: order %u list: 0x%llx has a bad back link", k, (ull)node);
             if (++steps > p->free_blocks[k])
-                CHECK_FAIL("pmm: order %u list: longer than its %llu blocks", k,
-                           (ull)p->free_blocks[k]);
+                return corrupt(r, "pmm: order %u list: longer than its %llu blocks", k,
+                               (ull)p->free_blocks[k]);
             prev = node;
         }
         if (steps != p->free_blocks[k])
-            CHECK_FAIL("pmm: order %u list: %llu blocks listed, %llu recorded", k, (ull)steps,
-                       (ull)p->free_blocks[k]);
-        if (steps != heads[k])
-            CHECK_FAIL("pmm: order %u: %llu blocks listed, %llu free in the state array", k,
-                       (ull)steps, (ull)heads[k]);
+            return corrupt(r, "pmm: order %u list: %llu blocks listed, %llu recorded", k,
+                           (ull)steps, (ull)p->free_blocks[k]);
+        if (steps != t->heads[k])
+            return corrupt(r, "pmm: order %u: %llu blocks listed, %llu free in the state array", k,
+                           (ull)steps, (ull)t->heads[k]);
     }
+    return true;
+}
+
+enum pmm_status pmm_check(const struct pmm *p, char *msg, size_t msg_size)
+{
+    struct check_report r = {.msg = msg, .msg_size = msg_size};
+    struct check_tally t = {0};
+    if (msg_size > 0)
+        msg[0] = '\0';
+    /* Each step relies on the ones before it (the header before any state byte is read). */
+    if (!check_header(p, &r, &t) || !check_frames(p, &r, &t) || !check_counters(p, &r, &t) ||
+        !check_cache(p, &r, &t) || !check_lists(p, &r, &t))
+        return PMM_ERR_CORRUPT;
     return PMM_OK;
 }
