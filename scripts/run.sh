@@ -23,20 +23,23 @@ guest; Ctrl-A X quits QEMU, Ctrl-A C switches to QEMU's monitor and back.
   --kvm             use KVM instead of TCG emulation (needs a usable /dev/kvm)
   --no-build        boot the existing image without installing or building
   --image FILE      boot another image (implies --no-build)
-  --ovmf-code FILE  firmware code (default /usr/share/OVMF/OVMF_CODE_4M.fd)
-  --ovmf-vars FILE  variable store template (default the matching OVMF_VARS)
+  --ovmf-code FILE  firmware code (default: OVMF's 4 MB build)
+  --ovmf-vars FILE  variable store template (default: the one matching the code)
   -h, --help        this text
 
 QMP (the machine-readable monitor) listens on build/qmp.sock while QEMU runs.
 The environment variable CANOPY_BUILD_DIR picks another build directory.
+The command line itself comes from scripts/qemu_args.py, which the boot tests
+use too.
 EOF
 }
 
 source "$(dirname "${BASH_SOURCE[0]}")/common.sh"
 
 headless=0 mem=512M smp=1 cpu=max machine=q35 gdb=0 no_reboot=0 build=1 image= accel=tcg gdb_port=1234
-ovmf_code=/usr/share/OVMF/OVMF_CODE_4M.fd ovmf_vars=
+ovmf_code= ovmf_vars=
 extra=()
+qemu_args=(python3 "$CANOPY_ROOT/scripts/qemu_args.py")
 need() {
     [ $# -ge 2 ] && [ -n "$2" ] || { echo "run.sh: $1 needs a value" >&2; exit 2; }
 }
@@ -68,10 +71,14 @@ fi
 image=${image:-$CANOPY_BUILD/canopy.img}
 [ -f "$image" ] || { echo "run.sh: $image not found (build first)" >&2; exit 1; }
 
-# The variable store matching the firmware build: OVMF_CODE_4M.fd goes with
-# OVMF_VARS_4M.fd, OVMF_CODE.fd (2 MB) with OVMF_VARS.fd.
+# The default firmware, and the variable store matching the firmware build
+# (OVMF_CODE_4M.fd goes with OVMF_VARS_4M.fd, OVMF_CODE.fd with OVMF_VARS.fd).
+if [ -z "$ovmf_code" ]; then
+    ovmf_code=$("${qemu_args[@]}" ovmf)
+    ovmf_code=${ovmf_code%%$'\n'*} # the first line: the code; the second names its store
+fi
 if [ -z "$ovmf_vars" ]; then
-    ovmf_vars=$(dirname "$ovmf_code")/$(basename "$ovmf_code" | sed -e 's/CODE/VARS/' -e 's/\.\(ms\|secboot\|snakeoil\)\././')
+    ovmf_vars=$("${qemu_args[@]}" vars-for "$ovmf_code")
 fi
 for f in "$ovmf_code" "$ovmf_vars"; do
     [ -f "$f" ] || { echo "run.sh: $f not found (package ovmf)" >&2; exit 1; }
@@ -90,43 +97,40 @@ if [ "$accel" = kvm ] && [ ! -w /dev/kvm ]; then
     exit 1
 fi
 
+# The serial console and QEMU's monitor share this terminal (mon:stdio).
 args=(
-    -machine "$machine" -accel "$accel" -cpu "$cpu" -m "$mem" -smp "$smp"
-    -drive "if=pflash,format=raw,unit=0,readonly=on,file=$ovmf_code"
-    -drive "if=pflash,format=raw,unit=1,file=$vars"
-    -drive "format=raw,file=$image,if=ide,index=0"
-    -nic none
-    -serial mon:stdio
-    -qmp "unix:$CANOPY_BUILD/qmp.sock,server=on,wait=off"
-    -device isa-debug-exit,iobase=0xf4,iosize=4
+    --image "$image" --ovmf-code "$ovmf_code" --vars "$vars"
+    --machine "$machine" --accel "$accel" --cpu "$cpu" --mem "$mem" --smp "$smp"
+    --serial mon:stdio --qmp "$CANOPY_BUILD/qmp.sock"
 )
 if [ "$headless" = 0 ] && [ -z "${DISPLAY:-}${WAYLAND_DISPLAY:-}" ]; then
     echo "run.sh: no graphical session (DISPLAY unset); running headless" >&2
     headless=1
 fi
 if [ "$headless" = 1 ]; then
-    args+=(-display none)
+    args+=(--display none)
 else
     displays=$(qemu-system-x86_64 -display help 2>/dev/null || true)
     if grep -qx gtk <<<"$displays"; then
-        args+=(-display gtk)
+        args+=(--display gtk)
     elif grep -qx sdl <<<"$displays"; then
-        args+=(-display sdl)
+        args+=(--display sdl)
     else
         echo "run.sh: QEMU has no gtk or sdl display (package qemu-system-gui); running headless" >&2
-        args+=(-display none)
+        args+=(--display none)
     fi
 fi
+qemu_extra=()
 if [ "$gdb" = 1 ]; then
-    args+=(-gdb "tcp:localhost:$gdb_port" -S)
+    qemu_extra+=(-gdb "tcp:localhost:$gdb_port" -S)
     echo "run.sh: QEMU is paused and waits for GDB on localhost:$gdb_port:" >&2
     echo "  gdb $CANOPY_BUILD/kernel/kernel.elf -ex 'target remote :$gdb_port'" >&2
 fi
-[ "$no_reboot" = 1 ] && args+=(-no-reboot)
+[ "$no_reboot" = 1 ] && args+=(--no-reboot)
 
 canopy_step "booting $(basename "$image") (Ctrl-A X quits)"
 set +e
-qemu-system-x86_64 "${args[@]}" "${extra[@]}"
+"${qemu_args[@]}" exec "${args[@]}" -- "${qemu_extra[@]}" "${extra[@]}"
 status=$?
 set -e
 rm -f "$CANOPY_BUILD/qmp.sock"

@@ -32,8 +32,12 @@ import tempfile
 import threading
 import time
 
-DEFAULT_OVMF_CODE = "/usr/share/OVMF/OVMF_CODE_4M.fd"
-DEFAULT_OVMF_VARS = "/usr/share/OVMF/OVMF_VARS_4M.fd"
+# The QEMU command line and the OVMF files have one home, shared with scripts/run.sh.
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), os.pardir, os.pardir,
+                                "scripts"))
+import qemu_args  # noqa: E402
+
+DEFAULT_OVMF_CODE, DEFAULT_OVMF_VARS = qemu_args.ovmf_pair()
 
 # Linux's fcntl to resize a pipe (fcntl.F_SETPIPE_SZ, by number for older Pythons).
 F_SETPIPE_SZ = 1031
@@ -128,27 +132,14 @@ class Machine:
     # ---- lifecycle -------------------------------------------------------
 
     def command_line(self):
-        """The QEMU command line (without the per-run paths filled in)."""
-        vars_copy = os.path.join(self.tmp, "OVMF_VARS.fd")
-        args = [
-            "qemu-system-x86_64",
-            "-machine", self.machine,
-            "-cpu", self.cpu,
-            "-m", str(self.mem),
-            "-smp", str(self.smp),
-            "-drive", f"if=pflash,format=raw,unit=0,readonly=on,file={self.ovmf_code}",
-            "-drive", f"if=pflash,format=raw,unit=1,file={vars_copy}",
-            # snapshot=on: the guest may write the disk, the image file stays as built.
-            "-drive", f"format=raw,file={self.image},if=ide,index=0,snapshot=on",
-            "-nic", "none",
-            "-display", "none",
-            "-monitor", "none",
-            "-qmp", f"unix:{self.qmp_path},server=on,wait=off",
-            "-no-reboot",
-            "-device", "isa-debug-exit,iobase=0xf4,iosize=4",
-        ]
-        args += ["-serial", "stdio"] if self.serial else ["-serial", "none"]
-        return args + self.extra_args
+        """The QEMU command line (scripts/qemu_args.py) for this run: the
+        private variable store, snapshot=on so that the image file stays as
+        built, no monitor but QMP, no window, and -no-reboot."""
+        return qemu_args.command_line(
+            self.image, self.ovmf_code, os.path.join(self.tmp, "OVMF_VARS.fd"),
+            machine=self.machine, cpu=self.cpu, mem=self.mem, smp=self.smp,
+            serial="stdio" if self.serial else None, monitor="none", display="none",
+            qmp=self.qmp_path, snapshot=True, no_reboot=True, extra=self.extra_args)
 
     def start(self):
         for path in (self.image, self.ovmf_code, self.ovmf_vars):

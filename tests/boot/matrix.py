@@ -78,11 +78,6 @@ GIB = 1 << 30
 MIB = 1 << 20
 TWO_MIB = 2 * MIB
 
-OVMF = {
-    "2m": ("/usr/share/OVMF/OVMF_CODE.fd", "/usr/share/OVMF/OVMF_VARS.fd"),
-    "4m": ("/usr/share/OVMF/OVMF_CODE_4M.fd", "/usr/share/OVMF/OVMF_VARS_4M.fd"),
-}
-
 OVMF_START_S = 90    # QEMU started to OVMF starting the disk (5 s idle, 30 s seen loaded)
 READY_S = 60         # OVMF starting the disk to the prompt
 SCREEN_READY_S = 120  # serial-less: QEMU started to the prompt on screen
@@ -455,10 +450,9 @@ def help_answered(s):
 # ---- driver ---------------------------------------------------------------
 
 def machine(args, case):
-    code, variables = OVMF[case.firmware]
-    if args.ovmf_dir:
-        code = os.path.join(args.ovmf_dir, os.path.basename(code))
-        variables = os.path.join(args.ovmf_dir, os.path.basename(variables))
+    # The OVMF build's files (scripts/qemu_args.py), from --ovmf-dir if given.
+    code, variables = harness.qemu_args.ovmf_pair(
+        case.firmware, args.ovmf_dir or harness.qemu_args.OVMF_DIR)
     print(f"\n=== {case.describe()}", flush=True)
     return harness.Machine(args.image, ovmf_code=code, ovmf_vars=variables,
                            machine=case.machine, mem=case.mem, smp=case.smp, cpu=case.cpu,
@@ -479,7 +473,7 @@ def main():
     p.add_argument("--font", default=screen.DEFAULT_FONT,
                    help="the kernel's console font (PSF, gzipped or not)")
     p.add_argument("--ovmf-dir", help="where OVMF_CODE*.fd and OVMF_VARS*.fd are "
-                   "(default /usr/share/OVMF)")
+                   f"(default {harness.qemu_args.OVMF_DIR})")
     args = p.parse_args()
     check_coverage(CASES)
     if args.list:

@@ -1,0 +1,86 @@
+#!/usr/bin/env python3
+"""Checks scripts/qemu_args.py, the QEMU command line run.sh and the boot tests
+share, without starting QEMU: the OVMF file pairs, the variable store that goes
+with each code file Debian's ovmf package installs, and what a boot test's
+and run.sh's command lines contain."""
+
+import os
+import subprocess
+import sys
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+SCRIPT = os.path.join(HERE, os.pardir, os.pardir, "scripts", "qemu_args.py")
+sys.path.insert(0, os.path.dirname(SCRIPT))
+import qemu_args  # noqa: E402
+
+failures = []
+
+
+def check(ok, what):
+    if not ok:
+        failures.append(what)
+        print(f"FAIL {what}", flush=True)
+
+
+def option(args, name):
+    """The values that follow each occurrence of option name."""
+    return [args[i + 1] for i, a in enumerate(args[:-1]) if a == name]
+
+
+def main():
+    code, variables = qemu_args.ovmf_pair()
+    check((code, variables) == ("/usr/share/OVMF/OVMF_CODE_4M.fd",
+                                "/usr/share/OVMF/OVMF_VARS_4M.fd"), f"default pair {code} {variables}")
+    check(qemu_args.ovmf_pair("2m", "/fw") == ("/fw/OVMF_CODE.fd", "/fw/OVMF_VARS.fd"), "2m pair")
+    for build in qemu_args.OVMF_BUILDS:
+        c, v = qemu_args.ovmf_pair(build)
+        check(qemu_args.vars_for(c) == v, f"vars_for agrees with the {build} pair")
+    for c, v in [("/d/OVMF_CODE_4M.ms.fd", "/d/OVMF_VARS_4M.fd"),
+                 ("/d/OVMF_CODE_4M.secboot.fd", "/d/OVMF_VARS_4M.fd"),
+                 ("/d/OVMF_CODE_4M.snakeoil.fd", "/d/OVMF_VARS_4M.fd"),
+                 ("/d/OVMF_CODE.secboot.fd", "/d/OVMF_VARS.fd"),
+                 ("OVMF_CODE.fd", "OVMF_VARS.fd")]:
+        check(qemu_args.vars_for(c) == v, f"vars_for({c}) = {qemu_args.vars_for(c)}, want {v}")
+
+    # A boot test's machine: snapshot, no monitor but QMP, no reboot, its serial port.
+    t = qemu_args.command_line("img", "code.fd", "vars.fd", cpu="qemu64", mem="2G", smp=4,
+                               qmp="/s/qmp.sock", snapshot=True, extra=["-vga", "std"])
+    check(t[0] == "qemu-system-x86_64", "QEMU first")
+    check(option(t, "-drive") == ["if=pflash,format=raw,unit=0,readonly=on,file=code.fd",
+                                  "if=pflash,format=raw,unit=1,file=vars.fd",
+                                  "format=raw,file=img,if=ide,index=0,snapshot=on"],
+          f"drives {option(t, '-drive')}")
+    check(option(t, "-cpu") == ["qemu64"] and option(t, "-m") == ["2G"] and
+          option(t, "-smp") == ["4"] and option(t, "-machine") == ["q35"], "machine options")
+    check(option(t, "-monitor") == ["none"] and option(t, "-display") == ["none"], "headless")
+    check(option(t, "-qmp") == ["unix:/s/qmp.sock,server=on,wait=off"], "qmp")
+    check("-no-reboot" in t and "-accel" not in t, "no reboot, default accelerator")
+    check(option(t, "-device") == ["isa-debug-exit,iobase=0xf4,iosize=4"], "isa-debug-exit")
+    check(option(t, "-serial") == ["stdio"], "serial on stdio")
+    check(t[-2:] == ["-vga", "std"], "extra arguments last")
+    check(option(qemu_args.command_line("i", "c", "v", serial=None), "-serial") == ["none"],
+          "no serial port")
+
+    # run.sh's machine, through the program as run.sh calls it.
+    r = subprocess.run([sys.executable, SCRIPT, "print", "--image", "b/canopy.img", "--vars",
+                        "b/OVMF_VARS.fd", "--accel", "kvm", "--serial", "mon:stdio",
+                        "--display", "gtk", "--", "-gdb", "tcp:localhost:1234", "-S"],
+                       stdout=subprocess.PIPE, text=True, check=True)
+    a = r.stdout.splitlines()
+    check(option(a, "-drive")[0].endswith(f"file={code}"), "run.sh's default firmware")
+    check(option(a, "-drive")[2] == "format=raw,file=b/canopy.img,if=ide,index=0",
+          "run.sh's image is written to")
+    check(option(a, "-accel") == ["kvm"] and option(a, "-serial") == ["mon:stdio"] and
+          option(a, "-display") == ["gtk"], "run.sh's accelerator, console and window")
+    check("-monitor" not in a and "-no-reboot" not in a, "QEMU's own monitor; reboots allowed")
+    check(a[-3:] == ["-gdb", "tcp:localhost:1234", "-S"], "run.sh's extra arguments last")
+    r = subprocess.run([sys.executable, SCRIPT, "ovmf", "9m"], stdout=subprocess.PIPE,
+                       stderr=subprocess.PIPE, text=True)
+    check(r.returncode == 2 and "no OVMF build '9m'" in r.stderr, "an unknown build is refused")
+
+    print(f"qemu_args: {'FAIL' if failures else 'PASS'} ({len(failures)} failed)")
+    return 1 if failures else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
