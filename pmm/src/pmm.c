@@ -844,18 +844,19 @@ static bool check_frames(const struct pmm *p, struct check_report *r, struct che
 /* The recorded counters against the tally. */
 static bool check_counters(const struct pmm *p, struct check_report *r, const struct check_tally *t)
 {
-    if (t->free != p->free_frames)
-        return corrupt(r, "pmm: %llu free frames counted, %llu recorded", (ull)t->free,
-                       (ull)p->free_frames);
-    if (t->used != p->used_frames)
-        return corrupt(r, "pmm: %llu used frames counted, %llu recorded", (ull)t->used,
-                       (ull)p->used_frames);
-    if (t->recl != p->reclaimable_frames)
-        return corrupt(r, "pmm: %llu reclaimable frames counted, %llu recorded", (ull)t->recl,
-                       (ull)p->reclaimable_frames);
-    if (t->res != p->reserved_frames)
-        return corrupt(r, "pmm: %llu reserved frames counted, %llu recorded", (ull)t->res,
-                       (ull)p->reserved_frames);
+    const struct {
+        const char *what;
+        uint64_t counted, recorded;
+    } kinds[] = {
+        {"free", t->free, p->free_frames},
+        {"used", t->used, p->used_frames},
+        {"reclaimable", t->recl, p->reclaimable_frames},
+        {"reserved", t->res, p->reserved_frames},
+    };
+    for (size_t i = 0; i < sizeof(kinds) / sizeof(kinds[0]); i++)
+        if (kinds[i].counted != kinds[i].recorded)
+            return corrupt(r, "pmm: %llu %s frames counted, %llu recorded", (ull)kinds[i].counted,
+                           kinds[i].what, (ull)kinds[i].recorded);
     for (unsigned o = 0; o < CANOPY_OWNER_COUNT; o++)
         if (t->owners[o] != p->owner_frames[o])
             return corrupt(r, "pmm: owner %u: %llu frames counted, %llu recorded", o,
