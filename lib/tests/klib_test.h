@@ -5,6 +5,10 @@
 #ifndef LIB_TESTS_KLIB_TEST_H
 #define LIB_TESTS_KLIB_TEST_H
 
+/* The tests of canopy/page.h and canopy/vaddr.h, the headers every target shares (headers_test.c).
+ */
+void headers_tests(void);
+
 /* The PSF parser's tests, on the font file at font_path and on hand-built fonts (psf_test.c). */
 void psf_tests(const char *font_path);
 
