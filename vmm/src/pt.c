@@ -32,9 +32,6 @@
             __builtin_trap();                                                                      \
     } while (0)
 
-_Static_assert(PT_PAGE_4K == PAGE_SIZE && PT_PAGE_2M == PAGE_SIZE_2M && PT_PAGE_1G == PAGE_SIZE_1G,
-               "the compatibility names are the page sizes");
-
 /* Frames a range change (unmap, protect) can need: two per cut large page, two cuts. */
 #define PT_SPLIT_MAX 4
 
@@ -56,11 +53,6 @@ const char *pt_status_str(enum pt_status st)
 }
 
 /* ---- addresses and tables ------------------------------------------------- */
-
-bool pt_is_canonical(uint64_t va, unsigned levels)
-{
-    return va_is_canonical(va, levels);
-}
 
 /* [va, va + size) is page aligned, not empty, canonical, not wrapping, in one half. */
 static bool range_is_valid(uint64_t va, uint64_t size, unsigned levels)

@@ -170,7 +170,7 @@ static void compare(const struct pt *pt)
         if (pt_query(pt, last_page + 0xfff, &l) != PT_OK ||
             l.pa + (last_page - l.va) != b->pa + (b->pages - 1) * PAGE_SIZE)
             die("query at run end", last_page, l.pa);
-        if (b->va != 0 && pt_is_canonical(b->va - 1, pt->levels) &&
+        if (b->va != 0 && va_is_canonical(b->va - 1, pt->levels) &&
             !model_any(&model, b->va - PAGE_SIZE, b->va - 1) &&
             pt_query(pt, b->va - 1, &l) == PT_OK)
             die("query below a run", b->va, 0);

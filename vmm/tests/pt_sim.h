@@ -15,6 +15,7 @@
 #include <vmm/pte.h>
 
 #include <canopy/page.h>
+#include <canopy/vaddr.h>
 
 #include <stdbool.h>
 #include <stdint.h>

@@ -142,16 +142,16 @@ static void test_init_rejects_bad_levels_and_reports_nomem(void)
 
 static void test_canonical_edges(void)
 {
-    CHECKF(pt_is_canonical(0, 4) && pt_is_canonical(0x00007fffffffffffull, 4), "lower top, 4");
-    CHECKF(!pt_is_canonical(0x0000800000000000ull, 4), "2^47 is not canonical at 4 levels");
-    CHECKF(pt_is_canonical(0xffff800000000000ull, 4), "upper bottom, 4");
-    CHECKF(!pt_is_canonical(0xfffe800000000000ull, 4), "bit 48 clear, 4");
-    CHECKF(pt_is_canonical(0x0000800000000000ull, 5), "2^47 is canonical at 5 levels");
-    CHECKF(pt_is_canonical(0x00ffffffffffffffull, 5) && !pt_is_canonical(0x0100000000000000ull, 5),
+    CHECKF(va_is_canonical(0, 4) && va_is_canonical(0x00007fffffffffffull, 4), "lower top, 4");
+    CHECKF(!va_is_canonical(0x0000800000000000ull, 4), "2^47 is not canonical at 4 levels");
+    CHECKF(va_is_canonical(0xffff800000000000ull, 4), "upper bottom, 4");
+    CHECKF(!va_is_canonical(0xfffe800000000000ull, 4), "bit 48 clear, 4");
+    CHECKF(va_is_canonical(0x0000800000000000ull, 5), "2^47 is canonical at 5 levels");
+    CHECKF(va_is_canonical(0x00ffffffffffffffull, 5) && !va_is_canonical(0x0100000000000000ull, 5),
            "lower top, 5");
-    CHECKF(pt_is_canonical(0xff00000000000000ull, 5) && !pt_is_canonical(0xfe00000000000000ull, 5),
+    CHECKF(va_is_canonical(0xff00000000000000ull, 5) && !va_is_canonical(0xfe00000000000000ull, 5),
            "upper bottom, 5");
-    CHECKF(pt_is_canonical(UINT64_MAX, 4) && pt_is_canonical(UINT64_MAX, 5), "all ones");
+    CHECKF(va_is_canonical(UINT64_MAX, 4) && va_is_canonical(UINT64_MAX, 5), "all ones");
 }
 
 static void test_map_4k_query_and_walk(void)

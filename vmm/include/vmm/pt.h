@@ -19,15 +19,6 @@
 
 #include <canopy/compiler.h>
 
-/*
- * Compatibility only: the page sizes pt_map takes are PAGE_SIZE, PAGE_SIZE_2M
- * and PAGE_SIZE_1G (canopy/page.h). These names stay until their last users
- * outside vmm/src say those; pt.c asserts that they are equal.
- */
-#define PT_PAGE_4K (1ull << 12)
-#define PT_PAGE_2M (1ull << 21)
-#define PT_PAGE_1G (1ull << 30)
-
 /* Mapping attributes. */
 #define PT_W          0x01u /* writable */
 #define PT_X          0x02u /* executable (no NX bit) */
@@ -142,12 +133,6 @@ bool pt_for_each_leaf(const struct pt *pt, uint64_t va_start, uint64_t va_last, 
 
 /* Frees every table (not the mapped frames). The pt is empty afterwards (root freed too). */
 void pt_destroy(struct pt *pt);
-
-/*
- * True if va is canonical for the given paging depth: va_is_canonical
- * (canopy/vaddr.h) for the callers that include only this header.
- */
-bool pt_is_canonical(uint64_t va, unsigned levels);
 
 /*
  * Checks every invariant of a hierarchy built by this code: table_count is

@@ -35,11 +35,6 @@
 
 #define PTE_ENTRIES 512u
 
-/* Compatibility only, until vmm/src/ptdump.c says PAGE_SIZE, PAGE_SIZE_2M and PAGE_SIZE_1G. */
-#define PTE_SIZE_4K PAGE_SIZE
-#define PTE_SIZE_2M PAGE_SIZE_2M
-#define PTE_SIZE_1G PAGE_SIZE_1G
-
 /* Every flag a leaf may carry besides P, PS and the address. */
 #define PTE_LEAF_FLAGS (PTE_W | PTE_U | PTE_PWT | PTE_PCD | PTE_A | PTE_D | PTE_G | PTE_NX)
 
