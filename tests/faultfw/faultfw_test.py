@@ -243,9 +243,12 @@ GROUPS = ["ebs", "memmap", "alloc", "protocols", "highmem"]
 
 
 def make_base_image(args):
-    """The test image: the layer as the boot loader, stage 1 beside the kernel."""
+    """The test image: the layer as the boot loader, stage 1 beside the kernel.
+
+    Each run gets its own file (CTest runs the groups in parallel in one
+    workdir; a shared base was rewritten under another group's copy)."""
     os.makedirs(args.workdir, exist_ok=True)
-    base = os.path.join(args.workdir, "faultfw-base.img")
+    base = os.path.join(args.workdir, f"faultfw-base-{args.group or 'scenarios'}-{os.getpid()}.img")
     cmd = [args.mkimage, "--out", base, "--efi", args.faultfw, "--kernel", args.kernel,
            "--cfg", args.cfg, "--quiet"]
     r = subprocess.run(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, timeout=60)
@@ -435,7 +438,10 @@ def main():
             print(f"FAIL: missing input {path!r}")
             return 1
     base = make_base_image(args)
-    results = [(s.name, run_scenario(args, base, s)) for s in chosen]
+    try:
+        results = [(s.name, run_scenario(args, base, s)) for s in chosen]
+    finally:
+        os.unlink(base)
     failed = [n for n, ok in results if not ok]
     print(f"\n{len(results) - len(failed)} passed, {len(failed)} failed"
           + (f": {', '.join(failed)}" if failed else ""))
