@@ -35,6 +35,20 @@ OVMF_BUILDS = {
 }
 DEFAULT_OVMF = "4m"
 
+# The display adapters a machine can have, by name. None (the default) adds
+# nothing and leaves QEMU's own choice: one standard VGA on q35 and pc.
+#   std     one standard VGA, named
+#   two     a standard VGA and a second adapter: EDK2's console splitter then
+#           owns ConsoleOutHandle, and its GOP is blit only
+#   virtio  only virtio-gpu, whose GOP is blit only by design
+#   none    no display adapter at all: no GOP
+GRAPHICS = {
+    "std": ("-vga", "std"),
+    "two": ("-vga", "std", "-device", "secondary-vga"),
+    "virtio": ("-vga", "none", "-device", "virtio-gpu-pci"),
+    "none": ("-vga", "none"),
+}
+
 
 def ovmf_pair(build=DEFAULT_OVMF, directory=OVMF_DIR):
     """The (code, variable store) paths of an OVMF build in directory."""
@@ -55,14 +69,15 @@ def vars_for(code):
 
 def command_line(image, ovmf_code, vars_file, *, machine="q35", cpu="max", mem="512M", smp=1,
                  accel=None, serial="stdio", monitor="none", display="none", qmp=None,
-                 snapshot=False, no_reboot=True, extra=()):
+                 snapshot=False, no_reboot=True, graphics=None, extra=()):
     """The QEMU command line booting image under OVMF.
 
     vars_file is a private, writable copy of the variable store (never the
     installed template). serial is QEMU's -serial backend ("stdio",
     "mon:stdio", or None for a machine without a serial port); monitor None
     leaves QEMU's default monitor. snapshot keeps the image file as built
-    whatever the guest writes. isa-debug-exit (port 0xf4) lets a guest end
+    whatever the guest writes. graphics names the display adapters (GRAPHICS;
+    None: QEMU's default). isa-debug-exit (port 0xf4) lets a guest end
     QEMU with a status: (value << 1) | 1.
     """
     args = [QEMU, "-machine", machine]
@@ -79,6 +94,10 @@ def command_line(image, ovmf_code, vars_file, *, machine="q35", cpu="max", mem="
         "-nic", "none",
         "-display", display,
     ]
+    if graphics is not None:
+        if graphics not in GRAPHICS:
+            raise ValueError(f"no graphics setup '{graphics}' (known: {', '.join(GRAPHICS)})")
+        args += GRAPHICS[graphics]
     if monitor:
         args += ["-monitor", monitor]
     if qmp:
@@ -103,6 +122,8 @@ def _command_from(argv):
     p.add_argument("--serial", default="stdio", help="'none' for no serial port")
     p.add_argument("--monitor", help="QEMU's -monitor (default: QEMU's own)")
     p.add_argument("--display", default="none")
+    p.add_argument("--graphics", choices=sorted(GRAPHICS),
+                   help="the display adapters (default: QEMU's own, one standard VGA)")
     p.add_argument("--qmp", help="the QMP socket's path")
     p.add_argument("--snapshot", action="store_true")
     p.add_argument("--no-reboot", action="store_true")
@@ -114,7 +135,7 @@ def _command_from(argv):
                         smp=a.smp, accel=a.accel,
                         serial=None if a.serial == "none" else a.serial, monitor=a.monitor,
                         display=a.display, qmp=a.qmp, snapshot=a.snapshot,
-                        no_reboot=a.no_reboot, extra=extra)
+                        no_reboot=a.no_reboot, graphics=a.graphics, extra=extra)
 
 
 def main(argv):

@@ -16,6 +16,8 @@ guest; Ctrl-A X quits QEMU, Ctrl-A C switches to QEMU's monitor and back.
   --smp N           number of CPUs (default 1)
   --cpu MODEL       CPU model (default: max; e.g. qemu64 has no 1 GiB pages)
   --machine TYPE    q35 (default) or pc
+  --graphics SETUP  display adapters: std, two (std + a secondary VGA), virtio
+                    (virtio-gpu only) or none (default: QEMU's, one std VGA)
   --gdb             start paused; QEMU waits for GDB on localhost:1234
                     (docs/debugging.md)
   --gdb-port PORT   the same on another port (implies --gdb)
@@ -36,7 +38,7 @@ EOF
 
 source "$(dirname "${BASH_SOURCE[0]}")/common.sh"
 
-headless=0 mem=512M smp=1 cpu=max machine=q35 gdb=0 no_reboot=0 build=1 image= accel=tcg gdb_port=1234
+headless=0 mem=512M smp=1 cpu=max machine=q35 graphics= gdb=0 no_reboot=0 build=1 image= accel=tcg gdb_port=1234
 ovmf_code= ovmf_vars=
 extra=()
 qemu_args=(python3 "$CANOPY_ROOT/scripts/qemu_args.py")
@@ -50,6 +52,7 @@ while [ $# -gt 0 ]; do
     --smp) need "$@"; smp=$2; shift 2 ;;
     --cpu) need "$@"; cpu=$2; shift 2 ;;
     --machine) need "$@"; machine=$2; shift 2 ;;
+    --graphics) need "$@"; graphics=$2; shift 2 ;;
     --gdb) gdb=1; shift ;;
     --gdb-port) need "$@"; gdb=1; gdb_port=$2; shift 2 ;;
     --no-reboot) no_reboot=1; shift ;;
@@ -127,6 +130,7 @@ if [ "$gdb" = 1 ]; then
     echo "  gdb $CANOPY_BUILD/kernel/kernel.elf -ex 'target remote :$gdb_port'" >&2
 fi
 [ "$no_reboot" = 1 ] && args+=(--no-reboot)
+[ -n "$graphics" ] && args+=(--graphics "$graphics")
 
 canopy_step "booting $(basename "$image") (Ctrl-A X quits)"
 set +e

@@ -95,7 +95,7 @@ class Machine:
 
     def __init__(self, image, *, ovmf_code=DEFAULT_OVMF_CODE,
                  ovmf_vars=DEFAULT_OVMF_VARS, machine="q35", mem="512M", smp=1,
-                 cpu="max", serial=True, extra_args=(), log_dir=None,
+                 cpu="max", serial=True, graphics=None, extra_args=(), log_dir=None,
                  name="boot", echo=True, serial_pipe_bytes=SERIAL_PIPE_BYTES):
         self.image = image
         self.ovmf_code = ovmf_code
@@ -105,6 +105,7 @@ class Machine:
         self.smp = smp
         self.cpu = cpu
         self.serial = serial
+        self.graphics = graphics
         self.extra_args = list(extra_args)
         self.name = name
         self.echo = echo
@@ -139,7 +140,8 @@ class Machine:
             self.image, self.ovmf_code, os.path.join(self.tmp, "OVMF_VARS.fd"),
             machine=self.machine, cpu=self.cpu, mem=self.mem, smp=self.smp,
             serial="stdio" if self.serial else None, monitor="none", display="none",
-            qmp=self.qmp_path, snapshot=True, no_reboot=True, extra=self.extra_args)
+            qmp=self.qmp_path, snapshot=True, no_reboot=True, graphics=self.graphics,
+            extra=self.extra_args)
 
     def start(self):
         for path in (self.image, self.ovmf_code, self.ovmf_vars):
@@ -744,6 +746,8 @@ def arg_parser(description):
     p.add_argument("--smp", default="1")
     p.add_argument("--cpu", default="max")
     p.add_argument("--machine", default="q35")
+    p.add_argument("--graphics", choices=sorted(qemu_args.GRAPHICS),
+                   help="the display adapters (scripts/qemu_args.py; default QEMU's own)")
     p.add_argument("--quiet", action="store_true", help="do not echo the guest console")
     return p
 
@@ -752,7 +756,8 @@ def machine_from_args(args, image=None, name="boot", **kw):
     """A Machine configured from the common options."""
     return Machine(image or args.image, ovmf_code=args.ovmf_code, ovmf_vars=args.ovmf_vars,
                    machine=args.machine, mem=args.mem, smp=args.smp, cpu=args.cpu,
-                   log_dir=args.workdir, name=name, echo=not args.quiet, **kw)
+                   graphics=getattr(args, "graphics", None), log_dir=args.workdir, name=name,
+                   echo=not args.quiet, **kw)
 
 
 def make_image(args, out, kernel=None, no_kernel=False, cfg=None):

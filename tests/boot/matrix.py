@@ -459,7 +459,7 @@ def machine(args, case):
                            serial=case.serial, log_dir=args.workdir, name=f"matrix-{case.name}",
                            echo=not args.quiet,
                            # The default display, named: the serial-less cases need its GOP.
-                           extra_args=["-vga", "std"])
+                           graphics="std")
 
 
 def main():

@@ -61,10 +61,27 @@ def main():
     check(option(qemu_args.command_line("i", "c", "v", serial=None), "-serial") == ["none"],
           "no serial port")
 
+    # The display setups: each adds its adapters, the default none.
+    check("-vga" not in t[:-2], "QEMU's default display adapter unless asked")
+    g = qemu_args.command_line("i", "c", "v", graphics="two")
+    check(option(g, "-vga") == ["std"] and "secondary-vga" in option(g, "-device"),
+          "two adapters: a standard VGA and a secondary one")
+    g = qemu_args.command_line("i", "c", "v", graphics="virtio")
+    check(option(g, "-vga") == ["none"] and "virtio-gpu-pci" in option(g, "-device"),
+          "virtio-gpu only")
+    g = qemu_args.command_line("i", "c", "v", graphics="none")
+    check(option(g, "-vga") == ["none"] and option(g, "-device") == [
+        "isa-debug-exit,iobase=0xf4,iosize=4"], "no display adapter")
+    try:
+        qemu_args.command_line("i", "c", "v", graphics="cga")
+        check(False, "an unknown graphics setup is refused")
+    except ValueError:
+        pass
+
     # run.sh's machine, through the program as run.sh calls it.
     r = subprocess.run([sys.executable, SCRIPT, "print", "--image", "b/canopy.img", "--vars",
                         "b/OVMF_VARS.fd", "--accel", "kvm", "--serial", "mon:stdio",
-                        "--display", "gtk", "--", "-gdb", "tcp:localhost:1234", "-S"],
+                        "--display", "gtk", "--graphics", "two", "--", "-gdb", "tcp:localhost:1234", "-S"],
                        stdout=subprocess.PIPE, text=True, check=True)
     a = r.stdout.splitlines()
     check(option(a, "-drive")[0].endswith(f"file={code}"), "run.sh's default firmware")
@@ -73,6 +90,7 @@ def main():
     check(option(a, "-accel") == ["kvm"] and option(a, "-serial") == ["mon:stdio"] and
           option(a, "-display") == ["gtk"], "run.sh's accelerator, console and window")
     check("-monitor" not in a and "-no-reboot" not in a, "QEMU's own monitor; reboots allowed")
+    check("secondary-vga" in option(a, "-device"), "run.sh's --graphics")
     check(a[-3:] == ["-gdb", "tcp:localhost:1234", "-S"], "run.sh's extra arguments last")
     r = subprocess.run([sys.executable, SCRIPT, "ovmf", "9m"], stdout=subprocess.PIPE,
                        stderr=subprocess.PIPE, text=True)
