@@ -105,9 +105,12 @@ MUST_CHECK enum fw_status fw_memory_summary(uint64_t *conventional_bytes,
                                             uint64_t *largest_block_bytes);
 
 /*
- * gop.c: fills *fb from the GOP: switches to width x height first if asked (0, 0:
- * keep the current mode). *note gets a short remark when something was not as
- * asked (NULL if all went as asked). FW_NOT_FOUND: no GOP at all.
+ * gop.c: fills *fb from the GOP stage 1 draws on (a console device's with a
+ * linear framebuffer first, then any physical one's; the post-mortem screen
+ * uses the same): switches to width x height first if asked (0, 0: keep the
+ * current mode). *note gets a short remark when something was not as asked
+ * (NULL if all went as asked). FW_NOT_FOUND: no GOP at all; FW_UNSUPPORTED
+ * (with *note): none with a linear framebuffer.
  */
 MUST_CHECK enum fw_status fw_framebuffer(uint32_t width, uint32_t height,
                                          struct canopy_framebuffer *fb, const char **note);

@@ -1,12 +1,29 @@
 /*
- * gop: the framebuffer, from the Graphics Output Protocol of the console
- * stage 1 was started on. fw_framebuffer picks and describes the mode the
- * kernel gets; fw_framebuffer_for_reports only describes the current one, for
- * the post-mortem screen (fbtext.c).
+ * gop: the framebuffer, from a Graphics Output Protocol with a linear
+ * framebuffer. fw_framebuffer picks and describes the mode the kernel gets;
+ * fw_framebuffer_for_reports only describes the current one, for the
+ * post-mortem screen (fbtext.c). Both use the one GOP choose_gop() takes.
+ *
+ *   every handle with a GOP (LocateHandleBuffer), in the firmware's order
+ *     skipped: no linear mode at all (blit only: virtio-gpu, or EDK2's
+ *              console splitter when it drives more than one display)
+ *     1st: a console device's: a device path and EFI_CONSOLE_OUT_DEVICE_GUID
+ *     2nd: any physical device's: a device path
+ *     3rd: any other (a handle without a device path: a virtual console)
+ *   the first of the best rank wins, as in Linux's EFI stub (docs/stage1.md)
  *
  * Called by main.c (gather_platform) and fault.c (fw_fault_init).
  */
 #include "fw_efi.h"
+
+/* EDK2's gEfiConsoleOutDeviceGuid: on each handle that is part of ConOut. */
+#define CONSOLE_OUT_DEVICE_GUID                                                                    \
+    {                                                                                              \
+        0xd3b36f2c, 0xd551, 0x11d4,                                                                \
+        {                                                                                          \
+            0x9a, 0x46, 0x00, 0x90, 0x27, 0x3f, 0xc1, 0x4d                                         \
+        }                                                                                          \
+    }
 
 static uint32_t mask_top_bit(uint32_t m)
 {
@@ -15,19 +32,74 @@ static uint32_t mask_top_bit(uint32_t m)
 
 static enum fw_status describe_mode(EFI_GRAPHICS_OUTPUT_PROTOCOL *gop,
                                     struct canopy_framebuffer *fb, const char **note);
+static bool mode_is_linear(const EFI_GRAPHICS_OUTPUT_MODE_INFORMATION *info);
+static bool pick_mode(EFI_GRAPHICS_OUTPUT_PROTOCOL *gop, uint32_t width, uint32_t height,
+                      UINT32 *out);
 
-static EFI_GRAPHICS_OUTPUT_PROTOCOL *find_gop(void)
+/* How good a GOP is for Canopy's console; the higher the better. */
+enum gop_rank {
+    GOP_UNUSABLE, /* no Mode, or no mode with a linear framebuffer */
+    GOP_VIRTUAL,  /* no device path: a console splitter or another virtual output */
+    GOP_PHYSICAL, /* a device path: a real adapter's output */
+    GOP_CONSOLE,  /* ... that the firmware made part of its console (ConOut) */
+};
+
+static bool handle_has(EFI_HANDLE h, EFI_GUID guid)
 {
+    void *iface = NULL;
+    return !EFI_ERROR(fw_bs->HandleProtocol(h, &guid, &iface)) && iface;
+}
+
+static enum gop_rank gop_rank(EFI_HANDLE h, EFI_GRAPHICS_OUTPUT_PROTOCOL *gop)
+{
+    UINT32 mode;
+    if (!gop || !gop->Mode || !gop->Mode->Info)
+        return GOP_UNUSABLE;
+    if (!mode_is_linear(gop->Mode->Info) && !pick_mode(gop, 0, 0, &mode))
+        return GOP_UNUSABLE;
+    if (!handle_has(h, (EFI_GUID)EFI_DEVICE_PATH_PROTOCOL_GUID))
+        return GOP_VIRTUAL;
+    if (!handle_has(h, (EFI_GUID)CONSOLE_OUT_DEVICE_GUID))
+        return GOP_PHYSICAL;
+    return GOP_CONSOLE;
+}
+
+/* The choice, made once: the post-mortem screen and the kernel's are the same. */
+static struct {
+    bool made;
+    EFI_GRAPHICS_OUTPUT_PROTOCOL *gop; /* NULL: none usable */
+    unsigned count;                    /* handles with a GOP */
+} choice;
+
+/*
+ * The GOP Canopy draws on: the best ranked (above), the first of its rank in
+ * the firmware's handle order. NULL if no GOP has a linear mode; choice.count
+ * then tells "none at all" from "blit only".
+ */
+static EFI_GRAPHICS_OUTPUT_PROTOCOL *choose_gop(void)
+{
+    if (choice.made)
+        return choice.gop;
+    choice.made = true;
     EFI_GUID guid = EFI_GRAPHICS_OUTPUT_PROTOCOL_GUID;
-    EFI_GRAPHICS_OUTPUT_PROTOCOL *gop = NULL;
-    /* The GOP behind the console is the one the user is looking at. */
-    if (fw_st->ConsoleOutHandle &&
-        !EFI_ERROR(fw_bs->HandleProtocol(fw_st->ConsoleOutHandle, &guid, (void **)&gop)) && gop)
-        return gop;
-    gop = NULL;
-    if (!EFI_ERROR(fw_bs->LocateProtocol(&guid, NULL, (void **)&gop)))
-        return gop;
-    return NULL;
+    EFI_HANDLE *handles = NULL;
+    UINTN n = 0;
+    if (EFI_ERROR(fw_bs->LocateHandleBuffer(ByProtocol, &guid, NULL, &n, &handles)) || !handles)
+        return NULL;
+    enum gop_rank best = GOP_UNUSABLE;
+    for (UINTN i = 0; i < n; i++) {
+        EFI_GRAPHICS_OUTPUT_PROTOCOL *gop = NULL;
+        if (EFI_ERROR(fw_bs->HandleProtocol(handles[i], &guid, (void **)&gop)) || !gop)
+            continue;
+        choice.count++;
+        enum gop_rank r = gop_rank(handles[i], gop);
+        if (r > best) {
+            best = r;
+            choice.gop = gop;
+        }
+    }
+    fw_bs->FreePool(handles);
+    return choice.gop;
 }
 
 /* A mode the console can draw on: a linear framebuffer with known pixels. */
@@ -88,9 +160,15 @@ enum fw_status fw_framebuffer(uint32_t width, uint32_t height, struct canopy_fra
 {
     *fb = (struct canopy_framebuffer){.format = CANOPY_FB_NONE};
     *note = NULL;
-    EFI_GRAPHICS_OUTPUT_PROTOCOL *gop = find_gop();
-    if (!gop || !gop->Mode || !gop->Mode->Info)
+    EFI_GRAPHICS_OUTPUT_PROTOCOL *gop = choose_gop();
+    if (!gop && choice.count == 0)
         return FW_NOT_FOUND;
+    if (!gop) {
+        *note = choice.count == 1 ? "the graphics output has no linear framebuffer (blit only)"
+                                  : "no graphics output has a linear framebuffer (blit only)";
+        fbtext_use(fb);
+        return FW_UNSUPPORTED;
+    }
     /*
      * The firmware's current mode is kept unless the config asks for another
      * or the current one cannot be drawn on (blit only).
@@ -111,8 +189,8 @@ void fw_framebuffer_for_reports(void)
 {
     struct canopy_framebuffer fb = {.format = CANOPY_FB_NONE};
     const char *note;
-    EFI_GRAPHICS_OUTPUT_PROTOCOL *gop = find_gop();
-    if (gop && gop->Mode && gop->Mode->Info)
+    EFI_GRAPHICS_OUTPUT_PROTOCOL *gop = choose_gop();
+    if (gop)
         (void)describe_mode(gop, &fb, &note);
     fbtext_use(&fb);
 }

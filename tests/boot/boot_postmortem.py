@@ -21,6 +21,10 @@ Cases:
                 unmapped address: the IDT loaded through the HHDM, the stubs on
                 the trampoline page and the switch back to the firmware's tables
 
+With --graphics two (a second display adapter: EDK2's console splitter owns
+ConsoleOutHandle and its GOP is blit only), the report must still be on the
+screen QEMU shows first: stage 1 draws on the GOP it chose for the kernel.
+
     boot_postmortem.py <harness options> [--cases NAME...]
 """
 
@@ -215,7 +219,7 @@ def run_case(args, phase):
     # Run 2: the normal image with the same variable store.
     with harness.Machine(args.image, ovmf_code=args.ovmf_code, ovmf_vars=vars_file,
                          machine=args.machine, mem=args.mem, smp=args.smp, cpu=args.cpu,
-                         log_dir=args.workdir, name=f"{name}-next",
+                         graphics=args.graphics, log_dir=args.workdir, name=f"{name}-next",
                          echo=not args.quiet) as vm:
         vm.wait_for(r"^canopy: stage 1\n", BOOT_START_S + REPORT_S, "`canopy: stage 1`")
         want = (f"canopy: the previous boot stopped at phase {phase}: vector 14 (page fault), "
