@@ -62,6 +62,9 @@ _Static_assert(sizeof(struct elf64_phdr) == 56, "ELF64 program header size");
 #define EM_X86_64   62
 #define PN_XNUM     0xffff
 #define PT_LOAD     1
+#define PT_DYNAMIC  2
+#define PT_INTERP   3
+#define PT_TLS      7
 #define PF_X        0x1
 #define PF_W        0x2
 #define PF_R        0x4
@@ -134,9 +137,20 @@ static enum elf_status check_segment(const struct elf64_phdr *ph, unsigned index
         return fail(err, ELF_ERR_CONGRUENCE,
                     "segment %u: address 0x%llx and file offset 0x%llx differ modulo %llu", index,
                     (unsigned long long)ph->vaddr, (unsigned long long)ph->offset, PAGE_SIZE);
+    /* The gABI's rule; with 4 KiB pages only its page-size part matters to the mapping. */
+    if (ph->align > PAGE_SIZE && ((ph->vaddr ^ ph->offset) & (ph->align - 1)) != 0)
+        return fail(err, ELF_ERR_CONGRUENCE,
+                    "segment %u: address 0x%llx and file offset 0x%llx differ modulo its p_align "
+                    "(0x%llx)",
+                    index, (unsigned long long)ph->vaddr, (unsigned long long)ph->offset,
+                    (unsigned long long)ph->align);
     if ((ph->flags & (PF_W | PF_X)) == (PF_W | PF_X))
         return fail(err, ELF_ERR_WX, "segment %u at 0x%llx is both writable and executable", index,
                     (unsigned long long)ph->vaddr);
+    if ((ph->flags & (PF_R | PF_W | PF_X)) == 0)
+        return fail(err, ELF_ERR_NO_ACCESS,
+                    "segment %u at 0x%llx has no R, W or X flag: nothing could use its pages",
+                    index, (unsigned long long)ph->vaddr);
     if (ph->memsz == 0)
         return ELF_OK; /* occupies no memory: its address does not matter */
     uint64_t last = ph->vaddr + ph->memsz - 1;
@@ -158,24 +172,29 @@ static enum elf_status check_segment(const struct elf64_phdr *ph, unsigned index
     return ELF_OK;
 }
 
-/* Sorts the plan by vaddr (at most CANOPY_MAX_SEGMENTS entries: insertion sort). */
+/* First byte of a planned segment's contents (the original p_vaddr). */
+static uint64_t seg_start(const struct elf_segment_plan *s)
+{
+    return s->vaddr + s->page_offset;
+}
+
+/*
+ * Sorts the plan by p_vaddr (at most CANOPY_MAX_SEGMENTS entries: insertion
+ * sort). By p_vaddr, not by its page: two segments in one page then meet in
+ * the order of their bytes, so check_neighbours calls them what they are
+ * (sharing a page) rather than overlapping.
+ */
 static void sort_plan(struct elf_plan *plan)
 {
     for (uint32_t i = 1; i < plan->count; i++) {
         struct elf_segment_plan s = plan->seg[i];
         uint32_t j = i;
-        while (j > 0 && plan->seg[j - 1].vaddr > s.vaddr) {
+        while (j > 0 && seg_start(&plan->seg[j - 1]) > seg_start(&s)) {
             plan->seg[j] = plan->seg[j - 1];
             j--;
         }
         plan->seg[j] = s;
     }
-}
-
-/* First byte of a planned segment's contents (the original p_vaddr). */
-static uint64_t seg_start(const struct elf_segment_plan *s)
-{
-    return s->vaddr + s->page_offset;
 }
 
 /* The ELF header: identity, machine, type, sizes, and a program header table inside the file. */
@@ -227,8 +246,37 @@ static enum elf_status check_header(const unsigned char *bytes, size_t size, str
 }
 
 /*
- * Checks every PT_LOAD on its own and adds those that occupy memory to the
- * plan, in file order. => check_header accepted *eh.
+ * The program header types that a static kernel has no use for and that
+ * stage 1 could only ignore, leaving the kernel broken in ways that show
+ * much later: each gets its own reason.
+ */
+static enum elf_status check_type(const struct elf64_phdr *ph, unsigned index,
+                                  struct elf_error *err)
+{
+    switch (ph->type) {
+    case PT_INTERP:
+        return fail(err, ELF_ERR_INTERP,
+                    "program header %u is PT_INTERP: the kernel asks for a dynamic linker, and "
+                    "there is no dynamic linking at boot; link it static",
+                    index);
+    case PT_DYNAMIC:
+        return fail(err, ELF_ERR_DYNAMIC,
+                    "program header %u is PT_DYNAMIC: the kernel needs relocations, and stage 1 "
+                    "applies none; link it static, without -pie",
+                    index);
+    case PT_TLS:
+        return fail(err, ELF_ERR_TLS,
+                    "program header %u is PT_TLS: the kernel has thread-local storage, and stage "
+                    "1 sets up no TLS block",
+                    index);
+    default:
+        return ELF_OK;
+    }
+}
+
+/*
+ * Checks every program header's type and every PT_LOAD on its own and adds those that occupy memory
+ * to the plan, in file order. => check_header accepted *eh.
  */
 static enum elf_status plan_segments(const unsigned char *bytes, size_t size,
                                      const struct elf64_ehdr *eh, struct elf_plan *plan,
@@ -241,10 +289,13 @@ static enum elf_status plan_segments(const unsigned char *bytes, size_t size,
     for (unsigned i = 0; i < eh->phnum; i++) {
         struct elf64_phdr ph;
         __builtin_memcpy(&ph, bytes + eh->phoff + (uint64_t)i * sizeof(ph), sizeof(ph));
+        enum elf_status st = check_type(&ph, i, err);
+        if (st != ELF_OK)
+            return st;
         if (ph.type != PT_LOAD)
             continue;
         loads++;
-        enum elf_status st = check_segment(&ph, i, size, err);
+        st = check_segment(&ph, i, size, err);
         if (st != ELF_OK)
             return st;
         if (ph.memsz == 0)
@@ -285,15 +336,18 @@ static enum elf_status check_neighbours(const struct elf_plan *plan, struct elf_
                         (unsigned long long)seg_start(b));
         if (a_last_page >= b->vaddr)
             return fail(err, ELF_ERR_SHARED_PAGE,
-                        "segments %u (%s) and %u (%s) share the page at 0x%llx; each segment "
-                        "needs pages of its own",
+                        "segments %u (%s) and %u (%s) share a page (0x%llx); each segment needs "
+                        "pages of its own",
                         a->phdr_index, flag_string(a->flags), b->phdr_index, flag_string(b->flags),
                         (unsigned long long)b->vaddr);
     }
     return ELF_OK;
 }
 
-/* The entry point lies in a segment, and that segment is executable. */
+/*
+ * The entry point lies in a segment, that segment is executable, and the
+ * entry is among its file bytes: the zero-filled tail holds no code.
+ */
 static enum elf_status check_entry(const struct elf_plan *plan, struct elf_error *err)
 {
     const struct elf_segment_plan *home = NULL;
@@ -309,6 +363,12 @@ static enum elf_status check_entry(const struct elf_plan *plan, struct elf_error
         return fail(err, ELF_ERR_ENTRY_NOT_EXEC,
                     "entry point 0x%llx is in segment %u (%s), which is not executable",
                     (unsigned long long)plan->entry, home->phdr_index, flag_string(home->flags));
+    if (plan->entry - seg_start(home) >= home->file_size)
+        return fail(err, ELF_ERR_ENTRY_IN_BSS,
+                    "entry point 0x%llx is in segment %u's zero-filled tail (past its %llu file "
+                    "byte%s): there is no code there",
+                    (unsigned long long)plan->entry, home->phdr_index,
+                    (unsigned long long)home->file_size, plural(home->file_size));
     return ELF_OK;
 }
 

@@ -34,21 +34,26 @@
     X(ELF_ERR_PHENTSIZE, "bad program header entry size")                                          \
     X(ELF_ERR_PHNUM, "bad program header count") /* 0, or PN_XNUM (extended numbering) */          \
     X(ELF_ERR_PHDRS_OUTSIDE, "program headers outside the file")                                   \
-    X(ELF_ERR_NO_LOAD, "no loadable segment") /* no PT_LOAD with a non-zero size */                \
+    X(ELF_ERR_INTERP, "asks for a dynamic linker") /* PT_INTERP */                                 \
+    X(ELF_ERR_DYNAMIC, "needs relocations")        /* PT_DYNAMIC */                                \
+    X(ELF_ERR_TLS, "has thread-local storage")     /* PT_TLS */                                    \
+    X(ELF_ERR_NO_LOAD, "no loadable segment")      /* no PT_LOAD with a non-zero size */           \
     X(ELF_ERR_TOO_MANY_SEGMENTS, "too many loadable segments") /* > CANOPY_MAX_SEGMENTS */         \
     X(ELF_ERR_SEG_OUTSIDE_FILE, "segment outside the file")                                        \
     X(ELF_ERR_FILESZ, "segment file size larger than its memory size")                             \
     X(ELF_ERR_ALIGN, "segment alignment not a power of two") /* nor 0 */                           \
-    X(ELF_ERR_CONGRUENCE, "segment address and offset differ modulo the page size")                \
+    X(ELF_ERR_CONGRUENCE, "segment address and offset differ modulo the page size or p_align")     \
     X(ELF_ERR_WRAPS, "segment wraps past the top of the address space")                            \
     X(ELF_ERR_LOWER_HALF, "segment in the lower half")                                             \
     X(ELF_ERR_NONCANONICAL, "segment not canonical") /* starts in the non-canonical hole */        \
     X(ELF_ERR_OUTSIDE_KERNEL_AREA, "segment outside the kernel area") /* < CANOPY_KERNEL_BASE */   \
     X(ELF_ERR_WX, "segment writable and executable")                                               \
+    X(ELF_ERR_NO_ACCESS, "segment neither readable, writable nor executable")                      \
     X(ELF_ERR_OVERLAP, "segments overlap")                                                         \
     X(ELF_ERR_SHARED_PAGE, "segments share a page") /* their permissions would merge */            \
     X(ELF_ERR_ENTRY_OUTSIDE, "entry point outside every segment")                                  \
     X(ELF_ERR_ENTRY_NOT_EXEC, "entry point in a non-executable segment")                           \
+    X(ELF_ERR_ENTRY_IN_BSS, "entry point in a segment's zero-filled tail")                         \
     X(ELF_ERR_TOO_BIG, "kernel larger than the available memory")
 
 enum elf_status {
@@ -71,7 +76,7 @@ struct elf_segment_plan {
 };
 
 struct elf_plan {
-    struct elf_segment_plan seg[CANOPY_MAX_SEGMENTS]; /* sorted by vaddr */
+    struct elf_segment_plan seg[CANOPY_MAX_SEGMENTS]; /* sorted by p_vaddr (so by vaddr too) */
     uint32_t count;
     uint64_t entry;       /* e_entry */
     uint64_t total_pages; /* sum of page_count */
@@ -92,6 +97,8 @@ struct elf_error {
  * => segments must be canonical, in [CANOPY_KERNEL_BASE, 2^64), and no two
  *    may share a page: permissions are per page, and merging two segments'
  *    permissions would silently grant one of them more than its ELF asks for.
+ * => the file must be static: no PT_INTERP, PT_DYNAMIC or PT_TLS (stage 1
+ *    links nothing, applies no relocations and sets up no TLS block).
  */
 MUST_CHECK enum elf_status elf_validate(const void *image, size_t size, uint64_t avail_bytes,
                                         struct elf_plan *plan, struct elf_error *err);

@@ -17,7 +17,10 @@
 
 #define KB           0xffffffff80000000ull
 #define PT_LOAD      1
+#define PT_DYNAMIC   2
+#define PT_INTERP    3
 #define PT_NOTE      4
+#define PT_TLS       7
 #define PT_GNU_STACK 0x6474e551u
 
 struct ehdr {
@@ -204,9 +207,75 @@ static void test_elf_empty_load_and_align_zero_are_accepted(void)
     add_ph(PT_LOAD, 6, 0, 0x1000, 0, 0); /* zero-size PT_LOAD in the lower half: ignored */
     img.ph[1].align = 0;
     img.ph[0].align = 1;
+    img.ph[2].vaddr = KB + 0x3000; /* congruent with its offset modulo 2 MiB */
     img.ph[2].align = 0x200000;
+    add_ph(PT_NOTE, 4, 0x1000, 0, 0x10, 0); /* other types are ignored */
     CHECK(run(PLENTY, &plan, NULL) == ELF_OK);
     CHECK(plan.count == 3);
+}
+
+/* A static kernel only: each type stage 1 would have to act on gets its own reason. */
+static void test_elf_interp_dynamic_tls_are_rejected(void)
+{
+    build_valid();
+    add_ph(PT_INTERP, 4, 0x2000, KB + 0x1000, 0x10, 0x10);
+    expect_reason(ELF_ERR_INTERP, "program header 4 is PT_INTERP");
+    expect_reason(ELF_ERR_INTERP, "no dynamic linking");
+    build_valid();
+    add_ph(PT_DYNAMIC, 6, 0x3000, KB + 0x2000, 0x10, 0x10);
+    expect_reason(ELF_ERR_DYNAMIC, "applies none");
+    build_valid();
+    add_ph(PT_TLS, 4, 0x3000, KB + 0x2000, 0x10, 0x20);
+    expect_reason(ELF_ERR_TLS, "thread-local storage");
+    /* Before the segments: the first header decides, whatever follows. */
+    build_valid();
+    img.ph[3].type = PT_DYNAMIC;
+    img.ph[1].offset = 0x4000; /* rodata past the end of the file, listed earlier */
+    expect(ELF_ERR_SEG_OUTSIDE_FILE, "rodata first");
+}
+
+static void test_elf_segment_without_permissions_is_rejected(void)
+{
+    build_valid();
+    img.ph[1].flags = 0;
+    expect_reason(ELF_ERR_NO_ACCESS, "segment 1 at 0xffffffff80001000 has no R, W or X");
+    build_valid();
+    img.ph[1].flags = 8; /* a flag bit outside R, W, X only */
+    expect(ELF_ERR_NO_ACCESS, "only an unknown flag");
+    build_valid();
+    img.ph[1].flags = 1; /* execute only is a permission */
+    img.eh.entry = KB + 0x1000;
+    struct elf_plan plan;
+    CHECK(run(PLENTY, &plan, NULL) == ELF_OK);
+}
+
+/* p_vaddr and p_offset agree modulo p_align when it is above the page size. */
+static void test_elf_large_alignment_needs_congruence(void)
+{
+    build_valid();
+    img.ph[2].align = 0x200000; /* KB + 0x2000 vs 0x3000 */
+    expect_reason(ELF_ERR_CONGRUENCE, "modulo its p_align (0x200000)");
+    build_valid();
+    img.ph[2].align = 0x2000; /* 0x2000 vs 0x3000 modulo 8 KiB: 0 and 0x1000 */
+    expect(ELF_ERR_CONGRUENCE, "modulo 8 KiB");
+    build_valid();
+    img.ph[2].align = 0x1000; /* the page size: only the page check applies */
+    struct elf_plan plan;
+    CHECK(run(PLENTY, &plan, NULL) == ELF_OK);
+}
+
+/* The zero-filled part of an executable segment holds no code to enter. */
+static void test_elf_entry_in_zero_filled_tail(void)
+{
+    build_valid();
+    img.ph[0].filesz = 0x800; /* text: 0x800 file bytes, then zeros to the page's end */
+    img.eh.entry = KB + 0x800;
+    expect_reason(ELF_ERR_ENTRY_IN_BSS, "segment 0's zero-filled tail (past its 2048 file bytes)");
+    img.eh.entry = KB + 0xfff;
+    expect(ELF_ERR_ENTRY_IN_BSS, "last byte of the tail");
+    img.eh.entry = KB + 0x7ff; /* the last file byte */
+    struct elf_plan plan;
+    CHECK(run(PLENTY, &plan, NULL) == ELF_OK);
 }
 
 static void test_elf_size_limit_is_inclusive(void)
@@ -380,6 +449,19 @@ static void test_elf_overlap_and_shared_page(void)
     img.ph[2].memsz = 0x2f00;
     img.ph[1].memsz = 0x1001; /* rodata's last byte lands on that page, before data */
     expect(ELF_ERR_SHARED_PAGE, "rodata tail on data's page");
+    /*
+     * Both start in one page, the later bytes listed first: they share the
+     * page, they do not overlap.
+     */
+    build_valid();
+    img.ph[0].vaddr = KB + 0x800;
+    img.ph[0].offset = 0x1800;
+    img.ph[0].filesz = img.ph[0].memsz = 0x800;
+    img.eh.entry = KB + 0x800;
+    img.ph[1].vaddr = KB + 0x100;
+    img.ph[1].offset = 0x2100;
+    img.ph[1].filesz = img.ph[1].memsz = 0x100;
+    expect_reason(ELF_ERR_SHARED_PAGE, "segments 1 (r--) and 0 (r-x) share a page (0x");
 }
 
 static void test_elf_entry_rejections(void)
@@ -446,6 +528,10 @@ void elf_tests(void)
     RUN(test_elf_too_many_segments);
     RUN(test_elf_segment_rejections);
     RUN(test_elf_overlap_and_shared_page);
+    RUN(test_elf_interp_dynamic_tls_are_rejected);
+    RUN(test_elf_segment_without_permissions_is_rejected);
+    RUN(test_elf_large_alignment_needs_congruence);
+    RUN(test_elf_entry_in_zero_filled_tail);
     RUN(test_elf_entry_rejections);
     RUN(test_elf_every_truncation_is_rejected);
     RUN(test_elf_every_status_has_a_name);

@@ -26,7 +26,7 @@ EHDR_FIELDS = ("ident", "type", "machine", "version", "entry", "phoff", "shoff",
                "ehsize", "phentsize", "phnum", "shentsize", "shnum", "shstrndx")
 PHDR_FIELDS = ("type", "flags", "offset", "vaddr", "paddr", "filesz", "memsz", "align")
 
-PT_NULL, PT_LOAD, PT_NOTE = 0, 1, 4
+PT_NULL, PT_LOAD, PT_DYNAMIC, PT_INTERP, PT_NOTE, PT_TLS = 0, 1, 2, 3, 4, 7
 PF_X, PF_W, PF_R = 1, 2, 4
 PAGE = 0x1000
 U64 = 2**64
@@ -47,21 +47,26 @@ REASON = {
     "ELF_ERR_PHENTSIZE": r"program header entry size \d+, expected 56",
     "ELF_ERR_PHNUM": r"program header count \d+ is unusable",
     "ELF_ERR_PHDRS_OUTSIDE": r"program header table .* runs past the end of the file",
+    "ELF_ERR_INTERP": r"is PT_INTERP: .*no dynamic linking",
+    "ELF_ERR_DYNAMIC": r"is PT_DYNAMIC: the kernel needs relocations",
+    "ELF_ERR_TLS": r"is PT_TLS: the kernel has thread-local storage",
     "ELF_ERR_NO_LOAD": r"no loadable segment",
     "ELF_ERR_TOO_MANY_SEGMENTS": r"more than \d+ loadable segments",
     "ELF_ERR_SEG_OUTSIDE_FILE": r"segment \d+ .*runs past the end of the file",
     "ELF_ERR_FILESZ": r"file size \(\d+\) larger than its memory size",
     "ELF_ERR_ALIGN": r"alignment \(0x[0-9a-f]+\) that is not a power of two",
-    "ELF_ERR_CONGRUENCE": r"differ modulo 4096",
+    "ELF_ERR_CONGRUENCE": r"differ modulo (4096|its p_align \(0x[0-9a-f]+\))",
     "ELF_ERR_WRAPS": r"wraps past the top of the address space",
     "ELF_ERR_LOWER_HALF": r"is in the lower half",
     "ELF_ERR_NONCANONICAL": r"is not a canonical address",
     "ELF_ERR_OUTSIDE_KERNEL_AREA": r"below the kernel area",
     "ELF_ERR_WX": r"both writable and executable",
+    "ELF_ERR_NO_ACCESS": r"has no R, W or X flag",
     "ELF_ERR_OVERLAP": r"segments \d+ .* and \d+ .* overlap",
-    "ELF_ERR_SHARED_PAGE": r"share the page at 0x[0-9a-f]+",
+    "ELF_ERR_SHARED_PAGE": r"share a page \(0x[0-9a-f]+\)",
     "ELF_ERR_ENTRY_OUTSIDE": r"entry point 0x[0-9a-f]+ is outside every segment",
     "ELF_ERR_ENTRY_NOT_EXEC": r"entry point 0x[0-9a-f]+ is in segment \d+ .*not executable",
+    "ELF_ERR_ENTRY_IN_BSS": r"entry point 0x[0-9a-f]+ is in segment \d+'s zero-filled tail",
     "ELF_ERR_TOO_BIG": r"need \d+ KiB but only \d+ KiB of memory is available",
 }
 
@@ -261,6 +266,9 @@ def cases(k):
         _move_text(k, 0x10), seg(t))
     add("misaligned-offset", "ELF_ERR_CONGRUENCE", "rodata p_offset moved by 8, not its p_vaddr",
         k.with_phdr(r, offset=ro["offset"] + 8), seg(r))
+    add("align-2m-incongruent", "ELF_ERR_CONGRUENCE",
+        "data p_align 2 MiB, its p_vaddr and p_offset congruent modulo 4 KiB only",
+        _align_incongruent(k, 0x200000), rf"{seg(w)}.*p_align \(0x200000\)")
 
     # Where segments go.
     add("overlap", "ELF_ERR_OVERLAP", "rodata moved onto the middle of text",
@@ -271,6 +279,9 @@ def cases(k):
     add("shared-page", "ELF_ERR_SHARED_PAGE",
         "rodata starts in the page where text ends, past text's last byte",
         _shared_page(k), rf"segments {t} \(r-x\) and {r} \(r--\)")
+    add("shared-first-page", "ELF_ERR_SHARED_PAGE",
+        "text starts 0x800 into its first page, rodata (listed later) fills 0x100 bytes before it",
+        _shared_first_page(k), rf"segments {r} \(r--\) and {t} \(r-x\)")
     add("lower-half", "ELF_ERR_LOWER_HALF", "data at 0x400000 (a user-space address)",
         k.with_phdr(w, vaddr=0x400000 + rw["offset"] % PAGE), seg(w))
     add("lower-half-zero", "ELF_ERR_LOWER_HALF", "text at address 0 (entry moved with it)",
@@ -300,6 +311,12 @@ def cases(k):
     add("no-load-empty", "ELF_ERR_NO_LOAD", "every PT_LOAD with p_filesz = p_memsz = 0",
         k.with_phdrs({i: {"filesz": 0, "memsz": 0} for i in k.loads}),
         rf"{len(k.loads)} PT_LOAD")
+    add("interp", "ELF_ERR_INTERP", "a PT_INTERP naming a dynamic linker after the PT_LOADs",
+        _with_phdr_added(k, PT_INTERP, PF_R, ro), rf"program header {eh['phnum']}\b")
+    add("dynamic", "ELF_ERR_DYNAMIC", "a PT_DYNAMIC over the data segment's bytes",
+        _with_phdr_added(k, PT_DYNAMIC, PF_R | PF_W, rw), rf"program header {eh['phnum']}\b")
+    add("tls", "ELF_ERR_TLS", "a PT_TLS over the data segment's bytes (a .tdata)",
+        _with_phdr_added(k, PT_TLS, PF_R, rw), rf"program header {eh['phnum']}\b")
     add("too-many-segments", "ELF_ERR_TOO_MANY_SEGMENTS",
         f"{MAX_SEGMENTS + 1} PT_LOAD segments (text plus one bss page after another)",
         _too_many_segments(k), rf"more than {MAX_SEGMENTS}\b")
@@ -310,6 +327,7 @@ def cases(k):
     add("wx-data", "ELF_ERR_WX", "data marked rwx", k.with_phdr(w, flags=PF_R | PF_W | PF_X),
         seg(w))
     add("wx-no-read", "ELF_ERR_WX", "text marked -wx", k.with_phdr(t, flags=PF_W | PF_X), seg(t))
+    add("no-access", "ELF_ERR_NO_ACCESS", "rodata marked ---", k.with_phdr(r, flags=0), seg(r))
     add("entry-zero", "ELF_ERR_ENTRY_OUTSIDE", "e_entry 0", k.with_ehdr(entry=0),
         r"entry point 0x0 ")
     add("entry-below-text", "ELF_ERR_ENTRY_OUTSIDE", "e_entry one byte below text",
@@ -324,6 +342,9 @@ def cases(k):
         k.with_ehdr(entry=ro["vaddr"]), rf"segment {r} \(r--\)")
     add("entry-in-data", "ELF_ERR_ENTRY_NOT_EXEC", "e_entry in the data segment",
         k.with_ehdr(entry=rw["vaddr"] + 8), rf"segment {w} \(rw-\)")
+    add("entry-in-text-tail", "ELF_ERR_ENTRY_IN_BSS",
+        "text's p_memsz 16 bytes past its p_filesz, e_entry on the first zero-filled byte",
+        _entry_in_text_tail(k), rf"segment {t}'s")
     return out
 
 
@@ -351,6 +372,52 @@ def _shared_page(k):
     va = (text_end + 15) & ~15
     off = _page_down(ro["offset"]) + va % PAGE
     return k.with_phdr(k.rodata, vaddr=va, offset=off)
+
+
+def _shared_first_page(k):
+    """Text moved 0x800 bytes into its first page (offset, sizes and entry with
+    it), and rodata, listed after text, shrunk to 0x100 bytes at the start of
+    that page: in the order of their pages text comes first, in the order of
+    their bytes rodata does, and they share a page without overlapping."""
+    text, ro = k.ph[k.text], k.ph[k.rodata]
+    if text["vaddr"] % PAGE or text["filesz"] <= 0x800 or ro["offset"] % PAGE:
+        raise GenError("text or rodata is not page aligned, or text is too short")
+    data = bytearray(k.with_phdrs({
+        k.text: {"vaddr": text["vaddr"] + 0x800, "offset": text["offset"] + 0x800,
+                 "filesz": text["filesz"] - 0x800, "memsz": text["memsz"] - 0x800},
+        k.rodata: {"vaddr": text["vaddr"], "filesz": 0x100, "memsz": 0x100}}))
+    eh = dict(k.eh, entry=text["vaddr"] + 0x800)
+    EHDR.pack_into(data, 0, *(eh[f] for f in EHDR_FIELDS))
+    return bytes(data)
+
+
+def _align_incongruent(k, align):
+    """The data segment's p_align raised to align, where its p_vaddr and
+    p_offset differ modulo align (they agree modulo the page size)."""
+    rw = k.ph[k.wdata]
+    if (rw["vaddr"] - rw["offset"]) % align == 0:
+        raise GenError(f"data's address and offset already agree modulo {align:#x}")
+    return k.with_phdr(k.wdata, align=align)
+
+
+def _with_phdr_added(k, ptype, flags, over):
+    """The kernel's program headers plus one of type ptype covering the bytes
+    of segment `over`, in a new table at the end of the file."""
+    extra = dict(over, type=ptype, flags=flags, align=8)
+    return k.with_table_appended([dict(p) for p in k.ph] + [extra])
+
+
+def _entry_in_text_tail(k):
+    """Text's p_memsz 16 bytes longer than its p_filesz (a zero-filled tail
+    inside its last page) and the entry point on the tail's first byte."""
+    text = k.ph[k.text]
+    end = text["vaddr"] + text["filesz"]
+    if end % PAGE == 0 or end % PAGE > PAGE - 16:
+        raise GenError("text ends on or near a page boundary: no room for a tail in its page")
+    data = bytearray(k.with_phdr(k.text, memsz=text["filesz"] + 16))
+    eh = dict(k.eh, entry=end)
+    EHDR.pack_into(data, 0, *(eh[f] for f in EHDR_FIELDS))
+    return bytes(data)
 
 
 def _too_many_segments(k):
