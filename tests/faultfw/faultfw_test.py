@@ -226,7 +226,8 @@ SCENARIOS = [
     Scenario("pool-over-2048", "pool-fail-over 2048", "alloc", "error", error=OUT_OF_MEMORY),
     # Protocols
     Scenario("no-gop", "no-gop", "protocols", "boot",
-             must=[r"faultfw: (HandleProtocol|LocateProtocol)\(GOP\) from stage 1",
+             must=[r"faultfw: (HandleProtocol|LocateProtocol|LocateHandleBuffer)\(GOP\) "
+                   r"from stage 1",
                    r"canopy: no graphics output; serial console only",
                    r"console: no framebuffer; serial only"]),
     # Without RDRAND/RDSEED stage 1 must ask the firmware, which has a
