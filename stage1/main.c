@@ -26,7 +26,9 @@
 #include <canopy/bootinfo.h>
 #include <canopy/compiler.h>
 #include <canopy/fmt.h>
+#include <canopy/hwrng.h>
 #include <canopy/page.h>
+#include <canopy/rt.h>
 #include <canopy/str.h>
 #include <pmm/pmm.h>
 #include <vmm/pt.h>
@@ -185,6 +187,29 @@ static enum fw_status validate_kernel(void)
     return FW_OK;
 }
 
+/*
+ * The kernel's random seed: RDSEED, else RDRAND (values that are all ones or
+ * repeat are discarded, canopy/hwrng.h), else the firmware's RNG, else 0.
+ * Says so in one line when a CPU source was discarded; returns the source's name.
+ */
+static const char *choose_seed(void)
+{
+    struct hwrng_result hw;
+    const char *from;
+    if (rt_cpu_random(&s1.seed, &hw)) {
+        from = hwrng_source_name(hw.used);
+    } else if (fw_random(&s1.seed)) {
+        from = "the firmware's RNG";
+    } else {
+        s1.seed = 0;
+        from = "nowhere (no random source)";
+    }
+    char why[96];
+    if (*hwrng_discarded(&hw, why, sizeof(why)))
+        con_printf("canopy: %s; the boot seed comes from %s\n", why, from);
+    return from;
+}
+
 static void gather_platform(void)
 {
     cpu_identify(&s1.cpu);
@@ -205,12 +230,13 @@ static void gather_platform(void)
         con_printf("canopy: no ACPI RSDP in the firmware tables\n");
     s1.system_table = fw_system_table();
     s1.tsc_hz = fw_tsc_hz();
-    if (!cpu_random(&s1.cpu, &s1.seed) && !fw_random(&s1.seed))
-        s1.seed = 0;
+    const char *seed_from = choose_seed();
 
     if (s1.cfg.verbose >= 1) {
-        con_printf("canopy: cpu: nx %d, 1 GiB pages %d, %u-level paging, tsc %llu MHz\n", s1.cpu.nx,
-                   s1.cpu.pdpe1gb, s1.levels, (unsigned long long)(s1.tsc_hz / 1000000));
+        con_printf("canopy: cpu: nx %d, 1 GiB pages %d, %u-level paging, tsc %llu MHz, boot seed "
+                   "from %s\n",
+                   s1.cpu.nx, s1.cpu.pdpe1gb, s1.levels, (unsigned long long)(s1.tsc_hz / 1000000),
+                   seed_from);
         if (s1.fb.format != CANOPY_FB_NONE)
             con_printf("canopy: framebuffer %ux%u, pitch %u, at 0x%llx\n", s1.fb.width,
                        s1.fb.height, s1.fb.pitch_bytes, (unsigned long long)s1.fb.base);

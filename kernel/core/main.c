@@ -23,6 +23,7 @@
 #include <arch/trap.h>
 #include <canopy/bootinfo.h>
 #include <canopy/page.h>
+#include <canopy/hwrng.h>
 #include <canopy/rt.h>
 #include <kernel/bootinfo.h>
 #include <kernel/console.h>
@@ -146,8 +147,11 @@ RT_NO_STACK_PROTECTOR void kernel_main(struct canopy_bootinfo *bi)
     check_bootinfo(bi);
     serial_set_tsc_hz(bi->tsc_hz); /* serial waits in time, not status reads */
     rt_set_sinks(kprintf, panic);  /* smashed canaries panic; UBSan reports print */
-    kprintf("stack protector: canary from %s\n",
-            rt_seed_name(rt_canary_seed(bi->random_seed, bi->random_seed != 0)));
+    struct hwrng_result hw;
+    enum rt_seed seed = rt_canary_seed(bi->random_seed, bi->random_seed != 0, &hw);
+    char seed_from[160];
+    rt_seed_describe(seed, &hw, seed_from, sizeof(seed_from));
+    kprintf("stack protector: canary from %s\n", seed_from);
     kmm_early_init(bi);
     fault_init(bi->hhdm_base, bi->paging_levels);
     uint64_t stack_low = bi->stack_top_va - CANOPY_BOOT_STACK_SIZE;

@@ -19,6 +19,8 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include <canopy/fmt.h>
+#include <canopy/hwrng.h>
 #include <canopy/rt.h>
 
 /* Placeholders until rt_canary_seed: arbitrary, low byte zero. */
@@ -101,7 +103,22 @@ static uint64_t rdtsc(void)
     return ((uint64_t)hi << 32) | lo;
 }
 
-bool rt_cpu_random(uint64_t *out)
+/* One RDSEED or RDRAND: true and *v when the carry flag says it delivered. */
+static bool try_rdseed(uint64_t *v)
+{
+    uint8_t ok;
+    __asm__ volatile("rdseed %0; setc %1" : "=r"(*v), "=qm"(ok));
+    return ok;
+}
+
+static bool try_rdrand(uint64_t *v)
+{
+    uint8_t ok;
+    __asm__ volatile("rdrand %0; setc %1" : "=r"(*v), "=qm"(ok));
+    return ok;
+}
+
+bool rt_cpu_random(uint64_t *out, struct hwrng_result *res)
 {
     uint32_t r[4];
     cpuid(0, 0, r);
@@ -113,26 +130,7 @@ bool rt_cpu_random(uint64_t *out)
         cpuid(7, 0, r);
         rdseed = (r[1] >> 18) & 1;
     }
-    /* Both may come back empty (CF clear) for a while; Intel suggests 10 tries of RDRAND. */
-    for (int i = 0; rdseed && i < 10; i++) {
-        uint64_t v;
-        uint8_t ok;
-        __asm__ volatile("rdseed %0; setc %1" : "=r"(v), "=qm"(ok));
-        if (ok) {
-            *out = v;
-            return true;
-        }
-    }
-    for (int i = 0; rdrand && i < 10; i++) {
-        uint64_t v;
-        uint8_t ok;
-        __asm__ volatile("rdrand %0; setc %1" : "=r"(v), "=qm"(ok));
-        if (ok) {
-            *out = v;
-            return true;
-        }
-    }
-    return false;
+    return hwrng_pick(rdseed ? try_rdseed : NULL, rdrand ? try_rdrand : NULL, out, res);
 }
 
 /* The last resort: the TSC's low bits over uneven work. Weak; callers say so. */
@@ -148,10 +146,10 @@ static uint64_t tsc_entropy(void)
     return h;
 }
 
-enum rt_seed rt_canary_seed(uint64_t given, bool given_ok)
+enum rt_seed rt_canary_seed(uint64_t given, bool given_ok, struct hwrng_result *hw)
 {
     uint64_t cpu = 0;
-    bool cpu_ok = rt_cpu_random(&cpu);
+    bool cpu_ok = rt_cpu_random(&cpu, hw);
     enum rt_seed src;
     uint64_t seed;
     if (cpu_ok && given_ok) {
@@ -175,17 +173,30 @@ enum rt_seed rt_canary_seed(uint64_t given, bool given_ok)
     return src;
 }
 
-const char *rt_seed_name(enum rt_seed seed)
+void rt_seed_describe(enum rt_seed seed, const struct hwrng_result *hw, char *buf, size_t cap)
 {
+    const char *cpu = hwrng_source_name(hw->used);
     switch (seed) {
     case RT_SEED_CPU:
-        return "RDSEED/RDRAND";
+        fmt_snprintf(buf, cap, "%s", cpu);
+        break;
     case RT_SEED_GIVEN:
-        return "the boot seed";
+        fmt_snprintf(buf, cap, "the boot seed");
+        break;
     case RT_SEED_CPU_AND_GIVEN:
-        return "RDSEED/RDRAND and the boot seed";
+        fmt_snprintf(buf, cap, "%s and the boot seed", cpu);
+        break;
     case RT_SEED_TSC:
-        return "the TSC only (no RDRAND, RDSEED or other random source; guessable)";
+    default:
+        fmt_snprintf(buf, cap,
+                     "the TSC only (no RDRAND, RDSEED or other random source; guessable)");
+        break;
     }
-    return "unknown";
+    char why[96];
+    if (*hwrng_discarded(hw, why, sizeof(why))) {
+        size_t n = 0;
+        while (n < cap && buf[n])
+            n++;
+        fmt_snprintf(buf + n, cap - n, " (%s)", why);
+    }
 }

@@ -2,7 +2,8 @@
  * Host tests for lib/: fmt is checked against the host libc's snprintf, which
  * nobody here wrote, over fixed and random formats; str against hand-worked
  * cases; the PSF parser (psf_test.c) on the font the kernel embeds; the shared
- * page and address helpers of include/canopy (headers_test.c).
+ * page and address helpers of include/canopy (headers_test.c); the checks on
+ * hardware random values with scripted sources (hwrng_test.c).
  * Usage: klib_test FONT.psf
  */
 #include <canopy/fmt.h>
@@ -136,5 +137,6 @@ int main(int argc, char **argv)
     test_str_copy_and_compare();
     psf_tests(argv[1]);
     headers_tests();
+    hwrng_tests();
     return check_finish();
 }

@@ -12,4 +12,7 @@ void headers_tests(void);
 /* The PSF parser's tests, on the font file at font_path and on hand-built fonts (psf_test.c). */
 void psf_tests(const char *font_path);
 
+/* The checks on RDSEED's and RDRAND's values, with scripted sources (hwrng_test.c). */
+void hwrng_tests(void);
+
 #endif

@@ -1,5 +1,5 @@
 /*
- * cpu: CPU identification, the TSC, hardware random numbers, bounded delays
+ * cpu: CPU identification, the TSC, bounded delays
  * and the move onto stage 1's own stack. Works the same before and after
  * ExitBootServices.
  *
@@ -21,10 +21,6 @@ static uint8_t own_stack[OWN_STACK_BYTES] __attribute__((aligned(16)));
 void cpu_identify(struct cpu_info *out)
 {
     *out = (struct cpu_info){.phys_bits = 36};
-    uint32_t max_leaf = arch_cpuid(0, 0).eax;
-    out->rdrand = (arch_cpuid(1, 0).ecx >> 30) & 1;
-    if (max_leaf >= 7)
-        out->rdseed = (arch_cpuid(7, 0).ebx >> 18) & 1;
     uint32_t max_ext = arch_cpuid(0x80000000u, 0).eax;
     if (max_ext >= 0x80000001u) {
         struct arch_cpuid_regs r = arch_cpuid(0x80000001u, 0);
@@ -39,31 +35,6 @@ void cpu_identify(struct cpu_info *out)
 uint64_t cpu_tsc(void)
 {
     return arch_rdtsc();
-}
-
-/* Both instructions may fail transiently (CF clear); Intel suggests 10 tries for RDRAND. */
-bool cpu_random(const struct cpu_info *cpu, uint64_t *out)
-{
-    for (int i = 0; cpu->rdseed && i < 10; i++) {
-        uint64_t v;
-        unsigned char ok;
-        __asm__ volatile("rdseed %0; setc %1" : "=r"(v), "=qm"(ok));
-        if (ok) {
-            *out = v;
-            return true;
-        }
-        arch_pause();
-    }
-    for (int i = 0; cpu->rdrand && i < 10; i++) {
-        uint64_t v;
-        unsigned char ok;
-        __asm__ volatile("rdrand %0; setc %1" : "=r"(v), "=qm"(ok));
-        if (ok) {
-            *out = v;
-            return true;
-        }
-    }
-    return false;
 }
 
 void cpu_delay_us(uint64_t tsc_hz, uint64_t us)

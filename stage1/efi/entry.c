@@ -101,7 +101,7 @@ RT_NO_STACK_PROTECTOR EFI_STATUS EFIAPI efi_main(EFI_HANDLE image, EFI_SYSTEM_TA
     rt_set_sinks(con_printf, stop);
     uint64_t fw_seed = 0;
     bool fw_seed_ok = fw_random(&fw_seed);
-    if (rt_canary_seed(fw_seed, fw_seed_ok) == RT_SEED_TSC)
+    if (rt_canary_seed(fw_seed, fw_seed_ok, NULL) == RT_SEED_TSC)
         con_printf("canopy: no RDSEED, RDRAND or firmware RNG: the stack canary comes from the "
                    "TSC only\n");
 

@@ -69,15 +69,11 @@ struct cpu_info {
     bool nx;      /* CPUID.80000001h:EDX[20] */
     bool pdpe1gb; /* CPUID.80000001h:EDX[26] */
     bool la57;    /* CR4.LA57 is set: the firmware runs 5-level paging */
-    bool rdrand;  /* CPUID.1:ECX[30] */
-    bool rdseed;  /* CPUID.7.0:EBX[18] */
     unsigned phys_bits;
 };
 
 void cpu_identify(struct cpu_info *out);
 uint64_t cpu_tsc(void);
-/* A random 64-bit value from RDSEED or RDRAND; false if neither delivers. */
-bool cpu_random(const struct cpu_info *cpu, uint64_t *out);
 /* Waits about `us` microseconds by the TSC (tsc_hz from fw_tsc_hz). Bounded. */
 void cpu_delay_us(uint64_t tsc_hz, uint64_t us);
 /*

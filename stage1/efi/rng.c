@@ -1,6 +1,7 @@
 /*
  * rng: random bits from the firmware's EFI_RNG_PROTOCOL, for the stack canary
- * (entry.c) and the kernel's seed (main.c) when the CPU has no RDSEED/RDRAND.
+ * (entry.c) and the kernel's seed (main.c) when neither RDSEED nor RDRAND gives
+ * a value that passes the checks of canopy/hwrng.h.
  */
 #include "fw_efi.h"
 

@@ -202,8 +202,8 @@ def check_canary_source(text, case):
         want, ok = "the TSC fallback in both stages", (
             stage1_tsc and m.group(1).startswith("the TSC only ("))
     else:
-        want, ok = "RDSEED/RDRAND and stage 1's seed, no fallback", (
-            not stage1_tsc and m.group(1) == "RDSEED/RDRAND and the boot seed")
+        want, ok = "RDRAND (TCG has no RDSEED) and stage 1's seed, no fallback", (
+            not stage1_tsc and m.group(1) == "RDRAND and the boot seed")
     if not ok:
         raise harness.BootTestError(f"-cpu {case.cpu}: expected {want}; stage 1's TSC notice "
                                     f"{'printed' if stage1_tsc else 'absent'}, the kernel: "
