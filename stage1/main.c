@@ -12,7 +12,7 @@
  *     boot info (owner BOOTINFO) <- the PMM itself moves in here
  *     segments, boot stack                from PMM frames
  *     page tables (owner PAGE_TABLE)      HHDM, framebuffer, segments, stack,
- *                                         the trampoline page
+ *                                         the trampoline page and its GDT/IDT
  *   trampoline: CR3, EFER.NXE, CR0.WP, jump
  *
  * Invariant after ExitBootServices: every frame stage 1 hands to the kernel
@@ -41,8 +41,11 @@
 #define KERNEL_FILE_MAX (256ull << 20)
 #define ERROR_PAUSE_US  3000000 /* how long an error line stays up before the firmware returns */
 
-/* Requests beyond the memory map's: segments, the boot stack, the trampoline page. */
-#define FIXED_REQUESTS (CANOPY_MAX_SEGMENTS + 2)
+/*
+ * Requests beyond the memory map's: segments, the boot stack, the trampoline
+ * page and the pages of the descriptor tables it loads.
+ */
+#define FIXED_REQUESTS (CANOPY_MAX_SEGMENTS + 3)
 /* Scratch per range slot: an HHDM request and a framebuffer gap, each also as a pt_span. */
 #define SCRATCH_PER_RANGE (2 * (sizeof(struct map_request) + sizeof(struct pt_span)))
 #define SCRATCH_FIXED     (FIXED_REQUESTS * (sizeof(struct map_request) + sizeof(struct pt_span)))
@@ -380,7 +383,7 @@ static void plan_direct_map(struct handoff *h)
  */
 static void place_bootinfo(struct handoff *h, struct pmm *boot_pmm)
 {
-    uint32_t total_requests = h->req_count + s1.plan.count + 2;
+    uint32_t total_requests = h->req_count + s1.plan.count + 3;
     h->layout = bi_layout(h->range_count, h->ex->efi_map_size, total_requests);
     const struct bi_layout *l = &h->layout;
     enum pmm_status ps =
@@ -397,7 +400,11 @@ static void place_bootinfo(struct handoff *h, struct pmm *boot_pmm)
                      h->range_count * sizeof(struct canopy_mem_range));
     __builtin_memcpy(bi_bytes + l->efi_map, h->ex->efi_map, h->ex->efi_map_size);
 }
-/* The kernel's segments, the boot stack above its guard page, the trampoline page. */
+/*
+ * The kernel's segments, the boot stack above its guard page, the trampoline
+ * page and the descriptor tables' pages (identity-mapped: the kernel drops
+ * them).
+ */
 static void plan_kernel(struct handoff *h)
 {
     struct canopy_bootinfo *bi = h->bi;
@@ -425,6 +432,11 @@ static void plan_kernel(struct handoff *h)
     h->req[h->req_count++] =
         mapplan_request_4k(tramp, tramp, PAGE_SIZE, CANOPY_MAP_X, CANOPY_OWNER_TRAMPOLINE);
     bi->trampoline_page = tramp;
+    /* The GDT and IDT the trampoline loads before CR3 changes: mapped on both sides of it. */
+    uint64_t tables, tables_bytes;
+    fw_fault_tables_pages(&tables, &tables_bytes);
+    h->req[h->req_count++] =
+        mapplan_request_4k(tables, tables, tables_bytes, CANOPY_MAP_W, CANOPY_OWNER_TRAMPOLINE);
 }
 
 /* The page tables, and the manifest written from the same requests. */

@@ -114,28 +114,59 @@ static bool count_leaf(void *ctx, const struct pt_leaf *leaf)
     return true;
 }
 
+/* Stage 1's identity pages, as drop_identity finds them. */
+#define IDENTITY_PAGES_MAX 8
+struct identity_pages {
+    struct pt_leaf leaf[IDENTITY_PAGES_MAX];
+    unsigned count;
+};
+
+static bool collect_identity(void *ctx, const struct pt_leaf *leaf)
+{
+    struct identity_pages *ids = ctx;
+    if (ids->count < IDENTITY_PAGES_MAX)
+        ids->leaf[ids->count++] = *leaf;
+    return true;
+}
+
+/* Unmaps one of stage 1's identity pages, and frees its frame if it is the trampoline's. */
+static void drop_identity_page(const struct pt_leaf *leaf)
+{
+    bool trampoline = leaf->va == kmm.bi->trampoline_page;
+    enum pt_status st = pt_unmap(&kmm.pt, leaf->va, leaf->page_size);
+    if (st != PT_OK)
+        panic("kmm: unmapping stage 1's identity page 0x%llx: %s", (unsigned long long)leaf->va,
+              pt_status_str(st));
+    arch_invlpg(leaf->va);
+    if (!manifest_remove(leaf->va, leaf->page_size))
+        kprintf("kmm: the manifest did not take the removal of 0x%llx\n",
+                (unsigned long long)leaf->va);
+    if (trampoline && pmm_owner_of(&kmm.pmm, leaf->pa) == CANOPY_OWNER_TRAMPOLINE) {
+        enum pmm_status ps = pmm_free(&kmm.pmm, leaf->pa, 0);
+        if (ps != PMM_OK)
+            panic("kmm: freeing the trampoline frame 0x%llx: %s", (unsigned long long)leaf->pa,
+                  pmm_status_str(ps));
+    }
+    kprintf("kmm: %s page 0x%llx unmapped\n", trampoline ? "trampoline" : "descriptor-table",
+            (unsigned long long)leaf->va);
+}
+
 bool kmm_drop_identity(void)
 {
-    uint64_t va = kmm.bi->trampoline_page;
-    if (va != 0) {
-        struct pt_leaf leaf;
-        bool mapped = pt_query(&kmm.pt, va, &leaf) == PT_OK;
-        enum pt_status st = pt_unmap(&kmm.pt, va, PAGE_SIZE);
-        if (st != PT_OK)
-            panic("kmm: unmapping the trampoline page 0x%llx: %s", (unsigned long long)va,
-                  pt_status_str(st));
-        arch_invlpg(va);
-        if (!manifest_remove(va, PAGE_SIZE))
-            kprintf("kmm: the manifest did not take the trampoline page's removal\n");
-        if (mapped && pmm_owner_of(&kmm.pmm, leaf.pa) == CANOPY_OWNER_TRAMPOLINE) {
-            enum pmm_status ps = pmm_free(&kmm.pmm, leaf.pa, 0);
-            if (ps != PMM_OK)
-                panic("kmm: freeing the trampoline frame 0x%llx: %s", (unsigned long long)leaf.pa,
-                      pmm_status_str(ps));
-        }
-        kprintf("kmm: trampoline page 0x%llx unmapped%s\n", (unsigned long long)va,
-                mapped ? "" : " (it was not mapped)");
-    }
+    /*
+     * Everything stage 1 maps in the lower half is an identity page of the
+     * switch: the trampoline page and the pages of the GDT and IDT it loaded
+     * across it (docs/boot-protocol.md). The kernel runs on its own tables by
+     * now, so all of them go; at most IDENTITY_PAGES_MAX, and the check
+     * below reports any that remain.
+     */
+    struct identity_pages ids = {.count = 0};
+    pt_for_each_leaf(&kmm.pt, 0, kmm_lower_half_last(), collect_identity, &ids);
+    for (unsigned i = 0; i < ids.count; i++)
+        drop_identity_page(&ids.leaf[i]);
+    if (kmm.bi->trampoline_page && ids.count == 0)
+        kprintf("kmm: trampoline page 0x%llx was not mapped\n",
+                (unsigned long long)kmm.bi->trampoline_page);
 
     uint64_t leaves = 0;
     pt_for_each_leaf(&kmm.pt, 0, kmm_lower_half_last(), count_leaf, &leaves);

@@ -12,15 +12,19 @@
  *     4112  handler       fault_report (identity address)
  *     4120  depth         exceptions being reported (a second one triple-faults)
  *     ...   gdt           a copy of the firmware's GDT, for after the CR3 switch
- *           tables        GDT and IDT pseudo-descriptors through the HHDM
+ *           tables        GDT and IDT pseudo-descriptors through the HHDM, then
+ *                         the same through their identity addresses
  *
  * While boot services run, vectors 32-255 stay the firmware's, so its timer
  * and other interrupts work as before; fw_fault_fini puts the firmware's own
  * IDT back before stage 1 returns to it. The stubs live on the trampoline
  * page (trampoline.S), which both the firmware's tables and the kernel's map
- * at the same address; the trampoline loads this page's GDT and IDT through
- * the HHDM right after CR3 changes, and the stubs switch back to fw_cr3, so
- * the report below always runs under the firmware's tables.
+ * at the same address. The kernel's tables map this page at its identity
+ * address too (until the kernel drops it), so the trampoline loads its GDT
+ * and IDT before CR3 changes and no instruction of the switch runs with a
+ * table unmapped; right after it, it loads them again through the HHDM. The
+ * stubs switch back to fw_cr3, so the report below always runs under the
+ * firmware's tables.
  *
  * Called by main.c (fw_fault_init/fini, fw_fault_phase, fw_fault_show_previous),
  * by the stubs (fault_report) and by reset.c (fault_record_fatal).
@@ -66,14 +70,14 @@ struct fault_page {
     uint64_t handler;
     uint64_t depth;
     uint8_t gdt[GDT_COPY_MAX];
-    struct table_slot tables[2]; /* what the trampoline loads: GDT, IDT */
+    struct table_slot tables[4]; /* what the trampoline loads: GDT, IDT (HHDM; identity) */
 };
 /* trampoline.S reads these offsets. */
 _Static_assert(offsetof(struct fault_page, fw_cr3) == 4096, "fault page layout");
 _Static_assert(offsetof(struct fault_page, rescue_rsp) == 4104, "fault page layout");
 _Static_assert(offsetof(struct fault_page, handler) == 4112, "fault page layout");
 _Static_assert(offsetof(struct fault_page, depth) == 4120, "fault page layout");
-_Static_assert(sizeof(struct table_slot) == 16, "trampoline.S loads the IDT from tables_va + 16");
+_Static_assert(sizeof(struct table_slot) == 16, "trampoline.S loads the tables at 16-byte steps");
 
 /* What a failed boot leaves for the next one (RECORD_NAME). */
 struct fault_record {
@@ -170,9 +174,18 @@ void fw_fault_fini(void)
 
 uint64_t fw_fault_tables(uint64_t hhdm)
 {
+    page.tables[2] = page.tables[0];
+    page.tables[3] = page.tables[1];
     page.tables[0].d.base += hhdm;
     page.tables[1].d.base += hhdm;
-    return hhdm + (uint64_t)(uintptr_t)page.tables;
+    return (uint64_t)(uintptr_t)page.tables;
+}
+
+void fw_fault_tables_pages(uint64_t *base, uint64_t *bytes)
+{
+    uint64_t start = (uint64_t)(uintptr_t)&page;
+    *base = page_down(start);
+    *bytes = page_up(start + sizeof(page)) - *base;
 }
 
 /* The variable services, while boot services or (in physical mode) runtime services live. */

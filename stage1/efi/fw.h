@@ -190,11 +190,18 @@ void fw_smash_stack(void);
 /* Where the firmware loaded BOOTX64.EFI; 0 until fw_fault_init has asked it. */
 uint64_t fw_image_base(void);
 /*
- * The HHDM address of the GDT and IDT pseudo-descriptors the trampoline loads
- * after the CR3 switch (all in loader memory, which the HHDM maps).
- * => after ExitBootServices; call once.
+ * The identity address of the GDT and IDT pseudo-descriptors the trampoline
+ * loads across the CR3 switch: through the HHDM at offsets 0 and 16, through
+ * their identity addresses at 32 and 48 (all in loader memory, which the HHDM
+ * maps). => after ExitBootServices; call once.
  */
 uint64_t fw_fault_tables(uint64_t hhdm);
+/*
+ * The pages holding those tables (and the pseudo-descriptors): the kernel's
+ * tables must map them at their identity address, RW (the stubs count nested
+ * faults there), for the switch to have no instruction without its tables.
+ */
+void fw_fault_tables_pages(uint64_t *base, uint64_t *bytes);
 /* An address no page table maps: a kernel entry there faults right after the CR3 switch. */
 #define FW_FAULT_INJECT_VA 0x00007ffffffff000ull
 
@@ -203,10 +210,12 @@ uint64_t fw_fault_tables(uint64_t hhdm);
 /*
  * Switches to the new page tables and jumps to the kernel. Runs from one page
  * that the new tables map at its own address.
- * Loads the GDT and IDT that tables_va (fw_fault_tables) describes right
- * after the switch.
+ * Loads the GDT and IDT that tables_va (fw_fault_tables) describes through
+ * their identity addresses right before the switch and through the HHDM
+ * right after it.
  * => interrupts off; the page holding trampoline_start is identity-mapped R+X
- *    in cr3's tables; stack_top is 16-byte aligned and mapped RW.
+ *    in cr3's tables, the fw_fault_tables_pages RW; stack_top is 16-byte
+ *    aligned and mapped RW.
  */
 _Noreturn void trampoline_enter(uint64_t cr3, uint64_t stack_top, uint64_t entry,
                                 uint64_t bootinfo_va, uint64_t set_nxe, uint64_t tables_va);

@@ -19,10 +19,15 @@
  *
  * Called from C with the MS x64 ABI; enters the kernel with the SysV one:
  * %rdi = boot info, %rsp = stack_top - 8 holding a zero return address
- * (so %rsp + 8 is 16-byte aligned, as after a call), %rbp = 0. Right after
- * the CR3 switch it loads the GDT and IDT pseudo-descriptors at tables_va
- * (offsets 0 and 16, reachable in the new tables), so a fault in the kernel
- * before its own lidt still reaches the stubs below.
+ * (so %rsp + 8 is 16-byte aligned, as after a call), %rbp = 0.
+ *
+ * The descriptor tables across the switch: tables_va is the identity address
+ * of four pseudo-descriptors (efi/fault.c), in pages that both sets of tables
+ * map at that address. Right before `mov cr3` it loads the GDT and IDT through
+ * their identity addresses (offsets 32 and 48), so an NMI or exception at any
+ * instruction of the switch finds both tables mapped; right after it, the same
+ * tables through the HHDM (offsets 0 and 16), which the kernel keeps mapped,
+ * so a fault in the kernel before its own lidt still reaches the stubs below.
  *
  * The stubs: one per vector 0-31, 16 bytes apart from fault_stubs (efi/fault.c
  * builds the IDT from that), each pushing a zero error code where the CPU
@@ -62,8 +67,10 @@ trampoline_enter:
     mov     %r11, %rdx
 1:
     mov     48(%rsp), %rsi
+    lgdt    32(%rsi)              /* identity: mapped before and after the switch */
+    lidt    48(%rsi)
     mov     %rcx, %cr3
-    lgdt    (%rsi)
+    lgdt    (%rsi)                /* HHDM: mapped as long as the kernel runs */
     lidt    16(%rsi)
     /* CR0.WP: read-only pages stay read-only for the kernel too. */
     mov     %cr0, %rax
