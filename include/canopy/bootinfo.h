@@ -189,7 +189,7 @@ struct canopy_bootinfo {
     /* The page-table root stage 1 built (the kernel's CR3 at entry). */
     uint64_t pt_root;
     uint32_t pt_frames_used;    /* page-table frames stage 1 allocated */
-    uint32_t pt_frames_minimum; /* the fewest the mapping set needs */
+    uint32_t pt_frames_minimum; /* the fewest pt_map's page split needs (pt_min_tables) */
 
     struct canopy_framebuffer fb;
 

@@ -578,7 +578,7 @@ static void cmd_boottime(struct shell *sh, struct args *a)
         say(sh, "  %-24s %16s %16s\n", phase_name(p), since, step);
         prev = t;
     }
-    /* Stage 1's page-table builder: frames taken against the fewest the mappings need. */
+    /* Stage 1's page-table builder: frames taken against the fewest pt_map's page split needs. */
     if (bt.pt_frames_used == 0)
         say(sh, "page tables: not reported\n");
     else if (bt.pt_frames_minimum == 0)

@@ -58,7 +58,7 @@ struct shell_boottime {
     uint64_t tsc_hz;                        /* 0 when unknown: cycles are printed instead */
     uint64_t phase_tsc[CANOPY_PHASE_COUNT]; /* 0 for a phase not reached */
     uint32_t pt_frames_used;    /* page-table frames stage 1's builder took (0: not reported) */
-    uint32_t pt_frames_minimum; /* the fewest its mapping set needs (0: not computed) */
+    uint32_t pt_frames_minimum; /* the fewest pt_map's page split needs (0: not computed) */
 };
 
 /*
