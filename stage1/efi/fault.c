@@ -166,6 +166,7 @@ void fw_fault_init(void)
 
 void fw_fault_fini(void)
 {
+    fw_trampoline_exec_undo();
     if (!flt.installed)
         return;
     arch_lidt(&flt.fw_idtr);

@@ -171,7 +171,10 @@ _Noreturn void fw_fatal_after_exit(uint64_t tsc_hz, const char *fmt, ...) PRINTF
  * => first thing in stage 1, boot services alive.
  */
 void fw_fault_init(void);
-/* Puts the firmware's IDT back; call before handing control back to the firmware. */
+/*
+ * Puts the firmware's IDT and the trampoline page's memory attributes back;
+ * call before handing control back to the firmware.
+ */
 void fw_fault_fini(void);
 /* Prints, once, what a previous boot recorded when it failed (nothing if it did not). */
 void fw_fault_show_previous(void);

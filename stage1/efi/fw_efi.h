@@ -37,6 +37,8 @@ void fbtext_line(const char *s);
 void fw_framebuffer_for_reports(void);
 /* memattr.c: clears XP and RP on the trampoline page where the memory attribute protocol can. */
 void fw_trampoline_exec(void);
+/* memattr.c: sets again what fw_trampoline_exec cleared (before returning to the firmware). */
+void fw_trampoline_exec_undo(void);
 /* time.c: the TSC rate fw_tsc_hz found, 0 before it ran; usable after ExitBootServices. */
 uint64_t fw_tsc_hz_known(void);
 /* reset.c: ResetSystem, then the resets without firmware (canopy/x86/reset.h). */

@@ -3,7 +3,11 @@
  * attribute protocol where the firmware has one (docs/stage1.md, "The
  * trampoline page and NX loader data").
  *
- * Called by fault.c (fw_fault_init), boot services alive.
+ * What it cleared it sets again when stage 1 hands control back to the
+ * firmware (fw_trampoline_exec_undo): the page belongs to stage 1's image,
+ * which the firmware frees and may reuse for data it expects to be NX.
+ *
+ * Called by fault.c (fw_fault_init, fw_fault_fini), boot services alive.
  */
 #include <canopy/page.h>
 
@@ -37,6 +41,12 @@ struct memory_attribute_protocol {
     memory_attr_change_fn clear;
 };
 
+/* What fw_trampoline_exec cleared, for fw_trampoline_exec_undo. */
+static struct {
+    struct memory_attribute_protocol *mem;
+    UINT64 cleared;
+} undo;
+
 void fw_trampoline_exec(void)
 {
     EFI_GUID guid = MEMORY_ATTRIBUTE_PROTOCOL_GUID;
@@ -60,8 +70,22 @@ void fw_trampoline_exec(void)
     if (!clear)
         return;
     s = mem->clear(mem, page, PAGE_SIZE, clear);
+    if (!EFI_ERROR(s))
+        undo = (__typeof__(undo)){.mem = mem, .cleared = clear};
     con_printf("canopy: the firmware maps the trampoline page %s; %s\n",
                (clear & MEMORY_XP) ? "non-executable" : "read-protected",
                EFI_ERROR(s) ? "the memory attribute protocol cannot change that"
                             : "changed through the memory attribute protocol");
+}
+
+void fw_trampoline_exec_undo(void)
+{
+    if (!undo.mem)
+        return;
+    EFI_PHYSICAL_ADDRESS page = (EFI_PHYSICAL_ADDRESS)(UINTN)trampoline_start;
+    EFI_STATUS s = undo.mem->set(undo.mem, page, PAGE_SIZE, undo.cleared);
+    if (EFI_ERROR(s))
+        con_printf("canopy: cannot give the trampoline page its attributes back (%s)\n",
+                   fw_status_str(fw_from_efi(s)));
+    undo.mem = NULL;
 }
