@@ -18,6 +18,7 @@
 #include <stdint.h>
 
 #include <canopy/fmt.h>
+#include <canopy/rsdp.h>
 #include <kernel/acpi.h>
 
 #define HEADER_BYTES    36u
@@ -131,21 +132,14 @@ static const uint8_t *root_table(uint64_t rsdp, acpi_map_fn map, void *ctx, uint
         fmt_snprintf(why, ACPI_PROBLEM_SIZE, "no RSDP");
         return NULL;
     }
-    const uint8_t *r = map(ctx, rsdp, 20);
-    if (r == NULL || !sig_is(r, "RSD PTR ", 8) || !acpi_checksum_ok(r, 20)) {
-        fmt_snprintf(why, ACPI_PROBLEM_SIZE, "RSDP at 0x%llx: %s", (unsigned long long)rsdp,
-                     r == NULL ? "not mapped" : "bad signature or checksum");
+    const char *bad = rsdp_check(map, ctx, rsdp);
+    if (bad != NULL) {
+        fmt_snprintf(why, ACPI_PROBLEM_SIZE, "RSDP at 0x%llx: %s", (unsigned long long)rsdp, bad);
         return NULL;
     }
+    const uint8_t *r = map(ctx, rsdp, RSDP_V1_BYTES);
     if (r[15] >= 2) {
-        const uint8_t *r2 = map(ctx, rsdp, 36);
-        uint32_t rlen = r2 != NULL ? rd32(r2 + 20) : 0;
-        if (r2 == NULL || rlen < 36 || rlen > 4096 || map(ctx, rsdp, rlen) == NULL ||
-            !acpi_checksum_ok(map(ctx, rsdp, rlen), rlen)) {
-            fmt_snprintf(why, ACPI_PROBLEM_SIZE, "RSDP 2.0 at 0x%llx: bad length or checksum",
-                         (unsigned long long)rsdp);
-            return NULL;
-        }
+        const uint8_t *r2 = map(ctx, rsdp, RSDP_V2_BYTES);
         uint64_t xsdt = rd64(r2 + 24);
         if (xsdt != 0) {
             *entry_bytes = 8;

@@ -3,7 +3,8 @@
  * nobody here wrote, over fixed and random formats; str against hand-worked
  * cases; the PSF parser (psf_test.c) on the font the kernel embeds; the shared
  * page and address helpers of include/canopy (headers_test.c); the checks on
- * hardware random values with scripted sources (hwrng_test.c).
+ * hardware random values with scripted sources (hwrng_test.c); the ACPI RSDP's
+ * checks (rsdp_test.c).
  * Usage: klib_test FONT.psf
  */
 #include <canopy/fmt.h>
@@ -138,5 +139,6 @@ int main(int argc, char **argv)
     psf_tests(argv[1]);
     headers_tests();
     hwrng_tests();
+    rsdp_tests();
     return check_finish();
 }

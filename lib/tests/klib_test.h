@@ -15,4 +15,7 @@ void psf_tests(const char *font_path);
 /* The checks on RDSEED's and RDRAND's values, with scripted sources (hwrng_test.c). */
 void hwrng_tests(void);
 
+/* The ACPI RSDP's checks on hand-built RSDPs (rsdp_test.c). */
+void rsdp_tests(void);
+
 #endif
