@@ -326,6 +326,19 @@ static void start_pmm(struct handoff *h, struct pmm *boot_pmm)
                          ex->range_capacity, &h->range_count);
     if (ps != PMM_OK)
         FATAL("the firmware's memory map is unusable: %s", pmm_status_str(ps));
+    /*
+     * No address reaches above the CPU's physical address width; a map that
+     * reports memory there is wrong, and a PMM that handed it out would fail
+     * much later. CPUID gives 32 to 52 bits; anything else is not trusted.
+     */
+    unsigned bits = s1.cpu.phys_bits;
+    if (bits >= 32 && bits <= 52) {
+        uint64_t above = memmap_clip(ex->ranges, &h->range_count, 1ull << bits);
+        if (above)
+            con_printf("canopy: the memory map lists %llu KiB above the CPU's %u-bit physical "
+                       "address limit (MAXPHYADDR); ignored\n",
+                       (unsigned long long)bytes_to_kib(above), bits);
+    }
     ps = pmm_init(boot_pmm, ex->ranges, h->range_count, 0);
     if (ps != PMM_OK)
         FATAL("cannot set up the physical memory manager: %s", pmm_status_str(ps));

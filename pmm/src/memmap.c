@@ -444,3 +444,25 @@ enum pmm_status memmap_normalise_stats(const void *efi_map, uint64_t map_size, u
         *stats = st;
     return status;
 }
+
+uint64_t memmap_clip(struct canopy_mem_range *ranges, uint32_t *count, uint64_t limit)
+{
+    uint64_t limit_page = limit / PAGE_SIZE; /* a page number: no overflow near 2^64 */
+    uint64_t dropped = 0;
+    uint32_t k = 0;
+    for (uint32_t i = 0; i < *count; i++) {
+        range_t r = ranges[i];
+        uint64_t first = r.base / PAGE_SIZE;
+        if (first >= limit_page) {
+            dropped += r.page_count;
+            continue;
+        }
+        if (r.page_count > limit_page - first) {
+            dropped += r.page_count - (limit_page - first);
+            r.page_count = limit_page - first;
+        }
+        ranges[k++] = r;
+    }
+    *count = k;
+    return dropped * PAGE_SIZE;
+}

@@ -380,6 +380,35 @@ static void test_ram_above_4gib_and_mmio_far_above(void)
     efimap_free(&m);
 }
 
+/* Ranges above the physical address width are dropped, a straddling one cut at the limit. */
+static void test_clip_drops_what_lies_above_the_limit(void)
+{
+    const uint64_t limit = 1ull << 39; /* a CPU with 39 physical address bits */
+    range_t r[] = {
+        {.base = 0x100000, .page_count = 0x7ff00, .type = CANOPY_MEM_USABLE},
+        {.base = limit - 0x200000, .page_count = 0x400, .type = CANOPY_MEM_USABLE},
+        {.base = limit + 0x1000, .page_count = 0x10, .type = CANOPY_MEM_MMIO},
+        {.base = 0xfffffffffff00000ull, .page_count = 0x100, .type = CANOPY_MEM_RESERVED},
+    };
+    uint32_t n = 4;
+    uint64_t dropped = memmap_clip(r, &n, limit);
+    CHECK_EQ(n, 2);
+    CHECK(well_formed(r, n));
+    CHECK(r[0].base == 0x100000 && r[0].page_count == 0x7ff00);
+    CHECK(r[1].base == limit - 0x200000 && end_of(&r[1]) == limit);
+    CHECK_EQ(dropped, 0x200000 + 0x10000 + 0x100000);
+    /* Nothing above: nothing changes; everything above: nothing is left. */
+    CHECK_EQ(memmap_clip(r, &n, limit), 0);
+    CHECK_EQ(n, 2);
+    CHECK_EQ(memmap_clip(r, &n, 0), 0x7ff00ull * PAGE_SIZE + 0x200000);
+    CHECK_EQ(n, 0);
+    /* A range ending exactly at 2^64 and a limit at the top page. */
+    range_t top[] = {{.base = 0xfffffffffff00000ull, .page_count = 0x100, .type = CANOPY_MEM_MMIO}};
+    n = 1;
+    CHECK_EQ(memmap_clip(top, &n, 0xfffffffffffff000ull), PAGE_SIZE);
+    CHECK(n == 1 && top[0].page_count == 0xff);
+}
+
 static void test_too_small_output_reports_no_space_and_stays_inside(void)
 {
     struct efimap m;
@@ -535,6 +564,7 @@ int main(void)
     RUN(test_adjacent_equal_ranges_merge_and_different_ones_do_not);
     RUN(test_thousands_of_entries_with_no_cap);
     RUN(test_ram_above_4gib_and_mmio_far_above);
+    RUN(test_clip_drops_what_lies_above_the_limit);
     RUN(test_too_small_output_reports_no_space_and_stays_inside);
     RUN(test_random_maps_match_a_page_painter);
     return check_finish();

@@ -131,6 +131,16 @@ enum pmm_status memmap_normalise_stats(const void *efi_map, uint64_t map_size, u
                                        struct memmap_stats *stats) MUST_CHECK;
 
 /*
+ * Drops every byte of a normalised map at or above `limit`; a range that
+ * straddles it is cut there. Returns the bytes dropped (of every type) and
+ * updates *count. For ranges no address can reach: above the CPU's physical
+ * address width (CPUID 0x80000008), which firmware sometimes reports.
+ * => ranges sorted and non-overlapping (memmap_normalise's output); limit
+ *    page aligned.
+ */
+uint64_t memmap_clip(struct canopy_mem_range *ranges, uint32_t *count, uint64_t limit);
+
+/*
  * The rank of a Canopy type where ranges overlap (the higher rank wins):
  * usable < reclaimable < acpi-reclaim < persistent < bad < reserved < acpi-nvs
  * < mmio < runtime.
