@@ -6,7 +6,7 @@
  * pa aligned to it. Neighbours that continue each other (VA, PA, page size,
  * flags and owner) are merged after every change, so the array stays short.
  *
- * Changes mirror vmm/pt.c exactly: pt_map picks the largest page the
+ * Changes mirror vmm/src/pt.c exactly: pt_map picks the largest page the
  * alignment of va and pa and the remaining size allow; pt_unmap and
  * pt_protect split a large page cut by the range into 512 pages of the next
  * size down, recursively only where the cut is (a 1 GiB page cut at a 4 KiB

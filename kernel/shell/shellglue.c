@@ -5,7 +5,7 @@
  * The shell (shell.c) formats; this file only hands over data: the PMM,
  * the boot memory map, walks of the live page tables (CR3 read afresh each
  * time, so a dump shows what the MMU uses), guarded memory reads for `peek`,
- * the boot timestamps, and the page-table dumps of vmm/ptdump.c with section
+ * the boot timestamps, and the page-table dumps of vmm/src/ptdump.c with section
  * markers and labels. `pt check` compares the live tables with the mapping
  * manifest (mm/manifest.c).
  *

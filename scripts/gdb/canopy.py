@@ -174,7 +174,7 @@ class Leaf:
 def walk(mem, root, levels, first, last):
     """Present leaves intersecting [first, last] in address order (lower half
     first), with the effective W, U (ANDed) and X (no NX anywhere), as
-    vmm/pt.c's pt_for_each_leaf reports them."""
+    vmm/src/pt.c's pt_for_each_leaf reports them."""
     top_shift = 12 + 9 * (levels - 1)
     sign_bit = 1 << (top_shift + 8)
 

@@ -42,7 +42,7 @@
  * (its slot for the child, and the span), so a subtree that fails them is
  * never read.
  *
- * Callers: vmm/space.c (the address space), the host tests and benchmarks.
+ * Callers: vmm/src/space.c (the address space), the host tests and benchmarks.
  */
 #include <vmm/avl.h>
 

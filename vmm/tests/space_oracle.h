@@ -5,7 +5,7 @@
  * classic in-order walk, corrected: every hole (including the ones before the
  * first and after the last VMA) is clipped to the window, the space, page 0
  * and the canonical halves, and tested with 128-bit arithmetic so nothing can
- * overflow. It shares no code with vmm/space.c or vmm/avl.c.
+ * overflow. It shares no code with vmm/src/space.c or vmm/src/avl.c.
  *
  * The diff_* harness drives a real vmm_space and the model with the same
  * operations and reports the first disagreement. The unit test's random

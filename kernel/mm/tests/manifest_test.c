@@ -1,6 +1,6 @@
 /*
  * Host tests for the mapping manifest (kernel/mm/manifest.c): that it splits
- * and merges exactly as vmm/pt.c does, so `pt check` finds no difference after
+ * and merges exactly as vmm/src/pt.c does, so `pt check` finds no difference after
  * any sequence of mirrored pt_map / pt_unmap / pt_protect calls, and that
  * `pt check` names each kind of difference when the two disagree.
  *

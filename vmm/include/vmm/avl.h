@@ -81,7 +81,7 @@ static inline int avl_balance(const struct avl_node *n)
  * links are in the node's cache line, and a descent that selects instead of
  * branching has no misprediction per level, so the processor can go on to
  * the next lookup while this one waits for memory. For callers' descents
- * (vmm/space.c's lookup, the benchmark's).
+ * (vmm/src/space.c's lookup, the benchmark's).
  *
  * The empty asm makes both links values before the choice. Without it Clang
  * selects between the two addresses and loads once, after the comparison,
