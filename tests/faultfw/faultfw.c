@@ -133,6 +133,7 @@ static const struct {
     {"no-gop", FF_NO_GOP},
     {"no-rng", FF_NO_RNG},
     {"high-memory", FF_HIGH_MEMORY},
+    {"memattr-xp", FF_MEMATTR_XP},
 };
 
 static bool word_eq(const char *a, size_t alen, const char *b)

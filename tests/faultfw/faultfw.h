@@ -41,6 +41,8 @@ enum ff_scenario {
     FF_NO_GOP,           /* the graphics output protocol is hidden */
     FF_NO_RNG,           /* the RNG protocol is hidden */
     FF_HIGH_MEMORY,      /* usable memory below 4 GiB taken before stage 1 starts */
+    FF_MEMATTR_XP,       /* a memory attribute protocol that says every page is XP; the
+                            Nth allocation fails (arg: N), so stage 1 returns */
 };
 
 struct ff_config {

@@ -235,6 +235,15 @@ SCENARIOS = [
     Scenario("no-rng", "no-rng", "protocols", "boot", cpu="max,-rdrand,-rdseed",
              extra=["-device", "virtio-rng-pci"],
              must=[r"faultfw: LocateProtocol\(RNG\) from stage 1"]),
+    # A firmware that maps stage 1's code XP (the memory attribute protocol of
+    # UEFI 2.10, which this OVMF lacks): stage 1 clears XP on the trampoline
+    # page, and sets it back when the failed kernel read returns it to the firmware.
+    Scenario("memattr-xp", "memattr-xp 4", "protocols", "error", error=OUT_OF_MEMORY,
+             must=[r"canopy: the firmware maps the trampoline page non-executable; changed "
+                   r"through the memory attribute protocol",
+                   r"faultfw: memory attributes: cleared 0x4000 on (0x[0-9a-f]+) \(4096 bytes\)"
+                   r"\s+faultfw: memory attributes: set 0x4000 on \1 \(4096 bytes\)\n"
+                   r"(?!faultfw: memory attributes)"]),
     # Memory: 6 GiB, of which q35 puts 2 GiB below 4 GiB; the layer takes it.
     Scenario("high-memory", "high-memory", "highmem", "boot", mem="6G",
              check=check_high_memory, seconds=120),

@@ -103,6 +103,7 @@ static bool alloc_fails(bool pages, uint64_t amount)
     bool fail = false;
     switch (h.cfg.scenario) {
     case FF_ALLOC_FAIL_NTH:
+    case FF_MEMATTR_XP:
         fail = nth == h.cfg.arg;
         break;
     case FF_ALLOC_FAIL_AFTER:
@@ -224,12 +225,93 @@ static EFI_STATUS EFIAPI hook_open_protocol(EFI_HANDLE handle, EFI_GUID *guid, v
     return ff_orig.OpenProtocol(handle, guid, iface, agent, controller, attrs);
 }
 
+/*
+ * FF_MEMATTR_XP: EFI_MEMORY_ATTRIBUTE_PROTOCOL (UEFI 2.10), which OVMF 2022.11
+ * lacks, as a firmware that maps everything non-executable would answer it.
+ * It changes no page table (OVMF maps stage 1's code executable anyway); it
+ * records what stage 1 clears and sets, for hooks_report.
+ */
+#define MEMATTR_GUID                                                                               \
+    {                                                                                              \
+        0xf4560cf6, 0x40ec, 0x4b4a,                                                                \
+        {                                                                                          \
+            0xa1, 0x92, 0xbf, 0x1d, 0x57, 0xd0, 0xb1, 0x89                                         \
+        }                                                                                          \
+    }
+#define MEMATTR_XP      0x4000ull
+#define MEMATTR_RO      0x20000ull
+#define MEMATTR_CHANGES 8
+
+struct memattr_protocol;
+typedef EFI_STATUS(EFIAPI *memattr_get_fn)(struct memattr_protocol *self, EFI_PHYSICAL_ADDRESS base,
+                                           UINT64 length, UINT64 *attributes);
+typedef EFI_STATUS(EFIAPI *memattr_change_fn)(struct memattr_protocol *self,
+                                              EFI_PHYSICAL_ADDRESS base, UINT64 length,
+                                              UINT64 attributes);
+struct memattr_protocol {
+    memattr_get_fn get;
+    memattr_change_fn set;
+    memattr_change_fn clear;
+};
+
+static struct {
+    struct {
+        char what; /* 'c'leared or 's'et */
+        uint64_t base, length, attributes;
+    } change[MEMATTR_CHANGES];
+    unsigned count;
+} memattr;
+
+static EFI_STATUS EFIAPI memattr_get(struct memattr_protocol *self, EFI_PHYSICAL_ADDRESS base,
+                                     UINT64 length, UINT64 *attributes)
+{
+    (void)self;
+    (void)base;
+    (void)length;
+    *attributes = MEMATTR_XP | MEMATTR_RO;
+    return EFI_SUCCESS;
+}
+
+static void memattr_record(char what, uint64_t base, uint64_t length, uint64_t attributes)
+{
+    if (memattr.count < MEMATTR_CHANGES)
+        memattr.change[memattr.count++] =
+            (__typeof__(memattr.change[0])){what, base, length, attributes};
+}
+
+static EFI_STATUS EFIAPI memattr_set(struct memattr_protocol *self, EFI_PHYSICAL_ADDRESS base,
+                                     UINT64 length, UINT64 attributes)
+{
+    (void)self;
+    memattr_record('s', base, length, attributes);
+    return EFI_SUCCESS;
+}
+
+static EFI_STATUS EFIAPI memattr_clear(struct memattr_protocol *self, EFI_PHYSICAL_ADDRESS base,
+                                       UINT64 length, UINT64 attributes)
+{
+    (void)self;
+    memattr_record('c', base, length, attributes);
+    return EFI_SUCCESS;
+}
+
+static struct memattr_protocol fake_memattr = {memattr_get, memattr_set, memattr_clear};
+
 static EFI_STATUS EFIAPI hook_locate_protocol(EFI_GUID *guid, void *registration, void **iface)
 {
-    if (hide(__builtin_return_address(0), guid, "LocateProtocol")) {
+    void *ret = __builtin_return_address(0);
+    if (hide(ret, guid, "LocateProtocol")) {
         if (iface)
             *iface = NULL;
         return EFI_NOT_FOUND;
+    }
+    EFI_GUID memattr_guid = MEMATTR_GUID;
+    if (h.cfg.scenario == FF_MEMATTR_XP && from_stage1(ret) && guid_eq(guid, &memattr_guid) &&
+        iface) {
+        ff_printf("faultfw: LocateProtocol(memory attributes) from stage 1 -> the layer's, "
+                  "every page XP\n");
+        *iface = &fake_memattr;
+        return EFI_SUCCESS;
     }
     return ff_orig.LocateProtocol(guid, registration, iface);
 }
@@ -499,6 +581,12 @@ void hooks_report(void)
                   h.live[i].pages ? "AllocatePages" : "AllocatePool",
                   (unsigned long long)h.live[i].addr, (unsigned long long)h.live[i].size,
                   h.live[i].pages ? "pages" : "bytes");
+    for (unsigned i = 0; i < memattr.count; i++)
+        ff_printf("faultfw: memory attributes: %s 0x%llx on 0x%llx (%llu bytes)\n",
+                  memattr.change[i].what == 'c' ? "cleared" : "set",
+                  (unsigned long long)memattr.change[i].attributes,
+                  (unsigned long long)memattr.change[i].base,
+                  (unsigned long long)memattr.change[i].length);
     ff_printf("faultfw: injected: %u of %u allocations failed, %u hidden protocol lookups, "
               "%u rewritten maps, %u ExitBootServices calls\n",
               h.allocs_failed, h.allocs, h.denied, h.maps, h.ebs_calls);
