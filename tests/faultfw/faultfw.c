@@ -134,6 +134,7 @@ static const struct {
     {"no-rng", FF_NO_RNG},
     {"high-memory", FF_HIGH_MEMORY},
     {"memattr-xp", FF_MEMATTR_XP},
+    {"above-maxphyaddr", FF_ABOVE_MAXPHYADDR},
 };
 
 static bool word_eq(const char *a, size_t alen, const char *b)

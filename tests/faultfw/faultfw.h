@@ -43,6 +43,7 @@ enum ff_scenario {
     FF_HIGH_MEMORY,      /* usable memory below 4 GiB taken before stage 1 starts */
     FF_MEMATTR_XP,       /* a memory attribute protocol that says every page is XP; the
                             Nth allocation fails (arg: N), so stage 1 returns */
+    FF_ABOVE_MAXPHYADDR, /* 1 GiB of conventional memory listed at 2^MAXPHYADDR */
 };
 
 struct ff_config {

@@ -244,6 +244,12 @@ SCENARIOS = [
                    r"faultfw: memory attributes: cleared 0x4000 on (0x[0-9a-f]+) \(4096 bytes\)"
                    r"\s+faultfw: memory attributes: set 0x4000 on \1 \(4096 bytes\)\n"
                    r"(?!faultfw: memory attributes)"]),
+    # Usable memory listed above the CPU's physical address width: stage 1 drops
+    # it with one line, so the PMM never hands out a frame nothing can reach.
+    Scenario("above-maxphyaddr", "above-maxphyaddr", "memmap", "boot",
+             must=[r"faultfw: 1 GiB of conventional memory listed at 0x[0-9a-f]+ \((\d+)-bit "
+                   r"MAXPHYADDR\)[\s\S]*canopy: the memory map lists 1048576 KiB above the "
+                   r"CPU's \1-bit physical address limit \(MAXPHYADDR\); ignored"]),
     # Memory: 6 GiB, of which q35 puts 2 GiB below 4 GiB; the layer takes it.
     Scenario("high-memory", "high-memory", "highmem", "boot", mem="6G",
              check=check_high_memory, seconds=120),

@@ -519,6 +519,25 @@ EFI_STATUS hooks_prepare(const struct ff_config *cfg)
         h.hidden = (EFI_GUID)EFI_RNG_PROTOCOL_GUID;
         h.hidden_name = "RNG";
         return EFI_SUCCESS;
+    case FF_ABOVE_MAXPHYADDR: {
+        /* The CPU's physical address width, as stage 1 reads it (36 bits without the leaf). */
+        uint32_t a, b, c, d;
+        __asm__ volatile("cpuid" : "=a"(a), "=b"(b), "=c"(c), "=d"(d) : "a"(0x80000000u), "c"(0));
+        unsigned bits = 36;
+        if (a >= 0x80000008u) {
+            __asm__ volatile("cpuid"
+                             : "=a"(a), "=b"(b), "=c"(c), "=d"(d)
+                             : "a"(0x80000008u), "c"(0));
+            bits = a & 0xff;
+        }
+        h.mapx.kind = MAPX_ADD_ABOVE;
+        h.mapx.limit = 1ull << bits;
+        h.mapx.above_pages = (1ull << 30) / PAGE;
+        h.rewrite_map = true;
+        ff_printf("faultfw: 1 GiB of conventional memory listed at 0x%llx (%u-bit MAXPHYADDR)\n",
+                  (unsigned long long)h.mapx.limit, bits);
+        return EFI_SUCCESS;
+    }
     case FF_HIGH_MEMORY:
         /* What the firmware still needs below 4 GiB is hidden from stage 1 as boot-services data.
          */

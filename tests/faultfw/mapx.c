@@ -228,6 +228,14 @@ uint32_t mapx_transform(const struct mapx_params *p, const struct mapx_desc *in,
         return UINT32_MAX;
     for (uint32_t i = 0; i < count; i++)
         copy_desc(&out[i], &in[p->kind == MAPX_REVERSE ? count - 1 - i : i]);
+    if (p->kind == MAPX_ADD_ABOVE) {
+        struct mapx_desc d = {
+            .type = MAPX_EFI_CONVENTIONAL, .phys = p->limit, .pages = p->above_pages, .attr = 0xf};
+        uint32_t n = count;
+        if (!push(out, capacity, &n, &d))
+            return UINT32_MAX;
+        return n;
+    }
     if (p->kind == MAPX_SHUFFLE) {
         /* Fisher-Yates with a 64-bit LCG: the same order for the same map and seed. */
         uint64_t x = p->seed | 1;

@@ -4,7 +4,9 @@
  *
  * Every transformation keeps the truth: memory the firmware really uses is
  * never reported usable. The only descriptors turned usable are those inside
- * `own`, a range the layer itself allocated and gives up at ExitBootServices.
+ * `own`, a range the layer itself allocated and gives up at ExitBootServices,
+ * and (MAPX_ADD_ABOVE) memory that cannot exist: above the CPU's physical
+ * address width, which stage 1 must drop.
  */
 #ifndef FAULTFW_MAPX_H
 #define FAULTFW_MAPX_H
@@ -35,12 +37,13 @@ struct mapx_desc {
 };
 
 enum mapx_kind {
-    MAPX_IDENTITY, /* unchanged (only the stride may differ) */
-    MAPX_SHUFFLE,  /* the same descriptors in a fixed pseudo-random order */
-    MAPX_REVERSE,  /* the same descriptors, last first */
-    MAPX_SPLIT,    /* conventional descriptors cut into pieces of split_pages */
-    MAPX_OVERLAP,  /* `own` reported conventional, with restricting descriptors laid over */
-    MAPX_HIDE_LOW, /* conventional memory below `limit` reported as boot-services data */
+    MAPX_IDENTITY,  /* unchanged (only the stride may differ) */
+    MAPX_SHUFFLE,   /* the same descriptors in a fixed pseudo-random order */
+    MAPX_REVERSE,   /* the same descriptors, last first */
+    MAPX_SPLIT,     /* conventional descriptors cut into pieces of split_pages */
+    MAPX_OVERLAP,   /* `own` reported conventional, with restricting descriptors laid over */
+    MAPX_HIDE_LOW,  /* conventional memory below `limit` reported as boot-services data */
+    MAPX_ADD_ABOVE, /* the map as it is, plus `above_pages` of conventional memory at `limit` */
 };
 
 struct mapx_params {
@@ -48,7 +51,8 @@ struct mapx_params {
     uint32_t out_stride; /* bytes per output descriptor, >= MAPX_DESC_MIN */
     uint64_t split_pages;
     uint64_t seed;
-    uint64_t limit; /* MAPX_HIDE_LOW: bytes */
+    uint64_t limit;       /* MAPX_HIDE_LOW, MAPX_ADD_ABOVE: bytes */
+    uint64_t above_pages; /* MAPX_ADD_ABOVE */
     /* MAPX_OVERLAP: the layer's own allocation and the reserved window inside it. */
     uint64_t own_base, own_pages;
     uint64_t canary_base, canary_pages;

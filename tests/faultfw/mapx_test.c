@@ -177,6 +177,20 @@ static void test_hide_low(void)
     CHECK(mapx_transform(&p, map, BASE_COUNT + 1, out, BASE_COUNT + 1, NULL) == UINT32_MAX);
 }
 
+/* Memory that cannot exist, above a 40-bit physical address width, added usable. */
+static void test_add_above(void)
+{
+    struct mapx_params p = {
+        .kind = MAPX_ADD_ABOVE, .out_stride = 48, .limit = 1ull << 40, .above_pages = 0x40000};
+    uint32_t m = mapx_transform(&p, base_map, BASE_COUNT, out, 1 << 16, NULL);
+    CHECK(m == BASE_COUNT + 1);
+    CHECK(memcmp(out, base_map, sizeof(base_map)) == 0);
+    CHECK(out[BASE_COUNT].phys == 1ull << 40 && out[BASE_COUNT].pages == 0x40000);
+    /* Nothing below the limit became usable. */
+    CHECK(never_more_usable(out, m, 1ull << 40, (1ull << 40) + 0x40000 * PAGE));
+    CHECK(mapx_transform(&p, base_map, BASE_COUNT, out, BASE_COUNT, NULL) == UINT32_MAX);
+}
+
 static void test_strides(void)
 {
     static uint8_t raw[BASE_COUNT * 80];
@@ -196,6 +210,7 @@ int main(void)
     test_split();
     test_overlap();
     test_hide_low();
+    test_add_above();
     test_strides();
     printf("%u passed, %u failed\n", check_passed, check_failed);
     return check_failed ? EXIT_FAILURE : EXIT_SUCCESS;
