@@ -25,10 +25,7 @@
  * changing, propagate() carries the new maximum up until nothing changes. A
  * last propagate() from the successor covers a walk that stopped below it.
  * O(log n) at worst. avl_insert_range() does the same from the path its
- * descent recorded (grow_fixup()), so its walk up reads no parent links;
- * avl_erase(), in a big tree and when its walk is sure to reach the root,
- * finds the path from the root to the node first, with a walk down and a
- * walk up that meet (find_path()), then fixes up from it (shrink_fixup()).
+ * descent recorded (grow_fixup()), so its walk up reads no parent links.
  *
  * The holes below the first range and above the last are not stored in any
  * node: the tree keeps first and last, and the gap search tries those two
@@ -514,11 +511,10 @@ static struct avl_node *unlink_node(struct avl_tree *t, struct avl_node *node,
 }
 
 /*
- * avl_erase walking parent links: finds the successor, unlinks, then
- * rebalances and propagates upwards from the node, stopping where nothing
- * changes any more (see avl_erase() for when this is the better walk).
+ * Finds the successor, unlinks, then rebalances and propagates upwards from
+ * the node by parent links, stopping where nothing changes any more.
  */
-static void erase_by_links(struct avl_tree *t, struct avl_node *node)
+void avl_erase(struct avl_tree *t, struct avl_node *node)
 {
     struct avl_node *succ, *from;
     bool right;
@@ -534,167 +530,6 @@ static void erase_by_links(struct avl_tree *t, struct avl_node *node)
     rebalance(t, from, right, false);
     if (succ)
         propagate(succ);
-}
-
-/* One step of find_path()'s walk down: notes the side taken at dn, returns the child. */
-static inline struct avl_node *step_down(struct avl_node *dn, uint64_t start,
-                                         struct avl_node **path, bool *dirs, int *a)
-{
-    bool right = dn->start < start;
-
-    dirs[*a] = right;
-    dn = avl_child(dn, right);
-    path[++*a] = dn;
-    return dn;
-}
-
-/*
- * Records the path from the root to node (which is in t) in path[0..d], and
- * in dirs[i] whether path[i + 1] is path[i]'s right child, and returns d; or
- * -1 if the path would not fit in max entries.
- *
- * Two walks run at once and meet: one down from the root by node's start,
- * one up from node by parent links, two steps down for each step up. Each is
- * a chain of loads that each wait for the one before, and on a tree bigger
- * than the cache most of the lower levels miss. Run together, the two chains
- * miss at the same time instead of one after the other, and the down walk
- * crosses the cached upper levels quickly. Against the walk up alone, over
- * 10^6 nodes and random keys: 1028 cycles against 1606 (docs/performance.md).
- * The walks check for each other after every step, so they meet exactly,
- * on the same node.
- */
-static int find_path(const struct avl_tree *t, struct avl_node *node, struct avl_node **path,
-                     bool *dirs, int max)
-{
-    struct avl_node *up[PATH_MAX_DEPTH];
-    bool up_dirs[PATH_MAX_DEPTH];
-    struct avl_node *dn = t->root, *u = node;
-    uint64_t start = node->start;
-    int a = 0, j = 0;
-
-    /* The erase goes down from there next; the load overlaps the walks. */
-    if (node->right)
-        __builtin_prefetch(node->right);
-    path[0] = dn;
-    up[0] = u;
-    while (dn != u) {
-        struct avl_node *p;
-
-        if (a + j + 3 > max)
-            return -1;
-        dn = step_down(dn, start, path, dirs, &a);
-        if (dn == u)
-            break;
-        dn = step_down(dn, start, path, dirs, &a);
-        if (dn == u)
-            break;
-        p = avl_parent(u);
-        up_dirs[++j] = p->right == u;
-        up[j] = u = p;
-    }
-    /* path[a] == up[j]: the rest of the path is the walk up, reversed. */
-    for (int i = 1; i <= j; i++) {
-        path[a + i] = up[j - i];
-        dirs[a + i - 1] = up_dirs[j - i + 1];
-    }
-    return a + j;
-}
-
-/*
- * The fix-up after an erase, from a recorded path: path[f]'s right (or left)
- * subtree lost a level; path[s] is the successor, s > f when it is below.
- * As rebalance() and propagate() do, reading no parent links.
- */
-static void shrink_fixup(struct avl_tree *t, struct avl_node *const *path, const bool *dirs, int f,
-                         bool right, int s)
-{
-    struct avl_node *r;
-    int i;
-
-    for (i = f;; i--) {
-        struct avl_node *n = path[i];
-        int b = avl_balance(n) + (right ? -1 : 1);
-        bool lower;
-
-        if (b > 1 || b < -1) {
-            r = b > 1 ? fix_right_heavy(t, n, &lower) : fix_left_heavy(t, n, &lower);
-        } else {
-            set_balance(n, b);
-            r = n;
-            lower = b == 0;
-        }
-        if (!lower)
-            break;
-        if (i == 0)
-            return; /* the whole tree shrank; every slot on the path is set */
-        right = dirs[i - 1];
-        path[i - 1]->child_max[right] = avl_max_gap(r);
-    }
-    refresh_slots(path, dirs, i - 1, r, s);
-}
-
-/*
- * Two ways to erase. The hole the erase leaves (node's own hole, its range
- * and the successor's hole, merged) can only raise the largest gap of each
- * subtree on the way up. When node's hole and range alone exceed the
- * largest gap in the tree, every ancestor's slot changes, so the walk goes
- * all the way to the root: the path is found first, by two walks that meet
- * (find_path()), and the fix-up runs on it. Otherwise the walk usually ends a
- * few levels up, and following parent links reads only those levels
- * (erase_by_links()); finding the whole path first would read it all.
- *
- * The two walks pay off only when the path's lower levels miss the cache.
- * In a tree below AVL_ERASE_PATH_MIN_COUNT nodes (32 MiB of 64-byte nodes,
- * the last-level cache of the machine in docs/performance.md) the walk up by
- * links is used for every erase: with sequential keys at 10^5, where the
- * path is cached, an erase+insert pair took 311-399 cycles that way against
- * 336-456 with the two walks, and with random keys the two were even.
- */
-void avl_erase(struct avl_tree *t, struct avl_node *node)
-{
-    struct avl_node *path[PATH_MAX_DEPTH], *c, *succ, *from;
-    bool dirs[PATH_MAX_DEPTH], right;
-    bool two = node->left && node->right;
-    int d, e, s, f;
-
-    if (t->count < AVL_ERASE_PATH_MIN_COUNT || node == t->first ||
-        node->gap + (node->last - node->start) + 1 <= avl_max_gap(t->root)) {
-        erase_by_links(t, node);
-        return;
-    }
-    d = find_path(t, node, path, dirs, PATH_MAX_DEPTH);
-
-    /* Below node: the way to its successor, the leftmost node of its right subtree. */
-    e = d;
-    for (c = d >= 0 ? node->right : NULL; c && e + 1 < PATH_MAX_DEPTH; c = c->left) {
-        dirs[e] = e == d;
-        path[++e] = c;
-    }
-    if (d < 0 || c) {
-        erase_by_links(t, node);
-        return;
-    }
-    if (e > d) {
-        succ = path[e];
-        s = d; /* it moves up into node's place */
-    } else {
-        /* The successor is the nearest ancestor reached from the left. */
-        for (s = d - 1; s >= 0 && dirs[s]; s--)
-            ;
-        succ = s >= 0 ? path[s] : NULL;
-        if (!succ)
-            s = d;
-    }
-    from = unlink_node(t, node, succ, &right);
-    if (!from)
-        return; /* node was the root, with at most one child */
-    if (two) {
-        path[d] = succ;
-        f = from == succ ? d : e - 1;
-    } else {
-        f = d - 1;
-    }
-    shrink_fixup(t, path, dirs, f, right, s);
 }
 
 void avl_adjust(struct avl_tree *t, struct avl_node *node, uint64_t start, uint64_t last)

@@ -3,9 +3,8 @@
  *
  * Nodes are embedded in a test struct and inserted with the test's own
  * descent, as a real caller would. Every test calls avl_check after every
- * change, except on the trees of 2^19 nodes and more, where each change is
- * checked against its neighbours and the whole tree every so often. The gap
- * searches are compared with a brute-force scan over all candidate addresses
+ * change, except on the big trees, where the whole tree is checked every so
+ * often. The gap searches are compared with a brute-force scan over all candidate addresses
  * on small trees, and their visit counts are measured on big ones.
  */
 #include <vmm/avl.h>
@@ -84,19 +83,6 @@ static void shuffle(int *a, int count)
 {
     for (int i = count - 1; i > 0; i--) {
         int j = (int)(rnd() % (uint64_t)(i + 1)), x = a[i];
-
-        a[i] = a[j];
-        a[j] = x;
-    }
-}
-
-/* a[0..count) = 0 .. count - 1 in a random order. */
-static void random_permutation(size_t *a, size_t count)
-{
-    for (size_t i = 0; i < count; i++)
-        a[i] = i;
-    for (size_t i = count - 1; i > 0; i--) {
-        size_t j = (size_t)(rnd() % (i + 1)), x = a[i];
 
         a[i] = a[j];
         a[j] = x;
@@ -775,8 +761,8 @@ static bool test_avl_insert_range_matches_callers_descent(void)
 /*
  * A tree deeper than any valid one (a hand-made chain of 120 right children,
  * which no sequence of operations builds) still takes an insert at the
- * bottom, and erases at the bottom and in the middle, without overrunning
- * the path arrays of avl_insert_range and avl_erase: ASan watches.
+ * bottom without overrunning avl_insert_range's path array (ASan watches),
+ * and erases at the bottom and in the middle.
  */
 static bool test_avl_insert_and_erase_survive_a_chain_too_deep(void)
 {
@@ -800,153 +786,21 @@ static bool test_avl_insert_and_erase_survive_a_chain_too_deep(void)
     t.root = &chain[0].node;
     t.first = &chain[0].node;
     t.last = &chain[N - 1].node;
-    /*
-     * The count claims a tree big enough for avl_erase's two walks, so the
-     * erases below take them where the path fits. (The chain is no AVL tree
-     * either; avl_check is not the point here.)
-     */
-    t.count = AVL_ERASE_PATH_MIN_COUNT + N;
+    /* (The chain is no AVL tree; avl_check is not the point here.) */
+    t.count = N;
     insert_range_lib(&t, &chain[N], (uint64_t)N * 0x100, (uint64_t)N * 0x100 + 0xf);
-    CHECK(t.count == AVL_ERASE_PATH_MIN_COUNT + N + 1 && avl_last(&t) == &chain[N].node);
+    CHECK(t.count == N + 1 && avl_last(&t) == &chain[N].node);
     CHECK(avl_prev(&chain[N].node) == &chain[N - 1].node);
     CHECK(chain[N].node.gap == 0xf0);
-    /* The bottom is deeper than the array: erased by parent links. */
     avl_erase(&t, &chain[N].node);
-    CHECK(t.count == AVL_ERASE_PATH_MIN_COUNT + N && avl_last(&t) == &chain[N - 1].node);
+    CHECK(t.count == N && avl_last(&t) == &chain[N - 1].node);
     CHECK(avl_next(&chain[N - 1].node) == NULL);
-    /* Depth 60 fits: erased from the recorded path; the successor's hole grows. */
+    /* In the middle: the successor's hole grows. */
     avl_erase(&t, &chain[60].node);
-    CHECK(t.count == AVL_ERASE_PATH_MIN_COUNT + N - 1 && chain[59].node.right == &chain[61].node);
+    CHECK(t.count == N - 1 && chain[59].node.right == &chain[61].node);
     CHECK(avl_parent(&chain[61].node) == &chain[59].node);
     CHECK(chain[61].node.gap == 0xf0 + 0x10 + 0xf0);
     CHECK(avl_next(&chain[59].node) == &chain[61].node);
-    return true;
-}
-
-/*
- * avl_erase's two-walk path (find_path(), shrink_fixup()) is taken only in a
- * tree of AVL_ERASE_PATH_MIN_COUNT nodes or more, and only when node's hole
- * and range together exceed every gap in the tree. Here ranges of 16 bytes
- * sit 32 bytes apart. Erases and re-inserts come at random, at most SPARE
- * ranges out and a re-insert three times as likely as an erase, so the tree
- * is often whole. While no hole is open an erase takes the path, and so does
- * one just above the largest hole; the others walk parent links (13317 of
- * the erases took the path when this was written).
- * The edges and the root are erased too. Every erase is checked against its
- * in-order neighbours, the whole tree every 1000 steps.
- */
-static bool test_avl_erase_in_a_big_tree_keeps_invariants(void)
-{
-    enum { SPARE = 64, STEPS = 40000 };
-    const size_t m = AVL_ERASE_PATH_MIN_COUNT + SPARE;
-    struct item *it = calloc(m, sizeof(*it));
-    size_t gone[SPARE], out = 0;
-    struct avl_tree t;
-
-    CHECK(it);
-    avl_init(&t);
-    for (size_t i = 0; i < m; i++)
-        insert_range_lib(&t, &it[i], i * 32, i * 32 + 15);
-    CHECK_TREE(&t);
-    for (int step = 1; step <= STEPS; step++) {
-        uint64_t r = rnd();
-
-        if (out == SPARE || (out > 0 && (r & 3))) {
-            size_t k = (size_t)(r >> 8) % out, i = gone[k];
-
-            gone[k] = gone[--out];
-            if (r & 2)
-                insert_range_lib(&t, &it[i], i * 32, i * 32 + 15);
-            else
-                insert_range(&t, &it[i], i * 32, i * 32 + 15);
-        } else {
-            struct avl_node *n, *prev, *next;
-
-            if (r % 61 == 0)
-                n = t.root;
-            else if (r % 61 == 2)
-                n = t.last;
-            else if (r % 61 == 4)
-                n = t.first;
-            else
-                do
-                    n = &it[rnd() % m].node;
-                while (n != t.root && !avl_parent(n));
-            prev = avl_prev(n);
-            next = avl_next(n);
-            avl_erase(&t, n);
-            gone[out++] = (size_t)(item_of(n) - it);
-            CHECK(t.count == m - out);
-            CHECK(prev ? avl_next(prev) == next : t.first == next);
-            CHECK(next ? avl_prev(next) == prev : t.last == prev);
-            CHECK(!next || !prev || next->gap == next->start - prev->last - 1);
-            CHECK(find_start(&t, n->start) == NULL);
-        }
-        if (step % 1000 == 0)
-            CHECK_TREE(&t);
-    }
-    CHECK(t.count >= AVL_ERASE_PATH_MIN_COUNT);
-    free(it);
-    return true;
-}
-
-/*
- * The same path under heavy rebalancing: a big tree built in random order,
- * then a quarter of its ranges erased in random order, every erase through
- * the two walks. The erased ranges are odd ones, never neighbours nor at an
- * edge, with distinct sizes 64 bytes apart, erased from the smallest up:
- * each leaves a hole of its size plus two 16-byte gaps, so the next, at
- * least 64 bytes bigger, always exceeds every hole so far. Some of the
- * fix-ups reach the root's balance factor: one cut short just below the
- * root fails here and nowhere else.
- */
-static bool test_avl_erase_half_of_a_big_tree_by_path(void)
-{
-    enum { HALF = 1 << 18 };
-    const size_t m = AVL_ERASE_PATH_MIN_COUNT + 2 * HALF;
-    struct item *it = calloc(m, sizeof(*it));
-    size_t *order = calloc(m, sizeof(*order)), *rank = calloc(HALF, sizeof(*rank));
-    size_t *by_size = calloc(HALF, sizeof(*by_size));
-    uint64_t *start = calloc(m, sizeof(*start)), *size = calloc(m, sizeof(*size)), a = 0;
-    struct avl_tree t;
-
-    CHECK(it && order && rank && by_size && start && size);
-    random_permutation(order, m);
-    random_permutation(rank, HALF);
-    /* Range 2k + 1 (k < HALF) is 16 + 64 rank[k] bytes and erased rank[k]-th; the rest are 16. */
-    for (size_t i = 0; i < m; i++) {
-        size[i] = 16;
-        if (i % 2 == 1 && i / 2 < HALF) {
-            size[i] = 16 + 64 * (uint64_t)rank[i / 2];
-            by_size[rank[i / 2]] = i;
-        }
-        start[i] = a + 16;
-        a = start[i] + size[i];
-    }
-    avl_init(&t);
-    for (size_t i = 0; i < m; i++) {
-        size_t j = order[i];
-
-        insert_range_lib(&t, &it[j], start[j], start[j] + size[j] - 1);
-    }
-    CHECK_TREE(&t);
-    for (size_t k = 0; k < HALF; k++) {
-        struct avl_node *n = &it[by_size[k]].node, *prev = avl_prev(n), *next = avl_next(n);
-
-        avl_erase(&t, n);
-        CHECK(t.count == m - k - 1);
-        CHECK(avl_next(prev) == next && avl_prev(next) == prev);
-        CHECK(next->gap == next->start - prev->last - 1);
-        if (k % 16384 == 0)
-            CHECK_TREE(&t);
-    }
-    CHECK_TREE(&t);
-    free(it);
-    free(order);
-    free(rank);
-    free(by_size);
-    free(start);
-    free(size);
     return true;
 }
 
@@ -1022,8 +876,6 @@ int main(void)
     RUN(test_avl_gap_large_alignment_skips_spans_without_boundary);
     RUN(test_avl_insert_range_matches_callers_descent);
     RUN(test_avl_insert_and_erase_survive_a_chain_too_deep);
-    RUN(test_avl_erase_in_a_big_tree_keeps_invariants);
-    RUN(test_avl_erase_half_of_a_big_tree_by_path);
     RUN(test_avl_random_ops_against_array);
     printf("%d passed, %d failed\n", passed, failed);
     return failed ? 1 : 0;

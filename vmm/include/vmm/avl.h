@@ -139,14 +139,6 @@ void avl_insert_next(struct avl_tree *t, struct avl_node *pos, struct avl_node *
 void avl_erase(struct avl_tree *t, struct avl_node *node);
 
 /*
- * From this many nodes on, an erase whose fix-up must reach the root finds
- * its path from both ends first (avl.c explains why). Below it, every erase
- * walks up by parent links. Public so that tests can build trees on both
- * sides of it.
- */
-#define AVL_ERASE_PATH_MIN_COUNT ((size_t)1 << 19)
-
-/*
  * Changes node's range in place and updates the augmentation up to the root.
  * => start <= last, and the new range still lies strictly between the
  *    node's in-order neighbours (its position does not change).
