@@ -2,18 +2,27 @@
  * avl: the intrusive, gap-augmented AVL tree declared in vmm/avl.h.
  *
  * Heights are not stored: each node keeps its balance factor in the two low
- * bits of its parent link, so the node fits one 64-byte cache line.
+ * bits of its parent link.
  *
  * The augmentation is split so that no update ever reads a sibling. A node
- * holds the hole just below its own range (gap) and one slot per child, the
- * largest gap in that child's subtree (left_max, right_max). A slot is a
- * function of its child alone, avl_max_gap(child), so after a change the walk
- * towards the root finishes each ancestor from the child it came from with
- * one compare and one store, and stops at the first slot that already holds
- * the child's new maximum: everything above was computed from that value.
- * (Keeping one largest gap per node instead, as a subtree summary, means a
- * shrinking maximum must be recomputed from both children at every level; on
- * a tree too big for the cache each of those sibling reads is a miss.)
+ * holds the hole just below its own range (gap) and one slot per child: the
+ * largest gap in that child's subtree (left_max, right_max) and how much of
+ * it is lost at best to 2 MiB and to 1 GiB alignment (loss_2m, loss_1g). A
+ * slot is a function of its child alone, so after a change the walk towards
+ * the root finishes each ancestor from the child it came from, and stops at
+ * the first slot that already holds the child's new values: everything above
+ * was computed from them. (Keeping one summary per node instead, of its
+ * whole subtree, means a shrinking maximum must be recomputed from both
+ * children at every level; on a tree too big for the cache each of those
+ * sibling reads is a miss.)
+ *
+ * Why three values: with the largest gap alone, a search at an alignment
+ * must enter every subtree that has a hole big enough, aligned or not, and
+ * a layout of many big but misaligned holes (a space fragmented by 2-4 MiB
+ * holes, searched at 2 MiB) makes it read them all. With the largest usable
+ * size at 1 (the gap), 2 MiB and 1 GiB, a subtree is entered only if it
+ * really holds a fit at that alignment, and other alignments get a budget
+ * (avl_gap_find() in avl.h).
  *
  * An insert or an erase changes at most two gaps, the node's own and its
  * successor's, and the successor always lies on the path the rebalancing walk
@@ -22,7 +31,7 @@
  * the height below has changed (rebalance()) it adjusts balance factors,
  * rotates where one reaches +-2 (a rotation only moves slots between the two
  * nodes it turns) and refreshes each parent's slot; once heights stop
- * changing, propagate() carries the new maximum up until nothing changes. A
+ * changing, propagate() carries the new values up until nothing changes. A
  * last propagate() from the successor covers a walk that stopped below it.
  * O(log n) at worst. avl_insert_range() does the same from the path its
  * descent recorded (grow_fixup()), so its walk up reads no parent links.
@@ -34,10 +43,10 @@
  * The gap search (gap_lowest/gap_highest) descends with the span of
  * addresses a subtree's holes can lie in, [lo, hi], clipped to the query
  * window: below a node's hole for its left subtree, above its range for its
- * right. A subtree is entered only if its largest gap is big enough and its
- * span has an aligned place for the request; both are known in the parent
- * (its slot for the child, and the span), so a subtree that fails them is
- * never read.
+ * right. A subtree is entered only if its bound at the search's level is big
+ * enough and its span has an aligned place for the request; both are known
+ * in the parent (its slot for the child, and the span), so a subtree that
+ * fails them is never read. tree_holes() has the cost.
  *
  * Callers: vmm/src/space.c (the address space), the host tests and benchmarks.
  */
@@ -46,6 +55,8 @@
 _Static_assert(_Alignof(struct avl_node) > AVL_BALANCE_MASK, "no room for the balance bits");
 _Static_assert(offsetof(struct avl_node, child_max[1]) == offsetof(struct avl_node, right_max),
                "child_max[] and the named slots must be the same storage");
+_Static_assert(offsetof(struct avl_node, loss_2m) + sizeof(uint32_t[2]) == 64,
+               "a lookup's and a 4 KiB or 2 MiB search's fields fill the first 64 bytes");
 
 static uint64_t max_u64(uint64_t a, uint64_t b)
 {
@@ -90,33 +101,107 @@ static struct avl_node *next_above(const struct avl_node *n)
     return p;
 }
 
+/* ---- the augmentation ---- */
+
+#define MASK_2M (AVL_ALIGN_2M - 1)
+#define MASK_1G (AVL_ALIGN_1G - 1)
+
+/*
+ * What a set of holes can hold: the largest gap, and the largest size that
+ * fits at a 2 MiB-aligned and at a 1 GiB-aligned address in one hole.
+ */
+struct fits {
+    uint64_t gap, at_2m, at_1g;
+};
+
+/* The most bytes that fit from a multiple of mask + 1 in n's own hole. */
+static inline uint64_t hole_fit(const struct avl_node *n, uint64_t mask)
+{
+    /* The hole starts at start - gap; the way up to the next multiple is its negation. */
+    uint64_t pad = (n->gap - n->start) & mask;
+
+    return n->gap > pad ? n->gap - pad : 0;
+}
+
+static inline struct fits own_fits(const struct avl_node *n)
+{
+    return (struct fits){n->gap, hole_fit(n, MASK_2M), hole_fit(n, MASK_1G)};
+}
+
+/* What n's slot for one side says about that subtree. */
+static inline struct fits slot_fits(const struct avl_node *n, bool right)
+{
+    uint64_t m = n->child_max[right];
+
+    return (struct fits){m, m - n->loss_2m[right], m - n->loss_1g[right]};
+}
+
+static inline struct fits max_fits(struct fits a, struct fits b)
+{
+    return (struct fits){max_u64(a.gap, b.gap), max_u64(a.at_2m, b.at_2m),
+                         max_u64(a.at_1g, b.at_1g)};
+}
+
+/* n's whole subtree: its own hole and both slots. */
+static inline struct fits subtree_fits(const struct avl_node *n)
+{
+    return max_fits(own_fits(n), max_fits(slot_fits(n, false), slot_fits(n, true)));
+}
+
+/* => f describes a subtree, so f.gap - f.at_2m < 2^21 and f.gap - f.at_1g < 2^30 (avl.h) */
+static inline void set_slot(struct avl_node *n, bool right, struct fits f)
+{
+    n->child_max[right] = f.gap;
+    n->loss_2m[right] = (uint32_t)(f.gap - f.at_2m);
+    n->loss_1g[right] = (uint32_t)(f.gap - f.at_1g);
+}
+
+static inline bool slot_holds(const struct avl_node *n, bool right, struct fits f)
+{
+    return n->child_max[right] == f.gap && n->loss_2m[right] == (uint32_t)(f.gap - f.at_2m) &&
+           n->loss_1g[right] == (uint32_t)(f.gap - f.at_1g);
+}
+
+static inline void copy_slot(struct avl_node *to, bool to_right, const struct avl_node *from,
+                             bool from_right)
+{
+    to->child_max[to_right] = from->child_max[from_right];
+    to->loss_2m[to_right] = from->loss_2m[from_right];
+    to->loss_1g[to_right] = from->loss_1g[from_right];
+}
+
+static inline void clear_slot(struct avl_node *n, bool right)
+{
+    n->child_max[right] = 0;
+    n->loss_2m[right] = n->loss_1g[right] = 0;
+}
+
 /*
  * c's own values are right; makes each ancestor's slot for the child below
  * it match that child, stopping at the first one that already does. The
- * subtree maximum travels in a register: each level's is computed from the
- * one below and the parent's other two values, never read back from a store.
+ * subtree's fits travel in registers: each level's are computed from the
+ * ones below and the parent's other slot and own hole, never read back
+ * from a store.
  */
 static void propagate(struct avl_node *c)
 {
     struct avl_node *p;
-    uint64_t m = avl_max_gap(c);
+    struct fits f = subtree_fits(c);
 
     while ((p = avl_parent(c))) {
         bool right = p->right == c;
-        uint64_t *slot = &p->child_max[right];
-        uint64_t other = p->child_max[!right];
 
-        if (*slot == m)
+        if (slot_holds(p, right, f))
             return;
-        *slot = m;
-        m = max_u64(m, max_u64(other, p->gap));
+        set_slot(p, right, f);
+        f = max_fits(f, max_fits(slot_fits(p, !right), own_fits(p)));
         c = p;
     }
 }
 
 /*
  * Relinks and moves the slots; balance factors are the caller's. The
- * subtree's maximum is unchanged, so the parent's slot stays right.
+ * subtree holds the same holes, so the parent's slot stays right.
  *
  *      n                r
  *     / \              / \
@@ -129,11 +214,11 @@ static struct avl_node *rotate_left(struct avl_tree *t, struct avl_node *n)
     struct avl_node *r = n->right, *p = avl_parent(n);
 
     n->right = r->left;
-    n->right_max = r->left_max;
+    copy_slot(n, true, r, false);
     if (r->left)
         set_parent(r->left, n);
     r->left = n;
-    r->left_max = avl_max_gap(n);
+    set_slot(r, false, subtree_fits(n));
     set_parent(n, r);
     set_parent(r, p);
     replace_child(t, p, n, r);
@@ -152,11 +237,11 @@ static struct avl_node *rotate_right(struct avl_tree *t, struct avl_node *n)
     struct avl_node *l = n->left, *p = avl_parent(n);
 
     n->left = l->right;
-    n->left_max = l->right_max;
+    copy_slot(n, false, l, true);
     if (l->right)
         set_parent(l->right, n);
     l->right = n;
-    l->right_max = avl_max_gap(n);
+    set_slot(l, true, subtree_fits(n));
     set_parent(n, l);
     set_parent(l, p);
     replace_child(t, p, n, l);
@@ -248,7 +333,7 @@ static void rebalance(struct avl_tree *t, struct avl_node *n, bool right, bool g
         if (!p)
             return;
         right = p->right == n;
-        p->child_max[right] = avl_max_gap(n);
+        set_slot(p, right, subtree_fits(n));
         n = p;
     }
 }
@@ -272,7 +357,8 @@ static bool attach(struct avl_tree *t, struct avl_node *node, struct avl_node *p
     node->left = node->right = NULL;
     node->parent_balance = (uintptr_t)parent;
     set_balance(node, 0);
-    node->left_max = node->right_max = 0;
+    clear_slot(node, false);
+    clear_slot(node, true);
     t->count++;
     if (!parent) {
         t->root = node;
@@ -289,13 +375,13 @@ static bool attach(struct avl_tree *t, struct avl_node *node, struct avl_node *p
             /* node takes the lower part of the parent's hole. */
             node->gap = node->start - (parent->start - parent->gap);
         }
-        parent->left_max = node->gap;
+        set_slot(parent, false, own_fits(node));
     } else {
         parent->right = node;
         node->gap = node->start - parent->last - 1;
         if (!succ)
             t->last = node;
-        parent->right_max = node->gap;
+        set_slot(parent, true, own_fits(node));
     }
     if (succ)
         succ->gap = succ->start - node->last - 1;
@@ -335,17 +421,15 @@ void avl_insert_at(struct avl_tree *t, struct avl_node *node, struct avl_node *p
 static void refresh_slots(struct avl_node *const *path, const bool *dirs, int i,
                           const struct avl_node *r, int s)
 {
-    uint64_t m = avl_max_gap(r);
+    struct fits f = subtree_fits(r);
 
     for (; i >= 0; i--) {
         struct avl_node *p = path[i];
-        uint64_t *slot = &p->child_max[dirs[i]];
-        uint64_t other = p->child_max[!dirs[i]];
 
-        if (*slot == m && s > i)
+        if (s > i && slot_holds(p, dirs[i], f))
             return;
-        *slot = m;
-        m = max_u64(m, max_u64(other, p->gap));
+        set_slot(p, dirs[i], f);
+        f = max_fits(f, max_fits(slot_fits(p, !dirs[i]), own_fits(p)));
     }
 }
 
@@ -382,7 +466,7 @@ static void grow_fixup(struct avl_tree *t, struct avl_node *const *path, const b
         }
         if (i == 0)
             return; /* the whole tree grew; every slot on the path is set */
-        path[i - 1]->child_max[dirs[i - 1]] = avl_max_gap(n);
+        set_slot(path[i - 1], dirs[i - 1], subtree_fits(n));
     }
     refresh_slots(path, dirs, i - 1, r, s);
 }
@@ -466,8 +550,10 @@ static struct avl_node *unlink_node(struct avl_tree *t, struct avl_node *node,
         *right = parent && parent->right == node;
         replace_child(t, parent, node, child);
         from = parent;
-        if (from)
-            from->child_max[*right] = child ? avl_max_gap(child) : 0;
+        if (from && child)
+            set_slot(from, *right, subtree_fits(child));
+        else if (from)
+            clear_slot(from, *right);
     } else {
         /*
          * Two children: the successor takes node's place. It has no left
@@ -488,18 +574,18 @@ static struct avl_node *unlink_node(struct avl_tree *t, struct avl_node *node,
             struct avl_node *sp = avl_parent(succ);
 
             sp->left = succ->right;
-            sp->left_max = succ->right_max;
+            copy_slot(sp, false, succ, true);
             if (succ->right)
                 set_parent(succ->right, sp);
             succ->right = node->right;
             /* node's slot: the walk from sp refreshes it on the way up. */
-            succ->right_max = node->right_max;
+            copy_slot(succ, true, node, true);
             set_parent(node->right, succ);
             from = sp;
             *right = false;
         }
         succ->left = node->left;
-        succ->left_max = node->left_max;
+        copy_slot(succ, false, node, false);
         set_parent(node->left, succ);
         succ->parent_balance = node->parent_balance; /* node's parent and balance factor */
         replace_child(t, parent, node, succ);
@@ -585,113 +671,231 @@ struct avl_node *avl_prev(const struct avl_node *n)
 
 /* ---- gap search ---- */
 
+/* Which values bound the fits of a subtree during a search. */
+enum level { LEVEL_GAP, LEVEL_2M, LEVEL_1G };
+
 struct gap_search {
-    const struct avl_gap_query *q;
-    uint64_t mask; /* align - 1 */
-    uint64_t visits;
+    uint64_t size, mask; /* a hole must hold size bytes from a multiple of mask + 1 */
+    enum level level;
+    uint64_t visits, budget;
+    bool over_budget; /* the budget ran out before the search ended */
 };
 
-/* Lowest aligned fit inside the free span [lo, hi] (lo <= hi). */
-static bool fit_low(const struct gap_search *g, uint64_t lo, uint64_t hi, uint64_t *addr)
+/* Lowest address from a multiple of mask + 1 with size bytes inside [lo, hi] (lo <= hi). */
+static bool fit_low(uint64_t mask, uint64_t size, uint64_t lo, uint64_t hi, uint64_t *addr)
 {
     uint64_t a = lo;
 
-    if (a & g->mask) {
-        if (a > UINT64_MAX - g->mask)
+    if (a & mask) {
+        if (a > UINT64_MAX - mask)
             return false; /* rounding up would wrap past 2^64 */
-        a = (a + g->mask) & ~g->mask;
+        a = (a + mask) & ~mask;
     }
-    if (a > hi || hi - a < g->q->size - 1)
+    if (a > hi || hi - a < size - 1)
         return false;
     *addr = a;
     return true;
 }
 
-/* Highest aligned fit inside the free span [lo, hi] (lo <= hi). */
-static bool fit_high(const struct gap_search *g, uint64_t lo, uint64_t hi, uint64_t *addr)
+/* Highest such address inside [lo, hi] (lo <= hi). */
+static bool fit_high(uint64_t mask, uint64_t size, uint64_t lo, uint64_t hi, uint64_t *addr)
 {
     uint64_t a;
 
-    if (hi - lo < g->q->size - 1)
+    if (hi - lo < size - 1)
         return false;
-    a = (hi - (g->q->size - 1)) & ~g->mask;
+    a = (hi - (size - 1)) & ~mask;
     if (a < lo)
         return false;
     *addr = a;
     return true;
 }
 
+/* The bound n's slot gives for one side's subtree at the search's level. */
+static inline uint64_t slot_bound(const struct avl_node *n, bool right, enum level level)
+{
+    uint64_t m = n->child_max[right];
+
+    if (level == LEVEL_2M)
+        return m - n->loss_2m[right];
+    if (level == LEVEL_1G)
+        return m - n->loss_1g[right];
+    return m;
+}
+
 /*
- * Whether the subtree below a slot can hold a fit: its largest gap (the
- * parent's slot for it, so a subtree that fails costs no read of its root)
- * is big enough, and its span [lo, hi] has an aligned place for the request.
+ * Whether a subtree can hold a fit: its bound (from the parent's slot, so a
+ * subtree that fails costs no read of its root) is big enough, and its span
+ * [lo, hi] has an aligned place for the request.
  */
-static bool worth_entering(const struct gap_search *g, uint64_t max_gap, uint64_t lo, uint64_t hi)
+static bool worth_entering(const struct gap_search *g, uint64_t bound, uint64_t lo, uint64_t hi)
 {
     uint64_t unused;
 
-    return max_gap >= g->q->size && fit_low(g, lo, hi, &unused);
+    return bound >= g->size && fit_low(g->mask, g->size, lo, hi, &unused);
 }
 
-/* Reads the root (one visit) and tells whether the tree is worth entering. */
-static bool enter_root(struct gap_search *g, const struct avl_tree *t)
+/* Counts the read of one more node; false, and over_budget set, when the budget is spent. */
+static bool visit(struct gap_search *g)
 {
+    if (g->visits == g->budget) {
+        g->over_budget = true;
+        return false;
+    }
     g->visits++;
-    return worth_entering(g, avl_max_gap(t->root), g->q->lo, g->q->hi);
+    return true;
 }
 
 /*
- * The lowest fit among the holes of subtree n, where [lo, hi] is the window
- * clipped to the addresses those holes can lie in (lo <= hi) and
- * worth_entering() holds for n. n's hole is [n->start - n->gap, n->start -
- * 1]; its left subtree's holes lie below that, its right subtree's above n's
- * range. A child is entered only if worth_entering() holds for it too.
+ * The lowest hole of subtree n that holds a fit, where [lo, hi] is the
+ * window clipped to the addresses its holes can lie in (lo <= hi) and
+ * worth_entering() holds for n; NULL if none (or the budget ran out).
+ * Returns the node above that hole and its part inside the window in
+ * span[]. n's hole is [n->start - n->gap, n->start - 1]; its left subtree's
+ * holes lie below that, its right subtree's above n's range. A child is
+ * entered only if worth_entering() holds for it too.
  */
-static bool gap_lowest(struct gap_search *g, const struct avl_node *n, uint64_t lo, uint64_t hi,
-                       uint64_t *addr)
+static const struct avl_node *gap_lowest(struct gap_search *g, const struct avl_node *n,
+                                         uint64_t lo, uint64_t hi, uint64_t span[2])
 {
     for (;;) {
         uint64_t below = n->start - n->gap; /* the first byte of n's hole */
+        uint64_t unused;
 
-        if (n->left && below > lo && worth_entering(g, n->left_max, lo, min_u64(below - 1, hi))) {
-            g->visits++;
-            if (gap_lowest(g, n->left, lo, min_u64(below - 1, hi), addr))
-                return true;
+        if (n->left && below > lo &&
+            worth_entering(g, slot_bound(n, false, g->level), lo, min_u64(below - 1, hi))) {
+            const struct avl_node *r;
+
+            if (!visit(g))
+                return NULL;
+            r = gap_lowest(g, n->left, lo, min_u64(below - 1, hi), span);
+            if (r || g->over_budget)
+                return r;
         }
-        if (n->gap >= g->q->size && n->start > lo && below <= hi &&
-            fit_low(g, max_u64(below, lo), min_u64(n->start - 1, hi), addr))
-            return true;
+        if (n->gap >= g->size && n->start > lo && below <= hi) {
+            span[0] = max_u64(below, lo);
+            span[1] = min_u64(n->start - 1, hi);
+            if (fit_low(g->mask, g->size, span[0], span[1], &unused))
+                return n;
+        }
         if (!n->right || n->last >= hi ||
-            !worth_entering(g, n->right_max, max_u64(n->last + 1, lo), hi))
-            return false;
+            !worth_entering(g, slot_bound(n, true, g->level), max_u64(n->last + 1, lo), hi))
+            return NULL;
         lo = max_u64(n->last + 1, lo);
         n = n->right;
-        g->visits++;
+        if (!visit(g))
+            return NULL;
     }
 }
 
-/* The mirror image of gap_lowest: right subtree first, highest fit. */
-static bool gap_highest(struct gap_search *g, const struct avl_node *n, uint64_t lo, uint64_t hi,
-                        uint64_t *addr)
+/* The mirror image of gap_lowest: right subtree first, the highest hole. */
+static const struct avl_node *gap_highest(struct gap_search *g, const struct avl_node *n,
+                                          uint64_t lo, uint64_t hi, uint64_t span[2])
 {
     for (;;) {
         uint64_t below = n->start - n->gap;
+        uint64_t unused;
 
         if (n->right && n->last < hi &&
-            worth_entering(g, n->right_max, max_u64(n->last + 1, lo), hi)) {
-            g->visits++;
-            if (gap_highest(g, n->right, max_u64(n->last + 1, lo), hi, addr))
-                return true;
+            worth_entering(g, slot_bound(n, true, g->level), max_u64(n->last + 1, lo), hi)) {
+            const struct avl_node *r;
+
+            if (!visit(g))
+                return NULL;
+            r = gap_highest(g, n->right, max_u64(n->last + 1, lo), hi, span);
+            if (r || g->over_budget)
+                return r;
         }
-        if (n->gap >= g->q->size && n->start > lo && below <= hi &&
-            fit_high(g, max_u64(below, lo), min_u64(n->start - 1, hi), addr))
-            return true;
-        if (!n->left || below <= lo || !worth_entering(g, n->left_max, lo, min_u64(below - 1, hi)))
-            return false;
+        if (n->gap >= g->size && n->start > lo && below <= hi) {
+            span[0] = max_u64(below, lo);
+            span[1] = min_u64(n->start - 1, hi);
+            if (fit_high(g->mask, g->size, span[0], span[1], &unused))
+                return n;
+        }
+        if (!n->left || below <= lo ||
+            !worth_entering(g, slot_bound(n, false, g->level), lo, min_u64(below - 1, hi)))
+            return NULL;
         hi = min_u64(below - 1, hi);
         n = n->left;
-        g->visits++;
+        if (!visit(g))
+            return NULL;
     }
+}
+
+/* One search of the tree's holes: reads the root, and descends if it is worth it. */
+static const struct avl_node *tree_pass(struct gap_search *g, const struct avl_tree *t,
+                                        const struct avl_gap_query *q, bool high, uint64_t span[2])
+{
+    const struct avl_node *root = t->root;
+    uint64_t own = g->level == LEVEL_GAP ? root->gap
+                                         : hole_fit(root, g->level == LEVEL_2M ? MASK_2M : MASK_1G);
+    uint64_t bound =
+        max_u64(own, max_u64(slot_bound(root, false, g->level), slot_bound(root, true, g->level)));
+
+    if (!visit(g) || !worth_entering(g, bound, q->lo, q->hi))
+        return NULL;
+    return (high ? gap_highest : gap_lowest)(g, root, q->lo, q->hi, span);
+}
+
+uint64_t avl_gap_budget(size_t count)
+{
+    /* ceil(log2(count + 2)), and 1.5 times it bounds the height (avl.h) */
+    uint64_t l = 64 - (uint64_t)__builtin_clzll((unsigned long long)count + 1);
+
+    return 3 * ((3 * l + 1) / 2);
+}
+
+/*
+ * The tree's holes, as avl_gap_find() describes: the hole found and its part
+ * inside the window in span[], or NULL.
+ *
+ * Cost, counted in nodes read. A node is read when its span straddles an
+ * edge of the window (the two root-to-leaf paths to the edges) or when its
+ * subtree's bound passes and its span has an aligned place. Where the bound
+ * is exact, a subtree that lies inside the window and passes holds a fit, so
+ * the search finds it along one more path and never turns back: at most
+ * 3h - 2 reads. Where the bound is only an upper one (align above b),
+ * subtrees whose holes are big enough at b but not at align pass in vain,
+ * k of them cost up to O(k log(n/k)) reads: the budget cuts that short, and
+ * the over-asked search, whose bound is exact again, adds at most 3h - 2.
+ * If no hole in the tree passes the root's bound, the root is the one read.
+ */
+static const struct avl_node *tree_holes(const struct avl_tree *t, const struct avl_gap_query *q,
+                                         bool high, struct avl_gap_result *r, uint64_t span[2])
+{
+    uint64_t base = q->align >= AVL_ALIGN_1G   ? AVL_ALIGN_1G
+                    : q->align >= AVL_ALIGN_2M ? AVL_ALIGN_2M
+                                               : 1;
+    enum level level = base == AVL_ALIGN_1G   ? LEVEL_1G
+                       : base == AVL_ALIGN_2M ? LEVEL_2M
+                                              : LEVEL_GAP;
+    struct gap_search g = {.size = q->size,
+                           .mask = q->align - 1,
+                           .level = level,
+                           .visits = 0,
+                           .budget = q->align == base ? UINT64_MAX : avl_gap_budget(t->count),
+                           .over_budget = false};
+    const struct avl_node *n = tree_pass(&g, t, q, high, span);
+
+    r->visits += g.visits;
+    if (!g.over_budget)
+        return n;
+    /*
+     * From a multiple of base, align - base more bytes reach a multiple of
+     * align, so a hole with room for the over-ask has room for the request.
+     */
+    r->over_asked = true;
+    if (q->size > UINT64_MAX - (q->align - base))
+        return NULL; /* no hole is that big */
+    g = (struct gap_search){.size = q->size + (q->align - base),
+                            .mask = base - 1,
+                            .level = level,
+                            .visits = 0,
+                            .budget = UINT64_MAX,
+                            .over_budget = false};
+    n = tree_pass(&g, t, q, high, span);
+    r->visits += g.visits;
+    return n;
 }
 
 /*
@@ -714,54 +918,64 @@ static bool tail_hole(const struct avl_tree *t, const struct avl_gap_query *q, u
     return t->last->last < q->hi;
 }
 
-/*
- * Cost, counted in nodes read (visits). A node is read when its span
- * straddles an edge of the window (two root-to-leaf paths, O(log n)) or when
- * its subtree holds a big-enough hole and its span contains an aligned
- * address with room after it; both are known from the parent, so a child
- * that fails them is never read. Below the answer's path, the only subtrees
- * entered in vain are those holding a hole that is big enough but cannot
- * take the alignment; with k such holes the search reads O(log n + k
- * log(n/k)) nodes, O(log n + k) when they are neighbours in address order.
- * If no hole between two ranges is big enough, the root's check fails and
- * the search stops after one read; the two edge holes cost none.
- */
-static bool gap_search(const struct avl_tree *t, const struct avl_gap_query *q, bool high,
-                       uint64_t *addr, uint64_t *visits)
+bool avl_gap_find(const struct avl_tree *t, const struct avl_gap_query *q, unsigned flags,
+                  struct avl_gap_result *r)
 {
-    struct gap_search g = {.q = q, .mask = q->align - 1, .visits = 0};
-    bool (*fit)(const struct gap_search *, uint64_t, uint64_t, uint64_t *) =
-        high ? fit_high : fit_low;
+    bool high = (flags & AVL_GAP_HIGHEST) != 0;
+    bool (*fit)(uint64_t, uint64_t, uint64_t, uint64_t, uint64_t *) = high ? fit_high : fit_low;
     /* The edge hole on the side the search favours, the tree, the other edge hole. */
     bool (*near)(const struct avl_tree *, const struct avl_gap_query *, uint64_t *, uint64_t *) =
         high ? tail_hole : head_hole;
     bool (*far)(const struct avl_tree *, const struct avl_gap_query *, uint64_t *, uint64_t *) =
         high ? head_hole : tail_hole;
-    uint64_t lo, hi;
-    bool found;
+    uint64_t mask = q->align - 1, lo, hi, span[2];
+    const struct avl_node *n;
 
+    r->next = NULL;
+    r->visits = 0;
+    r->over_asked = false;
     if (!t->root)
-        found = fit(&g, q->lo, q->hi, addr);
-    else
-        found = (near(t, q, &lo, &hi) && fit(&g, lo, hi, addr)) ||
-                (enter_root(&g, t) &&
-                 (high ? gap_highest : gap_lowest)(&g, t->root, q->lo, q->hi, addr)) ||
-                (far(t, q, &lo, &hi) && fit(&g, lo, hi, addr));
-    if (visits)
-        *visits += g.visits;
-    return found;
+        return fit(mask, q->size, q->lo, q->hi, &r->addr);
+    if (near(t, q, &lo, &hi) && fit(mask, q->size, lo, hi, &r->addr)) {
+        r->next = high ? NULL : t->first;
+        return true;
+    }
+    n = tree_holes(t, q, high, r, span);
+    if (n && fit(mask, q->size, span[0], span[1], &r->addr)) {
+        r->next = (struct avl_node *)n;
+        return true;
+    }
+    if (far(t, q, &lo, &hi) && fit(mask, q->size, lo, hi, &r->addr)) {
+        r->next = high ? t->first : NULL;
+        return true;
+    }
+    return false;
 }
 
 bool avl_gap_lowest(const struct avl_tree *t, const struct avl_gap_query *q, uint64_t *addr,
                     uint64_t *visits)
 {
-    return gap_search(t, q, false, addr, visits);
+    struct avl_gap_result r;
+    bool found = avl_gap_find(t, q, 0, &r);
+
+    if (found)
+        *addr = r.addr;
+    if (visits)
+        *visits += r.visits;
+    return found;
 }
 
 bool avl_gap_highest(const struct avl_tree *t, const struct avl_gap_query *q, uint64_t *addr,
                      uint64_t *visits)
 {
-    return gap_search(t, q, true, addr, visits);
+    struct avl_gap_result r;
+    bool found = avl_gap_find(t, q, AVL_GAP_HIGHEST, &r);
+
+    if (found)
+        *addr = r.addr;
+    if (visits)
+        *visits += r.visits;
+    return found;
 }
 
 /* ---- checker ---- */
@@ -773,18 +987,55 @@ struct check {
     size_t count;
 };
 
-/* Checks the subtree at n (whose parent must be parent); returns its height or -1. */
-static int check_node(struct check *c, const struct avl_node *n, const struct avl_node *parent)
+/*
+ * The bytes that fit from a multiple of align in the hole [first, first +
+ * size - 1], worked out apart from hole_fit(): round the first byte up
+ * and see what is left.
+ */
+static uint64_t check_fit(uint64_t first, uint64_t size, uint64_t align)
 {
+    uint64_t last = first + (size - 1), a = first;
+
+    if (size == 0)
+        return 0;
+    if (a % align != 0) {
+        if (align - a % align > UINT64_MAX - a)
+            return 0;
+        a += align - a % align;
+    }
+    return a <= last ? last - a + 1 : 0;
+}
+
+/* The slot for a child matches what its subtree holds. */
+static bool check_slot(struct check *c, const struct avl_node *n, bool right, struct fits f)
+{
+    if (n->child_max[right] != f.gap)
+        c->why = right ? "right_max is wrong" : "left_max is wrong";
+    else if (n->loss_2m[right] != f.gap - f.at_2m)
+        c->why = "loss_2m is wrong";
+    else if (n->loss_1g[right] != f.gap - f.at_1g)
+        c->why = "loss_1g is wrong";
+    return c->why == NULL;
+}
+
+/*
+ * Checks the subtree at n (whose parent must be parent); returns its height,
+ * or -1, and in *f what its holes hold, counted from the holes themselves.
+ */
+static int check_node(struct check *c, const struct avl_node *n, const struct avl_node *parent,
+                      struct fits *f)
+{
+    struct fits fl = {0, 0, 0}, fr = {0, 0, 0};
     int hl, hr;
 
+    *f = fl;
     if (!n)
         return 0;
     if (avl_parent(n) != parent) {
         c->why = "parent link does not match child link";
         return -1;
     }
-    hl = check_node(c, n->left, n);
+    hl = check_node(c, n->left, n, &fl);
     if (hl < 0)
         return -1;
     /* In-order visit of n itself. */
@@ -804,7 +1055,7 @@ static int check_node(struct check *c, const struct avl_node *n, const struct av
         c->first = n;
     c->prev = n;
     c->count++;
-    hr = check_node(c, n->right, n);
+    hr = check_node(c, n->right, n, &fr);
     if (hr < 0)
         return -1;
     if (hl - hr > 1 || hr - hl > 1) {
@@ -815,22 +1066,20 @@ static int check_node(struct check *c, const struct avl_node *n, const struct av
         c->why = "stored balance factor is wrong";
         return -1;
     }
-    if (n->left_max != (n->left ? avl_max_gap(n->left) : 0)) {
-        c->why = "left_max is wrong";
+    if (!check_slot(c, n, false, fl) || !check_slot(c, n, true, fr))
         return -1;
-    }
-    if (n->right_max != (n->right ? avl_max_gap(n->right) : 0)) {
-        c->why = "right_max is wrong";
-        return -1;
-    }
+    *f = (struct fits){n->gap, check_fit(n->start - n->gap, n->gap, AVL_ALIGN_2M),
+                       check_fit(n->start - n->gap, n->gap, AVL_ALIGN_1G)};
+    *f = max_fits(*f, max_fits(fl, fr));
     return 1 + (hl > hr ? hl : hr);
 }
 
 bool avl_check(const struct avl_tree *t, const char **why)
 {
     struct check c = {.why = NULL, .first = NULL, .prev = NULL, .count = 0};
+    struct fits f;
 
-    if (check_node(&c, t->root, NULL) >= 0) {
+    if (check_node(&c, t->root, NULL, &f) >= 0) {
         if (c.count != t->count)
             c.why = "node count is wrong";
         else if (t->first != c.first)

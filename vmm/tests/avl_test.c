@@ -356,6 +356,18 @@ static bool test_avl_check_detects_each_corruption(void)
     r->gap++;
     CHECK(!avl_check(&t, &why) && strstr(why, "gap is wrong"));
     *r = saved;
+    r->loss_2m[0]++;
+    CHECK(!avl_check(&t, &why) && strstr(why, "loss_2m"));
+    *r = saved;
+    r->loss_2m[1]--;
+    CHECK(!avl_check(&t, &why) && strstr(why, "loss_2m"));
+    *r = saved;
+    r->loss_1g[0]--;
+    CHECK(!avl_check(&t, &why) && strstr(why, "loss_1g"));
+    *r = saved;
+    r->loss_1g[1]++;
+    CHECK(!avl_check(&t, &why) && strstr(why, "loss_1g"));
+    *r = saved;
     t.first->gap = 1; /* the hole below the first range is not a node's */
     CHECK(!avl_check(&t, &why) && strstr(why, "gap is wrong"));
     t.first->gap = 0;
@@ -407,9 +419,10 @@ static bool test_avl_check_detects_each_corruption(void)
                                    .start = 0x50,
                                    .last = 0x5f,
                                    .gap = 0x10};
-        b.node.right_max = 0x10;
+        /* No hole here has a 2 MiB- or 1 GiB-aligned byte: all 16 bytes are lost. */
+        b.node.right_max = b.node.loss_2m[1] = b.node.loss_1g[1] = 0x10;
         a.node.parent_balance = 2; /* root, balance +1: the heights say +2 */
-        a.node.right_max = 0x10;
+        a.node.right_max = a.node.loss_2m[1] = a.node.loss_1g[1] = 0x10;
         u.last = &c.node;
         u.count = 3;
         CHECK(!avl_check(&u, &why) && strstr(why, "balance"));
@@ -626,42 +639,376 @@ static bool test_avl_gap_search_reads_only_the_path(void)
     return true;
 }
 
-/*
- * k neighbouring holes that are big enough but misaligned cost O(k) on top
- * of the O(log n) descent. Erasing every other range from an odd index
- * leaves 12 KiB holes starting 8 KiB past a 16 KiB boundary: each could hold
- * 8 KiB, none at 16 KiB alignment. The first fit is above the last range.
- *
- *   |A|.|A|.|A|...........|A|...........|A|.|A| ... |A|  fit
- *                 \_____________\___ k holes of 12 KiB, misaligned
- */
-static bool test_avl_gap_misaligned_holes_cost_linear_in_k(void)
+/* ---- the holes in order: the oracle on big trees ---- */
+
+typedef unsigned __int128 u128;
+
+/* The lowest (highest) multiple of align with size bytes inside [lo, hi], in 128 bits. */
+static bool span_fit(u128 lo, u128 hi, u128 size, u128 align, bool highest, uint64_t *addr)
 {
-    enum { N = 1 << 16 };
-    struct avl_tree t;
-    struct item *it = build_comb(&t, N, 0x40001000);
+    u128 a;
 
-    CHECK_TREE(&t);
-    for (int k = 1; k <= 1024; k *= 4) {
-        uint64_t first = N / 3 | 1, visits = 0, addr = 0;
-        uint64_t bound = 6 * ceil_log2(N) + 2 * (uint64_t)k;
-        struct avl_gap_query q = {
-            .size = 0x2000, .align = 0x4000, .lo = it[0].node.start, .hi = 0x80001fff};
+    if (lo > hi || hi - lo + 1 < size)
+        return false;
+    if (highest) {
+        a = (hi + 1 - size) / align * align;
+        if (a < lo)
+            return false;
+    } else {
+        a = (lo + align - 1) / align * align;
+        if (a + size - 1 > hi)
+            return false;
+    }
+    *addr = (uint64_t)a;
+    return true;
+}
 
-        for (int j = 0; j < k; j++)
-            avl_erase(&t, &it[first + 2 * j].node);
-        CHECK_TREE(&t);
-        CHECK(avl_gap_lowest(&t, &q, &addr, &visits));
-        CHECK(addr == ((it[N - 1].node.last + 0x4000) & ~0x3fffull));
-        printf("  k = %4d misaligned holes: %llu nodes visited (bound %llu)\n", k,
-               (unsigned long long)visits, (unsigned long long)bound);
-        CHECK(visits >= (uint64_t)k); /* each hole is looked at: the test measures k */
-        CHECK(visits <= bound);
-        for (int j = 0; j < k; j++) {
-            struct item *x = &it[first + 2 * j];
+/* The largest of 1, 2 MiB and 1 GiB that divides align: the search's bound is for that. */
+static uint64_t level_align(uint64_t align)
+{
+    return align >= AVL_ALIGN_1G ? AVL_ALIGN_1G : align >= AVL_ALIGN_2M ? AVL_ALIGN_2M : 1;
+}
 
-            insert_range(&t, x, x->node.start, x->node.last);
+/*
+ * The naive walk: every hole in address order (reverse for the highest),
+ * the two edge holes included, clipped to the window. With over_ask, a hole
+ * between two ranges counts only if it holds size + align - b bytes from a
+ * multiple of b (b = level_align(align)), and the answer is the aligned fit
+ * in the first one that does: what avl_gap_find() promises once its budget
+ * has run out. *next gets the range above the answer.
+ */
+static bool walk_gap(struct avl_tree *t, const struct avl_gap_query *q, bool highest, bool over_ask,
+                     uint64_t *addr, struct avl_node **next)
+{
+    struct avl_node *below = highest ? avl_last(t) : NULL, *above = highest ? NULL : avl_first(t);
+    u128 b = level_align(q->align);
+
+    for (;;) {
+        u128 lo = below ? (u128)below->last + 1 : 0,
+             hi = above ? (u128)above->start - 1 : UINT64_MAX;
+        bool edge = !below || !above, found;
+
+        if (lo < q->lo)
+            lo = q->lo;
+        if (hi > q->hi)
+            hi = q->hi;
+        if (above && above->start == 0)
+            hi = 0, lo = 1; /* no hole below a range at 0 */
+        if (edge || !over_ask)
+            found = span_fit(lo, hi, q->size, q->align, highest, addr);
+        else
+            found = span_fit(lo, hi, (u128)q->size + q->align - b, b, highest, addr) &&
+                    span_fit(lo, hi, q->size, q->align, highest, addr);
+        if (found) {
+            *next = above;
+            return true;
         }
+        if (highest ? !below : !above)
+            return false;
+        if (highest) {
+            above = below;
+            below = avl_prev(below);
+        } else {
+            below = above;
+            above = avl_next(above);
+        }
+    }
+}
+
+/* Whether avl_gap_find's bound is exact for align: 1, 2 MiB, 1 GiB, or up to the ranges' grain. */
+static bool bound_is_exact(uint64_t align, uint64_t grain)
+{
+    return align == level_align(align) || align <= grain;
+}
+
+/*
+ * One search against the walk: the first fit, or, where the bound is not
+ * exact and the budget ran out, the over-asked answer; and within its reads.
+ * grain divides every range's start and end + 1.
+ */
+static bool search_agrees(struct avl_tree *t, const struct avl_gap_query *q, bool highest,
+                          uint64_t grain, uint64_t *visits)
+{
+    struct avl_gap_result r;
+    struct avl_node *next = NULL;
+    uint64_t want = 0, h = (uint64_t)tree_height(t);
+    bool got = avl_gap_find(t, q, highest ? AVL_GAP_HIGHEST : 0, &r);
+    bool exact = bound_is_exact(q->align, grain);
+    bool want_found = walk_gap(t, q, highest, r.over_asked, &want, &next);
+
+    CHECK(!(exact && r.over_asked));
+    CHECK(got == want_found);
+    CHECK(!got || (r.addr == want && r.next == next));
+    if (exact)
+        CHECK(r.visits <= (h ? 3 * h - 2 : 0));
+    else
+        CHECK(r.visits <= avl_gap_budget(t->count) + (h ? 3 * h - 2 : 0));
+    if (visits)
+        *visits = r.visits;
+    return true;
+}
+
+/* A random power of two from 1 to 4 GiB, mostly 4 KiB, 2 MiB, 1 GiB and their neighbours. */
+static uint64_t random_align(void)
+{
+    static const unsigned shifts[] = {0,  3,  12, 12, 13, 14, 16, 20, 21,
+                                      21, 22, 25, 29, 30, 30, 31, 32};
+
+    return 1ull << (rnd() % 4 ? shifts[rnd() % (sizeof(shifts) / sizeof(shifts[0]))] : rnd() % 33);
+}
+
+/* A hole or a range of random size in grains: small, near 2 MiB, or near 1 GiB. */
+static uint64_t random_length(uint64_t grain)
+{
+    uint64_t r = rnd() % 16;
+    uint64_t around = r < 10 ? 0 : r < 15 ? AVL_ALIGN_2M : AVL_ALIGN_1G;
+    uint64_t spread = around ? around / 2 : 64 * grain;
+    uint64_t len = around - (around ? spread : 0) + rnd() % (2 * spread);
+
+    len = len / grain * grain;
+    return len ? len : grain;
+}
+
+/*
+ * Random layouts, inserted in random order with some erased and put back,
+ * avl_check after every change; then searches with random sizes,
+ * alignments and windows, lowest and highest, against the walk. Half the
+ * layouts are page-grained, where 4 KiB is exact too; the others have
+ * ranges and holes of any byte length. In the last two, 63 in 64 holes are
+ * big enough but misaligned for one request (size, align) that half the
+ * searches make, so that the budget runs out.
+ */
+static bool test_avl_gap_search_matches_the_walk_on_random_layouts(void)
+{
+    enum { N = 1500, QUERIES = 300 };
+    static struct item it[N];
+    static int order[N];
+    uint64_t over = 0, total = 0;
+
+    for (int layout = 0; layout < 8; layout++) {
+        uint64_t grain = layout % 2 ? 1 : 0x1000;
+        uint64_t at = (rnd() % (1ull << 40)) / grain * grain, span_lo = at;
+        /* The request the last two layouts are made against: not an exact alignment. */
+        uint64_t band_align = 1ull << (13 + rnd() % 17), band_size;
+        struct avl_tree t;
+
+        if (band_align == AVL_ALIGN_2M)
+            band_align *= 2;
+        band_size = (1 + rnd() % (band_align / 0x1000)) * 0x1000;
+        avl_init(&t);
+        for (int i = 0; i < N; i++) {
+            if (layout >= 6 && rnd() % 64) {
+                /* A hole of size + extra that starts pad below a multiple, pad > extra. */
+                uint64_t extra = (rnd() % (band_align / 2)) / grain * grain;
+                uint64_t pad =
+                    extra + grain + (rnd() % (band_align - extra - grain)) / grain * grain;
+
+                /* The range before grows to end where the hole must start. */
+                at = ((at + band_align - 1) & ~(band_align - 1)) + band_align - pad;
+                if (i > 0)
+                    it[i - 1].node.last = at - 1;
+                at += band_size + extra;
+            } else {
+                at += random_length(grain);
+            }
+            it[i].node.start = at;
+            at += random_length(grain);
+            it[i].node.last = at - 1;
+            order[i] = i;
+        }
+        shuffle(order, N);
+        for (int i = 0; i < N; i++) {
+            struct item *x = &it[order[i]];
+
+            insert_range_lib(&t, x, x->node.start, x->node.last);
+            CHECK_TREE(&t);
+        }
+        for (int i = 0; i < N / 4; i++) {
+            struct item *x = &it[order[i]];
+            uint64_t start = x->node.start, last = x->node.last;
+
+            avl_erase(&t, &x->node);
+            CHECK_TREE(&t);
+            for (int k = 0; k < 20; k++) {
+                struct avl_gap_query q = {.size = random_length(grain) / (1 + rnd() % 4),
+                                          .align = random_align()};
+                uint64_t lo = span_lo + rnd() % (at - span_lo), hi = lo + rnd() % (at - lo);
+
+                if (!q.size)
+                    q.size = 1;
+                q.lo = rnd() % 8 ? lo : 0;
+                q.hi = rnd() % 8 ? hi : UINT64_MAX;
+                CHECK(search_agrees(&t, &q, rnd() & 1, grain, NULL));
+            }
+            insert_range(&t, x, start, last);
+            CHECK_TREE(&t);
+        }
+        for (int k = 0; k < QUERIES; k++) {
+            struct avl_gap_query q = {.size = random_length(grain), .align = random_align()};
+            struct avl_gap_result r;
+
+            if (layout >= 6 && k % 2) {
+                q.size = band_size;
+                q.align = band_align;
+            }
+            q.lo = span_lo + rnd() % (at - span_lo);
+            q.hi = rnd() % 2 ? UINT64_MAX : q.lo + rnd() % (at - q.lo);
+            CHECK(search_agrees(&t, &q, k & 1, grain, NULL));
+            avl_gap_find(&t, &q, k & 1 ? AVL_GAP_HIGHEST : 0, &r);
+            over += r.over_asked;
+            total++;
+        }
+    }
+    printf("  random layouts: %llu of %llu searches over-asked\n", (unsigned long long)over,
+           (unsigned long long)total);
+    return true;
+}
+
+/*
+ * Misaligned holes. Range i ends where hole i starts, align / 2 past a
+ * multiple of align, and the hole is size to size + align / 2 - grain long:
+ * big enough for the request, but its first aligned byte leaves less than
+ * size. With spread > 1 only every spread-th hole is like that, the others
+ * a grain short of size. Hole i lies in cell i, cells of 2 (size + align)
+ * rounded up to align from base. If fit_at < n, hole fit_at is size + align /
+ * 2 long: the first aligned fit. With room_at < n, hole room_at is size +
+ * align long, which the over-asked search takes.
+ *
+ *   base          + cell          + 2 cell
+ *   |RRR.hole..RRRRRR|RRR.hole...RRRRRR|RRR.......
+ *       ^ align / 2 past a multiple
+ */
+static struct item *build_misaligned(struct avl_tree *t, size_t n, uint64_t base, uint64_t align,
+                                     uint64_t size, uint64_t grain, size_t spread, size_t fit_at,
+                                     size_t room_at)
+{
+    struct item *it = calloc(n, sizeof(*it));
+    uint64_t width = align * (2 + 2 * ((size + align - 1) / align));
+
+    if (!it)
+        return NULL;
+    avl_init(t);
+    for (size_t i = 0; i < n; i++) {
+        uint64_t cell = base + width * i, hole_start = cell + align / 2, len;
+
+        if (i == fit_at)
+            len = size + align / 2;
+        else if (i == room_at)
+            len = size + align;
+        else if (i % spread == 0)
+            len = size + (rnd() % (align / 2 / grain)) * grain;
+        else
+            len = size - grain;
+        /* Range i: from the end of hole i to just before hole i + 1. */
+        insert_range_lib(t, &it[i], hole_start + len, cell + width + align / 2 - 1);
+    }
+    return it;
+}
+
+/*
+ * The misaligned layouts at 16 KiB, 2 MiB and 1 GiB alignment, the holes
+ * side by side or spread out, with the answer above the last range, in the
+ * middle, or (at 16 KiB) in a hole only the exact search sees: lowest and
+ * highest, over the whole space and a window cut through the ranges.
+ * Every answer is the walk's (the over-asked one where the budget ran
+ * out); at 2 MiB and 1 GiB, where the bound is exact, a search reads at
+ * most 3h - 2 and 4 log2(n) nodes, and at 16 KiB at most the budget and
+ * 3h - 2 more.
+ */
+static bool test_avl_gap_misaligned_holes_read_log_n(void)
+{
+    static const struct {
+        uint64_t align, size;
+    } reqs[] = {{0x4000, 0x2000}, {AVL_ALIGN_2M, AVL_ALIGN_2M}, {AVL_ALIGN_1G, AVL_ALIGN_1G}};
+    enum { N = 1 << 16 };
+
+    for (size_t k = 0; k < 3; k++) {
+        for (int variant = 0; variant < 8; variant++) {
+            uint64_t align = reqs[k].align, size = reqs[k].size, base = align * 64;
+            size_t spread = variant & 1 ? 64 : 1;
+            size_t fit_at = (variant >> 1) % 4 == 1 ? N / 3 : SIZE_MAX;
+            size_t room_at = (variant >> 1) % 4 == 2 ? 2 * N / 3 : SIZE_MAX;
+            struct avl_tree t;
+            struct item *it;
+            uint64_t worst = 0, h, bound;
+
+            if ((variant >> 1) % 4 == 3)
+                fit_at = N / 3, room_at = 2 * N / 3;
+            it = build_misaligned(&t, N, base, align, size, 0x1000, spread, fit_at, room_at);
+            CHECK(it);
+            CHECK_TREE(&t);
+            h = (uint64_t)tree_height(&t);
+            bound = bound_is_exact(align, 0x1000) ? 3 * h - 2 : avl_gap_budget(N) + 3 * h - 2;
+            for (int w = 0; w < 4; w++) {
+                struct avl_gap_query q = {.size = size, .align = align, .lo = 0, .hi = UINT64_MAX};
+                uint64_t visits = 0;
+
+                /* Not the hole below the first range (lowest) nor the one above the last (highest).
+                 */
+                if (w == 0)
+                    q.lo = it[0].node.start;
+                else if (w == 1)
+                    q.hi = it[N - 1].node.last;
+                else { /* a window from a quarter to three quarters of the ranges */
+                    q.lo = it[N / 4].node.start - align / 4;
+                    q.hi = it[3 * N / 4].node.last + align / 4;
+                }
+                CHECK(search_agrees(&t, &q, w & 1, 0x1000, &visits));
+                CHECK(visits <= bound);
+                if (bound_is_exact(align, 0x1000))
+                    CHECK(visits <= 4 * ceil_log2(N));
+                if (visits > worst)
+                    worst = visits;
+            }
+            printf("  %s holes at %7llu KiB alignment, %s: at most %llu nodes read (bound %llu)\n",
+                   spread > 1 ? "spread" : "adjacent", (unsigned long long)(align >> 10),
+                   fit_at < N && room_at < N ? "fit and room inside"
+                   : fit_at < N              ? "a fit inside"
+                   : room_at < N             ? "room inside"
+                                             : "fit above the last",
+                   (unsigned long long)worst, (unsigned long long)bound);
+            free(it);
+        }
+    }
+    return true;
+}
+
+/*
+ * The reproducer of the O(n) search, at 2^20 ranges: one-page ranges 16 KiB
+ * apart, each 12 KiB hole starting 8 KiB past a multiple of 16 KiB, and a
+ * request for 8 KiB at 16 KiB alignment, whose first fit lies above the last
+ * range. It read every node; now the budget ends the exact search, the
+ * over-asked one finds no hole in the tree, and the hole above the last range
+ * answers, which is still the first fit. The same layout at 2 MiB (one 2 MiB
+ * range every 4 MiB, each hole starting 1 MiB past a multiple of 2 MiB,
+ * a request for 2 MiB) is exact from the start.
+ */
+static bool test_avl_gap_reproducer_at_2_20_ranges(void)
+{
+    enum { N = 1 << 20 };
+    struct item *it = calloc(N, sizeof(*it));
+
+    CHECK(it);
+    for (int k = 0; k < 2; k++) {
+        uint64_t stride = k ? 2 * AVL_ALIGN_2M : 0x4000, range = k ? AVL_ALIGN_2M : 0x1000;
+        uint64_t align = k ? AVL_ALIGN_2M : 0x4000, size = k ? AVL_ALIGN_2M : 0x2000;
+        /* Each range ends half an alignment before a multiple: the hole starts there. */
+        uint64_t base = (1ull << 40) + align / 2 - range;
+        struct avl_tree t;
+        struct avl_gap_query q = {.size = size, .align = align, .lo = base, .hi = UINT64_MAX};
+        struct avl_gap_result r;
+
+        avl_init(&t);
+        for (size_t i = 0; i < N; i++)
+            insert_range_lib(&t, &it[i], base + stride * i, base + stride * i + range - 1);
+        CHECK_TREE(&t);
+        CHECK(avl_gap_find(&t, &q, 0, &r));
+        CHECK(r.addr == ((it[N - 1].node.last + align) & ~(align - 1)) && r.next == NULL);
+        CHECK(r.over_asked == (k == 0));
+        printf("  reproducer, 2^20 ranges, %llu KiB at %llu KiB alignment: %llu nodes read\n",
+               (unsigned long long)(size >> 10), (unsigned long long)(align >> 10),
+               (unsigned long long)r.visits);
+        CHECK(r.visits <= (k ? 4 * ceil_log2(N) : avl_gap_budget(N) + 3 * tree_height(&t) - 2));
     }
     free(it);
     return true;
@@ -706,6 +1053,8 @@ static bool same_tree(const struct avl_node *a, const struct avl_node *b, const 
         return a == b;
     if (a->start != b->start || a->last != b->last || a->gap != b->gap ||
         a->left_max != b->left_max || a->right_max != b->right_max ||
+        a->loss_2m[0] != b->loss_2m[0] || a->loss_2m[1] != b->loss_2m[1] ||
+        a->loss_1g[0] != b->loss_1g[0] || a->loss_1g[1] != b->loss_1g[1] ||
         avl_balance(a) != avl_balance(b))
         return false;
     /* The nodes are the same index in two arrays. */
@@ -871,7 +1220,9 @@ int main(void)
     RUN(test_avl_gap_search_matches_brute_force);
     RUN(test_avl_gap_failure_is_one_visit);
     RUN(test_avl_gap_search_visits_logarithmic);
-    RUN(test_avl_gap_misaligned_holes_cost_linear_in_k);
+    RUN(test_avl_gap_search_matches_the_walk_on_random_layouts);
+    RUN(test_avl_gap_misaligned_holes_read_log_n);
+    RUN(test_avl_gap_reproducer_at_2_20_ranges);
     RUN(test_avl_gap_search_reads_only_the_path);
     RUN(test_avl_gap_large_alignment_skips_spans_without_boundary);
     RUN(test_avl_insert_range_matches_callers_descent);

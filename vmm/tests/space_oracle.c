@@ -134,13 +134,22 @@ static bool hole(const struct oracle *o, size_t i, i128 *lo, i128 *hi)
     return *lo <= *hi;
 }
 
+/* The largest of 1, 2 MiB and 1 GiB that divides align: what the tree's search bounds by. */
+static i128 level_align(i128 align)
+{
+    return align >= (i128)PAGE_SIZE_1G   ? (i128)PAGE_SIZE_1G
+           : align >= (i128)PAGE_SIZE_2M ? (i128)PAGE_SIZE_2M
+                                         : 1;
+}
+
 enum vmm_status oracle_alloc(struct oracle *o, const struct vmm_alloc_req *req,
-                             const struct vmm_attrs *attrs, size_t budget, uint64_t *addr)
+                             const struct vmm_attrs *attrs, size_t budget, unsigned over_asked,
+                             uint64_t *addr)
 {
     struct piece p[2];
     int pieces, j;
     i128 align = req->align < PAGE_SIZE ? (i128)PAGE_SIZE : (i128)req->align;
-    i128 size = req->size;
+    i128 size = req->size, b = level_align(align);
     bool topdown = req->flags & VMM_ALLOC_TOPDOWN;
     bool found = false;
     i128 a = 0;
@@ -171,6 +180,9 @@ enum vmm_status oracle_alloc(struct oracle *o, const struct vmm_alloc_req *req,
             } else {
                 a = (lo + align - 1) / align * align;
             }
+            if ((over_asked >> j & 1) && i > 0 && i < o->n &&
+                (lo + b - 1) / b * b + size + align - b - 1 > hi)
+                continue; /* between two VMAs, no room for the over-ask */
             if (a >= lo && a + size - 1 <= hi)
                 found = true;
             else if (hi - lo + 1 >= size)
@@ -179,9 +191,9 @@ enum vmm_status oracle_alloc(struct oracle *o, const struct vmm_alloc_req *req,
     }
     if (!found)
         return VMM_ERR_NO_SPACE;
+    *addr = (uint64_t)a;
     if (budget < 1)
         return VMM_ERR_NOMEM;
-    *addr = (uint64_t)a;
     insert_at(o, upper_index(o, (uint64_t)a), (uint64_t)a, (uint64_t)(a + size - 1), attrs);
     return VMM_OK;
 }
@@ -414,12 +426,33 @@ static unsigned ceil_log2(uint64_t x)
 bool diff_alloc(struct diff *d, const struct vmm_alloc_req *req, const struct vmm_attrs *attrs)
 {
     struct vmm_vma *v = NULL;
-    uint64_t want_addr = 0;
+    uint64_t want_addr = 0, k;
     size_t n = d->model.n;
-    enum vmm_status want = oracle_alloc(&d->model, req, attrs, d->budget, &want_addr);
     uint64_t probe = 0;
     enum vmm_status probed = vmm_space_find(&d->space, req, &probe);
-    enum vmm_status got;
+    enum vmm_status got, want;
+    uint64_t align = req->align < PAGE_SIZE ? PAGE_SIZE : req->align;
+    unsigned over = 0;
+
+    /*
+     * Where the tree's bound is not exact (vmm/avl.h: an alignment other
+     * than 4 KiB or less, 2 MiB and 1 GiB), a search that runs out of its
+     * budget answers with an over-asked search instead: the model reads each
+     * window piece either way and takes the reading that matches the space.
+     */
+    for (over = 0; over < 4; over++) {
+        /* With no node to give, the model finds without recording: NOMEM means found. */
+        want = oracle_alloc(&d->model, req, attrs, 0, over, &want_addr);
+        if (over == 0)
+            k = d->model.k;
+        if ((want == VMM_ERR_NOMEM ? VMM_OK : want) == probed &&
+            (want != VMM_ERR_NOMEM || want_addr == probe))
+            break;
+        if (align <= PAGE_SIZE || align == PAGE_SIZE_2M || align == PAGE_SIZE_1G)
+            over = 3; /* exact: the first fit only */
+    }
+    want = oracle_alloc(&d->model, req, attrs, d->budget, over < 4 ? over : 0, &want_addr);
+    d->model.k = k;
 
     d->ops++;
     d->finds++;

@@ -44,8 +44,14 @@ void oracle_fini(struct oracle *o);
  */
 enum vmm_status oracle_reserve(struct oracle *o, uint64_t start, uint64_t size,
                                const struct vmm_attrs *attrs, size_t budget);
+/*
+ * over_asked: bit j set makes window piece j (in search order) find as the
+ * tree does once its search budget has run out (vmm/avl.h): a hole between
+ * two VMAs counts only with room for size + align - b from a multiple of b.
+ */
 enum vmm_status oracle_alloc(struct oracle *o, const struct vmm_alloc_req *req,
-                             const struct vmm_attrs *attrs, size_t budget, uint64_t *addr);
+                             const struct vmm_attrs *attrs, size_t budget, unsigned over_asked,
+                             uint64_t *addr);
 enum vmm_status oracle_free(struct oracle *o, uint64_t start, uint64_t size, size_t budget);
 enum vmm_status oracle_protect(struct oracle *o, uint64_t start, uint64_t size, uint32_t prot,
                                size_t budget);

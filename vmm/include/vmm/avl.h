@@ -15,16 +15,29 @@
  *   - parent links match child links; the tree's first and last point at the
  *     lowest and highest range, and count is the number of nodes;
  *   - augmentation:
- *       gap       = the free bytes between the previous range and this one,
- *                   start - prev->last - 1 (0 for the first range: the hole
- *                   below it, like the one above the last, is the tree's);
- *       left_max  = the largest gap in the left subtree (0 if it is empty),
- *       right_max = the same for the right subtree.
- *     A parent's slot depends on its child alone, avl_max_gap(child), so
+ *       gap        = the free bytes between the previous range and this one,
+ *                    start - prev->last - 1 (0 for the first range: the hole
+ *                    below it, like the one above the last, is the tree's);
+ *       left_max   = the largest gap in the left subtree (0 if it is empty),
+ *       right_max  = the same for the right subtree;
+ *       loss_2m[s] = child_max[s] minus the largest size that fits at a
+ *                    2 MiB-aligned address in one hole of that subtree,
+ *       loss_1g[s] = the same at 1 GiB alignment.
+ *     A hole's usable size at alignment A is at least its size minus A - 1
+ *     once it is A bytes or more, so a subtree's loss is below A: 32 bits
+ *     hold both exactly. A parent's slot depends on its child alone, so
  *     keeping it up to date never reads a sibling.
  *
- * avl_gap_lowest()/avl_gap_highest() use the augmentation to find the lowest
- * or highest aligned hole in a window without walking the ranges in order.
+ * avl_gap_find() uses the augmentation to find the lowest or highest aligned
+ * hole in a window without walking the ranges in order. What it costs, in
+ * nodes read, for a tree of n ranges and height h (h < 1.44 log2(n + 2)):
+ *   - align 1, 2 MiB or 1 GiB, and any align up to the granularity of the
+ *     ranges (4 KiB when every range starts and ends on a page, as in an
+ *     address space): at most 3h - 2, the paths to the window's two edges
+ *     and the one to the answer; the answer is the exact first fit;
+ *   - any other align: the same search, exact, while it stays within
+ *     avl_gap_budget(n) reads (3h - 2 always does), else an over-asked search
+ *     (avl_gap_find() says what it returns): at most avl_gap_budget(n) + 3h - 2.
  *
  * No name here collides with libavl's (avl_insert, avl_insert_after, ...), so
  * the benchmarks can link both.
@@ -37,14 +50,11 @@
 #include <stdint.h>
 
 struct avl_node {
-    struct avl_node *left, *right;
     /*
-     * The parent's address with the balance factor, height(right) -
-     * height(left) plus one (0, 1 or 2), in the two low bits: nodes are at
-     * least 8-byte aligned. Read it with avl_parent() and avl_balance(). The
-     * node is 64 bytes, one cache line when the caller aligns it so.
+     * What a lookup and a search at 4 KiB or 2 MiB alignment read comes
+     * first, 64 bytes: one cache line when the caller aligns the node so.
      */
-    uintptr_t parent_balance;
+    struct avl_node *left, *right;
     uint64_t start, last; /* this node's range, set by the caller before insertion */
     uint64_t gap;         /* augmentation: see the invariants above */
     union {
@@ -59,6 +69,14 @@ struct avl_node {
          */
         uint64_t child_max[2];
     };
+    uint32_t loss_2m[2]; /* by side, as child_max */
+    /*
+     * The parent's address with the balance factor, height(right) -
+     * height(left) plus one (0, 1 or 2), in the two low bits: nodes are at
+     * least 8-byte aligned. Read it with avl_parent() and avl_balance().
+     */
+    uintptr_t parent_balance;
+    uint32_t loss_1g[2];
 };
 
 /* The bits of avl_node.parent_balance that hold the balance factor. */
@@ -162,11 +180,54 @@ struct avl_gap_query {
     uint64_t lo, hi;
 };
 
+/* The alignments beside 1 whose usable sizes the augmentation keeps. */
+#define AVL_ALIGN_2M ((uint64_t)1 << 21)
+#define AVL_ALIGN_1G ((uint64_t)1 << 30)
+
+/* avl_gap_find() flags. */
+#define AVL_GAP_HIGHEST 0x1u /* the highest fitting address instead of the lowest */
+
+/* What avl_gap_find() found. */
+struct avl_gap_result {
+    uint64_t addr;         /* the address, when found */
+    struct avl_node *next; /* the range just above addr (NULL: above the last range) */
+    uint64_t visits;       /* nodes read */
+    bool over_asked;       /* the budget ran out and the over-asked search answered */
+};
+
 /*
- * Finds the lowest address satisfying q; false if none exists. *visits (if
- * not NULL) is increased by the number of nodes read: 1 when no hole in the
- * tree is big enough, O(log n + k) in general (see avl.c); a subtree ruled
- * out from its parent's slot is not read.
+ * The reads an exact search may take before avl_gap_find() gives it up, for
+ * a tree of count ranges: 3 ceil(1.5 ceil(log2(count + 2))), above the 3h - 2
+ * that a search with exact bounds can need; 96 at 2^20.
+ */
+uint64_t avl_gap_budget(size_t count);
+
+/*
+ * Finds the lowest (with AVL_GAP_HIGHEST the highest) address satisfying q
+ * and fills *r; false if there is none, or none that the fallback below sees.
+ * The search bounds each subtree by the largest usable size at the largest of
+ * 1, 2 MiB and 1 GiB that divides q->align (call it b). That bound is exact
+ * when align == b, or when align divides every hole's start and end (align
+ * <= 4 KiB in an address space); then the answer is the first fit (the
+ * last, for AVL_GAP_HIGHEST) and r->visits <= 3h - 2. Otherwise subtrees whose holes
+ * are big enough but misaligned can be entered in vain; once the search has
+ * read avl_gap_budget(t->count) nodes it stops, and a search that asks for
+ * size + align - b bytes at b alignment runs instead (exact, so at most 3h - 2
+ * more reads). Any such hole has room for the request at align, so r->addr
+ * is then the lowest (highest) align-aligned fit in the lowest (highest)
+ * hole, clipped to the window, that holds size + align - b bytes from a
+ * b-aligned address; a fit in a lower (higher) hole with less room is not
+ * seen, and false means no hole has that much. The holes below the first
+ * range and above the last are always tried exactly, before and after the
+ * tree. r->over_asked tells which of the two answered.
+ */
+bool avl_gap_find(const struct avl_tree *t, const struct avl_gap_query *q, unsigned flags,
+                  struct avl_gap_result *r);
+
+/*
+ * avl_gap_find() for the lowest address, its result in *addr; *visits (if
+ * not NULL) is increased by the nodes read (1 when no hole in the tree has
+ * room for size at the alignment b above).
  */
 bool avl_gap_lowest(const struct avl_tree *t, const struct avl_gap_query *q, uint64_t *addr,
                     uint64_t *visits);
