@@ -16,15 +16,16 @@
  *                     GTreeNode (40 bytes, g_slice) and every removal frees it
  *   libavl            libavl by key: avl_insert/avl_delete allocate and free
  *                     an avl_node_t (56 bytes, malloc)
- * The intrusive items are preallocated, 64-byte aligned, for both intrusive
+ * The intrusive items are preallocated in 4 KiB pages for both intrusive
  * trees; the allocating trees pay their allocator on every insert and erase,
  * which is what using them costs. node_alloc measures that part alone: n
  * allocations of the node's size, then n frees, per node.
  *
- * Both intrusive items are 64 bytes. They are laid out as a slab allocator
- * with colouring would lay them out: 63 items, then one line left free, in
- * every 64 lines (4 KiB; slot()). A plain array
- * would put item k at 64 k: a tree built from sequential keys has its
+ * The intrusive items are laid out as a slab allocator would lay them out,
+ * as many as fit in each 4 KiB page, and with colouring where they fill it
+ * exactly: libavl-intrusive's 64-byte items 63 to a page, one line left free;
+ * Canopy's 80-byte nodes 51 to a page (item()). A plain array of 64-byte
+ * items would put item k at 64 k: a tree built from sequential keys has its
  * ancestors at keys 2^j m - 1, and every one with j >= 6 would sit at the
  * same offset in its page, so the whole upper path of a lookup would share
  * one set of the 8-way L1 and evict itself on every lookup. That measured
@@ -96,8 +97,8 @@ static double now_ns(void)
 
 static void *alloc_or_die(size_t bytes)
 {
-    /* Rounded up to the alignment, as aligned_alloc requires. */
-    void *p = aligned_alloc(64, (bytes + 63) & ~(size_t)63);
+    /* Page aligned (the items' layout is by page), rounded up as aligned_alloc requires. */
+    void *p = aligned_alloc(4096, (bytes + 4095) & ~(size_t)4095);
 
     if (!p) {
         fprintf(stderr, "avl_bench: out of memory\n");
@@ -115,25 +116,33 @@ static const char *const impl_names[IMPLS] = {"canopy", "libavl-intrusive", "gtr
 static size_t n;
 static size_t *order; /* the order keys are used in: a permutation of 0..n-1 */
 
-static struct canopy_item *citems;
-static struct libavl_item *litems;
+static char *citems, *litems; /* pages of items: see item() */
 static struct key_item *kitems;
 
 static struct avl_tree ctree;
 static avl_tree_t ltree;
 static GTree *gtree;
 
-/* Where key's item sits in the intrusive arrays: 63 per 64 lines (see the top of the file). */
-static inline size_t slot(uint64_t key)
+/* Intrusive items of `size` bytes a 4 KiB page holds: one fewer where they fill it exactly. */
+static inline size_t per_page(size_t size)
 {
-    return (size_t)(key + key / 63);
+    return 4096 / size - (4096 % size == 0);
 }
+
+/* Where key's item sits in pages of such items (see the top of the file). */
+static inline void *item(char *pages, size_t size, uint64_t key)
+{
+    return pages + key / per_page(size) * 4096 + key % per_page(size) * size;
+}
+
+#define CITEM(key) ((struct canopy_item *)item(citems, sizeof(struct canopy_item), key))
+#define LITEM(key) ((struct libavl_item *)item(litems, sizeof(struct libavl_item), key))
 
 /* ---- Canopy: the caller's descent ---- */
 
 static void canopy_insert(uint64_t key)
 {
-    struct avl_node *node = &citems[slot(key)].node;
+    struct avl_node *node = &CITEM(key)->node;
 
     node->start = CANOPY_START(key);
     node->last = node->start + 7;
@@ -208,8 +217,8 @@ static inline void op_insert(enum impl im, uint64_t key)
         canopy_insert(key);
         break;
     case LIBAVL_INTRUSIVE:
-        avl_init_node(&litems[slot(key)].node, &litems[slot(key)]);
-        avl_insert_node(&ltree, &litems[slot(key)].node);
+        avl_init_node(&LITEM(key)->node, LITEM(key));
+        avl_insert_node(&ltree, &LITEM(key)->node);
         break;
     case GTREE:
         g_tree_insert(gtree, &kitems[key], &kitems[key]);
@@ -243,10 +252,10 @@ static inline void op_erase(enum impl im, uint64_t key)
 {
     switch (im) {
     case CANOPY:
-        avl_erase(&ctree, &citems[slot(key)].node);
+        avl_erase(&ctree, &CITEM(key)->node);
         break;
     case LIBAVL_INTRUSIVE:
-        avl_unlink_node(&ltree, &litems[slot(key)].node);
+        avl_unlink_node(&ltree, &LITEM(key)->node);
         break;
     case GTREE:
         g_tree_remove(gtree, &key);
@@ -273,9 +282,9 @@ static void *item_of(enum impl im, uint64_t key)
 {
     switch (im) {
     case CANOPY:
-        return &citems[slot(key)];
+        return CITEM(key);
     case LIBAVL_INTRUSIVE:
-        return &litems[slot(key)];
+        return LITEM(key);
     default:
         return &kitems[key];
     }
@@ -503,12 +512,12 @@ int main(int argc, char **argv)
         n = sizes[si];
         if (n < 2)
             usage(argv[0]);
-        citems = alloc_or_die(slot(n) * sizeof(*citems));
-        litems = alloc_or_die(slot(n) * sizeof(*litems));
+        citems = alloc_or_die((n / per_page(sizeof(struct canopy_item)) + 1) * 4096);
+        litems = alloc_or_die((n / per_page(sizeof(struct libavl_item)) + 1) * 4096);
         kitems = alloc_or_die(n * sizeof(*kitems));
         order = alloc_or_die(n * sizeof(*order));
         for (size_t k = 0; k < n; k++)
-            litems[slot(k)].key = kitems[k].key = k;
+            LITEM(k)->key = kitems[k].key = k;
         for (int random_keys = 0; random_keys < 2; random_keys++) {
             for (size_t i = 0; i < n; i++)
                 order[i] = i;
