@@ -182,12 +182,12 @@ static bool ref_highest(const struct range *r, size_t n, const struct query *q, 
  * budget (vmm/avl.h): the holes in order (from the top for the highest),
  * the two edge holes tested as usual, and a hole between two VMAs taken
  * only if it has room for size + align - b from a multiple of b, b the
- * largest of 1, 2 MiB and 1 GiB that divides align.
+ * largest of 4 KiB, 2 MiB and 1 GiB below align.
  */
 static bool ref_over_asked(const struct range *r, size_t n, const struct query *q, bool highest,
                            uint64_t *addr)
 {
-    uint64_t b = q->align >= (1ull << 30) ? 1ull << 30 : q->align >= (1ull << 21) ? 1ull << 21 : 1;
+    uint64_t b = q->align > (1ull << 30) ? 1ull << 30 : q->align > (1ull << 21) ? 1ull << 21 : PAGE;
     struct query room = {q->size + q->align - b, b, q->min, q->last};
 
     for (size_t k = 0; k <= n; k++) {

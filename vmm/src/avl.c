@@ -6,22 +6,25 @@
  *
  * The augmentation is split so that no update ever reads a sibling. A node
  * holds the hole just below its own range (gap) and one slot per child: the
- * largest gap in that child's subtree (left_max, right_max) and how much of
- * it is lost at best to 2 MiB and to 1 GiB alignment (loss_2m, loss_1g). A
- * slot is a function of its child alone, so after a change the walk towards
- * the root finishes each ancestor from the child it came from, and stops at
- * the first slot that already holds the child's new values: everything above
- * was computed from them. (Keeping one summary per node instead, of its
- * whole subtree, means a shrinking maximum must be recomputed from both
- * children at every level; on a tree too big for the cache each of those
- * sibling reads is a miss.)
+ * largest gap in that child's subtree (left_max, right_max) and the largest
+ * sizes that fit there at 2 MiB and at 1 GiB alignment (fit_2m, fit_1g, in
+ * pages). A slot is a function of its child alone, so after a change the
+ * walk towards the root finishes each ancestor from the child it came from,
+ * and stops at the first slot that already holds the child's new values:
+ * everything above was computed from them. (Keeping one summary per node
+ * instead, of its whole subtree, means a shrinking maximum must be
+ * recomputed from both children at every level; on a tree too big for the
+ * cache each of those sibling reads is a miss.) The fits are kept as they
+ * are, not relative to the gap, so where they stop changing, which in most
+ * layouts is at once, the rest of the walk is that of a tree that keeps the
+ * largest gap alone (walk_gap()), and touches none of their fields.
  *
  * Why three values: with the largest gap alone, a search at an alignment
  * must enter every subtree that has a hole big enough, aligned or not, and
  * a layout of many big but misaligned holes (a space fragmented by 2-4 MiB
- * holes, searched at 2 MiB) makes it read them all. With the largest usable
- * size at 1 (the gap), 2 MiB and 1 GiB, a subtree is entered only if it
- * really holds a fit at that alignment, and other alignments get a budget
+ * holes, searched at 2 MiB) makes it read them all. With the largest fit
+ * at 1 (the gap), 2 MiB and 1 GiB, a subtree is entered only if it really
+ * holds a fit at that alignment, and other alignments get a budget
  * (avl_gap_find() in avl.h).
  *
  * An insert or an erase changes at most two gaps, the node's own and its
@@ -31,10 +34,10 @@
  * the height below has changed (rebalance()) it adjusts balance factors,
  * rotates where one reaches +-2 (a rotation only moves slots between the two
  * nodes it turns) and refreshes each parent's slot; once heights stop
- * changing, propagate() carries the new values up until nothing changes. A
- * last propagate() from the successor covers a walk that stopped below it.
- * O(log n) at worst. avl_insert_range() does the same from the path its
- * descent recorded (grow_fixup()), so its walk up reads no parent links.
+ * changing, walk_up() carries the new values up until nothing changes, with
+ * the largest gap alone once the fits at 2 MiB and 1 GiB stop changing. A
+ * last walk from the successor covers a walk that stopped below it.
+ * O(log n) at worst.
  *
  * The holes below the first range and above the last are not stored in any
  * node: the tree keeps first and last, and the gap search tries those two
@@ -55,8 +58,8 @@
 _Static_assert(_Alignof(struct avl_node) > AVL_BALANCE_MASK, "no room for the balance bits");
 _Static_assert(offsetof(struct avl_node, child_max[1]) == offsetof(struct avl_node, right_max),
                "child_max[] and the named slots must be the same storage");
-_Static_assert(offsetof(struct avl_node, loss_2m) + sizeof(uint32_t[2]) == 64,
-               "a lookup's and a 4 KiB or 2 MiB search's fields fill the first 64 bytes");
+_Static_assert(offsetof(struct avl_node, fit_2m) == 64,
+               "a lookup's, a 4 KiB search's and an update's fields fill the first 64 bytes");
 
 static uint64_t max_u64(uint64_t a, uint64_t b)
 {
@@ -107,12 +110,24 @@ static struct avl_node *next_above(const struct avl_node *n)
 #define MASK_1G (AVL_ALIGN_1G - 1)
 
 /*
- * What a set of holes can hold: the largest gap, and the largest size that
- * fits at a 2 MiB-aligned and at a 1 GiB-aligned address in one hole.
+ * What a set of holes can hold: the largest gap, and the largest sizes that
+ * fit at a 2 MiB-aligned and at a 1 GiB-aligned address in one hole, as
+ * the slots keep them (fit_pages()).
  */
 struct fits {
-    uint64_t gap, at_2m, at_1g;
+    uint64_t gap;
+    uint32_t at_2m, at_1g;
 };
+
+/* A slot's fit field for a fit of that many bytes: 4 KiB pages, rounded up, at most FIT_SAT. */
+#define FIT_SAT UINT32_MAX
+
+static inline uint32_t fit_pages(uint64_t bytes)
+{
+    uint64_t pages = (bytes >> 12) + ((bytes & 0xfff) != 0);
+
+    return pages < FIT_SAT ? (uint32_t)pages : FIT_SAT;
+}
 
 /* The most bytes that fit from a multiple of mask + 1 in n's own hole. */
 static inline uint64_t hole_fit(const struct avl_node *n, uint64_t mask)
@@ -125,21 +140,29 @@ static inline uint64_t hole_fit(const struct avl_node *n, uint64_t mask)
 
 static inline struct fits own_fits(const struct avl_node *n)
 {
-    return (struct fits){n->gap, hole_fit(n, MASK_2M), hole_fit(n, MASK_1G)};
+    struct fits f = {n->gap, fit_pages(hole_fit(n, MASK_2M)), 0};
+
+    /* Nothing fits at 1 GiB where nothing does at 2 MiB, as in most holes. */
+    if (f.at_2m)
+        f.at_1g = fit_pages(hole_fit(n, MASK_1G));
+    return f;
 }
 
 /* What n's slot for one side says about that subtree. */
 static inline struct fits slot_fits(const struct avl_node *n, bool right)
 {
-    uint64_t m = n->child_max[right];
+    return (struct fits){n->child_max[right], n->fit_2m[right], n->fit_1g[right]};
+}
 
-    return (struct fits){m, m - n->loss_2m[right], m - n->loss_1g[right]};
+static inline uint32_t max_u32(uint32_t a, uint32_t b)
+{
+    return a > b ? a : b;
 }
 
 static inline struct fits max_fits(struct fits a, struct fits b)
 {
-    return (struct fits){max_u64(a.gap, b.gap), max_u64(a.at_2m, b.at_2m),
-                         max_u64(a.at_1g, b.at_1g)};
+    return (struct fits){max_u64(a.gap, b.gap), max_u32(a.at_2m, b.at_2m),
+                         max_u32(a.at_1g, b.at_1g)};
 }
 
 /* n's whole subtree: its own hole and both slots. */
@@ -148,55 +171,131 @@ static inline struct fits subtree_fits(const struct avl_node *n)
     return max_fits(own_fits(n), max_fits(slot_fits(n, false), slot_fits(n, true)));
 }
 
-/* => f describes a subtree, so f.gap - f.at_2m < 2^21 and f.gap - f.at_1g < 2^30 (avl.h) */
 static inline void set_slot(struct avl_node *n, bool right, struct fits f)
 {
     n->child_max[right] = f.gap;
-    n->loss_2m[right] = (uint32_t)(f.gap - f.at_2m);
-    n->loss_1g[right] = (uint32_t)(f.gap - f.at_1g);
-}
-
-static inline bool slot_holds(const struct avl_node *n, bool right, struct fits f)
-{
-    return n->child_max[right] == f.gap && n->loss_2m[right] == (uint32_t)(f.gap - f.at_2m) &&
-           n->loss_1g[right] == (uint32_t)(f.gap - f.at_1g);
+    n->fit_2m[right] = f.at_2m;
+    n->fit_1g[right] = f.at_1g;
 }
 
 static inline void copy_slot(struct avl_node *to, bool to_right, const struct avl_node *from,
                              bool from_right)
 {
     to->child_max[to_right] = from->child_max[from_right];
-    to->loss_2m[to_right] = from->loss_2m[from_right];
-    to->loss_1g[to_right] = from->loss_1g[from_right];
+    to->fit_2m[to_right] = from->fit_2m[from_right];
+    to->fit_1g[to_right] = from->fit_1g[from_right];
 }
 
 static inline void clear_slot(struct avl_node *n, bool right)
 {
     n->child_max[right] = 0;
-    n->loss_2m[right] = n->loss_1g[right] = 0;
+    n->fit_2m[right] = n->fit_1g[right] = 0;
+}
+
+static inline bool fits_differ(struct fits a, struct fits b)
+{
+    return a.at_2m != b.at_2m || a.at_1g != b.at_1g;
 }
 
 /*
- * c's own values are right; makes each ancestor's slot for the child below
- * it match that child, stopping at the first one that already does. The
- * subtree's fits travel in registers: each level's are computed from the
- * ones below and the parent's other slot and own hole, never read back
- * from a store.
+ * Stores g as the largest gap of n's slot on one side, whose subtree's fits
+ * have not changed. Returns whether the slot held another gap.
  */
-static void propagate(struct avl_node *c)
+static inline bool set_slot_gap(struct avl_node *n, bool right, uint64_t g)
+{
+    if (n->child_max[right] == g)
+        return false;
+    n->child_max[right] = g;
+    return true;
+}
+
+/*
+ * The successor of an inserted or erased node, whose own hole changed too,
+ * until a walk has taken that into account.
+ */
+struct pending {
+    const struct avl_node *succ;
+    bool fits; /* its hole's fits at 2 MiB or 1 GiB changed, not just its size */
+};
+
+/*
+ * The walk of a tree that keeps the largest gap alone: the subtree under
+ * p's slot on one side now has largest gap m and the fits the slot says.
+ * Stores m, and goes up while a slot changes. The maximum travels in a
+ * register: each level's is computed from the one below and the parent's
+ * other two values, never read back from a store. (A pending successor
+ * passed on the way is left pending: finish() walks from it.)
+ */
+static void walk_gap(struct avl_node *p, bool right, uint64_t m)
+{
+    for (;;) {
+        struct avl_node *c;
+
+        if (!set_slot_gap(p, right, m))
+            return;
+        m = max_u64(m, max_u64(p->child_max[!right], p->gap));
+        c = p;
+        if (!(p = avl_parent(c)))
+            return;
+        right = p->right == c;
+    }
+}
+
+/*
+ * c's own values and slots are right, and its subtree's fits may have
+ * changed: makes each ancestor's slot for the child below it match that
+ * child. The fits travel in registers, each level's computed from the ones
+ * below and the parent's other slot and own hole; at the first slot that
+ * already holds them nothing above can see them change, and walk_gap()
+ * finishes.
+ */
+static void walk_fits(struct avl_node *c, struct pending *pd)
 {
     struct avl_node *p;
     struct fits f = subtree_fits(c);
 
+    if (c == pd->succ)
+        pd->succ = NULL;
     while ((p = avl_parent(c))) {
         bool right = p->right == c;
 
-        if (slot_holds(p, right, f))
+        if (!fits_differ(slot_fits(p, right), f)) {
+            walk_gap(p, right, f.gap);
             return;
+        }
         set_slot(p, right, f);
         f = max_fits(f, max_fits(slot_fits(p, !right), own_fits(p)));
+        if (p == pd->succ)
+            pd->succ = NULL;
         c = p;
     }
+}
+
+/* From c up, where c's subtree's fits may have changed (fits) or only its largest gap. */
+static void walk_up(struct avl_node *c, bool fits, struct pending *pd)
+{
+    struct avl_node *p;
+
+    if (c == pd->succ) {
+        fits = fits || pd->fits;
+        pd->succ = NULL;
+    }
+    if (fits)
+        walk_fits(c, pd);
+    else if ((p = avl_parent(c)))
+        walk_gap(p, p->right == c, avl_max_gap(c));
+}
+
+/*
+ * The walk from the successor unless one that recomputed its fits passed it
+ * (a walk of the gap alone may have stopped below it).
+ */
+static void finish(struct pending *pd)
+{
+    struct pending none = {NULL, false};
+
+    if (pd->succ)
+        walk_up((struct avl_node *)pd->succ, pd->fits, &none);
 }
 
 /*
@@ -304,17 +403,23 @@ static struct avl_node *fix_left_heavy(struct avl_tree *t, struct avl_node *n, b
 /*
  * n's subtree on the right (or left) side grew (or shrank when grew is
  * false) by one level; n's children are linked and its slot for that side is
- * set. Adjusts balance factors and rotates up the tree while the height keeps
- * changing, refreshing each parent's slot on the way, then hands over to
- * propagate().
+ * set, and fits tells whether that slot's fits changed. Adjusts balance
+ * factors and rotates up the tree while the height keeps changing,
+ * refreshing each parent's slot on the way (the gap alone while the fits
+ * stay), then hands over to walk_up().
  */
-static void rebalance(struct avl_tree *t, struct avl_node *n, bool right, bool grew)
+static void rebalance(struct avl_tree *t, struct avl_node *n, bool right, bool grew, bool fits,
+                      struct pending *pd)
 {
     while (n) {
         int b = avl_balance(n) + (right == grew ? 1 : -1);
         bool changed; /* whether n's subtree height changed in all */
         struct avl_node *p;
 
+        if (n == pd->succ) {
+            fits = fits || pd->fits;
+            pd->succ = NULL;
+        }
         if (b > 1 || b < -1) {
             bool lower;
 
@@ -326,14 +431,21 @@ static void rebalance(struct avl_tree *t, struct avl_node *n, bool right, bool g
             changed = grew ? b != 0 : b == 0;
         }
         if (!changed) {
-            propagate(n);
+            walk_up(n, fits, pd);
             return;
         }
         p = avl_parent(n);
         if (!p)
             return;
         right = p->right == n;
-        set_slot(p, right, subtree_fits(n));
+        if (fits) {
+            struct fits f = subtree_fits(n);
+
+            fits = fits_differ(slot_fits(p, right), f);
+            set_slot(p, right, f);
+        } else {
+            set_slot_gap(p, right, avl_max_gap(n));
+        }
         n = p;
     }
 }
@@ -349,11 +461,14 @@ void avl_init(struct avl_tree *t)
  * gaps that change; the caller fixes balance and slots above. succ is node's
  * successor once linked (NULL if it will be last): the parent itself for a
  * left child, the nearest ancestor reached from the left for a right one.
- * Returns false when node became the root (nothing to fix).
+ * Sets *fits (whether the parent's slot gained fits) and *pd. Returns false
+ * when node became the root (nothing to fix).
  */
 static bool attach(struct avl_tree *t, struct avl_node *node, struct avl_node *parent, bool right,
-                   struct avl_node *succ)
+                   struct avl_node *succ, bool *fits, struct pending *pd)
 {
+    struct fits f;
+
     node->left = node->right = NULL;
     node->parent_balance = (uintptr_t)parent;
     set_balance(node, 0);
@@ -375,137 +490,64 @@ static bool attach(struct avl_tree *t, struct avl_node *node, struct avl_node *p
             /* node takes the lower part of the parent's hole. */
             node->gap = node->start - (parent->start - parent->gap);
         }
-        set_slot(parent, false, own_fits(node));
     } else {
         parent->right = node;
         node->gap = node->start - parent->last - 1;
         if (!succ)
             t->last = node;
-        set_slot(parent, true, own_fits(node));
     }
-    if (succ)
+    f = own_fits(node);
+    set_slot(parent, right, f);
+    *fits = f.at_2m != 0; /* the slot was empty; at_1g <= at_2m */
+    pd->succ = succ;
+    pd->fits = false;
+    if (succ) {
+        struct fits before = own_fits(succ);
+
         succ->gap = succ->start - node->last - 1;
+        pd->fits = fits_differ(before, own_fits(succ));
+    }
     return true;
 }
 
 void avl_insert_at(struct avl_tree *t, struct avl_node *node, struct avl_node *parent,
                    struct avl_node **link)
 {
-    bool right = parent && link == &parent->right;
+    bool right = parent && link == &parent->right, fits;
     struct avl_node *succ;
+    struct pending pd;
 
     if (!right)
         succ = parent;
     else
         succ = parent == t->last ? NULL : next_above(parent);
-    if (!attach(t, node, parent, right, succ))
+    if (!attach(t, node, parent, right, succ, &fits, &pd))
         return;
-    rebalance(t, parent, right, true);
-    if (succ)
-        propagate(succ);
-}
-
-/*
- * Deeper than any AVL tree in a 64-bit address space: height h needs at
- * least Fibonacci(h + 2) - 1 nodes, over 2^64 for h = 92.
- */
-#define PATH_MAX_DEPTH 96
-
-/*
- * The end of a fix-up from a recorded path (as propagate(), without parent
- * links): r, now at path[i + 1]'s place, is right, and above it only slots
- * change, and the successor's own gap if it is still above (path[s]). A
- * slot that already holds the new maximum ends the walk only once the
- * successor is below.
- */
-static void refresh_slots(struct avl_node *const *path, const bool *dirs, int i,
-                          const struct avl_node *r, int s)
-{
-    struct fits f = subtree_fits(r);
-
-    for (; i >= 0; i--) {
-        struct avl_node *p = path[i];
-
-        if (s > i && slot_holds(p, dirs[i], f))
-            return;
-        set_slot(p, dirs[i], f);
-        f = max_fits(f, max_fits(slot_fits(p, !dirs[i]), own_fits(p)));
-    }
-}
-
-/*
- * The fix-up after an insert, from the path the descent recorded: path[0]
- * is the root, path[d - 1] the new node's parent, dirs[i] whether path[i + 1]
- * (or the new node) is path[i]'s right child; path[s] is the successor, s =
- * d if there is none. As rebalance() and propagate() do, but each ancestor
- * comes from the array instead of from the parent link of the node below,
- * so the walk up is not a chain of dependent loads.
- */
-static void grow_fixup(struct avl_tree *t, struct avl_node *const *path, const bool *dirs, int d,
-                       int s)
-{
-    struct avl_node *r;
-    int i;
-
-    /* While the subtree below keeps growing: balance factors and the slot above. */
-    for (i = d - 1;; i--) {
-        struct avl_node *n = path[i];
-        int b = avl_balance(n) + (dirs[i] ? 1 : -1);
-
-        if (b > 1 || b < -1) {
-            bool lower;
-
-            /* One rotation restores the height the subtree had before the insert. */
-            r = b > 1 ? fix_right_heavy(t, n, &lower) : fix_left_heavy(t, n, &lower);
-            break;
-        }
-        set_balance(n, b);
-        if (b == 0) {
-            r = n;
-            break;
-        }
-        if (i == 0)
-            return; /* the whole tree grew; every slot on the path is set */
-        set_slot(path[i - 1], dirs[i - 1], subtree_fits(n));
-    }
-    refresh_slots(path, dirs, i - 1, r, s);
+    rebalance(t, parent, right, true, fits, &pd);
+    finish(&pd);
 }
 
 void avl_insert_range(struct avl_tree *t, struct avl_node *node)
 {
-    struct avl_node *path[PATH_MAX_DEPTH];
-    bool dirs[PATH_MAX_DEPTH];
-    struct avl_node *n = t->root;
+    struct avl_node *n = t->root, *parent = NULL, *succ = NULL;
     uint64_t start = node->start;
-    int d = 0, s = -1;
+    bool right = false, fits;
+    struct pending pd;
 
     /*
-     * Without branches, as avl_child() says, recording the path; the
-     * successor is the last node the descent leaves to the left.
+     * Without branches, as avl_child() says; the successor is the last node
+     * the descent leaves to the left, so the insert needs no walk to find it.
      */
-    while (n && d < PATH_MAX_DEPTH) {
-        bool right = n->start <= start;
-
-        path[d] = n;
-        dirs[d] = right;
-        s = right ? s : d;
-        d++;
+    while (n) {
+        right = n->start <= start;
+        parent = n;
+        succ = right ? succ : n;
         n = avl_child(n, right);
     }
-    if (n) {
-        /* Only a corrupt tree is this deep: link without the array. */
-        struct avl_node *parent = NULL, **link = &t->root;
-
-        while (*link) {
-            parent = *link;
-            link = start < parent->start ? &parent->left : &parent->right;
-        }
-        avl_insert_at(t, node, parent, link);
+    if (!attach(t, node, parent, right, succ, &fits, &pd))
         return;
-    }
-    if (!attach(t, node, d ? path[d - 1] : NULL, d && dirs[d - 1], s >= 0 ? path[s] : NULL))
-        return;
-    grow_fixup(t, path, dirs, d, s >= 0 ? s : d);
+    rebalance(t, parent, right, true, fits, &pd);
+    finish(&pd);
 }
 
 void avl_insert_next(struct avl_tree *t, struct avl_node *pos, struct avl_node *node)
@@ -525,18 +567,31 @@ void avl_insert_next(struct avl_tree *t, struct avl_node *pos, struct avl_node *
  * Unlinks node, whose successor is succ (NULL if it is the last), sets the
  * successor's gap and the tree's first and last, and leaves node unlinked.
  * Returns the lowest node whose subtree lost a level (NULL if none), with
- * *right telling which of its subtrees; balance factors and slots from there
- * up are the caller's to fix, and so is propagating succ's new gap.
+ * *right telling which of its subtrees and *fits whether that slot's fits
+ * changed; balance factors and slots from there up are the caller's to fix,
+ * and so is succ's new gap (*pd).
  */
 static struct avl_node *unlink_node(struct avl_tree *t, struct avl_node *node,
-                                    struct avl_node *succ, bool *right)
+                                    struct avl_node *succ, bool *right, bool *fits,
+                                    struct pending *pd)
 {
     struct avl_node *parent = avl_parent(node);
     struct avl_node *from;
 
-    /* The successor's hole absorbs node's hole and node's range. */
-    if (succ)
+    /*
+     * The successor's hole absorbs node's hole and node's range. If that
+     * leaves its fits as they were, node's fits were no bigger, and no
+     * subtree holding both sees a change in its fits.
+     */
+    *fits = false;
+    pd->succ = succ;
+    pd->fits = false;
+    if (succ) {
+        struct fits before = own_fits(succ);
+
         succ->gap = node == t->first ? 0 : succ->gap + node->gap + (node->last - node->start) + 1;
+        pd->fits = fits_differ(before, own_fits(succ));
+    }
     if (node == t->first)
         t->first = succ;
     if (node == t->last)
@@ -550,10 +605,14 @@ static struct avl_node *unlink_node(struct avl_tree *t, struct avl_node *node,
         *right = parent && parent->right == node;
         replace_child(t, parent, node, child);
         from = parent;
-        if (from && child)
-            set_slot(from, *right, subtree_fits(child));
-        else if (from)
-            clear_slot(from, *right);
+        if (from) {
+            struct fits f = {0, 0, 0}, old = slot_fits(from, *right);
+
+            if (child)
+                f = subtree_fits(child);
+            set_slot(from, *right, f);
+            *fits = fits_differ(old, f);
+        }
     } else {
         /*
          * Two children: the successor takes node's place. It has no left
@@ -572,9 +631,11 @@ static struct avl_node *unlink_node(struct avl_tree *t, struct avl_node *node,
             *right = true;
         } else {
             struct avl_node *sp = avl_parent(succ);
+            struct fits old = slot_fits(sp, false);
 
             sp->left = succ->right;
             copy_slot(sp, false, succ, true);
+            *fits = fits_differ(old, slot_fits(sp, false));
             if (succ->right)
                 set_parent(succ->right, sp);
             succ->right = node->right;
@@ -597,13 +658,14 @@ static struct avl_node *unlink_node(struct avl_tree *t, struct avl_node *node,
 }
 
 /*
- * Finds the successor, unlinks, then rebalances and propagates upwards from
+ * Finds the successor, unlinks, then rebalances and walks upwards from
  * the node by parent links, stopping where nothing changes any more.
  */
 void avl_erase(struct avl_tree *t, struct avl_node *node)
 {
     struct avl_node *succ, *from;
-    bool right;
+    bool right, fits;
+    struct pending pd;
 
     if (node->right) {
         succ = node->right;
@@ -612,15 +674,15 @@ void avl_erase(struct avl_tree *t, struct avl_node *node)
     } else {
         succ = node == t->last ? NULL : next_above(node);
     }
-    from = unlink_node(t, node, succ, &right);
-    rebalance(t, from, right, false);
-    if (succ)
-        propagate(succ);
+    from = unlink_node(t, node, succ, &right, &fits, &pd);
+    rebalance(t, from, right, false, fits, &pd);
+    finish(&pd);
 }
 
 void avl_adjust(struct avl_tree *t, struct avl_node *node, uint64_t start, uint64_t last)
 {
     struct avl_node *succ = node == t->last ? NULL : avl_next(node);
+    struct pending pd;
 
     /* The hole below keeps its lower end (mod 2^64: start may move down). */
     if (node != t->first)
@@ -629,10 +691,11 @@ void avl_adjust(struct avl_tree *t, struct avl_node *node, uint64_t start, uint6
     node->last = last;
     if (succ)
         succ->gap = succ->start - last - 1;
-    /* Either order is right: each walk stops only where the values above already agree. */
-    propagate(node);
-    if (succ)
-        propagate(succ);
+    /* Both holes changed, fits and all: each walk stops only where the values above agree. */
+    pd.succ = succ;
+    pd.fits = true;
+    walk_up(node, true, &pd);
+    finish(&pd);
 }
 
 struct avl_node *avl_first(const struct avl_tree *t)
@@ -715,12 +778,13 @@ static bool fit_high(uint64_t mask, uint64_t size, uint64_t lo, uint64_t hi, uin
 static inline uint64_t slot_bound(const struct avl_node *n, bool right, enum level level)
 {
     uint64_t m = n->child_max[right];
+    uint32_t v;
 
-    if (level == LEVEL_2M)
-        return m - n->loss_2m[right];
-    if (level == LEVEL_1G)
-        return m - n->loss_1g[right];
-    return m;
+    if (level == LEVEL_GAP)
+        return m;
+    v = level == LEVEL_2M ? n->fit_2m[right] : n->fit_1g[right];
+    /* A saturated fit says only that it is big: the largest gap bounds it. */
+    return v == FIT_SAT ? m : min_u64(m, (uint64_t)v << 12);
 }
 
 /*
@@ -854,45 +918,57 @@ uint64_t avl_gap_budget(size_t count)
  * subtree's bound passes and its span has an aligned place. Where the bound
  * is exact, a subtree that lies inside the window and passes holds a fit, so
  * the search finds it along one more path and never turns back: at most
- * 3h - 2 reads. Where the bound is only an upper one (align above b),
- * subtrees whose holes are big enough at b but not at align pass in vain,
- * k of them cost up to O(k log(n/k)) reads: the budget cuts that short, and
- * the over-asked search, whose bound is exact again, adds at most 3h - 2.
+ * 3h - 2 reads. Where it is only an upper bound, subtrees whose holes pass
+ * it but have no aligned room are entered in vain, k of them up to
+ * O(k log(n/k)) reads: the budget cuts that short. The over-asked search at
+ * b is exact again in a page-grained tree (3h - 2 more); elsewhere it can
+ * run out too, and the one at 1 always is exact.
  * If no hole in the tree passes the root's bound, the root is the one read.
  */
 static const struct avl_node *tree_holes(const struct avl_tree *t, const struct avl_gap_query *q,
                                          bool high, struct avl_gap_result *r, uint64_t span[2])
 {
-    uint64_t base = q->align >= AVL_ALIGN_1G   ? AVL_ALIGN_1G
-                    : q->align >= AVL_ALIGN_2M ? AVL_ALIGN_2M
-                                               : 1;
-    enum level level = base == AVL_ALIGN_1G   ? LEVEL_1G
-                       : base == AVL_ALIGN_2M ? LEVEL_2M
-                                              : LEVEL_GAP;
-    struct gap_search g = {.size = q->size,
-                           .mask = q->align - 1,
-                           .level = level,
-                           .visits = 0,
-                           .budget = q->align == base ? UINT64_MAX : avl_gap_budget(t->count),
-                           .over_budget = false};
+    uint64_t a = q->align, budget = a == 1 ? UINT64_MAX : avl_gap_budget(t->count);
+    enum level level = a >= AVL_ALIGN_1G ? LEVEL_1G : a >= AVL_ALIGN_2M ? LEVEL_2M : LEVEL_GAP;
+    /* The over-ask's alignment: the level's, or a page below 2 MiB. */
+    uint64_t b = level == LEVEL_1G ? AVL_ALIGN_1G : level == LEVEL_2M ? AVL_ALIGN_2M : 0x1000;
+    struct gap_search g = {
+        .size = q->size, .mask = a - 1, .level = level, .visits = 0, .budget = budget};
     const struct avl_node *n = tree_pass(&g, t, q, high, span);
 
     r->visits += g.visits;
     if (!g.over_budget)
         return n;
     /*
-     * From a multiple of base, align - base more bytes reach a multiple of
-     * align, so a hole with room for the over-ask has room for the request.
+     * From a multiple of b, align - b more bytes reach a multiple of align,
+     * so a hole with room for the over-ask has room for the request. At b
+     * the level's bound is exact where the ranges are page-grained; where
+     * they are not, that search too can run out, and the last one asks for
+     * align - 1 more bytes at any address, which the largest gap bounds
+     * exactly.
      */
-    r->over_asked = true;
-    if (q->size > UINT64_MAX - (q->align - base))
-        return NULL; /* no hole is that big */
-    g = (struct gap_search){.size = q->size + (q->align - base),
-                            .mask = base - 1,
-                            .level = level,
+    if (b < a) {
+        r->over_align = b;
+        if (q->size > UINT64_MAX - (a - b))
+            return NULL; /* no hole is that big */
+        g = (struct gap_search){.size = q->size + (a - b),
+                                .mask = b - 1,
+                                .level = level,
+                                .visits = 0,
+                                .budget = budget};
+        n = tree_pass(&g, t, q, high, span);
+        r->visits += g.visits;
+        if (!g.over_budget)
+            return n;
+    }
+    r->over_align = 1;
+    if (q->size > UINT64_MAX - (a - 1))
+        return NULL;
+    g = (struct gap_search){.size = q->size + (a - 1),
+                            .mask = 0,
+                            .level = LEVEL_GAP,
                             .visits = 0,
-                            .budget = UINT64_MAX,
-                            .over_budget = false};
+                            .budget = UINT64_MAX};
     n = tree_pass(&g, t, q, high, span);
     r->visits += g.visits;
     return n;
@@ -933,7 +1009,7 @@ bool avl_gap_find(const struct avl_tree *t, const struct avl_gap_query *q, unsig
 
     r->next = NULL;
     r->visits = 0;
-    r->over_asked = false;
+    r->over_align = 0;
     if (!t->root)
         return fit(mask, q->size, q->lo, q->hi, &r->addr);
     if (near(t, q, &lo, &hi) && fit(mask, q->size, lo, hi, &r->addr)) {
@@ -1011,10 +1087,10 @@ static bool check_slot(struct check *c, const struct avl_node *n, bool right, st
 {
     if (n->child_max[right] != f.gap)
         c->why = right ? "right_max is wrong" : "left_max is wrong";
-    else if (n->loss_2m[right] != f.gap - f.at_2m)
-        c->why = "loss_2m is wrong";
-    else if (n->loss_1g[right] != f.gap - f.at_1g)
-        c->why = "loss_1g is wrong";
+    else if (n->fit_2m[right] != f.at_2m)
+        c->why = "fit_2m is wrong";
+    else if (n->fit_1g[right] != f.at_1g)
+        c->why = "fit_1g is wrong";
     return c->why == NULL;
 }
 
@@ -1068,8 +1144,8 @@ static int check_node(struct check *c, const struct avl_node *n, const struct av
     }
     if (!check_slot(c, n, false, fl) || !check_slot(c, n, true, fr))
         return -1;
-    *f = (struct fits){n->gap, check_fit(n->start - n->gap, n->gap, AVL_ALIGN_2M),
-                       check_fit(n->start - n->gap, n->gap, AVL_ALIGN_1G)};
+    *f = (struct fits){n->gap, fit_pages(check_fit(n->start - n->gap, n->gap, AVL_ALIGN_2M)),
+                       fit_pages(check_fit(n->start - n->gap, n->gap, AVL_ALIGN_1G))};
     *f = max_fits(*f, max_fits(fl, fr));
     return 1 + (hl > hr ? hl : hr);
 }

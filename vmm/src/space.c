@@ -7,7 +7,8 @@
  * (the hole, the covered VMAs, the nodes for splits) and only then changes
  * the tree, so a failed command leaves the space exactly as it was.
  *
- * Allocation is exact. The usable part of the request window is cut into at
+ * Allocation is exact (for the alignments avl_gap_find() bounds exactly; see
+ * vmm/space.h for the others). The usable part of the request window is cut into at
  * most two pieces (the canonical lower and upper halves, minus page 0 and the
  * space's bounds) and each piece is searched with avl_gap_lowest/highest, which
  * test each hole with inclusive bounds and without rounding the size up to the

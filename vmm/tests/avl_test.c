@@ -356,17 +356,17 @@ static bool test_avl_check_detects_each_corruption(void)
     r->gap++;
     CHECK(!avl_check(&t, &why) && strstr(why, "gap is wrong"));
     *r = saved;
-    r->loss_2m[0]++;
-    CHECK(!avl_check(&t, &why) && strstr(why, "loss_2m"));
+    r->fit_2m[0]++;
+    CHECK(!avl_check(&t, &why) && strstr(why, "fit_2m"));
     *r = saved;
-    r->loss_2m[1]--;
-    CHECK(!avl_check(&t, &why) && strstr(why, "loss_2m"));
+    r->fit_2m[1]--;
+    CHECK(!avl_check(&t, &why) && strstr(why, "fit_2m"));
     *r = saved;
-    r->loss_1g[0]--;
-    CHECK(!avl_check(&t, &why) && strstr(why, "loss_1g"));
+    r->fit_1g[0]--;
+    CHECK(!avl_check(&t, &why) && strstr(why, "fit_1g"));
     *r = saved;
-    r->loss_1g[1]++;
-    CHECK(!avl_check(&t, &why) && strstr(why, "loss_1g"));
+    r->fit_1g[1]++;
+    CHECK(!avl_check(&t, &why) && strstr(why, "fit_1g"));
     *r = saved;
     t.first->gap = 1; /* the hole below the first range is not a node's */
     CHECK(!avl_check(&t, &why) && strstr(why, "gap is wrong"));
@@ -419,10 +419,10 @@ static bool test_avl_check_detects_each_corruption(void)
                                    .start = 0x50,
                                    .last = 0x5f,
                                    .gap = 0x10};
-        /* No hole here has a 2 MiB- or 1 GiB-aligned byte: all 16 bytes are lost. */
-        b.node.right_max = b.node.loss_2m[1] = b.node.loss_1g[1] = 0x10;
+        /* No hole here has a 2 MiB- or 1 GiB-aligned byte: nothing fits there. */
+        b.node.right_max = 0x10;
         a.node.parent_balance = 2; /* root, balance +1: the heights say +2 */
-        a.node.right_max = a.node.loss_2m[1] = a.node.loss_1g[1] = 0x10;
+        a.node.right_max = 0x10;
         u.last = &c.node;
         u.count = 3;
         CHECK(!avl_check(&u, &why) && strstr(why, "balance"));
@@ -663,25 +663,19 @@ static bool span_fit(u128 lo, u128 hi, u128 size, u128 align, bool highest, uint
     return true;
 }
 
-/* The largest of 1, 2 MiB and 1 GiB that divides align: the search's bound is for that. */
-static uint64_t level_align(uint64_t align)
-{
-    return align >= AVL_ALIGN_1G ? AVL_ALIGN_1G : align >= AVL_ALIGN_2M ? AVL_ALIGN_2M : 1;
-}
-
 /*
  * The naive walk: every hole in address order (reverse for the highest),
- * the two edge holes included, clipped to the window. With over_ask, a hole
+ * the two edge holes included, clipped to the window. With b (not 0), a hole
  * between two ranges counts only if it holds size + align - b bytes from a
- * multiple of b (b = level_align(align)), and the answer is the aligned fit
- * in the first one that does: what avl_gap_find() promises once its budget
- * has run out. *next gets the range above the answer.
+ * multiple of b, and the answer is the aligned fit in the first one that
+ * does: what avl_gap_find() promises once its budget has run out. *next gets
+ * the range above the answer.
  */
-static bool walk_gap(struct avl_tree *t, const struct avl_gap_query *q, bool highest, bool over_ask,
+static bool walk_gap(struct avl_tree *t, const struct avl_gap_query *q, bool highest, uint64_t b,
                      uint64_t *addr, struct avl_node **next)
 {
     struct avl_node *below = highest ? avl_last(t) : NULL, *above = highest ? NULL : avl_first(t);
-    u128 b = level_align(q->align);
+    bool over_ask = b != 0;
 
     for (;;) {
         u128 lo = below ? (u128)below->last + 1 : 0,
@@ -715,10 +709,22 @@ static bool walk_gap(struct avl_tree *t, const struct avl_gap_query *q, bool hig
     }
 }
 
-/* Whether avl_gap_find's bound is exact for align: 1, 2 MiB, 1 GiB, or up to the ranges' grain. */
-static bool bound_is_exact(uint64_t align, uint64_t grain)
+/*
+ * Whether avl_gap_find's bound is exact for q (avl.h): align 1, or in a
+ * page-grained tree, below 16 TiB, align up to 4 KiB, 2 MiB or 1 GiB.
+ */
+static bool bound_is_exact(const struct avl_gap_query *q, uint64_t grain)
 {
-    return align == level_align(align) || align <= grain;
+    if (q->align == 1)
+        return true;
+    return grain % 0x1000 == 0 && q->size <= ((uint64_t)UINT32_MAX << 12) &&
+           (q->align <= 0x1000 || q->align == AVL_ALIGN_2M || q->align == AVL_ALIGN_1G);
+}
+
+/* The over-ask's alignment for align (avl.h): 1 GiB, 2 MiB or 4 KiB, the largest below it. */
+static uint64_t over_align(uint64_t align)
+{
+    return align > AVL_ALIGN_1G ? AVL_ALIGN_1G : align > AVL_ALIGN_2M ? AVL_ALIGN_2M : 0x1000;
 }
 
 /*
@@ -733,16 +739,23 @@ static bool search_agrees(struct avl_tree *t, const struct avl_gap_query *q, boo
     struct avl_node *next = NULL;
     uint64_t want = 0, h = (uint64_t)tree_height(t);
     bool got = avl_gap_find(t, q, highest ? AVL_GAP_HIGHEST : 0, &r);
-    bool exact = bound_is_exact(q->align, grain);
-    bool want_found = walk_gap(t, q, highest, r.over_asked, &want, &next);
+    bool exact = bound_is_exact(q, grain);
+    bool want_found = walk_gap(t, q, highest, r.over_align, &want, &next);
+    uint64_t b = over_align(q->align), paths = h ? 3 * h - 2 : 0;
 
-    CHECK(!(exact && r.over_asked));
+    CHECK(!(exact && r.over_align));
+    /* Over-asked at b, or at 1 if b is not below align or the ranges are not page-grained. */
+    CHECK(!r.over_align || r.over_align == (b < q->align ? b : 1) || r.over_align == 1);
+    CHECK(!(grain % 0x1000 == 0 && b < q->align && r.over_align == 1 &&
+            q->size + (q->align - b) <= ((uint64_t)UINT32_MAX << 12)));
     CHECK(got == want_found);
     CHECK(!got || (r.addr == want && r.next == next));
     if (exact)
-        CHECK(r.visits <= (h ? 3 * h - 2 : 0));
+        CHECK(r.visits <= paths);
+    else if (r.over_align != 1)
+        CHECK(r.visits <= avl_gap_budget(t->count) + paths);
     else
-        CHECK(r.visits <= avl_gap_budget(t->count) + (h ? 3 * h - 2 : 0));
+        CHECK(r.visits <= 2 * avl_gap_budget(t->count) + paths);
     if (visits)
         *visits = r.visits;
     return true;
@@ -757,11 +770,18 @@ static uint64_t random_align(void)
     return 1ull << (rnd() % 4 ? shifts[rnd() % (sizeof(shifts) / sizeof(shifts[0]))] : rnd() % 33);
 }
 
-/* A hole or a range of random size in grains: small, near 2 MiB, or near 1 GiB. */
+/*
+ * A hole or a range of random size in grains: small, near 2 MiB, near 1 GiB,
+ * near 4 GiB, and rarely near 32 TiB, past where the fit fields saturate.
+ */
 static uint64_t random_length(uint64_t grain)
 {
-    uint64_t r = rnd() % 16;
-    uint64_t around = r < 10 ? 0 : r < 15 ? AVL_ALIGN_2M : AVL_ALIGN_1G;
+    uint64_t r = rnd() % 256;
+    uint64_t around = r < 144   ? 0
+                      : r < 208 ? AVL_ALIGN_2M
+                      : r < 240 ? AVL_ALIGN_1G
+                      : r < 254 ? 4 * AVL_ALIGN_1G
+                                : (uint64_t)32 << 40;
     uint64_t spread = around ? around / 2 : 64 * grain;
     uint64_t len = around - (around ? spread : 0) + rnd() % (2 * spread);
 
@@ -855,7 +875,7 @@ static bool test_avl_gap_search_matches_the_walk_on_random_layouts(void)
             q.hi = rnd() % 2 ? UINT64_MAX : q.lo + rnd() % (at - q.lo);
             CHECK(search_agrees(&t, &q, k & 1, grain, NULL));
             avl_gap_find(&t, &q, k & 1 ? AVL_GAP_HIGHEST : 0, &r);
-            over += r.over_asked;
+            over += r.over_align != 0;
             total++;
         }
     }
@@ -938,7 +958,7 @@ static bool test_avl_gap_misaligned_holes_read_log_n(void)
             CHECK(it);
             CHECK_TREE(&t);
             h = (uint64_t)tree_height(&t);
-            bound = bound_is_exact(align, 0x1000) ? 3 * h - 2 : avl_gap_budget(N) + 3 * h - 2;
+            bound = align != 0x4000 ? 3 * h - 2 : avl_gap_budget(N) + 3 * h - 2;
             for (int w = 0; w < 4; w++) {
                 struct avl_gap_query q = {.size = size, .align = align, .lo = 0, .hi = UINT64_MAX};
                 uint64_t visits = 0;
@@ -955,7 +975,7 @@ static bool test_avl_gap_misaligned_holes_read_log_n(void)
                 }
                 CHECK(search_agrees(&t, &q, w & 1, 0x1000, &visits));
                 CHECK(visits <= bound);
-                if (bound_is_exact(align, 0x1000))
+                if (align != 0x4000)
                     CHECK(visits <= 4 * ceil_log2(N));
                 if (visits > worst)
                     worst = visits;
@@ -1004,7 +1024,7 @@ static bool test_avl_gap_reproducer_at_2_20_ranges(void)
         CHECK_TREE(&t);
         CHECK(avl_gap_find(&t, &q, 0, &r));
         CHECK(r.addr == ((it[N - 1].node.last + align) & ~(align - 1)) && r.next == NULL);
-        CHECK(r.over_asked == (k == 0));
+        CHECK((r.over_align != 0) == (k == 0));
         printf("  reproducer, 2^20 ranges, %llu KiB at %llu KiB alignment: %llu nodes read\n",
                (unsigned long long)(size >> 10), (unsigned long long)(align >> 10),
                (unsigned long long)r.visits);
@@ -1053,8 +1073,8 @@ static bool same_tree(const struct avl_node *a, const struct avl_node *b, const 
         return a == b;
     if (a->start != b->start || a->last != b->last || a->gap != b->gap ||
         a->left_max != b->left_max || a->right_max != b->right_max ||
-        a->loss_2m[0] != b->loss_2m[0] || a->loss_2m[1] != b->loss_2m[1] ||
-        a->loss_1g[0] != b->loss_1g[0] || a->loss_1g[1] != b->loss_1g[1] ||
+        a->fit_2m[0] != b->fit_2m[0] || a->fit_2m[1] != b->fit_2m[1] ||
+        a->fit_1g[0] != b->fit_1g[0] || a->fit_1g[1] != b->fit_1g[1] ||
         avl_balance(a) != avl_balance(b))
         return false;
     /* The nodes are the same index in two arrays. */
@@ -1110,8 +1130,8 @@ static bool test_avl_insert_range_matches_callers_descent(void)
 /*
  * A tree deeper than any valid one (a hand-made chain of 120 right children,
  * which no sequence of operations builds) still takes an insert at the
- * bottom without overrunning avl_insert_range's path array (ASan watches),
- * and erases at the bottom and in the middle.
+ * bottom, and erases at the bottom and in the middle: nothing in the tree
+ * has a fixed depth limit (ASan watches).
  */
 static bool test_avl_insert_and_erase_survive_a_chain_too_deep(void)
 {

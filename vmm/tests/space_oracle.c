@@ -134,12 +134,12 @@ static bool hole(const struct oracle *o, size_t i, i128 *lo, i128 *hi)
     return *lo <= *hi;
 }
 
-/* The largest of 1, 2 MiB and 1 GiB that divides align: what the tree's search bounds by. */
-static i128 level_align(i128 align)
+/* The tree's over-asked search's alignment (vmm/avl.h): 1 GiB, 2 MiB or a page, below align. */
+static i128 over_align(i128 align)
 {
-    return align >= (i128)PAGE_SIZE_1G   ? (i128)PAGE_SIZE_1G
-           : align >= (i128)PAGE_SIZE_2M ? (i128)PAGE_SIZE_2M
-                                         : 1;
+    return align > (i128)PAGE_SIZE_1G   ? (i128)PAGE_SIZE_1G
+           : align > (i128)PAGE_SIZE_2M ? (i128)PAGE_SIZE_2M
+                                        : (i128)PAGE_SIZE;
 }
 
 enum vmm_status oracle_alloc(struct oracle *o, const struct vmm_alloc_req *req,
@@ -149,7 +149,7 @@ enum vmm_status oracle_alloc(struct oracle *o, const struct vmm_alloc_req *req,
     struct piece p[2];
     int pieces, j;
     i128 align = req->align < PAGE_SIZE ? (i128)PAGE_SIZE : (i128)req->align;
-    i128 size = req->size, b = level_align(align);
+    i128 size = req->size, b = over_align(align);
     bool topdown = req->flags & VMM_ALLOC_TOPDOWN;
     bool found = false;
     i128 a = 0;

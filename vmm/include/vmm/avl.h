@@ -20,24 +20,28 @@
  *                    below it, like the one above the last, is the tree's);
  *       left_max   = the largest gap in the left subtree (0 if it is empty),
  *       right_max  = the same for the right subtree;
- *       loss_2m[s] = child_max[s] minus the largest size that fits at a
- *                    2 MiB-aligned address in one hole of that subtree,
- *       loss_1g[s] = the same at 1 GiB alignment.
- *     A hole's usable size at alignment A is at least its size minus A - 1
- *     once it is A bytes or more, so a subtree's loss is below A: 32 bits
- *     hold both exactly. A parent's slot depends on its child alone, so
- *     keeping it up to date never reads a sibling.
+ *       fit_2m[s]  = the largest size that fits from a 2 MiB-aligned
+ *                    address in one hole of that subtree, in 4 KiB pages,
+ *                    rounded up, and UINT32_MAX for 2^32 - 1 pages (16 TiB)
+ *                    or more,
+ *       fit_1g[s]  = the same at 1 GiB alignment.
+ *     A parent's slot depends on its child alone, so keeping it up to date
+ *     never reads a sibling. Where ranges start and end on pages, the fit
+ *     fields are exact.
  *
  * avl_gap_find() uses the augmentation to find the lowest or highest aligned
- * hole in a window without walking the ranges in order. What it costs, in
- * nodes read, for a tree of n ranges and height h (h < 1.44 log2(n + 2)):
- *   - align 1, 2 MiB or 1 GiB, and any align up to the granularity of the
- *     ranges (4 KiB when every range starts and ends on a page, as in an
- *     address space): at most 3h - 2, the paths to the window's two edges
- *     and the one to the answer; the answer is the exact first fit;
- *   - any other align: the same search, exact, while it stays within
- *     avl_gap_budget(n) reads (3h - 2 always does), else an over-asked search
- *     (avl_gap_find() says what it returns): at most avl_gap_budget(n) + 3h - 2.
+ * hole in a window without walking the ranges in order. It bounds each
+ * subtree by the largest gap, or at align 2 MiB and up by the largest fit at
+ * 2 MiB, or at 1 GiB and up at 1 GiB. What it costs, in nodes read, for a
+ * tree of n ranges and height h (h < 1.44 log2(n + 2)):
+ *   - where that bound is exact for the request (align 1, or ranges that
+ *     start and end on pages, a size below 16 TiB and an align of at most
+ *     4 KiB, or 2 MiB, or 1 GiB): at most 3h - 2, the paths to the window's
+ *     two edges and the one to the answer, and the answer is the first fit;
+ *   - else the same search, still exact, while it reads at most
+ *     avl_gap_budget(n) nodes (3h - 2 always fits), then over-asked searches
+ *     (avl_gap_find() says what they return): at most 2 avl_gap_budget(n) +
+ *     3h - 2 in all.
  *
  * No name here collides with libavl's (avl_insert, avl_insert_after, ...), so
  * the benchmarks can link both.
@@ -51,10 +55,17 @@
 
 struct avl_node {
     /*
-     * What a lookup and a search at 4 KiB or 2 MiB alignment read comes
-     * first, 64 bytes: one cache line when the caller aligns the node so.
+     * What a lookup, a search at 4 KiB alignment and the walk after an
+     * insert or erase read comes first, 64 bytes: one cache line when the
+     * caller aligns the node so.
      */
     struct avl_node *left, *right;
+    /*
+     * The parent's address with the balance factor, height(right) -
+     * height(left) plus one (0, 1 or 2), in the two low bits: nodes are at
+     * least 8-byte aligned. Read it with avl_parent() and avl_balance().
+     */
+    uintptr_t parent_balance;
     uint64_t start, last; /* this node's range, set by the caller before insertion */
     uint64_t gap;         /* augmentation: see the invariants above */
     union {
@@ -69,14 +80,7 @@ struct avl_node {
          */
         uint64_t child_max[2];
     };
-    uint32_t loss_2m[2]; /* by side, as child_max */
-    /*
-     * The parent's address with the balance factor, height(right) -
-     * height(left) plus one (0, 1 or 2), in the two low bits: nodes are at
-     * least 8-byte aligned. Read it with avl_parent() and avl_balance().
-     */
-    uintptr_t parent_balance;
-    uint32_t loss_1g[2];
+    uint32_t fit_2m[2], fit_1g[2]; /* by side, as child_max */
 };
 
 /* The bits of avl_node.parent_balance that hold the balance factor. */
@@ -192,42 +196,41 @@ struct avl_gap_result {
     uint64_t addr;         /* the address, when found */
     struct avl_node *next; /* the range just above addr (NULL: above the last range) */
     uint64_t visits;       /* nodes read */
-    bool over_asked;       /* the budget ran out and the over-asked search answered */
+    uint64_t over_align;   /* 0, or the b of the over-asked search that answered */
 };
 
 /*
- * The reads an exact search may take before avl_gap_find() gives it up, for
- * a tree of count ranges: 3 ceil(1.5 ceil(log2(count + 2))), above the 3h - 2
- * that a search with exact bounds can need; 96 at 2^20.
+ * The reads a search whose bound is not exact may take before avl_gap_find()
+ * gives it up, for a tree of count ranges: 3 ceil(1.5 ceil(log2(count + 2))),
+ * above the 3h - 2 that a search with an exact bound can need; 96 at 2^20.
  */
 uint64_t avl_gap_budget(size_t count);
 
 /*
  * Finds the lowest (with AVL_GAP_HIGHEST the highest) address satisfying q
- * and fills *r; false if there is none, or none that the fallback below sees.
- * The search bounds each subtree by the largest usable size at the largest of
- * 1, 2 MiB and 1 GiB that divides q->align (call it b). That bound is exact
- * when align == b, or when align divides every hole's start and end (align
- * <= 4 KiB in an address space); then the answer is the first fit (the
- * last, for AVL_GAP_HIGHEST) and r->visits <= 3h - 2. Otherwise subtrees whose holes
- * are big enough but misaligned can be entered in vain; once the search has
- * read avl_gap_budget(t->count) nodes it stops, and a search that asks for
- * size + align - b bytes at b alignment runs instead (exact, so at most 3h - 2
- * more reads). Any such hole has room for the request at align, so r->addr
+ * and fills *r; false if there is none, or none that a fallback below sees.
+ * Where the subtrees' bound is exact for q (above), the answer is the first
+ * fit (the last, for AVL_GAP_HIGHEST). Otherwise subtrees whose holes are
+ * big enough but misaligned can be entered in vain, and once the search has
+ * read avl_gap_budget(t->count) nodes it stops, and asks instead for size +
+ * align - b bytes from a multiple of b: b = 1 GiB, 2 MiB or 4 KiB, the
+ * largest below align (exact where ranges are page-grained; if that one
+ * too runs out, b = 1, which the largest gap bounds exactly). From a
+ * multiple of b, align - b more bytes reach a multiple of align, so r->addr
  * is then the lowest (highest) align-aligned fit in the lowest (highest)
  * hole, clipped to the window, that holds size + align - b bytes from a
- * b-aligned address; a fit in a lower (higher) hole with less room is not
- * seen, and false means no hole has that much. The holes below the first
- * range and above the last are always tried exactly, before and after the
- * tree. r->over_asked tells which of the two answered.
+ * multiple of b; a fit in a lower (higher) hole with less room is not seen,
+ * and false means no hole between two ranges has that much room.
+ * r->over_align is that b. The holes below the first range and above the
+ * last are always tried exactly, before and after the tree.
  */
 bool avl_gap_find(const struct avl_tree *t, const struct avl_gap_query *q, unsigned flags,
                   struct avl_gap_result *r);
 
 /*
  * avl_gap_find() for the lowest address, its result in *addr; *visits (if
- * not NULL) is increased by the nodes read (1 when no hole in the tree has
- * room for size at the alignment b above).
+ * not NULL) is increased by the nodes read (1 when no hole in the tree is
+ * within the bound of the request's level).
  */
 bool avl_gap_lowest(const struct avl_tree *t, const struct avl_gap_query *q, uint64_t *addr,
                     uint64_t *visits);

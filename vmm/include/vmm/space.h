@@ -117,8 +117,12 @@ struct vmm_alloc_req {
  * Finds the lowest (or with VMM_ALLOC_TOPDOWN the highest) address a with
  * a % align == 0 such that [a, a + size) lies inside the window and the space,
  * avoids page 0, the non-canonical hole and every VMA; records it as a new VMA.
- * => exact: VMM_ERR_NO_SPACE only if no such address exists; VMM_ERR_INVALID
- *    for a bad size/align or an empty window; *out (if not NULL) gets the VMA.
+ * => exact for align up to 4 KiB, 2 MiB and 1 GiB: VMM_ERR_NO_SPACE only if
+ *    no such address exists. Any other align is exact too unless the tree's
+ *    search runs out of its budget, and then the over-asked answer that
+ *    avl_gap_find() (vmm/avl.h) describes stands in, also for
+ *    VMM_ERR_NO_SPACE. VMM_ERR_INVALID for a bad size/align or an empty
+ *    window; *out (if not NULL) gets the VMA.
  * => s->last_visits counts the tree nodes the search examined.
  */
 enum vmm_status vmm_space_alloc(struct vmm_space *s, const struct vmm_alloc_req *req,
