@@ -837,10 +837,13 @@ static const struct avl_node *gap_lowest(struct gap_search *g, const struct avl_
                 return r;
         }
         if (n->gap >= g->size && n->start > lo && below <= hi) {
-            span[0] = max_u64(below, lo);
-            span[1] = min_u64(n->start - 1, hi);
-            if (fit_low(g->mask, g->size, span[0], span[1], &unused))
+            uint64_t a = max_u64(below, lo), b = min_u64(n->start - 1, hi);
+
+            if (fit_low(g->mask, g->size, a, b, &unused)) {
+                span[0] = a;
+                span[1] = b;
                 return n;
+            }
         }
         if (!n->right || n->last >= hi ||
             !worth_entering(g, slot_bound(n, true, g->level), max_u64(n->last + 1, lo), hi))
@@ -871,10 +874,13 @@ static const struct avl_node *gap_highest(struct gap_search *g, const struct avl
                 return r;
         }
         if (n->gap >= g->size && n->start > lo && below <= hi) {
-            span[0] = max_u64(below, lo);
-            span[1] = min_u64(n->start - 1, hi);
-            if (fit_high(g->mask, g->size, span[0], span[1], &unused))
+            uint64_t a = max_u64(below, lo), b = min_u64(n->start - 1, hi);
+
+            if (fit_high(g->mask, g->size, a, b, &unused)) {
+                span[0] = a;
+                span[1] = b;
                 return n;
+            }
         }
         if (!n->left || below <= lo ||
             !worth_entering(g, slot_bound(n, false, g->level), lo, min_u64(below - 1, hi)))

@@ -215,7 +215,8 @@ uint64_t avl_gap_budget(size_t count);
  * read avl_gap_budget(t->count) nodes it stops, and asks instead for size +
  * align - b bytes from a multiple of b: b = 1 GiB, 2 MiB or 4 KiB, the
  * largest below align (exact where ranges are page-grained; if that one
- * too runs out, b = 1, which the largest gap bounds exactly). From a
+ * too runs out, or none is below align, b = 1, which the largest gap bounds
+ * exactly). From a
  * multiple of b, align - b more bytes reach a multiple of align, so r->addr
  * is then the lowest (highest) align-aligned fit in the lowest (highest)
  * hole, clipped to the window, that holds size + align - b bytes from a
