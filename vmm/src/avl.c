@@ -893,8 +893,9 @@ static const struct avl_node *gap_highest(struct gap_search *g, const struct avl
 }
 
 /* One search of the tree's holes: reads the root, and descends if it is worth it. */
-static const struct avl_node *tree_pass(struct gap_search *g, const struct avl_tree *t,
-                                        const struct avl_gap_query *q, bool high, uint64_t span[2])
+static inline const struct avl_node *tree_pass(struct gap_search *g, const struct avl_tree *t,
+                                               const struct avl_gap_query *q, bool high,
+                                               uint64_t span[2])
 {
     const struct avl_node *root = t->root;
     uint64_t own = g->level == LEVEL_GAP ? root->gap
@@ -931,8 +932,9 @@ uint64_t avl_gap_budget(size_t count)
  * run out too, and the one at 1 always is exact.
  * If no hole in the tree passes the root's bound, the root is the one read.
  */
-static const struct avl_node *tree_holes(const struct avl_tree *t, const struct avl_gap_query *q,
-                                         bool high, struct avl_gap_result *r, uint64_t span[2])
+static inline const struct avl_node *tree_holes(const struct avl_tree *t,
+                                                const struct avl_gap_query *q, bool high,
+                                                struct avl_gap_result *r, uint64_t span[2])
 {
     uint64_t a = q->align, budget = a == 1 ? UINT64_MAX : avl_gap_budget(t->count);
     enum level level = a >= AVL_ALIGN_1G ? LEVEL_1G : a >= AVL_ALIGN_2M ? LEVEL_2M : LEVEL_GAP;
@@ -1000,16 +1002,14 @@ static bool tail_hole(const struct avl_tree *t, const struct avl_gap_query *q, u
     return t->last->last < q->hi;
 }
 
-bool avl_gap_find(const struct avl_tree *t, const struct avl_gap_query *q, unsigned flags,
-                  struct avl_gap_result *r)
+/*
+ * avl_gap_find(), for a constant high: the fit tests and edge holes are
+ * called directly, so each entry point gets its own inlined copy.
+ */
+__attribute__((always_inline)) static inline bool gap_find(const struct avl_tree *t,
+                                                           const struct avl_gap_query *q, bool high,
+                                                           struct avl_gap_result *r)
 {
-    bool high = (flags & AVL_GAP_HIGHEST) != 0;
-    bool (*fit)(uint64_t, uint64_t, uint64_t, uint64_t, uint64_t *) = high ? fit_high : fit_low;
-    /* The edge hole on the side the search favours, the tree, the other edge hole. */
-    bool (*near)(const struct avl_tree *, const struct avl_gap_query *, uint64_t *, uint64_t *) =
-        high ? tail_hole : head_hole;
-    bool (*far)(const struct avl_tree *, const struct avl_gap_query *, uint64_t *, uint64_t *) =
-        high ? head_hole : tail_hole;
     uint64_t mask = q->align - 1, lo, hi, span[2];
     const struct avl_node *n;
 
@@ -1017,28 +1017,39 @@ bool avl_gap_find(const struct avl_tree *t, const struct avl_gap_query *q, unsig
     r->visits = 0;
     r->over_align = 0;
     if (!t->root)
-        return fit(mask, q->size, q->lo, q->hi, &r->addr);
-    if (near(t, q, &lo, &hi) && fit(mask, q->size, lo, hi, &r->addr)) {
+        return high ? fit_high(mask, q->size, q->lo, q->hi, &r->addr)
+                    : fit_low(mask, q->size, q->lo, q->hi, &r->addr);
+    /* The edge hole on the side the search favours, the tree, the other edge hole. */
+    if (high ? tail_hole(t, q, &lo, &hi) && fit_high(mask, q->size, lo, hi, &r->addr)
+             : head_hole(t, q, &lo, &hi) && fit_low(mask, q->size, lo, hi, &r->addr)) {
         r->next = high ? NULL : t->first;
         return true;
     }
     n = tree_holes(t, q, high, r, span);
-    if (n && fit(mask, q->size, span[0], span[1], &r->addr)) {
+    if (n && (high ? fit_high(mask, q->size, span[0], span[1], &r->addr)
+                   : fit_low(mask, q->size, span[0], span[1], &r->addr))) {
         r->next = (struct avl_node *)n;
         return true;
     }
-    if (far(t, q, &lo, &hi) && fit(mask, q->size, lo, hi, &r->addr)) {
+    if (high ? head_hole(t, q, &lo, &hi) && fit_high(mask, q->size, lo, hi, &r->addr)
+             : tail_hole(t, q, &lo, &hi) && fit_low(mask, q->size, lo, hi, &r->addr)) {
         r->next = high ? t->first : NULL;
         return true;
     }
     return false;
 }
 
+bool avl_gap_find(const struct avl_tree *t, const struct avl_gap_query *q, unsigned flags,
+                  struct avl_gap_result *r)
+{
+    return (flags & AVL_GAP_HIGHEST) ? gap_find(t, q, true, r) : gap_find(t, q, false, r);
+}
+
 bool avl_gap_lowest(const struct avl_tree *t, const struct avl_gap_query *q, uint64_t *addr,
                     uint64_t *visits)
 {
     struct avl_gap_result r;
-    bool found = avl_gap_find(t, q, 0, &r);
+    bool found = gap_find(t, q, false, &r);
 
     if (found)
         *addr = r.addr;
@@ -1051,7 +1062,7 @@ bool avl_gap_highest(const struct avl_tree *t, const struct avl_gap_query *q, ui
                      uint64_t *visits)
 {
     struct avl_gap_result r;
-    bool found = avl_gap_find(t, q, AVL_GAP_HIGHEST, &r);
+    bool found = gap_find(t, q, true, &r);
 
     if (found)
         *addr = r.addr;
