@@ -14,6 +14,10 @@ PACKAGES=(
     mtools gdisk                   # the disk image, without root or loop devices
     ovmf qemu-system-x86           # the firmware and the machine the image boots on
     u-boot-qemu                    # U-Boot's EFI: a second, non-EDK2 firmware for the image
+    sbsigntool                     # sbsign/sbverify: the signed stage 1 (canopy-sb.img) and its check
+    faketime                       # signs at SOURCE_DATE_EPOCH: sbsign records the signing time
+    efitools                       # sb-keys.sh's .esl/.auth files for enrolling keys in firmware
+    shim-signed                    # Debian's Microsoft-signed shim and MokManager (flash-usb.sh --shim)
     python3                        # the boot-test harness
     gdb                            # scripts/gdb/canopy.py and its boot test
     git                            # image timestamps from the last commit
