@@ -4,7 +4,9 @@
  *
  *   while boot services live             every failure: one line, a pause,
  *     read canopy.cfg                    and an error back to the firmware
+ *       verified: its hash = the pin
  *     read the kernel, validate it whole
+ *       verified: its hash = kernel_sha256, before any parsing
  *     framebuffer, RSDP, CPU, TSC, seed
  *   ExitBootServices
  *   after it                             every failure: one line on serial,
@@ -20,6 +22,13 @@
  * loader memory (which the kernel reclaims): the boot info holds copies of the
  * memory maps, the manifest and the PMM state.
  *
+ * Verified boot (docs/secure-boot.md): when the firmware enforces Secure Boot
+ * or this stage 1 carries a pinned hash of canopy.cfg (load/pin.h), the
+ * configuration must match the pin and the kernel file the configuration's
+ * kernel_sha256=, each checked on the whole file before a byte of it is used,
+ * and the configuration's debug_* keys are ignored. A mismatch is one line
+ * (file, expected hash, hash found) and a return to the firmware.
+ *
  * Called by efi_main (efi/entry.c); stage1_main returns only on a failure
  * before ExitBootServices.
  */
@@ -29,6 +38,7 @@
 #include <canopy/hwrng.h>
 #include <canopy/page.h>
 #include <canopy/rt.h>
+#include <canopy/sha256.h>
 #include <canopy/str.h>
 #include <pmm/pmm.h>
 #include <vmm/pt.h>
@@ -37,6 +47,7 @@
 #include "load/config.h"
 #include "load/elf.h"
 #include "load/mapplan.h"
+#include "load/pin.h"
 
 #define KERNEL_FILE_MAX (256ull << 20)
 #define ERROR_PAUSE_US  3000000 /* how long an error line stays up before the firmware returns */
@@ -65,7 +76,15 @@ static struct {
     uint64_t rsdp;
     uint64_t system_table;
     uint64_t seed;
+    bool secure_boot;                /* the firmware enforces Secure Boot */
+    bool cfg_pinned;                 /* this image carries canopy.cfg's hash */
+    struct sha256_digest cfg_pin;    /* ... which is this */
+    bool verify;                     /* secure_boot or cfg_pinned: every file is checked */
+    bool kernel_verified;            /* the kernel matched a verified kernel_sha256= */
+    struct sha256_digest kernel_sha; /* the kernel file's hash, when it was checked */
 } s1;
+
+extern const volatile struct stage1_pin stage1_cfg_pin; /* pin.c */
 
 static void phase(enum canopy_phase p)
 {
@@ -107,8 +126,29 @@ static void report_config(void *ctx, unsigned line, const char *problem)
     con_printf("canopy: canopy.cfg:%u: %s\n", line, problem);
 }
 
+/*
+ * The pin, as sb-pin.py left it in this image's section. Read byte by byte
+ * through the volatile object: the compiler saw only the unpinned initialiser.
+ */
+static void read_pin(void)
+{
+    s1.cfg_pinned = stage1_cfg_pin.pinned != 0;
+    for (unsigned i = 0; i < SHA256_DIGEST_BYTES; i++)
+        s1.cfg_pin.bytes[i] = stage1_cfg_pin.cfg_sha256[i];
+}
+
+/* The refusal: one line naming the file, the hash it must have and the hash it has. */
+static enum fw_status refuse(const char *path, const struct sha256_digest *expected,
+                             const struct sha256_digest *found)
+{
+    char want[SHA256_HEX_CHARS + 1], got[SHA256_HEX_CHARS + 1];
+    sha256_to_hex(expected, want);
+    sha256_to_hex(found, got);
+    return give_up(FW_REFUSED, "%s: refused: sha256 expected %s, found %s", path, want, got);
+}
+
 /* Reads canopy.cfg over the defaults; every problem is reported and the boot goes on. */
-static void read_config(void)
+static void read_plain_config(void)
 {
     void *text;
     uint64_t len;
@@ -135,6 +175,71 @@ static void read_config(void)
     }
 }
 
+/*
+ * Verified boot: canopy.cfg must exist and hash to the pin, and it must pin
+ * the kernel. No defaults stand in for a file that is missing or differs: the
+ * boot stops. Secure Boot with nothing pinned stops too: the firmware vouched
+ * for this stage 1 only, and a stage 1 that starts whatever kernel an
+ * unsigned file names would carry the firmware's trust to any code.
+ */
+static enum fw_status read_verified_config(void)
+{
+    if (!s1.cfg_pinned)
+        return give_up(FW_REFUSED,
+                       "%s: refused: Secure Boot is on and this stage 1 pins no configuration "
+                       "(build it with CANOPY_SB_KEY, docs/secure-boot.md)",
+                       CONFIG_FILE_PATH);
+    void *text;
+    uint64_t len;
+    enum fw_status st = fw_read_file(CONFIG_FILE_PATH, CONFIG_FILE_MAX, &text, &len);
+    if (st == FW_EMPTY) {
+        text = NULL;
+        len = 0;
+    } else if (st != FW_OK) {
+        return give_up(st, "%s: refused: the pinned configuration cannot be read (%s)",
+                       CONFIG_FILE_PATH, fw_status_str(st));
+    }
+    struct sha256_digest found;
+    sha256_digest(text, len, &found);
+    if (!sha256_equal(&found, &s1.cfg_pin)) {
+        if (text)
+            fw_free_file(text, len);
+        return refuse(CONFIG_FILE_PATH, &s1.cfg_pin, &found);
+    }
+    config_defaults(&s1.cfg);
+    s1.cfg.verified = true;
+    config_parse(&s1.cfg, text, len, report_config, NULL);
+    if (text)
+        fw_free_file(text, len);
+    if (s1.cfg.debug_ignored)
+        con_printf("canopy: canopy.cfg: %u debug_* line%s ignored: the configuration is "
+                   "verified\n",
+                   s1.cfg.debug_ignored, s1.cfg.debug_ignored == 1 ? "" : "s");
+    if (!s1.cfg.kernel_pinned)
+        return give_up(FW_REFUSED, "%s: refused: it pins no kernel (no valid kernel_sha256=)",
+                       CONFIG_FILE_PATH);
+    return FW_OK;
+}
+
+/*
+ * The kernel file's hash against kernel_sha256=, before anything parses it.
+ * A verified configuration always pins it; an unverified one may, and is held
+ * to it, but proves nothing (whoever edits the file edits both).
+ */
+static enum fw_status check_kernel(void)
+{
+    if (!s1.cfg.kernel_pinned)
+        return FW_OK;
+    sha256_digest(s1.kernel, s1.kernel_size, &s1.kernel_sha);
+    if (!sha256_equal(&s1.kernel_sha, &s1.cfg.kernel_sha256)) {
+        fw_free_file((void *)s1.kernel, s1.kernel_size);
+        s1.kernel = NULL;
+        return refuse(s1.cfg.kernel, &s1.cfg.kernel_sha256, &s1.kernel_sha);
+    }
+    s1.kernel_verified = s1.verify;
+    return FW_OK;
+}
+
 static enum fw_status read_kernel(void)
 {
     const char *path = s1.cfg.kernel;
@@ -145,7 +250,7 @@ static enum fw_status read_kernel(void)
     case FW_OK:
         s1.kernel = data;
         s1.kernel_size = size;
-        return FW_OK;
+        return check_kernel();
     case FW_NOT_FOUND:
         return give_up(st, "%s: file not found", path);
     case FW_EMPTY:
@@ -518,6 +623,11 @@ static void fill_bootinfo(const struct handoff *h)
     bi->tsc_hz = s1.tsc_hz;
     bi->random_seed = s1.seed;
     str_copy(bi->cmdline, s1.cfg.cmdline, sizeof(bi->cmdline));
+    bi->boot_flags = (s1.secure_boot ? CANOPY_BOOT_SECURE_BOOT : 0) |
+                     (s1.verify ? CANOPY_BOOT_CONFIG_VERIFIED : 0) |
+                     (s1.kernel_verified ? CANOPY_BOOT_KERNEL_VERIFIED : 0);
+    if (s1.kernel_verified)
+        __builtin_memcpy(bi->kernel_sha256, s1.kernel_sha.bytes, sizeof(bi->kernel_sha256));
 }
 
 /* The last check of the PMM, the last line, and the jump through the trampoline. */
@@ -564,9 +674,22 @@ static _Noreturn void after_exit(const struct fw_exit *ex)
 static enum fw_status boot(void)
 {
     phase(CANOPY_PHASE_STAGE1_ENTRY);
+    s1.secure_boot = fw_secure_boot();
+    read_pin();
+    s1.verify = s1.secure_boot || s1.cfg_pinned;
     con_printf("canopy: stage 1\n");
+    /* Only a verified boot says so here: an unverified one prints what it always has. */
+    if (s1.verify)
+        con_printf("canopy: secure boot: %s, configuration %s\n", s1.secure_boot ? "on" : "off",
+                   s1.cfg_pinned ? "pinned" : "not pinned");
     fw_fault_show_previous();
-    read_config();
+    if (s1.verify) {
+        enum fw_status st = read_verified_config();
+        if (st != FW_OK)
+            return st;
+    } else {
+        read_plain_config();
+    }
     con_set_serial(s1.cfg.serial);
     phase(CANOPY_PHASE_CONFIG_READ);
 
@@ -574,6 +697,12 @@ static enum fw_status boot(void)
     if (st != FW_OK)
         return st;
     phase(CANOPY_PHASE_KERNEL_READ);
+    if (s1.cfg.kernel_pinned) {
+        char hex[SHA256_HEX_CHARS + 1];
+        sha256_to_hex(&s1.kernel_sha, hex);
+        con_printf("canopy: %s: sha256 %s as pinned; kernel verified: %s\n", s1.cfg.kernel, hex,
+                   s1.kernel_verified ? "yes" : "no (the configuration is not verified)");
+    }
     st = validate_kernel();
     if (st == FW_OK && (!page_is_aligned((uintptr_t)trampoline_start) ||
                         trampoline_end - trampoline_start > (long)PAGE_SIZE))

@@ -21,7 +21,7 @@
 #include <stdint.h>
 
 #define CANOPY_BOOTINFO_MAGIC   0x4f464e4959504f4eull /* "NOPYINFO" little endian */
-#define CANOPY_BOOTINFO_VERSION 1
+#define CANOPY_BOOTINFO_VERSION 2                     /* 2: boot_flags, kernel_sha256 */
 
 /* Virtual memory layout (4-level paging). */
 #define CANOPY_HHDM_BASE_4L    0xffff800000000000ull
@@ -213,11 +213,21 @@ struct canopy_bootinfo {
     uint64_t random_seed; /* from RDSEED/RDRAND or the firmware RNG, 0 if none */
 
     char cmdline[256]; /* NUL terminated */
+
+    /* Version 2: what stage 1 verified (docs/secure-boot.md). */
+    uint32_t boot_flags; /* CANOPY_BOOT_* */
+    uint32_t reserved2;
+    uint8_t kernel_sha256[32]; /* the kernel file's SHA-256 if KERNEL_VERIFIED, else zeros */
 };
 
 #define CANOPY_CPU_NX     0x1u /* EFER.NXE was set */
 #define CANOPY_CPU_PDPE1G 0x2u /* 1 GiB pages available (used for the HHDM) */
 #define CANOPY_CPU_LA57   0x4u /* 5-level paging active */
+
+#define CANOPY_BOOT_SECURE_BOOT     0x1u /* the firmware enforces Secure Boot */
+#define CANOPY_BOOT_CONFIG_VERIFIED 0x2u /* canopy.cfg matched the hash stage 1 pins */
+#define CANOPY_BOOT_KERNEL_VERIFIED 0x4u /* the kernel file matched the verified kernel_sha256= */
+#define CANOPY_BOOT_FLAGS_KNOWN     0x7u
 
 _Static_assert(sizeof(struct canopy_mem_range) == 32, "mem_range ABI");
 _Static_assert(sizeof(struct canopy_segment) == 32, "segment ABI");
@@ -225,6 +235,9 @@ _Static_assert(sizeof(struct canopy_framebuffer) == 56, "framebuffer ABI");
 _Static_assert(sizeof(struct canopy_mapping) == 32, "mapping ABI");
 _Static_assert(offsetof(struct canopy_bootinfo, hhdm_base) == 16, "bootinfo ABI");
 _Static_assert(offsetof(struct canopy_bootinfo, segments) == 56, "bootinfo ABI");
+_Static_assert(offsetof(struct canopy_bootinfo, boot_flags) ==
+                   offsetof(struct canopy_bootinfo, cmdline) + 256,
+               "bootinfo ABI: version 2 appends after the command line");
 _Static_assert(sizeof(struct canopy_bootinfo) % 8 == 0, "bootinfo ABI");
 
 #endif

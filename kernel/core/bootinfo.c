@@ -107,6 +107,24 @@ const char *bootinfo_problem(const struct canopy_bootinfo *bi, const struct boot
             terminated = true;
     if (!terminated)
         FAIL("command line is not NUL terminated");
+
+    /* Version 2: a verified kernel only under a verified configuration, with its hash. */
+    if (bi->boot_flags & ~CANOPY_BOOT_FLAGS_KNOWN)
+        FAIL("unknown boot flags 0x%x", bi->boot_flags & ~CANOPY_BOOT_FLAGS_KNOWN);
+    if ((bi->boot_flags & CANOPY_BOOT_SECURE_BOOT) &&
+        !(bi->boot_flags & CANOPY_BOOT_CONFIG_VERIFIED))
+        FAIL("boot flags: Secure Boot on but the configuration not verified");
+    if ((bi->boot_flags & CANOPY_BOOT_KERNEL_VERIFIED) &&
+        !(bi->boot_flags & CANOPY_BOOT_CONFIG_VERIFIED))
+        FAIL("boot flags: kernel verified against an unverified configuration");
+    bool hash_zero = true;
+    for (size_t i = 0; i < sizeof(bi->kernel_sha256); i++)
+        if (bi->kernel_sha256[i] != 0)
+            hash_zero = false;
+    if (((bi->boot_flags & CANOPY_BOOT_KERNEL_VERIFIED) != 0) == hash_zero)
+        FAIL("boot flags: kernel %s but its hash is %s",
+             (bi->boot_flags & CANOPY_BOOT_KERNEL_VERIFIED) ? "verified" : "not verified",
+             hash_zero ? "missing" : "set");
     return NULL;
 }
 

@@ -115,6 +115,9 @@ static void print_banner(const struct canopy_bootinfo *bi)
         kprintf("framebuffer: %ux%u, pitch %u, %u bpp at phys 0x%llx%s\n", bi->fb.width,
                 bi->fb.height, bi->fb.pitch_bytes, bi->fb.bpp, (unsigned long long)bi->fb.base,
                 console_has_fb() ? "" : " (console off)");
+    kprintf("secure boot: %s, kernel verified: %s\n",
+            (bi->boot_flags & CANOPY_BOOT_SECURE_BOOT) ? "on" : "off",
+            (bi->boot_flags & CANOPY_BOOT_KERNEL_VERIFIED) ? "yes" : "no");
     if (bi->cmdline[0] != '\0')
         kprintf("command line: %s\n", bi->cmdline);
     if (bi->tsc_hz != 0 && bi->phase_tsc[CANOPY_PHASE_STAGE1_ENTRY] != 0) {

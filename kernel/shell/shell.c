@@ -587,6 +587,8 @@ static void cmd_boottime(struct shell *sh, struct args *a)
         say(sh, "page tables: %u frames, minimum %u (%s)\n", bt.pt_frames_used,
             bt.pt_frames_minimum,
             bt.pt_frames_used == bt.pt_frames_minimum ? "equal" : "NOT the minimum");
+    say(sh, "secure boot: %s, kernel verified: %s\n", bt.secure_boot ? "on" : "off",
+        bt.kernel_verified ? "yes" : "no");
 }
 
 static void cmd_reboot(struct shell *sh, struct args *a)

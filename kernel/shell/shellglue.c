@@ -262,6 +262,8 @@ static void op_boottime(void *ctx, struct shell_boottime *out)
         out->phase_tsc[p] = bi->phase_tsc[p];
     out->pt_frames_used = bi->pt_frames_used;
     out->pt_frames_minimum = bi->pt_frames_minimum;
+    out->secure_boot = (bi->boot_flags & CANOPY_BOOT_SECURE_BOOT) != 0;
+    out->kernel_verified = (bi->boot_flags & CANOPY_BOOT_KERNEL_VERIFIED) != 0;
 }
 
 static void op_write(void *ctx, const char *s, size_t n)

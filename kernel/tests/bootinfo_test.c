@@ -173,6 +173,31 @@ static void test_bootinfo_other_fields_are_checked(void)
     CHECK(rejected_for("command line"));
 }
 
+/* Version 2's boot flags: each combination stage 1 can produce passes, the others fail. */
+static void test_bootinfo_boot_flags_are_consistent(void)
+{
+    make_valid();
+    bi.boot_flags =
+        CANOPY_BOOT_SECURE_BOOT | CANOPY_BOOT_CONFIG_VERIFIED | CANOPY_BOOT_KERNEL_VERIFIED;
+    memset(bi.kernel_sha256, 0xab, sizeof(bi.kernel_sha256));
+    CHECK(bootinfo_problem(&bi, &cpu) == NULL);
+    bi.boot_flags = CANOPY_BOOT_CONFIG_VERIFIED | CANOPY_BOOT_KERNEL_VERIFIED; /* pinned, SB off */
+    CHECK(bootinfo_problem(&bi, &cpu) == NULL);
+    bi.boot_flags = CANOPY_BOOT_KERNEL_VERIFIED;
+    CHECK(rejected_for("unverified configuration"));
+    bi.boot_flags = CANOPY_BOOT_CONFIG_VERIFIED; /* a hash without the flag */
+    CHECK(rejected_for("hash is set"));
+    make_valid();
+    bi.boot_flags = CANOPY_BOOT_CONFIG_VERIFIED | CANOPY_BOOT_KERNEL_VERIFIED;
+    CHECK(rejected_for("hash is missing"));
+    make_valid();
+    bi.boot_flags = CANOPY_BOOT_SECURE_BOOT;
+    CHECK(rejected_for("configuration not verified"));
+    make_valid();
+    bi.boot_flags = 0x80;
+    CHECK(rejected_for("unknown boot flags"));
+}
+
 void bootinfo_tests(void)
 {
     RUN(test_bootinfo_valid_is_accepted);
@@ -180,4 +205,5 @@ void bootinfo_tests(void)
     RUN(test_bootinfo_paging_must_match_the_cpu);
     RUN(test_bootinfo_segments_are_checked);
     RUN(test_bootinfo_other_fields_are_checked);
+    RUN(test_bootinfo_boot_flags_are_consistent);
 }

@@ -36,6 +36,8 @@ const char *fw_status_str(enum fw_status st)
         return "not supported by this firmware";
     case FW_FAILED:
         return "firmware error";
+    case FW_REFUSED:
+        return "refused by its hash check";
     }
     return "unknown error";
 }
@@ -107,5 +109,7 @@ RT_NO_STACK_PROTECTOR EFI_STATUS EFIAPI efi_main(EFI_HANDLE image, EFI_SYSTEM_TA
 
     enum fw_status s = stage1_main();
     /* stage1_main only returns on failure, with boot services still alive. */
+    if (s == FW_REFUSED)
+        return EFI_SECURITY_VIOLATION; /* what the firmware's own image check answers */
     return s == FW_NOT_FOUND ? EFI_NOT_FOUND : EFI_LOAD_ERROR;
 }

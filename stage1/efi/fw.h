@@ -31,6 +31,7 @@ enum fw_status {
     FW_IO,          /* a read failed or came up short */
     FW_UNSUPPORTED, /* the firmware lacks something stage 1 needs */
     FW_FAILED,      /* any other firmware error */
+    FW_REFUSED,     /* a file failed its hash check (Secure Boot or a pinned configuration) */
 };
 
 /* A short English description of a status. */
@@ -119,6 +120,8 @@ uint64_t fw_system_table(void);
 uint64_t fw_tsc_hz(void);
 /* rng.c: a random value from the EFI RNG protocol; false if it is missing or fails. */
 bool fw_random(uint64_t *out);
+/* secboot.c: whether the firmware enforces Secure Boot (SecureBoot is 1; missing: no). */
+bool fw_secure_boot(void);
 /* time.c: waits `us` microseconds with boot services. */
 void fw_stall_us(uint64_t us);
 

@@ -22,7 +22,7 @@ struct parser {
     void *ctx;
     unsigned line;
     unsigned problems;
-    bool seen[7]; /* keys already set, for the duplicate note */
+    bool seen[8]; /* keys already set, for the duplicate note */
 };
 
 PRINTF_LIKE(2, 3) static void problem(struct parser *p, const char *fmt, ...)
@@ -204,6 +204,17 @@ static bool set_debug_smash(struct parser *p, const char *v, size_t n)
     return set_fault_phase(p, "debug_smash", v, n, CONFIG_SMASH_LAST, &p->cfg->debug_smash);
 }
 
+/* The kernel's SHA-256 as 64 hex digits (either case). */
+static bool set_kernel_sha256(struct parser *p, const char *v, size_t n)
+{
+    if (!sha256_from_hex(v, n, &p->cfg->kernel_sha256)) {
+        problem(p, "kernel_sha256= takes 64 hex digits, not '%s'", quote(v, n).text);
+        return false;
+    }
+    p->cfg->kernel_pinned = true;
+    return true;
+}
+
 static const struct {
     const char *name;
     bool (*set)(struct parser *p, const char *v, size_t n);
@@ -211,7 +222,7 @@ static const struct {
     {"kernel", set_kernel},           {"cmdline", set_cmdline},
     {"serial", set_serial},           {"verbose", set_verbose},
     {"resolution", set_resolution},   {"debug_fault", set_debug_fault},
-    {"debug_smash", set_debug_smash},
+    {"debug_smash", set_debug_smash}, {"kernel_sha256", set_kernel_sha256},
 };
 _Static_assert(sizeof(keys) / sizeof(keys[0]) <= sizeof(((struct parser *)0)->seen),
                "one seen flag per key");
@@ -248,6 +259,12 @@ static void parse_line(struct parser *p, const char *s, size_t n)
     while (vlen > 0 && is_blank(*v))
         v++, vlen--;
 
+    /* A verified file's test and debug aids, known or not, change nothing. */
+    if (p->cfg->verified && klen >= 6 && word_is(s, 6, "debug_")) {
+        p->cfg->debug_ignored++;
+        return;
+    }
+
     for (size_t k = 0; k < sizeof(keys) / sizeof(keys[0]); k++) {
         if (!word_is(s, klen, keys[k].name))
             continue;
@@ -274,6 +291,11 @@ void config_defaults(struct config *cfg)
     cfg->fb_height = 0;
     cfg->debug_fault = CONFIG_NO_FAULT;
     cfg->debug_smash = CONFIG_NO_FAULT;
+    cfg->kernel_pinned = false;
+    for (size_t i = 0; i < sizeof(cfg->kernel_sha256.bytes); i++)
+        cfg->kernel_sha256.bytes[i] = 0;
+    cfg->verified = false;
+    cfg->debug_ignored = 0;
 }
 
 unsigned config_parse(struct config *cfg, const char *text, size_t len, config_report_fn report,

@@ -14,6 +14,12 @@
  *                     reaches PHASE (config-read .. kernel-entry); "off" (default)
  *   debug_smash=PHASE the same, but an overrun of a local array that the stack
  *                     protector catches (config-read .. page-tables-built)
+ *   kernel_sha256=HEX the kernel file's SHA-256 (64 hex digits): stage 1 refuses
+ *                     a kernel whose hash differs. The signed image's build
+ *                     writes it (docs/secure-boot.md)
+ * A verified configuration (cfg->verified set before config_parse: Secure
+ * Boot is on or stage 1 pins the file's hash) takes no debug_* key: each is
+ * counted in debug_ignored and changes nothing.
  * Every problem is reported with its line number and the setting keeps its
  * previous (default) value, so a broken file still boots with safe defaults.
  * A key given again with a valid value replaces the earlier one, with a note;
@@ -27,6 +33,7 @@
 #include <stdint.h>
 
 #include <canopy/bootinfo.h>
+#include <canopy/sha256.h>
 
 #define CONFIG_PATH_MAX       256 /* bytes including the NUL */
 #define CONFIG_CMDLINE_MAX    256 /* = sizeof(canopy_bootinfo.cmdline) */
@@ -47,12 +54,16 @@ struct config {
     uint32_t fb_width, fb_height; /* 0, 0: keep the firmware's current mode */
     unsigned debug_fault;         /* enum canopy_phase to fault at, or CONFIG_NO_FAULT */
     unsigned debug_smash; /* enum canopy_phase to overrun the stack at, or CONFIG_NO_FAULT */
+    bool kernel_pinned;   /* kernel_sha256= was given (and valid) */
+    struct sha256_digest kernel_sha256;
+    bool verified;          /* in: the file is verified, debug_* keys are ignored */
+    unsigned debug_ignored; /* out: debug_* lines ignored because verified */
 };
 
 /* Receives one problem: the 1-based line number and a sentence without a newline. */
 typedef void (*config_report_fn)(void *ctx, unsigned line, const char *problem);
 
-/* Fills cfg with the defaults (what a missing file means). */
+/* Fills cfg with the defaults (what a missing file means); verified is false. */
 void config_defaults(struct config *cfg);
 
 /*

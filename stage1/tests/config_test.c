@@ -266,6 +266,57 @@ static void test_config_reads_only_len_bytes(void)
     CHECK(cfg.verbose == 5);
 }
 
+static void test_config_kernel_sha256_takes_64_hex_digits(void)
+{
+    struct config cfg;
+    struct reports r;
+    static const char hex[] = "BA7816BF8F01CFEA414140DE5DAE2223b00361a396177a9cb410ff61f20015ad";
+    char line[128];
+    snprintf(line, sizeof(line), "kernel_sha256= %s \n", hex);
+    CHECK(parse(line, &cfg, &r) == 0);
+    struct sha256_digest want;
+    sha256_digest("abc", 3, &want);
+    CHECK(cfg.kernel_pinned && sha256_equal(&cfg.kernel_sha256, &want));
+
+    /* One digit short, one too many, a non-hex digit, empty: a problem each, no pin. */
+    static const char *bad[] = {
+        "kernel_sha256=ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015a\n",
+        "kernel_sha256=ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad0\n",
+        "kernel_sha256=ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015az\n",
+        "kernel_sha256=\n",
+    };
+    for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+        CHECKF(parse(bad[i], &cfg, &r) == 1 && mentions(&r, 0, "kernel_sha256= takes"), "case %zu",
+               i);
+        CHECKF(!cfg.kernel_pinned, "case %zu pinned", i);
+    }
+}
+
+/* A verified file: every debug_* line, valid, invalid or unknown, is counted and changes nothing.
+ */
+static void test_config_verified_ignores_debug_keys(void)
+{
+    struct config cfg;
+    struct reports r;
+    const char *text = "debug_fault=validated\n"
+                       "debug_smash=config-read\n"
+                       "debug_fault=nonsense\n"
+                       "debug_whatever=1\n"
+                       "verbose=2\n";
+    memset(&r, 0, sizeof(r));
+    config_defaults(&cfg);
+    cfg.verified = true;
+    CHECK(config_parse(&cfg, text, strlen(text), collect, &r) == 0);
+    CHECK(cfg.debug_ignored == 4);
+    CHECK(cfg.debug_fault == CONFIG_NO_FAULT && cfg.debug_smash == CONFIG_NO_FAULT);
+    CHECK(cfg.verbose == 2);
+
+    /* The same file unverified: the valid ones apply, the others are problems. */
+    CHECK(parse(text, &cfg, &r) == 2);
+    CHECK(cfg.debug_ignored == 0);
+    CHECK(cfg.debug_fault == CANOPY_PHASE_VALIDATED && cfg.debug_smash == CANOPY_PHASE_CONFIG_READ);
+}
+
 void config_tests(void)
 {
     RUN(test_config_defaults);
@@ -283,4 +334,6 @@ void config_tests(void)
     RUN(test_config_unprintable_bytes_are_refused);
     RUN(test_config_bom_and_no_reporter);
     RUN(test_config_reads_only_len_bytes);
+    RUN(test_config_kernel_sha256_takes_64_hex_digits);
+    RUN(test_config_verified_ignores_debug_keys);
 }

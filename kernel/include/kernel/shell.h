@@ -53,12 +53,14 @@ struct shell_walk {
     struct pt_walk walk;
 };
 
-/* The boot phase timestamps for `boottime`. */
+/* The boot phase timestamps and what stage 1 verified, for `boottime`. */
 struct shell_boottime {
     uint64_t tsc_hz;                        /* 0 when unknown: cycles are printed instead */
     uint64_t phase_tsc[CANOPY_PHASE_COUNT]; /* 0 for a phase not reached */
     uint32_t pt_frames_used;    /* page-table frames stage 1's builder took (0: not reported) */
     uint32_t pt_frames_minimum; /* the fewest pt_map's page split needs (0: not computed) */
+    bool secure_boot;           /* the firmware enforced Secure Boot */
+    bool kernel_verified;       /* stage 1 checked the kernel against a verified hash */
 };
 
 /*

@@ -498,6 +498,11 @@ static void test_selftest_boottime_reboot_poweroff(void)
     OUT_HAS(&r.f, "  kernel-read                (not recorded)\n");
     OUT_HAS(&r.f, "  kernel-entry                  1000.000 ms       987.655 ms\n");
     OUT_HAS(&r.f, "page tables: 9 frames, minimum 9 (equal)\n");
+    OUT_HAS(&r.f, "secure boot: off, kernel verified: no\n");
+    r.f.boot.secure_boot = true;
+    r.f.boot.kernel_verified = true;
+    rig_type(&r, "boottime");
+    OUT_HAS(&r.f, "secure boot: on, kernel verified: yes\n");
     /* The page-table line in each other case: more than needed, no minimum, no report. */
     static const struct {
         uint32_t used, minimum;
