@@ -13,13 +13,18 @@ canopy_step() {
     printf '==> %s\n' "$*"
 }
 
-# Installs missing packages, configures (once) and builds everything.
+# Installs missing packages, configures (once, or again when the caller
+# passes CMake options: they must hold in the build it tests) and builds
+# everything. Arguments: -D options for the configure step.
 canopy_deps_and_build() {
     canopy_step "checking packages"
     "$CANOPY_ROOT/scripts/deps.sh"
     if [ ! -f "$CANOPY_BUILD/CMakeCache.txt" ]; then
         canopy_step "configuring $CANOPY_BUILD"
-        cmake -S "$CANOPY_ROOT" -B "$CANOPY_BUILD" -G Ninja
+        cmake -S "$CANOPY_ROOT" -B "$CANOPY_BUILD" -G Ninja "$@"
+    elif [ $# -gt 0 ]; then
+        canopy_step "configuring $CANOPY_BUILD with $*"
+        cmake -S "$CANOPY_ROOT" -B "$CANOPY_BUILD" "$@" >/dev/null
     fi
     canopy_step "building"
     cmake --build "$CANOPY_BUILD"

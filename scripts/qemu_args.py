@@ -10,7 +10,8 @@ machines with it, and tests/CMakeLists.txt asks it for the default firmware.
 As a program (standard library only):
 
   qemu_args.py ovmf [BUILD]        the code and the variable store of an OVMF
-                                   build (4m, the default, or 2m), one a line
+                                   build (4m, the default, or 2m; snakeoil or
+                                   ms: the Secure Boot ones), one a line
   qemu_args.py vars-for CODE       the variable store that goes with CODE
   qemu_args.py print OPTIONS [-- QEMU ARGS]
                                    the command line, one argument a line
@@ -34,6 +35,14 @@ OVMF_BUILDS = {
     "2m": ("OVMF_CODE.fd", "OVMF_VARS.fd"),
 }
 DEFAULT_OVMF = "4m"
+# The Secure Boot builds (the same 4 MB code, enforcing when its variable
+# store holds keys): "snakeoil" trusts Debian's test key
+# (/usr/share/ovmf/PkKek-1-snakeoil.pem), "ms" Microsoft's keys, as PCs ship.
+# Both need SMM and a secure flash (command_line's secure_boot).
+SECURE_BOOT_OVMF = {
+    "snakeoil": ("OVMF_CODE_4M.snakeoil.fd", "OVMF_VARS_4M.snakeoil.fd"),
+    "ms": ("OVMF_CODE_4M.ms.fd", "OVMF_VARS_4M.ms.fd"),
+}
 
 # The display adapters a machine can have, by name. None (the default) adds
 # nothing and leaves QEMU's own choice: one standard VGA on q35 and pc.
@@ -56,6 +65,12 @@ def ovmf_pair(build=DEFAULT_OVMF, directory=OVMF_DIR):
     return os.path.join(directory, code), os.path.join(directory, variables)
 
 
+def secure_boot_pair(keys, directory=OVMF_DIR):
+    """The (code, variable store) paths of a Secure Boot OVMF build: "snakeoil" or "ms"."""
+    code, variables = SECURE_BOOT_OVMF[keys]
+    return os.path.join(directory, code), os.path.join(directory, variables)
+
+
 def vars_for(code):
     """The variable store that goes with a firmware code file, beside it:
     OVMF_CODE_4M.fd with OVMF_VARS_4M.fd, OVMF_CODE.fd with OVMF_VARS.fd, and
@@ -69,7 +84,7 @@ def vars_for(code):
 
 def command_line(image, ovmf_code, vars_file, *, machine="q35", cpu="max", mem="512M", smp=1,
                  accel=None, serial="stdio", monitor="none", display="none", qmp=None,
-                 snapshot=False, no_reboot=True, graphics=None, extra=()):
+                 snapshot=False, no_reboot=True, graphics=None, secure_boot=False, extra=()):
     """The QEMU command line booting image under OVMF.
 
     vars_file is a private, writable copy of the variable store (never the
@@ -77,10 +92,12 @@ def command_line(image, ovmf_code, vars_file, *, machine="q35", cpu="max", mem="
     "mon:stdio", or None for a machine without a serial port); monitor None
     leaves QEMU's default monitor. snapshot keeps the image file as built
     whatever the guest writes. graphics names the display adapters (GRAPHICS;
-    None: QEMU's default). isa-debug-exit (port 0xf4) lets a guest end
+    None: QEMU's default). secure_boot adds what a Secure Boot OVMF build
+    needs: SMM, and the variable flash writable only from SMM, so that the
+    guest cannot rewrite db by writing the flash. isa-debug-exit (port 0xf4) lets a guest end
     QEMU with a status: (value << 1) | 1.
     """
-    args = [QEMU, "-machine", machine]
+    args = [QEMU, "-machine", machine + (",smm=on" if secure_boot else "")]
     if accel:
         args += ["-accel", accel]
     drive = f"format=raw,file={image},if=ide,index=0" + (",snapshot=on" if snapshot else "")
@@ -106,6 +123,8 @@ def command_line(image, ovmf_code, vars_file, *, machine="q35", cpu="max", mem="
         args.append("-no-reboot")
     args += ["-device", "isa-debug-exit,iobase=0xf4,iosize=4"]
     args += ["-serial", serial or "none"]
+    if secure_boot:
+        args += ["-global", "driver=cfi.pflash01,property=secure,value=on"]
     return args + list(extra)
 
 
@@ -127,6 +146,8 @@ def _command_from(argv):
     p.add_argument("--qmp", help="the QMP socket's path")
     p.add_argument("--snapshot", action="store_true")
     p.add_argument("--no-reboot", action="store_true")
+    p.add_argument("--secure-boot", action="store_true",
+                   help="SMM and a secure flash, for the Secure Boot OVMF builds")
     extra = []
     if "--" in argv:
         argv, extra = argv[:argv.index("--")], argv[argv.index("--") + 1:]
@@ -135,7 +156,8 @@ def _command_from(argv):
                         smp=a.smp, accel=a.accel,
                         serial=None if a.serial == "none" else a.serial, monitor=a.monitor,
                         display=a.display, qmp=a.qmp, snapshot=a.snapshot,
-                        no_reboot=a.no_reboot, graphics=a.graphics, extra=extra)
+                        no_reboot=a.no_reboot, graphics=a.graphics, secure_boot=a.secure_boot,
+                        extra=extra)
 
 
 def main(argv):
@@ -145,6 +167,9 @@ def main(argv):
     what, rest = argv[0], argv[1:]
     if what == "ovmf" and len(rest) <= 1:
         build = rest[0] if rest else DEFAULT_OVMF
+        if build in SECURE_BOOT_OVMF:
+            print("\n".join(secure_boot_pair(build)))
+            return 0
         if build not in OVMF_BUILDS:
             print(f"qemu_args.py: no OVMF build '{build}' (known: {', '.join(OVMF_BUILDS)})",
                   file=sys.stderr)

@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
 # What CI runs: installs what is missing, builds, then every test through
 # CTest: host unit tests, fuzzers (bounded time), the formatting check, and
-# the boot tests under QEMU + OVMF. Ends with CTest's summary; the exit status
-# is non-zero if anything failed.
+# the boot tests under QEMU + OVMF, those with Secure Boot enforced included.
+# Ends with CTest's summary; the exit status is non-zero if anything failed.
 set -euo pipefail
 
 usage() {
@@ -30,7 +30,9 @@ while [ $# -gt 0 ]; do
 done
 
 start=$(date +%s)
-canopy_deps_and_build
+# The Secure Boot tests boot canopy-sb.img under OVMF's snakeoil firmware, so
+# the build signs it with that firmware's test key (cmake/SecureBoot.cmake).
+canopy_deps_and_build -DCANOPY_SB_SNAKEOIL=ON
 canopy_step "running the tests (install and build took $(( $(date +%s) - start )) s)"
 set +e
 ctest --test-dir "$CANOPY_BUILD" --output-on-failure -j "$jobs" "${ctest_args[@]}"

@@ -96,7 +96,8 @@ class Machine:
     def __init__(self, image, *, ovmf_code=DEFAULT_OVMF_CODE,
                  ovmf_vars=DEFAULT_OVMF_VARS, machine="q35", mem="512M", smp=1,
                  cpu="max", serial=True, graphics=None, extra_args=(), log_dir=None,
-                 name="boot", echo=True, serial_pipe_bytes=SERIAL_PIPE_BYTES):
+                 name="boot", echo=True, serial_pipe_bytes=SERIAL_PIPE_BYTES,
+                 secure_boot=False, no_reboot=True):
         self.image = image
         self.ovmf_code = ovmf_code
         self.ovmf_vars = ovmf_vars
@@ -107,6 +108,8 @@ class Machine:
         self.serial = serial
         self.graphics = graphics
         self.extra_args = list(extra_args)
+        self.secure_boot = secure_boot  # SMM and a secure flash (Secure Boot OVMF builds)
+        self.no_reboot = no_reboot      # False: a reset reboots, the variable store kept
         self.name = name
         self.echo = echo
         self.serial_pipe_bytes = serial_pipe_bytes
@@ -135,13 +138,14 @@ class Machine:
     def command_line(self):
         """The QEMU command line (scripts/qemu_args.py) for this run: the
         private variable store, snapshot=on so that the image file stays as
-        built, no monitor but QMP, no window, and -no-reboot."""
+        built, no monitor but QMP, no window, and -no-reboot (unless
+        no_reboot is False: then a reset boots again with the same store)."""
         return qemu_args.command_line(
             self.image, self.ovmf_code, os.path.join(self.tmp, "OVMF_VARS.fd"),
             machine=self.machine, cpu=self.cpu, mem=self.mem, smp=self.smp,
             serial="stdio" if self.serial else None, monitor="none", display="none",
-            qmp=self.qmp_path, snapshot=True, no_reboot=True, graphics=self.graphics,
-            extra=self.extra_args)
+            qmp=self.qmp_path, snapshot=True, no_reboot=self.no_reboot, graphics=self.graphics,
+            secure_boot=self.secure_boot, extra=self.extra_args)
 
     def start(self):
         for path in (self.image, self.ovmf_code, self.ovmf_vars):

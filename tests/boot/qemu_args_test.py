@@ -32,6 +32,16 @@ def main():
     check((code, variables) == ("/usr/share/OVMF/OVMF_CODE_4M.fd",
                                 "/usr/share/OVMF/OVMF_VARS_4M.fd"), f"default pair {code} {variables}")
     check(qemu_args.ovmf_pair("2m", "/fw") == ("/fw/OVMF_CODE.fd", "/fw/OVMF_VARS.fd"), "2m pair")
+    check(qemu_args.secure_boot_pair("snakeoil") ==
+          ("/usr/share/OVMF/OVMF_CODE_4M.snakeoil.fd", "/usr/share/OVMF/OVMF_VARS_4M.snakeoil.fd"),
+          "snakeoil pair")
+    sb = qemu_args.command_line("i.img", "c.fd", "v.fd", secure_boot=True)
+    check(option(sb, "-machine") == ["q35,smm=on"], f"secure boot machine {option(sb, '-machine')}")
+    check(option(sb, "-global") == ["driver=cfi.pflash01,property=secure,value=on"],
+          f"secure boot flash {option(sb, '-global')}")
+    plain = qemu_args.command_line("i.img", "c.fd", "v.fd")
+    check(option(plain, "-machine") == ["q35"] and not option(plain, "-global"),
+          "no SMM or secure flash without secure_boot")
     for build in qemu_args.OVMF_BUILDS:
         c, v = qemu_args.ovmf_pair(build)
         check(qemu_args.vars_for(c) == v, f"vars_for agrees with the {build} pair")
