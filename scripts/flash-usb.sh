@@ -2,7 +2,12 @@
 # Writes Canopy's disk image to a USB stick, refusing anything that could
 # destroy a disk the user did not mean.
 #
-#   flash-usb.sh [--yes] IMAGE DEVICE
+#   flash-usb.sh [--yes] [--shim --cert CERT] IMAGE DEVICE
+#
+# --shim writes, instead of IMAGE itself, its shim variant (scripts/shim-image.sh):
+# IMAGE must be a signed Canopy image (canopy-sb.img) and CERT the certificate
+# of its key; Microsoft-signed shim starts, MokManager enrolls CERT once, and
+# from then on shim starts stage 1 (docs/secure-boot.md).
 #
 # Before a single byte is written, every one of these must hold, or the script
 # prints one line `flash-usb: refusing: <reason>` on stderr and exits 1:
@@ -39,13 +44,16 @@ DEVFS=${CANOPY_DEVFS:-}
 
 usage() {
     cat <<'EOF'
-usage: flash-usb.sh [--yes] IMAGE DEVICE
+usage: flash-usb.sh [--yes] [--shim --cert CERT] IMAGE DEVICE
 
 Writes IMAGE (for example build/canopy.img) to the whole USB stick DEVICE
 (for example /dev/sdb), reads it back to verify it, and moves the backup GPT
 to the end of the stick.
 
   --yes       do not ask for the device name again (for scripts)
+  --shim      for Secure Boot with Microsoft's keys: write IMAGE (canopy-sb.img)
+              laid out behind Debian's shim, with MokManager and CERT to enroll
+  --cert CERT the certificate canopy-sb.img's stage 1 is signed with (PEM or DER)
   -h, --help  show this text
 
 DEVICE must be a whole, removable or USB-attached disk that is not mounted.
@@ -98,11 +106,17 @@ resolve_dev() {
 }
 
 # --- arguments ---------------------------------------------------------------
-yes=0
+yes=0 shim=0 cert=
 args=()
 while [ $# -gt 0 ]; do
     case "$1" in
     --yes | -y) yes=1; shift ;;
+    --shim) shim=1; shift ;;
+    --cert)
+        [ $# -ge 2 ] || { usage >&2; echo "$PROG: --cert wants a file" >&2; exit 2; }
+        cert=$2
+        shift 2
+        ;;
     -h | --help) usage; exit 0 ;;
     --) shift; args+=("$@"); break ;;
     -*) usage >&2; echo "$PROG: unknown option '$1'" >&2; exit 2 ;;
@@ -115,6 +129,16 @@ if [ "${#args[@]}" -ne 2 ]; then
 fi
 image=${args[0]}
 device=${args[1]}
+if [ "$shim" = 1 ] && [ -z "$cert" ]; then
+    usage >&2
+    echo "$PROG: --shim needs --cert (the certificate stage 1 is signed with)" >&2
+    exit 2
+fi
+if [ "$shim" = 0 ] && [ -n "$cert" ]; then
+    usage >&2
+    echo "$PROG: --cert goes with --shim" >&2
+    exit 2
+fi
 
 for tool in dd sha256sum sgdisk awk; do
     command -v "$tool" >/dev/null || refuse "$tool not found (install it: sgdisk is in the gdisk package)"
@@ -130,6 +154,22 @@ img_bytes=$(stat -L -c %s -- "$image")
     refuse "image $image is not a whole number of $SECTOR-byte sectors"
 sig=$(dd if="$image" bs=1 skip=$SECTOR count=8 status=none | tr '\0' '.')
 [ "$sig" = "EFI PART" ] || refuse "image $image is not a GPT disk image (no GPT header at LBA 1)"
+
+# --shim: what gets written is the shim variant, made here before any check
+# of the device (so a refusal of the image comes first and writes nothing).
+shown_image=$image
+if [ "$shim" = 1 ]; then
+    shim_tmp=$(mktemp -d "${TMPDIR:-/tmp}/canopy-flash.XXXXXX")
+    trap 'rm -rf "$shim_tmp"' EXIT
+    if ! why=$("$(dirname "${BASH_SOURCE[0]}")/shim-image.sh" --cert "$cert" "$image" \
+        "$shim_tmp/shim.img" 2>&1); then
+        why=${why##*$'\n'} # its last line says why
+        refuse "${why#shim-image.sh: }"
+    fi
+    shown_image="$image behind shim (MokManager and $(basename "$cert") to enroll)"
+    image=$shim_tmp/shim.img
+    img_bytes=$(stat -L -c %s -- "$image")
+fi
 
 # --- the device: a whole block device ------------------------------------------
 if [ -n "$DEVFS" ]; then
@@ -325,7 +365,7 @@ else
         if [ "$first" = 1 ]; then echo "Holds:   $line"; first=0; else echo "         $line"; fi
     done
 fi
-echo "Image:   $image, $(human_size "$img_bytes")"
+echo "Image:   $shown_image, $(human_size "$img_bytes")"
 echo "Everything on $shown will be lost."
 
 # --- confirm -------------------------------------------------------------------

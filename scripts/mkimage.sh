@@ -14,12 +14,22 @@
 #
 # Tests use the same script to make broken variants (--no-kernel, a corrupt
 # --kernel file, --no-cfg).
+#
+# With --shim (scripts/shim-image.sh, flash-usb.sh --shim; docs/secure-boot.md)
+# the firmware starts shim instead, and stage 1 goes where shim looks for its
+# second stage:
+#   /EFI/BOOT/BOOTX64.EFI   shim
+#   /EFI/BOOT/grubx64.efi   stage 1 (shim's default second stage)
+#   /EFI/BOOT/mmx64.efi     MokManager, which shim starts when stage 1 fails its check
+#   /canopy/canopy.cer      the certificate to enroll as a MOK (DER), with --mok-cert
+# No fallback (fbx64.efi): shim would run it instead of stage 1 from this path.
 set -euo pipefail
 
 usage() {
     cat <<'EOF'
 usage: mkimage.sh --out IMAGE --efi BOOTX64.EFI [--kernel ELF | --no-kernel]
                   [--cfg FILE | --no-cfg] [--size-mib N] [--no-strip] [--quiet]
+                  [--shim SHIM --mokmanager MM [--mok-cert DER]]
 
   --out IMAGE      where to write the image (written to a temporary file first)
   --efi FILE       stage 1, installed as /EFI/BOOT/BOOTX64.EFI
@@ -31,6 +41,9 @@ usage: mkimage.sh --out IMAGE --efi BOOTX64.EFI [--kernel ELF | --no-kernel]
                    enough clusters)
   --no-strip       install the binaries with their debug sections
   --quiet          do not print the sha256 line
+  --shim FILE      install FILE (shim) as BOOTX64.EFI and stage 1 as grubx64.efi
+  --mokmanager FILE  MokManager, as /EFI/BOOT/mmx64.efi (with --shim)
+  --mok-cert FILE  a DER certificate, as /canopy/canopy.cer (with --shim)
 
 Timestamps come from SOURCE_DATE_EPOCH if set, else from the last commit.
 EOF
@@ -41,7 +54,7 @@ die() {
     exit 1
 }
 
-out= efi= kernel= cfg= no_kernel=0 no_cfg=0 size_mib=64 quiet=0 strip=1
+out= efi= kernel= cfg= no_kernel=0 no_cfg=0 size_mib=64 quiet=0 strip=1 shim= mm= mok_cert=
 while [ $# -gt 0 ]; do
     case "$1" in
     --out) out=${2:?}; shift 2 ;;
@@ -53,6 +66,9 @@ while [ $# -gt 0 ]; do
     --size-mib) size_mib=${2:?}; shift 2 ;;
     --no-strip) strip=0; shift ;;
     --quiet) quiet=1; shift ;;
+    --shim) shim=${2:?}; shift 2 ;;
+    --mokmanager) mm=${2:?}; shift 2 ;;
+    --mok-cert) mok_cert=${2:?}; shift 2 ;;
     -h | --help) usage; exit 0 ;;
     *) usage >&2; die "unknown argument '$1'" ;;
     esac
@@ -68,6 +84,12 @@ fi
 if [ "$no_cfg" = 0 ]; then
     [ -n "$cfg" ] || die "--cfg or --no-cfg is required"
     [ -f "$cfg" ] || die "$cfg: no such file"
+fi
+if [ -n "$shim" ] || [ -n "$mm" ] || [ -n "$mok_cert" ]; then
+    [ -n "$shim" ] && [ -n "$mm" ] || die "--shim and --mokmanager go together"
+    for f in "$shim" "$mm" ${mok_cert:+"$mok_cert"}; do
+        [ -f "$f" ] || die "$f: no such file"
+    done
 fi
 case "$size_mib" in
 '' | *[!0-9]*) die "--size-mib wants a number of MiB" ;;
@@ -134,12 +156,21 @@ truncate -s $((part_sectors * SECTOR)) "$fat"
 mformat -i "$fat" -F -c 1 -T "$part_sectors" -h 64 -s 32 -H "$part_start" \
     -N "$FAT_SERIAL" -v "$FAT_LABEL" ::
 mmd -i "$fat" ::/EFI ::/EFI/BOOT ::/canopy
-mcopy -i "$fat" -D o "$efi" ::/EFI/BOOT/BOOTX64.EFI
+if [ -n "$shim" ]; then
+    mcopy -i "$fat" -D o "$shim" ::/EFI/BOOT/BOOTX64.EFI
+    mcopy -i "$fat" -D o "$efi" ::/EFI/BOOT/grubx64.efi
+    mcopy -i "$fat" -D o "$mm" ::/EFI/BOOT/mmx64.efi
+else
+    mcopy -i "$fat" -D o "$efi" ::/EFI/BOOT/BOOTX64.EFI
+fi
 if [ "$no_kernel" = 0 ]; then
     mcopy -i "$fat" -D o "$kernel" ::/canopy/kernel.elf
 fi
 if [ "$no_cfg" = 0 ]; then
     mcopy -i "$fat" -D o "$cfg" ::/canopy/canopy.cfg
+fi
+if [ -n "$mok_cert" ]; then
+    mcopy -i "$fat" -D o "$mok_cert" ::/canopy/canopy.cer
 fi
 
 # The disk: an empty sparse file, the GPT, then the file system at 1 MiB.

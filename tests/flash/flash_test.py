@@ -12,8 +12,13 @@ Every refusal test asserts the exact one-line message on stderr, exit status
 result with tools the script does not control: sgdisk -v for the GPT, mtools
 for the file system, and a byte comparison against the image.
 
+The --shim tests (shim_*) take a signed Canopy image and its certificate,
+which only a build with a signing key has; they are not in --list, and
+tests/secureboot/tests.cmake registers them.
+
 usage: flash_test.py [TEST ...]   (no names: run them all)
        flash_test.py --list         (the test names, one per line)
+       flash_test.py --sb-image IMG --sb-cert CERT shim_TEST ...
 """
 
 import hashlib
@@ -502,11 +507,90 @@ done
           "sgdisk -e ran although verification failed")
 
 
+# --- --shim (scripts/shim-image.sh behind the same checks) -----------------------
+
+SHIM_DIR = "/usr/lib/shim"
+SB = {}  # "image", "cert": from the command line
+
+
+def esp_file(disk, path):
+    env = dict(os.environ, MTOOLS_SKIP_CHECK="1", MTOOLSRC="/dev/null")
+    m = subprocess.run(["mtype", "-i", disk + "@@1M", "::/" + path],
+                       stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=env)
+    return m.stdout if m.returncode == 0 else None
+
+
+def test_shim_writes_the_shim_layout(w):
+    image = SB["image"]
+    target = w.add_disk(size=os.path.getsize(image) + 8 * MIB, partitions=())
+    r = w.run("--yes", "--shim", "--cert", SB["cert"], image, "/dev/sdz")
+    out = r.stdout.decode(errors="replace")
+    check(r.returncode == 0, "exit status %d; stderr: %s" % (r.returncode, r.stderr.decode()))
+    check("Image:   %s behind shim (MokManager and %s to enroll)" % (
+        image, os.path.basename(SB["cert"])) in out, "no shim image line:\n%s" % out)
+    check("Verified: sha256 " in out, "not verified:\n%s" % out)
+    der = subprocess.run(["openssl", "x509", "-in", SB["cert"], "-outform", "DER"],
+                         stdout=subprocess.PIPE, check=True).stdout
+    want = {
+        "EFI/BOOT/BOOTX64.EFI": read(os.path.join(SHIM_DIR, "shimx64.efi.signed")),
+        "EFI/BOOT/mmx64.efi": read(os.path.join(SHIM_DIR, "mmx64.efi.signed")),
+        "EFI/BOOT/grubx64.efi": esp_file(image, "EFI/BOOT/BOOTX64.EFI"),
+        "canopy/kernel.elf": esp_file(image, "canopy/kernel.elf"),
+        "canopy/canopy.cfg": esp_file(image, "canopy/canopy.cfg"),
+        "canopy/canopy.cer": der,
+    }
+    for path, data in want.items():
+        check(data is not None and esp_file(target, path) == data,
+              "/%s on the stick is not what it should be" % path)
+    check(esp_file(target, "EFI/BOOT/fbx64.efi") is None,
+          "a fallback fbx64.efi would run instead of stage 1")
+    v = subprocess.run(["sgdisk", "-v", target], stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+    check(b"No problems found" in v.stdout, "sgdisk -v: %s" % v.stdout.decode())
+
+
+def test_shim_refuses_a_certificate_stage1_is_not_signed_with(w):
+    w.add_disk(size=os.path.getsize(SB["image"]) + 8 * MIB, partitions=())
+    key, cert = os.path.join(w.root, "other.key"), os.path.join(w.root, "other.crt")
+    subprocess.run(["openssl", "req", "-new", "-x509", "-newkey", "rsa:2048", "-nodes",
+                    "-subj", "/CN=not the signer/", "-keyout", key, "-out", cert],
+                   stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, check=True)
+    before = w.snapshot()
+    r = w.run("--yes", "--shim", "--cert", cert, SB["image"], "/dev/sdz")
+    expect_refusal(w, r, before, "%s: its stage 1 is not signed with %s (build canopy-sb.img "
+                   "with that key)" % (SB["image"], cert))
+
+
+def test_shim_refuses_an_image_without_a_canopy_esp(w):
+    w.add_disk(partitions=())
+    before = w.snapshot()
+    r = w.run("--yes", "--shim", "--cert", SB["cert"], w.image, "/dev/sdz")
+    expect_refusal(w, r, before, "%s has no /EFI/BOOT/BOOTX64.EFI" % w.image)
+
+
+def test_shim_wants_a_certificate(w):
+    w.add_disk(partitions=())
+    before = w.snapshot()
+    r = w.run("--yes", "--shim", SB["image"], "/dev/sdz")
+    err = r.stderr.decode(errors="replace")
+    check(r.returncode == 2, "exit status %d, want 2 (usage)" % r.returncode)
+    check("flash-usb: --shim needs --cert" in err, "stderr %r" % err)
+    check(w.snapshot() == before, "the target changed")
+
+
 def main(argv):
-    tests = {n[5:]: f for n, f in sorted(globals().items()) if n.startswith("test_")}
+    argv = list(argv)
+    for opt in ("--sb-image", "--sb-cert"):
+        if opt in argv:
+            i = argv.index(opt)
+            SB[opt[5:]] = os.path.abspath(argv[i + 1])
+            del argv[i:i + 2]
+    every = {n[5:]: f for n, f in sorted(globals().items()) if n.startswith("test_")}
+    tests = {n: f for n, f in every.items() if not n.startswith("shim_")}
     if argv[1:] == ["--list"]:
         print("\n".join(tests))
         return 0
+    if len(SB) == 2:
+        tests = every
     names = argv[1:] or list(tests)
     for n in names:
         if n not in tests:

@@ -51,3 +51,20 @@ if(CANOPY_SB_SNAKEOIL)
       LABELS boot FIXTURES_REQUIRED boot_image TIMEOUT 400)
   endforeach()
 endif()
+# shim under Microsoft's keys: MokManager enrolls the build's certificate from
+# the disk, driven on the serial console, and the whole chain boots. Any key
+# works here: the enrolled MOK is the build's own certificate.
+add_test(NAME boot_sb_shim
+  COMMAND ${CANOPY_PYTHON3} ${_sb_boot}/boot_shim.py
+    --workdir ${CMAKE_BINARY_DIR}/tests/boot
+    --sb-image ${CANOPY_SB_IMAGE} --sb-cert ${CANOPY_SB_CERT_FILE}
+    --shim-image-script ${CMAKE_SOURCE_DIR}/scripts/shim-image.sh)
+set_tests_properties(boot_sb_shim PROPERTIES LABELS boot FIXTURES_REQUIRED boot_image TIMEOUT 500)
+# flash-usb.sh --shim against a fake sysfs and a file as the stick (tests/flash).
+foreach(case shim_writes_the_shim_layout shim_refuses_a_certificate_stage1_is_not_signed_with
+        shim_refuses_an_image_without_a_canopy_esp shim_wants_a_certificate)
+  add_test(NAME flash.${case}
+    COMMAND ${CANOPY_PYTHON3} ${CMAKE_SOURCE_DIR}/tests/flash/flash_test.py
+      --sb-image ${CANOPY_SB_IMAGE} --sb-cert ${CANOPY_SB_CERT_FILE} ${case})
+  set_tests_properties(flash.${case} PROPERTIES LABELS flash TIMEOUT 120)
+endforeach()
