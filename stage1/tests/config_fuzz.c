@@ -3,7 +3,9 @@
  * afterwards every setting must still be one the boot can use (an absolute
  * kernel path, printable NUL-terminated strings, verbose within range), each
  * reported problem must be one printable line with a line number inside the
- * file, and the count returned must match the reports.
+ * file, and the count returned must match the reports. Parsed again as a
+ * verified file, the same bytes must give the same settings with every debug
+ * aid off.
  */
 #include <stddef.h>
 #include <stdint.h>
@@ -61,5 +63,21 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     REQUIRE(cfg.kernel[0] == '/' && strchr(cfg.kernel, '\\') == NULL);
     REQUIRE(cfg.verbose <= CONFIG_VERBOSE_MAX);
     REQUIRE((cfg.fb_width == 0) == (cfg.fb_height == 0));
+    REQUIRE(cfg.debug_ignored == 0);
+
+    struct config verified;
+    struct seen seen2 = {.max_line = seen.max_line};
+    config_defaults(&verified);
+    verified.verified = true;
+    text = malloc(size ? size : 1);
+    memcpy(text, data, size);
+    config_parse(&verified, text, size, report, &seen2);
+    free(text);
+    REQUIRE(verified.debug_fault == CONFIG_NO_FAULT && verified.debug_smash == CONFIG_NO_FAULT);
+    REQUIRE(strcmp(verified.kernel, cfg.kernel) == 0 && strcmp(verified.cmdline, cfg.cmdline) == 0);
+    REQUIRE(verified.serial == cfg.serial && verified.verbose == cfg.verbose);
+    REQUIRE(verified.fb_width == cfg.fb_width && verified.fb_height == cfg.fb_height);
+    REQUIRE(verified.kernel_pinned == cfg.kernel_pinned);
+    REQUIRE(memcmp(&verified.kernel_sha256, &cfg.kernel_sha256, sizeof(cfg.kernel_sha256)) == 0);
     return 0;
 }
