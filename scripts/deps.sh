@@ -15,6 +15,7 @@ PACKAGES=(
     ovmf qemu-system-x86           # the firmware and the machine the image boots on
     u-boot-qemu                    # U-Boot's EFI: a second, non-EDK2 firmware for the image
     sbsigntool                     # sbsign/sbverify: the signed stage 1 (canopy-sb.img) and its check
+    openssl                        # the snakeoil key's unencrypted copy, sb-keys.sh's keys, shim's certificate
     faketime                       # signs at SOURCE_DATE_EPOCH: sbsign records the signing time
     efitools                       # sb-keys.sh's .esl/.auth files for enrolling keys in firmware
     shim-signed                    # Debian's Microsoft-signed shim and MokManager (flash-usb.sh --shim)
