@@ -84,8 +84,6 @@ static struct {
     struct sha256_digest kernel_sha; /* the kernel file's hash, when it was checked */
 } s1;
 
-extern const volatile struct stage1_pin stage1_cfg_pin; /* pin.c */
-
 static void phase(enum canopy_phase p)
 {
     s1.phase_tsc[p] = cpu_tsc();

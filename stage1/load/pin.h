@@ -25,4 +25,7 @@ struct stage1_pin {
 _Static_assert(sizeof(PIN_MAGIC) - 1 == 16, "the marker fills magic[] exactly");
 _Static_assert(sizeof(struct stage1_pin) == 56, "the layout scripts/sb-pin.py writes");
 
+/* Stage 1's own pin (stage1/pin.c); read it only through this volatile object. */
+extern const volatile struct stage1_pin stage1_cfg_pin;
+
 #endif
