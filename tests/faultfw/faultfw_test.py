@@ -98,7 +98,8 @@ CANOPY_MEM_RESERVED = 7   # include/canopy/bootinfo.h
 
 def find_bootinfo(ram):
     """The boot info in a dump of physical memory from 0: page aligned, with
-    its magic, version 1 and a PMM whose magic holds."""
+    its magic, a version (1 or later: fields are only appended, so the offsets
+    read here hold in every version) and a PMM whose magic holds."""
     pos = 0
     while True:
         pos = ram.find(BOOTINFO_MAGIC, pos)
@@ -107,7 +108,7 @@ def find_bootinfo(ram):
         if pos % 4096 == 0:
             version, = struct.unpack_from("<I", ram, pos + 8)
             pmm_pa, = struct.unpack_from("<Q", ram, pos + 48)
-            if version == 1 and pmm_pa + 8 <= len(ram) and \
+            if version >= 1 and pmm_pa + 8 <= len(ram) and \
                     struct.unpack_from("<Q", ram, pmm_pa)[0] == PMM_MAGIC:
                 return pos
         pos += 8
