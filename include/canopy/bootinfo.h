@@ -17,6 +17,7 @@
 #ifndef CANOPY_BOOTINFO_H
 #define CANOPY_BOOTINFO_H
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -43,6 +44,25 @@ enum canopy_mem_type {
     CANOPY_MEM_PERSISTENT = 8,
     CANOPY_MEM_BAD = 9,
 };
+
+/*
+ * The types the direct map holds: RAM, whatever it is used for. Everything
+ * else (runtime services, MMIO, reserved, bad memory, holes) is left out, and
+ * a large page of the direct map never covers a byte of it.
+ */
+static inline bool canopy_mem_is_direct_mapped(uint32_t type)
+{
+    switch (type) {
+    case CANOPY_MEM_USABLE:
+    case CANOPY_MEM_RECLAIMABLE:
+    case CANOPY_MEM_ACPI_RECLAIM:
+    case CANOPY_MEM_ACPI_NVS:
+    case CANOPY_MEM_PERSISTENT:
+        return true;
+    default:
+        return false;
+    }
+}
 
 /* One range of the normalised memory map: page aligned, sorted, non-overlapping. */
 struct canopy_mem_range {
@@ -140,14 +160,30 @@ enum canopy_owner {
     CANOPY_OWNER_VMM = 10, /* frames backing kernel dynamic-area allocations */
     CANOPY_OWNER_RUNTIME = 11,
     CANOPY_OWNER_TEST = 12,
-    CANOPY_OWNER_COUNT = 16 /* owners fit in 4 bits */
+    CANOPY_OWNER_DEVICE = 13, /* a mapping of device or firmware memory (no PMM frame) */
+    CANOPY_OWNER_COUNT = 16   /* owners fit in 4 bits */
 };
+
+/*
+ * IA32_PAT as stage 1 leaves it: the power-on layout (WB, WT, UC-, UC in
+ * entries 0-3, repeated in 4-7) with entry 5 (PAT | PWT) made write-combining,
+ * as Limine does. A leaf's PAT index is PAT << 2 | PCD << 1 | PWT, so every
+ * encoding that uses PWT and PCD alone keeps its power-on meaning.
+ */
+#define CANOPY_PAT          0x0007010600070406ull
+#define CANOPY_PAT_WC_INDEX 5u
 
 /* One entry of the mapping manifest: what stage 1 (and later the kernel) mapped. */
 #define CANOPY_MAP_W 0x1u /* writable */
 #define CANOPY_MAP_X 0x2u /* executable (NX clear) */
 #define CANOPY_MAP_U 0x4u /* user */
 #define CANOPY_MAP_G 0x8u /* global */
+/* The memory type: the leaf's PAT index (0..7) << 4, read through CANOPY_PAT. */
+#define CANOPY_MAP_CACHE_SHIFT 4
+#define CANOPY_MAP_CACHE_MASK  0x70u
+#define CANOPY_MAP_WB          0x00u /* index 0 */
+#define CANOPY_MAP_UC          0x30u /* index 3: PCD | PWT */
+#define CANOPY_MAP_WC          (CANOPY_PAT_WC_INDEX << CANOPY_MAP_CACHE_SHIFT)
 struct canopy_mapping {
     uint64_t va;
     uint64_t pa;

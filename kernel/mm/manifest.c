@@ -27,8 +27,10 @@
 #include <canopy/page.h>
 #include <canopy/str.h>
 #include <pmm/pmm.h>
+#include <vmm/pte.h>
 
-#define MAP_FLAGS  (CANOPY_MAP_W | CANOPY_MAP_X | CANOPY_MAP_U | CANOPY_MAP_G)
+#define MAP_FLAGS                                                                                  \
+    (CANOPY_MAP_W | CANOPY_MAP_X | CANOPY_MAP_U | CANOPY_MAP_G | CANOPY_MAP_CACHE_MASK)
 #define SPLIT_ROOM 5 /* entries one cut can add: 1G | 2M | 4K... | 4K... | 2M | 1G from one */
 
 static uint64_t entry_last(const struct canopy_mapping *e)
@@ -351,13 +353,22 @@ static void size_text(char *buf, size_t len, uint64_t bytes)
     fmt_snprintf(buf, len, "%llu%c", (unsigned long long)v, units[u]);
 }
 
+/* The memory type names of CANOPY_PAT's entries, by PAT index. */
+static const char *cache_name(uint64_t f)
+{
+    static const char *const names[8] = {"WB", "WT", "UC-", "UC", "WB", "WC", "UC-", "UC"};
+    _Static_assert(CANOPY_PAT == 0x0007010600070406ull, "the names follow CANOPY_PAT");
+    return names[(f & CANOPY_MAP_CACHE_MASK) >> CANOPY_MAP_CACHE_SHIFT];
+}
+
 static void flags_text(char *buf, size_t len, uint64_t f, bool with_x)
 {
-    fmt_snprintf(buf, len, "R%c%c %s%s", (f & CANOPY_MAP_W) ? 'W' : '-',
+    fmt_snprintf(buf, len, "R%c%c %s%s %s", (f & CANOPY_MAP_W) ? 'W' : '-',
                  !with_x              ? '?'
                  : (f & CANOPY_MAP_X) ? 'X'
                                       : '-',
-                 (f & CANOPY_MAP_U) ? "user" : "kernel", (f & CANOPY_MAP_G) ? " G" : "");
+                 (f & CANOPY_MAP_U) ? "user" : "kernel", (f & CANOPY_MAP_G) ? " G" : "",
+                 cache_name(f));
 }
 
 static void diff_print(struct compare *c, const struct diff *d)
@@ -467,8 +478,12 @@ static bool compare_leaf(void *ctx, const struct pt_leaf *leaf)
 {
     struct compare *c = ctx;
     uint64_t va = leaf->va, last = va + (leaf->page_size - 1);
-    uint64_t mask = CANOPY_MAP_W | CANOPY_MAP_U | CANOPY_MAP_G | (c->pt->nx ? CANOPY_MAP_X : 0);
-    uint64_t have_flags = leaf->attrs & (PT_W | PT_X | PT_U | PT_G); /* the same bits */
+    uint64_t mask = CANOPY_MAP_W | CANOPY_MAP_U | CANOPY_MAP_G | CANOPY_MAP_CACHE_MASK |
+                    (c->pt->nx ? CANOPY_MAP_X : 0);
+    /* The same bits, and the PAT index read from the entry (its PAT bit moves with the size). */
+    uint64_t have_flags = (leaf->attrs & (PT_W | PT_X | PT_U | PT_G)) |
+                          (uint64_t)pte_pat_index(leaf->entry, leaf->page_size)
+                              << CANOPY_MAP_CACHE_SHIFT;
     _Static_assert(PT_W == CANOPY_MAP_W && PT_X == CANOPY_MAP_X && PT_U == CANOPY_MAP_U &&
                        PT_G == CANOPY_MAP_G,
                    "PT_* and CANOPY_MAP_* flags agree");
@@ -512,8 +527,8 @@ static bool compare_leaf(void *ctx, const struct pt_leaf *leaf)
     return true;
 }
 
-uint64_t manifest_set_compare(const struct manifest *m, const struct pt *pt, manifest_sink sink,
-                              void *ctx)
+uint64_t manifest_set_diff(const struct manifest *m, const struct pt *pt, manifest_sink sink,
+                           void *ctx)
 {
     struct compare c = {
         .m = m, .pt = pt, .sink = sink, .ctx = ctx, .next = m->count ? m->entries[0].va : 0};
@@ -521,9 +536,21 @@ uint64_t manifest_set_compare(const struct manifest *m, const struct pt *pt, man
     missing_before(&c, 0, true);
     diff_print(&c, &c.pending);
     diff_print(&c, &c.pending_wx);
-    if (c.differences == 0)
-        fmt_format(sink, ctx, "pt check: OK (%llu mappings)\n", (unsigned long long)m->count);
-    else
-        fmt_format(sink, ctx, "pt check: %llu differences\n", (unsigned long long)c.differences);
     return c.differences;
+}
+
+void manifest_verdict(uint64_t differences, uint64_t mappings, manifest_sink sink, void *ctx)
+{
+    if (differences == 0)
+        fmt_format(sink, ctx, "pt check: OK (%llu mappings)\n", (unsigned long long)mappings);
+    else
+        fmt_format(sink, ctx, "pt check: %llu differences\n", (unsigned long long)differences);
+}
+
+uint64_t manifest_set_compare(const struct manifest *m, const struct pt *pt, manifest_sink sink,
+                              void *ctx)
+{
+    uint64_t differences = manifest_set_diff(m, pt, sink, ctx);
+    manifest_verdict(differences, m->count, sink, ctx);
+    return differences;
 }

@@ -78,7 +78,7 @@ bool manifest_set_check(const struct manifest *m, const char **why);
 /*
  * `pt check`: walks pt and prints one line per difference from m (a range
  * mapped but not recorded, recorded but not mapped, mapped with another
- * physical address, page size or flags) and per range of pages both writable
+ * physical address, page size, flags or memory type) and per range of pages both writable
  * and executable, merging neighbouring pages with the same difference. Ends
  * with "pt check: OK (N mappings)" or "pt check: N differences". X is only
  * compared when pt->nx is set (without NX every page is executable).
@@ -86,6 +86,16 @@ bool manifest_set_check(const struct manifest *m, const char **why);
  */
 uint64_t manifest_set_compare(const struct manifest *m, const struct pt *pt, manifest_sink sink,
                               void *ctx);
+
+/* manifest_set_compare's difference lines alone, without the verdict; returns their count. */
+uint64_t manifest_set_diff(const struct manifest *m, const struct pt *pt, manifest_sink sink,
+                           void *ctx);
+
+/*
+ * `pt check`'s last line: "pt check: OK (N mappings)" when differences is 0,
+ * else "pt check: N differences".
+ */
+void manifest_verdict(uint64_t differences, uint64_t mappings, manifest_sink sink, void *ctx);
 
 /* ---- the kernel's manifest ------------------------------------------------------------- */
 

@@ -145,7 +145,7 @@ static void test_add_refuses_bad_ranges(void)
     CHECK(!manifest_set_add(&m, HIGH + 8 * K4, 0, 0, K4, 0, 0));            /* empty */
     CHECK(!manifest_set_add(&m, UINT64_MAX - K4 + 1, 0, 2 * K4, K4, 0, 0)); /* wraps */
     CHECK(!manifest_set_add(&m, HIGH + 8 * K4, 0, K4, 8192, 0, 0));         /* page size */
-    CHECK(!manifest_set_add(&m, HIGH + 8 * K4, 0, K4, K4, 0x40, 0));        /* flags */
+    CHECK(!manifest_set_add(&m, HIGH + 8 * K4, 0, K4, K4, 0x80, 0));        /* flags */
     CHECK(m.count == 1 && m.entries[0].size_bytes == 4 * K4);
     free(m.entries);
 }
@@ -246,8 +246,12 @@ static void test_compare_names_each_difference(void)
     CHECK(manifest_set_add(&m, HIGH + 7 * M2, 0xa00000, 3 * K4, K4, CANOPY_MAP_W | CANOPY_MAP_X,
                            CANOPY_OWNER_TEST));
     CHECK(pt_map(&pt, HIGH + 7 * M2, 0xa00000, 3 * K4, PT_W | PT_X, K4) == PT_OK);
+    /* wrong memory type: recorded write-combining, mapped uncached */
+    CHECK(manifest_set_add(&m, HIGH + 8 * M2, 0xc0000000, 2 * K4, K4, CANOPY_MAP_W | CANOPY_MAP_WC,
+                           CANOPY_OWNER_FRAMEBUFFER));
+    CHECK(pt_map(&pt, HIGH + 8 * M2, 0xc0000000, 2 * K4, PT_W | PT_CACHE_UC, K4) == PT_OK);
 
-    CHECK(compare(&m, &pt) == 6);
+    CHECK(compare(&m, &pt) == 7);
     CHECK(strstr(out, "pt check: missing ffff800000200000-ffff800000202000 8K (stack): "
                       "not mapped\n") != NULL);
     CHECK(strstr(out, "pt check: extra   ffff800000400000-ffff800000401000 4K: mapped to "
@@ -257,9 +261,11 @@ static void test_compare_names_each_difference(void)
     CHECK(strstr(out, "pt check: wrong page size ffff800000800000-ffff800000a00000 2M (vmm): "
                       "2M pages, manifest 4K\n") != NULL);
     CHECK(strstr(out, "pt check: wrong flags ffff800000c00000-ffff800000c01000 4K (test): "
-                      "RW- kernel, manifest R-X kernel\n") != NULL);
+                      "RW- kernel WB, manifest R-X kernel WB\n") != NULL);
+    CHECK(strstr(out, "pt check: wrong flags ffff800001000000-ffff800001002000 8K (framebuffer): "
+                      "RW- kernel UC, manifest RW- kernel WC\n") != NULL);
     CHECK(strstr(out, "pt check: W+X ffff800000e00000-ffff800000e03000 12K (3 pages)\n") != NULL);
-    CHECK(strstr(out, "pt check: 6 differences\n") != NULL);
+    CHECK(strstr(out, "pt check: 7 differences\n") != NULL);
     free(m.entries);
 }
 
