@@ -157,7 +157,11 @@ static uint64_t pool_take(struct pt *pt, struct pool *pool)
     return pa;
 }
 
-/* The leaf bits (besides P, PS and the address) that PT_* attrs ask for. */
+/*
+ * The leaf bits (besides P, PS and the address) that PT_* attrs ask for, as
+ * a 4 KiB leaf holds them: the PAT bit at bit 7. leaf_flags() moves it to
+ * bit 12 for a large page.
+ */
 static uint64_t attrs_to_flags(const struct pt *pt, uint32_t attrs)
 {
     uint64_t f = 0;
@@ -167,14 +171,16 @@ static uint64_t attrs_to_flags(const struct pt *pt, uint32_t attrs)
         f |= PTE_U;
     if (attrs & PT_G)
         f |= PTE_G;
-    uint32_t cache = attrs & PT_CACHE_MASK;
-    if (cache == PT_CACHE_WT || cache == PT_CACHE_UC)
-        f |= PTE_PWT;
-    if (cache == PT_CACHE_UCM || cache == PT_CACHE_UC)
-        f |= PTE_PCD;
+    f |= pte_pat_bits((attrs & PT_CACHE_MASK) >> 4, PAGE_SIZE);
     if (pt->nx && !(attrs & PT_X))
         f |= PTE_NX;
     return f;
+}
+
+/* attrs_to_flags' bits for a leaf of page_size. */
+static uint64_t leaf_flags(uint64_t flags_4k, uint64_t page_size)
+{
+    return pte_leaf_flags_convert(flags_4k, PAGE_SIZE, page_size);
 }
 
 #define PT_ATTRS_ALL (PT_W | PT_X | PT_U | PT_G | PT_CACHE_MASK)
@@ -252,7 +258,7 @@ void pt_destroy(struct pt *pt)
 /* One pt_map request, and the prepare pass's bookkeeping. */
 struct map_req {
     uint64_t va, pa, last;
-    uint64_t flags; /* leaf bits from the attrs */
+    uint64_t flags; /* leaf bits from the attrs, as a 4 KiB leaf holds them */
     bool user;
     uint64_t max_page_size;
     /* prepare: the region of the last new table counted per level (dedup in address order) */
@@ -297,7 +303,8 @@ static enum pt_status map_page(struct pt *pt, struct map_req *r, uint64_t va, ui
         if (level <= want && !pte_is_present(e)) {
             want = level;
             if (pool) /* the parents were given U on the way down */
-                entry_set(slot, pte_make_leaf(pa, pte_level_size(level), r->flags));
+                entry_set(slot, pte_make_leaf(pa, pte_level_size(level),
+                                              leaf_flags(r->flags, pte_level_size(level))));
             *page_size = pte_level_size(level);
             return PT_OK;
         }
@@ -383,14 +390,15 @@ enum pt_status pt_map(struct pt *pt, uint64_t va, uint64_t pa, uint64_t size, ui
 /* What pt_unmap / pt_protect do to each fully covered leaf. */
 struct range_op {
     bool unmap;
-    uint64_t flags; /* protect: the new leaf bits */
+    uint64_t flags; /* protect: the new leaf bits, as a 4 KiB leaf holds them */
     struct pool pool;
 };
 
 /* The leaf a protect turns e (of page_size) into; A and D are the CPU's and are kept. */
 static uint64_t protected_leaf(const struct range_op *op, uint64_t e, uint64_t page_size)
 {
-    return pte_make_leaf(pte_leaf_addr(e, page_size), page_size, op->flags) | (e & (PTE_A | PTE_D));
+    return pte_make_leaf(pte_leaf_addr(e, page_size), page_size, leaf_flags(op->flags, page_size)) |
+           (e & (PTE_A | PTE_D));
 }
 
 /* True if applying op to the leaf would change nothing (protect to the same bits). */
@@ -545,7 +553,7 @@ enum pt_status pt_protect(struct pt *pt, uint64_t va, uint64_t size, uint32_t at
 /* ---- lookups ------------------------------------------------------------------------ */
 
 /* Effective PT_* attrs of a leaf e reached through parents whose W/U were ANDed, NX ORed. */
-static uint32_t effective_attrs(uint64_t e, bool all_w, bool all_u, bool any_nx)
+static uint32_t effective_attrs(uint64_t e, uint64_t page_size, bool all_w, bool all_u, bool any_nx)
 {
     uint32_t a = 0;
     if (all_w && pte_is_writable(e))
@@ -556,11 +564,7 @@ static uint32_t effective_attrs(uint64_t e, bool all_w, bool all_u, bool any_nx)
         a |= PT_X;
     if (pte_is_global(e))
         a |= PT_G;
-    if (pte_is_pwt(e))
-        a |= PT_CACHE_WT;
-    if (pte_is_pcd(e))
-        a |= PT_CACHE_UCM;
-    return a;
+    return a | pte_pat_index(e, page_size) << 4;
 }
 
 void pt_walk(const struct pt *pt, uint64_t va, struct pt_walk *out)
@@ -587,7 +591,7 @@ void pt_walk(const struct pt *pt, uint64_t va, struct pt_walk *out)
             out->leaf.pa = pte_leaf_addr(e, size);
             out->leaf.page_size = size;
             out->leaf.entry = e;
-            out->leaf.attrs = effective_attrs(e, all_w, all_u, any_nx);
+            out->leaf.attrs = effective_attrs(e, size, all_w, all_u, any_nx);
             return;
         }
         all_w = all_w && pte_is_writable(e);
@@ -635,7 +639,7 @@ static bool leaves_rec(const struct leaf_iter *it, uint64_t tpa, unsigned level,
                 .pa = pte_leaf_addr(e, size),
                 .page_size = size,
                 .entry = e,
-                .attrs = effective_attrs(e, all_w, all_u, any_nx),
+                .attrs = effective_attrs(e, size, all_w, all_u, any_nx),
             };
             if (!it->fn(it->ctx, &leaf))
                 return false;

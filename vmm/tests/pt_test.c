@@ -266,7 +266,7 @@ static void test_map_rejects_bad_arguments(void)
            "runs off the lower half");
     CHECKF(pt_map(&pt, 0xfffffffffffff000ull, 0, 2 * PAGE_SIZE, 0, PAGE_SIZE) == PT_ERR_INVALID,
            "wraps");
-    CHECKF(pt_map(&pt, 0x1000, 0x1000, PAGE_SIZE, 0x40, PAGE_SIZE) == PT_ERR_INVALID,
+    CHECKF(pt_map(&pt, 0x1000, 0x1000, PAGE_SIZE, 0x80, PAGE_SIZE) == PT_ERR_INVALID,
            "unknown attribute");
     CHECKF(pt_map(&pt, 0x1000, 0x000ffffffffff000ull, 2 * PAGE_SIZE, 0, PAGE_SIZE) ==
                PT_ERR_INVALID,
@@ -452,6 +452,55 @@ static void test_unmap_split_keeps_bits_and_moves_pat(void)
     CHECKF(l.entry == want && l.page_size == PAGE_SIZE, "split entry %llx want %llx",
            (unsigned long long)l.entry, (unsigned long long)want);
     CHECKF(pte_pat_index(l.entry, PAGE_SIZE) == 7, "PAT index kept");
+    finish(&pt);
+}
+
+static void test_memory_type_sets_the_pat_index_at_every_size(void)
+{
+    struct pt pt = fresh(4);
+    /* Write-combining is PAT entry 5: PWT and the PAT bit, bit 7 in a 4K leaf, 12 in 2M and 1G. */
+    static const uint64_t sizes[] = {PAGE_SIZE, PAGE_SIZE_2M, PAGE_SIZE_1G};
+    for (unsigned i = 0; i < 3; i++) {
+        uint64_t va = (uint64_t)(i + 1) * 4 * PAGE_SIZE_1G, ps = sizes[i];
+        REQUIRE(pt_map(&pt, va, va, ps, PT_W | PT_CACHE_WC, ps) == PT_OK);
+        struct pt_leaf l;
+        REQUIRE(pt_query(&pt, va, &l) == PT_OK);
+        uint64_t pat = ps == PAGE_SIZE ? PTE_PAT_4K : PTE_PAT_LARGE;
+        CHECKF((l.entry & (pat | PTE_PWT | PTE_PCD)) == (pat | PTE_PWT) && l.page_size == ps,
+               "%llu-byte WC leaf %llx", (unsigned long long)ps, (unsigned long long)l.entry);
+        CHECK_EQ(pte_pat_index(l.entry, ps), 5u);
+        CHECK(leaf_is(&l, va, va, ps, PT_W | PT_CACHE_WC));
+    }
+    /* UC- and UC stay PCD and PCD|PWT, no PAT bit: their power-on encodings. */
+    REQUIRE(pt_map(&pt, 0x1000, 0x1000, PAGE_SIZE, PT_CACHE_UCM, PAGE_SIZE) == PT_OK);
+    REQUIRE(pt_map(&pt, 0x2000, 0x2000, PAGE_SIZE, PT_CACHE_UC, PAGE_SIZE) == PT_OK);
+    struct pt_leaf l;
+    REQUIRE(pt_query(&pt, 0x1000, &l) == PT_OK);
+    CHECK((l.entry & (PTE_PAT_4K | PTE_PCD | PTE_PWT)) == PTE_PCD);
+    CHECK_EQ(l.attrs & PT_CACHE_MASK, PT_CACHE_UCM);
+    REQUIRE(pt_query(&pt, 0x2000, &l) == PT_OK);
+    CHECK((l.entry & (PTE_PAT_4K | PTE_PCD | PTE_PWT)) == (PTE_PCD | PTE_PWT));
+    finish(&pt);
+}
+
+static void test_protect_moves_the_pat_bit_when_it_splits(void)
+{
+    struct pt pt = fresh(4);
+    uint64_t va = PAGE_SIZE_1G;
+    REQUIRE(pt_map(&pt, va, 0x80000000, PAGE_SIZE_2M, PT_W | PT_CACHE_WC, PAGE_SIZE_2M) == PT_OK);
+    /* The same type again changes nothing: no split, no table. */
+    uint64_t tables = pt.table_count;
+    REQUIRE(pt_protect(&pt, va, PAGE_SIZE_2M, PT_W | PT_CACHE_WC) == PT_OK);
+    CHECK_EQ(pt.table_count, tables);
+    /* One 4K page uncached: the 2M page splits, the rest stay write-combining at bit 7. */
+    REQUIRE(pt_protect(&pt, va + 3 * PAGE_SIZE, PAGE_SIZE, PT_W | PT_CACHE_UC) == PT_OK);
+    struct pt_leaf l;
+    REQUIRE(pt_query(&pt, va + 2 * PAGE_SIZE, &l) == PT_OK);
+    CHECK(leaf_is(&l, va + 2 * PAGE_SIZE, 0x80002000, PAGE_SIZE, PT_W | PT_CACHE_WC));
+    CHECK((l.entry & (PTE_PAT_4K | PTE_PWT | PTE_PCD)) == (PTE_PAT_4K | PTE_PWT));
+    REQUIRE(pt_query(&pt, va + 3 * PAGE_SIZE, &l) == PT_OK);
+    CHECK(leaf_is(&l, va + 3 * PAGE_SIZE, 0x80003000, PAGE_SIZE, PT_W | PT_CACHE_UC));
+    CHECK((l.entry & (PTE_PAT_4K | PTE_PWT | PTE_PCD)) == (PTE_PWT | PTE_PCD));
     finish(&pt);
 }
 
@@ -788,6 +837,8 @@ int main(void)
     test_unmap_frees_emptied_tables_but_not_the_root();
     test_unmap_splits_large_pages();
     test_unmap_split_keeps_bits_and_moves_pat();
+    test_memory_type_sets_the_pat_index_at_every_size();
+    test_protect_moves_the_pat_bit_when_it_splits();
     test_protect_splits_and_changes_only_the_range();
     test_user_bit_on_parents_follows_the_leaves();
     test_effective_attributes_are_anded_over_levels();

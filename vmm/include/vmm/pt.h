@@ -20,15 +20,23 @@
 #include <canopy/compiler.h>
 
 /* Mapping attributes. */
-#define PT_W          0x01u /* writable */
-#define PT_X          0x02u /* executable (no NX bit) */
-#define PT_U          0x04u /* user accessible */
-#define PT_G          0x08u /* global */
-#define PT_CACHE_MASK 0x30u /* cache type through PWT/PCD with the power-on PAT: */
-#define PT_CACHE_WB   0x00u /*   write-back */
-#define PT_CACHE_WT   0x10u /*   write-through (PWT) */
-#define PT_CACHE_UCM  0x20u /*   UC- (PCD) */
-#define PT_CACHE_UC   0x30u /*   UC (PCD|PWT) */
+#define PT_W 0x01u /* writable */
+#define PT_X 0x02u /* executable (no NX bit) */
+#define PT_U 0x04u /* user accessible */
+#define PT_G 0x08u /* global */
+/*
+ * The memory type: the leaf's PAT index (PAT << 2 | PCD << 1 | PWT) times 16.
+ * The names are the types under Canopy's IA32_PAT, which is the power-on
+ * table with entry 5 made write-combining (CANOPY_PAT in canopy/bootinfo.h);
+ * entries 0-3 mean the same under both. The PAT bit moves between bit 7 (4 KiB
+ * leaves) and bit 12 (2 MiB, 1 GiB) by itself.
+ */
+#define PT_CACHE_MASK 0x70u
+#define PT_CACHE_WB   0x00u /* write-back (entry 0) */
+#define PT_CACHE_WT   0x10u /* write-through (PWT, entry 1) */
+#define PT_CACHE_UCM  0x20u /* UC- (PCD, entry 2) */
+#define PT_CACHE_UC   0x30u /* UC (PCD|PWT, entry 3) */
+#define PT_CACHE_WC   0x50u /* write-combining (PAT|PWT, entry 5; WT with the power-on PAT) */
 
 enum pt_status {
     PT_OK = 0,
@@ -98,7 +106,8 @@ struct pt_leaf {
     uint64_t pa;        /* start of the frame */
     uint64_t page_size; /* 4 KiB, 2 MiB or 1 GiB */
     uint64_t entry;     /* the leaf's raw entry */
-    uint32_t attrs;     /* effective PT_* across all levels: W and U ANDed, X if no NX anywhere */
+    uint32_t attrs;     /* effective PT_* across all levels: W and U ANDed, X if no NX anywhere,
+                           the leaf's own G and memory type (its PAT index) */
 };
 
 /* Looks up va. => PT_ERR_NOT_MAPPED if no present leaf covers it. */
