@@ -340,6 +340,12 @@ static uint64_t usable_run_end(const range_t *r, uint32_t n, uint32_t *i)
 enum pmm_status pmm_init(struct pmm *p, const struct canopy_mem_range *r, uint32_t n,
                          uint64_t virt_offset)
 {
+    return pmm_init_below(p, r, n, virt_offset, UINT64_MAX);
+}
+
+enum pmm_status pmm_init_below(struct pmm *p, const struct canopy_mem_range *r, uint32_t n,
+                               uint64_t virt_offset, uint64_t phys_limit)
+{
     __builtin_memset(p, 0, sizeof(*p));
     for (unsigned k = 0; k < PMM_ORDER_COUNT; k++)
         p->free_head[k] = PMM_NIL;
@@ -349,16 +355,17 @@ enum pmm_status pmm_init(struct pmm *p, const struct canopy_mem_range *r, uint32
     /* The map comes from the normaliser, but it crossed a boundary: check it. */
     uint64_t lo = UINT64_MAX, hi = 0, prev_end = 0;
     const uint64_t frame_limit = UINT64_MAX >> PAGE_SHIFT;
+    const uint64_t reach = phys_limit >> PAGE_SHIFT; /* the first frame not tracked */
     for (uint32_t i = 0; i < n; i++) {
         uint64_t f = r[i].base >> PAGE_SHIFT;
         if (!page_is_aligned(r[i].base) || r[i].page_count == 0 ||
             r[i].page_count > frame_limit - f || f < prev_end)
             return PMM_ERR_BAD_MAP;
         prev_end = f + r[i].page_count;
-        if (is_ram(r[i].type)) {
+        if (is_ram(r[i].type) && f < reach) {
             if (f < lo)
                 lo = f;
-            hi = prev_end;
+            hi = prev_end < reach ? prev_end : reach;
         }
     }
     if (hi <= LOW_FRAMES)
@@ -377,6 +384,8 @@ enum pmm_status pmm_init(struct pmm *p, const struct canopy_mem_range *r, uint32
         uint64_t b = usable_run_end(r, n, &i);
         if (a < LOW_FRAMES)
             a = LOW_FRAMES;
+        if (b > reach)
+            b = reach;
         if (b > a && b - a >= state_pages)
             state_frame = b - state_pages;
     }
@@ -402,6 +411,8 @@ enum pmm_status pmm_init(struct pmm *p, const struct canopy_mem_range *r, uint32
             continue;
         if (a < LOW_FRAMES)
             a = LOW_FRAMES;
+        if (b > reach)
+            b = reach;
         if (b <= a)
             continue;
         a -= base;

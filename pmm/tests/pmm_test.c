@@ -203,6 +203,48 @@ static void test_ram_above_4gib_is_tracked_and_alloc_below_keeps_under_4gib(void
     env_free(&e);
 }
 
+/*
+ * Memory the kernel cannot reach (beyond the direct map's 64 TiB with 4-level
+ * paging) is not the PMM's. Scaled down: RAM up to 5 GiB, the reach at 2 GiB,
+ * and simulated memory that ends at 2 GiB, so any write of the PMM beyond it
+ * (the state array, a free block's links) would fault.
+ */
+static void test_init_below_tracks_nothing_past_the_limit(void)
+{
+    const uint64_t limit = 2 * GiB;
+    struct env e;
+    efimap_init(&e.m, 48);
+    efimap_add(&e.m, EFI_CONVENTIONAL, 0x100000000ull, 0x40000, 0); /* 4-5 GiB: beyond */
+    efimap_add(&e.m, EFI_CONVENTIONAL, 0x100000, 0x1ff00, 0);       /* 1 MiB - 512 MiB */
+    efimap_add(&e.m, EFI_CONVENTIONAL, 0x40000000, 0x80000, 0);     /* 1-3 GiB: cut at 2 */
+    efimap_add(&e.m, EFI_LOADER_DATA, 0xc0000000, 0x100, 0);        /* reclaimable, beyond */
+    if (efimap_normalise(&e.m, &e.r, &e.n) != PMM_OK)
+        abort();
+    sim_open(&e.s, 0, limit);
+    REQUIRE_EQ(pmm_init_below(&e.p, e.r, e.n, e.s.offset, limit), PMM_OK);
+    REQUIRE_PMM(&e.p);
+    CHECK((e.p.base_frame + e.p.frame_count) << PAGE_SHIFT <= limit);
+    CHECK(e.p.state >= GiB && e.p.state + e.p.state_bytes <= limit);
+    uint64_t below = (512 * MiB - MiB + GiB) >> PAGE_SHIFT;
+    CHECK_EQ(e.p.free_frames + e.p.used_frames, below);
+    CHECK_EQ(e.p.reclaimable_frames, 0u);
+    CHECK(!pmm_is_free(&e.p, limit) && !pmm_is_free(&e.p, 0x100000000ull));
+    CHECK_EQ(pmm_owner_of(&e.p, 0xc0000000ull), CANOPY_OWNER_NONE);
+    /* Everything it hands out lies below the limit, down to the last frame. */
+    uint64_t a, got = 0;
+    while (pmm_alloc(&e.p, 0, CANOPY_OWNER_TEST, &a) == PMM_OK) {
+        if (a >= limit) {
+            CHECKF(false, "frame 0x%llx handed out beyond the limit", (unsigned long long)a);
+            break;
+        }
+        got++;
+    }
+    CHECK_EQ(got, below - e.p.state_bytes / PAGE_SIZE);
+    REQUIRE_PMM(&e.p);
+    CHECK_EQ(pmm_reclaim(&e.p), 0u);
+    env_free(&e);
+}
+
 static void test_adjacent_usable_ranges_with_other_attributes_form_one_buddy_run(void)
 {
     struct env e;
@@ -805,6 +847,7 @@ int main(void)
     RUN(test_init_rejects_maps_it_cannot_use);
     RUN(test_tracking_ends_at_the_highest_ram_not_the_highest_mmio);
     RUN(test_ram_above_4gib_is_tracked_and_alloc_below_keeps_under_4gib);
+    RUN(test_init_below_tracks_nothing_past_the_limit);
     RUN(test_adjacent_usable_ranges_with_other_attributes_form_one_buddy_run);
     RUN(test_every_order_allocates_aligned_and_frees_back_to_the_same_tiling);
     RUN(test_freeing_both_buddies_merges_up_to_the_largest_block);

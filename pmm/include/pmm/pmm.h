@@ -166,6 +166,18 @@ const char *memmap_efi_type_name(uint32_t efi_type);
 enum pmm_status pmm_init(struct pmm *pmm, const struct canopy_mem_range *ranges,
                          uint32_t range_count, uint64_t virt_offset) MUST_CHECK;
 
+/*
+ * As pmm_init, for memory below phys_limit only: frames at or above it are
+ * not tracked at all, as if the map ended there (memory the caller cannot
+ * reach, such as RAM beyond the direct map's 64 TiB with 4-level paging), so
+ * nothing is ever handed out or placed there. pmm_init is
+ * pmm_init_below(..., UINT64_MAX).
+ * => PMM_ERR_BAD_MAP if no usable memory lies below phys_limit.
+ */
+enum pmm_status pmm_init_below(struct pmm *pmm, const struct canopy_mem_range *ranges,
+                               uint32_t range_count, uint64_t virt_offset,
+                               uint64_t phys_limit) MUST_CHECK;
+
 /* Changes the phys-to-virt offset (stage 1 -> kernel hand-off). */
 void pmm_rebase(struct pmm *pmm, uint64_t virt_offset);
 
