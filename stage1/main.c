@@ -10,12 +10,13 @@
  *     framebuffer, RSDP, CPU, TSC, seed
  *   ExitBootServices
  *   after it                             every failure: one line on serial,
- *     normalise the map, pmm_init        a pause, and a reset
+ *     normalise the map, pmm_init_below  a pause, and a reset
  *     boot info (owner BOOTINFO) <- the PMM itself moves in here
  *     segments, boot stack                from PMM frames
- *     page tables (owner PAGE_TABLE)      HHDM, framebuffer, segments, stack,
- *                                         the trampoline page and its GDT/IDT
- *   trampoline: CR3, EFER.NXE, CR0.WP, jump
+ *     page tables (owner PAGE_TABLE)      the direct map of RAM, framebuffer
+ *                                         (WC), segments, stack, the trampoline
+ *                                         page and its GDT/IDT
+ *   IA32_PAT; trampoline: CR3, EFER.NXE, CR0.WP, jump
  *
  * Invariant after ExitBootServices: every frame stage 1 hands to the kernel
  * comes from the PMM with an owner, and nothing the kernel needs stays in
@@ -53,12 +54,13 @@
 #define ERROR_PAUSE_US  3000000 /* how long an error line stays up before the firmware returns */
 
 /*
- * Requests beyond the memory map's: segments, the boot stack, the trampoline
- * page and the pages of the descriptor tables it loads.
+ * Requests beyond the direct map's one per range: segments, the boot stack,
+ * the trampoline page, the pages of the descriptor tables it loads, the
+ * framebuffer.
  */
-#define FIXED_REQUESTS (CANOPY_MAX_SEGMENTS + 3)
-/* Scratch per range slot: an HHDM request and a framebuffer gap, each also as a pt_span. */
-#define SCRATCH_PER_RANGE (2 * (sizeof(struct map_request) + sizeof(struct pt_span)))
+#define FIXED_REQUESTS (CANOPY_MAX_SEGMENTS + 4)
+/* Scratch per range slot: a direct-map request, also as a pt_span. */
+#define SCRATCH_PER_RANGE (sizeof(struct map_request) + sizeof(struct pt_span))
 #define SCRATCH_FIXED     (FIXED_REQUESTS * (sizeof(struct map_request) + sizeof(struct pt_span)))
 
 static struct {
@@ -385,8 +387,11 @@ static void pt_frame_free(void *ctx, uint64_t phys)
 
 static uint32_t pt_attrs(uint16_t map_flags)
 {
+    _Static_assert(CANOPY_MAP_WB == PT_CACHE_WB && CANOPY_MAP_UC == PT_CACHE_UC &&
+                       CANOPY_MAP_WC == PT_CACHE_WC && CANOPY_MAP_CACHE_MASK == PT_CACHE_MASK,
+                   "the manifest's memory types are pt's");
     return ((map_flags & CANOPY_MAP_W) ? PT_W : 0) | ((map_flags & CANOPY_MAP_X) ? PT_X : 0) |
-           PT_CACHE_WB;
+           (map_flags & CANOPY_MAP_CACHE_MASK);
 }
 
 /* Copies one PT_LOAD into fresh frames: file bytes at their offset, zeros everywhere else. */
@@ -407,8 +412,10 @@ static uint64_t load_segment(struct pmm *pmm, const struct elf_segment_plan *s)
 struct handoff {
     const struct fw_exit *ex;
     uint32_t range_count;    /* normalised ranges at ex->ranges */
-    struct map_request *req; /* in ex->scratch: what gets mapped */
+    struct map_request *req; /* in ex->scratch: what gets mapped, the direct map's first */
     uint32_t req_count, req_cap;
+    uint64_t pa_limit;     /* the direct map's reach: the PMM tracks nothing beyond it */
+    uint64_t fb_va;        /* where the framebuffer goes (0 without one) */
     struct pt_span *spans; /* in ex->scratch after req: the same, for pt_min_tables */
     uint64_t max_page;     /* the HHDM's largest page */
     struct bi_layout layout;
@@ -442,7 +449,10 @@ static void start_pmm(struct handoff *h, struct pmm *boot_pmm)
                        "address limit (MAXPHYADDR); ignored\n",
                        (unsigned long long)bytes_to_kib(above), bits);
     }
-    ps = pmm_init(boot_pmm, ex->ranges, h->range_count, 0);
+    /* The direct map ends where the dynamic area begins (64 TiB of physical space with 4 levels).
+     */
+    h->pa_limit = CANOPY_DYNAMIC_BASE - s1.hhdm;
+    ps = pmm_init_below(boot_pmm, ex->ranges, h->range_count, 0, h->pa_limit);
     if (ps != PMM_OK)
         FATAL("cannot set up the physical memory manager: %s", pmm_status_str(ps));
 }
@@ -459,36 +469,31 @@ static void show_ranges(const struct handoff *h)
 }
 
 /*
- * What gets mapped first: the HHDM, and the parts of the framebuffer it
- * leaves out. A framebuffer beyond the HHDM's reach is dropped (serial only).
+ * What gets mapped first: the direct map, RAM only. A framebuffer the map
+ * calls RAM would need two memory types for its frames (write-back in the
+ * direct map, write-combining for the console): it is given up, as Linux's
+ * ioremap refuses RAM.
  */
 static void plan_direct_map(struct handoff *h)
 {
     h->req = h->ex->scratch;
-    h->req_cap = 2 * h->ex->range_capacity + FIXED_REQUESTS;
+    h->req_cap = h->ex->range_capacity + FIXED_REQUESTS;
     h->spans = (struct pt_span *)(h->req + h->req_cap);
     h->max_page = s1.cpu.pdpe1gb ? PAGE_SIZE_1G : PAGE_SIZE_2M;
-    /* The HHDM ends where the dynamic area begins (64 TiB of physical space with 4 levels). */
-    uint64_t pa_limit = CANOPY_DYNAMIC_BASE - s1.hhdm;
     uint64_t clipped;
-    uint32_t n = mapplan_hhdm(h->ex->ranges, h->range_count, s1.hhdm, pa_limit, h->max_page, h->req,
-                              h->req_cap, &clipped);
+    uint32_t n = mapplan_hhdm(h->ex->ranges, h->range_count, s1.hhdm, h->pa_limit, h->max_page,
+                              h->req, h->req_cap, &clipped);
     if (n == UINT32_MAX)
         FATAL("too many HHDM ranges");
     if (clipped)
-        con_printf("canopy: %llu MiB of the memory map lie above the HHDM's reach; not mapped\n",
+        con_printf("canopy: %llu MiB of RAM lie beyond the direct map's reach; not used\n",
                    (unsigned long long)bytes_to_mib(clipped));
-    if (s1.fb.format != CANOPY_FB_NONE && s1.fb.base + s1.fb.size_bytes > pa_limit) {
-        con_printf("canopy: the framebuffer lies above the HHDM's reach; serial console only\n");
+    if (s1.fb.format != CANOPY_FB_NONE &&
+        mapplan_touches_ram(h->ex->ranges, h->range_count, s1.fb.base, s1.fb.size_bytes)) {
+        con_printf("canopy: the framebuffer at 0x%llx lies in RAM per the memory map; serial "
+                   "console only\n",
+                   (unsigned long long)s1.fb.base);
         s1.fb = (struct canopy_framebuffer){.format = CANOPY_FB_NONE};
-    }
-    if (s1.fb.format != CANOPY_FB_NONE) {
-        uint32_t k = mapplan_uncovered(h->req, n, s1.hhdm, s1.fb.base, s1.fb.size_bytes,
-                                       h->max_page, CANOPY_MAP_W, CANOPY_OWNER_FRAMEBUFFER,
-                                       h->req + n, h->req_cap - FIXED_REQUESTS - n);
-        if (k == UINT32_MAX)
-            FATAL("too many framebuffer ranges");
-        n += k;
     }
     h->req_count = n;
 }
@@ -499,7 +504,7 @@ static void plan_direct_map(struct handoff *h)
  */
 static void place_bootinfo(struct handoff *h, struct pmm *boot_pmm)
 {
-    uint32_t total_requests = h->req_count + s1.plan.count + 3;
+    uint32_t total_requests = h->req_count + s1.plan.count + 4;
     h->layout = bi_layout(h->range_count, h->ex->efi_map_size, total_requests);
     const struct bi_layout *l = &h->layout;
     enum pmm_status ps =
@@ -519,32 +524,35 @@ static void place_bootinfo(struct handoff *h, struct pmm *boot_pmm)
 /*
  * The kernel's segments, the boot stack above its guard page, the trampoline
  * page and the descriptor tables' pages (identity-mapped: the kernel drops
- * them).
+ * them), the framebuffer.
  */
 static void plan_kernel(struct handoff *h)
 {
     struct canopy_bootinfo *bi = h->bi;
-    for (uint32_t i = 0; i < s1.plan.count; i++) {
-        const struct elf_segment_plan *s = &s1.plan.seg[i];
-        uint64_t pa = load_segment(h->pmm, s);
-        uint16_t flags = (uint16_t)(((s->flags & CANOPY_SEG_W) ? CANOPY_MAP_W : 0) |
-                                    ((s->flags & CANOPY_SEG_X) ? CANOPY_MAP_X : 0));
-        h->req[h->req_count++] = mapplan_request_4k(s->vaddr, pa, s->page_count * PAGE_SIZE, flags,
-                                                    CANOPY_OWNER_KERNEL_IMAGE);
-        bi->segments[i] = (struct canopy_segment){
-            .vaddr = s->vaddr, .paddr = pa, .page_count = s->page_count, .flags = s->flags};
-    }
+    uint64_t seg_pa[CANOPY_MAX_SEGMENTS];
+    for (uint32_t i = 0; i < s1.plan.count; i++)
+        seg_pa[i] = load_segment(h->pmm, &s1.plan.seg[i]);
     uint64_t stack_pa;
     enum pmm_status ps = pmm_alloc_run(h->pmm, pages_for_bytes(CANOPY_BOOT_STACK_SIZE),
                                        CANOPY_OWNER_STACK, &stack_pa);
     if (ps != PMM_OK)
         FATAL("no memory for the boot stack: %s", pmm_status_str(ps));
     __builtin_memset(phys_ptr(stack_pa), 0, CANOPY_BOOT_STACK_SIZE);
+    uint64_t tramp = (uint64_t)(uintptr_t)trampoline_start;
+
+    for (uint32_t i = 0; i < s1.plan.count; i++) {
+        const struct elf_segment_plan *s = &s1.plan.seg[i];
+        uint16_t flags = (uint16_t)(((s->flags & CANOPY_SEG_W) ? CANOPY_MAP_W : 0) |
+                                    ((s->flags & CANOPY_SEG_X) ? CANOPY_MAP_X : 0));
+        h->req[h->req_count++] = mapplan_request_4k(s->vaddr, seg_pa[i], s->page_count * PAGE_SIZE,
+                                                    flags, CANOPY_OWNER_KERNEL_IMAGE);
+        bi->segments[i] = (struct canopy_segment){
+            .vaddr = s->vaddr, .paddr = seg_pa[i], .page_count = s->page_count, .flags = s->flags};
+    }
     uint64_t stack_va = CANOPY_DYNAMIC_BASE + PAGE_SIZE; /* CANOPY_DYNAMIC_BASE stays unmapped */
     h->req[h->req_count++] = mapplan_request_4k(stack_va, stack_pa, CANOPY_BOOT_STACK_SIZE,
                                                 CANOPY_MAP_W, CANOPY_OWNER_STACK);
     bi->stack_top_va = stack_va + CANOPY_BOOT_STACK_SIZE;
-    uint64_t tramp = (uint64_t)(uintptr_t)trampoline_start;
     h->req[h->req_count++] =
         mapplan_request_4k(tramp, tramp, PAGE_SIZE, CANOPY_MAP_X, CANOPY_OWNER_TRAMPOLINE);
     bi->trampoline_page = tramp;
@@ -553,6 +561,9 @@ static void plan_kernel(struct handoff *h)
     fw_fault_tables_pages(&tables, &tables_bytes);
     h->req[h->req_count++] =
         mapplan_request_4k(tables, tables, tables_bytes, CANOPY_MAP_W, CANOPY_OWNER_TRAMPOLINE);
+    if (s1.fb.format != CANOPY_FB_NONE)
+        h->req[h->req_count++] =
+            mapplan_framebuffer(s1.fb.base, s1.fb.size_bytes, s1.cpu.pat, &h->fb_va);
 }
 
 /* The page tables, and the manifest written from the same requests. */
@@ -598,7 +609,7 @@ static void fill_bootinfo(const struct handoff *h)
     bi->hhdm_base = s1.hhdm;
     bi->paging_levels = s1.levels;
     bi->cpu_flags = (s1.cpu.nx ? CANOPY_CPU_NX : 0) | (s1.cpu.pdpe1gb ? CANOPY_CPU_PDPE1G : 0) |
-                    (s1.cpu.la57 ? CANOPY_CPU_LA57 : 0);
+                    (s1.cpu.la57 ? CANOPY_CPU_LA57 : 0) | (s1.cpu.pat ? CANOPY_CPU_PAT : 0);
     bi->mem_ranges = h->bi_pa + l->ranges;
     bi->mem_range_count = h->range_count;
     bi->mem_range_capacity = h->range_count;
@@ -609,6 +620,7 @@ static void fill_bootinfo(const struct handoff *h)
     bi->pt_frames_used = (uint32_t)h->pt.table_count;
     bi->pt_frames_minimum = (uint32_t)h->min_tables;
     bi->fb = s1.fb;
+    bi->fb_va = h->fb_va;
     bi->rsdp = s1.rsdp;
     bi->efi_system_table = s1.system_table;
     bi->efi_memmap = h->bi_pa + l->efi_map;
@@ -644,6 +656,13 @@ static _Noreturn void enter_kernel(const struct handoff *h)
     __builtin_memcpy(bi->phase_tsc, s1.phase_tsc, sizeof(bi->phase_tsc));
     uint64_t entry =
         s1.cfg.debug_fault == CANOPY_PHASE_KERNEL_ENTRY ? FW_FAULT_INJECT_VA : s1.plan.entry;
+    /*
+     * The memory types the new tables name: entry 5 write-combining, 0-3 as at
+     * power-on. The firmware's tables never set the PAT bit, so nothing they
+     * map changes meaning, and no line is cached under entry 5's old type.
+     */
+    if (s1.cpu.pat)
+        cpu_set_pat(CANOPY_PAT);
     trampoline_enter(h->pt.root, bi->stack_top_va, entry, s1.hhdm + h->bi_pa, s1.cpu.nx,
                      fw_fault_tables(s1.hhdm));
 }

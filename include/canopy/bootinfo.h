@@ -8,7 +8,9 @@
  *     void _start(struct canopy_bootinfo *bi);
  *
  * Every address inside the structure is PHYSICAL unless its name ends in _va.
- * The kernel reaches physical memory at hhdm_base + phys.
+ * The kernel reaches RAM at hhdm_base + phys: the direct map (HHDM) holds the
+ * ranges canopy_mem_is_direct_mapped() names and nothing else. Device memory
+ * (the framebuffer, MMIO) is mapped on request in the dynamic area.
  *
  * The layout is ABI: fields are only ever appended, `version` is bumped when
  * that happens, and every offset a consumer relies on is checked below.
@@ -22,7 +24,7 @@
 #include <stdint.h>
 
 #define CANOPY_BOOTINFO_MAGIC   0x4f464e4959504f4eull /* "NOPYINFO" little endian */
-#define CANOPY_BOOTINFO_VERSION 2                     /* 2: boot_flags, kernel_sha256 */
+#define CANOPY_BOOTINFO_VERSION 3 /* 2: boot_flags, kernel_sha256; 3: fb_va, direct map, PAT */
 
 /* Virtual memory layout (4-level paging). */
 #define CANOPY_HHDM_BASE_4L    0xffff800000000000ull
@@ -106,7 +108,7 @@ enum canopy_fb_format {
 };
 
 struct canopy_framebuffer {
-    uint64_t base; /* physical; mapped at hhdm_base + base, RW NX */
+    uint64_t base; /* physical; mapped at the boot info's fb_va, RW NX write-combining */
     uint64_t size_bytes;
     uint32_t width; /* pixels */
     uint32_t height;
@@ -254,11 +256,15 @@ struct canopy_bootinfo {
     uint32_t boot_flags; /* CANOPY_BOOT_* */
     uint32_t reserved2;
     uint8_t kernel_sha256[32]; /* the kernel file's SHA-256 if KERNEL_VERIFIED, else zeros */
+
+    /* Version 3. */
+    uint64_t fb_va; /* where fb is mapped (write-combining, dynamic area); 0 without one */
 };
 
 #define CANOPY_CPU_NX     0x1u /* EFER.NXE was set */
 #define CANOPY_CPU_PDPE1G 0x2u /* 1 GiB pages available (used for the HHDM) */
 #define CANOPY_CPU_LA57   0x4u /* 5-level paging active */
+#define CANOPY_CPU_PAT    0x8u /* IA32_PAT is CANOPY_PAT (else no leaf sets the PAT bit) */
 
 #define CANOPY_BOOT_SECURE_BOOT     0x1u /* the firmware enforces Secure Boot */
 #define CANOPY_BOOT_CONFIG_VERIFIED 0x2u /* canopy.cfg matched the hash stage 1 pins */
@@ -274,6 +280,9 @@ _Static_assert(offsetof(struct canopy_bootinfo, segments) == 56, "bootinfo ABI")
 _Static_assert(offsetof(struct canopy_bootinfo, boot_flags) ==
                    offsetof(struct canopy_bootinfo, cmdline) + 256,
                "bootinfo ABI: version 2 appends after the command line");
+_Static_assert(offsetof(struct canopy_bootinfo, fb_va) ==
+                   offsetof(struct canopy_bootinfo, kernel_sha256) + 32,
+               "bootinfo ABI: version 3 appends after the kernel's hash");
 _Static_assert(sizeof(struct canopy_bootinfo) % 8 == 0, "bootinfo ABI");
 
 #endif

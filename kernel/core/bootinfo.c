@@ -100,6 +100,12 @@ const char *bootinfo_problem(const struct canopy_bootinfo *bi, const struct boot
              bi->mapping_capacity);
     if (bi->fb.format > CANOPY_FB_BITMASK)
         FAIL("unknown framebuffer format %u", bi->fb.format);
+    if (bi->fb.format != CANOPY_FB_NONE &&
+        (bi->fb_va < CANOPY_DYNAMIC_BASE || bi->fb.size_bytes > CANOPY_DYNAMIC_END - bi->fb_va ||
+         (bi->fb_va & (PAGE_SIZE - 1)) != (bi->fb.base & (PAGE_SIZE - 1))))
+        FAIL("framebuffer mapping 0x%llx (%llu bytes of 0x%llx) is not in the dynamic area",
+             (unsigned long long)bi->fb_va, (unsigned long long)bi->fb.size_bytes,
+             (unsigned long long)bi->fb.base);
 
     bool terminated = false;
     for (size_t i = 0; i < sizeof(bi->cmdline); i++)

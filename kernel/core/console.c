@@ -35,9 +35,9 @@ bool console_init_serial(void)
     return serial_up;
 }
 
-bool console_init_fb(const struct canopy_framebuffer *fb, uint64_t hhdm_base)
+bool console_init_fb(const struct canopy_framebuffer *fb, uint64_t fb_va)
 {
-    const char *why = fbcon_init(fb, (void *)(uintptr_t)(hhdm_base + fb->base));
+    const char *why = fbcon_init(fb, (void *)(uintptr_t)fb_va);
     fb_up = why == NULL;
     early_done = true;
     if (!fb_up) {

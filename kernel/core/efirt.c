@@ -110,15 +110,26 @@ static uint64_t rd64(const uint8_t *p)
     return (uint64_t)rd32(p) | (uint64_t)rd32(p + 4) << 32;
 }
 
-/* The HHDM view of [phys, phys + len), or NULL if any byte of it is not mapped. */
-static const uint8_t *phys_view(uint64_t phys, uint64_t len)
+/* The direct map's view of [phys, phys + len), or NULL if it does not hold all of it. */
+static const uint8_t *direct_view(uint64_t phys, uint64_t len)
 {
     uint64_t hhdm = efi.bi->hhdm_base;
-    if (len == 0 || phys > UINT64_MAX - hhdm || len > UINT64_MAX - hhdm - phys)
-        return NULL;
-    if (!kmm_range_is_mapped(hhdm + phys, len, false))
+    if (len == 0 || phys > UINT64_MAX - hhdm || len > UINT64_MAX - hhdm - phys ||
+        !kmm_range_is_mapped(hhdm + phys, len, false))
         return NULL;
     return kmm_phys_to_virt(phys);
+}
+
+/*
+ * A view of [phys, phys + len): the direct map's if it holds the range (RAM),
+ * else an early map (the system table and the configuration table lie in
+ * runtime-services data, which the direct map leaves out). NULL if neither.
+ * Early maps last until efirt_init returns.
+ */
+static const uint8_t *phys_view(uint64_t phys, uint64_t len)
+{
+    const uint8_t *v = direct_view(phys, len);
+    return v != NULL || len == 0 || phys + (len - 1) < phys ? v : kmm_early_map(phys, len);
 }
 
 static const char *fail(const char *fmt, ...) PRINTF_LIKE(1, 2);
@@ -210,9 +221,10 @@ static const char *memmap_check(void)
     if (count == 0 || count > EFI_DESC_MAX_COUNT || bi->efi_memmap_size % bi->efi_desc_size != 0)
         return fail("EFI memory map: %llu bytes is not a whole number of %llu-byte descriptors",
                     (unsigned long long)bi->efi_memmap_size, (unsigned long long)bi->efi_desc_size);
-    efi.memmap = phys_view(bi->efi_memmap, bi->efi_memmap_size);
+    efi.memmap = direct_view(bi->efi_memmap, bi->efi_memmap_size); /* kept: the boot info's */
     if (efi.memmap == NULL)
-        return fail("EFI memory map at 0x%llx is not mapped", (unsigned long long)bi->efi_memmap);
+        return fail("EFI memory map at 0x%llx is not in the direct map",
+                    (unsigned long long)bi->efi_memmap);
     efi.desc_size = bi->efi_desc_size;
     efi.desc_count = count;
     return NULL;
@@ -282,6 +294,7 @@ static void efi_frame_free(void *ctx, uint64_t phys)
     (void)pmm_free(kmm_pmm(), phys, 0); /* our own frame: cannot fail */
 }
 
+/* The memory type of a runtime region: kmm_firmware_cache's rule, over the raw descriptor. */
 static uint32_t cache_attrs(const uint8_t *desc)
 {
     uint32_t type = rd32(desc);
@@ -436,6 +449,7 @@ const char *efirt_init(const struct canopy_bootinfo *bi)
     efi.bi = bi;
     efi.problem = check_tables();
     efi.checked = true;
+    kmm_early_unmap_all(); /* what check_tables kept is copied: the MAT, ResetSystem's address */
     return efi.problem;
 }
 

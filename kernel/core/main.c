@@ -76,14 +76,16 @@ static void start_fb_console(struct canopy_bootinfo *bi)
         kprintf("console: no framebuffer; serial only\n");
         return;
     }
-    if (fb->size_bytes == 0 || fb->base > UINT64_MAX - bi->hhdm_base - fb->size_bytes ||
-        !kmm_range_is_mapped(bi->hhdm_base + fb->base, fb->size_bytes, true)) {
-        kprintf("console: framebuffer 0x%llx (%llu bytes) is not mapped writable in the HHDM; "
-                "serial only\n",
-                (unsigned long long)fb->base, (unsigned long long)fb->size_bytes);
+    if (fb->size_bytes == 0 || bi->fb_va < CANOPY_DYNAMIC_BASE ||
+        bi->fb_va > CANOPY_DYNAMIC_END - fb->size_bytes ||
+        !kmm_range_is_mapped(bi->fb_va, fb->size_bytes, true)) {
+        kprintf("console: framebuffer 0x%llx (%llu bytes) is not mapped writable at 0x%llx in "
+                "the dynamic area; serial only\n",
+                (unsigned long long)fb->base, (unsigned long long)fb->size_bytes,
+                (unsigned long long)bi->fb_va);
         return;
     }
-    console_init_fb(fb, bi->hhdm_base);
+    console_init_fb(fb, bi->fb_va);
 }
 
 static void print_banner(const struct canopy_bootinfo *bi)
@@ -112,8 +114,11 @@ static void print_banner(const struct canopy_bootinfo *bi)
             (unsigned long long)(bi->stack_top_va - CANOPY_BOOT_STACK_SIZE),
             (unsigned long long)(bi->stack_top_va - 1));
     if (bi->fb.format != CANOPY_FB_NONE)
-        kprintf("framebuffer: %ux%u, pitch %u, %u bpp at phys 0x%llx%s\n", bi->fb.width,
-                bi->fb.height, bi->fb.pitch_bytes, bi->fb.bpp, (unsigned long long)bi->fb.base,
+        kprintf("framebuffer: %ux%u, pitch %u, %u bpp, %llu KiB at phys 0x%llx, mapped at "
+                "0x%016llx write-combining%s\n",
+                bi->fb.width, bi->fb.height, bi->fb.pitch_bytes, bi->fb.bpp,
+                (unsigned long long)bytes_to_kib(bi->fb.size_bytes),
+                (unsigned long long)bi->fb.base, (unsigned long long)bi->fb_va,
                 console_has_fb() ? "" : " (console off)");
     kprintf("secure boot: %s, kernel verified: %s\n",
             (bi->boot_flags & CANOPY_BOOT_SECURE_BOOT) ? "on" : "off",

@@ -23,8 +23,8 @@
 #include <kernel/cmdline.h>
 #include <kernel/console.h>
 #include <kernel/efirt.h>
-#include <kernel/kmm.h>
 #include <kernel/power.h>
+#include <kernel/vm.h>
 
 #define TSC_HZ_UNKNOWN 4000000000ull /* an upper bound: waits are at least as long as asked */
 #define SETTLE_MS      1000u         /* how long a method gets to take the machine down */
@@ -63,14 +63,15 @@ static void settle(unsigned ms)
         arch_pause();
 }
 
+/*
+ * ACPI tables: in the direct map when the firmware put them in ACPI memory,
+ * else (the RSDP in the BIOS area, tables in reserved memory) a device map
+ * with the memory type the firmware's map gives them.
+ */
 static const void *acpi_map(void *ctx, uint64_t phys, uint64_t len)
 {
     (void)ctx;
-    uint64_t hhdm = power_bi->hhdm_base;
-    if (len == 0 || phys > UINT64_MAX - hhdm || len > UINT64_MAX - hhdm - phys ||
-        !kmm_range_is_mapped(hhdm + phys, len, false))
-        return NULL;
-    return kmm_phys_to_virt(phys);
+    return vm_phys_view(phys, len, false, "acpi tables");
 }
 
 static const struct acpi_power *acpi_get(void)
@@ -108,8 +109,10 @@ static bool gas_access(const struct acpi_gas *g, bool write, uint32_t *v)
         arch_outb((uint16_t)(PCI_CONFIG_DATA + (off & 3u)), (uint8_t)*v);
         return true;
     }
-    volatile void *p = (volatile void *)acpi_map(NULL, g->address, bytes);
-    if (p == NULL || !kmm_range_is_mapped((uint64_t)(uintptr_t)p, bytes, true))
+    /* A register in memory space: device memory, mapped on request (uncached). */
+    volatile void *p =
+        (volatile void *)(uintptr_t)vm_phys_view(g->address, bytes, true, "acpi registers");
+    if (p == NULL)
         return false;
     if (write)
         bytes == 1   ? (void)(*(volatile uint8_t *)p = (uint8_t)*v)

@@ -15,6 +15,15 @@
  * kmm_reclaim -> kmm_audit. Reclaiming is only safe once the kernel runs on
  * its own GDT, IDT, stack and page tables, and only if nothing it still
  * reads lies in reclaimable memory; kmm_reclaim checks the latter.
+ *
+ * The direct map holds RAM only. Firmware tables outside it (the EFI system
+ * table in runtime-services data) that must be read before the kernel
+ * address space exists go through early maps: read-only pages in a window at
+ * the top of the dynamic area, all dropped again before vm_init (as Linux's
+ * early_memremap before its ioremap works):
+ *
+ *   CANOPY_DYNAMIC_END - 1 MiB                       CANOPY_DYNAMIC_END
+ *   | early map | early map | ...  (bump, 4 KiB pages) |
  */
 #include <stdbool.h>
 #include <stddef.h>
@@ -31,7 +40,19 @@
 
 #include "kmm_internal.h"
 
+#define KMM_PAT_POWER_ON 0x0007040600070406ull /* WB, WT, UC-, UC, twice */
+#define EARLY_PAGES      256                   /* the early-map window: 1 MiB */
+#define EARLY_BASE       (CANOPY_DYNAMIC_END - EARLY_PAGES * PAGE_SIZE)
+#define EFI_MMIO         11
+#define EFI_MMIO_PORT    12
+#define EFI_MEMORY_WB_AT 0x8ull
+
+_Static_assert(PT_CACHE_UC == CANOPY_MAP_UC && PT_CACHE_WB == CANOPY_MAP_WB,
+               "PT_CACHE_* and CANOPY_MAP_* memory types agree");
+
 struct kmm_state kmm;
+static uint64_t early_pages; /* pages of the window in use */
+static bool early_closed;    /* vm_init has run: the window is the VMM's now */
 
 static bool pt_frame_alloc(void *ctx, uint64_t *phys)
 {
@@ -66,11 +87,43 @@ struct pt *kmm_pt(void)
     return &kmm.pt;
 }
 
+/*
+ * Every memory type the kernel's tables name (the framebuffer's
+ * write-combining above all) is read through CANOPY_PAT, which stage 1 sets
+ * at hand-off (CANOPY_CPU_PAT). A kernel started with another value sets it
+ * itself: no leaf uses the changed entry 5 before, so no cached line can hold
+ * an older meaning of it, and the CR3 reload drops any TLB entry that did.
+ * Without PAT (stage 1 found none in CPUID) PCD and PWT keep their meaning
+ * and no leaf sets the PAT bit: the power-on table describes them.
+ */
+static void pat_init(const struct canopy_bootinfo *bi)
+{
+    if (!(bi->cpu_flags & CANOPY_CPU_PAT)) {
+        kmm.pat = KMM_PAT_POWER_ON;
+        kprintf("kmm: no PAT; the framebuffer is uncached\n");
+        return;
+    }
+    kmm.pat = arch_rdmsr(ARCH_MSR_PAT);
+    if (kmm.pat == CANOPY_PAT)
+        return;
+    kprintf("kmm: IA32_PAT is 0x%016llx, not 0x%016llx as the boot protocol says; setting it\n",
+            (unsigned long long)kmm.pat, (unsigned long long)CANOPY_PAT);
+    arch_wrmsr(ARCH_MSR_PAT, CANOPY_PAT);
+    arch_write_cr3(arch_read_cr3());
+    kmm.pat = CANOPY_PAT;
+}
+
 void kmm_early_init(struct canopy_bootinfo *bi)
 {
     kmm.bi = bi;
     kmm.hhdm = bi->hhdm_base;
     kmm.levels = bi->paging_levels;
+    pat_init(bi);
+}
+
+uint64_t kmm_pat(void)
+{
+    return kmm.pat;
 }
 
 void kmm_adopt(struct canopy_bootinfo *bi)
@@ -258,4 +311,70 @@ bool kmm_range_is_mapped(uint64_t va, uint64_t size, bool write)
         va = leaf.va + leaf.page_size;
     }
     return true;
+}
+
+uint32_t kmm_firmware_cache(uint64_t pa, uint64_t size)
+{
+    const struct canopy_mem_range *r = kmm_phys_to_virt(kmm.bi->mem_ranges);
+    uint64_t at = page_down(pa), end = pa + size;
+    if (size == 0 || end < pa)
+        return PT_CACHE_UC;
+    /* Ranges are sorted: walk them alongside [at, end). */
+    for (uint32_t i = 0; i < kmm.bi->mem_range_count && at < end; i++) {
+        uint64_t r_end = r[i].base + r[i].page_count * PAGE_SIZE;
+        if (r_end <= at)
+            continue;
+        if (r[i].base > at)
+            return PT_CACHE_UC; /* a hole */
+        if (r[i].type == CANOPY_MEM_MMIO || r[i].efi_type == EFI_MMIO ||
+            r[i].efi_type == EFI_MMIO_PORT || !(r[i].efi_attr & EFI_MEMORY_WB_AT))
+            return PT_CACHE_UC;
+        at = r_end;
+    }
+    return at >= end ? PT_CACHE_WB : PT_CACHE_UC;
+}
+
+const void *kmm_early_map(uint64_t pa, uint64_t len)
+{
+    if (early_closed || len == 0 || pa + (len - 1) < pa || kmm.pt.table_count == 0)
+        return NULL;
+    uint64_t first = page_down(pa);
+    uint64_t pages = (page_down(pa + (len - 1)) - first) / PAGE_SIZE + 1;
+    if (pages > EARLY_PAGES - early_pages)
+        return NULL;
+    uint64_t va = EARLY_BASE + early_pages * PAGE_SIZE, size = pages * PAGE_SIZE;
+    uint32_t cache = kmm_firmware_cache(first, size);
+    if (pt_map(&kmm.pt, va, first, size, cache, PAGE_SIZE) != PT_OK)
+        return NULL;
+    if (!manifest_add(va, first, size, PAGE_SIZE, (uint16_t)cache, CANOPY_OWNER_RUNTIME)) {
+        if (pt_unmap(&kmm.pt, va, size) != PT_OK)
+            panic("kmm: unmapping an early map just made failed");
+        for (uint64_t i = 0; i < pages; i++)
+            arch_invlpg(va + i * PAGE_SIZE);
+        return NULL;
+    }
+    early_pages += pages;
+    return (const void *)(uintptr_t)(va + (pa - first));
+}
+
+void kmm_early_unmap_all(void)
+{
+    if (early_pages == 0)
+        return;
+    uint64_t size = early_pages * PAGE_SIZE;
+    enum pt_status st = pt_unmap(&kmm.pt, EARLY_BASE, size);
+    if (st != PT_OK)
+        panic("kmm: unmapping the early maps: %s", pt_status_str(st));
+    for (uint64_t i = 0; i < early_pages; i++)
+        arch_invlpg(EARLY_BASE + i * PAGE_SIZE);
+    if (!manifest_remove(EARLY_BASE, size))
+        kprintf("kmm: the manifest did not take the early maps' removal\n");
+    early_pages = 0;
+}
+
+void kmm_early_close(void)
+{
+    if (early_pages != 0)
+        panic("kmm: %llu pages of early maps are still mapped", (unsigned long long)early_pages);
+    early_closed = true;
 }

@@ -15,6 +15,7 @@ struct kmm_state {
     struct canopy_bootinfo *bi;
     uint64_t hhdm;
     unsigned levels;
+    uint64_t pat;   /* IA32_PAT: what the tables' memory types mean (GDB's `pt` reads it) */
     struct pmm pmm; /* the kernel's copy of stage 1's PMM */
     struct pt pt;   /* the live hierarchy (CR3) */
     bool adopted;

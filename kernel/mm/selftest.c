@@ -17,6 +17,11 @@
  *    5%  requests that must fail without changing anything (W+X, a kernel
  *        segment, a hole, size 0), and a kernel stack used and freed
  *
+ * Once per run, device maps (vm_map_phys): RAM is refused, a second memory
+ * type for the framebuffer's frames is refused and the same one granted, and
+ * a page the memory map leaves out is mapped with the firmware's type onto
+ * its own frame and unmapped again, leaving nothing behind.
+ *
  * Every 2,000 operations the model is compared with the VMA tree area by area
  * and with the page tables page by page (vm_check), and the heap, the PMM and
  * the page tables run their own checkers. At the start and the end an
@@ -55,7 +60,8 @@
 #define DEFAULT_SEED   0x5eed5eed0badcafeull
 
 static const char region_name[] = "selftest";
-static uint64_t tsc_hz; /* from the boot info, 0 if unknown */
+static uint64_t tsc_hz;                    /* from the boot info, 0 if unknown */
+static const struct canopy_bootinfo *boot; /* from kselftest_boot */
 static const char stack_name[] = "selftest stack";
 
 struct region {
@@ -493,6 +499,75 @@ static bool op_refusals_and_stack(void)
     return true;
 }
 
+/* The first page below 4 GiB that no range of the memory map holds, or in a non-RAM range. */
+static bool find_device_page(uint64_t *pa)
+{
+    const struct canopy_mem_range *r = kmm_phys_to_virt(boot->mem_ranges);
+    uint64_t at = PAGE_SIZE;
+    for (uint32_t i = 0; i < boot->mem_range_count && at < (1ull << 32); i++) {
+        if (r[i].base > at || !canopy_mem_is_direct_mapped(r[i].type)) {
+            *pa = r[i].base > at ? at : r[i].base;
+            return true;
+        }
+        at = r[i].base + r[i].page_count * PAGE_SIZE;
+    }
+    *pa = at;
+    return at < (1ull << 32);
+}
+
+/* vm_map_phys and vm_unmap_phys, each refusal changing nothing. */
+static void check_device_maps(void)
+{
+    uint64_t va, pa;
+    size_t vmas = vmm_space_count(vm_space());
+    void *p = kmalloc(PAGE_SIZE);
+    if (p != NULL) {
+        pa = (uint64_t)(uintptr_t)p - kmm_pt()->virt_offset;
+        enum vm_status st = vm_map_phys(pa, 16, 0, PT_CACHE_UC, region_name, &va);
+        CHECK(st == VM_ERR_RAM, "vm_map_phys of a heap frame gave %s", vm_status_str(st));
+        kfree(p);
+    }
+    if (boot->fb.format != CANOPY_FB_NONE && (boot->cpu_flags & CANOPY_CPU_PAT)) {
+        enum vm_status st =
+            vm_map_phys(boot->fb.base, PAGE_SIZE, VM_W, PT_CACHE_UC, region_name, &va);
+        CHECK(st == VM_ERR_MEMTYPE, "an uncached map of the framebuffer gave %s",
+              vm_status_str(st));
+        st = vm_map_phys(boot->fb.base + 8, 8, 0, PT_CACHE_WC, region_name, &va);
+        struct pt_leaf leaf;
+        if (CHECK(st == VM_OK, "a write-combining map of the framebuffer: %s", vm_status_str(st))) {
+            CHECK(page_down(va) != page_down(boot->fb_va) && (va & (PAGE_SIZE - 1)) == 8 &&
+                      pt_query(kmm_pt(), va, &leaf) == PT_OK &&
+                      leaf.pa == page_down(boot->fb.base) && leaf.attrs == PT_CACHE_WC,
+                  "the framebuffer's second map at 0x%016llx", (unsigned long long)va);
+            st = vm_unmap_phys(va);
+            CHECK(st == VM_OK, "vm_unmap_phys: %s", vm_status_str(st));
+        }
+    }
+    if (find_device_page(&pa)) {
+        uint32_t cache = kmm_firmware_cache(pa, PAGE_SIZE);
+        enum vm_status st = vm_map_phys(pa, PAGE_SIZE, 0, cache, region_name, &va);
+        struct pt_leaf leaf;
+        if (CHECK(st == VM_OK, "vm_map_phys(0x%llx): %s", (unsigned long long)pa,
+                  vm_status_str(st))) {
+            const struct vmm_vma *v = vm_lookup(va);
+            CHECK(v != NULL && v->attrs.kind == VM_KIND_DEVICE &&
+                      pt_query(kmm_pt(), va, &leaf) == PT_OK && leaf.pa == pa &&
+                      leaf.attrs == cache && leaf.page_size == PAGE_SIZE,
+                  "the map of 0x%llx at 0x%016llx", (unsigned long long)pa, (unsigned long long)va);
+            const char *why = NULL;
+            CHECK(vm_check(&why), "vm_check with a device map: %s", why);
+            st = vm_unmap_phys(va);
+            CHECK(st == VM_OK && vm_lookup(va) == NULL &&
+                      pt_query(kmm_pt(), va, &leaf) == PT_ERR_NOT_MAPPED,
+                  "vm_unmap_phys(0x%016llx): %s", (unsigned long long)va, vm_status_str(st));
+            CHECK(vm_unmap_phys(va) == VM_ERR_NOT_MAPPED, "a second vm_unmap_phys succeeded");
+        }
+    }
+    CHECK(vm_unmap_phys(CANOPY_KERNEL_BASE) == VM_ERR_NOT_MAPPED,
+          "vm_unmap_phys of the kernel image did not refuse");
+    CHECK(vmm_space_count(vm_space()) == vmas, "device maps left areas behind");
+}
+
 /* An allocation larger than free memory fails with VM_ERR_NOMEM and leaves nothing behind. */
 static void check_undo(void)
 {
@@ -637,6 +712,8 @@ int kselftest_run_ops(uint64_t ops, uint64_t seed)
     struct snapshot start, end;
     snapshot_take(&start);
     check_undo();
+    if (boot != NULL)
+        check_device_maps();
 
     for (t.op = 0; t.op < ops; t.op++) {
         /* An operation that does not apply (no room for a region, no region) is drawn again. */
@@ -707,6 +784,7 @@ static void overflow_entry(void *arg)
 void kselftest_boot(const struct canopy_bootinfo *bi)
 {
     tsc_hz = bi->tsc_hz;
+    boot = bi;
     char value[32];
     if (!cmdline_get(bi->cmdline, "selftest", value, sizeof(value)))
         return;

@@ -5,13 +5,20 @@
  * with 4-level paging and [0xff00000000000000, 2^64) with 5. At boot it gets
  * a VMA for everything stage 1 mapped, each marked VMA_FIXED:
  *
- *   hhdm_base + phys   "hhdm"         one VMA per run of the memory map
- *                                     (ranges merged where they touch, as
- *                                     stage 1 maps them); holes stay holes
- *                      "framebuffer"  only the parts no hhdm run covers
+ *   hhdm_base + phys   "hhdm"         one VMA per run of RAM in the memory map
+ *                                     (RAM-like ranges merged where they
+ *                                     touch, as stage 1 maps them); holes,
+ *                                     MMIO and firmware ranges stay holes
  *   0xffffc00000000000 "boot stack"   guard page (VM_KIND_GUARD), then the
  *                                     64 KiB stack: inside the dynamic area
+ *   fb_va              "framebuffer"  write-combining, in the dynamic area
  *   0xffffffff80000000 ".text" ".rodata" ".data"   one per kernel segment
+ *
+ * Device and firmware memory the direct map leaves out is mapped on request
+ * (vm_map_phys) in the dynamic area, fixed from then on, with a memory type
+ * that no other mapping of the same frames contradicts: a small table of
+ * device maps (physical range, memory type) is consulted first, as Linux's
+ * memtype reservations are.
  *
  * Allocations are restricted by window rather than by reservations: every
  * vm_alloc searches only [CANOPY_DYNAMIC_BASE, CANOPY_DYNAMIC_END), so the
@@ -19,8 +26,9 @@
  * always means something is mapped (or deliberately unmapped, for guards).
  *
  * Invariants (vm_check): the dynamic area is mapped with 4 KiB pages only,
- * each inside an area with that area's protection, on a frame owned by
- * CANOPY_OWNER_VMM (the boot stack's are CANOPY_OWNER_STACK); areas that are
+ * each inside an area with that area's protection and memory type, on a frame
+ * owned by CANOPY_OWNER_VMM (the boot stack's are CANOPY_OWNER_STACK; device
+ * maps' are their own physical pages, not the PMM's); areas that are
  * not demand-zero are fully mapped; guards never are; vm.frames counts the
  * mapped VMM frames; nothing is ever both writable and executable. Using 4 KiB
  * pages only means unmap and protect never split a large page, so after the
@@ -49,6 +57,7 @@
 #include <kernel/panic.h>
 #include <kernel/vm.h>
 #include <vmm/pt.h>
+#include <vmm/pte.h>
 
 #define DYN_BASE CANOPY_DYNAMIC_BASE
 #define DYN_LAST (CANOPY_DYNAMIC_END - 1)
@@ -56,8 +65,16 @@
 #define BATCH    64  /* pages unmapped per TLB flush */
 /* Above this many pages one CR3 reload is cheaper than invlpg each (Linux's ceiling is 33). */
 #define INVLPG_MAX 32
+#define DEVICE_MAX 64 /* device maps: the framebuffer, ACPI tables and registers */
 
 _Static_assert(VM_W == PT_W && VM_X == PT_X, "VMA protection is stored as PT_* bits");
+_Static_assert(((PT_W | PT_X) & PT_CACHE_MASK) == 0, "a VMA's prot holds PT_W, PT_X and a type");
+
+/* One device map: an area at va of size bytes onto the frames from pa, of one memory type. */
+struct device_map {
+    uint64_t va, size, pa;
+    uint32_t cache; /* PT_CACHE_* */
+};
 
 static struct {
     struct vmm_space space;
@@ -65,6 +82,8 @@ static struct {
     uint64_t frames;
     uint64_t demand_faults;
     uint64_t manifest_misses;
+    struct device_map devices[DEVICE_MAX];
+    unsigned device_count;
 } vm;
 
 const char *vm_status_str(enum vm_status st)
@@ -84,6 +103,10 @@ const char *vm_status_str(enum vm_status st)
         return "range not covered by areas";
     case VM_ERR_FIXED:
         return "range touches an area the kernel did not hand out";
+    case VM_ERR_RAM:
+        return "the range is RAM, in the direct map";
+    case VM_ERR_MEMTYPE:
+        return "a frame is mapped with another memory type already";
     }
     return "unknown status";
 }
@@ -103,6 +126,8 @@ const char *vm_kind_name(unsigned kind)
         return "guard";
     case VM_KIND_ANON:
         return "anon";
+    case VM_KIND_DEVICE:
+        return "device";
     }
     return "?";
 }
@@ -397,6 +422,126 @@ enum vm_status vm_protect(uint64_t va, uint64_t size, unsigned prot)
     return VM_OK;
 }
 
+/* ---- device and firmware memory ------------------------------------------------------------ */
+
+/* The device map whose area starts at va, or NULL. */
+static const struct device_map *device_at(uint64_t va)
+{
+    for (unsigned i = 0; i < vm.device_count; i++)
+        if (vm.devices[i].va == va)
+            return &vm.devices[i];
+    return NULL;
+}
+
+/* True if a page of the frames [pa, pa + size) is mapped in the direct map. */
+static bool in_direct_map(uint64_t pa, uint64_t size)
+{
+    const struct pt *pt = kmm_pt();
+    uint64_t hhdm = pt->virt_offset, reach = CANOPY_DYNAMIC_BASE - hhdm;
+    for (uint64_t at = pa; at - pa < size && at < reach; at += PAGE_SIZE) {
+        struct pt_leaf leaf;
+        if (pt_query(pt, hhdm + at, &leaf) == PT_OK)
+            return true;
+    }
+    return false;
+}
+
+enum vm_status vm_map_phys(uint64_t pa, uint64_t size, unsigned prot, uint32_t cache,
+                           const char *name, uint64_t *va)
+{
+    if (!vm.ready || va == NULL || name == NULL || (prot & ~VM_W) || (cache & ~PT_CACHE_MASK) ||
+        size == 0 || pa + (size - 1) < pa || pa + (size - 1) > PTE_ADDR_MASK)
+        return VM_ERR_INVALID;
+    uint64_t first = page_down(pa), bytes = page_up(pa + (size - 1) + 1 - first);
+    if (bytes == 0 || bytes > CANOPY_DYNAMIC_END - CANOPY_DYNAMIC_BASE)
+        return VM_ERR_INVALID;
+    if (in_direct_map(first, bytes))
+        return VM_ERR_RAM;
+    for (unsigned i = 0; i < vm.device_count; i++) {
+        const struct device_map *d = &vm.devices[i];
+        if (d->pa < first + bytes && first < d->pa + d->size && d->cache != cache)
+            return VM_ERR_MEMTYPE;
+    }
+    if (vm.device_count == DEVICE_MAX)
+        return VM_ERR_NOMEM;
+
+    struct vmm_alloc_req req = {
+        .size = bytes, .align = PAGE_SIZE, .min = DYN_BASE, .last = DYN_LAST, .flags = 0};
+    uint64_t base;
+    enum vmm_status vs = vmm_space_find(&vm.space, &req, &base);
+    if (vs != VMM_OK)
+        return from_vmm(vs);
+    struct vmm_attrs attrs = {
+        .name = name, .prot = prot | cache, .kind = VM_KIND_DEVICE, .flags = VMA_FIXED};
+    vs = vmm_space_reserve(&vm.space, base, bytes, &attrs, NULL);
+    if (vs != VMM_OK)
+        return from_vmm(vs);
+    if (pt_map(kmm_pt(), base, first, bytes, prot | cache, PAGE_SIZE) != PT_OK)
+        goto undo_area;
+    if (manifest_on() && !manifest_add(base, first, bytes, PAGE_SIZE,
+                                       (uint16_t)(map_flags(prot) | cache), CANOPY_OWNER_DEVICE)) {
+        if (pt_unmap(kmm_pt(), base, bytes) != PT_OK)
+            panic("vm: unmapping a device map just made failed");
+        flush_range(base, bytes / PAGE_SIZE);
+        goto undo_area;
+    }
+    vm.devices[vm.device_count++] = (struct device_map){base, bytes, first, cache};
+    *va = base + (pa - first);
+    return VM_OK;
+
+undo_area:
+    /* Removing a whole VMA needs no node: it cannot fail. */
+    if (vmm_space_free(&vm.space, base, bytes) != VMM_OK)
+        panic("vm: dropping a fresh device area failed");
+    return VM_ERR_NOMEM;
+}
+
+enum vm_status vm_unmap_phys(uint64_t va)
+{
+    if (!vm.ready)
+        return VM_ERR_INVALID;
+    uint64_t start = page_down(va);
+    const struct vmm_vma *v = vm_lookup(start);
+    unsigned i = 0;
+    while (i < vm.device_count && vm.devices[i].va != start)
+        i++;
+    if (v == NULL || i == vm.device_count || v->attrs.kind != VM_KIND_DEVICE)
+        return VM_ERR_NOT_MAPPED;
+    uint64_t size = vm.devices[i].size;
+    if (pt_unmap(kmm_pt(), start, size) != PT_OK)
+        panic("vm: unmapping device map 0x%016llx: a 4 KiB mapping cannot need a split",
+              (unsigned long long)start);
+    flush_range(start, size / PAGE_SIZE);
+    if (manifest_on() && !manifest_remove(start, size))
+        vm.manifest_misses++;
+    /* Removing a whole VMA needs no node: it cannot fail. */
+    if (vmm_space_free(&vm.space, start, size) != VMM_OK)
+        panic("vm: dropping device area 0x%016llx failed", (unsigned long long)start);
+    vm.devices[i] = vm.devices[--vm.device_count];
+    return VM_OK;
+}
+
+const void *vm_phys_view(uint64_t pa, uint64_t len, bool write, const char *name)
+{
+    if (!vm.ready || len == 0 || pa + (len - 1) < pa)
+        return NULL;
+    uint64_t hhdm = kmm_pt()->virt_offset;
+    if (pa + (len - 1) < CANOPY_DYNAMIC_BASE - hhdm && kmm_range_is_mapped(hhdm + pa, len, write))
+        return kmm_phys_to_virt(pa);
+    for (unsigned i = 0; i < vm.device_count; i++) {
+        const struct device_map *d = &vm.devices[i];
+        const struct vmm_vma *v = vm_lookup(d->va);
+        bool writable = v != NULL && (v->attrs.prot & PT_W);
+        if (pa >= d->pa && pa - d->pa <= d->size - len && len <= d->size && (writable || !write))
+            return (const void *)(uintptr_t)(d->va + (pa - d->pa));
+    }
+    uint64_t va;
+    uint32_t cache = kmm_firmware_cache(pa, len);
+    if (vm_map_phys(pa, len, write ? VM_W : 0, cache, name, &va) != VM_OK)
+        return NULL;
+    return (const void *)(uintptr_t)va;
+}
+
 const struct vmm_vma *vm_lookup(uint64_t va)
 {
     return vm.ready ? vmm_space_lookup(&vm.space, va) : NULL;
@@ -453,27 +598,39 @@ static void reserve_fixed(uint64_t start, uint64_t size, const char *name, unsig
               (unsigned long long)(start + size - 1), vmm_status_str(st));
 }
 
-/* One "hhdm" VMA per run of the memory map, ranges merged where they touch. Returns the count. */
+/* The direct map's VMA for one run of RAM [base, end) (physical), checked against the tables. */
+static void reserve_hhdm_run(const struct canopy_bootinfo *bi, uint64_t base, uint64_t end)
+{
+    reserve_fixed(bi->hhdm_base + base, end - base, "hhdm", VM_KIND_HHDM, PT_W);
+    if (!kmm_range_is_mapped(bi->hhdm_base + base, end - base, true))
+        kprintf("vm: hhdm run 0x%llx-0x%llx is not fully mapped writable\n",
+                (unsigned long long)base, (unsigned long long)(end - 1));
+}
+
+/*
+ * The direct map's VMAs: one run per stretch of RAM-like ranges that touch,
+ * below the direct map's reach (as stage 1 maps it). Returns the run count.
+ */
 static unsigned reserve_hhdm(const struct canopy_bootinfo *bi, uint64_t *bytes)
 {
     const struct canopy_mem_range *r = kmm_phys_to_virt(bi->mem_ranges);
+    uint64_t reach = CANOPY_DYNAMIC_BASE - bi->hhdm_base;
     unsigned runs = 0;
     uint64_t run_base = 0, run_end = 0; /* [run_base, run_end) physical, empty when equal */
     *bytes = 0;
     for (uint32_t i = 0; i <= bi->mem_range_count; i++) {
         bool last = i == bi->mem_range_count;
         uint64_t base = last ? 0 : r[i].base, size = last ? 0 : r[i].page_count * PAGE_SIZE;
-        if (!last && size == 0)
+        if (!last && (size == 0 || !canopy_mem_is_direct_mapped(r[i].type) || base >= reach))
             continue;
+        if (!last && size > reach - base)
+            size = reach - base;
         if (!last && run_end != run_base && base == run_end) {
             run_end += size;
             continue;
         }
         if (run_end != run_base) {
-            reserve_fixed(bi->hhdm_base + run_base, run_end - run_base, "hhdm", VM_KIND_HHDM, PT_W);
-            if (!kmm_range_is_mapped(bi->hhdm_base + run_base, run_end - run_base, true))
-                kprintf("vm: hhdm run 0x%llx-0x%llx is not fully mapped writable\n",
-                        (unsigned long long)run_base, (unsigned long long)(run_end - 1));
+            reserve_hhdm_run(bi, run_base, run_end);
             *bytes += run_end - run_base;
             runs++;
         }
@@ -483,34 +640,24 @@ static unsigned reserve_hhdm(const struct canopy_bootinfo *bi, uint64_t *bytes)
     return runs;
 }
 
-/* The parts of the framebuffer no hhdm run covers become "framebuffer" VMAs; returns how many. */
+/* The framebuffer stage 1 mapped write-combining at fb_va: one device area. Returns 0 or 1. */
 static unsigned reserve_framebuffer(const struct canopy_bootinfo *bi)
 {
     const struct canopy_framebuffer *fb = &bi->fb;
-    if (fb->format == CANOPY_FB_NONE || fb->size_bytes == 0)
+    if (fb->format == CANOPY_FB_NONE || fb->size_bytes == 0 || bi->fb_va == 0)
         return 0;
-    uint64_t lo = bi->hhdm_base + page_down(fb->base);
-    uint64_t hi = bi->hhdm_base + page_up(fb->base + fb->size_bytes);
-    unsigned pieces = 0;
-    for (uint64_t cur = lo; cur < hi;) {
-        const struct vmm_vma *v = vmm_space_first_from(&vm.space, cur);
-        if (v != NULL && vmm_vma_start(v) <= cur) {
-            cur = vmm_vma_last(v) + 1; /* covered by an hhdm run */
-            continue;
-        }
-        uint64_t end = v != NULL && vmm_vma_start(v) < hi ? vmm_vma_start(v) : hi;
-        reserve_fixed(cur, end - cur, "framebuffer", VM_KIND_FRAMEBUFFER, PT_W);
-        pieces++;
-        cur = end;
-    }
-    if (pieces == 0)
-        kprintf("vm: the framebuffer (phys 0x%llx) lies inside an hhdm area\n",
-                (unsigned long long)fb->base);
-    return pieces;
+    uint64_t va = page_down(bi->fb_va), pa = page_down(fb->base);
+    uint64_t size = page_up(bi->fb_va + fb->size_bytes) - va;
+    uint32_t prot = PT_W | PT_CACHE_WC;
+    reserve_fixed(va, size, "framebuffer", VM_KIND_FRAMEBUFFER, prot);
+    if (vm.device_count < DEVICE_MAX)
+        vm.devices[vm.device_count++] = (struct device_map){va, size, pa, PT_CACHE_WC};
+    return 1;
 }
 
 void vm_init(struct canopy_bootinfo *bi)
 {
+    kmm_early_close(); /* the early-map window is the VMM's from here on */
     kmalloc_init();
     unsigned levels = bi->paging_levels;
     struct vmm_node_source nodes = {.alloc = node_alloc, .free = node_free, .ctx = NULL};
@@ -535,8 +682,8 @@ void vm_init(struct canopy_bootinfo *bi)
 
     vm.ready = true;
     bi->phase_tsc[CANOPY_PHASE_VMM_READY] = arch_rdtsc();
-    kprintf("vm: kernel address space: %zu areas (%u segments, %u hhdm runs of %llu MiB, %u "
-            "framebuffer, boot stack + guard); allocations from 0x%016llx-0x%016llx\n",
+    kprintf("vm: kernel address space: %zu areas (%u segments, %u hhdm runs of %llu MiB of RAM, "
+            "%u framebuffer, boot stack + guard); allocations from 0x%016llx-0x%016llx\n",
             vmm_space_count(&vm.space), bi->segment_count, runs,
             (unsigned long long)bytes_to_mib(hhdm_bytes), fb_pieces, (unsigned long long)DYN_BASE,
             (unsigned long long)DYN_LAST);
@@ -598,9 +745,26 @@ static bool check_leaf(void *ctx, const struct pt_leaf *leaf)
         c->why = "a guard page is mapped";
         return false;
     }
-    if ((leaf->attrs & (PT_W | PT_X)) != v->attrs.prot || (leaf->attrs & PT_U)) {
-        c->why = "a page's protection differs from its area's";
+    /* The leaf's memory type as a PT_CACHE_* value: its PAT index, wherever the PAT bit sits. */
+    uint32_t cache = pte_pat_index(leaf->entry, leaf->page_size) << 4;
+    _Static_assert(PT_CACHE_UC == 3u << 4, "PT_CACHE_* is the PAT index times 16");
+    if ((leaf->attrs & (PT_W | PT_X)) != (v->attrs.prot & (PT_W | PT_X)) ||
+        cache != (v->attrs.prot & PT_CACHE_MASK) || (leaf->attrs & PT_U)) {
+        c->why = "a page's protection or memory type differs from its area's";
         return false;
+    }
+    c->committed += !(v->attrs.flags & VMA_DEMAND);
+    if (v->attrs.kind == VM_KIND_DEVICE || v->attrs.kind == VM_KIND_FRAMEBUFFER) {
+        const struct device_map *d = device_at(vmm_vma_start(v));
+        if (d == NULL || leaf->pa != d->pa + (leaf->va - d->va)) {
+            c->why = "a device page does not map its area's physical page";
+            return false;
+        }
+        if (pmm_owner_of(kmm_pmm(), leaf->pa) != CANOPY_OWNER_NONE) {
+            c->why = "a device page maps a frame the PMM has handed out";
+            return false;
+        }
+        return true;
     }
     bool boot = (v->attrs.flags & VMA_FIXED) != 0;
     enum canopy_owner want = boot ? CANOPY_OWNER_STACK : CANOPY_OWNER_VMM;
@@ -610,7 +774,6 @@ static bool check_leaf(void *ctx, const struct pt_leaf *leaf)
         return false;
     }
     c->vm_frames += !boot;
-    c->committed += !(v->attrs.flags & VMA_DEMAND);
     return true;
 }
 
@@ -643,6 +806,11 @@ bool vm_check(const char **why)
         }
         if ((v->attrs.prot & PT_W) && (v->attrs.prot & PT_X)) {
             *why = "an area is writable and executable";
+            return false;
+        }
+        bool device = v->attrs.kind == VM_KIND_DEVICE || v->attrs.kind == VM_KIND_FRAMEBUFFER;
+        if (device && device_at(vmm_vma_start(v)) == NULL) {
+            *why = "a device area is missing from the device maps";
             return false;
         }
         if (v->attrs.kind != VM_KIND_GUARD && !(v->attrs.flags & VMA_DEMAND))
@@ -685,7 +853,7 @@ void vm_dump(void)
                 guard ? '-' : 'r', (v->attrs.prot & PT_W) ? 'w' : '-',
                 (v->attrs.prot & PT_X) ? 'x' : '-', vm_kind_name(v->attrs.kind), v->attrs.name,
                 (v->attrs.flags & VMA_DEMAND) ? " (demand-zero)" : "",
-                (v->attrs.flags & VMA_FIXED) ? " (boot)" : "");
+                (v->attrs.flags & VMA_FIXED) ? " (fixed)" : "");
     }
     kprintf("  %zu areas, %llu frames mapped in the dynamic area, %llu demand-zero faults\n",
             vmm_space_count(&vm.space), (unsigned long long)vm.frames,

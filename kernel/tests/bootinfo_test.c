@@ -39,6 +39,9 @@ static void make_valid(void)
     bi.trampoline_page = 0x7f000;
     bi.pt_root = 0x600000;
     bi.fb.format = CANOPY_FB_BGRX;
+    bi.fb.base = 0xc0000000;
+    bi.fb.size_bytes = 0x3e8000;
+    bi.fb_va = CANOPY_DYNAMIC_BASE + 0x200000;
     bi.mappings = 0x700000;
     bi.mapping_count = 8;
     bi.mapping_capacity = 64;
@@ -168,6 +171,19 @@ static void test_bootinfo_other_fields_are_checked(void)
     make_valid();
     bi.fb.format = 9;
     CHECK(rejected_for("framebuffer format"));
+    /* The framebuffer's mapping: in the dynamic area, at the same offset within a page. */
+    make_valid();
+    bi.fb_va = bi.fb.base + CANOPY_HHDM_BASE_4L; /* where version 1 reached it */
+    CHECK(rejected_for("framebuffer mapping"));
+    make_valid();
+    bi.fb_va = CANOPY_DYNAMIC_END - 0x1000;
+    CHECK(rejected_for("framebuffer mapping"));
+    make_valid();
+    bi.fb_va += 0x800;
+    CHECK(rejected_for("framebuffer mapping"));
+    make_valid();
+    bi.fb_va = CANOPY_DYNAMIC_END - bi.fb.size_bytes;
+    CHECK(bootinfo_problem(&bi, &cpu) == NULL);
     make_valid();
     memset(bi.cmdline, 'x', sizeof(bi.cmdline));
     CHECK(rejected_for("command line"));

@@ -316,6 +316,7 @@ const char *pmm_owner_name(unsigned owner)
         [CANOPY_OWNER_VMM] = "vmm",
         [CANOPY_OWNER_RUNTIME] = "runtime",
         [CANOPY_OWNER_TEST] = "test",
+        [CANOPY_OWNER_DEVICE] = "device",
     };
     return owner < CANOPY_OWNER_COUNT && names[owner] ? names[owner] : "unknown";
 }

@@ -27,8 +27,11 @@ can read, never by which symbols are loaded:
 
 The human dump is the kernel's `pt` byte for byte: the same merging rules,
 columns, section markers and labels, between the same `--- pt begin ---` /
-`--- pt end ---` lines. The cache column assumes the power-on PAT, which
-Canopy never changes (the gdbstub exposes no MSRs). The owner names are the
+`--- pt end ---` lines. The gdbstub exposes no MSRs, so the cache column
+reads IA32_PAT as the kernel recorded it (`kmm.pat`) where it can; without
+that, Canopy's layout (entry 5 write-combining) on tables that map the
+kernel's image, which stage 1 sets just before it switches to them, and the
+power-on PAT on any other tables (the firmware's, stage 1's own). The owner names are the
 kernel's own table (pmm_owner_name's), and the VMA kinds' names come from the
 enumerators of `enum vm_kind`, both found through the kernel's DWARF.
 """
@@ -49,6 +52,7 @@ CR0_PG = 1 << 31
 CR4_LA57 = 1 << 12
 EFER_LMA = 1 << 10
 POWER_ON_PAT = 0x0007040600070406
+CANOPY_PAT = 0x0007010600070406  # include/canopy/bootinfo.h: entry 5 write-combining
 
 # include/canopy/bootinfo.h
 HHDM_BASE_4L = 0xFFFF800000000000
@@ -89,6 +93,25 @@ def read_value(expr):
         return v
     except gdb.error:  # gdb.MemoryError included
         return None
+
+
+def kernel_pat():
+    """IA32_PAT as the kernel recorded it (`kmm.pat`), or None if it cannot be
+    read (no symbols, not mapped here) or was not set yet."""
+    pat = read_value("kmm.pat")
+    return u64(pat) if pat is not None and u64(pat) else None
+
+
+def pat_for(mem, root, levels, recorded):
+    """The PAT to read the cache column through: the kernel's record if there
+    is one; else Canopy's layout if these tables map the kernel's image (stage
+    1 sets IA32_PAT right before it switches to them, docs/boot-protocol.md);
+    else the power-on value (the firmware, stage 1 before the hand-off)."""
+    if recorded is not None:
+        return recorded
+    if next(walk(mem, root, levels, KERNEL_BASE, KERNEL_BASE), None) is not None:
+        return CANOPY_PAT
+    return POWER_ON_PAT
 
 
 def enum_names(type_name, prefix):
@@ -486,6 +509,7 @@ physical memory; labels need the kernel's symbols and a readable kernel."""
             levels = 5 if cr4 & CR4_LA57 else 4
             if mode == "human":
                 labels = Labels()  # virtual reads: before the walk's physical mode
+                recorded_pat = kernel_pat()
                 hhdm = read_value("kmm.hhdm")
                 base = u64(hhdm) if hhdm is not None and u64(hhdm) else \
                     HHDM_BASE_5L if levels == 5 else HHDM_BASE_4L
@@ -497,7 +521,8 @@ physical memory; labels need the kernel's symbols and a readable kernel."""
             with PhysicalMemory() as mem:
                 leaves = walk(mem, cr3 & ADDR_MASK, levels, first, last)
                 if mode == "human":
-                    human_dump(leaves, first, last, markers, labels, POWER_ON_PAT, out.append)
+                    pat = pat_for(mem, cr3 & ADDR_MASK, levels, recorded_pat)
+                    human_dump(leaves, first, last, markers, labels, pat, out.append)
                 elif mode == "tlb":
                     qemu_tlb_dump(leaves, out.append)
                 else:

@@ -7,9 +7,13 @@ debuggers, an EFI_SYSTEM_TABLE_POINTER ("IBI SYST") on a 4 MiB boundary; the
 system table it points to lists the EFI_DEBUG_IMAGE_INFO_TABLE, whose entries
 lead to each loaded image's EFI_LOADED_IMAGE_PROTOCOL (ImageBase, FilePath).
 
-Works whenever stage 1 is loaded: stopped in the firmware or stage 1
-(physical memory identity-mapped) or early in the kernel (physical memory at
-the HHDM, before the kernel reclaims boot-services memory).
+Works whenever stage 1 is loaded: stopped in the firmware, in stage 1 or early
+in the kernel (before it reclaims boot-services memory). The tables are read
+as physical memory through QEMU's gdbstub (`Qqemu.PhyMemMode`), whatever page
+tables are live: the kernel's direct map holds RAM only, and the system table
+lies in runtime-services memory, which it leaves out. On another gdbstub the
+reads go through the live tables: identity under the firmware's, the HHDM
+under the kernel's.
 
     (gdb) source scripts/gdb/stage1.py
     (gdb) canopy-stage1 [build/stage1/BOOTX64.EFI]
@@ -30,13 +34,27 @@ DEBUG_IMAGE_INFO_TABLE_GUID = bytes.fromhex("772e1549da1a6447b7a27afefed95e8b")
 
 
 class PhysMem:
-    """Physical memory through the current address space: identity while the
-    firmware's page tables are live, the HHDM once the kernel's are."""
+    """Physical memory, a context manager: QEMU's gdbstub in physical-memory
+    mode while it is entered; else through the current address space
+    (identity under the firmware's tables, the HHDM under the kernel's)."""
 
     def __init__(self):
         self.inf = gdb.selected_inferior()
         pc = int(gdb.parse_and_eval("$pc"))
         self.base = HHDM if pc >= HHDM else 0
+        self.physical = False
+
+    def __enter__(self):
+        reply = gdb.execute("maintenance packet Qqemu.PhyMemMode:1", to_string=True)
+        self.physical = '"OK"' in reply
+        if self.physical:
+            self.base = 0
+        return self
+
+    def __exit__(self, *exc):
+        if self.physical:
+            gdb.execute("maintenance packet Qqemu.PhyMemMode:0", to_string=True)
+        return False
 
     def read(self, pa, n):
         return bytes(self.inf.read_memory(self.base + pa, n))
@@ -122,9 +140,9 @@ class CanopyStage1(gdb.Command):
 
     def invoke(self, arg, from_tty):
         efi = arg.strip() or "build/stage1/BOOTX64.EFI"
-        mem = PhysMem()
-        ours = [(base, size, path) for base, size, path in loaded_images(mem)
-                if path.upper().endswith("BOOTX64.EFI")]
+        with PhysMem() as mem:
+            ours = [(base, size, path) for base, size, path in loaded_images(mem)
+                    if path.upper().endswith("BOOTX64.EFI")]
         if not ours:
             raise gdb.GdbError("BOOTX64.EFI is not among the loaded images (not started "
                                "yet, or already unloaded)")
@@ -145,9 +163,10 @@ class CanopyImages(gdb.Command):
         super().__init__("canopy-images", gdb.COMMAND_STATUS)
 
     def invoke(self, arg, from_tty):
-        mem = PhysMem()
-        for base, size, path in loaded_images(mem):
-            entry = entry_point(mem, base)
+        with PhysMem() as mem:
+            images = [(base, size, path, entry_point(mem, base))
+                      for base, size, path in loaded_images(mem)]
+        for base, size, path, entry in images:
             entry = f"0x{entry:x}" if entry is not None else "?"
             print(f"0x{base:x} 0x{size:x} entry {entry} {path}".rstrip())
 

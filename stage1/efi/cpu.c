@@ -21,6 +21,7 @@ static uint8_t own_stack[OWN_STACK_BYTES] __attribute__((aligned(16)));
 void cpu_identify(struct cpu_info *out)
 {
     *out = (struct cpu_info){.phys_bits = 36};
+    out->pat = (arch_cpuid(1, 0).edx >> 16) & 1;
     uint32_t max_ext = arch_cpuid(0x80000000u, 0).eax;
     if (max_ext >= 0x80000001u) {
         struct arch_cpuid_regs r = arch_cpuid(0x80000001u, 0);
@@ -30,6 +31,11 @@ void cpu_identify(struct cpu_info *out)
     if (max_ext >= 0x80000008u)
         out->phys_bits = arch_cpuid(0x80000008u, 0).eax & 0xff;
     out->la57 = (arch_read_cr4() & ARCH_CR4_LA57) != 0;
+}
+
+void cpu_set_pat(uint64_t pat)
+{
+    arch_wrmsr(ARCH_MSR_PAT, pat);
 }
 
 uint64_t cpu_tsc(void)

@@ -70,11 +70,19 @@ struct cpu_info {
     bool nx;      /* CPUID.80000001h:EDX[20] */
     bool pdpe1gb; /* CPUID.80000001h:EDX[26] */
     bool la57;    /* CR4.LA57 is set: the firmware runs 5-level paging */
+    bool pat;     /* CPUID.1:EDX[16]: IA32_PAT exists */
     unsigned phys_bits;
 };
 
 void cpu_identify(struct cpu_info *out);
 uint64_t cpu_tsc(void);
+/*
+ * Writes IA32_PAT (the kernel's memory types, CANOPY_PAT). Entries the
+ * firmware's tables use (0-3: it never sets the PAT bit) keep their meaning,
+ * so this is safe on the firmware's tables and needs no cache flush.
+ * => cpu->pat; interrupts off.
+ */
+void cpu_set_pat(uint64_t pat);
 /* Waits about `us` microseconds by the TSC (tsc_hz from fw_tsc_hz). Bounded. */
 void cpu_delay_us(uint64_t tsc_hz, uint64_t us);
 /*

@@ -1,10 +1,14 @@
 /*
  * mapplan: what stage 1 maps, decided before any table is written.
  *
- * The HHDM is the memory map's ranges, merged where they touch, shifted to
- * hhdm_base. Every range is mapped write-back in the page tables: with the
- * power-on PAT that defers to the MTRRs, which firmware sets to uncached for
- * MMIO, so this matches the firmware's own identity map. The manifest splits
+ * The direct map is the memory map's RAM, and only its RAM (as Linux maps
+ * only E820 RAM into its direct map, and splits large pages at the edges):
+ * speculative reads through a write-back mapping of device memory can raise
+ * machine checks on real CPUs, and a frame mapped with two memory types is
+ * undefined (Intel SDM vol. 3, 11.12.4). Device memory is mapped where it is
+ * needed, with its own type: the framebuffer write-combining in the dynamic
+ * area, the rest by the kernel on request. pt_map picks the largest page
+ * each run allows, so 4 KiB pages appear only around its edges. The manifest splits
  * each request into runs of equal page size with the same rule pt_map uses
  * (largest page the alignment of va and pa and the remaining size allow), so
  * `pt check` can compare the live tables against an independent statement of
@@ -43,6 +47,8 @@ uint32_t mapplan_hhdm(const struct canopy_mem_range *ranges, uint32_t range_coun
     uint32_t n = 0;
     uint64_t clipped = 0;
     for (uint32_t i = 0; i < range_count; i++) {
+        if (!canopy_mem_is_direct_mapped(ranges[i].type))
+            continue;
         uint64_t base = ranges[i].base;
         uint64_t size = ranges[i].page_count * PAGE_SIZE;
         if (base >= pa_limit) {
@@ -73,36 +79,25 @@ uint32_t mapplan_hhdm(const struct canopy_mem_range *ranges, uint32_t range_coun
     return n;
 }
 
-uint32_t mapplan_uncovered(const struct map_request *hhdm, uint32_t n, uint64_t hhdm_base,
-                           uint64_t base, uint64_t size, uint64_t max_page_size, uint16_t flags,
-                           uint16_t owner, struct map_request *out, uint32_t cap)
+bool mapplan_touches_ram(const struct canopy_mem_range *ranges, uint32_t range_count, uint64_t base,
+                         uint64_t size)
 {
-    if (size == 0)
-        return 0;
-    uint64_t lo = page_down(base);
-    uint64_t hi = page_up(base + size); /* exclusive */
-    uint32_t written = 0;
-    uint64_t cur = lo;
-    for (uint32_t i = 0; i <= n && cur < hi; i++) {
-        /* The next covered piece, or [hi, hi) past the last request. */
-        uint64_t c_lo = i < n ? hhdm[i].pa : hi;
-        uint64_t c_hi = i < n ? hhdm[i].pa + hhdm[i].size : hi;
-        if (c_hi <= cur)
-            continue;
-        if (c_lo > cur) {
-            uint64_t gap_end = c_lo < hi ? c_lo : hi;
-            if (written == cap)
-                return UINT32_MAX;
-            out[written++] = (struct map_request){.va = hhdm_base + cur,
-                                                  .pa = cur,
-                                                  .size = gap_end - cur,
-                                                  .max_page_size = max_page_size,
-                                                  .flags = flags,
-                                                  .owner = owner};
-        }
-        cur = c_hi;
+    uint64_t end = base + size;
+    for (uint32_t i = 0; i < range_count; i++) {
+        uint64_t r_end = ranges[i].base + ranges[i].page_count * PAGE_SIZE;
+        if (ranges[i].base < end && base < r_end && canopy_mem_is_direct_mapped(ranges[i].type))
+            return true;
     }
-    return written;
+    return false;
+}
+
+struct map_request mapplan_framebuffer(uint64_t base, uint64_t size, bool pat, uint64_t *fb_va)
+{
+    uint64_t first = page_down(base);
+    *fb_va = MAPPLAN_FB_VA + (base - first);
+    return mapplan_request_4k(MAPPLAN_FB_VA, first, page_up(base + size) - first,
+                              (uint16_t)(CANOPY_MAP_W | (pat ? CANOPY_MAP_WC : CANOPY_MAP_UC)),
+                              CANOPY_OWNER_FRAMEBUFFER);
 }
 
 void mapplan_sort(struct map_request *r, uint32_t n)

@@ -2,10 +2,12 @@
  * mapplan: the list of mappings stage 1 makes for the kernel, and the mapping
  * manifest derived from it.
  *
- * Pure code: it decides what gets mapped where (the HHDM from the memory map,
- * the framebuffer where the map leaves it out) and how pt_map will split each
- * mapping into pages, so the manifest in the boot info is written from the plan
- * rather than read back from the tables it is meant to check.
+ * Pure code: it decides what gets mapped where (the direct map from the
+ * memory map's RAM; the framebuffer in the dynamic area) and how pt_map will split each mapping
+ * into pages, so the manifest in the boot info is written from the plan rather than read back from
+ * the tables it is meant to check. Nothing here needs boot services to have ended: a plan can be
+ * made from any memory map, and the number of requests (so of page-table frames, by pt_min_tables)
+ * is bounded by the map's ranges and the fixed requests.
  */
 #ifndef STAGE1_LOAD_MAPPLAN_H
 #define STAGE1_LOAD_MAPPLAN_H
@@ -44,29 +46,38 @@ struct map_request mapplan_request_4k(uint64_t va, uint64_t pa, uint64_t size, u
 uint64_t mapplan_page_size(uint64_t va, uint64_t pa, uint64_t remaining, uint64_t max_page_size);
 
 /*
- * HHDM requests for a normalised memory map: adjacent ranges are merged first
- * (so large pages can cross range boundaries), each run mapped at hhdm_base +
- * base, RW and NX, owner CANOPY_OWNER_HHDM. Physical memory at or above
- * pa_limit (where the HHDM would run into the next region of the layout) is
- * left out; *clipped_bytes (if not NULL) says how much.
+ * The direct map's requests for a normalised memory map: the RAM-like ranges
+ * (canopy_mem_is_direct_mapped) and nothing else, those that touch merged (so
+ * large pages can cross from one kind of RAM to another), each run mapped at
+ * hhdm_base + base, RW, NX, write-back, owner CANOPY_OWNER_HHDM, in pages up
+ * to max_page_size. A request never covers a byte of another type or a hole,
+ * so pt_map's large pages stop at its edges. RAM at or above pa_limit (where
+ * the direct map would run into the next region of the layout) is left out;
+ * *clipped_bytes (if not NULL) says how much.
  * => ranges sorted and non-overlapping (as memmap_normalise gives them).
- * => returns the number of requests written, or UINT32_MAX if cap is too small.
+ * => returns the number of requests written (at most range_count), or
+ *    UINT32_MAX if cap is too small.
  */
 uint32_t mapplan_hhdm(const struct canopy_mem_range *ranges, uint32_t range_count,
                       uint64_t hhdm_base, uint64_t pa_limit, uint64_t max_page_size,
                       struct map_request *out, uint32_t cap, uint64_t *clipped_bytes);
 
+/* True if a byte of [base, base + size) lies in a range the direct map holds (RAM). */
+bool mapplan_touches_ram(const struct canopy_mem_range *ranges, uint32_t range_count, uint64_t base,
+                         uint64_t size);
+
+/* Where the framebuffer is mapped: the first 2 MiB boundary of the dynamic area past the boot
+ * stack, plus the framebuffer's offset in its first page. */
+#define MAPPLAN_FB_VA (CANOPY_DYNAMIC_BASE + PAGE_SIZE_2M)
+
 /*
- * Requests for the parts of the physical range [base, base + size) (rounded
- * out to pages) that none of the HHDM requests hhdm[0..n) covers, mapped at
- * hhdm_base + phys with `flags` and `owner`: the framebuffer, which firmware
- * often leaves out of the memory map.
- * => hhdm sorted by va, non-overlapping (as mapplan_hhdm gives them).
- * => returns the number written, or UINT32_MAX if cap is too small.
+ * The framebuffer's request: the pages holding [base, base + size) at
+ * MAPPLAN_FB_VA, RW, NX, 4 KiB pages, owner FRAMEBUFFER, write-combining
+ * (CANOPY_MAP_WC) when the CPU has PAT, uncached otherwise. *fb_va gets the
+ * address of base itself.
+ * => size > 0; the framebuffer is not RAM (mapplan_touches_ram is false).
  */
-uint32_t mapplan_uncovered(const struct map_request *hhdm, uint32_t n, uint64_t hhdm_base,
-                           uint64_t base, uint64_t size, uint64_t max_page_size, uint16_t flags,
-                           uint16_t owner, struct map_request *out, uint32_t cap);
+struct map_request mapplan_framebuffer(uint64_t base, uint64_t size, bool pat, uint64_t *fb_va);
 
 /* Sorts requests by va (stable; a few hundred at most). */
 void mapplan_sort(struct map_request *r, uint32_t n);

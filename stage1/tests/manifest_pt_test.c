@@ -1,10 +1,11 @@
 /*
  * The manifest against the page-table code: the requests stage 1 makes for a
- * q35-like machine are mapped with pt_map into a hierarchy over simulated
+ * q35-like machine (the direct map of RAM, the framebuffer write-combining in
+ * the dynamic area) are mapped with pt_map into a hierarchy over simulated
  * physical memory, and every present leaf must be described by exactly one
- * manifest entry (same page size, same frame, same W/X), the manifest must
- * cover no byte the tables leave unmapped, and the tables built must be as
- * few as pt_min_tables says.
+ * manifest entry (same page size, same frame, same W/X and memory type), the
+ * manifest must cover no byte the tables leave unmapped, and the tables built
+ * must be as few as pt_min_tables says.
  */
 #include <stdlib.h>
 #include <string.h>
@@ -16,6 +17,7 @@
 
 #define SIM_BASE   0x7000000ull /* simulated physical address of the first frame */
 #define SIM_FRAMES 128
+#define REQS       24
 
 struct sim {
     uint8_t *mem;
@@ -55,7 +57,8 @@ static bool check_leaf(void *ctx, const struct pt_leaf *leaf)
             continue;
         bool ok = e->page_size == leaf->page_size && leaf->pa == e->pa + (leaf->va - e->va) &&
                   !!(leaf->attrs & PT_W) == !!(e->flags & CANOPY_MAP_W) &&
-                  !!(leaf->attrs & PT_X) == !!(e->flags & CANOPY_MAP_X);
+                  !!(leaf->attrs & PT_X) == !!(e->flags & CANOPY_MAP_X) &&
+                  (leaf->attrs & PT_CACHE_MASK) == (e->flags & CANOPY_MAP_CACHE_MASK);
         if (!ok) {
             fprintf(stderr, "  leaf 0x%llx (%llu) disagrees with entry %u\n",
                     (unsigned long long)leaf->va, (unsigned long long)leaf->page_size, i);
@@ -71,18 +74,17 @@ static bool check_leaf(void *ctx, const struct pt_leaf *leaf)
 static void run_case(uint64_t max_page, unsigned levels)
 {
     static const struct canopy_mem_range map[] = {
-        {.base = 0, .page_count = 0x9f},
-        {.base = 0x100000, .page_count = 0x7ff00},
-        {.base = 0xb0000000, .page_count = 0x10000},
-        {.base = 0x100000000ull, .page_count = 0x40100},
+        {.base = 0, .page_count = 0x9f, .type = CANOPY_MEM_USABLE},
+        {.base = 0x100000, .page_count = 0x7ff00, .type = CANOPY_MEM_RECLAIMABLE},
+        {.base = 0xb0000000, .page_count = 0x10000, .type = CANOPY_MEM_MMIO},
+        {.base = 0x100000000ull, .page_count = 0x40100, .type = CANOPY_MEM_USABLE},
     };
     uint64_t hhdm = levels == 5 ? CANOPY_HHDM_BASE_5L : CANOPY_HHDM_BASE_4L;
-    struct map_request req[16];
-    uint32_t n = mapplan_hhdm(map, 4, hhdm, CANOPY_DYNAMIC_BASE - hhdm, max_page, req, 16, NULL);
-    CHECK(n == 4);
-    n += mapplan_uncovered(req, n, hhdm, 0xc0000000, 0x3e8000, max_page, CANOPY_MAP_W,
-                           CANOPY_OWNER_FRAMEBUFFER, req + n, 16 - n);
-    CHECK(n == 5);
+    struct map_request req[REQS];
+    uint32_t n = mapplan_hhdm(map, 4, hhdm, CANOPY_DYNAMIC_BASE - hhdm, max_page, req, REQS, NULL);
+    CHECK(n == 3); /* the ECAM window is no RAM */
+    uint64_t fb_va;
+    req[n++] = mapplan_framebuffer(0xc0000000, 0x3e8000, true, &fb_va);
     /* Kernel text, rodata, data; the boot stack; the trampoline page. */
     req[n++] = mapplan_request_4k(0xffffffff80000000ull, 0x1bb60000, 0xe000, CANOPY_MAP_X,
                                   CANOPY_OWNER_KERNEL_IMAGE);
@@ -101,15 +103,16 @@ static void run_case(uint64_t max_page, unsigned levels)
     struct pt pt;
     struct pt_frames frames = {.alloc = sim_alloc, .free = sim_free, .ctx = &sim};
     CHECK(pt_init(&pt, levels, true, (uint64_t)(uintptr_t)sim.mem - SIM_BASE, frames) == PT_OK);
-    struct canopy_mapping manifest[16 * MAPPLAN_ENTRIES_PER_REQUEST];
+    struct canopy_mapping manifest[REQS * MAPPLAN_ENTRIES_PER_REQUEST];
     uint32_t count = 0;
-    struct pt_span spans[16];
+    struct pt_span spans[REQS];
     uint64_t manifest_bytes = 0;
     for (uint32_t i = 0; i < n; i++) {
-        uint32_t attrs =
-            ((req[i].flags & CANOPY_MAP_W) ? PT_W : 0) | ((req[i].flags & CANOPY_MAP_X) ? PT_X : 0);
+        uint32_t attrs = ((req[i].flags & CANOPY_MAP_W) ? PT_W : 0) |
+                         ((req[i].flags & CANOPY_MAP_X) ? PT_X : 0) |
+                         (req[i].flags & CANOPY_MAP_CACHE_MASK);
         CHECK(pt_map(&pt, req[i].va, req[i].pa, req[i].size, attrs, req[i].max_page_size) == PT_OK);
-        CHECK(mapplan_manifest_add(&req[i], manifest, 16 * MAPPLAN_ENTRIES_PER_REQUEST, &count));
+        CHECK(mapplan_manifest_add(&req[i], manifest, REQS * MAPPLAN_ENTRIES_PER_REQUEST, &count));
         spans[i] = (struct pt_span){req[i].va, req[i].pa, req[i].size, req[i].max_page_size};
         manifest_bytes += req[i].size;
     }
@@ -117,6 +120,11 @@ static void run_case(uint64_t max_page, unsigned levels)
     pt_for_each_leaf(&pt, 0, UINT64_MAX, check_leaf, &c);
     CHECK(c.bad == 0);
     CHECK(c.leaf_bytes == manifest_bytes);
+    /* The framebuffer: write-combining at MAPPLAN_FB_VA, not in the direct map. */
+    struct pt_leaf fb;
+    CHECK(pt_query(&pt, fb_va + 0x3e7000, &fb) == PT_OK && fb.pa == 0xc03e7000 &&
+          fb.attrs == (PT_W | PT_CACHE_WC));
+    CHECK(pt_query(&pt, hhdm + 0xc0000000, &fb) == PT_ERR_NOT_MAPPED);
     uint64_t min = 0;
     CHECK(pt_min_tables(spans, n, levels, &min) == PT_OK);
     CHECK(pt.table_count == min);

@@ -1,13 +1,17 @@
 /*
- * Tests for the mapping plan: HHDM requests from a memory map, the pieces of
- * a framebuffer the map leaves out, and the manifest's split into page sizes.
+ * Tests for the mapping plan: the direct map's requests from a memory map
+ * (RAM only), the framebuffer's request, and the manifest's split into page
+ * sizes.
  *
  * Physical layout used below (a q35 guest with 3 GiB):
  *
  *   0x00000000-0x0009ffff  usable
- *   0x00100000-0x7fffffff  usable + reclaimable (three touching ranges)
+ *   0x00100000-0x7f0fffff  usable + reclaimable + acpi-nvs (touching ranges)
+ *   0x7f100000-0x7f1fffff  runtime services data (not in the direct map)
+ *   0x7f200000-0x7fffffff  acpi-reclaim
  *   0x80000000-0x80ffffff  (hole: the framebuffer BAR)
  *   0xb0000000-0xbfffffff  mmio (PCIe ECAM)
+ *   0xffc00000-0xffffffff  runtime mmio (the flash)
  *   0x100000000-0x13fffffff usable
  */
 #include <string.h>
@@ -24,8 +28,12 @@ static const struct canopy_mem_range q35[] = {
     {.base = 0, .page_count = 0xa0, .type = CANOPY_MEM_USABLE},
     {.base = 0x100000, .page_count = 0x700, .type = CANOPY_MEM_USABLE},
     {.base = 0x800000, .page_count = 0x100, .type = CANOPY_MEM_RECLAIMABLE},
-    {.base = 0x900000, .page_count = 0x7f700, .type = CANOPY_MEM_USABLE},
+    {.base = 0x900000, .page_count = 0x7e600, .type = CANOPY_MEM_USABLE},
+    {.base = 0x7ef00000, .page_count = 0x200, .type = CANOPY_MEM_ACPI_NVS},
+    {.base = 0x7f100000, .page_count = 0x100, .type = CANOPY_MEM_RUNTIME},
+    {.base = 0x7f200000, .page_count = 0xe00, .type = CANOPY_MEM_ACPI_RECLAIM},
     {.base = 0xb0000000, .page_count = 0x10000, .type = CANOPY_MEM_MMIO},
+    {.base = 0xffc00000, .page_count = 0x400, .type = CANOPY_MEM_RUNTIME},
     {.base = 0x100000000ull, .page_count = 0x40000, .type = CANOPY_MEM_USABLE},
 };
 #define Q35_N (sizeof(q35) / sizeof(q35[0]))
@@ -41,15 +49,16 @@ static void test_mapplan_page_size_rule(void)
     CHECK(mapplan_page_size(2 * MiB, 2 * MiB, 2 * MiB, PAGE_SIZE) == PAGE_SIZE);
 }
 
-static void test_mapplan_hhdm_merges_touching_ranges(void)
+static void test_mapplan_hhdm_maps_ram_only(void)
 {
-    struct map_request r[8];
-    uint32_t n = mapplan_hhdm(q35, Q35_N, HHDM, LIMIT, PAGE_SIZE_1G, r, 8, NULL);
+    struct map_request r[10];
+    uint32_t n = mapplan_hhdm(q35, Q35_N, HHDM, LIMIT, PAGE_SIZE_1G, r, 10, NULL);
     CHECK(n == 4);
     CHECK(r[0].pa == 0 && r[0].size == 0xa0000 && r[0].va == HHDM);
-    CHECK(r[1].pa == 0x100000 && r[1].size == 0x80000000ull - 0x100000);
+    /* usable, reclaimable, usable, acpi-nvs: one run up to the runtime range */
+    CHECK(r[1].pa == 0x100000 && r[1].size == 0x7f100000 - 0x100000);
     CHECK(r[1].va == HHDM + 0x100000);
-    CHECK(r[2].pa == 0xb0000000 && r[2].size == 0x10000000);
+    CHECK(r[2].pa == 0x7f200000 && r[2].size == 0xe00000);
     CHECK(r[3].pa == 0x100000000ull && r[3].size == GiB);
     for (uint32_t i = 0; i < n; i++) {
         CHECK(r[i].flags == CANOPY_MAP_W);
@@ -58,15 +67,25 @@ static void test_mapplan_hhdm_merges_touching_ranges(void)
     }
     CHECK(!mapplan_overlaps(r, n));
     CHECK(mapplan_hhdm(q35, Q35_N, HHDM, LIMIT, PAGE_SIZE_1G, r, 3, NULL) == UINT32_MAX);
-    CHECK(mapplan_hhdm(q35, 0, HHDM, LIMIT, PAGE_SIZE_1G, r, 8, NULL) == 0);
+    CHECK(mapplan_hhdm(q35, 0, HHDM, LIMIT, PAGE_SIZE_1G, r, 10, NULL) == 0);
+    /* Every other type stays out, persistent memory goes in. */
+    static const uint32_t others[] = {
+        CANOPY_MEM_RUNTIME, CANOPY_MEM_MMIO, CANOPY_MEM_RESERVED, CANOPY_MEM_BAD, 0, 42};
+    for (unsigned i = 0; i < sizeof(others) / sizeof(others[0]); i++) {
+        struct canopy_mem_range m = {.base = 0x1000, .page_count = 1, .type = others[i]};
+        CHECK(mapplan_hhdm(&m, 1, HHDM, LIMIT, PAGE_SIZE_2M, r, 1, NULL) == 0);
+    }
+    struct canopy_mem_range pmem = {
+        .base = GiB, .page_count = 0x40000, .type = CANOPY_MEM_PERSISTENT};
+    CHECK(mapplan_hhdm(&pmem, 1, HHDM, LIMIT, PAGE_SIZE_1G, r, 1, NULL) == 1);
 }
 
 static void test_mapplan_hhdm_skips_empty_ranges(void)
 {
     struct canopy_mem_range m[] = {
-        {.base = 0x1000, .page_count = 1},
-        {.base = 0x2000, .page_count = 0},
-        {.base = 0x2000, .page_count = 2},
+        {.base = 0x1000, .page_count = 1, .type = CANOPY_MEM_USABLE},
+        {.base = 0x2000, .page_count = 0, .type = CANOPY_MEM_USABLE},
+        {.base = 0x2000, .page_count = 2, .type = CANOPY_MEM_RECLAIMABLE},
     };
     struct map_request r[2];
     CHECK(mapplan_hhdm(m, 3, HHDM, LIMIT, PAGE_SIZE_2M, r, 1, NULL) == 1);
@@ -75,59 +94,84 @@ static void test_mapplan_hhdm_skips_empty_ranges(void)
 
 static void test_mapplan_hhdm_clips_at_the_limit(void)
 {
-    struct map_request r[8];
+    struct map_request r[10];
     uint64_t clipped = 1;
     /* A limit of 4.5 GiB: the last range is cut in half. */
-    CHECK(mapplan_hhdm(q35, Q35_N, HHDM, 4 * GiB + GiB / 2, PAGE_SIZE_1G, r, 8, &clipped) == 4);
+    CHECK(mapplan_hhdm(q35, Q35_N, HHDM, 4 * GiB + GiB / 2, PAGE_SIZE_1G, r, 10, &clipped) == 4);
     CHECK(r[3].pa == 4 * GiB && r[3].size == GiB / 2);
     CHECK(clipped == GiB / 2);
-    /* A limit of 3 GiB: the last range goes, the MMIO range ends below it and stays. */
-    CHECK(mapplan_hhdm(q35, Q35_N, HHDM, 3 * GiB, PAGE_SIZE_1G, r, 8, &clipped) == 3);
+    /* A limit of 3 GiB: the last range goes; the MMIO below it was never RAM. */
+    CHECK(mapplan_hhdm(q35, Q35_N, HHDM, 3 * GiB, PAGE_SIZE_1G, r, 10, &clipped) == 3);
     CHECK(clipped == GiB);
-    CHECK(r[2].pa + r[2].size == 0xc0000000);
-    /* A range far above 64 TiB (a 64-bit BAR) is left out of the real layout. */
-    struct canopy_mem_range high[] = {{.base = 0, .page_count = 16},
-                                      {.base = 1ull << 47, .page_count = 16}};
-    CHECK(mapplan_hhdm(high, 2, HHDM, LIMIT, PAGE_SIZE_1G, r, 8, &clipped) == 1);
+    CHECK(r[2].pa + r[2].size == 0x80000000);
+    /* RAM far above 64 TiB is left out of the real layout; a BAR there was never counted. */
+    struct canopy_mem_range high[] = {
+        {.base = 0, .page_count = 16, .type = CANOPY_MEM_USABLE},
+        {.base = 1ull << 47, .page_count = 16, .type = CANOPY_MEM_USABLE},
+        {.base = 1ull << 48, .page_count = 16, .type = CANOPY_MEM_MMIO},
+    };
+    CHECK(mapplan_hhdm(high, 3, HHDM, LIMIT, PAGE_SIZE_1G, r, 10, &clipped) == 1);
     CHECK(clipped == 16 * PAGE_SIZE);
-    CHECK(mapplan_hhdm(q35, Q35_N, HHDM, LIMIT, PAGE_SIZE_1G, r, 8, &clipped) == 4);
+    CHECK(mapplan_hhdm(q35, Q35_N, HHDM, LIMIT, PAGE_SIZE_1G, r, 10, &clipped) == 4);
     CHECK(clipped == 0);
+}
+
+static void test_mapplan_framebuffer_and_ram(void)
+{
+    /* The BAR in the hole after 2 GiB is no RAM; PCIe space neither; the top of low RAM is. */
+    CHECK(!mapplan_touches_ram(q35, Q35_N, 0x80000000, 0x3e8000));
+    CHECK(!mapplan_touches_ram(q35, Q35_N, 0xb0000000, 0x1000));
+    CHECK(!mapplan_touches_ram(q35, Q35_N, 0x7f100000, 0x100000)); /* runtime data */
+    CHECK(mapplan_touches_ram(q35, Q35_N, 0x7f0ff000, 0x2000));    /* its last page of NVS */
+    CHECK(mapplan_touches_ram(q35, Q35_N, 0x9f000, 0x100000));     /* reaches into 1 MiB */
+    CHECK(!mapplan_touches_ram(q35, Q35_N, 0xa0000, 0x60000));
+    uint64_t fb_va = 0;
+    struct map_request r = mapplan_framebuffer(0x80000000, 0x3e8000, true, &fb_va);
+    CHECK(r.va == MAPPLAN_FB_VA && fb_va == MAPPLAN_FB_VA && r.pa == 0x80000000);
+    CHECK(r.size == 0x3e8000 && r.max_page_size == PAGE_SIZE);
+    CHECK(r.flags == (CANOPY_MAP_W | CANOPY_MAP_WC) && r.owner == CANOPY_OWNER_FRAMEBUFFER);
+    /* Not page aligned, no PAT: the pages around it, uncached, fb_va at the same offset. */
+    r = mapplan_framebuffer(0xc0000800, 0x1000, false, &fb_va);
+    CHECK(r.pa == 0xc0000000 && r.size == 0x2000 && fb_va == MAPPLAN_FB_VA + 0x800);
+    CHECK(r.flags == (CANOPY_MAP_W | CANOPY_MAP_UC));
+    /* Past the boot stack and its guard, inside the dynamic area. */
+    CHECK(MAPPLAN_FB_VA >= CANOPY_DYNAMIC_BASE + PAGE_SIZE + CANOPY_BOOT_STACK_SIZE);
 }
 
 static void test_mapplan_manifest_splits_like_pt_map(void)
 {
-    struct map_request r[8];
+    struct map_request r[10];
     struct canopy_mapping m[32];
-    uint32_t n = mapplan_hhdm(q35, Q35_N, HHDM, LIMIT, PAGE_SIZE_1G, r, 8, NULL);
+    uint32_t n = mapplan_hhdm(q35, Q35_N, HHDM, LIMIT, PAGE_SIZE_1G, r, 10, NULL);
     uint32_t count = 0;
     for (uint32_t i = 0; i < n; i++)
         CHECK(mapplan_manifest_add(&r[i], m, 32, &count));
     /*
-     * [0, 0xa0000)            4K
-     * [0x100000, 0x200000)    4K     up to the first 2 MiB boundary
-     * [0x200000, 1 GiB)       2M     up to the first 1 GiB boundary
-     * [1 GiB, 2 GiB)          1G
-     * [0xb0000000, 0xc0000000) 2M    not 1 GiB aligned
-     * [4 GiB, 5 GiB)          1G
+     * [0, 0xa0000)               4K
+     * [0x100000, 0x200000)       4K    up to the first 2 MiB boundary
+     * [0x200000, 0x7f000000)     2M    no whole GiB before the runtime range
+     * [0x7f000000, 0x7f100000)   4K    its edge
+     * [0x7f200000, 0x80000000)   2M
+     * [4 GiB, 5 GiB)             1G
      */
     CHECK(count == 6);
     CHECK(m[0].pa == 0 && m[0].size_bytes == 0xa0000 && m[0].page_size == PAGE_SIZE);
     CHECK(m[1].pa == 0x100000 && m[1].size_bytes == 0x100000 && m[1].page_size == PAGE_SIZE);
-    CHECK(m[2].pa == 0x200000 && m[2].size_bytes == GiB - 0x200000 && m[2].page_size == 2 * MiB);
-    CHECK(m[3].pa == GiB && m[3].size_bytes == GiB && m[3].page_size == GiB);
-    CHECK(m[3].va == HHDM + GiB);
-    CHECK(m[4].pa == 0xb0000000 && m[4].page_size == 2 * MiB && m[4].size_bytes == 0x10000000);
-    CHECK(m[5].pa == 4 * GiB && m[5].page_size == GiB);
+    CHECK(m[2].pa == 0x200000 && m[2].size_bytes == 0x7f000000 - 0x200000);
+    CHECK(m[2].page_size == 2 * MiB);
+    CHECK(m[3].pa == 0x7f000000 && m[3].size_bytes == MiB && m[3].page_size == PAGE_SIZE);
+    CHECK(m[4].pa == 0x7f200000 && m[4].page_size == 2 * MiB && m[4].size_bytes == 0xe00000);
+    CHECK(m[5].pa == 4 * GiB && m[5].page_size == GiB && m[5].va == HHDM + 4 * GiB);
     for (uint32_t i = 0; i < count; i++)
         CHECK(m[i].flags == CANOPY_MAP_W && m[i].owner == CANOPY_OWNER_HHDM);
 
     /* Without 1 GiB pages the same map gives 2 MiB runs instead. */
-    n = mapplan_hhdm(q35, Q35_N, HHDM, LIMIT, PAGE_SIZE_2M, r, 8, NULL);
+    n = mapplan_hhdm(q35, Q35_N, HHDM, LIMIT, PAGE_SIZE_2M, r, 10, NULL);
     count = 0;
     for (uint32_t i = 0; i < n; i++)
         CHECK(mapplan_manifest_add(&r[i], m, 32, &count));
-    CHECK(count == 5);
-    CHECK(m[2].pa == 0x200000 && m[2].size_bytes == 0x80000000ull - 0x200000);
+    CHECK(count == 6);
+    CHECK(m[5].pa == 4 * GiB && m[5].page_size == 2 * MiB && m[5].size_bytes == GiB);
     for (uint32_t i = 0; i < count; i++)
         CHECK(m[i].page_size != GiB);
 }
@@ -167,40 +211,6 @@ static void test_mapplan_manifest_never_merges_across_requests(void)
     CHECK(count == 2 && m[1].flags == CANOPY_MAP_X);
 }
 
-static void test_mapplan_uncovered_framebuffer(void)
-{
-    struct map_request h[8], out[4];
-    uint32_t n = mapplan_hhdm(q35, Q35_N, HHDM, LIMIT, PAGE_SIZE_1G, h, 8, NULL);
-    /* Entirely in the hole after 2 GiB. */
-    CHECK(mapplan_uncovered(h, n, HHDM, 0x80000000, 0x300000, PAGE_SIZE_1G, CANOPY_MAP_W,
-                            CANOPY_OWNER_FRAMEBUFFER, out, 4) == 1);
-    CHECK(out[0].pa == 0x80000000 && out[0].size == 0x300000 && out[0].va == HHDM + 0x80000000);
-    CHECK(out[0].owner == CANOPY_OWNER_FRAMEBUFFER);
-    /* Inside RAM: nothing to add. */
-    CHECK(mapplan_uncovered(h, n, HHDM, 0x200000, 0x1000, PAGE_SIZE_1G, CANOPY_MAP_W,
-                            CANOPY_OWNER_FRAMEBUFFER, out, 4) == 0);
-    /* Straddling the end of RAM, with a size that is not whole pages. */
-    CHECK(mapplan_uncovered(h, n, HHDM, 0x7ff00000, 0x100800, PAGE_SIZE_1G, CANOPY_MAP_W,
-                            CANOPY_OWNER_FRAMEBUFFER, out, 4) == 1);
-    CHECK(out[0].pa == 0x80000000 && out[0].size == 0x1000);
-    /* Across two holes: [0xa0000, 0x100000) and nothing else below 2 GiB. */
-    CHECK(mapplan_uncovered(h, n, HHDM, 0x80000, 0x100000, PAGE_SIZE_1G, CANOPY_MAP_W,
-                            CANOPY_OWNER_FRAMEBUFFER, out, 4) == 1);
-    CHECK(out[0].pa == 0xa0000 && out[0].size == 0x60000);
-    CHECK(mapplan_uncovered(h, n, HHDM, 0x7ffff000, 0x30002000, PAGE_SIZE_1G, CANOPY_MAP_W,
-                            CANOPY_OWNER_FRAMEBUFFER, out, 4) == 1);
-    CHECK(out[0].pa == 0x80000000 && out[0].size == 0x30000000);
-    CHECK(mapplan_uncovered(h, n, HHDM, 0x90000000, 0x40000000, PAGE_SIZE_1G, CANOPY_MAP_W,
-                            CANOPY_OWNER_FRAMEBUFFER, out, 4) == 2);
-    CHECK(out[0].pa == 0x90000000 && out[0].size == 0x20000000);
-    CHECK(out[1].pa == 0xc0000000 && out[1].size == 0x10000000);
-    /* No room. */
-    CHECK(mapplan_uncovered(h, n, HHDM, 0x80000000, 0x1000, PAGE_SIZE_1G, CANOPY_MAP_W,
-                            CANOPY_OWNER_FRAMEBUFFER, out, 0) == UINT32_MAX);
-    CHECK(mapplan_uncovered(h, n, HHDM, 0x80000000, 0, PAGE_SIZE_1G, CANOPY_MAP_W,
-                            CANOPY_OWNER_FRAMEBUFFER, out, 0) == 0);
-}
-
 static void test_mapplan_sort_and_overlap(void)
 {
     struct map_request r[3] = {
@@ -220,12 +230,12 @@ static void test_mapplan_sort_and_overlap(void)
 void mapplan_tests(void)
 {
     RUN(test_mapplan_page_size_rule);
-    RUN(test_mapplan_hhdm_merges_touching_ranges);
+    RUN(test_mapplan_hhdm_maps_ram_only);
     RUN(test_mapplan_hhdm_skips_empty_ranges);
     RUN(test_mapplan_hhdm_clips_at_the_limit);
+    RUN(test_mapplan_framebuffer_and_ram);
     RUN(test_mapplan_manifest_splits_like_pt_map);
     RUN(test_mapplan_manifest_tail_and_capacity);
     RUN(test_mapplan_manifest_never_merges_across_requests);
-    RUN(test_mapplan_uncovered_framebuffer);
     RUN(test_mapplan_sort_and_overlap);
 }

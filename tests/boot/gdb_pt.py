@@ -36,9 +36,11 @@ import harness
 HERE = os.path.dirname(os.path.abspath(__file__))
 MASK64 = (1 << 64) - 1
 PAGE_SIZES = {"4K": 1 << 12, "2M": 1 << 21, "1G": 1 << 30}
-# The power-on PAT (Canopy and OVMF keep it): PAT index -> type; the PAT bit
-# (index 4..7) repeats 0..3, so PCD and PWT alone decide.
-POWER_ON_CACHE = {0: "WB", 1: "WT", 2: "UC-", 3: "UC"}
+# The memory types (PCD, PWT) can stand for: `info tlb` hides the PAT bit.
+# Canopy's IA32_PAT keeps the power-on entries 0-4, 6 and 7 and makes entry 5
+# (PAT | PWT) write-combining, so PWT alone is WT (entry 1) or WC (entry 5);
+# the firmware keeps the power-on PAT, where both are WT.
+CACHE_FOR = {0: {"WB"}, 1: {"WT", "WC"}, 2: {"UC-"}, 3: {"UC"}}
 
 _STREAM = re.compile(r'^([~@&])"(.*)"$')
 _RESULT = re.compile(r"^(\d*)\^(done|running|connected|error|exit)(?:,(.*))?$")
@@ -248,8 +250,7 @@ class TlbLeaf:
         self.text = m.group(0)
         self.va, self.pa = int(m.group(1), 16), int(m.group(2), 16)
         self.nx, self.g, self.large = m.group(3) == "X", m.group(4) == "G", m.group(5) == "P"
-        self.cache = POWER_ON_CACHE[(2 if m.group(6) == "C" else 0) |
-                                    (1 if m.group(7) == "T" else 0)]
+        self.caches = CACHE_FOR[(2 if m.group(6) == "C" else 0) | (1 if m.group(7) == "T" else 0)]
         self.user, self.w = m.group(8) == "U", m.group(9) == "W"
 
 
@@ -310,7 +311,7 @@ def check_human(dump, tlb_text, mem_text):
                 why = f"page size {m.group(4)}"
             elif contiguous and leaf.pa != pa + k * size:
                 why = f"its page {k} maps {pa + k * size:016x}"
-            elif leaf.g != g or leaf.cache != cache:
+            elif leaf.g != g or cache not in leaf.caches:
                 why = "G or the cache type"
             elif (x and leaf.nx) or (w and not leaf.w) or (user and not leaf.user):
                 why = "more rights than the leaf entry gives"

@@ -77,6 +77,18 @@ class GdbPtTest(unittest.TestCase):
     def test_global_and_cache_checked(self):
         self.expect_rejected(DUMP.replace("kernel G WB", "kernel - WB"), "G or the cache type")
         self.expect_rejected(DUMP.replace("kernel G WB", "kernel G UC"), "G or the cache type")
+        self.expect_rejected(DUMP.replace("kernel G WB", "kernel G WC"), "G or the cache type")
+
+    def test_pwt_alone_is_wt_or_wc(self):
+        # `info tlb` hides the PAT bit: PWT alone is entry 1 (WT) or, under
+        # Canopy's IA32_PAT, entry 5 (WC); PCD with it is UC either way.
+        tlb = TLB.replace("ffff800000000000: 0000000000000000 XGP-A---W",
+                          "ffff800000000000: 0000000000000000 XGP-A-T-W")
+        for cache in ("WC", "WT"):
+            gdb_pt.check_human(DUMP.replace("kernel G WB", f"kernel G {cache}"), tlb, MEM)
+        self.expect_rejected(DUMP, "G or the cache type", tlb=tlb)
+        self.expect_rejected(DUMP.replace("kernel G WB", "kernel G UC"), "G or the cache type",
+                             tlb=tlb)
 
     def test_wrong_page_size_rejected(self):
         # A 1G leaf shown as one 2M page: the extent no longer matches `info mem`.

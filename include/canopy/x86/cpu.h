@@ -85,6 +85,7 @@ static inline uint64_t arch_rdtsc(void)
 /* ---- control registers, MSRs, TLB -------------------------------------- */
 
 #define ARCH_MSR_EFER 0xc0000080u
+#define ARCH_MSR_PAT  0x277u /* IA32_PAT: the memory type of each PAT index */
 #define ARCH_EFER_NXE (1ull << 11)
 #define ARCH_CR0_WP   (1ull << 16)
 #define ARCH_CR4_LA57 (1ull << 12)

@@ -18,11 +18,11 @@
 bool console_init_serial(void);
 
 /*
- * Brings up the framebuffer console on the GOP framebuffer, mapped at
- * hhdm_base + fb->base. Returns false (and says why on serial) if there is
- * no framebuffer or its description is unusable.
+ * Brings up the framebuffer console on the GOP framebuffer, whose first byte
+ * (physical fb->base) is mapped at fb_va. Returns false (and says why on
+ * serial) if there is no framebuffer or its description is unusable.
  */
-bool console_init_fb(const struct canopy_framebuffer *fb, uint64_t hhdm_base);
+bool console_init_fb(const struct canopy_framebuffer *fb, uint64_t fb_va);
 
 /* Writes n bytes to every console. */
 void console_write(const char *s, size_t n);

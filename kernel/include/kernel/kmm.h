@@ -19,10 +19,15 @@
 
 /*
  * Records where the HHDM is and how deep the paging is, so that
- * kmm_range_is_mapped() and kmm_phys_to_virt() work before adoption.
+ * kmm_range_is_mapped() and kmm_phys_to_virt() work before adoption, and
+ * makes sure IA32_PAT is CANOPY_PAT (setting it, with one line, if the boot
+ * info says the CPU has PAT and it is not).
  * => bi passed bootinfo_problem().
  */
 void kmm_early_init(struct canopy_bootinfo *bi);
+
+/* The IA32_PAT value the page tables' memory types are read through. => after kmm_early_init(). */
+uint64_t kmm_pat(void);
 
 /*
  * Adopts stage 1's PMM and page tables. Panics if the PMM fails pmm_check or
@@ -68,5 +73,33 @@ bool kmm_audit(void);
  * in the live page tables. => after kmm_early_init().
  */
 bool kmm_range_is_mapped(uint64_t va, uint64_t size, bool write);
+
+/*
+ * The memory type the firmware's memory map allows for [pa, pa + size):
+ * PT_CACHE_WB when every page lies in a range that is not MMIO and whose EFI
+ * attributes include EFI_MEMORY_WB, PT_CACHE_UC otherwise (MMIO, holes,
+ * ranges without WB). The same rule as the EFI runtime tables' (efirt.c) and
+ * Linux's EFI runtime mappings.
+ */
+uint32_t kmm_firmware_cache(uint64_t pa, uint64_t size);
+
+/*
+ * Before the kernel address space exists: maps the pages holding
+ * [pa, pa + len) read-only, NX, with kmm_firmware_cache's type, in the
+ * early-map window at the top of the dynamic area, and returns the address
+ * of pa there; NULL if the window (1 MiB) is full or a table is missing.
+ * => after manifest_init(); every early map is dropped by
+ *    kmm_early_unmap_all() before vm_init().
+ */
+const void *kmm_early_map(uint64_t pa, uint64_t len);
+
+/* Unmaps every early map (and flushes them). */
+void kmm_early_unmap_all(void);
+
+/*
+ * Ends the early-map window: kmm_early_map returns NULL from now on. Panics
+ * if an early map is still in place. => called by vm_init().
+ */
+void kmm_early_close(void);
 
 #endif

@@ -5,8 +5,9 @@
  * framebuffer, the boot stack and its guard page) and hands out ranges of
  * the dynamic area [CANOPY_DYNAMIC_BASE, CANOPY_DYNAMIC_END): backed by PMM
  * frames at once or filled with zeroed frames on first touch, optionally with
- * an unmapped guard page below (kernel stacks). docs/architecture.md has the
- * picture (docs/memory-layout.svg).
+ * an unmapped guard page below (kernel stacks), or mapping device and
+ * firmware memory that the direct map leaves out (vm_map_phys).
+ * docs/architecture.md has the picture (docs/memory-layout.svg).
  */
 #ifndef KERNEL_VM_H
 #define KERNEL_VM_H
@@ -27,7 +28,9 @@ enum vm_status {
     VM_ERR_NOMEM,      /* no frames, tables, nodes or manifest room; nothing was changed */
     VM_ERR_NOT_MAPPED, /* part of the range is not covered by areas */
     VM_ERR_FIXED,      /* the range touches an area the kernel did not hand out (image, HHDM,
-                          boot stack, ...) or, for protect, a guard page */
+                          boot stack, device maps, ...) or, for protect, a guard page */
+    VM_ERR_RAM,        /* vm_map_phys: the range is RAM, reached through the direct map */
+    VM_ERR_MEMTYPE,    /* vm_map_phys: a frame is mapped already with another memory type */
 };
 
 /* A short English name for a status. */
@@ -44,14 +47,15 @@ const char *vm_status_str(enum vm_status st);
 enum vm_kind {
     VM_KIND_IMAGE = 1,   /* a kernel segment */
     VM_KIND_HHDM,        /* a run of the direct map */
-    VM_KIND_FRAMEBUFFER, /* the part of the framebuffer the HHDM map does not cover */
+    VM_KIND_FRAMEBUFFER, /* the framebuffer, mapped by stage 1 write-combining */
     VM_KIND_STACK,       /* the boot stack, or a stack from vm_alloc(VM_GUARD) */
     VM_KIND_GUARD,       /* an unmapped page below a stack */
     VM_KIND_ANON,        /* anonymous memory from vm_alloc */
+    VM_KIND_DEVICE,      /* device or firmware memory from vm_map_phys */
 };
 /* VMA flags (vmm_attrs.flags). */
 #define VMA_DEMAND 0x1u /* pages are filled on first touch */
-#define VMA_FIXED  0x2u /* mapped by stage 1: never freed or changed through vm_* */
+#define VMA_FIXED  0x2u /* stage 1's mappings and device maps: never freed or changed by vm_* */
 
 /*
  * Builds the kernel address space from the boot info, starts kmalloc (which
@@ -97,6 +101,39 @@ enum vm_status vm_free(uint64_t va, uint64_t size) MUST_CHECK;
  */
 enum vm_status vm_protect(uint64_t va, uint64_t size, unsigned prot) MUST_CHECK;
 
+/*
+ * Maps the physical pages holding [pa, pa + size) into the dynamic area as
+ * an area named name (kind VM_KIND_DEVICE, never freed), with protection
+ * prot (VM_W or 0: device memory is never executable) and memory type cache
+ * (PT_CACHE_*), 4 KiB pages, recorded in the manifest (owner DEVICE). *va
+ * gets the address of pa itself.
+ * => VM_ERR_RAM if a page of it is in the direct map (RAM has one mapping
+ *    type, write-back, and is reached there); VM_ERR_MEMTYPE if a device map
+ *    holds one of its frames with another memory type (as Linux's memtype
+ *    reservation); VM_ERR_NOMEM when out of frames, nodes or device slots;
+ *    nothing changes on error.
+ */
+enum vm_status vm_map_phys(uint64_t pa, uint64_t size, unsigned prot, uint32_t cache,
+                           const char *name, uint64_t *va) MUST_CHECK;
+
+/*
+ * Removes the device map vm_map_phys made whose area holds va: its pages are
+ * unmapped and flushed, its manifest entries and its area dropped (the frames
+ * were never the PMM's). VM_ERR_NOT_MAPPED if va is not in such an area (the
+ * framebuffer's, stage 1's, stays).
+ */
+enum vm_status vm_unmap_phys(uint64_t va) MUST_CHECK;
+
+/*
+ * A pointer through which [pa, pa + len) can be read (and written if write):
+ * the direct map's if it holds the range, else a device map that covers it,
+ * else a new one (named name) with the memory type the firmware's memory map
+ * allows (kmm_firmware_cache). NULL if none can be had.
+ * => after vm_init(); for firmware tables and registers (ACPI), not for RAM
+ *    the kernel owns.
+ */
+const void *vm_phys_view(uint64_t pa, uint64_t len, bool write, const char *name);
+
 /* The area containing va, or NULL (also before vm_init). */
 const struct vmm_vma *vm_lookup(uint64_t va);
 
@@ -128,11 +165,13 @@ void vm_stats(struct vm_stats *out);
 
 /*
  * The whole-structure check: vmm_space_check, then every present leaf of
- * the dynamic area lies in an allocated area (or the boot stack) with that
- * area's protection, as a 4 KiB page on a frame owned by CANOPY_OWNER_VMM
- * (CANOPY_OWNER_STACK for the boot stack); areas that are not demand-zero are
- * fully mapped; guards are not mapped at all; the mapped frames equal the
- * frame counter. => false and a reason in *why on the first problem.
+ * the dynamic area lies in an area with that area's protection and memory
+ * type, as a 4 KiB page: on a frame owned by CANOPY_OWNER_VMM in areas
+ * vm_alloc made, CANOPY_OWNER_STACK in the boot stack, and in the framebuffer
+ * and device maps on the area's own physical page, which the PMM does not
+ * own; areas that are not demand-zero are fully mapped; guards are not mapped
+ * at all; the mapped frames equal the frame counter.
+ * => false and a reason in *why on the first problem.
  */
 bool vm_check(const char **why);
 
