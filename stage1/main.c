@@ -13,9 +13,11 @@
  *     normalise the map, pmm_init_below  a pause, and a reset
  *     boot info (owner BOOTINFO) <- the PMM itself moves in here
  *     segments, boot stack                from PMM frames
- *     page tables (owner PAGE_TABLE)      the direct map of RAM, framebuffer
- *                                         (WC), segments, stack, the trampoline
- *                                         page and its GDT/IDT
+ *     page tables (owner PAGE_TABLE)      the direct map of RAM (read-only
+ *                                         aliases of .text, .rodata and the
+ *                                         trampoline page), framebuffer (WC),
+ *                                         segments, stack, the trampoline page
+ *                                         and its GDT/IDT
  *   IA32_PAT; trampoline: CR3, EFER.NXE, CR0.WP, jump
  *
  * Invariant after ExitBootServices: every frame stage 1 hands to the kernel
@@ -56,9 +58,12 @@
 /*
  * Requests beyond the direct map's one per range: segments, the boot stack,
  * the trampoline page, the pages of the descriptor tables it loads, the
- * framebuffer.
+ * framebuffer, and two more direct-map pieces for each read-only alias cut
+ * out of a run of RAM (the segments and the trampoline page).
  */
-#define FIXED_REQUESTS (CANOPY_MAX_SEGMENTS + 4)
+#define NON_HHDM_REQUESTS (CANOPY_MAX_SEGMENTS + 4)
+#define ALIAS_SPLITS      (2 * (CANOPY_MAX_SEGMENTS + 1))
+#define FIXED_REQUESTS    (NON_HHDM_REQUESTS + ALIAS_SPLITS)
 /* Scratch per range slot: a direct-map request, also as a pt_span. */
 #define SCRATCH_PER_RANGE (sizeof(struct map_request) + sizeof(struct pt_span))
 #define SCRATCH_FIXED     (FIXED_REQUESTS * (sizeof(struct map_request) + sizeof(struct pt_span)))
@@ -504,7 +509,8 @@ static void plan_direct_map(struct handoff *h)
  */
 static void place_bootinfo(struct handoff *h, struct pmm *boot_pmm)
 {
-    uint32_t total_requests = h->req_count + s1.plan.count + 4;
+    /* Beyond the direct map's: segments, stack, trampoline, tables, framebuffer; alias pieces. */
+    uint32_t total_requests = h->req_count + s1.plan.count + 4 + 2 * (s1.plan.count + 1);
     h->layout = bi_layout(h->range_count, h->ex->efi_map_size, total_requests);
     const struct bi_layout *l = &h->layout;
     enum pmm_status ps =
@@ -521,10 +527,21 @@ static void place_bootinfo(struct handoff *h, struct pmm *boot_pmm)
                      h->range_count * sizeof(struct canopy_mem_range));
     __builtin_memcpy(bi_bytes + l->efi_map, h->ex->efi_map, h->ex->efi_map_size);
 }
+/* Gives the direct-map alias of [pa, pa + size) the flags, or stops: the room was counted. */
+static void protect_alias(struct handoff *h, uint64_t pa, uint64_t size, uint16_t flags)
+{
+    if (!mapplan_hhdm_protect(h->req, &h->req_count, h->req_cap - NON_HHDM_REQUESTS, pa, size,
+                              flags))
+        FATAL("internal error: no room to protect the direct map's alias of 0x%llx",
+              (unsigned long long)pa);
+}
+
 /*
  * The kernel's segments, the boot stack above its guard page, the trampoline
  * page and the descriptor tables' pages (identity-mapped: the kernel drops
- * them), the framebuffer.
+ * them), the framebuffer; the direct-map aliases of the read-only segments
+ * and of the trampoline page become read-only first (while the requests are
+ * still the direct map's alone).
  */
 static void plan_kernel(struct handoff *h)
 {
@@ -539,6 +556,13 @@ static void plan_kernel(struct handoff *h)
         FATAL("no memory for the boot stack: %s", pmm_status_str(ps));
     __builtin_memset(phys_ptr(stack_pa), 0, CANOPY_BOOT_STACK_SIZE);
     uint64_t tramp = (uint64_t)(uintptr_t)trampoline_start;
+
+    for (uint32_t i = 0; i < s1.plan.count; i++) {
+        const struct elf_segment_plan *s = &s1.plan.seg[i];
+        if (!(s->flags & CANOPY_SEG_W))
+            protect_alias(h, seg_pa[i], s->page_count * PAGE_SIZE, 0);
+    }
+    protect_alias(h, tramp, PAGE_SIZE, 0);
 
     for (uint32_t i = 0; i < s1.plan.count; i++) {
         const struct elf_segment_plan *s = &s1.plan.seg[i];

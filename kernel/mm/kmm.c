@@ -182,7 +182,33 @@ static bool collect_identity(void *ctx, const struct pt_leaf *leaf)
     return true;
 }
 
-/* Unmaps one of stage 1's identity pages, and frees its frame if it is the trampoline's. */
+/*
+ * The trampoline frame's direct-map alias was read-only while the frame was
+ * also mapped executable; with the identity page gone it is RAM like any
+ * other, about to be reclaimed: RW and NX again.
+ */
+static bool trampoline_alias_writable(uint64_t pa)
+{
+    uint64_t alias = kmm.hhdm + pa;
+    struct pt_leaf leaf;
+    if (pt_query(&kmm.pt, alias, &leaf) != PT_OK || (leaf.attrs & PT_W))
+        return false;
+    enum pt_status st = pt_protect(&kmm.pt, alias, PAGE_SIZE, PT_W);
+    if (st != PT_OK) {
+        kprintf("kmm: the trampoline frame's direct-map alias stays read-only: %s\n",
+                pt_status_str(st));
+        return false;
+    }
+    arch_invlpg(alias);
+    if (!manifest_protect(alias, PAGE_SIZE, CANOPY_MAP_W))
+        kprintf("kmm: the manifest did not take the trampoline alias's protection\n");
+    return true;
+}
+
+/*
+ * Unmaps one of stage 1's identity pages, and frees its frame if it is the
+ * trampoline's, whose direct-map alias becomes writable first.
+ */
 static void drop_identity_page(const struct pt_leaf *leaf)
 {
     bool trampoline = leaf->va == kmm.bi->trampoline_page;
@@ -194,14 +220,16 @@ static void drop_identity_page(const struct pt_leaf *leaf)
     if (!manifest_remove(leaf->va, leaf->page_size))
         kprintf("kmm: the manifest did not take the removal of 0x%llx\n",
                 (unsigned long long)leaf->va);
+    bool alias_rw = trampoline && trampoline_alias_writable(leaf->pa);
     if (trampoline && pmm_owner_of(&kmm.pmm, leaf->pa) == CANOPY_OWNER_TRAMPOLINE) {
         enum pmm_status ps = pmm_free(&kmm.pmm, leaf->pa, 0);
         if (ps != PMM_OK)
             panic("kmm: freeing the trampoline frame 0x%llx: %s", (unsigned long long)leaf->pa,
                   pmm_status_str(ps));
     }
-    kprintf("kmm: %s page 0x%llx unmapped\n", trampoline ? "trampoline" : "descriptor-table",
-            (unsigned long long)leaf->va);
+    kprintf("kmm: %s page 0x%llx unmapped%s\n", trampoline ? "trampoline" : "descriptor-table",
+            (unsigned long long)leaf->va,
+            alias_rw ? "; its direct-map alias is writable again" : "");
 }
 
 bool kmm_drop_identity(void)

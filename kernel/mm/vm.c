@@ -9,6 +9,8 @@
  *                                     (RAM-like ranges merged where they
  *                                     touch, as stage 1 maps them); holes,
  *                                     MMIO and firmware ranges stay holes
+ *                      "hhdm: .text"  the read-only aliases of the read-only
+ *                      "hhdm: .rodata"  segments' frames
  *   0xffffc00000000000 "boot stack"   guard page (VM_KIND_GUARD), then the
  *                                     64 KiB stack: inside the dynamic area
  *   fb_va              "framebuffer"  write-combining, in the dynamic area
@@ -598,13 +600,33 @@ static void reserve_fixed(uint64_t start, uint64_t size, const char *name, unsig
               (unsigned long long)(start + size - 1), vmm_status_str(st));
 }
 
-/* The direct map's VMA for one run of RAM [base, end) (physical), checked against the tables. */
-static void reserve_hhdm_run(const struct canopy_bootinfo *bi, uint64_t base, uint64_t end)
+/*
+ * The direct map's VMAs for one run of RAM [base, end) (physical): "hhdm",
+ * except over the frames of a read-only kernel segment, whose alias is
+ * read-only too ("hhdm: .text", "hhdm: .rodata"). seg holds the read-only
+ * segments sorted by paddr.
+ */
+static void reserve_hhdm_run(const struct canopy_bootinfo *bi, uint64_t base, uint64_t end,
+                             const struct canopy_segment *seg, unsigned seg_count)
 {
-    reserve_fixed(bi->hhdm_base + base, end - base, "hhdm", VM_KIND_HHDM, PT_W);
-    if (!kmm_range_is_mapped(bi->hhdm_base + base, end - base, true))
-        kprintf("vm: hhdm run 0x%llx-0x%llx is not fully mapped writable\n",
-                (unsigned long long)base, (unsigned long long)(end - 1));
+    static const char *const alias_names[] = {"hhdm: .text", "hhdm: .rodata"};
+    uint64_t at = base;
+    for (unsigned i = 0; i < seg_count && at < end; i++) {
+        uint64_t s_lo = seg[i].paddr, s_hi = seg[i].paddr + seg[i].page_count * PAGE_SIZE;
+        if (s_hi <= at || s_lo >= end)
+            continue;
+        if (s_lo > at)
+            reserve_fixed(bi->hhdm_base + at, s_lo - at, "hhdm", VM_KIND_HHDM, PT_W);
+        uint64_t lo = s_lo > at ? s_lo : at, hi = s_hi < end ? s_hi : end;
+        reserve_fixed(bi->hhdm_base + lo, hi - lo,
+                      alias_names[(seg[i].flags & CANOPY_SEG_X) ? 0 : 1], VM_KIND_HHDM, 0);
+        at = hi;
+    }
+    if (at < end)
+        reserve_fixed(bi->hhdm_base + at, end - at, "hhdm", VM_KIND_HHDM, PT_W);
+    if (!kmm_range_is_mapped(bi->hhdm_base + base, end - base, false))
+        kprintf("vm: hhdm run 0x%llx-0x%llx is not fully mapped\n", (unsigned long long)base,
+                (unsigned long long)(end - 1));
 }
 
 /*
@@ -613,6 +635,19 @@ static void reserve_hhdm_run(const struct canopy_bootinfo *bi, uint64_t base, ui
  */
 static unsigned reserve_hhdm(const struct canopy_bootinfo *bi, uint64_t *bytes)
 {
+    /* The read-only segments, by physical address (at most CANOPY_MAX_SEGMENTS). */
+    struct canopy_segment ro[CANOPY_MAX_SEGMENTS];
+    unsigned ro_count = 0;
+    for (uint32_t i = 0; i < bi->segment_count; i++) {
+        if (bi->segments[i].flags & CANOPY_SEG_W)
+            continue;
+        unsigned k = ro_count++;
+        while (k > 0 && ro[k - 1].paddr > bi->segments[i].paddr) {
+            ro[k] = ro[k - 1];
+            k--;
+        }
+        ro[k] = bi->segments[i];
+    }
     const struct canopy_mem_range *r = kmm_phys_to_virt(bi->mem_ranges);
     uint64_t reach = CANOPY_DYNAMIC_BASE - bi->hhdm_base;
     unsigned runs = 0;
@@ -630,7 +665,7 @@ static unsigned reserve_hhdm(const struct canopy_bootinfo *bi, uint64_t *bytes)
             continue;
         }
         if (run_end != run_base) {
-            reserve_hhdm_run(bi, run_base, run_end);
+            reserve_hhdm_run(bi, run_base, run_end, ro, ro_count);
             *bytes += run_end - run_base;
             runs++;
         }

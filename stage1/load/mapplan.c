@@ -7,8 +7,15 @@
  * machine checks on real CPUs, and a frame mapped with two memory types is
  * undefined (Intel SDM vol. 3, 11.12.4). Device memory is mapped where it is
  * needed, with its own type: the framebuffer write-combining in the dynamic
- * area, the rest by the kernel on request. pt_map picks the largest page
- * each run allows, so 4 KiB pages appear only around its edges. The manifest splits
+ * area, the rest by the kernel on request. The frames of the read-only kernel
+ * segments and of the trampoline page are read-only in the direct map too, so
+ * no mapping can write what another executes:
+ *
+ *   pa ->  [ RAM run ........................................ ]
+ *   req:   [ hhdm RW ][ .text alias R ][ hhdm RW ][ .rodata R ][ hhdm RW ]
+ *
+ * pt_map then picks the largest page each piece allows, so 4 KiB pages
+ * appear only around the edges of RAM and of the aliases. The manifest splits
  * each request into runs of equal page size with the same rule pt_map uses
  * (largest page the alignment of va and pa and the remaining size allow), so
  * `pt check` can compare the live tables against an independent statement of
@@ -77,6 +84,54 @@ uint32_t mapplan_hhdm(const struct canopy_mem_range *ranges, uint32_t range_coun
     if (clipped_bytes)
         *clipped_bytes = clipped;
     return n;
+}
+
+bool mapplan_hhdm_protect(struct map_request *req, uint32_t *n, uint32_t cap, uint64_t pa,
+                          uint64_t size, uint16_t flags)
+{
+    uint64_t end = pa + size;
+    uint32_t extra = 0;
+    for (uint32_t i = 0; i < *n; i++) {
+        uint64_t r_end = req[i].pa + req[i].size;
+        if (req[i].pa >= end || r_end <= pa)
+            continue;
+        extra += (req[i].pa < pa) + (r_end > end);
+    }
+    if (extra > cap - *n)
+        return false;
+    /* From the last request down, so each split shifts only what is already done. */
+    uint32_t count = *n + extra;
+    for (uint32_t i = *n; i-- > 0;) {
+        struct map_request r = req[i];
+        uint64_t r_end = r.pa + r.size;
+        uint32_t at = i + extra; /* where req[i]'s last piece goes */
+        if (r.pa >= end || r_end <= pa) {
+            req[at] = r;
+            continue;
+        }
+        uint64_t lo = r.pa > pa ? r.pa : pa, hi = r_end < end ? r_end : end;
+        if (hi < r_end) {
+            req[at] = r;
+            req[at].va += hi - r.pa;
+            req[at].pa = hi;
+            req[at].size = r_end - hi;
+            at--;
+            extra--;
+        }
+        req[at] = r;
+        req[at].va += lo - r.pa;
+        req[at].pa = lo;
+        req[at].size = hi - lo;
+        req[at].flags = (uint16_t)(flags & ~CANOPY_MAP_X); /* an alias is never executable */
+        if (lo > r.pa) {
+            at--;
+            extra--;
+            req[at] = r;
+            req[at].size = lo - r.pa;
+        }
+    }
+    *n = count;
+    return true;
 }
 
 bool mapplan_touches_ram(const struct canopy_mem_range *ranges, uint32_t range_count, uint64_t base,

@@ -3,11 +3,13 @@
  * manifest derived from it.
  *
  * Pure code: it decides what gets mapped where (the direct map from the
- * memory map's RAM; the framebuffer in the dynamic area) and how pt_map will split each mapping
- * into pages, so the manifest in the boot info is written from the plan rather than read back from
- * the tables it is meant to check. Nothing here needs boot services to have ended: a plan can be
- * made from any memory map, and the number of requests (so of page-table frames, by pt_min_tables)
- * is bounded by the map's ranges and the fixed requests.
+ * memory map's RAM, with read-only aliases of the read-only kernel frames; the
+ * framebuffer in the dynamic area) and how pt_map will split each mapping into
+ * pages, so the manifest in the boot info is written from the plan rather than
+ * read back from the tables it is meant to check. Nothing here needs boot
+ * services to have ended: a plan can be made from any memory map, and the
+ * number of requests (so of page-table frames, by pt_min_tables) is bounded
+ * by the map's ranges and the fixed requests.
  */
 #ifndef STAGE1_LOAD_MAPPLAN_H
 #define STAGE1_LOAD_MAPPLAN_H
@@ -61,6 +63,20 @@ uint64_t mapplan_page_size(uint64_t va, uint64_t pa, uint64_t remaining, uint64_
 uint32_t mapplan_hhdm(const struct canopy_mem_range *ranges, uint32_t range_count,
                       uint64_t hhdm_base, uint64_t pa_limit, uint64_t max_page_size,
                       struct map_request *out, uint32_t cap, uint64_t *clipped_bytes);
+
+/*
+ * Gives the direct-map alias of the frames [pa, pa + size) the flags `flags`
+ * less CANOPY_MAP_X (a kernel segment's protection less execute: read-only
+ * for .text, .rodata and the trampoline page): each request of req[0..*n) that covers
+ * part of it is split in up to three, the covered piece taking `flags`. Frames
+ * outside the direct map are skipped. At most two more requests per request
+ * cut, so per protected alias when it lies in one run of RAM.
+ * => req holds direct-map requests (as mapplan_hhdm gives them), sorted and
+ *    non-overlapping; pa, size 4 KiB aligned.
+ * => false, and nothing changed, if the splits need more than cap requests.
+ */
+bool mapplan_hhdm_protect(struct map_request *req, uint32_t *n, uint32_t cap, uint64_t pa,
+                          uint64_t size, uint16_t flags);
 
 /* True if a byte of [base, base + size) lies in a range the direct map holds (RAM). */
 bool mapplan_touches_ram(const struct canopy_mem_range *ranges, uint32_t range_count, uint64_t base,

@@ -1,10 +1,12 @@
 /*
  * The manifest against the page-table code: the requests stage 1 makes for a
- * q35-like machine (the direct map of RAM, the framebuffer write-combining in
- * the dynamic area) are mapped with pt_map into a hierarchy over simulated
+ * q35-like machine (the direct map of RAM with read-only aliases of .text,
+ * .rodata and the trampoline page, the framebuffer write-combining in the
+ * dynamic area) are mapped with pt_map into a hierarchy over simulated
  * physical memory, and every present leaf must be described by exactly one
  * manifest entry (same page size, same frame, same W/X and memory type), the
- * manifest must cover no byte the tables leave unmapped, and the tables built
+ * manifest must cover no byte the tables leave unmapped, no frame may be
+ * writable in one mapping and executable in another, and the tables built
  * must be as few as pt_min_tables says.
  */
 #include <stdlib.h>
@@ -83,6 +85,11 @@ static void run_case(uint64_t max_page, unsigned levels)
     struct map_request req[REQS];
     uint32_t n = mapplan_hhdm(map, 4, hhdm, CANOPY_DYNAMIC_BASE - hhdm, max_page, req, REQS, NULL);
     CHECK(n == 3); /* the ECAM window is no RAM */
+    /* The read-only aliases: .text, .rodata, the trampoline page. */
+    CHECK(mapplan_hhdm_protect(req, &n, REQS, 0x1bb60000, 0xe000, 0));
+    CHECK(mapplan_hhdm_protect(req, &n, REQS, 0x1dc30000, 0x5000, 0));
+    CHECK(mapplan_hhdm_protect(req, &n, REQS, 0x1dc27000, PAGE_SIZE, 0));
+    CHECK(n == 9);
     uint64_t fb_va;
     req[n++] = mapplan_framebuffer(0xc0000000, 0x3e8000, true, &fb_va);
     /* Kernel text, rodata, data; the boot stack; the trampoline page. */
@@ -120,6 +127,16 @@ static void run_case(uint64_t max_page, unsigned levels)
     pt_for_each_leaf(&pt, 0, UINT64_MAX, check_leaf, &c);
     CHECK(c.bad == 0);
     CHECK(c.leaf_bytes == manifest_bytes);
+    /* Every executable page's frame is read-only in the direct map. */
+    for (uint32_t i = 0; i < n; i++) {
+        if (!(req[i].flags & CANOPY_MAP_X))
+            continue;
+        for (uint64_t off = 0; off < req[i].size; off += PAGE_SIZE) {
+            struct pt_leaf alias;
+            CHECK(pt_query(&pt, hhdm + req[i].pa + off, &alias) == PT_OK &&
+                  !(alias.attrs & (PT_W | PT_X)) && alias.page_size == PAGE_SIZE);
+        }
+    }
     /* The framebuffer: write-combining at MAPPLAN_FB_VA, not in the direct map. */
     struct pt_leaf fb;
     CHECK(pt_query(&pt, fb_va + 0x3e7000, &fb) == PT_OK && fb.pa == 0xc03e7000 &&

@@ -1,7 +1,7 @@
 /*
  * Tests for the mapping plan: the direct map's requests from a memory map
- * (RAM only), the framebuffer's request, and the manifest's split into page
- * sizes.
+ * (RAM only), the read-only aliases cut out of them, the framebuffer's
+ * request, and the manifest's split into page sizes.
  *
  * Physical layout used below (a q35 guest with 3 GiB):
  *
@@ -114,6 +114,61 @@ static void test_mapplan_hhdm_clips_at_the_limit(void)
     CHECK(clipped == 16 * PAGE_SIZE);
     CHECK(mapplan_hhdm(q35, Q35_N, HHDM, LIMIT, PAGE_SIZE_1G, r, 10, &clipped) == 4);
     CHECK(clipped == 0);
+}
+
+/* A direct-map request for [pa, pa + size), RW. */
+static struct map_request hhdm_req(uint64_t pa, uint64_t size)
+{
+    return (struct map_request){.va = HHDM + pa,
+                                .pa = pa,
+                                .size = size,
+                                .max_page_size = PAGE_SIZE_1G,
+                                .flags = CANOPY_MAP_W,
+                                .owner = CANOPY_OWNER_HHDM};
+}
+
+static bool req_is(const struct map_request *r, uint64_t pa, uint64_t size, uint16_t flags)
+{
+    return r->pa == pa && r->va == HHDM + pa && r->size == size && r->flags == flags &&
+           r->owner == CANOPY_OWNER_HHDM && r->max_page_size == PAGE_SIZE_1G;
+}
+
+static void test_mapplan_hhdm_protect_cuts_aliases(void)
+{
+    struct map_request r[8] = {hhdm_req(0, 0xa0000), hhdm_req(0x100000, 0x7f000000)};
+    uint32_t n = 2;
+    /* .text in the middle of the second run: three pieces. */
+    CHECK(mapplan_hhdm_protect(r, &n, 8, 0x1e00000, 0x21000, CANOPY_MAP_X));
+    CHECK(n == 4);
+    CHECK(req_is(&r[0], 0, 0xa0000, CANOPY_MAP_W));
+    CHECK(req_is(&r[1], 0x100000, 0x1d00000, CANOPY_MAP_W));
+    CHECK(req_is(&r[2], 0x1e00000, 0x21000, 0)); /* X never granted: read-only */
+    CHECK(req_is(&r[3], 0x1e21000, 0x7f100000 - 0x1e21000, CANOPY_MAP_W));
+    /* .rodata right after it: the third piece splits in two. */
+    CHECK(mapplan_hhdm_protect(r, &n, 8, 0x1e21000, 0x9000, 0));
+    CHECK(n == 5 && req_is(&r[3], 0x1e21000, 0x9000, 0));
+    CHECK(req_is(&r[4], 0x1e2a000, 0x7f100000 - 0x1e2a000, CANOPY_MAP_W));
+    CHECK(!mapplan_overlaps(r, n));
+    /* The first page of the first run, and all of a request: one piece each, no growth. */
+    CHECK(mapplan_hhdm_protect(r, &n, 8, 0, PAGE_SIZE, 0));
+    CHECK(n == 6 && req_is(&r[0], 0, PAGE_SIZE, 0) &&
+          req_is(&r[1], PAGE_SIZE, 0x9f000, CANOPY_MAP_W));
+    CHECK(mapplan_hhdm_protect(r, &n, 8, 0x1e21000, 0x9000, 0) && n == 6);
+    /* Outside the direct map (the legacy hole): nothing to do. */
+    struct map_request before[8];
+    memcpy(before, r, sizeof(r));
+    CHECK(mapplan_hhdm_protect(r, &n, 8, 0xa0000, 0x60000, 0) && n == 6);
+    CHECK(memcmp(before, r, sizeof(r)) == 0);
+    /* No room for two more pieces: refused, nothing changed. */
+    CHECK(!mapplan_hhdm_protect(r, &n, 7, 0x3000000, PAGE_SIZE, 0));
+    CHECK(n == 6 && memcmp(before, r, sizeof(r)) == 0);
+    /* Across two runs and the hole between them: each run cut where it is covered. */
+    struct map_request t[6] = {hhdm_req(0, 0x9f000), hhdm_req(0x100000, 0x100000)};
+    uint32_t m = 2;
+    CHECK(mapplan_hhdm_protect(t, &m, 6, 0x9e000, 0x63000, 0));
+    CHECK(m == 4);
+    CHECK(req_is(&t[0], 0, 0x9e000, CANOPY_MAP_W) && req_is(&t[1], 0x9e000, 0x1000, 0));
+    CHECK(req_is(&t[2], 0x100000, 0x1000, 0) && req_is(&t[3], 0x101000, 0xff000, CANOPY_MAP_W));
 }
 
 static void test_mapplan_framebuffer_and_ram(void)
@@ -233,6 +288,7 @@ void mapplan_tests(void)
     RUN(test_mapplan_hhdm_maps_ram_only);
     RUN(test_mapplan_hhdm_skips_empty_ranges);
     RUN(test_mapplan_hhdm_clips_at_the_limit);
+    RUN(test_mapplan_hhdm_protect_cuts_aliases);
     RUN(test_mapplan_framebuffer_and_ram);
     RUN(test_mapplan_manifest_splits_like_pt_map);
     RUN(test_mapplan_manifest_tail_and_capacity);

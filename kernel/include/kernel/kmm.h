@@ -46,9 +46,11 @@ void *kmm_phys_to_virt(uint64_t phys);
 /*
  * Unmaps stage 1's identity pages, all it maps in the lower half: the
  * trampoline page (freeing its frame if the PMM has it as
- * CANOPY_OWNER_TRAMPOLINE) and the pages of the GDT and IDT the trampoline
- * loaded across the CR3 switch. Checks that the lower half is then empty;
- * returns true if it is. => the kernel runs on its own GDT and IDT.
+ * CANOPY_OWNER_TRAMPOLINE, and making the frame's direct-map alias writable
+ * again: stage 1 maps it read-only while the page is executable) and the
+ * pages of the GDT and IDT the trampoline loaded across the CR3 switch.
+ * Checks that the lower half is then empty; returns true if it is.
+ * => the kernel runs on its own GDT and IDT.
  */
 bool kmm_drop_identity(void);
 
