@@ -462,6 +462,12 @@ const char *efirt_prepare(void)
     return efi.problem;
 }
 
+const struct pt *efirt_pt(const char **why)
+{
+    *why = efirt_prepare();
+    return efi.pt_built ? &efi.pt : NULL;
+}
+
 uint64_t efirt_table_frames(void)
 {
     return efi.pt_built ? efi.pt.table_count : 0;

@@ -267,7 +267,7 @@ static bool first_not_ram(const struct canopy_mem_range *r, size_t n, uint64_t p
 
 uint64_t ptcheck_direct_map(const struct ptcheck_run *runs, size_t n, uint64_t hhdm_base,
                             uint64_t reach, const struct canopy_mem_range *ranges,
-                            size_t range_count, ptcheck_sink sink, void *ctx)
+                            size_t range_count, bool list_runs, ptcheck_sink sink, void *ctx)
 {
     uint64_t breaks = 0, bytes = 0, count = 0;
     uint64_t hhdm_last = hhdm_base + (reach - 1);
@@ -278,10 +278,11 @@ uint64_t ptcheck_direct_map(const struct ptcheck_run *runs, size_t n, uint64_t h
         char size[16];
         size_text(run->size, size, sizeof(size));
         uint64_t want_pa = run->va - hhdm_base, end = run->pa + run->size;
-        fmt_format(sink, ctx, "direct map: %016llx-%016llx %6s R%c%c %s\n",
-                   (unsigned long long)want_pa, (unsigned long long)(want_pa + run->size), size,
-                   (run->perm & PT_W) ? 'W' : '-', (run->perm & PT_X) ? 'X' : '-',
-                   ptcheck_memtype_name(run->type));
+        if (list_runs)
+            fmt_format(sink, ctx, "direct map: %016llx-%016llx %6s R%c%c %s\n",
+                       (unsigned long long)want_pa, (unsigned long long)(want_pa + run->size), size,
+                       (run->perm & PT_W) ? 'W' : '-', (run->perm & PT_X) ? 'X' : '-',
+                       ptcheck_memtype_name(run->type));
         count++;
         bytes += run->size;
         uint64_t lo, hi;
@@ -310,8 +311,11 @@ uint64_t ptcheck_direct_map(const struct ptcheck_run *runs, size_t n, uint64_t h
             breaks++;
         }
     }
-    char total[16];
-    size_text(bytes, total, sizeof(total));
+    char total[24];
+    if (bytes >= (1ull << 20))
+        fmt_snprintf(total, sizeof(total), "%llu MiB", (unsigned long long)bytes_to_mib(bytes));
+    else
+        size_text(bytes, total, sizeof(total));
     fmt_format(sink, ctx, "direct map: %llu run%s, %s\n", (unsigned long long)count,
                count == 1 ? "" : "s", bytes ? total : "nothing mapped");
     return breaks;

@@ -379,11 +379,13 @@ static void cmd_vmas(struct shell *sh, struct args *a)
 
 static void cmd_pt(struct shell *sh, struct args *a)
 {
-    static const char usage[] = "(usage: pt [qemu|tlb|check|START END])";
+    static const char usage[] = "(usage: pt [qemu|tlb|check [efi]|START END])";
     enum shell_pt_mode mode = SHELL_PT_HUMAN;
     uint64_t start = 0, last = UINT64_MAX;
 
-    if (a->count == 2) {
+    if (a->count == 3 && str_eq(a->v[1], "check") && str_eq(a->v[2], "efi")) {
+        mode = SHELL_PT_CHECK_EFI;
+    } else if (a->count == 2) {
         uint64_t ignored;
         if (str_eq(a->v[1], "qemu")) {
             mode = SHELL_PT_QEMU;
@@ -617,8 +619,8 @@ static const struct command commands[] = {
     {"memmap", "memmap", "the boot memory map with Canopy and EFI types", 0, 0, {0}, cmd_memmap},
     {"vmas", "vmas", "the kernel address space: VMAs and holes", 0, 0, {0}, cmd_vmas},
     {"pt",
-     "pt [qemu|tlb|check|START END]",
-     "page tables: dump, QEMU forms, manifest check",
+     "pt [qemu|tlb|check [efi]|START END]",
+     "page tables: dumps, QEMU forms, checks",
      0,
      2,
      {0},
@@ -646,9 +648,13 @@ static const size_t command_count = sizeof(commands) / sizeof(commands[0]);
 
 static void cmd_help(struct shell *sh, struct args *a)
 {
+    int width = 0; /* the longest usage: the summaries line up after it */
+    for (size_t i = 0; i < command_count; i++)
+        if ((int)text_len(commands[i].usage) > width)
+            width = (int)text_len(commands[i].usage);
     say(sh, "commands:\n");
     for (size_t i = 0; i < command_count; i++)
-        say(sh, "  %-28s %s\n", commands[i].usage, commands[i].summary);
+        say(sh, "  %-*s %s\n", width, commands[i].usage, commands[i].summary);
 }
 
 /* Runs one line that passed the editor's checks; line is changed (tokenized). */

@@ -7,7 +7,9 @@
  * time, so a dump shows what the MMU uses), guarded memory reads for `peek`,
  * the boot timestamps, and the page-table dumps of vmm/src/ptdump.c with section
  * markers and labels. `pt check` compares the live tables with the mapping
- * manifest (mm/manifest.c).
+ * manifest (mm/manifest.c) and applies the frame and direct-map rules
+ * (mm/ptcheck.c); `pt check efi` applies the frame rules to the EFI runtime
+ * tables as a call sees them.
  *
  * Input: COM1 and the PS/2 keyboard are polled from one loop. The UART's
  * receive interrupt (IRQ 4) is enabled only to wake the halted CPU; its
@@ -29,19 +31,22 @@
 #include <canopy/page.h>
 #include <canopy/vaddr.h>
 #include <kernel/console.h>
+#include <kernel/efirt.h>
 #include <kernel/kbd.h>
+#include <kernel/kmalloc.h>
 #include <kernel/kmm.h>
 #include <kernel/kselftest.h>
 #include <kernel/manifest.h>
 #include <kernel/power.h>
+#include <kernel/ptcheck.h>
 #include <kernel/serial.h>
 #include <kernel/shell.h>
 #include <kernel/shellglue.h>
 #include <kernel/vm.h>
 #include <vmm/ptdump.h>
 
-#define MSR_PAT      0x277u
 #define IRQ_COM1     4
+#define CHECK_LINES  32  /* frame-rule lines `pt check` prints before it only counts */
 #define SERIAL_BURST 256 /* bytes read per loop turn before the keyboard gets its turn */
 #define KBD_POLLS    16  /* keyboard status reads per loop turn */
 #define SCREEN_TICKS 3   /* timer ticks between repaints while input streams in */
@@ -96,6 +101,102 @@ static const char *label_of(void *ctx, uint64_t va)
     return e ? pmm_owner_name(e->owner) : NULL;
 }
 
+/* One part of an address space the frame rules look at. */
+struct check_view {
+    const struct pt *pt;
+    uint64_t first, last;
+};
+
+/*
+ * The runs of the views' leaves in kmalloc'ed storage (counted first, then
+ * collected; the tables do not change in between). Returns false, and says
+ * so in a `pt check:` line, if there is no room for them.
+ */
+static bool collect_runs(const struct check_view *views, size_t n, struct ptcheck_runs *r,
+                         fmt_sink sink, void *sink_ctx)
+{
+    uint64_t pat = kmm_pat();
+    struct ptcheck_runs counting = {.pat = pat};
+    for (size_t i = 0; i < n; i++)
+        ptcheck_collect(&counting, views[i].pt, views[i].first, views[i].last);
+    size_t cap = counting.needed ? counting.needed : 1;
+    *r = (struct ptcheck_runs){
+        .runs = kmalloc(cap * sizeof(struct ptcheck_run)), .cap = cap, .pat = pat};
+    if (r->runs == NULL) {
+        fmt_format(sink, sink_ctx, "pt check: no memory for the frame rules (%zu runs)\n", cap);
+        return false;
+    }
+    for (size_t i = 0; i < n; i++)
+        ptcheck_collect(r, views[i].pt, views[i].first, views[i].last);
+    return true;
+}
+
+/*
+ * `pt check`: the manifest against the live tables, then the direct map's
+ * runs and rule, then the frame rules; one verdict for all of them.
+ */
+static void pt_check_kernel(const struct canopy_bootinfo *bi, bool list_runs, fmt_sink sink,
+                            void *sink_ctx)
+{
+    struct pt v = live_pt();
+    const struct manifest *m = manifest_kernel();
+    uint64_t differences = 0;
+    if (m)
+        differences += manifest_set_diff(m, &v, sink, sink_ctx);
+    else
+        fmt_format(sink, sink_ctx, "pt check: no manifest\n");
+    const struct check_view all = {&v, 0, UINT64_MAX};
+    struct ptcheck_runs r;
+    if (collect_runs(&all, 1, &r, sink, sink_ctx)) {
+        differences += ptcheck_direct_map(
+            r.runs, r.count, bi->hhdm_base, CANOPY_DYNAMIC_BASE - bi->hhdm_base,
+            kmm_phys_to_virt(bi->mem_ranges), bi->mem_range_count, list_runs, sink, sink_ctx);
+        differences += ptcheck_frames(r.runs, r.count, CHECK_LINES, sink, sink_ctx);
+        kfree(r.runs);
+    } else {
+        differences++;
+    }
+    manifest_verdict(differences + (m == NULL), m ? m->count : 0, sink, sink_ctx);
+}
+
+/*
+ * `pt check efi`: the EFI address space as ResetSystem runs on it (its own
+ * lower half, the kernel's upper half), under the frame rules and W+X.
+ */
+static void pt_check_efi(const struct canopy_bootinfo *bi, fmt_sink sink, void *sink_ctx)
+{
+    const char *why = NULL;
+    const struct pt *e = efirt_pt(&why);
+    if (e == NULL) {
+        fmt_format(sink, sink_ctx, "pt check: the EFI runtime tables are not built: %s\n",
+                   why ? why : "unknown reason");
+        manifest_verdict(1, 0, sink, sink_ctx);
+        return;
+    }
+    struct pt v = live_pt();
+    const struct check_view views[] = {
+        {e, 0, va_lower_end(bi->paging_levels) - 1},
+        {&v, va_upper_start(bi->paging_levels), UINT64_MAX},
+    };
+    struct ptcheck_runs r;
+    uint64_t differences = 1;
+    size_t lower = 0;
+    if (collect_runs(views, 2, &r, sink, sink_ctx)) {
+        while (lower < r.count && r.runs[lower].va < va_lower_end(bi->paging_levels))
+            lower++;
+        differences = ptcheck_wx(r.runs, r.count, sink, sink_ctx);
+        differences += ptcheck_frames(r.runs, r.count, CHECK_LINES, sink, sink_ctx);
+        kfree(r.runs);
+    }
+    if (differences == 0)
+        fmt_format(sink, sink_ctx,
+                   "pt check: OK (EFI runtime tables: %zu runs of identity maps, the kernel's "
+                   "upper half)\n",
+                   lower);
+    else
+        manifest_verdict(differences, 0, sink, sink_ctx);
+}
+
 static void op_pt(void *ctx, enum shell_pt_mode mode, uint64_t start, uint64_t last, fmt_sink sink,
                   void *sink_ctx)
 {
@@ -109,7 +210,7 @@ static void op_pt(void *ctx, enum shell_pt_mode mode, uint64_t start, uint64_t l
         {CANOPY_DYNAMIC_END, "unused"},
         {CANOPY_KERNEL_BASE, "kernel image"},
     };
-    uint64_t pat = arch_rdmsr(MSR_PAT);
+    uint64_t pat = kmm_pat();
     struct ptdump_options o = {
         .first = start,
         .last = last,
@@ -129,14 +230,12 @@ static void op_pt(void *ctx, enum shell_pt_mode mode, uint64_t start, uint64_t l
     case SHELL_PT_TLB:
         ptdump_qemu_tlb(&v, sink, sink_ctx);
         break;
-    case SHELL_PT_CHECK: {
-        const struct manifest *m = manifest_kernel();
-        if (m)
-            (void)manifest_set_compare(m, &v, sink, sink_ctx);
-        else
-            fmt_format(sink, sink_ctx, "pt check: no manifest\n");
+    case SHELL_PT_CHECK:
+        pt_check_kernel(bi, true, sink, sink_ctx);
         break;
-    }
+    case SHELL_PT_CHECK_EFI:
+        pt_check_efi(bi, sink, sink_ctx);
+        break;
     }
 }
 
@@ -330,13 +429,8 @@ void shellglue_start(struct canopy_bootinfo *bi)
                 woken ? "wakes the CPU (IRQ 4)" : "polled between timer ticks");
     }
 
-    /* `pt check` once at every boot, so every boot log says whether the tables match. */
-    const struct manifest *m = manifest_kernel();
-    struct pt v = live_pt();
-    if (m)
-        (void)manifest_set_compare(m, &v, console_sink, NULL);
-    else
-        kprintf("pt check: no manifest\n");
+    /* `pt check` once at every boot, so every boot log says whether the tables are sound. */
+    pt_check_kernel(bi, false, console_sink, NULL); /* the runs: `pt check` at the prompt */
     bi->phase_tsc[CANOPY_PHASE_SHELL_READY] = arch_rdtsc();
     kprintf("canopy: ready\n");
 }

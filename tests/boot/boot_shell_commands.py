@@ -13,18 +13,25 @@ checked against something known independently of the kernel.
   the page tables from exactly the minimum number of frames.
 - `vmas`: every area and hole, the segments with their permissions.
 - `pt`, `pt START END`, `pt check`: the sections in order, the segments with
-  their permissions, no W+X, the manifest matching the live tables.
+  their permissions, no W+X, the manifest matching the live tables; `pt check`
+  lists the direct map's runs (RAM only, each inside RAM-like memory of
+  `memmap`), and `pt check efi` passes over the EFI runtime tables.
+- the direct map holds RAM only: `walk` of HHDM + 0xb0000000 (PCIe
+  configuration space) and HHDM + 0xffc00000 (the flash) finds nothing, and the
+  direct-map alias of `.text`'s first frame is read-only and NX.
 - bad arguments: one error line each.
 - the PS/2 keyboard: a line typed with QMP's send-key is echoed and answered.
 """
 
 import re
 
+import directmap
 import harness
 import shell
 from shell import expect, expect_absent
 
 PAGE = 0x1000
+HHDM = harness.HHDM_START
 
 
 def perms_text(seg):
@@ -46,6 +53,25 @@ def check_walk(sh, segments):
                 r"effective rw- kernel$", "walk of the HHDM's first page")
     print("[check] walk: each segment's first page with its permissions; page 1 unmapped at "
           "PML4; the HHDM maps physical 0")
+
+
+def check_direct_map_walks(sh, segments):
+    """No device memory in the direct map; .text's frames read-only there."""
+    for pa, what in ((0xb0000000, "PCIe configuration space"), (0xffc00000, "the flash")):
+        out = sh.run(f"walk {HHDM + pa:x}")
+        expect(out, r"^  not mapped", f"walk HHDM + {pa:#x} ({what})")
+        expect_absent(out, r"-> phys", f"walk HHDM + {pa:#x} ({what})")
+    text = next(s for s in segments if s.executable)
+    out = sh.run(f"walk {text.start:x}")
+    pa = int(expect(out, r"^  -> phys ([0-9a-f]{16}) ", "walk .text").group(1), 16)
+    out = sh.run(f"walk {HHDM + pa:x}")
+    expect(out, rf"^  -> phys {pa:016x} \(4K page at {pa:016x}\), effective r-- kernel$",
+           f"the direct map's alias of .text (phys {pa:x})")
+    leaf = out.strip().splitlines()[-2]
+    if not re.search(r"\bNX\b", leaf) or re.search(r"  P W\b", leaf):
+        raise harness.BootTestError(f"the alias of .text: leaf entry not read-only NX:\n{out}")
+    print(f"[check] walk: HHDM + 0xb0000000 and HHDM + 0xffc00000 not mapped; .text's frame "
+          f"{pa:#x} read-only, NX, 4K in the direct map")
 
 
 def hex_dump_bytes(out):
@@ -96,6 +122,7 @@ def check_mem(sh):
 
 
 def check_memmap(sh):
+    """Returns the map as directmap.parse_memmap reads it."""
     out = sh.run("memmap")
     n = int(expect(out, r"^memmap: (\d+) ranges$", "memmap header").group(1))
     rows = re.findall(r"^  ([0-9a-f]{16})-([0-9a-f]{16}) +\S+ (\S+) +(\S+) +0x[0-9a-f]+$", out,
@@ -109,6 +136,7 @@ def check_memmap(sh):
         raise harness.BootTestError("memmap has no usable conventional memory")
     expect(out, r"^  totals: .*usable \d+[KMG]", "memmap totals")
     print(f"[check] memmap: {n} ranges, sorted, with usable memory")
+    return directmap.parse_memmap(out)
 
 
 def check_boottime(sh):
@@ -117,6 +145,35 @@ def check_boottime(sh):
         raise harness.BootTestError(f"boottime: {used} page-table frames, minimum {minimum}")
     print(f"[check] boottime: every phase to the shell recorded in order, "
           f"{phases[-1][1] / 1e6:.1f} ms; {used} page-table frames, the minimum")
+
+
+def check_pt_check(sh, memmap):
+    """`pt check`: the direct map's runs, each inside RAM, then the verdict;
+    `pt check efi`: the EFI runtime tables pass the frame rules."""
+    check = sh.dump("pt check")
+    m = expect(check, r"^pt check: OK \((\d+) mappings\)$", "pt check")
+    lines = check.splitlines()
+    runs = [l for l in lines if l.startswith("direct map: ") and "-" in l.split()[2]]
+    summary = expect(check, r"^direct map: (\d+) runs?, (\d+ MiB|\d+K)$", "pt check: the direct map's summary")
+    if len(lines) != len(runs) + 2 or int(summary.group(1)) != len(runs) or not runs:
+        raise harness.BootTestError(f"pt check: expected the direct map's runs, its summary and "
+                                    f"the verdict only:\n{check}")
+    ram = directmap.ram_runs(memmap)
+    for line in runs:
+        f = line.split()
+        lo, hi = (int(x, 16) for x in f[2].split("-"))
+        if not directmap.in_ram(ram, lo, hi) or f[-1] != "WB" or f[-2] not in ("RW-", "R--"):
+            raise harness.BootTestError(f"pt check: direct map run {line!r} is not RAM, "
+                                        f"write-back, NX per `memmap`")
+    ro = [l for l in runs if l.split()[-2] == "R--"]
+    efi = sh.dump("pt check efi")
+    e = expect(efi, r"^pt check: OK \(EFI runtime tables: (\d+) runs of identity maps",
+               "pt check efi")
+    if efi.count("\n") != 1:
+        raise harness.BootTestError(f"pt check efi printed more than its verdict:\n{efi}")
+    print(f"[check] pt check: OK with {m.group(1)} mappings; the direct map in {len(runs)} runs "
+          f"({summary.group(2)}), all inside RAM-like memory, {len(ro)} read-only; pt check efi: "
+          f"OK over {e.group(1)} runs")
 
 
 def check_pt(sh, segments):
@@ -139,12 +196,8 @@ def check_pt(sh, segments):
     if len(lines) != 2 or not re.match(rf"^{text.start:016x}-{text.start + PAGE:016x} +4K "
                                        r"[0-9a-f]{16} 4K x1 ", lines[0]):
         raise harness.BootTestError(f"pt START END: expected one 4K page and the summary:\n{part}")
-    check = sh.dump("pt check")
-    m = expect(check, r"^pt check: OK \((\d+) mappings\)$", "pt check")
-    if check.count("\n") != 1:
-        raise harness.BootTestError(f"pt check printed more than its verdict:\n{check}")
-    print(f"[check] pt: sections in order, segments with their permissions, no W+X; "
-          f"pt START END clips; pt check OK with {m.group(1)} mappings")
+    print("[check] pt: sections in order, segments with their permissions, no W+X; "
+          "pt START END clips")
 
 
 def check_vmas(sh, segments):
@@ -159,8 +212,14 @@ def check_vmas(sh, segments):
         expect(out, rf"^  {s.start:016x}-{s.end - 1:016x} +\S+  {perms_text(s)}  "
                     r"\.(text|rodata|data)$", f"vmas: segment {s}")
     expect(out, r"^  [0-9a-f]{16}-[0-9a-f]{16} +64K  rw-  boot stack$", "vmas: the boot stack")
+    hhdm = re.findall(r"^  (ffff8[0-9a-f]{11})-([0-9a-f]{16}) +\S+  (r..)  (hhdm.*)$", out,
+                      re.MULTILINE)
+    if not hhdm or not any(name == "hhdm: .text" and perm == "r--" for _a, _b, perm, name in hhdm):
+        raise harness.BootTestError(f"vmas: no direct-map runs with a read-only .text alias:\n{out}")
+    expect(out, r"^  ffffc[0-9a-f]{11}-[0-9a-f]{16} +\S+  rw-  framebuffer$", "vmas: the framebuffer")
     print(f"[check] vmas: {n} areas and the holes between them, the segments with their "
-          "permissions")
+          f"permissions, {len(hhdm)} direct-map runs (the .text alias read-only), the "
+          "framebuffer in the dynamic area")
 
 
 def check_keyboard(vm):
@@ -201,11 +260,13 @@ def main():
         expect(line, r"^pt check: OK \(\d+ mappings\)$", "the boot's pt check")
         print(f"\n[check] boot: {line.strip()}; prompt after {vm.elapsed():.1f} s")
         check_walk(sh, segments)
+        check_direct_map_walks(sh, segments)
         check_peek(sh, args.kernel, segments)
         check_mem(sh)
-        check_memmap(sh)
+        memmap = check_memmap(sh)
         check_boottime(sh)
         check_pt(sh, segments)
+        check_pt_check(sh, memmap)
         check_vmas(sh, segments)
         check_errors(sh)
         check_keyboard(vm)

@@ -15,6 +15,7 @@
 #include <stdint.h>
 
 #include <canopy/bootinfo.h>
+#include <vmm/pt.h>
 
 /* EFI_RESET_TYPE */
 enum efirt_reset_type {
@@ -47,6 +48,14 @@ const char *efirt_prepare(void);
  * => efirt_prepare() returned NULL.
  */
 const char *efirt_reset(enum efirt_reset_type type);
+
+/*
+ * The EFI address space's own hierarchy, built first if it was not (as
+ * efirt_prepare), for `pt check efi`: its lower half holds the runtime
+ * regions' identity maps; its upper half is empty except during a call, when
+ * it is the kernel's. NULL, with the reason in *why, if it cannot be built.
+ */
+const struct pt *efirt_pt(const char **why);
 
 /* Page-table frames the EFI address space holds (owner CANOPY_OWNER_RUNTIME); 0 before it is built.
  */

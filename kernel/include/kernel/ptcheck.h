@@ -86,18 +86,19 @@ uint64_t ptcheck_frames(struct ptcheck_run *runs, size_t n, unsigned max_lines, 
 
 /*
  * The direct-map rule over the runs in [hhdm_base, hhdm_base + reach) of a
- * VA-sorted list (as ptcheck_collect leaves it): prints each run as
+ * VA-sorted list (as ptcheck_collect leaves it): with list_runs, prints each
+ * run as
  *
  *   direct map: 0000000000000000-00000000000a0000   640K RW- WB
  *
- * (physical range, size, permissions, memory type), then a summary line
- * `direct map: N runs, M MiB`, and one `pt check: direct map ...` line per
- * run that breaks the rule. ranges is the normalised memory map (sorted,
- * non-overlapping). Returns the number of runs that break it.
+ * (physical range, size, permissions, memory type); then a summary line
+ * `direct map: N runs, SIZE` (whole MiB, rounded down, from 1 MiB on), and one `pt check: direct
+ * map ...` line per run that breaks the rule. ranges is the normalised memory map (sorted,
+ * non-overlapping). Returns the number of breaks.
  */
 uint64_t ptcheck_direct_map(const struct ptcheck_run *runs, size_t n, uint64_t hhdm_base,
                             uint64_t reach, const struct canopy_mem_range *ranges,
-                            size_t range_count, ptcheck_sink sink, void *ctx);
+                            size_t range_count, bool list_runs, ptcheck_sink sink, void *ctx);
 
 /* Prints one `pt check: W+X ...` line per run that is writable and executable; returns how many. */
 uint64_t ptcheck_wx(const struct ptcheck_run *runs, size_t n, ptcheck_sink sink, void *ctx);

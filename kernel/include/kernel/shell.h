@@ -32,10 +32,11 @@
 
 /* What `pt` is asked to print. */
 enum shell_pt_mode {
-    SHELL_PT_HUMAN, /* merged ranges with permissions, cache type, labels and a W+X summary */
-    SHELL_PT_QEMU,  /* byte for byte QEMU's `info mem` */
-    SHELL_PT_TLB,   /* byte for byte QEMU's `info tlb` */
-    SHELL_PT_CHECK, /* differences from the mapping manifest and W+X pages */
+    SHELL_PT_HUMAN,     /* merged ranges with permissions, cache type, labels and a W+X summary */
+    SHELL_PT_QEMU,      /* byte for byte QEMU's `info mem` */
+    SHELL_PT_TLB,       /* byte for byte QEMU's `info tlb` */
+    SHELL_PT_CHECK,     /* the manifest against the tables, the direct map, the frame rules */
+    SHELL_PT_CHECK_EFI, /* the frame rules over the EFI runtime tables (as during a call) */
 };
 
 /* One VMA of the kernel address space, as `vmas` lists it. */

@@ -215,7 +215,7 @@ static void test_help_lists_every_command(void)
     rig_init(&r);
     rig_type(&r, "help");
     const char *names[] = {
-        "help",    "mem",           "memmap",   "vmas",     "pt [qemu|tlb|check|START END]",
+        "help",    "mem",           "memmap",   "vmas",     "pt [qemu|tlb|check [efi]|START END]",
         "walk VA", "peek VA [LEN]", "selftest", "boottime", "reboot",
         "poweroff"};
     for (size_t i = 0; i < sizeof(names) / sizeof(names[0]); i++) {
@@ -242,7 +242,7 @@ static void test_extra_arguments_are_named(void)
     expect_reply(&r, "peek 1000 16 x", "peek: unexpected argument 'x' (usage: peek VA [LEN])\n");
     /* More tokens than the tokenizer keeps: the first extra one is still named. */
     expect_reply(&r, "pt 1 2 3 4 5 6 7 8 9 10",
-                 "pt: unexpected argument '3' (usage: pt [qemu|tlb|check|START END])\n");
+                 "pt: unexpected argument '3' (usage: pt [qemu|tlb|check [efi]|START END])\n");
     expect_reply(&r, "mem 1 2 3 4 5 6 7 8 9 10", "mem: unexpected argument '1' (usage: mem)\n");
     CHECKF(r.f.reboot_calls == 0 && r.f.poweroff_calls == 0 && r.f.selftest_calls == 0,
            "a command with bad arguments ran");
@@ -353,6 +353,8 @@ static void test_pt_modes_and_ranges(void)
                  "--- pt begin ---\ndump 2 0000000000000000 ffffffffffffffff\n--- pt end ---\n");
     expect_reply(&r, "pt check",
                  "--- pt begin ---\ndump 3 0000000000000000 ffffffffffffffff\n--- pt end ---\n");
+    expect_reply(&r, "pt check efi",
+                 "--- pt begin ---\ndump 4 0000000000000000 ffffffffffffffff\n--- pt end ---\n");
     expect_reply(&r, "pt ffffffff80000000 ffffffff80200000",
                  "--- pt begin ---\ndump 0 ffffffff80000000 ffffffff801fffff\n--- pt end ---\n");
     /* An END just past the lower half is fine: its last byte is canonical. */
@@ -360,8 +362,8 @@ static void test_pt_modes_and_ranges(void)
                  "--- pt begin ---\ndump 0 0000000000000000 00007fffffffffff\n--- pt end ---\n");
     unsigned calls = r.f.pt_calls;
     expect_reply(&r, "pt qemux",
-                 "pt: unknown mode 'qemux' (usage: pt [qemu|tlb|check|START END])\n");
-    expect_reply(&r, "pt 1000", "pt: missing END (usage: pt [qemu|tlb|check|START END])\n");
+                 "pt: unknown mode 'qemux' (usage: pt [qemu|tlb|check [efi]|START END])\n");
+    expect_reply(&r, "pt 1000", "pt: missing END (usage: pt [qemu|tlb|check [efi]|START END])\n");
     expect_reply(&r, "pt 2000 1000",
                  "pt: END 0000000000001000 is not above START 0000000000002000\n");
     expect_reply(&r, "pt 1000 1000",
@@ -373,7 +375,11 @@ static void test_pt_modes_and_ranges(void)
     expect_reply(&r, "pt 1000 0000800000001000",
                  "pt: END 0000800000001000 is not canonical (48-bit addresses)\n");
     expect_reply(&r, "pt qemu tlb",
-                 "pt: unexpected argument 'tlb' (usage: pt [qemu|tlb|check|START END])\n");
+                 "pt: unexpected argument 'tlb' (usage: pt [qemu|tlb|check [efi]|START END])\n");
+    expect_reply(&r, "pt check kernel",
+                 "pt: unexpected argument 'kernel' (usage: pt [qemu|tlb|check [efi]|START END])\n");
+    expect_reply(&r, "pt qemu efi",
+                 "pt: unexpected argument 'efi' (usage: pt [qemu|tlb|check [efi]|START END])\n");
     CHECKF(r.f.pt_calls == calls, "pt dumped on bad arguments");
     fake_free(&r.f);
 }
