@@ -13,7 +13,10 @@ Each case then also checks, with QEMU as the judge:
     `-cpu qemu64` (no pdpe1gb) they are 2 MiB leaves (the P flag; `info tlb`
     masks addresses to the page size) and none is 1 GiB, every whole GiB of
     RAM being 512 of them; with `-cpu max` each whole GiB of RAM is one 1 GiB
-    leaf. With RAM above 4 GiB, the HHDM maps physical memory above 4 GiB;
+    leaf. With RAM above 4 GiB, the HHDM maps physical memory above 4 GiB.
+    Serial cases also hold QEMU's view against the shell's `memmap`
+    (directmap.py): every HHDM leaf inside RAM-like memory, write-back, and
+    the largest page that covers nothing else;
   - serial cases: the shell answers `pt check` and `memmap` (usable RAM above
     4 GiB where there is some); both stack canaries fall back to the TSC
     under `-cpu qemu64` (no RDRAND/RDSEED, so no firmware RNG either) and
@@ -70,6 +73,7 @@ import re
 import sys
 import time
 
+import directmap
 import harness
 import screen
 import shell
@@ -212,9 +216,10 @@ def check_canary_source(text, case):
           + ("; stage 1 said its canary is TSC only" if stage1_tsc else ""))
 
 
-def check_page_tables(vm, case, segments, log_prefix):
+def check_page_tables(vm, case, segments, log_prefix, memmap=None):
     """QEMU's `info tlb`/`info mem` (guest stopped): the address space as
-    kernel.elf asks, and the HHDM's page sizes as the CPU model allows."""
+    kernel.elf asks, the HHDM's page sizes as the CPU model allows, and with
+    the shell's memory map the direct map's RAM-only rule."""
     vm.qmp("stop")
     try:
         tlb = vm.hmp("info tlb")
@@ -230,6 +235,12 @@ def check_page_tables(vm, case, segments, log_prefix):
     for line in harness.check_address_space(segments, leaves, ranges):
         print(f"[check] {line}")
     check_hhdm_pages(case, leaves, ranges)
+    if memmap is not None:
+        print(f"[check] {directmap.check_ram_only(leaves, memmap)}")
+        max_page = GIB if case.cpu == "max" else TWO_MIB
+        tramp = directmap.trampoline_of(vm.output())
+        exempt = [tramp] if tramp is not None else []
+        print(f"[check] {directmap.check_largest_pages(leaves, memmap, max_page, exempt)}")
 
 
 def hhdm_whole_gibs(leaves, ranges):
@@ -261,8 +272,11 @@ def check_hhdm_pages(case, leaves, ranges):
     for l in large:
         if l.va % TWO_MIB or l.pa % TWO_MIB:
             raise harness.BootTestError(f"HHDM large leaf not 2 MiB aligned: {l}")
+    # A GiB may hold no RAM-only stretch (q35 with 2 GiB: the legacy hole in the
+    # first, OVMF's runtime ranges in the second); the largest-page check of
+    # directmap.py covers every size where the memory map allows it.
     gibs = hhdm_whole_gibs(leaves, ranges)
-    if case.mem_bytes >= 2 * GIB and not gibs:
+    if case.mem_bytes > 3 * GIB and not gibs:
         raise harness.BootTestError(f"-m {case.mem}: no whole GiB of RAM mapped in the HHDM")
     if case.cpu == "qemu64":
         if one_gib:
@@ -319,8 +333,9 @@ def run_serial_case(args, case, segments):
         sh = shell.Shell(vm)
         out = sh.run("pt check")
         shell.expect(out, r"^pt check: OK \(\d+ mappings\)$", "`pt check` in the shell")
-        check_memmap(sh, case)
-        check_page_tables(vm, case, segments, os.path.join(args.workdir, f"matrix-{case.name}"))
+        memmap = check_memmap(sh, case)
+        check_page_tables(vm, case, segments, os.path.join(args.workdir, f"matrix-{case.name}"),
+                          memmap)
         return t_ovmf, t_ready
 
 
@@ -337,6 +352,7 @@ def check_memmap(sh, case):
     if case.mem_bytes <= 2 * GIB and above:
         raise harness.BootTestError(f"-m {case.mem}: memmap shows usable memory above 4 GiB")
     print(f"[check] memmap: {len(usable)} usable ranges, {above >> 20} MiB above 4 GiB")
+    return directmap.parse_memmap(out)
 
 
 # ---- cases without a serial port: the screen and the keyboard -------------
