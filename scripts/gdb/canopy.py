@@ -31,9 +31,10 @@ columns, section markers and labels, between the same `--- pt begin ---` /
 reads IA32_PAT as the kernel recorded it (`kmm.pat`) where it can; without
 that, Canopy's layout (entry 5 write-combining) on tables that map the
 kernel's image, which stage 1 sets just before it switches to them, and the
-power-on PAT on any other tables (the firmware's, stage 1's own). The owner names are the
-kernel's own table (pmm_owner_name's), and the VMA kinds' names come from the
-enumerators of `enum vm_kind`, both found through the kernel's DWARF.
+power-on PAT on any other tables (the firmware's, stage 1's own). The owner
+names are the kernel's own table (pmm_owner_name's), and the VMA kinds' names
+come from the enumerators of `enum vm_kind`, both found through the kernel's
+DWARF.
 """
 
 import bisect
