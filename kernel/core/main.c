@@ -114,11 +114,12 @@ static void print_banner(const struct canopy_bootinfo *bi)
             (unsigned long long)(bi->stack_top_va - CANOPY_BOOT_STACK_SIZE),
             (unsigned long long)(bi->stack_top_va - 1));
     if (bi->fb.format != CANOPY_FB_NONE)
-        kprintf("framebuffer: %ux%u, pitch %u, %u bpp, %llu KiB at phys 0x%llx, mapped at "
-                "0x%016llx write-combining%s\n",
+        kprintf("framebuffer: %ux%u, pitch %u, %u bpp at phys 0x%llx (%llu KiB), mapped at "
+                "0x%016llx %s%s\n",
                 bi->fb.width, bi->fb.height, bi->fb.pitch_bytes, bi->fb.bpp,
-                (unsigned long long)bytes_to_kib(bi->fb.size_bytes),
-                (unsigned long long)bi->fb.base, (unsigned long long)bi->fb_va,
+                (unsigned long long)bi->fb.base,
+                (unsigned long long)bytes_to_kib(bi->fb.size_bytes), (unsigned long long)bi->fb_va,
+                (bi->cpu_flags & CANOPY_CPU_PAT) ? "write-combining" : "uncached",
                 console_has_fb() ? "" : " (console off)");
     kprintf("secure boot: %s, kernel verified: %s\n",
             (bi->boot_flags & CANOPY_BOOT_SECURE_BOOT) ? "on" : "off",

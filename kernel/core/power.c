@@ -109,7 +109,7 @@ static bool gas_access(const struct acpi_gas *g, bool write, uint32_t *v)
         arch_outb((uint16_t)(PCI_CONFIG_DATA + (off & 3u)), (uint8_t)*v);
         return true;
     }
-    /* A register in memory space: device memory, mapped on request (uncached). */
+    /* A register in memory space: device memory, mapped on request (uncached as MMIO is). */
     volatile void *p =
         (volatile void *)(uintptr_t)vm_phys_view(g->address, bytes, true, "acpi registers");
     if (p == NULL)

@@ -173,11 +173,11 @@ def max_page_of(text):
 
 def framebuffer_of(text):
     """(phys, va, bytes) from the kernel banner's framebuffer line, or None."""
-    m = re.search(r"^framebuffer: \d+x\d+, pitch \d+, \d+ bpp, (\d+) KiB at phys 0x([0-9a-f]+), "
+    m = re.search(r"^framebuffer: \d+x\d+, pitch \d+, \d+ bpp at phys 0x([0-9a-f]+) \((\d+) KiB\), "
                   r"mapped at 0x([0-9a-f]{16}) write-combining", text, re.MULTILINE)
     if not m:
         return None
-    return int(m.group(2), 16), int(m.group(3), 16), int(m.group(1)) << 10
+    return int(m.group(1), 16), int(m.group(3), 16), int(m.group(2)) << 10
 
 
 def check_framebuffer(vm, leaves, fb):
