@@ -19,6 +19,9 @@ canopy_step() {
 canopy_deps_and_build() {
     canopy_step "checking packages"
     "$CANOPY_ROOT/scripts/deps.sh"
+    # Debian's signed shim for the --shim layout and its tests: fetched, never
+    # installed (scripts/shim-fetch.sh says why).
+    "$CANOPY_ROOT/scripts/shim-fetch.sh" "$CANOPY_BUILD/shim"
     if [ ! -f "$CANOPY_BUILD/CMakeCache.txt" ]; then
         canopy_step "configuring $CANOPY_BUILD"
         cmake -S "$CANOPY_ROOT" -B "$CANOPY_BUILD" -G Ninja "$@"

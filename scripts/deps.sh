@@ -18,7 +18,6 @@ PACKAGES=(
     openssl                        # the snakeoil key's unencrypted copy, sb-keys.sh's keys, shim's certificate
     faketime                       # signs at SOURCE_DATE_EPOCH: sbsign records the signing time
     efitools                       # sb-keys.sh's .esl/.auth files for enrolling keys in firmware
-    shim-signed                    # Debian's Microsoft-signed shim and MokManager (flash-usb.sh --shim)
     python3                        # the boot-test harness
     gdb                            # scripts/gdb/canopy.py and its boot test
     git                            # image timestamps from the last commit

@@ -12,13 +12,20 @@
 # accepts the image's stage 1 with CERT: enrolling any other certificate would
 # not let shim start it.
 #
-# CANOPY_SHIM_DIR: where shimx64.efi.signed and mmx64.efi.signed are
-# (default /usr/lib/shim, Debian's shim-signed and shim-helpers-amd64-signed).
+# CANOPY_SHIM_DIR: where shimx64.efi.signed and mmx64.efi.signed are (default
+# shim/ in the build directory, CANOPY_BUILD_DIR or build). Missing files are
+# fetched there from Debian's shim-signed and shim-helpers-amd64-signed by
+# scripts/shim-fetch.sh, without installing those packages.
 set -euo pipefail
 
 readonly PROG=shim-image.sh
 here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
-shim_dir=${CANOPY_SHIM_DIR:-/usr/lib/shim}
+build_dir=${CANOPY_BUILD_DIR:-build}
+case "$build_dir" in
+/*) ;;
+*) build_dir=$here/../$build_dir ;;
+esac
+shim_dir=${CANOPY_SHIM_DIR:-$build_dir/shim}
 
 die() {
     echo "$PROG: $*" >&2
@@ -49,9 +56,9 @@ done
 [ -f "$cert" ] || die "$cert: no such file"
 shim=$shim_dir/shimx64.efi.signed
 mm=$shim_dir/mmx64.efi.signed
-for f in "$shim" "$mm"; do
-    [ -f "$f" ] || die "$f not found (Debian's shim-signed; scripts/deps.sh installs it)"
-done
+if [ ! -f "$shim" ] || [ ! -f "$mm" ]; then
+    "$here/shim-fetch.sh" "$shim_dir" || die "no shim in $shim_dir, and it could not be fetched"
+fi
 
 tmp=$(mktemp -d "${TMPDIR:-/tmp}/canopy-shim.XXXXXX")
 trap 'rm -rf "$tmp"' EXIT

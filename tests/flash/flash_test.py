@@ -509,7 +509,8 @@ done
 
 # --- --shim (scripts/shim-image.sh behind the same checks) -----------------------
 
-SHIM_DIR = "/usr/lib/shim"
+# Where scripts/shim-image.sh takes shim from (CTest sets it; scripts/shim-fetch.sh fills it).
+SHIM_DIR = os.environ.get("CANOPY_SHIM_DIR", "build/shim")
 SB = {}  # "image", "cert": from the command line
 
 

@@ -8,6 +8,11 @@
 #   boot_sb_*           boots under OVMF with Secure Boot enforced (snakeoil key only)
 #   boot_sb_shim        shim, MokManager and the whole chain under Microsoft's keys
 set(_sb_tests ${CMAKE_SOURCE_DIR}/tests/secureboot)
+# Debian's signed shim and MokManager, fetched (not installed) by
+# scripts/shim-fetch.sh into the build directory; scripts/shim-image.sh fetches
+# them itself if they are missing.
+set(CANOPY_SHIM_DIR ${CMAKE_BINARY_DIR}/shim CACHE PATH
+  "where shimx64.efi.signed and mmx64.efi.signed are (scripts/shim-fetch.sh)")
 set(_sb_boot ${CMAKE_SOURCE_DIR}/tests/boot)
 
 add_test(NAME secureboot_image
@@ -59,12 +64,14 @@ add_test(NAME boot_sb_shim
     --workdir ${CMAKE_BINARY_DIR}/tests/boot
     --sb-image ${CANOPY_SB_IMAGE} --sb-cert ${CANOPY_SB_CERT_FILE}
     --shim-image-script ${CMAKE_SOURCE_DIR}/scripts/shim-image.sh)
-set_tests_properties(boot_sb_shim PROPERTIES LABELS boot FIXTURES_REQUIRED boot_image TIMEOUT 500)
+set_tests_properties(boot_sb_shim PROPERTIES LABELS boot FIXTURES_REQUIRED boot_image TIMEOUT 500
+  ENVIRONMENT CANOPY_SHIM_DIR=${CANOPY_SHIM_DIR})
 # flash-usb.sh --shim against a fake sysfs and a file as the stick (tests/flash).
 foreach(case shim_writes_the_shim_layout shim_refuses_a_certificate_stage1_is_not_signed_with
         shim_refuses_an_image_without_a_canopy_esp shim_wants_a_certificate)
   add_test(NAME flash.${case}
     COMMAND ${CANOPY_PYTHON3} ${CMAKE_SOURCE_DIR}/tests/flash/flash_test.py
       --sb-image ${CANOPY_SB_IMAGE} --sb-cert ${CANOPY_SB_CERT_FILE} ${case})
-  set_tests_properties(flash.${case} PROPERTIES LABELS flash TIMEOUT 120)
+  set_tests_properties(flash.${case} PROPERTIES LABELS flash TIMEOUT 120
+    ENVIRONMENT CANOPY_SHIM_DIR=${CANOPY_SHIM_DIR})
 endforeach()
