@@ -770,8 +770,5 @@ free_kernel:
 
 enum fw_status stage1_main(void)
 {
-    fw_fault_init();
-    enum fw_status st = boot();
-    fw_fault_fini(); /* back to the firmware: its own exception handlers again */
-    return st;
+    return boot();
 }

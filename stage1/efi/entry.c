@@ -1,6 +1,7 @@
 /*
  * entry: the PE entry point. Keeps the firmware's tables for the rest of
- * stage1/efi/, disables the watchdog, runs the boot flow (main.c) and turns
+ * stage1/efi/, takes over CPU exceptions (fault.c), disables the watchdog,
+ * seeds the stack canary, runs the boot flow (main.c) and turns
  * its status into the EFI_STATUS the firmware gets back when the boot fails
  * before ExitBootServices. An error status makes the boot manager go on to
  * its next boot option.
@@ -98,6 +99,12 @@ RT_NO_STACK_PROTECTOR EFI_STATUS EFIAPI efi_main(EFI_HANDLE image, EFI_SYSTEM_TA
     fw_st = st;
     fw_bs = st->BootServices;
     fw_rt = st->RuntimeServices;
+    /*
+     * Our exception handlers before anything that can fault, the firmware's
+     * own calls included: some firmware's handlers print nothing and reset
+     * (U-Boot's, on a fault in a UEFI application).
+     */
+    fw_fault_init();
     /* Firmware resets the machine after 5 minutes in a boot option unless told otherwise. */
     fw_bs->SetWatchdogTimer(0, 0, 0, NULL);
     rt_set_sinks(con_printf, stop);
@@ -109,6 +116,7 @@ RT_NO_STACK_PROTECTOR EFI_STATUS EFIAPI efi_main(EFI_HANDLE image, EFI_SYSTEM_TA
 
     enum fw_status s = stage1_main();
     /* stage1_main only returns on failure, with boot services still alive. */
+    fw_fault_fini(); /* back to the firmware: its own exception handlers again */
     if (s == FW_REFUSED)
         return EFI_SECURITY_VIOLATION; /* what the firmware's own image check answers */
     return s == FW_NOT_FOUND ? EFI_NOT_FOUND : EFI_LOAD_ERROR;

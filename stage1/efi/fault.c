@@ -26,8 +26,9 @@
  * stubs switch back to fw_cr3, so the report below always runs under the
  * firmware's tables.
  *
- * Called by main.c (fw_fault_init/fini, fw_fault_phase, fw_fault_show_previous),
- * by the stubs (fault_report) and by reset.c (fault_record_fatal).
+ * Called by entry.c (fw_fault_init/fini), main.c (fw_fault_phase,
+ * fw_fault_show_previous), the stubs (fault_report) and reset.c
+ * (fault_record_fatal).
  */
 #include <canopy/fmt.h>
 #include <canopy/page.h>
@@ -115,28 +116,47 @@ static EFI_GUID vendor_guid(void)
     return g;
 }
 
-void fw_fault_init(void)
+/*
+ * Our IDT, before anything else can fault: vectors 0-31 are ours at once,
+ * and the firmware's 32-255 are copied with interrupts off, so neither a
+ * broken firmware handler nor an unreadable firmware IDT goes unreported.
+ */
+static void install_idt(void)
 {
-    struct arch_pseudo_desc idtr, gdtr;
+    struct arch_pseudo_desc idtr;
     uint16_t cs;
+    uint64_t rflags = arch_read_rflags();
+    arch_cli();
     arch_sidt(&idtr);
-    arch_sgdt(&gdtr);
     __asm__ volatile("mov %%cs, %0" : "=r"(cs));
     flt.fw_idtr = idtr;
-
-    /* The firmware's vectors (as many as its IDT has), then ours for 0-31. */
-    const struct arch_idt_gate *fw = (const struct arch_idt_gate *)(uintptr_t)idtr.base;
-    unsigned fw_count = ((unsigned)idtr.limit + 1) / sizeof(struct arch_idt_gate);
-    for (unsigned v = 0; v < 256; v++)
-        page.idt[v] = v < fw_count ? fw[v] : (struct arch_idt_gate){0};
     for (unsigned v = 0; v < 32; v++)
         page.idt[v] = arch_idt_gate((uint64_t)(uintptr_t)fault_stubs + 16 * v, cs, 0);
     page.fw_cr3 = arch_read_cr3();
     page.rescue_rsp = (uint64_t)(uintptr_t)(rescue_stack + RESCUE_STACK);
     page.handler = (uint64_t)(uintptr_t)fault_report;
     page.depth = 0;
+    struct arch_pseudo_desc ours = {.limit = sizeof(page.idt) - 1,
+                                    .base = (uint64_t)(uintptr_t)page.idt};
+    arch_lidt(&ours);
+    flt.installed = true;
+
+    /* The firmware's other vectors (as many as its IDT has): its timer keeps working. */
+    const struct arch_idt_gate *fw = (const struct arch_idt_gate *)(uintptr_t)idtr.base;
+    unsigned fw_count = ((unsigned)idtr.limit + 1) / sizeof(struct arch_idt_gate);
+    for (unsigned v = 32; v < 256; v++)
+        page.idt[v] = v < fw_count ? fw[v] : (struct arch_idt_gate){0};
+    if (rflags & ARCH_RFLAGS_IF)
+        arch_sti();
+}
+
+void fw_fault_init(void)
+{
+    install_idt();
 
     /* The GDT for after the switch: a copy when it fits (it always has on real firmware). */
+    struct arch_pseudo_desc gdtr;
+    arch_sgdt(&gdtr);
     uint64_t gdt_bytes = (uint64_t)gdtr.limit + 1;
     if (gdt_bytes <= GDT_COPY_MAX) {
         __builtin_memcpy(page.gdt, (const void *)(uintptr_t)gdtr.base, gdt_bytes);
@@ -148,6 +168,7 @@ void fw_fault_init(void)
     page.tables[1].d = (struct arch_pseudo_desc){.limit = sizeof(page.idt) - 1,
                                                  .base = (uint64_t)(uintptr_t)page.idt};
 
+    /* What makes a report better: where the image is, the TSC rate, a screen. */
     EFI_GUID li_guid = EFI_LOADED_IMAGE_PROTOCOL_GUID;
     EFI_LOADED_IMAGE *li = NULL;
     if (!EFI_ERROR(fw_bs->HandleProtocol(fw_image, &li_guid, (void **)&li)) && li) {
@@ -157,11 +178,6 @@ void fw_fault_init(void)
     flt.tsc_hz = fw_tsc_hz();
     fw_trampoline_exec();
     fw_framebuffer_for_reports();
-
-    struct arch_pseudo_desc ours = {.limit = sizeof(page.idt) - 1,
-                                    .base = (uint64_t)(uintptr_t)page.idt};
-    arch_lidt(&ours);
-    flt.installed = true;
 }
 
 void fw_fault_fini(void)

@@ -178,8 +178,10 @@ _Noreturn void fw_fatal_after_exit(uint64_t tsc_hz, const char *fmt, ...) PRINTF
  * Takes over CPU exceptions (vectors 0-31) on a copy of the firmware's IDT:
  * from here until the kernel's lidt, an exception is reported on serial and
  * the framebuffer with the phase, recorded for the next boot, and the machine
- * resets. Also checks the trampoline page is executable.
- * => first thing in stage 1, boot services alive.
+ * resets. Our vectors are live before anything else here can fault; then it
+ * learns what makes a report better (image base, TSC rate, a framebuffer)
+ * and checks the trampoline page is executable.
+ * => first thing in efi_main, boot services alive.
  */
 void fw_fault_init(void);
 /*

@@ -135,6 +135,7 @@ static const struct {
     {"high-memory", FF_HIGH_MEMORY},
     {"memattr-xp", FF_MEMATTR_XP},
     {"above-maxphyaddr", FF_ABOVE_MAXPHYADDR},
+    {"broken-handlers", FF_BROKEN_HANDLERS},
 };
 
 static bool word_eq(const char *a, size_t alen, const char *b)

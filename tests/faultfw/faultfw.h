@@ -44,6 +44,7 @@ enum ff_scenario {
     FF_MEMATTR_XP,       /* a memory attribute protocol that says every page is XP; the
                             Nth allocation fails (arg: N), so stage 1 returns */
     FF_ABOVE_MAXPHYADDR, /* 1 GiB of conventional memory listed at 2^MAXPHYADDR */
+    FF_BROKEN_HANDLERS,  /* the firmware's vectors 0-31 broken, and its RNG faults */
 };
 
 struct ff_config {

@@ -15,7 +15,9 @@ exception report:
          firmware (`faultfw: stage 1 returned <status>`), whose boot manager
          then reports the failed option;
   reset  after ExitBootServices failed for good, stage 1 prints its line and
-         resets the machine (QEMU, run with -no-reboot, exits).
+         resets the machine (QEMU, run with -no-reboot, exits);
+  report a CPU exception that the firmware's own handlers could not report:
+         stage 1's post-mortem report, then the reset.
 
 Scenarios are grouped; CTest runs one entry per group (--group), and
 --scenario runs one by name.
@@ -251,6 +253,15 @@ SCENARIOS = [
              must=[r"faultfw: 1 GiB of conventional memory listed at 0x[0-9a-f]+ \((\d+)-bit "
                    r"MAXPHYADDR\)[\s\S]*canopy: the memory map lists 1048576 KiB above the "
                    r"CPU's \1-bit physical address limit \(MAXPHYADDR\); ignored"]),
+    # The firmware's exception handlers broken (vectors 0-31 not present, so
+    # an exception would end in a silent triple fault) and its RNG protocol
+    # faulting, in the first firmware call stage 1 makes (the stack canary's
+    # seed): stage 1's own handlers must already be there to report it.
+    Scenario("broken-handlers", "broken-handlers", "protocols", "report",
+             must=[r"faultfw: the firmware's vectors 0-31 are not present from here on",
+                   r"faultfw: LocateProtocol\(RNG\) from stage 1 -> one whose GetRNG faults"],
+             error=r"CPU exception in phase stage1-entry: vector 6 \(invalid opcode\), "
+                   r"error code 0x0"),
     # Memory: 6 GiB, of which q35 puts 2 GiB below 4 GiB; the layer takes it.
     Scenario("high-memory", "high-memory", "highmem", "boot", mem="6G",
              check=check_high_memory, seconds=120),
@@ -377,6 +388,21 @@ def run_reset(vm, args, sc, deadline):
     vm.expect_absent(FAULT)
 
 
+def run_report(vm, args, sc, deadline):
+    m = vm.wait_for(r"^canopy: " + sc.error + r"\n", deadline - time.monotonic(),
+                    "stage 1's exception report",
+                    fail_if=FAULT + r"|^canopy: (stage 1|kernel entered|ready).*|faultfw: stage 1 "
+                    r"returned.*")
+    print(f"[check] {m.group(0).strip()!r}")
+    rip = vm.wait_for(r"^canopy: RIP 0x[0-9a-f]+.*\n", 5, "the RIP line")
+    print(f"[check] {rip.group(0).strip()!r}")
+    vm.wait_for(r"^canopy: (?:not )?recorded.*; resetting in 5 seconds\n", 5, "the reset notice")
+    status = vm.wait_exit(max(10, deadline - time.monotonic()))
+    print(f"[check] the machine reset (QEMU exited with {status}) after {vm.elapsed():.1f} s")
+    require(vm.output(), sc.must)
+    vm.expect_absent(FAULT)
+
+
 def run_boot_or_reset(vm, args, sc, deadline):
     m = vm.wait_for(r"^canopy: (ready|resetting).*", deadline - time.monotonic(),
                     "`canopy: ready` or stage 1's reset notice",
@@ -411,7 +437,7 @@ def run_scenario(args, base, sc):
                         "the layer starting", fail_if=r"faultfw: cannot.*")
             vm.wait_for(r"faultfw: stage 1 loaded.*", 20, "stage 1 loaded",
                         fail_if=r"faultfw: cannot.*")
-            {"boot": run_boot, "error": run_error, "reset": run_reset,
+            {"boot": run_boot, "error": run_error, "reset": run_reset, "report": run_report,
              "boot|reset": run_boot_or_reset}[sc.expect](
                 vm, args, sc, deadline)
     except harness.BootTestError as e:

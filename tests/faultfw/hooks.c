@@ -45,7 +45,55 @@ static struct {
     bool live_overflow;
     EFI_GUID hidden;
     const char *hidden_name;
+    bool broken_handlers;
+    struct {
+        uint16_t limit;
+        uint64_t base;
+    } __attribute__((packed)) fw_idtr;
 } h;
+
+/*
+ * broken-handlers: the firmware's IDT with vectors 0-31 not present, as a
+ * firmware whose exception handlers run away would be (any exception then
+ * ends in a triple fault), and an RNG protocol whose GetRNG executes ud2.
+ */
+static uint8_t broken_idt[256 * 16] __attribute__((aligned(16)));
+
+static EFI_STATUS EFIAPI faulting_get_rng(EFI_RNG_PROTOCOL *self, EFI_RNG_ALGORITHM *alg, UINTN len,
+                                          UINT8 *out)
+{
+    (void)self;
+    (void)alg;
+    (void)len;
+    (void)out;
+    __asm__ volatile("ud2");
+    return EFI_DEVICE_ERROR;
+}
+
+static EFI_STATUS EFIAPI no_rng_info(EFI_RNG_PROTOCOL *self, UINTN *size, EFI_RNG_ALGORITHM *list)
+{
+    (void)self;
+    (void)list;
+    *size = 0;
+    return EFI_UNSUPPORTED;
+}
+
+static EFI_RNG_PROTOCOL faulting_rng = {.GetInfo = no_rng_info, .GetRNG = faulting_get_rng};
+
+static void break_handlers(void)
+{
+    __asm__ volatile("sidt %0" : "=m"(h.fw_idtr));
+    uint64_t bytes = (uint64_t)h.fw_idtr.limit + 1;
+    if (bytes > sizeof(broken_idt))
+        bytes = sizeof(broken_idt);
+    __builtin_memcpy(broken_idt, (const void *)(UINTN)h.fw_idtr.base, bytes);
+    __builtin_memset(broken_idt, 0, 32 * 16); /* vectors 0-31: not present */
+    struct {
+        uint16_t limit;
+        uint64_t base;
+    } __attribute__((packed)) idtr = {(uint16_t)(bytes - 1), (uint64_t)(UINTN)broken_idt};
+    __asm__ volatile("lidt %0" : : "m"(idtr));
+}
 
 static uint8_t raw[RAW_BYTES];
 static struct mapx_desc in_desc[MAX_DESC / 2], out_desc[MAX_DESC];
@@ -300,6 +348,13 @@ static struct memattr_protocol fake_memattr = {memattr_get, memattr_set, memattr
 static EFI_STATUS EFIAPI hook_locate_protocol(EFI_GUID *guid, void *registration, void **iface)
 {
     void *ret = __builtin_return_address(0);
+    EFI_GUID rng = EFI_RNG_PROTOCOL_GUID;
+    if (h.broken_handlers && from_stage1(ret) && guid_eq(guid, &rng)) {
+        ff_printf("faultfw: LocateProtocol(RNG) from stage 1 -> one whose GetRNG faults "
+                  "(injected)\n");
+        *iface = &faulting_rng;
+        return EFI_SUCCESS;
+    }
     if (hide(ret, guid, "LocateProtocol")) {
         if (iface)
             *iface = NULL;
@@ -538,6 +593,9 @@ EFI_STATUS hooks_prepare(const struct ff_config *cfg)
                   (unsigned long long)h.mapx.limit, bits);
         return EFI_SUCCESS;
     }
+    case FF_BROKEN_HANDLERS:
+        h.broken_handlers = true;
+        return EFI_SUCCESS;
     case FF_HIGH_MEMORY:
         /* What the firmware still needs below 4 GiB is hidden from stage 1 as boot-services data.
          */
@@ -575,10 +633,16 @@ void hooks_install(EFI_BOOT_SERVICES *bs, uint64_t image_lo, uint64_t image_hi)
     bs->LocateHandleBuffer = hook_locate_handle_buffer;
     bs->ExitBootServices = hook_exit_boot_services;
     set_crc(bs);
+    if (h.broken_handlers) {
+        ff_printf("faultfw: the firmware's vectors 0-31 are not present from here on\n");
+        break_handlers();
+    }
 }
 
 void hooks_remove(EFI_BOOT_SERVICES *bs)
 {
+    if (h.broken_handlers)
+        __asm__ volatile("lidt %0" : : "m"(h.fw_idtr));
     *bs = ff_orig;
     set_crc(bs);
 }
