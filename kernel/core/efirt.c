@@ -17,8 +17,15 @@
  * (ResetSystem itself counts its nesting depth in a global); only the EFI
  * Memory Attributes Table says which pages are code (RO) and which are data
  * (XP). With it, each entry gets exactly that; without it, or if an entry
- * must be both writable and executable, ResetSystem is not used at all,
- * since nothing is ever mapped W+X.
+ * must be both writable and executable, no runtime service is used at all,
+ * since nothing is ever mapped W+X. efirt_init checks all of that without
+ * building anything, so what it says at boot is what a call later finds.
+ *
+ * Not every firmware keeps every service after ExitBootServices: the EFI RT
+ * properties table (UEFI 2.8) says which it does, and a service it leaves
+ * out is never called. U-Boot's x86 ResetSystem also resets the machine
+ * when asked to power it off (its sysreset_x86.c), so it is not used for
+ * EfiResetShutdown there.
  *
  * Its tables are PMM frames owned by CANOPY_OWNER_RUNTIME (not PAGE_TABLE:
  * the audit matches those against the kernel's own hierarchy). Called by
@@ -48,6 +55,8 @@
 #define HDR_REVISION    8
 #define HDR_SIZE        12
 #define HDR_CRC32       16
+#define ST_VENDOR       24
+#define ST_FW_REVISION  32
 #define ST_RUNTIME      88
 #define ST_TABLE_COUNT  104
 #define ST_CONFIG_TABLE 112
@@ -70,9 +79,17 @@
 /* EFI_MEMORY_ATTRIBUTES_TABLE_GUID dcfa911d-26eb-469f-a220-38b7dc461220, as bytes. */
 static const uint8_t mat_guid[16] = {0x1d, 0x91, 0xfa, 0xdc, 0xeb, 0x26, 0x9f, 0x46,
                                      0xa2, 0x20, 0x38, 0xb7, 0xdc, 0x46, 0x12, 0x20};
-#define CONFIG_ENTRY_BYTES 24u
-#define CONFIG_MAX_ENTRIES 1024u
-#define MAT_HEADER_BYTES   16u
+/* EFI_RT_PROPERTIES_TABLE_GUID eb66918a-7eef-402a-842e-931d21c38ae9, as bytes. */
+static const uint8_t rt_properties_guid[16] = {0x8a, 0x91, 0x66, 0xeb, 0xef, 0x7e, 0x2a, 0x40,
+                                               0x84, 0x2e, 0x93, 0x1d, 0x21, 0xc3, 0x8a, 0xe9};
+#define CONFIG_ENTRY_BYTES        24u
+#define CONFIG_MAX_ENTRIES        1024u
+#define MAT_HEADER_BYTES          16u
+#define RT_PROPERTIES_BYTES       8u /* UINT16 version, UINT16 length, UINT32 supported */
+#define RT_SUPPORTED_RESET_SYSTEM 0x0400u
+#define RT_SUPPORTED_ALL          0x3fffu /* every service: what no table means */
+
+#define VENDOR_CHARS 48 /* of the firmware vendor's name that are kept */
 
 #define EFI_STACK_BYTES (32 * 1024)
 #define MAT_COPY_BYTES  (16 * 1024) /* 341 entries of 48 bytes; OVMF uses a few dozen */
@@ -80,7 +97,6 @@ static const uint8_t mat_guid[16] = {0x1d, 0x91, 0xfa, 0xdc, 0xeb, 0x26, 0x9f, 0
 /* ResetSystem: VOID (EFIAPI *)(EFI_RESET_TYPE, EFI_STATUS, UINTN, VOID *). */
 typedef void(__attribute__((ms_abi)) * efi_reset_system_fn)(uint32_t type, uint64_t status,
                                                             uint64_t data_size, void *data);
-
 static struct {
     bool checked;
     const char *problem; /* the first problem found, kept */
@@ -89,6 +105,9 @@ static struct {
     struct pt pt;
     bool pt_built;
     uint64_t reset_system; /* physical (= identity) address of ResetSystem */
+    uint32_t rt_supported; /* the RT properties table's mask, RT_SUPPORTED_ALL without one */
+    char vendor[VENDOR_CHARS + 1]; /* the firmware vendor's name, printable ASCII */
+    uint32_t fw_revision, uefi_revision;
     const uint8_t *memmap; /* HHDM view of the raw EFI memory map */
     uint64_t desc_size, desc_count;
     const uint8_t *mat; /* mat_copy when there is a MAT, else NULL */
@@ -230,12 +249,63 @@ static const char *memmap_check(void)
     return NULL;
 }
 
-/*
- * Finds the EFI Memory Attributes Table in the configuration table and
- * copies its entries; NULL if that worked or there is none.
- */
-static const char *mat_find(const uint8_t *st)
+static bool guid_is(const uint8_t *entry, const uint8_t guid[16])
 {
+    for (int k = 0; k < 16; k++)
+        if (entry[k] != guid[k])
+            return false;
+    return true;
+}
+
+/* Copies the MAT's entries (the table at phys); NULL if that worked or it is empty. */
+static const char *mat_copy_from(uint64_t phys)
+{
+    const uint8_t *h = phys_view(phys, MAT_HEADER_BYTES);
+    if (h == NULL)
+        return fail("memory attributes table at 0x%llx is not mapped", (unsigned long long)phys);
+    uint32_t version = rd32(h), count = rd32(h + 4), size = rd32(h + 8);
+    if (version < 1 || version > 2 || size < EFI_DESC_MIN_BYTES || size % 8 != 0 || size > 4096 ||
+        count > EFI_DESC_MAX_COUNT)
+        return fail("memory attributes table: version %u, %u entries of %u bytes unsupported",
+                    version, count, size);
+    if (count == 0)
+        return NULL; /* an empty table says nothing: as if absent */
+    uint64_t bytes = (uint64_t)count * size;
+    const uint8_t *entries = phys_view(phys + MAT_HEADER_BYTES, bytes);
+    if (entries == NULL)
+        return fail("memory attributes table entries at 0x%llx are not mapped",
+                    (unsigned long long)(phys + MAT_HEADER_BYTES));
+    if (bytes > sizeof(mat_copy))
+        return fail("memory attributes table: %u entries are more than %u bytes", count,
+                    (unsigned)sizeof(mat_copy));
+    __builtin_memcpy(mat_copy, entries, bytes);
+    efi.mat = mat_copy;
+    efi.mat_desc_size = size;
+    efi.mat_count = count;
+    return NULL;
+}
+
+/* Reads the RT properties table at phys: which services work after ExitBootServices. */
+static const char *rt_properties_from(uint64_t phys)
+{
+    const uint8_t *t = phys_view(phys, RT_PROPERTIES_BYTES);
+    if (t == NULL)
+        return fail("RT properties table at 0x%llx is not mapped", (unsigned long long)phys);
+    uint32_t length = (uint32_t)t[2] | (uint32_t)t[3] << 8;
+    if (length < RT_PROPERTIES_BYTES)
+        return fail("RT properties table: length %u", length);
+    efi.rt_supported = rd32(t + 4);
+    return NULL;
+}
+
+/*
+ * The configuration tables the kernel reads: the EFI Memory Attributes
+ * Table (its entries copied) and the RT properties table. NULL if what is
+ * there could be read.
+ */
+static const char *config_tables(const uint8_t *st)
+{
+    efi.rt_supported = RT_SUPPORTED_ALL;
     uint64_t n = rd64(st + ST_TABLE_COUNT), table = rd64(st + ST_CONFIG_TABLE);
     if (n == 0)
         return NULL;
@@ -243,40 +313,50 @@ static const char *mat_find(const uint8_t *st)
     if (cfg == NULL)
         return fail("configuration table (%llu entries at 0x%llx) unreadable",
                     (unsigned long long)n, (unsigned long long)table);
+    bool mat_seen = false, rtp_seen = false;
     for (uint64_t i = 0; i < n; i++) {
         const uint8_t *e = cfg + i * CONFIG_ENTRY_BYTES;
-        bool match = true;
-        for (int k = 0; k < 16; k++)
-            match = match && e[k] == mat_guid[k];
-        if (!match)
-            continue;
-        uint64_t phys = rd64(e + 16);
-        const uint8_t *h = phys_view(phys, MAT_HEADER_BYTES);
-        if (h == NULL)
-            return fail("memory attributes table at 0x%llx is not mapped",
-                        (unsigned long long)phys);
-        uint32_t version = rd32(h), count = rd32(h + 4), size = rd32(h + 8);
-        if (version < 1 || version > 2 || size < EFI_DESC_MIN_BYTES || size % 8 != 0 ||
-            size > 4096 || count > EFI_DESC_MAX_COUNT)
-            return fail("memory attributes table: version %u, %u entries of %u bytes unsupported",
-                        version, count, size);
-        if (count == 0)
-            return NULL; /* an empty table says nothing: as if absent */
-        uint64_t bytes = (uint64_t)count * size;
-        const uint8_t *entries = phys_view(phys + MAT_HEADER_BYTES, bytes);
-        if (entries == NULL)
-            return fail("memory attributes table entries at 0x%llx are not mapped",
-                        (unsigned long long)(phys + MAT_HEADER_BYTES));
-        if (bytes > sizeof(mat_copy))
-            return fail("memory attributes table: %u entries are more than %u bytes", count,
-                        (unsigned)sizeof(mat_copy));
-        __builtin_memcpy(mat_copy, entries, bytes);
-        efi.mat = mat_copy;
-        efi.mat_desc_size = size;
-        efi.mat_count = count;
-        return NULL;
+        const char *why = NULL;
+        if (!mat_seen && guid_is(e, mat_guid)) {
+            mat_seen = true;
+            why = mat_copy_from(rd64(e + 16));
+        } else if (!rtp_seen && guid_is(e, rt_properties_guid)) {
+            rtp_seen = true;
+            why = rt_properties_from(rd64(e + 16));
+        }
+        if (why != NULL)
+            return why;
     }
     return NULL;
+}
+
+/* The firmware vendor's name (a UCS-2 string), as far as it can be read; "?" for the rest. */
+static void read_vendor(const uint8_t *st)
+{
+    uint64_t p = rd64(st + ST_VENDOR);
+    efi.fw_revision = rd32(st + ST_FW_REVISION);
+    efi.uefi_revision = rd32(st + HDR_REVISION);
+    size_t n = 0;
+    while (p != 0 && n < VENDOR_CHARS) {
+        /* A page at a time: the name may end right before memory nothing maps. */
+        uint64_t chunk = PAGE_SIZE - (p & (PAGE_SIZE - 1));
+        if (chunk > 2 * (VENDOR_CHARS - n))
+            chunk = 2 * (VENDOR_CHARS - n);
+        const uint8_t *c = phys_view(p, chunk);
+        if (c == NULL)
+            break;
+        uint64_t i = 0;
+        for (; i + 1 < chunk; i += 2) {
+            uint16_t ch = (uint16_t)(c[i] | c[i + 1] << 8);
+            if (ch == 0)
+                break;
+            efi.vendor[n++] = ch >= 0x20 && ch < 0x7f ? (char)ch : '?';
+        }
+        if (i + 1 < chunk)
+            break; /* the terminating NUL */
+        p += chunk;
+    }
+    efi.vendor[n] = '\0';
 }
 
 static bool efi_frame_alloc(void *ctx, uint64_t *phys)
@@ -303,14 +383,23 @@ static uint32_t cache_attrs(const uint8_t *desc)
     return (rd64(desc + 32) & EFI_MEMORY_WB) ? PT_CACHE_WB : PT_CACHE_UC;
 }
 
-static const char *map_identity(uint64_t pa, uint64_t size, uint32_t attrs)
+/* Why [pa, pa + size) cannot be identity mapped in the lower half, or NULL. */
+static const char *identity_problem(uint64_t pa, uint64_t size)
 {
-    uint64_t max_page = (efi.bi->cpu_flags & CANOPY_CPU_PDPE1G) ? PAGE_SIZE_1G : PAGE_SIZE_2M;
-    uint64_t lower_end = va_lower_end(efi.pt.levels);
+    uint64_t lower_end = va_lower_end(efi.bi->paging_levels);
     if (!page_is_aligned(pa) || !page_is_aligned(size) || size == 0 || pa >= lower_end ||
         size > lower_end - pa)
         return fail("runtime region 0x%llx (%llu bytes) cannot be identity mapped",
                     (unsigned long long)pa, (unsigned long long)size);
+    return NULL;
+}
+
+static const char *map_identity(uint64_t pa, uint64_t size, uint32_t attrs)
+{
+    uint64_t max_page = (efi.bi->cpu_flags & CANOPY_CPU_PDPE1G) ? PAGE_SIZE_1G : PAGE_SIZE_2M;
+    const char *why = identity_problem(pa, size);
+    if (why != NULL)
+        return why;
     enum pt_status st = pt_map(&efi.pt, pa, pa, size, attrs, max_page);
     if (st != PT_OK)
         return fail("mapping runtime region 0x%llx (%llu bytes): %s", (unsigned long long)pa,
@@ -318,8 +407,11 @@ static const char *map_identity(uint64_t pa, uint64_t size, uint32_t attrs)
     return NULL;
 }
 
-/* The MAT's entries, each with its own permissions (never W+X). */
-static const char *map_mat_entries(void)
+/*
+ * The MAT's entries, each with its own permissions (never W+X): mapped into
+ * efi.pt, or with map false only checked.
+ */
+static const char *mat_entries(bool map)
 {
     for (uint64_t i = 0; i < efi.mat_count; i++) {
         const uint8_t *m = efi.mat + i * efi.mat_desc_size;
@@ -337,18 +429,43 @@ static const char *map_mat_entries(void)
         if (w && x)
             return fail("runtime code 0x%llx-0x%llx would have to be writable and executable",
                         (unsigned long long)pa, (unsigned long long)(pa + size - 1));
-        const char *p = map_identity(pa, size, (w ? PT_W : 0) | (x ? PT_X : 0) | cache_attrs(d));
+        const char *p =
+            map ? map_identity(pa, size, (w ? PT_W : 0) | (x ? PT_X : 0) | cache_attrs(d))
+                : identity_problem(pa, size);
         if (p != NULL)
             return p;
     }
     return NULL;
 }
 
+/* Runtime code's pages [pa, pa + run pages) that no MAT entry covers: why they cannot be mapped. */
+static const char *uncovered_code(uint64_t pa, uint64_t run)
+{
+    return fail("runtime code 0x%llx-0x%llx: %s", (unsigned long long)pa,
+                (unsigned long long)(pa + run * PAGE_SIZE - 1),
+                efi.mat == NULL ? "no memory attributes table to say which pages are code (it "
+                                  "would have to be W+X)"
+                                : "not in the memory attributes table");
+}
+
+/* Whether a MAT entry of runtime code holds the page at pa. */
+static bool mat_holds_code(uint64_t pa)
+{
+    for (uint64_t i = 0; i < efi.mat_count; i++) {
+        const uint8_t *m = efi.mat + i * efi.mat_desc_size;
+        uint64_t start = rd64(m + 8), pages = rd64(m + 24);
+        if (rd32(m) == EFI_RUNTIME_CODE && pa >= start && pa - start < pages * PAGE_SIZE)
+            return true;
+    }
+    return false;
+}
+
 /*
- * Each runtime region's pages that no MAT entry mapped: RW + NX unless it is
- * runtime code, whose permissions only the MAT can give.
+ * Each runtime region's pages that no MAT entry covers: RW + NX unless it is
+ * runtime code, whose permissions only the MAT can give. With map false only
+ * checked (by the MAT's entries, not the tables, which do not exist yet).
  */
-static const char *map_rest(void)
+static const char *map_rest(bool map)
 {
     for (uint64_t i = 0; i < efi.desc_count; i++) {
         const uint8_t *d = desc_at(i);
@@ -358,10 +475,12 @@ static const char *map_rest(void)
         if (pages == 0 || pages > (UINT64_MAX - start) / PAGE_SIZE)
             return fail("runtime region 0x%llx: bad page count %llu", (unsigned long long)start,
                         (unsigned long long)pages);
-        uint64_t run = 0; /* unmapped pages ending at the current one */
+        uint64_t run = 0; /* uncovered pages ending at the current one */
         for (uint64_t p = 0; p <= pages; p++) {
+            uint64_t pa_p = start + p * PAGE_SIZE;
             struct pt_leaf leaf;
-            bool hole = p < pages && pt_query(&efi.pt, start + p * PAGE_SIZE, &leaf) != PT_OK;
+            bool hole = p < pages && (map ? pt_query(&efi.pt, pa_p, &leaf) != PT_OK
+                                          : rd32(d) != EFI_RUNTIME_CODE || !mat_holds_code(pa_p));
             if (hole) {
                 run++;
                 continue;
@@ -370,12 +489,9 @@ static const char *map_rest(void)
                 continue;
             uint64_t pa = start + (p - run) * PAGE_SIZE;
             if (rd32(d) == EFI_RUNTIME_CODE)
-                return fail("runtime code 0x%llx-0x%llx: %s", (unsigned long long)pa,
-                            (unsigned long long)(pa + run * PAGE_SIZE - 1),
-                            efi.mat == NULL ? "no memory attributes table to say which pages "
-                                              "are code (it would have to be W+X)"
-                                            : "not in the memory attributes table");
-            const char *why = map_identity(pa, run * PAGE_SIZE, PT_W | cache_attrs(d));
+                return uncovered_code(pa, run);
+            const char *why = map ? map_identity(pa, run * PAGE_SIZE, PT_W | cache_attrs(d))
+                                  : identity_problem(pa, run * PAGE_SIZE);
             if (why != NULL)
                 return why;
             run = 0;
@@ -391,14 +507,24 @@ static const char *build_address_space(void)
     enum pt_status st = pt_init(&efi.pt, k->levels, k->nx, k->virt_offset, frames);
     if (st != PT_OK)
         return fail("EFI page table: %s", pt_status_str(st));
-    const char *why = map_mat_entries();
+    const char *why = mat_entries(true);
     if (why == NULL)
-        why = map_rest();
+        why = map_rest(true);
     if (why != NULL) {
         pt_destroy(&efi.pt);
         return why;
     }
     efi.pt_built = true;
+    return NULL;
+}
+
+/* A service's address from the runtime services table: it must lie in runtime code. */
+static const char *service_at(const uint8_t *rt, unsigned offset, const char *name, uint64_t *fn)
+{
+    *fn = rd64(rt + offset);
+    const uint8_t *d = runtime_desc_of(*fn, 1);
+    if (d == NULL || rd32(d) != EFI_RUNTIME_CODE)
+        return fail("%s at 0x%llx is not in runtime code", name, (unsigned long long)*fn);
     return NULL;
 }
 
@@ -414,6 +540,7 @@ static const char *check_tables(void)
                                     "EFI system table", &why);
     if (st == NULL)
         return why;
+    read_vendor(st);
     uint64_t rt_phys = rd64(st + ST_RUNTIME);
     const uint8_t *rt = table_check(rt_phys, EFI_RUNTIME_SERVICES_SIGNATURE, RT_MIN_BYTES,
                                     "EFI runtime services table", &why);
@@ -424,12 +551,15 @@ static const char *check_tables(void)
         return fail("the system table (0x%llx) or runtime services table (0x%llx) is not in "
                     "runtime memory",
                     (unsigned long long)bi->efi_system_table, (unsigned long long)rt_phys);
-    efi.reset_system = rd64(rt + RT_RESET_SYSTEM);
-    const uint8_t *d = runtime_desc_of(efi.reset_system, 1);
-    if (d == NULL || rd32(d) != EFI_RUNTIME_CODE)
-        return fail("ResetSystem at 0x%llx is not in runtime code",
-                    (unsigned long long)efi.reset_system);
-    return mat_find(st);
+    why = service_at(rt, RT_RESET_SYSTEM, "ResetSystem", &efi.reset_system);
+    if (why == NULL)
+        why = config_tables(st);
+    /* What building the EFI address space would find, found now, without building it. */
+    if (why == NULL)
+        why = mat_entries(false);
+    if (why == NULL)
+        why = map_rest(false);
+    return why;
 }
 
 static const char *build(void)
@@ -444,6 +574,17 @@ static const char *build(void)
     return NULL;
 }
 
+/* "U-Boot's x86 ResetSystem treats EfiResetShutdown as a warm reset" (sysreset_x86.c). */
+static bool vendor_is_u_boot(void)
+{
+    const char *want = "Das U-Boot";
+    size_t i = 0;
+    for (; want[i] != '\0'; i++)
+        if (efi.vendor[i] != want[i])
+            return false;
+    return efi.vendor[i] == '\0';
+}
+
 const char *efirt_init(const struct canopy_bootinfo *bi)
 {
     efi.bi = bi;
@@ -451,6 +592,27 @@ const char *efirt_init(const struct canopy_bootinfo *bi)
     efi.checked = true;
     kmm_early_unmap_all(); /* what check_tables kept is copied: the MAT, ResetSystem's address */
     return efi.problem;
+}
+
+const char *efirt_firmware(uint32_t *fw_revision, uint32_t *uefi_revision)
+{
+    *fw_revision = efi.fw_revision;
+    *uefi_revision = efi.uefi_revision;
+    return efi.vendor;
+}
+
+const char *efirt_reset_problem(enum efirt_reset_type type)
+{
+    if (!efi.checked)
+        return "efirt_init was not called";
+    if (efi.problem != NULL)
+        return efi.problem;
+    if (!(efi.rt_supported & RT_SUPPORTED_RESET_SYSTEM))
+        return "the firmware's RT properties table says ResetSystem does not work after "
+               "ExitBootServices";
+    if (type == EFIRT_RESET_SHUTDOWN && vendor_is_u_boot())
+        return "U-Boot's x86 ResetSystem resets the machine instead of powering it off";
+    return NULL;
 }
 
 const char *efirt_prepare(void)
@@ -473,6 +635,33 @@ uint64_t efirt_table_frames(void)
     return efi.pt_built ? efi.pt.table_count : 0;
 }
 
+#define ROOT_HALF  256u
+#define ROOT_COUNT 512u
+
+/*
+ * Runs fn(arg) on the EFI address space and efi_stack with interrupts off;
+ * the CR3 and the interrupt flag are as before when it returns.
+ * => efirt_prepare() returned NULL.
+ */
+static void efi_call(void (*fn)(void *), void *arg)
+{
+    uint64_t rflags = arch_read_rflags();
+    arch_cli();
+    /* The kernel half as it is now: the VMM may have added top-level entries since. */
+    uint64_t old_cr3 = arch_read_cr3();
+    const uint64_t *kroot = kmm_phys_to_virt(old_cr3 & ARCH_CR3_ADDR);
+    uint64_t *root = kmm_phys_to_virt(efi.pt.root);
+    for (unsigned i = ROOT_HALF; i < ROOT_COUNT; i++)
+        root[i] = kroot[i];
+    arch_write_cr3(efi.pt.root);
+    arch_call_on_stack(fn, arg, efi_stack + sizeof(efi_stack));
+    arch_write_cr3(old_cr3);
+    for (unsigned i = ROOT_HALF; i < ROOT_COUNT; i++)
+        root[i] = 0;
+    if (rflags & ARCH_RFLAGS_IF)
+        arch_sti();
+}
+
 struct reset_call {
     efi_reset_system_fn fn;
     uint32_t type;
@@ -484,29 +673,11 @@ static void call_reset(void *arg)
     c->fn(c->type, 0 /* EFI_SUCCESS */, 0, NULL);
 }
 
-#define RFLAGS_IF  (1ull << 9)
-#define ROOT_HALF  256u
-#define ROOT_COUNT 512u
-
 const char *efirt_reset(enum efirt_reset_type type)
 {
     if (!efi.pt_built)
         return "the EFI address space was not built";
     struct reset_call c = {.fn = (efi_reset_system_fn)(uintptr_t)efi.reset_system, .type = type};
-    uint64_t rflags = arch_read_rflags();
-    arch_cli();
-    /* The kernel half as it is now: the VMM may have added top-level entries since. */
-    uint64_t old_cr3 = arch_read_cr3();
-    const uint64_t *kroot = kmm_phys_to_virt(old_cr3 & ARCH_CR3_ADDR);
-    uint64_t *root = kmm_phys_to_virt(efi.pt.root);
-    for (unsigned i = ROOT_HALF; i < ROOT_COUNT; i++)
-        root[i] = kroot[i];
-    arch_write_cr3(efi.pt.root);
-    arch_call_on_stack(call_reset, &c, efi_stack + sizeof(efi_stack));
-    arch_write_cr3(old_cr3);
-    for (unsigned i = ROOT_HALF; i < ROOT_COUNT; i++)
-        root[i] = 0;
-    if (rflags & RFLAGS_IF)
-        arch_sti();
+    efi_call(call_reset, &c);
     return "ResetSystem returned without resetting";
 }

@@ -5,10 +5,12 @@
  *   reboot: UEFI ResetSystem(Cold) -> FADT RESET_REG -> 8042 pulse -> triple fault
  *
  * The firmware knows its board best, so ResetSystem goes first (efirt.c
- * runs it on its own address space). The fallbacks read the ACPI tables
- * (acpi.c) the first time they are needed. Every wait is bounded by the TSC;
- * a method that returns is reported in one line and the next one is tried.
- * Interrupts are off from the first method on and restored if all failed.
+ * runs it on its own address space), unless efirt found at boot that it
+ * cannot or must not be used (then one line says it is skipped). The
+ * fallbacks read the ACPI tables (acpi.c) the first time they are needed.
+ * Every wait is bounded by the TSC; a method that returns is reported in one
+ * line and the next one is tried. Interrupts are off from the first method
+ * on and restored if all failed.
  * Called by the shell's `poweroff`/`reboot` and by power_cmdline for `power=`;
  * power_init runs at boot, before the kernel reclaims boot-services memory.
  */
@@ -18,6 +20,7 @@
 
 #include <arch/cpu.h>
 #include <arch/power.h>
+#include <canopy/fmt.h>
 #include <canopy/str.h>
 #include <kernel/acpi.h>
 #include <kernel/cmdline.h>
@@ -147,7 +150,12 @@ static unsigned usable_methods(unsigned methods)
 
 static void try_efi(enum efirt_reset_type type, const char *what)
 {
-    const char *why = efirt_prepare();
+    const char *why = efirt_reset_problem(type);
+    if (why != NULL) {
+        kprintf("power: skipping UEFI ResetSystem(%s): %s\n", what, why);
+        return;
+    }
+    why = efirt_prepare();
     if (why == NULL) {
         kprintf("power: trying UEFI ResetSystem(%s)\n", what);
         why = efirt_reset(type);
@@ -302,10 +310,24 @@ void power_init(const struct canopy_bootinfo *bi)
 {
     power_bi = bi;
     const char *why = efirt_init(bi);
-    if (why == NULL)
-        kprintf("power: UEFI runtime services look usable for ResetSystem\n");
+    uint32_t fw_rev, uefi_rev;
+    const char *vendor = efirt_firmware(&fw_rev, &uefi_rev);
+    /* The revision's low half is minor * 10 + the third number: 2.70 is 2.7, 2.31 is 2.3.1. */
+    unsigned major = uefi_rev >> 16, minor = uefi_rev & 0xffffu;
+    char uefi[24];
+    if (minor % 10)
+        fmt_snprintf(uefi, sizeof(uefi), "%u.%u.%u", major, minor / 10, minor % 10);
     else
-        kprintf("power: UEFI ResetSystem will not be used: %s\n", why);
+        fmt_snprintf(uefi, sizeof(uefi), "%u.%u", major, minor / 10);
+    kprintf("power: firmware \"%s\" revision 0x%x, UEFI %s\n", vendor, fw_rev, uefi);
+    const char *off = efirt_reset_problem(EFIRT_RESET_SHUTDOWN);
+    const char *cold = efirt_reset_problem(EFIRT_RESET_COLD);
+    if (why == NULL && off == NULL && cold == NULL)
+        kprintf("power: UEFI runtime services look usable for ResetSystem\n");
+    else if (cold != NULL)
+        kprintf("power: UEFI ResetSystem will not be used: %s\n", cold);
+    else
+        kprintf("power: UEFI ResetSystem will be used to reboot, not to power off: %s\n", off);
 }
 
 void power_cmdline(const char *cmdline)

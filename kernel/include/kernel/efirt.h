@@ -26,16 +26,29 @@ enum efirt_reset_type {
 
 /*
  * Validates the EFI memory map copy, the system table and the runtime
- * services table, and copies the firmware's memory attributes table, which
- * lies in boot-services memory. Builds nothing. Returns NULL if ResetSystem
- * looks callable, else one line saying why not.
+ * services table, copies the firmware's memory attributes table (which lies
+ * in boot-services memory) and reads its RT properties table and vendor
+ * name. Checks that the EFI address space could be built, but builds
+ * nothing. Returns NULL if runtime services look callable, else one line
+ * saying why not.
  * => after kmm_early_init() and before kmm_reclaim(); bi stays valid.
  */
 const char *efirt_init(const struct canopy_bootinfo *bi);
 
+/* The firmware vendor's name ("" if unreadable) and revisions, as efirt_init read them. */
+const char *efirt_firmware(uint32_t *fw_revision, uint32_t *uefi_revision);
+
+/*
+ * Why ResetSystem(type) will not be used, or NULL if it will: efirt_init's
+ * verdict, the firmware's RT properties table, and what is known of the
+ * firmware (U-Boot's x86 ResetSystem resets on EfiResetShutdown).
+ * => after efirt_init().
+ */
+const char *efirt_reset_problem(enum efirt_reset_type type);
+
 /*
  * Builds the EFI address space, once (later calls return the first result).
- * Returns NULL when ResetSystem can be called, else one line saying why not.
+ * Returns NULL when runtime services can be called, else one line saying why not.
  * => after efirt_init() and kmm_adopt().
  */
 const char *efirt_prepare(void);

@@ -28,7 +28,8 @@
 /*
  * Records the boot info the power functions read and checks the UEFI
  * runtime tables (efirt_init, which copies what reclaim would free); prints
- * one line saying whether ResetSystem will be used. Allocates nothing.
+ * the firmware's name and one line saying whether ResetSystem will be used.
+ * Allocates nothing.
  * => after kmm_adopt() and before kmm_reclaim(); bi stays valid.
  */
 void power_init(const struct canopy_bootinfo *bi);
