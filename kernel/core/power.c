@@ -9,8 +9,10 @@
  * cannot or must not be used (then one line says it is skipped). The
  * fallbacks read the ACPI tables (acpi.c) the first time they are needed.
  * Every wait is bounded by the TSC; a method that returns is reported in one
- * line and the next one is tried. Interrupts are off from the first method
- * on and restored if all failed.
+ * line and the next one is tried. When every method failed, one line says
+ * so and the CPU halts with interrupts off: a machine that cannot be turned
+ * off or reset is left stopped, never hanging without a word. The *_using
+ * variants that tests use with fewer methods return instead.
  * Called by the shell's `poweroff`/`reboot` and by power_cmdline for `power=`;
  * power_init runs at boot, before the kernel reclaims boot-services memory.
  */
@@ -258,10 +260,9 @@ static void try_kbc(void)
     report_failed("8042 reset", "the machine is still running 1 s after the pulse");
 }
 
-void power_off_using(unsigned methods)
+/* Tries the off methods in order; returns only if each of them failed. */
+static void off_methods(unsigned methods)
 {
-    uint64_t rflags = arch_read_rflags();
-    arch_cli();
     kprintf("power: powering off\n");
     methods = usable_methods(methods);
     if (methods & POWER_EFI)
@@ -270,15 +271,11 @@ void power_off_using(unsigned methods)
         try_acpi_s5();
     if (methods & POWER_QEMU_EXIT)
         try_qemu_exit();
-    kprintf("power: the machine could not be powered off\n");
-    if (rflags & ARCH_RFLAGS_IF)
-        arch_sti();
 }
 
-void power_reboot_using(unsigned methods)
+/* Tries the reset methods in order; returns only if each of them failed. */
+static void reboot_methods(unsigned methods)
 {
-    uint64_t rflags = arch_read_rflags();
-    arch_cli();
     kprintf("power: rebooting\n");
     methods = usable_methods(methods);
     if (methods & POWER_EFI)
@@ -291,6 +288,23 @@ void power_reboot_using(unsigned methods)
         kprintf("power: trying a triple fault\n");
         arch_triple_fault();
     }
+}
+
+void power_off_using(unsigned methods)
+{
+    uint64_t rflags = arch_read_rflags();
+    arch_cli();
+    off_methods(methods);
+    kprintf("power: the machine could not be powered off\n");
+    if (rflags & ARCH_RFLAGS_IF)
+        arch_sti();
+}
+
+void power_reboot_using(unsigned methods)
+{
+    uint64_t rflags = arch_read_rflags();
+    arch_cli();
+    reboot_methods(methods);
     kprintf("power: the machine could not be reset\n");
     if (rflags & ARCH_RFLAGS_IF)
         arch_sti();
@@ -298,12 +312,18 @@ void power_reboot_using(unsigned methods)
 
 void power_off(void)
 {
-    power_off_using(POWER_EFI | POWER_ACPI | POWER_QEMU_EXIT);
+    arch_cli();
+    off_methods(POWER_EFI | POWER_ACPI | POWER_QEMU_EXIT);
+    kprintf("power: nothing could power the machine off; halted: turn it off by hand\n");
+    arch_halt_forever();
 }
 
 void power_reboot(void)
 {
-    power_reboot_using(POWER_EFI | POWER_ACPI | POWER_KBC | POWER_TRIPLE);
+    arch_cli();
+    reboot_methods(POWER_EFI | POWER_ACPI | POWER_KBC | POWER_TRIPLE);
+    kprintf("power: nothing could reset the machine; halted: reset it by hand\n");
+    arch_halt_forever();
 }
 
 void power_init(const struct canopy_bootinfo *bi)

@@ -1,16 +1,17 @@
 /*
  * power: turning the machine off and resetting it.
  *
- * Each function tries its methods in order and returns only if all of them
- * failed, after one line per failed method:
+ * Each function tries its methods in order, with one line per failed or
+ * skipped method:
  *
  *   power_off     UEFI ResetSystem(EfiResetShutdown), ACPI S5, then QEMU's
  *                 isa-debug-exit (QEMU then exits with status 3, not 0)
  *   power_reboot  UEFI ResetSystem(EfiResetCold), the ACPI reset register,
- *                 the 8042 reset line, then a triple fault (never returns)
+ *                 the 8042 reset line, then a triple fault
  *
  * Each method says on the console that it is being tried, so a log shows
- * which one ended the machine.
+ * which one ended the machine. If none did, one line says so and the CPU
+ * halts: power_off and power_reboot never return.
  */
 #ifndef KERNEL_POWER_H
 #define KERNEL_POWER_H
@@ -45,14 +46,18 @@ void power_init(const struct canopy_bootinfo *bi);
  */
 void power_cmdline(const char *cmdline);
 
-/* Powers the machine off; returns only if every method failed. => after power_init(). */
-void power_off(void);
+/*
+ * Powers the machine off. Does not return: if every method failed, it says
+ * so in one line and halts the CPU. => after power_init().
+ */
+_Noreturn void power_off(void);
 
 /*
  * Resets the machine. Does not return: its last method, a triple fault,
- * cannot fail to reset the CPU. => after power_init().
+ * cannot fail to reset the CPU (and if it did: one line and a halt).
+ * => after power_init().
  */
-void power_reboot(void);
+_Noreturn void power_reboot(void);
 
 /*
  * power_off()/power_reboot() with only the POWER_* methods in `methods`;
