@@ -1,17 +1,19 @@
 #!/usr/bin/env python3
-"""The QEMU + OVMF command line that boots a Canopy disk image.
+"""The QEMU command line that boots a Canopy disk image, under OVMF or U-Boot.
 
-The one home of the machine Canopy boots on: which OVMF files, how the
-firmware, its variable store and the image are attached, and the devices
-every boot has. scripts/run.sh boots with it, the boot tests' harness
-(tests/boot/harness.py) and matrix (tests/boot/matrix.py) build their
-machines with it, and tests/CMakeLists.txt asks it for the default firmware.
+The one home of the machine Canopy boots on: which firmware files (OVMF, or
+U-Boot's UEFI implementation), how the firmware, its variable store and the
+image are attached, and the devices every boot has. scripts/run.sh boots with
+it, the boot tests' harness (tests/boot/harness.py) and matrix
+(tests/boot/matrix.py) build their machines with it, and tests/CMakeLists.txt
+asks it for the default firmware.
 
 As a program (standard library only):
 
   qemu_args.py ovmf [BUILD]        the code and the variable store of an OVMF
                                    build (4m, the default, or 2m; snakeoil or
                                    ms: the Secure Boot ones), one a line
+  qemu_args.py uboot               U-Boot's ROM for QEMU's x86-64 machines
   qemu_args.py vars-for CODE       the variable store that goes with CODE
   qemu_args.py print OPTIONS [-- QEMU ARGS]
                                    the command line, one argument a line
@@ -58,6 +60,12 @@ GRAPHICS = {
     "none": ("-vga", "none"),
 }
 
+# Debian's u-boot-qemu: U-Boot with its own UEFI implementation (no EDK2
+# code), for QEMU's q35 and pc machines. It is the whole firmware (-bios) and
+# keeps its UEFI variables in a file on the ESP (ubootefi.var), not in flash.
+UBOOT_ROM = "/usr/lib/u-boot/qemu-x86_64/u-boot.rom"
+FIRMWARES = ("ovmf", "uboot")
+
 
 def ovmf_pair(build=DEFAULT_OVMF, directory=OVMF_DIR):
     """The (code, variable store) paths of an OVMF build in directory."""
@@ -84,29 +92,37 @@ def vars_for(code):
 
 def command_line(image, ovmf_code, vars_file, *, machine="q35", cpu="max", mem="512M", smp=1,
                  accel=None, serial="stdio", monitor="none", display="none", qmp=None,
-                 snapshot=False, no_reboot=True, graphics=None, secure_boot=False, extra=()):
-    """The QEMU command line booting image under OVMF.
+                 snapshot=False, no_reboot=True, graphics=None, secure_boot=False,
+                 firmware="ovmf", uboot_rom=UBOOT_ROM, debug_exit=True, extra=()):
+    """The QEMU command line booting image under OVMF, or under U-Boot.
 
-    vars_file is a private, writable copy of the variable store (never the
-    installed template). serial is QEMU's -serial backend ("stdio",
-    "mon:stdio", or None for a machine without a serial port); monitor None
-    leaves QEMU's default monitor. snapshot keeps the image file as built
-    whatever the guest writes. graphics names the display adapters (GRAPHICS;
-    None: QEMU's default). secure_boot adds what a Secure Boot OVMF build
-    needs: SMM, and the variable flash writable only from SMM, so that the
-    guest cannot rewrite db by writing the flash. isa-debug-exit (port 0xf4) lets a guest end
+    firmware "ovmf": ovmf_code is the read-only code, vars_file a private,
+    writable copy of the variable store (never the installed template).
+    firmware "uboot": uboot_rom is the whole firmware (-bios); ovmf_code and
+    vars_file are not used (U-Boot keeps its variables in the image).
+    serial is QEMU's -serial backend ("stdio", "mon:stdio", or None for a
+    machine without a serial port); monitor None leaves QEMU's default
+    monitor. snapshot keeps the image file as built whatever the guest writes
+    (for the whole run: a guest reset keeps what it wrote). graphics names
+    the display adapters (GRAPHICS; None: QEMU's default). secure_boot adds
+    what a Secure Boot OVMF build needs: SMM, and the variable flash writable
+    only from SMM, so that the guest cannot rewrite db by writing the flash.
+    debug_exit adds isa-debug-exit (port 0xf4), through which a guest ends
     QEMU with a status: (value << 1) | 1.
     """
+    if firmware not in FIRMWARES:
+        raise ValueError(f"unknown firmware {firmware!r} (known: {', '.join(FIRMWARES)})")
     args = [QEMU, "-machine", machine + (",smm=on" if secure_boot else "")]
     if accel:
         args += ["-accel", accel]
     drive = f"format=raw,file={image},if=ide,index=0" + (",snapshot=on" if snapshot else "")
+    args += ["-cpu", cpu, "-m", str(mem), "-smp", str(smp)]
+    if firmware == "uboot":
+        args += ["-bios", uboot_rom]
+    else:
+        args += ["-drive", f"if=pflash,format=raw,unit=0,readonly=on,file={ovmf_code}",
+                 "-drive", f"if=pflash,format=raw,unit=1,file={vars_file}"]
     args += [
-        "-cpu", cpu,
-        "-m", str(mem),
-        "-smp", str(smp),
-        "-drive", f"if=pflash,format=raw,unit=0,readonly=on,file={ovmf_code}",
-        "-drive", f"if=pflash,format=raw,unit=1,file={vars_file}",
         "-drive", drive,
         "-nic", "none",
         "-display", display,
@@ -121,7 +137,8 @@ def command_line(image, ovmf_code, vars_file, *, machine="q35", cpu="max", mem="
         args += ["-qmp", f"unix:{qmp},server=on,wait=off"]
     if no_reboot:
         args.append("-no-reboot")
-    args += ["-device", "isa-debug-exit,iobase=0xf4,iosize=4"]
+    if debug_exit:
+        args += ["-device", "isa-debug-exit,iobase=0xf4,iosize=4"]
     args += ["-serial", serial or "none"]
     if secure_boot:
         args += ["-global", "driver=cfi.pflash01,property=secure,value=on"]
@@ -131,8 +148,10 @@ def command_line(image, ovmf_code, vars_file, *, machine="q35", cpu="max", mem="
 def _command_from(argv):
     p = argparse.ArgumentParser(prog="qemu_args.py print|exec")
     p.add_argument("--image", required=True)
+    p.add_argument("--firmware", choices=FIRMWARES, default="ovmf")
     p.add_argument("--ovmf-code", default=ovmf_pair()[0])
-    p.add_argument("--vars", required=True, help="the private copy of the variable store")
+    p.add_argument("--vars", help="the private copy of OVMF's variable store (OVMF only)")
+    p.add_argument("--uboot-rom", default=UBOOT_ROM)
     p.add_argument("--machine", default="q35")
     p.add_argument("--cpu", default="max")
     p.add_argument("--mem", default="512M")
@@ -152,12 +171,14 @@ def _command_from(argv):
     if "--" in argv:
         argv, extra = argv[:argv.index("--")], argv[argv.index("--") + 1:]
     a = p.parse_args(argv)
+    if a.firmware == "ovmf" and not a.vars:
+        p.error("--vars is needed with OVMF")
     return command_line(a.image, a.ovmf_code, a.vars, machine=a.machine, cpu=a.cpu, mem=a.mem,
                         smp=a.smp, accel=a.accel,
                         serial=None if a.serial == "none" else a.serial, monitor=a.monitor,
                         display=a.display, qmp=a.qmp, snapshot=a.snapshot,
                         no_reboot=a.no_reboot, graphics=a.graphics, secure_boot=a.secure_boot,
-                        extra=extra)
+                        firmware=a.firmware, uboot_rom=a.uboot_rom, extra=extra)
 
 
 def main(argv):
@@ -175,6 +196,9 @@ def main(argv):
                   file=sys.stderr)
             return 2
         print("\n".join(ovmf_pair(build)))
+        return 0
+    if what == "uboot" and not rest:
+        print(UBOOT_ROM)
         return 0
     if what == "vars-for" and len(rest) == 1:
         print(vars_for(rest[0]))

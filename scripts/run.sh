@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
-# Installs what is missing, builds, and boots canopy.img under QEMU with OVMF,
-# the guest's serial console on this terminal.
+# Installs what is missing, builds, and boots canopy.img under QEMU with OVMF
+# (or U-Boot's UEFI), the guest's serial console on this terminal.
 set -euo pipefail
 
 usage() {
@@ -27,6 +27,9 @@ guest; Ctrl-A X quits QEMU, Ctrl-A C switches to QEMU's monitor and back.
   --image FILE      boot another image (implies --no-build)
   --ovmf-code FILE  firmware code (default: OVMF's 4 MB build)
   --ovmf-vars FILE  variable store template (default: the one matching the code)
+  --uboot           boot under U-Boot's UEFI instead of OVMF (package
+                    u-boot-qemu), from a fresh copy of the image
+                    (build/uboot-disk.img): U-Boot keeps its variables there
   -h, --help        this text
 
 QMP (the machine-readable monitor) listens on build/qmp.sock while QEMU runs.
@@ -39,7 +42,7 @@ EOF
 source "$(dirname "${BASH_SOURCE[0]}")/common.sh"
 
 headless=0 mem=512M smp=1 cpu=max machine=q35 graphics= gdb=0 no_reboot=0 build=1 image= accel=tcg gdb_port=1234
-ovmf_code= ovmf_vars=
+ovmf_code= ovmf_vars= firmware=ovmf
 extra=()
 qemu_args=(python3 "$CANOPY_ROOT/scripts/qemu_args.py")
 need() {
@@ -61,6 +64,7 @@ while [ $# -gt 0 ]; do
     --image) need "$@"; image=$2; build=0; shift 2 ;;
     --ovmf-code) need "$@"; ovmf_code=$2; shift 2 ;;
     --ovmf-vars) need "$@"; ovmf_vars=$2; shift 2 ;;
+    --uboot) firmware=uboot; shift ;;
     -h | --help) usage; exit 0 ;;
     --) shift; extra=("$@"); break ;;
     *) echo "run.sh: unknown option '$1' (see --help)" >&2; exit 2 ;;
@@ -74,24 +78,36 @@ fi
 image=${image:-$CANOPY_BUILD/canopy.img}
 [ -f "$image" ] || { echo "run.sh: $image not found (build first)" >&2; exit 1; }
 
-# The default firmware, and the variable store matching the firmware build
-# (OVMF_CODE_4M.fd goes with OVMF_VARS_4M.fd, OVMF_CODE.fd with OVMF_VARS.fd).
-if [ -z "$ovmf_code" ]; then
-    ovmf_code=$("${qemu_args[@]}" ovmf)
-    ovmf_code=${ovmf_code%%$'\n'*} # the first line: the code; the second names its store
-fi
-if [ -z "$ovmf_vars" ]; then
-    ovmf_vars=$("${qemu_args[@]}" vars-for "$ovmf_code")
-fi
-for f in "$ovmf_code" "$ovmf_vars"; do
-    [ -f "$f" ] || { echo "run.sh: $f not found (package ovmf)" >&2; exit 1; }
-done
-
-# A private copy of the variable store: boot entries the firmware writes stay
-# in the build directory, and a fresh copy each run keeps runs independent.
 mkdir -p "$CANOPY_BUILD"
-vars=$CANOPY_BUILD/OVMF_VARS.fd
-cp "$ovmf_vars" "$vars"
+if [ "$firmware" = uboot ]; then
+    uboot_rom=$("${qemu_args[@]}" uboot)
+    [ -f "$uboot_rom" ] || { echo "run.sh: $uboot_rom not found (package u-boot-qemu)" >&2; exit 1; }
+    # U-Boot keeps its variables in a file on the ESP: it boots a fresh copy of
+    # the image each run, as OVMF gets a fresh copy of its store, and the
+    # built image stays as built.
+    cp "$image" "$CANOPY_BUILD/uboot-disk.img"
+    image=$CANOPY_BUILD/uboot-disk.img
+    fw_args=(--firmware uboot --uboot-rom "$uboot_rom")
+else
+    # The default firmware, and the variable store matching the firmware build
+    # (OVMF_CODE_4M.fd goes with OVMF_VARS_4M.fd, OVMF_CODE.fd with OVMF_VARS.fd).
+    if [ -z "$ovmf_code" ]; then
+        ovmf_code=$("${qemu_args[@]}" ovmf)
+        ovmf_code=${ovmf_code%%$'\n'*} # the first line: the code; the second names its store
+    fi
+    if [ -z "$ovmf_vars" ]; then
+        ovmf_vars=$("${qemu_args[@]}" vars-for "$ovmf_code")
+    fi
+    for f in "$ovmf_code" "$ovmf_vars"; do
+        [ -f "$f" ] || { echo "run.sh: $f not found (package ovmf)" >&2; exit 1; }
+    done
+
+    # A private copy of the variable store: boot entries the firmware writes stay
+    # in the build directory, and a fresh copy each run keeps runs independent.
+    vars=$CANOPY_BUILD/OVMF_VARS.fd
+    cp "$ovmf_vars" "$vars"
+    fw_args=(--ovmf-code "$ovmf_code" --vars "$vars")
+fi
 
 # TCG unless asked: it behaves the same everywhere (nested or restricted KVM
 # hosts can refuse CPU models), and Canopy boots in seconds without KVM.
@@ -102,7 +118,7 @@ fi
 
 # The serial console and QEMU's monitor share this terminal (mon:stdio).
 args=(
-    --image "$image" --ovmf-code "$ovmf_code" --vars "$vars"
+    --image "$image" "${fw_args[@]}"
     --machine "$machine" --accel "$accel" --cpu "$cpu" --mem "$mem" --smp "$smp"
     --serial mon:stdio --qmp "$CANOPY_BUILD/qmp.sock"
 )

@@ -1,14 +1,16 @@
-"""Boot-test harness: runs a Canopy disk image under QEMU + OVMF and talks to it.
+"""Boot-test harness: runs a Canopy disk image under QEMU + OVMF (or U-Boot) and talks to it.
 
 One `Machine` is one QEMU process:
   - OVMF's code as read-only pflash, plus a private copy of the variable store
     in a temporary directory (tests never share or modify the installed one);
-  - the image as the boot disk;
+    or U-Boot's ROM (firmware="uboot"), which keeps its variables in the image;
+  - the image as the boot disk (snapshot=on unless asked otherwise);
   - the guest's COM1 on QEMU's stdio, read by a thread into a log that
     `wait_for` searches and `send` writes to;
   - QMP on a unix socket for monitor commands (`hmp("info tlb")`), screendumps
     and keys;
-  - `-no-reboot` and `isa-debug-exit`, so a reset or a guest's exit ends QEMU.
+  - `-no-reboot` (unless no_reboot=False) and `isa-debug-exit`, so a reset
+    or a guest's exit ends QEMU.
 
 Every wait is bounded, and QEMU is killed on every exit path (context
 manager, and the kernel's parent-death signal if this process dies first).
@@ -52,9 +54,29 @@ _CSI = re.compile(r"\x1b\[[0-9;?=]*[ -/]*[@-~]|\x1b[()][0-9A-Za-z]")
 _CSI_PARTIAL = re.compile(r"\x1b(\[[0-9;?=]*[ -/]*|[()])?$")
 
 
+# What each firmware's boot manager prints on serial: when it starts the
+# disk's loader, when the loader returned a failure, and when it went on to
+# its next option after that. OVMF names boot options; U-Boot's EFI boot
+# manager finds \EFI\BOOT\BOOTX64.EFI itself, and after a failure its
+# distro boot script goes on to the next device, ending at its `=> ` prompt.
+FIRMWARE_LINES = {
+    "ovmf": {
+        "start": r"BdsDxe: starting Boot\d+",
+        "failed": r"BdsDxe: failed to start Boot\d+",
+        "next": r"BdsDxe: (?:loading|starting) Boot\d+",
+    },
+    "uboot": {
+        "start": r"Booting /efi\\boot\\bootx64\.efi",
+        "failed": r"## Application failed, r = \d+",
+        "next": r"EFI LOAD FAILED: continuing\.\.\.",
+    },
+}
+FIRMWARES = tuple(FIRMWARE_LINES)
+
 # Console lines that mean the boot went wrong: the kernel's panic and exception
-# reports, and OVMF's boot manager getting control back from stage 1.
-BOOT_FAILURE = r"^panic: |^\*\*\* |BdsDxe: failed to start"
+# reports, and either firmware's boot manager getting control back from stage 1.
+BOOT_FAILURE = (r"^panic: |^\*\*\* |BdsDxe: failed to start|^## Application failed|"
+                r"EFI LOAD FAILED")
 
 # The kernel runs `pt check` and its PMM audit on every boot, before
 # `canopy: ready`. Every wait fails if either reports anything but OK, so no
@@ -97,7 +119,13 @@ class Machine:
                  ovmf_vars=DEFAULT_OVMF_VARS, machine="q35", mem="512M", smp=1,
                  cpu="max", serial=True, graphics=None, extra_args=(), log_dir=None,
                  name="boot", echo=True, serial_pipe_bytes=SERIAL_PIPE_BYTES,
-                 secure_boot=False, no_reboot=True):
+                 secure_boot=False, no_reboot=True, firmware="ovmf", snapshot=True,
+                 debug_exit=True):
+        if firmware not in FIRMWARE_LINES:
+            raise BootTestError(f"unknown firmware {firmware!r}")
+        self.firmware = firmware  # "ovmf" or "uboot"
+        self.snapshot = snapshot  # False: the guest writes the image file itself
+        self.debug_exit = debug_exit
         self.image = image
         self.ovmf_code = ovmf_code
         self.ovmf_vars = ovmf_vars
@@ -121,6 +149,7 @@ class Machine:
         self.qmp_sock = None
         self._qmp_file = None
         self._qmp_id = 0
+        self._events = []      # QMP events read while waiting for answers
         self._raw = bytearray()
         self._clean = ""       # cleaned text of all complete lines so far
         self._raw_done = 0     # bytes of _raw already in _clean
@@ -137,23 +166,32 @@ class Machine:
 
     def command_line(self):
         """The QEMU command line (scripts/qemu_args.py) for this run: the
-        private variable store, snapshot=on so that the image file stays as
-        built, no monitor but QMP, no window, and -no-reboot (unless
-        no_reboot is False: then a reset boots again with the same store)."""
+        firmware (OVMF with the private variable store, or U-Boot), by
+        default snapshot=on so that the image file stays as built, no
+        monitor but QMP, no window, and -no-reboot (unless no_reboot is
+        False: then a reset boots again with the same variables)."""
         return qemu_args.command_line(
             self.image, self.ovmf_code, os.path.join(self.tmp, "OVMF_VARS.fd"),
             machine=self.machine, cpu=self.cpu, mem=self.mem, smp=self.smp,
             serial="stdio" if self.serial else None, monitor="none", display="none",
-            qmp=self.qmp_path, snapshot=True, no_reboot=self.no_reboot, graphics=self.graphics,
-            secure_boot=self.secure_boot, extra=self.extra_args)
+            qmp=self.qmp_path, snapshot=self.snapshot, no_reboot=self.no_reboot,
+            graphics=self.graphics, secure_boot=self.secure_boot, firmware=self.firmware,
+            debug_exit=self.debug_exit, extra=self.extra_args)
+
+    def fw_line(self, what):
+        """The regex for this firmware's boot-manager line `what` (FIRMWARE_LINES)."""
+        return FIRMWARE_LINES[self.firmware][what]
 
     def start(self):
-        for path in (self.image, self.ovmf_code, self.ovmf_vars):
+        files = [self.image] + ([self.ovmf_code, self.ovmf_vars] if self.firmware == "ovmf"
+                                else [qemu_args.UBOOT_ROM])
+        for path in files:
             if not os.path.isfile(path):
                 raise BootTestError(f"{path}: no such file")
         # A short private directory: unix socket paths are limited to 107 bytes.
         self.tmp = tempfile.mkdtemp(prefix="canopy-qemu-")
-        shutil.copyfile(self.ovmf_vars, os.path.join(self.tmp, "OVMF_VARS.fd"))
+        if self.firmware == "ovmf":
+            shutil.copyfile(self.ovmf_vars, os.path.join(self.tmp, "OVMF_VARS.fd"))
         self.qmp_path = os.path.join(self.tmp, "qmp.sock")
         if self.log_dir:
             os.makedirs(self.log_dir, exist_ok=True)
@@ -440,7 +478,8 @@ class Machine:
                 raise BootTestError(f"QMP {command}: no answer within {timeout} s")
             reply = self._qmp_read(remaining)
             if "event" in reply:
-                continue  # asynchronous events are not answers
+                self._events.append(reply)  # asynchronous events are not answers: kept
+                continue
             if reply.get("id") != self._qmp_id:
                 continue
             if "error" in reply:
@@ -453,6 +492,12 @@ class Machine:
         if self.qmp_sock is None:
             self._qmp_connect()
         return self._qmp_execute(command, arguments, timeout)
+
+    def qmp_events(self, name=None):
+        """The QMP events QEMU sent so far (named `name`, if given), in order;
+        a query-status first collects those no command has read yet."""
+        self.qmp("query-status")
+        return [e for e in self._events if name is None or e["event"] == name]
 
     def hmp(self, command_line, timeout=30):
         """Runs a human monitor command (e.g. "info tlb"); returns its text
@@ -743,6 +788,8 @@ def arg_parser(description):
     p.add_argument("--kernel", help="kernel.elf")
     p.add_argument("--cfg", help="canopy.cfg (for variant images)")
     p.add_argument("--mkimage", help="scripts/mkimage.sh (for variant images)")
+    p.add_argument("--firmware", choices=FIRMWARES, default="ovmf",
+                   help="OVMF (--ovmf-code, --ovmf-vars) or U-Boot's UEFI")
     p.add_argument("--ovmf-code", default=DEFAULT_OVMF_CODE)
     p.add_argument("--ovmf-vars", default=DEFAULT_OVMF_VARS)
     p.add_argument("--workdir", default=".", help="logs and variant images go here")
@@ -761,7 +808,7 @@ def machine_from_args(args, image=None, name="boot", **kw):
     return Machine(image or args.image, ovmf_code=args.ovmf_code, ovmf_vars=args.ovmf_vars,
                    machine=args.machine, mem=args.mem, smp=args.smp, cpu=args.cpu,
                    graphics=getattr(args, "graphics", None), log_dir=args.workdir, name=name,
-                   echo=not args.quiet, **kw)
+                   echo=not args.quiet, firmware=getattr(args, "firmware", "ovmf"), **kw)
 
 
 def make_image(args, out, kernel=None, no_kernel=False, cfg=None):

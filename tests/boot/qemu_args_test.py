@@ -1,8 +1,8 @@
 #!/usr/bin/env python3
 """Checks scripts/qemu_args.py, the QEMU command line run.sh and the boot tests
 share, without starting QEMU: the OVMF file pairs, the variable store that goes
-with each code file Debian's ovmf package installs, and what a boot test's
-and run.sh's command lines contain."""
+with each code file Debian's ovmf package installs, U-Boot's ROM, and what a
+boot test's and run.sh's command lines contain under either firmware."""
 
 import os
 import subprocess
@@ -70,6 +70,22 @@ def main():
     check(t[-2:] == ["-vga", "std"], "extra arguments last")
     check(option(qemu_args.command_line("i", "c", "v", serial=None), "-serial") == ["none"],
           "no serial port")
+    check(option(qemu_args.command_line("i", "c", "v", debug_exit=False), "-device") == [],
+          "no isa-debug-exit when asked")
+
+    # U-Boot's UEFI: the ROM as the whole firmware, no pflash, the rest the same.
+    u = qemu_args.command_line("img", None, None, machine="pc", firmware="uboot", snapshot=True)
+    check(option(u, "-bios") == [qemu_args.UBOOT_ROM] and
+          qemu_args.UBOOT_ROM == "/usr/lib/u-boot/qemu-x86_64/u-boot.rom", f"U-Boot's ROM {u}")
+    check(option(u, "-drive") == ["format=raw,file=img,if=ide,index=0,snapshot=on"],
+          f"U-Boot: the image only, no pflash {option(u, '-drive')}")
+    check(option(u, "-machine") == ["pc"] and "-no-reboot" in u and
+          option(u, "-device") == ["isa-debug-exit,iobase=0xf4,iosize=4"], "U-Boot's machine")
+    try:
+        qemu_args.command_line("i", "c", "v", firmware="seabios")
+        check(False, "an unknown firmware is refused")
+    except ValueError:
+        pass
 
     # The display setups: each adds its adapters, the default none.
     check("-vga" not in t[:-2], "QEMU's default display adapter unless asked")
@@ -102,6 +118,19 @@ def main():
     check("-monitor" not in a and "-no-reboot" not in a, "QEMU's own monitor; reboots allowed")
     check("secondary-vga" in option(a, "-device"), "run.sh's --graphics")
     check(a[-3:] == ["-gdb", "tcp:localhost:1234", "-S"], "run.sh's extra arguments last")
+    r = subprocess.run([sys.executable, SCRIPT, "print", "--image", "b/uboot-disk.img",
+                        "--firmware", "uboot"], stdout=subprocess.PIPE, text=True, check=True)
+    a = r.stdout.splitlines()
+    check(option(a, "-bios") == [qemu_args.UBOOT_ROM] and
+          option(a, "-drive") == ["format=raw,file=b/uboot-disk.img,if=ide,index=0"],
+          f"run.sh --uboot's machine {a}")
+    r = subprocess.run([sys.executable, SCRIPT, "uboot"], stdout=subprocess.PIPE, text=True,
+                       check=True)
+    check(r.stdout.strip() == qemu_args.UBOOT_ROM, "qemu_args.py uboot names the ROM")
+    r = subprocess.run([sys.executable, SCRIPT, "print", "--image", "i"], stdout=subprocess.PIPE,
+                       stderr=subprocess.PIPE, text=True)
+    check(r.returncode == 2 and "--vars is needed with OVMF" in r.stderr,
+          "OVMF without a variable store is refused")
     r = subprocess.run([sys.executable, SCRIPT, "ovmf", "9m"], stdout=subprocess.PIPE,
                        stderr=subprocess.PIPE, text=True)
     check(r.returncode == 2 and "no OVMF build '9m'" in r.stderr, "an unknown build is refused")
