@@ -656,6 +656,7 @@ static void fill_bootinfo(const struct handoff *h)
     bi->mapping_capacity = l->manifest_cap;
     bi->tsc_hz = s1.tsc_hz;
     bi->random_seed = s1.seed;
+    bi->failed_boots = fw_fault_failed_boots();
     str_copy(bi->cmdline, s1.cfg.cmdline, sizeof(bi->cmdline));
     bi->boot_flags = (s1.secure_boot ? CANOPY_BOOT_SECURE_BOOT : 0) |
                      (s1.verify ? CANOPY_BOOT_CONFIG_VERIFIED : 0) |
@@ -723,9 +724,11 @@ static enum fw_status boot(void)
     if (s1.verify)
         con_printf("canopy: secure boot: %s, configuration %s\n", s1.secure_boot ? "on" : "off",
                    s1.cfg_pinned ? "pinned" : "not pinned");
-    fw_fault_show_previous();
+    enum fw_status st = fw_fault_previous();
+    if (st != FW_OK)
+        return st; /* failed boots in a row: back to the firmware's boot manager */
     if (s1.verify) {
-        enum fw_status st = read_verified_config();
+        st = read_verified_config();
         if (st != FW_OK)
             return st;
     } else {
@@ -734,7 +737,7 @@ static enum fw_status boot(void)
     con_set_serial(s1.cfg.serial);
     phase(CANOPY_PHASE_CONFIG_READ);
 
-    enum fw_status st = read_kernel();
+    st = read_kernel();
     if (st != FW_OK)
         return st;
     phase(CANOPY_PHASE_KERNEL_READ);

@@ -237,7 +237,8 @@ struct canopy_bootinfo {
     uint64_t efi_memmap_size;
     uint64_t efi_desc_size;
     uint32_t efi_desc_version;
-    uint32_t reserved1;
+    /* Failed boots in a row that stage 1's fault record counts; the kernel deletes it at ready. */
+    uint32_t failed_boots;
 
     /* Mapping manifest (see `pt check`). */
     uint64_t mappings; /* physical address of struct canopy_mapping[] */

@@ -1,5 +1,7 @@
 /*
- * efirt: the EFI address space and the ResetSystem call.
+ * efirt: the EFI address space and the runtime calls the kernel makes:
+ * ResetSystem (power.c) and SetVariable, to delete stage 1's fault record
+ * once a boot reached `canopy: ready` (include/canopy/faultrec.h).
  *
  * Stage 1 never calls SetVirtualAddressMap, so the firmware's runtime code
  * runs where the memory map puts it and expects identity mappings of every
@@ -23,13 +25,13 @@
  *
  * Not every firmware keeps every service after ExitBootServices: the EFI RT
  * properties table (UEFI 2.8) says which it does, and a service it leaves
- * out is never called. U-Boot's x86 ResetSystem also resets the machine
- * when asked to power it off (its sysreset_x86.c), so it is not used for
- * EfiResetShutdown there.
+ * out is never called (U-Boot keeps no SetVariable). U-Boot's x86
+ * ResetSystem also resets the machine when asked to power it off (its
+ * sysreset_x86.c), so it is not used for EfiResetShutdown there.
  *
  * Its tables are PMM frames owned by CANOPY_OWNER_RUNTIME (not PAGE_TABLE:
  * the audit matches those against the kernel's own hierarchy). Called by
- * power.c; the call runs with interrupts off on efi_stack.
+ * power.c and main.c; each call runs with interrupts off on efi_stack.
  */
 #include <stdarg.h>
 #include <stdbool.h>
@@ -38,10 +40,12 @@
 
 #include <arch/cpu.h>
 #include <arch/power.h>
+#include <canopy/faultrec.h>
 #include <canopy/fmt.h>
 #include <canopy/compiler.h>
 #include <canopy/page.h>
 #include <canopy/vaddr.h>
+#include <kernel/console.h>
 #include <kernel/efirt.h>
 #include <kernel/kmm.h>
 
@@ -61,6 +65,7 @@
 #define ST_TABLE_COUNT  104
 #define ST_CONFIG_TABLE 112
 #define ST_MIN_BYTES    120
+#define RT_SET_VARIABLE 88
 #define RT_RESET_SYSTEM 104
 #define RT_MIN_BYTES    112
 
@@ -86,10 +91,12 @@ static const uint8_t rt_properties_guid[16] = {0x8a, 0x91, 0x66, 0xeb, 0xef, 0x7
 #define CONFIG_MAX_ENTRIES        1024u
 #define MAT_HEADER_BYTES          16u
 #define RT_PROPERTIES_BYTES       8u /* UINT16 version, UINT16 length, UINT32 supported */
+#define RT_SUPPORTED_SET_VARIABLE 0x0040u
 #define RT_SUPPORTED_RESET_SYSTEM 0x0400u
 #define RT_SUPPORTED_ALL          0x3fffu /* every service: what no table means */
 
-#define VENDOR_CHARS 48 /* of the firmware vendor's name that are kept */
+#define EFI_NOT_FOUND_STATUS 0x800000000000000eull /* EFI_NOT_FOUND */
+#define VENDOR_CHARS         48                    /* of the firmware vendor's name that are kept */
 
 #define EFI_STACK_BYTES (32 * 1024)
 #define MAT_COPY_BYTES  (16 * 1024) /* 341 entries of 48 bytes; OVMF uses a few dozen */
@@ -97,6 +104,11 @@ static const uint8_t rt_properties_guid[16] = {0x8a, 0x91, 0x66, 0xeb, 0xef, 0x7
 /* ResetSystem: VOID (EFIAPI *)(EFI_RESET_TYPE, EFI_STATUS, UINTN, VOID *). */
 typedef void(__attribute__((ms_abi)) * efi_reset_system_fn)(uint32_t type, uint64_t status,
                                                             uint64_t data_size, void *data);
+/* SetVariable: EFI_STATUS (EFIAPI *)(CHAR16 *, EFI_GUID *, UINT32, UINTN, VOID *). */
+typedef uint64_t(__attribute__((ms_abi)) *
+                 efi_set_variable_fn)(const uint16_t *name, const struct canopy_guid *guid,
+                                      uint32_t attrs, uint64_t size, const void *data);
+
 static struct {
     bool checked;
     const char *problem; /* the first problem found, kept */
@@ -104,7 +116,10 @@ static struct {
     const struct canopy_bootinfo *bi;
     struct pt pt;
     bool pt_built;
-    uint64_t reset_system; /* physical (= identity) address of ResetSystem */
+    uint64_t reset_system;            /* physical (= identity) address of ResetSystem */
+    uint64_t set_variable;            /* and of SetVariable */
+    const char *set_variable_problem; /* why SetVariable cannot be called, or NULL */
+    char set_variable_why[96];
     uint32_t rt_supported; /* the RT properties table's mask, RT_SUPPORTED_ALL without one */
     char vendor[VENDOR_CHARS + 1]; /* the firmware vendor's name, printable ASCII */
     uint32_t fw_revision, uefi_revision;
@@ -552,8 +567,15 @@ static const char *check_tables(void)
                     "runtime memory",
                     (unsigned long long)bi->efi_system_table, (unsigned long long)rt_phys);
     why = service_at(rt, RT_RESET_SYSTEM, "ResetSystem", &efi.reset_system);
-    if (why == NULL)
+    if (why == NULL) {
+        /* Not the end of ResetSystem: only the one call that needs it. */
+        const char *p = service_at(rt, RT_SET_VARIABLE, "SetVariable", &efi.set_variable);
+        if (p != NULL) {
+            fmt_snprintf(efi.set_variable_why, sizeof(efi.set_variable_why), "%s", p);
+            efi.set_variable_problem = efi.set_variable_why;
+        }
         why = config_tables(st);
+    }
     /* What building the EFI address space would find, found now, without building it. */
     if (why == NULL)
         why = mat_entries(false);
@@ -680,4 +702,60 @@ const char *efirt_reset(enum efirt_reset_type type)
     struct reset_call c = {.fn = (efi_reset_system_fn)(uintptr_t)efi.reset_system, .type = type};
     efi_call(call_reset, &c);
     return "ResetSystem returned without resetting";
+}
+
+struct set_variable_call {
+    efi_set_variable_fn fn;
+    const uint16_t *name;
+    const struct canopy_guid *guid;
+    uint64_t status;
+};
+
+static void call_delete_variable(void *arg)
+{
+    struct set_variable_call *c = arg;
+    c->status = c->fn(c->name, c->guid, 0, 0, NULL); /* size 0: delete (UEFI 2.10, 8.2) */
+}
+
+static const uint16_t fault_record_name[] = CANOPY_FAULT_RECORD_NAME;
+static const struct canopy_guid vendor_guid = CANOPY_VENDOR_GUID_INIT;
+
+/* Why stage 1's fault record cannot be deleted now, or NULL when it was (or was not there). */
+static const char *delete_fault_record(void)
+{
+    if (!(efi.rt_supported & RT_SUPPORTED_SET_VARIABLE))
+        return "the firmware's RT properties table says SetVariable does not work after "
+               "ExitBootServices";
+    if (efi.set_variable_problem != NULL)
+        return efi.set_variable_problem;
+    const char *why = efirt_prepare();
+    if (why != NULL)
+        return why;
+    struct pt_leaf leaf;
+    if (pt_query(&efi.pt, efi.set_variable, &leaf) != PT_OK || !(leaf.attrs & PT_X))
+        return fail("SetVariable at 0x%llx is not executable in the EFI address space",
+                    (unsigned long long)efi.set_variable);
+    struct set_variable_call c = {.fn = (efi_set_variable_fn)(uintptr_t)efi.set_variable,
+                                  .name = fault_record_name,
+                                  .guid = &vendor_guid};
+    efi_call(call_delete_variable, &c);
+    if (c.status != 0 && c.status != EFI_NOT_FOUND_STATUS)
+        return fail("SetVariable returned status 0x%llx", (unsigned long long)c.status);
+    return NULL;
+}
+
+void efirt_fault_record_clear(void)
+{
+    if (!efi.checked || efi.bi->failed_boots == 0)
+        return; /* no record: a healthy boot writes no flash */
+    unsigned n = efi.bi->failed_boots;
+    const char *why = delete_fault_record();
+    if (why == NULL)
+        kprintf("canopy: this boot got to ready; the record of %u failed boot%s before it is "
+                "cleared\n",
+                n, n == 1 ? "" : "s");
+    else
+        kprintf("canopy: cannot clear the record of %u failed boot%s: %s; the next boot counts "
+                "on from it\n",
+                n, n == 1 ? "" : "s", why);
 }

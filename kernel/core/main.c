@@ -27,6 +27,7 @@
 #include <canopy/rt.h>
 #include <kernel/bootinfo.h>
 #include <kernel/console.h>
+#include <kernel/efirt.h>
 #include <kernel/serial.h>
 #include <kernel/fault.h>
 #include <kernel/faultdemo.h>
@@ -184,8 +185,9 @@ RT_NO_STACK_PROTECTOR void kernel_main(struct canopy_bootinfo *bi)
     start_timer(bi);
 
     print_banner(bi);
-    shellglue_start(bi); /* ends with `canopy: ready` */
-    kselftest_boot(bi);  /* selftest[=...] (boot tests) */
+    shellglue_start(bi);        /* ends with `canopy: ready` */
+    efirt_fault_record_clear(); /* a record of failed boots before this one, if any */
+    kselftest_boot(bi);         /* selftest[=...] (boot tests) */
     faultdemo_run(bi->cmdline);
     power_cmdline(bi->cmdline); /* power=off|reboot|... for boot tests */
     shellglue_run();

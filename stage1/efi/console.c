@@ -4,7 +4,8 @@
  * Text is formatted into a line buffer and flushed at each newline (or when
  * the buffer fills): to ConOut as UCS-2 while boot services live (OVMF copies
  * ConOut to its serial console), to COM1 afterwards. Only printable ASCII
- * reaches the firmware; anything else becomes '?'.
+ * reaches the firmware; anything else becomes '?'. Input is only ever a key
+ * to wait for (con_wait_key).
  */
 #include <canopy/fmt.h>
 
@@ -85,4 +86,29 @@ void con_after_exit(void)
         serial_init();
     if (con.len)
         flush(false);
+}
+
+#define KEY_POLL_US 10000 /* ConIn and COM1 are polled every 10 ms */
+
+bool con_wait_key(uint64_t us)
+{
+    SIMPLE_INPUT_INTERFACE *in = fw_st->ConIn;
+    EFI_INPUT_KEY key;
+    uint8_t byte;
+    /* Only keys typed from now on: what is queued already is dropped. */
+    if (in) {
+        in->Reset(in, FALSE);
+        for (int i = 0; i < 64 && !EFI_ERROR(in->ReadKeyStroke(in, &key)); i++)
+            ;
+    }
+    for (int i = 0; i < 64 && serial_read(&byte); i++)
+        ;
+    for (uint64_t waited = 0; waited < us; waited += KEY_POLL_US) {
+        if (in && !EFI_ERROR(in->ReadKeyStroke(in, &key)))
+            return true;
+        if (serial_read(&byte))
+            return true; /* a serial console the firmware does not read for ConIn */
+        fw_stall_us(KEY_POLL_US);
+    }
+    return false;
 }

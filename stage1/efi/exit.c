@@ -75,6 +75,8 @@ enum fw_status fw_exit_boot_services(uint64_t scratch_per_range, uint64_t scratc
     UINT32 desc_version = 0;
     EFI_STATUS s;
 
+    fault_before_exit(); /* a SetVariable may allocate: before the map is fetched */
+
     /*
      * Until the first ExitBootServices call the firmware is untouched, so a map
      * that outgrew its buffer (other agents allocate too) just means starting

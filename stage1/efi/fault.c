@@ -1,9 +1,13 @@
 /*
- * fault: stage 1's post-mortem. From efi_main until the kernel loads its own
- * IDT, a CPU exception prints the vector, error code, RIP, CR2 and the boot
- * phase on serial and on the framebuffer, is recorded in a non-volatile UEFI
- * variable, and the machine resets a few seconds later; the next stage 1 run
- * prints the record once and deletes it. docs/stage1.md has the reasons.
+ * fault: stage 1's post-mortem and its guard against an endless reset loop.
+ * From efi_main until the kernel loads its own IDT, a CPU exception prints
+ * the vector, error code, RIP, CR2 and the boot phase on serial and on the
+ * framebuffer, is recorded in a non-volatile UEFI variable, and the machine
+ * resets a few seconds later. The record (include/canopy/faultrec.h) also
+ * counts the failed boots in a row: the next stage 1 run prints it, keeps
+ * it (the kernel deletes it at `canopy: ready`), and after
+ * CANOPY_FAILED_BOOTS_MAX of them stops before the kernel. docs/stage1.md
+ * has the reasons.
  *
  *   struct fault_page (LoaderCode, in the image's .bss, page aligned)
  *     0     idt[256]      copy of the firmware's IDT; vectors 0-31 -> fault_stubs
@@ -27,9 +31,10 @@
  * firmware's tables.
  *
  * Called by entry.c (fw_fault_init/fini), main.c (fw_fault_phase,
- * fw_fault_show_previous), the stubs (fault_report) and reset.c
- * (fault_record_fatal).
+ * fw_fault_previous, fw_fault_failed_boots), exit.c (fault_before_exit), the
+ * stubs (fault_report) and reset.c (fault_record_fatal).
  */
+#include <canopy/faultrec.h>
 #include <canopy/fmt.h>
 #include <canopy/page.h>
 #include <canopy/phase.h>
@@ -39,24 +44,23 @@
 
 #include "fw_efi.h"
 
-#define GDT_COPY_MAX     1024
-#define RESCUE_STACK     (32 * 1024)
-#define RESET_DELAY_US   5000000
-#define RECORD_MAGIC     0x54524f4d59504f4eull /* "NOPYMORT" little endian */
-#define RECORD_VERSION   1
-#define RECORD_EXCEPTION 1
-#define RECORD_FATAL     2
+#define GDT_COPY_MAX   1024
+#define RESCUE_STACK   (32 * 1024)
+#define RESET_DELAY_US 5000000
+#define KEY_WAIT_S     60 /* the failed-boot stop waits this long for a key */
 
-/* Canopy's vendor GUID for its UEFI variables. */
-#define CANOPY_VENDOR_GUID                                                                         \
+/*
+ * EFI_RT_PROPERTIES_TABLE (UEFI 2.8, 4.6): which runtime services still work
+ * after ExitBootServices. gnu-efi's headers predate it.
+ */
+#define RT_PROPERTIES_TABLE_GUID                                                                   \
     {                                                                                              \
-        0x3c1f5a2e, 0x8d47, 0x4b9e,                                                                \
+        0xeb66918a, 0x7eef, 0x402a,                                                                \
         {                                                                                          \
-            0xa6, 0x1d, 0x52, 0x7e, 0x90, 0xc3, 0x4f, 0x18                                         \
+            0x84, 0x2e, 0x93, 0x1d, 0x21, 0xc3, 0x8a, 0xe9                                         \
         }                                                                                          \
     }
-#define RECORD_NAME L"CanopyLastFault" /* non-volatile: the record of a failed boot */
-#define PHASE_NAME  L"CanopyPhase"     /* volatile: the phase reached, while boot services run */
+#define RT_SUPPORTED_SET_VARIABLE 0x0040u
 
 /* One pseudo-descriptor per 16 bytes, as the trampoline reads them. */
 struct table_slot {
@@ -80,18 +84,7 @@ _Static_assert(offsetof(struct fault_page, handler) == 4112, "fault page layout"
 _Static_assert(offsetof(struct fault_page, depth) == 4120, "fault page layout");
 _Static_assert(sizeof(struct table_slot) == 16, "trampoline.S loads the tables at 16-byte steps");
 
-/* What a failed boot leaves for the next one (RECORD_NAME). */
-struct fault_record {
-    uint64_t magic;
-    uint32_t version;
-    uint32_t kind; /* RECORD_EXCEPTION or RECORD_FATAL */
-    uint32_t phase;
-    uint32_t vector;
-    uint64_t error_code;
-    uint64_t rip;
-    uint64_t cr2;
-    char message[96]; /* RECORD_FATAL: the line shown, NUL terminated */
-};
+_Static_assert(sizeof(struct canopy_guid) == sizeof(EFI_GUID), "the vendor GUID is an EFI_GUID");
 
 extern const char fault_stubs[];
 
@@ -104,7 +97,13 @@ static struct {
     unsigned phase;
     uint64_t tsc_hz;
     uint64_t image_base, image_size;
-} flt;
+    bool rt_set_variable;  /* SetVariable works after ExitBootServices (RT properties) */
+    bool record_kept;      /* a previous boot's record is still in the store */
+    uint32_t failed_boots; /* in a row before this boot, from that record */
+} flt = {.rt_set_variable = true};
+
+static CHAR16 record_name[] = CANOPY_FAULT_RECORD_NAME;
+static CHAR16 phase_var_name[] = CANOPY_PHASE_VAR_NAME;
 
 /* Called by the stubs with the firmware's tables live; never returns. */
 _Noreturn void fault_report(uint64_t vector, uint64_t error, uint64_t rip, uint64_t cr2,
@@ -112,7 +111,7 @@ _Noreturn void fault_report(uint64_t vector, uint64_t error, uint64_t rip, uint6
 
 static EFI_GUID vendor_guid(void)
 {
-    EFI_GUID g = CANOPY_VENDOR_GUID;
+    EFI_GUID g = CANOPY_VENDOR_GUID_INIT;
     return g;
 }
 
@@ -205,14 +204,37 @@ void fw_fault_tables_pages(uint64_t *base, uint64_t *bytes)
     *bytes = page_up(start + sizeof(page)) - *base;
 }
 
-/* The variable services, while boot services or (in physical mode) runtime services live. */
-static void record_write(const struct fault_record *rec)
+/*
+ * Writes (rec != NULL) or deletes the record: with boot services, or after
+ * them through the runtime services in physical mode, unless the firmware
+ * says SetVariable does not work then. NULL if it worked, else why not.
+ */
+static const char *record_store(const struct canopy_fault_record *rec)
 {
+    if (!fw_bs && !flt.rt_set_variable)
+        return "this firmware keeps no variables after ExitBootServices";
     EFI_GUID g = vendor_guid();
-    fw_rt->SetVariable(RECORD_NAME, &g,
-                       EFI_VARIABLE_NON_VOLATILE | EFI_VARIABLE_BOOTSERVICE_ACCESS |
-                           EFI_VARIABLE_RUNTIME_ACCESS,
-                       sizeof(*rec), (void *)rec);
+    UINT32 attrs =
+        EFI_VARIABLE_NON_VOLATILE | EFI_VARIABLE_BOOTSERVICE_ACCESS | EFI_VARIABLE_RUNTIME_ACCESS;
+    EFI_STATUS s =
+        fw_rt->SetVariable(record_name, &g, rec ? attrs : 0, rec ? sizeof(*rec) : 0, (void *)rec);
+    if (s == EFI_SUCCESS || (!rec && s == EFI_NOT_FOUND))
+        return NULL;
+    return s == EFI_UNSUPPORTED        ? "SetVariable is not supported"
+           : s == EFI_WRITE_PROTECTED  ? "the variable store is write-protected"
+           : s == EFI_OUT_OF_RESOURCES ? "the variable store is full"
+                                       : "SetVariable failed";
+}
+
+/* A new record for this boot: one more failed boot than the previous record counted. */
+static struct canopy_fault_record record_new(uint32_t kind)
+{
+    uint32_t n = flt.failed_boots < UINT32_MAX ? flt.failed_boots + 1 : UINT32_MAX;
+    return (struct canopy_fault_record){.magic = CANOPY_FAULT_RECORD_MAGIC,
+                                        .version = CANOPY_FAULT_RECORD_VERSION,
+                                        .kind = kind,
+                                        .phase = flt.phase,
+                                        .failed_boots = n};
 }
 
 void fw_fault_phase(enum canopy_phase p, bool inject)
@@ -221,7 +243,7 @@ void fw_fault_phase(enum canopy_phase p, bool inject)
     if (fw_bs) {
         EFI_GUID g = vendor_guid();
         uint32_t v = p;
-        fw_rt->SetVariable(PHASE_NAME, &g,
+        fw_rt->SetVariable(phase_var_name, &g,
                            EFI_VARIABLE_BOOTSERVICE_ACCESS | EFI_VARIABLE_RUNTIME_ACCESS, sizeof(v),
                            &v);
     }
@@ -316,56 +338,137 @@ _Noreturn void fault_report(uint64_t vector, uint64_t error, uint64_t rip, uint6
         (unsigned long long)error);
     say("canopy: RIP %s, CR2 0x%llx, CR3 0x%llx", at, (unsigned long long)cr2,
         (unsigned long long)cr3);
-    struct fault_record rec = {.magic = RECORD_MAGIC,
-                               .version = RECORD_VERSION,
-                               .kind = RECORD_EXCEPTION,
-                               .phase = flt.phase,
-                               .vector = (uint32_t)vector,
-                               .error_code = error,
-                               .rip = rip,
-                               .cr2 = cr2};
-    record_write(&rec);
-    say("canopy: recorded for the next boot; resetting in %u seconds", RESET_DELAY_US / 1000000);
+    struct canopy_fault_record rec = record_new(CANOPY_FAULT_RECORD_EXCEPTION);
+    rec.vector = (uint32_t)vector;
+    rec.error_code = error;
+    rec.rip = rip;
+    rec.cr2 = cr2;
+    const char *why = record_store(&rec);
+    if (why)
+        say("canopy: not recorded (%s); resetting in %u seconds", why, RESET_DELAY_US / 1000000);
+    else
+        say("canopy: recorded for the next boot; resetting in %u seconds",
+            RESET_DELAY_US / 1000000);
     cpu_delay_us(flt.tsc_hz, RESET_DELAY_US);
     fw_reset();
 }
 
-void fault_record_fatal(const char *message)
+const char *fault_record_fatal(const char *message)
 {
-    struct fault_record rec = {
-        .magic = RECORD_MAGIC, .version = RECORD_VERSION, .kind = RECORD_FATAL, .phase = flt.phase};
+    struct canopy_fault_record rec = record_new(CANOPY_FAULT_RECORD_FATAL);
     fmt_snprintf(rec.message, sizeof(rec.message), "%s", message);
-    record_write(&rec);
+    return record_store(&rec);
 }
 
-void fw_fault_show_previous(void)
+/* Reads which runtime services the firmware keeps after ExitBootServices. */
+static void read_rt_properties(void)
 {
+    EFI_GUID want = RT_PROPERTIES_TABLE_GUID;
+    for (UINTN i = 0; i < fw_st->NumberOfTableEntries; i++) {
+        const EFI_CONFIGURATION_TABLE *t = &fw_st->ConfigurationTable[i];
+        if (__builtin_memcmp(&t->VendorGuid, &want, sizeof(want)) != 0 || !t->VendorTable)
+            continue;
+        /* UINT16 Version, UINT16 Length, UINT32 RuntimeServicesSupported */
+        const uint8_t *p = t->VendorTable;
+        uint16_t length = (uint16_t)(p[2] | p[3] << 8);
+        uint32_t supported;
+        if (length < 8)
+            return; /* malformed: assume what the specification promises without it */
+        __builtin_memcpy(&supported, p + 4, sizeof(supported));
+        flt.rt_set_variable = (supported & RT_SUPPORTED_SET_VARIABLE) != 0;
+        return;
+    }
+}
+
+/* The record's one line ("phase X: what happened"). */
+static void show_record(const char *lead, struct canopy_fault_record *rec)
+{
+    if (rec->kind == CANOPY_FAULT_RECORD_EXCEPTION) {
+        con_printf("canopy: %s phase %s: vector %u (%s), error code 0x%llx, at RIP 0x%llx, "
+                   "CR2 0x%llx\n",
+                   lead, phase_name(rec->phase), rec->vector, vector_name(rec->vector),
+                   (unsigned long long)rec->error_code, (unsigned long long)rec->rip,
+                   (unsigned long long)rec->cr2);
+        return;
+    }
+    rec->message[sizeof(rec->message) - 1] = '\0';
+    for (char *c = rec->message; *c; c++)
+        if (*c < 0x20 || *c > 0x7e)
+            *c = '?';
+    con_printf("canopy: %s phase %s: %s\n", lead, phase_name(rec->phase), rec->message);
+}
+
+/*
+ * The guard's stop: the record, then a key (clears the count) or the
+ * timeout (keeps it, so an unattended machine stops here again instead of
+ * failing again). Either way back to the firmware's boot manager.
+ */
+static enum fw_status stop_before_kernel(struct canopy_fault_record *rec)
+{
+    con_printf("canopy: %u failed boots in a row; not starting the kernel\n", rec->failed_boots);
+    show_record("the last one stopped at", rec);
+    con_printf("canopy: press a key to clear the count (the next boot tries the kernel again), "
+               "or wait %u s to keep it; then back to the firmware\n",
+               KEY_WAIT_S);
+    if (!con_wait_key((uint64_t)KEY_WAIT_S * 1000000)) {
+        con_printf("canopy: no key; the count stays; back to the firmware\n");
+        return FW_FAILED;
+    }
+    const char *why = record_store(NULL);
+    if (why)
+        con_printf("canopy: a key; the count cannot be cleared (%s); back to the firmware\n", why);
+    else
+        con_printf("canopy: a key; the count is cleared; back to the firmware\n");
+    return FW_FAILED;
+}
+
+enum fw_status fw_fault_previous(void)
+{
+    read_rt_properties();
+    if (!flt.rt_set_variable)
+        con_printf("canopy: this firmware keeps no variables after ExitBootServices: a failure "
+                   "after it leaves no record, and failed boots there are not counted\n");
+
     EFI_GUID g = vendor_guid();
-    struct fault_record rec;
+    struct canopy_fault_record rec;
     UINTN size = sizeof(rec);
     UINT32 attrs;
-    EFI_STATUS s = fw_rt->GetVariable(RECORD_NAME, &g, &attrs, &size, &rec);
+    EFI_STATUS s = fw_rt->GetVariable(record_name, &g, &attrs, &size, &rec);
     if (s == EFI_NOT_FOUND)
-        return;
-    /* Deleted whatever it holds, so a record is shown once and a bad one does not stick. */
-    fw_rt->SetVariable(RECORD_NAME, &g, 0, 0, NULL);
-    if (EFI_ERROR(s) || size != sizeof(rec) || rec.magic != RECORD_MAGIC ||
-        rec.version != RECORD_VERSION) {
-        con_printf("canopy: the previous boot left an unreadable fault record; cleared\n");
-        return;
+        return FW_OK;
+    if (EFI_ERROR(s) || size != sizeof(rec) || rec.magic != CANOPY_FAULT_RECORD_MAGIC ||
+        rec.version != CANOPY_FAULT_RECORD_VERSION || rec.failed_boots == 0) {
+        /* Deleted, so a bad one does not stick. */
+        const char *why = record_store(NULL);
+        con_printf("canopy: the previous boot left an unreadable fault record; %s%s\n",
+                   why ? "cannot clear it: " : "cleared", why ? why : "");
+        return FW_OK;
     }
-    rec.message[sizeof(rec.message) - 1] = '\0';
-    if (rec.kind == RECORD_EXCEPTION) {
-        con_printf("canopy: the previous boot stopped at phase %s: vector %u (%s), error code "
-                   "0x%llx, at RIP 0x%llx, CR2 0x%llx\n",
-                   phase_name(rec.phase), rec.vector, vector_name(rec.vector),
-                   (unsigned long long)rec.error_code, (unsigned long long)rec.rip,
-                   (unsigned long long)rec.cr2);
-    } else {
-        for (char *c = rec.message; *c; c++)
-            if (*c < 0x20 || *c > 0x7e)
-                *c = '?';
-        con_printf("canopy: the previous boot stopped at phase %s: %s\n", phase_name(rec.phase),
-                   rec.message);
-    }
+    flt.record_kept = true;
+    flt.failed_boots = rec.failed_boots;
+    if (rec.failed_boots >= CANOPY_FAILED_BOOTS_MAX)
+        return stop_before_kernel(&rec);
+    show_record("the previous boot stopped at", &rec);
+    return FW_OK;
+}
+
+void fault_before_exit(void)
+{
+    if (!flt.record_kept || flt.rt_set_variable)
+        return;
+    /*
+     * The kernel cannot delete it on this firmware, and a failure after the
+     * exit could not be recorded anyway: the count ends with this boot.
+     */
+    const char *why = record_store(NULL);
+    if (why)
+        con_printf("canopy: cannot clear the failed-boot count before ExitBootServices (%s)\n",
+                   why);
+    flt.record_kept = why != NULL;
+    flt.failed_boots = 0;
+}
+
+uint32_t fw_fault_failed_boots(void)
+{
+    return flt.record_kept ? flt.failed_boots : 0;
 }

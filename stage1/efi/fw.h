@@ -62,6 +62,13 @@ void con_set_serial(bool on);
 /* Switches output to COM1; called once boot services are gone. */
 void con_after_exit(void);
 
+/*
+ * Waits up to `us` microseconds for a key on ConIn (the keyboard, and the
+ * serial console where the firmware reads it) or on COM1 directly; keys
+ * typed before the call do not count. True if one came. Boot services alive.
+ */
+bool con_wait_key(uint64_t us);
+
 /* ---- time and CPU (cpu.c) -------------------------------------------------- */
 
 struct fw_exit;
@@ -189,8 +196,18 @@ void fw_fault_init(void);
  * call before handing control back to the firmware.
  */
 void fw_fault_fini(void);
-/* Prints, once, what a previous boot recorded when it failed (nothing if it did not). */
-void fw_fault_show_previous(void);
+/*
+ * What a previous boot recorded when it failed: prints it (nothing if there
+ * is no record) and keeps it for the count of failed boots in a row, which
+ * the kernel clears at `canopy: ready`. Says once if the firmware cannot keep
+ * variables after ExitBootServices. After CANOPY_FAILED_BOOTS_MAX failed
+ * boots it stops instead: the record, a wait for a key (which clears the
+ * count) of at most a minute, and FW_FAILED, for the firmware's boot manager.
+ * => boot services alive; FW_OK: go on booting.
+ */
+MUST_CHECK enum fw_status fw_fault_previous(void);
+/* The failed boots in a row the record still in the store counts; 0 if none is left. */
+uint32_t fw_fault_failed_boots(void);
 /*
  * Notes the phase for reports (and in the volatile UEFI variable CanopyPhase
  * while boot services live). With inject, raises a page fault at once

@@ -44,7 +44,17 @@ uint64_t fw_tsc_hz_known(void);
 /* reset.c: ResetSystem, then the resets without firmware (canopy/x86/reset.h). */
 _Noreturn void fw_reset(void);
 
-/* fault.c: records a failure after ExitBootServices (the line shown) for the next boot. */
-void fault_record_fatal(const char *message);
+/*
+ * fault.c: records a failure after ExitBootServices (the line shown) for the
+ * next boot. NULL if it was stored, else why not.
+ */
+const char *fault_record_fatal(const char *message);
+/*
+ * fault.c: just before ExitBootServices, on firmware that keeps no variables
+ * after it, deletes the previous boot's record: the kernel could not.
+ */
+void fault_before_exit(void);
+/* serial.c: a byte received on COM1, if one is waiting (false without a UART). */
+bool serial_read(uint8_t *byte);
 
 #endif

@@ -33,14 +33,22 @@ _Noreturn void fw_fatal_after_exit(uint64_t tsc_hz, const char *fmt, ...)
     fmt_vsnprintf(line, sizeof(line), fmt, ap);
     va_end(ap);
     /* The screen too (a PC may have no serial port), and a record the next boot shows. */
-    char shown[170];
+    char shown[170], unrecorded[120];
     fmt_snprintf(shown, sizeof(shown), "canopy: %s", line);
+    const char *why = fault_record_fatal(line);
+    if (why)
+        fmt_snprintf(unrecorded, sizeof(unrecorded), "canopy: not recorded for the next boot (%s)",
+                     why);
     fbtext_line(shown);
+    if (why)
+        fbtext_line(unrecorded);
     fbtext_line("canopy: resetting in 5 seconds");
     con_set_serial(true);
     con_after_exit();
-    con_printf("%s\ncanopy: resetting in 5 seconds\n", shown);
-    fault_record_fatal(line);
+    con_printf("%s\n", shown);
+    if (why)
+        con_printf("%s\n", unrecorded);
+    con_printf("canopy: resetting in 5 seconds\n");
     cpu_delay_us(tsc_hz, 5000000);
     fw_reset();
 }

@@ -4,7 +4,8 @@
  * An absent UART reads back 0xff and never empties its transmitter, so the
  * port is probed through its scratch register first, and every wait for the
  * transmitter is bounded; a UART that times out once is not waited on again.
- * Output is never allowed to stall the boot.
+ * Output is never allowed to stall the boot. serial_read takes a waiting
+ * byte, for the one wait for a key (console.c).
  */
 #include <canopy/x86/uart.h>
 
@@ -46,4 +47,15 @@ void serial_write(const char *s, size_t n)
             put('\r');
         put(s[i]);
     }
+}
+
+bool serial_read(uint8_t *byte)
+{
+    /* Probed, not programmed: while boot services live, the firmware owns the UART's settings. */
+    if (uart_state == ABSENT || (uart_state == UNKNOWN && !uart_scratch_ok(UART_COM1)))
+        return false;
+    if (!(arch_inb(UART_COM1 + UART_LSR) & UART_LSR_DATA_READY))
+        return false;
+    *byte = arch_inb(UART_COM1 + UART_DATA);
+    return true;
 }

@@ -11,8 +11,9 @@ For each case, two QEMU runs share one OVMF variable store:
      (read back from the variable store file itself) and reset the machine,
      which -no-reboot turns into QEMU exiting;
   2. the normal image: stage 1 must print one line saying where the previous
-     boot stopped, with the same RIP and CR2, and delete the record (the
-     store's copy is marked deleted), then boot on.
+     boot stopped, with the same RIP and CR2, and boot on; the kernel, at
+     `canopy: ready`, says it deletes the record (one failed boot), and the
+     store's copy is marked deleted (through the runtime services' SetVariable).
 
 Cases:
   before-ebs    the fault while boot services still run (the firmware's IDT
@@ -43,11 +44,13 @@ BOOT_START_S = 60   # OVMF to the disk's boot option
 REPORT_S = 30       # the option started to stage 1's report
 RESET_S = 20        # the report to QEMU exiting (stage 1 waits 5 s)
 
-# Stage 1's fault record (struct fault_record in stage1/efi/fault.c).
+# Stage 1's fault record (struct canopy_fault_record in include/canopy/faultrec.h).
 RECORD_NAME = "CanopyLastFault"
-RECORD = struct.Struct("<QIIIIQQQ96s")
+RECORD = struct.Struct("<QIIIIQQQII96s")
 RECORD_MAGIC = 0x54524F4D59504F4E
+RECORD_VERSION = 2
 RECORD_EXCEPTION = 1
+RECORD_FATAL = 2
 # The record's phase is an enum canopy_phase value: the position of the phase
 # in the CANOPY_PHASES list of include/canopy/bootinfo.h, the list's one home.
 BOOTINFO_H = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "..", "include",
@@ -206,15 +209,16 @@ def run_case(args, phase):
     if rec is None or len(rec) != RECORD.size:
         raise harness.BootTestError(f"{name}: no {RECORD.size}-byte {RECORD_NAME} in the "
                                     f"variable store after the fault ({rec!r})")
-    magic, version, kind, rphase, rvector, rerror, rrip, rcr2, _msg = RECORD.unpack(rec)
+    magic, version, kind, rphase, rvector, rerror, rrip, rcr2, failed, _r, _msg = \
+        RECORD.unpack(rec)
     phases = phase_names()
     rphase_name = phases[rphase] if rphase < len(phases) else f"#{rphase}"
-    if (magic, version, kind, rphase_name, rvector, rerror, rrip, rcr2) != \
-            (RECORD_MAGIC, 1, RECORD_EXCEPTION, phase, 14, error, rip, cr2):
+    if (magic, version, kind, rphase_name, rvector, rerror, rrip, rcr2, failed) != \
+            (RECORD_MAGIC, RECORD_VERSION, RECORD_EXCEPTION, phase, 14, error, rip, cr2, 1):
         raise harness.BootTestError(f"{name}: the stored record {RECORD.unpack(rec)!r} differs "
                                     "from the report")
     print(f"[check] {name}: {RECORD_NAME} holds phase {phase}, vector 14, RIP {rip:#x}, CR2 "
-          f"{cr2:#x}", flush=True)
+          f"{cr2:#x}, 1 failed boot", flush=True)
 
     # Run 2: the normal image with the same variable store.
     with harness.Machine(args.image, ovmf_code=args.ovmf_code, ovmf_vars=vars_file,
@@ -232,11 +236,15 @@ def run_case(args, phase):
                     fail_if=r"previous boot|BdsDxe: failed to start")
         vm.wait_for(r"^canopy: [^\n]*entering the kernel", 30, "stage 1 entering the kernel",
                     fail_if=harness.BOOT_FAILURE)
+        vm.wait_for(r"^canopy: ready\n", 45, "`canopy: ready`", fail_if=harness.BOOT_FAILURE)
+        cleared = vm.wait_for_line(r"^canopy: this boot got to ready; the record of 1 failed "
+                                   r"boot before it is cleared$", 10, "the kernel clearing the "
+                                   "record", fail_if=r"^canopy: cannot clear")
         vm.qmp("quit")
         vm.wait_exit(10)
         shutil.copyfile(os.path.join(vm.tmp, "OVMF_VARS.fd"), vars_file)
-    print(f"[check] {name}: the next boot printed {want!r} and went on into the kernel",
-          flush=True)
+    print(f"[check] {name}: the next boot printed {want!r} and went on into the kernel, "
+          f"which said {cleared.group(0).strip()!r}", flush=True)
     states = [state for state, _ in read_variables(vars_file, RECORD_NAME)]
     if live_record(vars_file) is not None or not states:
         raise harness.BootTestError(f"{name}: after the next boot the store holds {RECORD_NAME} "

@@ -1,5 +1,6 @@
 /*
- * efirt: calling the UEFI runtime service ResetSystem after ExitBootServices.
+ * efirt: calling UEFI runtime services after ExitBootServices: ResetSystem,
+ * and SetVariable to delete stage 1's fault record.
  *
  * SetVirtualAddressMap is never called, so the firmware's runtime code
  * expects its regions at their physical addresses. The kernel's own address
@@ -69,6 +70,15 @@ const char *efirt_reset(enum efirt_reset_type type);
  * it is the kernel's. NULL, with the reason in *why, if it cannot be built.
  */
 const struct pt *efirt_pt(const char **why);
+
+/*
+ * At `canopy: ready`: when stage 1 left a fault record (the boot info's
+ * failed_boots), deletes it through SetVariable, so the count of failed
+ * boots in a row starts again; one line says what happened. Does nothing
+ * (and writes no flash) when there is no record.
+ * => after efirt_init().
+ */
+void efirt_fault_record_clear(void);
 
 /* Page-table frames the EFI address space holds (owner CANOPY_OWNER_RUNTIME); 0 before it is built.
  */
