@@ -5,6 +5,12 @@ manager then reports the failed boot option and moves on.
 
 Cases: missing (no /canopy/kernel.elf), truncated (the file ends in the middle
 of its first loadable segment), badmagic (the first byte changed).
+
+Under OVMF (the default) the boot manager says `BdsDxe: failed to start
+Boot000N` and starts the next option. Under U-Boot (--firmware uboot) it says
+`## Application failed, r = N` and `EFI LOAD FAILED: continuing...`, its
+boot script tries the other devices, and U-Boot's own `=> ` prompt ends the
+test: the firmware is alive and in control again.
 """
 
 import os
@@ -21,7 +27,8 @@ CASES = {
 
 
 def make_variant(args, case):
-    out = os.path.join(args.workdir, f"bad-kernel-{case}.img")
+    # Per firmware: the OVMF and U-Boot runs of a case may run side by side.
+    out = os.path.join(args.workdir, f"bad-kernel-{case}-{args.firmware}.img")
     if case == "missing":
         return harness.make_image(args, out, no_kernel=True)
     with open(args.kernel, "rb") as f:
@@ -33,10 +40,10 @@ def make_variant(args, case):
         data = data[:seg.offset + seg.filesz // 2]
     elif case == "badmagic":
         data[0] = 0x7E
-    bad = os.path.join(args.workdir, f"kernel-{case}.elf")
+    bad = os.path.join(args.workdir, f"kernel-{case}-{args.firmware}.elf")
     with open(bad, "wb") as f:
         f.write(data)
-    print(f"[setup] kernel-{case}.elf: {len(data)} bytes")
+    print(f"[setup] {os.path.basename(bad)}: {len(data)} bytes")
     return harness.make_image(args, out, kernel=bad)
 
 
@@ -47,14 +54,17 @@ def main():
     os.makedirs(args.workdir, exist_ok=True)
     image = make_variant(args, args.case)
     print(f"[setup] {os.path.basename(image)}: kernel {args.case}")
-    with harness.machine_from_args(args, image=image, name=f"bad-kernel-{args.case}") as vm:
-        vm.wait_for_line(r"BdsDxe: starting Boot\d+", 30, "OVMF starting the disk")
+    uboot = args.firmware == "uboot"
+    with harness.machine_from_args(args, image=image,
+                                   name=f"bad-kernel-{args.case}-{args.firmware}") as vm:
+        vm.wait_for_line(vm.fw_line("start"), 90 if uboot else 30,
+                         "the firmware starting the disk's boot loader")
         start = vm.cursor()
-        # Stage 1 returns to the firmware; OVMF's boot manager says the boot
+        # Stage 1 returns to the firmware; its boot manager says the boot
         # option failed and goes on to the next one.
-        m = vm.wait_for_line(r"BdsDxe: failed to start Boot\d+", 45,
-                        "OVMF's boot manager reporting the failed boot option",
-                        fail_if=r"^canopy: (kernel entered|ready)")
+        m = vm.wait_for_line(vm.fw_line("failed"), 45,
+                             "the boot manager reporting the failed boot option",
+                             fail_if=r"^canopy: (kernel entered|ready)")
         back = m.group(0).strip()
         # The last thing stage 1 printed before returning is the error line.
         lines = [l for l in vm.output()[start:m.start()].split("\n") if l.startswith("canopy: ")]
@@ -69,9 +79,12 @@ def main():
                                         f"reason for a {args.case} kernel ({CASES[args.case]})")
         print(f"\n[check] stage 1's error line: {error!r}")
         print(f"[check] back in the firmware after {vm.elapsed():.1f} s: {back!r}")
-        m = vm.wait_for_line(r"BdsDxe: (loading|starting) Boot\d+", 30,
-                        "the boot manager moving on to the next option")
+        m = vm.wait_for_line(vm.fw_line("next"), 30,
+                             "the boot manager moving on to the next option")
         print(f"[check] the boot manager moved on: {m.group(0).strip()!r}")
+        if uboot:
+            vm.wait_for(r"^=> ", 120, "U-Boot's prompt", partial=True)
+            print(f"[check] U-Boot's prompt after {vm.elapsed():.1f} s")
 
 
 if __name__ == "__main__":

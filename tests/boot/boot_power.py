@@ -1,20 +1,21 @@
 #!/usr/bin/env python3
 """Boot test: the kernel powers the machine off and resets it.
 
-The image's command line carries `power=CASE`, which the kernel acts on right
+The image's command line carries `power=WORD`, which the kernel acts on right
 after `canopy: ready` (the shell's `poweroff` and `reboot` call the same
 functions). Each case checks three things no one can fake from inside the
 guest:
 
-  - the console names the method that was tried, and no method failed before
-    it (so the UEFI ResetSystem cases prove the firmware call worked, and the
-    fallback cases prove their method works on its own);
+  - the console names the method that was tried, and no method failed (or
+    was skipped) before it but the ones the case expects (so the UEFI
+    ResetSystem cases prove the firmware call worked, and the fallback cases
+    prove their method works on its own);
   - QEMU's own account over QMP: a SHUTDOWN event with reason
     `guest-shutdown` (ACPI S5, directly or from the firmware) or
     `guest-reset` (a reset that -no-reboot turns into an exit);
   - QEMU's exit status: 0 (isa-debug-exit, the last resort, would give 3).
 
-Cases:
+Cases under OVMF:
   off            power=off: UEFI ResetSystem(EfiResetShutdown)
   off-acpi       power=off-acpi: ACPI S5 from the FADT and the DSDT's \\_S5
   reboot         power=reboot: UEFI ResetSystem(EfiResetCold), -no-reboot
@@ -23,6 +24,21 @@ Cases:
   reboot-triple  a triple fault
   reboot-again   power=reboot without -no-reboot: a RESET event, and the
                  firmware boots the kernel a second time
+
+Cases under U-Boot's UEFI, whose ResetSystem the kernel does not call (no
+memory attributes table: its runtime code would have to be mapped W+X; and
+on x86 it resets the machine when asked to power it off), so the kernel says
+it skips it and goes on with ACPI (docs/stage1.md, "Firmware other than EDK2"):
+  uboot-reboot     q35: the FADT's reset register (port 0xcf9)
+  uboot-reboot-pc  pc: U-Boot's FADT there has no reset register (revision 1),
+                   so the 8042 reset line
+  uboot-off-pc     pc: ACPI S5
+  uboot-off        q35: nothing can power the machine off (U-Boot never sets
+                   the ICH9 power-management base, and its DSDT fails its
+                   checksum), and without isa-debug-exit neither can QEMU's
+                   device: the kernel says so in one line and halts. QEMU
+                   keeps running; `info registers` shows the CPU halted
+                   (HLT=1) with interrupts off.
 """
 
 import json
@@ -33,29 +49,50 @@ import time
 
 import harness
 
-READY_TIMEOUT_S = 60
+READY_TIMEOUT_S = {"ovmf": 60, "uboot": 120}  # U-Boot: a countdown and AHCI timeouts first
 EXIT_AFTER_READY_S = 5  # "within a few seconds" of `canopy: ready`
 
 TRIED = r"^power: trying (.*)\n"
-FAILED = r"^power: .* failed: .*$|^power: the machine could not"
+FAILED = r"^power: .* failed: .*$|^power: skipping .*$|^power: nothing could.*$"
 
+class Case:
+    def __init__(self, cmdline, method, reason, firmware="ovmf", machine="q35",
+                 failures=(), debug_exit=True):
+        self.cmdline = cmdline      # the word after power=
+        self.method = method        # the one method tried (a regex)
+        self.reason = reason        # QEMU's SHUTDOWN reason, or None: QEMU keeps running
+        self.firmware = firmware
+        self.machine = machine
+        self.failures = failures    # the failed or skipped methods' lines this case expects
+        self.debug_exit = debug_exit
+
+
+SKIP_EFI = r"^power: skipping UEFI ResetSystem\(\w+\): .+$"
 CASES = {
-    "off": ("off", r"UEFI ResetSystem\(EfiResetShutdown\)", "guest-shutdown"),
-    "off-acpi": ("off-acpi", r"ACPI S5 \(PM1a_CNT port 0x[0-9a-f]+, SLP_TYPa \d", "guest-shutdown"),
-    "reboot": ("reboot", r"UEFI ResetSystem\(EfiResetCold\)", "guest-reset"),
-    "reboot-acpi": ("reboot-acpi", r"the ACPI reset register \(port 0x[0-9a-f]+ <- 0x",
-                    "guest-reset"),
-    "reboot-8042": ("reboot-8042", r"the 8042 reset line", "guest-reset"),
-    "reboot-triple": ("reboot-triple", r"a triple fault", "guest-reset"),
-    "reboot-again": ("reboot", r"UEFI ResetSystem\(EfiResetCold\)", "guest-reset"),
+    "off": Case("off", r"UEFI ResetSystem\(EfiResetShutdown\)", "guest-shutdown"),
+    "off-acpi": Case("off-acpi", r"ACPI S5 \(PM1a_CNT port 0x[0-9a-f]+, SLP_TYPa \d",
+                     "guest-shutdown"),
+    "reboot": Case("reboot", r"UEFI ResetSystem\(EfiResetCold\)", "guest-reset"),
+    "reboot-acpi": Case("reboot-acpi", r"the ACPI reset register \(port 0x[0-9a-f]+ <- 0x",
+                        "guest-reset"),
+    "reboot-8042": Case("reboot-8042", r"the 8042 reset line", "guest-reset"),
+    "reboot-triple": Case("reboot-triple", r"a triple fault", "guest-reset"),
+    "reboot-again": Case("reboot", r"UEFI ResetSystem\(EfiResetCold\)", "guest-reset"),
+    "uboot-reboot": Case("reboot", r"the ACPI reset register \(port 0xcf9 <- 0x",
+                         "guest-reset", firmware="uboot", failures=[SKIP_EFI]),
+    "uboot-reboot-pc": Case("reboot", r"the 8042 reset line", "guest-reset", firmware="uboot",
+                            machine="pc",
+                            failures=[SKIP_EFI, r"^power: ACPI reset register failed: FADT "
+                                      r"revision \d+ has no reset register$"]),
+    "uboot-off-pc": Case("off", r"ACPI S5 \(PM1a_CNT port 0x[0-9a-f]+, SLP_TYPa \d",
+                         "guest-shutdown", firmware="uboot", machine="pc", failures=[SKIP_EFI]),
+    "uboot-off": Case("off", r"QEMU's isa-debug-exit", None, firmware="uboot", debug_exit=False,
+                      failures=[SKIP_EFI, r"^power: ACPI S5 failed: DSDT at 0x[0-9a-f]+: bad "
+                                r"checksum$",
+                                r"^power: QEMU isa-debug-exit failed: no such device.*$",
+                                r"^power: nothing could power the machine off; halted: turn it "
+                                r"off by hand$"]),
 }
-
-
-class RebootingMachine(harness.Machine):
-    """A Machine without -no-reboot: a guest reset starts the firmware again."""
-
-    def command_line(self):
-        return [a for a in super().command_line() if a != "-no-reboot"]
 
 
 def variant_image(args, case, cmdline):
@@ -91,8 +128,9 @@ def qmp_events(vm, timeout):
     return events
 
 
-def check_methods(vm, since, method):
-    """The console after `since`: exactly one method tried, `method`, and no failure."""
+def check_methods(vm, since, method, failures=()):
+    """The console after `since`: exactly one method tried, `method`, and no
+    failure or skipped method but those in `failures`, each exactly once."""
     text = vm.output()[since:]
     tried = re.findall(TRIED, text, re.MULTILINE)
     if not tried or not re.match(method, tried[0]):
@@ -100,10 +138,15 @@ def check_methods(vm, since, method):
                                     f"got {tried!r}; the console ended with:\n" + vm.tail())
     if len(tried) != 1:
         raise harness.BootTestError(f"more than one method tried: {tried!r}")
-    failed = re.search(FAILED, text, re.MULTILINE)
-    if failed:
-        raise harness.BootTestError(f"a method failed: {failed.group(0)!r}")
-    print(f"\n[check] the only method tried: {tried[0]}, and nothing failed")
+    for f in failures:
+        seen = re.findall(f, text, re.MULTILINE)
+        if len(seen) != 1:
+            raise harness.BootTestError(f"expected one line matching {f!r}, got {seen!r}")
+        print(f"[check] as expected: {seen[0]!r}")
+    for m in re.finditer(FAILED, text, re.MULTILINE):
+        if not any(re.fullmatch(f.strip("^$"), m.group(0)) for f in failures):
+            raise harness.BootTestError(f"a method failed: {m.group(0)!r}")
+    print(f"\n[check] the only method tried: {tried[0]}, and nothing else failed")
 
 
 def check_event(events, reason):
@@ -120,30 +163,31 @@ def check_event(events, reason):
     print(f"\n[check] QEMU reported {e['event']} with reason {data['reason']} (guest: true)")
 
 
-def run_case(args, case):
-    cmdline, method, reason = CASES[case]
-    image = variant_image(args, case, cmdline)
-    again = case == "reboot-again"
-    if again:
-        vm = RebootingMachine(image, ovmf_code=args.ovmf_code, ovmf_vars=args.ovmf_vars,
-                              machine=args.machine, mem=args.mem, smp=args.smp, cpu=args.cpu,
-                              log_dir=args.workdir, name=f"power-{case}", echo=not args.quiet)
-    else:
-        vm = harness.machine_from_args(args, image=image, name=f"power-{case}")
+def run_case(args, name):
+    case = CASES[name]
+    args.firmware, args.machine = case.firmware, case.machine
+    image = variant_image(args, name, case.cmdline)
+    again = name == "reboot-again"
+    vm = harness.machine_from_args(args, image=image, name=f"power-{name}", no_reboot=not again,
+                                   debug_exit=case.debug_exit)
     with vm:
         vm.qmp("query-status")  # QMP up before anything happens, so no event is missed
-        vm.wait_for_line(r"^power: UEFI (runtime services look usable|ResetSystem will not)",
-                         READY_TIMEOUT_S, "the boot's UEFI runtime line",
+        vm.wait_for_line(r"^power: UEFI (runtime services look usable|ResetSystem will)",
+                         READY_TIMEOUT_S[case.firmware], "the boot's UEFI runtime line",
                          fail_if=harness.BOOT_FAILURE)
-        vm.expect_absent(r"^power: UEFI ResetSystem will not be used")
-        vm.wait_for(r"^canopy: ready\n", READY_TIMEOUT_S, "`canopy: ready`",
+        if case.firmware == "ovmf":
+            vm.expect_absent(r"^power: UEFI ResetSystem will not be used")
+        vm.wait_for(r"^canopy: ready\n", READY_TIMEOUT_S[case.firmware], "`canopy: ready`",
                     fail_if=harness.BOOT_FAILURE)
         ready_at = vm.elapsed()
         since = vm.cursor()
-        vm.wait_for_line(r"^power: the command line asks for power=" + re.escape(cmdline) + "$",
-                         10, "the kernel acting on power=")
+        vm.wait_for_line(r"^power: the command line asks for power=" + re.escape(case.cmdline)
+                         + "$", 10, "the kernel acting on power=")
         if again:
-            check_again(vm, since, method)
+            check_again(vm, since, case.method)
+            return
+        if case.reason is None:
+            check_halted(vm, since, case)
             return
         status = vm.wait_exit(EXIT_AFTER_READY_S + 5)
         took = vm.elapsed() - ready_at
@@ -154,8 +198,32 @@ def run_case(args, case):
         if took > EXIT_AFTER_READY_S:
             raise harness.BootTestError(f"QEMU ended {took:.1f} s after `canopy: ready`, "
                                         f"expected within {EXIT_AFTER_READY_S} s")
-        check_methods(vm, since, method)
-        check_event(events, reason)
+        check_methods(vm, since, case.method, case.failures)
+        check_event(events, case.reason)
+
+
+def check_halted(vm, since, case):
+    """Nothing could power the machine off: one line, then the CPU halted for
+    good, with QEMU still running, no SHUTDOWN or RESET, and nothing more on
+    the console."""
+    m = vm.wait_for_line(r"^power: nothing could", 10, "the kernel saying nothing worked")
+    check_methods(vm, since, case.method, case.failures)
+    time.sleep(2)
+    status = vm.qmp("query-status")
+    regs = vm.hmp("info registers")
+    events = [e for e in qmp_events(vm, 1) if e["event"] in ("SHUTDOWN", "RESET")]
+    after = vm.output()[vm.cursor():].strip()
+    hlt = re.search(r"\bHLT=(\d)", regs)
+    rfl = re.search(r"\bRFL=([0-9a-f]+)", regs)
+    halted = hlt and hlt.group(1) == "1" and rfl and not int(rfl.group(1), 16) & 0x200
+    print(f"[check] {m.group(0).strip()!r}; then QEMU {status.get('status')}, the CPU "
+          f"{'halted with interrupts off' if halted else 'not halted'} (`info registers`: "
+          f"{hlt.group(0) if hlt else 'no HLT'}, {rfl.group(0) if rfl else 'no RFL'})")
+    if status.get("status") != "running" or not halted or events or after:
+        raise harness.BootTestError(f"expected a running QEMU with its CPU halted and "
+                                    f"interrupts off, no shutdown and nothing more on the "
+                                    f"console; got {status}, {events}, {after!r}, registers:\n"
+                                    + regs)
 
 
 def check_again(vm, since, method):
@@ -165,7 +233,7 @@ def check_again(vm, since, method):
     vm.wait_for_line(r"BdsDxe: starting Boot\d+", 60, "OVMF starting the disk a second time")
     events = qmp_events(vm, 1)
     check_event(events, "guest-reset")
-    vm.wait_for(r"^canopy: ready\n", READY_TIMEOUT_S, "`canopy: ready` a second time",
+    vm.wait_for(r"^canopy: ready\n", READY_TIMEOUT_S["ovmf"], "`canopy: ready` a second time",
                 fail_if=harness.BOOT_FAILURE)
     print("\n[check] the firmware booted the kernel to `canopy: ready` a second time")
 

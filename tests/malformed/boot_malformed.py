@@ -1,10 +1,10 @@
 #!/usr/bin/env python3
 """Boot test: broken kernels from gen.py, each in its own image, booted one
-after another under QEMU + OVMF. For each, stage 1 must print one line naming
-the kernel file and the validator's reason for that case (on the serial
-console and on the screen), pause, and return to the firmware, whose boot
-manager reports the failed option and goes on to the next. Never the kernel,
-a hang or a CPU exception.
+after another under QEMU + OVMF (or U-Boot's UEFI, --firmware uboot). For
+each, stage 1 must print one line naming the kernel file and the validator's
+reason for that case (on the serial console and, under OVMF, on the screen),
+pause, and return to the firmware, whose boot manager reports the failed
+option and goes on to the next. Never the kernel, a hang or a CPU exception.
 
     boot_malformed.py <harness options> --cases NAME...
 """
@@ -31,21 +31,23 @@ def main():
     if unknown:
         raise harness.BootTestError(f"no such gen.py cases: {unknown}")
 
+    # Its own file names per firmware: the OVMF and U-Boot runs may run side by side.
+    prefix = "malformed-" if args.firmware == "ovmf" else f"malformed-{args.firmware}-"
     images = {}
     for name in args.cases:
         case = by_name[name]
-        kernel = os.path.join(args.workdir, f"malformed-{name}.elf")
+        kernel = os.path.join(args.workdir, f"{prefix}{name}.elf")
         with open(kernel, "wb") as f:
             f.write(case.data)
-        images[name] = bootcheck.make_image(args, f"malformed-{name}", kernel=kernel)
-        print(f"[setup] malformed-{name}.img: {case.what} (expect {case.status})", flush=True)
+        images[name] = bootcheck.make_image(args, f"{prefix}{name}", kernel=kernel)
+        print(f"[setup] {prefix}{name}.img: {case.what} (expect {case.status})", flush=True)
 
     for name in args.cases:
         case = by_name[name]
-        with harness.machine_from_args(args, image=images[name], name=f"malformed-{name}") as vm:
+        with harness.machine_from_args(args, image=images[name], name=f"{prefix}{name}") as vm:
             # The line is the path, then the validator's reason for this case.
             want = re.escape(KERNEL_PATH) + ": " + f"(?=.*(?:{case.reason_regex()})).*"
-            bootcheck.expect_give_up(vm, f"malformed-{name}", want, args.workdir)
+            bootcheck.expect_give_up(vm, f"{prefix}{name}", want, args.workdir)
     print(f"[check] {len(args.cases)} broken kernels, each refused with its reason")
 
 

@@ -12,7 +12,10 @@ A give-up looks like this on the serial console (OVMF copies ConOut there):
     BdsDxe: loading Boot0003 ...          (the boot manager moves on)
 
 and during the pause the screen's last text rows are those two stage 1
-lines. The screen check has no font: it measures where each text row ends,
+lines. Under U-Boot's UEFI (--firmware uboot) the boot manager's lines are
+U-Boot's (harness.FIRMWARE_LINES), stage 1 first says once that U-Boot keeps
+no variables after ExitBootServices, and there is no screen to check (U-Boot
+has no graphics output protocol). The screen check has no font: it measures where each text row ends,
 in character cells of the `canopy: stage 1` row, which is exact enough to
 tell a line's length to the character and to see where the console wrapped it.
 
@@ -27,7 +30,7 @@ import sys
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "boot"))
 import harness  # noqa: E402
 
-BOOT_START_S = 60   # OVMF to the disk's boot option (about 5 s alone, more when busy)
+BOOT_START_S = 90   # the firmware to the disk's boot option (OVMF about 5 s, U-Boot 5-15 s)
 STAGE1_LINE_S = 20  # the option started to stage 1's error line
 RETURN_S = 8        # the error line to the boot manager's failure report (3 s pause)
 NEXT_S = 20         # the failure report to the next boot option
@@ -123,34 +126,42 @@ def check_screen(vm, path, line):
 
 # ---- one boot that must end in stage 1 giving up ---------------------------------
 
+# Stage 1's lines that are not its error line: the first, and U-Boot's notice.
+NOT_THE_ERROR = r"stage 1|this firmware keeps no variables after ExitBootServices"
+
+
 def expect_give_up(vm, name, line_regex, shot_dir):
     """Boots to stage 1's error line (a regex for the whole line after
-    `canopy: `), checks it is on screen, that stage 1 returns to the firmware
-    within RETURN_S, and that the boot manager moves on. Returns the line."""
-    vm.wait_for(r"BdsDxe: starting Boot\d+.*", BOOT_START_S, "OVMF starting the disk",
+    `canopy: `), checks it is on screen (OVMF), that stage 1 returns to the
+    firmware within RETURN_S, and that the boot manager moves on. Returns the
+    line."""
+    vm.wait_for(vm.fw_line("start") + ".*", BOOT_START_S, "the firmware starting the disk",
                 fail_if=NOT_A_GIVE_UP)
     # Connect QMP now, so the screendump during stage 1's pause is one request.
     vm.qmp("query-status")
     vm.wait_for(r"^canopy: stage 1\s*$", STAGE1_LINE_S, "`canopy: stage 1`",
                 fail_if=NOT_A_GIVE_UP)
     # A whole line: the console text also holds the line being written.
-    m = vm.wait_for(r"^canopy: (?!stage 1)[^\n]*\n", STAGE1_LINE_S, "stage 1's error line",
-                    fail_if=NOT_A_GIVE_UP)
+    m = vm.wait_for(r"^canopy: (?!" + NOT_THE_ERROR + r")[^\n]*\n", STAGE1_LINE_S,
+                    "stage 1's error line", fail_if=NOT_A_GIVE_UP)
     line = m.group(0).strip()
     at = vm.elapsed()
     if not re.fullmatch(line_regex, line[len("canopy: "):]):
         raise harness.BootTestError(f"{name}: stage 1 said {line!r}; expected "
                                     f"`canopy: ` + {line_regex!r}")
-    shown = check_screen(vm, os.path.join(shot_dir, f"{name}.error.ppm"), line)
-    m = vm.wait_for(r"BdsDxe: failed to start Boot\d+.*", RETURN_S,
-                    "OVMF's boot manager reporting the failed option", fail_if=NOT_A_GIVE_UP)
+    if vm.firmware == "ovmf":
+        shown = check_screen(vm, os.path.join(shot_dir, f"{name}.error.ppm"), line)
+    else:
+        shown = "no screen (no graphics output)"
+    m = vm.wait_for(vm.fw_line("failed") + ".*", RETURN_S,
+                    "the boot manager reporting the failed option", fail_if=NOT_A_GIVE_UP)
     back = vm.elapsed() - at
     between = vm.output()[m.start() - 2000 if m.start() > 2000 else 0:m.start()]
     after_error = between[between.rfind(line) + len(line):]
     if re.search(r"^canopy: ", after_error, re.M):
         raise harness.BootTestError(f"{name}: stage 1 printed more after its error line: "
                                     f"{after_error.strip()!r}")
-    vm.wait_for(r"BdsDxe: (loading|starting) Boot\d+.*", NEXT_S,
+    vm.wait_for(vm.fw_line("next") + ".*", NEXT_S,
                 "the boot manager moving on to the next option", fail_if=NOT_A_GIVE_UP)
     print(f"[check] {name}: {line!r} at {at:.1f} s; on screen: {shown}; back in the firmware "
           f"{back:.1f} s later, which moved on to the next boot option", flush=True)
