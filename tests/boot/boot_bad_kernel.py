@@ -8,9 +8,11 @@ of its first loadable segment), badmagic (the first byte changed).
 
 Under OVMF (the default) the boot manager says `BdsDxe: failed to start
 Boot000N` and starts the next option. Under U-Boot (--firmware uboot) it says
-`## Application failed, r = N` and `EFI LOAD FAILED: continuing...`, its
-boot script tries the other devices, and U-Boot's own `=> ` prompt ends the
-test: the firmware is alive and in control again.
+`## Application failed, r = N` and `EFI LOAD FAILED: continuing...`, and
+its boot script tries the other devices; for the missing kernel the test
+also waits for U-Boot's own `=> ` prompt at the end of them, which shows the
+firmware alive and in control again (on q35 that takes U-Boot another 30 s
+of IDE and USB timeouts, so the other cases stop at the boot manager's line).
 """
 
 import os
@@ -82,7 +84,7 @@ def main():
         m = vm.wait_for_line(vm.fw_line("next"), 30,
                              "the boot manager moving on to the next option")
         print(f"[check] the boot manager moved on: {m.group(0).strip()!r}")
-        if uboot:
+        if uboot and args.case == "missing":
             vm.wait_for(r"^=> ", 120, "U-Boot's prompt", partial=True)
             print(f"[check] U-Boot's prompt after {vm.elapsed():.1f} s")
 
