@@ -26,8 +26,8 @@
  * Not every firmware keeps every service after ExitBootServices: the EFI RT
  * properties table (UEFI 2.8) says which it does, and a service it leaves
  * out is never called (U-Boot keeps no SetVariable). U-Boot's x86
- * ResetSystem also resets the machine when asked to power it off (its
- * sysreset_x86.c), so it is not used for EfiResetShutdown there.
+ * ResetSystem also resets the machine when asked to power it off (its x86
+ * sysreset driver), so it is not used for EfiResetShutdown there.
  *
  * Its tables are PMM frames owned by CANOPY_OWNER_RUNTIME (not PAGE_TABLE:
  * the audit matches those against the kernel's own hierarchy). Called by
@@ -596,7 +596,7 @@ static const char *build(void)
     return NULL;
 }
 
-/* "U-Boot's x86 ResetSystem treats EfiResetShutdown as a warm reset" (sysreset_x86.c). */
+/* U-Boot, whose x86 ResetSystem treats EfiResetShutdown as a warm reset (its sysreset driver). */
 static bool vendor_is_u_boot(void)
 {
     const char *want = "Das U-Boot";
