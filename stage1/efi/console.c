@@ -8,6 +8,7 @@
  * to wait for (con_wait_key).
  */
 #include <canopy/fmt.h>
+#include <canopy/x86/cpu.h>
 
 #include "fw_efi.h"
 
@@ -103,11 +104,18 @@ bool con_wait_key(uint64_t us)
     }
     for (int i = 0; i < 64 && serial_read(&byte); i++)
         ;
+    /*
+     * Bounded twice: by the TSC (the polls themselves take time, so a count of
+     * Stalls alone runs long), and by that count, should the TSC not advance.
+     */
+    uint64_t hz = fw_tsc_hz(), start = arch_rdtsc();
     for (uint64_t waited = 0; waited < us; waited += KEY_POLL_US) {
         if (in && !EFI_ERROR(in->ReadKeyStroke(in, &key)))
             return true;
         if (serial_read(&byte))
             return true; /* a serial console the firmware does not read for ConIn */
+        if (hz && arch_rdtsc() - start >= hz / 1000 * (us / 1000))
+            break;
         fw_stall_us(KEY_POLL_US);
     }
     return false;
