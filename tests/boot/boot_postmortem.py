@@ -161,7 +161,9 @@ def make_image(args, name, cfg_text):
 
 
 def run_case(args, phase):
-    name = f"postmortem-{phase}"
+    # Named by display setup too: CTest runs the two-display variant beside
+    # the default one, and they must not share an image or a variable store.
+    name = f"postmortem-{phase}" + ("" if args.graphics in (None, "std") else f"-{args.graphics}")
     with open(args.cfg) as f:
         base_cfg = f.read()
     image = make_image(args, name, base_cfg + f"\ndebug_fault={phase}\n")
