@@ -12,13 +12,9 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "../load/config.h"
+#include <canopy/check.h>
 
-#define REQUIRE(c)                                                                                 \
-    do {                                                                                           \
-        if (!(c))                                                                                  \
-            abort();                                                                               \
-    } while (0)
+#include "../load/config.h"
 
 struct seen {
     unsigned reports;
@@ -29,20 +25,25 @@ static void report(void *ctx, unsigned line, const char *problem)
 {
     struct seen *s = ctx;
     s->reports++;
-    REQUIRE(line >= 1 && line <= s->max_line);
+    if (!(line >= 1 && line <= s->max_line))
+        FUZZ_FAIL();
     size_t n = strlen(problem);
-    REQUIRE(n > 0 && n < 160);
+    if (!(n > 0 && n < 160))
+        FUZZ_FAIL();
     for (size_t i = 0; i < n; i++)
-        REQUIRE(problem[i] >= 0x20 && problem[i] <= 0x7e);
+        if (!(problem[i] >= 0x20 && problem[i] <= 0x7e))
+            FUZZ_FAIL();
 }
 
 static void require_printable(const char *s, size_t cap)
 {
     const char *nul = memchr(s, '\0', cap);
-    REQUIRE(nul != NULL);
+    if (nul == NULL)
+        FUZZ_FAIL();
     size_t n = (size_t)(nul - s);
     for (size_t i = 0; i < n; i++)
-        REQUIRE(s[i] >= 0x20 && s[i] <= 0x7e);
+        if (!(s[i] >= 0x20 && s[i] <= 0x7e))
+            FUZZ_FAIL();
 }
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
@@ -57,13 +58,18 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     memcpy(text, data, size);
     unsigned problems = config_parse(&cfg, text, size, report, &seen);
     free(text);
-    REQUIRE(problems == seen.reports);
+    if (problems != seen.reports)
+        FUZZ_FAIL();
     require_printable(cfg.kernel, sizeof(cfg.kernel));
     require_printable(cfg.cmdline, sizeof(cfg.cmdline));
-    REQUIRE(cfg.kernel[0] == '/' && strchr(cfg.kernel, '\\') == NULL);
-    REQUIRE(cfg.verbose <= CONFIG_VERBOSE_MAX);
-    REQUIRE((cfg.fb_width == 0) == (cfg.fb_height == 0));
-    REQUIRE(cfg.debug_ignored == 0);
+    if (!(cfg.kernel[0] == '/' && strchr(cfg.kernel, '\\') == NULL))
+        FUZZ_FAIL();
+    if (cfg.verbose > CONFIG_VERBOSE_MAX)
+        FUZZ_FAIL();
+    if (!((cfg.fb_width == 0) == (cfg.fb_height == 0)))
+        FUZZ_FAIL();
+    if (cfg.debug_ignored != 0)
+        FUZZ_FAIL();
 
     struct config verified;
     struct seen seen2 = {.max_line = seen.max_line};
@@ -73,11 +79,17 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     memcpy(text, data, size);
     config_parse(&verified, text, size, report, &seen2);
     free(text);
-    REQUIRE(verified.debug_fault == CONFIG_NO_FAULT && verified.debug_smash == CONFIG_NO_FAULT);
-    REQUIRE(strcmp(verified.kernel, cfg.kernel) == 0 && strcmp(verified.cmdline, cfg.cmdline) == 0);
-    REQUIRE(verified.serial == cfg.serial && verified.verbose == cfg.verbose);
-    REQUIRE(verified.fb_width == cfg.fb_width && verified.fb_height == cfg.fb_height);
-    REQUIRE(verified.kernel_pinned == cfg.kernel_pinned);
-    REQUIRE(memcmp(&verified.kernel_sha256, &cfg.kernel_sha256, sizeof(cfg.kernel_sha256)) == 0);
+    if (!(verified.debug_fault == CONFIG_NO_FAULT && verified.debug_smash == CONFIG_NO_FAULT))
+        FUZZ_FAIL();
+    if (!(strcmp(verified.kernel, cfg.kernel) == 0 && strcmp(verified.cmdline, cfg.cmdline) == 0))
+        FUZZ_FAIL();
+    if (!(verified.serial == cfg.serial && verified.verbose == cfg.verbose))
+        FUZZ_FAIL();
+    if (!(verified.fb_width == cfg.fb_width && verified.fb_height == cfg.fb_height))
+        FUZZ_FAIL();
+    if (verified.kernel_pinned != cfg.kernel_pinned)
+        FUZZ_FAIL();
+    if (memcmp(&verified.kernel_sha256, &cfg.kernel_sha256, sizeof(cfg.kernel_sha256)) != 0)
+        FUZZ_FAIL();
     return 0;
 }

@@ -9,15 +9,10 @@
  */
 #include <stddef.h>
 #include <stdint.h>
-#include <stdlib.h>
+
+#include <canopy/check.h>
 
 #include "../load/elf.h"
-
-#define REQUIRE(c)                                                                                 \
-    do {                                                                                           \
-        if (!(c))                                                                                  \
-            abort();                                                                               \
-    } while (0)
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
@@ -25,32 +20,44 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     struct elf_plan plan;
     struct elf_error err;
     enum elf_status st = elf_validate(data, size, avail, &plan, &err);
-    REQUIRE(err.status == st);
+    if (err.status != st)
+        FUZZ_FAIL();
     if (st != ELF_OK) {
-        REQUIRE(st < ELF_STATUS_COUNT && err.reason[0] != '\0');
+        if (!(st < ELF_STATUS_COUNT && err.reason[0] != '\0'))
+            FUZZ_FAIL();
         return 0;
     }
-    REQUIRE(plan.count >= 1 && plan.count <= CANOPY_MAX_SEGMENTS);
+    if (!(plan.count >= 1 && plan.count <= CANOPY_MAX_SEGMENTS))
+        FUZZ_FAIL();
     uint64_t pages = 0;
     int entry_ok = 0;
     for (uint32_t i = 0; i < plan.count; i++) {
         const struct elf_segment_plan *s = &plan.seg[i];
-        REQUIRE(s->vaddr % PAGE_SIZE == 0 && s->vaddr >= CANOPY_KERNEL_BASE);
-        REQUIRE(s->page_count >= 1 && s->page_offset < PAGE_SIZE);
-        REQUIRE(s->file_size <= s->mem_size && s->mem_size > 0);
-        REQUIRE(s->file_offset <= size && s->file_size <= size - s->file_offset);
-        REQUIRE((s->flags & (CANOPY_SEG_W | CANOPY_SEG_X)) != (CANOPY_SEG_W | CANOPY_SEG_X));
+        if (!(s->vaddr % PAGE_SIZE == 0 && s->vaddr >= CANOPY_KERNEL_BASE))
+            FUZZ_FAIL();
+        if (!(s->page_count >= 1 && s->page_offset < PAGE_SIZE))
+            FUZZ_FAIL();
+        if (!(s->file_size <= s->mem_size && s->mem_size > 0))
+            FUZZ_FAIL();
+        if (!(s->file_offset <= size && s->file_size <= size - s->file_offset))
+            FUZZ_FAIL();
+        if ((s->flags & (CANOPY_SEG_W | CANOPY_SEG_X)) == (CANOPY_SEG_W | CANOPY_SEG_X))
+            FUZZ_FAIL();
         uint64_t last_page = s->vaddr + (s->page_count - 1) * PAGE_SIZE;
-        REQUIRE(last_page >= s->vaddr); /* no wrap */
-        REQUIRE(s->page_offset + s->mem_size <= s->page_count * PAGE_SIZE);
-        if (i + 1 < plan.count)
-            REQUIRE(last_page < plan.seg[i + 1].vaddr);
+        if (last_page < s->vaddr) /* a wrap */
+            FUZZ_FAIL();
+        if (s->page_offset + s->mem_size > s->page_count * PAGE_SIZE)
+            FUZZ_FAIL();
+        if (i + 1 < plan.count && last_page >= plan.seg[i + 1].vaddr)
+            FUZZ_FAIL();
         uint64_t start = s->vaddr + s->page_offset;
         if (plan.entry >= start && plan.entry - start < s->mem_size && (s->flags & CANOPY_SEG_X))
             entry_ok = 1;
         pages += s->page_count;
     }
-    REQUIRE(entry_ok);
-    REQUIRE(pages == plan.total_pages && pages * PAGE_SIZE <= avail);
+    if (!entry_ok)
+        FUZZ_FAIL();
+    if (!(pages == plan.total_pages && pages * PAGE_SIZE <= avail))
+        FUZZ_FAIL();
     return 0;
 }
