@@ -151,15 +151,15 @@ static void canopy_insert(uint64_t key)
 
 static void *canopy_lookup(uint64_t key)
 {
-    const struct avl_node *n = ctree.root, *best = NULL;
+    const struct avl_node *node = ctree.root, *best = NULL;
     uint64_t start = CANOPY_START(key);
 
     /* As space.c's lookup: the last node starting at or below the key, found without branches. */
-    while (n) {
-        bool right = n->start <= start;
+    while (node) {
+        bool right = node->start <= start;
 
-        best = right ? n : best;
-        n = avl_child(n, right);
+        best = right ? node : best;
+        node = avl_child(node, right);
     }
     return best && best->start == start ? (void *)best : NULL;
 }

@@ -6,7 +6,11 @@
 #   uefi    stage 1, a PE32+ EFI application (MS x64 ABI), linked by lld-link
 #   kernel  the higher-half ELF64 kernel, linked by ld.lld
 
-set(CANOPY_WARNINGS -Wall -Wextra -Werror -Wno-unused-parameter)
+set(CANOPY_WARNINGS -Wall -Wextra -Werror -Wno-unused-parameter
+  -Wshadow              # an inner name hiding an outer one reads as the outer one
+  -Wvla                 # no stack arrays sized at run time: kernel and firmware stacks are small
+  -Wstrict-prototypes   # f() is f(void): no unchecked calls through old-style declarations
+  -Wmissing-prototypes) # a non-static function is declared in a header the caller shares, or static
 
 # Host builds catch memory and UB errors at the first bad access.
 set(CANOPY_HOST_CFLAGS

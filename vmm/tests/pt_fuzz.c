@@ -21,6 +21,8 @@
  */
 #include "pt_sim.h"
 
+#include <canopy/check.h>
+
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -181,8 +183,6 @@ static void compare(const struct pt *pt)
     if (sim.held != pt->table_count || sim.bad_frees != 0)
         die("frames held vs table_count", sim.held, pt->table_count);
 }
-
-int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {

@@ -17,6 +17,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include <canopy/check.h>
+
 #include "space_oracle.h"
 
 struct byte_stream {
@@ -35,8 +37,6 @@ static uint64_t next_word(void *ctx)
             w |= (uint64_t)b->data[b->pos] << (8 * i);
     return w;
 }
-
-int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {

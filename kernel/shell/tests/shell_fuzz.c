@@ -10,6 +10,8 @@
  */
 #include "fake_ops.h"
 
+#include <canopy/check.h>
+
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>

@@ -15,12 +15,15 @@
  * CHECK_EQ and REQUIRE_EQ evaluate each side once and compare them as `a == b`
  * would (the usual arithmetic conversions). RUN(test) names a test whose
  * checks failed; check_finish() prints the tally and gives main's status.
- * FUZZ_FAIL() stops a fuzzer at once (abort: libFuzzer keeps the input).
+ * FUZZ_FAIL() stops a fuzzer at once (abort: libFuzzer keeps the input), and
+ * LLVMFuzzerTestOneInput is declared here once for every fuzzer that defines it.
  */
 #ifndef CANOPY_CHECK_H
 #define CANOPY_CHECK_H
 
 #include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 
@@ -111,5 +114,8 @@ static inline int check_finish(void)
         fprintf(stderr, "%s:%d: property violated\n", __FILE__, __LINE__);                         \
         abort();                                                                                   \
     } while (0)
+
+/* A fuzzer's entry point: libFuzzer calls it with each input; it returns 0. */
+int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 
 #endif
