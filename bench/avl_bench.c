@@ -56,6 +56,7 @@
 #include <string.h>
 #include <time.h>
 
+#include <canopy/rng.h>
 #include <vmm/avl.h>
 
 /* The four item types. */
@@ -75,11 +76,7 @@ struct key_item {
 static uint64_t rng_state = 0xa71b;
 static uint64_t rnd(void)
 {
-    uint64_t z = (rng_state += 0x9e3779b97f4a7c15ull);
-
-    z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ull;
-    z = (z ^ (z >> 27)) * 0x94d049bb133111ebull;
-    return z ^ (z >> 31);
+    return splitmix64_next(&rng_state);
 }
 
 /*

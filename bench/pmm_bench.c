@@ -23,6 +23,7 @@
  * briefly, for the test suite.
  */
 #define _DEFAULT_SOURCE
+#include <canopy/rng.h>
 #include <pmm/pmm.h>
 
 #include <stdio.h>
@@ -59,10 +60,7 @@ static double median(double *v, int n)
 static uint64_t rng_state = 0x853c49e6748fea9bull;
 static inline uint64_t rng(void)
 {
-    rng_state ^= rng_state << 13;
-    rng_state ^= rng_state >> 7;
-    rng_state ^= rng_state << 17;
-    return rng_state;
+    return xorshift64_next(&rng_state);
 }
 
 static void report(const char *bench, uint64_t n, double ns)

@@ -13,6 +13,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include <canopy/rng.h>
+
 static int passed, failed;
 
 #define CHECK(cond)                                                                                \
@@ -43,15 +45,11 @@ static void run(const char *name, bool (*fn)(void))
 }
 #define RUN(fn) run(#fn, fn)
 
-/* A deterministic generator (splitmix64), so failures reproduce. */
+/* A seeded generator, so failures reproduce. */
 static uint64_t rng_state = 0x5eed;
 static uint64_t rnd(void)
 {
-    uint64_t z = (rng_state += 0x9e3779b97f4a7c15ull);
-
-    z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ull;
-    z = (z ^ (z >> 27)) * 0x94d049bb133111ebull;
-    return z ^ (z >> 31);
+    return splitmix64_next(&rng_state);
 }
 
 struct item {

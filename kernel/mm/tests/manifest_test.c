@@ -15,6 +15,7 @@
 
 #include <canopy/check.h>
 #include <canopy/page.h>
+#include <canopy/rng.h>
 
 unsigned check_passed, check_failed;
 
@@ -275,10 +276,9 @@ static uint64_t rng_state = 0x9e3779b97f4a7c15ull;
 
 static uint64_t rnd(uint64_t n)
 {
-    rng_state ^= rng_state << 13;
-    rng_state ^= rng_state >> 7;
-    rng_state ^= rng_state << 17;
-    return n ? rng_state % n : 0;
+    uint64_t r = xorshift64_next(&rng_state);
+
+    return n ? r % n : 0;
 }
 
 /* A range in a 4 GiB window, aligned to a random granularity. */

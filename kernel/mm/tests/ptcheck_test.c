@@ -15,6 +15,7 @@
 
 #include <canopy/check.h>
 #include <canopy/page.h>
+#include <canopy/rng.h>
 #include <vmm/pte.h>
 
 unsigned check_passed, check_failed;
@@ -453,10 +454,7 @@ static uint64_t rng_state = 0x9e3779b97f4a7c15ull;
 
 static uint64_t rng(void)
 {
-    rng_state ^= rng_state << 13;
-    rng_state ^= rng_state >> 7;
-    rng_state ^= rng_state << 17;
-    return rng_state;
+    return xorshift64_next(&rng_state);
 }
 
 /* Every pair of runs that share frames, judged directly: the count ptcheck_frames must give. */

@@ -10,6 +10,7 @@
 #include <string.h>
 
 #include <canopy/check.h>
+#include <canopy/rng.h>
 
 #include "../slab.h"
 
@@ -240,7 +241,7 @@ static void test_random_churn_keeps_contents_and_returns_every_page(void)
     uint64_t x = 0x9e3779b97f4a7c15ull;
     unsigned corrupt = 0, bad_free = 0, oom = 0, check_fail = 0;
     for (unsigned op = 0; op < OPS; op++) {
-        x ^= x << 13, x ^= x >> 7, x ^= x << 17;
+        xorshift64_next(&x);
         unsigned i = (unsigned)(x % SLOTS);
         if (slot[i].p) {
             for (size_t k = 0; k < slot[i].size; k++)

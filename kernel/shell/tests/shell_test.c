@@ -7,6 +7,7 @@
 #include "fake_ops.h"
 
 #include <canopy/check.h>
+#include <canopy/rng.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -591,10 +592,7 @@ static void test_shell_run_checks_like_the_editor(void)
 static uint64_t rng_state = 0x9e3779b97f4a7c15ull;
 static uint64_t rnd(void)
 {
-    rng_state ^= rng_state << 13;
-    rng_state ^= rng_state >> 7;
-    rng_state ^= rng_state << 17;
-    return rng_state;
+    return xorshift64_next(&rng_state);
 }
 
 /* One hostile line body (no CR or LF) into buf; returns its length. */
