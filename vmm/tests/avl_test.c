@@ -13,37 +13,17 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include <canopy/check.h>
 #include <canopy/rng.h>
 
-static int passed, failed;
+unsigned check_passed, check_failed;
 
-#define CHECK(cond)                                                                                \
-    do {                                                                                           \
-        if (!(cond)) {                                                                             \
-            fprintf(stderr, "%s:%d: %s: CHECK(%s) failed\n", __FILE__, __LINE__, __func__, #cond); \
-            return false;                                                                          \
-        }                                                                                          \
-    } while (0)
-
-#define CHECK_TREE(t)                                                                              \
+/* REQUIRE that avl_check finds t consistent, with its reason when it does not. */
+#define REQUIRE_TREE(t)                                                                            \
     do {                                                                                           \
         const char *why_ = "";                                                                     \
-        if (!avl_check((t), &why_)) {                                                              \
-            fprintf(stderr, "%s:%d: %s: avl_check: %s\n", __FILE__, __LINE__, __func__, why_);     \
-            return false;                                                                          \
-        }                                                                                          \
+        REQUIREF(avl_check((t), &why_), "avl_check: %s", why_);                                    \
     } while (0)
-
-static void run(const char *name, bool (*fn)(void))
-{
-    if (fn()) {
-        passed++;
-    } else {
-        failed++;
-        fprintf(stderr, "FAIL %s\n", name);
-    }
-}
-#define RUN(fn) run(#fn, fn)
 
 /* A seeded generator, so failures reproduce. */
 static uint64_t rng_state = 0x5eed;
@@ -133,14 +113,13 @@ static unsigned ceil_log2(uint64_t x)
 
 /* ---- structure ---- */
 
-static bool test_avl_empty_tree_checks_and_navigates(void)
+static void test_avl_empty_tree_checks_and_navigates(void)
 {
     struct avl_tree t;
 
     avl_init(&t);
-    CHECK_TREE(&t);
-    CHECK(avl_first(&t) == NULL && avl_last(&t) == NULL);
-    return true;
+    REQUIRE_TREE(&t);
+    REQUIRE(avl_first(&t) == NULL && avl_last(&t) == NULL);
 }
 
 /*
@@ -153,7 +132,7 @@ static bool test_avl_empty_tree_checks_and_navigates(void)
  *    /              \          \           /
  *   1                3          2         2
  */
-static bool test_avl_insert_rotations_ll_rr_lr_rl(void)
+static void test_avl_insert_rotations_ll_rr_lr_rl(void)
 {
     static const int orders[4][3] = {{3, 2, 1}, {1, 2, 3}, {3, 1, 2}, {1, 3, 2}};
 
@@ -166,19 +145,18 @@ static bool test_avl_insert_rotations_ll_rr_lr_rl(void)
             uint64_t k = (uint64_t)orders[o][i] * 0x10;
 
             insert_range(&t, &it[i], k, k + 7);
-            CHECK_TREE(&t);
+            REQUIRE_TREE(&t);
         }
-        CHECK(t.root->start == 0x20);
-        CHECK(t.root->left->start == 0x10 && t.root->right->start == 0x30);
-        CHECK(tree_height(&t) == 2 && avl_balance(t.root) == 0);
+        REQUIRE(t.root->start == 0x20);
+        REQUIRE(t.root->left->start == 0x10 && t.root->right->start == 0x30);
+        REQUIRE(tree_height(&t) == 2 && avl_balance(t.root) == 0);
         /* Gaps: 0x18..0x1f and 0x28..0x2f, 8 bytes each. */
-        CHECK(avl_max_gap(t.root) == 8);
-        CHECK(avl_first(&t)->start == 0x10 && avl_last(&t)->last == 0x37);
+        REQUIRE(avl_max_gap(t.root) == 8);
+        REQUIRE(avl_first(&t)->start == 0x10 && avl_last(&t)->last == 0x37);
     }
-    return true;
 }
 
-static bool test_avl_sequential_inserts_stay_balanced(void)
+static void test_avl_sequential_inserts_stay_balanced(void)
 {
     enum { N = 4096 };
     static struct item it[N];
@@ -188,19 +166,18 @@ static bool test_avl_sequential_inserts_stay_balanced(void)
     for (int i = 0; i < N; i++) {
         insert_range(&t, &it[i], (uint64_t)i * 0x2000, (uint64_t)i * 0x2000 + 0xfff);
         if (i % 97 == 0)
-            CHECK_TREE(&t);
+            REQUIRE_TREE(&t);
     }
-    CHECK_TREE(&t);
-    CHECK(t.count == N);
+    REQUIRE_TREE(&t);
+    REQUIRE(t.count == N);
     /* An AVL tree of n nodes is at most 1.44 log2(n + 2) high. */
-    CHECK(tree_height(&t) <= 1.4405 * 13.0 + 1);
-    CHECK(avl_first(&t)->start == 0 && avl_last(&t)->last == (uint64_t)(N - 1) * 0x2000 + 0xfff);
-    CHECK(avl_max_gap(t.root) == 0x1000);
-    return true;
+    REQUIRE(tree_height(&t) <= 1.4405 * 13.0 + 1);
+    REQUIRE(avl_first(&t)->start == 0 && avl_last(&t)->last == (uint64_t)(N - 1) * 0x2000 + 0xfff);
+    REQUIRE(avl_max_gap(t.root) == 0x1000);
 }
 
 /* In-order navigation visits every node once, in order, both ways. */
-static bool test_avl_next_prev_walk_in_order(void)
+static void test_avl_next_prev_walk_in_order(void)
 {
     enum { N = 500 };
     static struct item it[N];
@@ -218,16 +195,15 @@ static bool test_avl_next_prev_walk_in_order(void)
     }
     for (n = avl_first(&t); n; n = avl_next(n), count++) {
         /* avl_entry gets back to the embedding struct. */
-        CHECK(n->start == (uint64_t)((item_of(n)->tag * 7919) % N) * 0x100);
-        CHECK(count == 0 || n->start > prev);
+        REQUIRE(n->start == (uint64_t)((item_of(n)->tag * 7919) % N) * 0x100);
+        REQUIRE(count == 0 || n->start > prev);
         prev = n->start;
     }
-    CHECK(count == N);
+    REQUIRE(count == N);
     count = 0;
     for (n = avl_last(&t); n; n = avl_prev(n), count++)
-        CHECK(n->start == (uint64_t)(N - 1 - count) * 0x100);
-    CHECK(count == N);
-    return true;
+        REQUIRE(n->start == (uint64_t)(N - 1 - count) * 0x100);
+    REQUIRE(count == N);
 }
 
 /*
@@ -235,7 +211,7 @@ static bool test_avl_next_prev_walk_in_order(void)
  * the right subtree) takes its place, and the tree rebalances up from where
  * the successor came from.
  */
-static bool test_avl_erase_rebalances_root(void)
+static void test_avl_erase_rebalances_root(void)
 {
     enum { N = 64 };
     static struct item it[N];
@@ -249,17 +225,16 @@ static bool test_avl_erase_rebalances_root(void)
         struct avl_node *succ = t.root->right ? avl_next(t.root) : NULL;
 
         avl_erase(&t, t.root);
-        CHECK_TREE(&t);
-        CHECK(find_start(&t, old) == NULL);
+        REQUIRE_TREE(&t);
+        REQUIRE(find_start(&t, old) == NULL);
         /* The successor is still there (and possibly the new root). */
-        CHECK(!succ || find_start(&t, succ->start) == succ);
+        REQUIRE(!succ || find_start(&t, succ->start) == succ);
     }
-    CHECK(t.count == 0);
-    return true;
+    REQUIRE(t.count == 0);
 }
 
 /* Erasing every node in a random order, checking after each. */
-static bool test_avl_erase_random_order_keeps_invariants(void)
+static void test_avl_erase_random_order_keeps_invariants(void)
 {
     enum { N = 2000 };
     static struct item it[N];
@@ -274,10 +249,9 @@ static bool test_avl_erase_random_order_keeps_invariants(void)
     shuffle(order, N);
     for (int i = 0; i < N; i++) {
         avl_erase(&t, &it[order[i]].node);
-        CHECK_TREE(&t);
-        CHECK(t.count == (size_t)(N - 1 - i));
+        REQUIRE_TREE(&t);
+        REQUIRE(t.count == (size_t)(N - 1 - i));
     }
-    return true;
 }
 
 /*
@@ -286,7 +260,7 @@ static bool test_avl_erase_random_order_keeps_invariants(void)
  *   before: [0x1000,0x1fff]  gap 0x1000  [0x3000,0x3fff]  gap 0xc000  [0x10000,0x10fff]
  *   after:  [0x1000,0x1fff]  gap 0x1000  [0x3000,0xdfff]  gap 0x2000  [0x10000,0x10fff]
  */
-static bool test_avl_adjust_updates_gaps_to_root(void)
+static void test_avl_adjust_updates_gaps_to_root(void)
 {
     struct avl_tree t;
     struct item a, b, c;
@@ -295,24 +269,23 @@ static bool test_avl_adjust_updates_gaps_to_root(void)
     insert_range(&t, &a, 0x1000, 0x1fff);
     insert_range(&t, &b, 0x3000, 0x3fff);
     insert_range(&t, &c, 0x10000, 0x10fff);
-    CHECK(avl_max_gap(t.root) == 0xc000);
+    REQUIRE(avl_max_gap(t.root) == 0xc000);
     avl_adjust(&t, &b.node, 0x3000, 0xdfff);
-    CHECK_TREE(&t);
-    CHECK(avl_max_gap(t.root) == 0x2000 && c.node.gap == 0x2000);
+    REQUIRE_TREE(&t);
+    REQUIRE(avl_max_gap(t.root) == 0x2000 && c.node.gap == 0x2000);
     avl_adjust(&t, &a.node, 0x0, 0x2fff); /* now touching b: gap 0 */
-    CHECK_TREE(&t);
-    CHECK(avl_first(&t)->start == 0 && avl_max_gap(t.root) == 0x2000 && b.node.gap == 0);
+    REQUIRE_TREE(&t);
+    REQUIRE(avl_first(&t)->start == 0 && avl_max_gap(t.root) == 0x2000 && b.node.gap == 0);
     avl_adjust(&t, &c.node, 0xe000, 0xffffffffffffffffull); /* ends at 2^64 - 1 */
-    CHECK_TREE(&t);
-    CHECK(avl_last(&t)->last == UINT64_MAX && avl_max_gap(t.root) == 0);
+    REQUIRE_TREE(&t);
+    REQUIRE(avl_last(&t)->last == UINT64_MAX && avl_max_gap(t.root) == 0);
     avl_adjust(&t, &b.node, 0x5000, 0x5fff); /* moves down and up inside its old range */
-    CHECK_TREE(&t);
-    CHECK(b.node.gap == 0x2000 && c.node.gap == 0x8000 && avl_max_gap(t.root) == 0x8000);
-    return true;
+    REQUIRE_TREE(&t);
+    REQUIRE(b.node.gap == 0x2000 && c.node.gap == 0x8000 && avl_max_gap(t.root) == 0x8000);
 }
 
 /* A node whose range ends at the last byte of the address space breaks nothing. */
-static bool test_avl_range_ending_at_top_of_address_space(void)
+static void test_avl_range_ending_at_top_of_address_space(void)
 {
     struct avl_tree t;
     struct item a, b;
@@ -322,15 +295,14 @@ static bool test_avl_range_ending_at_top_of_address_space(void)
     avl_init(&t);
     insert_range(&t, &a, 0xfffffffffffff000ull, UINT64_MAX);
     insert_range(&t, &b, 0, 0xfff);
-    CHECK_TREE(&t);
-    CHECK(avl_max_gap(t.root) == 0xfffffffffffff000ull - 0x1000);
-    CHECK(avl_gap_highest(&t, &q, &addr, NULL) && addr == 0xffffffffffffe000ull);
-    CHECK(avl_gap_lowest(&t, &q, &addr, NULL) && addr == 0x1000);
-    return true;
+    REQUIRE_TREE(&t);
+    REQUIRE(avl_max_gap(t.root) == 0xfffffffffffff000ull - 0x1000);
+    REQUIRE(avl_gap_highest(&t, &q, &addr, NULL) && addr == 0xffffffffffffe000ull);
+    REQUIRE(avl_gap_lowest(&t, &q, &addr, NULL) && addr == 0x1000);
 }
 
 /* avl_check notices each kind of corruption it promises to verify. */
-static bool test_avl_check_detects_each_corruption(void)
+static void test_avl_check_detects_each_corruption(void)
 {
     enum { N = 15 };
     struct item it[N];
@@ -341,64 +313,64 @@ static bool test_avl_check_detects_each_corruption(void)
     avl_init(&t);
     for (int i = 0; i < N; i++)
         insert_range(&t, &it[i], (uint64_t)i * 0x100, (uint64_t)i * 0x100 + 0x3f);
-    CHECK_TREE(&t);
+    REQUIRE_TREE(&t);
     r = t.root;
     saved = *r;
 
     r->left_max++;
-    CHECK(!avl_check(&t, &why) && strstr(why, "left_max"));
+    REQUIRE(!avl_check(&t, &why) && strstr(why, "left_max"));
     *r = saved;
     r->right_max--;
-    CHECK(!avl_check(&t, &why) && strstr(why, "right_max"));
+    REQUIRE(!avl_check(&t, &why) && strstr(why, "right_max"));
     *r = saved;
     r->gap++;
-    CHECK(!avl_check(&t, &why) && strstr(why, "gap is wrong"));
+    REQUIRE(!avl_check(&t, &why) && strstr(why, "gap is wrong"));
     *r = saved;
     r->fit_2m[0]++;
-    CHECK(!avl_check(&t, &why) && strstr(why, "fit_2m"));
+    REQUIRE(!avl_check(&t, &why) && strstr(why, "fit_2m"));
     *r = saved;
     r->fit_2m[1]--;
-    CHECK(!avl_check(&t, &why) && strstr(why, "fit_2m"));
+    REQUIRE(!avl_check(&t, &why) && strstr(why, "fit_2m"));
     *r = saved;
     r->fit_1g[0]--;
-    CHECK(!avl_check(&t, &why) && strstr(why, "fit_1g"));
+    REQUIRE(!avl_check(&t, &why) && strstr(why, "fit_1g"));
     *r = saved;
     r->fit_1g[1]++;
-    CHECK(!avl_check(&t, &why) && strstr(why, "fit_1g"));
+    REQUIRE(!avl_check(&t, &why) && strstr(why, "fit_1g"));
     *r = saved;
     t.first->gap = 1; /* the hole below the first range is not a node's */
-    CHECK(!avl_check(&t, &why) && strstr(why, "gap is wrong"));
+    REQUIRE(!avl_check(&t, &why) && strstr(why, "gap is wrong"));
     t.first->gap = 0;
     t.first = t.root;
-    CHECK(!avl_check(&t, &why) && strstr(why, "first"));
+    REQUIRE(!avl_check(&t, &why) && strstr(why, "first"));
     t.first = &it[0].node;
     t.last = t.root;
-    CHECK(!avl_check(&t, &why) && strstr(why, "last"));
+    REQUIRE(!avl_check(&t, &why) && strstr(why, "last"));
     t.last = &it[N - 1].node;
-    CHECK_TREE(&t);
+    REQUIRE_TREE(&t);
     /* A balance factor that is valid but wrong, then the unused bit pattern. */
     r->parent_balance = (r->parent_balance & ~AVL_BALANCE_MASK) | (avl_balance(r) == 0 ? 2 : 1);
-    CHECK(!avl_check(&t, &why) && strstr(why, "balance factor is wrong"));
+    REQUIRE(!avl_check(&t, &why) && strstr(why, "balance factor is wrong"));
     r->parent_balance |= AVL_BALANCE_MASK;
-    CHECK(!avl_check(&t, &why) && strstr(why, "balance factor is wrong"));
+    REQUIRE(!avl_check(&t, &why) && strstr(why, "balance factor is wrong"));
     *r = saved;
     {
         uintptr_t keep = r->left->parent_balance;
 
         r->left->parent_balance = (uintptr_t)r->right | (keep & AVL_BALANCE_MASK);
-        CHECK(!avl_check(&t, &why) && strstr(why, "parent"));
+        REQUIRE(!avl_check(&t, &why) && strstr(why, "parent"));
         r->left->parent_balance = keep;
     }
     r->last = avl_next(r)->start; /* overlaps its successor */
-    CHECK(!avl_check(&t, &why) && strstr(why, "overlap"));
+    REQUIRE(!avl_check(&t, &why) && strstr(why, "overlap"));
     *r = saved;
     r->start = r->last + 1;
-    CHECK(!avl_check(&t, &why) && strstr(why, "start above"));
+    REQUIRE(!avl_check(&t, &why) && strstr(why, "start above"));
     *r = saved;
     t.count++;
-    CHECK(!avl_check(&t, &why) && strstr(why, "count"));
+    REQUIRE(!avl_check(&t, &why) && strstr(why, "count"));
     t.count--;
-    CHECK_TREE(&t);
+    REQUIRE_TREE(&t);
 
     /* An unbalanced but otherwise consistent chain: 1 -> 2 -> 3 to the right. */
     {
@@ -423,9 +395,8 @@ static bool test_avl_check_detects_each_corruption(void)
         a.node.right_max = 0x10;
         u.last = &c.node;
         u.count = 3;
-        CHECK(!avl_check(&u, &why) && strstr(why, "balance"));
+        REQUIRE(!avl_check(&u, &why) && strstr(why, "balance"));
     }
-    return true;
 }
 
 /* ---- gap search ---- */
@@ -458,7 +429,7 @@ static bool brute_gap(struct avl_tree *t, const struct avl_gap_query *q, bool hi
 }
 
 /* Small trees with byte-granular ranges and odd windows against the brute force. */
-static bool test_avl_gap_search_matches_brute_force(void)
+static void test_avl_gap_search_matches_brute_force(void)
 {
     enum { N = 12 };
     struct item it[N];
@@ -481,7 +452,7 @@ static bool test_avl_gap_search_matches_brute_force(void)
             if (!clash)
                 insert_range(&t, &it[i], s, l);
         }
-        CHECK_TREE(&t);
+        REQUIRE_TREE(&t);
         for (int qn = 0; qn < 40; qn++) {
             struct avl_gap_query q;
             uint64_t a = 0, b = 0, lo = base + rnd() % 256, hi = base + rnd() % 256;
@@ -495,11 +466,10 @@ static bool test_avl_gap_search_matches_brute_force(void)
                 highest ? avl_gap_highest(&t, &q, &a, NULL) : avl_gap_lowest(&t, &q, &a, NULL);
             bool want = brute_gap(&t, &q, highest, &b);
 
-            CHECK(got == want);
-            CHECK(!got || a == b);
+            REQUIRE(got == want);
+            REQUIRE(!got || a == b);
         }
     }
-    return true;
 }
 
 /* Builds n ranges of 4 KiB with random small gaps (1..4 pages) from base. */
@@ -517,7 +487,7 @@ static struct item *build_swiss(struct avl_tree *t, size_t n, uint64_t base)
 }
 
 /* When no hole is big enough, the root's augmentation says so: one node visited. */
-static bool test_avl_gap_failure_is_one_visit(void)
+static void test_avl_gap_failure_is_one_visit(void)
 {
     enum { N = 100000 };
     struct avl_tree t;
@@ -527,22 +497,21 @@ static bool test_avl_gap_failure_is_one_visit(void)
         .size = 0x5000, .align = 0x1000, .lo = avl_first(&t)->start, .hi = avl_last(&t)->last};
     uint64_t visits = 0, addr = 0;
 
-    CHECK_TREE(&t);
-    CHECK(avl_max_gap(t.root) == 0x4000);
-    CHECK(!avl_gap_lowest(&t, &q, &addr, &visits));
-    CHECK(visits == 1);
+    REQUIRE_TREE(&t);
+    REQUIRE(avl_max_gap(t.root) == 0x4000);
+    REQUIRE(!avl_gap_lowest(&t, &q, &addr, &visits));
+    REQUIRE(visits == 1);
     visits = 0;
-    CHECK(!avl_gap_highest(&t, &q, &addr, &visits));
-    CHECK(visits == 1);
+    REQUIRE(!avl_gap_highest(&t, &q, &addr, &visits));
+    REQUIRE(visits == 1);
     free(it);
-    return true;
 }
 
 /*
  * With alignment that every big-enough hole satisfies, a search walks about
  * two root-to-leaf paths: at most c * log2(n) nodes, whatever the answer.
  */
-static bool test_avl_gap_search_visits_logarithmic(void)
+static void test_avl_gap_search_visits_logarithmic(void)
 {
     enum { N = 1 << 17 };
     struct avl_tree t;
@@ -561,7 +530,7 @@ static bool test_avl_gap_search_visits_logarithmic(void)
             x->tag = 1;
         }
     }
-    CHECK_TREE(&t);
+    REQUIRE_TREE(&t);
     for (int i = 0; i < 2000; i++) {
         uint64_t first = avl_first(&t)->start, last = avl_last(&t)->last;
         uint64_t lo = first + (rnd() % (last - first));
@@ -576,9 +545,8 @@ static bool test_avl_gap_search_visits_logarithmic(void)
     }
     printf("  gap search over %d nodes: at most %llu nodes visited (bound %llu)\n", N,
            (unsigned long long)worst, (unsigned long long)bound);
-    CHECK(worst <= bound);
+    REQUIRE(worst <= bound);
     free(it);
-    return true;
 }
 
 /* Ranges of 4 KiB every 8 KiB from base: 4 KiB holes. */
@@ -608,7 +576,7 @@ static unsigned depth_of(const struct avl_node *n)
  * parent's slot, without reading its root. In the comb, erasing one range
  * leaves the only 12 KiB hole.
  */
-static bool test_avl_gap_search_reads_only_the_path(void)
+static void test_avl_gap_search_reads_only_the_path(void)
 {
     enum { N = 50000 };
     struct avl_tree t;
@@ -623,18 +591,17 @@ static bool test_avl_gap_search_reads_only_the_path(void)
         uint64_t visits = 0, addr = 0;
 
         avl_erase(&t, &x->node);
-        CHECK(avl_gap_lowest(&t, &q, &addr, &visits));
-        CHECK(addr == hole);
-        CHECK(visits == depth_of(above) + 1);
+        REQUIRE(avl_gap_lowest(&t, &q, &addr, &visits));
+        REQUIRE(addr == hole);
+        REQUIRE(visits == depth_of(above) + 1);
         visits = 0;
-        CHECK(avl_gap_highest(&t, &q, &addr, &visits));
-        CHECK(addr == hole);
-        CHECK(visits == depth_of(above) + 1);
+        REQUIRE(avl_gap_highest(&t, &q, &addr, &visits));
+        REQUIRE(addr == hole);
+        REQUIRE(visits == depth_of(above) + 1);
         insert_range(&t, x, start, last);
     }
-    CHECK_TREE(&t);
+    REQUIRE_TREE(&t);
     free(it);
-    return true;
 }
 
 /* ---- the holes in order: the oracle on big trees ---- */
@@ -728,7 +695,8 @@ static uint64_t over_align(uint64_t align)
 /*
  * One search against the walk: the first fit, or, where the bound is not
  * exact and the budget ran out, the over-asked answer; and within its reads.
- * grain divides every range's start and end + 1.
+ * grain divides every range's start and end + 1. Records every check it
+ * makes and returns whether all held.
  */
 static bool search_agrees(struct avl_tree *t, const struct avl_gap_query *q, bool highest,
                           uint64_t grain, uint64_t *visits)
@@ -740,6 +708,7 @@ static bool search_agrees(struct avl_tree *t, const struct avl_gap_query *q, boo
     bool exact = bound_is_exact(q, grain);
     bool want_found = walk_gap(t, q, highest, r.over_align, &want, &next);
     uint64_t b = over_align(q->align), paths = h ? 3 * h - 2 : 0;
+    unsigned failed_before = check_failed;
 
     CHECK(!(exact && r.over_align));
     /* Over-asked at b, or at 1 if b is not below align or the ranges are not page-grained. */
@@ -756,7 +725,7 @@ static bool search_agrees(struct avl_tree *t, const struct avl_gap_query *q, boo
         CHECK(r.visits <= 2 * avl_gap_budget(t->count) + paths);
     if (visits)
         *visits = r.visits;
-    return true;
+    return check_failed == failed_before;
 }
 
 /* A random power of two from 1 to 4 GiB, mostly 4 KiB, 2 MiB, 1 GiB and their neighbours. */
@@ -796,7 +765,7 @@ static uint64_t random_length(uint64_t grain)
  * big enough but misaligned for one request (size, align) that half the
  * searches make, so that the budget runs out.
  */
-static bool test_avl_gap_search_matches_the_walk_on_random_layouts(void)
+static void test_avl_gap_search_matches_the_walk_on_random_layouts(void)
 {
     enum { N = 1500, QUERIES = 300 };
     static struct item it[N];
@@ -839,14 +808,14 @@ static bool test_avl_gap_search_matches_the_walk_on_random_layouts(void)
             struct item *x = &it[order[i]];
 
             insert_range_lib(&t, x, x->node.start, x->node.last);
-            CHECK_TREE(&t);
+            REQUIRE_TREE(&t);
         }
         for (int i = 0; i < N / 4; i++) {
             struct item *x = &it[order[i]];
             uint64_t start = x->node.start, last = x->node.last;
 
             avl_erase(&t, &x->node);
-            CHECK_TREE(&t);
+            REQUIRE_TREE(&t);
             for (int k = 0; k < 20; k++) {
                 struct avl_gap_query q = {.size = random_length(grain) / (1 + rnd() % 4),
                                           .align = random_align()};
@@ -856,10 +825,10 @@ static bool test_avl_gap_search_matches_the_walk_on_random_layouts(void)
                     q.size = 1;
                 q.lo = rnd() % 8 ? lo : 0;
                 q.hi = rnd() % 8 ? hi : UINT64_MAX;
-                CHECK(search_agrees(&t, &q, rnd() & 1, grain, NULL));
+                REQUIRE(search_agrees(&t, &q, rnd() & 1, grain, NULL));
             }
             insert_range(&t, x, start, last);
-            CHECK_TREE(&t);
+            REQUIRE_TREE(&t);
         }
         for (int k = 0; k < QUERIES; k++) {
             struct avl_gap_query q = {.size = random_length(grain), .align = random_align()};
@@ -871,7 +840,7 @@ static bool test_avl_gap_search_matches_the_walk_on_random_layouts(void)
             }
             q.lo = span_lo + rnd() % (at - span_lo);
             q.hi = rnd() % 2 ? UINT64_MAX : q.lo + rnd() % (at - q.lo);
-            CHECK(search_agrees(&t, &q, k & 1, grain, NULL));
+            REQUIRE(search_agrees(&t, &q, k & 1, grain, NULL));
             avl_gap_find(&t, &q, k & 1 ? AVL_GAP_HIGHEST : 0, &r);
             over += r.over_align != 0;
             total++;
@@ -879,7 +848,6 @@ static bool test_avl_gap_search_matches_the_walk_on_random_layouts(void)
     }
     printf("  random layouts: %llu of %llu searches over-asked\n", (unsigned long long)over,
            (unsigned long long)total);
-    return true;
 }
 
 /*
@@ -933,7 +901,7 @@ static struct item *build_misaligned(struct avl_tree *t, size_t n, uint64_t base
  * most 3h - 2 and 4 log2(n) nodes, and at 16 KiB at most the budget and
  * 3h - 2 more.
  */
-static bool test_avl_gap_misaligned_holes_read_log_n(void)
+static void test_avl_gap_misaligned_holes_read_log_n(void)
 {
     static const struct {
         uint64_t align, size;
@@ -953,8 +921,8 @@ static bool test_avl_gap_misaligned_holes_read_log_n(void)
             if ((variant >> 1) % 4 == 3)
                 fit_at = N / 3, room_at = 2 * N / 3;
             it = build_misaligned(&t, N, base, align, size, 0x1000, spread, fit_at, room_at);
-            CHECK(it);
-            CHECK_TREE(&t);
+            REQUIRE(it);
+            REQUIRE_TREE(&t);
             h = (uint64_t)tree_height(&t);
             bound = align != 0x4000 ? 3 * h - 2 : avl_gap_budget(N) + 3 * h - 2;
             for (int w = 0; w < 4; w++) {
@@ -971,10 +939,10 @@ static bool test_avl_gap_misaligned_holes_read_log_n(void)
                     q.lo = it[N / 4].node.start - align / 4;
                     q.hi = it[3 * N / 4].node.last + align / 4;
                 }
-                CHECK(search_agrees(&t, &q, w & 1, 0x1000, &visits));
-                CHECK(visits <= bound);
+                REQUIRE(search_agrees(&t, &q, w & 1, 0x1000, &visits));
+                REQUIRE(visits <= bound);
                 if (align != 0x4000)
-                    CHECK(visits <= 4 * ceil_log2(N));
+                    REQUIRE(visits <= 4 * ceil_log2(N));
                 if (visits > worst)
                     worst = visits;
             }
@@ -988,7 +956,6 @@ static bool test_avl_gap_misaligned_holes_read_log_n(void)
             free(it);
         }
     }
-    return true;
 }
 
 /*
@@ -1001,12 +968,12 @@ static bool test_avl_gap_misaligned_holes_read_log_n(void)
  * range every 4 MiB, each hole starting 1 MiB past a multiple of 2 MiB,
  * a request for 2 MiB) is exact from the start.
  */
-static bool test_avl_gap_reproducer_at_2_20_ranges(void)
+static void test_avl_gap_reproducer_at_2_20_ranges(void)
 {
     enum { N = 1 << 20 };
     struct item *it = calloc(N, sizeof(*it));
 
-    CHECK(it);
+    REQUIRE(it);
     for (int k = 0; k < 2; k++) {
         uint64_t stride = k ? 2 * AVL_ALIGN_2M : 0x4000, range = k ? AVL_ALIGN_2M : 0x1000;
         uint64_t align = k ? AVL_ALIGN_2M : 0x4000, size = k ? AVL_ALIGN_2M : 0x2000;
@@ -1019,17 +986,16 @@ static bool test_avl_gap_reproducer_at_2_20_ranges(void)
         avl_init(&t);
         for (size_t i = 0; i < N; i++)
             insert_range_lib(&t, &it[i], base + stride * i, base + stride * i + range - 1);
-        CHECK_TREE(&t);
-        CHECK(avl_gap_find(&t, &q, 0, &r));
-        CHECK(r.addr == ((it[N - 1].node.last + align) & ~(align - 1)) && r.next == NULL);
-        CHECK((r.over_align != 0) == (k == 0));
+        REQUIRE_TREE(&t);
+        REQUIRE(avl_gap_find(&t, &q, 0, &r));
+        REQUIRE(r.addr == ((it[N - 1].node.last + align) & ~(align - 1)) && r.next == NULL);
+        REQUIRE((r.over_align != 0) == (k == 0));
         printf("  reproducer, 2^20 ranges, %llu KiB at %llu KiB alignment: %llu nodes read\n",
                (unsigned long long)(size >> 10), (unsigned long long)(align >> 10),
                (unsigned long long)r.visits);
-        CHECK(r.visits <= (k ? 4 * ceil_log2(N) : avl_gap_budget(N) + 3 * tree_height(&t) - 2));
+        REQUIRE(r.visits <= (k ? 4 * ceil_log2(N) : avl_gap_budget(N) + 3 * tree_height(&t) - 2));
     }
     free(it);
-    return true;
 }
 
 /*
@@ -1038,7 +1004,7 @@ static bool test_avl_gap_reproducer_at_2_20_ranges(void)
  * so no hole among them holds a 1 GiB-aligned address: the search goes
  * straight to 2 GiB, even with 1024 big-enough holes on the way.
  */
-static bool test_avl_gap_large_alignment_skips_spans_without_boundary(void)
+static void test_avl_gap_large_alignment_skips_spans_without_boundary(void)
 {
     enum { N = 1 << 16 };
     struct avl_tree t;
@@ -1049,18 +1015,17 @@ static bool test_avl_gap_large_alignment_skips_spans_without_boundary(void)
 
     for (int j = 0; j < 1024; j++)
         avl_erase(&t, &it[N / 3 + 2 * j].node);
-    CHECK_TREE(&t);
-    CHECK(avl_gap_lowest(&t, &q, &addr, &visits));
-    CHECK(addr == 0x80000000);
+    REQUIRE_TREE(&t);
+    REQUIRE(avl_gap_lowest(&t, &q, &addr, &visits));
+    REQUIRE(addr == 0x80000000);
     printf("  1 GiB alignment past 1024 big holes: %llu nodes visited\n",
            (unsigned long long)visits);
-    CHECK(visits <= 4 * ceil_log2(N));
+    REQUIRE(visits <= 4 * ceil_log2(N));
     visits = 0;
     q.hi = 0x7fffffff; /* now nothing fits */
-    CHECK(!avl_gap_highest(&t, &q, &addr, &visits));
-    CHECK(visits <= 4 * ceil_log2(N));
+    REQUIRE(!avl_gap_highest(&t, &q, &addr, &visits));
+    REQUIRE(visits <= 4 * ceil_log2(N));
     free(it);
-    return true;
 }
 
 /* Same shape, same ranges, same augmentation, node by node. */
@@ -1086,7 +1051,7 @@ static bool same_tree(const struct avl_node *a, const struct avl_node *b, const 
  * would: the same shuffled inserts build the same tree both ways, and erasing
  * half of them keeps both the same too.
  */
-static bool test_avl_insert_range_matches_callers_descent(void)
+static void test_avl_insert_range_matches_callers_descent(void)
 {
     enum { N = 3000 };
     static struct item a[N], b[N];
@@ -1104,25 +1069,24 @@ static bool test_avl_insert_range_matches_callers_descent(void)
         insert_range(&ta, &a[order[i]], s, s + rnd() % 0x8000);
         insert_range_lib(&tb, &b[order[i]], a[order[i]].node.start, a[order[i]].node.last);
         if (i % 97 == 0)
-            CHECK_TREE(&tb);
+            REQUIRE_TREE(&tb);
     }
-    CHECK_TREE(&tb);
-    CHECK(tb.count == N && same_tree(ta.root, tb.root, a, b));
-    CHECK(item_of(avl_first(&tb)) - b == 0 && item_of(avl_last(&tb)) - b == N - 1);
+    REQUIRE_TREE(&tb);
+    REQUIRE(tb.count == N && same_tree(ta.root, tb.root, a, b));
+    REQUIRE(item_of(avl_first(&tb)) - b == 0 && item_of(avl_last(&tb)) - b == N - 1);
     for (int i = 0; i < N; i += 2) {
         avl_erase(&ta, &a[order[i]].node);
         avl_erase(&tb, &b[order[i]].node);
     }
-    CHECK_TREE(&tb);
-    CHECK(same_tree(ta.root, tb.root, a, b));
+    REQUIRE_TREE(&tb);
+    REQUIRE(same_tree(ta.root, tb.root, a, b));
     /* Back in, the library's way only in tb: still the same shape. */
     for (int i = 0; i < N; i += 2) {
         insert_range(&ta, &a[order[i]], a[order[i]].node.start, a[order[i]].node.last);
         insert_range_lib(&tb, &b[order[i]], b[order[i]].node.start, b[order[i]].node.last);
     }
-    CHECK_TREE(&tb);
-    CHECK(tb.count == N && same_tree(ta.root, tb.root, a, b));
-    return true;
+    REQUIRE_TREE(&tb);
+    REQUIRE(tb.count == N && same_tree(ta.root, tb.root, a, b));
 }
 
 /*
@@ -1131,7 +1095,7 @@ static bool test_avl_insert_range_matches_callers_descent(void)
  * bottom, and erases at the bottom and in the middle: nothing in the tree
  * has a fixed depth limit (ASan watches).
  */
-static bool test_avl_insert_and_erase_survive_a_chain_too_deep(void)
+static void test_avl_insert_and_erase_survive_a_chain_too_deep(void)
 {
     enum { N = 120 };
     static struct item chain[N + 1];
@@ -1156,23 +1120,22 @@ static bool test_avl_insert_and_erase_survive_a_chain_too_deep(void)
     /* (The chain is no AVL tree; avl_check is not the point here.) */
     t.count = N;
     insert_range_lib(&t, &chain[N], (uint64_t)N * 0x100, (uint64_t)N * 0x100 + 0xf);
-    CHECK(t.count == N + 1 && avl_last(&t) == &chain[N].node);
-    CHECK(avl_prev(&chain[N].node) == &chain[N - 1].node);
-    CHECK(chain[N].node.gap == 0xf0);
+    REQUIRE(t.count == N + 1 && avl_last(&t) == &chain[N].node);
+    REQUIRE(avl_prev(&chain[N].node) == &chain[N - 1].node);
+    REQUIRE(chain[N].node.gap == 0xf0);
     avl_erase(&t, &chain[N].node);
-    CHECK(t.count == N && avl_last(&t) == &chain[N - 1].node);
-    CHECK(avl_next(&chain[N - 1].node) == NULL);
+    REQUIRE(t.count == N && avl_last(&t) == &chain[N - 1].node);
+    REQUIRE(avl_next(&chain[N - 1].node) == NULL);
     /* In the middle: the successor's hole grows. */
     avl_erase(&t, &chain[60].node);
-    CHECK(t.count == N - 1 && chain[59].node.right == &chain[61].node);
-    CHECK(avl_parent(&chain[61].node) == &chain[59].node);
-    CHECK(chain[61].node.gap == 0xf0 + 0x10 + 0xf0);
-    CHECK(avl_next(&chain[59].node) == &chain[61].node);
-    return true;
+    REQUIRE(t.count == N - 1 && chain[59].node.right == &chain[61].node);
+    REQUIRE(avl_parent(&chain[61].node) == &chain[59].node);
+    REQUIRE(chain[61].node.gap == 0xf0 + 0x10 + 0xf0);
+    REQUIRE(avl_next(&chain[59].node) == &chain[61].node);
 }
 
 /* A randomized mix of inserts, erases and adjusts against a plain array of ranges. */
-static bool test_avl_random_ops_against_array(void)
+static void test_avl_random_ops_against_array(void)
 {
     enum { SLOTS = 256 };
     static struct item it[SLOTS];
@@ -1199,7 +1162,7 @@ static bool test_avl_random_ops_against_array(void)
         } else {
             avl_adjust(&t, &it[i].node, s, l);
         }
-        CHECK_TREE(&t);
+        REQUIRE_TREE(&t);
         if (step % 1000 == 0) {
             /* The root's augmentation equals a plain scan. */
             uint64_t lo = UINT64_MAX, hi = 0, gap = 0, prev_last = 0;
@@ -1217,11 +1180,10 @@ static bool test_avl_random_ops_against_array(void)
                 have_prev = true;
             }
             if (t.root)
-                CHECK(avl_first(&t)->start == lo && avl_last(&t)->last == hi &&
-                      avl_max_gap(t.root) == gap);
+                REQUIRE(avl_first(&t)->start == lo && avl_last(&t)->last == hi &&
+                        avl_max_gap(t.root) == gap);
         }
     }
-    return true;
 }
 
 int main(void)
@@ -1246,6 +1208,5 @@ int main(void)
     RUN(test_avl_insert_range_matches_callers_descent);
     RUN(test_avl_insert_and_erase_survive_a_chain_too_deep);
     RUN(test_avl_random_ops_against_array);
-    printf("%d passed, %d failed\n", passed, failed);
-    return failed ? 1 : 0;
+    return check_finish();
 }
