@@ -23,6 +23,7 @@
  * briefly, for the test suite.
  */
 #define _DEFAULT_SOURCE
+#include <canopy/page.h>
 #include <canopy/rng.h>
 #include <pmm/pmm.h>
 
@@ -91,7 +92,7 @@ static unsigned char *sim_map(uint64_t size)
 /* A PMM over [1 MiB, ram_end) of conventional memory. */
 static void build(struct pmm *p, unsigned char *mem, uint64_t ram_end)
 {
-    struct canopy_mem_range r = {PMM_LOW_RESERVED, (ram_end - PMM_LOW_RESERVED) / PMM_PAGE_SIZE,
+    struct canopy_mem_range r = {PMM_LOW_RESERVED, (ram_end - PMM_LOW_RESERVED) / PAGE_SIZE,
                                  CANOPY_MEM_USABLE, 7, 0};
     enum pmm_status st = pmm_init(p, &r, 1, (uint64_t)(uintptr_t)mem);
     if (st != PMM_OK)
@@ -191,9 +192,9 @@ static void bench_init(void)
     uint64_t top = ram + 2 * GiB; /* 2 GiB low, the rest from 4 GiB up */
     unsigned char *mem = sim_map(top);
     struct canopy_mem_range r[3] = {
-        {PMM_LOW_RESERVED, (2 * GiB - PMM_LOW_RESERVED) / PMM_PAGE_SIZE, CANOPY_MEM_USABLE, 7, 0},
-        {2 * GiB, GiB / PMM_PAGE_SIZE, CANOPY_MEM_RESERVED, 0, 0},
-        {4 * GiB, (top - 4 * GiB) / PMM_PAGE_SIZE, CANOPY_MEM_USABLE, 7, 0},
+        {PMM_LOW_RESERVED, (2 * GiB - PMM_LOW_RESERVED) / PAGE_SIZE, CANOPY_MEM_USABLE, 7, 0},
+        {2 * GiB, GiB / PAGE_SIZE, CANOPY_MEM_RESERVED, 0, 0},
+        {4 * GiB, (top - 4 * GiB) / PAGE_SIZE, CANOPY_MEM_USABLE, 7, 0},
     };
     int reps = quick ? 2 : 7;
     double v[7];

@@ -72,7 +72,6 @@
 #define MAX_BLOCK_FRAMES (1ull << PMM_MAX_ORDER)
 #define LOW_FRAMES       (PMM_LOW_RESERVED >> PAGE_SHIFT)
 
-_Static_assert(PMM_PAGE_SIZE == PAGE_SIZE, "the compatibility name is the page size");
 _Static_assert(PMM_MAX_ORDER <= ST_VALUE, "an order must fit in the state byte");
 _Static_assert(PMM_MAX_ORDER < 64, "free_orders is a 64-bit mask");
 _Static_assert(CANOPY_OWNER_COUNT <= 16, "an owner must fit in 4 bits");

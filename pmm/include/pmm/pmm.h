@@ -39,12 +39,6 @@
  */
 #define PMM_CACHE_FRAMES 64
 
-/*
- * Compatibility only: PAGE_SIZE (canopy/page.h) is the frame size. This name
- * stays until bench/pmm_bench.c says PAGE_SIZE; pmm.c asserts the two equal.
- */
-#define PMM_PAGE_SIZE 4096ull
-
 enum pmm_status {
     PMM_OK = 0,
     PMM_ERR_NOMEM,       /* no block of that order (within the bound) is free */
