@@ -44,8 +44,7 @@ if [ ! -f "$CANOPY_BUILD/CMakeCache.txt" ]; then
     canopy_step "configuring $CANOPY_BUILD"
     cmake -S "$CANOPY_ROOT" -B "$CANOPY_BUILD" -G Ninja
 fi
-benches=(vmm_bench avl_bench)
-[ -f "$CANOPY_ROOT/bench/pmm_bench.c" ] && benches+=(pmm_bench)
+benches=(vmm_bench avl_bench pmm_bench)
 # The boot timeline boots the disk image, so the whole build is needed.
 canopy_step "building ${benches[*]} and the disk image"
 cmake --build "$CANOPY_BUILD" --target "${benches[@]}" image
