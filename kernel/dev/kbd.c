@@ -87,14 +87,14 @@ const char *kbd_status_str(enum kbd_status st)
 
 static uint8_t status(struct kbd *k)
 {
-    return k->io.in8(k->io.ctx, KBD_STATUS_PORT);
+    return k->io.in8(k->io.ctx, I8042_STATUS);
 }
 
 /* Waits until the controller can take a byte; false after KBD_WAIT_POLLS reads. */
 static bool wait_writable(struct kbd *k)
 {
     for (uint32_t i = 0; i < KBD_WAIT_POLLS; i++)
-        if (!(status(k) & KBD_STATUS_IN_FULL))
+        if (!(status(k) & I8042_STATUS_INPUT_FULL))
             return true;
     return false;
 }
@@ -103,8 +103,8 @@ static bool wait_writable(struct kbd *k)
 static bool read_data(struct kbd *k, uint8_t *out)
 {
     for (uint32_t i = 0; i < KBD_WAIT_POLLS; i++) {
-        if (status(k) & KBD_STATUS_OUT_FULL) {
-            *out = k->io.in8(k->io.ctx, KBD_DATA_PORT);
+        if (status(k) & I8042_STATUS_OUTPUT_FULL) {
+            *out = k->io.in8(k->io.ctx, I8042_DATA);
             return true;
         }
     }
@@ -123,9 +123,9 @@ static bool write_port(struct kbd *k, uint16_t port, uint8_t value)
 static bool flush(struct kbd *k)
 {
     for (int i = 0; i < FLUSH_MAX; i++) {
-        if (!(status(k) & KBD_STATUS_OUT_FULL))
+        if (!(status(k) & I8042_STATUS_OUTPUT_FULL))
             return true;
-        (void)k->io.in8(k->io.ctx, KBD_DATA_PORT);
+        (void)k->io.in8(k->io.ctx, I8042_DATA);
     }
     return false;
 }
@@ -134,7 +134,7 @@ static bool flush(struct kbd *k)
 static bool keyboard_command(struct kbd *k, uint8_t cmd)
 {
     for (int tries = 0; tries < KEYBOARD_TRIES; tries++) {
-        if (!write_port(k, KBD_DATA_PORT, cmd))
+        if (!write_port(k, I8042_DATA, cmd))
             return false;
         uint8_t reply;
         /* Keys typed meanwhile may come first: skip a few bytes looking for the answer. */
@@ -157,16 +157,15 @@ enum kbd_status kbd_init(struct kbd *kbd, const struct kbd_io *io)
         return KBD_ERR_ABSENT;
 
     uint8_t config;
-    if (!write_port(kbd, KBD_STATUS_PORT, CMD_DISABLE_KBD) ||
-        !write_port(kbd, KBD_STATUS_PORT, CMD_DISABLE_AUX) || !flush(kbd) ||
-        !write_port(kbd, KBD_STATUS_PORT, CMD_READ_CONFIG) || !read_data(kbd, &config))
+    if (!write_port(kbd, I8042_STATUS, CMD_DISABLE_KBD) ||
+        !write_port(kbd, I8042_STATUS, CMD_DISABLE_AUX) || !flush(kbd) ||
+        !write_port(kbd, I8042_STATUS, CMD_READ_CONFIG) || !read_data(kbd, &config))
         return KBD_ERR_CONTROLLER;
 
     config &= (uint8_t) ~(CONFIG_KBD_IRQ | CONFIG_AUX_IRQ | CONFIG_KBD_CLOCK_OFF);
     config |= CONFIG_TRANSLATE;
-    if (!write_port(kbd, KBD_STATUS_PORT, CMD_WRITE_CONFIG) ||
-        !write_port(kbd, KBD_DATA_PORT, config) ||
-        !write_port(kbd, KBD_STATUS_PORT, CMD_ENABLE_KBD))
+    if (!write_port(kbd, I8042_STATUS, CMD_WRITE_CONFIG) || !write_port(kbd, I8042_DATA, config) ||
+        !write_port(kbd, I8042_STATUS, CMD_ENABLE_KBD))
         return KBD_ERR_CONTROLLER;
 
     kbd->present = true;
@@ -249,10 +248,10 @@ bool kbd_poll(struct kbd *kbd, char *out)
     if (!kbd->present)
         return false;
     uint8_t st = status(kbd);
-    if (!(st & KBD_STATUS_OUT_FULL))
+    if (!(st & I8042_STATUS_OUTPUT_FULL))
         return false;
-    uint8_t code = kbd->io.in8(kbd->io.ctx, KBD_DATA_PORT);
-    if (st & (KBD_STATUS_AUX | KBD_STATUS_TIMEOUT | KBD_STATUS_PARITY))
+    uint8_t code = kbd->io.in8(kbd->io.ctx, I8042_DATA);
+    if (st & (I8042_STATUS_AUX | I8042_STATUS_TIMEOUT | I8042_STATUS_PARITY))
         return false;
     return kbd_decode(kbd, code, out);
 }

@@ -19,12 +19,11 @@
 #include <stdint.h>
 
 #include <canopy/x86/cpu.h>
+#include <canopy/x86/i8042.h>
 
-#define I8042_STATUS            0x64u /* read: status; write: controller command */
-#define I8042_STATUS_INPUT_FULL 0x02  /* the controller has not taken the last byte yet */
-#define I8042_CMD_PULSE_RESET   0xfeu /* pulse output line 0: the CPU's reset */
-#define RST_CNT                 0xcf9
-#define RST_CNT_FULL_RESET      0x0e /* full reset, reset the CPU, system reset */
+#define I8042_CMD_PULSE_RESET 0xfeu /* pulse output line 0: the CPU's reset */
+#define RST_CNT               0xcf9
+#define RST_CNT_FULL_RESET    0x0e /* full reset, reset the CPU, system reset */
 
 /* Whether the 8042 still holds a byte written to it (a command now would be lost). */
 static inline bool arch_i8042_input_full(void)

@@ -15,15 +15,7 @@
 #include <stdbool.h>
 #include <stdint.h>
 
-#define KBD_DATA_PORT   0x60
-#define KBD_STATUS_PORT 0x64 /* read: status; write: controller command */
-
-/* Status register bits. */
-#define KBD_STATUS_OUT_FULL 0x01 /* a byte waits at the data port */
-#define KBD_STATUS_IN_FULL  0x02 /* the controller has not taken the last byte written */
-#define KBD_STATUS_AUX      0x20 /* the waiting byte is from the mouse port */
-#define KBD_STATUS_TIMEOUT  0x40
-#define KBD_STATUS_PARITY   0x80
+#include <canopy/x86/i8042.h> /* the ports and status bits */
 
 /* Status reads a wait may take before it gives up (each read is ~1 us on real hardware). */
 #define KBD_WAIT_POLLS 100000u

@@ -44,14 +44,14 @@ static uint8_t fake_in8(void *ctx, uint16_t port)
     if (c->absent)
         return 0xff;
     bool full = c->out_stuck || c->head != c->tail;
-    if (port == KBD_STATUS_PORT) {
+    if (port == I8042_STATUS) {
         uint8_t st = 0x04; /* system flag */
         if (full)
-            st |= KBD_STATUS_OUT_FULL;
+            st |= I8042_STATUS_OUTPUT_FULL;
         if (c->in_stuck)
-            st |= KBD_STATUS_IN_FULL;
+            st |= I8042_STATUS_INPUT_FULL;
         if (c->head != c->tail && c->queue_aux[c->head % 64])
-            st |= KBD_STATUS_AUX;
+            st |= I8042_STATUS_AUX;
         return st;
     }
     if (c->head == c->tail)
@@ -64,7 +64,7 @@ static void fake_out8(void *ctx, uint16_t port, uint8_t v)
     struct i8042 *c = ctx;
     if (c->deaf)
         return;
-    if (port == KBD_STATUS_PORT) {
+    if (port == I8042_STATUS) {
         switch (v) {
         case 0x20:
             push(c, c->config, false);

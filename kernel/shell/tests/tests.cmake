@@ -12,7 +12,8 @@ target_include_directories(kernel_shell_test PRIVATE ${KERNEL_HEADERS})
 
 canopy_host_test(kernel_kbd_test
   SOURCES ${SHELL_TESTS_DIR}/kbd_test.c ${SHELL_SRC_DIR}/../dev/kbd.c)
-target_include_directories(kernel_kbd_test PRIVATE ${KERNEL_HEADERS})
+# kernel/kbd.h takes the controller's port names from canopy/x86/i8042.h.
+target_include_directories(kernel_kbd_test PRIVATE ${KERNEL_HEADERS} ${CMAKE_SOURCE_DIR}/include)
 
 canopy_fuzzer(kernel_shell_fuzz
   SOURCES ${SHELL_TESTS_DIR}/shell_fuzz.c ${SHELL_TESTS_DIR}/fake_ops.c ${SHELL_SRC_DIR}/shell.c
