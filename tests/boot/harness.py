@@ -778,6 +778,31 @@ def check_address_space(segments, leaves, mem_ranges):
     return report
 
 
+# ---- host tests' tally -----------------------------------------------------
+
+class Checks:
+    """A host test's tally, like tests/include/canopy/check.h's: check() records
+    one outcome and prints `FAIL what` when it failed; finish() prints
+    `N passed, M failed` and gives the exit status."""
+
+    def __init__(self):
+        self.passed = 0
+        self.failed = 0
+
+    def check(self, ok, what):
+        """Records ok (true when the check held) and returns it."""
+        if ok:
+            self.passed += 1
+        else:
+            self.failed += 1
+            print(f"FAIL {what}")
+        return ok
+
+    def finish(self):
+        print(f"{self.passed} passed, {self.failed} failed")
+        return 1 if self.failed else 0
+
+
 # ---- test scripts' common command line -----------------------------------
 
 def arg_parser(description):

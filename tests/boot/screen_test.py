@@ -69,24 +69,11 @@ def psf1_font(glyph_rows, table):
     return out
 
 
-class Checks:
-    def __init__(self):
-        self.passed = 0
-        self.failed = 0
-
-    def check(self, ok, what):
-        if ok:
-            self.passed += 1
-        else:
-            self.failed += 1
-            print(f"FAIL: {what}")
-
-
 def main():
     p = argparse.ArgumentParser(description=__doc__)
     p.add_argument("--font", default=screen.DEFAULT_FONT)
     args = p.parse_args()
-    t = Checks()
+    t = harness.Checks()
     font = screen.load_psf(args.font)
     t.check(font.width == 8 and font.height == 16, f"font size {font.width}x{font.height}")
     printable = [chr(c) for c in range(0x20, 0x7F)]
@@ -159,8 +146,7 @@ def main():
             except harness.BootTestError:
                 t.check(True, name)
 
-    print(f"{t.passed} passed, {t.failed} failed")
-    sys.exit(1 if t.failed else 0)
+    sys.exit(t.finish())
 
 
 if __name__ == "__main__":

@@ -26,25 +26,12 @@ import sys
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import gen  # noqa: E402
+from bootcheck import harness  # noqa: E402  (the tally, Checks)
 
 # The boot test machine's size is 512 MiB; the validator gets somewhat less
 # as conventional memory there. Any amount between the real kernel's needs
 # and the huge case's works.
 AVAIL_BYTES = 448 << 20
-
-
-class Checks:
-    def __init__(self):
-        self.passed = 0
-        self.failed = 0
-
-    def check(self, ok, what):
-        if ok:
-            self.passed += 1
-        else:
-            self.failed += 1
-            print(f"FAIL {what}")
-        return ok
 
 
 def run_checker(checker, paths):
@@ -78,7 +65,7 @@ def main():
     p.add_argument("--workdir", required=True, help="where the broken kernels are written")
     args = p.parse_args()
 
-    c = Checks()
+    c = harness.Checks()
     out_dir = os.path.join(args.workdir, "kernels")
     cases = gen.generate(args.kernel, out_dir)
     print(f"{len(cases)} broken kernels in {out_dir}")
@@ -129,8 +116,7 @@ def main():
             f"gen.MAX_SEGMENTS ({gen.MAX_SEGMENTS}) is CANOPY_MAX_SEGMENTS "
             f"({m.group(1) if m else 'not found'})")
 
-    print(f"{c.passed} passed, {c.failed} failed")
-    return 1 if c.failed else 0
+    return c.finish()
 
 
 if __name__ == "__main__":
