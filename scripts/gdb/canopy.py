@@ -32,9 +32,8 @@ reads IA32_PAT as the kernel recorded it (`kmm.pat`) where it can; without
 that, Canopy's layout (entry 5 write-combining) on tables that map the
 kernel's image, which stage 1 sets just before it switches to them, and the
 power-on PAT on any other tables (the firmware's, stage 1's own). The owner
-names are the kernel's own table (pmm_owner_name's), and the VMA kinds' names
-come from the enumerators of `enum vm_kind`, both found through the kernel's
-DWARF.
+and VMA-kind names are the kernel's own tables (pmm_owner_name's and
+vm_kind_name's), found through the kernel's DWARF.
 """
 
 import bisect
@@ -127,21 +126,41 @@ def enum_names(type_name, prefix):
             for f in fields if f.name.startswith(prefix)}
 
 
-def owner_names(objfile):
-    """The mapping owners' names as the kernel prints them: pmm_owner_name's
-    own table, found through the kernel's DWARF and read from its memory;
-    else names made from `enum canopy_owner`'s enumerators. A list indexed by
-    owner, None where the kernel has no name (it prints "unknown")."""
+def name_table(objfile, function):
+    """The static `names` table inside the kernel's FUNCTION (pmm_owner_name,
+    vm_kind_name), found through the DWARF and read from the kernel's memory:
+    a list indexed by value, None where the table has no name; None when the
+    symbol is missing or its memory cannot be read."""
     try:
-        fn = objfile.lookup_global_symbol("pmm_owner_name")
+        fn = objfile.lookup_global_symbol(function)
         block = gdb.block_for_pc(int(fn.value().address))
         table = gdb.lookup_symbol("names", block)[0].value()
         low, high = table.type.range()
         return [table[i].string() if int(table[i]) else None for i in range(low, high + 1)]
     except (gdb.error, AttributeError, TypeError):  # no such symbol, or unreadable
-        named = {v: n for v, n in enum_names("enum canopy_owner", "CANOPY_OWNER_").items()
-                 if n != "count"}
-        return [named.get(i) for i in range(max(named, default=-1) + 1)]
+        return None
+
+
+def names_or_enum(objfile, function, enum_type, prefix):
+    """FUNCTION's name table, or else names made from ENUM_TYPE's enumerators
+    (a COUNT enumerator left out), in the same form."""
+    table = name_table(objfile, function)
+    if table is not None:
+        return table
+    named = {v: n for v, n in enum_names(enum_type, prefix).items() if n != "count"}
+    return [named.get(i) for i in range(max(named, default=-1) + 1)]
+
+
+def owner_names(objfile):
+    """The mapping owners' names as the kernel prints them (pmm_owner_name's
+    table); None where the kernel has no name (it prints "unknown")."""
+    return names_or_enum(objfile, "pmm_owner_name", "enum canopy_owner", "CANOPY_OWNER_")
+
+
+def kind_names(objfile):
+    """The VMA kinds' names as the kernel prints them (vm_kind_name's table);
+    None where the kernel has no name (it prints "?")."""
+    return names_or_enum(objfile, "vm_kind_name", "enum vm_kind", "VM_KIND_")
 
 
 def default_kernel_elf():
@@ -257,7 +276,7 @@ class Labels:
         elif read_value("kmm") is None:
             self.missing = "the kernel's memory is not mapped in this address space"
         else:
-            self.sources = [self._vmas(), self._segments(), self._manifest(objfile)]
+            self.sources = [self._vmas(objfile), self._segments(), self._manifest(objfile)]
 
     @staticmethod
     def _string(ptr):
@@ -266,13 +285,13 @@ class Labels:
         except gdb.error:
             return None
 
-    def _vmas(self):
+    def _vmas(self, objfile):
         vm = read_value("'vm.c'::vm")
         out = []
         try:
             if vm is None or not bool(vm["ready"]):
                 return out
-            kinds = enum_names("enum vm_kind", "VM_KIND_")
+            kinds = kind_names(objfile)
             vma_type = gdb.lookup_type("struct vmm_vma").pointer()
             stack, node = [], vm["space"]["tree"]["root"]
             while stack or int(node):  # in order
@@ -282,8 +301,9 @@ class Labels:
                 node = stack.pop()
                 v = node.cast(vma_type)  # the node is the VMA's first member
                 name = self._string(v["attrs"]["name"])
-                if name is None:  # vm_kind_name's "?" for a kind it does not know
-                    name = kinds.get(int(v["attrs"]["kind"]), "?")
+                if name is None:  # label_of's fallback: vm_kind_name, "?" for no kind
+                    kind = int(v["attrs"]["kind"])
+                    name = kinds[kind] if kind < len(kinds) and kinds[kind] else "?"
                 out.append((u64(node["start"]), u64(node["last"]) + 1, name))
                 node = node["right"]
         except gdb.error:

@@ -9,11 +9,13 @@ gdbstub: both outputs, from `--- pt begin ---` to `--- pt end ---`, must be
 equal byte for byte. With the guest still stopped, `pt tlb`, `pt qemu` and
 `pt` are checked against QEMU's `info tlb` and `info mem` (gdb_pt.check_stop),
 and the owner names GDB found through the kernel's DWARF must include every
-owner `mem` names. A second GDB without symbols (no labels, and a note that
-says why) must show the same ranges with the same columns once the labels no
-longer split them.
+owner `mem` names; the VMA kinds' names it reads from vm_kind_name's table
+must name every enumerator of `enum vm_kind`. A second GDB without symbols
+(no labels, and a note that says why) must show the same ranges with the same
+columns once the labels no longer split them.
 """
 
+import ast
 import os
 import re
 
@@ -26,7 +28,8 @@ COMMANDS = ("pt", f"pt {RANGE[0]} {RANGE[1]}")
 
 
 def gdb_session(args, vm, sock, with_symbols):
-    """Attaches GDB, runs COMMANDS; returns (notes, dumps, owner names or None)."""
+    """Attaches GDB, runs COMMANDS; returns (notes, dumps, owner names or None,
+    (vm_kind_name's table, enum vm_kind's values) as GDB prints them, or None)."""
     name = "shell_gdb" if with_symbols else "shell_gdb.nosyms"
     # A directory without build/: the helper must not find a kernel.elf by itself.
     with gdb_pt.Gdb(args.gdb, args.workdir, os.path.join(args.workdir, f"{name}.gdb.log")) as g:
@@ -39,12 +42,26 @@ def gdb_session(args, vm, sock, with_symbols):
             note, dump = gdb_pt.cut_dump(g.cli(command, 120), command)
             notes.append(note)
             dumps.append(dump)
-        owners = None
+        owners = kinds = None
         if with_symbols:
             gdb_pt.check_stop(vm, g, "the shell's prompt", args.workdir, name)
             owners = g.cli("python print(owner_names(kernel_objfile()))").strip()
+            kinds = g.cli("python print((name_table(kernel_objfile(), 'vm_kind_name'), "
+                          "sorted(enum_names('enum vm_kind', 'VM_KIND_'))))").strip()
         g.mi("-target-detach")  # the guest runs on
-    return notes, dumps, owners
+    return notes, dumps, owners, kinds
+
+
+def check_kind_names(kinds):
+    """GDB read vm_kind_name's table, and it names every kind the enum has."""
+    try:
+        table, values = ast.literal_eval(kinds)
+    except (ValueError, SyntaxError):
+        raise harness.BootTestError(f"GDB's VMA-kind names do not parse: {kinds!r}")
+    if table is None or not values or any(v >= len(table) or not table[v] for v in values):
+        raise harness.BootTestError(f"GDB did not read a name for every VMA kind (values "
+                                    f"{values}) from vm_kind_name's table: {table}")
+    print(f"[check] GDB reads vm_kind_name's table: {', '.join(table[v] for v in values)}")
 
 
 LINE = re.compile(r"^([0-9a-f]{16})-([0-9a-f]{16}) +\S+ +(?:[0-9a-f]{16}|not contiguous) +"
@@ -85,8 +102,8 @@ def main():
             ours = [sh.dump(c) for c in COMMANDS]
             owners_in_mem = mem_owners(sh.run("mem"))
             print(f"\n[check] the kernel's pt: {ours[0].count(chr(10))} lines")
-            notes, theirs, owners = gdb_session(args, vm, sock, True)
-            plain_notes, plain, _ = gdb_session(args, vm, sock, False)
+            notes, theirs, owners, kinds = gdb_session(args, vm, sock, True)
+            plain_notes, plain, _, _ = gdb_session(args, vm, sock, False)
     finally:
         gdb_pt.remove_socket_dir(sockets)
     for i, what in enumerate(COMMANDS):
@@ -111,6 +128,7 @@ def main():
         raise harness.BootTestError(f"`mem` names owners {owners_in_mem}; GDB's names from "
                                     f"the kernel's DWARF are {owners}")
     print(f"[check] GDB's owner names include all of `mem`'s: {', '.join(owners_in_mem)}")
+    check_kind_names(kinds)
 
 
 if __name__ == "__main__":
