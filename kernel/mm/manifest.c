@@ -27,6 +27,7 @@
 #include <canopy/page.h>
 #include <canopy/str.h>
 #include <pmm/pmm.h>
+#include <vmm/ptdump.h>
 #include <vmm/pte.h>
 
 #define MAP_FLAGS                                                                                  \
@@ -339,26 +340,17 @@ struct compare {
 
 static void size_text(char *buf, size_t len, uint64_t bytes)
 {
-    static const char units[] = "KMGTPE";
-    uint64_t v = bytes_to_kib(bytes);
-    unsigned u = 0;
-    if (bytes == 0) { /* the whole 64-bit space */
+    if (bytes == 0) /* the whole 64-bit space */
         str_copy(buf, "16E", len);
-        return;
-    }
-    while (v != 0 && (v & 1023) == 0 && units[u + 1] != '\0') {
-        v >>= 10;
-        u++;
-    }
-    fmt_snprintf(buf, len, "%llu%c", (unsigned long long)v, units[u]);
+    else
+        ptdump_size_text(bytes, buf, len);
 }
 
-/* The memory type names of CANOPY_PAT's entries, by PAT index. */
+/* The name of the memory type a manifest entry's PAT index selects under CANOPY_PAT. */
 static const char *cache_name(uint64_t f)
 {
-    static const char *const names[8] = {"WB", "WT", "UC-", "UC", "WB", "WC", "UC-", "UC"};
-    _Static_assert(CANOPY_PAT == 0x0007010600070406ull, "the names follow CANOPY_PAT");
-    return names[(f & CANOPY_MAP_CACHE_MASK) >> CANOPY_MAP_CACHE_SHIFT];
+    unsigned index = (unsigned)((f & CANOPY_MAP_CACHE_MASK) >> CANOPY_MAP_CACHE_SHIFT);
+    return ptdump_memtype_name(pte_pat_memtype(CANOPY_PAT, index));
 }
 
 static void flags_text(char *buf, size_t len, uint64_t f, bool with_x)

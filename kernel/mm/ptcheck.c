@@ -23,44 +23,8 @@
 #include <canopy/fmt.h>
 #include <canopy/page.h>
 #include <pmm/pmm.h>
+#include <vmm/ptdump.h>
 #include <vmm/pte.h>
-
-const char *ptcheck_memtype_name(unsigned type)
-{
-    switch (type) {
-    case PTCHECK_UC:
-        return "UC";
-    case PTCHECK_WC:
-        return "WC";
-    case PTCHECK_WT:
-        return "WT";
-    case PTCHECK_WP:
-        return "WP";
-    case PTCHECK_WB:
-        return "WB";
-    case PTCHECK_UCM:
-        return "UC-";
-    }
-    return "??";
-}
-
-unsigned ptcheck_memtype_of(uint64_t entry, uint64_t page_size, uint64_t pat)
-{
-    return (unsigned)(pat >> (8 * pte_pat_index(entry, page_size))) & 7u;
-}
-
-/* A byte count (a multiple of 1 KiB) in the largest unit that keeps it whole. */
-static void size_text(uint64_t bytes, char *buf, size_t len)
-{
-    static const char units[] = "KMGTPE";
-    uint64_t v = bytes_to_kib(bytes);
-    unsigned u = 0;
-    while (v != 0 && (v & 1023) == 0 && units[u + 1] != '\0') {
-        v >>= 10;
-        u++;
-    }
-    fmt_snprintf(buf, len, "%llu%c", (unsigned long long)v, units[u]);
-}
 
 /* ---- runs ------------------------------------------------------------------------------------ */
 
@@ -92,7 +56,7 @@ static bool collect_leaf(void *ctx, const struct pt_leaf *leaf)
         .pa = leaf->pa + (start - leaf->va),
         .size = last - start + 1,
         .perm = (uint8_t)(leaf->attrs & (PT_W | (c->nx ? PT_X : 0))),
-        .type = (uint8_t)ptcheck_memtype_of(leaf->entry, leaf->page_size, c->r->pat),
+        .type = (uint8_t)pte_memtype(leaf->entry, leaf->page_size, c->r->pat),
     };
     struct ptcheck_run *p = &c->latest;
     if (c->have_latest && p->va + p->size == run.va && p->pa + p->size == run.pa &&
@@ -176,7 +140,7 @@ static void frame_line(struct frames *f, uint64_t lo, uint64_t hi, const char *w
         return;
     f->lines++;
     char size[16];
-    size_text(hi - lo, size, sizeof(size));
+    ptdump_size_text(hi - lo, size, sizeof(size));
     fmt_format(f->sink, f->ctx, "pt check: frame %016llx-%016llx %s %s at %016llx, %s at %016llx\n",
                (unsigned long long)lo, (unsigned long long)hi, size, what_a,
                (unsigned long long)va_a, what_b, (unsigned long long)va_b);
@@ -195,8 +159,8 @@ static void frame_pair(struct frames *f, const struct ptcheck_run *a, const stru
         /* The lower virtual address first, whatever the physical order. */
         bool swap = va_b < va_a;
         const struct ptcheck_run *x = swap ? b : a, *y = swap ? a : b;
-        frame_line(f, lo, hi, ptcheck_memtype_name(x->type), swap ? va_b : va_a,
-                   ptcheck_memtype_name(y->type), swap ? va_a : va_b);
+        frame_line(f, lo, hi, ptdump_memtype_name(x->type), swap ? va_b : va_a,
+                   ptdump_memtype_name(y->type), swap ? va_a : va_b);
     }
 }
 
@@ -276,13 +240,13 @@ uint64_t ptcheck_direct_map(const struct ptcheck_run *runs, size_t n, uint64_t h
         if (run->va < hhdm_base || run->va > hhdm_last)
             continue;
         char size[16];
-        size_text(run->size, size, sizeof(size));
+        ptdump_size_text(run->size, size, sizeof(size));
         uint64_t want_pa = run->va - hhdm_base, end = run->pa + run->size;
         if (list_runs)
             fmt_format(sink, ctx, "direct map: %016llx-%016llx %6s R%c%c %s\n",
                        (unsigned long long)want_pa, (unsigned long long)(want_pa + run->size), size,
                        (run->perm & PT_W) ? 'W' : '-', (run->perm & PT_X) ? 'X' : '-',
-                       ptcheck_memtype_name(run->type));
+                       ptdump_memtype_name(run->type));
         count++;
         bytes += run->size;
         uint64_t lo, hi;
@@ -294,15 +258,15 @@ uint64_t ptcheck_direct_map(const struct ptcheck_run *runs, size_t n, uint64_t h
                        (unsigned long long)run->pa, (unsigned long long)want_pa);
             breaks++;
         } else if (first_not_ram(ranges, range_count, run->pa, end, &lo, &hi, &what)) {
-            size_text(hi - lo, size, sizeof(size));
+            ptdump_size_text(hi - lo, size, sizeof(size));
             fmt_format(sink, ctx, "pt check: direct map %016llx-%016llx %s maps %s, not RAM\n",
                        (unsigned long long)lo, (unsigned long long)hi, size, what);
             breaks++;
         }
-        if (run->type != PTCHECK_WB) {
+        if (run->type != PTE_MT_WB) {
             fmt_format(sink, ctx, "pt check: direct map %016llx-%016llx is %s, not write-back\n",
                        (unsigned long long)want_pa, (unsigned long long)(want_pa + run->size),
-                       ptcheck_memtype_name(run->type));
+                       ptdump_memtype_name(run->type));
             breaks++;
         }
         if (run->perm & PT_X) {
@@ -315,7 +279,7 @@ uint64_t ptcheck_direct_map(const struct ptcheck_run *runs, size_t n, uint64_t h
     if (bytes >= (1ull << 20))
         fmt_snprintf(total, sizeof(total), "%llu MiB", (unsigned long long)bytes_to_mib(bytes));
     else
-        size_text(bytes, total, sizeof(total));
+        ptdump_size_text(bytes, total, sizeof(total));
     fmt_format(sink, ctx, "direct map: %llu run%s, %s\n", (unsigned long long)count,
                count == 1 ? "" : "s", bytes ? total : "nothing mapped");
     return breaks;
@@ -329,7 +293,7 @@ uint64_t ptcheck_wx(const struct ptcheck_run *runs, size_t n, ptcheck_sink sink,
         if ((r->perm & (PT_W | PT_X)) != (PT_W | PT_X))
             continue;
         char size[16];
-        size_text(r->size, size, sizeof(size));
+        ptdump_size_text(r->size, size, sizeof(size));
         fmt_format(sink, ctx, "pt check: W+X %016llx-%016llx %s (%llu pages)\n",
                    (unsigned long long)r->va, (unsigned long long)(r->va + r->size), size,
                    (unsigned long long)(r->size / PAGE_SIZE));

@@ -247,7 +247,7 @@ def walk(mem, root, levels, first, last):
 
 
 def size_text(nbytes):
-    """vmm/src/ptdump.c's size_text: the largest unit that keeps it whole."""
+    """vmm/src/ptdump.c's ptdump_size_text: the largest unit that keeps it whole."""
     units = "KMGTPE"
     v, u = (nbytes & MASK64) >> 10, 0
     while v != 0 and v & 1023 == 0 and u + 1 < len(units):

@@ -147,20 +147,20 @@ void ptdump_qemu_tlb(const struct pt *pt, ptdump_sink sink, void *ctx)
 
 /* ---- the human dump ----------------------------------------------------------------------- */
 
-static const char *cache_name(uint64_t pat, unsigned index)
+const char *ptdump_memtype_name(unsigned type)
 {
-    switch ((pat >> (index * 8)) & 7) {
-    case 0:
+    switch (type) {
+    case PTE_MT_UC:
         return "UC";
-    case 1:
+    case PTE_MT_WC:
         return "WC";
-    case 4:
+    case PTE_MT_WT:
         return "WT";
-    case 5:
+    case PTE_MT_WP:
         return "WP";
-    case 6:
+    case PTE_MT_WB:
         return "WB";
-    case 7:
+    case PTE_MT_UCM:
         return "UC-";
     }
     return "??";
@@ -175,8 +175,7 @@ static const char *size_name(uint64_t page_size)
     return "4K";
 }
 
-/* A byte count (a multiple of 1 KiB) in the largest unit that keeps it whole. */
-static void size_text(uint64_t bytes, char *buf, size_t len)
+void ptdump_size_text(uint64_t bytes, char *buf, size_t len)
 {
     static const char units[] = "KMGTPE";
     uint64_t v = bytes_to_kib(bytes);
@@ -209,7 +208,7 @@ struct human {
 static void human_line(struct human *h)
 {
     char size[16], pa[20], line[256];
-    size_text(h->last - h->start + 1, size, sizeof(size));
+    ptdump_size_text(h->last - h->start + 1, size, sizeof(size));
     if (h->contiguous)
         fmt_snprintf(pa, sizeof(pa), "%016llx", (unsigned long long)h->pa_start);
     else
@@ -262,7 +261,7 @@ static bool human_leaf(void *ctx, const struct pt_leaf *leaf)
     uint64_t pa = leaf->pa + (start - leaf->va);
     uint32_t perm = leaf->attrs & (PT_W | PT_X | PT_U);
     bool global = pte_is_global(leaf->entry);
-    const char *cache = cache_name(h->pat, pte_pat_index(leaf->entry, leaf->page_size));
+    const char *cache = ptdump_memtype_name(pte_memtype(leaf->entry, leaf->page_size, h->pat));
     const char *label = o->label ? o->label(o->label_ctx, start) : NULL;
     bool marker_due = h->next_marker < o->marker_count && o->markers[h->next_marker].start <= start;
 
@@ -372,7 +371,7 @@ void ptdump_walk(const struct pt_walk *w, uint64_t va, unsigned levels, ptdump_s
     }
     const struct pt_leaf *l = &w->leaf;
     char size[16];
-    size_text(l->page_size, size, sizeof(size));
+    ptdump_size_text(l->page_size, size, sizeof(size));
     uint64_t offset = l->page_size ? (va - l->va) & (l->page_size - 1) : 0;
     fmt_format(sink, ctx, "  -> phys %016llx (%s page at %016llx), effective r%c%c %s\n",
                (unsigned long long)(l->pa + offset), size, (unsigned long long)l->pa,

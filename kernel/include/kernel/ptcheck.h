@@ -34,27 +34,11 @@
 /* Where the lines go; a fmt_sink fits. */
 typedef void (*ptcheck_sink)(void *ctx, const char *s, size_t n);
 
-/* IA32_PAT's memory type encodings. */
-enum ptcheck_memtype {
-    PTCHECK_UC = 0,
-    PTCHECK_WC = 1,
-    PTCHECK_WT = 4,
-    PTCHECK_WP = 5,
-    PTCHECK_WB = 6,
-    PTCHECK_UCM = 7, /* UC- */
-};
-
-/* The short name of a memory type ("WB", "UC-", ...; "??" for a reserved encoding). */
-const char *ptcheck_memtype_name(unsigned type);
-
-/* The memory type a leaf entry of page_size selects under the IA32_PAT value pat. */
-unsigned ptcheck_memtype_of(uint64_t entry, uint64_t page_size, uint64_t pat);
-
 /* Leaves that continue each other in VA and PA with equal permissions and memory type. */
 struct ptcheck_run {
     uint64_t va, pa, size;
     uint8_t perm; /* effective PT_W | PT_X; X is left out when the hierarchy does not use NX */
-    uint8_t type; /* enum ptcheck_memtype */
+    uint8_t type; /* enum pte_memtype (vmm/pte.h) */
 };
 
 /* Storage for runs. `needed` counts every run seen, also those past cap. */

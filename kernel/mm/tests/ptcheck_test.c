@@ -16,6 +16,7 @@
 #include <canopy/check.h>
 #include <canopy/page.h>
 #include <canopy/rng.h>
+#include <vmm/ptdump.h>
 #include <vmm/pte.h>
 
 unsigned check_passed, check_failed;
@@ -29,7 +30,6 @@ unsigned check_passed, check_failed;
 #define HHDM         CANOPY_HHDM_BASE_4L
 #define REACH        (CANOPY_DYNAMIC_BASE - CANOPY_HHDM_BASE_4L)
 #define KERNEL       CANOPY_KERNEL_BASE
-#define POWER_ON_PAT 0x0007040600070406ull
 
 /* ---- page tables over a host buffer ------------------------------------------------------- */
 
@@ -187,16 +187,16 @@ static void test_memtype_of_reads_pat_index(void)
     /* 4 KiB: PAT is bit 7; 2 MiB: bit 12. Index 5 is WC under Canopy's PAT, WT at power-on. */
     uint64_t e4 = pte_make_leaf_4k(0x1000, PTE_PAT_4K | PTE_PWT);
     uint64_t e2 = pte_make_leaf_2m(0x200000, PTE_PAT_LARGE | PTE_PWT);
-    CHECK(ptcheck_memtype_of(e4, K4, CANOPY_PAT) == PTCHECK_WC);
-    CHECK(ptcheck_memtype_of(e2, M2, CANOPY_PAT) == PTCHECK_WC);
-    CHECK(ptcheck_memtype_of(e4, K4, POWER_ON_PAT) == PTCHECK_WT);
+    CHECK(pte_memtype(e4, K4, CANOPY_PAT) == PTE_MT_WC);
+    CHECK(pte_memtype(e2, M2, CANOPY_PAT) == PTE_MT_WC);
+    CHECK(pte_memtype(e4, K4, PTDUMP_PAT_POWER_ON) == PTE_MT_WT);
     /* In a 2 MiB leaf bit 7 is PS, not PAT: index 1 (WT) under both. */
     uint64_t ps_only = pte_make_leaf_2m(0x200000, PTE_PWT);
-    CHECK(ptcheck_memtype_of(ps_only, M2, CANOPY_PAT) == PTCHECK_WT);
-    CHECK(ptcheck_memtype_of(pte_make_leaf_4k(0, PTE_PCD | PTE_PWT), K4, CANOPY_PAT) == PTCHECK_UC);
-    CHECK(ptcheck_memtype_of(pte_make_leaf_4k(0, 0), K4, CANOPY_PAT) == PTCHECK_WB);
-    CHECK(strcmp(ptcheck_memtype_name(PTCHECK_UCM), "UC-") == 0);
-    CHECK(strcmp(ptcheck_memtype_name(2), "??") == 0);
+    CHECK(pte_memtype(ps_only, M2, CANOPY_PAT) == PTE_MT_WT);
+    CHECK(pte_memtype(pte_make_leaf_4k(0, PTE_PCD | PTE_PWT), K4, CANOPY_PAT) == PTE_MT_UC);
+    CHECK(pte_memtype(pte_make_leaf_4k(0, 0), K4, CANOPY_PAT) == PTE_MT_WB);
+    CHECK(strcmp(ptdump_memtype_name(PTE_MT_UCM), "UC-") == 0);
+    CHECK(strcmp(ptdump_memtype_name(2), "??") == 0);
 }
 
 static void test_runs_merge_and_clip(void)
@@ -209,7 +209,7 @@ static void test_runs_merge_and_clip(void)
     size_t n = collect_all(&pt, CANOPY_PAT);
     CHECK(n == 2);
     CHECK(run_store[0].va == HHDM + M2 - K4 && run_store[0].size == M2 + 2 * K4);
-    CHECK(run_store[0].perm == PT_W && run_store[0].type == PTCHECK_WB);
+    CHECK(run_store[0].perm == PT_W && run_store[0].type == PTE_MT_WB);
     CHECK(run_store[1].perm == 0 && run_store[1].pa == 2 * M2 + K4);
 
     /* A window inside the 2 MiB page: the leaf is clipped to it. */
@@ -309,7 +309,7 @@ static void test_two_memory_types_fire(void)
     OUT_HAS("pt check: frame 00000000c0004000-00000000c0005000 4K WC at ffffc00000004000, UC at "
             "ffffc00000204000\n");
     /* Read through the power-on PAT, index 5 is WT, not WC. */
-    CHECK(frames(&pt, POWER_ON_PAT) == 1);
+    CHECK(frames(&pt, PTDUMP_PAT_POWER_ON) == 1);
     OUT_HAS(" WT at ffffc00000004000, UC at ffffc00000204000\n");
     pt_destroy(&pt);
 }

@@ -78,6 +78,16 @@ struct ptdump_options {
 uint64_t ptdump_human(const struct pt *pt, const struct ptdump_options *opts, ptdump_sink sink,
                       void *ctx);
 
+/* The short name of a memory type (enum pte_memtype): "WB", "UC-", ...; "??" if reserved. */
+const char *ptdump_memtype_name(unsigned type);
+
+/*
+ * A byte count as the dumps' size column writes it: the largest unit of K, M,
+ * G, T, P, E that keeps it whole ("12K", "2M").
+ * => bytes is a multiple of 1 KiB; len is at least 8
+ */
+void ptdump_size_text(uint64_t bytes, char *buf, size_t len);
+
 /*
  * The report of a walk (pt_walk's result for va in a `levels`-level
  * hierarchy), as the shell's `walk VA` and the page-fault report print it

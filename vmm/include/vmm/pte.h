@@ -134,6 +134,28 @@ static inline unsigned pte_pat_index(uint64_t e, uint64_t page_size)
            (pte_is_pwt(e) ? 1u : 0u);
 }
 
+/* IA32_PAT's memory type encodings (Intel SDM Vol. 3, 11.12.2); 2 and 3 are reserved. */
+enum pte_memtype {
+    PTE_MT_UC = 0,
+    PTE_MT_WC = 1,
+    PTE_MT_WT = 4,
+    PTE_MT_WP = 5,
+    PTE_MT_WB = 6,
+    PTE_MT_UCM = 7, /* UC- */
+};
+
+/* The memory type entry index (0..7) of the IA32_PAT value pat holds. */
+static inline unsigned pte_pat_memtype(uint64_t pat, unsigned index)
+{
+    return (unsigned)(pat >> (8 * index)) & 7u;
+}
+
+/* The memory type a leaf entry of page_size selects under the IA32_PAT value pat. */
+static inline unsigned pte_memtype(uint64_t e, uint64_t page_size, uint64_t pat)
+{
+    return pte_pat_memtype(pat, pte_pat_index(e, page_size));
+}
+
 /* The leaf bits that select PAT entry index (0..7) for a leaf of page_size. */
 static inline uint64_t pte_pat_bits(unsigned index, uint64_t page_size)
 {
