@@ -6,10 +6,6 @@
 # The image depends on both binaries, the config and the script, so it is
 # rebuilt whenever one of them changes. The build ends by printing its sha256.
 
-set(CANOPY_IMAGE ${CMAKE_BINARY_DIR}/canopy.img)
-set(CANOPY_ESP_CFG ${CMAKE_SOURCE_DIR}/esp/canopy.cfg)
-set(CANOPY_MKIMAGE ${CMAKE_SOURCE_DIR}/scripts/mkimage.sh)
-
 add_custom_command(
   OUTPUT ${CANOPY_IMAGE}
   COMMAND ${CANOPY_MKIMAGE}

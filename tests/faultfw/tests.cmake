@@ -41,12 +41,7 @@ foreach(line IN LISTS _ff_groups)
   add_test(NAME faultfw_${group}
     COMMAND ${CANOPY_PYTHON3} ${FAULTFW_TEST} --group ${group}
       --faultfw $<TARGET_FILE:faultfw>
-      --efi ${CANOPY_STAGE1_EFI}
-      --kernel ${CANOPY_KERNEL_ELF}
-      --cfg ${CMAKE_SOURCE_DIR}/esp/canopy.cfg
-      --mkimage ${CMAKE_SOURCE_DIR}/scripts/mkimage.sh
-      --ovmf-code ${CANOPY_OVMF_CODE}
-      --ovmf-vars ${CANOPY_OVMF_VARS}
+      ${BOOT_COMMON_ARGS}
       --workdir ${CMAKE_CURRENT_BINARY_DIR}/faultfw
       --quiet)
   set_tests_properties(faultfw_${group} PROPERTIES LABELS boot TIMEOUT ${seconds})

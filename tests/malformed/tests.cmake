@@ -43,18 +43,10 @@ if(NOT _malformed_qemu)
   return()
 endif()
 
-# The same options the boot tests take (tests/boot/harness.py's arg_parser);
+# The same options the boot tests take (BOOT_COMMON_ARGS, tests/CMakeLists.txt);
 # each scenario builds its own variant images with scripts/mkimage.sh.
 set(MALFORMED_BOOT_ARGS
-  --image ${CMAKE_BINARY_DIR}/canopy.img
-  --efi ${CANOPY_STAGE1_EFI}
-  --kernel ${CANOPY_KERNEL_ELF}
-  --cfg ${CMAKE_SOURCE_DIR}/esp/canopy.cfg
-  --mkimage ${CMAKE_SOURCE_DIR}/scripts/mkimage.sh
-  --ovmf-code ${CANOPY_OVMF_CODE}
-  --ovmf-vars ${CANOPY_OVMF_VARS}
-  --workdir ${MALFORMED_WORK}/boot
-  --quiet)
+  --image ${CANOPY_IMAGE} ${BOOT_COMMON_ARGS} --workdir ${MALFORMED_WORK}/boot --quiet)
 
 # malformed_boot_test(NAME script timeout [args...]): one CTest entry that may
 # boot several images in turn; the script bounds each boot, TIMEOUT bounds all.

@@ -1,7 +1,7 @@
 # The images are reproducible: a second build of a copy of the tree, at another
 # path and in a differently named build directory, gives the same canopy.img,
 # and the same canopy-sb.img when this build signs one (same key, same bytes).
-set(_repro_images ${CMAKE_BINARY_DIR}/canopy.img)
+set(_repro_images ${CANOPY_IMAGE})
 set(_repro_options)
 if(CANOPY_SB_SNAKEOIL)
   list(APPEND _repro_images ${CMAKE_BINARY_DIR}/canopy-sb.img)

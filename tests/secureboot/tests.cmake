@@ -35,7 +35,7 @@ if(NOT _sb_qemu)
   return()
 endif()
 set(_sb_boot_args
-  --image ${CMAKE_BINARY_DIR}/canopy.img
+  --image ${CANOPY_IMAGE}
   --efi ${CANOPY_STAGE1_EFI}
   --kernel ${CANOPY_KERNEL_ELF}
   --cfg ${CANOPY_ESP_CFG}
