@@ -55,6 +55,8 @@
  */
 #include <vmm/avl.h>
 
+#include <canopy/page.h>
+
 _Static_assert(_Alignof(struct avl_node) > AVL_BALANCE_MASK, "no room for the balance bits");
 _Static_assert(offsetof(struct avl_node, child_max[1]) == offsetof(struct avl_node, right_max),
                "child_max[] and the named slots must be the same storage");
@@ -124,7 +126,7 @@ struct fits {
 
 static inline uint32_t fit_pages(uint64_t bytes)
 {
-    uint64_t pages = (bytes >> 12) + ((bytes & 0xfff) != 0);
+    uint64_t pages = pages_for_bytes(bytes);
 
     return pages < FIT_SAT ? (uint32_t)pages : FIT_SAT;
 }
@@ -784,7 +786,7 @@ static inline uint64_t slot_bound(const struct avl_node *n, bool right, enum lev
         return m;
     v = level == LEVEL_2M ? n->fit_2m[right] : n->fit_1g[right];
     /* A saturated fit says only that it is big: the largest gap bounds it. */
-    return v == FIT_SAT ? m : min_u64(m, (uint64_t)v << 12);
+    return v == FIT_SAT ? m : min_u64(m, (uint64_t)v << PAGE_SHIFT);
 }
 
 /*
