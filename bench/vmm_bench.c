@@ -48,10 +48,11 @@
 #include <string.h>
 #include <time.h>
 
+#include <canopy/page.h>
 #include <canopy/rng.h>
 #include <vmm/space.h>
 
-#define PAGE      4096ull
+#define PAGE      PAGE_SIZE
 #define LAYOUT_AT 0x1000ull             /* the first VMA: right after page 0, so no edge hole */
 #define WIN_LAST  0x00007fffffffffffull /* last byte of the fixed window */
 #define QUERIES   64                    /* distinct queries per measurement */

@@ -16,7 +16,6 @@
  */
 #include "faultfw.h"
 
-#define PAGE       4096ull
 #define RAW_BYTES  (512u * 1024u)
 #define MAX_DESC   16384u
 #define FOUR_GIB   (4ull << 30)
@@ -412,7 +411,7 @@ static void grow_map(uint64_t extra)
         return;
     uint64_t singles = extra / 2 + 1;
     for (uint64_t k = 0; k < singles && 2 * k + 2 < big->pages; k++) {
-        EFI_PHYSICAL_ADDRESS a = big->phys + (2 * k + 1) * PAGE;
+        EFI_PHYSICAL_ADDRESS a = big->phys + (2 * k + 1) * PAGE_SIZE;
         (void)ff_orig.AllocatePages(AllocateAddress, EfiBootServicesData, 1, &a);
     }
 }
@@ -490,8 +489,8 @@ static EFI_STATUS take_low_memory(uint64_t keep_mib)
             continue;
         }
         uint64_t pages = d->pages;
-        if (d->phys + pages * PAGE > FOUR_GIB)
-            pages = (FOUR_GIB - d->phys) / PAGE;
+        if (d->phys + pages * PAGE_SIZE > FOUR_GIB)
+            pages = (FOUR_GIB - d->phys) / PAGE_SIZE;
         /* The top of a run stays free until `keep` pages are left. */
         uint64_t leave = kept < keep ? (keep - kept < pages ? keep - kept : pages) : 0;
         kept += leave;
@@ -517,10 +516,10 @@ static EFI_STATUS prepare_overlap(void)
         return s;
     h.mapx.own_base = own;
     h.mapx.own_pages = OWN_PAGES;
-    h.mapx.canary_base = own + OWN_PAGES / 2 * PAGE;
+    h.mapx.canary_base = own + OWN_PAGES / 2 * PAGE_SIZE;
     h.mapx.canary_pages = OWN_PAGES / 2;
     uint64_t *w = (uint64_t *)(UINTN)h.mapx.canary_base;
-    for (uint64_t i = 0; i < h.mapx.canary_pages * PAGE / 8; i++)
+    for (uint64_t i = 0; i < h.mapx.canary_pages * PAGE_SIZE / 8; i++)
         w[i] = 0xfa017f1c0ffee000ull ^ (h.mapx.canary_base + i * 8);
     /* The overlay as the final map will show it (the firmware's map as it is now). */
     uint32_t n = firmware_map();
@@ -587,7 +586,7 @@ EFI_STATUS hooks_prepare(const struct ff_config *cfg)
         }
         h.mapx.kind = MAPX_ADD_ABOVE;
         h.mapx.limit = 1ull << bits;
-        h.mapx.above_pages = (1ull << 30) / PAGE;
+        h.mapx.above_pages = (1ull << 30) / PAGE_SIZE;
         h.rewrite_map = true;
         ff_printf("faultfw: 1 GiB of conventional memory listed at 0x%llx (%u-bit MAXPHYADDR)\n",
                   (unsigned long long)h.mapx.limit, bits);

@@ -10,8 +10,6 @@
  */
 #include "mapx.h"
 
-#define PAGE 4096ull
-
 static void copy_desc(struct mapx_desc *d, const struct mapx_desc *s)
 {
     __builtin_memcpy(d, s, sizeof(*d));
@@ -37,7 +35,7 @@ void mapx_encode(const struct mapx_desc *d, uint32_t count, uint64_t stride, voi
 
 static uint64_t desc_end(const struct mapx_desc *d)
 {
-    return d->phys + d->pages * PAGE;
+    return d->phys + d->pages * PAGE_SIZE;
 }
 
 /* Appends one descriptor; false when out is full. */
@@ -62,7 +60,7 @@ static uint32_t split(const struct mapx_params *p, const struct mapx_desc *in, u
         }
         for (uint64_t done = 0; done < in[i].pages; done += piece) {
             struct mapx_desc d = in[i];
-            d.phys = in[i].phys + done * PAGE;
+            d.phys = in[i].phys + done * PAGE_SIZE;
             d.pages = in[i].pages - done < piece ? in[i].pages - done : piece;
             if (!push(out, cap, &n, &d))
                 return UINT32_MAX;
@@ -85,7 +83,7 @@ static uint32_t hide_low(const struct mapx_params *p, const struct mapx_desc *in
         if (desc_end(&d) > p->limit) {
             struct mapx_desc hi = d;
             hi.phys = p->limit;
-            hi.pages = (desc_end(&d) - p->limit) / PAGE;
+            hi.pages = (desc_end(&d) - p->limit) / PAGE_SIZE;
             d.pages -= hi.pages;
             if (!push(out, cap, &n, &hi))
                 return UINT32_MAX;
@@ -106,7 +104,7 @@ static const struct mapx_desc *largest_usable(const struct mapx_desc *d, uint32_
     for (uint32_t i = 0; i < n; i++) {
         if (d[i].type != MAPX_EFI_CONVENTIONAL || d[i].phys < (1ull << 20) || &d[i] == skip)
             continue;
-        if (d[i].phys < p->own_base + p->own_pages * PAGE && p->own_base < desc_end(&d[i]))
+        if (d[i].phys < p->own_base + p->own_pages * PAGE_SIZE && p->own_base < desc_end(&d[i]))
             continue;
         if (!best || d[i].pages > best->pages)
             best = &d[i];
@@ -128,7 +126,7 @@ static uint32_t overlap(const struct mapx_params *p, const struct mapx_desc *in,
                         struct mapx_desc *out, uint32_t cap, struct mapx_overlay *ov)
 {
     uint32_t n = 0;
-    uint64_t own_lo = p->own_base, own_hi = p->own_base + p->own_pages * PAGE;
+    uint64_t own_lo = p->own_base, own_hi = p->own_base + p->own_pages * PAGE_SIZE;
     /* The layer's own loader-data allocation becomes conventional; all else as it is. */
     for (uint32_t i = 0; i < count; i++) {
         const struct mapx_desc *s = &in[i];
@@ -142,19 +140,19 @@ static uint32_t overlap(const struct mapx_params *p, const struct mapx_desc *in,
         struct mapx_desc d = *s;
         if (lo < cut_lo) {
             d.phys = lo;
-            d.pages = (cut_lo - lo) / PAGE;
+            d.pages = (cut_lo - lo) / PAGE_SIZE;
             if (!push(out, cap, &n, &d))
                 return UINT32_MAX;
         }
         d.type = MAPX_EFI_CONVENTIONAL;
         d.phys = cut_lo;
-        d.pages = (cut_hi - cut_lo) / PAGE;
+        d.pages = (cut_hi - cut_lo) / PAGE_SIZE;
         if (!push(out, cap, &n, &d))
             return UINT32_MAX;
         if (cut_hi < hi) {
             d = *s;
             d.phys = cut_hi;
-            d.pages = (hi - cut_hi) / PAGE;
+            d.pages = (hi - cut_hi) / PAGE_SIZE;
             if (!push(out, cap, &n, &d))
                 return UINT32_MAX;
         }
@@ -198,7 +196,7 @@ static uint32_t overlap(const struct mapx_params *p, const struct mapx_desc *in,
     }
     if (other) {
         struct mapx_desc s = {.type = MAPX_EFI_RESERVED,
-                              .phys = desc_end(other) - 8 * PAGE,
+                              .phys = desc_end(other) - 8 * PAGE_SIZE,
                               .pages = 16,
                               .attr = 0xf};
         o.straddle_base = s.phys;

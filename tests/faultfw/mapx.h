@@ -15,6 +15,8 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include <canopy/page.h> /* descriptors count pages of PAGE_SIZE bytes */
+
 #define MAPX_DESC_MIN 40u /* sizeof(EFI_MEMORY_DESCRIPTOR) */
 
 /* EFI memory types the transformations use (UEFI 2.x numbering). */

@@ -13,8 +13,6 @@
 
 #include "mapx.h"
 
-#define PAGE 4096ull
-
 unsigned check_passed, check_failed;
 
 /* A map like OVMF's: unsorted, with loader data (stage 1) next to conventional memory. */
@@ -38,7 +36,7 @@ static bool usable(const struct mapx_desc *d, uint32_t n, uint64_t pa)
 {
     bool any = false;
     for (uint32_t i = 0; i < n; i++) {
-        if (pa < d[i].phys || pa >= d[i].phys + d[i].pages * PAGE)
+        if (pa < d[i].phys || pa >= d[i].phys + d[i].pages * PAGE_SIZE)
             continue;
         if (d[i].type != MAPX_EFI_CONVENTIONAL)
             return false;
@@ -52,7 +50,8 @@ static bool never_more_usable(const struct mapx_desc *out, uint32_t m, uint64_t 
                               uint64_t own_hi)
 {
     for (uint32_t i = 0; i < m; i++) {
-        for (uint64_t pa = out[i].phys; pa < out[i].phys + out[i].pages * PAGE; pa += PAGE) {
+        for (uint64_t pa = out[i].phys; pa < out[i].phys + out[i].pages * PAGE_SIZE;
+             pa += PAGE_SIZE) {
             if (pa >= own_lo && pa < own_hi)
                 continue;
             if (usable(out, m, pa) && !usable(base_map, BASE_COUNT, pa))
@@ -112,8 +111,8 @@ static void test_split(void)
     uint64_t next = 0x808000;
     for (uint32_t i = 0; i < m; i++)
         if (out[i].phys == next && out[i].type == MAPX_EFI_CONVENTIONAL)
-            next += out[i].pages * PAGE;
-    CHECK(next == 0x808000 + 0x1f000 * PAGE);
+            next += out[i].pages * PAGE_SIZE;
+    CHECK(next == 0x808000 + 0x1f000 * PAGE_SIZE);
     CHECK(mapx_transform(&p, base_map, BASE_COUNT, out, 100, NULL) == UINT32_MAX);
 }
 
@@ -129,19 +128,19 @@ static void test_overlap(void)
     struct mapx_overlay ov;
     uint32_t m = mapx_transform(&p, base_map, BASE_COUNT, out, 1 << 16, &ov);
     CHECK(m != UINT32_MAX);
-    uint64_t own_lo = p.own_base, own_hi = p.own_base + 256 * PAGE;
+    uint64_t own_lo = p.own_base, own_hi = p.own_base + 256 * PAGE_SIZE;
     CHECK(never_more_usable(out, m, own_lo, own_hi));
     /* The own range: usable below the canary, reserved in it; loader data around it stays. */
     CHECK(usable(out, m, own_lo));
-    CHECK(usable(out, m, p.canary_base - PAGE));
+    CHECK(usable(out, m, p.canary_base - PAGE_SIZE));
     CHECK(!usable(out, m, p.canary_base));
-    CHECK(!usable(out, m, own_hi - PAGE));
-    CHECK(!usable(out, m, own_lo - PAGE));
+    CHECK(!usable(out, m, own_hi - PAGE_SIZE));
+    CHECK(!usable(out, m, own_lo - PAGE_SIZE));
     CHECK(!usable(out, m, own_hi));
     /* Boot-services data over the largest usable descriptor's start, and its duplicate. */
     const uint64_t big = 0x100000000ull;
     CHECK(ov.bs_base == big && ov.bs_pages == 16);
-    CHECK(!usable(out, m, big) && usable(out, m, big + 16 * PAGE));
+    CHECK(!usable(out, m, big) && usable(out, m, big + 16 * PAGE_SIZE));
     CHECK(ov.dup_base == big && ov.dup_pages == 0x40000);
     unsigned copies = 0;
     for (uint32_t i = 0; i < m; i++)
@@ -149,8 +148,8 @@ static void test_overlap(void)
     CHECK(copies == 2);
     /* The straddle: across the end of a usable descriptor not followed by loader memory. */
     CHECK(ov.straddle_pages == 16);
-    CHECK(ov.straddle_base == 0x100000 + 0x700 * PAGE - 8 * PAGE);
-    CHECK(!usable(out, m, ov.straddle_base) && usable(out, m, ov.straddle_base - PAGE));
+    CHECK(ov.straddle_base == 0x100000 + 0x700 * PAGE_SIZE - 8 * PAGE_SIZE);
+    CHECK(!usable(out, m, ov.straddle_base) && usable(out, m, ov.straddle_base - PAGE_SIZE));
     /* Outside every rewrite, the map is the same. */
     CHECK(usable(out, m, 0x808000) && !usable(out, m, 0xffc00000ull));
 }
@@ -170,7 +169,7 @@ static void test_hide_low(void)
     uint64_t low_pages = 0;
     for (uint32_t i = 0; i < m; i++)
         if (out[i].type == MAPX_EFI_BS_DATA && out[i].phys < (1ull << 32) &&
-            out[i].phys + out[i].pages * PAGE <= (1ull << 32))
+            out[i].phys + out[i].pages * PAGE_SIZE <= (1ull << 32))
             low_pages += out[i].pages;
     /* 0x9f + 0x700 + 0x1f000 + 0x100 usable pages were below 4 GiB, plus two BS pages. */
     CHECK(low_pages == 0x9f + 0x700 + 0x1f000 + 0x100 + 1 + 0x400);
@@ -187,7 +186,7 @@ static void test_add_above(void)
     CHECK(memcmp(out, base_map, sizeof(base_map)) == 0);
     CHECK(out[BASE_COUNT].phys == 1ull << 40 && out[BASE_COUNT].pages == 0x40000);
     /* Nothing below the limit became usable. */
-    CHECK(never_more_usable(out, m, 1ull << 40, (1ull << 40) + 0x40000 * PAGE));
+    CHECK(never_more_usable(out, m, 1ull << 40, (1ull << 40) + 0x40000 * PAGE_SIZE));
     CHECK(mapx_transform(&p, base_map, BASE_COUNT, out, BASE_COUNT, NULL) == UINT32_MAX);
 }
 

@@ -7,6 +7,7 @@ set(FAULTFW_DIR ${CMAKE_CURRENT_LIST_DIR})
 
 # The map rewriting is pure C: checked on the host first.
 canopy_host_test(faultfw_mapx_test SOURCES ${FAULTFW_DIR}/mapx_test.c ${FAULTFW_DIR}/mapx.c)
+target_include_directories(faultfw_mapx_test PRIVATE ${CMAKE_SOURCE_DIR}/include)
 
 # FAULTFW.EFI: a PE32+ application built exactly like stage 1 (CANOPY_UEFI_*).
 add_executable(faultfw ${FAULTFW_DIR}/faultfw.c ${FAULTFW_DIR}/hooks.c ${FAULTFW_DIR}/mapx.c)
