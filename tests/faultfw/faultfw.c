@@ -13,6 +13,7 @@
  * the firmware restores it.
  */
 #include <canopy/fmt.h>
+#include <canopy/x86/uart.h>
 
 #include "faultfw.h"
 
@@ -54,18 +55,6 @@ void ff_printf(const char *fmt, ...)
     ff_st->ConOut->OutputString(ff_st->ConOut, wide);
 }
 
-static void outb(uint16_t port, uint8_t v)
-{
-    __asm__ volatile("outb %0, %1" : : "a"(v), "Nd"(port));
-}
-
-static uint8_t inb(uint16_t port)
-{
-    uint8_t v;
-    __asm__ volatile("inb %1, %0" : "=a"(v) : "Nd"(port));
-    return v;
-}
-
 void ff_serial_printf(const char *fmt, ...)
 {
     struct line l = {.len = 0};
@@ -75,9 +64,10 @@ void ff_serial_printf(const char *fmt, ...)
     va_end(ap);
     /* COM1 as the firmware left it; a bounded wait for the transmitter per byte. */
     for (size_t i = 0; i < l.len; i++) {
-        for (int spin = 0; spin < 100000 && !(inb(0x3f8 + 5) & 0x20); spin++)
+        for (int spin = 0; spin < 100000 && !(arch_inb(UART_COM1 + UART_LSR) & UART_LSR_THR_EMPTY);
+             spin++)
             ;
-        outb(0x3f8, (uint8_t)l.buf[i]);
+        arch_outb(UART_COM1 + UART_DATA, (uint8_t)l.buf[i]);
     }
 }
 

@@ -16,6 +16,8 @@
  */
 #include "faultfw.h"
 
+#include <canopy/x86/cpu.h>
+
 #define RAW_BYTES  (512u * 1024u)
 #define MAX_DESC   16384u
 #define FOUR_GIB   (4ull << 30)
@@ -575,15 +577,9 @@ EFI_STATUS hooks_prepare(const struct ff_config *cfg)
         return EFI_SUCCESS;
     case FF_ABOVE_MAXPHYADDR: {
         /* The CPU's physical address width, as stage 1 reads it (36 bits without the leaf). */
-        uint32_t a, b, c, d;
-        __asm__ volatile("cpuid" : "=a"(a), "=b"(b), "=c"(c), "=d"(d) : "a"(0x80000000u), "c"(0));
         unsigned bits = 36;
-        if (a >= 0x80000008u) {
-            __asm__ volatile("cpuid"
-                             : "=a"(a), "=b"(b), "=c"(c), "=d"(d)
-                             : "a"(0x80000008u), "c"(0));
-            bits = a & 0xff;
-        }
+        if (arch_cpuid(0x80000000u, 0).eax >= 0x80000008u)
+            bits = arch_cpuid(0x80000008u, 0).eax & 0xff;
         h.mapx.kind = MAPX_ADD_ABOVE;
         h.mapx.limit = 1ull << bits;
         h.mapx.above_pages = (1ull << 30) / PAGE_SIZE;

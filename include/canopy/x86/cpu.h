@@ -4,7 +4,9 @@
  *
  * Header-only, and privileged: it is included only by stage1/efi/ and
  * kernel/arch/x86_64/ (whose arch/cpu.h passes it on to the kernel's drivers
- * and core); the freestanding libraries and the host never execute these.
+ * and core), and by the test firmware layer tests/faultfw/, a UEFI
+ * application like stage 1; the freestanding libraries and the host never
+ * execute these.
  * Each helper is the bare instruction: no policy, no waiting, no state.
  */
 #ifndef CANOPY_X86_CPU_H

@@ -4,9 +4,10 @@
  * does with the port afterwards (how long to wait on the transmitter, whether
  * to read) stays with its own serial.c.
  *
- * Header-only and privileged (port I/O): included only by stage1/efi/serial.c
- * and the kernel's serial driver (kernel/dev/serial.c), which does port I/O
- * through arch/cpu.h anyway.
+ * Header-only and privileged (port I/O): included only by stage1/efi/serial.c,
+ * the kernel's serial driver (kernel/dev/serial.c), which does port I/O
+ * through arch/cpu.h anyway, and the test firmware layer's serial lines
+ * (tests/faultfw/faultfw.c).
  */
 #ifndef CANOPY_X86_UART_H
 #define CANOPY_X86_UART_H
