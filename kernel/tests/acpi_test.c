@@ -377,6 +377,5 @@ int main(void)
     test_acpi_s5_encodings();
     test_acpi_s5_rejects_malformed();
     test_acpi_survives_corruption();
-    printf("%u passed, %u failed\n", check_passed, check_failed);
-    return check_failed != 0;
+    return check_finish();
 }

@@ -12,6 +12,5 @@ int main(void)
 {
     bootinfo_tests();
     cmdline_tests();
-    printf("%u passed, %u failed\n", check_passed, check_failed);
-    return check_failed != 0;
+    return check_finish();
 }

@@ -13,6 +13,5 @@ int main(void)
     config_tests();
     mapplan_tests();
     manifest_pt_tests();
-    printf("%u passed, %u failed\n", check_passed, check_failed);
-    return check_failed ? 1 : 0;
+    return check_finish();
 }

@@ -211,6 +211,5 @@ int main(void)
     test_hide_low();
     test_add_above();
     test_strides();
-    printf("%u passed, %u failed\n", check_passed, check_failed);
-    return check_failed ? EXIT_FAILURE : EXIT_SUCCESS;
+    return check_finish();
 }

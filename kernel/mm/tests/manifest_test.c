@@ -360,6 +360,5 @@ int main(void)
     test_compare_names_each_difference();
     test_random_ops_stay_equal();
     free(table_mem);
-    printf("%u passed, %u failed\n", check_passed, check_failed);
-    return check_failed ? 1 : 0;
+    return check_finish();
 }

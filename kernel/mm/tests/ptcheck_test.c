@@ -520,6 +520,5 @@ int main(void)
     RUN(test_wx_runs);
     RUN(test_random_aliases_match_brute_force);
     free(table_mem);
-    printf("ptcheck_test: %u passed, %u failed\n", check_passed, check_failed);
-    return check_failed ? 1 : 0;
+    return check_finish();
 }

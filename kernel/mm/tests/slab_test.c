@@ -280,6 +280,5 @@ int main(void)
     test_double_and_bad_frees_are_refused_without_change();
     test_empty_page_source_gives_null_and_no_change();
     test_random_churn_keeps_contents_and_returns_every_page();
-    printf("%u passed, %u failed\n", check_passed, check_failed);
-    return check_failed != 0;
+    return check_finish();
 }

@@ -312,6 +312,5 @@ int main(void)
     test_decode_ctrl();
     test_decode_extended_and_pause();
     test_poll_drops_mouse_bytes();
-    printf("%u passed, %u failed\n", check_passed, check_failed);
-    return check_failed ? 1 : 0;
+    return check_finish();
 }

@@ -707,6 +707,5 @@ int main(void)
     test_output_is_batched_and_in_order();
     test_shell_run_checks_like_the_editor();
     test_ten_thousand_hostile_lines_then_help();
-    printf("%u passed, %u failed\n", check_passed, check_failed);
-    return check_failed ? 1 : 0;
+    return check_finish();
 }
