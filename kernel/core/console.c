@@ -12,6 +12,7 @@
 #include <stddef.h>
 
 #include <canopy/fmt.h>
+#include <canopy/x86/uart.h> /* UART_COM1 */
 #include <kernel/console.h>
 #include <kernel/fbcon.h>
 #include <kernel/serial.h>
@@ -31,7 +32,7 @@ static bool early_done;
 
 bool console_init_serial(void)
 {
-    serial_up = serial_init(SERIAL_COM1);
+    serial_up = serial_init(UART_COM1);
     return serial_up;
 }
 

@@ -5,8 +5,9 @@
  * to read) stays with its own serial.c.
  *
  * Header-only and privileged (port I/O): included only by stage1/efi/serial.c,
- * the kernel's serial driver (kernel/dev/serial.c), which does port I/O
- * through arch/cpu.h anyway, and the test firmware layer's serial lines
+ * the kernel's serial driver (kernel/dev/serial.c) and console
+ * (kernel/core/console.c, which picks the port), which do port I/O through
+ * arch/cpu.h anyway, and the test firmware layer's serial lines
  * (tests/faultfw/faultfw.c).
  */
 #ifndef CANOPY_X86_UART_H

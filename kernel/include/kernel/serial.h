@@ -10,11 +10,10 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#define SERIAL_COM1 0x3f8
-
 /*
- * Probes the UART at `port` (scratch register, then a loopback byte) and, if
- * it answers, programs 115200 baud, 8N1, FIFOs on, interrupts off.
+ * Probes the UART at `port` (COM1 is UART_COM1 in canopy/x86/uart.h) with its
+ * scratch register, then a loopback byte, and, if it answers, programs 115200
+ * baud, 8N1, FIFOs on, interrupts off.
  * Returns true if the port is present and set up.
  */
 bool serial_init(uint16_t port);
