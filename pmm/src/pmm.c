@@ -2,10 +2,14 @@
  * pmm: a binary buddy allocator over 4 KiB frames with one state byte per
  * frame and free lists threaded through the free blocks themselves.
  *
- * Stage 1 builds it from the normalised memory map after ExitBootServices,
- * the kernel adopts the same struct pmm (rebased to the HHDM) and frees the
- * reclaimable frames once it runs on its own tables; host tests, fuzzers and
- * benchmarks run it over a buffer that stands in for physical memory.
+ * Stage 1 creates it from the normalised memory map after ExitBootServices
+ * without free lists (pmm_create: only the state array, which it claimed
+ * before the exit, is written) and hands the frames it claimed to their
+ * owners (pmm_claim); the kernel adopts the same struct pmm (rebased to the
+ * HHDM), threads the free lists through the free blocks (pmm_build_lists)
+ * once it runs on its own tables, and frees the reclaimable frames later;
+ * host tests, fuzzers and benchmarks run it over a buffer that stands in for
+ * physical memory (pmm_init: create and build the lists at once).
  *
  * Tracked frames [base_frame, base_frame + frame_count): base_frame is
  * aligned to 2^PMM_MAX_ORDER, so buddy arithmetic on indices relative to it
@@ -36,9 +40,11 @@
  *
  * Free lists: one doubly-linked list per order, the links (physical
  * addresses) in the first 16 bytes of each free block, reached through
- * virt_offset. A list head's prev link is stale by design (nothing reads
- * it), so popping touches only the block popped. Bit k of free_orders says
- * list k is not empty, so an allocation finds its order with one bit scan.
+ * virt_offset. They exist only once built (PMM_LISTS): until then every
+ * head is PMM_NIL, every count 0, and allocating or freeing is refused, so
+ * nothing but the state array has been written. A list head's prev link is stale by design (nothing
+ * reads it), so popping touches only the block popped. Bit k of free_orders says list k is not
+ * empty, so an allocation finds its order with one bit scan.
  *
  * The order-0 cache: a freed single frame is pushed on a LIFO stack (an
  * array of addresses in struct pmm; the frame's byte becomes 0x62) instead of
@@ -247,7 +253,11 @@ static inline void block_release(struct pmm *p, uint64_t idx, unsigned k)
     list_push(p, phys_of(p, idx), k);
 }
 
-/* Tiles [a, b) (indices) with the largest aligned blocks, free or used by owner. */
+/*
+ * Tiles [a, b) (indices) with the largest aligned blocks, free or used by
+ * owner. Free blocks get no list links here (pmm_build_lists threads them), so
+ * tiling writes state bytes only.
+ */
 static void tile(struct pmm *p, uint64_t a, uint64_t b, unsigned owner)
 {
     uint8_t *st = state_of(p);
@@ -261,7 +271,6 @@ static void tile(struct pmm *p, uint64_t a, uint64_t b, unsigned owner)
         __builtin_memset(st + a + 1, ST_INTERIOR, n - 1);
         if (owner == CANOPY_OWNER_NONE) {
             st[a] = (uint8_t)(ST_FREE | o);
-            list_push(p, phys_of(p, a), o);
             p->free_frames += n;
         } else {
             st[a] = (uint8_t)(ST_USED | owner);
@@ -295,6 +304,8 @@ const char *pmm_status_str(enum pmm_status st)
         return "output buffer too small";
     case PMM_ERR_CORRUPT:
         return "pmm state corrupt";
+    case PMM_ERR_NO_LISTS:
+        return "free lists not built";
     }
     return "unknown status";
 }
@@ -343,19 +354,15 @@ enum pmm_status pmm_init(struct pmm *p, const struct canopy_mem_range *r, uint32
     return pmm_init_below(p, r, n, virt_offset, UINT64_MAX);
 }
 
-enum pmm_status pmm_init_below(struct pmm *p, const struct canopy_mem_range *r, uint32_t n,
-                               uint64_t virt_offset, uint64_t phys_limit)
+/* The frames a PMM over r[0..n) below `reach` tracks: [*base, *base + *count). */
+static enum pmm_status layout(const range_t *r, uint32_t n, uint64_t reach, uint64_t *base,
+                              uint64_t *count)
 {
-    __builtin_memset(p, 0, sizeof(*p));
-    for (unsigned k = 0; k < PMM_ORDER_COUNT; k++)
-        p->free_head[k] = PMM_NIL;
     if (r == NULL || n == 0)
         return PMM_ERR_BAD_MAP;
-
     /* The map comes from the normaliser, but it crossed a boundary: check it. */
     uint64_t lo = UINT64_MAX, hi = 0, prev_end = 0;
     const uint64_t frame_limit = UINT64_MAX >> PAGE_SHIFT;
-    const uint64_t reach = phys_limit >> PAGE_SHIFT; /* the first frame not tracked */
     for (uint32_t i = 0; i < n; i++) {
         uint64_t f = r[i].base >> PAGE_SHIFT;
         if (!page_is_aligned(r[i].base) || r[i].page_count == 0 ||
@@ -370,9 +377,124 @@ enum pmm_status pmm_init_below(struct pmm *p, const struct canopy_mem_range *r, 
     }
     if (hi <= LOW_FRAMES)
         return PMM_ERR_BAD_MAP; /* no RAM the PMM may hand out */
+    *base = lo & ~(MAX_BLOCK_FRAMES - 1);
+    *count = hi - *base;
+    return PMM_OK;
+}
 
-    uint64_t base = lo & ~(MAX_BLOCK_FRAMES - 1);
-    uint64_t count = hi - base;
+uint64_t pmm_state_bytes(const struct canopy_mem_range *r, uint32_t n, uint64_t phys_limit)
+{
+    uint64_t base, count;
+    if (layout(r, n, phys_limit >> PAGE_SHIFT, &base, &count) != PMM_OK)
+        return 0;
+    return pages_for_bytes(count) << PAGE_SHIFT;
+}
+
+/* Whether every frame of [a, b) lies in a usable or reclaimable range (sorted, disjoint). */
+static bool frames_are_ram(const range_t *r, uint32_t n, uint64_t a, uint64_t b)
+{
+    uint64_t covered = 0;
+    for (uint32_t i = 0; i < n; i++) {
+        uint64_t ra = r[i].base >> PAGE_SHIFT, rb = ra + r[i].page_count;
+        if (!is_ram(r[i].type) || rb <= a || b <= ra)
+            continue;
+        covered += (rb < b ? rb : b) - (ra > a ? ra : a);
+    }
+    return covered == b - a;
+}
+
+/*
+ * Types every tracked frame in the state array at p->state (p's header is
+ * set): reserved, reclaimable, free blocks (without lists) and the array
+ * itself, whose frames [sa, sb) (indices) are taken out of whatever range
+ * holds them.
+ */
+static void build_state(struct pmm *p, const range_t *r, uint32_t n, uint64_t reach)
+{
+    uint64_t base = p->base_frame, count = p->frame_count;
+    uint64_t sa = (p->state >> PAGE_SHIFT) - base, sb = sa + (p->state_bytes >> PAGE_SHIFT);
+    uint8_t *st = state_of(p);
+    __builtin_memset(st, ST_RESERVED, count);
+    for (uint32_t i = 0; i < n; i++) {
+        uint64_t a = r[i].base >> PAGE_SHIFT, b;
+        if (r[i].type == CANOPY_MEM_USABLE)
+            b = usable_run_end(r, n, &i);
+        else if (r[i].type == CANOPY_MEM_RECLAIMABLE)
+            b = a + r[i].page_count;
+        else
+            continue;
+        if (a < LOW_FRAMES)
+            a = LOW_FRAMES;
+        if (b > reach)
+            b = reach;
+        if (b <= a)
+            continue;
+        a -= base;
+        b -= base;
+        /* A run minus the state array: at most two pieces. */
+        uint64_t pieces[2][2] = {{a, b < sa ? b : sa}, {a > sb ? a : sb, b}};
+        for (unsigned k = 0; k < 2; k++) {
+            uint64_t pa = pieces[k][0], pb = pieces[k][1];
+            if (pa >= pb)
+                continue;
+            if (r[i].type == CANOPY_MEM_USABLE) {
+                tile(p, pa, pb, CANOPY_OWNER_NONE);
+            } else {
+                __builtin_memset(st + pa, ST_RECLAIM, pb - pa);
+                p->reclaimable_frames += pb - pa;
+            }
+        }
+    }
+    tile(p, sa, sb, CANOPY_OWNER_PMM);
+    p->reserved_frames = count - p->free_frames - p->used_frames - p->reclaimable_frames;
+}
+
+/* An empty header: no lists, no counts, not valid (no magic). */
+static void header_clear(struct pmm *p)
+{
+    __builtin_memset(p, 0, sizeof(*p));
+    for (unsigned k = 0; k < PMM_ORDER_COUNT; k++)
+        p->free_head[k] = PMM_NIL;
+}
+
+enum pmm_status pmm_create(struct pmm *p, const struct canopy_mem_range *r, uint32_t n,
+                           uint64_t virt_offset, uint64_t phys_limit, uint64_t state_phys,
+                           uint64_t state_capacity)
+{
+    header_clear(p);
+    const uint64_t reach = phys_limit >> PAGE_SHIFT; /* the first frame not tracked */
+    uint64_t base, count;
+    enum pmm_status s = layout(r, n, reach, &base, &count);
+    if (s != PMM_OK)
+        return s;
+    uint64_t state_pages = pages_for_bytes(count);
+    uint64_t sf = state_phys >> PAGE_SHIFT;
+    if (!page_is_aligned(state_phys) || sf < LOW_FRAMES || sf > reach || reach - sf < state_pages)
+        return PMM_ERR_INVALID;
+    if (state_capacity < (state_pages << PAGE_SHIFT))
+        return PMM_ERR_NO_SPACE;
+    if (!frames_are_ram(r, n, sf, sf + state_pages))
+        return PMM_ERR_INVALID;
+
+    p->virt_offset = virt_offset;
+    p->base_frame = base;
+    p->frame_count = count;
+    p->state = state_phys;
+    p->state_bytes = state_pages << PAGE_SHIFT;
+    build_state(p, r, n, reach);
+    p->magic = PMM_MAGIC;
+    return PMM_OK;
+}
+
+enum pmm_status pmm_init_below(struct pmm *p, const struct canopy_mem_range *r, uint32_t n,
+                               uint64_t virt_offset, uint64_t phys_limit)
+{
+    header_clear(p);
+    const uint64_t reach = phys_limit >> PAGE_SHIFT;
+    uint64_t base, count;
+    enum pmm_status s = layout(r, n, reach, &base, &count);
+    if (s != PMM_OK)
+        return s;
     uint64_t state_pages = pages_for_bytes(count);
 
     /* The state array goes at the top of the highest usable run that holds it. */
@@ -391,46 +513,52 @@ enum pmm_status pmm_init_below(struct pmm *p, const struct canopy_mem_range *r, 
     }
     if (state_frame == 0)
         return PMM_ERR_NOMEM;
+    s = pmm_create(p, r, n, virt_offset, phys_limit, state_frame << PAGE_SHIFT,
+                   state_pages << PAGE_SHIFT);
+    if (s != PMM_OK)
+        return s;
+    return pmm_build_lists(p);
+}
 
-    p->virt_offset = virt_offset;
-    p->base_frame = base;
-    p->frame_count = count;
-    p->state = state_frame << PAGE_SHIFT;
-    p->state_bytes = state_pages << PAGE_SHIFT;
-    uint8_t *st = state_of(p);
-    __builtin_memset(st, ST_RESERVED, count);
-
-    uint64_t sa = state_frame - base, sb = sa + state_pages;
-    for (uint32_t i = 0; i < n; i++) {
-        uint64_t a = r[i].base >> PAGE_SHIFT, b;
-        if (r[i].type == CANOPY_MEM_USABLE)
-            b = usable_run_end(r, n, &i);
-        else if (r[i].type == CANOPY_MEM_RECLAIMABLE)
-            b = a + r[i].page_count;
-        else
-            continue;
-        if (a < LOW_FRAMES)
-            a = LOW_FRAMES;
-        if (b > reach)
-            b = reach;
-        if (b <= a)
-            continue;
-        a -= base;
-        b -= base;
-        if (r[i].type == CANOPY_MEM_RECLAIMABLE) {
-            __builtin_memset(st + a, ST_RECLAIM, b - a);
-            p->reclaimable_frames += b - a;
-            continue;
-        }
-        /* A usable run minus the state array: at most two pieces. */
-        if (a < sa)
-            tile(p, a, b < sa ? b : sa, CANOPY_OWNER_NONE);
-        if (b > sb)
-            tile(p, a > sb ? a : sb, b, CANOPY_OWNER_NONE);
+enum pmm_status pmm_build_lists(struct pmm *p)
+{
+    if (p->flags & PMM_LISTS)
+        return PMM_ERR_INVALID;
+    p->flags |= PMM_LISTS;
+    const uint8_t *st = state_of(p);
+    for (uint64_t idx = 0; idx < p->frame_count;) {
+        unsigned o = head_order(p, st, idx);
+        if ((st[idx] & ST_CLASS) == ST_FREE)
+            list_push(p, phys_of(p, idx), o);
+        idx += 1ull << o;
     }
-    tile(p, sa, sb, CANOPY_OWNER_PMM);
-    p->reserved_frames = count - p->free_frames - p->used_frames - p->reclaimable_frames;
-    p->magic = PMM_MAGIC;
+    return PMM_OK;
+}
+
+bool pmm_has_lists(const struct pmm *p)
+{
+    return (p->flags & PMM_LISTS) != 0;
+}
+
+enum pmm_status pmm_claim(struct pmm *p, uint64_t phys, uint64_t page_count,
+                          enum canopy_owner owner)
+{
+    if (!owner_ok(owner) || page_count == 0 || !page_is_aligned(phys))
+        return PMM_ERR_INVALID;
+    uint64_t f = phys >> PAGE_SHIFT;
+    if (f < p->base_frame || f - p->base_frame >= p->frame_count ||
+        page_count > p->frame_count - (f - p->base_frame))
+        return PMM_ERR_NOT_OWNED;
+    uint64_t idx = f - p->base_frame;
+    uint8_t *st = state_of(p);
+    /* Reclaimable frames are order-0 blocks, never below 1 MiB: each one is a whole block. */
+    for (uint64_t j = 0; j < page_count; j++)
+        if (st[idx + j] != ST_RECLAIM)
+            return PMM_ERR_NOT_OWNED;
+    __builtin_memset(st + idx, ST_USED | owner, page_count);
+    p->reclaimable_frames -= page_count;
+    p->used_frames += page_count;
+    p->owner_frames[owner] += page_count;
     return PMM_OK;
 }
 
@@ -443,6 +571,8 @@ enum pmm_status pmm_alloc(struct pmm *p, unsigned order, enum canopy_owner owner
 {
     if (order > PMM_MAX_ORDER || !owner_ok(owner))
         return PMM_ERR_INVALID;
+    if (!(p->flags & PMM_LISTS))
+        return PMM_ERR_NO_LISTS;
     if (order == 0 && p->cache_frames > 0) {
         uint64_t phys0 = p->cache[--p->cache_frames];
         state_of(p)[idx_of(p, phys0)] = (uint8_t)(ST_USED | owner);
@@ -472,6 +602,8 @@ enum pmm_status pmm_alloc_below(struct pmm *p, unsigned order, uint64_t phys_lim
 {
     if (order > PMM_MAX_ORDER || !owner_ok(owner))
         return PMM_ERR_INVALID;
+    if (!(p->flags & PMM_LISTS))
+        return PMM_ERR_NO_LISTS;
     uint64_t limit = phys_limit >> PAGE_SHIFT; /* first frame not allowed */
     if (limit <= p->base_frame)
         return PMM_ERR_NOMEM;
@@ -566,6 +698,8 @@ enum pmm_status pmm_free(struct pmm *p, uint64_t phys, unsigned order)
         return PMM_ERR_INVALID;
     if (!frame_index(p, phys, &idx, &s))
         return s;
+    if (!(p->flags & PMM_LISTS))
+        return PMM_ERR_NO_LISTS;
     s = free_check(p, idx, order);
     if (s != PMM_OK)
         return s;
@@ -601,6 +735,8 @@ enum pmm_status pmm_alloc_run(struct pmm *p, uint64_t page_count, enum canopy_ow
 {
     if (page_count == 0 || page_count > MAX_BLOCK_FRAMES || !owner_ok(owner))
         return PMM_ERR_INVALID;
+    if (!(p->flags & PMM_LISTS))
+        return PMM_ERR_NO_LISTS;
     unsigned order = page_count == 1 ? 0 : 64 - (unsigned)__builtin_clzll(page_count - 1);
     uint64_t block;
     enum pmm_status s = pmm_alloc(p, order, owner, &block);
@@ -634,6 +770,8 @@ enum pmm_status pmm_free_run(struct pmm *p, uint64_t phys, uint64_t page_count)
         return s;
     if (page_count > p->frame_count - idx)
         return PMM_ERR_NOT_OWNED;
+    if (!(p->flags & PMM_LISTS))
+        return PMM_ERR_NO_LISTS;
     for (uint64_t j = 0; j < page_count; j++) {
         s = free_check(p, idx + j, 0);
         if (s != PMM_OK)
@@ -651,6 +789,8 @@ enum pmm_status pmm_free_run(struct pmm *p, uint64_t phys, uint64_t page_count)
 
 uint64_t pmm_reclaim(struct pmm *p)
 {
+    if (!(p->flags & PMM_LISTS))
+        return 0;
     uint8_t *st = state_of(p);
     uint64_t freed = 0;
     /* Merges only rewrite free heads, never a reclaimable byte still ahead. */
@@ -702,6 +842,7 @@ enum canopy_owner pmm_owner_of(const struct pmm *p, uint64_t phys)
  *   check_counters  the recorded counters against the tally
  *   check_cache     the order-0 cache against the cached frames
  *   check_lists     each free list against the free heads of its order
+ *                   (without lists: every list empty and uncounted)
  */
 
 typedef unsigned long long ull;
@@ -738,6 +879,8 @@ static bool check_header(const struct pmm *p, struct check_report *r, struct che
 {
     if (p->magic != PMM_MAGIC)
         return corrupt(r, "pmm: bad magic 0x%llx", (ull)p->magic);
+    if (p->flags & ~PMM_LISTS)
+        return corrupt(r, "pmm: unknown flags 0x%llx", (ull)p->flags);
     if (p->base_frame & (MAX_BLOCK_FRAMES - 1))
         return corrupt(r, "pmm: base frame 0x%llx not aligned to the largest block",
                        (ull)p->base_frame);
@@ -900,9 +1043,26 @@ static bool check_cache(const struct pmm *p, struct check_report *r, const struc
     return true;
 }
 
+/* Without lists: nothing listed, nothing counted as listed, nothing cached. */
+static bool check_no_lists(const struct pmm *p, struct check_report *r)
+{
+    if (p->free_orders != 0 || p->cache_frames != 0)
+        return corrupt(r,
+                       "pmm: no free lists, but the non-empty mask is 0x%llx and %llu frames "
+                       "are cached",
+                       (ull)p->free_orders, (ull)p->cache_frames);
+    for (unsigned k = 0; k < PMM_ORDER_COUNT; k++)
+        if (p->free_head[k] != PMM_NIL || p->free_blocks[k] != 0)
+            return corrupt(r, "pmm: no free lists, but order %u lists 0x%llx (%llu blocks)", k,
+                           (ull)p->free_head[k], (ull)p->free_blocks[k]);
+    return true;
+}
+
 /* Lists: each node a free head of its order (checked before it is read). */
 static bool check_lists(const struct pmm *p, struct check_report *r, const struct check_tally *t)
 {
+    if (!(p->flags & PMM_LISTS))
+        return check_no_lists(p, r);
     const uint8_t *st = state_of(p);
     for (unsigned k = 0; k < PMM_ORDER_COUNT; k++) {
         if (((p->free_orders >> k) & 1) != (p->free_head[k] != PMM_NIL))

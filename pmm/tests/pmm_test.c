@@ -263,6 +263,246 @@ static void test_adjacent_usable_ranges_with_other_attributes_form_one_buddy_run
     env_free(&e);
 }
 
+/* ---- without free lists: create, claim, build ------------------------ */
+
+/*
+ * The PC map's loader data [8M, 9M) stands for what stage 1 allocated from
+ * the firmware before ExitBootServices: the state array at its start, then
+ * claims. Simulated memory is filled with a pattern first, so any byte the
+ * PMM writes outside its state array shows.
+ */
+#define CLAIMED_BASE 0x800000ull
+#define PATTERN      0xa7
+
+static void pc_env_unlisted(struct env *e)
+{
+    pc_map(&e->m);
+    if (efimap_normalise(&e->m, &e->r, &e->n) != PMM_OK)
+        abort();
+    sim_open(&e->s, 0, PC_SIM_SIZE);
+    memset(e->s.buf, PATTERN, PC_SIM_SIZE);
+    REQUIRE_EQ(pmm_state_bytes(e->r, e->n, UINT64_MAX), 4 * PAGE_SIZE);
+    REQUIRE_EQ(pmm_create(&e->p, e->r, e->n, e->s.offset, UINT64_MAX, CLAIMED_BASE, 8 * PAGE_SIZE),
+               PMM_OK);
+}
+
+static void test_create_writes_only_its_state_array_and_builds_no_lists(void)
+{
+    struct env e;
+    pc_env_unlisted(&e);
+    REQUIRE_PMM(&e.p);
+    REQUIRE(!pmm_has_lists(&e.p));
+    REQUIRE(e.p.state == CLAIMED_BASE && e.p.state_bytes == 4 * PAGE_SIZE);
+    for (unsigned k = 0; k < PMM_ORDER_COUNT; k++)
+        REQUIRE(e.p.free_head[k] == PMM_NIL && e.p.free_blocks[k] == 0);
+    /* The same frames in the same states as pmm_init, the array now in loader data. */
+    REQUIRE(e.p.free_frames == 0x700 + 0x3600);
+    REQUIRE(e.p.reclaimable_frames == 0x200 - 4);
+    REQUIRE(e.p.used_frames == 4 && e.p.owner_frames[CANOPY_OWNER_PMM] == 4);
+    REQUIRE(e.p.reserved_frames == 0x100);
+    REQUIRE(pmm_is_free(&e.p, 0xa00000) && pmm_is_free(&e.p, 0x100000));
+    REQUIRE_EQ(pmm_owner_of(&e.p, CLAIMED_BASE + 3 * PAGE_SIZE), CANOPY_OWNER_PMM);
+    REQUIRE_EQ(pmm_owner_of(&e.p, CLAIMED_BASE + 4 * PAGE_SIZE), CANOPY_OWNER_NONE);
+    /* Not a byte outside the array's 16 KiB: the free blocks are untouched. */
+    uint64_t written = 0, first = 0;
+    for (uint64_t a = 0; a < PC_SIM_SIZE; a++) {
+        if (a >= CLAIMED_BASE && a < CLAIMED_BASE + e.p.state_bytes)
+            continue;
+        if (e.s.buf[a] != PATTERN && written++ == 0)
+            first = a;
+    }
+    CHECKF(written == 0, "%llu bytes written outside the state array, the first at 0x%llx",
+           (unsigned long long)written, (unsigned long long)first);
+    env_free(&e);
+}
+
+static void test_without_lists_nothing_is_allocated_or_freed(void)
+{
+    struct env e;
+    pc_env_unlisted(&e);
+    struct snap s;
+    snap_take(&s, &e.p);
+    uint64_t a;
+    REQUIRE_EQ(pmm_alloc(&e.p, 0, CANOPY_OWNER_TEST, &a), PMM_ERR_NO_LISTS);
+    REQUIRE_EQ(pmm_alloc(&e.p, 5, CANOPY_OWNER_TEST, &a), PMM_ERR_NO_LISTS);
+    REQUIRE_EQ(pmm_alloc_below(&e.p, 0, 0x4000000, CANOPY_OWNER_TEST, &a), PMM_ERR_NO_LISTS);
+    REQUIRE_EQ(pmm_alloc_run(&e.p, 3, CANOPY_OWNER_TEST, &a), PMM_ERR_NO_LISTS);
+    REQUIRE_EQ(pmm_alloc(&e.p, 0, CANOPY_OWNER_NONE, &a), PMM_ERR_INVALID); /* arguments first */
+    REQUIRE_EQ(pmm_free(&e.p, 0xa00000, 0), PMM_ERR_NO_LISTS);
+    REQUIRE_EQ(pmm_free_run(&e.p, 0xa00000, 2), PMM_ERR_NO_LISTS);
+    REQUIRE_EQ(pmm_reclaim(&e.p), 0u);
+    REQUIRE_EQ(pmm_drain(&e.p), 0u);
+    REQUIRE(snap_same(&s, &e.p));
+    REQUIRE_PMM(&e.p);
+    env_free(&e);
+}
+
+static void test_claim_hands_reclaimable_frames_to_their_owner(void)
+{
+    struct env e;
+    pc_env_unlisted(&e);
+    const uint64_t seg = CLAIMED_BASE + 8 * PAGE_SIZE, pt = seg + 5 * PAGE_SIZE;
+    REQUIRE_EQ(pmm_claim(&e.p, seg, 5, CANOPY_OWNER_KERNEL_IMAGE), PMM_OK);
+    REQUIRE_EQ(pmm_claim(&e.p, pt, 1, CANOPY_OWNER_PAGE_TABLE), PMM_OK);
+    REQUIRE_PMM(&e.p);
+    REQUIRE(e.p.reclaimable_frames == 0x200 - 4 - 6 && e.p.used_frames == 4 + 6);
+    REQUIRE(e.p.owner_frames[CANOPY_OWNER_KERNEL_IMAGE] == 5);
+    for (int i = 0; i < 5; i++)
+        REQUIRE_EQ(pmm_owner_of(&e.p, seg + i * PAGE_SIZE), CANOPY_OWNER_KERNEL_IMAGE);
+    REQUIRE_EQ(pmm_owner_of(&e.p, pt), CANOPY_OWNER_PAGE_TABLE);
+
+    /* Anything but reclaimable frames is refused, and nothing changes. */
+    struct snap s;
+    snap_take(&s, &e.p);
+    REQUIRE_EQ(pmm_claim(&e.p, seg, 1, CANOPY_OWNER_STACK), PMM_ERR_NOT_OWNED); /* used */
+    REQUIRE_EQ(pmm_claim(&e.p, CLAIMED_BASE, 1, CANOPY_OWNER_STACK), PMM_ERR_NOT_OWNED);
+    REQUIRE_EQ(pmm_claim(&e.p, 0xa00000, 1, CANOPY_OWNER_STACK), PMM_ERR_NOT_OWNED);  /* free */
+    REQUIRE_EQ(pmm_claim(&e.p, 0x9ff000, 2, CANOPY_OWNER_STACK), PMM_ERR_NOT_OWNED);  /* half */
+    REQUIRE_EQ(pmm_claim(&e.p, 0x9f000, 1, CANOPY_OWNER_STACK), PMM_ERR_NOT_OWNED);   /* reserved */
+    REQUIRE_EQ(pmm_claim(&e.p, 0x4000000, 1, CANOPY_OWNER_STACK), PMM_ERR_NOT_OWNED); /* beyond */
+    REQUIRE_EQ(pmm_claim(&e.p, 0x3fff000, 2, CANOPY_OWNER_STACK), PMM_ERR_NOT_OWNED); /* past end */
+    REQUIRE_EQ(pmm_claim(&e.p, pt + PAGE_SIZE, 1, CANOPY_OWNER_PMM), PMM_ERR_INVALID);
+    REQUIRE_EQ(pmm_claim(&e.p, pt + PAGE_SIZE, 1, CANOPY_OWNER_NONE), PMM_ERR_INVALID);
+    REQUIRE_EQ(pmm_claim(&e.p, pt + PAGE_SIZE, 1, CANOPY_OWNER_COUNT), PMM_ERR_INVALID);
+    REQUIRE_EQ(pmm_claim(&e.p, pt + 1, 1, CANOPY_OWNER_STACK), PMM_ERR_INVALID);
+    REQUIRE_EQ(pmm_claim(&e.p, pt + PAGE_SIZE, 0, CANOPY_OWNER_STACK), PMM_ERR_INVALID);
+    REQUIRE(snap_same(&s, &e.p));
+
+    /* Once the lists exist each claimed frame is an order-0 block like pmm_alloc_run's. */
+    REQUIRE_EQ(pmm_build_lists(&e.p), PMM_OK);
+    REQUIRE_PMM(&e.p);
+    REQUIRE_EQ(pmm_free(&e.p, pt, 0), PMM_OK);
+    REQUIRE_EQ(pmm_free(&e.p, seg + 2 * PAGE_SIZE, 0), PMM_OK);
+    REQUIRE_EQ(pmm_free_run(&e.p, seg, 2), PMM_OK);
+    REQUIRE_EQ(pmm_free_run(&e.p, seg + 3 * PAGE_SIZE, 2), PMM_OK);
+    REQUIRE_PMM(&e.p);
+    REQUIRE(e.p.owner_frames[CANOPY_OWNER_KERNEL_IMAGE] == 0 && e.p.used_frames == 4);
+    /* With lists too, and the loader data left over is reclaimed as before. */
+    REQUIRE_EQ(pmm_claim(&e.p, 0x900000, 16, CANOPY_OWNER_BOOTINFO), PMM_OK);
+    REQUIRE_PMM(&e.p);
+    REQUIRE_EQ(pmm_reclaim(&e.p), 0x200u - 4 - 6 - 16);
+    REQUIRE_PMM(&e.p);
+    REQUIRE_EQ(pmm_owner_of(&e.p, 0x900000), CANOPY_OWNER_BOOTINFO);
+    env_free(&e);
+}
+
+/* Walks list k of p into out (at most cap nodes); returns the length. */
+static uint64_t list_nodes(const struct pmm *p, unsigned k, uint64_t *out, uint64_t cap)
+{
+    uint64_t n = 0;
+    for (uint64_t node = p->free_head[k]; node != PMM_NIL && n < cap;
+         node = *(const uint64_t *)(uintptr_t)(node + p->virt_offset))
+        out[n++] = node;
+    return n;
+}
+
+static void test_building_the_lists_gives_what_init_gives(void)
+{
+    struct env a, b;
+    pc_env(&a);
+    pc_map(&b.m);
+    if (efimap_normalise(&b.m, &b.r, &b.n) != PMM_OK)
+        abort();
+    sim_open(&b.s, 0, PC_SIM_SIZE);
+    REQUIRE_EQ(pmm_create(&b.p, b.r, b.n, b.s.offset, UINT64_MAX, a.p.state, a.p.state_bytes),
+               PMM_OK);
+    REQUIRE_EQ(pmm_build_lists(&b.p), PMM_OK);
+    REQUIRE_PMM(&b.p);
+    REQUIRE(pmm_has_lists(&b.p));
+    REQUIRE_EQ(pmm_build_lists(&b.p), PMM_ERR_INVALID); /* once only */
+    REQUIRE_PMM(&b.p);
+    struct pmm pa = a.p, pb = b.p;
+    pa.virt_offset = pb.virt_offset = 0;
+    REQUIRE(memcmp(&pa, &pb, sizeof(pa)) == 0);
+    REQUIRE(memcmp(a.s.buf + a.p.state, b.s.buf + b.p.state, a.p.state_bytes) == 0);
+    static uint64_t la[4096], lb[4096];
+    for (unsigned k = 0; k < PMM_ORDER_COUNT; k++) {
+        uint64_t na = list_nodes(&a.p, k, la, 4096), nb = list_nodes(&b.p, k, lb, 4096);
+        REQUIRE(na == nb && memcmp(la, lb, na * sizeof(la[0])) == 0);
+    }
+    env_free(&a);
+    env_free(&b);
+}
+
+static void test_create_refuses_a_state_array_outside_ram(void)
+{
+    struct env e;
+    pc_map(&e.m);
+    if (efimap_normalise(&e.m, &e.r, &e.n) != PMM_OK)
+        abort();
+    sim_open(&e.s, 0, PC_SIM_SIZE);
+    const uint64_t need = 4 * PAGE_SIZE, off = e.s.offset;
+    struct pmm *p = &e.p;
+    REQUIRE_EQ(pmm_create(p, e.r, e.n, off, UINT64_MAX, 0x1000, need), PMM_ERR_INVALID);
+    REQUIRE_EQ(pmm_create(p, e.r, e.n, off, UINT64_MAX, 0x9e000, need), PMM_ERR_INVALID);
+    REQUIRE_EQ(pmm_create(p, e.r, e.n, off, UINT64_MAX, 0x4000000, need), PMM_ERR_INVALID);
+    REQUIRE_EQ(pmm_create(p, e.r, e.n, off, UINT64_MAX, 0x3ffe000, need), PMM_ERR_INVALID);
+    REQUIRE_EQ(pmm_create(p, e.r, e.n, off, UINT64_MAX, 0x800800, need), PMM_ERR_INVALID);
+    REQUIRE_EQ(pmm_create(p, e.r, e.n, off, UINT64_MAX, 0x800000, need - 1), PMM_ERR_NO_SPACE);
+    REQUIRE_EQ(pmm_create(p, e.r, e.n, off, 0x802000, 0x900000, need), PMM_ERR_INVALID);
+    REQUIRE_EQ(pmm_create(p, e.r, 0, off, UINT64_MAX, 0x800000, need), PMM_ERR_BAD_MAP);
+    REQUIRE_EQ(pmm_check(p, NULL, 0), PMM_ERR_CORRUPT); /* a refused create leaves no pmm */
+    /* Across loader data and boot-services data (both reclaimable): fine. */
+    REQUIRE_EQ(pmm_create(p, e.r, e.n, off, UINT64_MAX, 0x8fe000, need), PMM_OK);
+    REQUIRE_PMM(p);
+    REQUIRE(p->reclaimable_frames == 0x200 - 4);
+    env_free(&e);
+}
+
+static void test_state_bytes_do_not_grow_when_ram_only_shrinks(void)
+{
+    struct efimap m;
+    range_t *r;
+    uint32_t n;
+    pc_map(&m);
+    REQUIRE_EQ(efimap_normalise(&m, &r, &n), PMM_OK);
+    uint64_t before = pmm_state_bytes(r, n, UINT64_MAX);
+    REQUIRE_EQ(before, 4 * PAGE_SIZE);
+    REQUIRE_EQ(pmm_state_bytes(r, n, 0x2000000), 2 * PAGE_SIZE); /* below a limit */
+    REQUIRE_EQ(pmm_state_bytes(r, 0, UINT64_MAX), 0u);
+    free(r);
+    /* The top 4 MiB of RAM become runtime data, loader data conventional memory. */
+    efimap_add(&m, EFI_RT_DATA, 0x3c00000, 0x400, EFI_ATTR_RUNTIME);
+    efimap_add(&m, EFI_CONVENTIONAL, 0x800000, 0x100, EFI_ATTR_WB);
+    REQUIRE_EQ(efimap_normalise(&m, &r, &n), PMM_OK);
+    uint64_t after = pmm_state_bytes(r, n, UINT64_MAX);
+    CHECKF(after <= before && after == 4 * PAGE_SIZE, "%llu", (unsigned long long)after);
+    free(r);
+    efimap_free(&m);
+}
+
+static void test_check_without_lists_finds_what_lists_would_hide(void)
+{
+    struct env e;
+    pc_env_unlisted(&e);
+    char msg[160];
+    struct pmm good = e.p;
+    e.p.free_head[3] = 0xa00000;
+    REQUIRE_EQ(pmm_check(&e.p, msg, sizeof(msg)), PMM_ERR_CORRUPT);
+    REQUIRE(strstr(msg, "no free lists") != NULL);
+    e.p = good;
+    e.p.free_blocks[0] = 1;
+    REQUIRE_EQ(pmm_check(&e.p, msg, sizeof(msg)), PMM_ERR_CORRUPT);
+    e.p = good;
+    e.p.free_orders = 1u << 4;
+    REQUIRE_EQ(pmm_check(&e.p, msg, sizeof(msg)), PMM_ERR_CORRUPT);
+    e.p = good;
+    e.p.flags = 2;
+    REQUIRE_EQ(pmm_check(&e.p, msg, sizeof(msg)), PMM_ERR_CORRUPT);
+    REQUIRE(strstr(msg, "flags") != NULL);
+    e.p = good;
+    /* Claiming to have lists that were never built: every free block is unlisted. */
+    e.p.flags = PMM_LISTS;
+    REQUIRE_EQ(pmm_check(&e.p, msg, sizeof(msg)), PMM_ERR_CORRUPT);
+    e.p = good;
+    unsigned char *st = e.s.buf + e.p.state;
+    st[0x800 + 8] = 0x62; /* a cached frame, but there is no cache */
+    REQUIRE_EQ(pmm_check(&e.p, msg, sizeof(msg)), PMM_ERR_CORRUPT);
+    st[0x800 + 8] = 0x61;
+    REQUIRE_PMM(&e.p);
+    env_free(&e);
+}
+
 /* ---- alloc and free --------------------------------------------------- */
 
 static void test_every_order_allocates_aligned_and_frees_back_to_the_same_tiling(void)
@@ -687,8 +927,8 @@ static void test_check_names_the_first_inconsistency(void)
 
 static void test_status_strings_are_distinct(void)
 {
-    for (int i = PMM_OK; i <= PMM_ERR_CORRUPT; i++)
-        for (int j = i + 1; j <= PMM_ERR_CORRUPT; j++)
+    for (int i = PMM_OK; i <= PMM_ERR_NO_LISTS; i++)
+        for (int j = i + 1; j <= PMM_ERR_NO_LISTS; j++)
             REQUIRE(strcmp(pmm_status_str((enum pmm_status)i),
                            pmm_status_str((enum pmm_status)j)) != 0);
     REQUIRE(strcmp(pmm_status_str(PMM_ERR_DOUBLE_FREE), "double free") == 0);
@@ -849,6 +1089,13 @@ int main(void)
     RUN(test_ram_above_4gib_is_tracked_and_alloc_below_keeps_under_4gib);
     RUN(test_init_below_tracks_nothing_past_the_limit);
     RUN(test_adjacent_usable_ranges_with_other_attributes_form_one_buddy_run);
+    RUN(test_create_writes_only_its_state_array_and_builds_no_lists);
+    RUN(test_without_lists_nothing_is_allocated_or_freed);
+    RUN(test_claim_hands_reclaimable_frames_to_their_owner);
+    RUN(test_building_the_lists_gives_what_init_gives);
+    RUN(test_create_refuses_a_state_array_outside_ram);
+    RUN(test_state_bytes_do_not_grow_when_ram_only_shrinks);
+    RUN(test_check_without_lists_finds_what_lists_would_hide);
     RUN(test_every_order_allocates_aligned_and_frees_back_to_the_same_tiling);
     RUN(test_freeing_both_buddies_merges_up_to_the_largest_block);
     RUN(test_order0_cache_defers_merging_until_a_request_needs_it);

@@ -11,11 +11,20 @@
  * inside struct pmm and inside free blocks is physical, so the structure is
  * plain data: it may be copied with memcpy and rebased with pmm_rebase().
  *
- * State: at most one byte per tracked frame (an array the PMM carves out of
- * usable memory at init and owns as CANOPY_OWNER_PMM). Free lists live inside
- * the free blocks. Every frame is exactly one of: free, used (with an owner),
+ * State: at most one byte per tracked frame (an array owned as
+ * CANOPY_OWNER_PMM: pmm_init carves it out of usable memory, pmm_create puts
+ * it where the caller says). Free lists live inside the free blocks, once
+ * built. Every frame is exactly one of: free, used (with an owner),
  * reclaimable (loader / boot-services memory still in use at hand-off) or
  * reserved.
+ *
+ * Two states: with free lists (pmm_init, or pmm_build_lists) the PMM
+ * allocates and frees; without them (pmm_create) it has every frame typed and
+ * owned but has written nothing outside its state array, so it can be built
+ * where free memory must not be touched (stage 1 after ExitBootServices, on
+ * the firmware's page tables). Without lists it answers lookups, takes
+ * claims of reclaimable frames (pmm_claim) and passes pmm_check; allocating
+ * and freeing wait for pmm_build_lists.
  */
 #ifndef PMM_PMM_H
 #define PMM_PMM_H
@@ -48,6 +57,7 @@ enum pmm_status {
     PMM_ERR_BAD_MAP,     /* the memory map is unusable (no descriptors, bad sizes, ...) */
     PMM_ERR_NO_SPACE,    /* an output buffer is too small */
     PMM_ERR_CORRUPT,     /* pmm_check found an inconsistency */
+    PMM_ERR_NO_LISTS,    /* the free lists are not built yet (pmm_create, pmm_build_lists) */
 };
 
 /* A short English name for a status, for error lines. */
@@ -67,6 +77,7 @@ struct pmm {
     uint64_t frame_count; /* tracked frames, [base_frame, base_frame + frame_count) */
     uint64_t state;       /* physical address of the state array, one byte per frame */
     uint64_t state_bytes; /* the array's size (frames it occupies are owned by CANOPY_OWNER_PMM) */
+    uint64_t flags;       /* PMM_LISTS */
     uint64_t free_head[PMM_ORDER_COUNT];   /* physical address of a free block, or PMM_NIL */
     uint64_t free_blocks[PMM_ORDER_COUNT]; /* blocks on each list */
     uint64_t free_orders;                  /* bit k set iff free_head[k] != PMM_NIL */
@@ -79,6 +90,8 @@ struct pmm {
     uint64_t owner_frames[CANOPY_OWNER_COUNT]; /* used frames per owner */
 };
 #define PMM_NIL UINT64_MAX
+/* flags: the free lists are built; without it every free_head is PMM_NIL and the cache empty. */
+#define PMM_LISTS 1ull
 
 /* ---- memory map normaliser ---------------------------------------------- */
 
@@ -154,7 +167,9 @@ const char *memmap_efi_type_name(uint32_t efi_type);
  * Builds the PMM over a normalised map (as produced by memmap_normalise).
  * Usable frames become free (except below PMM_LOW_RESERVED), reclaimable
  * frames reclaimable, everything else and every hole reserved. The state array
- * is placed in usable memory and owned by CANOPY_OWNER_PMM.
+ * is placed at the top of the highest usable run that holds it and owned by
+ * CANOPY_OWNER_PMM; the free lists are built (pmm_create + pmm_build_lists),
+ * so this writes into every free block.
  * => ranges sorted and non-overlapping; virt_offset makes phys reachable.
  */
 enum pmm_status pmm_init(struct pmm *pmm, const struct canopy_mem_range *ranges,
@@ -172,6 +187,58 @@ enum pmm_status pmm_init_below(struct pmm *pmm, const struct canopy_mem_range *r
                                uint32_t range_count, uint64_t virt_offset,
                                uint64_t phys_limit) MUST_CHECK;
 
+/*
+ * The bytes of state (whole pages) a PMM over this map below phys_limit
+ * needs: one per frame from the first RAM frame, rounded down to the largest
+ * block, to the last RAM frame below the limit. 0 if the map has no RAM
+ * there, or is not sorted and non-overlapping.
+ * => a map whose RAM (usable and reclaimable) only shrinks or changes between
+ *    those two types never needs more.
+ */
+uint64_t pmm_state_bytes(const struct canopy_mem_range *ranges, uint32_t range_count,
+                         uint64_t phys_limit);
+
+/*
+ * As pmm_init_below, but without free lists and with the state array at
+ * state_phys: writes nothing but the array's first pmm_state_bytes() bytes,
+ * which become CANOPY_OWNER_PMM's frames. The rest of [state_phys,
+ * state_phys + state_capacity) keeps the type the map gives it.
+ * => state_phys page aligned, at or above PMM_LOW_RESERVED, every frame of
+ *    the array usable or reclaimable per the map and below phys_limit;
+ *    PMM_ERR_INVALID otherwise. state_capacity < pmm_state_bytes():
+ *    PMM_ERR_NO_SPACE. A map pmm_init_below refuses: PMM_ERR_BAD_MAP.
+ * => the result passes pmm_check; allocations need pmm_build_lists first.
+ */
+enum pmm_status pmm_create(struct pmm *pmm, const struct canopy_mem_range *ranges,
+                           uint32_t range_count, uint64_t virt_offset, uint64_t phys_limit,
+                           uint64_t state_phys, uint64_t state_capacity) MUST_CHECK;
+
+/*
+ * Threads the free lists through the free blocks (writing the first 16 bytes
+ * of each, through virt_offset): the PMM allocates and frees from then on.
+ * The lists come out as pmm_init builds them (each list by ascending address
+ * pushed, so the highest block first). O(frames), one pass over the state.
+ * => PMM_ERR_INVALID if the lists are built already (nothing changes).
+ */
+enum pmm_status pmm_build_lists(struct pmm *pmm) MUST_CHECK;
+
+/* Whether the free lists are built (pmm_init, pmm_build_lists), so allocations work. */
+bool pmm_has_lists(const struct pmm *pmm);
+
+/*
+ * Hands page_count reclaimable frames from phys on to `owner`: memory the
+ * caller allocated from the firmware before the PMM existed (stage 1's
+ * kernel segments, page tables, boot stack, boot info) becomes used, each
+ * frame its own order-0 block as pmm_alloc_run makes them. Writes state
+ * bytes only; with or without free lists.
+ * => owner as for pmm_alloc (never CANOPY_OWNER_PMM); phys page aligned;
+ *    page_count >= 1: PMM_ERR_INVALID otherwise.
+ * => PMM_ERR_NOT_OWNED, and nothing changes, if a frame of the range is not
+ *    reclaimable (free, used, reserved, below 1 MiB or not tracked).
+ */
+enum pmm_status pmm_claim(struct pmm *pmm, uint64_t phys, uint64_t page_count,
+                          enum canopy_owner owner) MUST_CHECK;
+
 /* Changes the phys-to-virt offset (stage 1 -> kernel hand-off). */
 void pmm_rebase(struct pmm *pmm, uint64_t virt_offset);
 
@@ -183,6 +250,8 @@ void pmm_rebase(struct pmm *pmm, uint64_t virt_offset);
  * => PMM_ERR_NOMEM if no free block of that order or larger exists, even after
  *    draining the order-0 cache (the only change a failed call can make).
  * => on success *phys is the first frame's address; the contents are not zeroed.
+ * => PMM_ERR_NO_LISTS (nothing changes) until the free lists are built; the same
+ *    holds for every allocation and free below.
  */
 enum pmm_status pmm_alloc(struct pmm *pmm, unsigned order, enum canopy_owner owner,
                           uint64_t *phys) MUST_CHECK;
@@ -224,7 +293,7 @@ enum pmm_status pmm_free_run(struct pmm *pmm, uint64_t phys, uint64_t page_count
  */
 uint64_t pmm_drain(struct pmm *pmm);
 
-/* Frees every reclaimable frame. Returns the number of frames freed. */
+/* Frees every reclaimable frame. Returns the number of frames freed (0 without free lists). */
 uint64_t pmm_reclaim(struct pmm *pmm);
 
 /* Predicates and lookups for audits and shells. */
@@ -237,7 +306,8 @@ enum canopy_owner pmm_owner_of(const struct pmm *pmm, uint64_t phys);
  * consistent with the state bytes (each block aligned, on the right list,
  * buddies merged; only frames in the order-0 cache may sit unmerged beside a
  * free buddy), the cache consistent (each entry a distinct cached frame),
- * counters equal to a recount. On failure writes one line naming the first
+ * counters equal to a recount; without free lists, every list empty, its
+ * count 0 and the cache empty. On failure writes one line naming the first
  * problem into msg (if msg_size > 0) and returns PMM_ERR_CORRUPT.
  */
 enum pmm_status pmm_check(const struct pmm *pmm, char *msg, size_t msg_size) MUST_CHECK;
