@@ -126,6 +126,7 @@ static const struct {
     {"memattr-xp", FF_MEMATTR_XP},
     {"above-maxphyaddr", FF_ABOVE_MAXPHYADDR},
     {"broken-handlers", FF_BROKEN_HANDLERS},
+    {"free-guard", FF_FREE_GUARD},
 };
 
 static bool word_eq(const char *a, size_t alen, const char *b)

@@ -6,6 +6,7 @@
  * faultfw.c: entry, scenario file, loading stage 1, console.
  * hooks.c:   the boot-service wrappers and the scenario state they share.
  * mapx.c:    memory-map transformations (pure, host tested).
+ * guard.c:   the free-memory guard's page-table editing (pure, host tested).
  */
 #ifndef FAULTFW_FAULTFW_H
 #define FAULTFW_FAULTFW_H
@@ -45,6 +46,7 @@ enum ff_scenario {
                             Nth allocation fails (arg: N), so stage 1 returns */
     FF_ABOVE_MAXPHYADDR, /* 1 GiB of conventional memory listed at 2^MAXPHYADDR */
     FF_BROKEN_HANDLERS,  /* the firmware's vectors 0-31 broken, and its RNG faults */
+    FF_FREE_GUARD,       /* after ExitBootServices, every free page not-present (guard.h) */
 };
 
 struct ff_config {

@@ -38,6 +38,10 @@ import harness  # noqa: E402
 # Anything that shows a fault: OVMF's exception dump, the kernel's report or panic.
 FAULT = r"!!!! X64 Exception|\*\*\* CPU exception|^panic:|[Tt]riple fault"
 OUT_OF_MEMORY = r"out of memory"
+# The free-memory guard's report: something hidden, and every range done.
+GUARDED = (r"faultfw: free-guard: [1-9]\d* KiB of free memory in [1-9]\d* ranges made "
+           r"not-present in the firmware's page tables \(\d+ tables split, [45]-level "
+           r"paging\)\r?$")
 
 # How stage 1 uses the allocation services, in order (all before the final
 # GetMemoryMap): 1 pool for canopy.cfg's file info, 2 pages for canopy.cfg,
@@ -265,9 +269,17 @@ SCENARIOS = [
     # Memory: 6 GiB, of which q35 puts 2 GiB below 4 GiB; the layer takes it.
     Scenario("high-memory", "high-memory", "highmem", "boot", mem="6G",
              check=check_high_memory, seconds=120),
+    # A freed-memory guard as EDK2 has one: once ExitBootServices succeeded,
+    # every page the final map calls free is not-present in the firmware's
+    # page tables, which stage 1 runs on until its CR3 switch. Stage 1 may
+    # write only memory the firmware gave it. With 1 GiB pages, and without
+    # them (qemu64) with RAM above 4 GiB.
+    Scenario("free-guard", "free-guard", "guard", "boot", must=[GUARDED]),
+    Scenario("free-guard-4g-qemu64", "free-guard", "guard", "boot", mem="4G", cpu="qemu64",
+             must=[GUARDED], seconds=120),
 ]
 
-GROUPS = ["ebs", "memmap", "alloc", "protocols", "highmem"]
+GROUPS = ["ebs", "memmap", "alloc", "protocols", "highmem", "guard"]
 
 
 def make_base_image(args):

@@ -15,6 +15,7 @@
  * and hooks_remove around StartImage, hooks_report when stage 1 returned.
  */
 #include "faultfw.h"
+#include "guard.h"
 
 #include <canopy/x86/cpu.h>
 
@@ -24,6 +25,7 @@
 #define OWN_PAGES  256u /* the overlap scenario's own allocation: 1 MiB */
 #define KEEP_LOW_M 24u  /* high-memory: MiB left free below 4 GiB for the firmware's DMA */
 #define MAX_LIVE   64u  /* stage 1 allocations tracked for the leak report */
+#define GUARD_TABS 256u /* free-guard: tables for splitting large pages (1 MiB) */
 
 EFI_BOOT_SERVICES ff_orig;
 
@@ -38,6 +40,7 @@ static struct {
     unsigned maps;      /* memory maps rewritten */
     unsigned map_count; /* descriptors in the last rewritten map */
     unsigned ebs_calls;
+    unsigned refused;    /* AllocateAddress calls answered EFI_NOT_FOUND */
     unsigned live_count; /* stage 1's allocations not yet freed (first MAX_LIVE tracked) */
     struct {
         uint64_t addr, size; /* size: pages for AllocatePages, bytes for AllocatePool */
@@ -98,6 +101,8 @@ static void break_handlers(void)
 
 static uint8_t raw[RAW_BYTES];
 static struct mapx_desc in_desc[MAX_DESC / 2], out_desc[MAX_DESC];
+/* In the layer's image (loader code), so the guard never hides its own tables. */
+static uint64_t guard_tables[GUARD_TABS][512] __attribute__((aligned(4096)));
 
 static uint32_t firmware_map(void);
 
@@ -418,6 +423,52 @@ static void grow_map(uint64_t extra)
     }
 }
 
+/*
+ * FF_FREE_GUARD, right after a successful ExitBootServices: every page the
+ * final map calls free (EfiConventionalMemory) becomes not-present in the
+ * page tables the CPU runs on (the firmware's, identity-mapped), as EDK2's
+ * freed-memory guard does to pages freed during boot. Memory of any other
+ * type stays mapped: the loader's own allocations and image, the runtime
+ * services, the firmware's tables and this layer. CR0.WP is cleared while
+ * the tables are edited (firmware may map its tables read-only), and the
+ * TLB is flushed, global entries included. Lines go to COM1.
+ */
+static void guard_free_memory(const uint8_t *map, UINTN size, UINTN desc_size)
+{
+    uint64_t rflags, cr0, cr3, cr4;
+    __asm__ volatile("pushfq; popq %0; cli" : "=r"(rflags) : : "memory");
+    __asm__ volatile("mov %%cr0, %0" : "=r"(cr0));
+    __asm__ volatile("mov %%cr3, %0" : "=r"(cr3));
+    __asm__ volatile("mov %%cr4, %0" : "=r"(cr4));
+    struct guard g = {.root = cr3 & 0x000ffffffffff000ull,
+                      .levels = (cr4 & (1ull << 12)) ? 5 : 4, /* CR4.LA57 */
+                      .virt_offset = 0,
+                      .pool = (uint64_t)(UINTN)guard_tables,
+                      .pool_frames = GUARD_TABS};
+    unsigned ranges = 0;
+    bool ok = true;
+    __asm__ volatile("mov %0, %%cr0" : : "r"(cr0 & ~(1ull << 16)) : "memory");
+    for (UINTN off = 0; ok && off + desc_size <= size; off += desc_size) {
+        const EFI_MEMORY_DESCRIPTOR *d = (const EFI_MEMORY_DESCRIPTOR *)(map + off);
+        if (d->Type != EfiConventionalMemory || d->NumberOfPages == 0)
+            continue;
+        ok = guard_hide(&g, d->PhysicalStart, d->PhysicalStart + d->NumberOfPages * PAGE_SIZE);
+        ranges++;
+    }
+    __asm__ volatile("mov %0, %%cr0" : : "r"(cr0) : "memory");
+    __asm__ volatile("mov %0, %%cr3" : : "r"(cr3) : "memory");
+    if (cr4 & (1ull << 7)) { /* CR4.PGE: toggling it drops global entries too */
+        __asm__ volatile("mov %0, %%cr4" : : "r"(cr4 & ~(1ull << 7)) : "memory");
+        __asm__ volatile("mov %0, %%cr4" : : "r"(cr4) : "memory");
+    }
+    if (rflags & (1ull << 9))
+        __asm__ volatile("sti");
+    ff_serial_printf("faultfw: free-guard: %llu KiB of free memory in %u ranges made not-present "
+                     "in the firmware's page tables (%u tables split, %u-level paging)%s\r\n",
+                     (unsigned long long)(g.pages_hidden * 4), ranges, g.pool_used, g.levels,
+                     ok ? "" : "; OUT OF TABLES, the rest stays mapped");
+}
+
 static EFI_STATUS EFIAPI hook_exit_boot_services(EFI_HANDLE image, UINTN key)
 {
     if (!from_stage1(__builtin_return_address(0)))
@@ -450,13 +501,28 @@ static EFI_STATUS EFIAPI hook_exit_boot_services(EFI_HANDLE image, UINTN key)
             ff_serial_printf("faultfw: the firmware accepted the stale key\r\n");
         return s;
     }
+    /* The guard needs the final map: the one whose key is stage 1's (reading it changes nothing).
+     */
+    UINTN size = sizeof(raw), map_key = 0, dsize = 0;
+    UINT32 ver;
+    EFI_STATUS m = EFI_NOT_STARTED;
+    if (h.cfg.scenario == FF_FREE_GUARD)
+        m = ff_orig.GetMemoryMap(&size, (EFI_MEMORY_DESCRIPTOR *)raw, &map_key, &dsize, &ver);
     EFI_STATUS s = ff_orig.ExitBootServices(image, key);
-    if (!EFI_ERROR(s))
-        ff_serial_printf("faultfw: ExitBootServices call %u succeeded; injected: %u failed "
-                         "allocations, %u hidden protocol lookups, %u rewritten maps "
-                         "(last %u descriptors, %u bytes each)\r\n",
-                         call, h.allocs_failed, h.denied, h.maps, h.map_count,
-                         h.rewrite_map ? h.mapx.out_stride : 0);
+    if (EFI_ERROR(s))
+        return s;
+    ff_serial_printf("faultfw: ExitBootServices call %u succeeded; injected: %u failed "
+                     "allocations, %u hidden protocol lookups, %u rewritten maps "
+                     "(last %u descriptors, %u bytes each)\r\n",
+                     call, h.allocs_failed, h.denied, h.maps, h.map_count,
+                     h.rewrite_map ? h.mapx.out_stride : 0);
+    if (h.cfg.scenario == FF_FREE_GUARD) {
+        if (!EFI_ERROR(m) && map_key == key && dsize >= MAPX_DESC_MIN)
+            guard_free_memory(raw, size, dsize);
+        else
+            ff_serial_printf("faultfw: free-guard: the final map is not known; nothing "
+                             "guarded\r\n");
+    }
     return s;
 }
 

@@ -8,10 +8,14 @@ set(FAULTFW_DIR ${CMAKE_CURRENT_LIST_DIR})
 # The map rewriting is pure C: checked on the host first.
 canopy_host_test(faultfw_mapx_test SOURCES ${FAULTFW_DIR}/mapx_test.c ${FAULTFW_DIR}/mapx.c)
 target_include_directories(faultfw_mapx_test PRIVATE ${CMAKE_SOURCE_DIR}/include)
+# So is the free-memory guard's page-table editing.
+canopy_host_test(faultfw_guard_test SOURCES ${FAULTFW_DIR}/guard_test.c ${FAULTFW_DIR}/guard.c)
+target_include_directories(faultfw_guard_test PRIVATE ${CMAKE_SOURCE_DIR}/include ${CMAKE_SOURCE_DIR}/vmm/include)
 
 # FAULTFW.EFI: a PE32+ application built exactly like stage 1 (CANOPY_UEFI_*).
-add_executable(faultfw ${FAULTFW_DIR}/faultfw.c ${FAULTFW_DIR}/hooks.c ${FAULTFW_DIR}/mapx.c)
-target_include_directories(faultfw PRIVATE ${FAULTFW_DIR})
+add_executable(faultfw ${FAULTFW_DIR}/faultfw.c ${FAULTFW_DIR}/hooks.c ${FAULTFW_DIR}/mapx.c
+  ${FAULTFW_DIR}/guard.c)
+target_include_directories(faultfw PRIVATE ${FAULTFW_DIR} ${CMAKE_SOURCE_DIR}/vmm/include)
 target_link_libraries(faultfw PRIVATE canopy_flags_uefi klib_uefi kmem_uefi)
 set_target_properties(faultfw PROPERTIES OUTPUT_NAME FAULTFW SUFFIX .EFI)
 
