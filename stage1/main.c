@@ -4,26 +4,36 @@
  *
  *   while boot services live             every failure: one line, a pause,
  *     read canopy.cfg                    and an error back to the firmware
- *       verified: its hash = the pin
+ *       verified: its hash = the pin     (with everything it took given back)
  *     read the kernel, validate it whole
  *       verified: its hash = kernel_sha256, before any parsing
  *     framebuffer, RSDP, CPU, TSC, seed
+ *     claim memory                       the current map into the exit's
+ *                                        buffers; the plan of what is mapped;
+ *                                        AllocatePages at chosen places for all
+ *                                        that is written after the exit: boot
+ *                                        info, PMM state, boot stack, segments,
+ *                                        page tables (load/claim.h)
  *   ExitBootServices
  *   after it                             every failure: one line on serial,
- *     normalise the map, pmm_init_below  a pause, and a reset
+ *     normalise the map, pmm_create      a pause, and a reset
+ *       (no free lists: only its state array is written)
+ *     segments, boot stack               copied and zeroed in their claims
  *     boot info (owner BOOTINFO) <- the PMM itself moves in here
- *     segments, boot stack                from PMM frames
- *     page tables (owner PAGE_TABLE)      the direct map of RAM (read-only
- *                                         aliases of .text, .rodata and the
- *                                         trampoline page), framebuffer (WC),
- *                                         segments, stack, the trampoline page
- *                                         and its GDT/IDT
+ *     page tables (owner PAGE_TABLE)     the direct map of RAM (read-only
+ *                                        aliases of .text, .rodata and the
+ *                                        trampoline page), framebuffer (WC),
+ *                                        segments, stack, the trampoline page
+ *                                        and its GDT/IDT
  *   IA32_PAT; trampoline: CR3, EFER.NXE, CR0.WP, jump
  *
- * Invariant after ExitBootServices: every frame stage 1 hands to the kernel
- * comes from the PMM with an owner, and nothing the kernel needs stays in
- * loader memory (which the kernel reclaims): the boot info holds copies of the
- * memory maps, the manifest and the PMM state.
+ * Invariant after ExitBootServices: stage 1 writes only memory the firmware
+ * gave it (its claims, the map buffers, its own image), so a firmware that
+ * unmaps free memory at the exit (a freed-memory guard) cannot fault it;
+ * every frame it hands to the kernel is a claim the PMM records with its
+ * owner, and nothing the kernel needs stays in loader memory (which the
+ * kernel reclaims): the boot info holds copies of the memory maps, the
+ * manifest and the PMM state.
  *
  * Verified boot (docs/secure-boot.md): when the firmware enforces Secure Boot
  * or this stage 1 carries a pinned hash of canopy.cfg (load/pin.h), the
@@ -47,6 +57,7 @@
 #include <vmm/pt.h>
 
 #include "efi/fw.h"
+#include "load/claim.h"
 #include "load/config.h"
 #include "load/elf.h"
 #include "load/mapplan.h"
@@ -67,6 +78,8 @@
 /* Scratch per range slot: a direct-map request, also as a pt_span. */
 #define SCRATCH_PER_RANGE (sizeof(struct map_request) + sizeof(struct pt_span))
 #define SCRATCH_FIXED     (FIXED_REQUESTS * (sizeof(struct map_request) + sizeof(struct pt_span)))
+/* The boot stack's place in the dynamic area: CANOPY_DYNAMIC_BASE stays unmapped, a guard page. */
+#define BOOT_STACK_VA (CANOPY_DYNAMIC_BASE + PAGE_SIZE)
 
 static struct {
     struct config cfg;
@@ -270,33 +283,21 @@ static enum fw_status read_kernel(void)
     }
 }
 
+/*
+ * The ELF checked completely, its segments against the conventional memory
+ * there is; whether everything stage 1 needs fits, contiguous where it must
+ * be, is claim_memory's question, once the platform is known.
+ */
 static enum fw_status validate_kernel(void)
 {
     const char *path = s1.cfg.kernel;
-    uint64_t conventional, largest;
-    enum fw_status st = fw_memory_summary(&conventional, &largest);
+    uint64_t conventional;
+    enum fw_status st = fw_memory_summary(&conventional);
     if (st != FW_OK)
         return give_up(st, "cannot read the memory map (%s)", fw_status_str(st));
     struct elf_error err;
     if (elf_validate(s1.kernel, s1.kernel_size, conventional, &s1.plan, &err) != ELF_OK)
         return give_up(FW_FAILED, "%s: %s", path, err.reason);
-    /*
-     * Each segment becomes one contiguous PMM run, carved from a free buddy
-     * block of the next power of two (at most 2^PMM_MAX_ORDER pages). Refuse
-     * here, with boot services alive, what could only fail after them.
-     */
-    for (uint32_t i = 0; i < s1.plan.count; i++) {
-        const struct elf_segment_plan *s = &s1.plan.seg[i];
-        uint64_t block = 1;
-        while (block < s->page_count)
-            block <<= 1;
-        if (block > (1ull << PMM_MAX_ORDER) || block * PAGE_SIZE > largest)
-            return give_up(FW_FAILED,
-                           "%s: segment %u needs %llu KiB of contiguous memory; the largest "
-                           "free block is %llu KiB",
-                           path, s->phdr_index, (unsigned long long)pages_to_kib(s->page_count),
-                           (unsigned long long)bytes_to_kib(largest));
-    }
     return FW_OK;
 }
 
@@ -356,7 +357,7 @@ static void gather_platform(void)
     }
 }
 
-/* ---- after ExitBootServices ---------------------------------------------------- */
+/* ---- the mapping plan, on both sides of ExitBootServices -------------------- */
 
 /* The boot info block: the struct, then the copies the kernel needs. Offsets in bytes. */
 struct bi_layout {
@@ -377,17 +378,432 @@ static struct bi_layout bi_layout(uint32_t range_count, uint64_t efi_map_size,
     return l;
 }
 
+/*
+ * What stage 1 claims before ExitBootServices (load/claim.h), by kind; the
+ * segments' claims follow CLAIM_SEGMENT0 in program-header order.
+ */
+enum {
+    CLAIM_BOOTINFO,
+    CLAIM_PMM,
+    CLAIM_STACK,
+    CLAIM_PAGE_TABLES,
+    CLAIM_SEGMENT0,
+    CLAIM_MAX = CLAIM_SEGMENT0 + CANOPY_MAX_SEGMENTS
+};
+#define CLAIM_REFUSALS 32 /* places the firmware may refuse before stage 1 gives up */
+
+struct claims {
+    struct claim_span span[CLAIM_MAX]; /* page_count 0: not claimed */
+    struct claim_span refused[CLAIM_REFUSALS];
+    uint32_t refused_count;
+};
+
+static struct claims claimed; /* read after the exit, so not on the firmware's stack */
+
+/* What the steps before and after ExitBootServices hand on to each other. */
+struct handoff {
+    const struct fw_exit *ex;
+    const struct claims *claims; /* where the frames stage 1 writes lie */
+    uint32_t range_count;        /* normalised ranges at ex->ranges */
+    struct map_request *req;     /* in ex->scratch: what gets mapped, the direct map's first */
+    uint32_t req_count, req_cap;
+    uint64_t pa_limit;     /* the direct map's reach: the PMM tracks nothing beyond it */
+    uint64_t fb_va;        /* where the framebuffer goes (0 without one) */
+    struct pt_span *spans; /* in ex->scratch after req: the same, for pt_min_tables */
+    uint64_t max_page;     /* the HHDM's largest page */
+    uint64_t min_tables;   /* the page-table frames the requests need (pt_min_tables) */
+    struct bi_layout layout;
+    uint64_t bi_pa;
+    struct canopy_bootinfo *bi; /* at bi_pa */
+    struct pmm *pmm;            /* inside the boot info */
+    struct pt pt;
+    uint64_t pt_next; /* the next frame of the page-table claim to use */
+    uint32_t manifest_count;
+};
+
+/*
+ * The normalised map of ex's raw map in ex->ranges, less what lies above the
+ * CPU's physical address width: CPUID gives 32 to 52 bits and anything else is
+ * not trusted. A map that reports memory there is wrong, and a PMM that handed
+ * it out would fail much later. Returns the bytes dropped in *above.
+ */
+static enum pmm_status normalise_map(struct handoff *h, uint64_t *above)
+{
+    const struct fw_exit *ex = h->ex;
+    enum pmm_status ps =
+        memmap_normalise(ex->efi_map, ex->efi_map_size, ex->desc_size, ex->desc_version, ex->ranges,
+                         ex->range_capacity, &h->range_count);
+    *above = 0;
+    unsigned bits = s1.cpu.phys_bits;
+    if (ps == PMM_OK && bits >= 32 && bits <= 52)
+        *above = memmap_clip(ex->ranges, &h->range_count, 1ull << bits);
+    /* The direct map ends where the dynamic area begins (64 TiB of physical space with 4 levels).
+     */
+    h->pa_limit = CANOPY_DYNAMIC_BASE - s1.hhdm;
+    return ps;
+}
+
+/* Gives the direct-map alias of [pa, pa + size) the flags; false if the room was miscounted. */
+static bool protect_alias(struct handoff *h, uint64_t pa, uint64_t size, uint16_t flags)
+{
+    return mapplan_hhdm_protect(h->req, &h->req_count, h->req_cap - NON_HHDM_REQUESTS, pa, size,
+                                flags);
+}
+
+/*
+ * Everything stage 1 maps, as requests, sorted by va, and the page-table
+ * frames they need (h->min_tables): the direct map of RAM from h's ranges,
+ * then the kernel's segments at their claimed frames, the boot stack above
+ * its guard page, the trampoline page and the descriptor tables' pages
+ * (identity-mapped: the kernel drops them), the framebuffer. The direct-map
+ * aliases of the read-only segments and of the trampoline page become
+ * read-only first (while the requests are still the direct map's alone).
+ * Pure: the same plan is made from the map before the exit (to claim the
+ * page tables) and from the final one. Returns NULL or what went wrong;
+ * *clipped gets the RAM beyond the direct map's reach.
+ */
+static const char *plan_mappings(struct handoff *h, uint64_t *clipped)
+{
+    const struct claims *c = h->claims;
+    h->req = h->ex->scratch;
+    h->req_cap = h->ex->range_capacity + FIXED_REQUESTS;
+    h->spans = (struct pt_span *)(h->req + h->req_cap);
+    h->max_page = s1.cpu.pdpe1gb ? PAGE_SIZE_1G : PAGE_SIZE_2M;
+    h->fb_va = 0;
+    uint32_t n = mapplan_hhdm(h->ex->ranges, h->range_count, s1.hhdm, h->pa_limit, h->max_page,
+                              h->req, h->req_cap, clipped);
+    if (n == UINT32_MAX)
+        return "too many direct-map ranges";
+    h->req_count = n;
+
+    uint64_t tramp = (uint64_t)(uintptr_t)trampoline_start;
+    for (uint32_t i = 0; i < s1.plan.count; i++) {
+        const struct elf_segment_plan *s = &s1.plan.seg[i];
+        if (!(s->flags & CANOPY_SEG_W) &&
+            !protect_alias(h, c->span[CLAIM_SEGMENT0 + i].pa, s->page_count * PAGE_SIZE, 0))
+            return "no room to protect a segment's direct-map alias";
+    }
+    if (!protect_alias(h, tramp, PAGE_SIZE, 0))
+        return "no room to protect the trampoline's direct-map alias";
+
+    for (uint32_t i = 0; i < s1.plan.count; i++) {
+        const struct elf_segment_plan *s = &s1.plan.seg[i];
+        uint16_t flags = (uint16_t)(((s->flags & CANOPY_SEG_W) ? CANOPY_MAP_W : 0) |
+                                    ((s->flags & CANOPY_SEG_X) ? CANOPY_MAP_X : 0));
+        h->req[h->req_count++] =
+            mapplan_request_4k(s->vaddr, c->span[CLAIM_SEGMENT0 + i].pa, s->page_count * PAGE_SIZE,
+                               flags, CANOPY_OWNER_KERNEL_IMAGE);
+    }
+    h->req[h->req_count++] =
+        mapplan_request_4k(BOOT_STACK_VA, c->span[CLAIM_STACK].pa, CANOPY_BOOT_STACK_SIZE,
+                           CANOPY_MAP_W, CANOPY_OWNER_STACK);
+    h->req[h->req_count++] =
+        mapplan_request_4k(tramp, tramp, PAGE_SIZE, CANOPY_MAP_X, CANOPY_OWNER_TRAMPOLINE);
+    /* The GDT and IDT the trampoline loads before CR3 changes: mapped on both sides of it. */
+    uint64_t tables, tables_bytes;
+    fw_fault_tables_pages(&tables, &tables_bytes);
+    h->req[h->req_count++] =
+        mapplan_request_4k(tables, tables, tables_bytes, CANOPY_MAP_W, CANOPY_OWNER_TRAMPOLINE);
+    if (s1.fb.format != CANOPY_FB_NONE)
+        h->req[h->req_count++] =
+            mapplan_framebuffer(s1.fb.base, s1.fb.size_bytes, s1.cpu.pat, &h->fb_va);
+
+    mapplan_sort(h->req, h->req_count);
+    if (mapplan_overlaps(h->req, h->req_count))
+        return "two mappings overlap";
+    for (uint32_t i = 0; i < h->req_count; i++)
+        h->spans[i] = (struct pt_span){.va = h->req[i].va,
+                                       .pa = h->req[i].pa,
+                                       .size = h->req[i].size,
+                                       .max_page_size = h->req[i].max_page_size};
+    if (pt_min_tables(h->spans, h->req_count, s1.levels, &h->min_tables) != PT_OK)
+        return "the mappings are not valid for the page tables";
+    return NULL;
+}
+
+/* ---- claims, before ExitBootServices -------------------------------------------- */
+
+/*
+ * Room in the map buffer for the descriptors the map gains until the exit:
+ * two for each allocation in between (the work space, every claim), and 64
+ * for the firmware's own (and for a stale key's new map, which must fit the
+ * same buffer: the boot info's copy was claimed for this size).
+ */
+#define EXIT_SPARE_DESCRIPTORS (2 * (CLAIM_MAX + 1) + 64)
+
+/* What a claim is for, in a refusal line. */
+static const char *claim_name(unsigned k, char *buf, size_t size)
+{
+    static const char *const names[CLAIM_SEGMENT0] = {
+        [CLAIM_BOOTINFO] = "the boot info",
+        [CLAIM_PMM] = "the PMM's state",
+        [CLAIM_STACK] = "the boot stack",
+        [CLAIM_PAGE_TABLES] = "the page tables",
+    };
+    if (k < CLAIM_SEGMENT0)
+        return names[k];
+    fmt_snprintf(buf, size, "segment %u", s1.plan.seg[k - CLAIM_SEGMENT0].phdr_index);
+    return buf;
+}
+
+/* The claims made and the places refused: what a new claim must not overlap. */
+static uint32_t claim_avoid(const struct claims *c, struct claim_span *out)
+{
+    uint32_t n = 0;
+    for (unsigned k = 0; k < CLAIM_MAX; k++)
+        if (c->span[k].page_count)
+            out[n++] = c->span[k];
+    for (uint32_t i = 0; i < c->refused_count; i++)
+        out[n++] = c->refused[i];
+    return n;
+}
+
+/* The highest place for claim k in the plan's map, avoiding c's claims; false if none. */
+static bool claim_find(const struct handoff *h, const struct claims *c, uint64_t pages,
+                       uint64_t *pa)
+{
+    struct claim_span avoid[CLAIM_MAX + CLAIM_REFUSALS];
+    uint32_t n = claim_avoid(c, avoid);
+    return claim_place(h->ex->ranges, h->range_count, PMM_LOW_RESERVED, h->pa_limit, avoid, n,
+                       pages, pa);
+}
+
+/* The line for a claim that has no place: how much it needs, how much there is. */
+static enum fw_status claim_no_room(const struct handoff *h, const struct claims *c, unsigned k,
+                                    uint64_t pages)
+{
+    struct claim_span avoid[CLAIM_MAX + CLAIM_REFUSALS];
+    uint32_t n = claim_avoid(c, avoid);
+    uint64_t largest;
+    claim_free_pages(h->ex->ranges, h->range_count, PMM_LOW_RESERVED, h->pa_limit, avoid, n,
+                     &largest);
+    char buf[32];
+    return give_up(FW_NOMEM,
+                   "%s: no %llu KiB of contiguous memory for %s; the largest free run left is "
+                   "%llu KiB",
+                   s1.cfg.kernel, (unsigned long long)pages_to_kib(pages),
+                   claim_name(k, buf, sizeof(buf)), (unsigned long long)pages_to_kib(largest));
+}
+
+/* Claims k's pages at the highest place the firmware gives: a refused place is avoided next. */
+static enum fw_status claim_one(const struct handoff *h, unsigned k, uint64_t pages)
+{
+    struct claims *c = &claimed;
+    for (;;) {
+        uint64_t pa;
+        if (!claim_find(h, c, pages, &pa))
+            return claim_no_room(h, c, k, pages);
+        enum fw_status st = fw_claim_pages(pa, pages);
+        if (st == FW_OK) {
+            c->span[k] = (struct claim_span){pa, pages};
+            return FW_OK;
+        }
+        char buf[32];
+        if (st != FW_NOT_FOUND || c->refused_count == CLAIM_REFUSALS)
+            return give_up(st, "cannot claim %llu KiB at 0x%llx for %s (%s)",
+                           (unsigned long long)pages_to_kib(pages), (unsigned long long)pa,
+                           claim_name(k, buf, sizeof(buf)), fw_status_str(st));
+        c->refused[c->refused_count++] = (struct claim_span){pa, pages};
+    }
+}
+
+/* Gives every claim back (a boot that stops before the exit leaves the firmware as it was). */
+static void release_claims(void)
+{
+    for (unsigned k = 0; k < CLAIM_MAX; k++)
+        if (claimed.span[k].page_count)
+            fw_release_pages(claimed.span[k].pa, claimed.span[k].page_count);
+    claimed = (struct claims){0};
+}
+
+/*
+ * The boot info's size for the largest final map ex's buffer can take: at
+ * most 2n - 1 ranges for n descriptors, a request per range (the direct map)
+ * plus the fixed ones.
+ */
+static uint64_t bootinfo_bound(const struct fw_exit *ex)
+{
+    uint64_t descs = ex->map_capacity / ex->desc_size;
+    uint32_t ranges = (uint32_t)(2 * descs);
+    return bi_layout(ranges, ex->map_capacity, ranges + FIXED_REQUESTS).total;
+}
+
+/* The page-table frames to claim: the plan's need with the segments where c puts them. */
+static const char *claim_pt_need(struct handoff *h, const struct claims *c, uint64_t *pages)
+{
+    uint64_t clipped;
+    h->claims = c;
+    const char *why = plan_mappings(h, &clipped);
+    *pages = claim_pt_bound(h->min_tables);
+    return why;
+}
+
+/*
+ * Whether every claim fits the plan's map at once, before any is made: the
+ * total against the free memory, then each at its place as claim_one would
+ * find them (a dry run on a copy). One line if not.
+ */
+static enum fw_status claims_fit(struct handoff *h, const uint64_t pages[CLAIM_MAX])
+{
+    static struct claims dry; /* large: off the firmware's stack */
+    dry = (struct claims){0};
+    uint64_t total = 0, segs = 0;
+    for (unsigned k = 0; k < CLAIM_MAX; k++) {
+        if (k == CLAIM_PAGE_TABLES || !pages[k])
+            continue;
+        if (!claim_find(h, &dry, pages[k], &dry.span[k].pa))
+            return claim_no_room(h, &dry, k, pages[k]);
+        dry.span[k].page_count = pages[k];
+        total += pages[k];
+        if (k >= CLAIM_SEGMENT0)
+            segs += pages[k];
+    }
+    uint64_t pt;
+    const char *why = claim_pt_need(h, &dry, &pt);
+    if (why)
+        return give_up(FW_FAILED, "internal error: %s", why);
+    total += pt;
+    uint64_t largest, free = claim_free_pages(h->ex->ranges, h->range_count, PMM_LOW_RESERVED,
+                                              h->pa_limit, NULL, 0, &largest);
+    if (total > free)
+        return give_up(FW_NOMEM,
+                       "not enough memory: the kernel needs %llu KiB (segments %llu, page "
+                       "tables %llu, boot info %llu, PMM state %llu, boot stack %llu); %llu KiB "
+                       "are free",
+                       (unsigned long long)pages_to_kib(total),
+                       (unsigned long long)pages_to_kib(segs), (unsigned long long)pages_to_kib(pt),
+                       (unsigned long long)pages_to_kib(pages[CLAIM_BOOTINFO]),
+                       (unsigned long long)pages_to_kib(pages[CLAIM_PMM]),
+                       (unsigned long long)pages_to_kib(pages[CLAIM_STACK]),
+                       (unsigned long long)pages_to_kib(free));
+    if (!claim_find(h, &dry, pt, &dry.span[CLAIM_PAGE_TABLES].pa))
+        return claim_no_room(h, &dry, CLAIM_PAGE_TABLES, pt);
+    return FW_OK;
+}
+
+/*
+ * Claims, through boot services, all the memory stage 1 writes after
+ * ExitBootServices, so that it writes nothing the firmware did not give it
+ * (firmware with a freed-memory guard unmaps the rest). The plan is made
+ * from the current map, read into the buffers the final map goes to; each
+ * claim is loader data at a place stage 1 chose: the highest that fits in
+ * usable memory between 1 MiB and the direct map's reach. Prints what the
+ * map says is wrong with it (once, here, where the screen shows it).
+ * => FW_OK: ex is ready for fw_exit_boot_services and `claimed` holds every
+ *    claim. Otherwise one line was shown and nothing is left claimed or
+ *    allocated.
+ */
+static enum fw_status claim_memory(struct fw_exit *ex)
+{
+    enum fw_status st =
+        fw_exit_prepare(EXIT_SPARE_DESCRIPTORS, SCRATCH_PER_RANGE, SCRATCH_FIXED, ex);
+    if (st != FW_OK)
+        return give_up(st, "cannot read the memory map (%s)", fw_status_str(st));
+    struct handoff h = {.ex = ex, .claims = &claimed};
+    uint64_t above, clipped;
+    enum pmm_status ps = normalise_map(&h, &above);
+    if (ps != PMM_OK) {
+        st = give_up(FW_FAILED, "the firmware's memory map is unusable: %s", pmm_status_str(ps));
+        goto cancel;
+    }
+    if (above)
+        con_printf("canopy: the memory map lists %llu KiB above the CPU's %u-bit physical address "
+                   "limit (MAXPHYADDR); ignored\n",
+                   (unsigned long long)bytes_to_kib(above), s1.cpu.phys_bits);
+    /*
+     * A framebuffer the map calls RAM would need two memory types for its
+     * frames (write-back in the direct map, write-combining for the console):
+     * it is given up, as Linux's ioremap refuses RAM.
+     */
+    if (s1.fb.format != CANOPY_FB_NONE &&
+        mapplan_touches_ram(ex->ranges, h.range_count, s1.fb.base, s1.fb.size_bytes)) {
+        con_printf("canopy: the framebuffer at 0x%llx lies in RAM per the memory map; serial "
+                   "console only\n",
+                   (unsigned long long)s1.fb.base);
+        s1.fb = (struct canopy_framebuffer){.format = CANOPY_FB_NONE};
+    }
+
+    uint64_t pages[CLAIM_MAX] = {0};
+    pages[CLAIM_BOOTINFO] = pages_for_bytes(bootinfo_bound(ex));
+    pages[CLAIM_PMM] = pmm_state_bytes(ex->ranges, h.range_count, h.pa_limit) / PAGE_SIZE;
+    pages[CLAIM_STACK] = pages_for_bytes(CANOPY_BOOT_STACK_SIZE);
+    for (uint32_t i = 0; i < s1.plan.count; i++)
+        pages[CLAIM_SEGMENT0 + i] = s1.plan.seg[i].page_count;
+    if (pages[CLAIM_PMM] == 0) {
+        st = give_up(FW_NOMEM, "the memory map has no usable memory");
+        goto cancel;
+    }
+    st = claims_fit(&h, pages);
+    if (st != FW_OK)
+        goto cancel;
+
+    /* In this order: the page tables last, when the segments' places are known. */
+    claimed = (struct claims){0};
+    for (unsigned k = 0; k < CLAIM_MAX; k++) {
+        if (k == CLAIM_PAGE_TABLES || !pages[k])
+            continue;
+        st = claim_one(&h, k, pages[k]);
+        if (st != FW_OK)
+            goto release;
+    }
+    const char *why = claim_pt_need(&h, &claimed, &pages[CLAIM_PAGE_TABLES]);
+    if (why) {
+        st = give_up(FW_FAILED, "internal error: %s", why);
+        goto release;
+    }
+    st = claim_one(&h, CLAIM_PAGE_TABLES, pages[CLAIM_PAGE_TABLES]);
+    if (st != FW_OK)
+        goto release;
+    (void)plan_mappings(&h, &clipped); /* the same plan again, for the line below */
+    if (clipped)
+        con_printf("canopy: %llu MiB of RAM lie beyond the direct map's reach; not used\n",
+                   (unsigned long long)bytes_to_mib(clipped));
+    if (s1.cfg.verbose >= 1) {
+        uint64_t total = 0;
+        for (unsigned k = 0; k < CLAIM_MAX; k++)
+            total += claimed.span[k].page_count;
+        con_printf("canopy: claimed %llu KiB before ExitBootServices (page tables: %llu frames "
+                   "for %llu planned)%s\n",
+                   (unsigned long long)pages_to_kib(total),
+                   (unsigned long long)claimed.span[CLAIM_PAGE_TABLES].page_count,
+                   (unsigned long long)h.min_tables,
+                   claimed.refused_count ? "; places refused" : "");
+    }
+    return FW_OK;
+
+release:
+    release_claims();
+cancel:
+    fw_exit_cancel(ex);
+    return st;
+}
+
+/* ---- after ExitBootServices ---------------------------------------------------- */
+
+/*
+ * Page-table frames come from the claim, in order, each handed to its owner
+ * in the PMM as it is taken.
+ */
 static bool pt_frame_alloc(void *ctx, uint64_t *phys)
 {
-    if (pmm_alloc(ctx, 0, CANOPY_OWNER_PAGE_TABLE, phys) != PMM_OK)
+    struct handoff *h = ctx;
+    const struct claim_span *pool = &h->claims->span[CLAIM_PAGE_TABLES];
+    if (h->pt_next == pool->page_count)
         return false;
-    __builtin_memset(phys_ptr(*phys), 0, PAGE_SIZE);
+    uint64_t pa = pool->pa + h->pt_next * PAGE_SIZE;
+    if (pmm_claim(h->pmm, pa, 1, CANOPY_OWNER_PAGE_TABLE) != PMM_OK)
+        return false;
+    h->pt_next++;
+    __builtin_memset(phys_ptr(pa), 0, PAGE_SIZE);
+    *phys = pa;
     return true;
 }
 
+/* pt gives frames back only when a pt_map fails, and that stops the boot: nothing to do. */
 static void pt_frame_free(void *ctx, uint64_t phys)
 {
-    (void)pmm_free(ctx, phys, 0);
+    (void)ctx;
+    (void)phys;
 }
 
 static uint32_t pt_attrs(uint16_t map_flags)
@@ -399,67 +815,55 @@ static uint32_t pt_attrs(uint16_t map_flags)
            (map_flags & CANOPY_MAP_CACHE_MASK);
 }
 
-/* Copies one PT_LOAD into fresh frames: file bytes at their offset, zeros everywhere else. */
-static uint64_t load_segment(struct pmm *pmm, const struct elf_segment_plan *s)
+/* Hands claim k to `owner` in the PMM, or stops: the final map must still call it loader data. */
+static void hand_over(struct pmm *pmm, unsigned k, uint64_t page_count, enum canopy_owner owner)
 {
-    uint64_t pa;
-    enum pmm_status ps = pmm_alloc_run(pmm, s->page_count, CANOPY_OWNER_KERNEL_IMAGE, &pa);
+    const struct claim_span *c = &claimed.span[k];
+    enum pmm_status ps = pmm_claim(pmm, c->pa, page_count, owner);
+    char buf[32];
     if (ps != PMM_OK)
-        FATAL("%s: no %llu KiB of contiguous memory for segment %u (%s)", s1.cfg.kernel,
-              (unsigned long long)pages_to_kib(s->page_count), s->phdr_index, pmm_status_str(ps));
-    uint8_t *dst = phys_ptr(pa);
-    __builtin_memset(dst, 0, s->page_count * PAGE_SIZE);
-    __builtin_memcpy(dst + s->page_offset, s1.kernel + s->file_offset, s->file_size);
-    return pa;
+        FATAL("the memory claimed for %s at 0x%llx is not loader memory in the final map: %s",
+              claim_name(k, buf, sizeof(buf)), (unsigned long long)c->pa, pmm_status_str(ps));
 }
 
-/* What the steps after ExitBootServices hand on to each other. */
-struct handoff {
-    const struct fw_exit *ex;
-    uint32_t range_count;    /* normalised ranges at ex->ranges */
-    struct map_request *req; /* in ex->scratch: what gets mapped, the direct map's first */
-    uint32_t req_count, req_cap;
-    uint64_t pa_limit;     /* the direct map's reach: the PMM tracks nothing beyond it */
-    uint64_t fb_va;        /* where the framebuffer goes (0 without one) */
-    struct pt_span *spans; /* in ex->scratch after req: the same, for pt_min_tables */
-    uint64_t max_page;     /* the HHDM's largest page */
-    struct bi_layout layout;
-    uint64_t bi_pa;
-    struct canopy_bootinfo *bi; /* at bi_pa */
-    struct pmm *pmm;            /* inside the boot info */
-    struct pt pt;
-    uint64_t min_tables;
-    uint32_t manifest_count;
-};
+/* Copies one PT_LOAD into its claimed frames: file bytes at their offset, zeros everywhere else. */
+static void load_segment(uint32_t i)
+{
+    const struct elf_segment_plan *s = &s1.plan.seg[i];
+    uint8_t *dst = phys_ptr(claimed.span[CLAIM_SEGMENT0 + i].pa);
+    __builtin_memset(dst, 0, s->page_count * PAGE_SIZE);
+    __builtin_memcpy(dst + s->page_offset, s1.kernel + s->file_offset, s->file_size);
+}
 
-/* The normalised map and the PMM, on the stack until the boot info has room for it. */
+/*
+ * The final map normalised, and the PMM on it, on the stack until the boot
+ * info has room for it: without free lists, so it writes nothing but its state
+ * array, into the claim made for it. The segments and the boot stack are
+ * handed to their owners and filled.
+ */
 static void start_pmm(struct handoff *h, struct pmm *boot_pmm)
 {
-    const struct fw_exit *ex = h->ex;
-    enum pmm_status ps =
-        memmap_normalise(ex->efi_map, ex->efi_map_size, ex->desc_size, ex->desc_version, ex->ranges,
-                         ex->range_capacity, &h->range_count);
+    uint64_t above;
+    enum pmm_status ps = normalise_map(h, &above);
     if (ps != PMM_OK)
         FATAL("the firmware's memory map is unusable: %s", pmm_status_str(ps));
-    /*
-     * No address reaches above the CPU's physical address width; a map that
-     * reports memory there is wrong, and a PMM that handed it out would fail
-     * much later. CPUID gives 32 to 52 bits; anything else is not trusted.
-     */
-    unsigned bits = s1.cpu.phys_bits;
-    if (bits >= 32 && bits <= 52) {
-        uint64_t above = memmap_clip(ex->ranges, &h->range_count, 1ull << bits);
-        if (above)
-            con_printf("canopy: the memory map lists %llu KiB above the CPU's %u-bit physical "
-                       "address limit (MAXPHYADDR); ignored\n",
-                       (unsigned long long)bytes_to_kib(above), bits);
-    }
-    /* The direct map ends where the dynamic area begins (64 TiB of physical space with 4 levels).
-     */
-    h->pa_limit = CANOPY_DYNAMIC_BASE - s1.hhdm;
-    ps = pmm_init_below(boot_pmm, ex->ranges, h->range_count, 0, h->pa_limit);
+    const struct claim_span *state = &claimed.span[CLAIM_PMM];
+    ps = pmm_create(boot_pmm, h->ex->ranges, h->range_count, 0, h->pa_limit, state->pa,
+                    state->page_count * PAGE_SIZE);
+    if (ps == PMM_ERR_NO_SPACE)
+        FATAL("the final memory map needs %llu KiB of PMM state; %llu KiB were claimed",
+              (unsigned long long)bytes_to_kib(
+                  pmm_state_bytes(h->ex->ranges, h->range_count, h->pa_limit)),
+              (unsigned long long)pages_to_kib(state->page_count));
     if (ps != PMM_OK)
         FATAL("cannot set up the physical memory manager: %s", pmm_status_str(ps));
+    for (uint32_t i = 0; i < s1.plan.count; i++) {
+        hand_over(boot_pmm, CLAIM_SEGMENT0 + i, s1.plan.seg[i].page_count,
+                  CANOPY_OWNER_KERNEL_IMAGE);
+        load_segment(i);
+    }
+    hand_over(boot_pmm, CLAIM_STACK, pages_for_bytes(CANOPY_BOOT_STACK_SIZE), CANOPY_OWNER_STACK);
+    __builtin_memset(phys_ptr(claimed.span[CLAIM_STACK].pa), 0, CANOPY_BOOT_STACK_SIZE);
 }
 
 /* verbose=2: the normalised map, one line a range. */
@@ -474,52 +878,25 @@ static void show_ranges(const struct handoff *h)
 }
 
 /*
- * What gets mapped first: the direct map, RAM only. A framebuffer the map
- * calls RAM would need two memory types for its frames (write-back in the
- * direct map, write-combining for the console): it is given up, as Linux's
- * ioremap refuses RAM.
- */
-static void plan_direct_map(struct handoff *h)
-{
-    h->req = h->ex->scratch;
-    h->req_cap = h->ex->range_capacity + FIXED_REQUESTS;
-    h->spans = (struct pt_span *)(h->req + h->req_cap);
-    h->max_page = s1.cpu.pdpe1gb ? PAGE_SIZE_1G : PAGE_SIZE_2M;
-    uint64_t clipped;
-    uint32_t n = mapplan_hhdm(h->ex->ranges, h->range_count, s1.hhdm, h->pa_limit, h->max_page,
-                              h->req, h->req_cap, &clipped);
-    if (n == UINT32_MAX)
-        FATAL("too many HHDM ranges");
-    if (clipped)
-        con_printf("canopy: %llu MiB of RAM lie beyond the direct map's reach; not used\n",
-                   (unsigned long long)bytes_to_mib(clipped));
-    if (s1.fb.format != CANOPY_FB_NONE &&
-        mapplan_touches_ram(h->ex->ranges, h->range_count, s1.fb.base, s1.fb.size_bytes)) {
-        con_printf("canopy: the framebuffer at 0x%llx lies in RAM per the memory map; serial "
-                   "console only\n",
-                   (unsigned long long)s1.fb.base);
-        s1.fb = (struct canopy_framebuffer){.format = CANOPY_FB_NONE};
-    }
-    h->req_count = n;
-}
-
-/*
- * The boot info, with room for the copies the kernel needs; the PMM moves
- * into it, so every later allocation is recorded there.
+ * The boot info, in its claim, with room for the copies the kernel needs;
+ * the PMM moves into it, so every later claim is recorded there. What the
+ * final map does not need of the claim stays loader memory, which the kernel
+ * reclaims.
  */
 static void place_bootinfo(struct handoff *h, struct pmm *boot_pmm)
 {
-    /* Beyond the direct map's: segments, stack, trampoline, tables, framebuffer; alias pieces. */
-    uint32_t total_requests = h->req_count + s1.plan.count + 4 + 2 * (s1.plan.count + 1);
-    h->layout = bi_layout(h->range_count, h->ex->efi_map_size, total_requests);
+    h->layout = bi_layout(h->range_count, h->ex->efi_map_size, h->req_count);
     const struct bi_layout *l = &h->layout;
-    enum pmm_status ps =
-        pmm_alloc_run(boot_pmm, pages_for_bytes(l->total), CANOPY_OWNER_BOOTINFO, &h->bi_pa);
-    if (ps != PMM_OK)
-        FATAL("no memory for the boot info (%llu KiB): %s",
-              (unsigned long long)bytes_to_kib(l->total), pmm_status_str(ps));
+    const struct claim_span *c = &claimed.span[CLAIM_BOOTINFO];
+    uint64_t pages = pages_for_bytes(l->total);
+    if (pages > c->page_count)
+        FATAL("the boot info needs %llu KiB; %llu KiB were claimed",
+              (unsigned long long)bytes_to_kib(l->total),
+              (unsigned long long)pages_to_kib(c->page_count));
+    hand_over(boot_pmm, CLAIM_BOOTINFO, pages, CANOPY_OWNER_BOOTINFO);
+    h->bi_pa = c->pa;
     uint8_t *bi_bytes = phys_ptr(h->bi_pa);
-    __builtin_memset(bi_bytes, 0, pages_for_bytes(l->total) * PAGE_SIZE);
+    __builtin_memset(bi_bytes, 0, pages * PAGE_SIZE);
     h->bi = (struct canopy_bootinfo *)bi_bytes;
     h->pmm = (struct pmm *)(bi_bytes + l->pmm);
     *h->pmm = *boot_pmm;
@@ -527,92 +904,22 @@ static void place_bootinfo(struct handoff *h, struct pmm *boot_pmm)
                      h->range_count * sizeof(struct canopy_mem_range));
     __builtin_memcpy(bi_bytes + l->efi_map, h->ex->efi_map, h->ex->efi_map_size);
 }
-/* Gives the direct-map alias of [pa, pa + size) the flags, or stops: the room was counted. */
-static void protect_alias(struct handoff *h, uint64_t pa, uint64_t size, uint16_t flags)
-{
-    if (!mapplan_hhdm_protect(h->req, &h->req_count, h->req_cap - NON_HHDM_REQUESTS, pa, size,
-                              flags))
-        FATAL("internal error: no room to protect the direct map's alias of 0x%llx",
-              (unsigned long long)pa);
-}
 
-/*
- * The kernel's segments, the boot stack above its guard page, the trampoline
- * page and the descriptor tables' pages (identity-mapped: the kernel drops
- * them), the framebuffer; the direct-map aliases of the read-only segments
- * and of the trampoline page become read-only first (while the requests are
- * still the direct map's alone).
- */
-static void plan_kernel(struct handoff *h)
-{
-    struct canopy_bootinfo *bi = h->bi;
-    uint64_t seg_pa[CANOPY_MAX_SEGMENTS];
-    for (uint32_t i = 0; i < s1.plan.count; i++)
-        seg_pa[i] = load_segment(h->pmm, &s1.plan.seg[i]);
-    uint64_t stack_pa;
-    enum pmm_status ps = pmm_alloc_run(h->pmm, pages_for_bytes(CANOPY_BOOT_STACK_SIZE),
-                                       CANOPY_OWNER_STACK, &stack_pa);
-    if (ps != PMM_OK)
-        FATAL("no memory for the boot stack: %s", pmm_status_str(ps));
-    __builtin_memset(phys_ptr(stack_pa), 0, CANOPY_BOOT_STACK_SIZE);
-    uint64_t tramp = (uint64_t)(uintptr_t)trampoline_start;
-
-    for (uint32_t i = 0; i < s1.plan.count; i++) {
-        const struct elf_segment_plan *s = &s1.plan.seg[i];
-        if (!(s->flags & CANOPY_SEG_W))
-            protect_alias(h, seg_pa[i], s->page_count * PAGE_SIZE, 0);
-    }
-    protect_alias(h, tramp, PAGE_SIZE, 0);
-
-    for (uint32_t i = 0; i < s1.plan.count; i++) {
-        const struct elf_segment_plan *s = &s1.plan.seg[i];
-        uint16_t flags = (uint16_t)(((s->flags & CANOPY_SEG_W) ? CANOPY_MAP_W : 0) |
-                                    ((s->flags & CANOPY_SEG_X) ? CANOPY_MAP_X : 0));
-        h->req[h->req_count++] = mapplan_request_4k(s->vaddr, seg_pa[i], s->page_count * PAGE_SIZE,
-                                                    flags, CANOPY_OWNER_KERNEL_IMAGE);
-        bi->segments[i] = (struct canopy_segment){
-            .vaddr = s->vaddr, .paddr = seg_pa[i], .page_count = s->page_count, .flags = s->flags};
-    }
-    uint64_t stack_va = CANOPY_DYNAMIC_BASE + PAGE_SIZE; /* CANOPY_DYNAMIC_BASE stays unmapped */
-    h->req[h->req_count++] = mapplan_request_4k(stack_va, stack_pa, CANOPY_BOOT_STACK_SIZE,
-                                                CANOPY_MAP_W, CANOPY_OWNER_STACK);
-    bi->stack_top_va = stack_va + CANOPY_BOOT_STACK_SIZE;
-    h->req[h->req_count++] =
-        mapplan_request_4k(tramp, tramp, PAGE_SIZE, CANOPY_MAP_X, CANOPY_OWNER_TRAMPOLINE);
-    bi->trampoline_page = tramp;
-    /* The GDT and IDT the trampoline loads before CR3 changes: mapped on both sides of it. */
-    uint64_t tables, tables_bytes;
-    fw_fault_tables_pages(&tables, &tables_bytes);
-    h->req[h->req_count++] =
-        mapplan_request_4k(tables, tables, tables_bytes, CANOPY_MAP_W, CANOPY_OWNER_TRAMPOLINE);
-    if (s1.fb.format != CANOPY_FB_NONE)
-        h->req[h->req_count++] =
-            mapplan_framebuffer(s1.fb.base, s1.fb.size_bytes, s1.cpu.pat, &h->fb_va);
-}
-
-/* The page tables, and the manifest written from the same requests. */
+/* The page tables from the claimed frames, and the manifest written from the same requests. */
 static void build_tables(struct handoff *h)
 {
-    struct map_request *req = h->req;
-    uint32_t n = h->req_count;
-    mapplan_sort(req, n);
-    if (mapplan_overlaps(req, n))
-        FATAL("internal error: two mappings overlap");
-    for (uint32_t i = 0; i < n; i++)
-        h->spans[i] = (struct pt_span){.va = req[i].va,
-                                       .pa = req[i].pa,
-                                       .size = req[i].size,
-                                       .max_page_size = req[i].max_page_size};
-    if (pt_min_tables(h->spans, n, s1.levels, &h->min_tables) != PT_OK)
-        h->min_tables = 0;
-    struct pt_frames frames = {.alloc = pt_frame_alloc, .free = pt_frame_free, .ctx = h->pmm};
+    const struct claim_span *pool = &claimed.span[CLAIM_PAGE_TABLES];
+    if (h->min_tables > pool->page_count)
+        FATAL("the final memory map needs %llu page-table frames; %llu were claimed",
+              (unsigned long long)h->min_tables, (unsigned long long)pool->page_count);
+    struct pt_frames frames = {.alloc = pt_frame_alloc, .free = pt_frame_free, .ctx = h};
     enum pt_status pst = pt_init(&h->pt, s1.levels, s1.cpu.nx, 0, frames);
     if (pst != PT_OK)
         FATAL("cannot create page tables: %s", pt_status_str(pst));
     struct canopy_mapping *manifest =
         (struct canopy_mapping *)((uint8_t *)h->bi + h->layout.manifest);
-    for (uint32_t i = 0; i < n; i++) {
-        const struct map_request *r = &req[i];
+    for (uint32_t i = 0; i < h->req_count; i++) {
+        const struct map_request *r = &h->req[i];
         pst = pt_map(&h->pt, r->va, r->pa, r->size, pt_attrs(r->flags), r->max_page_size);
         if (pst != PT_OK)
             FATAL("cannot map 0x%llx-0x%llx: %s", (unsigned long long)r->va,
@@ -622,7 +929,7 @@ static void build_tables(struct handoff *h)
     }
 }
 
-/* The boot info itself: every field but the segments, stack and trampoline (plan_kernel). */
+/* The boot info itself. */
 static void fill_bootinfo(const struct handoff *h)
 {
     struct canopy_bootinfo *bi = h->bi;
@@ -638,8 +945,17 @@ static void fill_bootinfo(const struct handoff *h)
     bi->mem_range_count = h->range_count;
     bi->mem_range_capacity = h->range_count;
     bi->pmm = h->bi_pa + l->pmm;
+    for (uint32_t i = 0; i < s1.plan.count; i++) {
+        const struct elf_segment_plan *s = &s1.plan.seg[i];
+        bi->segments[i] = (struct canopy_segment){.vaddr = s->vaddr,
+                                                  .paddr = claimed.span[CLAIM_SEGMENT0 + i].pa,
+                                                  .page_count = s->page_count,
+                                                  .flags = s->flags};
+    }
     bi->segment_count = s1.plan.count;
     bi->kernel_entry_va = s1.plan.entry;
+    bi->stack_top_va = BOOT_STACK_VA + CANOPY_BOOT_STACK_SIZE;
+    bi->trampoline_page = (uint64_t)(uintptr_t)trampoline_start;
     bi->pt_root = h->pt.root;
     bi->pt_frames_used = (uint32_t)h->pt.table_count;
     bi->pt_frames_minimum = (uint32_t)h->min_tables;
@@ -694,19 +1010,23 @@ static _Noreturn void enter_kernel(const struct handoff *h)
 
 /*
  * Everything between ExitBootServices and the kernel, step by step (the
- * picture at the top of this file). Any failure is FATAL: one line, a reset.
+ * picture at the top of this file), writing only what was claimed before
+ * the exit, the buffers of the final map and stage 1's own image. Any
+ * failure is FATAL: one line, a reset.
  */
 static _Noreturn void after_exit(const struct fw_exit *ex)
 {
-    struct handoff h = {.ex = ex};
+    struct handoff h = {.ex = ex, .claims = &claimed};
     struct pmm boot_pmm;
     start_pmm(&h, &boot_pmm);
     phase(CANOPY_PHASE_PMM_READY);
     if (s1.cfg.verbose >= 2)
         show_ranges(&h);
-    plan_direct_map(&h);
+    uint64_t clipped;
+    const char *why = plan_mappings(&h, &clipped);
+    if (why)
+        FATAL("internal error: %s", why);
     place_bootinfo(&h, &boot_pmm);
-    plan_kernel(&h);
     build_tables(&h);
     phase(CANOPY_PHASE_PAGE_TABLES_BUILT);
     fill_bootinfo(&h);
@@ -760,12 +1080,23 @@ static enum fw_status boot(void)
                (unsigned long long)pages_to_kib(s1.plan.total_pages));
 
     gather_platform();
-    phase(CANOPY_PHASE_BEFORE_EBS);
     static struct fw_exit ex; /* read after the firmware's stack is given up */
-    st = fw_exit_boot_services(SCRATCH_PER_RANGE, SCRATCH_FIXED, &ex);
+    st = claim_memory(&ex);
+    if (st != FW_OK)
+        goto free_kernel;
+    phase(CANOPY_PHASE_BEFORE_EBS);
+    st = fw_exit_boot_services(&ex);
     if (st == FW_OK)
         cpu_run_on_own_stack(after_exit, &ex);
-    give_up(st, "cannot exit boot services (%s)", fw_status_str(st));
+    if (st == FW_TOO_BIG)
+        give_up(st,
+                "cannot exit boot services: the memory map grew past the room set aside for "
+                "it (%llu descriptors)",
+                (unsigned long long)(ex.map_capacity / ex.desc_size));
+    else
+        give_up(st, "cannot exit boot services (%s)", fw_status_str(st));
+    release_claims();
+    fw_exit_cancel(&ex);
 free_kernel:
     fw_free_file((void *)s1.kernel, s1.kernel_size);
     return st;

@@ -23,8 +23,12 @@
 #include <stddef.h>
 #include <stdint.h>
 
+/*
+ * The version: 2 added boot_flags and kernel_sha256; 3 fb_va, the direct map of
+ * RAM only and IA32_PAT; 4 hands the PMM over without free lists.
+ */
 #define CANOPY_BOOTINFO_MAGIC   0x4f464e4959504f4eull /* "NOPYINFO" little endian */
-#define CANOPY_BOOTINFO_VERSION 3 /* 2: boot_flags, kernel_sha256; 3: fb_va, direct map, PAT */
+#define CANOPY_BOOTINFO_VERSION 4
 
 /* Virtual memory layout (4-level paging). */
 #define CANOPY_HHDM_BASE_4L    0xffff800000000000ull

@@ -1,10 +1,13 @@
 /*
  * kmm: taking over physical memory and the page tables from stage 1.
  *
- * The PMM: stage 1 built it after ExitBootServices; the kernel copies its
- * struct (plain data holding only physical addresses, see pmm.h) into
- * kernel .data, rebases it to the HHDM and checks it. The copy keeps working
- * whatever stage 1 does with the memory of the original.
+ * The PMM: stage 1 built it after ExitBootServices, without free lists
+ * (it could write only memory it had claimed from the firmware); the kernel
+ * copies its struct (plain data holding only physical addresses, see pmm.h)
+ * into kernel .data, rebases it to the HHDM, checks it, and threads the free
+ * lists through the free blocks, which the direct map makes writable now
+ * that the kernel runs on its own tables. The copy keeps working whatever
+ * stage 1 does with the memory of the original.
  *
  * The page tables: stage 1's hierarchy is the kernel's from the first
  * instruction (every table is a PMM frame owned by CANOPY_OWNER_PAGE_TABLE).
@@ -135,6 +138,17 @@ void kmm_adopt(struct canopy_bootinfo *bi)
     char msg[160];
     if (pmm_check(&kmm.pmm, msg, sizeof(msg)) != PMM_OK)
         panic("pmm_check failed on the PMM handed over by stage 1: %s", msg);
+    if (!pmm_has_lists(&kmm.pmm)) {
+        enum pmm_status ps = pmm_build_lists(&kmm.pmm);
+        if (ps != PMM_OK)
+            panic("kmm: building the PMM's free lists: %s", pmm_status_str(ps));
+        if (pmm_check(&kmm.pmm, msg, sizeof(msg)) != PMM_OK)
+            panic("pmm_check failed once the free lists were built: %s", msg);
+        uint64_t blocks = 0;
+        for (unsigned k = 0; k < PMM_ORDER_COUNT; k++)
+            blocks += kmm.pmm.free_blocks[k];
+        kprintf("kmm: built the PMM's free lists (%llu free blocks)\n", (unsigned long long)blocks);
+    }
 
     struct pt_frames frames = {.alloc = pt_frame_alloc, .free = pt_frame_free, .ctx = NULL};
     pt_adopt(&kmm.pt, bi->pt_root, bi->paging_levels, (bi->cpu_flags & CANOPY_CPU_NX) != 0,

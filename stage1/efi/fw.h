@@ -109,12 +109,22 @@ MUST_CHECK enum fw_status fw_read_file(const char *path, uint64_t max_bytes, voi
 void fw_free_file(void *data, uint64_t size);
 
 /*
- * memmap.c: conventional memory above the first MiB in the current map: the total, and
- * the largest naturally aligned power-of-two block in it (touching
- * descriptors merged), which bounds the biggest run the buddy PMM can give.
+ * memmap.c: conventional memory above the first MiB in the current map (touching
+ * descriptors merged), for the ELF check's bound on the kernel's size.
  */
-MUST_CHECK enum fw_status fw_memory_summary(uint64_t *conventional_bytes,
-                                            uint64_t *largest_block_bytes);
+MUST_CHECK enum fw_status fw_memory_summary(uint64_t *conventional_bytes);
+
+/*
+ * memmap.c: allocates page_count pages at exactly pa (AllocateAddress) as loader
+ * data: memory stage 1 will write after ExitBootServices, chosen by stage 1
+ * from the memory map (load/claim.h). FW_NOT_FOUND: a page there is not free
+ * (the map said otherwise, or it changed): choose another place. Anything else
+ * is a failure to report.
+ * => page aligned, page_count >= 1; boot services alive.
+ */
+MUST_CHECK enum fw_status fw_claim_pages(uint64_t pa, uint64_t page_count);
+/* memmap.c: gives back what fw_claim_pages took (a boot that stops before the exit). */
+void fw_release_pages(uint64_t pa, uint64_t page_count);
 
 /*
  * gop.c: fills *fb from the GOP stage 1 draws on (a console device's with a
@@ -142,10 +152,14 @@ void fw_stall_us(uint64_t us);
 
 /* ---- ExitBootServices (exit.c) and after it (reset.c) --------------------- */
 
-/* What fw_exit_boot_services hands over: the final map and the room to normalise it. */
+/*
+ * The map buffers: fw_exit_prepare fills them with the current map, to plan
+ * with; fw_exit_boot_services with the final one, and the room to normalise it.
+ */
 struct fw_exit {
-    const void *efi_map;   /* the raw final map, in LoaderData */
+    const void *efi_map;   /* the raw map, in LoaderData */
     uint64_t efi_map_size; /* bytes used */
+    uint64_t map_capacity; /* bytes the buffer holds: the final map is never larger */
     uint64_t desc_size;
     uint32_t desc_version;
     uint32_t range_capacity;         /* struct canopy_mem_range slots at ranges */
@@ -155,21 +169,33 @@ struct fw_exit {
 };
 
 /*
- * Fetches the final memory map and exits boot services, the way the UEFI
- * specification asks: the map buffer and every buffer needed afterwards are
- * allocated before the last GetMemoryMap; on a stale map key, GetMemoryMap
- * again into the same buffer (a larger one only if the map outgrew it) and a
- * retry, at most three calls in all. scratch_per_range asks for
- * that many bytes of scratch per range slot (plus scratch_fixed).
- * => FW_OK: boot services are gone, interrupts are off.
- * => FW_NOMEM (a buffer could not be allocated), FW_UNSUPPORTED (a descriptor
- *    format stage 1 does not know) or FW_FAILED (GetMemoryMap failed): all
- *    before the first ExitBootServices call, so boot services still live and
- *    the buffers are freed again.
+ * Allocates the buffers for the final memory map (room for spare_descriptors
+ * more than the map has now, as allocations until the exit split
+ * descriptors), the normalised ranges and scratch_per_range bytes of scratch
+ * per range slot plus scratch_fixed, and reads the current map into them.
+ * => FW_OK: *out describes the map as it is now; fw_exit_boot_services or
+ *    fw_exit_cancel must follow. FW_NOMEM, FW_UNSUPPORTED (a descriptor format
+ *    stage 1 does not know) or FW_FAILED: nothing is left allocated.
+ */
+MUST_CHECK enum fw_status fw_exit_prepare(uint64_t spare_descriptors, uint64_t scratch_per_range,
+                                          uint64_t scratch_fixed, struct fw_exit *out);
+
+/* Frees what fw_exit_prepare allocated (a boot that stops before the exit). */
+void fw_exit_cancel(struct fw_exit *ex);
+
+/*
+ * Reads the final memory map into ex's buffer and exits boot services, the
+ * way the UEFI specification asks: nothing is allocated after that
+ * GetMemoryMap; on a stale map key, GetMemoryMap again into the same buffer
+ * and a retry, at most three calls in all.
+ * => FW_OK: boot services are gone, interrupts are off, *ex holds the final map.
+ * => before the first ExitBootServices call, with boot services alive:
+ *    FW_TOO_BIG (the map outgrew the buffer), FW_UNSUPPORTED (its descriptor
+ *    format changed) or FW_FAILED (GetMemoryMap failed); ex stays valid for
+ *    fw_exit_cancel.
  * => if the retries fail as well, it does not return (fw_fatal_after_exit).
  */
-MUST_CHECK enum fw_status fw_exit_boot_services(uint64_t scratch_per_range, uint64_t scratch_fixed,
-                                                struct fw_exit *out);
+MUST_CHECK enum fw_status fw_exit_boot_services(struct fw_exit *ex);
 
 /*
  * After ExitBootServices: prints one line on serial and the screen, records

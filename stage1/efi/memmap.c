@@ -1,10 +1,11 @@
 /*
  * memmap: the firmware's memory map while boot services live, for what stage
- * 1 checks before it commits to a boot: how much conventional memory there is
- * and the largest block the buddy PMM could give. The final map, taken at
- * ExitBootServices, is exit.c's.
+ * 1 checks before it commits to a boot (how much conventional memory there
+ * is), and the allocations at addresses stage 1 chose from the map (its
+ * claims of the memory it writes after ExitBootServices). The final map,
+ * taken at ExitBootServices, is exit.c's.
  *
- * Called by main.c (validate_kernel).
+ * Called by main.c (validate_kernel, claim_memory).
  */
 #include <canopy/page.h>
 #include <pmm/pmm.h>
@@ -38,39 +39,15 @@ static EFI_STATUS get_map(EFI_MEMORY_DESCRIPTOR **map, UINTN *size, UINTN *desc_
     return EFI_BUFFER_TOO_SMALL;
 }
 
-/* A run of conventional memory, compacted over the map buffer that held its descriptor. */
-struct run {
-    uint64_t start, end; /* bytes, [start, end) */
-};
-
-/* The largest naturally aligned power-of-two block inside [start, end). */
-static uint64_t largest_block(uint64_t start, uint64_t end)
-{
-    uint64_t best = 0;
-    for (unsigned k = PAGE_SHIFT; k < 63; k++) {
-        uint64_t size = 1ull << k;
-        uint64_t at = align_up(start, size);
-        if (at < start || at > end || end - at < size)
-            break;
-        best = size;
-    }
-    return best;
-}
-
-enum fw_status fw_memory_summary(uint64_t *conventional_bytes, uint64_t *largest_block_bytes)
+enum fw_status fw_memory_summary(uint64_t *conventional_bytes)
 {
     EFI_MEMORY_DESCRIPTOR *map;
     UINTN size, desc_size;
     EFI_STATUS s = get_map(&map, &size, &desc_size);
     if (EFI_ERROR(s))
         return fw_from_efi(s);
-    /*
-     * Conventional runs above the first MiB (the PMM never hands that out),
-     * written over the buffer: run i lands at i * 16 bytes, never past
-     * descriptor i, which has been read already (desc_size >= 40).
-     */
-    struct run *runs = (struct run *)map;
-    uint64_t n = 0, total = 0;
+    /* Conventional memory above the first MiB (the PMM never hands that out). */
+    uint64_t total = 0;
     for (UINTN off = 0; off + desc_size <= size; off += desc_size) {
         const EFI_MEMORY_DESCRIPTOR *d = (const void *)((const uint8_t *)map + off);
         if (d->Type != EfiConventionalMemory || d->NumberOfPages == 0)
@@ -81,26 +58,24 @@ enum fw_status fw_memory_summary(uint64_t *conventional_bytes, uint64_t *largest
         if (start < PMM_LOW_RESERVED)
             start = PMM_LOW_RESERVED;
         total += end - start;
-        /* Insertion by start address, so touching runs can be merged below. */
-        uint64_t j = n++;
-        while (j > 0 && runs[j - 1].start > start) {
-            runs[j] = runs[j - 1];
-            j--;
-        }
-        runs[j] = (struct run){start, end};
-    }
-    uint64_t largest = 0;
-    for (uint64_t i = 0; i < n;) {
-        uint64_t start = runs[i].start, end = runs[i].end;
-        for (i++; i < n && runs[i].start <= end; i++)
-            if (runs[i].end > end)
-                end = runs[i].end;
-        uint64_t b = largest_block(start, end);
-        if (b > largest)
-            largest = b;
     }
     fw_bs->FreePool(map);
     *conventional_bytes = total;
-    *largest_block_bytes = largest;
     return FW_OK;
+}
+
+enum fw_status fw_claim_pages(uint64_t pa, uint64_t page_count)
+{
+    EFI_PHYSICAL_ADDRESS at = pa;
+    EFI_STATUS s = fw_bs->AllocatePages(AllocateAddress, EfiLoaderData, page_count, &at);
+    if (!EFI_ERROR(s) && at != pa) { /* a firmware that moved it: not what was asked */
+        fw_bs->FreePages(at, page_count);
+        return FW_FAILED;
+    }
+    return fw_from_efi(s);
+}
+
+void fw_release_pages(uint64_t pa, uint64_t page_count)
+{
+    fw_bs->FreePages(pa, page_count);
 }

@@ -127,6 +127,7 @@ static const struct {
     {"above-maxphyaddr", FF_ABOVE_MAXPHYADDR},
     {"broken-handlers", FF_BROKEN_HANDLERS},
     {"free-guard", FF_FREE_GUARD},
+    {"address-refuse", FF_ADDRESS_REFUSE},
 };
 
 static bool word_eq(const char *a, size_t alen, const char *b)

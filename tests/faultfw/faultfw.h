@@ -47,6 +47,7 @@ enum ff_scenario {
     FF_ABOVE_MAXPHYADDR, /* 1 GiB of conventional memory listed at 2^MAXPHYADDR */
     FF_BROKEN_HANDLERS,  /* the firmware's vectors 0-31 broken, and its RNG faults */
     FF_FREE_GUARD,       /* after ExitBootServices, every free page not-present (guard.h) */
+    FF_ADDRESS_REFUSE,   /* the first N AllocatePages at a given address fail: not found */
 };
 
 struct ff_config {

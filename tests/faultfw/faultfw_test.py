@@ -38,6 +38,7 @@ import harness  # noqa: E402
 # Anything that shows a fault: OVMF's exception dump, the kernel's report or panic.
 FAULT = r"!!!! X64 Exception|\*\*\* CPU exception|^panic:|[Tt]riple fault"
 OUT_OF_MEMORY = r"out of memory"
+CLAIM_FAILED = r"cannot claim \d+ KiB at 0x[0-9a-f]+ for {} \(out of memory\)"
 # The free-memory guard's report: something hidden, and every range done.
 GUARDED = (r"faultfw: free-guard: [1-9]\d* KiB of free memory in [1-9]\d* ranges made "
            r"not-present in the firmware's page tables \(\d+ tables split, [45]-level "
@@ -46,16 +47,29 @@ GUARDED = (r"faultfw: free-guard: [1-9]\d* KiB of free memory in [1-9]\d* ranges
 # How stage 1 uses the allocation services, in order (all before the final
 # GetMemoryMap): 1 pool for canopy.cfg's file info, 2 pages for canopy.cfg,
 # 3 pool for the kernel's file info, 4 pages for the kernel file, 5 pool for
-# the memory map the ELF check reads, 6 pages for the final map buffer,
-# 7 pages for the normaliser's work space. The config is optional (a failure
-# there means defaults), the rest is not.
+# the memory map the ELF check reads, 6 pages for the map buffer (the map
+# stage 1 plans with, then the final one), 7 pages for the normaliser's work
+# space; then the claims of all it writes after ExitBootServices, each at an
+# address it chose (AllocateAddress): 8 the boot info, 9 the PMM's state,
+# 10 the boot stack, 11 and on one per kernel segment, and last the page
+# tables. The config is optional (a failure there means defaults), the rest
+# is not. A claim's failure must give back every claim made before it.
+
+
+def segment_count(kernel):
+    return len(harness.elf_load_segments(kernel))
+
+
+def alloc_page_tables(args):
+    """fault.cfg for the page tables' claim: the last allocation, after every segment's."""
+    return f"alloc-fail-nth {11 + segment_count(args.kernel)}"
 
 
 class Scenario:
     def __init__(self, name, cfg, group, expect, must=(), error=None, mem="512M",
                  cpu="max", extra=(), check=None, seconds=60):
         self.name = name
-        self.cfg = cfg            # the line written to \canopy\fault.cfg
+        self.cfg = cfg            # the line written to \canopy\fault.cfg (or a function of args)
         self.group = group
         self.expect = expect      # "boot", "error" or "reset"
         self.must = must          # regexes the console must show
@@ -180,6 +194,23 @@ def check_overlap(vm, args, text):
           "the map and the PMM, and the canary is intact")
 
 
+def check_refused_avoided(vm, args, text):
+    """The places the layer refused are not where the kernel's segments went."""
+    refused = [(int(a, 16), int(n) * 4096) for a, n in
+               re.findall(r"AllocatePages at 0x([0-9a-f]+) \((\d+) pages\) from stage 1 -> "
+                          r"EFI_NOT_FOUND", text)]
+    segs = [(int(p, 16), int(k) * 1024) for p, k in
+            re.findall(r"-> phys 0x([0-9a-f]+) +(\d+) KiB", text)]
+    if not refused or not segs:
+        raise harness.BootTestError(f"{len(refused)} refused places, {len(segs)} segments listed")
+    for r, rn in refused:
+        for p, pn in segs:
+            if p < r + rn and r < p + pn:
+                raise harness.BootTestError(f"a segment at 0x{p:x} lies in the refused place "
+                                            f"0x{r:x}+{rn // 4096} pages")
+    print(f"[check] {len(refused)} refused places, none under the {len(segs)} segments")
+
+
 def mem_bytes(mem):
     """QEMU's -m value ("256M", "6G", or MiB) in bytes."""
     units = {"K": 1 << 10, "M": 1 << 20, "G": 1 << 30}
@@ -196,13 +227,21 @@ SCENARIOS = [
     Scenario("ebs-fail-always", "ebs-fail-always", "ebs", "reset",
              must=[r"faultfw: ExitBootServices call 2 -> EFI_INVALID_PARAMETER"],
              error=r"ExitBootServices failed 3 times \(stale memory map key\)"),
-    # The stale key again, but the map grew by 40 descriptors, more than
-    # stage 1's spare room. The specification allows memory allocation after
-    # a failed ExitBootServices, so stage 1 takes a larger buffer and boots.
+    # The stale key again, and the map grew by 40 descriptors: within the room
+    # stage 1 keeps in the buffer it planned with (the boot info's copy of the
+    # map was claimed for that size), so the retry reads the new map into the
+    # same buffer and boots.
     Scenario("ebs-stale-grow", "ebs-stale-grow 40", "ebs", "boot",
              must=[r"faultfw: ExitBootServices call 1 with a stale key \(map changed: yes\) -> "
                    r"EFI_INVALID_PARAMETER"],
              error=r"ExitBootServices failed.*"),
+    # Grown by 400 descriptors, past that room: nothing claimed could hold the
+    # final map, and after a failed ExitBootServices there is no way back to
+    # the firmware. One line and a reset.
+    Scenario("ebs-stale-grow-beyond", "ebs-stale-grow 400", "ebs", "reset",
+             must=[r"faultfw: ExitBootServices call 1 with a stale key \(map changed: yes\) -> "
+                   r"EFI_INVALID_PARAMETER"],
+             error=r"ExitBootServices: the memory map outgrew the room claimed for it"),
     # GetMemoryMap
     Scenario("desc-size-64", "desc-size 64", "memmap", "boot",
              must=[r"rewritten maps \(last \d+ descriptors, 64 bytes each\)"]),
@@ -229,6 +268,27 @@ SCENARIOS = [
     Scenario("alloc-5-memory-map", "alloc-fail-nth 5", "alloc", "error", error=OUT_OF_MEMORY),
     Scenario("alloc-6-final-map", "alloc-fail-nth 6", "alloc", "error", error=OUT_OF_MEMORY),
     Scenario("alloc-7-work-space", "alloc-fail-nth 7", "alloc", "error", error=OUT_OF_MEMORY),
+    # The claims: each fails with one line naming it, and every claim before it is given back.
+    Scenario("alloc-8-boot-info", "alloc-fail-nth 8", "alloc", "error",
+             error=CLAIM_FAILED.format("the boot info")),
+    Scenario("alloc-9-pmm-state", "alloc-fail-nth 9", "alloc", "error",
+             error=CLAIM_FAILED.format("the PMM's state")),
+    Scenario("alloc-10-boot-stack", "alloc-fail-nth 10", "alloc", "error",
+             error=CLAIM_FAILED.format("the boot stack")),
+    Scenario("alloc-11-first-segment", "alloc-fail-nth 11", "alloc", "error",
+             error=CLAIM_FAILED.format(r"segment \d+")),
+    Scenario("alloc-last-page-tables", alloc_page_tables, "alloc", "error",
+             error=CLAIM_FAILED.format("the page tables")),
+    Scenario("alloc-after-7", "alloc-fail-after 7", "alloc", "error",
+             error=CLAIM_FAILED.format("the boot info")),
+    # A firmware that refuses the places stage 1 chose (its map changed, or
+    # lied): each refused place is avoided and the next one below is asked
+    # for; after 32 refusals, one line and back to the firmware.
+    Scenario("address-refuse-5", "address-refuse 5", "alloc", "boot", check=check_refused_avoided,
+             must=[r"faultfw: AllocatePages at 0x[0-9a-f]+ \(\d+ pages\) from stage 1 -> "
+                   r"EFI_NOT_FOUND \(injected, 5 of 5\)"]),
+    Scenario("address-refuse-all", "address-refuse 1000", "alloc", "error",
+             error=r"cannot claim \d+ KiB at 0x[0-9a-f]+ for the boot info \(not found\)"),
     Scenario("pages-over-16", "pages-fail-over 16", "alloc", "error", error=OUT_OF_MEMORY),
     Scenario("pool-over-2048", "pool-fail-over 2048", "alloc", "error", error=OUT_OF_MEMORY),
     # Protocols
@@ -308,12 +368,16 @@ def mcopy(image, src, dst):
                                     f"{r.stdout.decode(errors='replace')}")
 
 
+def scenario_cfg(args, sc):
+    return sc.cfg(args) if callable(sc.cfg) else sc.cfg
+
+
 def scenario_image(args, base, sc):
     image = os.path.join(args.workdir, f"faultfw-{sc.name}.img")
     subprocess.run(["cp", "--sparse=always", base, image], check=True, timeout=60)
     cfg = os.path.join(args.workdir, f"faultfw-{sc.name}.cfg")
     with open(cfg, "w") as f:
-        f.write(sc.cfg + "\n")
+        f.write(scenario_cfg(args, sc) + "\n")
     mcopy(image, cfg, "::/canopy/fault.cfg")
     return image
 
@@ -369,8 +433,9 @@ def run_error(vm, args, sc, deadline):
                                     f"/{sc.error}/")
     if status not in ("EFI_LOAD_ERROR", "EFI_NOT_FOUND", "EFI_OUT_OF_RESOURCES"):
         raise harness.BootTestError(f"stage 1 returned {status}, not an error status")
-    inj = re.search(r"faultfw: injected: (\d+) of (\d+) allocations failed", text)
-    if sc.group == "alloc" and (not inj or int(inj.group(1)) == 0):
+    inj = re.search(r"faultfw: injected: (\d+) of (\d+) allocations failed, (\d+) places "
+                    r"refused", text)
+    if sc.group == "alloc" and (not inj or int(inj.group(1)) + int(inj.group(3)) == 0):
         raise harness.BootTestError("stage 1 failed although no allocation was failed")
     require(text, sc.must)
     print(f"[check] stage 1's error line {lines[-1]!r}, returned {status}")
@@ -436,7 +501,8 @@ def run_boot_or_reset(vm, args, sc, deadline):
 
 
 def run_scenario(args, base, sc):
-    print(f"\n=== {sc.name}: fault.cfg `{sc.cfg}`, expect {sc.expect} ===", flush=True)
+    cfg = scenario_cfg(args, sc)
+    print(f"\n=== {sc.name}: fault.cfg `{cfg}`, expect {sc.expect} ===", flush=True)
     image = scenario_image(args, base, sc)
     vm = harness.Machine(image, ovmf_code=args.ovmf_code, ovmf_vars=args.ovmf_vars,
                          mem=sc.mem, cpu=sc.cpu, extra_args=sc.extra, log_dir=args.workdir,
@@ -445,7 +511,7 @@ def run_scenario(args, base, sc):
     deadline = t0 + sc.seconds
     try:
         with vm:
-            vm.wait_for(r"faultfw: scenario " + re.escape(sc.cfg.split()[0]), 40,
+            vm.wait_for(r"faultfw: scenario " + re.escape(cfg.split()[0]), 40,
                         "the layer starting", fail_if=r"faultfw: cannot.*")
             vm.wait_for(r"faultfw: stage 1 loaded.*", 20, "stage 1 loaded",
                         fail_if=r"faultfw: cannot.*")

@@ -210,6 +210,16 @@ static EFI_STATUS EFIAPI hook_allocate_pages(EFI_ALLOCATE_TYPE type, EFI_MEMORY_
         return ff_orig.AllocatePages(type, mem, pages, addr);
     if (alloc_fails(true, pages))
         return EFI_OUT_OF_RESOURCES;
+    /* As a firmware whose map changed since stage 1 read it: the place is taken. */
+    if (h.cfg.scenario == FF_ADDRESS_REFUSE && type == AllocateAddress && addr &&
+        h.refused < h.cfg.arg) {
+        h.refused++;
+        ff_printf("faultfw: AllocatePages at 0x%llx (%llu pages) from stage 1 -> EFI_NOT_FOUND "
+                  "(injected, %u of %llu)\n",
+                  (unsigned long long)*addr, (unsigned long long)pages, h.refused,
+                  (unsigned long long)h.cfg.arg);
+        return EFI_NOT_FOUND;
+    }
     EFI_STATUS s = ff_orig.AllocatePages(type, mem, pages, addr);
     if (!EFI_ERROR(s))
         track(true, *addr, pages);
@@ -731,7 +741,7 @@ void hooks_report(void)
                   (unsigned long long)memattr.change[i].attributes,
                   (unsigned long long)memattr.change[i].base,
                   (unsigned long long)memattr.change[i].length);
-    ff_printf("faultfw: injected: %u of %u allocations failed, %u hidden protocol lookups, "
-              "%u rewritten maps, %u ExitBootServices calls\n",
-              h.allocs_failed, h.allocs, h.denied, h.maps, h.ebs_calls);
+    ff_printf("faultfw: injected: %u of %u allocations failed, %u places refused, %u hidden "
+              "protocol lookups, %u rewritten maps, %u ExitBootServices calls\n",
+              h.allocs_failed, h.allocs, h.refused, h.denied, h.maps, h.ebs_calls);
 }
