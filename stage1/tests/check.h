@@ -11,5 +11,6 @@ void elf_tests(void);
 void config_tests(void);
 void mapplan_tests(void);
 void manifest_pt_tests(void);
+void claim_tests(void);
 
 #endif

@@ -1,7 +1,8 @@
 /*
  * The host test executable for stage1/load: the ELF validator, the config
- * parser and the mapping plan (checked against vmm/'s page-table code), run
- * under ASan and UBSan. Prints `N passed, M failed` last.
+ * parser, the mapping plan (checked against vmm/'s page-table code) and the
+ * claims' places and page-table bound, run under ASan and UBSan. Prints
+ * `N passed, M failed` last.
  */
 #include "check.h"
 
@@ -13,5 +14,6 @@ int main(void)
     config_tests();
     mapplan_tests();
     manifest_pt_tests();
+    claim_tests();
     return check_finish();
 }
