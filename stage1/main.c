@@ -628,12 +628,15 @@ static uint64_t bootinfo_bound(const struct fw_exit *ex)
     return bi_layout(ranges, ex->map_capacity, ranges + FIXED_REQUESTS).total;
 }
 
-/* The page-table frames to claim: the plan's need with the segments where c puts them. */
-static const char *claim_pt_need(struct handoff *h, const struct claims *c, uint64_t *pages)
+/*
+ * The page-table frames to claim: the plan's need with the segments where c
+ * puts them. *clipped: the RAM the direct map cannot reach.
+ */
+static const char *claim_pt_need(struct handoff *h, const struct claims *c, uint64_t *pages,
+                                 uint64_t *clipped)
 {
-    uint64_t clipped;
     h->claims = c;
-    const char *why = plan_mappings(h, &clipped);
+    const char *why = plan_mappings(h, clipped);
     *pages = claim_pt_bound(h->min_tables);
     return why;
 }
@@ -658,8 +661,8 @@ static enum fw_status claims_fit(struct handoff *h, const uint64_t pages[CLAIM_M
         if (k >= CLAIM_SEGMENT0)
             segs += pages[k];
     }
-    uint64_t pt;
-    const char *why = claim_pt_need(h, &dry, &pt);
+    uint64_t pt, clipped;
+    const char *why = claim_pt_need(h, &dry, &pt, &clipped);
     if (why)
         return give_up(FW_FAILED, "internal error: %s", why);
     total += pt;
@@ -746,7 +749,7 @@ static enum fw_status claim_memory(struct fw_exit *ex)
         if (st != FW_OK)
             goto release;
     }
-    const char *why = claim_pt_need(&h, &claimed, &pages[CLAIM_PAGE_TABLES]);
+    const char *why = claim_pt_need(&h, &claimed, &pages[CLAIM_PAGE_TABLES], &clipped);
     if (why) {
         st = give_up(FW_FAILED, "internal error: %s", why);
         goto release;
@@ -754,7 +757,6 @@ static enum fw_status claim_memory(struct fw_exit *ex)
     st = claim_one(&h, CLAIM_PAGE_TABLES, pages[CLAIM_PAGE_TABLES]);
     if (st != FW_OK)
         goto release;
-    (void)plan_mappings(&h, &clipped); /* the same plan again, for the line below */
     if (clipped)
         con_printf("canopy: %llu MiB of RAM lie beyond the direct map's reach; not used\n",
                    (unsigned long long)bytes_to_mib(clipped));
