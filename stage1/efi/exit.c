@@ -85,8 +85,6 @@ enum fw_status fw_exit_prepare(uint64_t spare_descriptors, uint64_t scratch_per_
     UINT32 desc_version = 0;
     EFI_STATUS s;
 
-    fault_before_exit(); /* a SetVariable may allocate: before the map is fetched */
-
     /*
      * Before the first ExitBootServices call the firmware is untouched, so a map
      * that outgrew its buffer (other agents allocate too) just means starting
@@ -135,6 +133,12 @@ enum fw_status fw_exit_boot_services(struct fw_exit *ex)
     EFI_MEMORY_DESCRIPTOR *map = (EFI_MEMORY_DESCRIPTOR *)(UINTN)b->map;
     UINTN map_size = b->map_cap, key = 0, desc_size = 0;
     UINT32 desc_version = 0;
+
+    /*
+     * Last, so that a failure up to here (a fault at phase before-ebs) is
+     * still counted; before the final map, as a SetVariable may allocate.
+     */
+    fault_before_exit();
 
     /*
      * The final map goes into the buffer the plan was made with. It may not
