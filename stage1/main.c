@@ -446,8 +446,8 @@ static enum pmm_status normalise_map(struct handoff *h, uint64_t *above)
 /* Gives the direct-map alias of [pa, pa + size) the flags; false if the room was miscounted. */
 static bool protect_alias(struct handoff *h, uint64_t pa, uint64_t size, uint16_t flags)
 {
-    return mapplan_hhdm_protect(h->req, &h->req_count, h->req_cap - NON_HHDM_REQUESTS, pa, size,
-                                flags);
+    return mapplan_hhdm_protect(h->req, &h->req_count, h->req_cap - NON_HHDM_REQUESTS, pa_init(pa),
+                                size, flags);
 }
 
 /*
@@ -470,8 +470,8 @@ static const char *plan_mappings(struct handoff *h, uint64_t *clipped)
     h->spans = (struct pt_span *)(h->req + h->req_cap);
     h->max_page = s1.cpu.pdpe1gb ? PAGE_SIZE_1G : PAGE_SIZE_2M;
     h->fb_va = 0;
-    uint32_t n = mapplan_hhdm(h->ex->ranges, h->range_count, s1.hhdm, h->pa_limit, h->max_page,
-                              h->req, h->req_cap, clipped);
+    uint32_t n = mapplan_hhdm(h->ex->ranges, h->range_count, va_init(s1.hhdm), pa_init(h->pa_limit),
+                              h->max_page, h->req, h->req_cap, clipped);
     if (n == UINT32_MAX)
         return "too many direct-map ranges";
     h->req_count = n;
@@ -491,22 +491,22 @@ static const char *plan_mappings(struct handoff *h, uint64_t *clipped)
         uint16_t flags = (uint16_t)(((s->flags & CANOPY_SEG_W) ? CANOPY_MAP_W : 0) |
                                     ((s->flags & CANOPY_SEG_X) ? CANOPY_MAP_X : 0));
         h->req[h->req_count++] =
-            mapplan_request_4k(s->vaddr, c->span[CLAIM_SEGMENT0 + i].pa, s->page_count * PAGE_SIZE,
-                               flags, CANOPY_OWNER_KERNEL_IMAGE);
+            mapplan_request_4k(va_init(s->vaddr), pa_init(c->span[CLAIM_SEGMENT0 + i].pa),
+                               s->page_count * PAGE_SIZE, flags, CANOPY_OWNER_KERNEL_IMAGE);
     }
     h->req[h->req_count++] =
-        mapplan_request_4k(BOOT_STACK_VA, c->span[CLAIM_STACK].pa, CANOPY_BOOT_STACK_SIZE,
-                           CANOPY_MAP_W, CANOPY_OWNER_STACK);
-    h->req[h->req_count++] =
-        mapplan_request_4k(tramp, tramp, PAGE_SIZE, CANOPY_MAP_X, CANOPY_OWNER_TRAMPOLINE);
+        mapplan_request_4k(va_init(BOOT_STACK_VA), pa_init(c->span[CLAIM_STACK].pa),
+                           CANOPY_BOOT_STACK_SIZE, CANOPY_MAP_W, CANOPY_OWNER_STACK);
+    h->req[h->req_count++] = mapplan_request_4k(va_init(tramp), pa_init(tramp), PAGE_SIZE,
+                                                CANOPY_MAP_X, CANOPY_OWNER_TRAMPOLINE);
     /* The GDT and IDT the trampoline loads before CR3 changes: mapped on both sides of it. */
     uint64_t tables, tables_bytes;
     fw_fault_tables_pages(&tables, &tables_bytes);
-    h->req[h->req_count++] =
-        mapplan_request_4k(tables, tables, tables_bytes, CANOPY_MAP_W, CANOPY_OWNER_TRAMPOLINE);
+    h->req[h->req_count++] = mapplan_request_4k(va_init(tables), pa_init(tables), tables_bytes,
+                                                CANOPY_MAP_W, CANOPY_OWNER_TRAMPOLINE);
     if (s1.fb.format != CANOPY_FB_NONE)
         h->req[h->req_count++] =
-            mapplan_framebuffer(s1.fb.base, s1.fb.size_bytes, s1.cpu.pat, &h->fb_va);
+            mapplan_framebuffer(pa_init(s1.fb.base), s1.fb.size_bytes, s1.cpu.pat, &h->fb_va);
 
     mapplan_sort(h->req, h->req_count);
     if (mapplan_overlaps(h->req, h->req_count))
@@ -719,7 +719,7 @@ static enum fw_status claim_memory(struct fw_exit *ex)
      * it is given up, as Linux's ioremap refuses RAM.
      */
     if (s1.fb.format != CANOPY_FB_NONE &&
-        mapplan_touches_ram(ex->ranges, h.range_count, s1.fb.base, s1.fb.size_bytes)) {
+        mapplan_touches_ram(ex->ranges, h.range_count, pa_init(s1.fb.base), s1.fb.size_bytes)) {
         con_printf("canopy: the framebuffer at 0x%llx lies in RAM per the memory map; serial "
                    "console only\n",
                    (unsigned long long)s1.fb.base);
@@ -922,7 +922,8 @@ static void build_tables(struct handoff *h)
         (struct canopy_mapping *)((uint8_t *)h->bi + h->layout.manifest);
     for (uint32_t i = 0; i < h->req_count; i++) {
         const struct map_request *r = &h->req[i];
-        pst = pt_map(&h->pt, r->va, r->pa, r->size, pt_attrs(r->flags), r->max_page_size);
+        pst = pt_map(&h->pt, va_init(r->va), pa_init(r->pa), r->size, pt_attrs(r->flags),
+                     r->max_page_size);
         if (pst != PT_OK)
             FATAL("cannot map 0x%llx-0x%llx: %s", (unsigned long long)r->va,
                   (unsigned long long)(r->va + r->size - 1), pt_status_str(pst));

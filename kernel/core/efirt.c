@@ -415,7 +415,7 @@ static const char *map_identity(uint64_t pa, uint64_t size, uint32_t attrs)
     const char *why = identity_problem(pa, size);
     if (why != NULL)
         return why;
-    enum pt_status st = pt_map(&efi.pt, pa, pa, size, attrs, max_page);
+    enum pt_status st = pt_map(&efi.pt, va_init(pa), pa_init(pa), size, attrs, max_page);
     if (st != PT_OK)
         return fail("mapping runtime region 0x%llx (%llu bytes): %s", (unsigned long long)pa,
                     (unsigned long long)size, pt_status_str(st));
@@ -494,7 +494,7 @@ static const char *map_rest(bool map)
         for (uint64_t p = 0; p <= pages; p++) {
             uint64_t pa_p = start + p * PAGE_SIZE;
             struct pt_leaf leaf;
-            bool hole = p < pages && (map ? pt_query(&efi.pt, pa_p, &leaf) != PT_OK
+            bool hole = p < pages && (map ? pt_query(&efi.pt, va_init(pa_p), &leaf) != PT_OK
                                           : rd32(d) != EFI_RUNTIME_CODE || !mat_holds_code(pa_p));
             if (hole) {
                 run++;
@@ -590,7 +590,7 @@ static const char *build(void)
     if (why != NULL)
         return why;
     struct pt_leaf leaf;
-    if (pt_query(&efi.pt, efi.reset_system, &leaf) != PT_OK || !(leaf.attrs & PT_X))
+    if (pt_query(&efi.pt, va_init(efi.reset_system), &leaf) != PT_OK || !(leaf.attrs & PT_X))
         return fail("ResetSystem at 0x%llx is not executable in the EFI address space",
                     (unsigned long long)efi.reset_system);
     return NULL;
@@ -732,7 +732,7 @@ static const char *delete_fault_record(void)
     if (why != NULL)
         return why;
     struct pt_leaf leaf;
-    if (pt_query(&efi.pt, efi.set_variable, &leaf) != PT_OK || !(leaf.attrs & PT_X))
+    if (pt_query(&efi.pt, va_init(efi.set_variable), &leaf) != PT_OK || !(leaf.attrs & PT_X))
         return fail("SetVariable at 0x%llx is not executable in the EFI address space",
                     (unsigned long long)efi.set_variable);
     struct set_variable_call c = {.fn = (efi_set_variable_fn)(uintptr_t)efi.set_variable,

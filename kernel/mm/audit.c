@@ -116,7 +116,7 @@ static void audit_segments(struct audit *a, const struct canopy_bootinfo *bi)
         for (uint64_t p = 0; p < s->page_count; p++) {
             uint64_t va = s->vaddr + p * PAGE_SIZE;
             struct pt_leaf leaf;
-            if (pt_query(&kmm.pt, va, &leaf) != PT_OK) {
+            if (pt_query(&kmm.pt, va_init(va), &leaf) != PT_OK) {
                 differ(a, "kernel segment %u: page 0x%016llx is not mapped", i,
                        (unsigned long long)va);
                 break;
@@ -147,14 +147,14 @@ static void audit_stack(struct audit *a, const struct canopy_bootinfo *bi)
     for (uint64_t p = 0; p < pages; p++) {
         struct pt_leaf leaf;
         uint64_t va = low + p * PAGE_SIZE;
-        if (pt_query(&kmm.pt, va, &leaf) != PT_OK) {
+        if (pt_query(&kmm.pt, va_init(va), &leaf) != PT_OK) {
             differ(a, "boot stack page 0x%016llx is not mapped", (unsigned long long)va);
             return;
         }
         check_frames(a, "boot stack", leaf.pa + (va - leaf.va), 1, CANOPY_OWNER_STACK);
     }
     struct pt_leaf guard;
-    if (pt_query(&kmm.pt, low - PAGE_SIZE, &guard) == PT_OK)
+    if (pt_query(&kmm.pt, va_init(low - PAGE_SIZE), &guard) == PT_OK)
         differ(a, "the boot stack's guard page 0x%016llx is mapped",
                (unsigned long long)(low - PAGE_SIZE));
     if (kmm.pmm.owner_frames[CANOPY_OWNER_STACK] != pages)

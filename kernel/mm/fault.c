@@ -90,7 +90,7 @@ static void describe_walk(uint64_t va)
         return;
     }
     struct pt_walk w;
-    pt_walk(&view, va, &w);
+    pt_walk(&view, va_init(va), &w);
     ptdump_walk(&w, va, levels, detail_sink, NULL);
 }
 

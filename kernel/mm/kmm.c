@@ -151,7 +151,7 @@ void kmm_adopt(struct canopy_bootinfo *bi)
     }
 
     struct pt_frames frames = {.alloc = pt_frame_alloc, .free = pt_frame_free, .ctx = NULL};
-    pt_adopt(&kmm.pt, bi->pt_root, bi->paging_levels, (bi->cpu_flags & CANOPY_CPU_NX) != 0,
+    pt_adopt(&kmm.pt, pa_init(bi->pt_root), bi->paging_levels, (bi->cpu_flags & CANOPY_CPU_NX) != 0,
              kmm.hhdm, frames);
     kmm.adopted = true;
     if (kmm.pt.table_count != bi->pt_frames_used)
@@ -205,9 +205,9 @@ static bool trampoline_alias_writable(uint64_t pa)
 {
     uint64_t alias = kmm.hhdm + pa;
     struct pt_leaf leaf;
-    if (pt_query(&kmm.pt, alias, &leaf) != PT_OK || (leaf.attrs & PT_W))
+    if (pt_query(&kmm.pt, va_init(alias), &leaf) != PT_OK || (leaf.attrs & PT_W))
         return false;
-    enum pt_status st = pt_protect(&kmm.pt, alias, PAGE_SIZE, PT_W);
+    enum pt_status st = pt_protect(&kmm.pt, va_init(alias), PAGE_SIZE, PT_W);
     if (st != PT_OK) {
         kprintf("kmm: the trampoline frame's direct-map alias stays read-only: %s\n",
                 pt_status_str(st));
@@ -226,7 +226,7 @@ static bool trampoline_alias_writable(uint64_t pa)
 static void drop_identity_page(const struct pt_leaf *leaf)
 {
     bool trampoline = leaf->va == kmm.bi->trampoline_page;
-    enum pt_status st = pt_unmap(&kmm.pt, leaf->va, leaf->page_size);
+    enum pt_status st = pt_unmap(&kmm.pt, va_init(leaf->va), leaf->page_size);
     if (st != PT_OK)
         panic("kmm: unmapping stage 1's identity page 0x%llx: %s", (unsigned long long)leaf->va,
               pt_status_str(st));
@@ -346,7 +346,7 @@ bool kmm_range_is_mapped(uint64_t va, uint64_t size, bool write)
     uint64_t end = va + size;
     while (va < end) {
         struct pt_leaf leaf;
-        if (pt_query(&view, va, &leaf) != PT_OK)
+        if (pt_query(&view, va_init(va), &leaf) != PT_OK)
             return false;
         if (write && !(leaf.attrs & PT_W))
             return false;
@@ -386,10 +386,10 @@ const void *kmm_early_map(uint64_t pa, uint64_t len)
         return NULL;
     uint64_t va = EARLY_BASE + early_pages * PAGE_SIZE, size = pages * PAGE_SIZE;
     uint32_t cache = kmm_firmware_cache(first, size);
-    if (pt_map(&kmm.pt, va, first, size, cache, PAGE_SIZE) != PT_OK)
+    if (pt_map(&kmm.pt, va_init(va), pa_init(first), size, cache, PAGE_SIZE) != PT_OK)
         return NULL;
     if (!manifest_add(va, first, size, PAGE_SIZE, (uint16_t)cache, CANOPY_OWNER_RUNTIME)) {
-        if (pt_unmap(&kmm.pt, va, size) != PT_OK)
+        if (pt_unmap(&kmm.pt, va_init(va), size) != PT_OK)
             panic("kmm: unmapping an early map just made failed");
         for (uint64_t i = 0; i < pages; i++)
             arch_invlpg(va + i * PAGE_SIZE);
@@ -404,7 +404,7 @@ void kmm_early_unmap_all(void)
     if (early_pages == 0)
         return;
     uint64_t size = early_pages * PAGE_SIZE;
-    enum pt_status st = pt_unmap(&kmm.pt, EARLY_BASE, size);
+    enum pt_status st = pt_unmap(&kmm.pt, va_init(EARLY_BASE), size);
     if (st != PT_OK)
         panic("kmm: unmapping the early maps: %s", pt_status_str(st));
     for (uint64_t i = 0; i < early_pages; i++)

@@ -272,8 +272,8 @@ static bool op_free(void)
     region_erase(i);
     struct pt_leaf leaf;
     CHECK(vm_lookup(r.va) == NULL && vm_lookup(region_end(&r) - 1) == NULL &&
-              pt_query(kmm_pt(), r.va, &leaf) == PT_ERR_NOT_MAPPED &&
-              pt_query(kmm_pt(), region_end(&r) - PAGE_SIZE, &leaf) == PT_ERR_NOT_MAPPED,
+              pt_query(kmm_pt(), va_init(r.va), &leaf) == PT_ERR_NOT_MAPPED &&
+              pt_query(kmm_pt(), va_init(region_end(&r) - PAGE_SIZE), &leaf) == PT_ERR_NOT_MAPPED,
           "0x%016llx is still an area or mapped after vm_free", (unsigned long long)r.va);
     t.counts[1]++;
     return true;
@@ -358,7 +358,7 @@ static bool op_protect(void)
     }
     t.r[i].prot = prot;
     struct pt_leaf leaf;
-    if (pt_query(kmm_pt(), va, &leaf) == PT_OK)
+    if (pt_query(kmm_pt(), va_init(va), &leaf) == PT_OK)
         CHECK((leaf.attrs & (PT_W | PT_X)) == prot, "page 0x%016llx has %s%s after protect to %s",
               (unsigned long long)va, (leaf.attrs & PT_W) ? "W" : "-",
               (leaf.attrs & PT_X) ? "X" : "-", prot_text(prot));
@@ -373,7 +373,7 @@ static bool op_touch(void)
     const struct region *r = &t.r[rnd_below(t.n)];
     uint64_t va = r->va + rnd_below(r->pages) * PAGE_SIZE + rnd_below(PAGE_SIZE / 8) * 8;
     struct pt_leaf leaf;
-    bool was_mapped = pt_query(kmm_pt(), va, &leaf) == PT_OK;
+    bool was_mapped = pt_query(kmm_pt(), va_init(va), &leaf) == PT_OK;
     CHECK(was_mapped || r->demand, "a page of a committed region is not mapped: 0x%016llx",
           (unsigned long long)va);
     /* Each word holds 0 or the region's tag in every byte. */
@@ -383,7 +383,8 @@ static bool op_touch(void)
           (unsigned long long)va, (unsigned long long)got, (unsigned long long)want);
     if (r->prot & VM_W)
         *(volatile uint64_t *)(uintptr_t)va = want;
-    CHECK(pt_query(kmm_pt(), va, &leaf) == PT_OK && (leaf.attrs & (PT_W | PT_X)) == r->prot &&
+    CHECK(pt_query(kmm_pt(), va_init(va), &leaf) == PT_OK &&
+              (leaf.attrs & (PT_W | PT_X)) == r->prot &&
               pmm_owner_of(kmm_pmm(), leaf.pa) == CANOPY_OWNER_VMM,
           "after a touch 0x%016llx is not mapped with %s on a VMM frame", (unsigned long long)va,
           prot_text(r->prot));
@@ -475,7 +476,7 @@ static bool op_refusals_and_stack(void)
         const struct vmm_vma *guard = vm_lookup(top - size - PAGE_SIZE);
         struct pt_leaf leaf;
         CHECK(guard != NULL && guard->attrs.kind == VM_KIND_GUARD &&
-                  pt_query(kmm_pt(), top - size - PAGE_SIZE, &leaf) == PT_ERR_NOT_MAPPED,
+                  pt_query(kmm_pt(), va_init(top - size - PAGE_SIZE), &leaf) == PT_ERR_NOT_MAPPED,
               "the stack below 0x%016llx has no unmapped guard page", (unsigned long long)top);
         uint64_t io[2] = {4, 0};
         kstack_call(top, on_stack, io);
@@ -536,7 +537,7 @@ static void check_device_maps(void)
         struct pt_leaf leaf;
         if (CHECK(st == VM_OK, "a write-combining map of the framebuffer: %s", vm_status_str(st))) {
             CHECK(page_down(va) != page_down(boot->fb_va) && (va & (PAGE_SIZE - 1)) == 8 &&
-                      pt_query(kmm_pt(), va, &leaf) == PT_OK &&
+                      pt_query(kmm_pt(), va_init(va), &leaf) == PT_OK &&
                       leaf.pa == page_down(boot->fb.base) && leaf.attrs == PT_CACHE_WC,
                   "the framebuffer's second map at 0x%016llx", (unsigned long long)va);
             st = vm_unmap_phys(va);
@@ -551,14 +552,14 @@ static void check_device_maps(void)
                   vm_status_str(st))) {
             const struct vmm_vma *v = vm_lookup(va);
             CHECK(v != NULL && v->attrs.kind == VM_KIND_DEVICE &&
-                      pt_query(kmm_pt(), va, &leaf) == PT_OK && leaf.pa == pa &&
+                      pt_query(kmm_pt(), va_init(va), &leaf) == PT_OK && leaf.pa == pa &&
                       leaf.attrs == cache && leaf.page_size == PAGE_SIZE,
                   "the map of 0x%llx at 0x%016llx", (unsigned long long)pa, (unsigned long long)va);
             const char *why = NULL;
             CHECK(vm_check(&why), "vm_check with a device map: %s", why);
             st = vm_unmap_phys(va);
             CHECK(st == VM_OK && vm_lookup(va) == NULL &&
-                      pt_query(kmm_pt(), va, &leaf) == PT_ERR_NOT_MAPPED,
+                      pt_query(kmm_pt(), va_init(va), &leaf) == PT_ERR_NOT_MAPPED,
                   "vm_unmap_phys(0x%016llx): %s", (unsigned long long)va, vm_status_str(st));
             CHECK(vm_unmap_phys(va) == VM_ERR_NOT_MAPPED, "a second vm_unmap_phys succeeded");
         }

@@ -219,7 +219,7 @@ static void release_pages(uint64_t va, uint64_t size)
         if (b.n == 0)
             break;
         uint64_t end = b.va[b.n - 1] + PAGE_SIZE;
-        enum pt_status st = pt_unmap(pt, b.va[0], end - b.va[0]);
+        enum pt_status st = pt_unmap(pt, va_init(b.va[0]), end - b.va[0]);
         if (st != PT_OK)
             panic("vm: unmapping 0x%016llx-0x%016llx: %s", (unsigned long long)b.va[0],
                   (unsigned long long)(end - 1), pt_status_str(st));
@@ -284,13 +284,13 @@ static enum vm_status commit_pages(uint64_t va, uint64_t size, uint32_t prot)
         run = n; /* fragmentation is unlikely to improve during one allocation */
         __builtin_memset(kmm_phys_to_virt(pa), 0, n * PAGE_SIZE);
         uint64_t at = va + done, bytes = n * PAGE_SIZE;
-        if (pt_map(pt, at, pa, bytes, prot, PAGE_SIZE) != PT_OK) {
+        if (pt_map(pt, va_init(at), pa_init(pa), bytes, prot, PAGE_SIZE) != PT_OK) {
             frames_free(pa, n);
             return VM_ERR_NOMEM;
         }
         if (manifest_on() &&
             !manifest_add(at, pa, bytes, PAGE_SIZE, map_flags(prot), CANOPY_OWNER_VMM)) {
-            if (pt_unmap(pt, at, bytes) != PT_OK)
+            if (pt_unmap(pt, va_init(at), bytes) != PT_OK)
                 panic("vm: unmapping a run just mapped failed");
             flush_range(at, n);
             frames_free(pa, n);
@@ -408,7 +408,7 @@ enum vm_status vm_protect(uint64_t va, uint64_t size, unsigned prot)
     enum vmm_status vs = vmm_space_protect(&vm.space, va, size, prot);
     if (vs != VMM_OK)
         return from_vmm(vs);
-    enum pt_status ps = pt_protect(kmm_pt(), va, size, prot);
+    enum pt_status ps = pt_protect(kmm_pt(), va_init(va), size, prot);
     if (ps != PT_OK)
         panic("vm: protecting 0x%016llx (+0x%llx): %s", (unsigned long long)va,
               (unsigned long long)size, pt_status_str(ps));
@@ -436,7 +436,7 @@ static bool in_direct_map(uint64_t pa, uint64_t size)
     uint64_t hhdm = pt->virt_offset, reach = CANOPY_DYNAMIC_BASE - hhdm;
     for (uint64_t at = pa; at - pa < size && at < reach; at += PAGE_SIZE) {
         struct pt_leaf leaf;
-        if (pt_query(pt, hhdm + at, &leaf) == PT_OK)
+        if (pt_query(pt, va_init(hhdm + at), &leaf) == PT_OK)
             return true;
     }
     return false;
@@ -472,11 +472,11 @@ enum vm_status vm_map_phys(uint64_t pa, uint64_t size, unsigned prot, uint32_t c
     vs = vmm_space_reserve(&vm.space, base, bytes, &attrs, NULL);
     if (vs != VMM_OK)
         return from_vmm(vs);
-    if (pt_map(kmm_pt(), base, first, bytes, prot | cache, PAGE_SIZE) != PT_OK)
+    if (pt_map(kmm_pt(), va_init(base), pa_init(first), bytes, prot | cache, PAGE_SIZE) != PT_OK)
         goto undo_area;
     if (manifest_on() && !manifest_add(base, first, bytes, PAGE_SIZE,
                                        (uint16_t)(map_flags(prot) | cache), CANOPY_OWNER_DEVICE)) {
-        if (pt_unmap(kmm_pt(), base, bytes) != PT_OK)
+        if (pt_unmap(kmm_pt(), va_init(base), bytes) != PT_OK)
             panic("vm: unmapping a device map just made failed");
         flush_range(base, bytes / PAGE_SIZE);
         goto undo_area;
@@ -504,7 +504,7 @@ enum vm_status vm_unmap_phys(uint64_t va)
     if (v == NULL || i == vm.device_count || v->attrs.kind != VM_KIND_DEVICE)
         return VM_ERR_NOT_MAPPED;
     uint64_t size = vm.devices[i].size;
-    if (pt_unmap(kmm_pt(), start, size) != PT_OK)
+    if (pt_unmap(kmm_pt(), va_init(start), size) != PT_OK)
         panic("vm: unmapping device map 0x%016llx: a 4 KiB mapping cannot need a split",
               (unsigned long long)start);
     flush_range(start, size / PAGE_SIZE);
@@ -563,14 +563,14 @@ bool vm_fault_demand(uint64_t va, enum vm_access access, const char **why)
         return false;
     }
     __builtin_memset(kmm_phys_to_virt(pa), 0, PAGE_SIZE);
-    if (pt_map(kmm_pt(), page, pa, PAGE_SIZE, prot, PAGE_SIZE) != PT_OK) {
+    if (pt_map(kmm_pt(), va_init(page), pa_init(pa), PAGE_SIZE, prot, PAGE_SIZE) != PT_OK) {
         frames_free(pa, 1);
         *why = "no frame for a page table (or the page is mapped already)";
         return false;
     }
     if (manifest_on() &&
         !manifest_add(page, pa, PAGE_SIZE, PAGE_SIZE, map_flags(prot), CANOPY_OWNER_VMM)) {
-        if (pt_unmap(kmm_pt(), page, PAGE_SIZE) != PT_OK)
+        if (pt_unmap(kmm_pt(), va_init(page), PAGE_SIZE) != PT_OK)
             panic("vm: unmapping a page just mapped failed");
         arch_invlpg(page);
         frames_free(pa, 1);

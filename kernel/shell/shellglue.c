@@ -245,7 +245,7 @@ static void op_walk(void *ctx, uint64_t va, struct shell_walk *out)
     struct pt v = live_pt();
     out->root = v.root;
     out->levels = v.levels;
-    pt_walk(&v, va, &out->walk);
+    pt_walk(&v, va_init(va), &out->walk);
 }
 
 /* True if pa is memory (not a device) per the boot memory map. */
@@ -281,7 +281,8 @@ static bool op_peek(void *ctx, uint64_t va, void *buf, size_t len)
     const struct canopy_bootinfo *bi = ctx;
     struct pt v = live_pt();
     struct pt_leaf leaf;
-    if (len == 0 || !kmm_range_is_mapped(va, len, false) || pt_query(&v, va, &leaf) != PT_OK)
+    if (len == 0 || !kmm_range_is_mapped(va, len, false) ||
+        pt_query(&v, va_init(va), &leaf) != PT_OK)
         return false;
     if ((leaf.attrs & PT_CACHE_MASK) != PT_CACHE_WB)
         return false;

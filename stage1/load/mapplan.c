@@ -25,19 +25,20 @@
  */
 #include "mapplan.h"
 
-struct map_request mapplan_request_4k(uint64_t va, uint64_t pa, uint64_t size, uint16_t flags,
+struct map_request mapplan_request_4k(vaddr_t va, paddr_t pa, uint64_t size, uint16_t flags,
                                       uint16_t owner)
 {
-    return (struct map_request){.va = va,
-                                .pa = pa,
+    return (struct map_request){.va = va_addr(va),
+                                .pa = pa_addr(pa),
                                 .size = size,
                                 .max_page_size = PAGE_SIZE,
                                 .flags = flags,
                                 .owner = owner};
 }
 
-uint64_t mapplan_page_size(uint64_t va, uint64_t pa, uint64_t remaining, uint64_t max_page_size)
+uint64_t mapplan_page_size(vaddr_t va_at, paddr_t pa_at, uint64_t remaining, uint64_t max_page_size)
 {
+    uint64_t va = va_addr(va_at), pa = pa_addr(pa_at);
     static const uint64_t sizes[] = {PAGE_SIZE_1G, PAGE_SIZE_2M};
     for (unsigned i = 0; i < 2; i++) {
         uint64_t ps = sizes[i];
@@ -48,9 +49,10 @@ uint64_t mapplan_page_size(uint64_t va, uint64_t pa, uint64_t remaining, uint64_
 }
 
 uint32_t mapplan_hhdm(const struct canopy_mem_range *ranges, uint32_t range_count,
-                      uint64_t hhdm_base, uint64_t pa_limit, uint64_t max_page_size,
+                      vaddr_t hhdm_base, paddr_t pa_limit_at, uint64_t max_page_size,
                       struct map_request *out, uint32_t cap, uint64_t *clipped_bytes)
 {
+    uint64_t pa_limit = pa_addr(pa_limit_at);
     uint32_t n = 0;
     uint64_t clipped = 0;
     for (uint32_t i = 0; i < range_count; i++) {
@@ -74,7 +76,7 @@ uint32_t mapplan_hhdm(const struct canopy_mem_range *ranges, uint32_t range_coun
         }
         if (n == cap)
             return UINT32_MAX;
-        out[n++] = (struct map_request){.va = hhdm_base + base,
+        out[n++] = (struct map_request){.va = va_addr(hhdm_base) + base,
                                         .pa = base,
                                         .size = size,
                                         .max_page_size = max_page_size,
@@ -86,9 +88,10 @@ uint32_t mapplan_hhdm(const struct canopy_mem_range *ranges, uint32_t range_coun
     return n;
 }
 
-bool mapplan_hhdm_protect(struct map_request *req, uint32_t *n, uint32_t cap, uint64_t pa,
+bool mapplan_hhdm_protect(struct map_request *req, uint32_t *n, uint32_t cap, paddr_t pa_at,
                           uint64_t size, uint16_t flags)
 {
+    uint64_t pa = pa_addr(pa_at);
     uint64_t end = pa + size;
     uint32_t extra = 0;
     for (uint32_t i = 0; i < *n; i++) {
@@ -134,10 +137,10 @@ bool mapplan_hhdm_protect(struct map_request *req, uint32_t *n, uint32_t cap, ui
     return true;
 }
 
-bool mapplan_touches_ram(const struct canopy_mem_range *ranges, uint32_t range_count, uint64_t base,
-                         uint64_t size)
+bool mapplan_touches_ram(const struct canopy_mem_range *ranges, uint32_t range_count,
+                         paddr_t base_at, uint64_t size)
 {
-    uint64_t end = base + size;
+    uint64_t base = pa_addr(base_at), end = base + size;
     for (uint32_t i = 0; i < range_count; i++) {
         uint64_t r_end = ranges[i].base + ranges[i].page_count * PAGE_SIZE;
         if (ranges[i].base < end && base < r_end && canopy_mem_is_direct_mapped(ranges[i].type))
@@ -146,11 +149,11 @@ bool mapplan_touches_ram(const struct canopy_mem_range *ranges, uint32_t range_c
     return false;
 }
 
-struct map_request mapplan_framebuffer(uint64_t base, uint64_t size, bool pat, uint64_t *fb_va)
+struct map_request mapplan_framebuffer(paddr_t base_at, uint64_t size, bool pat, uint64_t *fb_va)
 {
-    uint64_t first = page_down(base);
+    uint64_t base = pa_addr(base_at), first = page_down(base);
     *fb_va = MAPPLAN_FB_VA + (base - first);
-    return mapplan_request_4k(MAPPLAN_FB_VA, first, page_up(base + size) - first,
+    return mapplan_request_4k(va_init(MAPPLAN_FB_VA), pa_init(first), page_up(base + size) - first,
                               (uint16_t)(CANOPY_MAP_W | (pat ? CANOPY_MAP_WC : CANOPY_MAP_UC)),
                               CANOPY_OWNER_FRAMEBUFFER);
 }
@@ -182,7 +185,8 @@ bool mapplan_manifest_add(const struct map_request *r, struct canopy_mapping *ou
     uint32_t n = *count;
     uint64_t off = 0;
     while (off < r->size) {
-        uint64_t ps = mapplan_page_size(r->va + off, r->pa + off, r->size - off, r->max_page_size);
+        uint64_t ps = mapplan_page_size(va_init(r->va + off), pa_init(r->pa + off), r->size - off,
+                                        r->max_page_size);
         struct canopy_mapping *last = n > *count ? &out[n - 1] : NULL;
         if (last && last->page_size == ps) {
             last->size_bytes += ps;

@@ -10,6 +10,10 @@
  * services to have ended: a plan can be made from any memory map, and the
  * number of requests (so of page-table frames, by pt_min_tables) is bounded
  * by the map's ranges and the fixed requests.
+ *
+ * The functions take addresses as vaddr_t and paddr_t (canopy/addr.h), so a
+ * virtual and a physical address cannot be passed in each other's place; a
+ * map_request holds plain numbers, named va and pa.
  */
 #ifndef STAGE1_LOAD_MAPPLAN_H
 #define STAGE1_LOAD_MAPPLAN_H
@@ -17,6 +21,7 @@
 #include <stdbool.h>
 #include <stdint.h>
 
+#include <canopy/addr.h>
 #include <canopy/bootinfo.h>
 #include <canopy/page.h>
 
@@ -37,7 +42,7 @@ struct map_request {
  * A request mapped with 4 KiB pages only: what stage 1 makes for the kernel's
  * segments, its boot stack and the trampoline page.
  */
-struct map_request mapplan_request_4k(uint64_t va, uint64_t pa, uint64_t size, uint16_t flags,
+struct map_request mapplan_request_4k(vaddr_t va, paddr_t pa, uint64_t size, uint16_t flags,
                                       uint16_t owner);
 
 /*
@@ -45,7 +50,7 @@ struct map_request mapplan_request_4k(uint64_t va, uint64_t pa, uint64_t size, u
  * of 1 GiB, 2 MiB, 4 KiB that is <= max_page_size, divides va and pa and fits.
  * => va, pa, remaining 4 KiB aligned, remaining > 0.
  */
-uint64_t mapplan_page_size(uint64_t va, uint64_t pa, uint64_t remaining, uint64_t max_page_size);
+uint64_t mapplan_page_size(vaddr_t va, paddr_t pa, uint64_t remaining, uint64_t max_page_size);
 
 /*
  * The direct map's requests for a normalised memory map: the RAM-like ranges
@@ -61,7 +66,7 @@ uint64_t mapplan_page_size(uint64_t va, uint64_t pa, uint64_t remaining, uint64_
  *    UINT32_MAX if cap is too small.
  */
 uint32_t mapplan_hhdm(const struct canopy_mem_range *ranges, uint32_t range_count,
-                      uint64_t hhdm_base, uint64_t pa_limit, uint64_t max_page_size,
+                      vaddr_t hhdm_base, paddr_t pa_limit, uint64_t max_page_size,
                       struct map_request *out, uint32_t cap, uint64_t *clipped_bytes);
 
 /*
@@ -75,11 +80,11 @@ uint32_t mapplan_hhdm(const struct canopy_mem_range *ranges, uint32_t range_coun
  *    non-overlapping; pa, size 4 KiB aligned.
  * => false, and nothing changed, if the splits need more than cap requests.
  */
-bool mapplan_hhdm_protect(struct map_request *req, uint32_t *n, uint32_t cap, uint64_t pa,
+bool mapplan_hhdm_protect(struct map_request *req, uint32_t *n, uint32_t cap, paddr_t pa,
                           uint64_t size, uint16_t flags);
 
 /* True if a byte of [base, base + size) lies in a range the direct map holds (RAM). */
-bool mapplan_touches_ram(const struct canopy_mem_range *ranges, uint32_t range_count, uint64_t base,
+bool mapplan_touches_ram(const struct canopy_mem_range *ranges, uint32_t range_count, paddr_t base,
                          uint64_t size);
 
 /* Where the framebuffer is mapped: the first 2 MiB boundary of the dynamic area past the boot
@@ -93,7 +98,7 @@ bool mapplan_touches_ram(const struct canopy_mem_range *ranges, uint32_t range_c
  * address of base itself.
  * => size > 0; the framebuffer is not RAM (mapplan_touches_ram is false).
  */
-struct map_request mapplan_framebuffer(uint64_t base, uint64_t size, bool pat, uint64_t *fb_va);
+struct map_request mapplan_framebuffer(paddr_t base, uint64_t size, bool pat, uint64_t *fb_va);
 
 /* Sorts requests by va (stable; a few hundred at most). */
 void mapplan_sort(struct map_request *r, uint32_t n);

@@ -166,21 +166,22 @@ static uint64_t tables_needed(const range_t *r, uint32_t n, uint64_t max_page, u
     enum { CAP = 160 };
     uint64_t hhdm = levels == 5 ? CANOPY_HHDM_BASE_5L : CANOPY_HHDM_BASE_4L;
     struct map_request req[CAP];
-    uint32_t k = mapplan_hhdm(r, n, hhdm, CANOPY_DYNAMIC_BASE - hhdm, max_page, req, CAP - 8, NULL);
+    uint32_t k = mapplan_hhdm(r, n, va_init(hhdm), pa_init(CANOPY_DYNAMIC_BASE - hhdm), max_page,
+                              req, CAP - 8, NULL);
     if (k == UINT32_MAX)
         abort();
     /* .text and .rodata read-only in the direct map; then the segments and the stack. */
-    if (!mapplan_hhdm_protect(req, &k, CAP - 8, 0x7e400000, 0x27000, 0) ||
-        !mapplan_hhdm_protect(req, &k, CAP - 8, 0x7e427000, 0xa000, 0))
+    if (!mapplan_hhdm_protect(req, &k, CAP - 8, pa_init(0x7e400000), 0x27000, 0) ||
+        !mapplan_hhdm_protect(req, &k, CAP - 8, pa_init(0x7e427000), 0xa000, 0))
         abort();
-    req[k++] = mapplan_request_4k(0xffffffff80000000ull, 0x7e400000, 0x27000, CANOPY_MAP_X,
+    req[k++] = mapplan_request_4k(va_init(0xffffffff80000000ull), pa_init(0x7e400000), 0x27000,
+                                  CANOPY_MAP_X, CANOPY_OWNER_KERNEL_IMAGE);
+    req[k++] = mapplan_request_4k(va_init(0xffffffff80027000ull), pa_init(0x7e427000), 0xa000, 0,
                                   CANOPY_OWNER_KERNEL_IMAGE);
-    req[k++] =
-        mapplan_request_4k(0xffffffff80027000ull, 0x7e427000, 0xa000, 0, CANOPY_OWNER_KERNEL_IMAGE);
-    req[k++] = mapplan_request_4k(0xffffffff80031000ull, 0x7e431000, 0x40000, CANOPY_MAP_W,
-                                  CANOPY_OWNER_KERNEL_IMAGE);
-    req[k++] = mapplan_request_4k(CANOPY_DYNAMIC_BASE + PAGE_SIZE, 0x7e300000, 0x10000,
-                                  CANOPY_MAP_W, CANOPY_OWNER_STACK);
+    req[k++] = mapplan_request_4k(va_init(0xffffffff80031000ull), pa_init(0x7e431000), 0x40000,
+                                  CANOPY_MAP_W, CANOPY_OWNER_KERNEL_IMAGE);
+    req[k++] = mapplan_request_4k(va_init(CANOPY_DYNAMIC_BASE + PAGE_SIZE), pa_init(0x7e300000),
+                                  0x10000, CANOPY_MAP_W, CANOPY_OWNER_STACK);
     mapplan_sort(req, k);
     struct pt_span spans[CAP];
     for (uint32_t i = 0; i < k; i++)

@@ -83,25 +83,26 @@ static void run_case(uint64_t max_page, unsigned levels)
     };
     uint64_t hhdm = levels == 5 ? CANOPY_HHDM_BASE_5L : CANOPY_HHDM_BASE_4L;
     struct map_request req[REQS];
-    uint32_t n = mapplan_hhdm(map, 4, hhdm, CANOPY_DYNAMIC_BASE - hhdm, max_page, req, REQS, NULL);
+    uint32_t n = mapplan_hhdm(map, 4, va_init(hhdm), pa_init(CANOPY_DYNAMIC_BASE - hhdm), max_page,
+                              req, REQS, NULL);
     CHECK(n == 3); /* the ECAM window is no RAM */
     /* The read-only aliases: .text, .rodata, the trampoline page. */
-    CHECK(mapplan_hhdm_protect(req, &n, REQS, 0x1bb60000, 0xe000, 0));
-    CHECK(mapplan_hhdm_protect(req, &n, REQS, 0x1dc30000, 0x5000, 0));
-    CHECK(mapplan_hhdm_protect(req, &n, REQS, 0x1dc27000, PAGE_SIZE, 0));
+    CHECK(mapplan_hhdm_protect(req, &n, REQS, pa_init(0x1bb60000), 0xe000, 0));
+    CHECK(mapplan_hhdm_protect(req, &n, REQS, pa_init(0x1dc30000), 0x5000, 0));
+    CHECK(mapplan_hhdm_protect(req, &n, REQS, pa_init(0x1dc27000), PAGE_SIZE, 0));
     CHECK(n == 9);
     uint64_t fb_va;
-    req[n++] = mapplan_framebuffer(0xc0000000, 0x3e8000, true, &fb_va);
+    req[n++] = mapplan_framebuffer(pa_init(0xc0000000), 0x3e8000, true, &fb_va);
     /* Kernel text, rodata, data; the boot stack; the trampoline page. */
-    req[n++] = mapplan_request_4k(0xffffffff80000000ull, 0x1bb60000, 0xe000, CANOPY_MAP_X,
+    req[n++] = mapplan_request_4k(va_init(0xffffffff80000000ull), pa_init(0x1bb60000), 0xe000,
+                                  CANOPY_MAP_X, CANOPY_OWNER_KERNEL_IMAGE);
+    req[n++] = mapplan_request_4k(va_init(0xffffffff8000e000ull), pa_init(0x1dc30000), 0x5000, 0,
                                   CANOPY_OWNER_KERNEL_IMAGE);
-    req[n++] =
-        mapplan_request_4k(0xffffffff8000e000ull, 0x1dc30000, 0x5000, 0, CANOPY_OWNER_KERNEL_IMAGE);
-    req[n++] = mapplan_request_4k(0xffffffff80013000ull, 0x1fe00000, 0x2c000, CANOPY_MAP_W,
-                                  CANOPY_OWNER_KERNEL_IMAGE);
-    req[n++] = mapplan_request_4k(CANOPY_DYNAMIC_BASE + PAGE_SIZE, 0x1bb00000, 0x10000,
-                                  CANOPY_MAP_W, CANOPY_OWNER_STACK);
-    req[n++] = mapplan_request_4k(0x1dc27000, 0x1dc27000, PAGE_SIZE, CANOPY_MAP_X,
+    req[n++] = mapplan_request_4k(va_init(0xffffffff80013000ull), pa_init(0x1fe00000), 0x2c000,
+                                  CANOPY_MAP_W, CANOPY_OWNER_KERNEL_IMAGE);
+    req[n++] = mapplan_request_4k(va_init(CANOPY_DYNAMIC_BASE + PAGE_SIZE), pa_init(0x1bb00000),
+                                  0x10000, CANOPY_MAP_W, CANOPY_OWNER_STACK);
+    req[n++] = mapplan_request_4k(va_init(0x1dc27000), pa_init(0x1dc27000), PAGE_SIZE, CANOPY_MAP_X,
                                   CANOPY_OWNER_TRAMPOLINE);
     mapplan_sort(req, n);
     CHECK(!mapplan_overlaps(req, n));
@@ -118,7 +119,8 @@ static void run_case(uint64_t max_page, unsigned levels)
         uint32_t attrs = ((req[i].flags & CANOPY_MAP_W) ? PT_W : 0) |
                          ((req[i].flags & CANOPY_MAP_X) ? PT_X : 0) |
                          (req[i].flags & CANOPY_MAP_CACHE_MASK);
-        CHECK(pt_map(&pt, req[i].va, req[i].pa, req[i].size, attrs, req[i].max_page_size) == PT_OK);
+        CHECK(pt_map(&pt, va_init(req[i].va), pa_init(req[i].pa), req[i].size, attrs,
+                     req[i].max_page_size) == PT_OK);
         CHECK(mapplan_manifest_add(&req[i], manifest, REQS * MAPPLAN_ENTRIES_PER_REQUEST, &count));
         spans[i] = (struct pt_span){req[i].va, req[i].pa, req[i].size, req[i].max_page_size};
         manifest_bytes += req[i].size;
@@ -133,15 +135,15 @@ static void run_case(uint64_t max_page, unsigned levels)
             continue;
         for (uint64_t off = 0; off < req[i].size; off += PAGE_SIZE) {
             struct pt_leaf alias;
-            CHECK(pt_query(&pt, hhdm + req[i].pa + off, &alias) == PT_OK &&
+            CHECK(pt_query(&pt, va_init(hhdm + req[i].pa + off), &alias) == PT_OK &&
                   !(alias.attrs & (PT_W | PT_X)) && alias.page_size == PAGE_SIZE);
         }
     }
     /* The framebuffer: write-combining at MAPPLAN_FB_VA, not in the direct map. */
     struct pt_leaf fb;
-    CHECK(pt_query(&pt, fb_va + 0x3e7000, &fb) == PT_OK && fb.pa == 0xc03e7000 &&
+    CHECK(pt_query(&pt, va_init(fb_va + 0x3e7000), &fb) == PT_OK && fb.pa == 0xc03e7000 &&
           fb.attrs == (PT_W | PT_CACHE_WC));
-    CHECK(pt_query(&pt, hhdm + 0xc0000000, &fb) == PT_ERR_NOT_MAPPED);
+    CHECK(pt_query(&pt, va_init(hhdm + 0xc0000000), &fb) == PT_ERR_NOT_MAPPED);
     uint64_t min = 0;
     CHECK(pt_min_tables(spans, n, levels, &min) == PT_OK);
     CHECK(pt.table_count == min);

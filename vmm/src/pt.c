@@ -220,16 +220,16 @@ static uint64_t count_tables(const struct pt *pt, uint64_t tpa, unsigned level)
     return n;
 }
 
-void pt_adopt(struct pt *pt, uint64_t root, unsigned levels, bool nx, uint64_t virt_offset,
+void pt_adopt(struct pt *pt, paddr_t root, unsigned levels, bool nx, uint64_t virt_offset,
               struct pt_frames frames)
 {
     PT_ASSERT(levels == 4 || levels == 5);
-    pt->root = root;
+    pt->root = pa_addr(root);
     pt->levels = levels;
     pt->nx = nx;
     pt->virt_offset = virt_offset;
     pt->frames = frames;
-    pt->table_count = count_tables(pt, root, levels);
+    pt->table_count = count_tables(pt, pt->root, levels);
 }
 
 static void free_tables(struct pt *pt, uint64_t tpa, unsigned level)
@@ -359,9 +359,10 @@ static enum pt_status map_pass(struct pt *pt, struct map_req *r, struct pool *po
     }
 }
 
-enum pt_status pt_map(struct pt *pt, uint64_t va, uint64_t pa, uint64_t size, uint32_t attrs,
+enum pt_status pt_map(struct pt *pt, vaddr_t va_at, paddr_t pa_at, uint64_t size, uint32_t attrs,
                       uint64_t max_page_size)
 {
+    uint64_t va = va_addr(va_at), pa = pa_addr(pa_at);
     if (!range_is_valid(va, size, pt->levels) || !page_is_aligned(pa) || pa + size - 1 < pa ||
         pa + size - 1 > (PTE_ADDR_MASK | (PAGE_SIZE - 1)) || max_page_size < PAGE_SIZE ||
         (attrs & ~PT_ATTRS_ALL) != 0)
@@ -536,18 +537,18 @@ static enum pt_status range_change(struct pt *pt, struct range_op *op, uint64_t 
     return PT_OK;
 }
 
-enum pt_status pt_unmap(struct pt *pt, uint64_t va, uint64_t size)
+enum pt_status pt_unmap(struct pt *pt, vaddr_t va, uint64_t size)
 {
     struct range_op op = {.unmap = true};
-    return range_change(pt, &op, va, size);
+    return range_change(pt, &op, va_addr(va), size);
 }
 
-enum pt_status pt_protect(struct pt *pt, uint64_t va, uint64_t size, uint32_t attrs)
+enum pt_status pt_protect(struct pt *pt, vaddr_t va, uint64_t size, uint32_t attrs)
 {
     if ((attrs & ~PT_ATTRS_ALL) != 0)
         return PT_ERR_INVALID;
     struct range_op op = {.unmap = false, .flags = attrs_to_flags(pt, attrs)};
-    return range_change(pt, &op, va, size);
+    return range_change(pt, &op, va_addr(va), size);
 }
 
 /* ---- lookups ------------------------------------------------------------------------ */
@@ -567,8 +568,9 @@ static uint32_t effective_attrs(uint64_t e, uint64_t page_size, bool all_w, bool
     return a | pte_pat_index(e, page_size) << 4;
 }
 
-void pt_walk(const struct pt *pt, uint64_t va, struct pt_walk *out)
+void pt_walk(const struct pt *pt, vaddr_t va_at, struct pt_walk *out)
 {
+    uint64_t va = va_addr(va_at);
     out->depth = 0;
     out->present = false;
     out->leaf = (struct pt_leaf){0};
@@ -601,7 +603,7 @@ void pt_walk(const struct pt *pt, uint64_t va, struct pt_walk *out)
     }
 }
 
-enum pt_status pt_query(const struct pt *pt, uint64_t va, struct pt_leaf *out)
+enum pt_status pt_query(const struct pt *pt, vaddr_t va, struct pt_leaf *out)
 {
     struct pt_walk w;
     pt_walk(pt, va, &w);

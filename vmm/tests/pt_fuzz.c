@@ -166,15 +166,15 @@ static void compare(const struct pt *pt)
         /* pt_query agrees at the first and last page of every run. */
         struct pt_leaf l;
         uint64_t last_page = b->va + (b->pages - 1) * PAGE_SIZE;
-        if (pt_query(pt, b->va, &l) != PT_OK || l.attrs != b->attrs ||
+        if (pt_query(pt, va_init(b->va), &l) != PT_OK || l.attrs != b->attrs ||
             l.pa + (b->va - l.va) != b->pa)
             die("query at run start", b->va, l.pa);
-        if (pt_query(pt, last_page + 0xfff, &l) != PT_OK ||
+        if (pt_query(pt, va_init(last_page + 0xfff), &l) != PT_OK ||
             l.pa + (last_page - l.va) != b->pa + (b->pages - 1) * PAGE_SIZE)
             die("query at run end", last_page, l.pa);
         if (b->va != 0 && va_is_canonical(b->va - 1, pt->levels) &&
             !model_any(&model, b->va - PAGE_SIZE, b->va - 1) &&
-            pt_query(pt, b->va - 1, &l) == PT_OK)
+            pt_query(pt, va_init(b->va - 1), &l) == PT_OK)
             die("query below a run", b->va, 0);
     }
     const char *why = NULL;
@@ -244,7 +244,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         uint64_t before = may_fail ? sim_hash(&pt) : 0;
         enum pt_status st;
         if (kind < 3) {
-            st = pt_map(&pt, va, pa, len, attrs, max);
+            st = pt_map(&pt, va_init(va), pa_init(pa), len, attrs, max);
             if (st == PT_OK) {
                 if (model_any(&model, va, last))
                     die("map succeeded over a mapping", va, len);
@@ -254,11 +254,11 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
                     die("map said EXISTS over nothing", va, len);
             }
         } else if (kind == 3) {
-            st = pt_unmap(&pt, va, len);
+            st = pt_unmap(&pt, va_init(va), len);
             if (st == PT_OK)
                 model_unmap(&model, va, last);
         } else {
-            st = pt_protect(&pt, va, len, attrs);
+            st = pt_protect(&pt, va_init(va), len, attrs);
             if (st == PT_OK)
                 model_protect(&model, va, last, attrs);
         }

@@ -158,21 +158,23 @@ static void test_map_4k_query_and_walk(void)
 {
     struct pt pt = fresh(4);
     uint64_t va = 0xffffffff80201000ull;
-    CHECKF(pt_map(&pt, va, 0x200000, PAGE_SIZE, PT_G, PAGE_SIZE_2M) == PT_OK, "map");
+    CHECKF(pt_map(&pt, va_init(va), pa_init(0x200000), PAGE_SIZE, PT_G, PAGE_SIZE_2M) == PT_OK,
+           "map");
     /* PML4, PDPT, PD, PT: root + 3. */
     CHECKF(pt.table_count == 4 && sim.held == 4, "tables %llu", (unsigned long long)pt.table_count);
     struct pt_leaf l;
-    CHECKF(pt_query(&pt, va + 0x123, &l) == PT_OK && leaf_is(&l, va, 0x200000, PAGE_SIZE, PT_G),
+    CHECKF(pt_query(&pt, va_init(va + 0x123), &l) == PT_OK &&
+               leaf_is(&l, va, 0x200000, PAGE_SIZE, PT_G),
            "query: va %llx pa %llx attrs %x", (unsigned long long)l.va, (unsigned long long)l.pa,
            l.attrs);
     CHECKF(l.entry == (0x200000 | PTE_P | PTE_G | PTE_NX), "raw leaf %llx",
            (unsigned long long)l.entry);
-    CHECKF(pt_query(&pt, va + PAGE_SIZE, &l) == PT_ERR_NOT_MAPPED, "next page unmapped");
-    CHECKF(pt_query(&pt, va - 1, &l) == PT_ERR_NOT_MAPPED, "previous byte unmapped");
-    CHECKF(pt_query(&pt, 0x0000800000000000ull, &l) == PT_ERR_NOT_MAPPED, "non-canonical");
+    CHECKF(pt_query(&pt, va_init(va + PAGE_SIZE), &l) == PT_ERR_NOT_MAPPED, "next page unmapped");
+    CHECKF(pt_query(&pt, va_init(va - 1), &l) == PT_ERR_NOT_MAPPED, "previous byte unmapped");
+    CHECKF(pt_query(&pt, va_init(0x0000800000000000ull), &l) == PT_ERR_NOT_MAPPED, "non-canonical");
 
     struct pt_walk w;
-    pt_walk(&pt, va, &w);
+    pt_walk(&pt, va_init(va), &w);
     CHECKF(w.present && w.depth == 4, "walk depth %u", w.depth);
     CHECKF(w.level[0].index == 511 && w.level[1].index == 510 && w.level[2].index == 1 &&
                w.level[3].index == 1,
@@ -181,12 +183,12 @@ static void test_map_4k_query_and_walk(void)
            "non-leaf entries are P|W");
     CHECKF(w.level[3].entry == l.entry, "leaf raw entry");
 
-    pt_walk(&pt, 0xffffffff80400000ull, &w); /* PD index 2: not present */
+    pt_walk(&pt, va_init(0xffffffff80400000ull), &w); /* PD index 2: not present */
     CHECKF(!w.present && w.depth == 3 && w.level[2].entry == 0 && w.level[2].index == 2,
            "walk stops at the missing PD entry, depth %u", w.depth);
-    pt_walk(&pt, 0x1000, &w);
+    pt_walk(&pt, va_init(0x1000), &w);
     CHECKF(!w.present && w.depth == 1, "walk stops at the PML4");
-    pt_walk(&pt, 0x0000800000000000ull, &w);
+    pt_walk(&pt, va_init(0x0000800000000000ull), &w);
     CHECKF(!w.present && w.depth == 0, "non-canonical walk");
     finish(&pt);
 }
@@ -201,7 +203,7 @@ static void test_map_picks_largest_pages(void)
     uint64_t va = PAGE_SIZE_1G - 2 * PAGE_SIZE,
              size = 2 * PAGE_SIZE + PAGE_SIZE_1G + PAGE_SIZE_2M + 3 * PAGE_SIZE,
              off = 4 * PAGE_SIZE_1G;
-    CHECKF(pt_map(&pt, va, va + off, size, PT_W, PAGE_SIZE_1G) == PT_OK, "map");
+    CHECKF(pt_map(&pt, va_init(va), pa_init(va + off), size, PT_W, PAGE_SIZE_1G) == PT_OK, "map");
     struct leaves *ls = all_leaves(&pt, 0, UINT64_MAX);
     CHECKF(ls->n == 7, "%zu leaves", ls->n);
     uint64_t want_va[7] = {PAGE_SIZE_1G - 2 * PAGE_SIZE,
@@ -229,7 +231,8 @@ static void test_map_respects_max_page_size_and_pa_alignment(void)
 {
     struct pt pt = fresh(4);
     /* 1G of va/pa both 1G aligned, capped at 2M: 512 2M pages in one PD. */
-    CHECKF(pt_map(&pt, 0xffff800000000000ull, 0, PAGE_SIZE_1G, PT_W, PAGE_SIZE_2M) == PT_OK,
+    CHECKF(pt_map(&pt, va_init(0xffff800000000000ull), pa_init(0), PAGE_SIZE_1G, PT_W,
+                  PAGE_SIZE_2M) == PT_OK,
            "map capped");
     struct leaves *ls = all_leaves(&pt, 0, UINT64_MAX);
     CHECKF(ls->n == 512 && ls->l[0].page_size == PAGE_SIZE_2M &&
@@ -237,18 +240,21 @@ static void test_map_respects_max_page_size_and_pa_alignment(void)
            "%zu leaves", ls->n);
     CHECKF(pt.table_count == 3, "root, PDPT, PD: %llu", (unsigned long long)pt.table_count);
     /* va 2M aligned but pa only 4K aligned: 4K pages throughout. */
-    CHECKF(pt_map(&pt, 0x200000, 0x1001000, PAGE_SIZE_2M, 0, PAGE_SIZE_1G) == PT_OK,
+    CHECKF(pt_map(&pt, va_init(0x200000), pa_init(0x1001000), PAGE_SIZE_2M, 0, PAGE_SIZE_1G) ==
+               PT_OK,
            "map misaligned pa");
     ls = all_leaves(&pt, 0, 0x7fffffffffffull);
     CHECKF(ls->n == 512 && ls->l[0].page_size == PAGE_SIZE && ls->l[0].pa == 0x1001000 &&
                ls->l[511].pa == 0x1001000 + 511 * PAGE_SIZE,
            "%zu 4K leaves", ls->n);
     /* Any max below 2M means 4K; below 4K is invalid. */
-    CHECKF(pt_map(&pt, 0x40000000, 0x40000000, PAGE_SIZE_2M, 0, PAGE_SIZE_2M - 1) == PT_OK,
+    CHECKF(pt_map(&pt, va_init(0x40000000), pa_init(0x40000000), PAGE_SIZE_2M, 0,
+                  PAGE_SIZE_2M - 1) == PT_OK,
            "max 2M-1");
     CHECKF(all_leaves(&pt, 0x40000000, 0x40000000)->l[0].page_size == PAGE_SIZE,
            "4K under max 2M-1");
-    CHECKF(pt_map(&pt, 0x80000000, 0, PAGE_SIZE, 0, 2048) == PT_ERR_INVALID, "max below 4K");
+    CHECKF(pt_map(&pt, va_init(0x80000000), pa_init(0), PAGE_SIZE, 0, 2048) == PT_ERR_INVALID,
+           "max below 4K");
     finish(&pt);
 }
 
@@ -256,45 +262,63 @@ static void test_map_rejects_bad_arguments(void)
 {
     struct pt pt = fresh(4);
     uint64_t h = sim_hash(&pt);
-    CHECKF(pt_map(&pt, 0x1000, 0x1000, 0, 0, PAGE_SIZE) == PT_ERR_INVALID, "zero size");
-    CHECKF(pt_map(&pt, 0x1001, 0x1000, PAGE_SIZE, 0, PAGE_SIZE) == PT_ERR_INVALID, "va misaligned");
-    CHECKF(pt_map(&pt, 0x1000, 0x1800, PAGE_SIZE, 0, PAGE_SIZE) == PT_ERR_INVALID, "pa misaligned");
-    CHECKF(pt_map(&pt, 0x1000, 0x1000, 0x800, 0, PAGE_SIZE) == PT_ERR_INVALID, "size misaligned");
-    CHECKF(pt_map(&pt, 0x0000800000000000ull, 0, PAGE_SIZE, 0, PAGE_SIZE) == PT_ERR_INVALID,
-           "non-canonical");
-    CHECKF(pt_map(&pt, 0x00007ffffffff000ull, 0, 2 * PAGE_SIZE, 0, PAGE_SIZE) == PT_ERR_INVALID,
-           "runs off the lower half");
-    CHECKF(pt_map(&pt, 0xfffffffffffff000ull, 0, 2 * PAGE_SIZE, 0, PAGE_SIZE) == PT_ERR_INVALID,
-           "wraps");
-    CHECKF(pt_map(&pt, 0x1000, 0x1000, PAGE_SIZE, 0x80, PAGE_SIZE) == PT_ERR_INVALID,
-           "unknown attribute");
-    CHECKF(pt_map(&pt, 0x1000, 0x000ffffffffff000ull, 2 * PAGE_SIZE, 0, PAGE_SIZE) ==
+    CHECKF(pt_map(&pt, va_init(0x1000), pa_init(0x1000), 0, 0, PAGE_SIZE) == PT_ERR_INVALID,
+           "zero size");
+    CHECKF(pt_map(&pt, va_init(0x1001), pa_init(0x1000), PAGE_SIZE, 0, PAGE_SIZE) == PT_ERR_INVALID,
+           "va misaligned");
+    CHECKF(pt_map(&pt, va_init(0x1000), pa_init(0x1800), PAGE_SIZE, 0, PAGE_SIZE) == PT_ERR_INVALID,
+           "pa misaligned");
+    CHECKF(pt_map(&pt, va_init(0x1000), pa_init(0x1000), 0x800, 0, PAGE_SIZE) == PT_ERR_INVALID,
+           "size misaligned");
+    CHECKF(pt_map(&pt, va_init(0x0000800000000000ull), pa_init(0), PAGE_SIZE, 0, PAGE_SIZE) ==
                PT_ERR_INVALID,
+           "non-canonical");
+    CHECKF(pt_map(&pt, va_init(0x00007ffffffff000ull), pa_init(0), 2 * PAGE_SIZE, 0, PAGE_SIZE) ==
+               PT_ERR_INVALID,
+           "runs off the lower half");
+    CHECKF(pt_map(&pt, va_init(0xfffffffffffff000ull), pa_init(0), 2 * PAGE_SIZE, 0, PAGE_SIZE) ==
+               PT_ERR_INVALID,
+           "wraps");
+    CHECKF(pt_map(&pt, va_init(0x1000), pa_init(0x1000), PAGE_SIZE, 0x80, PAGE_SIZE) ==
+               PT_ERR_INVALID,
+           "unknown attribute");
+    CHECKF(pt_map(&pt, va_init(0x1000), pa_init(0x000ffffffffff000ull), 2 * PAGE_SIZE, 0,
+                  PAGE_SIZE) == PT_ERR_INVALID,
            "pa beyond 52 bits");
-    CHECKF(pt_map(&pt, 0x1000, 0x000ffffffffff000ull, PAGE_SIZE, 0, PAGE_SIZE) == PT_OK,
+    CHECKF(pt_map(&pt, va_init(0x1000), pa_init(0x000ffffffffff000ull), PAGE_SIZE, 0, PAGE_SIZE) ==
+               PT_OK,
            "highest frame");
-    CHECKF(pt_unmap(&pt, 0x1000, 0) == PT_ERR_INVALID &&
-               pt_unmap(&pt, 0x1800, PAGE_SIZE) == PT_ERR_INVALID,
+    CHECKF(pt_unmap(&pt, va_init(0x1000), 0) == PT_ERR_INVALID &&
+               pt_unmap(&pt, va_init(0x1800), PAGE_SIZE) == PT_ERR_INVALID,
            "unmap arguments");
-    CHECKF(pt_protect(&pt, 0x1000, PAGE_SIZE, 0x80) == PT_ERR_INVALID, "protect attrs");
-    CHECKF(pt_unmap(&pt, 0x1000, PAGE_SIZE) == PT_OK && sim_hash(&pt) == h, "back to empty");
+    CHECKF(pt_protect(&pt, va_init(0x1000), PAGE_SIZE, 0x80) == PT_ERR_INVALID, "protect attrs");
+    CHECKF(pt_unmap(&pt, va_init(0x1000), PAGE_SIZE) == PT_OK && sim_hash(&pt) == h,
+           "back to empty");
     finish(&pt);
 }
 
 static void test_map_over_existing_fails_and_changes_nothing(void)
 {
     struct pt pt = fresh(4);
-    CHECKF(pt_map(&pt, 0x400000, 0x400000, PAGE_SIZE_2M, PT_W, PAGE_SIZE_2M) == PT_OK, "2M page");
-    CHECKF(pt_map(&pt, 0x7ff000, 0x900000, PAGE_SIZE, 0, PAGE_SIZE) == PT_OK, "4K page");
-    CHECKF(pt_map(&pt, 0x40000000000ull - 0x1000, 0, 0x1000, 0, PAGE_SIZE) == PT_OK, "far page");
+    CHECKF(pt_map(&pt, va_init(0x400000), pa_init(0x400000), PAGE_SIZE_2M, PT_W, PAGE_SIZE_2M) ==
+               PT_OK,
+           "2M page");
+    CHECKF(pt_map(&pt, va_init(0x7ff000), pa_init(0x900000), PAGE_SIZE, 0, PAGE_SIZE) == PT_OK,
+           "4K page");
+    CHECKF(pt_map(&pt, va_init(0x40000000000ull - 0x1000), pa_init(0), 0x1000, 0, PAGE_SIZE) ==
+               PT_OK,
+           "far page");
     uint64_t h = sim_hash(&pt), tables = pt.table_count;
-    CHECKF(pt_map(&pt, 0x200000, 0x10000000, 0x201000, 0, PAGE_SIZE_2M) == PT_ERR_EXISTS,
+    CHECKF(pt_map(&pt, va_init(0x200000), pa_init(0x10000000), 0x201000, 0, PAGE_SIZE_2M) ==
+               PT_ERR_EXISTS,
            "hits the 2M page");
-    CHECKF(pt_map(&pt, 0x7fe000, 0x10000000, 0x2000, 0, PAGE_SIZE_2M) == PT_ERR_EXISTS,
+    CHECKF(pt_map(&pt, va_init(0x7fe000), pa_init(0x10000000), 0x2000, 0, PAGE_SIZE_2M) ==
+               PT_ERR_EXISTS,
            "hits the 4K page");
-    CHECKF(pt_map(&pt, 0x600000, 0x600000, PAGE_SIZE_2M, 0, PAGE_SIZE_2M) == PT_ERR_EXISTS,
+    CHECKF(pt_map(&pt, va_init(0x600000), pa_init(0x600000), PAGE_SIZE_2M, 0, PAGE_SIZE_2M) ==
+               PT_ERR_EXISTS,
            "a 2M page over a table with a mapping");
-    CHECKF(pt_map(&pt, 0, 0, PAGE_SIZE_1G, 0, PAGE_SIZE_1G) == PT_ERR_EXISTS,
+    CHECKF(pt_map(&pt, va_init(0), pa_init(0), PAGE_SIZE_1G, 0, PAGE_SIZE_1G) == PT_ERR_EXISTS,
            "a 1G page over everything");
     CHECKF(sim_hash(&pt) == h && pt.table_count == tables && sim.held == tables, "unchanged");
     finish(&pt);
@@ -326,21 +350,22 @@ static int fail_at_every_point(struct pt *pt, op_fn op, const uint64_t *args, co
 
 static enum pt_status op_map(struct pt *pt, const uint64_t *a)
 {
-    return pt_map(pt, a[0], a[1], a[2], (uint32_t)a[3], a[4]);
+    return pt_map(pt, va_init(a[0]), pa_init(a[1]), a[2], (uint32_t)a[3], a[4]);
 }
 static enum pt_status op_unmap(struct pt *pt, const uint64_t *a)
 {
-    return pt_unmap(pt, a[0], a[1]);
+    return pt_unmap(pt, va_init(a[0]), a[1]);
 }
 static enum pt_status op_protect(struct pt *pt, const uint64_t *a)
 {
-    return pt_protect(pt, a[0], a[1], (uint32_t)a[2]);
+    return pt_protect(pt, va_init(a[0]), a[1], (uint32_t)a[2]);
 }
 
 static void test_map_prepare_commit_under_allocation_failure(void)
 {
     struct pt pt = fresh(4);
-    CHECKF(pt_map(&pt, 0xffffffff80000000ull, 0x100000, PAGE_SIZE, 0, PAGE_SIZE) == PT_OK,
+    CHECKF(pt_map(&pt, va_init(0xffffffff80000000ull), pa_init(0x100000), PAGE_SIZE, 0,
+                  PAGE_SIZE) == PT_OK,
            "existing");
     /*
      * [ffffffff7fffe000, ffffffff80000000) + [.., ffffffff80400000) and a
@@ -374,22 +399,24 @@ static void test_map_prepare_commit_under_allocation_failure(void)
 static void test_unmap_frees_emptied_tables_but_not_the_root(void)
 {
     struct pt pt = fresh(4);
-    CHECKF(pt_map(&pt, 0x1000, 0x1000, PAGE_SIZE, 0, PAGE_SIZE) == PT_OK, "map");
-    CHECKF(pt_map(&pt, 0xffffc00000000000ull, 0x5000, 3 * PAGE_SIZE, PT_W, PAGE_SIZE) == PT_OK,
+    CHECKF(pt_map(&pt, va_init(0x1000), pa_init(0x1000), PAGE_SIZE, 0, PAGE_SIZE) == PT_OK, "map");
+    CHECKF(pt_map(&pt, va_init(0xffffc00000000000ull), pa_init(0x5000), 3 * PAGE_SIZE, PT_W,
+                  PAGE_SIZE) == PT_OK,
            "map 2");
     CHECKF(pt.table_count == 7, "root + 2 chains of 3: %llu", (unsigned long long)pt.table_count);
-    CHECKF(pt_unmap(&pt, 0x1000, PAGE_SIZE) == PT_OK && pt.table_count == 4, "first chain gone");
-    CHECKF(pt_unmap(&pt, 0xffffc00000001000ull, PAGE_SIZE) == PT_OK && pt.table_count == 4,
+    CHECKF(pt_unmap(&pt, va_init(0x1000), PAGE_SIZE) == PT_OK && pt.table_count == 4,
+           "first chain gone");
+    CHECKF(pt_unmap(&pt, va_init(0xffffc00000001000ull), PAGE_SIZE) == PT_OK && pt.table_count == 4,
            "middle page gone, tables stay");
     struct leaves *ls = all_leaves(&pt, 0, UINT64_MAX);
     CHECKF(ls->n == 2 && ls->l[0].va == 0xffffc00000000000ull &&
                ls->l[1].va == 0xffffc00000002000ull,
            "two pages left");
-    CHECKF(pt_unmap(&pt, 0xffff800000000000ull, 0x7ffffffff000ull) == PT_OK,
+    CHECKF(pt_unmap(&pt, va_init(0xffff800000000000ull), 0x7ffffffff000ull) == PT_OK,
            "unmap the whole upper half but the last page");
     CHECKF(pt.table_count == 1 && sim.held == 1, "only the root: %llu",
            (unsigned long long)pt.table_count);
-    CHECKF(pt_unmap(&pt, 0x1000, PAGE_SIZE) == PT_OK, "unmapping nothing is fine");
+    CHECKF(pt_unmap(&pt, va_init(0x1000), PAGE_SIZE) == PT_OK, "unmapping nothing is fine");
     finish(&pt);
 }
 
@@ -397,7 +424,8 @@ static void test_unmap_splits_large_pages(void)
 {
     struct pt pt = fresh(4);
     uint64_t va = 0xffff800000000000ull;
-    CHECKF(pt_map(&pt, va, 0, 2 * PAGE_SIZE_1G, PT_W | PT_G, PAGE_SIZE_1G) == PT_OK,
+    CHECKF(pt_map(&pt, va_init(va), pa_init(0), 2 * PAGE_SIZE_1G, PT_W | PT_G, PAGE_SIZE_1G) ==
+               PT_OK,
            "two 1G pages");
     CHECKF(pt.table_count == 2, "root + PDPT");
     /* Cut [1G - 4K, 1G + 2M + 4K): the first 1G page loses its last 4K (PD + PT),
@@ -407,22 +435,22 @@ static void test_unmap_splits_large_pages(void)
     CHECKF(fails == 4, "4 tables, failed %d times", fails);
     CHECKF(pt.table_count == 6, "tables %llu", (unsigned long long)pt.table_count);
     struct pt_leaf l;
-    CHECKF(pt_query(&pt, va + PAGE_SIZE_1G - 2 * PAGE_SIZE, &l) == PT_OK &&
+    CHECKF(pt_query(&pt, va_init(va + PAGE_SIZE_1G - 2 * PAGE_SIZE), &l) == PT_OK &&
                leaf_is(&l, va + PAGE_SIZE_1G - 2 * PAGE_SIZE, PAGE_SIZE_1G - 2 * PAGE_SIZE,
                        PAGE_SIZE, PT_W | PT_G),
            "4K page before the hole");
-    CHECKF(pt_query(&pt, va + PAGE_SIZE_1G - 2 * PAGE_SIZE_2M + 0x1234, &l) == PT_OK &&
+    CHECKF(pt_query(&pt, va_init(va + PAGE_SIZE_1G - 2 * PAGE_SIZE_2M + 0x1234), &l) == PT_OK &&
                leaf_is(&l, va + PAGE_SIZE_1G - 2 * PAGE_SIZE_2M, PAGE_SIZE_1G - 2 * PAGE_SIZE_2M,
                        PAGE_SIZE_2M, PT_W | PT_G),
            "2M page before that");
-    CHECKF(pt_query(&pt, va + PAGE_SIZE_1G - PAGE_SIZE, &l) == PT_ERR_NOT_MAPPED &&
-               pt_query(&pt, va + PAGE_SIZE_1G + PAGE_SIZE_2M, &l) == PT_ERR_NOT_MAPPED,
+    CHECKF(pt_query(&pt, va_init(va + PAGE_SIZE_1G - PAGE_SIZE), &l) == PT_ERR_NOT_MAPPED &&
+               pt_query(&pt, va_init(va + PAGE_SIZE_1G + PAGE_SIZE_2M), &l) == PT_ERR_NOT_MAPPED,
            "the hole");
-    CHECKF(pt_query(&pt, va + PAGE_SIZE_1G + PAGE_SIZE_2M + PAGE_SIZE, &l) == PT_OK &&
+    CHECKF(pt_query(&pt, va_init(va + PAGE_SIZE_1G + PAGE_SIZE_2M + PAGE_SIZE), &l) == PT_OK &&
                leaf_is(&l, va + PAGE_SIZE_1G + PAGE_SIZE_2M + PAGE_SIZE,
                        PAGE_SIZE_1G + PAGE_SIZE_2M + PAGE_SIZE, PAGE_SIZE, PT_W | PT_G),
            "4K page after the hole");
-    CHECKF(pt_query(&pt, va + PAGE_SIZE_1G + 2 * PAGE_SIZE_2M, &l) == PT_OK &&
+    CHECKF(pt_query(&pt, va_init(va + PAGE_SIZE_1G + 2 * PAGE_SIZE_2M), &l) == PT_OK &&
                leaf_is(&l, va + PAGE_SIZE_1G + 2 * PAGE_SIZE_2M, PAGE_SIZE_1G + 2 * PAGE_SIZE_2M,
                        PAGE_SIZE_2M, PT_W | PT_G),
            "2M page after that");
@@ -435,18 +463,18 @@ static void test_unmap_splits_large_pages(void)
 static void test_unmap_split_keeps_bits_and_moves_pat(void)
 {
     struct pt pt = fresh(4);
-    CHECKF(pt_map(&pt, 0x40000000, 0x80000000, PAGE_SIZE_2M, PT_W | PT_U | PT_G | PT_CACHE_UC,
-                  PAGE_SIZE_2M) == PT_OK,
+    CHECKF(pt_map(&pt, va_init(0x40000000), pa_init(0x80000000), PAGE_SIZE_2M,
+                  PT_W | PT_U | PT_G | PT_CACHE_UC, PAGE_SIZE_2M) == PT_OK,
            "2M page");
     /* Give the leaf PAT, A and D by hand, as a PAT-aware kernel or the CPU would. */
     struct pt_walk w;
-    pt_walk(&pt, 0x40000000, &w);
+    pt_walk(&pt, va_init(0x40000000), &w);
     CHECKF(w.present && w.depth == 3, "2M leaf at depth 3");
     uint64_t *pd = (uint64_t *)(uintptr_t)(pte_table_addr(w.level[1].entry) + pt.virt_offset);
     pd[0] |= PTE_PAT_LARGE | PTE_A | PTE_D;
-    CHECKF(pt_unmap(&pt, 0x40000000, PAGE_SIZE) == PT_OK, "unmap the first 4K");
+    CHECKF(pt_unmap(&pt, va_init(0x40000000), PAGE_SIZE) == PT_OK, "unmap the first 4K");
     struct pt_leaf l;
-    CHECKF(pt_query(&pt, 0x40001000, &l) == PT_OK, "second 4K page");
+    CHECKF(pt_query(&pt, va_init(0x40001000), &l) == PT_OK, "second 4K page");
     uint64_t want = 0x80001000 | PTE_P | PTE_W | PTE_U | PTE_PWT | PTE_PCD | PTE_A | PTE_D |
                     PTE_PAT_4K | PTE_G | PTE_NX;
     CHECKF(l.entry == want && l.page_size == PAGE_SIZE, "split entry %llx want %llx",
@@ -462,9 +490,9 @@ static void test_memory_type_sets_the_pat_index_at_every_size(void)
     static const uint64_t sizes[] = {PAGE_SIZE, PAGE_SIZE_2M, PAGE_SIZE_1G};
     for (unsigned i = 0; i < 3; i++) {
         uint64_t va = (uint64_t)(i + 1) * 4 * PAGE_SIZE_1G, ps = sizes[i];
-        REQUIRE(pt_map(&pt, va, va, ps, PT_W | PT_CACHE_WC, ps) == PT_OK);
+        REQUIRE(pt_map(&pt, va_init(va), pa_init(va), ps, PT_W | PT_CACHE_WC, ps) == PT_OK);
         struct pt_leaf l;
-        REQUIRE(pt_query(&pt, va, &l) == PT_OK);
+        REQUIRE(pt_query(&pt, va_init(va), &l) == PT_OK);
         uint64_t pat = ps == PAGE_SIZE ? PTE_PAT_4K : PTE_PAT_LARGE;
         CHECKF((l.entry & (pat | PTE_PWT | PTE_PCD)) == (pat | PTE_PWT) && l.page_size == ps,
                "%llu-byte WC leaf %llx", (unsigned long long)ps, (unsigned long long)l.entry);
@@ -472,13 +500,15 @@ static void test_memory_type_sets_the_pat_index_at_every_size(void)
         CHECK(leaf_is(&l, va, va, ps, PT_W | PT_CACHE_WC));
     }
     /* UC- and UC stay PCD and PCD|PWT, no PAT bit: their power-on encodings. */
-    REQUIRE(pt_map(&pt, 0x1000, 0x1000, PAGE_SIZE, PT_CACHE_UCM, PAGE_SIZE) == PT_OK);
-    REQUIRE(pt_map(&pt, 0x2000, 0x2000, PAGE_SIZE, PT_CACHE_UC, PAGE_SIZE) == PT_OK);
+    REQUIRE(pt_map(&pt, va_init(0x1000), pa_init(0x1000), PAGE_SIZE, PT_CACHE_UCM, PAGE_SIZE) ==
+            PT_OK);
+    REQUIRE(pt_map(&pt, va_init(0x2000), pa_init(0x2000), PAGE_SIZE, PT_CACHE_UC, PAGE_SIZE) ==
+            PT_OK);
     struct pt_leaf l;
-    REQUIRE(pt_query(&pt, 0x1000, &l) == PT_OK);
+    REQUIRE(pt_query(&pt, va_init(0x1000), &l) == PT_OK);
     CHECK((l.entry & (PTE_PAT_4K | PTE_PCD | PTE_PWT)) == PTE_PCD);
     CHECK_EQ(l.attrs & PT_CACHE_MASK, PT_CACHE_UCM);
-    REQUIRE(pt_query(&pt, 0x2000, &l) == PT_OK);
+    REQUIRE(pt_query(&pt, va_init(0x2000), &l) == PT_OK);
     CHECK((l.entry & (PTE_PAT_4K | PTE_PCD | PTE_PWT)) == (PTE_PCD | PTE_PWT));
     finish(&pt);
 }
@@ -487,18 +517,19 @@ static void test_protect_moves_the_pat_bit_when_it_splits(void)
 {
     struct pt pt = fresh(4);
     uint64_t va = PAGE_SIZE_1G;
-    REQUIRE(pt_map(&pt, va, 0x80000000, PAGE_SIZE_2M, PT_W | PT_CACHE_WC, PAGE_SIZE_2M) == PT_OK);
+    REQUIRE(pt_map(&pt, va_init(va), pa_init(0x80000000), PAGE_SIZE_2M, PT_W | PT_CACHE_WC,
+                   PAGE_SIZE_2M) == PT_OK);
     /* The same type again changes nothing: no split, no table. */
     uint64_t tables = pt.table_count;
-    REQUIRE(pt_protect(&pt, va, PAGE_SIZE_2M, PT_W | PT_CACHE_WC) == PT_OK);
+    REQUIRE(pt_protect(&pt, va_init(va), PAGE_SIZE_2M, PT_W | PT_CACHE_WC) == PT_OK);
     CHECK_EQ(pt.table_count, tables);
     /* One 4K page uncached: the 2M page splits, the rest stay write-combining at bit 7. */
-    REQUIRE(pt_protect(&pt, va + 3 * PAGE_SIZE, PAGE_SIZE, PT_W | PT_CACHE_UC) == PT_OK);
+    REQUIRE(pt_protect(&pt, va_init(va + 3 * PAGE_SIZE), PAGE_SIZE, PT_W | PT_CACHE_UC) == PT_OK);
     struct pt_leaf l;
-    REQUIRE(pt_query(&pt, va + 2 * PAGE_SIZE, &l) == PT_OK);
+    REQUIRE(pt_query(&pt, va_init(va + 2 * PAGE_SIZE), &l) == PT_OK);
     CHECK(leaf_is(&l, va + 2 * PAGE_SIZE, 0x80002000, PAGE_SIZE, PT_W | PT_CACHE_WC));
     CHECK((l.entry & (PTE_PAT_4K | PTE_PWT | PTE_PCD)) == (PTE_PAT_4K | PTE_PWT));
-    REQUIRE(pt_query(&pt, va + 3 * PAGE_SIZE, &l) == PT_OK);
+    REQUIRE(pt_query(&pt, va_init(va + 3 * PAGE_SIZE), &l) == PT_OK);
     CHECK(leaf_is(&l, va + 3 * PAGE_SIZE, 0x80003000, PAGE_SIZE, PT_W | PT_CACHE_UC));
     CHECK((l.entry & (PTE_PAT_4K | PTE_PWT | PTE_PCD)) == (PTE_PWT | PTE_PCD));
     finish(&pt);
@@ -509,48 +540,49 @@ static void test_protect_moves_the_pat_bit_when_it_splits(void)
 static void test_protect_splits_and_changes_only_the_range(void)
 {
     struct pt pt = fresh(4);
-    CHECKF(pt_map(&pt, 0, 0, PAGE_SIZE_1G, PT_W, PAGE_SIZE_1G) == PT_OK, "1G page");
+    CHECKF(pt_map(&pt, va_init(0), pa_init(0), PAGE_SIZE_1G, PT_W, PAGE_SIZE_1G) == PT_OK,
+           "1G page");
     /* Make [2M + 4K, 4M) read-only and executable: PD + one PT. */
     uint64_t a[3] = {PAGE_SIZE_2M + PAGE_SIZE, PAGE_SIZE_2M - PAGE_SIZE, PT_X};
     int fails = fail_at_every_point(&pt, op_protect, a, "protect inside a 1G page");
     CHECKF(fails == 2, "2 tables, failed %d times", fails);
     struct pt_leaf l;
-    CHECKF(pt_query(&pt, PAGE_SIZE_2M, &l) == PT_OK &&
+    CHECKF(pt_query(&pt, va_init(PAGE_SIZE_2M), &l) == PT_OK &&
                leaf_is(&l, PAGE_SIZE_2M, PAGE_SIZE_2M, PAGE_SIZE, PT_W),
            "first 4K keeps W");
-    CHECKF(pt_query(&pt, PAGE_SIZE_2M + PAGE_SIZE, &l) == PT_OK &&
+    CHECKF(pt_query(&pt, va_init(PAGE_SIZE_2M + PAGE_SIZE), &l) == PT_OK &&
                leaf_is(&l, PAGE_SIZE_2M + PAGE_SIZE, PAGE_SIZE_2M + PAGE_SIZE, PAGE_SIZE, PT_X),
            "second 4K is R+X");
-    CHECKF(pt_query(&pt, 2 * PAGE_SIZE_2M, &l) == PT_OK &&
+    CHECKF(pt_query(&pt, va_init(2 * PAGE_SIZE_2M), &l) == PT_OK &&
                leaf_is(&l, 2 * PAGE_SIZE_2M, 2 * PAGE_SIZE_2M, PAGE_SIZE_2M, PT_W),
            "next 2M untouched");
-    CHECKF(pt_query(&pt, 0, &l) == PT_OK && leaf_is(&l, 0, 0, PAGE_SIZE_2M, PT_W),
+    CHECKF(pt_query(&pt, va_init(0), &l) == PT_OK && leaf_is(&l, 0, 0, PAGE_SIZE_2M, PT_W),
            "first 2M untouched");
     /* Protecting to the attributes a large page already has splits nothing. */
     uint64_t tables = pt.table_count;
-    CHECKF(pt_protect(&pt, 8 * PAGE_SIZE_2M + PAGE_SIZE, PAGE_SIZE, PT_W) == PT_OK &&
+    CHECKF(pt_protect(&pt, va_init(8 * PAGE_SIZE_2M + PAGE_SIZE), PAGE_SIZE, PT_W) == PT_OK &&
                pt.table_count == tables,
            "no split for a no-op");
     /* Protect keeps A and D but nothing else of the old bits. */
     struct pt_walk w;
-    pt_walk(&pt, PAGE_SIZE_2M + PAGE_SIZE, &w);
+    pt_walk(&pt, va_init(PAGE_SIZE_2M + PAGE_SIZE), &w);
     uint64_t *ptab = (uint64_t *)(uintptr_t)(pte_table_addr(w.level[2].entry) + pt.virt_offset);
     ptab[1] |= PTE_A | PTE_D;
-    CHECKF(pt_protect(&pt, 0, 2 * PAGE_SIZE_2M, PT_U | PT_G) == PT_OK, "protect 4M");
-    CHECKF(pt_query(&pt, PAGE_SIZE_2M + PAGE_SIZE, &l) == PT_OK &&
+    CHECKF(pt_protect(&pt, va_init(0), 2 * PAGE_SIZE_2M, PT_U | PT_G) == PT_OK, "protect 4M");
+    CHECKF(pt_query(&pt, va_init(PAGE_SIZE_2M + PAGE_SIZE), &l) == PT_OK &&
                l.entry ==
                    ((PAGE_SIZE_2M + PAGE_SIZE) | PTE_P | PTE_U | PTE_G | PTE_NX | PTE_A | PTE_D),
            "A and D kept: %llx", (unsigned long long)l.entry);
     CHECKF(
-        pt_query(&pt, PAGE_SIZE_2M + PAGE_SIZE, &l) == PT_OK &&
+        pt_query(&pt, va_init(PAGE_SIZE_2M + PAGE_SIZE), &l) == PT_OK &&
             leaf_is(&l, PAGE_SIZE_2M + PAGE_SIZE, PAGE_SIZE_2M + PAGE_SIZE, PAGE_SIZE, PT_U | PT_G),
         "now user, global, NX");
-    pt_walk(&pt, PAGE_SIZE_2M + PAGE_SIZE, &w);
+    pt_walk(&pt, va_init(PAGE_SIZE_2M + PAGE_SIZE), &w);
     CHECKF(pte_is_user(w.level[0].entry) && pte_is_user(w.level[1].entry) &&
                pte_is_user(w.level[2].entry),
            "parents gained U");
-    CHECKF(pt_protect(&pt, 0, 2 * PAGE_SIZE_2M, 0) == PT_OK, "back to kernel");
-    pt_walk(&pt, PAGE_SIZE_2M + PAGE_SIZE, &w);
+    CHECKF(pt_protect(&pt, va_init(0), 2 * PAGE_SIZE_2M, 0) == PT_OK, "back to kernel");
+    pt_walk(&pt, va_init(PAGE_SIZE_2M + PAGE_SIZE), &w);
     CHECKF(!pte_is_user(w.level[0].entry) && !pte_is_user(w.level[2].entry), "parents lost U");
     finish(&pt);
 }
@@ -558,17 +590,20 @@ static void test_protect_splits_and_changes_only_the_range(void)
 static void test_user_bit_on_parents_follows_the_leaves(void)
 {
     struct pt pt = fresh(4);
-    CHECKF(pt_map(&pt, 0x401000, 0x401000, PAGE_SIZE, 0, PAGE_SIZE) == PT_OK, "kernel page");
+    CHECKF(pt_map(&pt, va_init(0x401000), pa_init(0x401000), PAGE_SIZE, 0, PAGE_SIZE) == PT_OK,
+           "kernel page");
     struct pt_walk w;
-    pt_walk(&pt, 0x401000, &w);
+    pt_walk(&pt, va_init(0x401000), &w);
     CHECKF((w.level[0].entry & 7) == 3 && (w.level[2].entry & 7) == 3, "P|W above, no U");
-    CHECKF(pt_map(&pt, 0x400000, 0x400000, PAGE_SIZE, PT_U, PAGE_SIZE) == PT_OK, "user page");
-    pt_walk(&pt, 0x401000, &w);
+    CHECKF(pt_map(&pt, va_init(0x400000), pa_init(0x400000), PAGE_SIZE, PT_U, PAGE_SIZE) == PT_OK,
+           "user page");
+    pt_walk(&pt, va_init(0x401000), &w);
     CHECKF((w.level[0].entry & 7) == 7 && (w.level[2].entry & 7) == 7, "P|W|U above");
     struct pt_leaf l;
-    CHECKF(pt_query(&pt, 0x401000, &l) == PT_OK && l.attrs == 0, "kernel page stays kernel");
-    CHECKF(pt_unmap(&pt, 0x400000, PAGE_SIZE) == PT_OK, "unmap the user page");
-    pt_walk(&pt, 0x401000, &w);
+    CHECKF(pt_query(&pt, va_init(0x401000), &l) == PT_OK && l.attrs == 0,
+           "kernel page stays kernel");
+    CHECKF(pt_unmap(&pt, va_init(0x400000), PAGE_SIZE) == PT_OK, "unmap the user page");
+    pt_walk(&pt, va_init(0x401000), &w);
     CHECKF((w.level[0].entry & 7) == 3 && (w.level[2].entry & 7) == 3, "U cleared above");
     finish(&pt);
 }
@@ -578,18 +613,20 @@ static void test_user_bit_on_parents_follows_the_leaves(void)
 static void test_effective_attributes_are_anded_over_levels(void)
 {
     struct pt pt = fresh(4);
-    CHECKF(pt_map(&pt, 0x200000, 0x200000, PAGE_SIZE, PT_W | PT_X | PT_U, PAGE_SIZE) == PT_OK,
+    CHECKF(pt_map(&pt, va_init(0x200000), pa_init(0x200000), PAGE_SIZE, PT_W | PT_X | PT_U,
+                  PAGE_SIZE) == PT_OK,
            "map");
     struct pt_walk w;
-    pt_walk(&pt, 0x200000, &w);
+    pt_walk(&pt, va_init(0x200000), &w);
     uint64_t *pml4 = (uint64_t *)(uintptr_t)(pt.root + pt.virt_offset);
     uint64_t *pdpt = (uint64_t *)(uintptr_t)(pte_table_addr(w.level[0].entry) + pt.virt_offset);
     struct pt_leaf l;
-    CHECKF(pt_query(&pt, 0x200000, &l) == PT_OK && l.attrs == (PT_W | PT_X | PT_U), "leaf decides");
+    CHECKF(pt_query(&pt, va_init(0x200000), &l) == PT_OK && l.attrs == (PT_W | PT_X | PT_U),
+           "leaf decides");
     pdpt[0] &= ~PTE_W; /* a read-only PDPT entry makes everything below read-only */
-    CHECKF(pt_query(&pt, 0x200000, &l) == PT_OK && l.attrs == (PT_X | PT_U), "W ANDed");
+    CHECKF(pt_query(&pt, va_init(0x200000), &l) == PT_OK && l.attrs == (PT_X | PT_U), "W ANDed");
     pml4[0] |= PTE_NX; /* NX anywhere above makes it non-executable */
-    CHECKF(pt_query(&pt, 0x200000, &l) == PT_OK && l.attrs == PT_U, "NX ORed");
+    CHECKF(pt_query(&pt, va_init(0x200000), &l) == PT_OK && l.attrs == PT_U, "NX ORed");
     pdpt[0] &= ~PTE_U;
     struct leaves *ls = all_leaves(&pt, 0, UINT64_MAX);
     CHECKF(ls->n == 1 && ls->l[0].attrs == 0, "for_each_leaf agrees: %x",
@@ -613,13 +650,17 @@ static bool stop_after_two(void *ctx, const struct pt_leaf *leaf)
 static void test_for_each_leaf_orders_and_clips(void)
 {
     struct pt pt = fresh(4);
-    CHECKF(pt_map(&pt, 0xffffffff80000000ull, 0x1000000, 3 * PAGE_SIZE, 0, PAGE_SIZE) == PT_OK,
+    CHECKF(pt_map(&pt, va_init(0xffffffff80000000ull), pa_init(0x1000000), 3 * PAGE_SIZE, 0,
+                  PAGE_SIZE) == PT_OK,
            "kernel");
-    CHECKF(pt_map(&pt, 0xffff800000000000ull, 0, PAGE_SIZE_2M, PT_W, PAGE_SIZE_2M) == PT_OK,
+    CHECKF(pt_map(&pt, va_init(0xffff800000000000ull), pa_init(0), PAGE_SIZE_2M, PT_W,
+                  PAGE_SIZE_2M) == PT_OK,
            "hhdm");
-    CHECKF(pt_map(&pt, 0x7ffffffff000ull, 0x5000, PAGE_SIZE, PT_U | PT_W, PAGE_SIZE) == PT_OK,
+    CHECKF(pt_map(&pt, va_init(0x7ffffffff000ull), pa_init(0x5000), PAGE_SIZE, PT_U | PT_W,
+                  PAGE_SIZE) == PT_OK,
            "lower top");
-    CHECKF(pt_map(&pt, 0x1000, 0x6000, PAGE_SIZE, PT_U, PAGE_SIZE) == PT_OK, "lower bottom");
+    CHECKF(pt_map(&pt, va_init(0x1000), pa_init(0x6000), PAGE_SIZE, PT_U, PAGE_SIZE) == PT_OK,
+           "lower bottom");
     struct leaves *ls = all_leaves(&pt, 0, UINT64_MAX);
     CHECKF(ls->n == 6, "%zu leaves", ls->n);
     uint64_t order[6] = {0x1000,
@@ -647,22 +688,24 @@ static void test_for_each_leaf_orders_and_clips(void)
 static void test_top_of_the_address_space(void)
 {
     struct pt pt = fresh(4);
-    CHECKF(pt_map(&pt, 0xffffffffffe00000ull, 0x40000000, PAGE_SIZE_2M, PT_W, PAGE_SIZE_1G) ==
-               PT_OK,
+    CHECKF(pt_map(&pt, va_init(0xffffffffffe00000ull), pa_init(0x40000000), PAGE_SIZE_2M, PT_W,
+                  PAGE_SIZE_1G) == PT_OK,
            "last 2M, ending at 2^64");
     struct leaves *ls = all_leaves(&pt, 0, UINT64_MAX);
     CHECKF(ls->n == 1 && ls->l[0].page_size == PAGE_SIZE_2M && ls->l[0].va == 0xffffffffffe00000ull,
            "one 2M leaf");
-    CHECKF(pt_unmap(&pt, 0xfffffffffffff000ull, PAGE_SIZE) == PT_OK, "unmap the last page (split)");
+    CHECKF(pt_unmap(&pt, va_init(0xfffffffffffff000ull), PAGE_SIZE) == PT_OK,
+           "unmap the last page (split)");
     ls = all_leaves(&pt, 0, UINT64_MAX);
     CHECKF(ls->n == 511 && ls->l[510].va == 0xffffffffffffe000ull, "511 pages left");
-    CHECKF(pt_map(&pt, 0xfffffffffffff000ull, 0x1234000, PAGE_SIZE, 0, PAGE_SIZE) == PT_OK,
+    CHECKF(pt_map(&pt, va_init(0xfffffffffffff000ull), pa_init(0x1234000), PAGE_SIZE, 0,
+                  PAGE_SIZE) == PT_OK,
            "last page");
     struct pt_leaf l;
-    CHECKF(pt_query(&pt, UINT64_MAX, &l) == PT_OK && l.pa == 0x1234000, "last byte maps");
-    CHECKF(pt_protect(&pt, 0xffffffffffe00000ull, PAGE_SIZE_2M, PT_G) == PT_OK,
+    CHECKF(pt_query(&pt, va_init(UINT64_MAX), &l) == PT_OK && l.pa == 0x1234000, "last byte maps");
+    CHECKF(pt_protect(&pt, va_init(0xffffffffffe00000ull), PAGE_SIZE_2M, PT_G) == PT_OK,
            "protect to the top");
-    CHECKF(pt_unmap(&pt, 0xffff800000000000ull, 0x800000000000ull) == PT_OK,
+    CHECKF(pt_unmap(&pt, va_init(0xffff800000000000ull), 0x800000000000ull) == PT_OK,
            "unmap the whole upper half");
     CHECKF(pt.table_count == 1, "root only");
     finish(&pt);
@@ -673,21 +716,25 @@ static void test_top_of_the_address_space(void)
 static void test_five_level_maps_the_whole_57_bit_space(void)
 {
     struct pt pt = fresh(5);
-    CHECKF(pt_map(&pt, 0xff00000000000000ull, 0, 2 * PAGE_SIZE_1G, PT_W, PAGE_SIZE_1G) == PT_OK,
+    CHECKF(pt_map(&pt, va_init(0xff00000000000000ull), pa_init(0), 2 * PAGE_SIZE_1G, PT_W,
+                  PAGE_SIZE_1G) == PT_OK,
            "5-level hhdm");
-    CHECKF(pt_map(&pt, 0x00fffffffffff000ull, 0x3000, PAGE_SIZE, PT_U, PAGE_SIZE) == PT_OK,
+    CHECKF(pt_map(&pt, va_init(0x00fffffffffff000ull), pa_init(0x3000), PAGE_SIZE, PT_U,
+                  PAGE_SIZE) == PT_OK,
            "top of lower half");
-    CHECKF(pt_map(&pt, 0x0000800000000000ull, 0x4000, PAGE_SIZE, 0, PAGE_SIZE) == PT_OK,
+    CHECKF(pt_map(&pt, va_init(0x0000800000000000ull), pa_init(0x4000), PAGE_SIZE, 0, PAGE_SIZE) ==
+               PT_OK,
            "2^47 is canonical with 5 levels");
-    CHECKF(pt_map(&pt, 0x0100000000000000ull, 0, PAGE_SIZE, 0, PAGE_SIZE) == PT_ERR_INVALID,
+    CHECKF(pt_map(&pt, va_init(0x0100000000000000ull), pa_init(0), PAGE_SIZE, 0, PAGE_SIZE) ==
+               PT_ERR_INVALID,
            "2^56 is not");
     /* root + (PML4 + PDPT) for the hhdm + (PML4, PDPT, PD, PT) + (PML4, PDPT, PD, PT). */
     CHECKF(pt.table_count == 11, "tables %llu", (unsigned long long)pt.table_count);
     struct pt_walk w;
-    pt_walk(&pt, 0x00fffffffffff000ull, &w);
+    pt_walk(&pt, va_init(0x00fffffffffff000ull), &w);
     CHECKF(w.present && w.depth == 5 && w.level[0].index == 255 && w.level[4].index == 511,
            "five entries");
-    pt_walk(&pt, 0xff00000040000000ull, &w);
+    pt_walk(&pt, va_init(0xff00000040000000ull), &w);
     CHECKF(w.present && w.depth == 3 && w.level[0].index == 256 &&
                w.leaf.page_size == PAGE_SIZE_1G && w.leaf.pa == PAGE_SIZE_1G,
            "1G leaf at depth 3");
@@ -701,7 +748,8 @@ static void test_five_level_maps_the_whole_57_bit_space(void)
                                {0xff00000000000000ull, 0, 2 * PAGE_SIZE_1G, PAGE_SIZE_1G}};
     CHECKF(pt_min_tables(spans, 3, 5, &tables) == PT_OK && tables == 11, "minimum %llu",
            (unsigned long long)tables);
-    CHECKF(pt_unmap(&pt, 0xff00000000000000ull, 2 * PAGE_SIZE_1G) == PT_OK && pt.table_count == 9,
+    CHECKF(pt_unmap(&pt, va_init(0xff00000000000000ull), 2 * PAGE_SIZE_1G) == PT_OK &&
+               pt.table_count == 9,
            "hhdm tables freed");
     finish(&pt);
 }
@@ -711,13 +759,14 @@ static void test_five_level_maps_the_whole_57_bit_space(void)
 static void test_adopt_counts_tables(void)
 {
     struct pt pt = fresh(4);
-    CHECKF(pt_map(&pt, 0xffffffff80000000ull, 0x100000, 5 * PAGE_SIZE_2M + PAGE_SIZE, 0,
-                  PAGE_SIZE_2M) == PT_OK,
+    CHECKF(pt_map(&pt, va_init(0xffffffff80000000ull), pa_init(0x100000),
+                  5 * PAGE_SIZE_2M + PAGE_SIZE, 0, PAGE_SIZE_2M) == PT_OK,
            "map");
-    CHECKF(pt_map(&pt, 0xffff800000000000ull, 0, 4 * PAGE_SIZE_1G, PT_W, PAGE_SIZE_1G) == PT_OK,
+    CHECKF(pt_map(&pt, va_init(0xffff800000000000ull), pa_init(0), 4 * PAGE_SIZE_1G, PT_W,
+                  PAGE_SIZE_1G) == PT_OK,
            "map hhdm");
     struct pt other;
-    pt_adopt(&other, pt.root, 4, true, pt.virt_offset, sim_frames(&sim));
+    pt_adopt(&other, pa_init(pt.root), 4, true, pt.virt_offset, sim_frames(&sim));
     CHECKF(other.table_count == pt.table_count, "adopted %llu, built %llu",
            (unsigned long long)other.table_count, (unsigned long long)pt.table_count);
     CHECKF(pt_check(&other, NULL), "adopted hierarchy checks");
@@ -799,7 +848,8 @@ static void test_min_tables_matches_mapping_in_any_order(void)
         bool ok = true;
         for (size_t i = 0; i < n; i++) {
             const struct pt_span *s = &spans[idx[i]];
-            ok = ok && pt_map(&pt, s->va, s->pa, s->size, PT_W, s->max_page_size) == PT_OK;
+            ok = ok && pt_map(&pt, va_init(s->va), pa_init(s->pa), s->size, PT_W,
+                              s->max_page_size) == PT_OK;
         }
         CHECKF(ok, "maps in round %d", round);
         CHECKF(pt.table_count == want, "round %d: %llu tables, minimum %llu", round,
@@ -811,10 +861,11 @@ static void test_min_tables_matches_mapping_in_any_order(void)
 static void test_destroy_returns_every_frame(void)
 {
     struct pt pt = fresh(4);
-    CHECKF(pt_map(&pt, 0, 0x100000, 3 * PAGE_SIZE_1G + 5 * PAGE_SIZE_2M + 7 * PAGE_SIZE, PT_W,
-                  PAGE_SIZE_1G) == PT_OK,
+    CHECKF(pt_map(&pt, va_init(0), pa_init(0x100000),
+                  3 * PAGE_SIZE_1G + 5 * PAGE_SIZE_2M + 7 * PAGE_SIZE, PT_W, PAGE_SIZE_1G) == PT_OK,
            "map");
-    CHECKF(pt_map(&pt, 0xffffc00000000000ull, 0x100000, 300 * PAGE_SIZE, PT_W, PAGE_SIZE) == PT_OK,
+    CHECKF(pt_map(&pt, va_init(0xffffc00000000000ull), pa_init(0x100000), 300 * PAGE_SIZE, PT_W,
+                  PAGE_SIZE) == PT_OK,
            "map 2");
     uint64_t tables = pt.table_count;
     CHECKF(tables > 2 && sim.held == tables, "held %llu", (unsigned long long)sim.held);

@@ -50,7 +50,7 @@ static struct pt pt;
 
 static void map(uint64_t va, uint64_t pa, uint64_t size, uint32_t attrs, uint64_t max)
 {
-    enum pt_status st = pt_map(&pt, va, pa, size, attrs, max);
+    enum pt_status st = pt_map(&pt, va_init(va), pa_init(pa), size, attrs, max);
     if (st != PT_OK) {
         fprintf(stderr, "ptdump_qemu_gen: map %llx: %s\n", (unsigned long long)va,
                 pt_status_str(st));
@@ -61,7 +61,7 @@ static void map(uint64_t va, uint64_t pa, uint64_t size, uint32_t attrs, uint64_
 static uint64_t *leaf_slot(uint64_t va)
 {
     struct pt_walk w;
-    pt_walk(&pt, va, &w);
+    pt_walk(&pt, va_init(va), &w);
     uint64_t table = w.depth == 1 ? pt.root : pte_table_addr(w.level[w.depth - 2].entry);
     return (uint64_t *)(uintptr_t)(table + pt.virt_offset) + w.level[w.depth - 1].index;
 }

@@ -64,7 +64,7 @@ static struct pt fresh(unsigned levels)
 static void map(struct pt *pt, uint64_t va, uint64_t pa, uint64_t size, uint32_t attrs,
                 uint64_t max)
 {
-    enum pt_status st = pt_map(pt, va, pa, size, attrs, max);
+    enum pt_status st = pt_map(pt, va_init(va), pa_init(pa), size, attrs, max);
     CHECKF(st == PT_OK, "map %llx: %s", (unsigned long long)va, pt_status_str(st));
 }
 
@@ -72,7 +72,7 @@ static void map(struct pt *pt, uint64_t va, uint64_t pa, uint64_t size, uint32_t
 static uint64_t *leaf_slot(struct pt *pt, uint64_t va)
 {
     struct pt_walk w;
-    pt_walk(pt, va, &w);
+    pt_walk(pt, va_init(va), &w);
     if (!w.present) {
         printf("no leaf at %llx\n", (unsigned long long)va);
         exit(1);
@@ -85,7 +85,7 @@ static uint64_t *leaf_slot(struct pt *pt, uint64_t va)
 static uint64_t *entry_slot(struct pt *pt, uint64_t va, unsigned d)
 {
     struct pt_walk w;
-    pt_walk(pt, va, &w);
+    pt_walk(pt, va_init(va), &w);
     uint64_t table = d == 0 ? pt->root : pte_table_addr(w.level[d - 1].entry);
     return (uint64_t *)(uintptr_t)(table + pt->virt_offset) + w.level[d].index;
 }
@@ -146,7 +146,7 @@ static void test_mem_sign_extends_at_the_lower_half_end(void)
     SAME_TEXT("00007ffffffff000-ffff800000001000 0000000000002000 -rw\n", "across the hole");
 
     /* With different protections the first range ends at 2^47, printed ffff800000000000. */
-    CHECKF(pt_protect(&pt, 0xffff800000000000ull, K4, 0) == PT_OK, "protect");
+    CHECKF(pt_protect(&pt, va_init(0xffff800000000000ull), K4, 0) == PT_OK, "protect");
     reset();
     ptdump_qemu_mem(&pt, text_sink, &out);
     SAME_TEXT("00007ffffffff000-ffff800000000000 0000000000001000 -rw\n"
@@ -154,7 +154,7 @@ static void test_mem_sign_extends_at_the_lower_half_end(void)
               "split at 2^47");
 
     /* Alone, the last lower-half page also ends at ffff800000000000. */
-    CHECKF(pt_unmap(&pt, 0xffff800000000000ull, K4) == PT_OK, "unmap");
+    CHECKF(pt_unmap(&pt, va_init(0xffff800000000000ull), K4) == PT_OK, "unmap");
     reset();
     ptdump_qemu_mem(&pt, text_sink, &out);
     SAME_TEXT("00007ffffffff000-ffff800000000000 0000000000001000 -rw\n", "alone");
@@ -321,7 +321,7 @@ static void test_human_dump_of_a_kernel_layout(void)
     CHECKF(wx == 2, "W+X pages %llu", (unsigned long long)wx);
 
     /* Fix the stack and the check passes. */
-    CHECKF(pt_protect(&pt, 0xffffc00000001000ull, 2 * K4, PT_W) == PT_OK, "protect");
+    CHECKF(pt_protect(&pt, va_init(0xffffc00000001000ull), 2 * K4, PT_W) == PT_OK, "protect");
     reset();
     wx = ptdump_human(&pt, &o, text_sink, &out);
     CHECKF(wx == 0 && strstr(out.buf, "W+X mappings: passed\n") != NULL &&
@@ -430,7 +430,7 @@ static struct pt fresh_in_new_memory(unsigned levels)
 static void expect_walk(struct pt *pt, uint64_t va, const char *want, const char *what)
 {
     struct pt_walk w;
-    pt_walk(pt, va, &w);
+    pt_walk(pt, va_init(va), &w);
     reset();
     ptdump_walk(&w, va, pt->levels, text_sink, &out);
     SAME_TEXT(want, what);

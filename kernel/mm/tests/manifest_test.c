@@ -128,7 +128,7 @@ static void test_add_splits_like_pt_map(void)
     CHECK(m.entries[3].page_size == M2 && m.entries[4].page_size == K4);
     struct pt pt;
     new_pt(&pt);
-    CHECK(pt_map(&pt, va, va - HIGH, size, PT_W, G1) == PT_OK);
+    CHECK(pt_map(&pt, va_init(va), pa_init(va - HIGH), size, PT_W, G1) == PT_OK);
     CHECK(compare(&m, &pt) == 0);
     CHECK(strcmp(out, "pt check: OK (5 mappings)\n") == 0);
     const char *why = NULL;
@@ -158,10 +158,10 @@ static void test_unmap_inside_a_1g_page(void)
     struct pt pt;
     new_pt(&pt);
     CHECK(manifest_set_add(&m, HIGH, 0, G1, G1, CANOPY_MAP_W, CANOPY_OWNER_HHDM));
-    CHECK(pt_map(&pt, HIGH, 0, G1, PT_W, G1) == PT_OK);
+    CHECK(pt_map(&pt, va_init(HIGH), pa_init(0), G1, PT_W, G1) == PT_OK);
     uint64_t hole = HIGH + 5 * M2 + 7 * K4;
     CHECK(manifest_set_remove(&m, hole, K4));
-    CHECK(pt_unmap(&pt, hole, K4) == PT_OK);
+    CHECK(pt_unmap(&pt, va_init(hole), K4) == PT_OK);
     /* 2M x5 | 4K x7 | (hole) | 4K x504 | 2M x506 */
     CHECK(m.count == 4);
     CHECK(m.entries[0].page_size == M2 && m.entries[0].size_bytes == 5 * M2);
@@ -179,14 +179,14 @@ static void test_protect_leaves_unchanged_pages_whole(void)
     struct pt pt;
     new_pt(&pt);
     CHECK(manifest_set_add(&m, HIGH, 0, 2 * M2, M2, CANOPY_MAP_W, CANOPY_OWNER_HHDM));
-    CHECK(pt_map(&pt, HIGH, 0, 2 * M2, PT_W, M2) == PT_OK);
+    CHECK(pt_map(&pt, va_init(HIGH), pa_init(0), 2 * M2, PT_W, M2) == PT_OK);
     /* Same flags over a part of a 2M page: nothing splits, in pt or in the manifest. */
     CHECK(manifest_set_protect(&m, HIGH + K4, K4, CANOPY_MAP_W));
-    CHECK(pt_protect(&pt, HIGH + K4, K4, PT_W) == PT_OK);
+    CHECK(pt_protect(&pt, va_init(HIGH + K4), K4, PT_W) == PT_OK);
     CHECK(m.count == 1 && compare(&m, &pt) == 0);
     /* Read-only over one 4K page of the second 2M page: that page splits. */
     CHECK(manifest_set_protect(&m, HIGH + M2 + K4, K4, 0));
-    CHECK(pt_protect(&pt, HIGH + M2 + K4, K4, 0) == PT_OK);
+    CHECK(pt_protect(&pt, va_init(HIGH + M2 + K4), K4, 0) == PT_OK);
     CHECK(m.count == 4);
     CHECK(compare(&m, &pt) == 0);
     free(m.entries);
@@ -228,29 +228,30 @@ static void test_compare_names_each_difference(void)
     new_pt(&pt);
     /* Recorded and mapped the same: a 4K run. */
     CHECK(manifest_set_add(&m, HIGH, 0x100000, 4 * K4, K4, CANOPY_MAP_W, CANOPY_OWNER_HEAP));
-    CHECK(pt_map(&pt, HIGH, 0x100000, 4 * K4, PT_W, K4) == PT_OK);
+    CHECK(pt_map(&pt, va_init(HIGH), pa_init(0x100000), 4 * K4, PT_W, K4) == PT_OK);
     CHECK(compare(&m, &pt) == 0);
     /* missing: recorded, not mapped */
     CHECK(manifest_set_add(&m, HIGH + M2, 0x200000, 2 * K4, K4, 0, CANOPY_OWNER_STACK));
     /* extra: mapped, not recorded */
-    CHECK(pt_map(&pt, HIGH + 2 * M2, 0x300000, K4, 0, K4) == PT_OK);
+    CHECK(pt_map(&pt, va_init(HIGH + 2 * M2), pa_init(0x300000), K4, 0, K4) == PT_OK);
     /* wrong PA */
     CHECK(manifest_set_add(&m, HIGH + 3 * M2, 0x400000, K4, K4, 0, CANOPY_OWNER_VMM));
-    CHECK(pt_map(&pt, HIGH + 3 * M2, 0x500000, K4, 0, K4) == PT_OK);
+    CHECK(pt_map(&pt, va_init(HIGH + 3 * M2), pa_init(0x500000), K4, 0, K4) == PT_OK);
     /* wrong page size: recorded as 4K pages, mapped as one 2M page */
     CHECK(manifest_set_add(&m, HIGH + 4 * M2, 0x600000, M2, K4, 0, CANOPY_OWNER_VMM));
-    CHECK(pt_map(&pt, HIGH + 4 * M2, 0x600000, M2, 0, M2) == PT_OK);
+    CHECK(pt_map(&pt, va_init(HIGH + 4 * M2), pa_init(0x600000), M2, 0, M2) == PT_OK);
     /* wrong flags */
     CHECK(manifest_set_add(&m, HIGH + 6 * M2, 0x900000, K4, K4, CANOPY_MAP_X, CANOPY_OWNER_TEST));
-    CHECK(pt_map(&pt, HIGH + 6 * M2, 0x900000, K4, PT_W, K4) == PT_OK);
+    CHECK(pt_map(&pt, va_init(HIGH + 6 * M2), pa_init(0x900000), K4, PT_W, K4) == PT_OK);
     /* W+X, recorded as such: only the W+X line */
     CHECK(manifest_set_add(&m, HIGH + 7 * M2, 0xa00000, 3 * K4, K4, CANOPY_MAP_W | CANOPY_MAP_X,
                            CANOPY_OWNER_TEST));
-    CHECK(pt_map(&pt, HIGH + 7 * M2, 0xa00000, 3 * K4, PT_W | PT_X, K4) == PT_OK);
+    CHECK(pt_map(&pt, va_init(HIGH + 7 * M2), pa_init(0xa00000), 3 * K4, PT_W | PT_X, K4) == PT_OK);
     /* wrong memory type: recorded write-combining, mapped uncached */
     CHECK(manifest_set_add(&m, HIGH + 8 * M2, 0xc0000000, 2 * K4, K4, CANOPY_MAP_W | CANOPY_MAP_WC,
                            CANOPY_OWNER_FRAMEBUFFER));
-    CHECK(pt_map(&pt, HIGH + 8 * M2, 0xc0000000, 2 * K4, PT_W | PT_CACHE_UC, K4) == PT_OK);
+    CHECK(pt_map(&pt, va_init(HIGH + 8 * M2), pa_init(0xc0000000), 2 * K4, PT_W | PT_CACHE_UC,
+                 K4) == PT_OK);
 
     CHECK(compare(&m, &pt) == 7);
     CHECK(strstr(out, "pt check: missing ffff800000200000-ffff800000202000 8K (stack): "
@@ -309,7 +310,7 @@ static void test_random_ops_stay_equal(void)
         if (op < 5) {
             uint64_t pa = rnd(64) * (gran > M2 ? G1 : M2) + (gran == K4 ? rnd(512) * K4 : 0);
             uint64_t max = (uint64_t[]){K4, M2, G1}[rnd(3)];
-            enum pt_status st = pt_map(&pt, va, pa, size, pt_attrs(flags), max);
+            enum pt_status st = pt_map(&pt, va_init(va), pa_init(pa), size, pt_attrs(flags), max);
             bool added = manifest_set_add(&m, va, pa, size, (uint32_t)max, flags, 1);
             if ((st == PT_OK) != added || (st != PT_OK && st != PT_ERR_EXISTS)) {
                 fprintf(stderr, "step %u: pt_map %s, manifest %s\n", step, pt_status_str(st),
@@ -319,10 +320,10 @@ static void test_random_ops_stay_equal(void)
             maps += added;
             refused += !added;
         } else if (op < 8) {
-            CHECK(pt_unmap(&pt, va, size) == PT_OK);
+            CHECK(pt_unmap(&pt, va_init(va), size) == PT_OK);
             CHECK(manifest_set_remove(&m, va, size));
         } else {
-            CHECK(pt_protect(&pt, va, size, pt_attrs(flags)) == PT_OK);
+            CHECK(pt_protect(&pt, va_init(va), size, pt_attrs(flags)) == PT_OK);
             CHECK(manifest_set_protect(&m, va, size, flags));
         }
         const char *why = NULL;

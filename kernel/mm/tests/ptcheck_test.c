@@ -69,7 +69,7 @@ static void new_pt(struct pt *pt)
 static void map(struct pt *pt, uint64_t va, uint64_t pa, uint64_t size, uint32_t attrs,
                 uint64_t max_page)
 {
-    enum pt_status st = pt_map(pt, va, pa, size, attrs, max_page);
+    enum pt_status st = pt_map(pt, va_init(va), pa_init(pa), size, attrs, max_page);
     if (st != PT_OK) {
         fprintf(stderr, "pt_map 0x%llx: %s\n", (unsigned long long)va, pt_status_str(st));
         exit(2);
@@ -81,7 +81,7 @@ static void set_pat_index(struct pt *pt, uint64_t va, uint64_t size, unsigned in
 {
     for (uint64_t at = va; at < va + size;) {
         struct pt_walk w;
-        pt_walk(pt, at, &w);
+        pt_walk(pt, va_init(at), &w);
         if (!w.present) {
             fprintf(stderr, "set_pat_index: 0x%llx not mapped\n", (unsigned long long)at);
             exit(2);
@@ -238,8 +238,8 @@ static void test_clean_layout_passes(void)
     map_ram(&pt);
     /* .text's and .rodata's aliases read-only, .data's writable, as stage 1 maps them. */
     uint64_t text = 0x1e00000, rodata = 0x1e21000, data = 0x1c80000;
-    CHECK(pt_protect(&pt, HHDM + text, 0x21000, 0) == PT_OK);
-    CHECK(pt_protect(&pt, HHDM + rodata, 0x9000, 0) == PT_OK);
+    CHECK(pt_protect(&pt, va_init(HHDM + text), 0x21000, 0) == PT_OK);
+    CHECK(pt_protect(&pt, va_init(HHDM + rodata), 0x9000, 0) == PT_OK);
     map(&pt, KERNEL, text, 0x21000, PT_X, K4);
     map(&pt, KERNEL + 0x21000, rodata, 0x9000, 0, K4);
     map(&pt, KERNEL + 0x2a000, data, 0x3f000, PT_W, K4);
@@ -268,7 +268,7 @@ static void test_writable_alias_of_code_fires(void)
     OUT_HAS("pt check: frame 0000000001e00000-0000000001e21000 132K writable at ffff800001e00000, "
             "executable at ffffffff80000000\n");
     /* Read-only through the direct map: the rule holds. */
-    CHECK(pt_protect(&pt, HHDM + text, 0x21000, 0) == PT_OK);
+    CHECK(pt_protect(&pt, va_init(HHDM + text), 0x21000, 0) == PT_OK);
     CHECK(frames(&pt, CANOPY_PAT) == 0);
     /* A writable mapping elsewhere (a stray vm mapping of the same frame) fires again. */
     map(&pt, CANOPY_DYNAMIC_BASE, text + 0x3000, K4, PT_W, K4);
@@ -289,7 +289,7 @@ static void test_two_memory_types_fire(void)
     OUT_HAS("pt check: frame 00000000ffc00000-0000000100000000 4M UC at 00000000ffc00000, WB at "
             "ffff8000ffc00000\n");
     /* UC and UC- are different types too. */
-    CHECK(pt_protect(&pt, 0xffc00000, M2, PT_W | PT_CACHE_UCM) == PT_OK);
+    CHECK(pt_protect(&pt, va_init(0xffc00000), M2, PT_W | PT_CACHE_UCM) == PT_OK);
     CHECK(frames(&pt, CANOPY_PAT) == 2);
     OUT_HAS("pt check: frame 00000000ffc00000-00000000ffe00000 2M UC- at 00000000ffc00000, WB at "
             "ffff8000ffc00000\n");
@@ -304,7 +304,8 @@ static void test_two_memory_types_fire(void)
     set_pat_index(&pt, CANOPY_DYNAMIC_BASE, 16 * K4, CANOPY_PAT_WC_INDEX);
     set_pat_index(&pt, CANOPY_DYNAMIC_BASE + M2, 16 * K4, CANOPY_PAT_WC_INDEX);
     CHECK(frames(&pt, CANOPY_PAT) == 0);
-    CHECK(pt_protect(&pt, CANOPY_DYNAMIC_BASE + M2 + 4 * K4, K4, PT_W | PT_CACHE_UC) == PT_OK);
+    CHECK(pt_protect(&pt, va_init(CANOPY_DYNAMIC_BASE + M2 + 4 * K4), K4, PT_W | PT_CACHE_UC) ==
+          PT_OK);
     CHECK(frames(&pt, CANOPY_PAT) == 1);
     OUT_HAS("pt check: frame 00000000c0004000-00000000c0005000 4K WC at ffffc00000004000, UC at "
             "ffffc00000204000\n");
@@ -323,7 +324,7 @@ static void test_aliases_that_agree_pass(void)
     map(&pt, KERNEL, 0x1c80000, 0x3f000, PT_W, K4);
     map(&pt, CANOPY_DYNAMIC_BASE + K4, 0x1b00000, 16 * K4, PT_W, K4);
     /* Code mapped twice, executable both times, written through neither. */
-    CHECK(pt_protect(&pt, HHDM + 0x1e00000, 0x21000, 0) == PT_OK);
+    CHECK(pt_protect(&pt, va_init(HHDM + 0x1e00000), 0x21000, 0) == PT_OK);
     map(&pt, KERNEL + M2, 0x1e00000, 0x21000, PT_X, K4);
     map(&pt, 0x1e00000, 0x1e00000, K4, PT_X, K4); /* a trampoline-like identity page */
     CHECK(frames(&pt, CANOPY_PAT) == 0);

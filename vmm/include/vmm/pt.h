@@ -9,6 +9,10 @@
  *
  * Attributes are given as PT_* flags; every mapping is present and readable.
  * Without PT_X the leaf gets NX (when the pt was created with nx = true).
+ *
+ * The entry points take virtual addresses as vaddr_t and physical ones as
+ * paddr_t (canopy/addr.h), so a swapped va and pa does not compile; the
+ * structures they fill in hold plain numbers.
  */
 #ifndef VMM_PT_H
 #define VMM_PT_H
@@ -17,6 +21,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include <canopy/addr.h>
 #include <canopy/compiler.h>
 
 /* Mapping attributes. */
@@ -72,7 +77,7 @@ enum pt_status pt_init(struct pt *pt, unsigned levels, bool nx, uint64_t virt_of
                        struct pt_frames frames) MUST_CHECK;
 
 /* Takes over an existing hierarchy (the kernel adopting stage 1's tables); counts its tables. */
-void pt_adopt(struct pt *pt, uint64_t root, unsigned levels, bool nx, uint64_t virt_offset,
+void pt_adopt(struct pt *pt, paddr_t root, unsigned levels, bool nx, uint64_t virt_offset,
               struct pt_frames frames);
 
 /*
@@ -83,7 +88,7 @@ void pt_adopt(struct pt *pt, uint64_t root, unsigned levels, bool nx, uint64_t v
  *    cannot be allocated; in both cases the hierarchy is unchanged (prepare,
  *    then commit).
  */
-enum pt_status pt_map(struct pt *pt, uint64_t va, uint64_t pa, uint64_t size, uint32_t attrs,
+enum pt_status pt_map(struct pt *pt, vaddr_t va, paddr_t pa, uint64_t size, uint32_t attrs,
                       uint64_t max_page_size) MUST_CHECK;
 
 /*
@@ -92,13 +97,13 @@ enum pt_status pt_map(struct pt *pt, uint64_t va, uint64_t pa, uint64_t size, ui
  * Does not free the mapped frames and does not flush TLBs.
  * => PT_ERR_NOMEM (nothing changed) if a split needs a table that cannot be had.
  */
-enum pt_status pt_unmap(struct pt *pt, uint64_t va, uint64_t size) MUST_CHECK;
+enum pt_status pt_unmap(struct pt *pt, vaddr_t va, uint64_t size) MUST_CHECK;
 
 /*
  * Sets the attributes of every mapped page in [va, va + size), splitting large
  * pages cut by the range. PT_ERR_NOMEM leaves everything unchanged.
  */
-enum pt_status pt_protect(struct pt *pt, uint64_t va, uint64_t size, uint32_t attrs) MUST_CHECK;
+enum pt_status pt_protect(struct pt *pt, vaddr_t va, uint64_t size, uint32_t attrs) MUST_CHECK;
 
 /* One present leaf as the walker sees it. */
 struct pt_leaf {
@@ -111,7 +116,7 @@ struct pt_leaf {
 };
 
 /* Looks up va. => PT_ERR_NOT_MAPPED if no present leaf covers it. */
-enum pt_status pt_query(const struct pt *pt, uint64_t va, struct pt_leaf *out) MUST_CHECK;
+enum pt_status pt_query(const struct pt *pt, vaddr_t va, struct pt_leaf *out) MUST_CHECK;
 
 /* A walk from the root, for `walk VA`: index and raw entry at each level. */
 struct pt_walk {
@@ -128,7 +133,7 @@ struct pt_walk {
  * entries read; the walk stops at a leaf or a non-present entry. A
  * non-canonical va gives depth 0 and present false.
  */
-void pt_walk(const struct pt *pt, uint64_t va, struct pt_walk *out);
+void pt_walk(const struct pt *pt, vaddr_t va, struct pt_walk *out);
 
 /*
  * Calls fn for each present leaf intersecting [va_start, va_last] (va_last is
