@@ -19,26 +19,33 @@
 
 #include <canopy/page.h>
 
-/* [a, b) clipped to [lo, hi); false if nothing is left. */
-static bool clip(uint64_t *a, uint64_t *b, uint64_t lo, uint64_t hi)
+/*
+ * The next run down: the highest run of usable ranges that ends at or below
+ * ranges[*i - 1], clipped to [lo, hi) and not empty. *i starts at n and
+ * moves to the run's first range; false when no run is left.
+ */
+static bool run_prev(const struct canopy_mem_range *r, uint32_t *i, uint64_t lo, uint64_t hi,
+                     uint64_t *a, uint64_t *b)
 {
-    if (*a < lo)
-        *a = lo;
-    if (*b > hi)
-        *b = hi;
-    return *a < *b;
-}
-
-/* The run of usable ranges that ends with ranges[*i]; moves *i to the range before it. */
-static void run_back(const struct canopy_mem_range *r, uint32_t *i, uint64_t *a, uint64_t *b)
-{
-    *b = r[*i].base + r[*i].page_count * PAGE_SIZE;
-    *a = r[*i].base;
-    while (*i > 0 && r[*i - 1].type == CANOPY_MEM_USABLE &&
-           r[*i - 1].base + r[*i - 1].page_count * PAGE_SIZE == *a) {
+    while (*i > 0) {
         (*i)--;
+        if (r[*i].type != CANOPY_MEM_USABLE)
+            continue;
+        *b = r[*i].base + r[*i].page_count * PAGE_SIZE;
         *a = r[*i].base;
+        while (*i > 0 && r[*i - 1].type == CANOPY_MEM_USABLE &&
+               r[*i - 1].base + r[*i - 1].page_count * PAGE_SIZE == *a) {
+            (*i)--;
+            *a = r[*i].base;
+        }
+        if (*a < lo)
+            *a = lo;
+        if (*b > hi)
+            *b = hi;
+        if (*a < *b)
+            return true;
     }
+    return false;
 }
 
 bool claim_place(const struct canopy_mem_range *r, uint32_t n, uint64_t lo, uint64_t hi,
@@ -46,13 +53,8 @@ bool claim_place(const struct canopy_mem_range *r, uint32_t n, uint64_t lo, uint
                  uint64_t *pa)
 {
     uint64_t size = page_count * PAGE_SIZE;
-    for (uint32_t i = n; i-- > 0;) {
-        if (r[i].type != CANOPY_MEM_USABLE)
-            continue;
-        uint64_t a, b;
-        run_back(r, &i, &a, &b);
-        if (!clip(&a, &b, lo, hi))
-            continue;
+    uint64_t a, b;
+    for (uint32_t i = n; run_prev(r, &i, lo, hi, &a, &b);) {
         uint64_t end = b;
         while (end - a >= size) {
             uint64_t start = end - size, next = end;
@@ -78,13 +80,8 @@ uint64_t claim_free_pages(const struct canopy_mem_range *r, uint32_t n, uint64_t
                           uint64_t *largest_run)
 {
     uint64_t total = 0, largest = 0;
-    for (uint32_t i = n; i-- > 0;) {
-        if (r[i].type != CANOPY_MEM_USABLE)
-            continue;
-        uint64_t a, b;
-        run_back(r, &i, &a, &b);
-        if (!clip(&a, &b, lo, hi))
-            continue;
+    uint64_t a, b;
+    for (uint32_t i = n; run_prev(r, &i, lo, hi, &a, &b);) {
         /* Walk the run upwards from a, past each span in address order. */
         uint64_t at = a;
         while (at < b) {
