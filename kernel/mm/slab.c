@@ -17,16 +17,29 @@
  * header, never in the objects themselves, so a stray write into a freed
  * object cannot corrupt the allocator and a double free is one bit test.
  *
- * Invariants (slab_check): each slab is on exactly one list of its class,
+ * A cache's slab has the same header, with its own magic and a pointer to
+ * the cache, and objects of the cache's size (a multiple of 64) from offset
+ * 64: every object starts on a cache line.
+ *
+ *   cache slab, 128-byte objects (31 per page, 0 bytes left over)
+ *   +--------------------+ 0
+ *   | header (64 bytes)  |
+ *   +--------------------+ 64    object 0: lines 1 and 2
+ *   | object 0           |
+ *   +--------------------+ 192   object 1: lines 3 and 4 ...
+ *
+ * Invariants (slab_check, slab_cache_check): each slab is on exactly one list of its class,
  * partial iff 0 < used < objects (an empty slab is given back at once), its
  * bitmap has `used` bits set; the per-class counters equal the lists.
  *
- * Callers: kmalloc.c (the kernel heap on PMM frames), the host tests.
+ * Callers: kmalloc.c (the kernel heap and its caches on PMM frames), the
+ * host tests and benchmarks.
  */
 #include "slab.h"
 
 #define SLAB_MAGIC  0x42414c53u /* "SLAB" */
 #define LARGE_MAGIC 0x4752414cu /* "LARG" */
+#define CACHE_MAGIC 0x48434143u /* "CACH": a cache's slab */
 #define DEAD_MAGIC  0x44414544u /* "DEAD": written when a page goes back */
 #define POISON_FREE 0xdb
 
@@ -34,8 +47,11 @@ struct slab_hdr {
     uint32_t magic;
     uint16_t cls;
     uint16_t used;
-    struct slab_hdr *prev, *next; /* the class's partial or full list */
-    uint64_t pages;               /* large allocations: pages in the run */
+    struct slab_hdr *prev, *next; /* the class's (or cache's) partial or full list */
+    union {
+        uint64_t pages;           /* large allocations: pages in the run */
+        struct slab_cache *cache; /* a cache's slabs: the cache */
+    };
     uint64_t bitmap[SLAB_MAX_OBJECTS / 64];
 };
 _Static_assert(sizeof(struct slab_hdr) == SLAB_HEADER_SIZE, "the header is one 64-byte line");
@@ -120,6 +136,47 @@ static void list_remove(struct slab_hdr **head, struct slab_hdr *s)
     s->prev = s->next = NULL;
 }
 
+/* Marks the lowest free object of s (a partial slab) used and returns its index. */
+static unsigned take_object(struct slab_hdr *s)
+{
+    unsigned i = 0;
+    for (unsigned w = 0; w < SLAB_MAX_OBJECTS / 64; w++) {
+        if (s->bitmap[w] != UINT64_MAX) {
+            i = w * 64 + (unsigned)__builtin_ctzll(~s->bitmap[w]);
+            break;
+        }
+    }
+    /* A partial slab has a clear bit below its object count: bits past it are never set. */
+    s->bitmap[i / 64] |= 1ull << (i % 64);
+    s->used++;
+    return i;
+}
+
+/*
+ * The index of the object at offset off of slab s, whose objects are size
+ * bytes, cap of them: SLAB_ERR_BAD_POINTER if off is not an object's
+ * start, SLAB_ERR_DOUBLE_FREE if that object is free.
+ */
+static enum slab_status object_at(const struct slab_hdr *s, size_t off, size_t size, unsigned cap,
+                                  size_t *index)
+{
+    size_t i = (off - SLAB_HEADER_SIZE) / size;
+    if ((off - SLAB_HEADER_SIZE) % size != 0 || i >= cap)
+        return SLAB_ERR_BAD_POINTER;
+    if (!(s->bitmap[i / 64] & (1ull << (i % 64))))
+        return SLAB_ERR_DOUBLE_FREE;
+    *index = i;
+    return SLAB_OK;
+}
+
+/* Poisons object i of s (size bytes at p) and marks it free; the caller moves s between lists. */
+static void put_object(struct slab_hdr *s, void *p, size_t size, size_t i)
+{
+    __builtin_memset(p, POISON_FREE, size);
+    s->bitmap[i / 64] &= ~(1ull << (i % 64));
+    s->used--;
+}
+
 static void *large_alloc(struct slab_heap *h, size_t size)
 {
     /* Sizes so large the page count overflows are refused before asking for pages. */
@@ -164,19 +221,9 @@ void *slab_alloc(struct slab_heap *h, size_t size)
     struct slab_hdr *s = h->partial[c];
     if (s == NULL && (s = slab_new(h, c)) == NULL)
         return NULL;
-    unsigned objects = slab_class_objects(c);
-    unsigned i = 0;
-    for (unsigned w = 0; w < SLAB_MAX_OBJECTS / 64; w++) {
-        if (s->bitmap[w] != UINT64_MAX) {
-            i = w * 64 + (unsigned)__builtin_ctzll(~s->bitmap[w]);
-            break;
-        }
-    }
-    /* A partial slab has a clear bit below `objects`: bits past it are never set. */
-    s->bitmap[i / 64] |= 1ull << (i % 64);
-    s->used++;
+    unsigned i = take_object(s);
     h->objects[c]++;
-    if (s->used == objects) {
+    if (s->used == slab_class_objects(c)) {
         list_remove(&h->partial[c], s);
         list_push(&h->full[c], s);
     }
@@ -208,21 +255,16 @@ enum slab_status slab_free(struct slab_heap *h, void *p)
     if (s->magic != SLAB_MAGIC || s->cls >= SLAB_CLASS_COUNT)
         return SLAB_ERR_BAD_POINTER;
     unsigned c = s->cls;
-    size_t size = class_sizes[c];
-    size_t i = (off - SLAB_HEADER_SIZE) / size;
-    if ((off - SLAB_HEADER_SIZE) % size != 0 || i >= slab_class_objects(c))
-        return SLAB_ERR_BAD_POINTER;
-    uint64_t bit = 1ull << (i % 64);
-    if (!(s->bitmap[i / 64] & bit))
-        return SLAB_ERR_DOUBLE_FREE;
+    size_t size = class_sizes[c], i;
+    enum slab_status st = object_at(s, off, size, slab_class_objects(c), &i);
+    if (st != SLAB_OK)
+        return st;
 
-    __builtin_memset(p, POISON_FREE, size);
     if (s->used == slab_class_objects(c)) {
         list_remove(&h->full[c], s);
         list_push(&h->partial[c], s);
     }
-    s->bitmap[i / 64] &= ~bit;
-    s->used--;
+    put_object(s, p, size, i);
     h->objects[c]--;
     if (s->used == 0) {
         list_remove(&h->partial[c], s);
@@ -251,22 +293,33 @@ static unsigned popcount_bitmap(const struct slab_hdr *s)
     return n;
 }
 
-/* Checks one list of class c; adds its slabs and objects to the totals. */
-static bool check_list(const struct slab_heap *h, const struct slab_hdr *head, unsigned c,
-                       bool full, uint64_t *slabs, uint64_t *objects, const char **why)
+/* What every slab on a list must be: whose, and how many objects it holds. */
+struct list_owner {
+    const struct slab_pages *pages;
+    uint64_t max_slabs; /* more slabs than this on one list means a cycle */
+    uint32_t magic;
+    uint16_t cls;                   /* the heap's class (heap slabs) */
+    const struct slab_cache *cache; /* the cache (cache slabs) */
+    unsigned cap;                   /* objects per slab */
+};
+
+/* Checks one list; adds its slabs and objects to the totals. */
+static bool check_list(const struct list_owner *o, const struct slab_hdr *head, bool full,
+                       uint64_t *slabs, uint64_t *objects, const char **why)
 {
-    unsigned cap = slab_class_objects(c);
+    unsigned cap = o->cap;
     const struct slab_hdr *prev = NULL;
     for (const struct slab_hdr *s = head; s; prev = s, s = s->next) {
-        if (*slabs > h->page_count) {
+        if (*slabs > o->max_slabs) {
             *why = "a slab list is longer than the heap's page count (a cycle?)";
             return false;
         }
-        if (!page_is_aligned((uintptr_t)s) || !h->pages.owns(h->pages.ctx, s)) {
+        if (!page_is_aligned((uintptr_t)s) || !o->pages->owns(o->pages->ctx, s)) {
             *why = "a listed slab is not a page the heap owns";
             return false;
         }
-        if (s->magic != SLAB_MAGIC || s->cls != c) {
+        if (s->magic != o->magic ||
+            (o->magic == CACHE_MAGIC ? s->cache != o->cache : s->cls != o->cls)) {
             *why = "a listed slab has a bad magic or the wrong class";
             return false;
         }
@@ -302,8 +355,10 @@ bool slab_check(const struct slab_heap *h, const char **why)
     uint64_t pages = h->large_pages;
     for (unsigned c = 0; c < SLAB_CLASS_COUNT; c++) {
         uint64_t slabs = 0, objects = 0;
-        if (!check_list(h, h->partial[c], c, false, &slabs, &objects, why) ||
-            !check_list(h, h->full[c], c, true, &slabs, &objects, why))
+        struct list_owner o = {&h->pages,   h->page_count, SLAB_MAGIC,
+                               (uint16_t)c, NULL,          slab_class_objects(c)};
+        if (!check_list(&o, h->partial[c], false, &slabs, &objects, why) ||
+            !check_list(&o, h->full[c], true, &slabs, &objects, why))
             return false;
         if (slabs != h->slabs[c] || objects != h->objects[c]) {
             *why = "a class's slab or object counter disagrees with its lists";
@@ -317,6 +372,99 @@ bool slab_check(const struct slab_heap *h, const char **why)
     }
     if ((h->large_allocs == 0) != (h->large_pages == 0) || h->large_pages < h->large_allocs) {
         *why = "the large-allocation counters disagree";
+        return false;
+    }
+    return true;
+}
+
+/* ---- caches ---- */
+
+bool slab_cache_init(struct slab_cache *c, const char *name, size_t size, struct slab_pages pages)
+{
+    __builtin_memset(c, 0, sizeof(*c));
+    if (size == 0 || size > PAGE_SIZE)
+        return false;
+    size_t rounded = align_up(size, SLAB_CACHE_ALIGN);
+    size_t per_slab = (PAGE_SIZE - SLAB_HEADER_SIZE) / rounded;
+    if (per_slab < 2)
+        return false;
+    c->pages = pages;
+    c->name = name;
+    c->size = (uint32_t)rounded;
+    c->per_slab = (uint32_t)per_slab;
+    return true;
+}
+
+void *slab_cache_alloc(struct slab_cache *c)
+{
+    struct slab_hdr *s = c->partial;
+    if (s == NULL) {
+        void *page;
+        if (!c->pages.alloc(c->pages.ctx, 1, &page))
+            return NULL;
+        s = page;
+        __builtin_memset(s, 0, sizeof(*s));
+        s->magic = CACHE_MAGIC;
+        s->cache = c;
+        c->slabs++;
+        list_push(&c->partial, s);
+    }
+    unsigned i = take_object(s);
+    c->objects++;
+    if (s->used == c->per_slab) {
+        list_remove(&c->partial, s);
+        list_push(&c->full, s);
+    }
+    return (char *)s + SLAB_HEADER_SIZE + (size_t)i * c->size;
+}
+
+enum slab_status slab_cache_free(struct slab_cache *c, void *p)
+{
+    if (p == NULL)
+        return SLAB_OK;
+    if ((uintptr_t)p % SLAB_CACHE_ALIGN != 0)
+        return SLAB_ERR_BAD_POINTER;
+    struct slab_hdr *s = header_of(p);
+    size_t off = (size_t)((char *)p - (char *)s), i;
+    if (off < SLAB_HEADER_SIZE || !c->pages.owns(c->pages.ctx, s) || s->magic != CACHE_MAGIC ||
+        s->cache != c)
+        return SLAB_ERR_BAD_POINTER;
+    enum slab_status st = object_at(s, off, c->size, c->per_slab, &i);
+    if (st != SLAB_OK)
+        return st;
+
+    if (s->used == c->per_slab) {
+        list_remove(&c->full, s);
+        list_push(&c->partial, s);
+    }
+    put_object(s, p, c->size, i);
+    c->objects--;
+    if (s->used == 0) {
+        list_remove(&c->partial, s);
+        s->magic = DEAD_MAGIC;
+        c->slabs--;
+        c->pages.free(c->pages.ctx, s, 1);
+    }
+    return SLAB_OK;
+}
+
+bool slab_cache_check(const struct slab_cache *c, const char **why)
+{
+    const char *dummy;
+    if (why == NULL)
+        why = &dummy;
+    if (c->size == 0 || c->size % SLAB_CACHE_ALIGN != 0 ||
+        c->per_slab != (PAGE_SIZE - SLAB_HEADER_SIZE) / c->size) {
+        *why = "a cache's object size or objects per slab are wrong";
+        return false;
+    }
+    struct list_owner o = {&c->pages, c->slabs, CACHE_MAGIC, 0, c, c->per_slab};
+    uint64_t slabs = 0, objects = 0;
+    if (!check_list(&o, c->partial, false, &slabs, &objects, why) ||
+        !check_list(&o, c->full, true, &slabs, &objects, why))
+        return false;
+    if (slabs != c->slabs || objects != c->objects) {
+        *why = "a cache's slab or object counter disagrees with its lists";
         return false;
     }
     return true;

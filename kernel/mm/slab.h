@@ -8,6 +8,12 @@
  * page the allocator hands out starts with a 64-byte header, so the header of
  * any pointer it returned is at the pointer rounded down to PAGE_SIZE and no
  * metadata lives anywhere else.
+ *
+ * A cache (struct slab_cache) is one more size class of its own, kept apart
+ * from the heap's: its object size is the request rounded up to a multiple
+ * of SLAB_CACHE_ALIGN, so each object starts on a 64-byte cache line and
+ * its first 64 bytes are one line. For objects whose first line is what a
+ * hot path reads (the VMA's tree node).
  */
 #ifndef KERNEL_MM_SLAB_H
 #define KERNEL_MM_SLAB_H
@@ -25,6 +31,9 @@
 
 /* The biggest request a slab class serves; larger ones get whole pages. */
 #define SLAB_MAX_SMALL 2016u
+
+/* What a cache's object sizes are rounded to, and its objects aligned to: a cache line. */
+#define SLAB_CACHE_ALIGN 64u
 
 enum slab_status {
     SLAB_OK = 0,
@@ -59,6 +68,22 @@ struct slab_heap {
     uint64_t large_allocs;                      /* live whole-page allocations */
     uint64_t large_pages;                       /* pages they hold */
     uint64_t page_count;                        /* every page held: slabs + large */
+};
+
+/*
+ * A cache of objects of one size. Its slabs are one page each with the same
+ * 64-byte header as the heap's, which names the cache, so an object goes
+ * back only to the cache it came from.
+ */
+struct slab_cache {
+    struct slab_pages pages;
+    const char *name;
+    uint32_t size;            /* object size: the request rounded up to SLAB_CACHE_ALIGN */
+    uint32_t per_slab;        /* objects one slab page holds */
+    struct slab_hdr *partial; /* slabs with a free object */
+    struct slab_hdr *full;    /* slabs without one */
+    uint64_t slabs;           /* slab pages */
+    uint64_t objects;         /* objects handed out */
 };
 
 /* The class serving a request of size bytes (1..SLAB_MAX_SMALL); SLAB_CLASS_COUNT if none. */
@@ -99,5 +124,30 @@ size_t slab_usable_size(const struct slab_heap *h, const void *p);
  * hold. => false and a reason in *why on the first problem.
  */
 bool slab_check(const struct slab_heap *h, const char **why);
+
+/*
+ * Makes an empty cache of objects of size bytes (rounded up to
+ * SLAB_CACHE_ALIGN) over a page source. => false if size is 0 or a slab
+ * page would hold fewer than two objects (size above 1984 bytes).
+ */
+bool slab_cache_init(struct slab_cache *c, const char *name, size_t size, struct slab_pages pages);
+
+/*
+ * One object, at a multiple of SLAB_CACHE_ALIGN, not zeroed; NULL if the
+ * page source is empty. The lowest free object of the most recently started
+ * partial slab, as the heap's classes do.
+ */
+void *slab_cache_alloc(struct slab_cache *c);
+
+/*
+ * Gives p back (NULL is accepted); an emptied slab goes back to the page
+ * source at once. => SLAB_ERR_BAD_POINTER for a pointer that is not an
+ * object of this cache (the heap's and other caches' included), or
+ * SLAB_ERR_DOUBLE_FREE; nothing changed.
+ */
+enum slab_status slab_cache_free(struct slab_cache *c, void *p);
+
+/* As slab_check, for a cache's slabs and counters. */
+bool slab_cache_check(const struct slab_cache *c, const char **why);
 
 #endif

@@ -1,6 +1,6 @@
 /*
- * slab_test: host tests of the kernel heap's size-class allocator
- * (kernel/mm/slab.c) over a page source of aligned host memory that records
+ * slab_test: host tests of the kernel heap's size-class allocator and its
+ * caches (kernel/mm/slab.c) over a page source of aligned host memory that records
  * which pages it lent out, so tests can prove that every page comes back.
  * Prints `N passed, M failed` and exits non-zero on failure.
  */
@@ -271,6 +271,149 @@ static void test_random_churn_keeps_contents_and_returns_every_page(void)
     free(src);
 }
 
+/* ---- caches ---- */
+
+static bool cache_init(struct slab_cache *c, struct source *s, size_t size)
+{
+    return slab_cache_init(
+        c, "test", size,
+        (struct slab_pages){.alloc = src_alloc, .free = src_free, .owns = src_owns, .ctx = s});
+}
+
+static bool cache_ok(const struct slab_cache *c)
+{
+    const char *why = NULL;
+    bool ok = slab_cache_check(c, &why);
+    if (!ok)
+        fprintf(stderr, "slab_cache_check: %s\n", why);
+    return ok;
+}
+
+static void test_cache_sizes_round_to_lines(void)
+{
+    struct source *src = source_new(10);
+    struct slab_cache c;
+    CHECK(!cache_init(&c, src, 0));
+    CHECK(!cache_init(&c, src, 1985)); /* 2048 bytes: one per page */
+    CHECK(!cache_init(&c, src, SIZE_MAX));
+    CHECK(cache_init(&c, src, 1984) && c.size == 1984 && c.per_slab == 2);
+    CHECK(cache_init(&c, src, 1) && c.size == 64 && c.per_slab == 63);
+    CHECK(cache_init(&c, src, 96) && c.size == 128 && c.per_slab == 31);
+    CHECK(cache_init(&c, src, 128) && c.size == 128 && c.per_slab == 31);
+    CHECK(cache_ok(&c) && src->pages_out == 0);
+    free(src);
+}
+
+/* Every object starts on a 64-byte line; a slab holds exactly per_slab of them. */
+static void test_cache_objects_start_on_lines_and_fill_a_slab(void)
+{
+    struct source *src = source_new(10);
+    struct slab_cache c;
+    CHECK(cache_init(&c, src, 80));
+    unsigned n = c.per_slab;
+    char *p[64];
+    for (unsigned i = 0; i <= n; i++) {
+        p[i] = slab_cache_alloc(&c);
+        CHECK(p[i] != NULL && (uintptr_t)p[i] % SLAB_CACHE_ALIGN == 0);
+    }
+    for (unsigned i = 1; i < n; i++)
+        CHECK(p[i] - p[i - 1] == (ptrdiff_t)c.size);
+    CHECK(page_down((uintptr_t)p[n - 1]) == page_down((uintptr_t)p[0]));
+    CHECK(page_down((uintptr_t)p[n]) != page_down((uintptr_t)p[0])); /* the slab was full */
+    CHECK(c.slabs == 2 && c.objects == n + 1 && src->pages_out == 2 && cache_ok(&c));
+    memset(p[3], 0x5a, c.size);
+    CHECK(slab_cache_free(&c, p[3]) == SLAB_OK);
+    CHECK(slab_cache_alloc(&c) == p[3]); /* the lowest free object of the newest partial slab */
+    for (unsigned i = 0; i <= n; i++)
+        CHECK(slab_cache_free(&c, p[i]) == SLAB_OK);
+    CHECK(c.slabs == 0 && c.objects == 0 && src->pages_out == 0 && cache_ok(&c));
+    free(src);
+}
+
+/* A cache takes back only its own objects; the heap takes none of them. */
+static void test_cache_refuses_what_is_not_its_own(void)
+{
+    struct source *src = source_new(100);
+    struct slab_heap h;
+    struct slab_cache c, other;
+    heap_init(&h, src);
+    CHECK(cache_init(&c, src, 96) && cache_init(&other, src, 96));
+    char *a = slab_cache_alloc(&c), *b = slab_cache_alloc(&c);
+    char *o = slab_cache_alloc(&other);
+    char *k = slab_alloc(&h, 128); /* a heap object of the same size, line-aligned */
+    CHECK(a && b && o && k && (uintptr_t)k % SLAB_CACHE_ALIGN == 0);
+    CHECK(slab_cache_free(&c, a) == SLAB_OK);
+    CHECK(slab_cache_free(&c, a) == SLAB_ERR_DOUBLE_FREE);
+    CHECK(slab_cache_free(&c, b + 64) == SLAB_ERR_BAD_POINTER); /* inside an object */
+    CHECK(slab_cache_free(&c, b + 16) == SLAB_ERR_BAD_POINTER); /* misaligned */
+    CHECK(slab_cache_free(&c, o) == SLAB_ERR_BAD_POINTER);      /* another cache's */
+    CHECK(slab_cache_free(&c, k) == SLAB_ERR_BAD_POINTER);      /* the heap's */
+    CHECK(slab_free(&h, b) == SLAB_ERR_BAD_POINTER);            /* a cache's, to the heap */
+    CHECK(slab_cache_free(&c, (char *)(uintptr_t)page_down((uintptr_t)b)) == SLAB_ERR_BAD_POINTER);
+    CHECK(c.objects == 1 && other.objects == 1 && cache_ok(&c) && cache_ok(&other) && heap_ok(&h));
+    CHECK(slab_cache_free(&c, b) == SLAB_OK);
+    CHECK(slab_cache_free(&c, b) == SLAB_ERR_BAD_POINTER); /* the slab page went back with b */
+    CHECK(slab_cache_free(&c, NULL) == SLAB_OK);
+    CHECK(slab_cache_free(&other, o) == SLAB_OK && slab_free(&h, k) == SLAB_OK);
+    CHECK(src->pages_out == 0);
+    free(src);
+}
+
+static void test_cache_empty_page_source_gives_null_and_no_change(void)
+{
+    struct source *src = source_new(1);
+    struct slab_cache c;
+    CHECK(cache_init(&c, src, 1984));
+    void *a = slab_cache_alloc(&c), *b = slab_cache_alloc(&c);
+    CHECK(a != NULL && b != NULL);
+    CHECK(slab_cache_alloc(&c) == NULL);
+    CHECK(c.slabs == 1 && c.objects == 2 && src->pages_out == 1 && cache_ok(&c));
+    CHECK(slab_cache_free(&c, a) == SLAB_OK && slab_cache_free(&c, b) == SLAB_OK);
+    CHECK(src->pages_out == 0);
+    free(src);
+}
+
+/* Random churn of one cache, each object filled with its own byte and checked before it goes. */
+static void test_cache_churn_keeps_contents_and_returns_every_page(void)
+{
+    enum { SLOTS = 700, OPS = 200000 };
+    struct source *src = source_new(UINT64_MAX);
+    struct slab_cache c;
+    CHECK(cache_init(&c, src, 96));
+    static struct {
+        unsigned char *p;
+        unsigned char tag;
+    } slot[SLOTS];
+    uint64_t x = 0x2545f4914f6cdd1dull;
+    unsigned corrupt = 0, bad_free = 0, oom = 0, misaligned = 0, check_fail = 0;
+    for (unsigned op = 0; op < OPS; op++) {
+        xorshift64_next(&x);
+        unsigned i = (unsigned)(x % SLOTS);
+        if (slot[i].p) {
+            for (size_t k = 0; k < 96; k++)
+                corrupt += slot[i].p[k] != slot[i].tag;
+            bad_free += slab_cache_free(&c, slot[i].p) != SLAB_OK;
+            slot[i].p = NULL;
+        } else {
+            slot[i].p = slab_cache_alloc(&c);
+            oom += slot[i].p == NULL;
+            slot[i].tag = (unsigned char)(op | 1);
+            if (slot[i].p) {
+                misaligned += (uintptr_t)slot[i].p % SLAB_CACHE_ALIGN != 0;
+                memset(slot[i].p, slot[i].tag, 96);
+            }
+        }
+        if (op % 4096 == 0)
+            check_fail += !cache_ok(&c);
+    }
+    for (unsigned i = 0; i < SLOTS; i++)
+        if (slot[i].p)
+            bad_free += slab_cache_free(&c, slot[i].p) != SLAB_OK;
+    CHECK(corrupt == 0 && bad_free == 0 && oom == 0 && misaligned == 0 && check_fail == 0);
+    CHECK(src->pages_out == 0 && c.slabs == 0 && cache_ok(&c));
+    free(src);
+}
+
 int main(void)
 {
     test_classes_cover_sizes_in_order();
@@ -280,5 +423,10 @@ int main(void)
     test_double_and_bad_frees_are_refused_without_change();
     test_empty_page_source_gives_null_and_no_change();
     test_random_churn_keeps_contents_and_returns_every_page();
+    test_cache_sizes_round_to_lines();
+    test_cache_objects_start_on_lines_and_fill_a_slab();
+    test_cache_refuses_what_is_not_its_own();
+    test_cache_empty_page_source_gives_null_and_no_change();
+    test_cache_churn_keeps_contents_and_returns_every_page();
     return check_finish();
 }
