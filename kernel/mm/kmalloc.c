@@ -8,9 +8,13 @@
  * into frames it does not hold (foreign memory, pages already given back)
  * without reading them.
  *
+ * The caches (kcache_create) are slab.c's caches over the same frames, in
+ * a small fixed table: the VMM's nodes have one.
+ *
  * Invariant (kmm_audit checks it): the PMM's HEAP frame count equals the
- * heap's page count. Single CPU, and no caller in interrupt context, so no
- * lock. Called by the VMM for its nodes and by anything needing small memory.
+ * heap's page count plus the caches' slabs. Single CPU, and no caller in
+ * interrupt context, so no lock. Called by the VMM for its nodes and by
+ * anything needing small memory.
  */
 #include <stddef.h>
 #include <stdint.h>
@@ -21,8 +25,16 @@
 
 #include "slab.h"
 
+#define KCACHE_MAX 4
+
+struct kcache {
+    struct slab_cache slab;
+};
+
 static struct slab_heap heap;
 static bool heap_ready;
+static struct kcache caches[KCACHE_MAX];
+static unsigned cache_count;
 
 static bool heap_page_alloc(void *ctx, uint64_t count, void **page)
 {
@@ -57,13 +69,38 @@ static bool heap_page_owned(void *ctx, const void *page)
     return pmm_owner_of(kmm_pmm(), phys_of(page)) == CANOPY_OWNER_HEAP;
 }
 
+static const struct slab_pages heap_pages = {
+    .alloc = heap_page_alloc, .free = heap_page_free, .owns = heap_page_owned, .ctx = NULL};
+
 void kmalloc_init(void)
 {
-    slab_init(&heap, (struct slab_pages){.alloc = heap_page_alloc,
-                                         .free = heap_page_free,
-                                         .owns = heap_page_owned,
-                                         .ctx = NULL});
+    slab_init(&heap, heap_pages);
     heap_ready = true;
+}
+
+struct kcache *kcache_create(const char *name, size_t size)
+{
+    if (!heap_ready)
+        panic("kcache_create(%s) before kmalloc_init", name);
+    if (cache_count == KCACHE_MAX)
+        panic("kcache_create(%s): all %u cache slots are taken", name, KCACHE_MAX);
+    struct kcache *c = &caches[cache_count];
+    if (!slab_cache_init(&c->slab, name, size, heap_pages))
+        panic("kcache_create(%s): %zu bytes is no cache's object size", name, size);
+    cache_count++;
+    return c;
+}
+
+void *kcache_alloc(struct kcache *c)
+{
+    return slab_cache_alloc(&c->slab);
+}
+
+void kcache_free(struct kcache *c, void *p)
+{
+    enum slab_status st = slab_cache_free(&c->slab, p);
+    if (st != SLAB_OK)
+        panic("kcache_free(%s, %p): %s", c->slab.name, p, slab_status_str(st));
 }
 
 void *kmalloc(size_t size)
@@ -95,9 +132,18 @@ void kmalloc_stats(struct kmalloc_stats *out)
     for (unsigned c = 0; c < SLAB_CLASS_COUNT; c++)
         out->objects += heap.objects[c];
     out->large_allocs = heap.large_allocs;
+    for (unsigned i = 0; i < cache_count; i++) {
+        out->frames += caches[i].slab.slabs;
+        out->objects += caches[i].slab.objects;
+    }
 }
 
 bool kmalloc_check(const char **why)
 {
-    return slab_check(&heap, why);
+    if (!slab_check(&heap, why))
+        return false;
+    for (unsigned i = 0; i < cache_count; i++)
+        if (!slab_cache_check(&caches[i].slab, why))
+            return false;
+    return true;
 }

@@ -1,7 +1,9 @@
 /*
  * kmalloc: the kernel heap. Size classes on one-page slabs and whole-page
  * runs, all on PMM frames (owner CANOPY_OWNER_HEAP) reached through the HHDM,
- * so it never needs the VMM, which takes its VMA nodes from here.
+ * so it never needs the VMM, which takes its VMA nodes from here: from a
+ * cache of its own (kcache_create), whose objects start on 64-byte cache
+ * lines.
  */
 #ifndef KERNEL_KMALLOC_H
 #define KERNEL_KMALLOC_H
@@ -29,15 +31,36 @@ void *kzalloc(size_t size);
  */
 void kfree(void *p);
 
-/* What the heap holds, for the audit and the self-test. */
+/*
+ * A cache of objects of one size on the heap's frames, apart from
+ * kmalloc's size classes: the size is rounded up to a multiple of 64 and
+ * every object starts on a 64-byte cache line, so a structure whose first
+ * 64 bytes are what a hot path reads finds them in one line.
+ */
+struct kcache;
+
+/*
+ * A new cache of size-byte objects (at most 1984), named for panics.
+ * Panics if the kernel's few cache slots are taken or the size is out of
+ * range (a programmer error). => after kmalloc_init().
+ */
+struct kcache *kcache_create(const char *name, size_t size);
+
+/* One object, 64-byte aligned, not zeroed; NULL if memory is short. */
+void *kcache_alloc(struct kcache *c);
+
+/* Gives p (from kcache_alloc(c); NULL is fine) back. Panics as kfree does. */
+void kcache_free(struct kcache *c, void *p);
+
+/* What the heap holds, caches included, for the audit and the self-test. */
 struct kmalloc_stats {
-    uint64_t frames;       /* PMM frames held: slab pages + large runs */
-    uint64_t objects;      /* live small objects */
+    uint64_t frames;       /* PMM frames held: slab pages + large runs + cache slabs */
+    uint64_t objects;      /* live small objects, cached ones included */
     uint64_t large_allocs; /* live whole-frame allocations */
 };
 void kmalloc_stats(struct kmalloc_stats *out);
 
-/* Runs the heap's consistency check; false and a reason in *why on a problem. */
+/* Runs the heap's and every cache's consistency check; false and a reason in *why on a problem. */
 bool kmalloc_check(const char **why);
 
 #endif
