@@ -565,6 +565,34 @@ void avl_insert_next(struct avl_tree *t, struct avl_node *pos, struct avl_node *
     avl_insert_at(t, node, parent, link);
 }
 
+void avl_insert_prev(struct avl_tree *t, struct avl_node *pos, struct avl_node *node)
+{
+    struct avl_node *parent;
+    bool right, fits;
+    struct pending pd;
+
+    /*
+     * The predecessor slot is pos's left link, or the rightmost link below
+     * it; with no pos, the right link of the last range. Either way pos is
+     * the successor, known without the walk up that avl_insert_at takes.
+     */
+    if (!pos) {
+        parent = t->last;
+        right = parent != NULL;
+    } else if (!pos->left) {
+        parent = pos;
+        right = false;
+    } else {
+        for (parent = pos->left; parent->right; parent = parent->right)
+            ;
+        right = true;
+    }
+    if (!attach(t, node, parent, right, pos, &fits, &pd))
+        return;
+    rebalance(t, parent, right, true, fits, &pd);
+    finish(&pd);
+}
+
 /*
  * Unlinks node, whose successor is succ (NULL if it is the last), sets the
  * successor's gap and the tree's first and last, and leaves node unlinked.

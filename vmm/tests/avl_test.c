@@ -1090,6 +1090,111 @@ static void test_avl_insert_range_matches_callers_descent(void)
 }
 
 /*
+ * avl_insert_prev at the hole a search found builds, node by node, the
+ * tree that avl_insert_range builds from the same inserts: same shape, same
+ * augmentation. Random page-grained layouts, searches at random sizes,
+ * alignments (4 KiB, 2 MiB, 1 GiB among them) and windows, lowest and
+ * highest, each answer checked against the walk (the oracle above) and then
+ * linked both ways; some ranges are erased from both trees between rounds.
+ */
+static void test_avl_insert_prev_the_found_hole_matches_insert_range(void)
+{
+    enum { N = 1200, ADDS = 1500 };
+    static struct item a[N + ADDS], b[N + ADDS];
+    static int order[N];
+    struct avl_tree ta, tb;
+    uint64_t at = 0x1000, linked = 0;
+    int count = 0;
+
+    avl_init(&ta);
+    avl_init(&tb);
+    for (int i = 0; i < N; i++) {
+        at += random_length(0x1000);
+        a[i].node.start = at;
+        at += random_length(0x1000);
+        a[i].node.last = at - 1;
+        order[i] = i;
+    }
+    shuffle(order, N);
+    for (int i = 0; i < N; i++) {
+        struct avl_node *x = &a[order[i]].node;
+
+        insert_range_lib(&ta, &a[order[i]], x->start, x->last);
+        insert_range_lib(&tb, &b[order[i]], x->start, x->last);
+    }
+    count = N;
+    for (int k = 0; k < ADDS; k++) {
+        struct avl_gap_query q = {.size = random_length(0x1000) / (1 + rnd() % 4),
+                                  .align = random_align()};
+        struct avl_gap_result r;
+        bool high = rnd() & 1;
+
+        q.size = q.size < 0x1000 ? 0x1000 : q.size & ~(uint64_t)0xfff;
+        q.lo = rnd() % at;
+        q.hi = rnd() % 4 ? q.lo + rnd() % (at - q.lo) : UINT64_MAX;
+        REQUIRE(search_agrees(&ta, &q, high, 0x1000, NULL));
+        if (!avl_gap_find(&ta, &q, high ? AVL_GAP_HIGHEST : 0, &r))
+            continue;
+        /* The search's node is where the answer's successor is, before and after. */
+        REQUIRE(r.next == NULL ? ta.last == NULL || ta.last->last < r.addr
+                               : r.next->start > r.addr + (q.size - 1) &&
+                                     (!avl_prev(r.next) || avl_prev(r.next)->last < r.addr));
+        a[count].node.start = r.addr;
+        a[count].node.last = r.addr + (q.size - 1);
+        avl_insert_prev(&ta, r.next, &a[count].node);
+        insert_range_lib(&tb, &b[count], r.addr, r.addr + (q.size - 1));
+        count++;
+        linked++;
+        REQUIRE_TREE(&ta);
+        REQUIRE(ta.count == tb.count && same_tree(ta.root, tb.root, a, b));
+        REQUIRE(avl_next(&a[count - 1].node) == r.next);
+        if (k % 3 == 0) {
+            int e = (int)(rnd() % (uint64_t)count);
+
+            if (avl_parent(&a[e].node) || ta.root == &a[e].node) {
+                avl_erase(&ta, &a[e].node);
+                avl_erase(&tb, &b[e].node);
+                a[e].node.parent_balance = b[e].node.parent_balance = 0;
+                a[e].node.left = a[e].node.right = NULL;
+                REQUIRE_TREE(&ta);
+            }
+        }
+    }
+    REQUIRE(same_tree(ta.root, tb.root, a, b));
+    REQUIRE(linked > ADDS / 2);
+    printf("  %llu ranges linked at the hole found\n", (unsigned long long)linked);
+}
+
+/* Linking before the first range, into an empty tree and after the last keeps first and last. */
+static void test_avl_insert_prev_at_the_edges(void)
+{
+    static struct item it[4];
+    struct avl_tree t;
+
+    avl_init(&t);
+    it[0].node.start = 0x5000;
+    it[0].node.last = 0x5fff;
+    avl_insert_prev(&t, NULL, &it[0].node); /* empty: the root */
+    REQUIRE(t.root == &it[0].node && avl_first(&t) == t.root && avl_last(&t) == t.root);
+    it[1].node.start = 0x1000;
+    it[1].node.last = 0x1fff;
+    avl_insert_prev(&t, &it[0].node, &it[1].node);
+    REQUIRE(avl_first(&t) == &it[1].node && it[1].node.gap == 0 && it[0].node.gap == 0x3000);
+    it[2].node.start = 0x9000;
+    it[2].node.last = 0x9fff;
+    avl_insert_prev(&t, NULL, &it[2].node);
+    REQUIRE(avl_last(&t) == &it[2].node && it[2].node.gap == 0x3000);
+    /* Between: the root's left subtree is not empty, so the slot is below it. */
+    it[3].node.start = 0x3000;
+    it[3].node.last = 0x3fff;
+    avl_insert_prev(&t, &it[0].node, &it[3].node);
+    REQUIRE_TREE(&t);
+    REQUIRE(t.count == 4 && avl_next(&it[1].node) == &it[3].node &&
+            avl_next(&it[3].node) == &it[0].node);
+    REQUIRE(it[3].node.gap == 0x1000 && it[0].node.gap == 0x1000 && avl_max_gap(t.root) == 0x3000);
+}
+
+/*
  * A tree deeper than any valid one (a hand-made chain of 120 right children,
  * which no sequence of operations builds) still takes an insert at the
  * bottom, and erases at the bottom and in the middle: nothing in the tree
@@ -1134,7 +1239,10 @@ static void test_avl_insert_and_erase_survive_a_chain_too_deep(void)
     REQUIRE(avl_next(&chain[59].node) == &chain[61].node);
 }
 
-/* A randomized mix of inserts, erases and adjusts against a plain array of ranges. */
+/*
+ * A randomized mix of inserts (the caller's descent, avl_insert_range and
+ * avl_insert_prev), erases and adjusts against a plain array of ranges.
+ */
 static void test_avl_random_ops_against_array(void)
 {
     enum { SLOTS = 256 };
@@ -1151,10 +1259,21 @@ static void test_avl_random_ops_against_array(void)
         uint64_t s = base + rnd() % 0x800, l = s + rnd() % 0x800;
 
         if (!used[i]) {
-            if (rnd() & 2)
+            uint64_t how = rnd() % 3;
+            int j = i + 1;
+
+            while (j < SLOTS && !used[j])
+                j++;
+            if (how == 0) {
                 insert_range(&t, &it[i], s, l);
-            else
+            } else if (how == 1) {
                 insert_range_lib(&t, &it[i], s, l);
+            } else {
+                /* Before the next used slot's range, as the array says. */
+                it[i].node.start = s;
+                it[i].node.last = l;
+                avl_insert_prev(&t, j < SLOTS ? &it[j].node : NULL, &it[i].node);
+            }
             used[i] = true;
         } else if (rnd() & 1) {
             avl_erase(&t, &it[i].node);
@@ -1206,6 +1325,8 @@ int main(void)
     RUN(test_avl_gap_search_reads_only_the_path);
     RUN(test_avl_gap_large_alignment_skips_spans_without_boundary);
     RUN(test_avl_insert_range_matches_callers_descent);
+    RUN(test_avl_insert_prev_the_found_hole_matches_insert_range);
+    RUN(test_avl_insert_prev_at_the_edges);
     RUN(test_avl_insert_and_erase_survive_a_chain_too_deep);
     RUN(test_avl_random_ops_against_array);
     return check_finish();

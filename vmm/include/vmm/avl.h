@@ -6,7 +6,9 @@
  * so a range may end at 2^64 - 1 without overflow), and ranges are ordered by
  * start. avl_insert_range() finds a node's place itself; a caller that
  * already knows it (as with Linux's rbtree, from its own descent, or next to
- * a neighbour) hands avl_insert_at() the parent and the child link instead.
+ * a neighbour) hands avl_insert_at() the parent and the child link instead,
+ * and one that searched for a hole links the node at the hole the search
+ * found with avl_insert_prev().
  *
  * Invariants (avl_check() verifies all of them):
  *   - in-order, ranges are disjoint and increasing: prev->last < next->start;
@@ -157,6 +159,17 @@ void avl_insert_range(struct avl_tree *t, struct avl_node *node);
 /* Links node directly after pos in order (no comparisons needed). => as avl_insert_at. */
 void avl_insert_next(struct avl_tree *t, struct avl_node *pos, struct avl_node *node);
 
+/*
+ * Links node directly before pos in order, or after the last range when pos
+ * is NULL (no comparisons needed). With pos = r->next of an avl_gap_find()
+ * that found r->addr, this links a range at the place the search found, with
+ * no second descent by address: the slot is pos's left link or the end of
+ * the right spine below it, and pos is the new node's successor. => as
+ * avl_insert_at; for a search's result, t unchanged since the search and
+ * node's range inside the hole below r->next.
+ */
+void avl_insert_prev(struct avl_tree *t, struct avl_node *pos, struct avl_node *node);
+
 /* Unlinks node and rebalances. => node is in t. The node's memory is the caller's again. */
 void avl_erase(struct avl_tree *t, struct avl_node *node);
 
@@ -194,7 +207,8 @@ struct avl_gap_query {
 /* What avl_gap_find() found. */
 struct avl_gap_result {
     uint64_t addr;         /* the address, when found */
-    struct avl_node *next; /* the range just above addr (NULL: above the last range) */
+    struct avl_node *next; /* the range just above addr (NULL: above the last range);
+                              avl_insert_prev(t, next, ...) links a range there */
     uint64_t visits;       /* nodes read */
     uint64_t over_align;   /* 0, or the b of the over-asked search that answered */
 };
