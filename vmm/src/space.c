@@ -8,12 +8,13 @@
  * the tree, so a failed command leaves the space exactly as it was.
  *
  * Allocation is exact (for the alignments avl_gap_find() bounds exactly; see
- * vmm/space.h for the others). The usable part of the request window is cut into at
- * most two pieces (the canonical lower and upper halves, minus page 0 and the
- * space's bounds) and each piece is searched with avl_gap_lowest/highest, which
- * test each hole with inclusive bounds and without rounding the size up to the
- * alignment. That rules out, by construction, the seven classic mistakes of
- * the in-order walk (vmm/tests/space_test.c has a test named after each).
+ * vmm/space.h for the others, and for guards), and links the new VMA at the
+ * hole the search found (avl_insert_prev on the result's next range). The usable part of the
+ * request window is cut into at most two pieces (the canonical lower and upper halves, minus page 0
+ * and the space's bounds) and each piece is searched with avl_gap_lowest/highest, which test each
+ * hole with inclusive bounds and without rounding the size up to the alignment. That rules out, by
+ * construction, the seven classic mistakes of the in-order walk (vmm/tests/space_test.c has a test
+ * named after each).
  *
  * Callers: the kernel's mm code (the kernel address space), the host tests.
  */
@@ -64,6 +65,7 @@ enum vmm_status vmm_space_init(struct vmm_space *s, uint64_t start, uint64_t las
     s->nodes = nodes;
     s->last_visits = 0;
     s->total_visits = 0;
+    s->last_searches = 0;
     return VMM_OK;
 }
 
@@ -143,12 +145,6 @@ static struct avl_node *first_from_node(const struct vmm_space *s, uint64_t addr
     return best;
 }
 
-/* Links a VMA whose range is known to be free. */
-static void insert_vma(struct vmm_space *s, struct vmm_vma *v)
-{
-    avl_insert_range(&s->tree, &v->node);
-}
-
 /* Takes a node from the source and fills it in; NULL if the source is empty. */
 static struct vmm_vma *new_vma(struct vmm_space *s, uint64_t start, uint64_t last,
                                const struct vmm_attrs *attrs)
@@ -178,26 +174,108 @@ enum vmm_status vmm_space_reserve(struct vmm_space *s, uint64_t start, uint64_t 
     v = new_vma(s, start, last, attrs);
     if (!v)
         return VMM_ERR_NOMEM;
-    insert_vma(s, v);
+    /* next is the first range above: the new one links just before it. */
+    avl_insert_prev(&s->tree, next, &v->node);
     if (out)
         *out = v;
     return VMM_OK;
 }
 
-enum vmm_status vmm_space_find(struct vmm_space *s, const struct vmm_alloc_req *req, uint64_t *addr)
+/* One tree search; counts its reads and itself. */
+static bool search(struct vmm_space *s, const struct avl_gap_query *q, bool topdown,
+                   struct avl_gap_result *r, uint64_t *visits)
+{
+    bool found = avl_gap_find(&s->tree, q, topdown ? AVL_GAP_HIGHEST : 0, r);
+
+    *visits += r->visits;
+    s->last_searches++;
+    return found;
+}
+
+/*
+ * The guarded search of one window piece [lo, hi] (vmm_space_alloc says
+ * what it returns): r->addr is the first usable byte, r->next the range
+ * above it. => 0 < guard <= hi - lo, guard a multiple of 4 KiB and not of
+ * align.
+ */
+static bool find_guarded(struct vmm_space *s, uint64_t lo, uint64_t hi, uint64_t size,
+                         uint64_t align, uint64_t guard, bool topdown, struct avl_gap_result *r,
+                         uint64_t *visits)
+{
+    struct avl_gap_query q = {.size = size, .align = align, .lo = lo + guard, .hi = hi};
+    bool room = guard <= UINT64_MAX - (align - 1); /* guard rounded up to align does not wrap */
+
+    for (unsigned n = 0; n < VMM_GUARD_SEARCHES; n++) {
+        struct avl_node *prev;
+        uint64_t hole_lo, hole_hi, a;
+
+        if (!search(s, &q, topdown, r, visits))
+            return false;
+        prev = r->next ? avl_prev(r->next) : avl_last(&s->tree);
+        if (!prev || prev->last < r->addr - guard)
+            return true; /* the first fit has its guard's room: no fit with a guard comes first */
+        /*
+         * The hole starts less than guard below r->addr, which is then its
+         * first multiple of align. Top-down, every lower multiple in it has
+         * even less room: go on below the hole. Bottom-up, the next multiple
+         * with guard bytes below it in the hole, or on above the hole.
+         */
+        if (topdown) {
+            if (prev->start <= q.lo)
+                return false;
+            q.hi = prev->start - 1;
+            continue;
+        }
+        hole_lo = prev->last + 1;
+        hole_hi = r->next ? r->next->start - 1 : q.hi;
+        hole_hi = hole_hi < q.hi ? hole_hi : q.hi;
+        if (room && hole_lo <= UINT64_MAX - guard - (align - 1)) {
+            a = align_up(hole_lo + guard, align);
+            if (a <= hole_hi && hole_hi - a >= size - 1) {
+                r->addr = a;
+                return true;
+            }
+        }
+        if (!r->next || r->next->last >= q.hi || q.hi - (r->next->last + 1) < guard)
+            return false;
+        q.lo = r->next->last + 1 + guard;
+    }
+    uint64_t extra;
+
+    /* Still no fit with a guard: extra bytes at align, the guard at the top of them. */
+    if (!room || size > UINT64_MAX - align_up(guard, align))
+        return false;
+    extra = align_up(guard, align);
+    q.size = size + extra;
+    q.lo -= guard;
+    if (!search(s, &q, topdown, r, visits))
+        return false;
+    r->addr += extra;
+    return true;
+}
+
+/*
+ * vmm_space_find's and vmm_space_alloc's search: *addr is the first usable
+ * byte, *next the range just above it (NULL: above the last).
+ */
+static enum vmm_status find(struct vmm_space *s, const struct vmm_alloc_req *req, uint64_t *addr,
+                            struct avl_node **next)
 {
     struct avl_gap_query piece[2];
     unsigned pieces = 0, i;
-    uint64_t lo, hi, visits = 0;
+    uint64_t lo, hi, visits = 0, guard = req->guard;
+    uint64_t align = req->align < PAGE_SIZE ? PAGE_SIZE : req->align;
     bool topdown = (req->flags & VMM_ALLOC_TOPDOWN) != 0;
     bool found = false;
+    struct avl_gap_result r;
 
     s->last_visits = 0;
-    if (!page_is_aligned(req->size) || req->size == 0)
+    s->last_searches = 0;
+    if (!page_is_aligned(req->size) || req->size == 0 || !page_is_aligned(guard))
         return VMM_ERR_INVALID;
     if (req->align == 0 || (req->align & (req->align - 1)))
         return VMM_ERR_INVALID;
-    if (req->min > req->last)
+    if (req->min > req->last || req->size > UINT64_MAX - guard)
         return VMM_ERR_INVALID;
 
     /* The window, clipped to the space and kept off page 0. */
@@ -216,30 +294,58 @@ enum vmm_status vmm_space_find(struct vmm_space *s, const struct vmm_alloc_req *
         struct avl_gap_query *q = &piece[topdown ? pieces - 1 - i : i];
 
         q->size = req->size;
-        q->align = req->align < PAGE_SIZE ? PAGE_SIZE : req->align;
-        if (topdown)
-            found = avl_gap_highest(&s->tree, q, addr, &visits);
-        else
-            found = avl_gap_lowest(&s->tree, q, addr, &visits);
+        q->align = align;
+        if (guard == 0) {
+            found = search(s, q, topdown, &r, &visits);
+        } else if (guard % align == 0) {
+            /* A multiple of align guard bytes below a multiple of align: one request. */
+            q->size += guard;
+            found = search(s, q, topdown, &r, &visits);
+            r.addr += found ? guard : 0;
+        } else if (guard <= q->hi - q->lo) {
+            found = find_guarded(s, q->lo, q->hi, req->size, align, guard, topdown, &r, &visits);
+        }
     }
     s->last_visits = visits;
     s->total_visits += visits;
-    return found ? VMM_OK : VMM_ERR_NO_SPACE;
+    if (!found)
+        return VMM_ERR_NO_SPACE;
+    *addr = r.addr;
+    *next = r.next;
+    return VMM_OK;
+}
+
+enum vmm_status vmm_space_find(struct vmm_space *s, const struct vmm_alloc_req *req, uint64_t *addr)
+{
+    struct avl_node *next;
+
+    return find(s, req, addr, &next);
 }
 
 enum vmm_status vmm_space_alloc(struct vmm_space *s, const struct vmm_alloc_req *req,
                                 const struct vmm_attrs *attrs, struct vmm_vma **out)
 {
     uint64_t addr = 0;
-    enum vmm_status st = vmm_space_find(s, req, &addr);
-    struct vmm_vma *v;
+    struct avl_node *next = NULL;
+    enum vmm_status st = find(s, req, &addr, &next);
+    struct vmm_vma *v, *g = NULL;
 
     if (st != VMM_OK)
         return st;
     v = new_vma(s, addr, addr + (req->size - 1), attrs);
     if (!v)
         return VMM_ERR_NOMEM;
-    insert_vma(s, v);
+    if (req->guard) {
+        g = new_vma(s, addr - req->guard, addr - 1, req->guard_attrs ? req->guard_attrs : attrs);
+        if (!g) {
+            s->nodes.free(s->nodes.ctx, v);
+            return VMM_ERR_NOMEM;
+        }
+    }
+    /* Where the search found the hole: below next, and the guard below the VMA. */
+    avl_insert_prev(&s->tree, next, &v->node);
+    if (g)
+        avl_insert_prev(&s->tree, &v->node, &g->node);
     if (out)
         *out = v;
     return VMM_OK;

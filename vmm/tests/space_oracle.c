@@ -149,7 +149,7 @@ enum vmm_status oracle_alloc(struct oracle *o, const struct vmm_alloc_req *req,
     struct piece p[2];
     int pieces, j;
     i128 align = req->align < PAGE_SIZE ? (i128)PAGE_SIZE : (i128)req->align;
-    i128 size = req->size, b = over_align(align);
+    i128 size = req->size, b = over_align(align), g = req->guard;
     bool topdown = req->flags & VMM_ALLOC_TOPDOWN;
     bool found = false;
     i128 a = 0;
@@ -157,7 +157,8 @@ enum vmm_status oracle_alloc(struct oracle *o, const struct vmm_alloc_req *req,
 
     o->k = 0;
     if (req->size % PAGE_SIZE || req->size == 0 || req->align == 0 ||
-        (req->align & (req->align - 1)) || req->min > req->last)
+        (req->align & (req->align - 1)) || req->min > req->last || req->guard % PAGE_SIZE ||
+        req->size > UINT64_MAX - req->guard)
         return VMM_ERR_INVALID;
     pieces = window_pieces(o, req, p);
     /* The walk: holes in address order (or reverse), each clipped to each piece. */
@@ -178,12 +179,12 @@ enum vmm_status oracle_alloc(struct oracle *o, const struct vmm_alloc_req *req,
                 a = hi - size + 1;
                 a = a < 0 ? -1 : a / align * align;
             } else {
-                a = (lo + align - 1) / align * align;
+                a = (lo + g + align - 1) / align * align; /* a guard's bytes below it */
             }
             if ((over_asked >> j & 1) && i > 0 && i < o->n &&
                 (lo + b - 1) / b * b + size + align - b - 1 > hi)
                 continue; /* between two VMAs, no room for the over-ask */
-            if (a >= lo && a + size - 1 <= hi)
+            if (a - g >= lo && a + size - 1 <= hi)
                 found = true;
             else if (hi - lo + 1 >= size)
                 o->k++;
@@ -192,9 +193,12 @@ enum vmm_status oracle_alloc(struct oracle *o, const struct vmm_alloc_req *req,
     if (!found)
         return VMM_ERR_NO_SPACE;
     *addr = (uint64_t)a;
-    if (budget < 1)
+    if (budget < (g ? 2u : 1u))
         return VMM_ERR_NOMEM;
     insert_at(o, upper_index(o, (uint64_t)a), (uint64_t)a, (uint64_t)(a + size - 1), attrs);
+    if (g)
+        insert_at(o, upper_index(o, (uint64_t)(a - g)), (uint64_t)(a - g), (uint64_t)(a - 1),
+                  req->guard_attrs ? req->guard_attrs : attrs);
     return VMM_OK;
 }
 
@@ -423,6 +427,63 @@ static unsigned ceil_log2(uint64_t x)
     return r;
 }
 
+/* True if no VMA of the model touches [start, last]. */
+static bool model_free(const struct oracle *o, uint64_t start, uint64_t last)
+{
+    for (size_t i = 0; i < o->n; i++)
+        if (o->v[i].start <= last && start <= o->v[i].last)
+            return false;
+    return true;
+}
+
+/*
+ * A guarded request that ran out of its searches and over-asked
+ * (vmm/space.h): its answer need not be the first fit, only a valid one
+ * that never passes it (or none). Checks that, then makes the allocation on
+ * both sides at the space's address.
+ */
+static bool guard_over_asked(struct diff *d, const struct vmm_alloc_req *req,
+                             const struct vmm_attrs *attrs, enum vmm_status probed, uint64_t probe,
+                             bool exact_found, uint64_t exact)
+{
+    struct vmm_alloc_req fixed = *req;
+    struct vmm_vma *v = NULL;
+    uint64_t align = req->align < PAGE_SIZE ? PAGE_SIZE : req->align, addr = 0;
+    bool topdown = req->flags & VMM_ALLOC_TOPDOWN;
+    enum vmm_status got, want;
+
+    if (probed == VMM_OK) {
+        if (probe % align || probe - req->guard < req->min || probe < req->guard ||
+            probe + (req->size - 1) > req->last || probe + (req->size - 1) < probe)
+            return fail(d, "an over-asked guarded find is misaligned or outside the window", probe,
+                        align);
+        if (!model_free(&d->model, probe - req->guard, probe + (req->size - 1)))
+            return fail(d, "an over-asked guarded find overlaps an area", probe, req->guard);
+        if (exact_found && (topdown ? probe > exact : probe < exact))
+            return fail(d, "an over-asked guarded find passed the first fit", probe, exact);
+    } else if (probed != VMM_ERR_NO_SPACE) {
+        return fail(d, "an over-asked guarded find failed oddly", probed, VMM_ERR_NO_SPACE);
+    }
+    got = vmm_space_alloc(&d->space, req, attrs, &v);
+    d->ops++;
+    d->finds++;
+    if (got != (probed == VMM_OK && d->budget < 2 ? VMM_ERR_NOMEM : probed))
+        return fail(d, "vmm_space_find and vmm_space_alloc disagree", probed, got);
+    if (got == VMM_OK) {
+        d->found++;
+        if (vmm_vma_start(v) != probe)
+            return fail(d, "vmm_space_find found another address", probe, vmm_vma_start(v));
+        /* The model records it where the space did: a one-address window. */
+        fixed.min = probe - req->guard;
+        fixed.last = probe + (req->size - 1);
+        fixed.flags = 0;
+        want = oracle_alloc(&d->model, &fixed, attrs, d->budget, 0, &addr);
+        if (want != VMM_OK || addr != probe)
+            return fail(d, "the model cannot record the over-asked guarded area", want, addr);
+    }
+    return compare_state(d);
+}
+
 bool diff_alloc(struct diff *d, const struct vmm_alloc_req *req, const struct vmm_attrs *attrs)
 {
     struct vmm_vma *v = NULL;
@@ -451,6 +512,12 @@ bool diff_alloc(struct diff *d, const struct vmm_alloc_req *req, const struct vm
         if (align <= PAGE_SIZE || align == PAGE_SIZE_2M || align == PAGE_SIZE_1G)
             over = 3; /* exact: the first fit only */
     }
+    if (req->guard && d->space.last_searches > VMM_GUARD_SEARCHES &&
+        (want == VMM_ERR_NOMEM ? VMM_OK : want) != probed)
+        return guard_over_asked(d, req, attrs, probed, probe, want == VMM_ERR_NOMEM, want_addr);
+    if (req->guard && want == VMM_ERR_NOMEM && want_addr != probe &&
+        d->space.last_searches > VMM_GUARD_SEARCHES)
+        return guard_over_asked(d, req, attrs, probed, probe, true, want_addr);
     want = oracle_alloc(&d->model, req, attrs, d->budget, over < 4 ? over : 0, &want_addr);
     d->model.k = k;
 
@@ -697,7 +764,7 @@ bool diff_random_op(struct diff *d, struct diff_rand *r, size_t target_vmas)
         op = 55 + op % 25; /* over target: free instead of allocating */
 
     if (op < 30) {
-        struct vmm_alloc_req req;
+        struct vmm_alloc_req req = {.guard = 0};
         uint64_t r1 = r->next(r->ctx), r2 = r->next(r->ctx);
 
         req.size = pick_size(r1);
@@ -716,6 +783,18 @@ bool diff_random_op(struct diff *d, struct diff_rand *r, size_t target_vmas)
                 req.last = req.min + (r2 >> 8) % (4 * req.size);
         }
         req.flags = (r2 >> 4) % 5 < 2 ? VMM_ALLOC_TOPDOWN : 0;
+        if ((r2 >> 12) % 4 == 0) {
+            /*
+             * One or two guard pages, at the alignments the tree's search
+             * is exact at (the model knows no over-ask of its own there).
+             */
+            static const struct vmm_attrs guard_attrs = {.name = "guard", .kind = 3};
+            static const unsigned shifts[] = {0, 12, 12, 21, 21, 30};
+
+            req.guard = (1 + (r2 >> 16) % 2) * PAGE_SIZE;
+            req.guard_attrs = (r2 >> 18) % 2 ? &guard_attrs : NULL;
+            req.align = 1ull << shifts[(r2 >> 20) % 6];
+        }
         ok = diff_alloc(d, &req, &attrs);
     } else if (op < 40) {
         ok = diff_reserve(d, pick_point(d, r), pick_size(r->next(r->ctx)), &attrs);

@@ -48,6 +48,8 @@ enum vmm_status oracle_reserve(struct oracle *o, uint64_t start, uint64_t size,
  * over_asked: bit j set makes window piece j (in search order) find as the
  * tree does once its search budget has run out (vmm/avl.h): a hole between
  * two VMAs counts only with room for size + align - b from a multiple of b.
+ * req->guard bytes below the address must be free too (the exact first fit;
+ * the model has no reading of a guarded over-ask) and become a second VMA.
  */
 enum vmm_status oracle_alloc(struct oracle *o, const struct vmm_alloc_req *req,
                              const struct vmm_attrs *attrs, size_t budget, unsigned over_asked,

@@ -606,6 +606,157 @@ static void test_space_out_of_nodes_changes_nothing(void)
     REQUIRE(space_done(&s));
 }
 
+/* ---- guards ---- */
+
+static const struct vmm_attrs guard_attrs = {.name = "guard", .prot = 0, .kind = 7};
+
+/* A guarded allocation; *addr gets the first usable byte. */
+static enum vmm_status alloc_guarded(struct vmm_space *s, uint64_t size, uint64_t align,
+                                     uint64_t guard, uint64_t min, uint64_t last, unsigned flags,
+                                     uint64_t *addr)
+{
+    struct vmm_alloc_req req = {.size = size,
+                                .align = align,
+                                .min = min,
+                                .last = last,
+                                .flags = flags,
+                                .guard = guard,
+                                .guard_attrs = &guard_attrs};
+    struct vmm_vma *v = NULL;
+    enum vmm_status st = vmm_space_alloc(s, &req, &anon, &v);
+
+    if (st == VMM_OK)
+        *addr = vmm_vma_start(v);
+    return st;
+}
+
+/* The usable address is aligned, the guard page right below it its own VMA. */
+static bool guarded_at(const struct vmm_space *s, uint64_t addr, uint64_t size, uint64_t guard)
+{
+    const struct vmm_vma *v = vmm_space_lookup(s, addr), *g = vmm_space_lookup(s, addr - guard);
+
+    return v && g && v != g && vmm_vma_start(v) == addr && vmm_vma_last(v) == addr + size - 1 &&
+           vmm_vma_start(g) == addr - guard && vmm_vma_last(g) == addr - 1 &&
+           g->attrs.kind == guard_attrs.kind && v->attrs.kind == anon.kind;
+}
+
+/*
+ * align applies to the first usable byte, not to the guard: a hole that
+ * starts on a multiple of 2 MiB holds the guard there and the area 2 MiB
+ * up; one that starts a page below a multiple puts the guard in that page.
+ */
+static void test_space_guard_alignment_is_the_usable_address(void)
+{
+    struct vmm_space s;
+    uint64_t a = 0;
+    const uint64_t M2 = 0x200000;
+
+    REQUIRE(space_new(&s, 0, HOLE_LO - 1));
+    REQUIRE(reserve(&s, PAGE_SIZE, M2 - PAGE_SIZE)); /* the free space starts at 2 MiB */
+    REQUIRE_EQ(alloc_guarded(&s, 4 * PAGE_SIZE, M2, PAGE_SIZE, 0, HOLE_LO - 1, 0, &a), VMM_OK);
+    REQUIRE_EQ(a, 2 * M2);
+    REQUIRE(guarded_at(&s, a, 4 * PAGE_SIZE, PAGE_SIZE));
+    REQUIRE(s.last_searches == 1); /* the first fit had no room below: the next multiple */
+    /* At 4 KiB the guard is a multiple of align: one search for both, from 2 MiB. */
+    REQUIRE_EQ(alloc_guarded(&s, PAGE_SIZE, PAGE_SIZE, PAGE_SIZE, 0, HOLE_LO - 1, 0, &a), VMM_OK);
+    REQUIRE_EQ(a, M2 + PAGE_SIZE);
+    REQUIRE(guarded_at(&s, a, PAGE_SIZE, PAGE_SIZE) && s.last_searches == 1);
+    /* Top-down: the highest multiple of 1 GiB with two free pages below. */
+    REQUIRE_EQ(alloc_guarded(&s, M2, 1ull << 30, 2 * PAGE_SIZE, 0, (8ull << 30) - 1,
+                             VMM_ALLOC_TOPDOWN, &a),
+               VMM_OK);
+    REQUIRE_EQ(a, 7ull << 30);
+    REQUIRE(guarded_at(&s, a, M2, 2 * PAGE_SIZE));
+    /* Top-down again: [7 GiB - 8 KiB, 7 GiB) is taken, so 6 GiB. */
+    REQUIRE_EQ(alloc_guarded(&s, M2, 1ull << 30, PAGE_SIZE, 0, (7ull << 30) + M2 - 1,
+                             VMM_ALLOC_TOPDOWN, &a),
+               VMM_OK);
+    REQUIRE_EQ(a, 6ull << 30);
+    /* A window with room for the area but not for its guard too. */
+    REQUIRE_EQ(
+        alloc_guarded(&s, 4 * PAGE_SIZE, M2, PAGE_SIZE, 8 * M2, 8 * M2 + 4 * PAGE_SIZE - 1, 0, &a),
+        VMM_ERR_NO_SPACE);
+    REQUIRE_SPACE(&s);
+    REQUIRE(space_done(&s));
+
+    /* The free space starts a page below 2 MiB: the guard takes that page. */
+    REQUIRE(space_new(&s, 0, HOLE_LO - 1));
+    REQUIRE(reserve(&s, PAGE_SIZE, M2 - 2 * PAGE_SIZE));
+    REQUIRE_EQ(alloc_guarded(&s, 4 * PAGE_SIZE, M2, PAGE_SIZE, 0, HOLE_LO - 1, 0, &a), VMM_OK);
+    REQUIRE_EQ(a, M2);
+    REQUIRE(guarded_at(&s, a, 4 * PAGE_SIZE, PAGE_SIZE));
+    REQUIRE(s.last_searches == 1);
+    REQUIRE_SPACE(&s);
+    REQUIRE(space_done(&s));
+}
+
+static void test_space_guard_rejects_bad_requests_and_needs_two_nodes(void)
+{
+    struct vmm_space s;
+    uint64_t a = 0;
+
+    REQUIRE(space_new(&s, 0, (HOLE_LO - 1)));
+    REQUIRE(reserve(&s, 0x100000, PAGE_SIZE));
+    REQUIRE_EQ(alloc_guarded(&s, PAGE_SIZE, PAGE_SIZE, 0x800, 0, (HOLE_LO - 1), 0, &a),
+               VMM_ERR_INVALID);
+    REQUIRE_EQ(
+        alloc_guarded(&s, PAGE_SIZE, PAGE_SIZE, UINT64_MAX & ~0xfffull, 0, (HOLE_LO - 1), 0, &a),
+        VMM_ERR_INVALID);
+    node_budget = 1;
+    REQUIRE_EQ(alloc_guarded(&s, PAGE_SIZE, 0x200000, PAGE_SIZE, 0, (HOLE_LO - 1), 0, &a),
+               VMM_ERR_NOMEM);
+    REQUIRE(live_nodes == 1 && vmm_space_count(&s) == 1);
+    node_budget = -1;
+    REQUIRE_SPACE(&s);
+    REQUIRE(space_done(&s));
+}
+
+/*
+ * Holes that start on a multiple of 2 MiB and hold 2 MiB: room for the
+ * area, none for its guard. After them, a hole from a page below a multiple
+ * with exactly a guarded fit, and far above, room to spare. While the
+ * searches last (VMM_GUARD_SEARCHES; a search from a page past such a
+ * hole's end steps over the next one too) they step over the holes to the
+ * exact first fit; once they run out, the request over-asks (2 MiB + 2 MiB
+ * at 2 MiB) and lands above them all, as vmm/space.h says. Both happen.
+ */
+static void test_space_guard_steps_over_aligned_holes_then_over_asks(void)
+{
+    const uint64_t M2 = 0x200000, base = 1ull << 32;
+    unsigned exact = 0, over = 0;
+
+    for (unsigned holes = 1; holes <= 2 * VMM_GUARD_SEARCHES + 2; holes++) {
+        struct vmm_space s;
+        uint64_t a = 0, at = base, fit, top;
+
+        REQUIRE(space_new(&s, 0, HOLE_LO - 1));
+        REQUIRE(reserve(&s, PAGE_SIZE, base - PAGE_SIZE));
+        for (unsigned i = 0; i < holes; i++) {
+            REQUIRE(reserve(&s, at + M2, M2)); /* the hole [at, at + 2 MiB) */
+            at += 2 * M2;
+        }
+        /* The hole [at + 2 MiB - 4 KiB, at + 4 MiB): a guarded fit at at + 2 MiB, just. */
+        REQUIRE(reserve(&s, at, M2 - PAGE_SIZE));
+        fit = at + M2;
+        REQUIRE(reserve(&s, at + 2 * M2, 6 * M2));
+        top = at + 8 * M2;
+        REQUIRE_EQ(alloc_guarded(&s, M2, M2, PAGE_SIZE, 0, HOLE_LO - 1, 0, &a), VMM_OK);
+        REQUIRE(guarded_at(&s, a, M2, PAGE_SIZE));
+        REQUIRE(s.last_searches <= holes + 1 && s.last_searches <= VMM_GUARD_SEARCHES + 1);
+        if (s.last_searches <= VMM_GUARD_SEARCHES) {
+            REQUIRE_EQ(a, fit);
+            exact++;
+        } else {
+            REQUIRE_EQ(a, top + M2); /* the over-ask's guard is the top page of its extra 2 MiB */
+            over++;
+        }
+        REQUIRE(s.last_visits <= (VMM_GUARD_SEARCHES + 1) * (3 * (2 * ceil_log2(holes + 8)) + 2));
+        REQUIRE_SPACE(&s);
+        REQUIRE(space_done(&s));
+    }
+    REQUIRE(exact > 0 && over > 0);
+}
+
 static void test_space_iterates_in_order_both_ways(void)
 {
     struct vmm_space s;
@@ -765,6 +916,9 @@ int main(int argc, char **argv)
     RUN(test_space_free_across_vmas_and_gaps);
     RUN(test_space_protect_splits_as_needed);
     RUN(test_space_out_of_nodes_changes_nothing);
+    RUN(test_space_guard_alignment_is_the_usable_address);
+    RUN(test_space_guard_rejects_bad_requests_and_needs_two_nodes);
+    RUN(test_space_guard_steps_over_aligned_holes_then_over_asks);
     RUN(test_space_iterates_in_order_both_ways);
     RUN(test_space_search_cost_is_logarithmic);
     RUN(test_space_matches_oracle_random_ops);

@@ -78,8 +78,9 @@ struct vmm_space {
     uint64_t canon_low_last;   /* last byte of the canonical lower half */
     uint64_t canon_high_start; /* first byte of the canonical upper half */
     struct vmm_node_source nodes;
-    uint64_t last_visits;  /* tree nodes examined by the latest vmm_space_find/alloc */
-    uint64_t total_visits; /* ... and by all of them since init */
+    uint64_t last_visits;   /* tree nodes examined by the latest vmm_space_find/alloc */
+    uint64_t total_visits;  /* ... and by all of them since init */
+    unsigned last_searches; /* tree searches the latest vmm_space_find/alloc made */
 };
 
 /*
@@ -111,7 +112,21 @@ struct vmm_alloc_req {
     uint64_t min;   /* the window: the VMA must lie inside [min, last]... */
     uint64_t last;  /* ...(inclusive: the window [min, max) has last = max - 1) */
     unsigned flags; /* VMM_ALLOC_* */
+    /*
+     * Bytes, page aligned (0: none), right below the address that must be
+     * free and inside the window too: a guard. vmm_space_alloc records them
+     * as a VMA of their own with guard_attrs (attrs if NULL). align applies
+     * to the address, never to the guard's start.
+     */
+    uint64_t guard;
+    const struct vmm_attrs *guard_attrs;
 };
+
+/*
+ * A guarded request whose align is above the guard and does not divide it
+ * makes at most this many tree searches before it over-asks (vmm_space_alloc).
+ */
+#define VMM_GUARD_SEARCHES 4
 
 /*
  * Finds the lowest (or with VMM_ALLOC_TOPDOWN the highest) address a with
@@ -124,6 +139,22 @@ struct vmm_alloc_req {
  *    VMM_ERR_NO_SPACE. VMM_ERR_INVALID for a bad size/align or an empty
  *    window; *out (if not NULL) gets the VMA.
  * => s->last_visits counts the tree nodes the search examined.
+ *
+ * With req->guard, [a - guard, a) must be free and inside the window too,
+ * and becomes a second VMA (req->guard_attrs); align applies to a, the
+ * first usable byte, never to the guard. Where guard is a multiple of
+ * align, one search for size + guard bytes finds it, exact as above. Else
+ * a search for size bytes from guard past the window's start finds the
+ * first fit unless the hole starts less than guard below it (a hole that
+ * starts on a multiple of align): then the hole's next multiple is tried,
+ * and the search goes on above the hole (below it, top-down), at most
+ * VMM_GUARD_SEARCHES searches per window piece. After that it asks for
+ * size + align_up(guard, align) bytes at align instead, and the guard and
+ * the VMA take the top of them (the lowest or highest hole with that much
+ * room). s->last_searches counts the tree searches.
+ *
+ * The VMA (and its guard) is linked at the hole the search found
+ * (avl_insert_prev), without a second descent by address.
  */
 enum vmm_status vmm_space_alloc(struct vmm_space *s, const struct vmm_alloc_req *req,
                                 const struct vmm_attrs *attrs, struct vmm_vma **out) MUST_CHECK;
