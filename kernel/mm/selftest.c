@@ -490,6 +490,23 @@ static bool op_refusals_and_stack(void)
         CHECK(st == VM_OK && vm_lookup(top - 1) == NULL &&
                   vm_lookup(top - size - PAGE_SIZE) == NULL,
               "kstack_free: %s", vm_status_str(st));
+        /* VM_GUARD's align is the first usable byte's; the guard is the page below it. */
+        uint64_t align = PAGE_SIZE << (2 + rnd_below(8)); /* 16 KiB .. 2 MiB */
+        st = vm_alloc(size, align, VM_W | VM_GUARD | VM_DEMAND, stack_name, &va);
+        if (CHECK(st == VM_OK, "vm_alloc(VM_GUARD, align 0x%llx): %s", (unsigned long long)align,
+                  vm_status_str(st))) {
+            guard = vm_lookup(va - PAGE_SIZE);
+            const struct vmm_vma *area = vm_lookup(va);
+            CHECK(va % align == 0 && area != NULL && vmm_vma_start(area) == va &&
+                      area->attrs.kind == VM_KIND_STACK && guard != NULL &&
+                      guard->attrs.kind == VM_KIND_GUARD &&
+                      vmm_vma_start(guard) == va - PAGE_SIZE && vmm_vma_last(guard) == va - 1,
+                  "vm_alloc(VM_GUARD, align 0x%llx) gave 0x%016llx without its guard below",
+                  (unsigned long long)align, (unsigned long long)va);
+            st = vm_free(va - PAGE_SIZE, size + PAGE_SIZE);
+            CHECK(st == VM_OK && vm_lookup(va) == NULL && vm_lookup(va - PAGE_SIZE) == NULL,
+                  "freeing a guarded area: %s", vm_status_str(st));
+        }
         t.counts[6]++;
         return true;
     }

@@ -349,45 +349,37 @@ enum vm_status vm_alloc(uint64_t size, uint64_t align, unsigned flags, const cha
 
     uint64_t guard = (flags & VM_GUARD) ? PAGE_SIZE : 0;
     uint32_t prot = flags & (VM_W | VM_X);
-    struct vmm_alloc_req req = {
-        .size = size + guard, .align = align, .min = DYN_BASE, .last = DYN_LAST, .flags = 0};
-    uint64_t base;
-    enum vmm_status vs = vmm_space_find(&vm.space, &req, &base);
-    if (vs != VMM_OK)
-        return from_vmm(vs);
-
     struct vmm_attrs attrs = {.name = name,
                               .prot = prot,
                               .kind = guard ? VM_KIND_STACK : VM_KIND_ANON,
                               .flags = (flags & VM_DEMAND) ? VMA_DEMAND : 0};
-    if (guard) {
-        struct vmm_attrs g = {.name = name, .prot = 0, .kind = VM_KIND_GUARD, .flags = 0};
-        vs = vmm_space_reserve(&vm.space, base, PAGE_SIZE, &g, NULL);
-        if (vs != VMM_OK)
-            return from_vmm(vs);
-    }
-    vs = vmm_space_reserve(&vm.space, base + guard, size, &attrs, NULL);
+    struct vmm_attrs g = {.name = name, .prot = 0, .kind = VM_KIND_GUARD, .flags = 0};
+    /* One search, and the area (and its guard, the page below) linked where it found the hole. */
+    struct vmm_alloc_req req = {.size = size,
+                                .align = align,
+                                .min = DYN_BASE,
+                                .last = DYN_LAST,
+                                .flags = 0,
+                                .guard = guard,
+                                .guard_attrs = &g};
+    struct vmm_vma *v;
+    enum vmm_status vs = vmm_space_alloc(&vm.space, &req, &attrs, &v);
     if (vs != VMM_OK)
-        goto undo_guard;
+        return from_vmm(vs);
+    uint64_t base = vmm_vma_start(v);
 
     if (!(flags & VM_DEMAND)) {
-        enum vm_status st = commit_pages(base + guard, size, prot);
+        enum vm_status st = commit_pages(base, size, prot);
         if (st != VM_OK) {
-            release_pages(base + guard, size);
-            if (vmm_space_free(&vm.space, base + guard, size) != VMM_OK)
+            release_pages(base, size);
+            /* Removing whole VMAs (the area, its guard) needs no node: it cannot fail. */
+            if (vmm_space_free(&vm.space, base - guard, size + guard) != VMM_OK)
                 panic("vm: dropping a fresh area failed");
-            vs = VMM_ERR_NOMEM;
-            goto undo_guard;
+            return st;
         }
     }
-    *va = base + guard;
+    *va = base;
     return VM_OK;
-
-undo_guard:
-    /* Removing a whole VMA needs no node: it cannot fail. */
-    if (guard && vmm_space_free(&vm.space, base, PAGE_SIZE) != VMM_OK)
-        panic("vm: dropping a fresh guard failed");
-    return from_vmm(vs);
 }
 
 enum vm_status vm_free(uint64_t va, uint64_t size)
@@ -471,15 +463,13 @@ enum vm_status vm_map_phys(uint64_t pa, uint64_t size, unsigned prot, uint32_t c
 
     struct vmm_alloc_req req = {
         .size = bytes, .align = PAGE_SIZE, .min = DYN_BASE, .last = DYN_LAST, .flags = 0};
-    uint64_t base;
-    enum vmm_status vs = vmm_space_find(&vm.space, &req, &base);
-    if (vs != VMM_OK)
-        return from_vmm(vs);
     struct vmm_attrs attrs = {
         .name = name, .prot = prot | cache, .kind = VM_KIND_DEVICE, .flags = VMA_FIXED};
-    vs = vmm_space_reserve(&vm.space, base, bytes, &attrs, NULL);
+    struct vmm_vma *v;
+    enum vmm_status vs = vmm_space_alloc(&vm.space, &req, &attrs, &v);
     if (vs != VMM_OK)
         return from_vmm(vs);
+    uint64_t base = vmm_vma_start(v);
     if (pt_map(kmm_pt(), va_init(base), pa_init(first), bytes, prot | cache, PAGE_SIZE) != PT_OK)
         goto undo_area;
     if (manifest_on() && !manifest_add(base, first, bytes, PAGE_SIZE,

@@ -76,8 +76,11 @@ const struct vmm_space *vm_space(void);
  * pages) at a multiple of align (4 KiB at least), records it as an area named
  * name with protection flags & (VM_W | VM_X), and either maps zeroed frames
  * (owner CANOPY_OWNER_VMM) at once or, with VM_DEMAND, on first touch. With
- * VM_GUARD one more page below it is recorded as its guard (never mapped) and
- * align applies to the guard's address. *va gets the first usable byte.
+ * VM_GUARD one more page below it is recorded as its guard (never mapped);
+ * align applies to the first usable byte, which *va gets, never to the
+ * guard (vmm_space_alloc in vmm/space.h: exact at 4 KiB, and above it the
+ * first fit unless over VMM_GUARD_SEARCHES holes that start on a multiple
+ * of align come first).
  * => VM_ERR_WX for VM_W | VM_X; on any error nothing is left behind (areas,
  *    frames, mappings, manifest entries).
  */
