@@ -16,15 +16,17 @@
  *                     GTreeNode (40 bytes, g_slice) and every removal frees it
  *   libavl            libavl by key: avl_insert/avl_delete allocate and free
  *                     an avl_node_t (56 bytes, malloc)
- * The intrusive items are preallocated in 4 KiB pages for both intrusive
+ * The intrusive items are preallocated, before timing, for both intrusive
  * trees; the allocating trees pay their allocator on every insert and erase,
  * which is what using them costs. node_alloc measures that part alone: n
  * allocations of the node's size, then n frees, per node.
  *
- * The intrusive items are laid out as a slab allocator would lay them out,
- * as many as fit in each 4 KiB page, and with colouring where they fill it
- * exactly: libavl-intrusive's 64-byte items 63 to a page, one line left free;
- * Canopy's 80-byte nodes 51 to a page (item()). A plain array of 64-byte
+ * Canopy's nodes come from the kernel's allocator, placed as the kernel
+ * places its VMAs (bench/nodes.h: a cache of their own, each node on a
+ * 64-byte line, 31 to a page), allocated in key order. libavl-intrusive's
+ * items are laid out as a slab allocator would lay them out, as many as fit
+ * in each 4 KiB page, and with colouring where they fill it exactly: its
+ * 64-byte items 63 to a page, one line left free (item()). A plain array of 64-byte
  * items would put item k at 64 k: a tree built from sequential keys has its
  * ancestors at keys 2^j m - 1, and every one with j >= 6 would sit at the
  * same offset in its page, so the whole upper path of a lookup would share
@@ -58,6 +60,8 @@
 
 #include <canopy/rng.h>
 #include <vmm/avl.h>
+
+#include "nodes.h"
 
 /* The four item types. */
 struct canopy_item {
@@ -113,7 +117,8 @@ static const char *const impl_names[IMPLS] = {"canopy", "libavl-intrusive", "gtr
 static size_t n;
 static size_t *order; /* the order keys are used in: a permutation of 0..n-1 */
 
-static char *citems, *litems; /* pages of items: see item() */
+static struct canopy_item **citem; /* Canopy's items by key, from the kernel's allocator */
+static char *litems;               /* pages of items: see item() */
 static struct key_item *kitems;
 
 static struct avl_tree ctree;
@@ -132,7 +137,7 @@ static inline void *item(char *pages, size_t size, uint64_t key)
     return pages + key / per_page(size) * 4096 + key % per_page(size) * size;
 }
 
-#define CITEM(key) ((struct canopy_item *)item(citems, sizeof(struct canopy_item), key))
+#define CITEM(key) (citem[key])
 #define LITEM(key) ((struct libavl_item *)item(litems, sizeof(struct libavl_item), key))
 
 /* ---- Canopy: the caller's descent ---- */
@@ -509,7 +514,9 @@ int main(int argc, char **argv)
         n = sizes[si];
         if (n < 2)
             usage(argv[0]);
-        citems = alloc_or_die((n / per_page(sizeof(struct canopy_item)) + 1) * 4096);
+        citem = alloc_or_die(n * sizeof(*citem));
+        for (size_t k = 0; k < n; k++)
+            citem[k] = bench_nodes_alloc(sizeof(struct canopy_item));
         litems = alloc_or_die((n / per_page(sizeof(struct libavl_item)) + 1) * 4096);
         kitems = alloc_or_die(n * sizeof(*kitems));
         order = alloc_or_die(n * sizeof(*order));
@@ -532,7 +539,9 @@ int main(int argc, char **argv)
         }
         if (only < 0 || only == GTREE || only == LIBAVL)
             bench_node_alloc(!quick);
-        free(citems);
+        for (size_t k = 0; k < n; k++)
+            bench_nodes_free(sizeof(struct canopy_item), citem[k]);
+        free(citem);
         free(litems);
         free(kitems);
         free(order);

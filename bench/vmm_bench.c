@@ -52,6 +52,8 @@
 #include <canopy/rng.h>
 #include <vmm/space.h>
 
+#include "nodes.h"
+
 #define PAGE      PAGE_SIZE
 #define LAYOUT_AT 0x1000ull             /* the first VMA: right after page 0, so no edge hole */
 #define WIN_LAST  0x00007fffffffffffull /* last byte of the fixed window */
@@ -279,47 +281,29 @@ static void make_queries(enum layout l, bool random_min, const struct range *r, 
 /* ---- Canopy ---- */
 
 /*
- * The VMAs come from pages of 4 KiB, each holding as many as fit (51 of 80
- * bytes), as a slab allocator would hand them out. A plain array would put
- * VMA k at 80 k: the tree is built in address order, its upper nodes are
- * VMAs 2^j m - 1, and every one with j >= 8 would sit at the same offset in
- * its page, so a search's upper path would share one set of the 8-way L1
- * (avl_bench.c says more; docs/performance.md has the numbers).
+ * The VMAs come from the kernel's allocator, placed as the kernel places
+ * them (bench/nodes.h): a cache of their own, each on a 64-byte line. (A
+ * plain array would put VMA k at 96 k: the tree is built in address order,
+ * its upper nodes are VMAs 2^j m - 1, and too many of them would share one
+ * set of the 8-way L1; avl_bench.c says more.)
  */
-#define PER_PAGE (4096 / sizeof(struct vmm_vma))
-
-struct node_pool {
-    char *pages;
-    size_t used, cap;
-};
-
 static struct vmm_vma *pool_alloc(void *ctx)
 {
-    struct node_pool *p = ctx;
-    size_t k = p->used;
-
-    if (k >= p->cap)
-        return NULL;
-    p->used++;
-    return (struct vmm_vma *)(p->pages + k / PER_PAGE * 4096) + k % PER_PAGE;
+    return bench_nodes_alloc(sizeof(struct vmm_vma));
 }
 
 static void pool_free(void *ctx, struct vmm_vma *v)
 {
+    bench_nodes_free(sizeof(struct vmm_vma), v);
 }
 
-static bool canopy_build(struct vmm_space *s, struct node_pool *p, const struct range *r, size_t n)
+static bool canopy_build(struct vmm_space *s, const struct range *r, size_t n)
 {
     static const struct vmm_attrs attrs = {.name = "bench"};
 
-    p->pages = aligned_alloc(4096, (n / PER_PAGE + 1) * 4096);
-    if (!p->pages)
-        return false;
-    p->used = 0;
-    p->cap = n;
-    if (vmm_space_init(
-            s, 0, UINT64_MAX, 48,
-            (struct vmm_node_source){.alloc = pool_alloc, .free = pool_free, .ctx = p}) != VMM_OK)
+    if (vmm_space_init(s, 0, UINT64_MAX, 48,
+                       (struct vmm_node_source){
+                           .alloc = pool_alloc, .free = pool_free, .ctx = NULL}) != VMM_OK)
         return false;
     for (size_t i = 0; i < n; i++)
         if (vmm_space_reserve(s, r[i].start, r[i].last - r[i].start + 1, &attrs, NULL) != VMM_OK)
@@ -528,7 +512,6 @@ static double paired_ratio[LAYOUTS];
 static bool paired_scaling(enum layout li, size_t small_ni, size_t large_ni)
 {
     struct query q[2][QUERIES];
-    struct node_pool pools[2];
     struct range *r[2];
     double t[2][PAIRS], ratio[PAIRS];
 
@@ -539,7 +522,7 @@ static bool paired_scaling(enum layout li, size_t small_ni, size_t large_ni)
         r[k] = make_layout(li, n);
         make_queries(li, false, r[k], n, q[k]);
         space = &spaces[k];
-        if (!canopy_build(space, &pools[k], r[k], n)) {
+        if (!canopy_build(space, r[k], n)) {
             fprintf(stderr, "building the Canopy space failed\n");
             return false;
         }
@@ -581,7 +564,7 @@ static bool paired_scaling(enum layout li, size_t small_ni, size_t large_ni)
                 layout_names[li], sizes[large_ni], sizes[small_ni], ratio[PAIRS / 2],
                 t[1][PAIRS / 2], t[0][PAIRS / 2]);
     for (int k = 0; k < 2; k++) {
-        free(pools[k].pages);
+        vmm_space_clear(&spaces[k]);
         free(r[k]);
     }
     space = &spaces[0];
@@ -623,7 +606,6 @@ int main(int argc, char **argv)
                 uint64_t want[QUERIES];
                 bool want_ok[QUERIES], want_top_ok[QUERIES];
                 uint64_t want_top[QUERIES];
-                struct node_pool pool;
                 struct range *r;
                 avl_node_t *lnodes;
 
@@ -639,7 +621,7 @@ int main(int argc, char **argv)
                     want_top_ok[i] = ref_highest(r, n, &q[i], &want_top[i]);
                 }
 
-                if (!canopy_build(space, &pool, r, n)) {
+                if (!canopy_build(space, r, n)) {
                     fprintf(stderr, "building the Canopy space failed\n");
                     return 1;
                 }
@@ -701,7 +683,7 @@ int main(int argc, char **argv)
                 free(ltree);
                 free(lnodes);
                 g_tree_destroy(gtree);
-                free(pool.pages);
+                vmm_space_clear(space);
                 free(r);
             }
         }
