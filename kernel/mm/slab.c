@@ -18,15 +18,23 @@
  * object cannot corrupt the allocator and a double free is one bit test.
  *
  * A cache's slab has the same header, with its own magic and a pointer to
- * the cache, and objects of the cache's size (a multiple of 64) from offset
- * 64: every object starts on a cache line.
+ * the cache, and objects of the cache's size (a multiple of its alignment;
+ * at 64, every object starts on a cache line). Where the objects leave lines over at the
+ * end of the page, successive slabs start their first object that many
+ * lines later in turn (their colour, kept in cls, as Linux's slab colours
+ * its slabs): with 128-byte objects from offset 64 alone, every object's
+ * first line would be an odd line of its page, and the first lines, the
+ * ones a search reads, would share half the cache's sets.
  *
- *   cache slab, 128-byte objects (31 per page, 0 bytes left over)
- *   +--------------------+ 0
- *   | header (64 bytes)  |
- *   +--------------------+ 64    object 0: lines 1 and 2
- *   | object 0           |
- *   +--------------------+ 192   object 1: lines 3 and 4 ...
+ *   cache slab, 128-byte objects (31 per page, one line left over)
+ *   colour 0                           colour 1
+ *   +--------------------+ 0           +--------------------+ 0
+ *   | header (64 bytes)  |             | header (64 bytes)  |
+ *   +--------------------+ 64          +- - - - - - - - - - + 64  (unused)
+ *   | object 0: lines 1-2|             +--------------------+ 128
+ *   | object 1: lines 3-4|             | object 0: lines 2-3|
+ *   | ...                |             | ...                |
+ *   +--------------------+ 4032        +--------------------+ 4096
  *
  * Invariants (slab_check, slab_cache_check): each slab is on exactly one list of its class,
  * partial iff 0 < used < objects (an empty slab is given back at once), its
@@ -154,14 +162,16 @@ static unsigned take_object(struct slab_hdr *s)
 
 /*
  * The index of the object at offset off of slab s, whose objects are size
- * bytes, cap of them: SLAB_ERR_BAD_POINTER if off is not an object's
+ * bytes from offset first, cap of them: SLAB_ERR_BAD_POINTER if off is not an object's
  * start, SLAB_ERR_DOUBLE_FREE if that object is free.
  */
-static enum slab_status object_at(const struct slab_hdr *s, size_t off, size_t size, unsigned cap,
-                                  size_t *index)
+static enum slab_status object_at(const struct slab_hdr *s, size_t off, size_t first, size_t size,
+                                  unsigned cap, size_t *index)
 {
-    size_t i = (off - SLAB_HEADER_SIZE) / size;
-    if ((off - SLAB_HEADER_SIZE) % size != 0 || i >= cap)
+    if (off < first)
+        return SLAB_ERR_BAD_POINTER;
+    size_t i = (off - first) / size;
+    if ((off - first) % size != 0 || i >= cap)
         return SLAB_ERR_BAD_POINTER;
     if (!(s->bitmap[i / 64] & (1ull << (i % 64))))
         return SLAB_ERR_DOUBLE_FREE;
@@ -256,7 +266,7 @@ enum slab_status slab_free(struct slab_heap *h, void *p)
         return SLAB_ERR_BAD_POINTER;
     unsigned c = s->cls;
     size_t size = class_sizes[c], i;
-    enum slab_status st = object_at(s, off, size, slab_class_objects(c), &i);
+    enum slab_status st = object_at(s, off, SLAB_HEADER_SIZE, size, slab_class_objects(c), &i);
     if (st != SLAB_OK)
         return st;
 
@@ -299,6 +309,7 @@ struct list_owner {
     uint64_t max_slabs; /* more slabs than this on one list means a cycle */
     uint32_t magic;
     uint16_t cls;                   /* the heap's class (heap slabs) */
+                                    /* (a cache slab's cls is its colour, below colours) */
     const struct slab_cache *cache; /* the cache (cache slabs) */
     unsigned cap;                   /* objects per slab */
 };
@@ -319,7 +330,8 @@ static bool check_list(const struct list_owner *o, const struct slab_hdr *head, 
             return false;
         }
         if (s->magic != o->magic ||
-            (o->magic == CACHE_MAGIC ? s->cache != o->cache : s->cls != o->cls)) {
+            (o->magic == CACHE_MAGIC ? s->cache != o->cache || s->cls >= o->cache->colours
+                                     : s->cls != o->cls)) {
             *why = "a listed slab has a bad magic or the wrong class";
             return false;
         }
@@ -379,19 +391,30 @@ bool slab_check(const struct slab_heap *h, const char **why)
 
 /* ---- caches ---- */
 
-bool slab_cache_init(struct slab_cache *c, const char *name, size_t size, struct slab_pages pages)
+/* Where a cache slab's first object starts: after the header, and its colour's lines. */
+static size_t first_object(const struct slab_hdr *s)
+{
+    return SLAB_HEADER_SIZE + (size_t)s->cls * SLAB_CACHE_ALIGN;
+}
+
+bool slab_cache_init(struct slab_cache *c, const char *name, size_t size, size_t align,
+                     struct slab_pages pages)
 {
     __builtin_memset(c, 0, sizeof(*c));
-    if (size == 0 || size > PAGE_SIZE)
+    if (size == 0 || size > PAGE_SIZE || align < SLAB_ALIGN || align > SLAB_CACHE_ALIGN ||
+        (align & (align - 1)))
         return false;
-    size_t rounded = align_up(size, SLAB_CACHE_ALIGN);
+    size_t rounded = align_up(size, align);
     size_t per_slab = (PAGE_SIZE - SLAB_HEADER_SIZE) / rounded;
     if (per_slab < 2)
         return false;
     c->pages = pages;
     c->name = name;
+    c->align = (uint32_t)align;
     c->size = (uint32_t)rounded;
     c->per_slab = (uint32_t)per_slab;
+    c->colours =
+        (uint32_t)((PAGE_SIZE - SLAB_HEADER_SIZE - per_slab * rounded) / SLAB_CACHE_ALIGN + 1);
     return true;
 }
 
@@ -406,6 +429,8 @@ void *slab_cache_alloc(struct slab_cache *c)
         __builtin_memset(s, 0, sizeof(*s));
         s->magic = CACHE_MAGIC;
         s->cache = c;
+        s->cls = (uint16_t)c->next_colour;
+        c->next_colour = (c->next_colour + 1) % c->colours;
         c->slabs++;
         list_push(&c->partial, s);
     }
@@ -415,21 +440,21 @@ void *slab_cache_alloc(struct slab_cache *c)
         list_remove(&c->partial, s);
         list_push(&c->full, s);
     }
-    return (char *)s + SLAB_HEADER_SIZE + (size_t)i * c->size;
+    return (char *)s + first_object(s) + (size_t)i * c->size;
 }
 
 enum slab_status slab_cache_free(struct slab_cache *c, void *p)
 {
     if (p == NULL)
         return SLAB_OK;
-    if ((uintptr_t)p % SLAB_CACHE_ALIGN != 0)
+    if ((uintptr_t)p % c->align != 0)
         return SLAB_ERR_BAD_POINTER;
     struct slab_hdr *s = header_of(p);
     size_t off = (size_t)((char *)p - (char *)s), i;
     if (off < SLAB_HEADER_SIZE || !c->pages.owns(c->pages.ctx, s) || s->magic != CACHE_MAGIC ||
         s->cache != c)
         return SLAB_ERR_BAD_POINTER;
-    enum slab_status st = object_at(s, off, c->size, c->per_slab, &i);
+    enum slab_status st = object_at(s, off, first_object(s), c->size, c->per_slab, &i);
     if (st != SLAB_OK)
         return st;
 
@@ -453,9 +478,13 @@ bool slab_cache_check(const struct slab_cache *c, const char **why)
     const char *dummy;
     if (why == NULL)
         why = &dummy;
-    if (c->size == 0 || c->size % SLAB_CACHE_ALIGN != 0 ||
-        c->per_slab != (PAGE_SIZE - SLAB_HEADER_SIZE) / c->size) {
-        *why = "a cache's object size or objects per slab are wrong";
+    if (c->align < SLAB_ALIGN || c->align > SLAB_CACHE_ALIGN || (c->align & (c->align - 1)) ||
+        c->size == 0 || c->size % c->align != 0 ||
+        c->per_slab != (PAGE_SIZE - SLAB_HEADER_SIZE) / c->size ||
+        SLAB_HEADER_SIZE + (c->colours - 1) * SLAB_CACHE_ALIGN + c->per_slab * c->size >
+            PAGE_SIZE ||
+        c->next_colour >= c->colours) {
+        *why = "a cache's alignment, object size, objects per slab or colours are wrong";
         return false;
     }
     struct list_owner o = {&c->pages, c->slabs, CACHE_MAGIC, 0, c, c->per_slab};

@@ -10,10 +10,12 @@
  * metadata lives anywhere else.
  *
  * A cache (struct slab_cache) is one more size class of its own, kept apart
- * from the heap's: its object size is the request rounded up to a multiple
- * of SLAB_CACHE_ALIGN, so each object starts on a 64-byte cache line and
- * its first 64 bytes are one line. For objects whose first line is what a
- * hot path reads (the VMA's tree node).
+ * from the heap's, with an alignment of its own from 16 to 64 bytes: its
+ * object size is the request rounded up to it. At 64 (SLAB_CACHE_ALIGN)
+ * each object starts on a cache line, so its first 64 bytes are one line;
+ * successive slabs shift their objects by the lines left over (colours),
+ * so that the first lines spread over all of the cache's sets. The VMAs
+ * have a cache (kernel/mm/vm.c says at which alignment, and why).
  */
 #ifndef KERNEL_MM_SLAB_H
 #define KERNEL_MM_SLAB_H
@@ -32,7 +34,7 @@
 /* The biggest request a slab class serves; larger ones get whole pages. */
 #define SLAB_MAX_SMALL 2016u
 
-/* What a cache's object sizes are rounded to, and its objects aligned to: a cache line. */
+/* The largest alignment a cache gives its objects, a cache line; colours step by it. */
 #define SLAB_CACHE_ALIGN 64u
 
 enum slab_status {
@@ -78,8 +80,11 @@ struct slab_heap {
 struct slab_cache {
     struct slab_pages pages;
     const char *name;
-    uint32_t size;            /* object size: the request rounded up to SLAB_CACHE_ALIGN */
+    uint32_t align;           /* every object's address is a multiple of it */
+    uint32_t size;            /* object size: the request rounded up to align */
     uint32_t per_slab;        /* objects one slab page holds */
+    uint32_t colours;         /* first-object offsets slabs take in turn, 64 bytes apart */
+    uint32_t next_colour;     /* the next new slab's */
     struct slab_hdr *partial; /* slabs with a free object */
     struct slab_hdr *full;    /* slabs without one */
     uint64_t slabs;           /* slab pages */
@@ -126,14 +131,16 @@ size_t slab_usable_size(const struct slab_heap *h, const void *p);
 bool slab_check(const struct slab_heap *h, const char **why);
 
 /*
- * Makes an empty cache of objects of size bytes (rounded up to
- * SLAB_CACHE_ALIGN) over a page source. => false if size is 0 or a slab
- * page would hold fewer than two objects (size above 1984 bytes).
+ * Makes an empty cache of objects of size bytes, rounded up to align, over
+ * a page source. => false unless align is a power of two from SLAB_ALIGN to
+ * SLAB_CACHE_ALIGN, size is not 0 and a slab page holds at least two
+ * objects (at most 2016 bytes rounded up).
  */
-bool slab_cache_init(struct slab_cache *c, const char *name, size_t size, struct slab_pages pages);
+bool slab_cache_init(struct slab_cache *c, const char *name, size_t size, size_t align,
+                     struct slab_pages pages);
 
 /*
- * One object, at a multiple of SLAB_CACHE_ALIGN, not zeroed; NULL if the
+ * One object, at a multiple of the cache's align, not zeroed; NULL if the
  * page source is empty. The lowest free object of the most recently started
  * partial slab, as the heap's classes do.
  */

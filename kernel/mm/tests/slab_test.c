@@ -276,7 +276,7 @@ static void test_random_churn_keeps_contents_and_returns_every_page(void)
 static bool cache_init(struct slab_cache *c, struct source *s, size_t size)
 {
     return slab_cache_init(
-        c, "test", size,
+        c, "test", size, SLAB_CACHE_ALIGN,
         (struct slab_pages){.alloc = src_alloc, .free = src_free, .owns = src_owns, .ctx = s});
 }
 
@@ -289,7 +289,7 @@ static bool cache_ok(const struct slab_cache *c)
     return ok;
 }
 
-static void test_cache_sizes_round_to_lines(void)
+static void test_cache_sizes_round_to_the_alignment(void)
 {
     struct source *src = source_new(10);
     struct slab_cache c;
@@ -300,7 +300,16 @@ static void test_cache_sizes_round_to_lines(void)
     CHECK(cache_init(&c, src, 1) && c.size == 64 && c.per_slab == 63);
     CHECK(cache_init(&c, src, 96) && c.size == 128 && c.per_slab == 31);
     CHECK(cache_init(&c, src, 128) && c.size == 128 && c.per_slab == 31);
-    CHECK(cache_ok(&c) && src->pages_out == 0);
+    /* Other alignments: 16 to 64, powers of two. */
+    struct slab_pages pages = {.alloc = src_alloc, .free = src_free, .owns = src_owns, .ctx = src};
+    CHECK(slab_cache_init(&c, "t", 96, 32, pages) && c.size == 96 && c.per_slab == 42 &&
+          c.colours == 1);
+    CHECK(slab_cache_init(&c, "t", 80, 16, pages) && c.size == 80 && c.per_slab == 50);
+    CHECK(slab_cache_init(&c, "t", 2016, 32, pages) && c.per_slab == 2);
+    CHECK(!slab_cache_init(&c, "t", 96, 8, pages));
+    CHECK(!slab_cache_init(&c, "t", 96, 128, pages));
+    CHECK(!slab_cache_init(&c, "t", 96, 48, pages));
+    CHECK(slab_cache_init(&c, "t", 80, 16, pages) && cache_ok(&c) && src->pages_out == 0);
     free(src);
 }
 
@@ -327,6 +336,64 @@ static void test_cache_objects_start_on_lines_and_fill_a_slab(void)
     for (unsigned i = 0; i <= n; i++)
         CHECK(slab_cache_free(&c, p[i]) == SLAB_OK);
     CHECK(c.slabs == 0 && c.objects == 0 && src->pages_out == 0 && cache_ok(&c));
+    free(src);
+}
+
+/*
+ * Where objects leave lines over, successive slabs start one line later in
+ * turn (their colour), so the objects' first lines are odd lines of one
+ * slab and even lines of the next; the unused line is no object.
+ */
+static void test_cache_slabs_take_colours_in_turn(void)
+{
+    struct source *src = source_new(10);
+    struct slab_cache c;
+    CHECK(cache_init(&c, src, 64) && c.colours == 1); /* 63 lines of objects: none left */
+    CHECK(cache_init(&c, src, 1984) && c.colours == 2);
+    CHECK(cache_init(&c, src, 96) && c.colours == 2 && c.per_slab == 31);
+    char *first[3];
+    char *all[3 * 31];
+    for (unsigned k = 0; k < 3 * 31; k++) {
+        all[k] = slab_cache_alloc(&c);
+        CHECK(all[k] != NULL);
+        if (k % 31 == 0)
+            first[k / 31] = all[k];
+    }
+    CHECK(c.slabs == 3 && cache_ok(&c));
+    CHECK((uintptr_t)first[0] % PAGE_SIZE == SLAB_HEADER_SIZE);
+    CHECK((uintptr_t)first[1] % PAGE_SIZE == SLAB_HEADER_SIZE + SLAB_CACHE_ALIGN);
+    CHECK((uintptr_t)first[2] % PAGE_SIZE == SLAB_HEADER_SIZE);
+    /* The last object of a colour-1 slab ends at the page's end. */
+    CHECK((uintptr_t)all[2 * 31 - 1] % PAGE_SIZE + c.size == PAGE_SIZE);
+    /* Colour 1's unused line, and a colour-0 object's offset in it, are no objects there. */
+    CHECK(slab_cache_free(&c, first[1] - SLAB_CACHE_ALIGN) == SLAB_ERR_BAD_POINTER);
+    CHECK(slab_cache_free(&c, first[1] + SLAB_CACHE_ALIGN) == SLAB_ERR_BAD_POINTER);
+    CHECK(c.objects == 3 * 31 && cache_ok(&c));
+    for (unsigned k = 0; k < 3 * 31; k++)
+        CHECK(slab_cache_free(&c, all[k]) == SLAB_OK);
+    CHECK(c.slabs == 0 && src->pages_out == 0 && cache_ok(&c));
+    free(src);
+}
+
+/* A cache at 32 bytes packs 96-byte objects as the heap's class does, apart from it. */
+static void test_cache_at_32_packs_objects(void)
+{
+    struct source *src = source_new(10);
+    struct slab_cache c;
+    struct slab_pages pages = {.alloc = src_alloc, .free = src_free, .owns = src_owns, .ctx = src};
+    CHECK(slab_cache_init(&c, "dense", 96, 32, pages));
+    char *p[42];
+    for (unsigned i = 0; i < 42; i++) {
+        p[i] = slab_cache_alloc(&c);
+        CHECK(p[i] != NULL && (uintptr_t)p[i] % 32 == 0);
+        CHECK((uintptr_t)p[i] % PAGE_SIZE == SLAB_HEADER_SIZE + 96 * i);
+    }
+    CHECK(c.slabs == 1 && cache_ok(&c));
+    CHECK(slab_cache_free(&c, p[1] + 32) == SLAB_ERR_BAD_POINTER); /* aligned, inside an object */
+    CHECK(slab_cache_free(&c, p[1] + 16) == SLAB_ERR_BAD_POINTER);
+    for (unsigned i = 0; i < 42; i++)
+        CHECK(slab_cache_free(&c, p[i]) == SLAB_OK);
+    CHECK(src->pages_out == 0 && cache_ok(&c));
     free(src);
 }
 
@@ -423,8 +490,10 @@ int main(void)
     test_double_and_bad_frees_are_refused_without_change();
     test_empty_page_source_gives_null_and_no_change();
     test_random_churn_keeps_contents_and_returns_every_page();
-    test_cache_sizes_round_to_lines();
+    test_cache_sizes_round_to_the_alignment();
     test_cache_objects_start_on_lines_and_fill_a_slab();
+    test_cache_slabs_take_colours_in_turn();
+    test_cache_at_32_packs_objects();
     test_cache_refuses_what_is_not_its_own();
     test_cache_empty_page_source_gives_null_and_no_change();
     test_cache_churn_keeps_contents_and_returns_every_page();
