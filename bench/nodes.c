@@ -4,16 +4,19 @@
  *
  * Pages come in address order from 64 MiB chunks advised for huge pages; a
  * page given back goes on a free list and is handed out again first, as a
- * frame the PMM gets back would be. One cache per distinct node size, made
- * on first use; the kmalloc mode is one heap.
+ * frame the PMM gets back would be. One cache per node size and alignment,
+ * made on first use.
  */
 #define _DEFAULT_SOURCE
 #include "nodes.h"
 
+#include <stdbool.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <sys/mman.h>
+
+#include <vmm/space.h>
 
 #include "slab.h" /* kernel/mm */
 
@@ -26,11 +29,8 @@ static struct {
     void *free_page; /* single pages given back, linked through their first word */
 } arena;
 
-static struct slab_heap heap;
 static struct slab_cache caches[MAX_CACHES];
-static size_t cache_sizes[MAX_CACHES]; /* the node size each cache was made for */
 static unsigned cache_count;
-static bool ready, use_kmalloc;
 
 static _Noreturn void die(const char *what)
 {
@@ -82,42 +82,36 @@ static bool page_owned(void *ctx, const void *page)
 static const struct slab_pages pages = {
     .alloc = page_alloc, .free = page_free, .owns = page_owned, .ctx = NULL};
 
-static struct slab_cache *cache_for(size_t size)
+static struct slab_cache *cache_for(enum bench_place where, size_t size)
 {
+    size_t align = where == BENCH_PLACE_LINE ? SLAB_CACHE_ALIGN : VMM_VMA_ALIGN;
+    struct slab_cache probe;
+
+    /* A cache's object size and alignment say which request it serves. */
+    if (!slab_cache_init(&probe, "bench nodes", size, align, pages))
+        die("no cache for that node size");
     for (unsigned i = 0; i < cache_count; i++)
-        if (cache_sizes[i] == size)
+        if (caches[i].size == probe.size && caches[i].align == probe.align)
             return &caches[i];
     if (cache_count == MAX_CACHES)
         die("too many node sizes");
-    if (!slab_cache_init(&caches[cache_count], "bench nodes", size, pages))
-        die("no cache for that node size");
-    cache_sizes[cache_count] = size;
+    caches[cache_count] = probe;
     return &caches[cache_count++];
 }
 
-void *bench_nodes_alloc(size_t size)
+void *bench_nodes_alloc_in(enum bench_place where, size_t size)
 {
-    void *p;
+    void *p = slab_cache_alloc(cache_for(where, size));
 
-    if (!ready) {
-        slab_init(&heap, pages);
-        ready = true;
-    }
-    p = use_kmalloc ? slab_alloc(&heap, size) : slab_cache_alloc(cache_for(size));
     if (!p)
         die("out of memory");
     return p;
 }
 
-void bench_nodes_free(size_t size, void *p)
+void bench_nodes_free_in(enum bench_place where, size_t size, void *p)
 {
-    enum slab_status st = use_kmalloc ? slab_free(&heap, p) : slab_cache_free(cache_for(size), p);
+    enum slab_status st = slab_cache_free(cache_for(where, size), p);
 
     if (st != SLAB_OK)
         die(slab_status_str(st));
-}
-
-void bench_nodes_use_kmalloc(bool on)
-{
-    use_kmalloc = on;
 }

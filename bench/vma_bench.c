@@ -22,10 +22,13 @@
  *         for a big enough tree
  * A round repeats passes over its set for at least 20 ms.
  *
- * Nodes (bench/nodes.h): "cache", the VMA cache the kernel uses (128 bytes,
- * line-aligned), or "kmalloc", kmalloc's 96-byte class, as the kernel
- * placed VMAs before: each layout is built once with each, in the same
- * order.
+ * Nodes (bench/nodes.h): "cache", placed as the kernel's VMA cache places
+ * them (96-byte slots, where kmalloc's class put them too), and "line", a
+ * cache at 64 bytes (128-byte slots, each node's first 64 bytes one line):
+ * each layout is built once with each, in the same order, and the two are
+ * timed in paired rounds (each first in every other round), so that both
+ * see the same load from the rest of the machine. Reported: each one's
+ * median, and the median of the rounds' ratios line / cache.
  *
  * Every find's answer is checked against a reference (a sorted array and a
  * scan) before anything is timed; a mismatch ends the program with status 1.
@@ -93,19 +96,20 @@ static int cmp_double(const void *a, const void *b)
 
 /* ---- the space and the requests ---- */
 
-static struct vmm_space space;
+/* The same layout twice: nodes placed as the kernel's VMAs (cache), and line-aligned (line). */
+enum { PLACES = 2 };
+static const enum bench_place places[PLACES] = {BENCH_PLACE_CACHE, BENCH_PLACE_LINE};
+static struct vmm_space spaces[PLACES];
 static const struct vmm_attrs attrs = {.name = "bench", .prot = 3};
 
 static struct vmm_vma *node_alloc(void *ctx)
 {
-    (void)ctx;
-    return bench_nodes_alloc(sizeof(struct vmm_vma));
+    return bench_nodes_alloc_in(*(const enum bench_place *)ctx, sizeof(struct vmm_vma));
 }
 
 static void node_free(void *ctx, struct vmm_vma *v)
 {
-    (void)ctx;
-    bench_nodes_free(sizeof(struct vmm_vma), v);
+    bench_nodes_free_in(*(const enum bench_place *)ctx, sizeof(struct vmm_vma), v);
 }
 
 /* n ranges in address order, and a random order to reserve them in. */
@@ -131,17 +135,17 @@ static struct range *make_layout(size_t n, size_t **order)
     return r;
 }
 
-static bool build(const struct range *r, const size_t *order, size_t n, bool kmalloc)
+static bool build(struct vmm_space *space, const enum bench_place *where, const struct range *r,
+                  const size_t *order, size_t n)
 {
-    bench_nodes_use_kmalloc(kmalloc);
-    if (vmm_space_init(&space, 0, UINT64_MAX, 48,
+    if (vmm_space_init(space, 0, UINT64_MAX, 48,
                        (struct vmm_node_source){
-                           .alloc = node_alloc, .free = node_free, .ctx = NULL}) != VMM_OK)
+                           .alloc = node_alloc, .free = node_free, .ctx = (void *)where}) != VMM_OK)
         return false;
     for (size_t i = 0; i < n; i++) {
         const struct range *x = &r[order[i]];
 
-        if (vmm_space_reserve(&space, x->start, x->last - x->start + 1, &attrs, NULL) != VMM_OK)
+        if (vmm_space_reserve(space, x->start, x->last - x->start + 1, &attrs, NULL) != VMM_OK)
             return false;
     }
     return true;
@@ -185,27 +189,28 @@ enum op { OP_FIND, OP_ALLOC_FREE, OP_RESERVE_FREE, OPS };
 static const char *const op_names[OPS] = {"find", "alloc_free", "reserve_free"};
 
 /* One operation; false if the space refused something it must not refuse. */
-static inline bool run_one(enum op op, const struct vmm_alloc_req *q, uint64_t *sink)
+static inline bool run_one(struct vmm_space *space, enum op op, const struct vmm_alloc_req *q,
+                           uint64_t *sink)
 {
     uint64_t a = 0;
     struct vmm_vma *v;
 
     switch (op) {
     case OP_FIND:
-        if (vmm_space_find(&space, q, &a) != VMM_OK)
+        if (vmm_space_find(space, q, &a) != VMM_OK)
             return false;
         break;
     case OP_ALLOC_FREE:
-        if (vmm_space_alloc(&space, q, &attrs, &v) != VMM_OK)
+        if (vmm_space_alloc(space, q, &attrs, &v) != VMM_OK)
             return false;
         a = vmm_vma_start(v);
-        if (vmm_space_free(&space, a, q->size) != VMM_OK)
+        if (vmm_space_free(space, a, q->size) != VMM_OK)
             return false;
         break;
     case OP_RESERVE_FREE:
-        if (vmm_space_find(&space, q, &a) != VMM_OK ||
-            vmm_space_reserve(&space, a, q->size, &attrs, NULL) != VMM_OK ||
-            vmm_space_free(&space, a, q->size) != VMM_OK)
+        if (vmm_space_find(space, q, &a) != VMM_OK ||
+            vmm_space_reserve(space, a, q->size, &attrs, NULL) != VMM_OK ||
+            vmm_space_free(space, a, q->size) != VMM_OK)
             return false;
         break;
     default:
@@ -216,14 +221,15 @@ static inline bool run_one(enum op op, const struct vmm_alloc_req *q, uint64_t *
 }
 
 /* ns per operation over one pass of count requests, repeated passes until min_ns. */
-static double round_ns(enum op op, const struct vmm_alloc_req *q, size_t count, double min_ns)
+static double round_ns(struct vmm_space *space, enum op op, const struct vmm_alloc_req *q,
+                       size_t count, double min_ns)
 {
     uint64_t sink = 0, done = 0;
     double t0 = now_ns(), elapsed;
 
     do {
         for (size_t i = 0; i < count; i++)
-            if (!run_one(op, &q[i], &sink)) {
+            if (!run_one(space, op, &q[i], &sink)) {
                 fprintf(stderr, "vma_bench: %s refused request %zu\n", op_names[op], i);
                 exit(1);
             }
@@ -266,51 +272,65 @@ int main(int argc, char **argv)
         }
     }
 
-    printf("%-12s %-5s %-8s %8s %10s %8s\n", "op", "temp", "nodes", "n", "ns/op", "visits");
+    /* ns per op with each placement (bench/nodes.h), and the median ratio line / cache. */
+    printf("%-12s %-5s %8s %10s %10s %6s %8s\n", "op", "temp", "n", "cache", "line", "ratio",
+           "visits");
     for (size_t si = 0; si < sizeof(sizes) / sizeof(sizes[0]) && sizes[si] <= max_n; si++) {
         size_t n = sizes[si], *order, cold = quick ? 4096 : COLD;
         struct range *r = make_layout(n, &order);
         struct vmm_alloc_req *q = alloc_or_die((HOT + cold) * sizeof(*q));
+        uint64_t visits[2] = {0, 0};
 
         make_requests(r, n, q, HOT + cold);
-        for (int kmalloc = 0; kmalloc < 2; kmalloc++) {
-            if (!build(r, order, n, kmalloc)) {
+        for (int p = 0; p < PLACES; p++) {
+            if (!build(&spaces[p], &places[p], r, order, n)) {
                 fprintf(stderr, "vma_bench: building the space failed\n");
                 return 1;
             }
             /* Every answer checked, and the visits of a find counted, before timing. */
-            uint64_t visits[2] = {0, 0};
-
             for (size_t i = 0; i < HOT + cold; i++) {
                 uint64_t a = 0, want = ref_find(r, n, &q[i]);
 
-                if (vmm_space_find(&space, &q[i], &a) != VMM_OK || a != want) {
+                if (vmm_space_find(&spaces[p], &q[i], &a) != VMM_OK || a != want) {
                     fprintf(stderr, "vma_bench: find %zu gave %#llx, the reference %#llx\n", i,
                             (unsigned long long)a, (unsigned long long)want);
                     return 1;
                 }
-                visits[i >= HOT] += space.last_visits;
+                if (p == 0)
+                    visits[i >= HOT] += spaces[p].last_visits;
             }
-            for (int op = 0; op < OPS; op++) {
-                for (int cold_set = 0; cold_set < 2; cold_set++) {
-                    const struct vmm_alloc_req *set = cold_set ? q + HOT : q;
-                    size_t count = cold_set ? cold : HOT;
-                    double per[MAX_ROUNDS];
+        }
+        for (int op = 0; op < OPS; op++) {
+            for (int cold_set = 0; cold_set < 2; cold_set++) {
+                const struct vmm_alloc_req *set = cold_set ? q + HOT : q;
+                size_t count = cold_set ? cold : HOT;
+                double per[PLACES][MAX_ROUNDS], ratio[MAX_ROUNDS];
 
-                    for (int k = 0; k < rounds; k++)
-                        per[k] = round_ns((enum op)op, set, count, min_ns);
-                    qsort(per, (size_t)rounds, sizeof(per[0]), cmp_double);
-                    printf("%-12s %-5s %-8s %8zu %10.1f %8.1f\n", op_names[op],
-                           cold_set ? "cold" : "hot", kmalloc ? "kmalloc" : "cache", n,
-                           per[rounds / 2], (double)visits[cold_set] / (double)count);
+                /* Paired rounds, each placement first in every other one: the same load for both.
+                 */
+                for (int k = 0; k < rounds; k++) {
+                    for (int j = 0; j < PLACES; j++) {
+                        int p = (k + j) % PLACES;
+
+                        per[p][k] = round_ns(&spaces[p], (enum op)op, set, count, min_ns);
+                    }
+                    ratio[k] = per[1][k] / per[0][k];
                 }
+                for (int p = 0; p < PLACES; p++)
+                    qsort(per[p], (size_t)rounds, sizeof(double), cmp_double);
+                qsort(ratio, (size_t)rounds, sizeof(double), cmp_double);
+                printf("%-12s %-5s %8zu %10.1f %10.1f %6.2f %8.1f\n", op_names[op],
+                       cold_set ? "cold" : "hot", n, per[0][rounds / 2], per[1][rounds / 2],
+                       ratio[rounds / 2], (double)visits[cold_set] / (double)count);
+                fflush(stdout);
             }
-            if (vmm_space_count(&space) != n) {
+        }
+        for (int p = 0; p < PLACES; p++) {
+            if (vmm_space_count(&spaces[p]) != n) {
                 fprintf(stderr, "vma_bench: the pairs changed the space\n");
                 return 1;
             }
-            fflush(stdout);
-            vmm_space_clear(&space);
+            vmm_space_clear(&spaces[p]);
         }
         free(q);
         free(r);

@@ -78,15 +78,15 @@ void kmalloc_init(void)
     heap_ready = true;
 }
 
-struct kcache *kcache_create(const char *name, size_t size)
+struct kcache *kcache_create(const char *name, size_t size, size_t align)
 {
     if (!heap_ready)
         panic("kcache_create(%s) before kmalloc_init", name);
     if (cache_count == KCACHE_MAX)
         panic("kcache_create(%s): all %u cache slots are taken", name, KCACHE_MAX);
     struct kcache *c = &caches[cache_count];
-    if (!slab_cache_init(&c->slab, name, size, heap_pages))
-        panic("kcache_create(%s): %zu bytes is no cache's object size", name, size);
+    if (!slab_cache_init(&c->slab, name, size, align, heap_pages))
+        panic("kcache_create(%s): no cache of %zu-byte objects at %zu", name, size, align);
     cache_count++;
     return c;
 }

@@ -33,7 +33,7 @@
  * maps' are their own physical pages, not the PMM's); areas that are
  * not demand-zero are fully mapped; guards never are; vm.frames counts the
  * mapped VMM frames; nothing is ever both writable and executable; every
- * VMA starts on a 64-byte cache line (its own cache). Using 4 KiB
+ * VMA is aligned as its cache places it (VMM_VMA_ALIGN). Using 4 KiB
  * pages only means unmap and protect never split a large page, so after the
  * VMA tree has accepted a change the page-table half of it cannot fail.
  *
@@ -148,11 +148,12 @@ static enum vm_status from_vmm(enum vmm_status st)
 }
 
 /*
- * VMAs come from a cache of their own: 96 bytes rounded up to 128, each
- * starting on a cache line, so the node's first 64 bytes (the links, the
- * range, the gap and the two child maxima: all a lookup, a 4 KiB search and
- * the walk after an update read) are one line for every VMA. From kmalloc's
- * 96-byte class every other VMA had them split over two lines.
+ * VMAs come from a cache of their own, apart from kmalloc's classes (a
+ * kfree of a VMA panics, and the audit counts the cache's frames), at
+ * VMM_VMA_ALIGN: 96-byte slots, 42 to a page. A line-aligned cache (128-byte
+ * slots, the node's first 64 bytes, all a 4 KiB search reads, always in one
+ * line) was measured too and searches that miss the caches were slower
+ * with it (docs/performance.md).
  */
 _Static_assert(offsetof(struct vmm_vma, node) == 0, "the node's first line is the VMA's first");
 
@@ -687,9 +688,10 @@ void vm_init(struct canopy_bootinfo *bi)
     kmm_early_close(); /* the early-map window is the VMM's from here on */
     kmalloc_init();
     unsigned levels = bi->paging_levels;
-    struct vmm_node_source nodes = {.alloc = node_alloc,
-                                    .free = node_free,
-                                    .ctx = kcache_create("vma", sizeof(struct vmm_vma))};
+    struct vmm_node_source nodes = {
+        .alloc = node_alloc,
+        .free = node_free,
+        .ctx = kcache_create("vma", sizeof(struct vmm_vma), VMM_VMA_ALIGN)};
     enum vmm_status st =
         vmm_space_init(&vm.space, va_upper_start(levels), UINT64_MAX, va_bits(levels), nodes);
     if (st != VMM_OK)
@@ -818,8 +820,8 @@ bool vm_check(const char **why)
     if (!vmm_space_check(&vm.space, why))
         return false;
     for (const struct vmm_vma *v = vmm_space_first(&vm.space); v; v = vmm_space_next(v))
-        if ((uintptr_t)v % 64 != 0) {
-            *why = "an area's node does not start on a cache line";
+        if ((uintptr_t)v % VMM_VMA_ALIGN != 0) {
+            *why = "an area's node is not aligned as its cache places it";
             return false;
         }
     struct leaf_check c = {.v = vmm_space_first_from(&vm.space, DYN_BASE)};

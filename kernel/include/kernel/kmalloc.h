@@ -2,8 +2,7 @@
  * kmalloc: the kernel heap. Size classes on one-page slabs and whole-page
  * runs, all on PMM frames (owner CANOPY_OWNER_HEAP) reached through the HHDM,
  * so it never needs the VMM, which takes its VMA nodes from here: from a
- * cache of its own (kcache_create), whose objects start on 64-byte cache
- * lines.
+ * cache of their own (kcache_create).
  */
 #ifndef KERNEL_KMALLOC_H
 #define KERNEL_KMALLOC_H
@@ -33,20 +32,20 @@ void kfree(void *p);
 
 /*
  * A cache of objects of one size on the heap's frames, apart from
- * kmalloc's size classes: the size is rounded up to a multiple of 64 and
- * every object starts on a 64-byte cache line, so a structure whose first
- * 64 bytes are what a hot path reads finds them in one line.
+ * kmalloc's size classes, at an alignment of its own from 16 to 64 bytes
+ * (at 64 every object starts on a cache line).
  */
 struct kcache;
 
 /*
- * A new cache of size-byte objects (at most 1984), named for panics.
- * Panics if the kernel's few cache slots are taken or the size is out of
- * range (a programmer error). => after kmalloc_init().
+ * A new cache of size-byte objects (rounded up to align, at most 2016),
+ * named for panics. Panics if the kernel's few cache slots are taken or
+ * size or align is out of range (a programmer error). => after
+ * kmalloc_init().
  */
-struct kcache *kcache_create(const char *name, size_t size);
+struct kcache *kcache_create(const char *name, size_t size, size_t align);
 
-/* One object, 64-byte aligned, not zeroed; NULL if memory is short. */
+/* One object, aligned as the cache says, not zeroed; NULL if memory is short. */
 void *kcache_alloc(struct kcache *c);
 
 /* Gives p (from kcache_alloc(c); NULL is fine) back. Panics as kfree does. */

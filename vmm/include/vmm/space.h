@@ -55,6 +55,15 @@ struct vmm_vma {
     struct vmm_attrs attrs;
 };
 
+/*
+ * The alignment the kernel's VMA cache gives a struct vmm_vma (96 bytes),
+ * and the benchmarks' node allocator too (bench/nodes.h): 32, which packs
+ * 42 VMAs to a slab page. At 64 (128-byte slots, the node's first 64 bytes,
+ * all a 4 KiB search reads, always in one line) searches that miss the
+ * caches were slower, not faster: docs/performance.md has the numbers.
+ */
+#define VMM_VMA_ALIGN 32
+
 /* First and last byte of a VMA. */
 static inline uint64_t vmm_vma_start(const struct vmm_vma *v)
 {
