@@ -78,9 +78,10 @@ const struct vmm_space *vm_space(void);
  * (owner CANOPY_OWNER_VMM) at once or, with VM_DEMAND, on first touch. With
  * VM_GUARD one more page below it is recorded as its guard (never mapped);
  * align applies to the first usable byte, which *va gets, never to the
- * guard (vmm_space_alloc in vmm/space.h: exact at 4 KiB, and above it the
- * first fit unless over VMM_GUARD_SEARCHES holes that start on a multiple
- * of align come first).
+ * guard (vmm_space_alloc in vmm/space.h: exact at 4 KiB; above it the
+ * first fit unless its searches, VMM_GUARD_SEARCHES of them, run out
+ * stepping over holes that start on a multiple of align, and then a fit
+ * with align more bytes of room).
  * => VM_ERR_WX for VM_W | VM_X; on any error nothing is left behind (areas,
  *    frames, mappings, manifest entries).
  */

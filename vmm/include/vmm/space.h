@@ -16,7 +16,8 @@
  * out parameter, so no address (0 included) ever means "failure".
  *
  * The space never calls malloc: a VMA's storage comes from the node source
- * given at init (kmalloc in the kernel, malloc on the host), and splitting a
+ * given at init (the kernel's VMA cache, malloc or the benchmarks' node
+ * allocator on the host; VMM_VMA_ALIGN below), and splitting a
  * VMA asks it for a second node before anything is changed.
  */
 #ifndef VMM_SPACE_H
