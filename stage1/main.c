@@ -1020,7 +1020,7 @@ static _Noreturn void enter_kernel(const struct handoff *h)
 static _Noreturn void after_exit(const struct fw_exit *ex)
 {
     struct handoff h = {.ex = ex, .claims = &claimed};
-    struct pmm boot_pmm;
+    static struct pmm boot_pmm; /* static: beyond a 4 KiB frame, the MS ABI wants stack probes */
     start_pmm(&h, &boot_pmm);
     phase(CANOPY_PHASE_PMM_READY);
     if (s1.cfg.verbose >= 2)

@@ -91,13 +91,13 @@ static void start_fb_console(struct canopy_bootinfo *bi)
 
 static void print_banner(const struct canopy_bootinfo *bi)
 {
-    const struct pmm *p = kmm_pmm();
-    uint64_t usable = p->free_frames + p->used_frames + p->reclaimable_frames;
+    struct pmm_counts c;
+    pmm_counts(kmm_pmm(), &c);
+    uint64_t usable = c.free + c.used + c.reclaimable;
     kprintf("\nCanopy %s (x86_64)\n", CANOPY_VERSION);
     kprintf("memory: %llu MiB usable, %llu MiB free, %llu KiB in use\n",
-            (unsigned long long)pages_to_mib(usable),
-            (unsigned long long)pages_to_mib(p->free_frames),
-            (unsigned long long)pages_to_kib(p->used_frames));
+            (unsigned long long)pages_to_mib(usable), (unsigned long long)pages_to_mib(c.free),
+            (unsigned long long)pages_to_kib(c.used));
     kprintf("paging: %u levels, HHDM at 0x%016llx%s\n", bi->paging_levels,
             (unsigned long long)bi->hhdm_base,
             (bi->cpu_flags & CANOPY_CPU_PDPE1G) ? " (1 GiB pages)" : " (2 MiB pages)");

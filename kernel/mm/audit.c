@@ -182,6 +182,8 @@ static void audit_bootinfo(struct audit *a, const struct canopy_bootinfo *bi)
 bool kmm_audit(void)
 {
     struct audit a = {0};
+    /* The frames in the CPU's cache back to the lists, its deltas folded: exact counters. */
+    pmm_drain(&kmm.pmm);
     const struct pmm *p = &kmm.pmm;
     const struct canopy_bootinfo *bi = kmm.bi;
 

@@ -157,11 +157,13 @@ void kmm_adopt(struct canopy_bootinfo *bi)
     if (kmm.pt.table_count != bi->pt_frames_used)
         kprintf("kmm: stage 1 reported %u page-table frames, the hierarchy has %llu tables\n",
                 bi->pt_frames_used, (unsigned long long)kmm.pt.table_count);
+    struct pmm_counts c;
+    pmm_counts(&kmm.pmm, &c);
     kprintf("kmm: adopted the PMM (%llu frames tracked: %llu free, %llu used, %llu reclaimable, "
             "%llu reserved)\n",
-            (unsigned long long)kmm.pmm.frame_count, (unsigned long long)kmm.pmm.free_frames,
-            (unsigned long long)kmm.pmm.used_frames, (unsigned long long)kmm.pmm.reclaimable_frames,
-            (unsigned long long)kmm.pmm.reserved_frames);
+            (unsigned long long)kmm.pmm.frame_count, (unsigned long long)c.free,
+            (unsigned long long)c.used, (unsigned long long)c.reclaimable,
+            (unsigned long long)c.reserved);
     kprintf("kmm: adopted the page tables (%u levels, root 0x%llx, %llu tables)\n", kmm.pt.levels,
             (unsigned long long)kmm.pt.root, (unsigned long long)kmm.pt.table_count);
 }

@@ -240,11 +240,14 @@ static void cmd_mem(struct shell *sh, struct args *a)
     frames_text(size, sizeof(size), p->frame_count);
     say(sh, "mem: %llu frames tracked (%s) from frame 0x%llx\n", (unsigned long long)p->frame_count,
         size, (unsigned long long)p->base_frame);
-    mem_row(sh, "free", p->free_frames);
-    mem_row(sh, "used", p->used_frames);
-    mem_row(sh, "reclaimable", p->reclaimable_frames);
-    mem_row(sh, "reserved", p->reserved_frames);
-    uint64_t sum = p->free_frames + p->used_frames + p->reclaimable_frames + p->reserved_frames;
+    /* The counters with the per-CPU caches' deltas added. */
+    struct pmm_counts c;
+    pmm_counts(p, &c);
+    mem_row(sh, "free", c.free);
+    mem_row(sh, "used", c.used);
+    mem_row(sh, "reclaimable", c.reclaimable);
+    mem_row(sh, "reserved", c.reserved);
+    uint64_t sum = c.free + c.used + c.reclaimable + c.reserved;
     if (sum != p->frame_count)
         say(sh, "mem: the counters add up to %llu frames, not %llu\n", (unsigned long long)sum,
             (unsigned long long)p->frame_count);
@@ -259,21 +262,20 @@ static void cmd_mem(struct shell *sh, struct args *a)
         say(sh, "  %5u %6s %12llu %12llu\n", o, size, (unsigned long long)p->free_blocks[o],
             (unsigned long long)frames);
     }
-    /* Freed single frames may wait in the order-0 cache instead of the lists. */
-    if (p->cache_frames)
-        say(sh, "  %5s %6s %12s %12llu\n", "cache", "4K", "", (unsigned long long)p->cache_frames);
-    listed += p->cache_frames;
-    if (listed != p->free_frames)
+    /* Freed single frames may wait in the CPUs' caches instead of the lists. */
+    if (c.cached)
+        say(sh, "  %5s %6s %12s %12llu\n", "cache", "4K", "", (unsigned long long)c.cached);
+    listed += c.cached;
+    if (listed != c.free)
         say(sh, "mem: the free lists and cache hold %llu frames, not %llu\n",
-            (unsigned long long)listed, (unsigned long long)p->free_frames);
+            (unsigned long long)listed, (unsigned long long)c.free);
 
     say(sh, "  used frames per owner:\n");
     for (unsigned o = 0; o < CANOPY_OWNER_COUNT; o++) {
-        if (p->owner_frames[o] == 0)
+        if (c.owner[o] == 0)
             continue;
-        frames_text(size, sizeof(size), p->owner_frames[o]);
-        say(sh, "  %-14s %12llu %8s\n", pmm_owner_name(o), (unsigned long long)p->owner_frames[o],
-            size);
+        frames_text(size, sizeof(size), c.owner[o]);
+        say(sh, "  %-14s %12llu %8s\n", pmm_owner_name(o), (unsigned long long)c.owner[o], size);
     }
 }
 

@@ -1,9 +1,10 @@
 /*
  * pmm: a binary buddy allocator over 4 KiB frames with one state byte per
- * frame and free lists threaded through the free blocks themselves.
+ * frame of every section that holds RAM, free lists threaded through the
+ * free blocks themselves, a spinlock, and a cache of single frames per CPU.
  *
  * Stage 1 creates it from the normalised memory map after ExitBootServices
- * without free lists (pmm_create: only the state array, which it claimed
+ * without free lists (pmm_create: only the state region, which it claimed
  * before the exit, is written) and hands the frames it claimed to their
  * owners (pmm_claim); the kernel adopts the same struct pmm (rebased to the
  * HHDM), threads the free lists through the free blocks (pmm_build_lists)
@@ -16,6 +17,16 @@
  * is arithmetic on physical frame numbers, and the range ends at the highest
  * usable or reclaimable frame, so MMIO far above RAM costs nothing.
  *
+ * Sections: the tracked frames are cut into sections of PMM_SECTION_FRAMES.
+ * The state region starts with a table of one uint32_t per section: the
+ * section's slot, or PMM_NO_SECTION if no RAM lies in it. Slot s's bytes
+ * start at slots_offset + s * PMM_SECTION_FRAMES in the region (the last
+ * slot is cut short at the last tracked frame). Slots are numbered in
+ * address order. A section without a slot holds only reserved frames, and
+ * no block reaches into it, so a hole in the map costs 4 bytes per 128 MiB:
+ *
+ *     region: | table: slot or none per section | slot 0 bytes | slot 1 bytes | ...
+ *
  * The frames are tiled by blocks: 2^k frames, naturally aligned. Free and
  * used blocks have any order; reserved and reclaimable frames are blocks of
  * order 0. The state byte of a block's first frame (its head) says what the
@@ -26,9 +37,9 @@
  *     0x20 | k        head of a free block of order k
  *     0x40 | owner    head of a used block (owner 1..15; the order is the
  *                     next frame's byte if that is 0x01..0x12, else 0)
- *     0x60            reserved frame
+ *     0x60            reserved frame (also every frame of a section without a slot)
  *     0x61            reclaimable frame
- *     0x62            free frame waiting in the order-0 cache
+ *     0x62            free frame waiting in a CPU's cache
  *
  * Invariant: a byte holds a head code exactly when its frame is a block head.
  * So pmm_free() proves in O(1) that an address is the head of a used block
@@ -42,23 +53,34 @@
  * addresses) in the first 16 bytes of each free block, reached through
  * virt_offset. They exist only once built (PMM_LISTS): until then every
  * head is PMM_NIL, every count 0, and allocating or freeing is refused, so
- * nothing but the state array has been written. A list head's prev link is stale by design (nothing
- * reads it), so popping touches only the block popped. Bit k of free_orders says list k is not
- * empty, so an allocation finds its order with one bit scan.
+ * nothing but the state region has been written. A list head's prev link is
+ * stale by design (nothing reads it), so popping touches only the block
+ * popped. Bit k of free_orders says list k is not empty, so an allocation
+ * finds its order with one bit scan.
  *
- * The order-0 cache: a freed single frame is pushed on a LIFO stack (an
- * array of addresses in struct pmm; the frame's byte becomes 0x62) instead of
- * merging, up to PMM_CACHE_FRAMES; an order-0 allocation pops it first. A
- * free-then-allocate pattern (page tables, stacks, the churn benchmark) then
- * never splits or merges and reads or writes no frame's memory, only state
- * bytes: the frame freed is likely cold in the cache and the TLB, and a link
- * stored inside it cost a miss on the free and again on the allocation. The
- * cache is drained, with full merging, when a request cannot be met
- * otherwise, so it never causes a failure.
+ * The lock: a spinlock (test-and-test-and-set, one atomic exchange) covers the free
+ * lists, the counters in struct pmm, the bytes of free blocks and every
+ * split, merge, claim and reclaim. It does not cover the CPUs' caches.
+ *
+ * The caches: CPU c frees a single frame by pushing it on its own LIFO stack
+ * (struct pmm_cpu; the frame's byte becomes 0x62) and allocates one by
+ * popping it, without the lock: a free-then-allocate pattern (page tables,
+ * stacks) never splits or merges, takes no lock and reads or writes no
+ * frame's memory, only state bytes. The counter changes go to the CPU's
+ * deltas, folded in whenever it holds the lock. A full stack gives its
+ * oldest PMM_CACHE_BATCH frames back to the buddy lists, merging, under one
+ * lock hold; an empty one takes PMM_CACHE_BATCH frames at once. Another CPU
+ * may read a cached frame's byte under the lock (a buddy check): 0x62, like
+ * the used byte it replaced, is never a free head, so no merge depends on
+ * the race. State bytes are read and written with relaxed atomics (plain
+ * moves on x86) so those reads are not data races. A cache is drained, with
+ * full merging, when its CPU's request cannot be met otherwise, so it never
+ * causes a failure on that CPU.
  */
 #include <pmm/pmm.h>
 
 #include <stdarg.h>
+#include <stddef.h>
 
 #include <canopy/compiler.h>
 #include <canopy/fmt.h>
@@ -77,10 +99,18 @@
 
 #define MAX_BLOCK_FRAMES (1ull << PMM_MAX_ORDER)
 #define LOW_FRAMES       (PMM_LOW_RESERVED >> PAGE_SHIFT)
+#define SECTION_MASK     (PMM_SECTION_FRAMES - 1)
 
 _Static_assert(PMM_MAX_ORDER <= ST_VALUE, "an order must fit in the state byte");
 _Static_assert(PMM_MAX_ORDER < 64, "free_orders is a 64-bit mask");
 _Static_assert(CANOPY_OWNER_COUNT <= 16, "an owner must fit in 4 bits");
+_Static_assert(PMM_SECTION_SHIFT <= PMM_MAX_ORDER,
+               "a section is at most a largest block, so base_frame aligns sections too");
+/* tests/faultfw reads these fields from a dump of physical memory. */
+_Static_assert(offsetof(struct pmm, base_frame) == 16 && offsetof(struct pmm, frame_count) == 24 &&
+                   offsetof(struct pmm, state) == 32 && offsetof(struct pmm, slots_offset) == 72,
+               "struct pmm's header offsets");
+_Static_assert(PMM_CACHE_BATCH >= 1 && PMM_CACHE_BATCH <= PMM_CACHE_FRAMES, "batch size");
 
 /* The links at the start of every free block. */
 struct free_link {
@@ -90,9 +120,66 @@ struct free_link {
 
 typedef struct canopy_mem_range range_t;
 
-static inline uint8_t *state_of(const struct pmm *p)
+/* The state region as seen through virt_offset: the section table and slot 0's bytes. */
+struct view {
+    uint32_t *table;
+    uint8_t *slots;
+};
+
+static inline struct view view_of(const struct pmm *p)
 {
-    return (uint8_t *)(uintptr_t)(p->state + p->virt_offset);
+    uint8_t *region = (uint8_t *)(uintptr_t)(p->state + p->virt_offset);
+    return (struct view){(uint32_t *)(void *)region, region + p->slots_offset};
+}
+
+/* Whether frame idx's section has state bytes. */
+static inline bool has_bytes(struct view v, uint64_t idx)
+{
+    return v.table[idx >> PMM_SECTION_SHIFT] != PMM_NO_SECTION;
+}
+
+/* The state byte of frame idx. => its section has bytes. */
+static inline uint8_t *byte_of(struct view v, uint64_t idx)
+{
+    uint64_t slot = v.table[idx >> PMM_SECTION_SHIFT];
+    return v.slots + (slot << PMM_SECTION_SHIFT) + (idx & SECTION_MASK);
+}
+
+/* Frame idx's state (idx tracked): reserved in a section without bytes. */
+static inline unsigned st_get(struct view v, uint64_t idx)
+{
+    uint32_t slot = v.table[idx >> PMM_SECTION_SHIFT];
+    if (slot == PMM_NO_SECTION)
+        return ST_RESERVED;
+    return __atomic_load_n(v.slots + ((uint64_t)slot << PMM_SECTION_SHIFT) + (idx & SECTION_MASK),
+                           __ATOMIC_RELAXED);
+}
+
+/* Sets frame idx's state. => its section has bytes. */
+static inline void st_set(struct view v, uint64_t idx, unsigned b)
+{
+    __atomic_store_n(byte_of(v, idx), (uint8_t)b, __ATOMIC_RELAXED);
+}
+
+/*
+ * Sets the bytes of frames [a, b), a section at a time. => every section has
+ * bytes, and no other CPU reads them (a block that the caller holds whole).
+ */
+static void st_fill(struct view v, uint64_t a, uint64_t b, unsigned val)
+{
+    while (a < b) {
+        uint64_t end = (a | SECTION_MASK) + 1;
+        if (end > b)
+            end = b;
+        __builtin_memset(byte_of(v, a), (int)val, end - a);
+        a = end;
+    }
+}
+
+/* The first frame index of the next section after idx's. */
+static inline uint64_t next_section(uint64_t idx)
+{
+    return (idx | SECTION_MASK) + 1;
 }
 
 static inline struct free_link *link_of(const struct pmm *p, uint64_t phys)
@@ -120,6 +207,30 @@ static inline bool owner_ok(unsigned owner)
 static inline bool owner_valid(unsigned owner)
 {
     return owner > CANOPY_OWNER_NONE && owner < CANOPY_OWNER_COUNT;
+}
+
+/* ---- the lock ------------------------------------------------------------ */
+
+/*
+ * A test-and-test-and-set spinlock: one atomic exchange when it is free;
+ * while it is held, waiters spin on a plain load (the line stays shared in
+ * their caches) and try again once it reads free. Not fair, but the lock is
+ * held for a split, a merge or a batch of PMM_CACHE_BATCH frames, and the
+ * per-CPU caches keep most operations away from it. Free, it is 0 again, so
+ * a call that failed leaves struct pmm byte for byte as it was. The __atomic
+ * builtins compile to plain instructions on every target (no library call,
+ * no SSE).
+ */
+static inline void lock(struct pmm *p)
+{
+    while (__atomic_exchange_n(&p->lock, 1, __ATOMIC_ACQUIRE) != 0)
+        while (__atomic_load_n(&p->lock, __ATOMIC_RELAXED) != 0)
+            __builtin_ia32_pause();
+}
+
+static inline void unlock(struct pmm *p)
+{
+    __atomic_store_n(&p->lock, 0, __ATOMIC_RELEASE);
 }
 
 /* ---- free lists ---------------------------------------------------------- */
@@ -167,10 +278,10 @@ static inline void list_unlink(struct pmm *p, uint64_t phys, unsigned k)
 /* ---- blocks -------------------------------------------------------------- */
 
 /* The order of the used block whose head is idx. */
-static inline unsigned used_order(const struct pmm *p, const uint8_t *st, uint64_t idx)
+static inline unsigned used_order(const struct pmm *p, struct view v, uint64_t idx)
 {
     if (idx + 1 < p->frame_count) {
-        unsigned m = st[idx + 1];
+        unsigned m = st_get(v, idx + 1);
         if (m >= 1 && m <= PMM_MAX_ORDER)
             return m;
     }
@@ -178,14 +289,14 @@ static inline unsigned used_order(const struct pmm *p, const uint8_t *st, uint64
 }
 
 /* The order of the block whose head is idx (whose byte is a head code). */
-static unsigned head_order(const struct pmm *p, const uint8_t *st, uint64_t idx)
+static unsigned head_order(const struct pmm *p, struct view v, uint64_t idx)
 {
-    unsigned b = st[idx];
+    unsigned b = st_get(v, idx);
     switch (b & ST_CLASS) {
     case ST_FREE:
         return b & ST_VALUE;
     case ST_USED:
-        return used_order(p, st, idx);
+        return used_order(p, v, idx);
     default:
         return 0;
     }
@@ -195,11 +306,11 @@ static unsigned head_order(const struct pmm *p, const uint8_t *st, uint64_t idx)
  * The head of the block holding frame idx: the first of idx aligned down to
  * 2^0, 2^1, ... whose byte is a head code (those in between are interior).
  */
-static uint64_t block_head(const struct pmm *p, const uint8_t *st, uint64_t idx)
+static uint64_t block_head(struct view v, uint64_t idx)
 {
     for (unsigned m = 0; m <= PMM_MAX_ORDER; m++) {
         uint64_t c = idx & ~((1ull << m) - 1);
-        if ((st[c] & ST_CLASS) != ST_INTERIOR)
+        if ((st_get(v, c) & ST_CLASS) != ST_INTERIOR)
             return c;
     }
     return idx & ~(MAX_BLOCK_FRAMES - 1); /* unreachable while the invariant holds */
@@ -207,21 +318,27 @@ static uint64_t block_head(const struct pmm *p, const uint8_t *st, uint64_t idx)
 
 /*
  * Hands out the block at phys, of order m, already off its list: splits it
- * down to `order`, giving the upper halves back, and marks the rest used.
+ * down to `order`, giving the upper halves back, and marks the rest used (or
+ * cached, for owner CANOPY_OWNER_NONE: a frame for a CPU's cache, still
+ * counted free). => the lock is held.
  */
 static inline void block_take(struct pmm *p, uint64_t phys, unsigned m, unsigned order,
                               unsigned owner)
 {
-    uint8_t *st = state_of(p);
+    struct view v = view_of(p);
     uint64_t idx = idx_of(p, phys);
     while (m > order) {
         m--;
-        st[idx + (1ull << m)] = (uint8_t)(ST_FREE | m);
+        st_set(v, idx + (1ull << m), ST_FREE | m);
         list_push(p, phys + (PAGE_SIZE << m), m);
     }
-    st[idx] = (uint8_t)(ST_USED | owner);
+    if (owner == CANOPY_OWNER_NONE) {
+        st_set(v, idx, ST_CACHED);
+        return;
+    }
+    st_set(v, idx, ST_USED | owner);
     if (order)
-        st[idx + 1] = (uint8_t)order;
+        st_set(v, idx + 1, order);
     uint64_t n = 1ull << order;
     p->free_frames -= n;
     p->used_frames += n;
@@ -231,25 +348,25 @@ static inline void block_take(struct pmm *p, uint64_t phys, unsigned m, unsigned
 /*
  * Makes the block at idx of order k free, merging it with its buddy while the
  * buddy is a whole free block of the same order. The caller has taken the
- * block out of the used or reclaimable counts.
+ * block out of the used or reclaimable counts. => the lock is held.
  */
 static inline void block_release(struct pmm *p, uint64_t idx, unsigned k)
 {
-    uint8_t *st = state_of(p);
+    struct view v = view_of(p);
     p->free_frames += 1ull << k;
     if (k)
-        st[idx + 1] = ST_INTERIOR;
-    st[idx] = ST_INTERIOR;
+        st_set(v, idx + 1, ST_INTERIOR);
+    st_set(v, idx, ST_INTERIOR);
     while (k < PMM_MAX_ORDER) {
         uint64_t buddy = idx ^ (1ull << k);
-        if (buddy >= p->frame_count || st[buddy] != (ST_FREE | k))
+        if (buddy >= p->frame_count || st_get(v, buddy) != (ST_FREE | k))
             break;
         list_unlink(p, phys_of(p, buddy), k);
-        st[buddy] = ST_INTERIOR;
+        st_set(v, buddy, ST_INTERIOR);
         idx &= ~(1ull << k);
         k++;
     }
-    st[idx] = (uint8_t)(ST_FREE | k);
+    st_set(v, idx, ST_FREE | k);
     list_push(p, phys_of(p, idx), k);
 }
 
@@ -260,7 +377,7 @@ static inline void block_release(struct pmm *p, uint64_t idx, unsigned k)
  */
 static void tile(struct pmm *p, uint64_t a, uint64_t b, unsigned owner)
 {
-    uint8_t *st = state_of(p);
+    struct view v = view_of(p);
     while (a < b) {
         unsigned o = a ? (unsigned)__builtin_ctzll(a) : PMM_MAX_ORDER;
         if (o > PMM_MAX_ORDER)
@@ -268,19 +385,93 @@ static void tile(struct pmm *p, uint64_t a, uint64_t b, unsigned owner)
         while (b - a < (1ull << o))
             o--;
         uint64_t n = 1ull << o;
-        __builtin_memset(st + a + 1, ST_INTERIOR, n - 1);
+        st_fill(v, a + 1, a + n, ST_INTERIOR);
         if (owner == CANOPY_OWNER_NONE) {
-            st[a] = (uint8_t)(ST_FREE | o);
+            st_set(v, a, ST_FREE | o);
             p->free_frames += n;
         } else {
-            st[a] = (uint8_t)(ST_USED | owner);
+            st_set(v, a, ST_USED | owner);
             if (o)
-                st[a + 1] = (uint8_t)o;
+                st_set(v, a + 1, o);
             p->used_frames += n;
             p->owner_frames[owner] += n;
         }
         a += n;
     }
+}
+
+/* ---- the CPUs' caches ------------------------------------------------------ */
+
+/* The cache of CPU cpu; NULL for PMM_NO_CPU. => cpu checked by cpu_ok. */
+static inline struct pmm_cpu *cache_of(struct pmm *p, unsigned cpu)
+{
+    return cpu == PMM_NO_CPU ? NULL : &p->cpu[cpu];
+}
+
+static inline bool cpu_ok(unsigned cpu)
+{
+    return cpu < PMM_MAX_CPUS || cpu == PMM_NO_CPU;
+}
+
+/* Adds c's counter deltas into struct pmm's counters. => the lock is held. */
+static void fold(struct pmm *p, struct pmm_cpu *c)
+{
+    p->free_frames += (uint64_t)c->free_delta;
+    p->used_frames -= (uint64_t)c->free_delta;
+    c->free_delta = 0;
+    for (unsigned o = 0; o < CANOPY_OWNER_COUNT; o++) {
+        p->owner_frames[o] += (uint64_t)c->owner_delta[o];
+        c->owner_delta[o] = 0;
+    }
+}
+
+/*
+ * Gives c's oldest n frames back to the buddy lists (merging) and moves the
+ * rest down. => the lock is held, n <= c->count.
+ */
+static void cache_spill(struct pmm *p, struct pmm_cpu *c, uint64_t n)
+{
+    for (uint64_t i = 0; i < n; i++) {
+        p->free_frames--; /* cached frames are counted free already; block_release counts again */
+        block_release(p, idx_of(p, c->frames[i]), 0);
+    }
+    for (uint64_t i = n; i < c->count; i++)
+        c->frames[i - n] = c->frames[i];
+    c->count -= n;
+}
+
+/* Fills an empty cache with up to PMM_CACHE_BATCH frames. => the lock is held. */
+static void cache_refill(struct pmm *p, struct pmm_cpu *c)
+{
+    while (c->count < PMM_CACHE_BATCH && p->free_orders != 0) {
+        unsigned m = (unsigned)__builtin_ctzll(p->free_orders);
+        uint64_t block = list_pop(p, m);
+        block_take(p, block, m, 0, CANOPY_OWNER_NONE);
+        c->frames[c->count++] = block;
+    }
+}
+
+/*
+ * Under the lock: a block of `order` from the buddy lists; if there is none,
+ * drains c (the caller's own cache; NULL for none) and tries once more.
+ */
+static bool buddy_alloc(struct pmm *p, struct pmm_cpu *c, unsigned order, unsigned owner,
+                        uint64_t *phys)
+{
+    uint64_t avail = p->free_orders >> order;
+    if (avail == 0) {
+        if (c == NULL || c->count == 0)
+            return false;
+        cache_spill(p, c, c->count);
+        avail = p->free_orders >> order;
+        if (avail == 0)
+            return false;
+    }
+    unsigned m = order + (unsigned)__builtin_ctzll(avail);
+    uint64_t block = list_pop(p, m);
+    block_take(p, block, m, order, owner);
+    *phys = block;
+    return true;
 }
 
 /* ---- public -------------------------------------------------------------- */
@@ -354,9 +545,53 @@ enum pmm_status pmm_init(struct pmm *p, const struct canopy_mem_range *r, uint32
     return pmm_init_below(p, r, n, virt_offset, UINT64_MAX);
 }
 
-/* The frames a PMM over r[0..n) below `reach` tracks: [*base, *base + *count). */
-static enum pmm_status layout(const range_t *r, uint32_t n, uint64_t reach, uint64_t *base,
-                              uint64_t *count)
+/* Where the pieces of a PMM over a map go. */
+struct shape {
+    uint64_t base, count;  /* tracked frames [base, base + count) */
+    uint64_t sections;     /* section table entries */
+    uint64_t slots;        /* sections with RAM */
+    uint64_t slots_offset; /* the first slot's bytes, in the region */
+    uint64_t region_bytes; /* the whole region, in whole pages */
+};
+
+/*
+ * The sections of [base, base + count) that hold RAM of r[0..n) below `reach`,
+ * in address order. Returns how many; with a table (section count entries,
+ * all PMM_NO_SECTION), numbers them there 0, 1, ... by address.
+ */
+static uint64_t number_sections(const range_t *r, uint32_t n, uint64_t reach, uint64_t base,
+                                uint64_t count, uint32_t *table)
+{
+    uint64_t slots = 0, next = 0; /* next: the first section not yet numbered */
+    for (uint32_t i = 0; i < n; i++) {
+        uint64_t a = r[i].base >> PAGE_SHIFT, b = a + r[i].page_count;
+        if (!is_ram(r[i].type))
+            continue;
+        if (b > reach)
+            b = reach;
+        if (b > base + count)
+            b = base + count;
+        if (a < base)
+            a = base;
+        if (b <= a)
+            continue;
+        uint64_t first = (a - base) >> PMM_SECTION_SHIFT,
+                 last = (b - 1 - base) >> PMM_SECTION_SHIFT;
+        if (first < next)
+            first = next;
+        for (uint64_t s = first; s <= last; s++) {
+            if (table)
+                table[s] = (uint32_t)slots;
+            slots++;
+        }
+        if (last + 1 > next)
+            next = last + 1;
+    }
+    return slots;
+}
+
+/* The frames a PMM over r[0..n) below `reach` tracks, and its state region's layout. */
+static enum pmm_status layout(const range_t *r, uint32_t n, uint64_t reach, struct shape *sh)
 {
     if (r == NULL || n == 0)
         return PMM_ERR_BAD_MAP;
@@ -377,17 +612,25 @@ static enum pmm_status layout(const range_t *r, uint32_t n, uint64_t reach, uint
     }
     if (hi <= LOW_FRAMES)
         return PMM_ERR_BAD_MAP; /* no RAM the PMM may hand out */
-    *base = lo & ~(MAX_BLOCK_FRAMES - 1);
-    *count = hi - *base;
+    sh->base = lo & ~(MAX_BLOCK_FRAMES - 1);
+    sh->count = hi - sh->base;
+    sh->sections = (sh->count + SECTION_MASK) >> PMM_SECTION_SHIFT;
+    if (sh->sections >= PMM_NO_SECTION)
+        return PMM_ERR_BAD_MAP; /* beyond 2^32 sections (2^59 bytes): not a real machine */
+    sh->slots = number_sections(r, n, reach, sh->base, sh->count, NULL);
+    sh->slots_offset = align_up(sh->sections * sizeof(uint32_t), 64);
+    /* Every slot is a whole section but the last, the top one, which ends at the last frame. */
+    uint64_t top = sh->count - ((sh->sections - 1) << PMM_SECTION_SHIFT);
+    sh->region_bytes = page_up(sh->slots_offset + ((sh->slots - 1) << PMM_SECTION_SHIFT) + top);
     return PMM_OK;
 }
 
 uint64_t pmm_state_bytes(const struct canopy_mem_range *r, uint32_t n, uint64_t phys_limit)
 {
-    uint64_t base, count;
-    if (layout(r, n, phys_limit >> PAGE_SHIFT, &base, &count) != PMM_OK)
+    struct shape sh;
+    if (layout(r, n, phys_limit >> PAGE_SHIFT, &sh) != PMM_OK)
         return 0;
-    return pages_for_bytes(count) << PAGE_SHIFT;
+    return sh.region_bytes;
 }
 
 /* Whether every frame of [a, b) lies in a usable or reclaimable range (sorted, disjoint). */
@@ -404,17 +647,23 @@ static bool frames_are_ram(const range_t *r, uint32_t n, uint64_t a, uint64_t b)
 }
 
 /*
- * Types every tracked frame in the state array at p->state (p's header is
- * set): reserved, reclaimable, free blocks (without lists) and the array
- * itself, whose frames [sa, sb) (indices) are taken out of whatever range
- * holds them.
+ * Types every tracked frame in the state region at p->state (p's header is
+ * set): the section table, then reserved, reclaimable, free blocks (without
+ * lists) and the region itself, whose frames [sa, sb) (indices) are taken out
+ * of whatever range holds them.
  */
 static void build_state(struct pmm *p, const range_t *r, uint32_t n, uint64_t reach)
 {
     uint64_t base = p->base_frame, count = p->frame_count;
     uint64_t sa = (p->state >> PAGE_SHIFT) - base, sb = sa + (p->state_bytes >> PAGE_SHIFT);
-    uint8_t *st = state_of(p);
-    __builtin_memset(st, ST_RESERVED, count);
+    struct view v = view_of(p);
+    __builtin_memset(v.table, 0xff, p->section_count * sizeof(uint32_t));
+    number_sections(r, n, reach, base, count, v.table);
+    for (uint64_t s = 0; s < p->section_count; s++) {
+        uint64_t a = s << PMM_SECTION_SHIFT, b = a + PMM_SECTION_FRAMES;
+        if (has_bytes(v, a))
+            st_fill(v, a, b < count ? b : count, ST_RESERVED);
+    }
     for (uint32_t i = 0; i < n; i++) {
         uint64_t a = r[i].base >> PAGE_SHIFT, b;
         if (r[i].type == CANOPY_MEM_USABLE)
@@ -431,7 +680,7 @@ static void build_state(struct pmm *p, const range_t *r, uint32_t n, uint64_t re
             continue;
         a -= base;
         b -= base;
-        /* A run minus the state array: at most two pieces. */
+        /* A run minus the state region: at most two pieces. */
         uint64_t pieces[2][2] = {{a, b < sa ? b : sa}, {a > sb ? a : sb, b}};
         for (unsigned k = 0; k < 2; k++) {
             uint64_t pa = pieces[k][0], pb = pieces[k][1];
@@ -440,7 +689,7 @@ static void build_state(struct pmm *p, const range_t *r, uint32_t n, uint64_t re
             if (r[i].type == CANOPY_MEM_USABLE) {
                 tile(p, pa, pb, CANOPY_OWNER_NONE);
             } else {
-                __builtin_memset(st + pa, ST_RECLAIM, pb - pa);
+                st_fill(v, pa, pb, ST_RECLAIM);
                 p->reclaimable_frames += pb - pa;
             }
         }
@@ -449,7 +698,7 @@ static void build_state(struct pmm *p, const range_t *r, uint32_t n, uint64_t re
     p->reserved_frames = count - p->free_frames - p->used_frames - p->reclaimable_frames;
 }
 
-/* An empty header: no lists, no counts, not valid (no magic). */
+/* An empty header: no lists, no counts, no caches, the lock free, not valid (no magic). */
 static void header_clear(struct pmm *p)
 {
     __builtin_memset(p, 0, sizeof(*p));
@@ -463,24 +712,27 @@ enum pmm_status pmm_create(struct pmm *p, const struct canopy_mem_range *r, uint
 {
     header_clear(p);
     const uint64_t reach = phys_limit >> PAGE_SHIFT; /* the first frame not tracked */
-    uint64_t base, count;
-    enum pmm_status s = layout(r, n, reach, &base, &count);
+    struct shape sh;
+    enum pmm_status s = layout(r, n, reach, &sh);
     if (s != PMM_OK)
         return s;
-    uint64_t state_pages = pages_for_bytes(count);
+    uint64_t state_pages = sh.region_bytes >> PAGE_SHIFT;
     uint64_t sf = state_phys >> PAGE_SHIFT;
     if (!page_is_aligned(state_phys) || sf < LOW_FRAMES || sf > reach || reach - sf < state_pages)
         return PMM_ERR_INVALID;
-    if (state_capacity < (state_pages << PAGE_SHIFT))
+    if (state_capacity < sh.region_bytes)
         return PMM_ERR_NO_SPACE;
     if (!frames_are_ram(r, n, sf, sf + state_pages))
         return PMM_ERR_INVALID;
 
     p->virt_offset = virt_offset;
-    p->base_frame = base;
-    p->frame_count = count;
+    p->base_frame = sh.base;
+    p->frame_count = sh.count;
     p->state = state_phys;
-    p->state_bytes = state_pages << PAGE_SHIFT;
+    p->state_bytes = sh.region_bytes;
+    p->section_count = sh.sections;
+    p->section_slots = sh.slots;
+    p->slots_offset = sh.slots_offset;
     build_state(p, r, n, reach);
     p->magic = PMM_MAGIC;
     return PMM_OK;
@@ -491,13 +743,13 @@ enum pmm_status pmm_init_below(struct pmm *p, const struct canopy_mem_range *r, 
 {
     header_clear(p);
     const uint64_t reach = phys_limit >> PAGE_SHIFT;
-    uint64_t base, count;
-    enum pmm_status s = layout(r, n, reach, &base, &count);
+    struct shape sh;
+    enum pmm_status s = layout(r, n, reach, &sh);
     if (s != PMM_OK)
         return s;
-    uint64_t state_pages = pages_for_bytes(count);
+    uint64_t state_pages = sh.region_bytes >> PAGE_SHIFT;
 
-    /* The state array goes at the top of the highest usable run that holds it. */
+    /* The state region goes at the top of the highest usable run that holds it. */
     uint64_t state_frame = 0;
     for (uint32_t i = 0; i < n; i++) {
         if (r[i].type != CANOPY_MEM_USABLE)
@@ -522,16 +774,24 @@ enum pmm_status pmm_init_below(struct pmm *p, const struct canopy_mem_range *r, 
 
 enum pmm_status pmm_build_lists(struct pmm *p)
 {
-    if (p->flags & PMM_LISTS)
+    lock(p);
+    if (p->flags & PMM_LISTS) {
+        unlock(p);
         return PMM_ERR_INVALID;
+    }
     p->flags |= PMM_LISTS;
-    const uint8_t *st = state_of(p);
+    struct view v = view_of(p);
     for (uint64_t idx = 0; idx < p->frame_count;) {
-        unsigned o = head_order(p, st, idx);
-        if ((st[idx] & ST_CLASS) == ST_FREE)
+        if (!has_bytes(v, idx)) {
+            idx = next_section(idx);
+            continue;
+        }
+        unsigned o = head_order(p, v, idx);
+        if ((st_get(v, idx) & ST_CLASS) == ST_FREE)
             list_push(p, phys_of(p, idx), o);
         idx += 1ull << o;
     }
+    unlock(p);
     return PMM_OK;
 }
 
@@ -550,15 +810,20 @@ enum pmm_status pmm_claim(struct pmm *p, uint64_t phys, uint64_t page_count,
         page_count > p->frame_count - (f - p->base_frame))
         return PMM_ERR_NOT_OWNED;
     uint64_t idx = f - p->base_frame;
-    uint8_t *st = state_of(p);
+    struct view v = view_of(p);
+    lock(p);
     /* Reclaimable frames are order-0 blocks, never below 1 MiB: each one is a whole block. */
-    for (uint64_t j = 0; j < page_count; j++)
-        if (st[idx + j] != ST_RECLAIM)
+    for (uint64_t j = 0; j < page_count; j++) {
+        if (st_get(v, idx + j) != ST_RECLAIM) {
+            unlock(p);
             return PMM_ERR_NOT_OWNED;
-    __builtin_memset(st + idx, ST_USED | owner, page_count);
+        }
+    }
+    st_fill(v, idx, idx + page_count, ST_USED | owner);
     p->reclaimable_frames -= page_count;
     p->used_frames += page_count;
     p->owner_frames[owner] += page_count;
+    unlock(p);
     return PMM_OK;
 }
 
@@ -569,29 +834,40 @@ void pmm_rebase(struct pmm *pmm, uint64_t virt_offset)
 
 enum pmm_status pmm_alloc(struct pmm *p, unsigned order, enum canopy_owner owner, uint64_t *phys)
 {
-    if (order > PMM_MAX_ORDER || !owner_ok(owner))
+    return pmm_cpu_alloc(p, 0, order, owner, phys);
+}
+
+enum pmm_status pmm_cpu_alloc(struct pmm *p, unsigned cpu, unsigned order, enum canopy_owner owner,
+                              uint64_t *phys)
+{
+    if (order > PMM_MAX_ORDER || !owner_ok(owner) || !cpu_ok(cpu))
         return PMM_ERR_INVALID;
     if (!(p->flags & PMM_LISTS))
         return PMM_ERR_NO_LISTS;
-    if (order == 0 && p->cache_frames > 0) {
-        uint64_t phys0 = p->cache[--p->cache_frames];
-        state_of(p)[idx_of(p, phys0)] = (uint8_t)(ST_USED | owner);
-        p->free_frames--;
-        p->used_frames++;
-        p->owner_frames[owner]++;
-        *phys = phys0;
+    struct pmm_cpu *c = cache_of(p, cpu);
+    if (order == 0 && c != NULL) {
+        if (c->count == 0) {
+            lock(p);
+            cache_refill(p, c);
+            if (c->count > 0)
+                fold(p, c);
+            unlock(p);
+            if (c->count == 0)
+                return PMM_ERR_NOMEM; /* nothing free, and this CPU's cache is empty */
+        }
+        uint64_t frame = c->frames[--c->count];
+        st_set(view_of(p), idx_of(p, frame), ST_USED | owner);
+        c->free_delta--;
+        c->owner_delta[owner]++;
+        *phys = frame;
         return PMM_OK;
     }
-    uint64_t avail = p->free_orders >> order;
-    if (avail == 0) {
-        if (p->cache_frames == 0 || (pmm_drain(p), avail = p->free_orders >> order) == 0)
-            return PMM_ERR_NOMEM;
-    }
-    unsigned m = order + (unsigned)__builtin_ctzll(avail);
-    uint64_t block = list_pop(p, m);
-    block_take(p, block, m, order, owner);
-    *phys = block;
-    return PMM_OK;
+    lock(p);
+    bool ok = buddy_alloc(p, c, order, owner, phys);
+    if (ok && c)
+        fold(p, c);
+    unlock(p);
+    return ok ? PMM_OK : PMM_ERR_NOMEM;
 }
 
 static bool alloc_below(struct pmm *p, unsigned order, uint64_t limit, unsigned owner,
@@ -610,12 +886,18 @@ enum pmm_status pmm_alloc_below(struct pmm *p, unsigned order, uint64_t phys_lim
     limit -= p->base_frame;
     if (limit >= p->frame_count)
         return pmm_alloc(p, order, owner, phys);
-    if (alloc_below(p, order, limit, owner, phys))
-        return PMM_OK;
+    struct pmm_cpu *c = &p->cpu[0];
+    lock(p);
+    bool ok = alloc_below(p, order, limit, owner, phys);
     /* Cached frames are free but unmerged: merge them and look once more. */
-    if (p->cache_frames > 0 && pmm_drain(p) > 0 && alloc_below(p, order, limit, owner, phys))
-        return PMM_OK;
-    return PMM_ERR_NOMEM;
+    if (!ok && c->count > 0) {
+        cache_spill(p, c, c->count);
+        ok = alloc_below(p, order, limit, owner, phys);
+    }
+    if (ok)
+        fold(p, c);
+    unlock(p);
+    return ok ? PMM_OK : PMM_ERR_NOMEM;
 }
 
 /* The search behind pmm_alloc_below over the buddy lists; limit is a frame index. */
@@ -637,9 +919,13 @@ static bool alloc_below(struct pmm *p, unsigned order, uint64_t limit, unsigned 
     }
 
     /* Then walk the blocks from the bottom (reads state bytes only). */
-    const uint8_t *st = state_of(p);
+    struct view v = view_of(p);
     for (uint64_t idx = 0; idx + need <= limit;) {
-        unsigned b = st[idx], o = head_order(p, st, idx);
+        if (!has_bytes(v, idx)) {
+            idx = next_section(idx);
+            continue;
+        }
+        unsigned b = st_get(v, idx), o = head_order(p, v, idx);
         if ((b & ST_CLASS) == ST_FREE && o >= order) {
             uint64_t block = phys_of(p, idx);
             list_unlink(p, block, o);
@@ -655,19 +941,19 @@ static bool alloc_below(struct pmm *p, unsigned order, uint64_t limit, unsigned 
 /* Whether the block at idx of the given order may be freed; changes nothing. */
 static enum pmm_status free_check(const struct pmm *p, uint64_t idx, unsigned order)
 {
-    const uint8_t *st = state_of(p);
-    unsigned b = st[idx];
+    struct view v = view_of(p);
+    unsigned b = st_get(v, idx);
     switch (b & ST_CLASS) {
     case ST_FREE:
         return PMM_ERR_DOUBLE_FREE;
     case ST_USED:
         if ((b & ST_VALUE) == CANOPY_OWNER_PMM)
-            return PMM_ERR_NOT_OWNED; /* the state array is never given back */
-        return used_order(p, st, idx) == order ? PMM_OK : PMM_ERR_INVALID;
+            return PMM_ERR_NOT_OWNED; /* the state region is never given back */
+        return used_order(p, v, idx) == order ? PMM_OK : PMM_ERR_INVALID;
     case ST_RESERVED:
         return b == ST_CACHED ? PMM_ERR_DOUBLE_FREE : PMM_ERR_NOT_OWNED;
     default: /* inside a block: of a free one is a double free, else a bad address */
-        b = st[block_head(p, st, idx)];
+        b = st_get(v, block_head(v, idx));
         if ((b & ST_CLASS) == ST_FREE)
             return PMM_ERR_DOUBLE_FREE;
         return b == (ST_USED | CANOPY_OWNER_PMM) ? PMM_ERR_NOT_OWNED : PMM_ERR_INVALID;
@@ -692,42 +978,93 @@ static bool frame_index(const struct pmm *p, uint64_t phys, uint64_t *idx, enum 
 
 enum pmm_status pmm_free(struct pmm *p, uint64_t phys, unsigned order)
 {
+    return pmm_cpu_free(p, 0, phys, order);
+}
+
+enum pmm_status pmm_cpu_free(struct pmm *p, unsigned cpu, uint64_t phys, unsigned order)
+{
     uint64_t idx;
     enum pmm_status s;
-    if (order > PMM_MAX_ORDER)
+    if (order > PMM_MAX_ORDER || !cpu_ok(cpu))
         return PMM_ERR_INVALID;
     if (!frame_index(p, phys, &idx, &s))
         return s;
     if (!(p->flags & PMM_LISTS))
         return PMM_ERR_NO_LISTS;
-    s = free_check(p, idx, order);
-    if (s != PMM_OK)
-        return s;
-    uint8_t *st = state_of(p);
-    unsigned owner = st[idx] & ST_VALUE;
-    uint64_t n = 1ull << order;
-    p->used_frames -= n;
-    p->owner_frames[owner] -= n;
-    if (order == 0 && p->cache_frames < PMM_CACHE_FRAMES) {
-        st[idx] = ST_CACHED;
-        p->cache[p->cache_frames++] = phys;
-        p->free_frames++;
+    struct view v = view_of(p);
+    struct pmm_cpu *c = cache_of(p, cpu);
+    if (order == 0 && c != NULL) {
+        /* The frame is the caller's: no other CPU writes its bytes, so no lock to check them. */
+        s = free_check(p, idx, 0);
+        if (s != PMM_OK)
+            return s;
+        unsigned owner = st_get(v, idx) & ST_VALUE;
+        if (c->count == PMM_CACHE_FRAMES) {
+            lock(p);
+            fold(p, c);
+            cache_spill(p, c, PMM_CACHE_BATCH);
+            unlock(p);
+        }
+        st_set(v, idx, ST_CACHED);
+        c->frames[c->count++] = phys;
+        c->free_delta++;
+        c->owner_delta[owner]--;
         return PMM_OK;
     }
-    block_release(p, idx, order);
-    return PMM_OK;
+    lock(p);
+    s = free_check(p, idx, order);
+    if (s == PMM_OK) {
+        if (c)
+            fold(p, c);
+        unsigned owner = st_get(v, idx) & ST_VALUE;
+        uint64_t n = 1ull << order;
+        p->used_frames -= n;
+        p->owner_frames[owner] -= n;
+        block_release(p, idx, order);
+    }
+    unlock(p);
+    return s;
+}
+
+uint64_t pmm_cpu_drain(struct pmm *p, unsigned cpu)
+{
+    if (cpu >= PMM_MAX_CPUS)
+        return 0;
+    struct pmm_cpu *c = &p->cpu[cpu];
+    lock(p);
+    fold(p, c);
+    uint64_t n = c->count;
+    cache_spill(p, c, n);
+    unlock(p);
+    return n;
 }
 
 uint64_t pmm_drain(struct pmm *p)
 {
     uint64_t n = 0;
-    while (p->cache_frames > 0) {
-        uint64_t phys = p->cache[--p->cache_frames];
-        p->free_frames--; /* block_release counts it again */
-        block_release(p, idx_of(p, phys), 0);
-        n++;
-    }
+    for (unsigned cpu = 0; cpu < PMM_MAX_CPUS; cpu++)
+        n += pmm_cpu_drain(p, cpu);
     return n;
+}
+
+void pmm_counts(const struct pmm *p, struct pmm_counts *out)
+{
+    int64_t free_delta = 0, owner_delta[CANOPY_OWNER_COUNT] = {0};
+    uint64_t cached = 0;
+    for (unsigned cpu = 0; cpu < PMM_MAX_CPUS; cpu++) {
+        const struct pmm_cpu *c = &p->cpu[cpu];
+        free_delta += c->free_delta;
+        cached += c->count;
+        for (unsigned o = 0; o < CANOPY_OWNER_COUNT; o++)
+            owner_delta[o] += c->owner_delta[o];
+    }
+    out->free = p->free_frames + (uint64_t)free_delta;
+    out->used = p->used_frames - (uint64_t)free_delta;
+    out->reclaimable = p->reclaimable_frames;
+    out->reserved = p->reserved_frames;
+    out->cached = cached;
+    for (unsigned o = 0; o < CANOPY_OWNER_COUNT; o++)
+        out->owner[o] = p->owner_frames[o] + (uint64_t)owner_delta[o];
 }
 
 enum pmm_status pmm_alloc_run(struct pmm *p, uint64_t page_count, enum canopy_owner owner,
@@ -737,15 +1074,21 @@ enum pmm_status pmm_alloc_run(struct pmm *p, uint64_t page_count, enum canopy_ow
         return PMM_ERR_INVALID;
     if (!(p->flags & PMM_LISTS))
         return PMM_ERR_NO_LISTS;
-    unsigned order = page_count == 1 ? 0 : 64 - (unsigned)__builtin_clzll(page_count - 1);
+    if (page_count == 1)
+        return pmm_alloc(p, 0, owner, phys);
+    unsigned order = 64 - (unsigned)__builtin_clzll(page_count - 1);
     uint64_t block;
-    enum pmm_status s = pmm_alloc(p, order, owner, &block);
-    if (s != PMM_OK)
-        return s;
+    struct pmm_cpu *c = &p->cpu[0];
+    lock(p);
+    if (!buddy_alloc(p, c, order, owner, &block)) {
+        unlock(p);
+        return PMM_ERR_NOMEM;
+    }
+    fold(p, c);
     /* Each frame of the run becomes an order-0 block; the tail goes back. */
-    uint8_t *st = state_of(p);
+    struct view v = view_of(p);
     uint64_t idx = idx_of(p, block);
-    __builtin_memset(st + idx, ST_USED | owner, page_count);
+    st_fill(v, idx, idx + page_count, ST_USED | owner);
     uint64_t a = idx + page_count, b = idx + (1ull << order);
     while (a < b) {
         unsigned o = (unsigned)__builtin_ctzll(a);
@@ -756,6 +1099,7 @@ enum pmm_status pmm_alloc_run(struct pmm *p, uint64_t page_count, enum canopy_ow
         block_release(p, a, o);
         a += 1ull << o;
     }
+    unlock(p);
     *phys = block;
     return PMM_OK;
 }
@@ -772,18 +1116,22 @@ enum pmm_status pmm_free_run(struct pmm *p, uint64_t phys, uint64_t page_count)
         return PMM_ERR_NOT_OWNED;
     if (!(p->flags & PMM_LISTS))
         return PMM_ERR_NO_LISTS;
+    lock(p);
     for (uint64_t j = 0; j < page_count; j++) {
         s = free_check(p, idx + j, 0);
-        if (s != PMM_OK)
+        if (s != PMM_OK) {
+            unlock(p);
             return s;
+        }
     }
-    uint8_t *st = state_of(p);
+    struct view v = view_of(p);
     for (uint64_t j = 0; j < page_count; j++) {
-        unsigned owner = st[idx + j] & ST_VALUE;
+        unsigned owner = st_get(v, idx + j) & ST_VALUE;
         p->used_frames--;
         p->owner_frames[owner]--;
         block_release(p, idx + j, 0);
     }
+    unlock(p);
     return PMM_OK;
 }
 
@@ -791,16 +1139,22 @@ uint64_t pmm_reclaim(struct pmm *p)
 {
     if (!(p->flags & PMM_LISTS))
         return 0;
-    uint8_t *st = state_of(p);
+    struct view v = view_of(p);
     uint64_t freed = 0;
+    lock(p);
     /* Merges only rewrite free heads, never a reclaimable byte still ahead. */
     for (uint64_t idx = 0; idx < p->frame_count; idx++) {
-        if (st[idx] != ST_RECLAIM)
+        if (!has_bytes(v, idx)) {
+            idx = next_section(idx) - 1;
+            continue;
+        }
+        if (st_get(v, idx) != ST_RECLAIM)
             continue;
         p->reclaimable_frames--;
         block_release(p, idx, 0);
         freed++;
     }
+    unlock(p);
     return freed;
 }
 
@@ -810,8 +1164,8 @@ bool pmm_is_free(const struct pmm *p, uint64_t phys)
     enum pmm_status s;
     if (!frame_index(p, page_down(phys), &idx, &s))
         return false;
-    const uint8_t *st = state_of(p);
-    unsigned b = st[block_head(p, st, idx)];
+    struct view v = view_of(p);
+    unsigned b = st_get(v, block_head(v, idx));
     return (b & ST_CLASS) == ST_FREE || b == ST_CACHED;
 }
 
@@ -821,8 +1175,8 @@ enum canopy_owner pmm_owner_of(const struct pmm *p, uint64_t phys)
     enum pmm_status s;
     if (!frame_index(p, page_down(phys), &idx, &s))
         return CANOPY_OWNER_NONE;
-    const uint8_t *st = state_of(p);
-    unsigned b = st[block_head(p, st, idx)];
+    struct view v = view_of(p);
+    unsigned b = st_get(v, block_head(v, idx));
     if ((b & ST_CLASS) != ST_USED)
         return CANOPY_OWNER_NONE;
     return (enum canopy_owner)(b & ST_VALUE);
@@ -835,12 +1189,13 @@ enum canopy_owner pmm_owner_of(const struct pmm *p, uint64_t phys)
  * writing the first problem it finds through corrupt():
  *
  *   check_header    the fixed fields: magic, base alignment, frame count,
- *                   where the state array lies
+ *                   the lock, where the state region lies, the section table
  *   check_frames    every state byte, block by block, tallying the frames
  *                   (check_block for free and used blocks, check_single for
- *                   reserved, reclaimable and cached frames)
- *   check_counters  the recorded counters against the tally
- *   check_cache     the order-0 cache against the cached frames
+ *                   reserved, reclaimable and cached frames; a section
+ *                   without bytes as reserved frames)
+ *   check_counters  the recorded counters plus the CPUs' deltas against the tally
+ *   check_caches    the CPUs' caches against the cached frames
  *   check_lists     each free list against the free heads of its order
  *                   (without lists: every list empty and uncounted)
  */
@@ -874,6 +1229,36 @@ struct check_tally {
     uint64_t heads[PMM_ORDER_COUNT]; /* free blocks of each order */
 };
 
+/* The section table: slots dense and in address order, the top section with one. */
+static bool check_sections(const struct pmm *p, struct check_report *r)
+{
+    if (p->section_count != (p->frame_count + PMM_SECTION_FRAMES - 1) >> PMM_SECTION_SHIFT ||
+        p->section_slots == 0 || p->section_slots > p->section_count ||
+        p->slots_offset < p->section_count * sizeof(uint32_t) || (p->slots_offset & 63))
+        return corrupt(r, "pmm: section table of %llu entries, %llu slots at +%llu is misshapen",
+                       (ull)p->section_count, (ull)p->section_slots, (ull)p->slots_offset);
+    uint64_t top = p->frame_count - ((p->section_count - 1) << PMM_SECTION_SHIFT);
+    uint64_t need = p->slots_offset + ((p->section_slots - 1) << PMM_SECTION_SHIFT) + top;
+    if (need > p->state_bytes)
+        return corrupt(r, "pmm: %llu slots need %llu bytes of state, the region has %llu",
+                       (ull)p->section_slots, (ull)need, (ull)p->state_bytes);
+    const uint32_t *table = view_of(p).table;
+    uint64_t slots = 0;
+    for (uint64_t s = 0; s < p->section_count; s++) {
+        if (table[s] == PMM_NO_SECTION)
+            continue;
+        if (table[s] != slots)
+            return corrupt(r, "pmm: section %llu has slot %u, expected %llu", (ull)s, table[s],
+                           (ull)slots);
+        slots++;
+    }
+    if (slots != p->section_slots || table[p->section_count - 1] == PMM_NO_SECTION)
+        return corrupt(r, "pmm: %llu sections have slots, %llu recorded, the top one %s",
+                       (ull)slots, (ull)p->section_slots,
+                       table[p->section_count - 1] == PMM_NO_SECTION ? "without" : "with one");
+    return true;
+}
+
 /* The fixed fields; fills t->sa, t->sb and t->low. */
 static bool check_header(const struct pmm *p, struct check_report *r, struct check_tally *t)
 {
@@ -886,12 +1271,16 @@ static bool check_header(const struct pmm *p, struct check_report *r, struct che
                        (ull)p->base_frame);
     if (p->frame_count == 0 || p->frame_count > (UINT64_MAX >> PAGE_SHIFT) - p->base_frame)
         return corrupt(r, "pmm: bad frame count %llu", (ull)p->frame_count);
+    if (p->lock != 0)
+        return corrupt(r, "pmm: the lock is held (0x%llx)", (ull)p->lock);
     uint64_t sf = p->state >> PAGE_SHIFT;
-    if (!page_is_aligned(p->state) || !page_is_aligned(p->state_bytes) ||
-        p->state_bytes < p->frame_count || sf < p->base_frame ||
+    if (!page_is_aligned(p->state) || !page_is_aligned(p->state_bytes) || p->state_bytes == 0 ||
+        sf < p->base_frame || (p->state_bytes >> PAGE_SHIFT) > p->frame_count ||
         sf - p->base_frame > p->frame_count - (p->state_bytes >> PAGE_SHIFT))
-        return corrupt(r, "pmm: state array 0x%llx (%llu bytes) misplaced", (ull)p->state,
+        return corrupt(r, "pmm: state region 0x%llx (%llu bytes) misplaced", (ull)p->state,
                        (ull)p->state_bytes);
+    if (!check_sections(p, r))
+        return false;
     t->sa = sf - p->base_frame;
     t->sb = t->sa + (p->state_bytes >> PAGE_SHIFT);
     t->low = p->base_frame < LOW_FRAMES ? LOW_FRAMES - p->base_frame : 0;
@@ -899,10 +1288,10 @@ static bool check_header(const struct pmm *p, struct check_report *r, struct che
 }
 
 /* The free or used block whose head is idx; its order goes to *order. */
-static bool check_block(const struct pmm *p, const uint8_t *st, uint64_t idx,
-                        struct check_report *r, struct check_tally *t, unsigned *order)
+static bool check_block(const struct pmm *p, struct view v, uint64_t idx, struct check_report *r,
+                        struct check_tally *t, unsigned *order)
 {
-    unsigned b = st[idx], o;
+    unsigned b = st_get(v, idx), o;
     bool is_free = (b & ST_CLASS) == ST_FREE;
     ull at = (ull)phys_of(p, idx);
     if (is_free) {
@@ -912,7 +1301,7 @@ static bool check_block(const struct pmm *p, const uint8_t *st, uint64_t idx,
     } else {
         if (!owner_valid(b & ST_VALUE))
             return corrupt(r, "pmm: frame 0x%llx: used with bad owner %u", at, b & ST_VALUE);
-        o = used_order(p, st, idx);
+        o = used_order(p, v, idx);
     }
     *order = o;
     if (idx & ((1ull << o) - 1))
@@ -923,21 +1312,21 @@ static bool check_block(const struct pmm *p, const uint8_t *st, uint64_t idx,
         return corrupt(r, "pmm: frame 0x%llx: below 1 MiB but not reserved", at);
     /* A used block's second byte holds its order (when it is above 0): skip it. */
     for (uint64_t j = !is_free && o > 0 ? 2 : 1; j < (1ull << o); j++)
-        if (st[idx + j] != ST_INTERIOR)
+        if (st_get(v, idx + j) != ST_INTERIOR)
             return corrupt(r, "pmm: frame 0x%llx: byte 0x%x inside the block at 0x%llx",
-                           (ull)phys_of(p, idx + j), st[idx + j], at);
+                           (ull)phys_of(p, idx + j), st_get(v, idx + j), at);
     bool in_state_array = idx < t->sb && idx + (1ull << o) > t->sa;
     if (is_free) {
         uint64_t buddy = idx ^ (1ull << o);
-        if (o < PMM_MAX_ORDER && buddy < p->frame_count && st[buddy] == (ST_FREE | o))
+        if (o < PMM_MAX_ORDER && buddy < p->frame_count && st_get(v, buddy) == (ST_FREE | o))
             return corrupt(r, "pmm: frame 0x%llx: free buddies of order %u not merged", at, o);
         if (in_state_array)
-            return corrupt(r, "pmm: frame 0x%llx: free block inside the state array", at);
+            return corrupt(r, "pmm: frame 0x%llx: free block inside the state region", at);
         t->heads[o]++;
         t->free += 1ull << o;
     } else {
         if (in_state_array && (b & ST_VALUE) != CANOPY_OWNER_PMM)
-            return corrupt(r, "pmm: frame 0x%llx: state array frame used by owner %u", at,
+            return corrupt(r, "pmm: frame 0x%llx: state region frame used by owner %u", at,
                            b & ST_VALUE);
         t->owners[b & ST_VALUE] += 1ull << o;
         t->used += 1ull << o;
@@ -946,15 +1335,15 @@ static bool check_block(const struct pmm *p, const uint8_t *st, uint64_t idx,
 }
 
 /* The reserved, reclaimable or cached frame idx (a block of order 0). */
-static bool check_single(const struct pmm *p, const uint8_t *st, uint64_t idx,
-                         struct check_report *r, struct check_tally *t)
+static bool check_single(const struct pmm *p, struct view v, uint64_t idx, struct check_report *r,
+                         struct check_tally *t)
 {
-    unsigned b = st[idx];
+    unsigned b = st_get(v, idx);
     ull at = (ull)phys_of(p, idx);
     if (b != ST_RESERVED && b != ST_RECLAIM && b != ST_CACHED)
         return corrupt(r, "pmm: frame 0x%llx: bad state byte 0x%x", at, b);
     if (idx >= t->sa && idx < t->sb)
-        return corrupt(r, "pmm: frame 0x%llx: state array frame not owned by the pmm", at);
+        return corrupt(r, "pmm: frame 0x%llx: state region frame not owned by the pmm", at);
     if (b == ST_CACHED) {
         if (idx < t->low)
             return corrupt(r, "pmm: frame 0x%llx: cached below 1 MiB", at);
@@ -970,20 +1359,32 @@ static bool check_single(const struct pmm *p, const uint8_t *st, uint64_t idx,
     return true;
 }
 
-/* Every state byte, a block at a time: each block head, then past its interior. */
+/*
+ * Every state byte, a block at a time: each block head, then past its
+ * interior; a section without bytes at once, as reserved frames.
+ */
 static bool check_frames(const struct pmm *p, struct check_report *r, struct check_tally *t)
 {
-    const uint8_t *st = state_of(p);
+    struct view v = view_of(p);
     for (uint64_t idx = 0; idx < p->frame_count;) {
-        unsigned b = st[idx], o = 0;
+        if (!has_bytes(v, idx)) {
+            uint64_t end = next_section(idx);
+            if (idx < t->sb && end > t->sa)
+                return corrupt(r, "pmm: frame 0x%llx: state region in a section without bytes",
+                               (ull)phys_of(p, idx));
+            t->res += (end < p->frame_count ? end : p->frame_count) - idx;
+            idx = end;
+            continue;
+        }
+        unsigned b = st_get(v, idx), o = 0;
         switch (b & ST_CLASS) {
         case ST_FREE:
         case ST_USED:
-            if (!check_block(p, st, idx, r, t, &o))
+            if (!check_block(p, v, idx, r, t, &o))
                 return false;
             break;
         case ST_RESERVED:
-            if (!check_single(p, st, idx, r, t))
+            if (!check_single(p, v, idx, r, t))
                 return false;
             break;
         default:
@@ -995,66 +1396,86 @@ static bool check_frames(const struct pmm *p, struct check_report *r, struct che
     return true;
 }
 
-/* The recorded counters against the tally. */
+/* The recorded counters, each CPU's deltas added, against the tally. */
 static bool check_counters(const struct pmm *p, struct check_report *r, const struct check_tally *t)
 {
+    struct pmm_counts c;
+    pmm_counts(p, &c);
     const struct {
         const char *what;
         uint64_t counted, recorded;
     } kinds[] = {
-        {"free", t->free, p->free_frames},
-        {"used", t->used, p->used_frames},
-        {"reclaimable", t->recl, p->reclaimable_frames},
-        {"reserved", t->res, p->reserved_frames},
+        {"free", t->free, c.free},
+        {"used", t->used, c.used},
+        {"reclaimable", t->recl, c.reclaimable},
+        {"reserved", t->res, c.reserved},
     };
     for (size_t i = 0; i < sizeof(kinds) / sizeof(kinds[0]); i++)
         if (kinds[i].counted != kinds[i].recorded)
             return corrupt(r, "pmm: %llu %s frames counted, %llu recorded", (ull)kinds[i].counted,
                            kinds[i].what, (ull)kinds[i].recorded);
     for (unsigned o = 0; o < CANOPY_OWNER_COUNT; o++)
-        if (t->owners[o] != p->owner_frames[o])
+        if (t->owners[o] != c.owner[o])
             return corrupt(r, "pmm: owner %u: %llu frames counted, %llu recorded", o,
-                           (ull)t->owners[o], (ull)p->owner_frames[o]);
+                           (ull)t->owners[o], (ull)c.owner[o]);
     if (t->owners[CANOPY_OWNER_PMM] < t->sb - t->sa)
-        return corrupt(r, "pmm: state array frames not all owned by the pmm");
+        return corrupt(r, "pmm: state region frames not all owned by the pmm");
     return true;
 }
 
 /*
- * The cache: as many entries as cached bytes, each a cached frame and no
- * two the same, so the entries are exactly the cached frames.
+ * The caches: as many entries in all as cached bytes, each a cached frame
+ * and no two the same (across every CPU), so the entries are exactly the
+ * cached frames.
  */
-static bool check_cache(const struct pmm *p, struct check_report *r, const struct check_tally *t)
+static bool check_caches(const struct pmm *p, struct check_report *r, const struct check_tally *t)
 {
-    const uint8_t *st = state_of(p);
-    if (p->cache_frames > PMM_CACHE_FRAMES || p->cache_frames != t->cached)
-        return corrupt(r, "pmm: %llu frames cached, %llu recorded (at most %u)", (ull)t->cached,
-                       (ull)p->cache_frames, PMM_CACHE_FRAMES);
-    for (uint64_t i = 0; i < p->cache_frames; i++) {
-        uint64_t node = p->cache[i];
-        uint64_t f = node >> PAGE_SHIFT, idx = f - p->base_frame;
-        if (!page_is_aligned(node) || f < p->base_frame || idx >= p->frame_count ||
-            st[idx] != ST_CACHED)
-            return corrupt(r, "pmm: cache: 0x%llx is not a cached frame", (ull)node);
-        for (uint64_t j = 0; j < i; j++)
-            if (p->cache[j] == node)
-                return corrupt(r, "pmm: cache: 0x%llx listed twice", (ull)node);
+    struct view v = view_of(p);
+    uint64_t total = 0;
+    for (unsigned cpu = 0; cpu < PMM_MAX_CPUS; cpu++) {
+        const struct pmm_cpu *c = &p->cpu[cpu];
+        if (c->count > PMM_CACHE_FRAMES)
+            return corrupt(r, "pmm: cpu %u: %llu frames cached, at most %u", cpu, (ull)c->count,
+                           PMM_CACHE_FRAMES);
+        total += c->count;
+        for (uint64_t i = 0; i < c->count; i++) {
+            uint64_t node = c->frames[i];
+            uint64_t f = node >> PAGE_SHIFT, idx = f - p->base_frame;
+            if (!page_is_aligned(node) || f < p->base_frame || idx >= p->frame_count ||
+                st_get(v, idx) != ST_CACHED)
+                return corrupt(r, "pmm: cpu %u cache: 0x%llx is not a cached frame", cpu,
+                               (ull)node);
+            for (unsigned c2 = 0; c2 <= cpu; c2++)
+                for (uint64_t j = 0; j < (c2 == cpu ? i : p->cpu[c2].count); j++)
+                    if (p->cpu[c2].frames[j] == node)
+                        return corrupt(r, "pmm: cpu %u cache: 0x%llx listed twice", cpu, (ull)node);
+        }
     }
+    if (total != t->cached)
+        return corrupt(r, "pmm: %llu frames cached, %llu in the caches", (ull)t->cached,
+                       (ull)total);
     return true;
 }
 
-/* Without lists: nothing listed, nothing counted as listed, nothing cached. */
+/* Without lists: nothing listed, nothing counted as listed, nothing cached, no deltas. */
 static bool check_no_lists(const struct pmm *p, struct check_report *r)
 {
-    if (p->free_orders != 0 || p->cache_frames != 0)
-        return corrupt(r,
-                       "pmm: no free lists, but the non-empty mask is 0x%llx and %llu frames "
-                       "are cached",
-                       (ull)p->free_orders, (ull)p->cache_frames);
+    if (p->free_orders != 0)
+        return corrupt(r, "pmm: no free lists, but the non-empty mask is 0x%llx",
+                       (ull)p->free_orders);
     for (unsigned k = 0; k < PMM_ORDER_COUNT; k++)
         if (p->free_head[k] != PMM_NIL || p->free_blocks[k] != 0)
             return corrupt(r, "pmm: no free lists, but order %u lists 0x%llx (%llu blocks)", k,
                            (ull)p->free_head[k], (ull)p->free_blocks[k]);
+    for (unsigned cpu = 0; cpu < PMM_MAX_CPUS; cpu++) {
+        const struct pmm_cpu *c = &p->cpu[cpu];
+        bool deltas = c->free_delta != 0;
+        for (unsigned o = 0; o < CANOPY_OWNER_COUNT; o++)
+            deltas |= c->owner_delta[o] != 0;
+        if (c->count != 0 || deltas)
+            return corrupt(r, "pmm: no free lists, but cpu %u caches %llu frames%s", cpu,
+                           (ull)c->count, deltas ? " and has counter deltas" : "");
+    }
     return true;
 }
 
@@ -1063,7 +1484,7 @@ static bool check_lists(const struct pmm *p, struct check_report *r, const struc
 {
     if (!(p->flags & PMM_LISTS))
         return check_no_lists(p, r);
-    const uint8_t *st = state_of(p);
+    struct view v = view_of(p);
     for (unsigned k = 0; k < PMM_ORDER_COUNT; k++) {
         if (((p->free_orders >> k) & 1) != (p->free_head[k] != PMM_NIL))
             return corrupt(r, "pmm: order %u: non-empty bit disagrees with the list", k);
@@ -1071,7 +1492,7 @@ static bool check_lists(const struct pmm *p, struct check_report *r, const struc
         for (uint64_t node = p->free_head[k]; node != PMM_NIL; node = link_of(p, node)->next) {
             uint64_t f = node >> PAGE_SHIFT, idx = f - p->base_frame;
             if (!page_is_aligned(node) || f < p->base_frame || idx >= p->frame_count ||
-                st[idx] != (ST_FREE | k))
+                st_get(v, idx) != (ST_FREE | k))
                 return corrupt(r, "pmm: order %u list: 0x%llx is not a free block of that order", k,
                                (ull)node);
             if (prev != PMM_NIL && link_of(p, node)->prev != prev)
@@ -1099,7 +1520,7 @@ enum pmm_status pmm_check(const struct pmm *p, char *msg, size_t msg_size)
         msg[0] = '\0';
     /* Each step relies on the ones before it (the header before any state byte is read). */
     if (!check_header(p, &r, &t) || !check_frames(p, &r, &t) || !check_counters(p, &r, &t) ||
-        !check_cache(p, &r, &t) || !check_lists(p, &r, &t))
+        !check_caches(p, &r, &t) || !check_lists(p, &r, &t))
         return PMM_ERR_CORRUPT;
     return PMM_OK;
 }

@@ -136,7 +136,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
                 model_take(&md, a, order, owner == CANOPY_OWNER_PMM ? 1 : owner);
             } else if (st != PMM_ERR_NOMEM) {
                 FUZZ_FAIL();
-            } else if (before.cache_frames == 0 && !same_state(&before, &p, saved)) {
+            } else if (before.cpu[0].count == 0 && !same_state(&before, &p, saved)) {
                 FUZZ_FAIL(); /* a failure changes nothing, except that it drains the cache */
             }
             break;
@@ -194,7 +194,9 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
             fprintf(stderr, "after op %zu (%u): %s\n", i / 4, op[0] % 8, msg);
             FUZZ_FAIL();
         }
-        if (p.free_frames != md.free_count || p.reclaimable_frames != md.reclaim_count)
+        struct pmm_counts c;
+        pmm_counts(&p, &c);
+        if (c.free != md.free_count || c.reclaimable != md.reclaim_count)
             FUZZ_FAIL();
     }
 

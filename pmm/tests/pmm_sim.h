@@ -29,6 +29,29 @@
                  check_msg_);                                                                      \
     } while (0)
 
+/* The counters with every CPU's deltas added (pmm_counts), as a value. */
+static inline struct pmm_counts counts_of(const struct pmm *p)
+{
+    struct pmm_counts c;
+    pmm_counts(p, &c);
+    return c;
+}
+
+/*
+ * The state byte of frame f (a frame number), found through the section
+ * table as the PMM finds it; NULL if f's section has no bytes.
+ */
+static inline unsigned char *state_byte(const struct pmm *p, uint64_t f)
+{
+    const unsigned char *region = (const unsigned char *)(uintptr_t)(p->state + p->virt_offset);
+    uint64_t idx = f - p->base_frame;
+    uint32_t slot = ((const uint32_t *)(const void *)region)[idx >> PMM_SECTION_SHIFT];
+    if (slot == PMM_NO_SECTION)
+        return NULL;
+    return (unsigned char *)region + p->slots_offset + ((uint64_t)slot << PMM_SECTION_SHIFT) +
+           (idx & (PMM_SECTION_FRAMES - 1));
+}
+
 /* ---- UEFI memory maps ------------------------------------------------- */
 
 enum {

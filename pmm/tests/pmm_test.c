@@ -8,7 +8,7 @@
  *
  *   0        1000     9f000  a0000   100000    800000   900000   a00000     4000000  4010000
  *   |bs code |  conv  | res  | hole  |  conv   | loader | bs data |   conv    | acpi   |
- *   \______________ first MiB: never handed out _____/                   state ^ (4 pages)
+ *   \______________ first MiB: never handed out _____/                   state ^ (5 pages)
  *
  * plus MMIO at 0xfec00000 and 1 GiB of BAR space at 16 TiB (not tracked).
  */
@@ -60,6 +60,8 @@ static void pc_map(struct efimap *m)
 }
 
 #define PC_SIM_SIZE 0x4010000ull
+/* The PC map's state region: one section table entry (padded to 64 bytes), 0x4000 bytes. */
+#define PC_STATE_PAGES 5u
 
 static void pc_env(struct env *e)
 {
@@ -99,12 +101,14 @@ static void test_init_puts_every_frame_in_exactly_one_state(void)
     REQUIRE_PMM(&e.p);
     REQUIRE(e.p.base_frame == 0);
     REQUIRE(e.p.frame_count == 0x4000); /* up to the end of RAM, not to the MMIO */
-    REQUIRE(e.p.state_bytes == 4 * PAGE_SIZE);
-    REQUIRE(e.p.free_frames == 0x700 + 0x3600 - 4);
-    REQUIRE(e.p.reclaimable_frames == 0x200);
-    REQUIRE(e.p.used_frames == 4 && e.p.owner_frames[CANOPY_OWNER_PMM] == 4);
-    REQUIRE(e.p.reserved_frames == 0x100);
-    REQUIRE(e.p.free_frames + e.p.used_frames + e.p.reclaimable_frames + e.p.reserved_frames ==
+    REQUIRE(e.p.state_bytes == PC_STATE_PAGES * PAGE_SIZE);
+    REQUIRE(counts_of(&e.p).free == 0x700 + 0x3600 - PC_STATE_PAGES);
+    REQUIRE(counts_of(&e.p).reclaimable == 0x200);
+    REQUIRE(counts_of(&e.p).used == PC_STATE_PAGES &&
+            counts_of(&e.p).owner[CANOPY_OWNER_PMM] == PC_STATE_PAGES);
+    REQUIRE(counts_of(&e.p).reserved == 0x100);
+    REQUIRE(counts_of(&e.p).free + counts_of(&e.p).used + counts_of(&e.p).reclaimable +
+                counts_of(&e.p).reserved ==
             e.p.frame_count);
     env_free(&e);
 }
@@ -226,8 +230,8 @@ static void test_init_below_tracks_nothing_past_the_limit(void)
     CHECK((e.p.base_frame + e.p.frame_count) << PAGE_SHIFT <= limit);
     CHECK(e.p.state >= GiB && e.p.state + e.p.state_bytes <= limit);
     uint64_t below = (512 * MiB - MiB + GiB) >> PAGE_SHIFT;
-    CHECK_EQ(e.p.free_frames + e.p.used_frames, below);
-    CHECK_EQ(e.p.reclaimable_frames, 0u);
+    CHECK_EQ(counts_of(&e.p).free + counts_of(&e.p).used, below);
+    CHECK_EQ(counts_of(&e.p).reclaimable, 0u);
     CHECK(!pmm_is_free(&e.p, limit) && !pmm_is_free(&e.p, 0x100000000ull));
     CHECK_EQ(pmm_owner_of(&e.p, 0xc0000000ull), CANOPY_OWNER_NONE);
     /* Everything it hands out lies below the limit, down to the last frame. */
@@ -281,7 +285,7 @@ static void pc_env_unlisted(struct env *e)
         abort();
     sim_open(&e->s, 0, PC_SIM_SIZE);
     memset(e->s.buf, PATTERN, PC_SIM_SIZE);
-    REQUIRE_EQ(pmm_state_bytes(e->r, e->n, UINT64_MAX), 4 * PAGE_SIZE);
+    REQUIRE_EQ(pmm_state_bytes(e->r, e->n, UINT64_MAX), PC_STATE_PAGES * PAGE_SIZE);
     REQUIRE_EQ(pmm_create(&e->p, e->r, e->n, e->s.offset, UINT64_MAX, CLAIMED_BASE, 8 * PAGE_SIZE),
                PMM_OK);
 }
@@ -292,18 +296,20 @@ static void test_create_writes_only_its_state_array_and_builds_no_lists(void)
     pc_env_unlisted(&e);
     REQUIRE_PMM(&e.p);
     REQUIRE(!pmm_has_lists(&e.p));
-    REQUIRE(e.p.state == CLAIMED_BASE && e.p.state_bytes == 4 * PAGE_SIZE);
+    REQUIRE(e.p.state == CLAIMED_BASE && e.p.state_bytes == PC_STATE_PAGES * PAGE_SIZE);
     for (unsigned k = 0; k < PMM_ORDER_COUNT; k++)
         REQUIRE(e.p.free_head[k] == PMM_NIL && e.p.free_blocks[k] == 0);
     /* The same frames in the same states as pmm_init, the array now in loader data. */
-    REQUIRE(e.p.free_frames == 0x700 + 0x3600);
-    REQUIRE(e.p.reclaimable_frames == 0x200 - 4);
-    REQUIRE(e.p.used_frames == 4 && e.p.owner_frames[CANOPY_OWNER_PMM] == 4);
-    REQUIRE(e.p.reserved_frames == 0x100);
+    REQUIRE(counts_of(&e.p).free == 0x700 + 0x3600);
+    REQUIRE(counts_of(&e.p).reclaimable == 0x200 - PC_STATE_PAGES);
+    REQUIRE(counts_of(&e.p).used == PC_STATE_PAGES &&
+            counts_of(&e.p).owner[CANOPY_OWNER_PMM] == PC_STATE_PAGES);
+    REQUIRE(counts_of(&e.p).reserved == 0x100);
     REQUIRE(pmm_is_free(&e.p, 0xa00000) && pmm_is_free(&e.p, 0x100000));
-    REQUIRE_EQ(pmm_owner_of(&e.p, CLAIMED_BASE + 3 * PAGE_SIZE), CANOPY_OWNER_PMM);
-    REQUIRE_EQ(pmm_owner_of(&e.p, CLAIMED_BASE + 4 * PAGE_SIZE), CANOPY_OWNER_NONE);
-    /* Not a byte outside the array's 16 KiB: the free blocks are untouched. */
+    REQUIRE_EQ(pmm_owner_of(&e.p, CLAIMED_BASE + (PC_STATE_PAGES - 1) * PAGE_SIZE),
+               CANOPY_OWNER_PMM);
+    REQUIRE_EQ(pmm_owner_of(&e.p, CLAIMED_BASE + PC_STATE_PAGES * PAGE_SIZE), CANOPY_OWNER_NONE);
+    /* Not a byte outside the state region: the free blocks are untouched. */
     uint64_t written = 0, first = 0;
     for (uint64_t a = 0; a < PC_SIM_SIZE; a++) {
         if (a >= CLAIMED_BASE && a < CLAIMED_BASE + e.p.state_bytes)
@@ -345,8 +351,9 @@ static void test_claim_hands_reclaimable_frames_to_their_owner(void)
     REQUIRE_EQ(pmm_claim(&e.p, seg, 5, CANOPY_OWNER_KERNEL_IMAGE), PMM_OK);
     REQUIRE_EQ(pmm_claim(&e.p, pt, 1, CANOPY_OWNER_PAGE_TABLE), PMM_OK);
     REQUIRE_PMM(&e.p);
-    REQUIRE(e.p.reclaimable_frames == 0x200 - 4 - 6 && e.p.used_frames == 4 + 6);
-    REQUIRE(e.p.owner_frames[CANOPY_OWNER_KERNEL_IMAGE] == 5);
+    REQUIRE(counts_of(&e.p).reclaimable == 0x200 - PC_STATE_PAGES - 6 &&
+            counts_of(&e.p).used == PC_STATE_PAGES + 6);
+    REQUIRE(counts_of(&e.p).owner[CANOPY_OWNER_KERNEL_IMAGE] == 5);
     for (int i = 0; i < 5; i++)
         REQUIRE_EQ(pmm_owner_of(&e.p, seg + i * PAGE_SIZE), CANOPY_OWNER_KERNEL_IMAGE);
     REQUIRE_EQ(pmm_owner_of(&e.p, pt), CANOPY_OWNER_PAGE_TABLE);
@@ -376,11 +383,12 @@ static void test_claim_hands_reclaimable_frames_to_their_owner(void)
     REQUIRE_EQ(pmm_free_run(&e.p, seg, 2), PMM_OK);
     REQUIRE_EQ(pmm_free_run(&e.p, seg + 3 * PAGE_SIZE, 2), PMM_OK);
     REQUIRE_PMM(&e.p);
-    REQUIRE(e.p.owner_frames[CANOPY_OWNER_KERNEL_IMAGE] == 0 && e.p.used_frames == 4);
+    REQUIRE(counts_of(&e.p).owner[CANOPY_OWNER_KERNEL_IMAGE] == 0 &&
+            counts_of(&e.p).used == PC_STATE_PAGES);
     /* With lists too, and the loader data left over is reclaimed as before. */
     REQUIRE_EQ(pmm_claim(&e.p, 0x900000, 16, CANOPY_OWNER_BOOTINFO), PMM_OK);
     REQUIRE_PMM(&e.p);
-    REQUIRE_EQ(pmm_reclaim(&e.p), 0x200u - 4 - 6 - 16);
+    REQUIRE_EQ(pmm_reclaim(&e.p), 0x200u - PC_STATE_PAGES - 6 - 16);
     REQUIRE_PMM(&e.p);
     REQUIRE_EQ(pmm_owner_of(&e.p, 0x900000), CANOPY_OWNER_BOOTINFO);
     env_free(&e);
@@ -431,7 +439,7 @@ static void test_create_refuses_a_state_array_outside_ram(void)
     if (efimap_normalise(&e.m, &e.r, &e.n) != PMM_OK)
         abort();
     sim_open(&e.s, 0, PC_SIM_SIZE);
-    const uint64_t need = 4 * PAGE_SIZE, off = e.s.offset;
+    const uint64_t need = PC_STATE_PAGES * PAGE_SIZE, off = e.s.offset;
     struct pmm *p = &e.p;
     REQUIRE_EQ(pmm_create(p, e.r, e.n, off, UINT64_MAX, 0x1000, need), PMM_ERR_INVALID);
     REQUIRE_EQ(pmm_create(p, e.r, e.n, off, UINT64_MAX, 0x9e000, need), PMM_ERR_INVALID);
@@ -445,7 +453,7 @@ static void test_create_refuses_a_state_array_outside_ram(void)
     /* Across loader data and boot-services data (both reclaimable): fine. */
     REQUIRE_EQ(pmm_create(p, e.r, e.n, off, UINT64_MAX, 0x8fe000, need), PMM_OK);
     REQUIRE_PMM(p);
-    REQUIRE(p->reclaimable_frames == 0x200 - 4);
+    REQUIRE(p->reclaimable_frames == 0x200 - PC_STATE_PAGES);
     env_free(&e);
 }
 
@@ -457,8 +465,8 @@ static void test_state_bytes_do_not_grow_when_ram_only_shrinks(void)
     pc_map(&m);
     REQUIRE_EQ(efimap_normalise(&m, &r, &n), PMM_OK);
     uint64_t before = pmm_state_bytes(r, n, UINT64_MAX);
-    REQUIRE_EQ(before, 4 * PAGE_SIZE);
-    REQUIRE_EQ(pmm_state_bytes(r, n, 0x2000000), 2 * PAGE_SIZE); /* below a limit */
+    REQUIRE_EQ(before, PC_STATE_PAGES * PAGE_SIZE);
+    REQUIRE_EQ(pmm_state_bytes(r, n, 0x2000000), 3 * PAGE_SIZE); /* below a limit: 64 + 0x2000 */
     REQUIRE_EQ(pmm_state_bytes(r, 0, UINT64_MAX), 0u);
     free(r);
     /* The top 4 MiB of RAM become runtime data, loader data conventional memory. */
@@ -466,7 +474,8 @@ static void test_state_bytes_do_not_grow_when_ram_only_shrinks(void)
     efimap_add(&m, EFI_CONVENTIONAL, 0x800000, 0x100, EFI_ATTR_WB);
     REQUIRE_EQ(efimap_normalise(&m, &r, &n), PMM_OK);
     uint64_t after = pmm_state_bytes(r, n, UINT64_MAX);
-    CHECKF(after <= before && after == 4 * PAGE_SIZE, "%llu", (unsigned long long)after);
+    CHECKF(after <= before && after == 4 * PAGE_SIZE, "%llu",
+           (unsigned long long)after); /* 64 + 0x3c00 */
     free(r);
     efimap_free(&m);
 }
@@ -495,10 +504,10 @@ static void test_check_without_lists_finds_what_lists_would_hide(void)
     e.p.flags = PMM_LISTS;
     REQUIRE_EQ(pmm_check(&e.p, msg, sizeof(msg)), PMM_ERR_CORRUPT);
     e.p = good;
-    unsigned char *st = e.s.buf + e.p.state;
-    st[0x800 + 8] = 0x62; /* a cached frame, but there is no cache */
+    unsigned char *st = state_byte(&e.p, 0x800 + 8);
+    *st = 0x62; /* a cached frame, but there is no cache */
     REQUIRE_EQ(pmm_check(&e.p, msg, sizeof(msg)), PMM_ERR_CORRUPT);
-    st[0x800 + 8] = 0x61;
+    *st = 0x61;
     REQUIRE_PMM(&e.p);
     env_free(&e);
 }
@@ -519,15 +528,17 @@ static void test_every_order_allocates_aligned_and_frees_back_to_the_same_tiling
         REQUIRE_EQ(pmm_owner_of(&e.p, a), CANOPY_OWNER_TEST);
         REQUIRE_EQ(pmm_owner_of(&e.p, a + size - PAGE_SIZE), CANOPY_OWNER_TEST);
         REQUIRE(!pmm_is_free(&e.p, a + size / 2));
-        REQUIRE(e.p.free_frames == start.free_frames - (1ull << order));
-        REQUIRE(e.p.owner_frames[CANOPY_OWNER_TEST] == 1ull << order);
+        REQUIRE(counts_of(&e.p).free == counts_of(&start).free - (1ull << order));
+        REQUIRE(counts_of(&e.p).owner[CANOPY_OWNER_TEST] == 1ull << order);
         REQUIRE_PMM(&e.p);
         REQUIRE_EQ(pmm_free(&e.p, a, order), PMM_OK);
         REQUIRE_PMM(&e.p);
-        REQUIRE(pmm_drain(&e.p) == (order == 0)); /* a single frame waits in the cache */
+        /* A single frame waits in the cache, with the rest of the batch the cache took. */
+        REQUIRE(pmm_drain(&e.p) == (order == 0 ? PMM_CACHE_BATCH : 0));
         REQUIRE_PMM(&e.p);
         REQUIRE(memcmp(e.p.free_blocks, start.free_blocks, sizeof(start.free_blocks)) == 0);
-        REQUIRE(e.p.free_frames == start.free_frames && e.p.used_frames == start.used_frames);
+        REQUIRE(counts_of(&e.p).free == counts_of(&start).free &&
+                counts_of(&e.p).used == counts_of(&start).used);
     }
     uint64_t a;
     REQUIRE_EQ(pmm_alloc(&e.p, PMM_MAX_ORDER + 1, CANOPY_OWNER_TEST, &a), PMM_ERR_INVALID);
@@ -567,8 +578,9 @@ static void test_freeing_both_buddies_merges_up_to_the_largest_block(void)
 }
 
 /*
- * Freed single frames wait unmerged in a LIFO cache, are handed out first,
- * and merge as soon as a larger request needs them.
+ * Freed single frames wait unmerged in the CPU's LIFO cache, are handed out
+ * first, spill their oldest half when the cache is full, and merge as soon
+ * as a larger request needs them.
  */
 static void test_order0_cache_defers_merging_until_a_request_needs_it(void)
 {
@@ -577,34 +589,59 @@ static void test_order0_cache_defers_merging_until_a_request_needs_it(void)
     efimap_add(&e.m, EFI_CONVENTIONAL, GiB, 0x40000, 0);
     efimap_add(&e.m, EFI_CONVENTIONAL, 3 * GiB, 0x1000, 0);
     REQUIRE_EQ(env_init(&e, 3 * GiB + 16 * MiB), PMM_OK);
+    const struct pmm_cpu *c = &e.p.cpu[0];
     uint64_t f[PMM_CACHE_FRAMES + 8];
     for (int i = 0; i < PMM_CACHE_FRAMES + 8; i++)
         REQUIRE_EQ(pmm_alloc_below(&e.p, 0, 2 * GiB, CANOPY_OWNER_TEST, &f[i]), PMM_OK);
+    REQUIRE(c->count == 0);
     for (int i = 0; i < PMM_CACHE_FRAMES + 8; i++) {
         REQUIRE_EQ(pmm_free(&e.p, f[i], 0), PMM_OK);
-        REQUIRE(e.p.cache_frames == (uint64_t)(i < PMM_CACHE_FRAMES ? i + 1 : PMM_CACHE_FRAMES));
+        /* Full at PMM_CACHE_FRAMES: the next free spills the oldest PMM_CACHE_BATCH first. */
+        uint64_t want = i < PMM_CACHE_FRAMES ? (uint64_t)i + 1 : (uint64_t)i + 1 - PMM_CACHE_BATCH;
+        REQUIRE_EQ(c->count, want);
+        REQUIRE(c->frames[c->count - 1] == f[i]);
         REQUIRE_PMM(&e.p);
     }
+    REQUIRE(c->frames[0] == f[PMM_CACHE_BATCH]); /* f[0 .. BATCH) went back, merging */
     REQUIRE(pmm_is_free(&e.p, f[0]) && pmm_owner_of(&e.p, f[0]) == CANOPY_OWNER_NONE);
-    REQUIRE_EQ(pmm_free(&e.p, f[0], 0), PMM_ERR_DOUBLE_FREE);
-    REQUIRE_EQ(pmm_free(&e.p, f[PMM_CACHE_FRAMES + 7], 0), PMM_ERR_DOUBLE_FREE); /* merged one */
+    REQUIRE_EQ(pmm_free(&e.p, f[0], 0), PMM_ERR_DOUBLE_FREE);                       /* spilled */
+    REQUIRE_EQ(pmm_free(&e.p, f[PMM_CACHE_FRAMES + 7], 0), PMM_ERR_DOUBLE_FREE);    /* cached */
+    REQUIRE_EQ(pmm_cpu_free(&e.p, 1, f[PMM_CACHE_FRAMES], 0), PMM_ERR_DOUBLE_FREE); /* any CPU */
     uint64_t a;
     REQUIRE_EQ(pmm_alloc(&e.p, 0, CANOPY_OWNER_STACK, &a), PMM_OK);
-    REQUIRE(a == f[PMM_CACHE_FRAMES - 1]); /* the newest cached frame */
+    REQUIRE(a == f[PMM_CACHE_FRAMES + 7]); /* the newest cached frame */
     REQUIRE_EQ(pmm_owner_of(&e.p, a), CANOPY_OWNER_STACK);
+    REQUIRE(counts_of(&e.p).owner[CANOPY_OWNER_STACK] == 1);
+    REQUIRE(e.p.owner_frames[CANOPY_OWNER_STACK] == 0); /* a delta of CPU 0's, not yet folded */
     REQUIRE_EQ(pmm_free(&e.p, a, 0), PMM_OK);
     REQUIRE_PMM(&e.p);
     /* The 1 GiB block exists only once the cached frames merge: the allocation drains. */
     REQUIRE(e.p.free_blocks[PMM_MAX_ORDER] == 0);
     REQUIRE_EQ(pmm_alloc_below(&e.p, PMM_MAX_ORDER, 2 * GiB, CANOPY_OWNER_TEST, &a), PMM_OK);
-    REQUIRE(a == GiB && e.p.cache_frames == 0);
+    REQUIRE(a == GiB && c->count == 0);
     REQUIRE_PMM(&e.p);
     REQUIRE_EQ(pmm_free(&e.p, a, PMM_MAX_ORDER), PMM_OK);
+    /* An empty cache takes a batch at once; the rest of the batch stays cached. */
     REQUIRE_EQ(pmm_alloc_below(&e.p, 0, 2 * GiB, CANOPY_OWNER_TEST, &a), PMM_OK);
-    REQUIRE(pmm_free(&e.p, a, 0) == PMM_OK && e.p.cache_frames == 1);
+    REQUIRE(pmm_free(&e.p, a, 0) == PMM_OK && c->count == 1);
     REQUIRE(e.p.free_blocks[PMM_MAX_ORDER] == 0);
     REQUIRE_EQ(pmm_alloc(&e.p, PMM_MAX_ORDER, CANOPY_OWNER_TEST, &a), PMM_OK); /* drains too */
-    REQUIRE(a == GiB && e.p.cache_frames == 0);
+    REQUIRE(a == GiB && c->count == 0);
+    REQUIRE_PMM(&e.p);
+    REQUIRE_EQ(pmm_free(&e.p, a, PMM_MAX_ORDER), PMM_OK);
+    REQUIRE_EQ(pmm_alloc(&e.p, 0, CANOPY_OWNER_TEST, &a), PMM_OK);
+    REQUIRE(c->count == PMM_CACHE_BATCH - 1);
+    REQUIRE_PMM(&e.p);
+    REQUIRE_EQ(pmm_free(&e.p, a, 0), PMM_OK);
+    REQUIRE(pmm_drain(&e.p) == PMM_CACHE_BATCH && c->count == 0);
+    REQUIRE(e.p.free_blocks[PMM_MAX_ORDER] == 1);
+    REQUIRE_PMM(&e.p);
+    /* A CPU index out of range is refused; PMM_NO_CPU bypasses every cache. */
+    REQUIRE_EQ(pmm_cpu_alloc(&e.p, PMM_MAX_CPUS, 0, CANOPY_OWNER_TEST, &a), PMM_ERR_INVALID);
+    REQUIRE_EQ(pmm_cpu_alloc(&e.p, PMM_NO_CPU, 0, CANOPY_OWNER_TEST, &a), PMM_OK);
+    REQUIRE_EQ(pmm_cpu_free(&e.p, PMM_MAX_CPUS, a, 0), PMM_ERR_INVALID);
+    REQUIRE_EQ(pmm_cpu_free(&e.p, PMM_NO_CPU, a, 0), PMM_OK);
+    REQUIRE(c->count == 0 && e.p.free_blocks[PMM_MAX_ORDER] == 1);
     REQUIRE_PMM(&e.p);
     env_free(&e);
 }
@@ -613,12 +650,12 @@ static void test_frames_below_1mib_are_never_handed_out(void)
 {
     struct env e;
     pc_env(&e);
-    uint64_t total = e.p.free_frames, count = 0, a;
+    uint64_t total = counts_of(&e.p).free, count = 0, a;
     while (pmm_alloc(&e.p, 0, CANOPY_OWNER_TEST, &a) == PMM_OK) {
         REQUIRE(a >= PMM_LOW_RESERVED);
         count++;
     }
-    REQUIRE(count == total && e.p.free_frames == 0);
+    REQUIRE(count == total && counts_of(&e.p).free == 0);
     REQUIRE_PMM(&e.p);
     REQUIRE(pmm_reclaim(&e.p) == 0x200); /* the boot-services page at 0 is not among them */
     REQUIRE(!pmm_is_free(&e.p, 0));
@@ -632,7 +669,7 @@ static void test_exhaustion_reports_nomem_and_changes_nothing(void)
 {
     struct env e;
     pc_env(&e);
-    uint64_t total = e.p.free_frames, a;
+    uint64_t total = counts_of(&e.p).free, a;
     uint64_t *got = malloc(total * sizeof(*got));
     uint64_t n = 0;
     while (pmm_alloc(&e.p, 2, CANOPY_OWNER_HEAP, &a) == PMM_OK)
@@ -650,7 +687,7 @@ static void test_exhaustion_reports_nomem_and_changes_nothing(void)
     for (uint64_t i = 0; i < n; i++)
         REQUIRE_EQ(pmm_free(&e.p, got[i], 2), PMM_OK);
     REQUIRE_PMM(&e.p);
-    REQUIRE(e.p.free_frames == total);
+    REQUIRE(counts_of(&e.p).free == total);
     free(got);
     env_free(&e);
 }
@@ -743,11 +780,11 @@ static void test_reclaim_frees_loader_and_boot_memory_and_merges_buddies(void)
 {
     struct env e;
     pc_env(&e);
-    uint64_t free_before = e.p.free_frames;
+    uint64_t free_before = counts_of(&e.p).free;
     REQUIRE(!pmm_is_free(&e.p, 0x800000) && !pmm_is_free(&e.p, 0x9ff000));
     REQUIRE(pmm_reclaim(&e.p) == 0x200);
     REQUIRE_PMM(&e.p);
-    REQUIRE(e.p.reclaimable_frames == 0 && e.p.free_frames == free_before + 0x200);
+    REQUIRE(counts_of(&e.p).reclaimable == 0 && counts_of(&e.p).free == free_before + 0x200);
     REQUIRE(pmm_is_free(&e.p, 0x800000) && pmm_is_free(&e.p, 0x9ff000));
     /* [8M, 10M) reclaimed + [10M, 16M) free merge into one 8 MiB block. */
     uint64_t a;
@@ -768,8 +805,8 @@ static void test_run_allocation_is_exact_and_frees_in_pieces(void)
     REQUIRE_EQ(pmm_alloc_run(&e.p, 5, CANOPY_OWNER_KERNEL_IMAGE, &a), PMM_OK);
     REQUIRE(a % (8 * PAGE_SIZE) == 0);
     REQUIRE_PMM(&e.p);
-    REQUIRE(e.p.free_frames == start.free_frames - 5);
-    REQUIRE(e.p.owner_frames[CANOPY_OWNER_KERNEL_IMAGE] == 5);
+    REQUIRE(counts_of(&e.p).free == counts_of(&start).free - 5);
+    REQUIRE(counts_of(&e.p).owner[CANOPY_OWNER_KERNEL_IMAGE] == 5);
     for (int i = 0; i < 5; i++)
         REQUIRE_EQ(pmm_owner_of(&e.p, a + i * PAGE_SIZE), CANOPY_OWNER_KERNEL_IMAGE);
     for (int i = 5; i < 8; i++)
@@ -856,7 +893,6 @@ static void test_check_names_the_first_inconsistency(void)
     REQUIRE_EQ(pmm_alloc(&e.p, 4, CANOPY_OWNER_TEST, &a), PMM_OK);
     REQUIRE_EQ(pmm_alloc(&e.p, 0, CANOPY_OWNER_TEST, &b), PMM_OK);
     REQUIRE_PMM(&e.p);
-    unsigned char *st = (unsigned char *)(uintptr_t)(e.p.state + e.p.virt_offset);
     char msg[160];
     struct {
         uint64_t frame;
@@ -872,12 +908,13 @@ static void test_check_names_the_first_inconsistency(void)
         {b >> PAGE_SHIFT, 0x9c},       /* a byte no encoding uses */
     };
     for (size_t i = 0; i < sizeof(corrupt) / sizeof(corrupt[0]); i++) {
-        unsigned char old = st[corrupt[i].frame];
-        st[corrupt[i].frame] = corrupt[i].byte;
+        unsigned char *st = state_byte(&e.p, corrupt[i].frame);
+        unsigned char old = *st;
+        *st = corrupt[i].byte;
         msg[0] = 0;
         REQUIRE_EQ(pmm_check(&e.p, msg, sizeof(msg)), PMM_ERR_CORRUPT);
         REQUIRE(strncmp(msg, "pmm: ", 5) == 0 && strchr(msg, '\n') == NULL);
-        st[corrupt[i].frame] = old;
+        *st = old;
         REQUIRE_PMM(&e.p);
     }
     /* Counters, the non-empty mask and the links. */
@@ -906,17 +943,34 @@ static void test_check_names_the_first_inconsistency(void)
     REQUIRE_EQ(pmm_alloc(&e.p, 0, CANOPY_OWNER_TEST, &c0), PMM_OK);
     REQUIRE_EQ(pmm_alloc(&e.p, 0, CANOPY_OWNER_TEST, &c1), PMM_OK);
     REQUIRE(pmm_free(&e.p, c0, 0) == PMM_OK && pmm_free(&e.p, c1, 0) == PMM_OK);
-    REQUIRE(e.p.cache_frames == 2 && e.p.cache[0] == c0 && e.p.cache[1] == c1);
+    struct pmm_cpu *c = &e.p.cpu[0];
+    uint64_t n = c->count;
+    REQUIRE(n >= 2 && c->frames[n - 2] == c0 && c->frames[n - 1] == c1);
     REQUIRE_PMM(&e.p);
-    e.p.cache[1] = c0; /* c1's byte still says cached, but no entry names it */
+    c->frames[n - 1] = c0; /* c1's byte still says cached, but no entry names it */
     REQUIRE_EQ(pmm_check(&e.p, msg, sizeof(msg)), PMM_ERR_CORRUPT);
     REQUIRE(strstr(msg, "listed twice") != NULL);
-    e.p.cache[1] = b; /* a used frame */
+    c->frames[n - 1] = b; /* a used frame */
     REQUIRE_EQ(pmm_check(&e.p, msg, sizeof(msg)), PMM_ERR_CORRUPT);
     REQUIRE(strstr(msg, "not a cached frame") != NULL);
-    e.p.cache[1] = c1 + 1; /* not frame aligned */
+    c->frames[n - 1] = c1 + 1; /* not frame aligned */
     REQUIRE_EQ(pmm_check(&e.p, msg, sizeof(msg)), PMM_ERR_CORRUPT);
-    e.p.cache[1] = c1;
+    c->frames[n - 1] = c1;
+    REQUIRE_PMM(&e.p);
+    /* The same frame in two CPUs' caches; a counter delta that does not add up; the lock. */
+    e.p.cpu[3].frames[0] = c1;
+    e.p.cpu[3].count = 1;
+    REQUIRE_EQ(pmm_check(&e.p, msg, sizeof(msg)), PMM_ERR_CORRUPT);
+    REQUIRE(strstr(msg, "listed twice") != NULL);
+    e.p.cpu[3].count = 0;
+    e.p.cpu[5].free_delta = 1;
+    REQUIRE_EQ(pmm_check(&e.p, msg, sizeof(msg)), PMM_ERR_CORRUPT);
+    REQUIRE(strstr(msg, "free frames") != NULL);
+    e.p.cpu[5].free_delta = 0;
+    e.p.lock = 1;
+    REQUIRE_EQ(pmm_check(&e.p, msg, sizeof(msg)), PMM_ERR_CORRUPT);
+    REQUIRE(strstr(msg, "lock") != NULL);
+    e.p.lock = 0;
     REQUIRE_PMM(&e.p);
     struct pmm bad = e.p;
     bad.magic ^= 1;
@@ -1072,8 +1126,8 @@ static void test_random_operations_match_a_model(void)
             REQUIRE(pmm_owner_of(&e.p, f << PAGE_SHIFT) == model_owner(&m, f));
         }
         REQUIRE_PMM(&e.p);
-        REQUIRE(e.p.free_frames == m.free_count);
-        REQUIRE(e.p.reclaimable_frames == m.reclaim_count);
+        REQUIRE(counts_of(&e.p).free == m.free_count);
+        REQUIRE(counts_of(&e.p).reclaimable == m.reclaim_count);
     }
     REQUIRE(reclaimed);
     model_free(&m);

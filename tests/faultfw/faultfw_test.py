@@ -113,6 +113,8 @@ def check_high_memory(vm, args, text):
 BOOTINFO_MAGIC = struct.pack("<Q", 0x4F464E4959504F4E)
 PMM_MAGIC = 0x4D4D505950304E43
 PMM_ST_RESERVED = 0x60    # pmm/src/pmm.c: the state byte of a reserved frame
+PMM_SECTION_SHIFT = 15    # pmm/pmm.h: frames per section, 1 << 15
+PMM_NO_SECTION = 0xFFFFFFFF
 CANOPY_MEM_RESERVED = 7   # include/canopy/bootinfo.h
 
 
@@ -169,7 +171,18 @@ def check_overlap(vm, args, text):
     bi = find_bootinfo(ram)
     ranges_pa, count = struct.unpack_from("<QI", ram, bi + 32)
     pmm_pa, = struct.unpack_from("<Q", ram, bi + 48)
+    # struct pmm (pmm/pmm.h; pmm.c asserts these offsets): base_frame, frame_count, state at
+    # 16, slots_offset at 72. The state region starts with the section table.
     base_frame, frame_count, state_pa = struct.unpack_from("<QQQ", ram, pmm_pa + 16)
+    slots_offset, = struct.unpack_from("<Q", ram, pmm_pa + 72)
+
+    def pmm_state(f):
+        """Frame index f's state byte, through the section table (reserved without a slot)."""
+        slot, = struct.unpack_from("<I", ram, state_pa + 4 * (f >> PMM_SECTION_SHIFT))
+        if slot == PMM_NO_SECTION:
+            return PMM_ST_RESERVED
+        mask = (1 << PMM_SECTION_SHIFT) - 1
+        return ram[state_pa + slots_offset + (slot << PMM_SECTION_SHIFT) + (f & mask)]
     ranges = [struct.unpack_from("<QQII", ram, ranges_pa + 32 * i) for i in range(count)]
 
     def check_reserved(lo, pages, what):
@@ -179,8 +192,8 @@ def check_overlap(vm, args, text):
                 problems.append(f"{what}: page 0x{pa:x} has normalised type {r}, not reserved")
                 return
             f = pa // 4096 - base_frame
-            if 0 <= f < frame_count and ram[state_pa + f] != PMM_ST_RESERVED:
-                problems.append(f"{what}: frame 0x{pa:x} has PMM state 0x{ram[state_pa + f]:02x}"
+            if 0 <= f < frame_count and pmm_state(f) != PMM_ST_RESERVED:
+                problems.append(f"{what}: frame 0x{pa:x} has PMM state 0x{pmm_state(f):02x}"
                                 f", not reserved (0x{PMM_ST_RESERVED:02x})")
                 return
     check_reserved(canary, canary_pages, "reserved window inside usable memory")

@@ -432,9 +432,9 @@ static void test_mem_table(void)
     rig_type(&r, "mem");
     OUT_HAS(&r.f, "mem: the counters add up to 8193 frames, not 8192\n");
     OUT_HAS(&r.f, "mem: the free lists and cache hold 6001 frames, not 6000\n");
-    /* Frames in the PMM's order-0 cache count as free, and are shown. */
+    /* Frames in a CPU's cache count as free, and are shown. */
     r.f.pmm.free_blocks[0] = 1;
-    r.f.pmm.cache_frames = 1;
+    r.f.pmm.cpu[0].count = 1;
     rig_type(&r, "mem");
     OUT_HAS(&r.f, "  cache     4K                         1\n");
     OUT_HAS(&r.f, "mem: the counters add up to 8193 frames, not 8192\n");

@@ -11,12 +11,22 @@
  * inside struct pmm and inside free blocks is physical, so the structure is
  * plain data: it may be copied with memcpy and rebased with pmm_rebase().
  *
- * State: at most one byte per tracked frame (an array owned as
+ * State: one byte per frame of every section that holds RAM. The tracked
+ * frames are cut into sections of PMM_SECTION_FRAMES (128 MiB); a small table
+ * gives each section's slot in the state region, or none for a section
+ * without RAM, whose frames are all reserved and cost no byte (as Linux's
+ * SPARSEMEM). The table and the bytes form one region owned as
  * CANOPY_OWNER_PMM: pmm_init carves it out of usable memory, pmm_create puts
- * it where the caller says). Free lists live inside the free blocks, once
+ * it where the caller says. Free lists live inside the free blocks, once
  * built. Every frame is exactly one of: free, used (with an owner),
  * reclaimable (loader / boot-services memory still in use at hand-off) or
  * reserved.
+ *
+ * Several CPUs: a spinlock inside struct pmm covers the free lists, the
+ * counters and every change to a free block; each CPU has its own cache of
+ * single frames (struct pmm_cpu) that only that CPU touches, without the
+ * lock. The pmm_cpu_* calls take the caller's CPU index; the calls without it
+ * are those of CPU 0 (stage 1 and the kernel run on one CPU today).
  *
  * Two states: with free lists (pmm_init, or pmm_build_lists) the PMM
  * allocates and frees; without them (pmm_create) it has every frame typed and
@@ -40,13 +50,26 @@
 #define PMM_ORDER_COUNT  (PMM_MAX_ORDER + 1)
 #define PMM_LOW_RESERVED (1024 * 1024ull) /* the first 1 MiB is never handed out */
 /*
- * Freed single frames wait in a LIFO cache of at most this many frames before
- * they merge with their buddies (as Linux's per-CPU page lists), so an
- * order-0 free followed by an allocation costs no split and no merge. The
- * cache is an array inside struct pmm, so it never touches the frames' own
- * memory. It is drained whenever a request could not be met otherwise.
+ * Freed single frames wait in a per-CPU LIFO cache of at most this many
+ * frames before they merge with their buddies (as Linux's per-CPU page
+ * lists), so an order-0 free followed by an allocation on the same CPU costs
+ * no lock, no split and no merge. A full cache gives its oldest
+ * PMM_CACHE_BATCH frames back to the buddy lists under one lock hold; an
+ * empty one takes PMM_CACHE_BATCH frames at once. The caches are arrays in
+ * struct pmm, so they never touch the frames' own memory. A CPU's cache is
+ * drained when that CPU's request could not be met otherwise.
  */
 #define PMM_CACHE_FRAMES 64
+#define PMM_CACHE_BATCH  (PMM_CACHE_FRAMES / 2)
+/* CPU indices 0 .. PMM_MAX_CPUS - 1 have a cache; each costs sizeof(struct pmm_cpu). */
+#define PMM_MAX_CPUS 8
+/* A CPU index for a caller without a cache: straight to the buddy lists, under the lock. */
+#define PMM_NO_CPU 0xffffffffu
+/* Frames per section (128 MiB): the unit in which state bytes exist or not. */
+#define PMM_SECTION_SHIFT  15
+#define PMM_SECTION_FRAMES (1ull << PMM_SECTION_SHIFT)
+/* A section table entry for a section without RAM (no state bytes). */
+#define PMM_NO_SECTION 0xffffffffu
 
 enum pmm_status {
     PMM_OK = 0,
@@ -67,31 +90,55 @@ const char *pmm_status_str(enum pmm_status st);
 const char *pmm_owner_name(unsigned owner);
 
 /*
+ * One CPU's cache of single frames and what its lock-free operations did to
+ * the counters since they were last folded into struct pmm's (under the
+ * lock: whenever the CPU takes it, and on a drain). Only that CPU writes it.
+ * Its own cache lines, so two CPUs never share one.
+ */
+struct pmm_cpu {
+    _Alignas(64) uint64_t count;             /* frames in frames[] (<= PMM_CACHE_FRAMES) */
+    int64_t free_delta;                      /* free frames gained (used frames lost) */
+    int64_t owner_delta[CANOPY_OWNER_COUNT]; /* used frames gained per owner */
+    uint64_t frames[PMM_CACHE_FRAMES];       /* physical addresses, newest last */
+};
+
+/*
  * The PMM's state. Plain data; read the fields, change them only through the
- * functions below.
+ * functions below. The counters are exact once every CPU's deltas are folded
+ * (pmm_drain); pmm_counts() adds the deltas in.
  */
 struct pmm {
     uint64_t magic;
-    uint64_t virt_offset; /* virt = phys + virt_offset */
-    uint64_t base_frame;  /* first tracked frame number */
-    uint64_t frame_count; /* tracked frames, [base_frame, base_frame + frame_count) */
-    uint64_t state;       /* physical address of the state array, one byte per frame */
-    uint64_t state_bytes; /* the array's size (frames it occupies are owned by CANOPY_OWNER_PMM) */
-    uint64_t flags;       /* PMM_LISTS */
+    uint64_t virt_offset;   /* virt = phys + virt_offset */
+    uint64_t base_frame;    /* first tracked frame number */
+    uint64_t frame_count;   /* tracked frames, [base_frame, base_frame + frame_count) */
+    uint64_t state;         /* physical address of the state region (section table first) */
+    uint64_t state_bytes;   /* the region's size (its frames are owned by CANOPY_OWNER_PMM) */
+    uint64_t flags;         /* PMM_LISTS */
+    uint64_t section_count; /* table entries (uint32_t): one per PMM_SECTION_FRAMES frames */
+    uint64_t section_slots; /* sections with state bytes (slots 0 .. section_slots - 1) */
+    uint64_t slots_offset;  /* where in the region slot 0's bytes start */
+    uint64_t lock;          /* 0 free, 1 held: a test-and-test-and-set spinlock */
     uint64_t free_head[PMM_ORDER_COUNT];   /* physical address of a free block, or PMM_NIL */
     uint64_t free_blocks[PMM_ORDER_COUNT]; /* blocks on each list */
     uint64_t free_orders;                  /* bit k set iff free_head[k] != PMM_NIL */
-    uint64_t cache_frames;                 /* frames in the order-0 cache (<= PMM_CACHE_FRAMES) */
-    uint64_t cache[PMM_CACHE_FRAMES];      /* their physical addresses, newest last */
-    uint64_t free_frames;
+    uint64_t free_frames;                  /* including the frames in the CPUs' caches */
     uint64_t used_frames;
     uint64_t reclaimable_frames;
-    uint64_t reserved_frames;
+    uint64_t reserved_frames;                  /* including the frames of sections without RAM */
     uint64_t owner_frames[CANOPY_OWNER_COUNT]; /* used frames per owner */
+    struct pmm_cpu cpu[PMM_MAX_CPUS];
 };
 #define PMM_NIL UINT64_MAX
-/* flags: the free lists are built; without it every free_head is PMM_NIL and the cache empty. */
+/* flags: the free lists are built; without it every free_head is PMM_NIL and the caches empty. */
 #define PMM_LISTS 1ull
+
+/* The counters with every CPU's deltas added (pmm_counts). */
+struct pmm_counts {
+    uint64_t free, used, reclaimable, reserved;
+    uint64_t cached; /* of free: frames waiting in the CPUs' caches */
+    uint64_t owner[CANOPY_OWNER_COUNT];
+};
 
 /* ---- memory map normaliser ---------------------------------------------- */
 
@@ -189,9 +236,11 @@ enum pmm_status pmm_init_below(struct pmm *pmm, const struct canopy_mem_range *r
 
 /*
  * The bytes of state (whole pages) a PMM over this map below phys_limit
- * needs: one per frame from the first RAM frame, rounded down to the largest
- * block, to the last RAM frame below the limit. 0 if the map has no RAM
- * there, or is not sorted and non-overlapping.
+ * needs: the section table (4 bytes per 128 MiB from the first RAM frame,
+ * rounded down to the largest block, to the last RAM frame below the limit)
+ * and one byte per frame of each section that holds RAM (the last section
+ * only up to the last RAM frame). 0 if the map has no RAM there, or is not
+ * sorted and non-overlapping.
  * => a map whose RAM (usable and reclaimable) only shrinks or changes between
  *    those two types never needs more.
  */
@@ -243,18 +292,32 @@ enum pmm_status pmm_claim(struct pmm *pmm, uint64_t phys, uint64_t page_count,
 void pmm_rebase(struct pmm *pmm, uint64_t virt_offset);
 
 /*
- * Allocates 2^order contiguous frames, naturally aligned, for `owner`.
+ * Allocates 2^order contiguous frames, naturally aligned, for `owner`, as
+ * CPU 0 (pmm_cpu_alloc(pmm, 0, ...)).
  * => order <= PMM_MAX_ORDER, owner in (CANOPY_OWNER_NONE, CANOPY_OWNER_COUNT) and not
  *    CANOPY_OWNER_PMM (that owner marks only the state array); else PMM_ERR_INVALID.
  * => O(1) for one frame; order k: O(k) (splits write one head per level).
  * => PMM_ERR_NOMEM if no free block of that order or larger exists, even after
- *    draining the order-0 cache (the only change a failed call can make).
+ *    draining the caller's own cache (the only change a failed call can
+ *    make). Frames in other CPUs' caches (at most PMM_CACHE_FRAMES each) are
+ *    not drained: only their own CPU may touch them.
  * => on success *phys is the first frame's address; the contents are not zeroed.
  * => PMM_ERR_NO_LISTS (nothing changes) until the free lists are built; the same
  *    holds for every allocation and free below.
  */
 enum pmm_status pmm_alloc(struct pmm *pmm, unsigned order, enum canopy_owner owner,
                           uint64_t *phys) MUST_CHECK;
+
+/*
+ * pmm_alloc for the CPU `cpu`: an order-0 request is served from that CPU's
+ * cache without the lock (the cache takes PMM_CACHE_BATCH frames under the
+ * lock when it is empty); every other request takes the lock.
+ * => cpu < PMM_MAX_CPUS is the caller's own CPU, which no other thread uses
+ *    at the same time (nor an interrupt handler on that CPU); PMM_NO_CPU
+ *    bypasses the caches (any caller, any time). Else PMM_ERR_INVALID.
+ */
+enum pmm_status pmm_cpu_alloc(struct pmm *pmm, unsigned cpu, unsigned order,
+                              enum canopy_owner owner, uint64_t *phys) MUST_CHECK;
 
 /*
  * As pmm_alloc, but the whole block lies below phys_limit (exclusive).
@@ -274,6 +337,18 @@ enum pmm_status pmm_alloc_below(struct pmm *pmm, unsigned order, uint64_t phys_l
 enum pmm_status pmm_free(struct pmm *pmm, uint64_t phys, unsigned order) MUST_CHECK;
 
 /*
+ * pmm_free for the CPU `cpu` (as for pmm_cpu_alloc): a single frame goes into
+ * that CPU's cache without the lock (a full cache first gives its oldest
+ * PMM_CACHE_BATCH frames back under the lock); anything else takes the lock.
+ * => the same checks and statuses as pmm_free. One limit: the cache path
+ *    checks and marks the frame without the lock, so two CPUs freeing the
+ *    same frame at the same instant may both succeed; a double free on one
+ *    CPU, or one that is not simultaneous, is always reported.
+ */
+enum pmm_status pmm_cpu_free(struct pmm *pmm, unsigned cpu, uint64_t phys,
+                             unsigned order) MUST_CHECK;
+
+/*
  * Allocates exactly page_count physically contiguous frames (no rounding to a
  * power of two: the rest of the buddy block goes back to the free lists).
  * Each frame of the run is then its own order-0 allocation, so the run can be
@@ -287,16 +362,31 @@ enum pmm_status pmm_alloc_run(struct pmm *pmm, uint64_t page_count, enum canopy_
 enum pmm_status pmm_free_run(struct pmm *pmm, uint64_t phys, uint64_t page_count) MUST_CHECK;
 
 /*
- * Gives every frame of the order-0 cache back to the buddy lists, merging.
- * Returns the number of frames drained. Allocations do this on their own
- * when they would fail otherwise; call it to see the fully merged state.
+ * Gives every frame of every CPU's cache back to the buddy lists, merging,
+ * and folds each CPU's counter deltas in, so the counters in struct pmm are
+ * exact. Returns the number of frames drained. Allocations drain their own
+ * CPU's cache when they would fail otherwise; call this to see the fully
+ * merged state (audits, hand-off).
+ * => no other CPU is inside the PMM (it touches their caches).
  */
 uint64_t pmm_drain(struct pmm *pmm);
+
+/* pmm_drain for one CPU's cache only. => cpu is the caller's own (or the PMM is idle). */
+uint64_t pmm_cpu_drain(struct pmm *pmm, unsigned cpu);
+
+/*
+ * The counters, each CPU's deltas added. Exact when no CPU is inside the
+ * PMM; otherwise a snapshot that may miss the operations in flight.
+ */
+void pmm_counts(const struct pmm *pmm, struct pmm_counts *out);
 
 /* Frees every reclaimable frame. Returns the number of frames freed (0 without free lists). */
 uint64_t pmm_reclaim(struct pmm *pmm);
 
-/* Predicates and lookups for audits and shells. */
+/*
+ * Predicates and lookups for audits and shells. They take no lock: while
+ * other CPUs allocate and free, the answer may already be stale.
+ */
 bool pmm_is_free(const struct pmm *pmm, uint64_t phys);
 /* The owner of a used frame, CANOPY_OWNER_NONE if it is not used. */
 enum canopy_owner pmm_owner_of(const struct pmm *pmm, uint64_t phys);
@@ -304,11 +394,14 @@ enum canopy_owner pmm_owner_of(const struct pmm *pmm, uint64_t phys);
 /*
  * Checks the whole structure: every frame in exactly one state, free lists
  * consistent with the state bytes (each block aligned, on the right list,
- * buddies merged; only frames in the order-0 cache may sit unmerged beside a
- * free buddy), the cache consistent (each entry a distinct cached frame),
- * counters equal to a recount; without free lists, every list empty, its
- * count 0 and the cache empty. On failure writes one line naming the first
- * problem into msg (if msg_size > 0) and returns PMM_ERR_CORRUPT.
+ * buddies merged; only frames in a CPU's cache may sit unmerged beside a
+ * free buddy), the caches consistent (each entry a distinct cached frame),
+ * counters plus the CPUs' deltas equal to a recount, the section table
+ * dense and in address order, the lock free; without free lists, every list
+ * empty, its count 0 and every cache empty. On failure writes one line
+ * naming the first problem into msg (if msg_size > 0) and returns
+ * PMM_ERR_CORRUPT.
+ * => no CPU is inside the PMM (the caches and deltas are read without the lock).
  */
 enum pmm_status pmm_check(const struct pmm *pmm, char *msg, size_t msg_size) MUST_CHECK;
 
