@@ -267,6 +267,88 @@ static void test_adjacent_usable_ranges_with_other_attributes_form_one_buddy_run
     env_free(&e);
 }
 
+/*
+ * A sparse map: RAM at [0, 2 GiB) and [64 GiB, 66 GiB), nothing between.
+ * The 62 GiB hole holds no RAM, so it costs its section table entries
+ * (4 bytes per 128 MiB) and not a byte per frame:
+ *
+ *   0          2 GiB                                  64 GiB       66 GiB
+ *   | 16 sections |   496 sections without state bytes   | 16 sections |
+ *                                                          state region ^
+ */
+static void test_sparse_map_keeps_state_only_for_sections_with_ram(void)
+{
+    struct env e;
+    efimap_init(&e.m, 48);
+    efimap_add(&e.m, EFI_CONVENTIONAL, 64 * GiB, 2 * GiB / PAGE_SIZE, 0);
+    efimap_add(&e.m, EFI_CONVENTIONAL, 0, 2 * GiB / PAGE_SIZE, 0);
+    REQUIRE_EQ(env_init(&e, 66 * GiB), PMM_OK);
+    REQUIRE_PMM(&e.p);
+    const uint64_t usable = 4 * GiB / PAGE_SIZE; /* the frames the map calls usable */
+    REQUIRE_EQ(e.p.frame_count, 66 * GiB / PAGE_SIZE);
+    REQUIRE_EQ(e.p.section_count, 528u);
+    REQUIRE_EQ(e.p.section_slots, 32u);
+    REQUIRE_EQ(e.p.state_bytes, pmm_state_bytes(e.r, e.n, UINT64_MAX));
+    /* 32 sections of bytes, the 2112-byte table padded to 64: 257 pages in all. */
+    REQUIRE_EQ(e.p.state_bytes, page_up(2112 + 32 * PMM_SECTION_FRAMES));
+    CHECKF(e.p.state_bytes + sizeof(struct pmm) <= usable * 105 / 100,
+           "%llu bytes of state and %zu of struct pmm for %llu usable frames",
+           (unsigned long long)e.p.state_bytes, sizeof(struct pmm), (unsigned long long)usable);
+    REQUIRE(e.p.state >= 64 * GiB); /* the highest usable run */
+    struct pmm_counts c = counts_of(&e.p);
+    REQUIRE_EQ(c.free + c.used, usable - (PMM_LOW_RESERVED >> PAGE_SHIFT));
+    REQUIRE_EQ(c.reserved, e.p.frame_count - c.free - c.used);
+
+    /* The hole: reserved, never handed out, never freed. */
+    REQUIRE(!pmm_is_free(&e.p, 10 * GiB) && !pmm_is_free(&e.p, 64 * GiB - PAGE_SIZE));
+    REQUIRE_EQ(pmm_owner_of(&e.p, 10 * GiB), CANOPY_OWNER_NONE);
+    REQUIRE_EQ(pmm_free(&e.p, 10 * GiB, 0), PMM_ERR_NOT_OWNED);
+    REQUIRE_EQ(pmm_free(&e.p, 2 * GiB, 9), PMM_ERR_NOT_OWNED);
+
+    /* Every 1 GiB block comes from one side or the other; none reaches into the hole. */
+    uint64_t big[4], nbig = 0, a;
+    while (nbig < 4 && pmm_alloc(&e.p, PMM_MAX_ORDER, CANOPY_OWNER_TEST, &a) == PMM_OK)
+        big[nbig++] = a;
+    REQUIRE_EQ(nbig, 2u); /* [1 GiB, 2 GiB) and [64 GiB, 65 GiB); the state sits in the last */
+    for (uint64_t i = 0; i < nbig; i++)
+        REQUIRE(big[i] == GiB || big[i] == 64 * GiB);
+    REQUIRE(big[0] != big[1]);
+    REQUIRE_PMM(&e.p);
+    /* Below a limit in the low part, and above the hole through alloc_below's walk. */
+    uint64_t lo, hi;
+    REQUIRE_EQ(pmm_alloc_below(&e.p, 9, 2 * GiB, CANOPY_OWNER_TEST, &lo), PMM_OK);
+    REQUIRE(lo + 2 * MiB <= GiB && lo >= PMM_LOW_RESERVED);
+    uint64_t held[1024], nheld = 0;
+    while (nheld < 1024 &&
+           pmm_alloc_below(&e.p, 9, 2 * GiB, CANOPY_OWNER_TEST, &held[nheld]) == PMM_OK)
+        nheld++;
+    REQUIRE(nheld > 400 && nheld < 512); /* the low GiB but its first 2 MiB block */
+    REQUIRE_EQ(pmm_alloc_below(&e.p, 9, 65 * GiB + 2 * MiB, CANOPY_OWNER_TEST, &hi), PMM_OK);
+    REQUIRE(hi >= 65 * GiB && hi + 2 * MiB <= 65 * GiB + 2 * MiB);
+    REQUIRE_PMM(&e.p);
+    /* Single frames on both sides, through the CPU's cache and without it. */
+    uint64_t f0, f1;
+    REQUIRE_EQ(pmm_cpu_alloc(&e.p, 0, 0, CANOPY_OWNER_TEST, &f0), PMM_OK);
+    REQUIRE_EQ(pmm_cpu_alloc(&e.p, PMM_NO_CPU, 0, CANOPY_OWNER_TEST, &f1), PMM_OK);
+    REQUIRE_PMM(&e.p);
+
+    /* Everything back: the same free frames, merged to the same blocks. */
+    REQUIRE_EQ(pmm_cpu_free(&e.p, 0, f0, 0), PMM_OK);
+    REQUIRE_EQ(pmm_cpu_free(&e.p, PMM_NO_CPU, f1, 0), PMM_OK);
+    REQUIRE_EQ(pmm_free(&e.p, hi, 9), PMM_OK);
+    for (uint64_t i = 0; i < nheld; i++)
+        REQUIRE_EQ(pmm_free(&e.p, held[i], 9), PMM_OK);
+    REQUIRE_EQ(pmm_free(&e.p, lo, 9), PMM_OK);
+    for (uint64_t i = 0; i < nbig; i++)
+        REQUIRE_EQ(pmm_free(&e.p, big[i], PMM_MAX_ORDER), PMM_OK);
+    pmm_drain(&e.p);
+    REQUIRE_PMM(&e.p);
+    REQUIRE_EQ(counts_of(&e.p).free, c.free);
+    REQUIRE_EQ(e.p.free_frames, c.free);
+    REQUIRE_EQ(e.p.free_blocks[PMM_MAX_ORDER], 2u);
+    env_free(&e);
+}
+
 /* ---- without free lists: create, claim, build ------------------------ */
 
 /*
@@ -1141,6 +1223,7 @@ int main(void)
     RUN(test_init_rejects_maps_it_cannot_use);
     RUN(test_tracking_ends_at_the_highest_ram_not_the_highest_mmio);
     RUN(test_ram_above_4gib_is_tracked_and_alloc_below_keeps_under_4gib);
+    RUN(test_sparse_map_keeps_state_only_for_sections_with_ram);
     RUN(test_init_below_tracks_nothing_past_the_limit);
     RUN(test_adjacent_usable_ranges_with_other_attributes_form_one_buddy_run);
     RUN(test_create_writes_only_its_state_array_and_builds_no_lists);
