@@ -9,3 +9,8 @@ canopy_fuzzer(pmm_memmap_fuzz SOURCES tests/memmap_fuzz.c LINK pmm
   CORPUS ${CMAKE_CURRENT_SOURCE_DIR}/tests/corpus/memmap_fuzz SECONDS 15)
 canopy_fuzzer(pmm_fuzz SOURCES tests/pmm_fuzz.c LINK pmm
   CORPUS ${CMAKE_CURRENT_SOURCE_DIR}/tests/corpus/pmm_fuzz SECONDS 15)
+
+# Several threads on one PMM: nothing lost, nothing handed out twice.
+find_package(Threads REQUIRED)
+canopy_host_test(pmm_smp_test SOURCES tests/pmm_smp_test.c LINK pmm)
+target_link_libraries(pmm_smp_test PRIVATE Threads::Threads)
