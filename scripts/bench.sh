@@ -97,8 +97,8 @@ python3 - "$runs" "$out" <<'EOF_PY'
 import glob, json, os, statistics, sys
 
 runs_dir, out = sys.argv[1], sys.argv[2]
-VALUES = ("ns_per_op", "nodes_visited", "bytes_per_frame", "ratio", "ns_per_op_base", "step_ns",
-          "frames_used", "frames_minimum")
+VALUES = ("ns_per_op", "nodes_visited", "nodes_max", "not_first_fit", "bytes_per_frame", "ratio",
+          "ns_per_op_base", "step_ns", "frames_used", "frames_minimum")
 groups = {}
 for path in sorted(glob.glob(os.path.join(runs_dir, "*.json"))):
     with open(path) as f:
@@ -116,12 +116,14 @@ for key, ms in groups.items():
     for v in VALUES:
         xs = [m[v] for m in ms if v in m]
         if xs:
-            r[v] = round(statistics.median(xs), 4 if v in ("bytes_per_frame", "ratio") else 2)
+            r[v] = (max(xs) if v == "nodes_max" else
+                    round(statistics.median(xs),
+                          4 if v in ("bytes_per_frame", "ratio", "not_first_fit") else 2))
             if v == "ns_per_op" and len(xs) > 1:
                 r["ns_per_op_min"], r["ns_per_op_max"] = min(xs), max(xs)
     r["runs"] = len(ms)
     results.append(r)
-order = ("bench", "query", "layout", "keys", "impl", "n")
+order = ("bench", "layout", "query", "mode", "keys", "impl", "n")
 results.sort(key=lambda r: tuple(str(r.get(k, "")).zfill(12) if k == "n" else str(r.get(k, ""))
                                  for k in order))
 first = ("bench", "impl", "n", "ns_per_op", "nodes_visited", "query", "layout", "keys")
@@ -148,23 +150,41 @@ def fmt(x):
 
 
 # ---- tables ----
-VMM_IMPLS = ["canopy", "canopy-topdown", "walk-canopy", "walk-gtree", "walk-libavl"]
+VMM_LAYOUTS = ["random", "swiss", "short-4k", "misal-16k", "misal-2m", "misal-1g"]
+VMM_IMPLS = ["canopy", "rbgap", "canopy-space", "walk-canopy", "walk-gtree", "walk-libavl"]
+LOOKUP_IMPLS = ["canopy", "rbgap", "gtree", "libavl"]
 AVL_IMPLS = ["canopy", "libavl-intrusive", "gtree", "libavl"]
 lines = []
-for query in ("fixed", "random"):
-    for layout in ("swiss", "mixed", "exact", "narrow"):
-        rows = pick(bench="vmm_find", query=query, layout=layout)
-        if not rows:
-            continue
-        lines.append(f"\nvmm_find, {layout} layout, {query} window: ns per find (nodes visited)")
-        lines.append(f"{'n':>8} " + " ".join(f"{i:>22}" for i in VMM_IMPLS))
+for layout in VMM_LAYOUTS:
+    rows = pick(bench="vmm_find", layout=layout)
+    if not rows:
+        continue
+    lines.append(f"\nvmm_find, {layout} layout: ns per find (nodes read, mean), "
+                 "canopy / rbgap in the same rounds")
+    lines.append(f"{'query':<5} {'n':>8} " + " ".join(f"{i:>16}" for i in VMM_IMPLS) +
+                 f" {'c/rbgap':>8}")
+    for query in ("hot", "cold"):
         for n in sorted({r["n"] for r in rows}):
             cells = []
             for i in VMM_IMPLS:
                 r = pick(bench="vmm_find", query=query, layout=layout, impl=i, n=n)
                 cells.append(f"{fmt(r[0]['ns_per_op'])} ({r[0].get('nodes_visited', 0):.0f})"
                              if r else "-")
-            lines.append(f"{n:>8} " + " ".join(f"{c:>22}" for c in cells))
+            ratio = pick(bench="vmm_find_vs_rbgap", query=query, layout=layout, n=n)
+            lines.append(f"{query:<5} {n:>8} " + " ".join(f"{c:>16}" for c in cells) +
+                         f" {ratio[0]['ratio'] if ratio else float('nan'):>8.2f}")
+for query in ("hot", "cold"):
+    rows = pick(bench="vmm_lookup", query=query)
+    if not rows:
+        continue
+    lines.append(f"\nvmm_lookup, random layout, {query}: ns per lookup, chained (latency) / "
+                 "independent (throughput)")
+    lines.append(f"{'n':>8} " + " ".join(f"{i:>16}" for i in LOOKUP_IMPLS))
+    for n in sorted({r["n"] for r in rows}):
+        cells = [f"{fmt(ns(bench='vmm_lookup', query=query, mode='chain', impl=i, n=n))} / "
+                 f"{fmt(ns(bench='vmm_lookup', query=query, mode='independent', impl=i, n=n))}"
+                 for i in LOOKUP_IMPLS]
+        lines.append(f"{n:>8} " + " ".join(f"{c:>16}" for c in cells))
 for keys in ("sequential", "random"):
     for n in sorted({r["n"] for r in pick(keys=keys)}):
         lines.append(f"\nAVL operations, {keys} keys, n = {n}: ns per operation")
@@ -174,9 +194,9 @@ for keys in ("sequential", "random"):
                 f"{fmt(ns(bench=b, keys=keys, n=n, impl=i)):>17}" for i in AVL_IMPLS))
 scaling = pick(bench="vmm_find_scaling")
 if scaling:
-    lines.append("\nvmm_find, fixed window, canopy in paired rounds: ns per find, ratio")
+    lines.append("\nvmm_find, random layout, cold, in paired rounds: ns per find, ratio")
     for r in scaling:
-        lines.append(f"  {r['layout']:<6} n = {r['n']:<8} {fmt(r['ns_per_op'])}, "
+        lines.append(f"  {r['impl']:<7} n = {r['n']:<8} {fmt(r['ns_per_op'])}, "
                      f"n = {r['n_base']:<6} {fmt(r['ns_per_op_base'])}, ratio {r['ratio']:.2f}")
 alloc = pick(bench="node_alloc")
 if alloc:
@@ -212,32 +232,51 @@ def target(name, value, ok, goal):
         targets.append(f"{'PASS' if ok(value) else 'MISS'}  {name}: {value:.2f} ({goal})")
 
 
-# The 3000x target is about the walk's O(n) case, the swiss layout, where
-# every hole is too small and the walk visits all n VMAs. In the mixed and
-# exact layouts the walk stops after a few hundred VMAs whatever n is; their
-# ratios are listed for information.
-for layout in ("swiss", "mixed", "exact"):
-    c5 = ns(bench="vmm_find", query="fixed", layout=layout, impl="canopy", n=100000)
-    w5 = ns(bench="vmm_find", query="fixed", layout=layout, impl="walk-canopy", n=100000)
-    ratio = w5 / c5 if c5 and w5 else None
-    if layout == "swiss":
-        target(f"vmm_find {layout} fixed, n=1e5: walk-canopy / canopy", ratio,
-               lambda v: v >= 3000, "target >= 3000")
-    elif ratio is not None:
-        targets.append(f"info  vmm_find {layout} fixed, n=1e5: walk-canopy / canopy: "
-                       f"{ratio:.0f} (the walk stops early here; no target)")
-# The scaling target from vmm_bench's paired rounds (n = 10^3 and 10^6 back to
-# back, so both see the same load from elsewhere); the ratio of the two sizes'
-# own medians, measured apart, is listed for information.
-for layout in ("swiss", "mixed", "exact"):
-    rs = pick(bench="vmm_find_scaling", layout=layout, n=1000000, n_base=1000)
-    target(f"vmm_find {layout} fixed: canopy n=1e6 / n=1e3, paired rounds",
-           rs[0]["ratio"] if rs else None, lambda v: v <= 3, "target <= 3")
-    c3 = ns(bench="vmm_find", query="fixed", layout=layout, impl="canopy", n=1000)
-    c6 = ns(bench="vmm_find", query="fixed", layout=layout, impl="canopy", n=1000000)
-    if c3 and c6:
-        targets.append(f"info  vmm_find {layout} fixed: canopy n=1e6 / n=1e3 from the two "
-                       f"medians: {c6 / c3:.2f}")
+# Issue 18: the adversarial finds at 2^20 VMAs read at most 4 log2(n) = 80
+# nodes at 4 KiB (short-4k), 2 MiB and 1 GiB (the misaligned layouts); the
+# most any one query read, hot or cold. The 16 KiB layout over-asks (its
+# bound is 3h - 2 as well) and is listed for information.
+for layout, align in (("short-4k", "4 KiB"), ("misal-2m", "2 MiB"), ("misal-1g", "1 GiB"),
+                      ("misal-16k", "16 KiB")):
+    rs = pick(bench="vmm_find", layout=layout, impl="canopy", n=1 << 20)
+    most = max((r["nodes_max"] for r in rs), default=None)
+    name = f"vmm_find {layout}, 2^20 VMAs, at {align}: most nodes read by one find"
+    if layout == "misal-16k":
+        if most is not None:
+            targets.append(f"info  {name}: {most} (no target; 80 = 4 log2(n))")
+    else:
+        target(name, most, lambda v: v <= 80, "target <= 4 log2(n) = 80")
+# Canopy's cold find at 10^6 over 10^3, from the paired rounds (both sizes
+# measured back to back); the two sizes' own medians and the peer's pair
+# are listed for information.
+rs = pick(bench="vmm_find_scaling", impl="canopy", n=1000000, n_base=1000)
+target("vmm_find random cold: canopy n=1e6 / n=1e3, paired rounds",
+       rs[0]["ratio"] if rs else None, lambda v: v <= 3, "target <= 3")
+rs = pick(bench="vmm_find_scaling", impl="rbgap", n=1000000, n_base=1000)
+if rs:
+    targets.append(f"info  vmm_find random cold: rbgap n=1e6 / n=1e3, paired rounds: "
+                   f"{rs[0]['ratio']:.2f}")
+c3 = ns(bench="vmm_find", query="cold", layout="random", impl="canopy", n=1000)
+c6 = ns(bench="vmm_find", query="cold", layout="random", impl="canopy", n=1000000)
+if c3 and c6:
+    targets.append(f"info  vmm_find random cold: canopy n=1e6 / n=1e3 from the two medians: "
+                   f"{c6 / c3:.2f}")
+# Canopy within 1.2x of the peer's ns on every layout, hot and cold: the
+# worst n of each (the ratio is the median of the rounds' own ratios, then
+# the median over the runs).
+for layout in VMM_LAYOUTS:
+    for query in ("hot", "cold"):
+        rs = pick(bench="vmm_find_vs_rbgap", layout=layout, query=query)
+        worst = max(rs, key=lambda r: r["ratio"]) if rs else None
+        target(f"vmm_find {layout} {query}: canopy / rbgap ns, worst n"
+               + (f" ({worst['n']})" if worst else ""),
+               worst["ratio"] if worst else None, lambda v: v <= 1.2, "target <= 1.2")
+# An earlier target: the walk's O(n) case, swiss, where every hole is too
+# small and the walk steps over every VMA above the window's start.
+c5 = ns(bench="vmm_find", query="hot", layout="swiss", impl="canopy", n=100000)
+w5 = ns(bench="vmm_find", query="hot", layout="swiss", impl="walk-canopy", n=100000)
+target("vmm_find swiss hot, n=1e5: walk-canopy / canopy", w5 / c5 if c5 and w5 else None,
+       lambda v: v >= 3000, "target >= 3000")
 for b in ("avl_lookup", "avl_pair"):
     for keys in ("sequential", "random"):
         for n in (100000, 1000000):
@@ -250,6 +289,11 @@ for b, goal in (("pmm_order0_pair", 20), ("pmm_order9_pair", 45), ("pmm_churn", 
     rs = pick(bench=b)
     target(f"{b} ns", rs[0]["ns_per_op"] if rs else None, lambda v, g=goal: v <= g,
            f"target <= {goal} ns")
+# Issue 18's PMM targets, for the PMM work that is still to come (its section 5).
+targets.append("n/a   pmm order-0 pair with the lock and the cache defeated: not measured yet "
+               "(target <= 40 ns)")
+targets.append("n/a   pmm metadata per usable frame on the sparse map: not measured yet "
+               "(target <= 1.05 bytes)")
 rs = pick(bench="pmm_metadata")
 target("pmm metadata bytes per 4 KiB frame (state array; struct pmm "
        f"adds {rs[0]['fixed_bytes'] if rs else '?'} bytes in all)",
@@ -291,14 +335,13 @@ def panel(title, lines_):
 
 gp = ["set terminal pngcairo noenhanced size 1400,900 font ',10'", "set logscale xy",
       "set xlabel 'n'", "set ylabel 'ns per operation'", "set key top left", "set grid"]
-for query, layouts in (("fixed", ("swiss", "mixed", "exact")),
-                       ("random", ("swiss", "mixed", "exact", "narrow"))):
+for query in ("hot", "cold"):
     gp.append(f"set output 'vmm_find_{query}.png'")
-    gp.append("set multiplot layout 2,2 title 'vmm_find, " + query +
-              " window: ns per find against the number of VMAs'")
-    for layout in layouts:
+    gp.append("set multiplot layout 2,3 title 'vmm_find, " + query +
+              " queries: ns per find against the number of VMAs'")
+    for layout in VMM_LAYOUTS:
         ls = []
-        for i in VMM_IMPLS:
+        for i in ("canopy", "rbgap", "walk-canopy", "walk-gtree", "walk-libavl"):
             rows = pick(bench="vmm_find", query=query, layout=layout, impl=i)
             if rows:
                 ls.append((series(f"vmm_find-{query}-{layout}-{i}", rows), i))
