@@ -900,24 +900,6 @@ out:
     return end;
 }
 
-/* search_holes() for a level and direction, each a copy of its own. */
-__attribute__((always_inline)) static inline enum search_end
-search_at(const struct avl_node **np, const struct want *w, uint64_t lo, uint64_t hi,
-          enum level level, bool high, uint64_t limit, uint64_t *visits)
-{
-    switch (level) {
-    case LEVEL_GAP:
-        return high ? search_holes(np, w, lo, hi, LEVEL_GAP, true, limit, visits)
-                    : search_holes(np, w, lo, hi, LEVEL_GAP, false, limit, visits);
-    case LEVEL_2M:
-        return high ? search_holes(np, w, lo, hi, LEVEL_2M, true, limit, visits)
-                    : search_holes(np, w, lo, hi, LEVEL_2M, false, limit, visits);
-    default:
-        return high ? search_holes(np, w, lo, hi, LEVEL_1G, true, limit, visits)
-                    : search_holes(np, w, lo, hi, LEVEL_1G, false, limit, visits);
-    }
-}
-
 uint64_t avl_gap_budget(size_t count)
 {
     /* ceil(log2(count + 2)), and 1.5 times it bounds the height (avl.h) */
@@ -951,12 +933,52 @@ static inline bool other_edge(const struct avl_tree *t, const struct avl_gap_que
     return true;
 }
 
+/* The request's own fit in the hole below n: the lowest or highest, as the search. */
+static inline uint64_t fit_in_hole(const struct avl_node *n, const struct avl_gap_query *q,
+                                   bool high)
+{
+    uint64_t mask = q->align - 1;
+
+    if (!high)
+        return (max_u64(n->start - n->gap, q->lo) + mask) & ~mask;
+    return (min_u64(n->start - 1, q->hi) - (q->size - 1)) & ~mask;
+}
+
 /*
- * The search of the tree's holes for q, whose fits in the window end at
- * end_min or above and start at start_max or below, then of the other edge
- * hole: fills *r and returns whether the request was found.
- * Out of line: it holds the loops, and a search that every hole is too
- * small for never gets here.
+ * The search for size + align - 1 bytes at any address, which the largest
+ * gap bounds exactly, from the root: where a search's bound is not exact
+ * (ranges off the page grain, sizes past the fits' saturation) and it has
+ * read avl_gap_budget() nodes. Then the other edge hole. visits are those
+ * read so far.
+ */
+static __attribute__((noinline)) bool any_address(const struct avl_tree *t,
+                                                  const struct avl_gap_query *q, bool high,
+                                                  uint64_t end_min, uint64_t start_max,
+                                                  uint64_t visits, struct avl_gap_result *r)
+{
+    const struct avl_node *n = t->root;
+    enum search_end end = NONE;
+    struct want w;
+
+    visits++;
+    if (q->size <= UINT64_MAX - (q->align - 1) &&
+        want_init(&w, q->size + (q->align - 1), 1, q->lo, q->hi, LEVEL_GAP))
+        end = high ? search_holes(&n, &w, q->lo, q->hi, LEVEL_GAP, true, UINT64_MAX, &visits)
+                   : search_holes(&n, &w, q->lo, q->hi, LEVEL_GAP, false, UINT64_MAX, &visits);
+    r->visits = visits;
+    r->over_align = 1;
+    if (end != FOUND)
+        return other_edge(t, q, high, end_min, start_max, r);
+    r->addr = fit_in_hole(n, q, high);
+    r->next = (struct avl_node *)n;
+    return true;
+}
+
+/*
+ * The tree's holes for w at one level and in one direction, both constants
+ * once inlined, then the other edge hole: fills *r and returns whether the
+ * request was found. over is 0 for the request itself, or the b of its
+ * over-ask.
  *
  * Cost, counted in nodes read: a node is read when its subtree straddles an
  * edge of the window's fits (the two root-to-leaf paths to the edges) or
@@ -966,19 +988,42 @@ static inline bool other_edge(const struct avl_tree *t, const struct avl_gap_que
  * reads. Where it is only an upper bound (off the page grain, past the fits'
  * saturation), subtrees whose holes pass it but have no aligned room are
  * entered in vain, k of them up to O(k log(n/k)) reads: the budget cuts that
- * short, and a search the largest gap bounds exactly starts over.
+ * short, and any_address() starts over.
  */
-static __attribute__((noinline)) bool tree_find(const struct avl_tree *t,
-                                                const struct avl_gap_query *q, bool high,
-                                                uint64_t end_min, uint64_t start_max,
-                                                struct avl_gap_result *r)
+__attribute__((always_inline)) static inline bool
+level_find(const struct avl_tree *t, const struct avl_gap_query *q, bool high, enum level level,
+           const struct want *w, uint64_t over, uint64_t end_min, uint64_t start_max,
+           struct avl_gap_result *r)
 {
-    uint64_t a = q->align, size = q->size, visits = 1, over = 0;
-    uint64_t limit = a == 1 ? UINT64_MAX : avl_gap_budget(t->count);
+    const struct avl_node *n = t->root;
+    uint64_t visits = 1, limit = q->align == 1 ? UINT64_MAX : avl_gap_budget(t->count);
+    enum search_end end = search_holes(&n, w, q->lo, q->hi, level, high, limit, &visits);
+
+    if (end == SPENT)
+        return any_address(t, q, high, end_min, start_max, visits, r);
+    r->visits = visits;
+    r->over_align = over;
+    if (end != FOUND)
+        return other_edge(t, q, high, end_min, start_max, r);
+    r->addr = fit_in_hole(n, q, high);
+    r->next = (struct avl_node *)n;
+    return true;
+}
+
+/*
+ * The search of the tree's holes for q, whose fits in the window end at
+ * end_min or above and start at start_max or below, then of the other edge
+ * hole, for a constant high: works out what to search for and at which
+ * level, and runs that level's loop. Out of line: it holds the loops, and a
+ * search that every hole is too small for never gets here.
+ */
+__attribute__((always_inline)) static inline bool
+tree_find(const struct avl_tree *t, const struct avl_gap_query *q, bool high, uint64_t end_min,
+          uint64_t start_max, struct avl_gap_result *r)
+{
+    uint64_t a = q->align, size = q->size, over = 0;
     enum level level = a >= AVL_ALIGN_1G ? LEVEL_1G : a >= AVL_ALIGN_2M ? LEVEL_2M : LEVEL_GAP;
     uint64_t b = level == LEVEL_1G ? AVL_ALIGN_1G : level == LEVEL_2M ? AVL_ALIGN_2M : 0x1000;
-    const struct avl_node *n = t->root;
-    enum search_end end;
     struct want w = {size, a - 1, size, end_min, start_max};
 
     if (b < a) {
@@ -1000,44 +1045,30 @@ static __attribute__((noinline)) bool tree_find(const struct avl_tree *t,
         level = LEVEL_GAP;
         w.need = w.size;
     }
-    for (;;) {
-        end = high ? search_at(&n, &w, q->lo, q->hi, level, true, limit, &visits)
-                   : search_at(&n, &w, q->lo, q->hi, level, false, limit, &visits);
-        if (end != SPENT || over == 1)
-            break;
-        /*
-         * The budget ran out at a bound that is not exact (ranges off the
-         * page grain, or sizes past the fits' saturation): size + align - 1
-         * bytes at any address, which the largest gap bounds exactly, from
-         * the root again.
-         */
-        over = 1;
-        if (size > UINT64_MAX - (a - 1) ||
-            !want_init(&w, size + (a - 1), 1, q->lo, q->hi, LEVEL_GAP)) {
-            end = NONE;
-            break;
-        }
-        level = LEVEL_GAP;
-        n = t->root;
-        limit = UINT64_MAX;
-        visits++;
+    switch (level) {
+    case LEVEL_GAP:
+        return level_find(t, q, high, LEVEL_GAP, &w, over, end_min, start_max, r);
+    case LEVEL_2M:
+        return level_find(t, q, high, LEVEL_2M, &w, over, end_min, start_max, r);
+    default:
+        return level_find(t, q, high, LEVEL_1G, &w, over, end_min, start_max, r);
     }
-    r->visits = visits;
-    r->over_align = over;
-    if (end != FOUND)
-        return other_edge(t, q, high, end_min, start_max, r);
-    /* The request's own fit in that hole: the lowest or highest, as the search. */
-    if (!high) {
-        uint64_t from = max_u64(n->start - n->gap, q->lo);
+}
 
-        r->addr = (from + (a - 1)) & ~(a - 1);
-    } else {
-        uint64_t top = min_u64(n->start - 1, q->hi);
+/* tree_find() for each direction. */
+static __attribute__((noinline)) bool tree_find_low(const struct avl_tree *t,
+                                                    const struct avl_gap_query *q, uint64_t end_min,
+                                                    uint64_t start_max, struct avl_gap_result *r)
+{
+    return tree_find(t, q, false, end_min, start_max, r);
+}
 
-        r->addr = (top - (size - 1)) & ~(a - 1);
-    }
-    r->next = (struct avl_node *)n;
-    return true;
+static __attribute__((noinline)) bool tree_find_high(const struct avl_tree *t,
+                                                     const struct avl_gap_query *q,
+                                                     uint64_t end_min, uint64_t start_max,
+                                                     struct avl_gap_result *r)
+{
+    return tree_find(t, q, true, end_min, start_max, r);
 }
 
 /*
@@ -1085,7 +1116,8 @@ __attribute__((always_inline)) static inline bool gap_find(const struct avl_tree
     }
     r->visits = 1;
     if (avl_max_gap(root) >= size)
-        return tree_find(t, q, high, end_min, start_max, r);
+        return high ? tree_find_high(t, q, end_min, start_max, r)
+                    : tree_find_low(t, q, end_min, start_max, r);
     return other_edge(t, q, high, end_min, start_max, r);
 }
 
