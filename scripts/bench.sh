@@ -17,8 +17,9 @@ usage: scripts/bench.sh [--repeats N] [--quick] [--publish]
   --publish    also copy the plots into docs/ (docs/performance.md shows them)
 
 Results go to build/bench/ (CANOPY_BUILD_DIR picks another build directory):
-results.json (a JSON list, one object per measurement), runs/ (every raw
-run), *.png (plots). Run it on a quiet machine: each benchmark is single
+results.json (a JSON list, one object per measurement), targets.txt (PASS
+or MISS per target), tables.md (the tables of docs/performance.md), runs/
+(every raw run), *.png (plots). Run it on a quiet machine: each benchmark is single
 threaded, and another process on the same core shows up in the numbers.
 EOF_USAGE
 }
@@ -312,6 +313,87 @@ print("\ntargets:")
 print("\n".join("  " + t for t in targets))
 with open(os.path.join(out, "targets.txt"), "w") as f:
     f.write("\n".join(targets) + "\n")
+
+# ---- the same tables in Markdown, for docs/performance.md ----
+
+
+def t(x):
+    """ns as the docs print them: ns below 10 us, then us or ms."""
+    if x is None:
+        return "-"
+    if x < 1e4:
+        return f"{x:.1f}"
+    return f"{x / 1e3:.0f} µs" if x < 1e6 else f"{x / 1e6:.2f} ms"
+
+
+def n_(n):
+    return "2^20" if n == 1 << 20 else "2^10" if n == 1 << 10 else f"{n:,}"
+
+
+md = ["<!-- written by scripts/bench.sh: the medians of this run -->"]
+md.append("\n**vmm_find**: ns per find (nodes read, mean)\n")
+md.append("| layout | n | queries | canopy | rbgap | canopy / rbgap | canopy-space | walk-canopy "
+          "| walk-gtree | walk-libavl |")
+md.append("| --- | ---: | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: |")
+for layout in VMM_LAYOUTS:
+    for n in sorted({r["n"] for r in pick(bench="vmm_find", layout=layout)}):
+        for query in ("hot", "cold"):
+            cells = []
+            for i in VMM_IMPLS:
+                r = pick(bench="vmm_find", query=query, layout=layout, impl=i, n=n)
+                cells.append(f"{t(r[0]['ns_per_op'])} ({r[0].get('nodes_visited', 0):.0f})"
+                             if r else "-")
+            ratio = pick(bench="vmm_find_vs_rbgap", query=query, layout=layout, n=n)
+            cells.insert(2, f"{ratio[0]['ratio']:.2f}" if ratio else "-")
+            md.append(f"| {layout} | {n_(n)} | {query} | " + " | ".join(cells) + " |")
+md.append("\n**vmm_lookup**, random layout: ns per lookup, chained / independent\n")
+md.append("| n | queries | " + " | ".join(LOOKUP_IMPLS) + " |")
+md.append("| ---: | --- |" + " ---: |" * len(LOOKUP_IMPLS))
+for n in sorted({r["n"] for r in pick(bench="vmm_lookup")}):
+    for query in ("hot", "cold"):
+        md.append(f"| {n_(n)} | {query} | " + " | ".join(
+            f"{t(ns(bench='vmm_lookup', query=query, mode='chain', impl=i, n=n))} / "
+            f"{t(ns(bench='vmm_lookup', query=query, mode='independent', impl=i, n=n))}"
+            for i in LOOKUP_IMPLS) + " |")
+md.append("\n**avl_bench**: ns per operation\n")
+md.append("| keys | n | operation | " + " | ".join(AVL_IMPLS) + " |")
+md.append("| --- | ---: | --- |" + " ---: |" * len(AVL_IMPLS))
+for keys in ("sequential", "random"):
+    for n in sorted({r["n"] for r in pick(keys=keys)}):
+        for b in ("avl_insert", "avl_lookup", "avl_pair", "avl_erase"):
+            md.append(f"| {keys} | {n_(n)} | {b[4:]} | " + " | ".join(
+                t(ns(bench=b, keys=keys, n=n, impl=i)) for i in AVL_IMPLS) + " |")
+if pmm:
+    md.append("\n**pmm_bench**\n")
+    md.append("| measurement | n | result | runs |")
+    md.append("| --- | ---: | ---: | --- |")
+    for r in pmm:
+        if "ns_per_op" in r:
+            spread = (f"{t(r['ns_per_op_min'])}–{t(r['ns_per_op_max'])}"
+                      if "ns_per_op_min" in r else "")
+            unit = " ns" if r["ns_per_op"] < 1e4 else ""
+            md.append(f"| {r['bench']} | {r['n']:,} | {t(r['ns_per_op'])}{unit} | {spread} |")
+        else:
+            md.append(f"| {r['bench']} | {r['n']:,} | {r.get('bytes_per_frame', 0):.4f} "
+                      f"bytes/frame + {r.get('fixed_bytes', 0):,} bytes | |")
+if boot:
+    md.append("\n**boot_timeline**: ms\n")
+    md.append("| phase | since stage 1's entry | step | step, all boots |")
+    md.append("| --- | ---: | ---: | --- |")
+    runs = {}
+    for path in sorted(glob.glob(os.path.join(runs_dir, "boot_timeline.*.json"))):
+        with open(path) as f:
+            for line in f:
+                m = json.loads(line) if line.startswith("{") else None
+                if m and m.get("bench") == "boot_phase":
+                    runs.setdefault(m["phase"], []).append(m["step_ns"] / 1e6)
+    for r in sorted(boot, key=lambda r: r["ns_per_op"]):
+        steps = runs.get(r["phase"], [])
+        spread = f"{min(steps):.1f}–{max(steps):.1f}" if len(steps) > 1 else ""
+        md.append(f"| {r['phase']} | {r['ns_per_op'] / 1e6:.3f} | {r['step_ns'] / 1e6:.3f} "
+                  f"| {spread} |")
+with open(os.path.join(out, "tables.md"), "w") as f:
+    f.write("\n".join(md) + "\n")
 
 # ---- gnuplot input: one data file per line, one script ----
 dat = os.path.join(out, "plotdata")
