@@ -435,10 +435,10 @@ bool diff_alloc(struct diff *d, const struct vmm_alloc_req *req, const struct vm
     unsigned over = 0;
 
     /*
-     * Where the tree's bound is not exact (vmm/avl.h: an alignment other
-     * than 4 KiB or less, 2 MiB and 1 GiB), a search that runs out of its
-     * budget answers with an over-asked search instead: the model reads each
-     * window piece either way and takes the reading that matches the space.
+     * At an alignment other than 4 KiB or less, 2 MiB and 1 GiB the tree
+     * searches its holes for an over-asked room (vmm/avl.h) wherever it
+     * searches them: the model reads each window piece either way and takes
+     * the reading that matches the space.
      */
     for (over = 0; over < 4; over++) {
         /* With no node to give, the model finds without recording: NOMEM means found. */
