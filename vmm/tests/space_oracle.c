@@ -155,7 +155,6 @@ enum vmm_status oracle_alloc(struct oracle *o, const struct vmm_alloc_req *req,
     i128 a = 0;
     size_t step;
 
-    o->k = 0;
     if (req->size % PAGE_SIZE || req->size == 0 || req->align == 0 ||
         (req->align & (req->align - 1)) || req->min > req->last)
         return VMM_ERR_INVALID;
@@ -185,8 +184,6 @@ enum vmm_status oracle_alloc(struct oracle *o, const struct vmm_alloc_req *req,
                 continue; /* between two VMAs, no room for the over-ask */
             if (a >= lo && a + size - 1 <= hi)
                 found = true;
-            else if (hi - lo + 1 >= size)
-                o->k++;
         }
     }
     if (!found)
@@ -426,7 +423,7 @@ static unsigned ceil_log2(uint64_t x)
 bool diff_alloc(struct diff *d, const struct vmm_alloc_req *req, const struct vmm_attrs *attrs)
 {
     struct vmm_vma *v = NULL;
-    uint64_t want_addr = 0, k;
+    uint64_t want_addr = 0;
     size_t n = d->model.n;
     uint64_t probe = 0;
     enum vmm_status probed = vmm_space_find(&d->space, req, &probe);
@@ -443,8 +440,6 @@ bool diff_alloc(struct diff *d, const struct vmm_alloc_req *req, const struct vm
     for (over = 0; over < 4; over++) {
         /* With no node to give, the model finds without recording: NOMEM means found. */
         want = oracle_alloc(&d->model, req, attrs, 0, over, &want_addr);
-        if (over == 0)
-            k = d->model.k;
         if ((want == VMM_ERR_NOMEM ? VMM_OK : want) == probed &&
             (want != VMM_ERR_NOMEM || want_addr == probe))
             break;
@@ -452,7 +447,6 @@ bool diff_alloc(struct diff *d, const struct vmm_alloc_req *req, const struct vm
             over = 3; /* exact: the first fit only */
     }
     want = oracle_alloc(&d->model, req, attrs, d->budget, over < 4 ? over : 0, &want_addr);
-    d->model.k = k;
 
     d->ops++;
     d->finds++;
@@ -472,14 +466,13 @@ bool diff_alloc(struct diff *d, const struct vmm_alloc_req *req, const struct vm
             return fail(d, "alloc address differs", vmm_vma_start(v), want_addr);
     }
     /*
-     * The search may enter the two paths along the window's edges and, per
-     * hole that is big enough but misaligned, one path down to it: a
-     * generous O((k + 1) log n) ceiling per canonical piece that an O(n)
-     * regression on a few thousand VMAs breaks.
+     * What vmm/avl.h promises per canonical piece, however many holes are
+     * big enough but misaligned: 3h - 2 reads where the bound is exact, and
+     * at most avl_gap_budget(n) more past 16 TiB, where it is not.
      */
     if (d->check_visits && (got == VMM_OK || got == VMM_ERR_NO_SPACE)) {
         uint64_t h = 2 * ceil_log2(n + 2) + 2; /* an AVL tree's height bound, rounded up */
-        uint64_t bound = 2 * (3 * h + 2) * (d->model.k + 1);
+        uint64_t bound = 2 * (avl_gap_budget(n) + 3 * h - 2);
 
         if (d->space.last_visits > bound)
             return fail(d, "search visited too many nodes", d->space.last_visits, bound);
