@@ -1,5 +1,6 @@
 /*
- * support: the benchmarks' node allocator, clock and medians (support.h).
+ * support: the benchmarks' node allocator, clock, medians and target lines
+ * (support.h).
  *
  * The allocator is the kernel's own slab code over host pages. Pages come
  * in address order from chunks of 256 MiB advised for transparent huge
@@ -138,4 +139,14 @@ double bench_median(double *v, int count)
 {
     qsort(v, (size_t)count, sizeof(*v), cmp_double);
     return v[count / 2];
+}
+
+void bench_target(FILE *out, const char *name, double value, enum bench_bound bound, double limit,
+                  enum bench_runs runs)
+{
+    if (!out)
+        return;
+    fprintf(out, "{\"target\": \"%s\", \"value\": %.4f, \"%s\": %.4f, \"runs\": \"%s\"}\n", name,
+            value, bound == BENCH_AT_MOST ? "at_most" : "at_least", limit,
+            runs == BENCH_RUNS_WORST ? "worst" : "median");
 }

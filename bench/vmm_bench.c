@@ -800,6 +800,16 @@ static int impl_count(void)
     return with_walks ? IMPLS : CANOPY_SPACE + 1;
 }
 
+/* n as the target lines say it: 2^k for a power of two, else in decimal. */
+static const char *n_label(size_t n, char buf[24])
+{
+    if (n && (n & (n - 1)) == 0)
+        snprintf(buf, 24, "2^%d", 63 - __builtin_clzll(n));
+    else
+        snprintf(buf, 24, "%zu", n);
+    return buf;
+}
+
 /* One layout at one n: every implementation checked, then timed in interleaved rounds. */
 static bool bench_finds(const struct layout_data *L, const struct query *q)
 {
@@ -808,6 +818,7 @@ static bool bench_finds(const struct layout_data *L, const struct query *q)
     double mean[IMPLS][2], over[IMPLS][2];
     uint64_t most[IMPLS][2];
     int impls = impl_count();
+    char name[128], label[24];
 
     for (int im = 0; im < impls; im++) {
         size_t cold = im >= WALK_CANOPY && cold_count > WALK_CHECKED ? WALK_CHECKED : cold_count;
@@ -855,6 +866,29 @@ static bool bench_finds(const struct layout_data *L, const struct query *q)
                     "{\"bench\": \"vmm_find_vs_rbgap\", \"impl\": \"canopy\", \"layout\": \"%s\", "
                     "\"query\": \"%s\", \"n\": %zu, \"ratio\": %.4f}\n",
                     layout_names[L->kind], temp_names[t], L->n, rt);
+        snprintf(name, sizeof(name), "vmm_find %s %s, n = %s: canopy / rbgap ns",
+                 layout_names[L->kind], temp_names[t], n_label(L->n, label));
+        bench_target(json, name, rt, BENCH_AT_MOST, 1.2, BENCH_RUNS_MEDIAN);
+    }
+    if (L->kind >= SHORT_4K) {
+        /* Issue 18: an adversarial find reads at most 4 log2(n) nodes, hot or cold. */
+        uint64_t align, size,
+            worst = most[CANOPY][0] > most[CANOPY][1] ? most[CANOPY][0] : most[CANOPY][1];
+
+        if (L->kind == SHORT_4K)
+            align = PAGE;
+        else
+            misal_params(L->kind, &align, &size);
+        snprintf(name, sizeof(name), "vmm_find %s, n = %s, at %llu %s: most nodes one find read",
+                 layout_names[L->kind], n_label(L->n, label),
+                 (unsigned long long)(align >= GIB   ? align / GIB
+                                      : align >= MIB ? align / MIB
+                                                     : align >> 10),
+                 align >= GIB   ? "GiB"
+                 : align >= MIB ? "MiB"
+                                : "KiB");
+        bench_target(json, name, (double)worst, BENCH_AT_MOST, 4.0 * (63 - __builtin_clzll(L->n)),
+                     BENCH_RUNS_WORST);
     }
     fflush(stdout);
     return true;
@@ -1076,6 +1110,13 @@ static bool scaling_pairs(size_t n_base, size_t n)
                     "\"query\": \"cold\", \"n\": %zu, \"n_base\": %zu, \"ratio\": %.4f, "
                     "\"ns_per_op\": %.2f, \"ns_per_op_base\": %.2f}\n",
                     impl_names[im], n, n_base, r, big, small);
+        if (im == CANOPY) {
+            char name[128];
+
+            snprintf(name, sizeof(name),
+                     "vmm_find random cold: canopy n = %zu over n = %zu, paired rounds", n, n_base);
+            bench_target(json, name, r, BENCH_AT_MOST, 3, BENCH_RUNS_MEDIAN);
+        }
     }
     for (int k = 0; k < 2; k++) {
         unbuild(&b[k], L[k].n);
