@@ -16,22 +16,15 @@
  *                     GTreeNode (40 bytes, g_slice) and every removal frees it
  *   libavl            libavl by key: avl_insert/avl_delete allocate and free
  *                     an avl_node_t (56 bytes, malloc)
- * The intrusive items are preallocated, before timing, for both intrusive
- * trees; the allocating trees pay their allocator on every insert and erase,
- * which is what using them costs. node_alloc measures that part alone: n
- * allocations of the node's size, then n frees, per node.
- *
- * Canopy's nodes come from the kernel's allocator, placed as the kernel
- * places its VMAs (bench/nodes.h: a cache of their own, each node on a
- * 64-byte line, 31 to a page), allocated in key order. libavl-intrusive's
- * items are laid out as a slab allocator would lay them out, as many as fit
- * in each 4 KiB page, and with colouring where they fill it exactly: its
- * 64-byte items 63 to a page, one line left free (item()). A plain array of 64-byte
- * items would put item k at 64 k: a tree built from sequential keys has its
- * ancestors at keys 2^j m - 1, and every one with j >= 6 would sit at the
- * same offset in its page, so the whole upper path of a lookup would share
- * one set of the 8-way L1 and evict itself on every lookup. That measured
- * the array, not the trees (docs/performance.md has the numbers).
+ * The intrusive items of both intrusive trees come from bench_nodes_alloc()
+ * (nodes.h), the kernel's allocator for tree nodes, one per key in the
+ * order the keys are first inserted (so with random keys memory order is
+ * not key order), before anything is timed; the allocating trees pay their
+ * allocator on every insert and erase, which is what using them costs.
+ * node_alloc measures that part alone: n allocations of the node's size,
+ * then n frees, per node. The timed loops reach an intrusive item by its
+ * place in the insertion order, an array read in the order of the loop, as
+ * the other trees' keys are.
  *
  * Operations, with sequential or random (shuffled) keys:
  *   avl_insert  insert n items into an empty tree (ns per insert)
@@ -56,12 +49,12 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <time.h>
 
 #include <canopy/rng.h>
 #include <vmm/avl.h>
 
 #include "nodes.h"
+#include "support.h"
 
 /* The four item types. */
 struct canopy_item {
@@ -83,23 +76,9 @@ static uint64_t rnd(void)
     return splitmix64_next(&rng_state);
 }
 
-/*
- * The CPU time this thread has used: on a shared machine, the time other
- * processes hold the core is not charged to the code measured (what they do to
- * the caches still is).
- */
-static double now_ns(void)
-{
-    struct timespec ts;
-
-    clock_gettime(CLOCK_THREAD_CPUTIME_ID, &ts);
-    return ts.tv_sec * 1e9 + ts.tv_nsec;
-}
-
 static void *alloc_or_die(size_t bytes)
 {
-    /* Page aligned (the items' layout is by page), rounded up as aligned_alloc requires. */
-    void *p = aligned_alloc(4096, (bytes + 4095) & ~(size_t)4095);
+    void *p = malloc(bytes);
 
     if (!p) {
         fprintf(stderr, "avl_bench: out of memory\n");
@@ -117,34 +96,39 @@ static const char *const impl_names[IMPLS] = {"canopy", "libavl-intrusive", "gtr
 static size_t n;
 static size_t *order; /* the order keys are used in: a permutation of 0..n-1 */
 
-static struct canopy_item **citem; /* Canopy's items by key, from the kernel's allocator */
-static char *litems;               /* pages of items: see item() */
+/* The intrusive items by place in the insertion order (the timed loops) and by key (the checks). */
+static struct canopy_item **citem_at, **citem_of;
+static struct libavl_item **litem_at, **litem_of;
 static struct key_item *kitems;
 
 static struct avl_tree ctree;
 static avl_tree_t ltree;
 static GTree *gtree;
 
-/* Intrusive items of `size` bytes a 4 KiB page holds: one fewer where they fill it exactly. */
-static inline size_t per_page(size_t size)
+/* The intrusive items of one key order, from the node allocator in that order. */
+static void items_alloc(void)
 {
-    return 4096 / size - (4096 % size == 0);
+    for (size_t i = 0; i < n; i++) {
+        citem_at[i] = citem_of[order[i]] = bench_nodes_alloc(sizeof(struct canopy_item));
+        litem_at[i] = litem_of[order[i]] = bench_nodes_alloc(sizeof(struct libavl_item));
+        litem_at[i]->key = order[i];
+    }
 }
 
-/* Where key's item sits in pages of such items (see the top of the file). */
-static inline void *item(char *pages, size_t size, uint64_t key)
+static void items_free(void)
 {
-    return pages + key / per_page(size) * 4096 + key % per_page(size) * size;
+    for (size_t i = 0; i < n; i++) {
+        bench_nodes_free(sizeof(struct canopy_item), citem_at[i]);
+        bench_nodes_free(sizeof(struct libavl_item), litem_at[i]);
+    }
 }
-
-#define CITEM(key) (citem[key])
-#define LITEM(key) ((struct libavl_item *)item(litems, sizeof(struct libavl_item), key))
 
 /* ---- Canopy: the caller's descent ---- */
 
-static void canopy_insert(uint64_t key)
+static void canopy_insert(size_t i)
 {
-    struct avl_node *node = &CITEM(key)->node;
+    struct avl_node *node = &citem_at[i]->node;
+    uint64_t key = order[i];
 
     node->start = CANOPY_START(key);
     node->last = node->start + 7;
@@ -212,15 +196,18 @@ static void tree_fini(enum impl im)
     }
 }
 
-static inline void op_insert(enum impl im, uint64_t key)
+/* Inserts the key at place i of the insertion order. */
+static inline void op_insert(enum impl im, size_t i)
 {
+    uint64_t key = order[i];
+
     switch (im) {
     case CANOPY:
-        canopy_insert(key);
+        canopy_insert(i);
         break;
     case LIBAVL_INTRUSIVE:
-        avl_init_node(&LITEM(key)->node, LITEM(key));
-        avl_insert_node(&ltree, &LITEM(key)->node);
+        avl_init_node(&litem_at[i]->node, litem_at[i]);
+        avl_insert_node(&ltree, &litem_at[i]->node);
         break;
     case GTREE:
         g_tree_insert(gtree, &kitems[key], &kitems[key]);
@@ -250,14 +237,17 @@ static inline void *op_lookup(enum impl im, uint64_t key)
     }
 }
 
-static inline void op_erase(enum impl im, uint64_t key)
+/* Erases the key at place i of the insertion order (the intrusive trees unlink its item). */
+static inline void op_erase(enum impl im, size_t i)
 {
+    uint64_t key = order[i];
+
     switch (im) {
     case CANOPY:
-        avl_erase(&ctree, &CITEM(key)->node);
+        avl_erase(&ctree, &citem_at[i]->node);
         break;
     case LIBAVL_INTRUSIVE:
-        avl_unlink_node(&ltree, &LITEM(key)->node);
+        avl_unlink_node(&ltree, &litem_at[i]->node);
         break;
     case GTREE:
         g_tree_remove(gtree, &key);
@@ -284,9 +274,9 @@ static void *item_of(enum impl im, uint64_t key)
 {
     switch (im) {
     case CANOPY:
-        return CITEM(key);
+        return citem_of[key];
     case LIBAVL_INTRUSIVE:
-        return LITEM(key);
+        return litem_of[key];
     default:
         return &kitems[key];
     }
@@ -318,19 +308,6 @@ static bool verify(enum impl im, const char *after)
 static FILE *json;
 static int rounds = 5;
 
-static int cmp_double(const void *a, const void *b)
-{
-    double x = *(const double *)a, y = *(const double *)b;
-
-    return (x > y) - (x < y);
-}
-
-static double median(double *v, int count)
-{
-    qsort(v, (size_t)count, sizeof(*v), cmp_double);
-    return v[count / 2];
-}
-
 static void report(const char *bench, const char *impl, const char *keys, double ns)
 {
     printf("%-11s %-17s %-10s %8zu %10.1f\n", bench, impl, keys, n, ns);
@@ -354,36 +331,36 @@ static bool bench_round(enum impl im, double ns[PHASES])
     size_t found = 0;
 
     tree_init(im);
-    t0 = now_ns();
+    t0 = bench_now_ns();
     for (size_t i = 0; i < n; i++)
-        op_insert(im, order[i]);
-    ns[INSERT] = (now_ns() - t0) / n;
+        op_insert(im, i);
+    ns[INSERT] = (bench_now_ns() - t0) / n;
     if (!verify(im, "inserting"))
         return false;
 
-    t0 = now_ns();
+    t0 = bench_now_ns();
     for (size_t i = 0; i < n; i++)
         found += op_lookup(im, order[i]) != NULL;
-    ns[LOOKUP] = (now_ns() - t0) / n;
+    ns[LOOKUP] = (bench_now_ns() - t0) / n;
     if (found != n)
         return false;
 
     /* Steady state: remove one item and put it back, striding through the key order. */
-    t0 = now_ns();
+    t0 = bench_now_ns();
     for (size_t i = 0; i < n; i++) {
-        uint64_t key = order[(i * 7) % n];
+        size_t at = (i * 7) % n;
 
-        op_erase(im, key);
-        op_insert(im, key);
+        op_erase(im, at);
+        op_insert(im, at);
     }
-    ns[PAIR] = (now_ns() - t0) / n;
+    ns[PAIR] = (bench_now_ns() - t0) / n;
     if (!verify(im, "erase+insert pairs"))
         return false;
 
-    t0 = now_ns();
+    t0 = bench_now_ns();
     for (size_t i = 0; i < n; i++)
-        op_erase(im, order[i]);
-    ns[ERASE] = (now_ns() - t0) / n;
+        op_erase(im, i);
+    ns[ERASE] = (bench_now_ns() - t0) / n;
     if (tree_count(im) != 0) {
         fprintf(stderr, "avl_bench: %s: not empty after erasing every key\n", impl_names[im]);
         return false;
@@ -422,7 +399,7 @@ static bool bench_keys(int only, const char *keys, bool warm_up)
     }
     for (int im = 0; im < IMPLS; im++)
         for (int ph = 0; ph < PHASES && (only < 0 || only == im); ph++)
-            report(phase_names[ph], impl_names[im], keys, median(ns[im][ph], rounds));
+            report(phase_names[ph], impl_names[im], keys, bench_median(ns[im][ph], rounds));
     return true;
 }
 
@@ -430,7 +407,7 @@ static bool bench_keys(int only, const char *keys, bool warm_up)
  * What the allocating trees pay their allocator per node: n allocations of
  * the node's size, then n frees (in allocation order), per node.
  */
-static void bench_node_alloc(bool warm_up)
+static void measure_node_alloc(bool warm_up)
 {
     static const struct {
         const char *impl;
@@ -447,7 +424,7 @@ static void bench_node_alloc(bool warm_up)
         int total = rounds + (warm_up ? 1 : 0);
 
         for (int r = 0; r < total; r++) {
-            double t0 = now_ns();
+            double t0 = bench_now_ns();
 
             for (size_t i = 0; i < n; i++)
                 p[i] = kinds[k].slice ? g_slice_alloc(kinds[k].size) : malloc(kinds[k].size);
@@ -458,9 +435,9 @@ static void bench_node_alloc(bool warm_up)
                     free(p[i]);
             }
             if (!warm_up || r > 0)
-                per[warm_up ? r - 1 : r] = (now_ns() - t0) / n;
+                per[warm_up ? r - 1 : r] = (bench_now_ns() - t0) / n;
         }
-        report("node_alloc", kinds[k].impl, "-", median(per, rounds));
+        report("node_alloc", kinds[k].impl, "-", bench_median(per, rounds));
     }
     free(p);
 }
@@ -514,14 +491,14 @@ int main(int argc, char **argv)
         n = sizes[si];
         if (n < 2)
             usage(argv[0]);
-        citem = alloc_or_die(n * sizeof(*citem));
-        for (size_t k = 0; k < n; k++)
-            citem[k] = bench_nodes_alloc(sizeof(struct canopy_item));
-        litems = alloc_or_die((n / per_page(sizeof(struct libavl_item)) + 1) * 4096);
+        citem_at = alloc_or_die(n * sizeof(*citem_at));
+        citem_of = alloc_or_die(n * sizeof(*citem_of));
+        litem_at = alloc_or_die(n * sizeof(*litem_at));
+        litem_of = alloc_or_die(n * sizeof(*litem_of));
         kitems = alloc_or_die(n * sizeof(*kitems));
         order = alloc_or_die(n * sizeof(*order));
         for (size_t k = 0; k < n; k++)
-            LITEM(k)->key = kitems[k].key = k;
+            kitems[k].key = k;
         for (int random_keys = 0; random_keys < 2; random_keys++) {
             for (size_t i = 0; i < n; i++)
                 order[i] = i;
@@ -533,16 +510,18 @@ int main(int argc, char **argv)
                     order[j] = t;
                 }
             }
+            items_alloc();
             if (!bench_keys(only, random_keys ? "random" : "sequential", !quick))
                 return 1;
+            items_free();
             fflush(stdout);
         }
         if (only < 0 || only == GTREE || only == LIBAVL)
-            bench_node_alloc(!quick);
-        for (size_t k = 0; k < n; k++)
-            bench_nodes_free(sizeof(struct canopy_item), citem[k]);
-        free(citem);
-        free(litems);
+            measure_node_alloc(!quick);
+        free(citem_at);
+        free(citem_of);
+        free(litem_at);
+        free(litem_of);
         free(kitems);
         free(order);
     }

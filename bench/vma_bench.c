@@ -42,13 +42,13 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <time.h>
 
 #include <canopy/page.h>
 #include <canopy/rng.h>
 #include <vmm/space.h>
 
 #include "nodes.h"
+#include "support.h"
 
 #define BASE       (1ull << 32)
 #define TOP        ((1ull << 47) - 1)
@@ -67,15 +67,6 @@ static uint64_t rnd(void)
     return splitmix64_next(&rng_state);
 }
 
-/* The CPU time this thread has used: time other processes hold the core is not charged. */
-static double now_ns(void)
-{
-    struct timespec ts;
-
-    clock_gettime(CLOCK_THREAD_CPUTIME_ID, &ts);
-    return ts.tv_sec * 1e9 + ts.tv_nsec;
-}
-
 static void *alloc_or_die(size_t bytes)
 {
     void *p = malloc(bytes);
@@ -85,13 +76,6 @@ static void *alloc_or_die(size_t bytes)
         exit(1);
     }
     return p;
-}
-
-static int cmp_double(const void *a, const void *b)
-{
-    double x = *(const double *)a, y = *(const double *)b;
-
-    return (x > y) - (x < y);
 }
 
 /* ---- the space and the requests ---- */
@@ -225,7 +209,7 @@ static double round_ns(struct vmm_space *space, enum op op, const struct vmm_all
                        size_t count, double min_ns)
 {
     uint64_t sink = 0, done = 0;
-    double t0 = now_ns(), elapsed;
+    double t0 = bench_now_ns(), elapsed;
 
     do {
         for (size_t i = 0; i < count; i++)
@@ -234,7 +218,7 @@ static double round_ns(struct vmm_space *space, enum op op, const struct vmm_all
                 exit(1);
             }
         done += count;
-        elapsed = now_ns() - t0;
+        elapsed = bench_now_ns() - t0;
     } while (elapsed < min_ns);
     if (sink == 42)
         printf(" "); /* keep the answers alive */
@@ -316,12 +300,11 @@ int main(int argc, char **argv)
                     }
                     ratio[k] = per[1][k] / per[0][k];
                 }
-                for (int p = 0; p < PLACES; p++)
-                    qsort(per[p], (size_t)rounds, sizeof(double), cmp_double);
-                qsort(ratio, (size_t)rounds, sizeof(double), cmp_double);
+                double cache_ns = bench_median(per[0], rounds);
+                double line_ns = bench_median(per[1], rounds);
                 printf("%-12s %-5s %8zu %10.1f %10.1f %6.2f %8.1f\n", op_names[op],
-                       cold_set ? "cold" : "hot", n, per[0][rounds / 2], per[1][rounds / 2],
-                       ratio[rounds / 2], (double)visits[cold_set] / (double)count);
+                       cold_set ? "cold" : "hot", n, cache_ns, line_ns, bench_median(ratio, rounds),
+                       (double)visits[cold_set] / (double)count);
                 fflush(stdout);
             }
         }

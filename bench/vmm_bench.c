@@ -1,42 +1,86 @@
 /*
- * vmm_bench: the cost of finding a free range, Canopy's augmented AVL search
- * against the classic in-order walk.
+ * vmm_bench: finding a free range and looking up the range that holds an
+ * address, Canopy's VMM against an augmented peer and the in-order walks.
  *
- * Implementations, all over the same layout of VMAs:
- *   canopy           vmm_space_find, first-fit (the augmented descent)
- *   canopy-topdown   vmm_space_find with VMM_ALLOC_TOPDOWN
- *   walk-canopy      the corrected in-order walk over Canopy's own tree
- *   walk-gtree       the same walk over GLib's GTree
- *   walk-libavl      the same walk over libavl (its nodes are threaded, so a
- *                    step is one pointer)
- * The walks seek to the window's start in O(log n) first, then test the hole
+ * Implementations, all over the same VMAs:
+ *   canopy       avl_gap_lowest() on the space's tree, what vmm_space_find()
+ *                calls once it has validated the request: the descent over
+ *                the largest gap, or at 2 MiB and 1 GiB alignment over the
+ *                usable size there, kept per child slot (vmm/src/avl.c);
+ *                the first fit at 4 KiB, 2 MiB and 1 GiB, and at any other
+ *                alignment A the lowest hole with size + A - b of room at b,
+ *                the largest of those three below A
+ *   canopy-space vmm_space_find() itself: the same search behind the checks
+ *                of the request and the cut at the canonical hole
+ *   rbgap        the peer: a red-black tree with the gap below each node and
+ *                its subtree's largest gap, searched for size + align - 4 KiB
+ *                as Linux did before the maple tree (bench/rbgap.c): it
+ *                over-asks, so its answer can lie above the first fit
+ *   walk-canopy  the in-order walk over Canopy's own tree
+ *   walk-gtree   the same walk over GLib's GTree
+ *   walk-libavl  the same walk over libavl (threaded: a step is one pointer)
+ * The walks seek to the window's start in O(log n), then test the hole
  * before each VMA with inclusive, overflow-safe bounds.
  *
- * Layouts (n VMAs from 4 KiB up, the lowest address the window allows):
- *   swiss   VMAs of 4 KiB..2 MiB, holes of 1..3 pages: every hole is too
- *           small for the 16 KiB..2 MiB requests, which land above the last VMA
- *           (the walk's worst case, and the search's k = 0 case)
- *   mixed   VMAs and holes of 4 KiB..2 MiB, requests of 4 KiB..2 MiB
- *   exact   64 KiB VMAs 4 KiB apart, one in 1000 removed; requests of
- *           exactly the 72 KiB hole each removal leaves (exact-fit reuse)
- *   narrow  the mixed layout searched in random 64 MiB windows
- * Alignments are 4 KiB..1 GiB. Queries: "fixed" uses the window [4 KiB, 2^47);
- * "random" draws min uniformly below the end of the last VMA.
+ * Canopy's and the peer's VMAs come from bench_nodes_alloc() (nodes.h), as
+ * the kernel allocates them, in the order they are inserted: random, so
+ * that memory order is not address order. Every structure is built in that
+ * order, the walks' items included.
  *
- * Every answer of every implementation is checked against a reference (a
- * binary search plus linear scan over a sorted array, written separately)
- * before anything is timed; a mismatch stops the program. Canopy's may
- * instead be the over-asked answer its search gives where it runs out of
- * budget (ref_over_asked()).
+ * Layouts (n VMAs, the answer somewhere in the middle unless said):
+ *   random     VMAs of 4 KiB..4 MiB, holes of 4 KiB..4 MiB with one in 32 of
+ *              4..128 MiB; each query aims at a hole j in the middle half of
+ *              the space, asks for between half and all of what j holds at
+ *              its alignment (4 KiB half the time, 16 KiB..1 MiB, 2 MiB, rarely
+ *              1 GiB), from a window that starts 1..j VMAs below j and ends
+ *              at the top or inside VMA j: the first fit lies between
+ *   swiss      VMAs of 4 KiB..4 MiB, holes of 1..3 pages: every hole is too
+ *              small, the answer lies above the last VMA (the walks' worst
+ *              case); kept from the first benchmarks, one layout among others
+ *   short-4k   one-page VMAs, holes one page short of the 64 KiB request but
+ *              for one in 256, at 4 KiB: the search at 4 KiB's adversary
+ *   misal-16k, misal-2m, misal-1g
+ *              the misaligned holes of issue 18: holes of size to size +
+ *              align / 2 - 4 KiB starting align / 2 past a multiple of align
+ *              (big enough, never aligned room), one in 512 holding an
+ *              aligned fit of exactly size (which only an exact search sees)
+ *              and one in 512 with size + align of room (which the peer's
+ *              over-ask sees); 8 KiB at 16 KiB, 2 MiB at 2 MiB, 1 GiB at 1 GiB
+ * Windows start at a random VMA and end at the top of the 57-bit lower half
+ * unless said.
  *
- * Last, for the fixed window, Canopy at n = 10^3 and at the largest n is
- * measured again in pairs of back-to-back rounds (paired_scaling()): the
- * scaling ratio the target is about, taken so that both sizes see the same
- * load from elsewhere.
+ * Queries: cold, COLD distinct windows each used once per round, in one
+ * pass; hot, the first HOT of them, cycled. Each round measures every
+ * implementation hot, then cold, Canopy and the peer back to back and the
+ * order reversed every other round; ns are the medians of the rounds, and
+ * the Canopy / peer ratio is the median of the rounds' ratios. A walk's cold
+ * pass stops after COLD_CAP_NS; its ns are over the queries it ran.
  *
- * Usage: vmm_bench [--quick] [--max-n N] [--json FILE]
- *   --quick   n up to 10^4 and short timings (the test suite's smoke run)
- *   --json    also write one JSON object per line per measurement
+ * Lookups (vmm_lookup), in the random layout: the VMA holding an address,
+ * for COLD addresses in random VMAs (and HOT of them, cycled), as a chain in
+ * which each address depends on the previous result (the latency a page
+ * fault sees) and as independent lookups (throughput). canopy is
+ * vmm_space_lookup(), rbgap the peer's descent, gtree and libavl their
+ * searches.
+ *
+ * Last, Canopy's cold finds in the random layout at n = 10^3 and at the
+ * largest n are measured again in pairs of back-to-back rounds (the scaling
+ * target; the peer's too, for comparison).
+ *
+ * Every answer is checked before anything is timed, against references over
+ * a sorted array written apart from the trees: Canopy's against the first
+ * fit, or at other alignments the over-asked answer avl.h describes;
+ * the peer's against the lowest hole with size + align - 4 KiB of room; the
+ * walks' against the first fit (on the hot queries and the first
+ * WALK_CHECKED cold ones, over which their nodes are counted); lookups
+ * against the VMA the address was drawn in. A mismatch ends the program
+ * with status 1. Nodes visited: Canopy's last_visits, the peer's nodes
+ * read, the walks' VMAs stepped over.
+ *
+ * Usage: vmm_bench [--quick] [--max-n N] [--rounds R] [--layout NAME]
+ *                  [--parts find,lookup,scaling] [--no-walks] [--json FILE]
+ *   --quick    small n, few queries, short timings (the test suite's smoke run)
+ *   --json     also write one JSON object per line per measurement
  */
 #define _POSIX_C_SOURCE 200809L
 #include <avl.h> /* libavl */
@@ -46,18 +90,30 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <time.h>
 
 #include <canopy/page.h>
 #include <canopy/rng.h>
 #include <vmm/space.h>
 
+#include "rbgap.h"
 #include "nodes.h"
+#include "support.h"
 
-#define PAGE      PAGE_SIZE
-#define LAYOUT_AT 0x1000ull             /* the first VMA: right after page 0, so no edge hole */
-#define WIN_LAST  0x00007fffffffffffull /* last byte of the fixed window */
-#define QUERIES   64                    /* distinct queries per measurement */
+#define PAGE         PAGE_SIZE
+#define MIB          (1ull << 20)
+#define GIB          (1ull << 30)
+#define VA_BITS      57                 /* room for the misaligned 1 GiB layout at 2^20 VMAs */
+#define WIN_LAST     ((1ull << 56) - 1) /* the last byte of the lower canonical half */
+#define HOT          16                 /* hot queries, cycled */
+#define WALK_CHECKED 64                 /* cold queries the walks are checked and counted on */
+#define SHORT_SIZE   (16 * PAGE)        /* short-4k's request */
+#define MAX_ROUNDS   16
+
+static size_t cold_count = 65536;
+static double hot_slice_ns = 2e7; /* per hot measurement */
+static double cold_cap_ns = 1e8;  /* a cold pass stops here (only the walks get near it) */
+static int rounds = 5;
+static bool with_walks = true;
 
 struct range {
     uint64_t start, last;
@@ -84,253 +140,492 @@ static uint64_t rnd_pages(unsigned lo_shift, unsigned hi_shift)
     return base + (shift > lo_shift ? rnd() % base : 0);
 }
 
-/*
- * The CPU time this thread has used: on a shared machine, the time other
- * processes hold the core is not charged to the code measured (what they do to
- * the caches still is).
- */
-static double now_ns(void)
+static void *xmalloc(size_t bytes)
 {
-    struct timespec ts;
+    void *p = malloc(bytes ? bytes : 1);
 
-    clock_gettime(CLOCK_THREAD_CPUTIME_ID, &ts);
-    return ts.tv_sec * 1e9 + ts.tv_nsec;
+    if (!p) {
+        fprintf(stderr, "vmm_bench: out of memory\n");
+        exit(1);
+    }
+    return p;
 }
 
-/* The lowest aligned fit in the free span [lo, hi]; overflow-safe. */
-static bool fit_low(uint64_t lo, uint64_t hi, const struct query *q, uint64_t *addr)
+/* The lowest multiple of align at or above a, false if it wraps (page.h's align_up cannot say). */
+static bool align_up_checked(uint64_t a, uint64_t align, uint64_t *out)
 {
-    uint64_t mask = q->align - 1, a = lo;
+    uint64_t mask = align - 1;
 
-    if (lo > hi)
-        return false;
     if (a & mask) {
         if (a > UINT64_MAX - mask)
             return false;
         a = (a + mask) & ~mask;
     }
-    if (a > hi || hi - a < q->size - 1)
+    *out = a;
+    return true;
+}
+
+/* The lowest address from a multiple of align with size bytes inside [lo, hi]. */
+static bool fit_low(uint64_t lo, uint64_t hi, uint64_t size, uint64_t align, uint64_t *addr)
+{
+    uint64_t a;
+
+    if (lo > hi || !align_up_checked(lo, align, &a) || a > hi || hi - a < size - 1)
         return false;
     *addr = a;
     return true;
 }
 
-/* ---- the reference: a sorted array, binary search, linear scans ---- */
+/* ---- layouts ---- */
 
-static bool ref_lowest(const struct range *r, size_t n, const struct query *q, uint64_t *addr)
+enum layout { RANDOM, SWISS, SHORT_4K, MISAL_16K, MISAL_2M, MISAL_1G, LAYOUTS };
+static const char *const layout_names[LAYOUTS] = {"random",    "swiss",    "short-4k",
+                                                  "misal-16k", "misal-2m", "misal-1g"};
+
+/* The misaligned layouts' alignment and request. */
+static void misal_params(enum layout l, uint64_t *align, uint64_t *size)
 {
-    size_t lo = 0, hi = n;
-    uint64_t from = q->min;
-
-    while (lo < hi) { /* first range with last >= min */
-        size_t mid = lo + (hi - lo) / 2;
-
-        if (r[mid].last < q->min)
-            lo = mid + 1;
-        else
-            hi = mid;
-    }
-    for (size_t i = lo; i < n && r[i].start <= q->last; i++) {
-        if (r[i].start > from &&
-            fit_low(from, r[i].start - 1 < q->last ? r[i].start - 1 : q->last, q, addr))
-            return true;
-        if (r[i].last >= q->last)
-            return false;
-        if (r[i].last + 1 > from)
-            from = r[i].last + 1;
-    }
-    return fit_low(from, q->last, q, addr);
-}
-
-static bool ref_highest(const struct range *r, size_t n, const struct query *q, uint64_t *addr)
-{
-    uint64_t to = q->last; /* the highest free candidate byte */
-
-    for (size_t i = n; i-- > 0;) {
-        if (r[i].start > q->last)
-            continue;
-        if (r[i].last < to) {
-            uint64_t lo = r[i].last + 1 > q->min ? r[i].last + 1 : q->min;
-
-            if (lo <= to && to - lo >= q->size - 1) {
-                uint64_t a = (to - (q->size - 1)) & ~(q->align - 1);
-
-                if (a >= lo) {
-                    *addr = a;
-                    return true;
-                }
-            }
-        }
-        if (r[i].start <= q->min)
-            return false;
-        if (r[i].start - 1 < to)
-            to = r[i].start - 1;
-    }
-    if (q->min <= to && to - q->min >= q->size - 1) {
-        uint64_t a = (to - (q->size - 1)) & ~(q->align - 1);
-
-        if (a >= q->min) {
-            *addr = a;
-            return true;
-        }
-    }
-    return false;
+    *align = l == MISAL_16K ? 16 * 1024 : l == MISAL_2M ? 2 * MIB : GIB;
+    *size = l == MISAL_16K ? 8 * 1024 : *align;
 }
 
 /*
- * What Canopy answers instead of the first fit when its search runs out of
- * budget (vmm/avl.h): the holes in order (from the top for the highest),
- * the two edge holes tested as usual, and a hole between two VMAs taken
- * only if it has room for size + align - b from a multiple of b, b the
- * largest of 4 KiB, 2 MiB and 1 GiB below align.
+ * n ranges sorted by address, and the sizes of the holes between them for
+ * the reference's skips: hole i lies below range i (hole 0 from address 0,
+ * hole n above the last range).
  */
-static bool ref_over_asked(const struct range *r, size_t n, const struct query *q, bool highest,
-                           uint64_t *addr)
+struct layout_data {
+    enum layout kind;
+    size_t n;
+    struct range *r;
+    size_t *order;       /* the order the ranges are inserted in */
+    uint64_t *block_max; /* the longest hole among holes [64 b, 64 b + 63] */
+    uint64_t *super_max; /* ... among holes [4096 s, 4096 s + 4095] */
+};
+
+#define BLOCK 64
+#define SUPER 4096
+
+static uint64_t hole_lo(const struct layout_data *L, size_t i)
 {
-    uint64_t b = q->align > (1ull << 30) ? 1ull << 30 : q->align > (1ull << 21) ? 1ull << 21 : PAGE;
-    struct query room = {q->size + q->align - b, b, q->min, q->last};
-
-    for (size_t k = 0; k <= n; k++) {
-        size_t i = highest ? n - k : k; /* hole i lies below range i */
-        uint64_t lo = i ? r[i - 1].last + 1 : 0, hi = i < n ? r[i].start - 1 : UINT64_MAX;
-        uint64_t unused;
-
-        if ((i && r[i - 1].last == UINT64_MAX) || (i < n && r[i].start == 0))
-            continue;
-        lo = lo > q->min ? lo : q->min;
-        hi = hi < q->last ? hi : q->last;
-        if (lo > hi || (i > 0 && i < n && !fit_low(lo, hi, &room, &unused)))
-            continue;
-        if (!highest && fit_low(lo, hi, q, addr))
-            return true;
-        if (highest && hi - lo >= q->size - 1 && ((hi - (q->size - 1)) & ~(q->align - 1)) >= lo) {
-            *addr = (hi - (q->size - 1)) & ~(q->align - 1);
-            return true;
-        }
-    }
-    return false;
+    return i ? L->r[i - 1].last + 1 : 0;
 }
 
-/* ---- layouts and queries ---- */
-
-enum layout { SWISS, MIXED, EXACT, NARROW, LAYOUTS };
-static const char *const layout_names[LAYOUTS] = {"swiss", "mixed", "exact", "narrow"};
-
-static struct range *make_layout(enum layout l, size_t n)
+static uint64_t hole_hi(const struct layout_data *L, size_t i)
 {
-    struct range *r = malloc(n * sizeof(*r));
-    uint64_t at = LAYOUT_AT;
+    return i < L->n ? L->r[i].start - 1 : UINT64_MAX;
+}
 
+static struct range *make_ranges(enum layout l, size_t n)
+{
+    struct range *r = xmalloc(n * sizeof(*r));
+    uint64_t at = PAGE, align = 0, size = 0, width = 0, base = 0;
+
+    if (l >= MISAL_16K) {
+        misal_params(l, &align, &size);
+        width = align * (2 + 2 * ((size + align - 1) / align));
+        base = 64 * align;
+    }
     for (size_t i = 0; i < n; i++) {
-        uint64_t size, gap;
+        uint64_t len, gap;
 
         switch (l) {
+        case RANDOM:
+            len = rnd_pages(0, 9) * PAGE;
+            gap = (rnd() % 32 == 0 ? rnd_pages(10, 14) : rnd_pages(0, 9)) * PAGE;
+            r[i] = (struct range){at, at + len - 1};
+            at += len + gap;
+            break;
         case SWISS:
-            size = rnd_pages(0, 9) * PAGE;
+            len = rnd_pages(0, 9) * PAGE;
             gap = (1 + rnd() % 3) * PAGE;
+            r[i] = (struct range){at, at + len - 1};
+            at += len + gap;
             break;
-        case EXACT:
-            size = 16 * PAGE;
-            gap = (i % 1000 == 500) ? 16 * PAGE + 3 * PAGE : PAGE; /* a removed VMA */
+        case SHORT_4K:
+            gap = rnd() % 256 == 0 ? SHORT_SIZE + (rnd() % 4) * PAGE : SHORT_SIZE - PAGE;
+            r[i] = (struct range){at, at + PAGE - 1};
+            at += PAGE + gap;
             break;
-        default:
-            size = rnd_pages(0, 9) * PAGE;
-            gap = rnd_pages(0, 9) * PAGE;
+        default: {
+            /*
+             * Cell i holds hole i, align / 2 past its multiple of align,
+             * then range i up to align / 2 past the next cell's start:
+             *   cell i        cell i + 1
+             *   |..hole i..RRRRRR|..hole i+1..RRRRRR|
+             */
+            uint64_t cell = base + width * i, kind = rnd() % 512;
+
+            if (kind == 0)
+                len = size + align / 2; /* an aligned fit of exactly size */
+            else if (kind == 1)
+                len = size + align; /* room for the over-ask */
+            else
+                len = size + (rnd() % (align / 2 / PAGE)) * PAGE; /* big, misaligned */
+            r[i] = (struct range){cell + align / 2 + len, cell + width + align / 2 - 1};
             break;
         }
-        r[i] = (struct range){at, at + size - 1};
-        at += size + gap;
+        }
     }
     return r;
 }
 
-static void make_queries(enum layout l, bool random_min, const struct range *r, size_t n,
-                         struct query *q)
+static struct layout_data make_layout(enum layout l, size_t n)
 {
-    uint64_t end = r[n - 1].last;
+    struct layout_data L = {.kind = l, .n = n};
+    size_t blocks = (n + 1 + BLOCK - 1) / BLOCK, supers = (n + 1 + SUPER - 1) / SUPER;
 
-    for (int i = 0; i < QUERIES; i++) {
-        switch (l) {
+    L.r = make_ranges(l, n);
+    L.order = xmalloc(n * sizeof(*L.order));
+    for (size_t i = 0; i < n; i++)
+        L.order[i] = i;
+    for (size_t i = n - 1; i > 0; i--) {
+        size_t j = (size_t)(rnd() % (i + 1)), t = L.order[i];
+
+        L.order[i] = L.order[j];
+        L.order[j] = t;
+    }
+    L.block_max = calloc(blocks, sizeof(uint64_t));
+    L.super_max = calloc(supers, sizeof(uint64_t));
+    if (!L.block_max || !L.super_max) {
+        fprintf(stderr, "vmm_bench: out of memory\n");
+        exit(1);
+    }
+    for (size_t i = 1; i < n; i++) { /* the holes between two ranges */
+        uint64_t len = L.r[i].start - L.r[i - 1].last - 1;
+
+        if (len > L.block_max[i / BLOCK])
+            L.block_max[i / BLOCK] = len;
+        if (len > L.super_max[i / SUPER])
+            L.super_max[i / SUPER] = len;
+    }
+    return L;
+}
+
+static void free_layout(struct layout_data *L)
+{
+    free(L->r);
+    free(L->order);
+    free(L->block_max);
+    free(L->super_max);
+}
+
+/* The largest size, in pages, that fits in hole i from a multiple of align. */
+static uint64_t hole_cap_pages(const struct layout_data *L, size_t i, uint64_t align)
+{
+    uint64_t a;
+
+    if (!align_up_checked(hole_lo(L, i), align, &a) || a > hole_hi(L, i))
+        return 0;
+    return (hole_hi(L, i) - a + 1) / PAGE;
+}
+
+static void make_random_query(const struct layout_data *L, struct query *q)
+{
+    size_t n = L->n, j = n / 8 + (size_t)(rnd() % (n - n / 4)), i, d;
+    unsigned bits = 64 - (unsigned)__builtin_clzll(j), u = (unsigned)(rnd() % 20);
+    uint64_t pages;
+
+    q->align = u < 10 ? PAGE : u < 14 ? PAGE << (2 + rnd() % 7) : u < 19 ? 2 * MIB : GIB;
+    pages = hole_cap_pages(L, j, q->align);
+    if (pages == 0) {
+        q->align = PAGE;
+        pages = hole_cap_pages(L, j, PAGE);
+    }
+    q->size = (pages - rnd() % (pages / 2 + 1)) * PAGE;
+    /* The window starts 1..j VMAs below hole j, log-uniformly... */
+    d = 1 + (size_t)(rnd() % (1ull << (rnd() % bits)));
+    i = j - (d < j ? d : j);
+    q->min = L->r[i].start;
+    if (i > 0 && rnd() % 2) /* ...at a VMA, or inside the hole below it */
+        q->min = hole_lo(L, i) + rnd() % ((hole_hi(L, i) - hole_lo(L, i) + 1) / PAGE) * PAGE;
+    /* ...and ends at the top, or inside VMA j (at the end of hole j at the least). */
+    q->last = WIN_LAST;
+    if (rnd() % 2)
+        q->last =
+            L->r[j].start - 1 + rnd() % ((L->r[j].last - L->r[j].start + 1) / PAGE + 1) * PAGE;
+}
+
+static struct query *make_queries(const struct layout_data *L, size_t count)
+{
+    struct query *q = xmalloc(count * sizeof(*q));
+    uint64_t align, size;
+
+    for (size_t k = 0; k < count; k++) {
+        switch (L->kind) {
+        case RANDOM:
+            make_random_query(L, &q[k]);
+            continue;
         case SWISS:
-            q[i].size = rnd_pages(2, 9) * PAGE; /* 16 KiB .. 4 MiB */
-            if (q[i].size > 512 * PAGE)
-                q[i].size = 512 * PAGE;
+            q[k].size = rnd_pages(2, 9) * PAGE; /* 16 KiB .. 4 MiB, capped at 2 MiB */
+            if (q[k].size > 512 * PAGE)
+                q[k].size = 512 * PAGE;
+            q[k].align = PAGE << (rnd() % 4 == 0 ? rnd() % 19 : rnd() % 4);
             break;
-        case EXACT:
-            q[i].size = 18 * PAGE;
+        case SHORT_4K:
+            q[k].size = SHORT_SIZE;
+            q[k].align = PAGE;
             break;
         default:
-            q[i].size = rnd_pages(0, 9) * PAGE;
-            if (q[i].size > 512 * PAGE)
-                q[i].size = 512 * PAGE;
+            misal_params(L->kind, &align, &size);
+            q[k].size = size;
+            q[k].align = align;
             break;
         }
-        /* Alignment 4 KiB .. 1 GiB, mostly small as real requests are. */
-        q[i].align = PAGE << (rnd() % 4 == 0 ? rnd() % 19 : rnd() % 4);
-        if (l == EXACT)
-            q[i].align = PAGE;
-        q[i].min = PAGE;
-        q[i].last = WIN_LAST;
-        if (random_min || l == NARROW)
-            q[i].min = (PAGE + rnd() % end) & ~(PAGE - 1);
-        if (l == NARROW)
-            q[i].last = q[i].min + (64ull << 20) - 1;
+        q[k].min = L->r[rnd() % L->n].start;
+        q[k].last = WIN_LAST;
+    }
+    return q;
+}
+
+/* ---- references: a sorted array and a scan of its holes ---- */
+
+enum ref_kind {
+    REF_FIRST_FIT,   /* the lowest aligned fit */
+    REF_OVER_CANOPY, /* Canopy at other alignments (avl_gap_find() in vmm/avl.h) */
+    REF_OVER_PEER,   /* the peer: the lowest hole with size + align - 4 KiB of room */
+};
+
+/* Whether hole i, clipped to q's window as [lo, hi], answers q for this kind of reference. */
+static bool ref_hole(const struct layout_data *L, size_t i, uint64_t lo, uint64_t hi,
+                     const struct query *q, enum ref_kind kind, uint64_t *addr)
+{
+    uint64_t b, unused;
+
+    switch (kind) {
+    case REF_FIRST_FIT:
+        return fit_low(lo, hi, q->size, q->align, addr);
+    case REF_OVER_CANOPY:
+        /* The edge holes are always tried exactly; between ranges, room from a multiple of b. */
+        b = q->align > GIB ? GIB : q->align > 2 * MIB ? 2 * MIB : PAGE;
+        if (i > 0 && i < L->n && !fit_low(lo, hi, q->size + q->align - b, b, &unused))
+            return false;
+        return fit_low(lo, hi, q->size, q->align, addr);
+    default:
+        if (!fit_low(lo, hi, q->size + q->align - PAGE, PAGE, &unused))
+            return false;
+        return align_up_checked(lo, q->align, addr);
     }
 }
 
-/* ---- Canopy ---- */
-
-/*
- * The VMAs come from the kernel's allocator, placed as the kernel places
- * them (bench/nodes.h): a cache of their own, each on a 64-byte line. (A
- * plain array would put VMA k at 96 k: the tree is built in address order,
- * its upper nodes are VMAs 2^j m - 1, and too many of them would share one
- * set of the 8-way L1; avl_bench.c says more.)
- */
-static struct vmm_vma *pool_alloc(void *ctx)
+/* The fewest bytes a hole between two ranges must span to answer q, for the skips. */
+static uint64_t ref_need(const struct query *q, enum ref_kind kind)
 {
+    switch (kind) {
+    case REF_FIRST_FIT:
+        return q->size;
+    case REF_OVER_CANOPY:
+        return q->size + q->align - (q->align > GIB ? GIB : q->align > 2 * MIB ? 2 * MIB : PAGE);
+    default:
+        return q->size + q->align - PAGE;
+    }
+}
+
+static bool ref_find(const struct layout_data *L, const struct query *q, enum ref_kind kind,
+                     uint64_t *addr)
+{
+    size_t n = L->n, lo_i = 0, hi_i = n, i;
+    uint64_t need = ref_need(q, kind);
+
+    while (lo_i < hi_i) { /* the first range whose last byte is >= min */
+        size_t mid = lo_i + (hi_i - lo_i) / 2;
+
+        if (L->r[mid].last < q->min)
+            lo_i = mid + 1;
+        else
+            hi_i = mid;
+    }
+    /* Hole lo_i lies below that range; if min is inside the range, the next hole is the first. */
+    i = lo_i < n && L->r[lo_i].start <= q->min ? lo_i + 1 : lo_i;
+    while (i <= n) {
+        uint64_t lo = hole_lo(L, i), hi = hole_hi(L, i);
+
+        if (lo > q->last)
+            return false;
+        /* Skip whole blocks of holes between ranges that are all too short. */
+        if (i > 0 && i < n && i % SUPER == 0 && i + SUPER <= n && L->super_max[i / SUPER] < need) {
+            i += SUPER;
+            continue;
+        }
+        if (i > 0 && i < n && i % BLOCK == 0 && i + BLOCK <= n && L->block_max[i / BLOCK] < need) {
+            i += BLOCK;
+            continue;
+        }
+        if (lo < q->min)
+            lo = q->min;
+        if (hi > q->last)
+            hi = q->last;
+        if (lo <= hi && ref_hole(L, i, lo, hi, q, kind, addr))
+            return true;
+        i++;
+    }
+    return false;
+}
+
+/* ---- the structures ---- */
+
+struct peer_vma {
+    struct rbgap_node node;
+    struct vmm_attrs attrs; /* as Canopy's VMA carries them, for the same size class */
+};
+
+static struct vmm_space *space;
+static struct rbgap_tree *peer;
+static GTree *gtree;
+static avl_tree_t *ltree;
+
+static struct vmm_vma *canopy_node_alloc(void *ctx)
+{
+    (void)ctx;
     return bench_nodes_alloc(sizeof(struct vmm_vma));
 }
 
-static void pool_free(void *ctx, struct vmm_vma *v)
+static void canopy_node_free(void *ctx, struct vmm_vma *v)
 {
+    (void)ctx;
     bench_nodes_free(sizeof(struct vmm_vma), v);
 }
 
-static bool canopy_build(struct vmm_space *s, const struct range *r, size_t n)
+/* Ordered by address; ranges that overlap compare equal, so a one-byte range finds its VMA. */
+static int range_cmp(const void *a, const void *b)
 {
-    static const struct vmm_attrs attrs = {.name = "bench"};
+    const struct range *x = a, *y = b;
 
-    if (vmm_space_init(s, 0, UINT64_MAX, 48,
-                       (struct vmm_node_source){
-                           .alloc = pool_alloc, .free = pool_free, .ctx = NULL}) != VMM_OK)
-        return false;
-    for (size_t i = 0; i < n; i++)
-        if (vmm_space_reserve(s, r[i].start, r[i].last - r[i].start + 1, &attrs, NULL) != VMM_OK)
-            return false;
-    return true;
+    return x->last < y->start ? -1 : x->start > y->last ? 1 : 0;
 }
 
-/* The space the Canopy implementations search; the paired scaling runs switch it. */
-static struct vmm_space spaces[2];
-static struct vmm_space *space = &spaces[0];
-
-static bool canopy_find(const struct query *q, bool topdown, uint64_t *addr, uint64_t *visits)
+static gint gtree_cmp(gconstpointer a, gconstpointer b)
 {
-    struct vmm_alloc_req req = {.size = q->size,
-                                .align = q->align,
-                                .min = q->min,
-                                .last = q->last,
-                                .flags = topdown ? VMM_ALLOC_TOPDOWN : 0};
+    return range_cmp(a, b);
+}
+
+/* Everything one layout is measured over, built in the layout's insertion order. */
+struct built {
+    struct vmm_space space;
+    struct rbgap_tree peer;
+    struct peer_vma **peer_nodes;
+    GTree *gtree;
+    avl_tree_t *ltree;
+    avl_node_t *lnodes;
+    struct range *items; /* the walks' items, in insertion order */
+};
+
+static void build(struct built *b, const struct layout_data *L, bool walks)
+{
+    static const struct vmm_attrs attrs = {.name = "bench"};
+    const char *why = NULL;
+    size_t n = L->n;
+
+    if (vmm_space_init(&b->space, 0, UINT64_MAX, VA_BITS,
+                       (struct vmm_node_source){.alloc = canopy_node_alloc,
+                                                .free = canopy_node_free,
+                                                .ctx = NULL}) != VMM_OK) {
+        fprintf(stderr, "vmm_bench: vmm_space_init failed\n");
+        exit(1);
+    }
+    for (size_t k = 0; k < n; k++) {
+        const struct range *r = &L->r[L->order[k]];
+
+        if (vmm_space_reserve(&b->space, r->start, r->last - r->start + 1, &attrs, NULL) !=
+            VMM_OK) {
+            fprintf(stderr, "vmm_bench: reserving a VMA failed\n");
+            exit(1);
+        }
+    }
+    rbgap_init(&b->peer);
+    b->peer_nodes = xmalloc(n * sizeof(*b->peer_nodes));
+    for (size_t k = 0; k < n; k++) {
+        const struct range *r = &L->r[L->order[k]];
+        struct peer_vma *v = bench_nodes_alloc(sizeof(*v));
+
+        v->node.start = r->start;
+        v->node.last = r->last;
+        v->attrs = attrs;
+        rbgap_insert(&b->peer, &v->node);
+        b->peer_nodes[k] = v;
+    }
+    if (!vmm_space_check(&b->space, &why) || !rbgap_check(&b->peer, &why)) {
+        fprintf(stderr, "vmm_bench: a tree is inconsistent after building: %s\n", why);
+        exit(1);
+    }
+    b->gtree = NULL;
+    b->ltree = NULL;
+    b->lnodes = NULL;
+    b->items = NULL;
+    if (!walks)
+        return;
+    b->items = xmalloc(n * sizeof(*b->items));
+    b->lnodes = calloc(n, sizeof(*b->lnodes));
+    b->gtree = g_tree_new(gtree_cmp);
+    b->ltree = avl_alloc_tree(range_cmp, NULL);
+    if (!b->lnodes || !b->ltree) {
+        fprintf(stderr, "vmm_bench: out of memory\n");
+        exit(1);
+    }
+    for (size_t k = 0; k < n; k++) {
+        b->items[k] = L->r[L->order[k]];
+        g_tree_insert(b->gtree, &b->items[k], &b->items[k]);
+        avl_init_node(&b->lnodes[k], &b->items[k]);
+        avl_insert_node(b->ltree, &b->lnodes[k]);
+    }
+}
+
+static void unbuild(struct built *b, size_t n)
+{
+    vmm_space_clear(&b->space);
+    for (size_t k = 0; k < n; k++)
+        bench_nodes_free(sizeof(struct peer_vma), b->peer_nodes[k]);
+    free(b->peer_nodes);
+    if (b->gtree) {
+        avl_clear_tree(b->ltree); /* the nodes are ours: nothing to free inside */
+        free(b->ltree);
+        free(b->lnodes);
+        g_tree_destroy(b->gtree);
+        free(b->items);
+    }
+}
+
+/* Points the implementations at b. */
+static void use(struct built *b)
+{
+    space = &b->space;
+    peer = &b->peer;
+    gtree = b->gtree;
+    ltree = b->ltree;
+}
+
+/* ---- the finds ---- */
+
+enum impl { CANOPY, PEER, CANOPY_SPACE, WALK_CANOPY, WALK_GTREE, WALK_LIBAVL, IMPLS };
+static const char *const impl_names[IMPLS] = {"canopy",      "rbgap",      "canopy-space",
+                                              "walk-canopy", "walk-gtree", "walk-libavl"};
+
+/* The tree's search, as vmm_space_find() calls it once the request is validated. */
+static bool find_canopy(const struct query *q, uint64_t *addr, uint64_t *visits)
+{
+    struct avl_gap_query gq = {.size = q->size, .align = q->align, .lo = q->min, .hi = q->last};
+
+    return avl_gap_lowest(&space->tree, &gq, addr, visits);
+}
+
+static bool find_canopy_space(const struct query *q, uint64_t *addr, uint64_t *visits)
+{
+    struct vmm_alloc_req req = {
+        .size = q->size, .align = q->align, .min = q->min, .last = q->last, .flags = 0};
     bool ok = vmm_space_find(space, &req, addr) == VMM_OK;
 
     *visits += space->last_visits;
     return ok;
 }
 
+static bool find_peer(const struct query *q, uint64_t *addr, uint64_t *visits)
+{
+    return rbgap_find_lowest(peer, q->size, q->align, q->min, q->last, addr, visits);
+}
+
 /*
- * The corrected in-order walk, written once for the three trees through a
- * cursor: first(min) gives the first range whose last byte is >= min.
+ * The in-order walk, written once for the three trees through a cursor:
+ * first(min) gives the first range whose last byte is >= min.
  */
 #define WALK(first_expr, valid_expr, range_expr, next_stmt)                                        \
     do {                                                                                           \
@@ -341,17 +636,18 @@ static bool canopy_find(const struct query *q, bool topdown, uint64_t *addr, uin
             if (r_->start > q->last)                                                               \
                 break;                                                                             \
             if (r_->start > from &&                                                                \
-                fit_low(from, r_->start - 1 < q->last ? r_->start - 1 : q->last, q, addr))         \
+                fit_low(from, r_->start - 1 < q->last ? r_->start - 1 : q->last, q->size,          \
+                        q->align, addr))                                                           \
                 return true;                                                                       \
             if (r_->last >= q->last)                                                               \
                 return false;                                                                      \
             if (r_->last + 1 > from)                                                               \
                 from = r_->last + 1;                                                               \
         }                                                                                          \
-        return fit_low(from, q->last, q, addr);                                                    \
+        return fit_low(from, q->last, q->size, q->align, addr);                                    \
     } while (0)
 
-static bool walk_canopy(const struct query *q, uint64_t *addr, uint64_t *steps)
+static bool find_walk_canopy(const struct query *q, uint64_t *addr, uint64_t *steps)
 {
     const struct vmm_vma *v;
 
@@ -359,44 +655,13 @@ static bool walk_canopy(const struct query *q, uint64_t *addr, uint64_t *steps)
          v = vmm_space_next(v));
 }
 
-/* ---- GTree ---- */
-
-static GTree *gtree;
-
-static gint gtree_cmp(gconstpointer a, gconstpointer b)
+static bool find_walk_gtree(const struct query *q, uint64_t *addr, uint64_t *steps)
 {
-    const struct range *x = a, *y = b;
-
-    return (x->start > y->start) - (x->start < y->start);
-}
-
-static GTreeNode *gtree_first_from(uint64_t min)
-{
-    struct range key = {min, min};
-    GTreeNode *n = g_tree_lower_bound(gtree, &key); /* first start >= min */
-    GTreeNode *p = n ? g_tree_node_previous(n) : g_tree_node_last(gtree);
-
-    if (p && ((const struct range *)g_tree_node_key(p))->last >= min)
-        return p;
-    return n;
-}
-
-static bool walk_gtree(const struct query *q, uint64_t *addr, uint64_t *steps)
-{
+    struct range key = {q->min, q->min};
     GTreeNode *n;
 
-    WALK(n = gtree_first_from(q->min), n, g_tree_node_key(n), n = g_tree_node_next(n));
-}
-
-/* ---- libavl ---- */
-
-static avl_tree_t *ltree;
-
-static int libavl_cmp(const void *a, const void *b)
-{
-    const struct range *x = a, *y = b;
-
-    return (x->start > y->start) - (x->start < y->start);
+    /* With overlapping ranges comparing equal, the lower bound is the first with last >= min. */
+    WALK(n = g_tree_lower_bound(gtree, &key), n, g_tree_node_key(n), n = g_tree_node_next(n));
 }
 
 static avl_node_t *libavl_first_from(uint64_t min)
@@ -414,174 +679,497 @@ static avl_node_t *libavl_first_from(uint64_t min)
     return n;
 }
 
-static bool walk_libavl(const struct query *q, uint64_t *addr, uint64_t *steps)
+static bool find_walk_libavl(const struct query *q, uint64_t *addr, uint64_t *steps)
 {
     avl_node_t *n;
 
     WALK(n = libavl_first_from(q->min), n, n->item, n = n->next);
 }
 
-/* ---- measurement ---- */
+static bool (*const finds[IMPLS])(const struct query *, uint64_t *, uint64_t *) = {
+    find_canopy, find_peer, find_canopy_space, find_walk_canopy, find_walk_gtree, find_walk_libavl};
 
-enum impl { CANOPY, CANOPY_TOPDOWN, WALK_CANOPY, WALK_GTREE, WALK_LIBAVL, IMPLS };
-static const char *const impl_names[IMPLS] = {"canopy", "canopy-topdown", "walk-canopy",
-                                              "walk-gtree", "walk-libavl"};
-
-static bool run_one(enum impl im, const struct query *q, uint64_t *addr, uint64_t *visits)
+/* Whether Canopy's slots know align: 4 KiB (the least the space asks for), 2 MiB or 1 GiB. */
+static bool align_known(uint64_t align)
 {
-    switch (im) {
-    case CANOPY:
-        return canopy_find(q, false, addr, visits);
-    case CANOPY_TOPDOWN:
-        return canopy_find(q, true, addr, visits);
-    case WALK_CANOPY:
-        return walk_canopy(q, addr, visits);
-    case WALK_GTREE:
-        return walk_gtree(q, addr, visits);
-    default:
-        return walk_libavl(q, addr, visits);
-    }
-}
-
-static double budget_ns = 2e8; /* per measurement, split into ROUNDS rounds */
-#define ROUNDS 5
-
-static int cmp_double(const void *a, const void *b)
-{
-    double x = *(const double *)a, y = *(const double *)b;
-
-    return (x > y) - (x < y);
+    return align == PAGE || align == 2 * MIB || align == GIB;
 }
 
 /*
- * ns per find over one round: the round cycles through the queries in chunks
- * that double while they are short, so reading the clock costs nothing
- * measurable and a slow walk still stops on time.
+ * Checks impl's answers to q[0..count) and counts its nodes: the mean into
+ * *mean, the most into *most, and (Canopy) the share of answers that are
+ * not the first fit into *away. false, with a line on stderr, on a wrong
+ * answer.
  */
-static double measure_round(enum impl im, const struct query *q)
+static bool check_finds(enum impl im, const struct layout_data *L, const struct query *q,
+                        size_t count, double *mean, uint64_t *most, double *away)
 {
-    uint64_t ops = 0, chunk = 1, sink = 0;
-    double t0 = now_ns(), elapsed;
+    uint64_t total = 0, aways = 0;
+
+    *most = 0;
+    for (size_t k = 0; k < count; k++) {
+        uint64_t a = 0, want = 0, visits = 0, first = 0;
+        bool ok = finds[im](&q[k], &a, &visits), right, want_ok;
+        bool first_ok = ref_find(L, &q[k], REF_FIRST_FIT, &first);
+
+        if (im == PEER)
+            want_ok = ref_find(L, &q[k], REF_OVER_PEER, &want);
+        else if ((im == CANOPY || im == CANOPY_SPACE) && !align_known(q[k].align))
+            want_ok = ref_find(L, &q[k], REF_OVER_CANOPY, &want);
+        else
+            want_ok = first_ok, want = first;
+        right = want_ok == ok && (!ok || a == want);
+        aways += first_ok != ok || (ok && a != first);
+        if (!right) {
+            fprintf(stderr,
+                    "vmm_bench: %s disagrees with the reference: layout %s, n %zu, query %zu "
+                    "(size %#llx align %#llx window %#llx..%#llx): %s %#llx, reference %#llx\n",
+                    impl_names[im], layout_names[L->kind], L->n, k, (unsigned long long)q[k].size,
+                    (unsigned long long)q[k].align, (unsigned long long)q[k].min,
+                    (unsigned long long)q[k].last, ok ? "found" : "none", (unsigned long long)a,
+                    (unsigned long long)want);
+            return false;
+        }
+        total += visits;
+        if (visits > *most)
+            *most = visits;
+    }
+    *mean = (double)total / (double)count;
+    *away = (double)aways / (double)count;
+    return true;
+}
+
+/* Where the answers go, so that no find or lookup is optimised away. */
+static volatile uint64_t sink;
+
+/* ns per find, cycling the HOT queries for hot_slice_ns (chunks double while short). */
+static double time_hot(enum impl im, const struct query *q)
+{
+    bool (*find)(const struct query *, uint64_t *, uint64_t *) = finds[im];
+    uint64_t ops = 0, chunk = 1, s = 0;
+    double t0 = bench_now_ns(), elapsed;
 
     for (;;) {
         for (uint64_t j = 0; j < chunk; j++) {
-            uint64_t a = 0, ignored = 0;
+            uint64_t a = 0, v = 0;
 
-            sink += run_one(im, &q[(ops + j) % QUERIES], &a, &ignored) ? a : 1;
+            s += find(&q[(ops + j) % HOT], &a, &v) ? a : 1;
         }
         ops += chunk;
-        elapsed = now_ns() - t0;
-        if (elapsed >= budget_ns / ROUNDS)
+        elapsed = bench_now_ns() - t0;
+        if (elapsed >= hot_slice_ns)
             break;
-        if (elapsed < budget_ns / ROUNDS / 8)
+        if (elapsed < hot_slice_ns / 8)
             chunk *= 2;
     }
-    if (sink == 42)
-        printf(" "); /* keep the answers alive */
+    sink += s;
     return elapsed / (double)ops;
 }
 
-/* ns per find: the median of ROUNDS rounds. */
-static double measure(enum impl im, const struct query *q)
+/* ns per find over one pass of the cold queries, or as many as run within cold_cap_ns. */
+static double time_cold(enum impl im, const struct query *q, size_t count)
 {
-    double per_round[ROUNDS];
+    bool (*find)(const struct query *, uint64_t *, uint64_t *) = finds[im];
+    size_t done = 0, chunk = 1;
+    uint64_t s = 0;
+    double t0 = bench_now_ns(), elapsed;
 
-    for (int r = 0; r < ROUNDS; r++)
-        per_round[r] = measure_round(im, q);
-    qsort(per_round, ROUNDS, sizeof(per_round[0]), cmp_double);
-    return per_round[ROUNDS / 2];
+    for (;;) {
+        size_t end = done + chunk < count ? done + chunk : count;
+
+        for (size_t k = done; k < end; k++) {
+            uint64_t a = 0, v = 0;
+
+            s += find(&q[k], &a, &v) ? a : 1;
+        }
+        done = end;
+        elapsed = bench_now_ns() - t0;
+        if (done == count || elapsed >= cold_cap_ns)
+            break;
+        if (chunk < 4096)
+            chunk *= 2;
+    }
+    sink += s;
+    return elapsed / (double)done;
 }
-static FILE *json;
-static double results[LAYOUTS][2][IMPLS][8]; /* ns per op by n index */
 
-static const size_t sizes[] = {100, 1000, 10000, 100000, 1000000};
+static FILE *json;
+
+/* The implementations measured, Canopy and the peer first (back to back in every round). */
+static int impl_count(void)
+{
+    return with_walks ? IMPLS : CANOPY_SPACE + 1;
+}
+
+/* n as the target lines say it: 2^k for a power of two, else in decimal. */
+static const char *n_label(size_t n, char buf[24])
+{
+    if (n && (n & (n - 1)) == 0)
+        snprintf(buf, 24, "2^%d", 63 - __builtin_clzll(n));
+    else
+        snprintf(buf, 24, "%zu", n);
+    return buf;
+}
+
+/* One layout at one n: every implementation checked, then timed in interleaved rounds. */
+static bool bench_finds(const struct layout_data *L, const struct query *q)
+{
+    static double ns[IMPLS][2][MAX_ROUNDS], ratio[2][MAX_ROUNDS];
+    static const char *const temp_names[2] = {"hot", "cold"};
+    double mean[IMPLS][2], over[IMPLS][2];
+    uint64_t most[IMPLS][2];
+    int impls = impl_count();
+    char name[128], label[24];
+
+    for (int im = 0; im < impls; im++) {
+        size_t cold = im >= WALK_CANOPY && cold_count > WALK_CHECKED ? WALK_CHECKED : cold_count;
+
+        if (!check_finds((enum impl)im, L, q, HOT, &mean[im][0], &most[im][0], &over[im][0]) ||
+            !check_finds((enum impl)im, L, q, cold, &mean[im][1], &most[im][1], &over[im][1]))
+            return false;
+    }
+    for (int r = 0; r < rounds; r++) {
+        for (int t = 0; t < 2; t++) {
+            for (int k = 0; k < impls; k++) {
+                int im = r % 2 ? impls - 1 - k : k;
+
+                ns[im][t][r] =
+                    t ? time_cold((enum impl)im, q, cold_count) : time_hot((enum impl)im, q);
+            }
+            ratio[t][r] = ns[CANOPY][t][r] / ns[PEER][t][r];
+        }
+    }
+    for (int t = 0; t < 2; t++) {
+        double rt = bench_median(ratio[t], rounds);
+
+        for (int im = 0; im < impls; im++) {
+            double med = bench_median(ns[im][t], rounds);
+
+            printf("%-9s %-4s %8zu %-12s %12.1f %9.1f %7llu", layout_names[L->kind], temp_names[t],
+                   L->n, impl_names[im], med, mean[im][t], (unsigned long long)most[im][t]);
+            if (im == CANOPY)
+                printf("  not first fit %.1f%%, canopy / rbgap %.2f", 100 * over[im][t], rt);
+            printf("\n");
+            if (json) {
+                fprintf(json,
+                        "{\"bench\": \"vmm_find\", \"impl\": \"%s\", \"layout\": \"%s\", "
+                        "\"query\": \"%s\", \"n\": %zu, \"ns_per_op\": %.2f, "
+                        "\"nodes_visited\": %.2f, \"nodes_max\": %llu",
+                        impl_names[im], layout_names[L->kind], temp_names[t], L->n, med,
+                        mean[im][t], (unsigned long long)most[im][t]);
+                if (im == CANOPY)
+                    fprintf(json, ", \"not_first_fit\": %.4f", over[im][t]);
+                fprintf(json, "}\n");
+            }
+        }
+        if (json)
+            fprintf(json,
+                    "{\"bench\": \"vmm_find_vs_rbgap\", \"impl\": \"canopy\", \"layout\": \"%s\", "
+                    "\"query\": \"%s\", \"n\": %zu, \"ratio\": %.4f}\n",
+                    layout_names[L->kind], temp_names[t], L->n, rt);
+        snprintf(name, sizeof(name), "vmm_find %s %s, n = %s: canopy / rbgap ns",
+                 layout_names[L->kind], temp_names[t], n_label(L->n, label));
+        bench_target(json, name, rt, BENCH_AT_MOST, 1.2, BENCH_RUNS_MEDIAN);
+    }
+    if (L->kind >= SHORT_4K) {
+        /* Issue 18: an adversarial find reads at most 4 log2(n) nodes, hot or cold. */
+        uint64_t align, size,
+            worst = most[CANOPY][0] > most[CANOPY][1] ? most[CANOPY][0] : most[CANOPY][1];
+
+        if (L->kind == SHORT_4K)
+            align = PAGE;
+        else
+            misal_params(L->kind, &align, &size);
+        snprintf(name, sizeof(name), "vmm_find %s, n = %s, at %llu %s: most nodes one find read",
+                 layout_names[L->kind], n_label(L->n, label),
+                 (unsigned long long)(align >= GIB   ? align / GIB
+                                      : align >= MIB ? align / MIB
+                                                     : align >> 10),
+                 align >= GIB   ? "GiB"
+                 : align >= MIB ? "MiB"
+                                : "KiB");
+        bench_target(json, name, (double)worst, BENCH_AT_MOST, 4.0 * (63 - __builtin_clzll(L->n)),
+                     BENCH_RUNS_WORST);
+    }
+    fflush(stdout);
+    return true;
+}
+
+/* ---- lookups ---- */
+
+enum lookup_impl { L_CANOPY, L_PEER, L_GTREE, L_LIBAVL, LOOKUP_IMPLS };
+static const char *const lookup_names[LOOKUP_IMPLS] = {"canopy", "rbgap", "gtree", "libavl"};
+
+/* The start of the range the implementation's result holds (1 for none: never a start here). */
+static uint64_t lookup_start(enum lookup_impl im, uint64_t a)
+{
+    struct range key = {a, a};
+    const struct vmm_vma *v;
+    const struct rbgap_node *p;
+    const struct range *g;
+    avl_node_t *l;
+
+    switch (im) {
+    case L_CANOPY:
+        v = vmm_space_lookup(space, a);
+        return v ? v->node.start : 1;
+    case L_PEER:
+        p = rbgap_lookup(peer, a);
+        return p ? p->start : 1;
+    case L_GTREE:
+        g = g_tree_lookup(gtree, &key);
+        return g ? g->start : 1;
+    default:
+        l = avl_search(ltree, &key);
+        return l ? ((const struct range *)l->item)->start : 1;
+    }
+}
 
 /*
- * The scaling target compares a find at n = 10^6 with one at 10^3. This
- * machine's L2 and L3 are shared with other guests, and for seconds at a
- * time a find slows by up to 1.8x (docs/performance.md), so the two sizes'
- * own medians, measured a minute apart, can come from different phases. Here
- * the two are measured in pairs of back-to-back rounds, each pair
- * alternating which size goes first. Reported: the median of the pairs'
- * ratios, and the median of each size's rounds. The layouts and queries are
- * the main run's (same seeds), and every answer is checked again.
+ * The lookup loop for one implementation: each key is keys[k & mask] plus
+ * d, and the tree is reached through its pointer plus d, where d is dep &
+ * zero, zero is 0 but opaque to the compiler, and dep is the previous
+ * result when chained and 0 when not. Chained, no part of a lookup can start
+ * before the one before it has ended, not even a descent whose branches
+ * are predicted: the latency a page fault sees, one fault after another.
  */
-#define PAIRS 9
-static double paired_ratio[LAYOUTS];
+#define LOOKUP_PASS(type, tree, expr, chained)                                                     \
+    for (size_t k = 0; k < ops; k++) {                                                             \
+        uint64_t d = dep & zero, a = keys[k & mask] + d;                                           \
+        type *t_ = (type *)((uintptr_t)(tree) + d);                                                \
+        uint64_t res = (uint64_t)(uintptr_t)(expr);                                                \
+        s += res;                                                                                  \
+        if (chained)                                                                               \
+            dep = res;                                                                             \
+    }
+/* The two loops apart, so that an independent lookup carries no dependence at all. */
+#define LOOKUP_LOOP(type, tree, expr)                                                              \
+    do {                                                                                           \
+        if (chain) {                                                                               \
+            LOOKUP_PASS(type, tree, expr, true)                                                    \
+        } else {                                                                                   \
+            LOOKUP_PASS(type, tree, expr, false)                                                   \
+        }                                                                                          \
+    } while (0)
 
-static bool paired_scaling(enum layout li, size_t small_ni, size_t large_ni)
+static uint64_t run_lookups(enum lookup_impl im, const uint64_t *keys, size_t mask, size_t ops,
+                            bool chain)
 {
-    struct query q[2][QUERIES];
-    struct range *r[2];
-    double t[2][PAIRS], ratio[PAIRS];
+    uint64_t s = 0, dep = 0, zero = 0;
+    struct range key;
 
-    for (int k = 0; k < 2; k++) {
-        size_t ni = k ? large_ni : small_ni, n = sizes[ni];
+    __asm__("" : "+r"(zero));
+    switch (im) {
+    case L_CANOPY:
+        LOOKUP_LOOP(const struct vmm_space, space, vmm_space_lookup(t_, a));
+        break;
+    case L_PEER:
+        LOOKUP_LOOP(const struct rbgap_tree, peer, rbgap_lookup(t_, a));
+        break;
+    case L_GTREE:
+        LOOKUP_LOOP(GTree, gtree, (key = (struct range){a, a}, g_tree_lookup(t_, &key)));
+        break;
+    default:
+        LOOKUP_LOOP(avl_tree_t, ltree, (key = (struct range){a, a}, avl_search(t_, &key)));
+        break;
+    }
+    return s;
+}
 
-        rng_state = 0xbe9c0000 + (uint64_t)li * 100 + ni;
-        r[k] = make_layout(li, n);
-        make_queries(li, false, r[k], n, q[k]);
-        space = &spaces[k];
-        if (!canopy_build(space, r[k], n)) {
-            fprintf(stderr, "building the Canopy space failed\n");
-            return false;
-        }
-        for (int i = 0; i < QUERIES; i++) {
-            uint64_t want = 0, a = 0, ignored = 0;
-            bool want_ok = ref_lowest(r[k], n, &q[k][i], &want);
-            bool ok = canopy_find(&q[k][i], false, &a, &ignored);
+/* ns per lookup: hot cycles HOT keys for hot_slice_ns, cold makes one pass over count keys. */
+static double time_lookups(enum lookup_impl im, const uint64_t *keys, size_t count, bool hot,
+                           bool chain)
+{
+    double t0 = bench_now_ns(), elapsed;
+    uint64_t ops = 0, chunk = 64;
 
-            if ((ok != want_ok || (ok && a != want)) &&
-                (ref_over_asked(r[k], n, &q[k][i], false, &want) != ok || (ok && a != want))) {
-                fprintf(stderr, "canopy disagrees with the reference: layout %s, n %zu, query %d\n",
-                        layout_names[li], n, i);
+    if (!hot) {
+        sink += run_lookups(im, keys, count - 1, count, chain);
+        return (bench_now_ns() - t0) / (double)count;
+    }
+    for (;;) {
+        sink += run_lookups(im, keys, HOT - 1, chunk, chain);
+        ops += chunk;
+        elapsed = bench_now_ns() - t0;
+        if (elapsed >= hot_slice_ns)
+            break;
+        if (elapsed < hot_slice_ns / 8)
+            chunk *= 2;
+    }
+    return elapsed / (double)ops;
+}
+
+/* Lookups over the random layout's structures: keys in random VMAs, checked, then timed. */
+static bool bench_lookups(const struct layout_data *L)
+{
+    static const char *const mode_names[2] = {"chain", "independent"};
+    static const char *const temp_names[2] = {"hot", "cold"};
+    static double ns[LOOKUP_IMPLS][2][2][MAX_ROUNDS];
+    size_t count = cold_count; /* a power of two */
+    uint64_t *keys = xmalloc(count * sizeof(*keys));
+    size_t *from = xmalloc(count * sizeof(*from));
+
+    for (size_t k = 0; k < count; k++) {
+        const struct range *r = &L->r[rnd() % L->n];
+
+        from[k] = (size_t)(r - L->r);
+        keys[k] = r->start + rnd() % (r->last - r->start + 1);
+    }
+    for (int im = 0; im < LOOKUP_IMPLS; im++) {
+        for (size_t k = 0; k < count; k++) {
+            if (lookup_start((enum lookup_impl)im, keys[k]) != L->r[from[k]].start) {
+                fprintf(stderr, "vmm_bench: %s lookup of %#llx missed its VMA (n %zu)\n",
+                        lookup_names[im], (unsigned long long)keys[k], L->n);
                 return false;
             }
         }
     }
-    for (int p = 0; p < PAIRS; p++) {
-        for (int j = 0; j < 2; j++) {
-            int k = (p + j) % 2;
+    for (int r = 0; r < rounds; r++)
+        for (int t = 0; t < 2; t++)
+            for (int m = 0; m < 2; m++)
+                for (int k = 0; k < LOOKUP_IMPLS; k++) {
+                    int im = r % 2 ? LOOKUP_IMPLS - 1 - k : k;
 
-            space = &spaces[k];
-            t[k][p] = measure_round(CANOPY, q[k]);
-        }
-        ratio[p] = t[1][p] / t[0][p];
-    }
-    qsort(t[0], PAIRS, sizeof(double), cmp_double);
-    qsort(t[1], PAIRS, sizeof(double), cmp_double);
-    qsort(ratio, PAIRS, sizeof(double), cmp_double);
-    paired_ratio[li] = ratio[PAIRS / 2];
-    printf("%-7s %-6s %8zu canopy, paired with n = %zu: %.1f and %.1f ns per find, ratio %.2f "
-           "(pairs %.2f..%.2f)\n",
-           layout_names[li], "fixed", sizes[large_ni], sizes[small_ni], t[1][PAIRS / 2],
-           t[0][PAIRS / 2], ratio[PAIRS / 2], ratio[0], ratio[PAIRS - 1]);
-    if (json)
-        fprintf(json,
-                "{\"bench\": \"vmm_find_scaling\", \"impl\": \"canopy\", \"layout\": \"%s\", "
-                "\"query\": \"fixed\", \"n\": %zu, \"n_base\": %zu, \"ratio\": %.3f, "
-                "\"ns_per_op\": %.2f, \"ns_per_op_base\": %.2f}\n",
-                layout_names[li], sizes[large_ni], sizes[small_ni], ratio[PAIRS / 2],
-                t[1][PAIRS / 2], t[0][PAIRS / 2]);
-    for (int k = 0; k < 2; k++) {
-        vmm_space_clear(&spaces[k]);
-        free(r[k]);
-    }
-    space = &spaces[0];
+                    ns[im][t][m][r] =
+                        time_lookups((enum lookup_impl)im, keys, count, t == 0, m == 0);
+                }
+    for (int t = 0; t < 2; t++)
+        for (int m = 0; m < 2; m++)
+            for (int im = 0; im < LOOKUP_IMPLS; im++) {
+                double med = bench_median(ns[im][t][m], rounds);
+
+                printf("lookup    %-4s %8zu %-12s %12.1f  (%s)\n", temp_names[t], L->n,
+                       lookup_names[im], med, mode_names[m]);
+                if (json)
+                    fprintf(json,
+                            "{\"bench\": \"vmm_lookup\", \"impl\": \"%s\", \"query\": \"%s\", "
+                            "\"mode\": \"%s\", \"n\": %zu, \"ns_per_op\": %.2f}\n",
+                            lookup_names[im], temp_names[t], mode_names[m], L->n, med);
+            }
+    free(keys);
+    free(from);
+    fflush(stdout);
     return true;
+}
+
+/* ---- the scaling pairs ---- */
+
+static uint64_t seed_of(enum layout l, size_t n)
+{
+    return 0xbe9c0000ull + (uint64_t)l * 0x1000000 + n;
+}
+
+/*
+ * Canopy's cold finds in the random layout at n_base and n, in PAIRS pairs
+ * of back-to-back rounds, each pair alternating which size goes first, so
+ * that both see the same load from elsewhere; the peer the same way.
+ * Reported: the medians of the pairs' ratios and of each size's rounds.
+ */
+#define PAIRS 9
+static bool scaling_pairs(size_t n_base, size_t n)
+{
+    struct layout_data L[2];
+    struct query *q[2];
+    struct built b[2];
+    double t[2][2][PAIRS], ratio[2][PAIRS];
+    int pairs = rounds > 1 ? PAIRS : 1;
+
+    for (int k = 0; k < 2; k++) {
+        double mean, over;
+        uint64_t most;
+
+        rng_state = seed_of(RANDOM, k ? n : n_base);
+        L[k] = make_layout(RANDOM, k ? n : n_base);
+        q[k] = make_queries(&L[k], cold_count);
+        build(&b[k], &L[k], false);
+        use(&b[k]);
+        if (!check_finds(CANOPY, &L[k], q[k], cold_count, &mean, &most, &over) ||
+            !check_finds(PEER, &L[k], q[k], cold_count, &mean, &most, &over))
+            return false;
+    }
+    for (int p = 0; p < pairs; p++) {
+        for (int im = 0; im < 2; im++) {
+            for (int j = 0; j < 2; j++) {
+                int k = (p + j) % 2;
+
+                use(&b[k]);
+                t[im][k][p] = time_cold((enum impl)im, q[k], cold_count);
+            }
+            ratio[im][p] = t[im][1][p] / t[im][0][p];
+        }
+    }
+    for (int im = 0; im < 2; im++) {
+        double r = bench_median(ratio[im], pairs), big = bench_median(t[im][1], pairs);
+        double small = bench_median(t[im][0], pairs);
+
+        printf("random    cold %8zu %-12s paired with n = %zu: %.1f and %.1f ns per find, "
+               "ratio %.2f\n",
+               n, impl_names[im], n_base, big, small, r);
+        if (json)
+            fprintf(json,
+                    "{\"bench\": \"vmm_find_scaling\", \"impl\": \"%s\", \"layout\": \"random\", "
+                    "\"query\": \"cold\", \"n\": %zu, \"n_base\": %zu, \"ratio\": %.4f, "
+                    "\"ns_per_op\": %.2f, \"ns_per_op_base\": %.2f}\n",
+                    impl_names[im], n, n_base, r, big, small);
+        if (im == CANOPY) {
+            char name[128];
+
+            snprintf(name, sizeof(name),
+                     "vmm_find random cold: canopy n = %zu over n = %zu, paired rounds", n, n_base);
+            bench_target(json, name, r, BENCH_AT_MOST, 3, BENCH_RUNS_MEDIAN);
+        }
+    }
+    for (int k = 0; k < 2; k++) {
+        unbuild(&b[k], L[k].n);
+        free(q[k]);
+        free_layout(&L[k]);
+    }
+    return true;
+}
+
+/* ---- main ---- */
+
+static void usage(const char *argv0)
+{
+    fprintf(stderr,
+            "usage: %s [--quick] [--max-n N] [--rounds R] [--layout NAME] "
+            "[--parts find,lookup,scaling] [--no-walks] [--json FILE]\n",
+            argv0);
+    exit(2);
 }
 
 int main(int argc, char **argv)
 {
-    size_t max_n = 1000000;
-    int ni_count = 0;
+    size_t general[] = {1000, 10000, 100000, 1000000}, adversarial[] = {1u << 10, 1u << 20};
+    size_t max_n = SIZE_MAX, general_count = 4, adversarial_count = 2;
+    const char *parts = "find,lookup,scaling";
+    int only = -1;
 
     for (int i = 1; i < argc; i++) {
         if (strcmp(argv[i], "--quick") == 0) {
-            max_n = 10000;
-            budget_ns = 5e6;
+            general_count = 2;
+            adversarial[1] = 1u << 13;
+            cold_count = 4096;
+            hot_slice_ns = 1e6;
+            cold_cap_ns = 5e6;
+            rounds = 1;
         } else if (strcmp(argv[i], "--max-n") == 0 && i + 1 < argc) {
             max_n = strtoull(argv[++i], NULL, 0);
+        } else if (strcmp(argv[i], "--rounds") == 0 && i + 1 < argc) {
+            rounds = atoi(argv[++i]);
+            if (rounds < 1 || rounds > MAX_ROUNDS)
+                usage(argv[0]);
+        } else if (strcmp(argv[i], "--layout") == 0 && i + 1 < argc) {
+            i++;
+            for (int l = 0; l < LAYOUTS; l++)
+                if (strcmp(argv[i], layout_names[l]) == 0)
+                    only = l;
+            if (only < 0)
+                usage(argv[0]);
+        } else if (strcmp(argv[i], "--parts") == 0 && i + 1 < argc) {
+            parts = argv[++i];
+        } else if (strcmp(argv[i], "--no-walks") == 0) {
+            with_walks = false;
         } else if (strcmp(argv[i], "--json") == 0 && i + 1 < argc) {
             json = fopen(argv[++i], "w");
             if (!json) {
@@ -589,124 +1177,49 @@ int main(int argc, char **argv)
                 return 1;
             }
         } else {
-            fprintf(stderr, "usage: %s [--quick] [--max-n N] [--json FILE]\n", argv[0]);
-            return 2;
+            usage(argv[0]);
         }
     }
 
-    printf("%-7s %-6s %8s %-15s %12s %12s\n", "layout", "query", "n", "impl", "ns/find",
-           "nodes/find");
-    for (int li = 0; li < LAYOUTS; li++) {
-        for (int kind = 0; kind < 2; kind++) {
-            if (li == NARROW && kind == 0)
-                continue; /* narrow windows are random by construction */
-            for (size_t ni = 0; ni < sizeof(sizes) / sizeof(sizes[0]); ni++) {
-                size_t n = sizes[ni];
-                struct query q[QUERIES];
-                uint64_t want[QUERIES];
-                bool want_ok[QUERIES], want_top_ok[QUERIES];
-                uint64_t want_top[QUERIES];
-                struct range *r;
-                avl_node_t *lnodes;
+    printf("%-9s %-4s %8s %-12s %12s %9s %7s\n", "layout", "temp", "n", "impl", "ns/op", "nodes",
+           "most");
+    for (int l = 0; l < LAYOUTS; l++) {
+        bool adv = l >= SHORT_4K;
+        const size_t *sizes = adv ? adversarial : general;
+        size_t count = adv ? adversarial_count : general_count;
 
-                if (n > max_n)
-                    break;
-                if ((int)ni + 1 > ni_count)
-                    ni_count = (int)ni + 1;
-                rng_state = 0xbe9c0000 + (uint64_t)li * 100 + ni;
-                r = make_layout((enum layout)li, n);
-                make_queries((enum layout)li, kind == 1, r, n, q);
-                for (int i = 0; i < QUERIES; i++) {
-                    want_ok[i] = ref_lowest(r, n, &q[i], &want[i]);
-                    want_top_ok[i] = ref_highest(r, n, &q[i], &want_top[i]);
-                }
+        if (only >= 0 && l != only)
+            continue;
+        for (size_t si = 0; si < count && sizes[si] <= max_n; si++) {
+            bool finds_wanted = strstr(parts, "find") != NULL;
+            bool lookups_wanted = l == RANDOM && strstr(parts, "lookup") != NULL;
+            struct layout_data L;
+            struct query *q;
+            struct built b;
 
-                if (!canopy_build(space, r, n)) {
-                    fprintf(stderr, "building the Canopy space failed\n");
-                    return 1;
-                }
-                gtree = g_tree_new(gtree_cmp);
-                ltree = avl_alloc_tree(libavl_cmp, NULL);
-                lnodes = calloc(n, sizeof(*lnodes));
-                for (size_t i = 0; i < n; i++) {
-                    g_tree_insert(gtree, &r[i], &r[i]);
-                    avl_init_node(&lnodes[i], &r[i]);
-                    avl_insert_node(ltree, &lnodes[i]);
-                }
-
-                for (int im = 0; im < IMPLS; im++) {
-                    uint64_t visits = 0;
-                    double ns;
-
-                    /* Every answer checked before timing. */
-                    for (int i = 0; i < QUERIES; i++) {
-                        uint64_t a = 0, ignored = 0;
-                        bool ok = run_one((enum impl)im, &q[i], &a, &ignored);
-                        bool top = im == CANOPY_TOPDOWN;
-
-                        bool over = false;
-
-                        if (im <= CANOPY_TOPDOWN && (ok != (top ? want_top_ok[i] : want_ok[i]) ||
-                                                     (ok && a != (top ? want_top[i] : want[i])))) {
-                            uint64_t b = 0;
-
-                            over = ref_over_asked(r, n, &q[i], top, &b) == ok && (!ok || a == b);
-                        }
-                        if (!over && (ok != (top ? want_top_ok[i] : want_ok[i]) ||
-                                      (ok && a != (top ? want_top[i] : want[i])))) {
-                            fprintf(stderr,
-                                    "%s disagrees with the reference: layout %s, n %zu, query "
-                                    "%d (size %#llx align %#llx min %#llx)\n",
-                                    impl_names[im], layout_names[li], n, i,
-                                    (unsigned long long)q[i].size, (unsigned long long)q[i].align,
-                                    (unsigned long long)q[i].min);
-                            return 1;
-                        }
-                        visits += ignored;
-                    }
-                    ns = measure((enum impl)im, q);
-                    results[li][kind][im][ni] = ns;
-                    printf("%-7s %-6s %8zu %-15s %12.1f %12.1f\n", layout_names[li],
-                           kind ? "random" : "fixed", n, impl_names[im], ns,
-                           (double)visits / QUERIES);
-                    if (json)
-                        fprintf(json,
-                                "{\"bench\": \"vmm_find\", \"impl\": \"%s\", \"layout\": \"%s\", "
-                                "\"query\": \"%s\", \"n\": %zu, \"ns_per_op\": %.2f, "
-                                "\"nodes_visited\": %.1f}\n",
-                                impl_names[im], layout_names[li], kind ? "random" : "fixed", n, ns,
-                                (double)visits / QUERIES);
-                }
-                fflush(stdout);
-
-                avl_clear_tree(ltree); /* the nodes are ours: nothing to free inside */
-                free(ltree);
-                free(lnodes);
-                g_tree_destroy(gtree);
-                vmm_space_clear(space);
-                free(r);
-            }
-        }
-    }
-
-    /* n = 10^3 against the largest n, in paired rounds (the smoke run's largest is 10^4). */
-    if (ni_count >= 3) {
-        printf("\n");
-        for (int li = 0; li < NARROW; li++)
-            if (!paired_scaling((enum layout)li, 1, (size_t)ni_count - 1))
+            if (!finds_wanted && !lookups_wanted)
+                continue;
+            rng_state = seed_of((enum layout)l, sizes[si]);
+            L = make_layout((enum layout)l, sizes[si]);
+            q = make_queries(&L, cold_count);
+            build(&b, &L, with_walks || lookups_wanted);
+            use(&b);
+            if (finds_wanted && !bench_finds(&L, q))
                 return 1;
-    }
-
-    /* The issue's targets, for the fixed window. */
-    if (ni_count >= 5) {
-        printf("\ntargets (fixed window):\n");
-        for (int li = 0; li < NARROW; li++) {
-            double c5 = results[li][0][CANOPY][3], w5 = results[li][0][WALK_CANOPY][3];
-
-            printf("  %-6s n=1e5: walk-canopy / canopy = %8.0fx (target >= 3000x); "
-                   "canopy n=1e6 / n=1e3, paired = %.2f (target <= 3)\n",
-                   layout_names[li], w5 / c5, paired_ratio[li]);
+            if (lookups_wanted && !bench_lookups(&L))
+                return 1;
+            unbuild(&b, L.n);
+            free(q);
+            free_layout(&L);
         }
+    }
+    if (strstr(parts, "scaling") && (only < 0 || only == RANDOM)) {
+        size_t largest = general[0];
+
+        for (size_t si = 0; si < general_count && general[si] <= max_n; si++)
+            largest = general[si];
+        if (largest > general[0] && !scaling_pairs(general[0], largest))
+            return 1;
     }
     if (json)
         fclose(json);

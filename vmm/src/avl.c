@@ -24,8 +24,9 @@
  * a layout of many big but misaligned holes (a space fragmented by 2-4 MiB
  * holes, searched at 2 MiB) makes it read them all. With the largest fit
  * at 1 (the gap), 2 MiB and 1 GiB, a subtree is entered only if it really
- * holds a fit at that alignment, and other alignments get a budget
- * (avl_gap_find() in avl.h).
+ * holds a fit at that alignment; other alignments ask for enough room at the
+ * one below them that every hole with it holds a fit (avl_gap_find() in
+ * avl.h).
  *
  * An insert or an erase changes at most two gaps, the node's own and its
  * successor's, and the successor always lies on the path the rebalancing walk
@@ -43,13 +44,13 @@
  * node: the tree keeps first and last, and the gap search tries those two
  * holes directly.
  *
- * The gap search (gap_lowest/gap_highest) descends with the span of
- * addresses a subtree's holes can lie in, [lo, hi], clipped to the query
- * window: below a node's hole for its left subtree, above its range for its
- * right. A subtree is entered only if its bound at the search's level is big
- * enough and its span has an aligned place for the request; both are known
- * in the parent (its slot for the child, and the span), so a subtree that
- * fails them is never read. tree_holes() has the cost.
+ * The gap search (search_holes()) is a walk in address order that skips
+ * every subtree that cannot hold a fit: a child is entered only if the
+ * parent's slot for it shows room and its holes can reach the window's fits,
+ * both known in the parent, so a subtree that fails is never read; it backs
+ * up by parent links. One loop per level and direction, its state in
+ * registers; tree_find() has the cost. A search that every hole is too small
+ * for reads the root's largest gap and stops there.
  *
  * Callers: vmm/src/space.c (the address space), the host tests and benchmarks.
  */
@@ -767,175 +768,164 @@ struct avl_node *avl_prev(const struct avl_node *n)
 /* Which values bound the fits of a subtree during a search. */
 enum level { LEVEL_GAP, LEVEL_2M, LEVEL_1G };
 
-struct gap_search {
-    uint64_t size, mask; /* a hole must hold size bytes from a multiple of mask + 1 */
-    enum level level;
-    uint64_t visits, budget;
-    bool over_budget; /* the budget ran out before the search ended */
+/*
+ * What a search asks of a hole, for one size and alignment, worked out once
+ * against the window [lo, hi]: a hole holds it if size bytes fit from a
+ * multiple of mask + 1 in its part inside the window. Each fit in the window
+ * ends at end_min or above and starts at start_max or below, so a subtree
+ * whose holes all end below end_min, or all start above start_max, holds
+ * none; need is what a child's slot must reach at the search's level
+ * (bytes for the gap, pages for the fits).
+ */
+struct want {
+    uint64_t size, mask, need;
+    uint64_t end_min, start_max;
 };
 
-/* Lowest address from a multiple of mask + 1 with size bytes inside [lo, hi] (lo <= hi). */
-static bool fit_low(uint64_t mask, uint64_t size, uint64_t lo, uint64_t hi, uint64_t *addr)
+/*
+ * Sets w for size bytes from a multiple of align in [lo, hi]; false if no
+ * such fit exists in the window at all (nor in any hole, then).
+ */
+static bool want_init(struct want *w, uint64_t size, uint64_t align, uint64_t lo, uint64_t hi,
+                      enum level level)
 {
-    uint64_t a = lo;
+    uint64_t mask = align - 1, first = lo;
 
-    if (a & mask) {
-        if (a > UINT64_MAX - mask)
+    if (first & mask) {
+        if (first > UINT64_MAX - mask)
             return false; /* rounding up would wrap past 2^64 */
-        a = (a + mask) & ~mask;
+        first = (first + mask) & ~mask;
     }
-    if (a > hi || hi - a < size - 1)
+    if (first > hi || hi - first < size - 1)
         return false;
-    *addr = a;
+    w->size = size;
+    w->mask = mask;
+    w->need = level == LEVEL_GAP ? size : pages_for_bytes(size);
+    w->end_min = first + (size - 1);
+    w->start_max = (hi - (size - 1)) & ~mask;
     return true;
 }
 
-/* Highest such address inside [lo, hi] (lo <= hi). */
-static bool fit_high(uint64_t mask, uint64_t size, uint64_t lo, uint64_t hi, uint64_t *addr)
+/*
+ * Whether n's slot on one side shows room for need, at a level fixed when
+ * inlined. An empty side's slot is 0, and need is at least 1, so a slot
+ * that shows room has a child behind it.
+ */
+__attribute__((always_inline)) static inline bool slot_holds(const struct avl_node *n, bool right,
+                                                             enum level level, uint64_t need)
 {
-    uint64_t a;
-
-    if (hi - lo < size - 1)
-        return false;
-    a = (hi - (size - 1)) & ~mask;
-    if (a < lo)
-        return false;
-    *addr = a;
-    return true;
-}
-
-/* The bound n's slot gives for one side's subtree at the search's level. */
-static inline uint64_t slot_bound(const struct avl_node *n, bool right, enum level level)
-{
-    uint64_t m = n->child_max[right];
-    uint32_t v;
-
     if (level == LEVEL_GAP)
-        return m;
-    v = level == LEVEL_2M ? n->fit_2m[right] : n->fit_1g[right];
-    /* A saturated fit says only that it is big: the largest gap bounds it. */
-    return v == FIT_SAT ? m : min_u64(m, (uint64_t)v << PAGE_SHIFT);
+        return n->child_max[right] >= need;
+    if (level == LEVEL_2M)
+        return n->fit_2m[right] >= need;
+    return n->fit_1g[right] >= need;
 }
+
+/* How a search of the holes ended. */
+enum search_end {
+    FOUND, /* *np is the node just above the hole */
+    NONE,  /* no hole from where it started on holds the request */
+    SPENT, /* the read past limit: *np is the node just read, where the search can go on */
+};
 
 /*
- * Whether a subtree can hold a fit: its bound (from the parent's slot, so a
- * subtree that fails costs no read of its root) is big enough, and its span
- * [lo, hi] has an aligned place for the request.
+ * Searches the holes in order from node *np on (the lowest first, or with
+ * high the highest), for w in the window [lo, hi]; level and high are
+ * constants once inlined, so each combination is a loop of its own, its
+ * state in registers. *np has been read and counted in *visits.
+ *
+ * n's hole is [n->start - n->gap, n->start - 1]; the holes of its left
+ * subtree lie below it, those of its right subtree above its range. A child
+ * is entered only if its slot (read in the parent, so a subtree turned down
+ * costs no read) shows room and its holes can reach the window's fits.
+ * When a subtree is done the search climbs by parent links to the nearest
+ * ancestor it left in its direction: that one's hole and other subtree come
+ * next. So from any node it has read, the search can go on with another w.
  */
-static bool worth_entering(const struct gap_search *g, uint64_t bound, uint64_t lo, uint64_t hi)
+__attribute__((always_inline)) static inline enum search_end
+search_holes(const struct avl_node **np, const struct want *w, uint64_t lo, uint64_t hi,
+             enum level level, bool high, uint64_t limit, uint64_t *visits)
 {
-    uint64_t unused;
+    const struct avl_node *n = *np, *p;
+    const uint64_t size = w->size, mask = w->mask, need = w->need;
+    const uint64_t end_min = w->end_min, start_max = w->start_max;
+    uint64_t v = *visits;
+    enum search_end end;
 
-    return bound >= g->size && fit_low(g->mask, g->size, lo, hi, &unused);
-}
-
-/* Counts the read of one more node; false, and over_budget set, when the budget is spent. */
-static bool visit(struct gap_search *g)
-{
-    if (g->visits == g->budget) {
-        g->over_budget = true;
-        return false;
-    }
-    g->visits++;
-    return true;
-}
-
-/*
- * The lowest hole of subtree n that holds a fit, where [lo, hi] is the
- * window clipped to the addresses its holes can lie in (lo <= hi) and
- * worth_entering() holds for n; NULL if none (or the budget ran out).
- * Returns the node above that hole and its part inside the window in
- * span[]. n's hole is [n->start - n->gap, n->start - 1]; its left subtree's
- * holes lie below that, its right subtree's above n's range. A child is
- * entered only if worth_entering() holds for it too.
- */
-static const struct avl_node *gap_lowest(struct gap_search *g, const struct avl_node *n,
-                                         uint64_t lo, uint64_t hi, uint64_t span[2])
-{
     for (;;) {
-        uint64_t below = n->start - n->gap; /* the first byte of n's hole */
-        uint64_t unused;
-
-        if (n->left && below > lo &&
-            worth_entering(g, slot_bound(n, false, g->level), lo, min_u64(below - 1, hi))) {
-            const struct avl_node *r;
-
-            if (!visit(g))
-                return NULL;
-            r = gap_lowest(g, n->left, lo, min_u64(below - 1, hi), span);
-            if (r || g->over_budget)
-                return r;
-        }
-        if (n->gap >= g->size && n->start > lo && below <= hi) {
-            uint64_t a = max_u64(below, lo), b = min_u64(n->start - 1, hi);
-
-            if (fit_low(g->mask, g->size, a, b, &unused)) {
-                span[0] = a;
-                span[1] = b;
-                return n;
+        /* Down towards the end the search starts from, while the subtree there can hold a fit. */
+        if (!high) {
+            /* A left child means a range below n: its hole starts at 1 or above. */
+            while (slot_holds(n, false, level, need) & (n->start - n->gap - 1 >= end_min)) {
+                n = n->left;
+                if (++v > limit)
+                    goto spent;
+            }
+        } else {
+            /* A right child means a range above n: its last byte is below 2^64 - 1. */
+            while (slot_holds(n, true, level, need) & (n->last + 1 <= start_max)) {
+                n = n->right;
+                if (++v > limit)
+                    goto spent;
             }
         }
-        if (!n->right || n->last >= hi ||
-            !worth_entering(g, slot_bound(n, true, g->level), max_u64(n->last + 1, lo), hi))
-            return NULL;
-        lo = max_u64(n->last + 1, lo);
-        n = n->right;
-        if (!visit(g))
-            return NULL;
-    }
-}
+        for (;;) {
+            uint64_t below = n->start - n->gap; /* the first byte of n's hole */
 
-/* The mirror image of gap_lowest: right subtree first, the highest hole. */
-static const struct avl_node *gap_highest(struct gap_search *g, const struct avl_node *n,
-                                          uint64_t lo, uint64_t hi, uint64_t span[2])
-{
-    for (;;) {
-        uint64_t below = n->start - n->gap;
-        uint64_t unused;
+            if (!high) {
+                if (below > start_max) {
+                    end = NONE; /* this hole and every later one start too high */
+                    goto out;
+                }
+                /* below and lo are at most start_max: rounding up cannot wrap. */
+                uint64_t a = (max_u64(below, lo) + mask) & ~mask;
 
-        if (n->right && n->last < hi &&
-            worth_entering(g, slot_bound(n, true, g->level), max_u64(n->last + 1, lo), hi)) {
-            const struct avl_node *r;
+                if ((n->gap >= size) & (a + (size - 1) <= n->start - 1)) {
+                    end = FOUND;
+                    goto out;
+                }
+                if (slot_holds(n, true, level, need) & (n->last + 1 <= start_max)) {
+                    n = n->right;
+                    if (++v > limit)
+                        goto spent;
+                    break;
+                }
+                while ((p = avl_parent(n)) && p->right == n)
+                    n = p;
+            } else {
+                if (n->start <= end_min) {
+                    end = NONE; /* this hole and every earlier one end too low */
+                    goto out;
+                }
+                /* top >= end_min >= size - 1: taking size - 1 off cannot wrap. */
+                uint64_t a = (min_u64(n->start - 1, hi) - (size - 1)) & ~mask;
 
-            if (!visit(g))
-                return NULL;
-            r = gap_highest(g, n->right, max_u64(n->last + 1, lo), hi, span);
-            if (r || g->over_budget)
-                return r;
-        }
-        if (n->gap >= g->size && n->start > lo && below <= hi) {
-            uint64_t a = max_u64(below, lo), b = min_u64(n->start - 1, hi);
-
-            if (fit_high(g->mask, g->size, a, b, &unused)) {
-                span[0] = a;
-                span[1] = b;
-                return n;
+                if ((n->gap >= size) & (a >= max_u64(below, lo))) {
+                    end = FOUND;
+                    goto out;
+                }
+                if (slot_holds(n, false, level, need) & (below - 1 >= end_min)) {
+                    n = n->left;
+                    if (++v > limit)
+                        goto spent;
+                    break;
+                }
+                while ((p = avl_parent(n)) && p->left == n)
+                    n = p;
             }
+            if (!p) {
+                end = NONE;
+                goto out;
+            }
+            n = p; /* reached from the side already searched: its hole is next */
         }
-        if (!n->left || below <= lo ||
-            !worth_entering(g, slot_bound(n, false, g->level), lo, min_u64(below - 1, hi)))
-            return NULL;
-        hi = min_u64(below - 1, hi);
-        n = n->left;
-        if (!visit(g))
-            return NULL;
     }
-}
-
-/* One search of the tree's holes: reads the root, and descends if it is worth it. */
-static inline const struct avl_node *tree_pass(struct gap_search *g, const struct avl_tree *t,
-                                               const struct avl_gap_query *q, bool high,
-                                               uint64_t span[2])
-{
-    const struct avl_node *root = t->root;
-    uint64_t own = g->level == LEVEL_GAP ? root->gap
-                                         : hole_fit(root, g->level == LEVEL_2M ? MASK_2M : MASK_1G);
-    uint64_t bound =
-        max_u64(own, max_u64(slot_bound(root, false, g->level), slot_bound(root, true, g->level)));
-
-    if (!visit(g) || !worth_entering(g, bound, q->lo, q->hi))
-        return NULL;
-    return (high ? gap_highest : gap_lowest)(g, root, q->lo, q->hi, span);
+spent:
+    end = SPENT;
+out:
+    *np = n;
+    *visits = v;
+    return end;
 }
 
 uint64_t avl_gap_budget(size_t count)
@@ -947,126 +937,216 @@ uint64_t avl_gap_budget(size_t count)
 }
 
 /*
- * The tree's holes, as avl_gap_find() describes: the hole found and its part
- * inside the window in span[], or NULL.
- *
- * Cost, counted in nodes read. A node is read when its span straddles an
- * edge of the window (the two root-to-leaf paths to the edges) or when its
- * subtree's bound passes and its span has an aligned place. Where the bound
- * is exact, a subtree that lies inside the window and passes holds a fit, so
- * the search finds it along one more path and never turns back: at most
- * 3h - 2 reads. Where it is only an upper bound, subtrees whose holes pass
- * it but have no aligned room are entered in vain, k of them up to
- * O(k log(n/k)) reads: the budget cuts that short. The over-asked search at
- * b is exact again in a page-grained tree (3h - 2 more); elsewhere it can
- * run out too, and the one at 1 always is exact.
- * If no hole in the tree passes the root's bound, the root is the one read.
+ * The edge hole a search comes to last: above the last range for the
+ * lowest, below the first for the highest. The window's fits end at end_min
+ * or above and start at start_max or below. Fills r->addr (and r->next).
  */
-static inline const struct avl_node *tree_holes(const struct avl_tree *t,
-                                                const struct avl_gap_query *q, bool high,
-                                                struct avl_gap_result *r, uint64_t span[2])
+static inline bool other_edge(const struct avl_tree *t, const struct avl_gap_query *q, bool high,
+                              uint64_t end_min, uint64_t start_max, struct avl_gap_result *r)
 {
-    uint64_t a = q->align, budget = a == 1 ? UINT64_MAX : avl_gap_budget(t->count);
-    enum level level = a >= AVL_ALIGN_1G ? LEVEL_1G : a >= AVL_ALIGN_2M ? LEVEL_2M : LEVEL_GAP;
-    /* The over-ask's alignment: the level's, or a page below 2 MiB. */
-    uint64_t b = level == LEVEL_1G ? AVL_ALIGN_1G : level == LEVEL_2M ? AVL_ALIGN_2M : 0x1000;
-    struct gap_search g = {
-        .size = q->size, .mask = a - 1, .level = level, .visits = 0, .budget = budget};
-    const struct avl_node *n = tree_pass(&g, t, q, high, span);
+    uint64_t mask = q->align - 1;
 
-    r->visits += g.visits;
-    if (!g.over_budget)
-        return n;
-    /*
-     * From a multiple of b, align - b more bytes reach a multiple of align,
-     * so a hole with room for the over-ask has room for the request. At b
-     * the level's bound is exact where the ranges are page-grained; where
-     * they are not, that search too can run out, and the last one asks for
-     * align - 1 more bytes at any address, which the largest gap bounds
-     * exactly.
-     */
-    if (b < a) {
-        r->over_align = b;
-        if (q->size > UINT64_MAX - (a - b))
-            return NULL; /* no hole is that big */
-        g = (struct gap_search){.size = q->size + (a - b),
-                                .mask = b - 1,
-                                .level = level,
-                                .visits = 0,
-                                .budget = budget};
-        n = tree_pass(&g, t, q, high, span);
-        r->visits += g.visits;
-        if (!g.over_budget)
-            return n;
+    if (!high) {
+        uint64_t from = max_u64(t->last->last + 1, q->lo);
+
+        if (t->last->last == UINT64_MAX || from > start_max)
+            return false;
+        r->addr = (from + mask) & ~mask;
+        return true;
     }
-    r->over_align = 1;
-    if (q->size > UINT64_MAX - (a - 1))
-        return NULL;
-    g = (struct gap_search){.size = q->size + (a - 1),
-                            .mask = 0,
-                            .level = LEVEL_GAP,
-                            .visits = 0,
-                            .budget = UINT64_MAX};
-    n = tree_pass(&g, t, q, high, span);
-    r->visits += g.visits;
-    return n;
+    if (t->first->start <= end_min)
+        return false;
+    r->addr = (min_u64(t->first->start - 1, q->hi) - (q->size - 1)) & ~mask;
+    r->next = t->first;
+    return true;
+}
+
+/* The request's own fit in the hole below n: the lowest or highest, as the search. */
+static inline uint64_t fit_in_hole(const struct avl_node *n, const struct avl_gap_query *q,
+                                   bool high)
+{
+    uint64_t mask = q->align - 1;
+
+    if (!high)
+        return (max_u64(n->start - n->gap, q->lo) + mask) & ~mask;
+    return (min_u64(n->start - 1, q->hi) - (q->size - 1)) & ~mask;
 }
 
 /*
- * The holes below the first range and above the last, clipped to the
- * window; false (and *lo > *hi) when the clipped hole is empty.
+ * The search for size + align - 1 bytes at any address, which the largest
+ * gap bounds exactly, from the root: where a search's bound is not exact
+ * (ranges off the page grain, sizes past the fits' saturation) and it has
+ * read avl_gap_budget() nodes. Then the other edge hole. visits are those
+ * read so far.
  */
-static bool head_hole(const struct avl_tree *t, const struct avl_gap_query *q, uint64_t *lo,
-                      uint64_t *hi)
+static __attribute__((noinline)) bool any_address(const struct avl_tree *t,
+                                                  const struct avl_gap_query *q, bool high,
+                                                  uint64_t end_min, uint64_t start_max,
+                                                  uint64_t visits, struct avl_gap_result *r)
 {
-    *lo = q->lo;
-    *hi = min_u64(t->first->start - 1, q->hi);
-    return t->first->start > q->lo;
-}
+    const struct avl_node *n = t->root;
+    enum search_end end = NONE;
+    struct want w;
 
-static bool tail_hole(const struct avl_tree *t, const struct avl_gap_query *q, uint64_t *lo,
-                      uint64_t *hi)
-{
-    *lo = max_u64(t->last->last + 1, q->lo);
-    *hi = q->hi;
-    return t->last->last < q->hi;
+    visits++;
+    if (q->size <= UINT64_MAX - (q->align - 1) &&
+        want_init(&w, q->size + (q->align - 1), 1, q->lo, q->hi, LEVEL_GAP))
+        end = high ? search_holes(&n, &w, q->lo, q->hi, LEVEL_GAP, true, UINT64_MAX, &visits)
+                   : search_holes(&n, &w, q->lo, q->hi, LEVEL_GAP, false, UINT64_MAX, &visits);
+    r->visits = visits;
+    r->over_align = 1;
+    if (end != FOUND)
+        return other_edge(t, q, high, end_min, start_max, r);
+    r->addr = fit_in_hole(n, q, high);
+    r->next = (struct avl_node *)n;
+    return true;
 }
 
 /*
- * avl_gap_find(), for a constant high: the fit tests and edge holes are
- * called directly, so each entry point gets its own inlined copy.
+ * The tree's holes for w at one level and in one direction, both constants
+ * once inlined, then the other edge hole: fills *r and returns whether the
+ * request was found. over is 0 for the request itself, or the b of its
+ * over-ask.
+ *
+ * Cost, counted in nodes read: a node is read when its subtree straddles an
+ * edge of the window's fits (the two root-to-leaf paths to the edges) or
+ * when its parent's slot for it shows room. Where the bound is exact, a
+ * subtree that lies inside the window and shows room holds a fit, so the
+ * search finds it along one more path and never turns back: at most 3h - 2
+ * reads. Where it is only an upper bound (off the page grain, past the fits'
+ * saturation), subtrees whose holes pass it but have no aligned room are
+ * entered in vain, k of them up to O(k log(n/k)) reads: the budget cuts that
+ * short, and any_address() starts over.
+ */
+__attribute__((always_inline)) static inline bool
+level_find(const struct avl_tree *t, const struct avl_gap_query *q, bool high, enum level level,
+           const struct want *w, uint64_t over, uint64_t end_min, uint64_t start_max,
+           struct avl_gap_result *r)
+{
+    const struct avl_node *n = t->root;
+    uint64_t visits = 1, limit = q->align == 1 ? UINT64_MAX : avl_gap_budget(t->count);
+    enum search_end end = search_holes(&n, w, q->lo, q->hi, level, high, limit, &visits);
+
+    if (end == SPENT)
+        return any_address(t, q, high, end_min, start_max, visits, r);
+    r->visits = visits;
+    r->over_align = over;
+    if (end != FOUND)
+        return other_edge(t, q, high, end_min, start_max, r);
+    r->addr = fit_in_hole(n, q, high);
+    r->next = (struct avl_node *)n;
+    return true;
+}
+
+/*
+ * The search of the tree's holes for q, whose fits in the window end at
+ * end_min or above and start at start_max or below, then of the other edge
+ * hole, for a constant high: works out what to search for and at which
+ * level, and runs that level's loop. Out of line: it holds the loops, and a
+ * search that every hole is too small for never gets here.
+ */
+__attribute__((always_inline)) static inline bool
+tree_find(const struct avl_tree *t, const struct avl_gap_query *q, bool high, uint64_t end_min,
+          uint64_t start_max, struct avl_gap_result *r)
+{
+    uint64_t a = q->align, size = q->size, over = 0;
+    enum level level = a >= AVL_ALIGN_1G ? LEVEL_1G : a >= AVL_ALIGN_2M ? LEVEL_2M : LEVEL_GAP;
+    uint64_t b = level == LEVEL_1G ? AVL_ALIGN_1G : level == LEVEL_2M ? AVL_ALIGN_2M : 0x1000;
+    struct want w = {size, a - 1, size, end_min, start_max};
+
+    if (b < a) {
+        /*
+         * Not an alignment the slots know: size + align - b bytes from a
+         * multiple of b, which the slots bound at b; from a multiple of b,
+         * align - b more bytes reach a multiple of align.
+         */
+        over = b;
+        if (size > UINT64_MAX - (a - b) || !want_init(&w, size + (a - b), b, q->lo, q->hi, level)) {
+            r->over_align = over;
+            return other_edge(t, q, high, end_min, start_max, r);
+        }
+    } else if (level != LEVEL_GAP) {
+        w.need = pages_for_bytes(size);
+    }
+    /* A saturated fit says only that it is big: sizes past it are bounded by the gap. */
+    if (level != LEVEL_GAP && w.need > FIT_SAT) {
+        level = LEVEL_GAP;
+        w.need = w.size;
+    }
+    switch (level) {
+    case LEVEL_GAP:
+        return level_find(t, q, high, LEVEL_GAP, &w, over, end_min, start_max, r);
+    case LEVEL_2M:
+        return level_find(t, q, high, LEVEL_2M, &w, over, end_min, start_max, r);
+    default:
+        return level_find(t, q, high, LEVEL_1G, &w, over, end_min, start_max, r);
+    }
+}
+
+/* tree_find() for each direction. */
+static __attribute__((noinline)) bool tree_find_low(const struct avl_tree *t,
+                                                    const struct avl_gap_query *q, uint64_t end_min,
+                                                    uint64_t start_max, struct avl_gap_result *r)
+{
+    return tree_find(t, q, false, end_min, start_max, r);
+}
+
+static __attribute__((noinline)) bool tree_find_high(const struct avl_tree *t,
+                                                     const struct avl_gap_query *q,
+                                                     uint64_t end_min, uint64_t start_max,
+                                                     struct avl_gap_result *r)
+{
+    return tree_find(t, q, true, end_min, start_max, r);
+}
+
+/*
+ * avl_gap_find(), for a constant high: the edge hole on the side the search
+ * favours, the tree (only if its largest gap could hold the request, so
+ * that a search every hole is too small for reads the root alone and costs
+ * little), the other edge hole.
  */
 __attribute__((always_inline)) static inline bool gap_find(const struct avl_tree *t,
                                                            const struct avl_gap_query *q, bool high,
                                                            struct avl_gap_result *r)
 {
-    uint64_t mask = q->align - 1, lo, hi, span[2];
-    const struct avl_node *n;
+    uint64_t mask = q->align - 1, size = q->size, first = q->lo, end_min, start_max;
+    const struct avl_node *root = t->root;
 
     r->next = NULL;
     r->visits = 0;
     r->over_align = 0;
-    if (!t->root)
-        return high ? fit_high(mask, q->size, q->lo, q->hi, &r->addr)
-                    : fit_low(mask, q->size, q->lo, q->hi, &r->addr);
-    /* The edge hole on the side the search favours, the tree, the other edge hole. */
-    if (high ? tail_hole(t, q, &lo, &hi) && fit_high(mask, q->size, lo, hi, &r->addr)
-             : head_hole(t, q, &lo, &hi) && fit_low(mask, q->size, lo, hi, &r->addr)) {
-        r->next = high ? NULL : t->first;
+    /*
+     * The window's first and last aligned fits; none, and nothing fits
+     * anywhere. Rounding up is done whether lo is aligned or not (no branch
+     * to mispredict), but near 2^64 where it would wrap.
+     */
+    if (first <= UINT64_MAX - mask)
+        first = (first + mask) & ~mask;
+    else if (first & mask)
+        return false;
+    if (first > q->hi || q->hi - first < size - 1)
+        return false;
+    end_min = first + (size - 1);
+    start_max = (q->hi - (size - 1)) & ~mask;
+    if (!root) {
+        r->addr = high ? start_max : first;
         return true;
     }
-    n = tree_holes(t, q, high, r, span);
-    if (n && (high ? fit_high(mask, q->size, span[0], span[1], &r->addr)
-                   : fit_low(mask, q->size, span[0], span[1], &r->addr))) {
-        r->next = (struct avl_node *)n;
+    /* The edge hole on the favoured side: below the first range, or above the last. */
+    if (!high && t->first->start > end_min) {
+        r->addr = first;
+        r->next = t->first;
         return true;
     }
-    if (high ? head_hole(t, q, &lo, &hi) && fit_high(mask, q->size, lo, hi, &r->addr)
-             : tail_hole(t, q, &lo, &hi) && fit_low(mask, q->size, lo, hi, &r->addr)) {
-        r->next = high ? t->first : NULL;
+    if (high && t->last->last < start_max) {
+        r->addr = start_max;
         return true;
     }
-    return false;
+    r->visits = 1;
+    if (avl_max_gap(root) >= size)
+        return high ? tree_find_high(t, q, end_min, start_max, r)
+                    : tree_find_low(t, q, end_min, start_max, r);
+    return other_edge(t, q, high, end_min, start_max, r);
 }
 
 bool avl_gap_find(const struct avl_tree *t, const struct avl_gap_query *q, unsigned flags,

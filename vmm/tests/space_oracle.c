@@ -155,7 +155,6 @@ enum vmm_status oracle_alloc(struct oracle *o, const struct vmm_alloc_req *req,
     i128 a = 0;
     size_t step;
 
-    o->k = 0;
     if (req->size % PAGE_SIZE || req->size == 0 || req->align == 0 ||
         (req->align & (req->align - 1)) || req->min > req->last || req->guard % PAGE_SIZE ||
         req->size > UINT64_MAX - req->guard)
@@ -186,8 +185,6 @@ enum vmm_status oracle_alloc(struct oracle *o, const struct vmm_alloc_req *req,
                 continue; /* between two VMAs, no room for the over-ask */
             if (a - g >= lo && a + size - 1 <= hi)
                 found = true;
-            else if (hi - lo + 1 >= size)
-                o->k++;
         }
     }
     if (!found)
@@ -487,7 +484,7 @@ static bool guard_over_asked(struct diff *d, const struct vmm_alloc_req *req,
 bool diff_alloc(struct diff *d, const struct vmm_alloc_req *req, const struct vmm_attrs *attrs)
 {
     struct vmm_vma *v = NULL;
-    uint64_t want_addr = 0, k;
+    uint64_t want_addr = 0;
     size_t n = d->model.n;
     uint64_t probe = 0;
     enum vmm_status probed = vmm_space_find(&d->space, req, &probe);
@@ -496,16 +493,14 @@ bool diff_alloc(struct diff *d, const struct vmm_alloc_req *req, const struct vm
     unsigned over = 0;
 
     /*
-     * Where the tree's bound is not exact (vmm/avl.h: an alignment other
-     * than 4 KiB or less, 2 MiB and 1 GiB), a search that runs out of its
-     * budget answers with an over-asked search instead: the model reads each
-     * window piece either way and takes the reading that matches the space.
+     * At an alignment other than 4 KiB or less, 2 MiB and 1 GiB the tree
+     * searches its holes for an over-asked room (vmm/avl.h) wherever it
+     * searches them: the model reads each window piece either way and takes
+     * the reading that matches the space.
      */
     for (over = 0; over < 4; over++) {
         /* With no node to give, the model finds without recording: NOMEM means found. */
         want = oracle_alloc(&d->model, req, attrs, 0, over, &want_addr);
-        if (over == 0)
-            k = d->model.k;
         if ((want == VMM_ERR_NOMEM ? VMM_OK : want) == probed &&
             (want != VMM_ERR_NOMEM || want_addr == probe))
             break;
@@ -519,7 +514,6 @@ bool diff_alloc(struct diff *d, const struct vmm_alloc_req *req, const struct vm
         d->space.last_searches > VMM_GUARD_SEARCHES)
         return guard_over_asked(d, req, attrs, probed, probe, true, want_addr);
     want = oracle_alloc(&d->model, req, attrs, d->budget, over < 4 ? over : 0, &want_addr);
-    d->model.k = k;
 
     d->ops++;
     d->finds++;
@@ -539,14 +533,13 @@ bool diff_alloc(struct diff *d, const struct vmm_alloc_req *req, const struct vm
             return fail(d, "alloc address differs", vmm_vma_start(v), want_addr);
     }
     /*
-     * The search may enter the two paths along the window's edges and, per
-     * hole that is big enough but misaligned, one path down to it: a
-     * generous O((k + 1) log n) ceiling per canonical piece that an O(n)
-     * regression on a few thousand VMAs breaks.
+     * What vmm/avl.h promises per canonical piece, however many holes are
+     * big enough but misaligned: 3h - 2 reads where the bound is exact, and
+     * at most avl_gap_budget(n) more past 16 TiB, where it is not.
      */
     if (d->check_visits && (got == VMM_OK || got == VMM_ERR_NO_SPACE)) {
         uint64_t h = 2 * ceil_log2(n + 2) + 2; /* an AVL tree's height bound, rounded up */
-        uint64_t bound = 2 * (3 * h + 2) * (d->model.k + 1);
+        uint64_t bound = 2 * (avl_gap_budget(n) + 3 * h - 2);
 
         if (d->space.last_visits > bound)
             return fail(d, "search visited too many nodes", d->space.last_visits, bound);

@@ -31,7 +31,6 @@ struct oracle {
     uint64_t start, last; /* the space's bounds */
     uint64_t low_last;    /* last byte of the canonical lower half */
     uint64_t high_start;  /* first byte of the canonical upper half */
-    uint64_t k;           /* after a find: holes big enough but failing the alignment */
 };
 
 void oracle_init(struct oracle *o, uint64_t start, uint64_t last, unsigned va_bits);

@@ -34,16 +34,24 @@
  * avl_gap_find() uses the augmentation to find the lowest or highest aligned
  * hole in a window without walking the ranges in order. It bounds each
  * subtree by the largest gap, or at align 2 MiB and up by the largest fit at
- * 2 MiB, or at 1 GiB and up at 1 GiB. What it costs, in nodes read, for a
- * tree of n ranges and height h (h < 1.44 log2(n + 2)):
- *   - where that bound is exact for the request (align 1, or ranges that
- *     start and end on pages, a size below 16 TiB and an align of at most
- *     4 KiB, or 2 MiB, or 1 GiB): at most 3h - 2, the paths to the window's
- *     two edges and the one to the answer, and the answer is the first fit;
- *   - else the same search, still exact, while it reads at most
- *     avl_gap_budget(n) nodes (3h - 2 always fits), then over-asked searches
- *     (avl_gap_find() says what they return): at most 2 avl_gap_budget(n) +
- *     3h - 2 in all.
+ * 2 MiB, or at 1 GiB and up at 1 GiB, and reads a child only when its slot
+ * in the parent passes. What it costs, in nodes read, for a tree of n
+ * ranges and height h (h < 1.44 log2(n + 2)), and what it returns:
+ *   - align 1, or ranges that start and end on pages, a size below 16 TiB
+ *     and an align of at most 4 KiB, or 2 MiB, or 1 GiB: the bound is
+ *     exact; at most 3h - 2 reads (the paths to the window's two edges and
+ *     the one to the answer), and the answer is the first fit;
+ *   - any other align A: the search asks for size + A - b bytes from a
+ *     multiple of b instead (b = 1 GiB, 2 MiB or 4 KiB, the largest below
+ *     A): that much room holds an A-aligned fit, and the slots bound it
+ *     exactly in a page-grained tree: at most 3h - 2 reads, and the answer
+ *     is the lowest (highest) A-aligned fit in the lowest (highest) hole
+ *     with that much room. Linux's VMA tree asked for size + A - 4 KiB.
+ *     The holes below the first range and above the last are tried exactly;
+ *   - off the page grain, or past 16 TiB, those bounds are upper bounds
+ *     only: once a search has read avl_gap_budget(n) nodes it asks for
+ *     size + align - 1 bytes at any address instead, which the largest gap
+ *     bounds exactly: at most avl_gap_budget(n) + 3h - 2 reads in all.
  *
  * No name here collides with libavl's (avl_insert, avl_insert_after, ...), so
  * the benchmarks can link both.
@@ -214,38 +222,37 @@ struct avl_gap_result {
 };
 
 /*
- * The reads a search whose bound is not exact may take before avl_gap_find()
- * gives it up, for a tree of count ranges: 3 ceil(1.5 ceil(log2(count + 2))),
- * above the 3h - 2 that a search with an exact bound can need; 96 at 2^20.
+ * The reads after which a search whose bound is not exact (above) asks for
+ * size + align - 1 bytes at any address instead: 3 ceil(1.5 ceil(log2(count
+ * + 2))), above the 3h - 2 an exact search can need; 96 at 2^20.
  */
 uint64_t avl_gap_budget(size_t count);
 
 /*
  * Finds the lowest (with AVL_GAP_HIGHEST the highest) address satisfying q
- * and fills *r; false if there is none, or none that a fallback below sees.
- * Where the subtrees' bound is exact for q (above), the answer is the first
- * fit (the last, for AVL_GAP_HIGHEST). Otherwise subtrees whose holes are
- * big enough but misaligned can be entered in vain, and once the search has
- * read avl_gap_budget(t->count) nodes it stops, and asks instead for size +
- * align - b bytes from a multiple of b: b = 1 GiB, 2 MiB or 4 KiB, the
- * largest below align (exact where ranges are page-grained; if that one
- * too runs out, or none is below align, b = 1, which the largest gap bounds
- * exactly). From a
- * multiple of b, align - b more bytes reach a multiple of align, so r->addr
- * is then the lowest (highest) align-aligned fit in the lowest (highest)
- * hole, clipped to the window, that holds size + align - b bytes from a
- * multiple of b; a fit in a lower (higher) hole with less room is not seen,
- * and false means no hole between two ranges has that much room.
- * r->over_align is that b. The holes below the first range and above the
- * last are always tried exactly, before and after the tree.
+ * and fills *r; false if there is none, or none that an over-asked search
+ * sees. Where the bound is exact for q (above), the answer is the first fit
+ * (the last, for AVL_GAP_HIGHEST). At an align the slots do not know, the
+ * tree's holes are searched for size + align - b bytes from a multiple of b
+ * (b = 1 GiB, 2 MiB or 4 KiB, the largest below align; from a multiple of b,
+ * align - b more bytes reach a multiple of align): r->addr is then the
+ * lowest (highest) align-aligned fit, clipped to the window, in the lowest
+ * (highest) hole with that much room, and a fit in a lower (higher) hole
+ * with less room is not seen. Where even that bound is not exact (ranges off
+ * the page grain, sizes past 16 TiB) and the search has read
+ * avl_gap_budget(t->count) nodes, b = 1 instead, from the root again, which
+ * the largest gap bounds exactly. r->over_align is that b (0: not
+ * over-asked). The holes below the first range and above the last are
+ * always tried exactly, before and after the tree.
  */
 bool avl_gap_find(const struct avl_tree *t, const struct avl_gap_query *q, unsigned flags,
                   struct avl_gap_result *r);
 
 /*
  * avl_gap_find() for the lowest address, its result in *addr; *visits (if
- * not NULL) is increased by the nodes read (1 when no hole in the tree is
- * within the bound of the request's level).
+ * not NULL) is increased by the nodes read (none when the window cannot
+ * hold the request or the hole below the first range answers, 1 when the
+ * root shows no gap big enough).
  */
 bool avl_gap_lowest(const struct avl_tree *t, const struct avl_gap_query *q, uint64_t *addr,
                     uint64_t *visits);

@@ -143,11 +143,11 @@ struct vmm_alloc_req {
  * a % align == 0 such that [a, a + size) lies inside the window and the space,
  * avoids page 0, the non-canonical hole and every VMA; records it as a new VMA.
  * => exact for align up to 4 KiB, 2 MiB and 1 GiB: VMM_ERR_NO_SPACE only if
- *    no such address exists. Any other align is exact too unless the tree's
- *    search runs out of its budget, and then the over-asked answer that
- *    avl_gap_find() (vmm/avl.h) describes stands in, also for
- *    VMM_ERR_NO_SPACE. VMM_ERR_INVALID for a bad size/align or an empty
- *    window; *out (if not NULL) gets the VMA.
+ *    no such address exists. For any other align the tree's holes are
+ *    searched for the over-asked room that avl_gap_find() (vmm/avl.h)
+ *    describes, as a piece's answer and for VMM_ERR_NO_SPACE alike.
+ *    VMM_ERR_INVALID for a bad size/align or an empty window; *out (if not
+ *    NULL) gets the VMA.
  * => s->last_visits counts the tree nodes the search examined.
  *
  * With req->guard, [a - guard, a) must be free and inside the window too,
