@@ -17,6 +17,7 @@ usage() {
     cat <<'EOF_USAGE'
 usage: scripts/fuzz.sh [--seconds N] [-j N] [target...]
        scripts/fuzz.sh --long [--runs N] [--seconds N] [--no-merge] [-j N] [target...]
+       scripts/fuzz.sh --merge [target...]
        scripts/fuzz.sh --list
 
   --seconds N   how long each target runs (default 600; with --long: no limit)
@@ -24,6 +25,7 @@ usage: scripts/fuzz.sh [--seconds N] [-j N] [target...]
                 into the committed seeds, print the docs/fuzzing.md table rows
   --runs N      executions per target for --long (default 10000000)
   --no-merge    with --long: leave the committed seeds alone
+  --merge       only minimise each target's working corpus into its seeds
   -j N          how many targets run at once (default 2; 1 on a shared machine)
   --list        print the known targets and exit
   target...     fuzzer names (default: all of them)
@@ -52,6 +54,7 @@ list=0
 long=0
 runs=10000000
 merge=1
+merge_only=0
 targets=()
 while [ $# -gt 0 ]; do
     case "$1" in
@@ -62,6 +65,7 @@ while [ $# -gt 0 ]; do
     --runs=*) runs=${1#--runs=}; shift ;;
     --long) long=1; shift ;;
     --no-merge) merge=0; shift ;;
+    --merge) merge_only=1; shift ;;
     -j) jobs=${2:?-j wants a number}; shift 2 ;;
     -j*) jobs=${1#-j}; shift ;;
     --list) list=1; shift ;;
@@ -121,7 +125,7 @@ run_one() {
     local t=$1 dir=$build/fuzz/$1
     mkdir -p "$dir/corpus"
     cp -r "${corpus[$t]}/." "$dir/corpus/"
-    rm -f "$dir/status" "$dir/merge.txt"
+    rm -f "$dir/status" "$dir/merge.txt" "$dir"/crash-* "$dir"/leak-* "$dir"/timeout-*
     local limit=()
     if [ "$long" = 1 ]; then
         limit=(-runs="$runs")
@@ -133,16 +137,33 @@ run_one() {
     (cd "$dir" && "${binary[$t]}" "${limit[@]}" -print_final_stats=1 \
         -artifact_prefix="$dir/" corpus >"$dir/log.txt" 2>&1) || st=$?
     echo "$st" >"$dir/status"
-    # Minimise into the committed seeds: only inputs that add coverage.
     if [ "$long" = 1 ] && [ "$merge" = 1 ] && [ "$st" = 0 ]; then
-        local before after
-        before=$(find "${corpus[$t]}" -type f | wc -l)
-        (cd "$dir" && "${binary[$t]}" -merge=1 "${corpus[$t]}" corpus >"$dir/merge-log.txt" 2>&1) ||
-            echo "merge failed" >"$dir/merge.txt"
-        after=$(find "${corpus[$t]}" -type f | wc -l)
-        [ -f "$dir/merge.txt" ] || echo "$before $after" >"$dir/merge.txt"
+        merge_one "$t"
     fi
 }
+
+# Minimises what the working corpus found into the committed seeds. With
+# -use_counters=0 an input joins only for an edge the seeds do not reach (not
+# for a new hit count), so the seeds stay at tens of files; merge.txt gets
+# "BEFORE AFTER" (the seed count) or "merge failed".
+merge_one() {
+    local t=$1 dir=$build/fuzz/$1 before after
+    before=$(find "${corpus[$t]}" -type f | wc -l)
+    rm -f "$dir/merge.txt"
+    (cd "$dir" && "${binary[$t]}" -merge=1 -use_counters=0 "${corpus[$t]}" corpus \
+        >"$dir/merge-log.txt" 2>&1) || echo "merge failed" >"$dir/merge.txt"
+    after=$(find "${corpus[$t]}" -type f | wc -l)
+    [ -f "$dir/merge.txt" ] || echo "$before $after" >"$dir/merge.txt"
+}
+
+if [ "$merge_only" = 1 ]; then
+    for t in "${targets[@]}"; do
+        [ -d "$build/fuzz/$t/corpus" ] || { echo "fuzz.sh: $t has no working corpus yet" >&2; exit 2; }
+        merge_one "$t"
+        echo "$t: seeds $(cat "$build/fuzz/$t/merge.txt")"
+    done
+    exit 0
+fi
 
 what="for $seconds s each"
 [ "$long" = 0 ] || what="to $runs executions each${seconds:+ (at most $seconds s)}"
