@@ -624,7 +624,12 @@ static bool leaves_rec(const struct leaf_iter *it, uint64_t tpa, unsigned level,
 {
     const uint64_t *t = table_at(it->pt, tpa);
     uint64_t size = pte_level_size(level);
-    for (unsigned i = 0; i < PTE_ENTRIES; i++) {
+    /* From the entry holding first, if first is in this table: a small range reads a few entries.
+     */
+    unsigned i = it->first > va_sign_extend(walk, it->pt->levels)
+                     ? (unsigned)((it->first / size) % PTE_ENTRIES)
+                     : 0;
+    for (; i < PTE_ENTRIES; i++) {
         uint64_t e = t[i];
         if (!pte_is_present(e))
             continue;
@@ -664,9 +669,9 @@ bool pt_for_each_leaf(const struct pt *pt, uint64_t va_start, uint64_t va_last, 
 /* ---- checks and sizing ----------------------------------------------------------------- */
 
 /*
- * What check_rec looks at: every entry of each table it visits, and below
- * the entries whose span meets [first, last] (canonical addresses). Tables
- * are counted only when the range is everything.
+ * What check_rec looks at: the entries whose span meets [first, last]
+ * (canonical addresses) and the tables below them; with the whole range,
+ * every entry of every table. Tables are counted only in that case.
  */
 struct check_range {
     uint64_t first, last;
@@ -680,9 +685,16 @@ static bool check_rec(const struct pt *pt, struct check_range *c, uint64_t tpa, 
 {
     const uint64_t *t = table_at(pt, tpa);
     uint64_t size = pte_level_size(level);
+    /* The first entry meeting the range: first's index at this level, if first is in the table. */
+    unsigned i = c->first > va_sign_extend(walk, pt->levels)
+                     ? (unsigned)((c->first / size) % PTE_ENTRIES)
+                     : 0;
     c->tables++;
-    for (unsigned i = 0; i < PTE_ENTRIES; i++) {
+    for (; i < PTE_ENTRIES; i++) {
         uint64_t e = t[i];
+        uint64_t start = va_sign_extend(walk + i * size, pt->levels);
+        if (start > c->last)
+            break;
         if (!pte_is_present(e)) {
             if (e != 0) {
                 *c->problem = "a non-present entry is not zero";
@@ -701,9 +713,6 @@ static bool check_rec(const struct pt *pt, struct check_range *c, uint64_t tpa, 
             *c->problem = "a level-1 entry is not a leaf";
             return false;
         }
-        uint64_t start = va_sign_extend(walk + i * size, pt->levels);
-        if (start > c->last || start + (size - 1) < c->first)
-            continue; /* outside the range: the entry alone */
         const uint64_t *child = table_at(pt, pte_table_addr(e));
         if (table_is_empty(child)) {
             *c->problem = "an empty table below the root";

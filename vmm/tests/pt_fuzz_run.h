@@ -39,7 +39,7 @@
 #define PTZ_WINDOW     (4 * PAGE_SIZE_1G)
 #define PTZ_MAX_OPS    64
 #define PTZ_MAX_RUNS   1024
-#define PTZ_FULL_EVERY 16u /* pt_fuzz's full check interval */
+#define PTZ_FULL_EVERY 32u /* pt_fuzz's full check interval */
 
 /* The model is the reference, not code under test: no coverage guidance from it. */
 #define PTZ_MODEL_FN static __attribute__((noinline, unused, no_sanitize("coverage")))

@@ -153,10 +153,10 @@ void pt_destroy(struct pt *pt);
 bool pt_check(const struct pt *pt, const char **problem);
 
 /*
- * pt_check's rules for the tables on the paths to [va_first, va_last]
- * (canonical, inclusive) only: every entry of each such table, the tables
- * below the entries that meet the range, but not table_count. O(tables
- * visited), for a check after each of many small changes (vmm/tests/pt_fuzz).
+ * pt_check's rules for the entries whose span meets [va_first, va_last]
+ * (canonical, inclusive) and the tables below them, but not table_count.
+ * O(depth * 512) plus the entries in the range: for a check after each of
+ * many small changes (vmm/tests/pt_fuzz).
  */
 bool pt_check_range(const struct pt *pt, uint64_t va_first, uint64_t va_last, const char **problem);
 
