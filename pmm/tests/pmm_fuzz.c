@@ -7,7 +7,7 @@
  */
 #include "pmm_fuzz_run.h"
 
-int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
+#include <canopy/check.h>
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
@@ -16,7 +16,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     if (!pmm_fuzz_run(data, size, &opts, &res)) {
         static const char *const by[] = {"model", "step check", "pmm_check"};
         fprintf(stderr, "pmm_fuzz: step %zu (%s): %s\n", res.step, by[res.by], res.msg);
-        abort();
+        FUZZ_FAIL();
     }
     return 0;
 }

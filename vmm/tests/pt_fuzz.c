@@ -15,7 +15,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     if (!pt_fuzz_run(data, size, &opts, &res)) {
         static const char *const by[] = {"model", "step check", "full check"};
         fprintf(stderr, "pt_fuzz: step %zu (%s): %s\n", res.step, by[res.by], res.msg);
-        abort();
+        FUZZ_FAIL();
     }
     return 0;
 }
