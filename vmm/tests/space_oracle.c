@@ -18,9 +18,17 @@
 
 typedef __int128 i128;
 
+/*
+ * The model and the comparisons are the reference, not code under test: no
+ * coverage guidance from them (the fuzzer's edges and features are the
+ * space's, the tree's and the decoding's), and not inlined into the
+ * commands, which stay instrumented.
+ */
+#define MODEL_FN __attribute__((noinline, no_sanitize("coverage")))
+
 #define TOP ((i128)UINT64_MAX)
 
-void oracle_init(struct oracle *o, uint64_t start, uint64_t last, unsigned va_bits)
+MODEL_FN void oracle_init(struct oracle *o, uint64_t start, uint64_t last, unsigned va_bits)
 {
     memset(o, 0, sizeof(*o));
     o->start = start;
@@ -29,14 +37,14 @@ void oracle_init(struct oracle *o, uint64_t start, uint64_t last, unsigned va_bi
     o->high_start = 0 - (1ull << (va_bits - 1));
 }
 
-void oracle_fini(struct oracle *o)
+MODEL_FN void oracle_fini(struct oracle *o)
 {
     free(o->v);
     memset(o, 0, sizeof(*o));
 }
 
-static void insert_at(struct oracle *o, size_t i, uint64_t start, uint64_t last,
-                      const struct vmm_attrs *attrs)
+MODEL_FN static void insert_at(struct oracle *o, size_t i, uint64_t start, uint64_t last,
+                               const struct vmm_attrs *attrs)
 {
     if (o->n == o->cap) {
         o->cap = o->cap ? 2 * o->cap : 64;
@@ -49,14 +57,14 @@ static void insert_at(struct oracle *o, size_t i, uint64_t start, uint64_t last,
     o->n++;
 }
 
-static void remove_at(struct oracle *o, size_t i)
+MODEL_FN static void remove_at(struct oracle *o, size_t i)
 {
     memmove(&o->v[i], &o->v[i + 1], (o->n - i - 1) * sizeof(*o->v));
     o->n--;
 }
 
 /* Index of the first VMA with start > addr (where a VMA starting at addr would go). */
-static size_t upper_index(const struct oracle *o, uint64_t addr)
+MODEL_FN static size_t upper_index(const struct oracle *o, uint64_t addr)
 {
     size_t i = 0;
 
@@ -66,7 +74,7 @@ static size_t upper_index(const struct oracle *o, uint64_t addr)
 }
 
 /* Page-granular, non-empty, not wrapping; fills *last. */
-static bool valid_range(uint64_t start, uint64_t size, uint64_t *last)
+MODEL_FN static bool valid_range(uint64_t start, uint64_t size, uint64_t *last)
 {
     i128 end = (i128)start + size - 1;
 
@@ -77,7 +85,7 @@ static bool valid_range(uint64_t start, uint64_t size, uint64_t *last)
 }
 
 /* Inside the space, off page 0, wholly in one canonical half. */
-static bool usable(const struct oracle *o, uint64_t start, uint64_t last)
+MODEL_FN static bool usable(const struct oracle *o, uint64_t start, uint64_t last)
 {
     if (start < o->start || last > o->last || start < PAGE_SIZE)
         return false;
@@ -85,8 +93,8 @@ static bool usable(const struct oracle *o, uint64_t start, uint64_t last)
            (start >= o->high_start && last >= o->high_start);
 }
 
-enum vmm_status oracle_reserve(struct oracle *o, uint64_t start, uint64_t size,
-                               const struct vmm_attrs *attrs, size_t budget)
+MODEL_FN enum vmm_status oracle_reserve(struct oracle *o, uint64_t start, uint64_t size,
+                                        const struct vmm_attrs *attrs, size_t budget)
 {
     uint64_t last;
     size_t i;
@@ -107,8 +115,8 @@ struct piece {
     i128 lo, hi;
 };
 
-static int window_pieces(const struct oracle *o, const struct vmm_alloc_req *req,
-                         struct piece out[2])
+MODEL_FN static int window_pieces(const struct oracle *o, const struct vmm_alloc_req *req,
+                                  struct piece out[2])
 {
     i128 lo = req->min, hi = req->last;
     int n = 0;
@@ -127,7 +135,7 @@ static int window_pieces(const struct oracle *o, const struct vmm_alloc_req *req
 }
 
 /* The free bytes of hole i (between v[i-1] and v[i]); false if it is empty. */
-static bool hole(const struct oracle *o, size_t i, i128 *lo, i128 *hi)
+MODEL_FN static bool hole(const struct oracle *o, size_t i, i128 *lo, i128 *hi)
 {
     *lo = i == 0 ? 0 : (i128)o->v[i - 1].last + 1;
     *hi = i == o->n ? TOP : (i128)o->v[i].start - 1;
@@ -135,16 +143,16 @@ static bool hole(const struct oracle *o, size_t i, i128 *lo, i128 *hi)
 }
 
 /* The tree's over-asked search's alignment (vmm/avl.h): 1 GiB, 2 MiB or a page, below align. */
-static i128 over_align(i128 align)
+MODEL_FN static i128 over_align(i128 align)
 {
     return align > (i128)PAGE_SIZE_1G   ? (i128)PAGE_SIZE_1G
            : align > (i128)PAGE_SIZE_2M ? (i128)PAGE_SIZE_2M
                                         : (i128)PAGE_SIZE;
 }
 
-enum vmm_status oracle_alloc(struct oracle *o, const struct vmm_alloc_req *req,
-                             const struct vmm_attrs *attrs, size_t budget, unsigned over_asked,
-                             uint64_t *addr)
+MODEL_FN enum vmm_status oracle_alloc(struct oracle *o, const struct vmm_alloc_req *req,
+                                      const struct vmm_attrs *attrs, size_t budget,
+                                      unsigned over_asked, uint64_t *addr)
 {
     struct piece p[2];
     int pieces, j;
@@ -199,8 +207,8 @@ enum vmm_status oracle_alloc(struct oracle *o, const struct vmm_alloc_req *req,
 }
 
 /* Finds [first, last_i] covering [start, last] with no gap; false if not covered. */
-static bool cover(const struct oracle *o, uint64_t start, uint64_t last, size_t *first,
-                  size_t *last_i)
+MODEL_FN static bool cover(const struct oracle *o, uint64_t start, uint64_t last, size_t *first,
+                           size_t *last_i)
 {
     size_t i;
 
@@ -219,7 +227,7 @@ static bool cover(const struct oracle *o, uint64_t start, uint64_t last, size_t 
     return true;
 }
 
-enum vmm_status oracle_free(struct oracle *o, uint64_t start, uint64_t size, size_t budget)
+MODEL_FN enum vmm_status oracle_free(struct oracle *o, uint64_t start, uint64_t size, size_t budget)
 {
     uint64_t last;
     size_t first, last_i, i;
@@ -251,8 +259,8 @@ enum vmm_status oracle_free(struct oracle *o, uint64_t start, uint64_t size, siz
     return VMM_OK;
 }
 
-enum vmm_status oracle_protect(struct oracle *o, uint64_t start, uint64_t size, uint32_t prot,
-                               size_t budget)
+MODEL_FN enum vmm_status oracle_protect(struct oracle *o, uint64_t start, uint64_t size,
+                                        uint32_t prot, size_t budget)
 {
     uint64_t last;
     size_t first, last_i, i, need = 0;
@@ -284,7 +292,7 @@ enum vmm_status oracle_protect(struct oracle *o, uint64_t start, uint64_t size, 
     return VMM_OK;
 }
 
-const struct oracle_vma *oracle_lookup(const struct oracle *o, uint64_t addr)
+MODEL_FN const struct oracle_vma *oracle_lookup(const struct oracle *o, uint64_t addr)
 {
     size_t i;
 
@@ -360,13 +368,13 @@ static bool fail(struct diff *d, const char *what, unsigned long long a, unsigne
     return false;
 }
 
-static bool attrs_equal(const struct vmm_attrs *a, const struct vmm_attrs *b)
+MODEL_FN static bool attrs_equal(const struct vmm_attrs *a, const struct vmm_attrs *b)
 {
     return a->name == b->name && a->prot == b->prot && a->kind == b->kind && a->flags == b->flags;
 }
 
 /* Compares the whole space with the model and runs the structure checker. */
-static bool compare_state(struct diff *d)
+MODEL_FN static bool compare_state(struct diff *d)
 {
     const struct vmm_vma *v;
     const char *why = NULL;
@@ -396,7 +404,7 @@ static bool compare_state(struct diff *d)
 }
 
 /* The highest VMA of the space, or NULL. */
-static const struct vmm_vma *vma_last(const struct vmm_space *s)
+MODEL_FN static const struct vmm_vma *vma_last(const struct vmm_space *s)
 {
     const struct avl_node *n = avl_last(&s->tree);
 
@@ -407,8 +415,8 @@ static const struct vmm_vma *vma_last(const struct vmm_space *s)
  * The space's and the model's VMA against each other; with path, the
  * space's from avl_check_path too.
  */
-static bool compare_vma(struct diff *d, const struct vmm_vma *v, const struct oracle_vma *m,
-                        bool path)
+MODEL_FN static bool compare_vma(struct diff *d, const struct vmm_vma *v,
+                                 const struct oracle_vma *m, bool path)
 {
     const char *why = NULL;
 
@@ -435,7 +443,7 @@ static bool compare_vma(struct diff *d, const struct vmm_vma *v, const struct or
  * neighbour either side equal on both sides, each of those with a sound path
  * to the root. O((k + 1) log n) for k VMAs in the range.
  */
-static bool compare_local(struct diff *d, uint64_t lo, uint64_t hi)
+MODEL_FN static bool compare_local(struct diff *d, uint64_t lo, uint64_t hi)
 {
     const struct oracle *o = &d->model;
     const struct vmm_vma *v;
