@@ -1,6 +1,8 @@
 # pmm's host tests and fuzzers (included from pmm/CMakeLists.txt).
 canopy_host_test(pmm_memmap_test SOURCES tests/memmap_test.c LINK pmm)
 canopy_host_test(pmm_test SOURCES tests/pmm_test.c LINK pmm)
+# pmm_fuzz's step check against corruptions made between two steps.
+canopy_host_test(pmm_fuzz_check_test SOURCES tests/pmm_fuzz_check_test.c LINK pmm)
 
 # A longer run: build-dir/pmm/pmm_memmap_fuzz -max_total_time=600 DIR (DIR a writable
 # copy of pmm/tests/corpus/memmap_fuzz), or scripts/fuzz.sh

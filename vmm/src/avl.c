@@ -1294,3 +1294,57 @@ bool avl_check(const struct avl_tree *t, const char **why)
         *why = c.why;
     return c.why == NULL;
 }
+
+/* What the checker counts for n's own hole (as check_node, apart from own_fits()). */
+static struct fits check_own_fits(const struct avl_node *n)
+{
+    return (struct fits){n->gap, fit_pages(check_fit(n->start - n->gap, n->gap, AVL_ALIGN_2M)),
+                         fit_pages(check_fit(n->start - n->gap, n->gap, AVL_ALIGN_1G))};
+}
+
+/* n's links with its parent and children, and its two slots against its children's. */
+static bool check_local(struct check *c, const struct avl_tree *t, const struct avl_node *n)
+{
+    const struct avl_node *p = avl_parent(n);
+
+    if (p ? p->left != n && p->right != n : t->root != n)
+        c->why = "parent link does not match child link";
+    else if ((n->parent_balance & AVL_BALANCE_MASK) == AVL_BALANCE_MASK)
+        c->why = "stored balance factor is wrong";
+    for (int right = 0; right < 2 && !c->why; right++) {
+        const struct avl_node *child = right ? n->right : n->left;
+        struct fits f = {0, 0, 0};
+
+        if (child && avl_parent(child) != n) {
+            c->why = "parent link does not match child link";
+            break;
+        }
+        if (child)
+            f = max_fits(check_own_fits(child),
+                         max_fits(slot_fits(child, false), slot_fits(child, true)));
+        check_slot(c, n, right, f);
+    }
+    return c->why == NULL;
+}
+
+bool avl_check_path(const struct avl_tree *t, const struct avl_node *n, const char **why)
+{
+    struct check c = {.why = NULL, .first = NULL, .prev = NULL, .count = 0};
+    const struct avl_node *prev = avl_prev(n);
+
+    if (n->start > n->last)
+        c.why = "range start above its last byte";
+    else if (prev && prev->last >= n->start)
+        c.why = "ranges out of order or overlapping";
+    else if (n->gap != (prev ? n->start - prev->last - 1 : 0))
+        c.why = "gap is wrong";
+    else if (!prev && t->first != n)
+        c.why = "first is wrong";
+    else if (!avl_next(n) && t->last != n)
+        c.why = "last is wrong";
+    for (const struct avl_node *m = n; m && !c.why; m = avl_parent(m))
+        check_local(&c, t, m);
+    if (c.why && why)
+        *why = c.why;
+    return c.why == NULL;
+}

@@ -626,7 +626,12 @@ static bool leaves_rec(const struct leaf_iter *it, uint64_t tpa, unsigned level,
 {
     const uint64_t *t = table_at(it->pt, tpa);
     uint64_t size = pte_level_size(level);
-    for (unsigned i = 0; i < PTE_ENTRIES; i++) {
+    /* From the entry holding first, if first is in this table: a small range reads a few entries.
+     */
+    unsigned i = it->first > va_sign_extend(walk, it->pt->levels)
+                     ? (unsigned)((it->first / size) % PTE_ENTRIES)
+                     : 0;
+    for (; i < PTE_ENTRIES; i++) {
         uint64_t e = t[i];
         if (!pte_is_present(e))
             continue;
@@ -665,44 +670,76 @@ bool pt_for_each_leaf(const struct pt *pt, uint64_t va_start, uint64_t va_last, 
 
 /* ---- checks and sizing ----------------------------------------------------------------- */
 
-static bool check_rec(const struct pt *pt, uint64_t tpa, unsigned level, uint64_t *tables,
-                      const char **problem)
+/*
+ * What check_rec looks at: the entries whose span meets [first, last]
+ * (canonical addresses) and the tables below them; with the whole range,
+ * every entry of every table. Tables are counted only in that case.
+ */
+struct check_range {
+    uint64_t first, last;
+    uint64_t tables;
+    const char **problem;
+};
+
+/* walk is the un-extended address of the table's first entry. */
+static bool check_rec(const struct pt *pt, struct check_range *c, uint64_t tpa, unsigned level,
+                      uint64_t walk)
 {
     const uint64_t *t = table_at(pt, tpa);
-    (*tables)++;
-    for (unsigned i = 0; i < PTE_ENTRIES; i++) {
+    uint64_t size = pte_level_size(level);
+    /* The first entry meeting the range: first's index at this level, if first is in the table. */
+    unsigned i = c->first > va_sign_extend(walk, pt->levels)
+                     ? (unsigned)((c->first / size) % PTE_ENTRIES)
+                     : 0;
+    c->tables++;
+    for (; i < PTE_ENTRIES; i++) {
         uint64_t e = t[i];
+        uint64_t start = va_sign_extend(walk + i * size, pt->levels);
+        if (start > c->last)
+            break;
         if (!pte_is_present(e)) {
             if (e != 0) {
-                *problem = "a non-present entry is not zero";
+                *c->problem = "a non-present entry is not zero";
                 return false;
             }
             continue;
         }
         if (pte_is_leaf(e, level)) {
-            uint64_t size = pte_level_size(level);
             if ((e & PTE_ADDR_MASK & (size - 1) & ~pte_pat_bit(size)) != 0) {
-                *problem = "a large page's frame is not aligned to its size";
+                *c->problem = "a large page's frame is not aligned to its size";
                 return false;
             }
             continue;
         }
         if (level == 1) {
-            *problem = "a level-1 entry is not a leaf";
+            *c->problem = "a level-1 entry is not a leaf";
             return false;
         }
         const uint64_t *child = table_at(pt, pte_table_addr(e));
         if (table_is_empty(child)) {
-            *problem = "an empty table below the root";
+            *c->problem = "an empty table below the root";
             return false;
         }
         uint64_t bits = e & ~PTE_ADDR_MASK & ~PTE_A;
         if (bits != (PTE_P | PTE_W | (table_has_user(child) ? PTE_U : 0))) {
-            *problem = "a non-leaf entry is not P|W with U exactly when a user page is below";
+            *c->problem = "a non-leaf entry is not P|W with U exactly when a user page is below";
             return false;
         }
-        if (!check_rec(pt, pte_table_addr(e), level - 1, tables, problem))
+        if (!check_rec(pt, c, pte_table_addr(e), level - 1, walk + i * size))
             return false;
+    }
+    return true;
+}
+
+static bool check_levels(const struct pt *pt, const char **problem)
+{
+    if (pt->levels != 4 && pt->levels != 5) {
+        *problem = "levels is neither 4 nor 5";
+        return false;
+    }
+    if (pt->table_count == 0) {
+        *problem = "no root table";
+        return false;
     }
     return true;
 }
@@ -713,22 +750,24 @@ bool pt_check(const struct pt *pt, const char **problem)
     if (!problem)
         problem = &dummy;
     *problem = NULL;
-    if (pt->levels != 4 && pt->levels != 5) {
-        *problem = "levels is neither 4 nor 5";
+    struct check_range c = {.first = 0, .last = UINT64_MAX, .problem = problem};
+    if (!check_levels(pt, problem) || !check_rec(pt, &c, pt->root, pt->levels, 0))
         return false;
-    }
-    if (pt->table_count == 0) {
-        *problem = "no root table";
-        return false;
-    }
-    uint64_t tables = 0;
-    if (!check_rec(pt, pt->root, pt->levels, &tables, problem))
-        return false;
-    if (tables != pt->table_count) {
+    if (c.tables != pt->table_count) {
         *problem = "table_count differs from the tables reachable from the root";
         return false;
     }
     return true;
+}
+
+bool pt_check_range(const struct pt *pt, uint64_t va_first, uint64_t va_last, const char **problem)
+{
+    const char *dummy;
+    if (!problem)
+        problem = &dummy;
+    *problem = NULL;
+    struct check_range c = {.first = va_first, .last = va_last, .problem = problem};
+    return check_levels(pt, problem) && check_rec(pt, &c, pt->root, pt->levels, 0);
 }
 
 enum pt_status pt_min_tables(const struct pt_span *spans, size_t count, unsigned levels,

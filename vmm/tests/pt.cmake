@@ -4,6 +4,8 @@ canopy_host_test(vmm_pt_test SOURCES tests/pt_test.c LINK vmm)
 canopy_host_test(vmm_ptdump_test SOURCES tests/ptdump_test.c LINK vmm)
 canopy_fuzzer(vmm_pt_fuzz SOURCES tests/pt_fuzz.c LINK vmm
   CORPUS ${CMAKE_CURRENT_SOURCE_DIR}/tests/corpus/pt_fuzz SECONDS 15)
+# pt_fuzz's step check against entries corrupted between two steps.
+canopy_host_test(vmm_pt_fuzz_check_test SOURCES tests/pt_fuzz_check_test.c LINK vmm)
 
 # ptdump against the oracle: QEMU's monitor (`info mem`, `info tlb`) over page
 # tables pt.c builds on the host and a multiboot stub loads into a guest.

@@ -102,10 +102,18 @@ static inline uint64_t sim_offset(const struct sim *s)
     return (uint64_t)(uintptr_t)s->mem - SIM_BASE;
 }
 
-/* A fingerprint of every reachable entry (with its table's address), for "nothing changed". */
-static inline uint64_t sim_hash_rec(const struct pt *pt, uint64_t tpa, unsigned level, uint64_t h)
+/*
+ * A fingerprint of every entry (with its table's address) of the tables on
+ * the paths to [first, last], for "nothing changed": below an entry only if
+ * its span meets the range. walk is the un-extended address of entry 0.
+ */
+__attribute__((no_sanitize("coverage"))) /* for the fuzzer: a check, not code under test */
+static inline uint64_t
+sim_hash_rec(const struct pt *pt, uint64_t tpa, unsigned level, uint64_t walk, uint64_t first,
+             uint64_t last, uint64_t h)
 {
     const uint64_t *t = (const uint64_t *)(uintptr_t)(tpa + pt->virt_offset);
+    uint64_t size = pte_level_size(level);
     for (unsigned i = 0; i < PTE_ENTRIES; i++) {
         uint64_t v[3] = {tpa, i, t[i]};
         for (unsigned k = 0; k < 3; k++) {
@@ -113,16 +121,25 @@ static inline uint64_t sim_hash_rec(const struct pt *pt, uint64_t tpa, unsigned 
             h *= 0x100000001b3ull;
             h ^= h >> 29;
         }
-        if (pte_is_present(t[i]) && !pte_is_leaf(t[i], level))
-            h = sim_hash_rec(pt, pte_table_addr(t[i]), level - 1, h);
+        uint64_t start = va_sign_extend(walk + i * size, pt->levels);
+        if (pte_is_present(t[i]) && !pte_is_leaf(t[i], level) && start <= last &&
+            start + (size - 1) >= first)
+            h = sim_hash_rec(pt, pte_table_addr(t[i]), level - 1, walk + i * size, first, last, h);
     }
     return h;
 }
 
-static inline uint64_t sim_hash(const struct pt *pt)
+/* The fingerprint of the tables on the paths to [first, last] (canonical, inclusive). */
+static inline uint64_t sim_hash_range(const struct pt *pt, uint64_t first, uint64_t last)
 {
     uint64_t h = 0xcbf29ce484222325ull ^ pt->table_count ^ pt->root;
-    return sim_hash_rec(pt, pt->root, pt->levels, h);
+    return sim_hash_rec(pt, pt->root, pt->levels, 0, first, last, h);
+}
+
+/* The fingerprint of every reachable table. */
+static inline uint64_t sim_hash(const struct pt *pt)
+{
+    return sim_hash_range(pt, 0, UINT64_MAX);
 }
 
 #endif

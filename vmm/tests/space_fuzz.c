@@ -5,9 +5,11 @@
  * (byte 1) and then a stream of 64-bit words from which diff_random_op draws
  * operations: reserves, first-fit and top-down allocations with random
  * sizes, alignments and windows, whole/partial/multi-VMA frees, protects,
- * lookups and node-source exhaustion. After every operation the space is
- * compared with the naive model in space_oracle.c and checked with
- * vmm_space_check; any disagreement or leaked node aborts.
+ * lookups and node-source exhaustion. After every operation the VMAs it
+ * touched (and one either side) are compared with the naive model in
+ * space_oracle.c and checked with avl_check_path; every FULL_EVERY
+ * operations and at the end the whole space is compared and checked with
+ * vmm_space_check. Any disagreement or leaked node aborts.
  *
  * CTest runs it for 15 s from the seed corpus in corpus/space_fuzz/. A longer
  * run: ./vmm_space_fuzz -max_total_time=3600 <a copy of that directory>.
@@ -20,6 +22,8 @@
 #include <canopy/check.h>
 
 #include "space_oracle.h"
+
+#define FULL_EVERY 32 /* operations between two whole-space checks */
 
 struct byte_stream {
     const uint8_t *data;
@@ -51,6 +55,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         fprintf(stderr, "space_fuzz: %s\n", d.err);
         abort();
     }
+    d.full_every = FULL_EVERY;
     target = 4 + data[1];
     /* Each operation draws at least two words: stop when the input is spent. */
     for (unsigned ops = 0; b.pos < b.size && ops < 4096; ops++) {

@@ -18,9 +18,17 @@
 
 typedef __int128 i128;
 
+/*
+ * The model and the comparisons are the reference, not code under test: no
+ * coverage guidance from them (the fuzzer's edges and features are the
+ * space's, the tree's and the decoding's), and not inlined into the
+ * commands, which stay instrumented.
+ */
+#define MODEL_FN __attribute__((noinline, no_sanitize("coverage")))
+
 #define TOP ((i128)UINT64_MAX)
 
-void oracle_init(struct oracle *o, uint64_t start, uint64_t last, unsigned va_bits)
+MODEL_FN void oracle_init(struct oracle *o, uint64_t start, uint64_t last, unsigned va_bits)
 {
     memset(o, 0, sizeof(*o));
     o->start = start;
@@ -29,14 +37,14 @@ void oracle_init(struct oracle *o, uint64_t start, uint64_t last, unsigned va_bi
     o->high_start = 0 - (1ull << (va_bits - 1));
 }
 
-void oracle_fini(struct oracle *o)
+MODEL_FN void oracle_fini(struct oracle *o)
 {
     free(o->v);
     memset(o, 0, sizeof(*o));
 }
 
-static void insert_at(struct oracle *o, size_t i, uint64_t start, uint64_t last,
-                      const struct vmm_attrs *attrs)
+MODEL_FN static void insert_at(struct oracle *o, size_t i, uint64_t start, uint64_t last,
+                               const struct vmm_attrs *attrs)
 {
     if (o->n == o->cap) {
         o->cap = o->cap ? 2 * o->cap : 64;
@@ -49,14 +57,14 @@ static void insert_at(struct oracle *o, size_t i, uint64_t start, uint64_t last,
     o->n++;
 }
 
-static void remove_at(struct oracle *o, size_t i)
+MODEL_FN static void remove_at(struct oracle *o, size_t i)
 {
     memmove(&o->v[i], &o->v[i + 1], (o->n - i - 1) * sizeof(*o->v));
     o->n--;
 }
 
 /* Index of the first VMA with start > addr (where a VMA starting at addr would go). */
-static size_t upper_index(const struct oracle *o, uint64_t addr)
+MODEL_FN static size_t upper_index(const struct oracle *o, uint64_t addr)
 {
     size_t i = 0;
 
@@ -66,7 +74,7 @@ static size_t upper_index(const struct oracle *o, uint64_t addr)
 }
 
 /* Page-granular, non-empty, not wrapping; fills *last. */
-static bool valid_range(uint64_t start, uint64_t size, uint64_t *last)
+MODEL_FN static bool valid_range(uint64_t start, uint64_t size, uint64_t *last)
 {
     i128 end = (i128)start + size - 1;
 
@@ -77,7 +85,7 @@ static bool valid_range(uint64_t start, uint64_t size, uint64_t *last)
 }
 
 /* Inside the space, off page 0, wholly in one canonical half. */
-static bool usable(const struct oracle *o, uint64_t start, uint64_t last)
+MODEL_FN static bool usable(const struct oracle *o, uint64_t start, uint64_t last)
 {
     if (start < o->start || last > o->last || start < PAGE_SIZE)
         return false;
@@ -85,8 +93,8 @@ static bool usable(const struct oracle *o, uint64_t start, uint64_t last)
            (start >= o->high_start && last >= o->high_start);
 }
 
-enum vmm_status oracle_reserve(struct oracle *o, uint64_t start, uint64_t size,
-                               const struct vmm_attrs *attrs, size_t budget)
+MODEL_FN enum vmm_status oracle_reserve(struct oracle *o, uint64_t start, uint64_t size,
+                                        const struct vmm_attrs *attrs, size_t budget)
 {
     uint64_t last;
     size_t i;
@@ -107,8 +115,8 @@ struct piece {
     i128 lo, hi;
 };
 
-static int window_pieces(const struct oracle *o, const struct vmm_alloc_req *req,
-                         struct piece out[2])
+MODEL_FN static int window_pieces(const struct oracle *o, const struct vmm_alloc_req *req,
+                                  struct piece out[2])
 {
     i128 lo = req->min, hi = req->last;
     int n = 0;
@@ -127,7 +135,7 @@ static int window_pieces(const struct oracle *o, const struct vmm_alloc_req *req
 }
 
 /* The free bytes of hole i (between v[i-1] and v[i]); false if it is empty. */
-static bool hole(const struct oracle *o, size_t i, i128 *lo, i128 *hi)
+MODEL_FN static bool hole(const struct oracle *o, size_t i, i128 *lo, i128 *hi)
 {
     *lo = i == 0 ? 0 : (i128)o->v[i - 1].last + 1;
     *hi = i == o->n ? TOP : (i128)o->v[i].start - 1;
@@ -135,16 +143,16 @@ static bool hole(const struct oracle *o, size_t i, i128 *lo, i128 *hi)
 }
 
 /* The tree's over-asked search's alignment (vmm/avl.h): 1 GiB, 2 MiB or a page, below align. */
-static i128 over_align(i128 align)
+MODEL_FN static i128 over_align(i128 align)
 {
     return align > (i128)PAGE_SIZE_1G   ? (i128)PAGE_SIZE_1G
            : align > (i128)PAGE_SIZE_2M ? (i128)PAGE_SIZE_2M
                                         : (i128)PAGE_SIZE;
 }
 
-enum vmm_status oracle_alloc(struct oracle *o, const struct vmm_alloc_req *req,
-                             const struct vmm_attrs *attrs, size_t budget, unsigned over_asked,
-                             uint64_t *addr)
+MODEL_FN enum vmm_status oracle_alloc(struct oracle *o, const struct vmm_alloc_req *req,
+                                      const struct vmm_attrs *attrs, size_t budget,
+                                      unsigned over_asked, uint64_t *addr)
 {
     struct piece p[2];
     int pieces, j;
@@ -200,8 +208,8 @@ enum vmm_status oracle_alloc(struct oracle *o, const struct vmm_alloc_req *req,
 }
 
 /* Finds [first, last_i] covering [start, last] with no gap; false if not covered. */
-static bool cover(const struct oracle *o, uint64_t start, uint64_t last, size_t *first,
-                  size_t *last_i)
+MODEL_FN static bool cover(const struct oracle *o, uint64_t start, uint64_t last, size_t *first,
+                           size_t *last_i)
 {
     size_t i;
 
@@ -220,7 +228,7 @@ static bool cover(const struct oracle *o, uint64_t start, uint64_t last, size_t 
     return true;
 }
 
-enum vmm_status oracle_free(struct oracle *o, uint64_t start, uint64_t size, size_t budget)
+MODEL_FN enum vmm_status oracle_free(struct oracle *o, uint64_t start, uint64_t size, size_t budget)
 {
     uint64_t last;
     size_t first, last_i, i;
@@ -252,8 +260,8 @@ enum vmm_status oracle_free(struct oracle *o, uint64_t start, uint64_t size, siz
     return VMM_OK;
 }
 
-enum vmm_status oracle_protect(struct oracle *o, uint64_t start, uint64_t size, uint32_t prot,
-                               size_t budget)
+MODEL_FN enum vmm_status oracle_protect(struct oracle *o, uint64_t start, uint64_t size,
+                                        uint32_t prot, size_t budget)
 {
     uint64_t last;
     size_t first, last_i, i, need = 0;
@@ -285,7 +293,7 @@ enum vmm_status oracle_protect(struct oracle *o, uint64_t start, uint64_t size, 
     return VMM_OK;
 }
 
-const struct oracle_vma *oracle_lookup(const struct oracle *o, uint64_t addr)
+MODEL_FN const struct oracle_vma *oracle_lookup(const struct oracle *o, uint64_t addr)
 {
     size_t i;
 
@@ -337,15 +345,20 @@ bool diff_init(struct diff *d, uint64_t start, uint64_t last, unsigned va_bits)
     return true;
 }
 
+static bool compare_state(struct diff *d);
+
 bool diff_fini(struct diff *d)
 {
+    /* The end of the input: the whole space, unless a disagreement was already found. */
+    bool ok = d->full_every <= 1 || d->err[0] != '\0' || compare_state(d);
+
     vmm_space_clear(&d->space);
     oracle_fini(&d->model);
-    if (d->live_nodes != 0) {
+    if (ok && d->live_nodes != 0) {
         snprintf(d->err, sizeof(d->err), "%zu nodes leaked", d->live_nodes);
         return false;
     }
-    return true;
+    return ok;
 }
 
 static bool fail(struct diff *d, const char *what, unsigned long long a, unsigned long long b)
@@ -356,18 +369,19 @@ static bool fail(struct diff *d, const char *what, unsigned long long a, unsigne
     return false;
 }
 
-static bool attrs_equal(const struct vmm_attrs *a, const struct vmm_attrs *b)
+MODEL_FN static bool attrs_equal(const struct vmm_attrs *a, const struct vmm_attrs *b)
 {
     return a->name == b->name && a->prot == b->prot && a->kind == b->kind && a->flags == b->flags;
 }
 
 /* Compares the whole space with the model and runs the structure checker. */
-static bool compare_state(struct diff *d)
+MODEL_FN static bool compare_state(struct diff *d)
 {
     const struct vmm_vma *v;
     const char *why = NULL;
     size_t i = 0;
 
+    d->full_checks++;
     if (!vmm_space_check(&d->space, &why)) {
         snprintf(d->err, sizeof(d->err), "op %llu: vmm_space_check: %s", (unsigned long long)d->ops,
                  why);
@@ -390,6 +404,109 @@ static bool compare_state(struct diff *d)
     return true;
 }
 
+/* The highest VMA of the space, or NULL. */
+MODEL_FN static const struct vmm_vma *vma_last(const struct vmm_space *s)
+{
+    const struct avl_node *n = avl_last(&s->tree);
+
+    return n ? avl_entry(n, const struct vmm_vma, node) : NULL;
+}
+
+/*
+ * The space's and the model's VMA against each other; with path, the
+ * space's from avl_check_path too.
+ */
+MODEL_FN static bool compare_vma(struct diff *d, const struct vmm_vma *v,
+                                 const struct oracle_vma *m, bool path)
+{
+    const char *why = NULL;
+
+    if (!v != !m)
+        return fail(d, "local: VMA present on one side only", v ? vmm_vma_start(v) : 0,
+                    m ? m->start : 0);
+    if (!v)
+        return true;
+    if (vmm_vma_start(v) != m->start || vmm_vma_last(v) != m->last)
+        return fail(d, "local: VMA differs", vmm_vma_start(v), m->start);
+    if (!attrs_equal(&v->attrs, &m->attrs))
+        return fail(d, "local: VMA attributes differ", v->attrs.prot, m->attrs.prot);
+    if (path && !avl_check_path(&d->space.tree, &v->node, &why)) {
+        snprintf(d->err, sizeof(d->err), "op %llu: local: avl_check_path: %s",
+                 (unsigned long long)d->ops, why);
+        return false;
+    }
+    return true;
+}
+
+/*
+ * What a command that touched [lo, hi] (nothing if lo > hi) must leave: the
+ * counts, the lowest and highest VMA, and the VMAs meeting [lo, hi] with one
+ * neighbour either side equal on both sides, each of those with a sound path
+ * to the root. O((k + 1) log n) for k VMAs in the range.
+ */
+MODEL_FN static bool compare_local(struct diff *d, uint64_t lo, uint64_t hi)
+{
+    const struct oracle *o = &d->model;
+    const struct vmm_vma *v;
+    size_t i = 0, lo_i, hi_i;
+
+    if (vmm_space_count(&d->space) != o->n)
+        return fail(d, "local: VMA count differs", vmm_space_count(&d->space), o->n);
+    if (d->live_nodes != o->n)
+        return fail(d, "local: nodes held differ from VMA count", d->live_nodes, o->n);
+    if (o->n == 0)
+        return true;
+    if (!compare_vma(d, vmm_space_first(&d->space), &o->v[0], false) ||
+        !compare_vma(d, vma_last(&d->space), &o->v[o->n - 1], false))
+        return false;
+    if (lo > hi)
+        return true;
+    /* The model's VMAs meeting [lo, hi], by binary search, widened by one each side. */
+    lo_i = 0, hi_i = o->n;
+    while (lo_i < hi_i) {
+        size_t mid = lo_i + (hi_i - lo_i) / 2;
+
+        if (o->v[mid].last < lo)
+            lo_i = mid + 1;
+        else
+            hi_i = mid;
+    }
+    i = lo_i > 0 ? lo_i - 1 : 0;
+    v = vmm_space_lookup(&d->space, o->v[i].start);
+    for (; i < o->n; i++, v = v ? vmm_space_next(v) : NULL) {
+        if (!compare_vma(d, v, &o->v[i], true))
+            return false;
+        if (o->v[i].start > hi)
+            return true; /* the neighbour above */
+    }
+    return compare_vma(d, v, NULL, true); /* nothing above the last on either side */
+}
+
+/* After a changing command: the hook, then the step check, then the full one when due. */
+static bool compare_after(struct diff *d, uint64_t lo, uint64_t hi)
+{
+    if (d->hook)
+        d->hook(d, lo, hi);
+    if (d->full_every > 1) {
+        if (!compare_local(d, lo, hi)) {
+            d->err_local = true;
+            return false;
+        }
+        if (d->ops % d->full_every != 0)
+            return true;
+    }
+    return compare_state(d);
+}
+
+/* [start, start + size - 1], or [start, UINT64_MAX] where that wraps; nothing for size 0. */
+static void range_of(uint64_t start, uint64_t size, uint64_t *lo, uint64_t *hi)
+{
+    *lo = start;
+    *hi = size == 0 ? 0 : size - 1 > UINT64_MAX - start ? UINT64_MAX : start + (size - 1);
+    if (size == 0)
+        *lo = 1;
+}
+
 static bool compare_status(struct diff *d, const char *op, enum vmm_status got,
                            enum vmm_status want)
 {
@@ -404,6 +521,7 @@ static bool compare_status(struct diff *d, const char *op, enum vmm_status got,
 bool diff_reserve(struct diff *d, uint64_t start, uint64_t size, const struct vmm_attrs *attrs)
 {
     struct vmm_vma *v = NULL;
+    uint64_t lo, hi;
     enum vmm_status want = oracle_reserve(&d->model, start, size, attrs, d->budget);
     enum vmm_status got = vmm_space_reserve(&d->space, start, size, attrs, &v);
 
@@ -412,7 +530,8 @@ bool diff_reserve(struct diff *d, uint64_t start, uint64_t size, const struct vm
         return false;
     if (got == VMM_OK && vmm_vma_start(v) != start)
         return fail(d, "reserve returned the wrong VMA", vmm_vma_start(v), start);
-    return compare_state(d);
+    range_of(start, size, &lo, &hi);
+    return compare_after(d, lo, hi);
 }
 
 static unsigned ceil_log2(uint64_t x)
@@ -544,25 +663,31 @@ bool diff_alloc(struct diff *d, const struct vmm_alloc_req *req, const struct vm
         if (d->space.last_visits > bound)
             return fail(d, "search visited too many nodes", d->space.last_visits, bound);
     }
-    return compare_state(d);
+    /* A failed search touched nothing; the counts and the edges are still compared. */
+    return got == VMM_OK ? compare_after(d, vmm_vma_start(v), vmm_vma_last(v))
+                         : compare_after(d, 1, 0);
 }
 
 bool diff_free(struct diff *d, uint64_t start, uint64_t size)
 {
     enum vmm_status want = oracle_free(&d->model, start, size, d->budget);
     enum vmm_status got = vmm_space_free(&d->space, start, size);
+    uint64_t lo, hi;
 
     d->ops++;
-    return compare_status(d, "free", got, want) && compare_state(d);
+    range_of(start, size, &lo, &hi);
+    return compare_status(d, "free", got, want) && compare_after(d, lo, hi);
 }
 
 bool diff_protect(struct diff *d, uint64_t start, uint64_t size, uint32_t prot)
 {
     enum vmm_status want = oracle_protect(&d->model, start, size, prot, d->budget);
     enum vmm_status got = vmm_space_protect(&d->space, start, size, prot);
+    uint64_t lo, hi;
 
     d->ops++;
-    return compare_status(d, "protect", got, want) && compare_state(d);
+    range_of(start, size, &lo, &hi);
+    return compare_status(d, "protect", got, want) && compare_after(d, lo, hi);
 }
 
 bool diff_lookup(struct diff *d, uint64_t addr)

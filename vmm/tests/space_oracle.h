@@ -63,19 +63,33 @@ const struct oracle_vma *oracle_lookup(const struct oracle *o, uint64_t addr);
 
 #define DIFF_UNLIMITED SIZE_MAX
 
+struct diff;
+/* Called after each changing command, before its checks, with the range it touched. */
+typedef void diff_hook_fn(struct diff *d, uint64_t lo, uint64_t hi);
+
 struct diff {
     struct vmm_space space;
     struct oracle model;
     size_t budget;     /* nodes the space's source will still give (DIFF_UNLIMITED) */
     size_t live_nodes; /* nodes given out and not returned */
     bool check_visits; /* assert the visit bound after each successful find */
-    uint64_t ops, finds, found;
-    char err[256]; /* the first disagreement */
+    /*
+     * 0 or 1: after every command, the whole space against the model and
+     * vmm_space_check. N: after each command only what it touched (the VMAs
+     * in its range and one either side, against the model, and avl_check_path
+     * from each), the whole space every N commands and in diff_fini.
+     */
+    unsigned full_every;
+    diff_hook_fn *hook; /* a test's corruption; NULL otherwise */
+    void *hook_ctx;
+    uint64_t ops, finds, found, full_checks;
+    bool err_local; /* the step check, not the whole-space one, found err */
+    char err[256];  /* the first disagreement */
 };
 
 /* => false (with d->err) if the space refuses the bounds. */
 bool diff_init(struct diff *d, uint64_t start, uint64_t last, unsigned va_bits);
-/* Returns every node; false if any node leaked. */
+/* Compares the whole space (with full_every > 1), returns every node; false if any leaked. */
 bool diff_fini(struct diff *d);
 
 /* Each runs the command on both sides, then compares statuses, results and whole states. */

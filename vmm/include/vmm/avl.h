@@ -267,6 +267,15 @@ bool avl_gap_highest(const struct avl_tree *t, const struct avl_gap_query *q, ui
  */
 bool avl_check(const struct avl_tree *t, const char **why);
 
+/*
+ * avl_check's rules around one node, in O(height): n's range against its
+ * in-order neighbours (order, gap, the tree's first and last), and for n and
+ * each ancestor the parent and child links and both slots against the
+ * children's own fields. Not checked: balance (heights are not stored) and
+ * the count. For a check after each of many small changes (the fuzzer).
+ */
+bool avl_check_path(const struct avl_tree *t, const struct avl_node *n, const char **why);
+
 /* The struct that embeds a node, like Linux's container_of. */
 #define avl_entry(ptr, type, member) ((type *)((char *)(ptr)-offsetof(type, member)))
 

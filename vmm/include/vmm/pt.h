@@ -157,6 +157,14 @@ void pt_destroy(struct pt *pt);
  */
 bool pt_check(const struct pt *pt, const char **problem);
 
+/*
+ * pt_check's rules for the entries whose span meets [va_first, va_last]
+ * (canonical, inclusive) and the tables below them, but not table_count.
+ * O(depth * 512) plus the entries in the range: for a check after each of
+ * many small changes (vmm/tests/pt_fuzz).
+ */
+bool pt_check_range(const struct pt *pt, uint64_t va_first, uint64_t va_last, const char **problem);
+
 /* One mapping as pt_map would be asked for it. */
 struct pt_span {
     uint64_t va;
