@@ -31,10 +31,22 @@ uint64_t fw_tsc_hz(void)
     if (!hz && max_leaf >= 0x16)
         hz = (uint64_t)(arch_cpuid(0x16, 0).eax & 0xffff) * 1000000;
     if (!hz) {
-        /* Measure: 20 ms of Stall against the TSC. */
-        uint64_t t0 = arch_rdtsc();
-        fw_bs->Stall(20000);
-        hz = (arch_rdtsc() - t0) * 50;
+        /*
+         * Measure: Stall against the TSC, five windows of 4 ms, the fewest
+         * cycles. A Stall can only end late (a virtual CPU descheduled on a
+         * loaded host, an SMI), never early, so each window can only
+         * overstate the rate; one 20 ms window on a loaded host made it
+         * several times too high, and every wait after it as long.
+         */
+        uint64_t fewest = UINT64_MAX;
+        for (int i = 0; i < 5; i++) {
+            uint64_t t0 = arch_rdtsc();
+            fw_bs->Stall(4000);
+            uint64_t cycles = arch_rdtsc() - t0;
+            if (cycles < fewest)
+                fewest = cycles;
+        }
+        hz = fewest * 250;
     }
     tsc_hz_known = hz;
     return hz;
