@@ -18,6 +18,7 @@ Standard library only.
 """
 
 import argparse
+import array
 import ctypes
 import fcntl
 import json
@@ -31,6 +32,7 @@ import struct
 import subprocess
 import sys
 import tempfile
+import termios
 import threading
 import time
 
@@ -43,6 +45,7 @@ DEFAULT_OVMF_CODE, DEFAULT_OVMF_VARS = qemu_args.ovmf_pair()
 
 # Linux's fcntl to resize a pipe (fcntl.F_SETPIPE_SZ, by number for older Pythons).
 F_SETPIPE_SZ = 1031
+F_GETPIPE_SZ = 1032
 # QEMU's serial output waits, and the guest's UART stays busy, while the pipe
 # to the reader thread is full; 1 MiB (Linux's default maximum) holds a whole
 # `pt tlb` dump, so a reader descheduled on a loaded host does not stall it.
@@ -330,6 +333,24 @@ class Machine:
 
     def resume_reading(self):
         self._reading.set()
+
+    def wait_serial_stalled(self, timeout_s):
+        """With reading paused: waits until the guest's output fills the
+        pipe, the moment from which its UART stays busy. A loaded host may
+        take seconds to get the guest printing; a stall timed from here does
+        not depend on that."""
+        fd = self.proc.stdout.fileno()
+        size = fcntl.fcntl(fd, F_GETPIPE_SZ)
+        pending = array.array("i", [0])
+        deadline = time.monotonic() + timeout_s
+        while True:
+            fcntl.ioctl(fd, termios.FIONREAD, pending)
+            if pending[0] >= size:
+                return
+            if time.monotonic() > deadline:
+                raise BootTestError(f"the guest's output never filled the serial pipe "
+                                    f"({pending[0]} of {size} bytes in {timeout_s} s)")
+            time.sleep(0.01)
 
     def output(self):
         """All console text so far (escapes and carriage returns removed)."""
