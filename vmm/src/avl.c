@@ -973,6 +973,24 @@ static inline uint64_t fit_in_hole(const struct avl_node *n, const struct avl_ga
 }
 
 /*
+ * A search's end: the fit in hole n if the search found one (over_align
+ * says at which over-ask), else the other edge hole. visits are those read.
+ */
+__attribute__((always_inline)) static inline bool
+search_done(const struct avl_tree *t, const struct avl_gap_query *q, bool high, uint64_t end_min,
+            uint64_t start_max, enum search_end end, const struct avl_node *n, uint64_t visits,
+            uint64_t over, struct avl_gap_result *r)
+{
+    r->visits = visits;
+    r->over_align = over;
+    if (end != FOUND)
+        return other_edge(t, q, high, end_min, start_max, r);
+    r->addr = fit_in_hole(n, q, high);
+    r->next = (struct avl_node *)n;
+    return true;
+}
+
+/*
  * The search for size + align - 1 bytes at any address, which the largest
  * gap bounds exactly, from the root: where a search's bound is not exact
  * (ranges off the page grain, sizes past the fits' saturation) and it has
@@ -993,13 +1011,7 @@ static __attribute__((noinline)) bool any_address(const struct avl_tree *t,
         want_init(&w, q->size + (q->align - 1), 1, q->lo, q->hi, LEVEL_GAP))
         end = high ? search_holes(&n, &w, q->lo, q->hi, LEVEL_GAP, true, UINT64_MAX, &visits)
                    : search_holes(&n, &w, q->lo, q->hi, LEVEL_GAP, false, UINT64_MAX, &visits);
-    r->visits = visits;
-    r->over_align = 1;
-    if (end != FOUND)
-        return other_edge(t, q, high, end_min, start_max, r);
-    r->addr = fit_in_hole(n, q, high);
-    r->next = (struct avl_node *)n;
-    return true;
+    return search_done(t, q, high, end_min, start_max, end, n, visits, 1, r);
 }
 
 /*
@@ -1029,13 +1041,7 @@ level_find(const struct avl_tree *t, const struct avl_gap_query *q, bool high, e
 
     if (end == SPENT)
         return any_address(t, q, high, end_min, start_max, visits, r);
-    r->visits = visits;
-    r->over_align = over;
-    if (end != FOUND)
-        return other_edge(t, q, high, end_min, start_max, r);
-    r->addr = fit_in_hole(n, q, high);
-    r->next = (struct avl_node *)n;
-    return true;
+    return search_done(t, q, high, end_min, start_max, end, n, visits, over, r);
 }
 
 /*
