@@ -5,7 +5,7 @@
  * `pt check` names each kind of difference when the two disagree.
  *
  * Page tables live in a host buffer standing in for physical memory at
- * TABLE_BASE; the mapped frames are only numbers and are never touched.
+ * TABLE_BASE (host_pt.h); the mapped frames are only numbers.
  */
 #include <kernel/manifest.h>
 
@@ -17,50 +17,22 @@
 #include <canopy/page.h>
 #include <canopy/rng.h>
 
+#include "host_pt.h"
+
 unsigned check_passed, check_failed;
 
 #define K4 PAGE_SIZE
 #define M2 PAGE_SIZE_2M
 #define G1 PAGE_SIZE_1G
 
-#define TABLE_BASE   0x40000000ull /* simulated physical address of the table buffer */
-#define TABLE_FRAMES 8192
-#define HIGH         0xffff800000000000ull
+#define HIGH 0xffff800000000000ull
 
-/* ---- a frame source for the page tables --------------------------------------------------- */
-
-static uint8_t *table_mem;
-static uint64_t free_frames[TABLE_FRAMES];
-static unsigned free_count;
-
-static bool frame_alloc(void *ctx, uint64_t *phys)
-{
-    (void)ctx;
-    if (free_count == 0)
-        return false;
-    uint64_t f = free_frames[--free_count];
-    memset(table_mem + f * K4, 0, K4);
-    *phys = TABLE_BASE + f * K4;
-    return true;
-}
-
-static void frame_free(void *ctx, uint64_t phys)
-{
-    (void)ctx;
-    free_frames[free_count++] = (phys - TABLE_BASE) / K4;
-}
+/* Simulated physical address of the table buffer (host_pt.h). */
+#define TABLE_BASE 0x40000000ull
 
 static void new_pt(struct pt *pt)
 {
-    free_count = 0;
-    for (unsigned f = TABLE_FRAMES; f-- > 0;)
-        free_frames[free_count++] = f;
-    struct pt_frames frames = {.alloc = frame_alloc, .free = frame_free};
-    enum pt_status st = pt_init(pt, 4, true, (uint64_t)(uintptr_t)table_mem - TABLE_BASE, frames);
-    if (st != PT_OK) {
-        fprintf(stderr, "pt_init: %s\n", pt_status_str(st));
-        exit(2);
-    }
+    host_pt_new(pt, true);
 }
 
 /* ---- a manifest with growable storage, and captured output -------------------------------- */
@@ -350,9 +322,7 @@ static void test_random_ops_stay_equal(void)
 
 int main(void)
 {
-    table_mem = aligned_alloc(K4, (size_t)TABLE_FRAMES * K4);
-    if (!table_mem)
-        return 2;
+    host_pt_open(TABLE_BASE);
     test_add_splits_like_pt_map();
     test_add_refuses_bad_ranges();
     test_unmap_inside_a_1g_page();
@@ -360,6 +330,6 @@ int main(void)
     test_failed_growth_changes_nothing();
     test_compare_names_each_difference();
     test_random_ops_stay_equal();
-    free(table_mem);
+    host_pt_close();
     return check_finish();
 }

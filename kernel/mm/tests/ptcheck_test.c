@@ -5,7 +5,7 @@
  * against a brute-force comparison of every pair of runs.
  *
  * Page tables live in a host buffer standing in for physical memory at
- * TABLE_BASE; the mapped frames are only numbers and are never touched.
+ * TABLE_BASE (host_pt.h); the mapped frames are only numbers.
  */
 #include <kernel/ptcheck.h>
 
@@ -19,51 +19,24 @@
 #include <vmm/ptdump.h>
 #include <vmm/pte.h>
 
+#include "host_pt.h"
+
 unsigned check_passed, check_failed;
 
 #define K4 PAGE_SIZE
 #define M2 PAGE_SIZE_2M
 #define G1 PAGE_SIZE_1G
 
-#define TABLE_BASE   0x4000000000ull /* simulated physical address of the table buffer */
-#define TABLE_FRAMES 4096
-#define HHDM         CANOPY_HHDM_BASE_4L
-#define REACH        (CANOPY_DYNAMIC_BASE - CANOPY_HHDM_BASE_4L)
-#define KERNEL       CANOPY_KERNEL_BASE
+#define HHDM   CANOPY_HHDM_BASE_4L
+#define REACH  (CANOPY_DYNAMIC_BASE - CANOPY_HHDM_BASE_4L)
+#define KERNEL CANOPY_KERNEL_BASE
 
-/* ---- page tables over a host buffer ------------------------------------------------------- */
-
-static uint8_t *table_mem;
-static uint64_t free_frames[TABLE_FRAMES];
-static unsigned free_count;
-
-static bool frame_alloc(void *ctx, uint64_t *phys)
-{
-    (void)ctx;
-    if (free_count == 0)
-        return false;
-    uint64_t f = free_frames[--free_count];
-    memset(table_mem + f * K4, 0, K4);
-    *phys = TABLE_BASE + f * K4;
-    return true;
-}
-
-static void frame_free(void *ctx, uint64_t phys)
-{
-    (void)ctx;
-    free_frames[free_count++] = (phys - TABLE_BASE) / K4;
-}
+/* Simulated physical address of the table buffer (host_pt.h). */
+#define TABLE_BASE 0x4000000000ull
 
 static void new_pt(struct pt *pt)
 {
-    free_count = 0;
-    for (unsigned f = TABLE_FRAMES; f-- > 0;)
-        free_frames[free_count++] = f;
-    struct pt_frames frames = {.alloc = frame_alloc, .free = frame_free};
-    if (pt_init(pt, 4, true, (uint64_t)(uintptr_t)table_mem - TABLE_BASE, frames) != PT_OK) {
-        fprintf(stderr, "pt_init failed\n");
-        exit(2);
-    }
+    host_pt_new(pt, true);
 }
 
 static void map(struct pt *pt, uint64_t va, uint64_t pa, uint64_t size, uint32_t attrs,
@@ -335,11 +308,7 @@ static void test_aliases_that_agree_pass(void)
 static void test_without_nx_x_is_not_judged(void)
 {
     struct pt pt;
-    free_count = 0;
-    for (unsigned f = TABLE_FRAMES; f-- > 0;)
-        free_frames[free_count++] = f;
-    struct pt_frames fr = {.alloc = frame_alloc, .free = frame_free};
-    CHECK(pt_init(&pt, 4, false, (uint64_t)(uintptr_t)table_mem - TABLE_BASE, fr) == PT_OK);
+    host_pt_new(&pt, false);
     map(&pt, HHDM, 0, M2, PT_W, M2);
     map(&pt, KERNEL, 0x1000, K4, PT_X, K4);
     /* Every page is executable without NX: the rule cannot tell code from data, so it is quiet. */
@@ -506,9 +475,7 @@ static void test_random_aliases_match_brute_force(void)
 
 int main(void)
 {
-    table_mem = aligned_alloc(K4, TABLE_FRAMES * K4);
-    if (!table_mem)
-        return 2;
+    host_pt_open(TABLE_BASE);
     RUN(test_memtype_of_reads_pat_index);
     RUN(test_runs_merge_and_clip);
     RUN(test_clean_layout_passes);
@@ -520,6 +487,6 @@ int main(void)
     RUN(test_direct_map_rules_fire);
     RUN(test_wx_runs);
     RUN(test_random_aliases_match_brute_force);
-    free(table_mem);
+    host_pt_close();
     return check_finish();
 }
