@@ -1,6 +1,7 @@
 /*
- * host_pt: page tables built with vmm/pt over a host buffer, for the host
- * tests of kernel/mm (manifest_test.c, ptcheck_test.c).
+ * host_pt: page tables built with vmm/pt over a host buffer, and the
+ * captured output of the checks run on them, for the host tests of
+ * kernel/mm (manifest_test.c, ptcheck_test.c).
  *
  * The buffer stands in for HOST_PT_FRAMES frames of physical memory at the
  * simulated address a test passes to host_pt_open(); the frames the tables
@@ -72,6 +73,26 @@ static void host_pt_new(struct pt *pt, bool nx)
         fprintf(stderr, "pt_init: %s\n", pt_status_str(st));
         exit(2);
     }
+}
+
+/* What the checks print (their sink), NUL-terminated; cut off past 64 KiB. */
+static char out[1 << 16];
+static size_t out_len;
+
+static void sink(void *ctx, const char *s, size_t n)
+{
+    (void)ctx;
+    if (out_len + n < sizeof(out)) {
+        memcpy(out + out_len, s, n);
+        out_len += n;
+        out[out_len] = 0;
+    }
+}
+
+static void out_clear(void)
+{
+    out_len = 0;
+    out[0] = 0;
 }
 
 #endif

@@ -35,7 +35,7 @@ static void new_pt(struct pt *pt)
     host_pt_new(pt, true);
 }
 
-/* ---- a manifest with growable storage, and captured output -------------------------------- */
+/* ---- a manifest with growable storage ------------------------------------------------------ */
 
 static bool grow_allowed = true;
 
@@ -59,23 +59,9 @@ static void new_manifest(struct manifest *m)
         .entries = malloc(4 * sizeof(struct canopy_mapping)), .capacity = 4, .grow = grow};
 }
 
-static char out[1 << 16];
-static size_t out_len;
-
-static void sink(void *ctx, const char *s, size_t n)
-{
-    (void)ctx;
-    if (out_len + n < sizeof(out)) {
-        memcpy(out + out_len, s, n);
-        out_len += n;
-        out[out_len] = 0;
-    }
-}
-
 static uint64_t compare(const struct manifest *m, const struct pt *pt)
 {
-    out_len = 0;
-    out[0] = 0;
+    out_clear();
     return manifest_set_compare(m, pt, sink, NULL);
 }
 

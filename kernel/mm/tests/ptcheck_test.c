@@ -77,26 +77,7 @@ static void set_pat_index(struct pt *pt, uint64_t va, uint64_t size, unsigned in
     }
 }
 
-/* ---- output and runs ----------------------------------------------------------------------- */
-
-static char out[1 << 16];
-static size_t out_len;
-
-static void sink(void *ctx, const char *s, size_t n)
-{
-    (void)ctx;
-    if (out_len + n < sizeof(out)) {
-        memcpy(out + out_len, s, n);
-        out_len += n;
-        out[out_len] = 0;
-    }
-}
-
-static void out_clear(void)
-{
-    out_len = 0;
-    out[0] = 0;
-}
+/* ---- the output and the runs (host_pt.h captures the output) ------------------------------- */
 
 #define OUT_HAS(want)                                                                              \
     CHECKF(strstr(out, (want)) != NULL, "output\n---\n%s--- lacks\n%s", out, (want))
