@@ -73,7 +73,7 @@ def stage1_offset(args, sock):
                        os.path.join(args.workdir, "cr3_switch_a.gdb.log")) as g:
         g.cli(f"source {args.gdb_script}")
         g.cli(f"canopy-kernel {args.kernel}")
-        g.cli(f"target remote {sock}")
+        g.attach(vm, sock)
         g.cli("hbreak kernel_main")
         stop = g.cont(120, "kernel_main", lambda: vm.expect_absent(r"^canopy: ready", since=0))
         if stop.get("reason") != "breakpoint-hit" or stop.get("func") != "kernel_main":
@@ -143,7 +143,7 @@ def switch_stops(args, sock, offset, link):
             "-S", "-gdb", f"unix:{sock},server=on,wait=off"]) as vm, \
             gdb_pt.Gdb(args.gdb, args.workdir,
                        os.path.join(args.workdir, "cr3_switch_b.gdb.log")) as g:
-        g.cli(f"target remote {sock}")
+        g.attach(vm, sock)
         for pc in (before, after, reloaded):
             g.cli(f"hbreak *0x{pc:x}")
 

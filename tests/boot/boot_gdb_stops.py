@@ -63,7 +63,7 @@ def boot_a(args, sock):
     with harness.machine_from_args(args, name="gdb_stops_a", extra_args=[
             "-S", "-gdb", f"unix:{sock},server=on,wait=off"]) as vm, \
             start_gdb(args, "gdb_stops_a") as g:
-        g.cli(f"target remote {sock}")
+        g.attach(vm, sock)
         gdb_pt.check_stop(vm, g, "reset vector", args.workdir, "gdb_stops.reset")
 
         g.cli("hbreak kernel_main")
@@ -98,7 +98,7 @@ def boot_b(args, sock, base, size, offset, fw_entry):
             "-S", "-gdb", f"unix:{sock},server=on,wait=off"]) as vm, \
             start_gdb(args, "gdb_stops_b") as g:
         g.cli(f"add-symbol-file {args.efi} -o {offset}")
-        g.cli(f"target remote {sock}")
+        g.attach(vm, sock)
         g.cli(f"hbreak *0x{fw_entry:x}")
         g.cli("hbreak efi_main")
 

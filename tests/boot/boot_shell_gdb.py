@@ -36,7 +36,7 @@ def gdb_session(args, vm, sock, with_symbols):
         g.cli(f"source {args.gdb_script}")
         if with_symbols:
             g.cli(f"canopy-kernel {args.kernel}")
-        g.cli(f"target remote {sock}")
+        g.attach(vm, sock)
         notes, dumps = [], []
         for command in COMMANDS:
             note, dump = gdb_pt.cut_dump(g.cli(command, 120), command)

@@ -201,6 +201,23 @@ class Gdb:
         self.mi("-exec-continue")
         return self.wait_stopped(timeout, what, fail_check)
 
+    def attach(self, vm, sock, timeout=30):
+        """`target remote sock`, once QEMU listens there. QEMU opens its GDB
+        socket only after it has built the machine, so a connect made right
+        after launch can find no socket yet (seen in CI)."""
+        deadline = time.monotonic() + timeout
+        while True:
+            try:
+                return self.cli(f"target remote {sock}")
+            except harness.BootTestError as e:
+                if vm.proc.poll() is not None:
+                    raise harness.BootTestError(f"QEMU exited with status "
+                                                f"{vm.proc.returncode} before GDB attached")
+                if time.monotonic() > deadline or not re.search(
+                        r"No such file|Connection refused", str(e)):
+                    raise
+                time.sleep(0.2)
+
     def pc(self):
         return int(self.mi('-data-evaluate-expression "(unsigned long long)$pc"')[1]["value"])
 
