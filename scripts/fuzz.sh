@@ -16,7 +16,7 @@ set -euo pipefail
 usage() {
     cat <<'EOF_USAGE'
 usage: scripts/fuzz.sh [--seconds N] [-j N] [target...]
-       scripts/fuzz.sh --long [--runs N] [--seconds N] [--no-merge] [-j N] [target...]
+       scripts/fuzz.sh --long [--runs N] [--seconds N] [--no-merge] [--fork N] [-j N] [target...]
        scripts/fuzz.sh --merge [target...]
        scripts/fuzz.sh --list
 
@@ -25,6 +25,9 @@ usage: scripts/fuzz.sh [--seconds N] [-j N] [target...]
                 into the committed seeds, print the docs/fuzzing.md table rows
   --runs N      executions per target for --long (default 10000000)
   --no-merge    with --long: leave the committed seeds alone
+  --fork N      run each target as N worker processes (libFuzzer's -fork=N),
+                for a machine with cores to spare: the executions and the
+                time are the workers' together
   --merge       only minimise each target's working corpus into its seeds
   -j N          how many targets run at once (default 2; 1 on a shared machine)
   --list        print the known targets and exit
@@ -55,6 +58,7 @@ long=0
 runs=10000000
 merge=1
 merge_only=0
+fork=
 targets=()
 while [ $# -gt 0 ]; do
     case "$1" in
@@ -65,6 +69,8 @@ while [ $# -gt 0 ]; do
     --runs=*) runs=${1#--runs=}; shift ;;
     --long) long=1; shift ;;
     --no-merge) merge=0; shift ;;
+    --fork) fork=${2:?--fork wants a number}; shift 2 ;;
+    --fork=*) fork=${1#--fork=}; shift ;;
     --merge) merge_only=1; shift ;;
     -j) jobs=${2:?-j wants a number}; shift 2 ;;
     -j*) jobs=${1#-j}; shift ;;
@@ -73,8 +79,8 @@ while [ $# -gt 0 ]; do
     *) targets+=("$1"); shift ;;
     esac
 done
-case "${seconds:-0}$jobs$runs" in
-*[!0-9]*) echo "fuzz.sh: --seconds, --runs and -j take whole numbers" >&2; exit 2 ;;
+case "${seconds:-0}$jobs$runs${fork:-0}" in
+*[!0-9]*) echo "fuzz.sh: --seconds, --runs, --fork and -j take whole numbers" >&2; exit 2 ;;
 esac
 if [ "$jobs" -lt 1 ] || [ "$runs" -lt 1 ]; then
     echo "fuzz.sh: -j and --runs must be at least 1" >&2
@@ -133,6 +139,7 @@ run_one() {
     else
         limit=(-max_total_time="$seconds")
     fi
+    [ -z "$fork" ] || limit+=(-fork="$fork")
     local st=0
     (cd "$dir" && "${binary[$t]}" "${limit[@]}" -print_final_stats=1 \
         -artifact_prefix="$dir/" corpus >"$dir/log.txt" 2>&1) || st=$?
@@ -199,6 +206,18 @@ for t in "${targets[@]}"; do
     execs=$(sed -n 's/^stat::number_of_executed_units: *//p' "$log" | tail -n 1)
     rate=$(sed -n 's/^stat::average_exec_per_sec: *//p' "$log" | tail -n 1)
     cov=$(coverage "$log")
+    if [ -n "$fork" ]; then
+        # -fork prints no stat:: lines and counts its own features: the
+        # executions from "#N:" lines, the rate over the run's time, the
+        # coverage from a replay of the working corpus, as the other runs'.
+        execs=$(sed -n 's/^INFO: fuzzed for \([0-9]*\) iterations.*/\1/p' "$log" | tail -n 1)
+        [ -n "$execs" ] || execs=$(sed -n 's/^#\([0-9]*\): cov:.*/\1/p' "$log" | tail -n 1)
+        secs=$(sed -n 's/^INFO: exiting: .* time: \([0-9]*\)s.*/\1/p' "$log" | tail -n 1)
+        rate=
+        [ -z "$execs" ] || [ -z "$secs" ] || [ "$secs" = 0 ] || rate=$((execs / secs))
+        (cd "$dir" && "${binary[$t]}" -runs=0 corpus >"$dir/replay.txt" 2>&1) || true
+        cov=$(sed -n 's/.*INITED cov: \([0-9]*\) ft: \([0-9]*\).*/\1 \/ \2/p' "$dir/replay.txt" | tail -n 1)
+    fi
     files=$(find "$dir/corpus" -type f | wc -l)
     verdict=ok
     if [ "$(cat "$dir/status" 2>/dev/null)" != 0 ]; then
