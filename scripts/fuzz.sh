@@ -82,8 +82,8 @@ done
 case "${seconds:-0}$jobs$runs${fork:-0}" in
 *[!0-9]*) echo "fuzz.sh: --seconds, --runs, --fork and -j take whole numbers" >&2; exit 2 ;;
 esac
-if [ "$jobs" -lt 1 ] || [ "$runs" -lt 1 ]; then
-    echo "fuzz.sh: -j and --runs must be at least 1" >&2
+if [ "$jobs" -lt 1 ] || [ "$runs" -lt 1 ] || [ "${fork:-1}" -lt 1 ]; then
+    echo "fuzz.sh: -j, --runs and --fork must be at least 1" >&2
     exit 2
 fi
 [ "$long" = 1 ] || seconds=${seconds:-600}
