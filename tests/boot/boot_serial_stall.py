@@ -10,8 +10,9 @@ time (kernel/dev/serial.c), so:
   second while the guest prints `pt tlb`; nothing is lost: the dump equals
   one printed without a pause (D and A masked, the CPU sets them as it runs);
 - long: the host stops reading for longer than the kernel waits for three
-  bytes in a row (4 s, or up to 16 s where the guest's clock runs slow); the guest must drop output rather than hang, and once the
-  host reads again the console comes back: a `[serial: N bytes dropped]`
+  bytes in a row (4 s, or up to 16 s where the guest's clock runs slow);
+  the guest must drop output rather than hang, and once the host reads
+  again the console comes back: a `[serial: N bytes dropped]`
   line that accounts for what is missing, then the next command's echo and
   its whole `pt qemu` dump, equal to one printed before the stall.
 """
@@ -26,8 +27,6 @@ from boot_shell_qemu import compare, mask_da
 PIPE_BYTES = 4096      # the smallest pipe Linux makes: the dump fills it many times
 SHORT_PAUSE_S = 0.5    # below the kernel's 1 s wait for one byte
 LONG_PAUSES_S = (4.0, 8.0, 16.0)  # above three such waits in a row; see below
-
-
 FILL_S = 60            # the most the guest may take to fill the pipe
 
 
