@@ -1,6 +1,6 @@
 # Malformed kernels and bad configuration (issue 6, sections 1 and 2).
 #
-#   malformed_host        gen.py derives 68 broken kernels from kernel.elf;
+#   malformed_host        gen.py derives broken kernels from kernel.elf;
 #                         elf_check (stage 1's validator, built for the host)
 #                         must reject each with its own status and reason
 #   malformed_boot_a/_b   eight of them, each in its own image, booted
