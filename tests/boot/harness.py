@@ -585,6 +585,20 @@ def check_event(events, reason, event="SHUTDOWN"):
     return e
 
 
+def check_guest_reset(vm, status):
+    """QEMU, run with -no-reboot, has ended with `status` (wait_exit's): it
+    must be the guest's reset, exit status 0 and a SHUTDOWN event with reason
+    guest-reset from the guest. A power-off (ResetSystem(EfiResetShutdown),
+    ACPI S5), isa-debug-exit (status 3 for the kernel's exit) or QEMU
+    crashing also end QEMU; only this tells them from a reset. QMP must have
+    been connected before the guest acted (qmp_events)."""
+    events = qmp_events(vm, 5)
+    if status != 0:
+        raise BootTestError(f"QEMU exit status {status}, expected 0 from a guest reset under "
+                            f"-no-reboot (events: {events})")
+    return check_event(events, "guest-reset")
+
+
 def read_ppm(path):
     """Reads a binary PPM (P6, maxval 255): returns (width, height, rgb bytes)."""
     with open(path, "rb") as f:
