@@ -156,7 +156,7 @@ def run_case(args, name):
             return
         status = vm.wait_exit(EXIT_AFTER_READY_S + 5)
         took = vm.elapsed() - ready_at
-        events = harness.qmp_events(vm, 5)
+        events = harness.events_until_exit(vm, 5)
         print(f"\n[check] QEMU exited with status {status}, {took:.1f} s after `canopy: ready`")
         if status != 0:
             raise harness.BootTestError(f"QEMU exit status {status}, expected 0")
@@ -176,7 +176,7 @@ def check_halted(vm, since, case):
     time.sleep(2)
     status = vm.qmp("query-status")
     regs = vm.hmp("info registers")
-    events = [e for e in harness.qmp_events(vm, 1) if e["event"] in ("SHUTDOWN", "RESET")]
+    events = [e for e in harness.events_until_exit(vm, 1) if e["event"] in ("SHUTDOWN", "RESET")]
     after = vm.output()[vm.cursor():].strip()
     hlt = re.search(r"\bHLT=(\d)", regs)
     rfl = re.search(r"\bRFL=([0-9a-f]+)", regs)
@@ -196,7 +196,7 @@ def check_again(vm, since, method):
     vm.wait_for_line(r"^power: trying " + method, 10, "the reset method")
     check_methods(vm, since, method)
     vm.wait_for_line(r"BdsDxe: starting Boot\d+", 60, "OVMF starting the disk a second time")
-    events = harness.qmp_events(vm, 1)
+    events = harness.events_until_exit(vm, 1)
     harness.check_event(events, "guest-reset", event="RESET")
     vm.wait_for(r"^canopy: ready\n", READY_TIMEOUT_S["ovmf"], "`canopy: ready` a second time",
                 fail_if=harness.BOOT_FAILURE)

@@ -538,7 +538,7 @@ class Machine:
 
 # ---- how QEMU ended ---------------------------------------------------------
 
-def qmp_events(vm, timeout):
+def events_until_exit(vm, timeout):
     """Every QMP event QEMU has sent since QMP was connected: those already
     read while commands waited for their answers, then each one QEMU sends
     until it closes the socket (it exited) or `timeout` seconds pass. After
@@ -591,8 +591,8 @@ def check_guest_reset(vm, status):
     guest-reset from the guest. A power-off (ResetSystem(EfiResetShutdown),
     ACPI S5), isa-debug-exit (status 3 for the kernel's exit) or QEMU
     crashing also end QEMU; only this tells them from a reset. QMP must have
-    been connected before the guest acted (qmp_events)."""
-    events = qmp_events(vm, 5)
+    been connected before the guest acted (events_until_exit)."""
+    events = events_until_exit(vm, 5)
     if status != 0:
         raise BootTestError(f"QEMU exit status {status}, expected 0 from a guest reset under "
                             f"-no-reboot (events: {events})")

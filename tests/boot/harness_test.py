@@ -297,10 +297,10 @@ def test_check_event_wants_the_guests_own_reset():
         raise AssertionError(f"accepted as a guest reset: {events}")
 
 
-def test_qmp_events_refused_without_qmp():
+def test_events_until_exit_refused_without_qmp():
     vm = harness.Machine("unused.img", echo=False)
     try:
-        harness.qmp_events(vm, 1)
+        harness.events_until_exit(vm, 1)
     except harness.BootTestError:
         return
     raise AssertionError("read events without a QMP connection")
