@@ -18,7 +18,8 @@ Cases:
                place in fw_smash_stack, then the boot manager's `Security
                Violation` for the option; at pmm-ready (after
                ExitBootServices) the same line on serial, the reset notice,
-               and the reset (QEMU exits under -no-reboot). Neither boot may
+               and the reset (QEMU exits under -no-reboot, status 0 and QMP's
+               SHUTDOWN event with reason guest-reset). Neither boot may
                reach the kernel.
   ubsan        builds stage 1 and the kernel with -DCANOPY_UBSAN=ON in its own
                build directory, boots them with `fault=ubsan`. Stage 1 and the
@@ -147,6 +148,7 @@ def run_stage1_smash(args):
             f.write(base_cfg + f"\ndebug_smash={phase}\n")
         image = harness.make_image(args, os.path.join(args.workdir, f"{name}.img"), cfg=cfg)
         with harness.machine_from_args(args, image=image, name=name) as vm:
+            vm.qmp("query-status")  # QMP up from the start: the reset's event is seen
             m = vm.wait_for(r"^canopy: stack protector: canary overwritten in the function "
                             r"containing 0x([0-9a-f]+); BOOTX64\.EFI is at 0x([0-9a-f]+)\n",
                             READY_TIMEOUT_S, "stage 1's stack protector report",
@@ -160,7 +162,8 @@ def run_stage1_smash(args):
             else:
                 vm.wait_for_line(r"^canopy: resetting in 5 seconds", 5, "the reset notice")
                 status = vm.wait_exit(20)
-                outcome = f"the machine reset (QEMU status {status})"
+                harness.check_guest_reset(vm, status)
+                outcome = f"the machine reset (QEMU status {status}, SHUTDOWN guest-reset)"
             if re.search(r"^canopy: ready|^kernel: ", vm.output(), re.MULTILINE):
                 raise harness.BootTestError(f"{name}: the kernel ran after the report")
         addr, base = int(m.group(1), 16), int(m.group(2), 16)

@@ -9,7 +9,8 @@ For each case, two QEMU runs share one OVMF variable store:
      pause: white text on a dark red band, each row as long as its serial
      line), store the record in the non-volatile variable CanopyLastFault
      (read back from the variable store file itself) and reset the machine,
-     which -no-reboot turns into QEMU exiting;
+     which -no-reboot turns into QEMU exiting (status 0, and QMP's SHUTDOWN
+     event with reason guest-reset: not a power-off or a crash);
   2. the normal image: stage 1 must print one line saying where the previous
      boot stopped, with the same RIP and CR2, and boot on; the kernel, at
      `canopy: ready`, says it deletes the record (one failed boot), and the
@@ -173,7 +174,10 @@ def run_case(args, phase):
     with harness.machine_from_args(args, image=image, name=name) as vm:
         vm.wait_for(r"BdsDxe: starting Boot\d+.*", BOOT_START_S, "OVMF starting the disk",
                     fail_if=r"X64 Exception")
-        vm.qmp("query-status")  # connected now, so the screendump is one quick request
+        # Connected now, long before the reset (stage 1 waits 5 s after its
+        # report): the screendump is one quick request, and QEMU's SHUTDOWN
+        # event for the reset cannot be missed.
+        vm.qmp("query-status")
         m1 = vm.wait_for(r"^canopy: CPU exception in phase (\S+): vector (\d+) \(([^)]*)\), "
                          r"error code 0x([0-9a-f]+)\n", REPORT_S, "stage 1's exception report",
                          fail_if=r"X64 Exception|^canopy: ready|BdsDxe: failed to start")
@@ -203,6 +207,7 @@ def run_case(args, phase):
         if waited < int(m3.group(1)) - 1:
             raise harness.BootTestError(f"{name}: QEMU exited {waited:.1f} s after the report, "
                                         f"before the announced {m3.group(1)} s")
+        harness.check_guest_reset(vm, status)
         shutil.copyfile(os.path.join(vm.tmp, "OVMF_VARS.fd"), vars_file)
     print(f"\n[check] {name}: {lines[0]!r} at {reported_at:.1f} s; on screen: {screen}; reset "
           f"{waited:.1f} s later (QEMU status {status})", flush=True)

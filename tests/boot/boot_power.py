@@ -41,10 +41,8 @@ it skips it and goes on with ACPI (docs/stage1.md, "Firmware other than EDK2"):
                    (HLT=1) with interrupts off.
 """
 
-import json
 import os
 import re
-import socket
 import time
 
 import harness
@@ -109,25 +107,6 @@ def variant_image(args, case, cmdline):
     return harness.make_image(args, os.path.join(args.workdir, f"power-{case}.img"), cfg=cfg)
 
 
-def qmp_events(vm, timeout):
-    """Every QMP event QEMU sends until it closes the socket (it exits) or
-    `timeout` seconds pass."""
-    events = []
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        vm.qmp_sock.settimeout(max(0.1, deadline - time.monotonic()))
-        try:
-            line = vm._qmp_file.readline()  # the harness's QMP stream, after negotiation
-        except (socket.timeout, OSError):
-            break
-        if not line:
-            break
-        msg = json.loads(line)
-        if "event" in msg:
-            events.append(msg)
-    return events
-
-
 def check_methods(vm, since, method, failures=()):
     """The console after `since`: exactly one method tried, `method`, and no
     failure or skipped method but those in `failures`, each exactly once."""
@@ -147,20 +126,6 @@ def check_methods(vm, since, method, failures=()):
         if not any(re.fullmatch(f.strip("^$"), m.group(0)) for f in failures):
             raise harness.BootTestError(f"a method failed: {m.group(0)!r}")
     print(f"\n[check] the only method tried: {tried[0]}, and nothing else failed")
-
-
-def check_event(events, reason):
-    wanted = "SHUTDOWN" if reason == "guest-shutdown" else None
-    shutdowns = [e for e in events if e["event"] in ("SHUTDOWN", "RESET")]
-    if not shutdowns:
-        raise harness.BootTestError(f"no SHUTDOWN or RESET event from QEMU (events: {events})")
-    e = shutdowns[0]
-    data = e.get("data", {})
-    if data.get("reason") != reason or not data.get("guest") or \
-            (wanted and e["event"] != wanted):
-        raise harness.BootTestError(f"QEMU reported {e['event']} {data}, expected reason "
-                                    f"{reason!r} caused by the guest")
-    print(f"\n[check] QEMU reported {e['event']} with reason {data['reason']} (guest: true)")
 
 
 def run_case(args, name):
@@ -191,7 +156,7 @@ def run_case(args, name):
             return
         status = vm.wait_exit(EXIT_AFTER_READY_S + 5)
         took = vm.elapsed() - ready_at
-        events = qmp_events(vm, 5)
+        events = harness.events_until_exit(vm, 5)
         print(f"\n[check] QEMU exited with status {status}, {took:.1f} s after `canopy: ready`")
         if status != 0:
             raise harness.BootTestError(f"QEMU exit status {status}, expected 0")
@@ -199,7 +164,7 @@ def run_case(args, name):
             raise harness.BootTestError(f"QEMU ended {took:.1f} s after `canopy: ready`, "
                                         f"expected within {EXIT_AFTER_READY_S} s")
         check_methods(vm, since, case.method, case.failures)
-        check_event(events, case.reason)
+        harness.check_event(events, case.reason)  # -no-reboot: a reset is a SHUTDOWN too
 
 
 def check_halted(vm, since, case):
@@ -211,7 +176,7 @@ def check_halted(vm, since, case):
     time.sleep(2)
     status = vm.qmp("query-status")
     regs = vm.hmp("info registers")
-    events = [e for e in qmp_events(vm, 1) if e["event"] in ("SHUTDOWN", "RESET")]
+    events = [e for e in harness.events_until_exit(vm, 1) if e["event"] in ("SHUTDOWN", "RESET")]
     after = vm.output()[vm.cursor():].strip()
     hlt = re.search(r"\bHLT=(\d)", regs)
     rfl = re.search(r"\bRFL=([0-9a-f]+)", regs)
@@ -231,8 +196,8 @@ def check_again(vm, since, method):
     vm.wait_for_line(r"^power: trying " + method, 10, "the reset method")
     check_methods(vm, since, method)
     vm.wait_for_line(r"BdsDxe: starting Boot\d+", 60, "OVMF starting the disk a second time")
-    events = qmp_events(vm, 1)
-    check_event(events, "guest-reset")
+    events = harness.events_until_exit(vm, 1)
+    harness.check_event(events, "guest-reset", event="RESET")
     vm.wait_for(r"^canopy: ready\n", READY_TIMEOUT_S["ovmf"], "`canopy: ready` a second time",
                 fail_if=harness.BOOT_FAILURE)
     print("\n[check] the firmware booted the kernel to `canopy: ready` a second time")

@@ -29,11 +29,13 @@ Cases:
               recorded`, and the next boot shows no previous record (two
               boots are watched).
   uboot-recovers
-              U-Boot, a failed boot (debug_fault=before-ebs, recorded) and
-              then a good one: the kernel cannot delete the record there (no
-              SetVariable after ExitBootServices), so stage 1 deletes it
-              right before ExitBootServices; a third boot shows no previous
-              record. Three QEMU runs, the record carried in ubootefi.var.
+              U-Boot, a failed boot (debug_fault=before-ebs, recorded, then
+              the reset: under -no-reboot QEMU exits with status 0 and QMP's
+              SHUTDOWN event with reason guest-reset) and then a good one:
+              the kernel cannot delete the record there (no SetVariable
+              after ExitBootServices), so stage 1 deletes it right before
+              ExitBootServices; a third boot shows no previous record. Three
+              QEMU runs, the record carried in ubootefi.var.
 
     boot_resetloop.py <harness options> --case NAME
 """
@@ -208,8 +210,9 @@ def run_recovers(args, name, firmware, machine, phase):
                                echo=not args.quiet, firmware=firmware, snapshot=False)
 
     with machine_for(failing, 1) as vm:
+        vm.qmp("query-status")  # QMP up from the start: the reset's event is seen
         failing_boot(vm, 1, phase, recorded=True)
-        vm.wait_exit(20)
+        harness.check_guest_reset(vm, vm.wait_exit(20))
     var = os.path.join(args.workdir, f"resetloop-{name}.ubootefi.var")
     mtools("mcopy", "-o", "-i", failing + ESP, "::/ubootefi.var", var)
     mtools("mcopy", "-o", "-i", good + ESP, var, "::/ubootefi.var")

@@ -536,6 +536,69 @@ class Machine:
         self.qmp("send-key", {"keys": [{"type": "qcode", "data": k} for k in keys]})
 
 
+# ---- how QEMU ended ---------------------------------------------------------
+
+def events_until_exit(vm, timeout):
+    """Every QMP event QEMU has sent since QMP was connected: those already
+    read while commands waited for their answers, then each one QEMU sends
+    until it closes the socket (it exited) or `timeout` seconds pass. After
+    a timeout the socket takes no more commands.
+
+    => raises BootTestError if QMP was never connected: events from before
+    the connection are lost, so a test connects (vm.qmp("query-status"))
+    before the guest does what it watches for.
+    """
+    if vm.qmp_sock is None:
+        raise BootTestError("QMP was not connected before QEMU's events came: connect it "
+                            "(vm.qmp(\"query-status\")) before the guest acts")
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        vm.qmp_sock.settimeout(max(0.1, deadline - time.monotonic()))
+        try:
+            line = vm._qmp_file.readline()
+        except (socket.timeout, OSError):
+            break
+        if not line:
+            break
+        msg = json.loads(line)
+        if "event" in msg:
+            vm._events.append(msg)
+    return list(vm._events)
+
+
+def check_event(events, reason, event="SHUTDOWN"):
+    """QEMU's own account of how the machine went: the first SHUTDOWN or
+    RESET event in `events` must be `event`, with `reason`, caused by the
+    guest (guest: true). A reset under -no-reboot ends QEMU with SHUTDOWN
+    reason guest-reset; without -no-reboot it is a RESET; a power-off
+    (ResetSystem(EfiResetShutdown), ACPI S5) is SHUTDOWN guest-shutdown.
+    Returns the event."""
+    shutdowns = [e for e in events if e["event"] in ("SHUTDOWN", "RESET")]
+    if not shutdowns:
+        raise BootTestError(f"no SHUTDOWN or RESET event from QEMU (events: {events})")
+    e = shutdowns[0]
+    data = e.get("data", {})
+    if e["event"] != event or data.get("reason") != reason or data.get("guest") is not True:
+        raise BootTestError(f"QEMU reported {e['event']} {data}, expected {event} with reason "
+                            f"{reason!r} caused by the guest")
+    print(f"\n[check] QEMU reported {e['event']} with reason {data['reason']} (guest: true)")
+    return e
+
+
+def check_guest_reset(vm, status):
+    """QEMU, run with -no-reboot, has ended with `status` (wait_exit's): it
+    must be the guest's reset, exit status 0 and a SHUTDOWN event with reason
+    guest-reset from the guest. A power-off (ResetSystem(EfiResetShutdown),
+    ACPI S5), isa-debug-exit (status 3 for the kernel's exit) or QEMU
+    crashing also end QEMU; only this tells them from a reset. QMP must have
+    been connected before the guest acted (events_until_exit)."""
+    events = events_until_exit(vm, 5)
+    if status != 0:
+        raise BootTestError(f"QEMU exit status {status}, expected 0 from a guest reset under "
+                            f"-no-reboot (events: {events})")
+    return check_event(events, "guest-reset")
+
+
 def read_ppm(path):
     """Reads a binary PPM (P6, maxval 255): returns (width, height, rgb bytes)."""
     with open(path, "rb") as f:

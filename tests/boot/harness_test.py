@@ -274,6 +274,38 @@ def test_always_failure_catches_bad_checks_on_whole_lines_only():
         assert not bad.search(text), f"caught by mistake: {text!r}"
 
 
+def event(name, reason, guest=True):
+    return {"event": name, "data": {"guest": guest, "reason": reason},
+            "timestamp": {"seconds": 0, "microseconds": 0}}
+
+
+def test_check_event_wants_the_guests_own_reset():
+    reset = event("SHUTDOWN", "guest-reset")
+    assert harness.check_event([event("RTC_CHANGE", None), reset], "guest-reset") is reset
+    again = event("RESET", "guest-reset")
+    assert harness.check_event([again], "guest-reset", event="RESET") is again
+    for events in ([], [event("RTC_CHANGE", None)],          # QEMU gone without a word
+                   [event("SHUTDOWN", "guest-shutdown")],     # a power-off
+                   [event("SHUTDOWN", "host-qmp-quit", guest=False)],
+                   [event("SHUTDOWN", "guest-reset", guest=False)],
+                   [event("RESET", "guest-reset")],           # a reset that rebooted
+                   [event("SHUTDOWN", "guest-shutdown"), reset]):  # the first one counts
+        try:
+            harness.check_event(events, "guest-reset")
+        except harness.BootTestError:
+            continue
+        raise AssertionError(f"accepted as a guest reset: {events}")
+
+
+def test_events_until_exit_refused_without_qmp():
+    vm = harness.Machine("unused.img", echo=False)
+    try:
+        harness.events_until_exit(vm, 1)
+    except harness.BootTestError:
+        return
+    raise AssertionError("read events without a QMP connection")
+
+
 def fake_console(*pieces):
     """A Machine whose "QEMU" is a child process that prints `pieces` with a
     pause before each: lines arriving in parts, as they do over a serial port.

@@ -122,7 +122,9 @@ def check_timestamps(args, tmp):
 def check_reproducible(args, tmp):
     # Twice, from different directories, at least a second apart, with one
     # epoch (the default, the last commit, can move while the tree is worked on).
-    sums = []
+    # Both runs must succeed and print a sum: two failures (or two runs that
+    # print no sum) would otherwise compare equal.
+    rcs, sums, texts = [], [], []
     for n in (1, 2):
         d = os.path.join(tmp, f"run{n}", "sub" * n)
         os.makedirs(d)
@@ -130,11 +132,17 @@ def check_reproducible(args, tmp):
         env = dict(os.environ, TMPDIR=d, SOURCE_DATE_EPOCH="1700000000")
         rc, text = run([args.mkimage, "--out", out, "--efi", args.efi, "--kernel", args.kernel,
                         "--cfg", args.cfg], env)
-        sums.append(text.split()[-1] if rc == 0 else f"failed: {text}")
+        m = re.search(r": sha256 ([0-9a-f]{64})$", text, re.MULTILINE)
+        rcs.append(rc)
+        sums.append(m.group(1) if m else None)
+        texts.append(text.strip())
         if n == 1:
             time.sleep(1.1)
-    check("same bytes from another directory at another time", sums[0] == sums[1],
-          " vs ".join(sums))
+    ok = rcs == [0, 0] and None not in sums and sums[0] == sums[1]
+    detail = " vs ".join(f"exit {rc}, sha256 {s}" for rc, s in zip(rcs, sums))
+    if rcs != [0, 0] or None in sums:
+        detail += "".join(f"\n  run {n}: {t}" for n, t in enumerate(texts, 1))
+    check("same bytes from another directory at another time", ok, detail)
 
 
 def main():

@@ -15,7 +15,9 @@ exception report:
          firmware (`faultfw: stage 1 returned <status>`), whose boot manager
          then reports the failed option;
   reset  after ExitBootServices failed for good, stage 1 prints its line and
-         resets the machine (QEMU, run with -no-reboot, exits);
+         resets the machine (QEMU, run with -no-reboot, exits with status 0
+         and QMP's SHUTDOWN event says guest-reset: not a power-off, an
+         isa-debug-exit or a crash);
   report a CPU exception that the firmware's own handlers could not report:
          stage 1's post-mortem report, then the reset.
 
@@ -473,7 +475,8 @@ def run_reset(vm, args, sc, deadline):
     print(f"[check] {m.group(0).strip()!r}")
     vm.wait_for(r"^canopy: resetting", 10, "the reset notice")
     status = vm.wait_exit(max(5, deadline - time.monotonic()))
-    print(f"[check] the machine reset (QEMU exited with {status}) after {vm.elapsed():.1f} s")
+    print(f"[check] QEMU exited with status {status} after {vm.elapsed():.1f} s")
+    harness.check_guest_reset(vm, status)
     require(vm.output(), sc.must)
     vm.expect_absent(FAULT)
 
@@ -488,7 +491,8 @@ def run_report(vm, args, sc, deadline):
     print(f"[check] {rip.group(0).strip()!r}")
     vm.wait_for(r"^canopy: (?:not )?recorded.*; resetting in 5 seconds\n", 5, "the reset notice")
     status = vm.wait_exit(max(10, deadline - time.monotonic()))
-    print(f"[check] the machine reset (QEMU exited with {status}) after {vm.elapsed():.1f} s")
+    print(f"[check] QEMU exited with status {status} after {vm.elapsed():.1f} s")
+    harness.check_guest_reset(vm, status)
     require(vm.output(), sc.must)
     vm.expect_absent(FAULT)
 
@@ -508,7 +512,8 @@ def run_boot_or_reset(vm, args, sc, deadline):
                                     f"{lines[-1] if lines else None!r}, does not say /{sc.error}/")
     print(f"[check] stage 1's error line {lines[-1]!r}")
     status = vm.wait_exit(max(5, deadline - time.monotonic()))
-    print(f"[check] the machine reset (QEMU exited with {status}) after {vm.elapsed():.1f} s")
+    print(f"[check] QEMU exited with status {status} after {vm.elapsed():.1f} s")
+    harness.check_guest_reset(vm, status)
     require(vm.output(), sc.must)
     vm.expect_absent(FAULT)
 
@@ -524,6 +529,7 @@ def run_scenario(args, base, sc):
     deadline = t0 + sc.seconds
     try:
         with vm:
+            vm.qmp("query-status")  # QMP up from the start: a reset's event is seen
             vm.wait_for(r"faultfw: scenario " + re.escape(cfg.split()[0]), 40,
                         "the layer starting", fail_if=r"faultfw: cannot.*")
             vm.wait_for(r"faultfw: stage 1 loaded.*", 20, "stage 1 loaded",

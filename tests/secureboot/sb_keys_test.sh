@@ -21,6 +21,10 @@ check() { # WHAT COMMAND...
     fi
 }
 
+same_text() { # A B: both non-empty and equal
+    [ -n "$1" ] && [ -n "$2" ] && [ "$1" = "$2" ]
+}
+
 rm -rf "$work"
 mkdir -p "$work"
 keys=$work/keys
@@ -29,8 +33,12 @@ grep -q "CANOPY_SB_KEY=$keys/db.key" "$work/out.txt" && echo "ok   prints the bu
     passed=$((passed + 1)) || { echo "FAIL prints the build step"; failed=$((failed + 1)); }
 
 for k in PK KEK db; do
+    # Each public key on its own line, so that openssl failing stops the script
+    # (set -e): inside the test below, two failures would compare equal.
+    crt_pub=$(openssl x509 -in "$keys/$k.crt" -noout -pubkey)
+    key_pub=$(openssl pkey -in "$keys/$k.key" -pubout)
     check "$k.crt is the certificate of $k.key" \
-        test "$(openssl x509 -in "$keys/$k.crt" -noout -pubkey)" = "$(openssl pkey -in "$keys/$k.key" -pubout)"
+        same_text "$crt_pub" "$key_pub"
     check "$k.cer is $k.crt in DER" \
         cmp "$keys/$k.cer" <(openssl x509 -in "$keys/$k.crt" -outform DER)
     check "$k.key is readable by its owner only" test "$(stat -c %a "$keys/$k.key")" = 600
