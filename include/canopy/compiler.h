@@ -11,4 +11,7 @@
 /* printf-style checking of a format argument (1-based positions). */
 #define PRINTF_LIKE(fmt, first) __attribute__((format(printf, fmt, first)))
 
+/* A small helper on a hot path that must not become a call, whatever the inliner decides. */
+#define ALWAYS_INLINE inline __attribute__((always_inline))
+
 #endif

@@ -26,6 +26,7 @@
  * no block reaches into it, so a hole in the map costs 4 bytes per 128 MiB:
  *
  *     region: | table: slot or none per section | slot 0 bytes | slot 1 bytes | ...
+ *             | ... last slot's bytes | chunk index (from index_offset) |
  *
  * The frames are tiled by blocks: 2^k frames, naturally aligned. Free and
  * used blocks have any order; reserved and reclaimable frames are blocks of
@@ -49,14 +50,29 @@
  * or freeing an order-k block writes O(k) bytes: split-off halves get a head,
  * merged buddies lose theirs; interiors are already interior.
  *
- * Free lists: one doubly-linked list per order, the links (physical
- * addresses) in the first 16 bytes of each free block, reached through
- * virt_offset. They exist only once built (PMM_LISTS): until then every
- * head is PMM_NIL, every count 0, and allocating or freeing is refused, so
- * nothing but the state region has been written. A list head's prev link is
- * stale by design (nothing reads it), so popping touches only the block
- * popped. Bit k of free_orders says list k is not empty, so an allocation
- * finds its order with one bit scan.
+ * Finding free blocks below PMM_INDEX_ORDER (2 MiB): the chunk index, at
+ * the end of the state region. Per 2 MiB chunk (512 frames, 64 words of
+ * state bytes) it keeps the number of free blocks of each order 0..8 (packed
+ * into one uint64_t: a chunk holds at most 256 >> k of order k) and a mask
+ * of the words that hold such a free head; per slot, for each order, a mask
+ * of its chunks with one; and per order a mask of the slots with one. An
+ * allocation of order k takes the lowest free block of order k: the masks
+ * give the lowest chunk, and a scan of the chunk's marked words (each
+ * compared with the head code 8 bytes at a time) the block, starting at
+ * scan_from[k] when that lies in the chunk (nothing of order k below it).
+ * Adding or removing a block changes counts and mask bits. The index never
+ * reads or writes a frame: a cold free frame costs no cache miss to merge
+ * or to hand out. 1,152 bytes per 128 MiB section.
+ * Free lists, for the blocks of PMM_INDEX_ORDER and above: one doubly-linked
+ * list per order, the links (physical addresses) in the first 16 bytes of
+ * each free block, reached through virt_offset. A list is touched once per
+ * 512 frames at most, when a whole chunk is split off or merged back.
+ * The index and the lists exist only once built (PMM_LISTS): until then
+ * every head is PMM_NIL, every count and every index byte 0, and allocating
+ * or freeing is refused, so nothing but the state region has been written.
+ * A list head's prev link is stale by design (nothing reads it), so popping
+ * touches only the block popped. Bit k of free_orders says some block of
+ * order k is free, so an allocation finds its order with one bit scan.
  *
  * The lock: a spinlock (test-and-test-and-set, one atomic exchange) covers the free
  * lists, the counters in struct pmm, the bytes of free blocks and every
@@ -70,10 +86,11 @@
  * deltas, folded in whenever it holds the lock. A full stack gives its
  * oldest PMM_CACHE_BATCH frames back to the buddy lists, merging, under one
  * lock hold; an empty one takes PMM_CACHE_BATCH frames at once. Another CPU
- * may read a cached frame's byte under the lock (a buddy check): 0x62, like
- * the used byte it replaced, is never a free head, so no merge depends on
- * the race. State bytes are read and written with relaxed atomics (plain
- * moves on x86) so those reads are not data races. A cache is drained, with
+ * may read a cached frame's byte under the lock (a buddy check, or as one of
+ * the 8 bytes of a word the index scans): 0x62, like the used byte it
+ * replaced, is never a free head, so no merge and no search depends on the
+ * race. State bytes are read and written with relaxed atomics (plain moves
+ * on x86) so those reads are not data races. A cache is drained, with
  * full merging, when its CPU's request cannot be met otherwise, so it never
  * causes a failure on that CPU.
  */
@@ -100,6 +117,9 @@
 #define MAX_BLOCK_FRAMES (1ull << PMM_MAX_ORDER)
 #define LOW_FRAMES       (PMM_LOW_RESERVED >> PAGE_SHIFT)
 #define SECTION_MASK     (PMM_SECTION_FRAMES - 1)
+#define CHUNK_FRAMES     (1ull << PMM_INDEX_ORDER)
+#define SECTION_CHUNKS   (PMM_SECTION_FRAMES / CHUNK_FRAMES)
+#define NO_FRAME         UINT64_MAX
 
 _Static_assert(PMM_MAX_ORDER <= ST_VALUE, "an order must fit in the state byte");
 _Static_assert(PMM_MAX_ORDER < 64, "free_orders is a 64-bit mask");
@@ -111,6 +131,35 @@ _Static_assert(offsetof(struct pmm, base_frame) == 16 && offsetof(struct pmm, fr
                    offsetof(struct pmm, state) == 32 && offsetof(struct pmm, slots_offset) == 72,
                "struct pmm's header offsets");
 _Static_assert(PMM_CACHE_BATCH >= 1 && PMM_CACHE_BATCH <= PMM_CACHE_FRAMES, "batch size");
+_Static_assert(SECTION_CHUNKS == 64, "a section's chunks are the bits of one uint64_t");
+_Static_assert(PMM_INDEX_ORDER == 9 && PMM_INDEX_ORDER <= PMM_MAX_ORDER,
+               "a chunk is 64 words of state bytes, its counts fit one uint64_t (below)");
+
+/*
+ * One chunk in the index. counts: how many free blocks of each order k below
+ * PMM_INDEX_ORDER the chunk holds, packed: at most 256 >> k (two free
+ * buddies would have merged), so 9 bits for order 0, 8 for order 1, ... 1 for
+ * order 8, 45 in all (COUNT_SHIFT says where each starts). words: bit w says
+ * word w of the chunk's 512 state bytes (frames 8w .. 8w + 7) holds the head
+ * of a free block below PMM_INDEX_ORDER, so a search reads only such words.
+ */
+struct chunk_index {
+    uint64_t counts;
+    uint64_t words;
+};
+
+/*
+ * One slot's part of the chunk index: its 64 chunks, and for each order k
+ * below PMM_INDEX_ORDER a mask of the chunks with at least one free block of
+ * order k.
+ */
+struct slot_index {
+    _Alignas(64) uint64_t has[PMM_INDEX_ORDER]; /* bit c: chunk c holds a free block of order k */
+    uint64_t section;                           /* the section this slot holds */
+    struct chunk_index chunk[SECTION_CHUNKS];
+};
+
+static const uint8_t COUNT_SHIFT[PMM_INDEX_ORDER + 1] = {0, 9, 17, 24, 30, 35, 39, 42, 44, 45};
 
 /* The links at the start of every free block. */
 struct free_link {
@@ -130,6 +179,30 @@ static inline struct view view_of(const struct pmm *p)
 {
     uint8_t *region = (uint8_t *)(uintptr_t)(p->state + p->virt_offset);
     return (struct view){(uint32_t *)(void *)region, region + p->slots_offset};
+}
+
+/*
+ * The chunk index as seen through virt_offset: one struct slot_index per
+ * slot, then for each order below PMM_INDEX_ORDER a mask of the slots whose
+ * `has` for that order is not 0 (`words` uint64_t per order).
+ */
+struct index_view {
+    struct slot_index *slot;
+    uint64_t *summary;
+    uint64_t words;
+};
+
+static inline uint64_t summary_words(uint64_t slots)
+{
+    return (slots + 63) / 64;
+}
+
+static inline struct index_view index_of(const struct pmm *p)
+{
+    uint8_t *region = (uint8_t *)(uintptr_t)(p->state + p->virt_offset);
+    struct slot_index *si = (struct slot_index *)(void *)(region + p->index_offset);
+    return (struct index_view){si, (uint64_t *)(void *)(si + p->section_slots),
+                               summary_words(p->section_slots)};
 }
 
 /* Whether frame idx's section has state bytes. */
@@ -235,7 +308,7 @@ static inline void unlock(struct pmm *p)
 
 /* ---- free lists ---------------------------------------------------------- */
 
-static inline void list_push(struct pmm *p, uint64_t phys, unsigned k)
+static ALWAYS_INLINE void list_push(struct pmm *p, uint64_t phys, unsigned k)
 {
     struct free_link *l = link_of(p, phys);
     uint64_t head = p->free_head[k];
@@ -249,7 +322,7 @@ static inline void list_push(struct pmm *p, uint64_t phys, unsigned k)
     p->free_blocks[k]++;
 }
 
-static inline uint64_t list_pop(struct pmm *p, unsigned k)
+static ALWAYS_INLINE uint64_t list_pop(struct pmm *p, unsigned k)
 {
     uint64_t phys = p->free_head[k];
     uint64_t next = link_of(p, phys)->next;
@@ -260,7 +333,7 @@ static inline uint64_t list_pop(struct pmm *p, unsigned k)
     return phys;
 }
 
-static inline void list_unlink(struct pmm *p, uint64_t phys, unsigned k)
+static ALWAYS_INLINE void list_unlink(struct pmm *p, uint64_t phys, unsigned k)
 {
     struct free_link *l = link_of(p, phys);
     if (p->free_head[k] == phys) {
@@ -273,6 +346,278 @@ static inline void list_unlink(struct pmm *p, uint64_t phys, unsigned k)
             link_of(p, l->next)->prev = l->prev;
     }
     p->free_blocks[k]--;
+}
+
+/* ---- the chunk index ----------------------------------------------------- */
+
+/*
+ * Free blocks below PMM_INDEX_ORDER are not listed: their state byte is the
+ * record, and the index says which 2 MiB chunks hold one of each order (the
+ * file comment has the layout). To find a block of order k, the summary
+ * gives the lowest slot with such a chunk, its mask the lowest chunk, and a
+ * scan of that chunk's marked words the block. Adding or removing a block
+ * changes a count, and a mask bit when a count or a word passes 0.
+ */
+
+/* The chunk's count of free blocks of order k. */
+static ALWAYS_INLINE unsigned ix_count(const struct chunk_index *ci, unsigned k)
+{
+    return (unsigned)(ci->counts >> COUNT_SHIFT[k]) &
+           ((1u << (COUNT_SHIFT[k + 1] - COUNT_SHIFT[k])) - 1);
+}
+
+/* State bytes read 8 at a time; the type may alias the bytes. */
+typedef uint64_t __attribute__((may_alias)) state_word;
+
+#define BYTES_01 0x0101010101010101ull
+#define BYTES_7F 0x7f7f7f7f7f7f7f7full
+#define BYTES_80 0x8080808080808080ull
+
+/* 0x80 in each byte of x that is 0, else 0: exact, no borrow from byte to byte. */
+static ALWAYS_INLINE uint64_t zero_bytes(uint64_t x)
+{
+    return ~(((x & BYTES_7F) + BYTES_7F) | x | BYTES_7F);
+}
+
+/*
+ * The bytes of the state word that holds frame idx's byte that are frames'
+ * (0x80 in each): all 8 but in the top chunk's last word, where RAM may end
+ * mid-word and the bytes after the last frame belong to no frame.
+ */
+static ALWAYS_INLINE uint64_t frame_bytes(const struct pmm *p, uint64_t idx)
+{
+    uint64_t left = p->frame_count - (idx & ~7ull);
+    return left >= 8 ? BYTES_80 : BYTES_80 & ((1ull << left * 8) - 1);
+}
+
+/* The state word (8 bytes) that holds frame idx's byte. => its section has bytes. */
+static ALWAYS_INLINE uint64_t state_word_of(struct view v, uint64_t idx)
+{
+    return __atomic_load_n((const state_word *)(const void *)byte_of(v, idx & ~7ull),
+                           __ATOMIC_RELAXED);
+}
+
+/* 0x80 in each byte of the state word w that is the head of a free block below PMM_INDEX_ORDER. */
+static ALWAYS_INLINE uint64_t indexed_heads(uint64_t w)
+{
+    uint64_t free_class = zero_bytes((w & (BYTES_01 * ST_CLASS)) ^ (BYTES_01 * ST_FREE));
+    uint64_t low_order =
+        ~((w & (BYTES_01 * ST_VALUE)) + BYTES_01 * (0x80 - PMM_INDEX_ORDER)) & BYTES_80;
+    return free_class & low_order;
+}
+
+/* The index entry of idx's chunk, and its slot. => idx's section has bytes. */
+static ALWAYS_INLINE struct slot_index *slot_index_of(const struct pmm *p, uint64_t idx,
+                                                      uint32_t *slot)
+{
+    *slot = view_of(p).table[idx >> PMM_SECTION_SHIFT];
+    return &index_of(p).slot[*slot];
+}
+
+/*
+ * Counts the free block at idx (of order k < PMM_INDEX_ORDER) in its chunk,
+ * whose slot is `slot` and its index si. => the lock is held.
+ */
+static ALWAYS_INLINE void ix_add_at(struct pmm *p, struct slot_index *si, uint32_t slot,
+                                    uint64_t idx, unsigned k)
+{
+    unsigned c = (unsigned)(idx >> PMM_INDEX_ORDER) & (SECTION_CHUNKS - 1);
+    struct chunk_index *ci = &si->chunk[c];
+    ci->counts += 1ull << COUNT_SHIFT[k];
+    ci->words |= 1ull << ((idx & (CHUNK_FRAMES - 1)) / 8);
+    uint64_t from = p->scan_from[k];
+    if (from != PMM_NIL && idx < from && (idx ^ from) < CHUNK_FRAMES)
+        p->scan_from[k] = idx; /* a block below where a scan of its chunk would start */
+    if (si->has[k] == 0) {
+        struct index_view x = index_of(p);
+        x.summary[k * x.words + slot / 64] |= 1ull << (slot % 64);
+    }
+    si->has[k] |= 1ull << c;
+    if (p->free_blocks[k]++ == 0)
+        p->free_orders |= 1ull << k;
+}
+
+/* As ix_add_at, finding the chunk's index. */
+static ALWAYS_INLINE void ix_add(struct pmm *p, uint64_t idx, unsigned k)
+{
+    uint32_t slot;
+    struct slot_index *si = slot_index_of(p, idx, &slot);
+    ix_add_at(p, si, slot, idx, k);
+}
+
+/*
+ * Uncounts the free block at idx (of order k < PMM_INDEX_ORDER) in its
+ * chunk (slot `slot`, index si), but leaves the word mask to the caller: a
+ * merge clears the bits of every word its block covers once, at the end
+ * (ix_cover).
+ */
+static ALWAYS_INLINE void ix_uncount_at(struct pmm *p, struct slot_index *si, uint32_t slot,
+                                        uint64_t idx, unsigned k)
+{
+    unsigned c = (unsigned)(idx >> PMM_INDEX_ORDER) & (SECTION_CHUNKS - 1);
+    struct chunk_index *ci = &si->chunk[c];
+    ci->counts -= 1ull << COUNT_SHIFT[k];
+    if (ix_count(ci, k) == 0) {
+        si->has[k] &= ~(1ull << c);
+        if (si->has[k] == 0) {
+            struct index_view x = index_of(p);
+            x.summary[k * x.words + slot / 64] &= ~(1ull << (slot % 64));
+        }
+    }
+    if (--p->free_blocks[k] == 0)
+        p->free_orders &= ~(1ull << k);
+}
+
+/*
+ * Takes the free block at idx (of order k < PMM_INDEX_ORDER) out of the
+ * index. => the lock is held, and idx's byte still says free (the caller
+ * rewrites it after).
+ */
+static ALWAYS_INLINE void ix_remove(struct pmm *p, uint64_t idx, unsigned k)
+{
+    uint32_t slot;
+    struct slot_index *si = slot_index_of(p, idx, &slot);
+    ix_uncount_at(p, si, slot, idx, k);
+    /* The word keeps its bit while another byte in it is an indexed free head. */
+    uint64_t others = indexed_heads(state_word_of(view_of(p), idx)) & frame_bytes(p, idx) &
+                      ~(0x80ull << (idx & 7) * 8);
+    if (others == 0)
+        si->chunk[(idx >> PMM_INDEX_ORDER) & (SECTION_CHUNKS - 1)].words &=
+            ~(1ull << ((idx & (CHUNK_FRAMES - 1)) / 8));
+}
+
+/*
+ * The merged block at idx of order k (>= 3) covers whole words of the chunk
+ * of frame `at` (one of its frames): none of them holds a head any more but
+ * idx's own, which free_push marks again.
+ */
+static ALWAYS_INLINE void ix_cover(struct pmm *p, uint64_t at, uint64_t idx, unsigned k)
+{
+    uint32_t slot;
+    struct slot_index *si = slot_index_of(p, at, &slot);
+    struct chunk_index *ci = &si->chunk[(at >> PMM_INDEX_ORDER) & (SECTION_CHUNKS - 1)];
+    if (k >= PMM_INDEX_ORDER) {
+        ci->words = 0;
+        return;
+    }
+    unsigned first = (unsigned)(idx & (CHUNK_FRAMES - 1)) / 8, n = 1u << (k - 3);
+    ci->words &= ~(((n == 64 ? 0 : 1ull << n) - 1) << first);
+}
+
+/* The first frame of the lowest chunk that holds a free block of order k. => one does. */
+static uint64_t ix_first_chunk(const struct pmm *p, unsigned k)
+{
+    struct index_view x = index_of(p);
+    const uint64_t *sum = x.summary + k * x.words;
+    uint64_t w = 0;
+    while (sum[w] == 0)
+        w++;
+    const struct slot_index *si = &x.slot[w * 64 + (uint64_t)__builtin_ctzll(sum[w])];
+    uint64_t c = (uint64_t)__builtin_ctzll(si->has[k]);
+    return (si->section << PMM_SECTION_SHIFT) | (c << PMM_INDEX_ORDER);
+}
+
+/*
+ * The first free block of order k (< PMM_INDEX_ORDER) at or after frame
+ * `from` in the chunk that starts at `base`, or NO_FRAME. => from is aligned
+ * to 2^k and inside the chunk. Only the words the chunk's mask marks are
+ * read, and of those only the ones where an order-k head can start (every
+ * 2^k / 8th word from order 3 up); each is compared with the head code 8
+ * bytes at once, `align` keeping the bytes at multiples of 2^k.
+ */
+static uint64_t next_head(const struct pmm *p, struct view v, uint64_t base, uint64_t from,
+                          unsigned k)
+{
+    static const uint64_t word_stride[PMM_INDEX_ORDER] = {~0ull,
+                                                          ~0ull,
+                                                          ~0ull,
+                                                          ~0ull,
+                                                          0x5555555555555555ull,
+                                                          0x1111111111111111ull,
+                                                          0x0101010101010101ull,
+                                                          0x0001000100010001ull,
+                                                          0x0000000100000001ull};
+    const uint64_t align = k == 0   ? BYTES_80
+                           : k == 1 ? 0x0080008000800080ull
+                           : k == 2 ? 0x0000008000000080ull
+                                    : 0x80ull;
+    uint32_t slot;
+    const struct chunk_index *ci =
+        &slot_index_of(p, base, &slot)->chunk[(base >> PMM_INDEX_ORDER) & (SECTION_CHUNKS - 1)];
+    uint64_t off = from - base;
+    if (off >= CHUNK_FRAMES)
+        return NO_FRAME;
+    uint64_t words = ci->words & word_stride[k] & (~0ull << (off / 8));
+    const uint8_t *bytes = byte_of(v, base);
+    while (words) {
+        uint64_t w = (uint64_t)__builtin_ctzll(words);
+        words &= words - 1;
+        uint64_t x =
+            __atomic_load_n((const state_word *)(const void *)(bytes + w * 8), __ATOMIC_RELAXED);
+        uint64_t z =
+            zero_bytes(x ^ (BYTES_01 * (ST_FREE | k))) & align & frame_bytes(p, base + w * 8);
+        if (w == off / 8)
+            z &= ~0ull << ((off & 7) * 8); /* the bytes before `from` */
+        if (z)
+            return base + w * 8 + (uint64_t)__builtin_ctzll(z) / 8;
+    }
+    return NO_FRAME;
+}
+
+/* Makes idx the head of a free block of order k and records it (list or index). */
+static ALWAYS_INLINE void free_push(struct pmm *p, uint64_t idx, unsigned k)
+{
+    st_set(view_of(p), idx, ST_FREE | k);
+    if (k < PMM_INDEX_ORDER)
+        ix_add(p, idx, k);
+    else
+        list_push(p, phys_of(p, idx), k);
+}
+
+/* Takes the free block at idx, of order k, out of its list or the index. */
+static ALWAYS_INLINE void free_unlink(struct pmm *p, uint64_t idx, unsigned k)
+{
+    if (k < PMM_INDEX_ORDER)
+        ix_remove(p, idx, k);
+    else
+        list_unlink(p, phys_of(p, idx), k);
+}
+
+/*
+ * Where a scan of the chunk at `base` for order k starts: scan_from[k] if it
+ * lies in that chunk (nothing of order k below it there), else the chunk's start.
+ */
+static inline uint64_t scan_start(const struct pmm *p, uint64_t base, unsigned k)
+{
+    uint64_t from = p->scan_from[k];
+    return from != PMM_NIL && (from & ~(CHUNK_FRAMES - 1)) == base ? from : base;
+}
+
+/*
+ * A free block of order k, not yet taken: the lowest below PMM_INDEX_ORDER,
+ * else the list head. Changes nothing (a caller may not take it).
+ */
+static inline uint64_t free_first(const struct pmm *p, unsigned k)
+{
+    if (k >= PMM_INDEX_ORDER)
+        return idx_of(p, p->free_head[k]);
+    uint64_t base = ix_first_chunk(p, k);
+    return next_head(p, view_of(p), base, scan_start(p, base, k), k);
+}
+
+/*
+ * Takes a free block of order k off (free_orders bit k set); returns its
+ * index. Below PMM_INDEX_ORDER it is the lowest, so the next search of its
+ * chunk may start there.
+ */
+static ALWAYS_INLINE uint64_t free_pop(struct pmm *p, unsigned k)
+{
+    if (k >= PMM_INDEX_ORDER)
+        return idx_of(p, list_pop(p, k));
+    uint64_t idx = free_first(p, k);
+    ix_remove(p, idx, k);
+    p->scan_from[k] = idx;
+    return idx;
 }
 
 /* ---- blocks -------------------------------------------------------------- */
@@ -317,25 +662,35 @@ static uint64_t block_head(struct view v, uint64_t idx)
 }
 
 /*
- * Hands out the block at phys, of order m, already off its list: splits it
- * down to `order`, giving the upper halves back, and marks the rest used (or
- * cached, for owner CANOPY_OWNER_NONE: a frame for a CPU's cache, still
- * counted free). => the lock is held.
+ * Splits the block at idx of order m, already taken off, down to `order`:
+ * the upper halves go back, those below PMM_INDEX_ORDER all into idx's chunk.
  */
-static inline void block_take(struct pmm *p, uint64_t phys, unsigned m, unsigned order,
+static ALWAYS_INLINE void block_split(struct pmm *p, uint64_t idx, unsigned m, unsigned order)
+{
+    struct view v = view_of(p);
+    for (; m > order && m > PMM_INDEX_ORDER; m--) {
+        st_set(v, idx + (1ull << (m - 1)), ST_FREE | (m - 1));
+        list_push(p, phys_of(p, idx + (1ull << (m - 1))), m - 1);
+    }
+    if (m > order) {
+        uint32_t slot;
+        struct slot_index *si = slot_index_of(p, idx, &slot);
+        for (; m > order; m--) {
+            st_set(v, idx + (1ull << (m - 1)), ST_FREE | (m - 1));
+            ix_add_at(p, si, slot, idx + (1ull << (m - 1)), m - 1);
+        }
+    }
+}
+
+/*
+ * Hands out the block at idx, of order m, already taken off: splits it down
+ * to `order` and marks the rest used by `owner`. => the lock is held.
+ */
+static inline void block_take(struct pmm *p, uint64_t idx, unsigned m, unsigned order,
                               unsigned owner)
 {
     struct view v = view_of(p);
-    uint64_t idx = idx_of(p, phys);
-    while (m > order) {
-        m--;
-        st_set(v, idx + (1ull << m), ST_FREE | m);
-        list_push(p, phys + (PAGE_SIZE << m), m);
-    }
-    if (owner == CANOPY_OWNER_NONE) {
-        st_set(v, idx, ST_CACHED);
-        return;
-    }
+    block_split(p, idx, m, order);
     st_set(v, idx, ST_USED | owner);
     if (order)
         st_set(v, idx + 1, order);
@@ -357,17 +712,26 @@ static inline void block_release(struct pmm *p, uint64_t idx, unsigned k)
     if (k)
         st_set(v, idx + 1, ST_INTERIOR);
     st_set(v, idx, ST_INTERIOR);
+    uint64_t at = idx;
+    unsigned k0 = k;
+    uint32_t slot;
+    struct slot_index *si = k < PMM_INDEX_ORDER ? slot_index_of(p, idx, &slot) : NULL;
     while (k < PMM_MAX_ORDER) {
         uint64_t buddy = idx ^ (1ull << k);
         if (buddy >= p->frame_count || st_get(v, buddy) != (ST_FREE | k))
             break;
-        list_unlink(p, phys_of(p, buddy), k);
+        if (k < PMM_INDEX_ORDER)
+            ix_uncount_at(p, si, slot, buddy,
+                          k); /* its word's bit: below, or kept by the new head */
+        else
+            list_unlink(p, phys_of(p, buddy), k);
         st_set(v, buddy, ST_INTERIOR);
         idx &= ~(1ull << k);
         k++;
     }
-    st_set(v, idx, ST_FREE | k);
-    list_push(p, phys_of(p, idx), k);
+    if (k0 < PMM_INDEX_ORDER && k >= 3 && k > k0)
+        ix_cover(p, at, idx, k);
+    free_push(p, idx, k);
 }
 
 /*
@@ -440,14 +804,46 @@ static void cache_spill(struct pmm *p, struct pmm_cpu *c, uint64_t n)
     c->count -= n;
 }
 
-/* Fills an empty cache with up to PMM_CACHE_BATCH frames. => the lock is held. */
+/* Puts every frame of the block at idx, of order o and taken off, in c (still counted free). */
+static inline void cache_take(struct pmm *p, struct pmm_cpu *c, uint64_t idx, unsigned o)
+{
+    struct view v = view_of(p);
+    for (uint64_t j = idx; j < idx + (1ull << o); j++) {
+        st_set(v, j, ST_CACHED);
+        c->frames[c->count++] = phys_of(p, j);
+    }
+}
+
+/*
+ * Fills an empty cache with up to PMM_CACHE_BATCH frames, smallest blocks
+ * first: every block of the smallest free order in the lowest chunk that has
+ * one, in one pass over its bytes, while whole blocks fit; else a block split
+ * down to what still fits. => the lock is held.
+ */
 static void cache_refill(struct pmm *p, struct pmm_cpu *c)
 {
     while (c->count < PMM_CACHE_BATCH && p->free_orders != 0) {
         unsigned m = (unsigned)__builtin_ctzll(p->free_orders);
-        uint64_t block = list_pop(p, m);
-        block_take(p, block, m, 0, CANOPY_OWNER_NONE);
-        c->frames[c->count++] = block;
+        uint64_t room = PMM_CACHE_BATCH - c->count;
+        if (m < PMM_INDEX_ORDER && (1ull << m) <= room) {
+            struct view v = view_of(p);
+            uint64_t base = ix_first_chunk(p, m), j = scan_start(p, base, m);
+            for (j = next_head(p, v, base, j, m); j != NO_FRAME && (1ull << m) <= room;
+                 j = next_head(p, v, base, j + (1ull << m), m)) {
+                ix_remove(p, j, m);
+                cache_take(p, c, j, m);
+                room -= 1ull << m;
+            }
+            /* Nothing of order m is left below j in the chunk. */
+            p->scan_from[m] = j != NO_FRAME ? j : PMM_NIL;
+            continue;
+        }
+        unsigned o = 63 - (unsigned)__builtin_clzll(room); /* the largest block that fits */
+        if (o > m)
+            o = m;
+        uint64_t idx = free_pop(p, m);
+        block_split(p, idx, m, o);
+        cache_take(p, c, idx, o);
     }
 }
 
@@ -468,9 +864,9 @@ static bool buddy_alloc(struct pmm *p, struct pmm_cpu *c, unsigned order, unsign
             return false;
     }
     unsigned m = order + (unsigned)__builtin_ctzll(avail);
-    uint64_t block = list_pop(p, m);
-    block_take(p, block, m, order, owner);
-    *phys = block;
+    uint64_t idx = free_pop(p, m);
+    block_take(p, idx, m, order, owner);
+    *phys = phys_of(p, idx);
     return true;
 }
 
@@ -551,6 +947,7 @@ struct shape {
     uint64_t sections;     /* section table entries */
     uint64_t slots;        /* sections with RAM */
     uint64_t slots_offset; /* the first slot's bytes, in the region */
+    uint64_t index_offset; /* the chunk index, in the region */
     uint64_t region_bytes; /* the whole region, in whole pages */
 };
 
@@ -590,6 +987,12 @@ static uint64_t number_sections(const range_t *r, uint32_t n, uint64_t reach, ui
     return slots;
 }
 
+/* The chunk index's size for `slots` slots: their struct slot_index, then the summary. */
+static inline uint64_t index_bytes(uint64_t slots)
+{
+    return slots * sizeof(struct slot_index) + PMM_INDEX_ORDER * summary_words(slots) * 8;
+}
+
 /* The frames a PMM over r[0..n) below `reach` tracks, and its state region's layout. */
 static enum pmm_status layout(const range_t *r, uint32_t n, uint64_t reach, struct shape *sh)
 {
@@ -621,7 +1024,9 @@ static enum pmm_status layout(const range_t *r, uint32_t n, uint64_t reach, stru
     sh->slots_offset = align_up(sh->sections * sizeof(uint32_t), 64);
     /* Every slot is a whole section but the last, the top one, which ends at the last frame. */
     uint64_t top = sh->count - ((sh->sections - 1) << PMM_SECTION_SHIFT);
-    sh->region_bytes = page_up(sh->slots_offset + ((sh->slots - 1) << PMM_SECTION_SHIFT) + top);
+    sh->index_offset =
+        align_up(sh->slots_offset + ((sh->slots - 1) << PMM_SECTION_SHIFT) + top, 64);
+    sh->region_bytes = page_up(sh->index_offset + index_bytes(sh->slots));
     return PMM_OK;
 }
 
@@ -659,6 +1064,7 @@ static void build_state(struct pmm *p, const range_t *r, uint32_t n, uint64_t re
     struct view v = view_of(p);
     __builtin_memset(v.table, 0xff, p->section_count * sizeof(uint32_t));
     number_sections(r, n, reach, base, count, v.table);
+    __builtin_memset(index_of(p).slot, 0, index_bytes(p->section_slots)); /* built with the lists */
     for (uint64_t s = 0; s < p->section_count; s++) {
         uint64_t a = s << PMM_SECTION_SHIFT, b = a + PMM_SECTION_FRAMES;
         if (has_bytes(v, a))
@@ -704,6 +1110,8 @@ static void header_clear(struct pmm *p)
     __builtin_memset(p, 0, sizeof(*p));
     for (unsigned k = 0; k < PMM_ORDER_COUNT; k++)
         p->free_head[k] = PMM_NIL;
+    for (unsigned k = 0; k < PMM_INDEX_ORDER; k++)
+        p->scan_from[k] = PMM_NIL;
 }
 
 enum pmm_status pmm_create(struct pmm *p, const struct canopy_mem_range *r, uint32_t n,
@@ -733,6 +1141,7 @@ enum pmm_status pmm_create(struct pmm *p, const struct canopy_mem_range *r, uint
     p->section_count = sh.sections;
     p->section_slots = sh.slots;
     p->slots_offset = sh.slots_offset;
+    p->index_offset = sh.index_offset;
     build_state(p, r, n, reach);
     p->magic = PMM_MAGIC;
     return PMM_OK;
@@ -781,6 +1190,10 @@ enum pmm_status pmm_build_lists(struct pmm *p)
     }
     p->flags |= PMM_LISTS;
     struct view v = view_of(p);
+    struct index_view x = index_of(p);
+    for (uint64_t s = 0; s < p->section_count; s++)
+        if (v.table[s] != PMM_NO_SECTION)
+            x.slot[v.table[s]].section = s;
     for (uint64_t idx = 0; idx < p->frame_count;) {
         if (!has_bytes(v, idx)) {
             idx = next_section(idx);
@@ -788,7 +1201,7 @@ enum pmm_status pmm_build_lists(struct pmm *p)
         }
         unsigned o = head_order(p, v, idx);
         if ((st_get(v, idx) & ST_CLASS) == ST_FREE)
-            list_push(p, phys_of(p, idx), o);
+            free_push(p, idx, o);
         idx += 1ull << o;
     }
     unlock(p);
@@ -906,14 +1319,14 @@ static bool alloc_below(struct pmm *p, unsigned order, uint64_t limit, unsigned 
 {
     uint64_t need = 1ull << order;
 
-    /* Cheap first: a list head whose lowest 2^order frames lie below the limit. */
+    /* Cheap first: the block each order would give (the lowest, below the index order). */
     for (uint64_t avail = p->free_orders >> order; avail; avail &= avail - 1) {
         unsigned m = order + (unsigned)__builtin_ctzll(avail);
-        uint64_t head = p->free_head[m];
-        if (idx_of(p, head) + need <= limit) {
-            list_pop(p, m);
+        uint64_t head = free_first(p, m);
+        if (head + need <= limit) {
+            free_unlink(p, head, m);
             block_take(p, head, m, order, owner);
-            *phys = head;
+            *phys = phys_of(p, head);
             return true;
         }
     }
@@ -927,10 +1340,9 @@ static bool alloc_below(struct pmm *p, unsigned order, uint64_t limit, unsigned 
         }
         unsigned b = st_get(v, idx), o = head_order(p, v, idx);
         if ((b & ST_CLASS) == ST_FREE && o >= order) {
-            uint64_t block = phys_of(p, idx);
-            list_unlink(p, block, o);
-            block_take(p, block, o, order, owner);
-            *phys = block;
+            free_unlink(p, idx, o);
+            block_take(p, idx, o, order, owner);
+            *phys = phys_of(p, idx);
             return true;
         }
         idx += 1ull << o;
@@ -1196,8 +1608,9 @@ enum canopy_owner pmm_owner_of(const struct pmm *p, uint64_t phys)
  *                   without bytes as reserved frames)
  *   check_counters  the recorded counters plus the CPUs' deltas against the tally
  *   check_caches    the CPUs' caches against the cached frames
- *   check_lists     each free list against the free heads of its order
- *                   (without lists: every list empty and uncounted)
+ *   check_lists     the chunk index (check_index) and each free list against
+ *                   the free heads of its order (without lists: every list
+ *                   empty and uncounted, the index zero)
  */
 
 typedef unsigned long long ull;
@@ -1239,9 +1652,12 @@ static bool check_sections(const struct pmm *p, struct check_report *r)
                        (ull)p->section_count, (ull)p->section_slots, (ull)p->slots_offset);
     uint64_t top = p->frame_count - ((p->section_count - 1) << PMM_SECTION_SHIFT);
     uint64_t need = p->slots_offset + ((p->section_slots - 1) << PMM_SECTION_SHIFT) + top;
-    if (need > p->state_bytes)
-        return corrupt(r, "pmm: %llu slots need %llu bytes of state, the region has %llu",
-                       (ull)p->section_slots, (ull)need, (ull)p->state_bytes);
+    if (p->index_offset < need || (p->index_offset & 63) ||
+        p->index_offset + index_bytes(p->section_slots) > p->state_bytes)
+        return corrupt(r,
+                       "pmm: %llu slots need %llu bytes of state and an index at +%llu, the "
+                       "region has %llu",
+                       (ull)p->section_slots, (ull)need, (ull)p->index_offset, (ull)p->state_bytes);
     const uint32_t *table = view_of(p).table;
     uint64_t slots = 0;
     for (uint64_t s = 0; s < p->section_count; s++) {
@@ -1457,9 +1873,15 @@ static bool check_caches(const struct pmm *p, struct check_report *r, const stru
     return true;
 }
 
-/* Without lists: nothing listed, nothing counted as listed, nothing cached, no deltas. */
+/* Without lists: nothing listed or indexed, nothing counted as listed, nothing cached, no deltas.
+ */
 static bool check_no_lists(const struct pmm *p, struct check_report *r)
 {
+    const uint8_t *ix = (const uint8_t *)index_of(p).slot;
+    for (uint64_t i = 0; i < index_bytes(p->section_slots); i++)
+        if (ix[i] != 0)
+            return corrupt(r, "pmm: no free lists, but byte %llu of the chunk index is 0x%x",
+                           (ull)i, ix[i]);
     if (p->free_orders != 0)
         return corrupt(r, "pmm: no free lists, but the non-empty mask is 0x%llx",
                        (ull)p->free_orders);
@@ -1479,13 +1901,97 @@ static bool check_no_lists(const struct pmm *p, struct check_report *r)
     return true;
 }
 
+/*
+ * The chunk index against the state bytes (check_frames has shown that every
+ * byte with a free code is a block head): each slot names its section, each
+ * chunk's counts are its free heads of each order, each mask bit says its
+ * count is not 0, each summary bit says its mask is not 0, and the counts add
+ * up to free_blocks and to the tally.
+ */
+static bool check_index(const struct pmm *p, struct check_report *r, const struct check_tally *t)
+{
+    struct view v = view_of(p);
+    struct index_view x = index_of(p);
+    uint64_t total[PMM_INDEX_ORDER] = {0};
+    for (uint64_t sec = 0; sec < p->section_count; sec++) {
+        uint32_t slot = v.table[sec];
+        if (slot == PMM_NO_SECTION)
+            continue;
+        const struct slot_index *si = &x.slot[slot];
+        if (si->section != sec)
+            return corrupt(r, "pmm: index slot %u names section %llu, the table %llu", slot,
+                           (ull)si->section, (ull)sec);
+        for (unsigned c = 0; c < SECTION_CHUNKS; c++) {
+            unsigned count[PMM_INDEX_ORDER] = {0};
+            uint64_t a = (sec << PMM_SECTION_SHIFT) + ((uint64_t)c << PMM_INDEX_ORDER), words = 0;
+            for (uint64_t j = a; j < a + CHUNK_FRAMES && j < p->frame_count; j++) {
+                unsigned b = st_get(v, j);
+                if ((b & ST_CLASS) == ST_FREE && (b & ST_VALUE) < PMM_INDEX_ORDER) {
+                    count[b & ST_VALUE]++;
+                    words |= 1ull << ((j - a) / 8);
+                }
+            }
+            const struct chunk_index *ci = &si->chunk[c];
+            if (ci->counts >> COUNT_SHIFT[PMM_INDEX_ORDER] || ci->words != words)
+                return corrupt(r,
+                               "pmm: chunk 0x%llx: index counts 0x%llx, word mask 0x%llx; the "
+                               "bytes give word mask 0x%llx",
+                               (ull)phys_of(p, a), (ull)ci->counts, (ull)ci->words, (ull)words);
+            for (unsigned k = 0; k < PMM_INDEX_ORDER; k++) {
+                if (ix_count(ci, k) != count[k] || ((si->has[k] >> c) & 1) != (count[k] != 0))
+                    return corrupt(r,
+                                   "pmm: chunk 0x%llx: index has %u free blocks of order %u "
+                                   "(mask bit %u), the bytes %u",
+                                   (ull)phys_of(p, a), ix_count(ci, k), k,
+                                   (unsigned)((si->has[k] >> c) & 1), count[k]);
+                total[k] += count[k];
+            }
+        }
+    }
+    for (unsigned k = 0; k < PMM_INDEX_ORDER; k++) {
+        for (uint64_t w = 0; w < x.words; w++) {
+            uint64_t want = 0;
+            for (uint64_t b = 0; b < 64 && w * 64 + b < p->section_slots; b++)
+                if (x.slot[w * 64 + b].has[k] != 0)
+                    want |= 1ull << b;
+            if (x.summary[k * x.words + w] != want)
+                return corrupt(r,
+                               "pmm: order %u: summary word %llu is 0x%llx, the masks say 0x%llx",
+                               k, (ull)w, (ull)x.summary[k * x.words + w], (ull)want);
+        }
+        if (p->free_head[k] != PMM_NIL)
+            return corrupt(r, "pmm: order %u is indexed, but its list holds 0x%llx", k,
+                           (ull)p->free_head[k]);
+        uint64_t from = p->scan_from[k];
+        if (from != PMM_NIL) {
+            uint64_t base = from & ~(CHUNK_FRAMES - 1);
+            bool bad = from >= p->frame_count || (from & ((1ull << k) - 1)) || !has_bytes(v, from);
+            for (uint64_t j = base; !bad && j < from; j++)
+                bad = st_get(v, j) == (ST_FREE | k);
+            if (bad)
+                return corrupt(
+                    r, "pmm: order %u: a scan would start at frame 0x%llx, past a free block", k,
+                    (ull)from);
+        }
+        if (total[k] != p->free_blocks[k] || total[k] != t->heads[k] ||
+            ((p->free_orders >> k) & 1) != (total[k] != 0))
+            return corrupt(r,
+                           "pmm: order %u: %llu blocks indexed, %llu recorded, %llu free (bit %u)",
+                           k, (ull)total[k], (ull)p->free_blocks[k], (ull)t->heads[k],
+                           (unsigned)((p->free_orders >> k) & 1));
+    }
+    return true;
+}
+
 /* Lists: each node a free head of its order (checked before it is read). */
 static bool check_lists(const struct pmm *p, struct check_report *r, const struct check_tally *t)
 {
     if (!(p->flags & PMM_LISTS))
         return check_no_lists(p, r);
+    if (!check_index(p, r, t))
+        return false;
     struct view v = view_of(p);
-    for (unsigned k = 0; k < PMM_ORDER_COUNT; k++) {
+    for (unsigned k = PMM_INDEX_ORDER; k < PMM_ORDER_COUNT; k++) {
         if (((p->free_orders >> k) & 1) != (p->free_head[k] != PMM_NIL))
             return corrupt(r, "pmm: order %u: non-empty bit disagrees with the list", k);
         uint64_t steps = 0, prev = PMM_NIL;

@@ -74,8 +74,10 @@ pmm_check_local(const struct pmm *p, const struct pmm *init, const struct model 
             return local_fail(msg, msg_size, "local: CPU %u has %llu frames cached", k,
                               (ull)p->cpu[k].count);
     for (unsigned k = 0; k < PMM_ORDER_COUNT; k++) {
-        bool listed = p->free_head[k] != PMM_NIL;
-        if (((p->free_orders >> k) & 1) != listed || (p->free_blocks[k] != 0) != listed)
+        bool any = p->free_blocks[k] != 0;
+        bool listed =
+            k < PMM_INDEX_ORDER ? p->free_head[k] == PMM_NIL : (p->free_head[k] != PMM_NIL) == any;
+        if (((p->free_orders >> k) & 1) != any || !listed)
             return local_fail(msg, msg_size, "local: order %u: bit, head and count disagree", k);
     }
     for (uint64_t f = lo; f < hi; f++) {

@@ -60,7 +60,8 @@ static void pc_map(struct efimap *m)
 }
 
 #define PC_SIM_SIZE 0x4010000ull
-/* The PC map's state region: one section table entry (padded to 64 bytes), 0x4000 bytes. */
+/* The PC map's state region: the section table (padded to 64 bytes), 0x4000 bytes, the chunk index.
+ */
 #define PC_STATE_PAGES 5u
 
 static void pc_env(struct env *e)
@@ -289,8 +290,14 @@ static void test_sparse_map_keeps_state_only_for_sections_with_ram(void)
     REQUIRE_EQ(e.p.section_count, 528u);
     REQUIRE_EQ(e.p.section_slots, 32u);
     REQUIRE_EQ(e.p.state_bytes, pmm_state_bytes(e.r, e.n, UINT64_MAX));
-    /* 32 sections of bytes, the 2112-byte table padded to 64: 257 pages in all. */
-    REQUIRE_EQ(e.p.state_bytes, page_up(2112 + 32 * PMM_SECTION_FRAMES));
+    /*
+     * 32 sections of bytes, the 2112-byte table padded to 64, and the chunk
+     * index: 1152 bytes per section and one summary word per indexed order.
+     * 266 pages in all.
+     */
+    REQUIRE_EQ(e.p.index_offset, 2112 + 32 * PMM_SECTION_FRAMES);
+    REQUIRE_EQ(e.p.state_bytes,
+               page_up(2112 + 32 * PMM_SECTION_FRAMES + 32 * 1152 + PMM_INDEX_ORDER * 8));
     CHECKF(e.p.state_bytes + sizeof(struct pmm) <= usable * 105 / 100,
            "%llu bytes of state and %zu of struct pmm for %llu usable frames",
            (unsigned long long)e.p.state_bytes, sizeof(struct pmm), (unsigned long long)usable);
@@ -359,6 +366,34 @@ static void test_sparse_map_keeps_state_only_for_sections_with_ram(void)
  */
 #define CLAIMED_BASE 0x800000ull
 #define PATTERN      0xa7
+
+/*
+ * RAM that ends 2 frames into a chunk: the top chunk's scan stops at the last
+ * tracked frame. The bytes between the last state byte and the chunk index
+ * are set to a free head code here; no allocation may come from them.
+ */
+static void test_the_top_chunk_ends_at_the_last_frame(void)
+{
+    struct env e;
+    efimap_init(&e.m, 48);
+    efimap_add(&e.m, EFI_CONVENTIONAL, 0x100000, 0x702, EFI_ATTR_WB);
+    REQUIRE_EQ(env_init(&e, 0x802000), PMM_OK);
+    REQUIRE_EQ(e.p.frame_count, 0x802u);
+    uint64_t bytes_end = e.p.slots_offset + e.p.frame_count;
+    REQUIRE(e.p.index_offset > bytes_end);
+    unsigned char *region = (unsigned char *)(uintptr_t)(e.p.state + e.p.virt_offset);
+    memset(region + bytes_end, 0x20, e.p.index_offset - bytes_end);
+    REQUIRE_PMM(&e.p);
+    uint64_t a, n = 0, end = e.p.frame_count << PAGE_SHIFT;
+    while (pmm_alloc(&e.p, 0, CANOPY_OWNER_TEST, &a) == PMM_OK) {
+        REQUIRE(a >= PMM_LOW_RESERVED && a < end);
+        n++;
+    }
+    REQUIRE_EQ(n, counts_of(&e.p).used - e.p.owner_frames[CANOPY_OWNER_PMM]);
+    REQUIRE_EQ(counts_of(&e.p).free, 0u);
+    REQUIRE_PMM(&e.p);
+    env_free(&e);
+}
 
 static void pc_env_unlisted(struct env *e)
 {
@@ -556,8 +591,9 @@ static void test_state_bytes_do_not_grow_when_ram_only_shrinks(void)
     efimap_add(&m, EFI_CONVENTIONAL, 0x800000, 0x100, EFI_ATTR_WB);
     REQUIRE_EQ(efimap_normalise(&m, &r, &n), PMM_OK);
     uint64_t after = pmm_state_bytes(r, n, UINT64_MAX);
-    CHECKF(after <= before && after == 4 * PAGE_SIZE, "%llu",
-           (unsigned long long)after); /* 64 + 0x3c00 */
+    /* The table, 0x3c00 state bytes, one slot's chunk index and its summary. */
+    CHECKF(after <= before && after == page_up(64 + 0x3c00 + 1152 + PMM_INDEX_ORDER * 8), "%llu",
+           (unsigned long long)after);
     free(r);
     efimap_free(&m);
 }
@@ -586,6 +622,14 @@ static void test_check_without_lists_finds_what_lists_would_hide(void)
     e.p.flags = PMM_LISTS;
     REQUIRE_EQ(pmm_check(&e.p, msg, sizeof(msg)), PMM_ERR_CORRUPT);
     e.p = good;
+    /* The chunk index is built with the lists: until then every byte of it is 0. */
+    unsigned char *ix =
+        (unsigned char *)(uintptr_t)(e.p.state + e.p.virt_offset + e.p.index_offset);
+    ix[0] = 1;
+    REQUIRE_EQ(pmm_check(&e.p, msg, sizeof(msg)), PMM_ERR_CORRUPT);
+    REQUIRE(strstr(msg, "chunk index") != NULL);
+    ix[0] = 0;
+    REQUIRE_PMM(&e.p);
     unsigned char *st = state_byte(&e.p, 0x800 + 8);
     *st = 0x62; /* a cached frame, but there is no cache */
     REQUIRE_EQ(pmm_check(&e.p, msg, sizeof(msg)), PMM_ERR_CORRUPT);
@@ -779,11 +823,18 @@ static void test_alloc_below_keeps_the_whole_block_under_the_limit(void)
     struct env e;
     pc_env(&e);
     uint64_t a;
-    /* The order-8 list head is [0x3e00000, 0x3f00000): one page too high for this limit. */
-    REQUIRE(e.p.free_head[8] == 0x3e00000);
+    /* Order 8 is indexed: the block it gives is the lowest, [1M, 2M). */
+    REQUIRE(e.p.free_head[8] == PMM_NIL && e.p.free_blocks[8] > 1);
     REQUIRE_EQ(pmm_alloc_below(&e.p, 8, 0x3eff000, CANOPY_OWNER_TEST, &a), PMM_OK);
-    REQUIRE(a + MiB <= 0x3eff000);
+    REQUIRE(a == 0x100000);
     REQUIRE_EQ(pmm_free(&e.p, a, 8), PMM_OK);
+    /* Order 9 is listed, the highest block first: one page short of it, the walk finds a lower one.
+     */
+    uint64_t top = e.p.free_head[9];
+    REQUIRE(top != PMM_NIL && e.p.free_blocks[9] > 1);
+    REQUIRE_EQ(pmm_alloc_below(&e.p, 9, top + 2 * MiB - PAGE_SIZE, CANOPY_OWNER_TEST, &a), PMM_OK);
+    REQUIRE(a + 2 * MiB <= top && (a & (2 * MiB - 1)) == 0);
+    REQUIRE_EQ(pmm_free(&e.p, a, 9), PMM_OK);
     /* [1M, 2M) is one order-8 block; a limit one byte short of its end refuses it. */
     REQUIRE_EQ(pmm_alloc_below(&e.p, 8, 0x1fffff, CANOPY_OWNER_TEST, &a), PMM_ERR_NOMEM);
     REQUIRE_EQ(pmm_alloc_below(&e.p, 8, 0x200000, CANOPY_OWNER_TEST, &a), PMM_OK);
@@ -1010,7 +1061,24 @@ static void test_check_names_the_first_inconsistency(void)
     e.p.free_orders ^= 1;
     REQUIRE_EQ(pmm_check(&e.p, msg, sizeof(msg)), PMM_ERR_CORRUPT);
     e.p.free_orders ^= 1;
-    uint64_t head = e.p.free_head[0];
+    /* The chunk index: a chunk mask bit, the slot's section, an order-0 count, a word mask bit, a
+     * summary bit. */
+    unsigned char *ix =
+        (unsigned char *)(uintptr_t)(e.p.state + e.p.virt_offset + e.p.index_offset);
+    const size_t ix_bytes[] = {0, 7, 72, 80, 88, e.p.section_slots * 1152};
+    for (size_t i = 0; i < sizeof(ix_bytes) / sizeof(ix_bytes[0]); i++) {
+        ix[ix_bytes[i]] ^= 0x80;
+        REQUIRE_EQ(pmm_check(&e.p, msg, sizeof(msg)), PMM_ERR_CORRUPT);
+        REQUIRE(strncmp(msg, "pmm: ", 5) == 0);
+        ix[ix_bytes[i]] ^= 0x80;
+        REQUIRE_PMM(&e.p);
+    }
+    e.p.free_head[0] = 0xa00000; /* an indexed order with a list */
+    REQUIRE_EQ(pmm_check(&e.p, msg, sizeof(msg)), PMM_ERR_CORRUPT);
+    e.p.free_head[0] = PMM_NIL;
+    uint64_t head = PMM_NIL;
+    for (unsigned k = PMM_INDEX_ORDER; k <= PMM_MAX_ORDER && head == PMM_NIL; k++)
+        head = e.p.free_head[k];
     REQUIRE(head != PMM_NIL);
     uint64_t *link = (uint64_t *)(uintptr_t)(head + e.p.virt_offset);
     uint64_t old_next = link[0];
@@ -1224,6 +1292,7 @@ int main(void)
     RUN(test_tracking_ends_at_the_highest_ram_not_the_highest_mmio);
     RUN(test_ram_above_4gib_is_tracked_and_alloc_below_keeps_under_4gib);
     RUN(test_sparse_map_keeps_state_only_for_sections_with_ram);
+    RUN(test_the_top_chunk_ends_at_the_last_frame);
     RUN(test_init_below_tracks_nothing_past_the_limit);
     RUN(test_adjacent_usable_ranges_with_other_attributes_form_one_buddy_run);
     RUN(test_create_writes_only_its_state_array_and_builds_no_lists);

@@ -17,15 +17,18 @@
  * without RAM, whose frames are all reserved and cost no byte (as Linux's
  * SPARSEMEM). The table and the bytes form one region owned as
  * CANOPY_OWNER_PMM: pmm_init carves it out of usable memory, pmm_create puts
- * it where the caller says. Free lists live inside the free blocks, once
- * built. Every frame is exactly one of: free, used (with an owner),
- * reclaimable (loader / boot-services memory still in use at hand-off) or
- * reserved.
+ * it where the caller says. Free blocks below PMM_INDEX_ORDER (2 MiB) are
+ * found through an index in the same region (per 2 MiB chunk, how many free
+ * blocks of each order it holds), so allocating and freeing them never
+ * touches the frames; larger free blocks are on lists threaded through the
+ * blocks themselves, once built. Every frame is exactly one of: free, used
+ * (with an owner), reclaimable (loader / boot-services memory still in use
+ * at hand-off) or reserved.
  *
  * Several CPUs: a spinlock inside struct pmm covers the free lists, the
- * counters and every change to a free block; each CPU has its own cache of
- * single frames (struct pmm_cpu) that only that CPU touches, without the
- * lock. The pmm_cpu_* calls take the caller's CPU index; the calls without it
+ * index, the counters and every change to a free block; each CPU has its own
+ * cache of single frames (struct pmm_cpu) that only that CPU touches,
+ * without the lock. The pmm_cpu_* calls take the caller's CPU index; the calls without it
  * are those of CPU 0 (stage 1 and the kernel run on one CPU today).
  *
  * Two states: with free lists (pmm_init, or pmm_build_lists) the PMM
@@ -70,6 +73,12 @@
 #define PMM_SECTION_FRAMES (1ull << PMM_SECTION_SHIFT)
 /* A section table entry for a section without RAM (no state bytes). */
 #define PMM_NO_SECTION 0xffffffffu
+/*
+ * Free blocks of orders below this (up to 1 MiB) are found through the index
+ * of 2 MiB chunks in the state region, not through lists in their frames:
+ * their free_head stays PMM_NIL. Blocks of this order and above are listed.
+ */
+#define PMM_INDEX_ORDER 9
 
 enum pmm_status {
     PMM_OK = 0,
@@ -118,11 +127,18 @@ struct pmm {
     uint64_t section_count; /* table entries (uint32_t): one per PMM_SECTION_FRAMES frames */
     uint64_t section_slots; /* sections with state bytes (slots 0 .. section_slots - 1) */
     uint64_t slots_offset;  /* where in the region slot 0's bytes start */
+    uint64_t index_offset;  /* where in the region the chunk index starts (after the bytes) */
     uint64_t lock;          /* 0 free, 1 held: a test-and-test-and-set spinlock */
-    uint64_t free_head[PMM_ORDER_COUNT];   /* physical address of a free block, or PMM_NIL */
-    uint64_t free_blocks[PMM_ORDER_COUNT]; /* blocks on each list */
-    uint64_t free_orders;                  /* bit k set iff free_head[k] != PMM_NIL */
-    uint64_t free_frames;                  /* including the frames in the CPUs' caches */
+    uint64_t free_head[PMM_ORDER_COUNT];   /* from PMM_INDEX_ORDER up: a free block or PMM_NIL */
+    uint64_t free_blocks[PMM_ORDER_COUNT]; /* free blocks of each order */
+    uint64_t free_orders;                  /* bit k set iff free_blocks[k] != 0 */
+    /*
+     * For each indexed order k, a frame index from which a search for a block
+     * of order k may start scanning if it lands in that frame's chunk: no free
+     * block of order k lies below it there (PMM_NIL: none recorded).
+     */
+    uint64_t scan_from[PMM_INDEX_ORDER];
+    uint64_t free_frames; /* including the frames in the CPUs' caches */
     uint64_t used_frames;
     uint64_t reclaimable_frames;
     uint64_t reserved_frames;                  /* including the frames of sections without RAM */
@@ -263,9 +279,10 @@ enum pmm_status pmm_create(struct pmm *pmm, const struct canopy_mem_range *range
                            uint64_t state_phys, uint64_t state_capacity) MUST_CHECK;
 
 /*
- * Threads the free lists through the free blocks (writing the first 16 bytes
- * of each, through virt_offset): the PMM allocates and frees from then on.
- * The lists come out as pmm_init builds them (each list by ascending address
+ * Builds the chunk index (in the state region) and threads the free lists
+ * through the free blocks of PMM_INDEX_ORDER and above (writing the first 16
+ * bytes of each, through virt_offset): the PMM allocates and frees from then
+ * on. The result is what pmm_init builds (each list by ascending address
  * pushed, so the highest block first). O(frames), one pass over the state.
  * => PMM_ERR_INVALID if the lists are built already (nothing changes).
  */
@@ -393,14 +410,15 @@ enum canopy_owner pmm_owner_of(const struct pmm *pmm, uint64_t phys);
 
 /*
  * Checks the whole structure: every frame in exactly one state, free lists
- * consistent with the state bytes (each block aligned, on the right list,
+ * and the chunk index consistent with the state bytes (each block aligned,
+ * listed or counted in its chunk,
  * buddies merged; only frames in a CPU's cache may sit unmerged beside a
  * free buddy), the caches consistent (each entry a distinct cached frame),
  * counters plus the CPUs' deltas equal to a recount, the section table
  * dense and in address order, the lock free; without free lists, every list
- * empty, its count 0 and every cache empty. On failure writes one line
- * naming the first problem into msg (if msg_size > 0) and returns
- * PMM_ERR_CORRUPT.
+ * empty, its count 0, the chunk index zero and every cache empty. On
+ * failure writes one line naming the first problem into msg (if msg_size >
+ * 0) and returns PMM_ERR_CORRUPT.
  * => no CPU is inside the PMM (the caches and deltas are read without the lock).
  */
 enum pmm_status pmm_check(const struct pmm *pmm, char *msg, size_t msg_size) MUST_CHECK;
