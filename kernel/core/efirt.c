@@ -145,25 +145,15 @@ static uint64_t rd64(const uint8_t *p)
 }
 
 /* The direct map's view of [phys, phys + len), or NULL if it does not hold all of it. */
-static const uint8_t *direct_view(uint64_t phys, uint64_t len)
-{
-    uint64_t hhdm = efi.bi->hhdm_base;
-    if (len == 0 || phys > UINT64_MAX - hhdm || len > UINT64_MAX - hhdm - phys ||
-        !kmm_range_is_mapped(hhdm + phys, len, false))
-        return NULL;
-    return kmm_phys_to_virt(phys);
-}
-
 /*
- * A view of [phys, phys + len): the direct map's if it holds the range (RAM),
- * else an early map (the system table and the configuration table lie in
- * runtime-services data, which the direct map leaves out). NULL if neither.
- * Early maps last until efirt_init returns.
+ * A view of [phys, phys + len) (kmm_boot_view): the system table and the
+ * configuration table lie in runtime-services data, which the direct map
+ * leaves out, so they come through early maps. Those last until efirt_init
+ * returns.
  */
 static const uint8_t *phys_view(uint64_t phys, uint64_t len)
 {
-    const uint8_t *v = direct_view(phys, len);
-    return v != NULL || len == 0 || phys + (len - 1) < phys ? v : kmm_early_map(phys, len);
+    return kmm_boot_view(phys, len);
 }
 
 static const char *fail(const char *fmt, ...) PRINTF_LIKE(1, 2);
@@ -255,7 +245,7 @@ static const char *memmap_check(void)
     if (count == 0 || count > EFI_DESC_MAX_COUNT || bi->efi_memmap_size % bi->efi_desc_size != 0)
         return fail("EFI memory map: %llu bytes is not a whole number of %llu-byte descriptors",
                     (unsigned long long)bi->efi_memmap_size, (unsigned long long)bi->efi_desc_size);
-    efi.memmap = direct_view(bi->efi_memmap, bi->efi_memmap_size); /* kept: the boot info's */
+    efi.memmap = kmm_direct_view(bi->efi_memmap, bi->efi_memmap_size); /* kept: the boot info's */
     if (efi.memmap == NULL)
         return fail("EFI memory map at 0x%llx is not in the direct map",
                     (unsigned long long)bi->efi_memmap);

@@ -7,7 +7,9 @@
  * The firmware knows its board best, so ResetSystem goes first (efirt.c
  * runs it on its own address space), unless efirt found at boot that it
  * cannot or must not be used (then one line says it is skipped). The
- * fallbacks read the ACPI tables (acpi.c) the first time they are needed.
+ * fallbacks use what power_init read from the ACPI tables (acpi.c) at boot,
+ * before the kernel reclaims boot-services memory: some firmware (U-Boot)
+ * keeps its DSDT there, and once that memory is reused the table is gone.
  * Every wait is bounded by the TSC; a method that returns is reported in one
  * line and the next one is tried. When every method failed, one line says
  * so and the CPU halts with interrupts off: a machine that cannot be turned
@@ -28,6 +30,7 @@
 #include <kernel/cmdline.h>
 #include <kernel/console.h>
 #include <kernel/efirt.h>
+#include <kernel/kmm.h>
 #include <kernel/power.h>
 #include <kernel/vm.h>
 
@@ -69,10 +72,17 @@ static void settle(unsigned ms)
 }
 
 /*
- * ACPI tables: in the direct map when the firmware put them in ACPI memory,
- * else (the RSDP in the BIOS area, tables in reserved memory) a device map
- * with the memory type the firmware's map gives them.
+ * ACPI tables at boot, before the kernel address space exists: the direct
+ * map holds those in RAM (ACPI or boot-services memory), early maps the
+ * rest (the RSDP in the BIOS area, tables in reserved memory).
  */
+static const void *acpi_boot_map(void *ctx, uint64_t phys, uint64_t len)
+{
+    (void)ctx;
+    return kmm_boot_view(phys, len);
+}
+
+/* The same later, through the kernel address space (when power_init did not read them). */
 static const void *acpi_map(void *ctx, uint64_t phys, uint64_t len)
 {
     (void)ctx;
@@ -330,6 +340,9 @@ void power_init(const struct canopy_bootinfo *bi)
 {
     power_bi = bi;
     const char *why = efirt_init(bi);
+    acpi_power_read(bi->rsdp, acpi_boot_map, NULL, &acpi);
+    acpi_done = true;
+    kmm_early_unmap_all(); /* what was read is copied into `acpi` */
     uint32_t fw_rev, uefi_rev;
     const char *vendor = efirt_firmware(&fw_rev, &uefi_rev);
     /* The revision's low half is minor * 10 + the third number: 2.70 is 2.7, 2.31 is 2.3.1. */

@@ -401,6 +401,21 @@ const void *kmm_early_map(uint64_t pa, uint64_t len)
     return (const void *)(uintptr_t)(va + (pa - first));
 }
 
+const void *kmm_direct_view(uint64_t pa, uint64_t len)
+{
+    uint64_t hhdm = kmm.hhdm;
+    if (len == 0 || pa > UINT64_MAX - hhdm || len > UINT64_MAX - hhdm - pa ||
+        !kmm_range_is_mapped(hhdm + pa, len, false))
+        return NULL;
+    return kmm_phys_to_virt(pa);
+}
+
+const void *kmm_boot_view(uint64_t pa, uint64_t len)
+{
+    const void *v = kmm_direct_view(pa, len);
+    return v != NULL || len == 0 || pa + (len - 1) < pa ? v : kmm_early_map(pa, len);
+}
+
 void kmm_early_unmap_all(void)
 {
     if (early_pages == 0)

@@ -95,6 +95,16 @@ uint32_t kmm_firmware_cache(uint64_t pa, uint64_t size);
  */
 const void *kmm_early_map(uint64_t pa, uint64_t len);
 
+/* [pa, pa + len) through the direct map if it holds the whole range (RAM), else NULL. */
+const void *kmm_direct_view(uint64_t pa, uint64_t len);
+
+/*
+ * Before the kernel address space exists: a read-only view of
+ * [pa, pa + len) through the direct map if it holds the range (RAM), else an
+ * early map (kmm_early_map); NULL if neither can. For firmware tables.
+ */
+const void *kmm_boot_view(uint64_t pa, uint64_t len);
+
 /* Unmaps every early map (and flushes them). */
 void kmm_early_unmap_all(void);
 

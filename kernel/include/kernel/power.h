@@ -27,10 +27,10 @@
 #define POWER_ALL       0x1fu
 
 /*
- * Records the boot info the power functions read and checks the UEFI
- * runtime tables (efirt_init, which copies what reclaim would free); prints
- * the firmware's name and one line saying whether ResetSystem will be used.
- * Allocates nothing.
+ * Records the boot info the power functions read, checks the UEFI runtime
+ * tables (efirt_init) and reads the ACPI power facts (acpi_power_read): both
+ * copy what reclaim would free. Prints the firmware's name and one line
+ * saying whether ResetSystem will be used. Allocates nothing.
  * => after kmm_adopt() and before kmm_reclaim(); bi stays valid.
  */
 void power_init(const struct canopy_bootinfo *bi);
