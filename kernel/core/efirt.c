@@ -144,17 +144,12 @@ static uint64_t rd64(const uint8_t *p)
     return (uint64_t)rd32(p) | (uint64_t)rd32(p + 4) << 32;
 }
 
-/* The direct map's view of [phys, phys + len), or NULL if it does not hold all of it. */
 /*
- * A view of [phys, phys + len) (kmm_boot_view): the system table and the
+ * Firmware tables are read through kmm_boot_view: the system table and the
  * configuration table lie in runtime-services data, which the direct map
  * leaves out, so they come through early maps. Those last until efirt_init
  * returns.
  */
-static const uint8_t *phys_view(uint64_t phys, uint64_t len)
-{
-    return kmm_boot_view(phys, len);
-}
 
 static const char *fail(const char *fmt, ...) PRINTF_LIKE(1, 2);
 static const char *fail(const char *fmt, ...)
@@ -186,7 +181,7 @@ static uint32_t header_crc32(const uint8_t *p, uint32_t len)
 static const uint8_t *table_check(uint64_t phys, uint64_t sig, uint32_t min_bytes, const char *what,
                                   const char **problem)
 {
-    const uint8_t *h = phys_view(phys, 24);
+    const uint8_t *h = kmm_boot_view(phys, 24);
     if (h == NULL) {
         *problem = fail("%s at 0x%llx is not mapped", what, (unsigned long long)phys);
         return NULL;
@@ -202,7 +197,7 @@ static const uint8_t *table_check(uint64_t phys, uint64_t sig, uint32_t min_byte
             fail("%s: revision %u.%u is older than UEFI 2.0", what, rev >> 16, rev & 0xffffu);
         return NULL;
     }
-    if (size < min_bytes || size > EFI_TABLE_MAX_BYTES || phys_view(phys, size) == NULL) {
+    if (size < min_bytes || size > EFI_TABLE_MAX_BYTES || kmm_boot_view(phys, size) == NULL) {
         *problem = fail("%s: header size %u out of range (%u..%u) or not mapped", what, size,
                         min_bytes, EFI_TABLE_MAX_BYTES);
         return NULL;
@@ -265,7 +260,7 @@ static bool guid_is(const uint8_t *entry, const uint8_t guid[16])
 /* Copies the MAT's entries (the table at phys); NULL if that worked or it is empty. */
 static const char *mat_copy_from(uint64_t phys)
 {
-    const uint8_t *h = phys_view(phys, MAT_HEADER_BYTES);
+    const uint8_t *h = kmm_boot_view(phys, MAT_HEADER_BYTES);
     if (h == NULL)
         return fail("memory attributes table at 0x%llx is not mapped", (unsigned long long)phys);
     uint32_t version = rd32(h), count = rd32(h + 4), size = rd32(h + 8);
@@ -276,7 +271,7 @@ static const char *mat_copy_from(uint64_t phys)
     if (count == 0)
         return NULL; /* an empty table says nothing: as if absent */
     uint64_t bytes = (uint64_t)count * size;
-    const uint8_t *entries = phys_view(phys + MAT_HEADER_BYTES, bytes);
+    const uint8_t *entries = kmm_boot_view(phys + MAT_HEADER_BYTES, bytes);
     if (entries == NULL)
         return fail("memory attributes table entries at 0x%llx are not mapped",
                     (unsigned long long)(phys + MAT_HEADER_BYTES));
@@ -293,7 +288,7 @@ static const char *mat_copy_from(uint64_t phys)
 /* Reads the RT properties table at phys: which services work after ExitBootServices. */
 static const char *rt_properties_from(uint64_t phys)
 {
-    const uint8_t *t = phys_view(phys, RT_PROPERTIES_BYTES);
+    const uint8_t *t = kmm_boot_view(phys, RT_PROPERTIES_BYTES);
     if (t == NULL)
         return fail("RT properties table at 0x%llx is not mapped", (unsigned long long)phys);
     uint32_t length = (uint32_t)t[2] | (uint32_t)t[3] << 8;
@@ -314,7 +309,8 @@ static const char *config_tables(const uint8_t *st)
     uint64_t n = rd64(st + ST_TABLE_COUNT), table = rd64(st + ST_CONFIG_TABLE);
     if (n == 0)
         return NULL;
-    const uint8_t *cfg = n <= CONFIG_MAX_ENTRIES ? phys_view(table, n * CONFIG_ENTRY_BYTES) : NULL;
+    const uint8_t *cfg =
+        n <= CONFIG_MAX_ENTRIES ? kmm_boot_view(table, n * CONFIG_ENTRY_BYTES) : NULL;
     if (cfg == NULL)
         return fail("configuration table (%llu entries at 0x%llx) unreadable",
                     (unsigned long long)n, (unsigned long long)table);
@@ -347,7 +343,7 @@ static void read_vendor(const uint8_t *st)
         uint64_t chunk = PAGE_SIZE - (p & (PAGE_SIZE - 1));
         if (chunk > 2 * (VENDOR_CHARS - n))
             chunk = 2 * (VENDOR_CHARS - n);
-        const uint8_t *c = phys_view(p, chunk);
+        const uint8_t *c = kmm_boot_view(p, chunk);
         if (c == NULL)
             break;
         uint64_t i = 0;

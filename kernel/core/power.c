@@ -49,8 +49,7 @@
 #define QEMU_EXIT_CODE  1u /* QEMU exits with (1 << 1) | 1 = 3 */
 
 static const struct canopy_bootinfo *power_bi;
-static struct acpi_power acpi;
-static bool acpi_done;
+static struct acpi_power acpi; /* read by power_init */
 
 static uint64_t tsc_after_ms(unsigned ms)
 {
@@ -80,22 +79,6 @@ static const void *acpi_boot_map(void *ctx, uint64_t phys, uint64_t len)
 {
     (void)ctx;
     return kmm_boot_view(phys, len);
-}
-
-/* The same later, through the kernel address space (when power_init did not read them). */
-static const void *acpi_map(void *ctx, uint64_t phys, uint64_t len)
-{
-    (void)ctx;
-    return vm_phys_view(phys, len, false, "acpi tables");
-}
-
-static const struct acpi_power *acpi_get(void)
-{
-    if (!acpi_done) {
-        acpi_power_read(power_bi->rsdp, acpi_map, NULL, &acpi);
-        acpi_done = true;
-    }
-    return &acpi;
 }
 
 /* A register access through a GAS; false if its memory is not mapped. */
@@ -198,7 +181,7 @@ static bool pm1_write_slp(const struct acpi_gas *g, uint8_t typ, uint32_t en)
 
 static void try_acpi_s5(void)
 {
-    const struct acpi_power *a = acpi_get();
+    const struct acpi_power *a = &acpi; /* ACPI methods run only after power_init */
     if (a->s5_problem[0] != '\0') {
         report_failed("ACPI S5", a->s5_problem);
         return;
@@ -232,7 +215,7 @@ static void try_qemu_exit(void)
 
 static void try_acpi_reset(void)
 {
-    const struct acpi_power *a = acpi_get();
+    const struct acpi_power *a = &acpi; /* ACPI methods run only after power_init */
     if (a->reset_problem[0] != '\0') {
         report_failed("ACPI reset register", a->reset_problem);
         return;
@@ -341,7 +324,6 @@ void power_init(const struct canopy_bootinfo *bi)
     power_bi = bi;
     const char *why = efirt_init(bi);
     acpi_power_read(bi->rsdp, acpi_boot_map, NULL, &acpi);
-    acpi_done = true;
     kmm_early_unmap_all(); /* what was read is copied into `acpi` */
     uint32_t fw_rev, uefi_rev;
     const char *vendor = efirt_firmware(&fw_rev, &uefi_rev);
