@@ -75,7 +75,9 @@
  * WALK_CHECKED cold ones, over which their nodes are counted); lookups
  * against the VMA the address was drawn in. A mismatch ends the program
  * with status 1. Nodes visited: Canopy's last_visits, the peer's nodes
- * read, the walks' VMAs stepped over.
+ * read, the walks' VMAs stepped over. "Not first fit": the share of
+ * Canopy's and the peer's answers that differ from the first fit (a later
+ * hole, or none), what each pays less for.
  *
  * Usage: vmm_bench [--quick] [--max-n N] [--rounds R] [--layout NAME]
  *                  [--parts find,lookup,scaling] [--no-walks] [--json FILE]
@@ -697,9 +699,8 @@ static bool align_known(uint64_t align)
 
 /*
  * Checks impl's answers to q[0..count) and counts its nodes: the mean into
- * *mean, the most into *most, and (Canopy) the share of answers that are
- * not the first fit into *away. false, with a line on stderr, on a wrong
- * answer.
+ * *mean, the most into *most, and the share of answers that are not the
+ * first fit into *away. false, with a line on stderr, on a wrong answer.
  */
 static bool check_finds(enum impl im, const struct layout_data *L, const struct query *q,
                         size_t count, double *mean, uint64_t *most, double *away)
@@ -847,8 +848,10 @@ static bool bench_finds(const struct layout_data *L, const struct query *q)
 
             printf("%-9s %-4s %8zu %-12s %12.1f %9.1f %7llu", layout_names[L->kind], temp_names[t],
                    L->n, impl_names[im], med, mean[im][t], (unsigned long long)most[im][t]);
+            if (im == CANOPY || im == PEER)
+                printf("  not first fit %.1f%%", 100 * over[im][t]);
             if (im == CANOPY)
-                printf("  not first fit %.1f%%, canopy / rbgap %.2f", 100 * over[im][t], rt);
+                printf(", canopy / rbgap %.2f", rt);
             printf("\n");
             if (json) {
                 fprintf(json,
@@ -857,7 +860,7 @@ static bool bench_finds(const struct layout_data *L, const struct query *q)
                         "\"nodes_visited\": %.2f, \"nodes_max\": %llu",
                         impl_names[im], layout_names[L->kind], temp_names[t], L->n, med,
                         mean[im][t], (unsigned long long)most[im][t]);
-                if (im == CANOPY)
+                if (im == CANOPY || im == PEER)
                     fprintf(json, ", \"not_first_fit\": %.4f", over[im][t]);
                 fprintf(json, "}\n");
             }

@@ -352,8 +352,9 @@ md = ["<!-- written by scripts/bench.sh: the medians of this run -->"]
 md.append("\n**vmm_find**: ns per find (nodes read, mean)\n")
 # The walks over GTree and libavl are in the plots and results.json.
 MD_IMPLS = ["canopy", "rbgap", "canopy-space", "walk-canopy"]
-md.append("| layout | n | queries | canopy | rbgap | canopy / rbgap | canopy-space | walk-canopy |")
-md.append("| --- | ---: | --- | ---: | ---: | ---: | ---: | ---: |")
+md.append("| layout | n | queries | canopy | rbgap | canopy / rbgap | not first fit, canopy / rbgap "
+          "| canopy-space | walk-canopy |")
+md.append("| --- | ---: | --- | ---: | ---: | ---: | ---: | ---: | ---: |")
 for layout in VMM_LAYOUTS:
     for n in sorted({r["n"] for r in pick(bench="vmm_find", layout=layout)}):
         for query in ("hot", "cold"):
@@ -364,6 +365,10 @@ for layout in VMM_LAYOUTS:
                              if r else "-")
             ratio = pick(bench="vmm_find_vs_rbgap", query=query, layout=layout, n=n)
             cells.insert(2, f"{ratio[0]['ratio']:.2f}" if ratio else "-")
+            away = [pick(bench="vmm_find", query=query, layout=layout, impl=i, n=n)
+                    for i in ("canopy", "rbgap")]
+            cells.insert(3, " / ".join(f"{100 * a[0]['not_first_fit']:.0f} %"
+                                       if a and "not_first_fit" in a[0] else "-" for a in away))
             md.append(f"| {layout} | {n_(n)} | {query} | " + " | ".join(cells) + " |")
 md.append("\n**vmm_lookup**, random layout: ns per lookup, chained / independent\n")
 md.append("| n | queries | " + " | ".join(LOOKUP_IMPLS) + " |")
