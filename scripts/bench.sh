@@ -352,7 +352,7 @@ md = ["<!-- written by scripts/bench.sh: the medians of this run -->"]
 md.append("\n**vmm_find**: ns per find (nodes read, mean)\n")
 # The walks over GTree and libavl are in the plots and results.json.
 MD_IMPLS = ["canopy", "rbgap", "canopy-space", "walk-canopy"]
-md.append("| layout | n | queries | canopy | rbgap | canopy / rbgap | not first fit, canopy / rbgap "
+md.append("| layout | n | queries | canopy | rbgap | canopy / rbgap | % not first fit, canopy / rbgap "
           "| canopy-space | walk-canopy |")
 md.append("| --- | ---: | --- | ---: | ---: | ---: | ---: | ---: | ---: |")
 for layout in VMM_LAYOUTS:
@@ -367,7 +367,7 @@ for layout in VMM_LAYOUTS:
             cells.insert(2, f"{ratio[0]['ratio']:.2f}" if ratio else "-")
             away = [pick(bench="vmm_find", query=query, layout=layout, impl=i, n=n)
                     for i in ("canopy", "rbgap")]
-            cells.insert(3, " / ".join(f"{100 * a[0]['not_first_fit']:.0f} %"
+            cells.insert(3, " / ".join(f"{100 * a[0]['not_first_fit']:.0f}"
                                        if a and "not_first_fit" in a[0] else "-" for a in away))
             md.append(f"| {layout} | {n_(n)} | {query} | " + " | ".join(cells) + " |")
 md.append("\n**vmm_lookup**, random layout: ns per lookup, chained / independent\n")
