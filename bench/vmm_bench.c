@@ -65,7 +65,8 @@
  *
  * Last, Canopy's cold finds in the random layout at n = 10^3 and at the
  * largest n are measured again in pairs of back-to-back rounds (the scaling
- * target; the peer's too, for comparison).
+ * target; the peer's too, for comparison), and at both sizes what one node
+ * read costs when its address depends on the read before (node_read_ns()).
  *
  * Every answer is checked before anything is timed, against references over
  * a sorted array written apart from the trees: Canopy's against the first
@@ -1063,6 +1064,43 @@ static uint64_t seed_of(enum layout l, size_t n)
 }
 
 /*
+ * ns per read of one VMA-sized object when each read's address comes from
+ * the one before, over n objects from the VMAs' slab cache linked in a
+ * random cycle: what a node read costs when the tree has n nodes and the
+ * reads miss as a cold find's do. A find reads at least one node.
+ */
+static double node_read_ns(size_t n)
+{
+    void **obj = xmalloc(n * sizeof(*obj)), *p;
+    size_t steps = cold_count * 64;
+    double t0;
+
+    for (size_t i = 0; i < n; i++)
+        obj[i] = bench_nodes_alloc(sizeof(struct vmm_vma));
+    for (size_t i = n - 1; i > 0; i--) {
+        size_t j = (size_t)(rnd() % (i + 1));
+        void *t = obj[i];
+
+        obj[i] = obj[j];
+        obj[j] = t;
+    }
+    for (size_t i = 0; i < n; i++)
+        *(void **)obj[i] = obj[(i + 1) % n];
+    p = obj[0];
+    for (size_t i = 0; i < n; i++) /* one lap first: every page mapped */
+        p = *(void **)p;
+    t0 = bench_now_ns();
+    for (size_t i = 0; i < steps; i++)
+        p = *(void **)p;
+    t0 = (bench_now_ns() - t0) / (double)steps;
+    sink += (uintptr_t)p;
+    for (size_t i = 0; i < n; i++)
+        bench_nodes_free(sizeof(struct vmm_vma), obj[i]);
+    free(obj);
+    return t0;
+}
+
+/*
  * Canopy's cold finds in the random layout at n_base and n, in PAIRS pairs
  * of back-to-back rounds, each pair alternating which size goes first, so
  * that both see the same load from elsewhere; the peer the same way.
@@ -1121,6 +1159,18 @@ static bool scaling_pairs(size_t n_base, size_t n)
                      "vmm_find random cold: canopy n = %zu over n = %zu, paired rounds", n, n_base);
             bench_target(json, name, r, BENCH_AT_MOST, 3, BENCH_RUNS_MEDIAN);
         }
+    }
+    /* What one node read costs at each size: the floor under a cold find there. */
+    for (int k = 0; k < 2; k++) {
+        size_t nk = k ? n : n_base;
+        double ns = node_read_ns(nk);
+
+        printf("node read chain %8zu: %.1f ns per dependent read\n", nk, ns);
+        if (json)
+            fprintf(json,
+                    "{\"bench\": \"vmm_node_read\", \"impl\": \"slab\", \"n\": %zu, "
+                    "\"ns_per_op\": %.2f}\n",
+                    nk, ns);
     }
     for (int k = 0; k < 2; k++) {
         unbuild(&b[k], L[k].n);

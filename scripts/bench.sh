@@ -280,6 +280,10 @@ rs = pick(bench="vmm_find_scaling", impl="rbgap", n=1000000, n_base=1000)
 if rs:
     targets.append(f"info  vmm_find random cold: rbgap n = 1000000 over n = 1000, paired rounds: "
                    f"{rs[0]['ratio']:.2f}")
+reads = sorted(pick(bench="vmm_node_read"), key=lambda r: r["n"])
+if reads:
+    targets.append("info  one node read that depends on the last, VMA slab, random cycle: " +
+                   ", ".join(f"{r['ns_per_op']:.1f} ns at n = {r['n']}" for r in reads))
 # An earlier target: the walk's O(n) case, swiss, where every hole is too
 # small and the walk steps over every VMA above the window's start.
 c5 = ns(bench="vmm_find", query="hot", layout="swiss", impl="canopy", n=100000)
