@@ -273,21 +273,29 @@ static struct range *make_ranges(enum layout l, size_t n)
     return r;
 }
 
+/* 0..n-1 in a random order (Fisher-Yates, from rnd()). */
+static size_t *random_order(size_t n)
+{
+    size_t *order = xmalloc(n * sizeof(*order));
+
+    for (size_t i = 0; i < n; i++)
+        order[i] = i;
+    for (size_t i = n - 1; i > 0; i--) {
+        size_t j = (size_t)(rnd() % (i + 1)), t = order[i];
+
+        order[i] = order[j];
+        order[j] = t;
+    }
+    return order;
+}
+
 static struct layout_data make_layout(enum layout l, size_t n)
 {
     struct layout_data L = {.kind = l, .n = n};
     size_t blocks = (n + 1 + BLOCK - 1) / BLOCK, supers = (n + 1 + SUPER - 1) / SUPER;
 
     L.r = make_ranges(l, n);
-    L.order = xmalloc(n * sizeof(*L.order));
-    for (size_t i = 0; i < n; i++)
-        L.order[i] = i;
-    for (size_t i = n - 1; i > 0; i--) {
-        size_t j = (size_t)(rnd() % (i + 1)), t = L.order[i];
-
-        L.order[i] = L.order[j];
-        L.order[j] = t;
-    }
+    L.order = random_order(n);
     L.block_max = calloc(blocks, sizeof(uint64_t));
     L.super_max = calloc(supers, sizeof(uint64_t));
     if (!L.block_max || !L.super_max) {
@@ -1072,21 +1080,14 @@ static uint64_t seed_of(enum layout l, size_t n)
 static double node_read_ns(size_t n)
 {
     void **obj = xmalloc(n * sizeof(*obj)), *p;
-    size_t steps = cold_count * 64;
+    size_t *order = random_order(n), steps = cold_count * 64;
     double t0;
 
     for (size_t i = 0; i < n; i++)
         obj[i] = bench_nodes_alloc(sizeof(struct vmm_vma));
-    for (size_t i = n - 1; i > 0; i--) {
-        size_t j = (size_t)(rnd() % (i + 1));
-        void *t = obj[i];
-
-        obj[i] = obj[j];
-        obj[j] = t;
-    }
     for (size_t i = 0; i < n; i++)
-        *(void **)obj[i] = obj[(i + 1) % n];
-    p = obj[0];
+        *(void **)obj[order[i]] = obj[order[(i + 1) % n]];
+    p = obj[order[0]];
     for (size_t i = 0; i < n; i++) /* one lap first: every page mapped */
         p = *(void **)p;
     t0 = bench_now_ns();
@@ -1096,6 +1097,7 @@ static double node_read_ns(size_t n)
     sink += (uintptr_t)p;
     for (size_t i = 0; i < n; i++)
         bench_nodes_free(sizeof(struct vmm_vma), obj[i]);
+    free(order);
     free(obj);
     return t0;
 }
