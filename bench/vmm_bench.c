@@ -19,6 +19,8 @@
  *   walk-canopy  the in-order walk over Canopy's own tree
  *   walk-gtree   the same walk over GLib's GTree
  *   walk-libavl  the same walk over libavl (threaded: a step is one pointer)
+ *   wide-16      in the scaling part only: a B-tree yardstick of 16-entry
+ *                nodes over the holes (struct wide_node), the first fit
  * The walks seek to the window's start in O(log n), then test the hole
  * before each VMA with inclusive, overflow-safe bounds.
  *
@@ -65,8 +67,9 @@
  *
  * Last, Canopy's cold finds in the random layout at n = 10^3 and at the
  * largest n are measured again in pairs of back-to-back rounds (the scaling
- * target; the peer's too, for comparison), and at both sizes what one node
- * read costs when its address depends on the read before (node_read_ns()).
+ * target; the peer's and a wide-node yardstick's too, for comparison: see
+ * struct wide_node), and at both sizes what one node read costs when its
+ * address depends on the read before (node_read_ns()).
  *
  * Every answer is checked before anything is timed, against references over
  * a sorted array written apart from the trees: Canopy's against the first
@@ -607,9 +610,9 @@ static void use(struct built *b)
 
 /* ---- the finds ---- */
 
-enum impl { CANOPY, PEER, CANOPY_SPACE, WALK_CANOPY, WALK_GTREE, WALK_LIBAVL, IMPLS };
-static const char *const impl_names[IMPLS] = {"canopy",      "rbgap",      "canopy-space",
-                                              "walk-canopy", "walk-gtree", "walk-libavl"};
+enum impl { CANOPY, PEER, CANOPY_SPACE, WALK_CANOPY, WALK_GTREE, WALK_LIBAVL, WIDE, IMPLS };
+static const char *const impl_names[IMPLS] = {
+    "canopy", "rbgap", "canopy-space", "walk-canopy", "walk-gtree", "walk-libavl", "wide-16"};
 
 /* The tree's search, as vmm_space_find() calls it once the request is validated. */
 static bool find_canopy(const struct query *q, uint64_t *addr, uint64_t *visits)
@@ -697,8 +700,143 @@ static bool find_walk_libavl(const struct query *q, uint64_t *addr, uint64_t *st
     WALK(n = libavl_first_from(q->min), n, n->item, n = n->next);
 }
 
+/*
+ * The wide-node yardstick, measured only in the scaling part: what a cold
+ * find would cost in a B-tree over the holes, the shape the scaling target
+ * points to (Linux's maple tree is one). WIDE_B entries a node, filled to
+ * WIDE_FILL of them, about what a B-tree holds after random inserts (69 %);
+ * the nodes from the VMAs' slab allocator, each at a random place among all
+ * of them, so that memory order is not tree order; 8-byte fields, as a
+ * 57-bit space needs. A leaf entry is a hole between two VMAs, its first and
+ * last byte; an internal entry a child, the first byte of its lowest hole
+ * and its longest hole. The search is the first fit at any alignment; it
+ * passes over a child only by its longest hole, and its answers are checked
+ * like the others. Built once from the sorted holes, with no insert or
+ * erase, no edge holes (queries in the random layout never end there) and no
+ * per-alignment fits, it is a lower bound on such a tree's cold find, not a
+ * design.
+ */
+#define WIDE_B    16
+#define WIDE_FILL 11
+
+struct wide_node {
+    unsigned count;
+    bool leaf;
+    uint64_t lo[WIDE_B];  /* a hole's first byte; a child's lowest hole's */
+    uint64_t len[WIDE_B]; /* a hole's length in bytes; a child's longest hole's */
+    struct wide_node *child[WIDE_B];
+};
+
+static struct wide_node *wide_root;
+
+/* The first fit for q in w's holes from the one holding q->min on (with edge) or from the first. */
+static bool wide_search(const struct wide_node *w, const struct query *q, bool edge, uint64_t *addr,
+                        uint64_t *visits)
+{
+    unsigned c = 0;
+
+    ++*visits;
+    if (edge)
+        while (c + 1 < w->count && w->lo[c + 1] <= q->min)
+            c++;
+    for (; c < w->count; c++) {
+        if (w->lo[c] > q->last)
+            return false;
+        if (w->len[c] < q->size)
+            continue;
+        if (w->leaf) {
+            uint64_t lo = w->lo[c] > q->min ? w->lo[c] : q->min;
+            uint64_t hi = w->lo[c] + (w->len[c] - 1);
+
+            if (fit_low(lo, hi < q->last ? hi : q->last, q->size, q->align, addr))
+                return true;
+        } else if (wide_search(w->child[c], q, edge, addr, visits)) {
+            return true;
+        }
+        edge = false;
+    }
+    return false;
+}
+
+static bool find_wide(const struct query *q, uint64_t *addr, uint64_t *visits)
+{
+    return wide_search(wide_root, q, true, addr, visits);
+}
+
+/* The yardstick over L's holes between VMAs; *nodes_out and *count_out for wide_free(). */
+static struct wide_node *wide_build(const struct layout_data *L, struct wide_node ***nodes_out,
+                                    size_t *count_out)
+{
+    size_t holes = L->n - 1, count = 0, level = (holes + WIDE_FILL - 1) / WIDE_FILL, next = 0;
+    struct wide_node **pool, **below, **above;
+    size_t *place;
+
+    if (level == 0)
+        level = 1; /* one empty leaf */
+    for (size_t m = level;; m = (m + WIDE_FILL - 1) / WIDE_FILL) {
+        count += m;
+        if (m == 1)
+            break;
+    }
+    pool = xmalloc(count * sizeof(*pool));
+    for (size_t i = 0; i < count; i++) /* allocated in order, placed at random below */
+        pool[i] = bench_nodes_alloc(sizeof(struct wide_node));
+    place = random_order(count);
+    below = xmalloc(level * sizeof(*below));
+    for (size_t j = 0; j < level; j++) {
+        struct wide_node *w = pool[place[next++]];
+
+        w->leaf = true;
+        w->count = 0;
+        for (size_t i = j * WIDE_FILL + 1; i <= holes && w->count < WIDE_FILL; i++, w->count++) {
+            w->lo[w->count] = hole_lo(L, i);
+            w->len[w->count] = hole_hi(L, i) - hole_lo(L, i) + 1;
+        }
+        below[j] = w;
+    }
+    while (level > 1) {
+        size_t up = (level + WIDE_FILL - 1) / WIDE_FILL;
+
+        above = xmalloc(up * sizeof(*above));
+        for (size_t j = 0; j < up; j++) {
+            struct wide_node *w = pool[place[next++]];
+
+            w->leaf = false;
+            w->count = 0;
+            for (size_t i = j * WIDE_FILL; i < level && w->count < WIDE_FILL; i++, w->count++) {
+                const struct wide_node *c = below[i];
+                uint64_t longest = 0;
+
+                for (unsigned e = 0; e < c->count; e++)
+                    longest = c->len[e] > longest ? c->len[e] : longest;
+                w->lo[w->count] = c->lo[0];
+                w->len[w->count] = longest;
+                w->child[w->count] = below[i];
+            }
+            above[j] = w;
+        }
+        free(below);
+        below = above;
+        level = up;
+    }
+    wide_root = below[0];
+    free(below);
+    free(place);
+    *nodes_out = pool;
+    *count_out = count;
+    return wide_root;
+}
+
+static void wide_free(struct wide_node **pool, size_t count)
+{
+    for (size_t i = 0; i < count; i++)
+        bench_nodes_free(sizeof(struct wide_node), pool[i]);
+    free(pool);
+}
+
 static bool (*const finds[IMPLS])(const struct query *, uint64_t *, uint64_t *) = {
-    find_canopy, find_peer, find_canopy_space, find_walk_canopy, find_walk_gtree, find_walk_libavl};
+    find_canopy,     find_peer,        find_canopy_space, find_walk_canopy,
+    find_walk_gtree, find_walk_libavl, find_wide};
 
 /* Whether Canopy's slots know align: 4 KiB (the least the space asks for), 2 MiB or 1 GiB. */
 static bool align_known(uint64_t align)
@@ -808,7 +946,7 @@ static FILE *json;
 /* The implementations measured, Canopy and the peer first (back to back in every round). */
 static int impl_count(void)
 {
-    return with_walks ? IMPLS : CANOPY_SPACE + 1;
+    return with_walks ? WALK_LIBAVL + 1 : CANOPY_SPACE + 1;
 }
 
 /* n as the target lines say it: 2^k for a power of two, else in decimal. */
@@ -1105,56 +1243,64 @@ static double node_read_ns(size_t n)
 /*
  * Canopy's cold finds in the random layout at n_base and n, in PAIRS pairs
  * of back-to-back rounds, each pair alternating which size goes first, so
- * that both see the same load from elsewhere; the peer the same way.
- * Reported: the medians of the pairs' ratios and of each size's rounds.
+ * that both see the same load from elsewhere; the peer's and the wide-node
+ * yardstick's the same way. Reported: the medians of the pairs' ratios and
+ * of each size's rounds.
  */
 #define PAIRS 9
 static bool scaling_pairs(size_t n_base, size_t n)
 {
+    static const enum impl timed[] = {CANOPY, PEER, WIDE};
+    enum { TIMED = sizeof(timed) / sizeof(timed[0]) };
     struct layout_data L[2];
     struct query *q[2];
     struct built b[2];
-    double t[2][2][PAIRS], ratio[2][PAIRS];
+    struct wide_node *wide[2], **wide_pool[2];
+    size_t wide_count[2];
+    double t[TIMED][2][PAIRS], ratio[TIMED][PAIRS], nodes[TIMED][2];
     int pairs = rounds > 1 ? PAIRS : 1;
 
     for (int k = 0; k < 2; k++) {
-        double mean, over;
+        double over;
         uint64_t most;
 
         rng_state = seed_of(RANDOM, k ? n : n_base);
         L[k] = make_layout(RANDOM, k ? n : n_base);
         q[k] = make_queries(&L[k], cold_count);
         build(&b[k], &L[k], false);
+        wide[k] = wide_build(&L[k], &wide_pool[k], &wide_count[k]);
         use(&b[k]);
-        if (!check_finds(CANOPY, &L[k], q[k], cold_count, &mean, &most, &over) ||
-            !check_finds(PEER, &L[k], q[k], cold_count, &mean, &most, &over))
-            return false;
+        for (int i = 0; i < TIMED; i++)
+            if (!check_finds(timed[i], &L[k], q[k], cold_count, &nodes[i][k], &most, &over))
+                return false;
     }
     for (int p = 0; p < pairs; p++) {
-        for (int im = 0; im < 2; im++) {
+        for (int i = 0; i < TIMED; i++) {
             for (int j = 0; j < 2; j++) {
                 int k = (p + j) % 2;
 
                 use(&b[k]);
-                t[im][k][p] = time_cold((enum impl)im, q[k], cold_count);
+                wide_root = wide[k];
+                t[i][k][p] = time_cold(timed[i], q[k], cold_count);
             }
-            ratio[im][p] = t[im][1][p] / t[im][0][p];
+            ratio[i][p] = t[i][1][p] / t[i][0][p];
         }
     }
-    for (int im = 0; im < 2; im++) {
-        double r = bench_median(ratio[im], pairs), big = bench_median(t[im][1], pairs);
-        double small = bench_median(t[im][0], pairs);
+    for (int i = 0; i < TIMED; i++) {
+        double r = bench_median(ratio[i], pairs), big = bench_median(t[i][1], pairs);
+        double small = bench_median(t[i][0], pairs);
 
-        printf("random    cold %8zu %-12s paired with n = %zu: %.1f and %.1f ns per find, "
-               "ratio %.2f\n",
-               n, impl_names[im], n_base, big, small, r);
+        printf("random    cold %8zu %-12s paired with n = %zu: %.1f and %.1f ns per find "
+               "(%.1f and %.1f nodes), ratio %.2f\n",
+               n, impl_names[timed[i]], n_base, big, small, nodes[i][1], nodes[i][0], r);
         if (json)
             fprintf(json,
                     "{\"bench\": \"vmm_find_scaling\", \"impl\": \"%s\", \"layout\": \"random\", "
                     "\"query\": \"cold\", \"n\": %zu, \"n_base\": %zu, \"ratio\": %.4f, "
-                    "\"ns_per_op\": %.2f, \"ns_per_op_base\": %.2f}\n",
-                    impl_names[im], n, n_base, r, big, small);
-        if (im == CANOPY) {
+                    "\"ns_per_op\": %.2f, \"ns_per_op_base\": %.2f, \"nodes\": %.2f, "
+                    "\"nodes_base\": %.2f}\n",
+                    impl_names[timed[i]], n, n_base, r, big, small, nodes[i][1], nodes[i][0]);
+        if (timed[i] == CANOPY) {
             char name[128];
 
             snprintf(name, sizeof(name),
@@ -1176,6 +1322,7 @@ static bool scaling_pairs(size_t n_base, size_t n)
     }
     for (int k = 0; k < 2; k++) {
         unbuild(&b[k], L[k].n);
+        wide_free(wide_pool[k], wide_count[k]);
         free(q[k]);
         free_layout(&L[k]);
     }

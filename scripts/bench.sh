@@ -276,10 +276,11 @@ EXPECTED = {
 for name, goal in EXPECTED.items():
     if name not in printed:
         targets.append(f"n/a   {name}: not measured in this run (target {goal})")
-rs = pick(bench="vmm_find_scaling", impl="rbgap", n=1000000, n_base=1000)
-if rs:
-    targets.append(f"info  vmm_find random cold: rbgap n = 1000000 over n = 1000, paired rounds: "
-                   f"{rs[0]['ratio']:.2f}")
+for impl in ("rbgap", "wide-16"):
+    rs = pick(bench="vmm_find_scaling", impl=impl, n=1000000, n_base=1000)
+    if rs:
+        targets.append(f"info  vmm_find random cold: {impl} n = 1000000 over n = 1000, "
+                       f"paired rounds: {rs[0]['ratio']:.2f}")
 reads = sorted(pick(bench="vmm_node_read"), key=lambda r: r["n"])
 if reads:
     targets.append("info  one node read that depends on the last, VMA slab, random cycle: " +
