@@ -220,6 +220,10 @@ static void test_space_alloc_rejects_invalid_requests(void)
     REQUIRE_EQ(alloc(&s, 0x800, PAGE_SIZE, 0, UINT64_MAX, 0, &a), VMM_ERR_INVALID);
     REQUIRE_EQ(alloc(&s, PAGE_SIZE, 0, 0, UINT64_MAX, 0, &a), VMM_ERR_INVALID);
     REQUIRE_EQ(alloc(&s, PAGE_SIZE, 3 * PAGE_SIZE, 0, UINT64_MAX, 0, &a), VMM_ERR_INVALID);
+    REQUIRE_EQ(alloc(&s, PAGE_SIZE, (1ull << 63) | PAGE_SIZE, 0, UINT64_MAX, 0, &a),
+               VMM_ERR_INVALID);
+    /* The top bit alone is one bit: a valid request that nothing in this space meets. */
+    REQUIRE_EQ(alloc(&s, PAGE_SIZE, 1ull << 63, 0, UINT64_MAX, 0, &a), VMM_ERR_NO_SPACE);
     REQUIRE(alloc(&s, PAGE_SIZE, PAGE_SIZE, 0x200000, 0x1fffff, 0, &a) ==
             VMM_ERR_INVALID); /* min > last */
     /* A window outside the space is not invalid, just empty. */
