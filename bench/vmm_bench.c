@@ -768,7 +768,7 @@ static struct wide_node *wide_build(const struct layout_data *L, struct wide_nod
                                     size_t *count_out)
 {
     size_t holes = L->n - 1, count = 0, level = (holes + WIDE_FILL - 1) / WIDE_FILL, next = 0;
-    struct wide_node **pool, **below, **above;
+    struct wide_node **pool, **below, **above, *root;
     size_t *place;
 
     if (level == 0)
@@ -819,12 +819,12 @@ static struct wide_node *wide_build(const struct layout_data *L, struct wide_nod
         below = above;
         level = up;
     }
-    wide_root = below[0];
+    root = below[0];
     free(below);
     free(place);
     *nodes_out = pool;
     *count_out = count;
-    return wide_root;
+    return root;
 }
 
 static void wide_free(struct wide_node **pool, size_t count)
@@ -1270,6 +1270,7 @@ static bool scaling_pairs(size_t n_base, size_t n)
         build(&b[k], &L[k], false);
         wide[k] = wide_build(&L[k], &wide_pool[k], &wide_count[k]);
         use(&b[k]);
+        wide_root = wide[k];
         for (int i = 0; i < TIMED; i++)
             if (!check_finds(timed[i], &L[k], q[k], cold_count, &nodes[i][k], &most, &over))
                 return false;
