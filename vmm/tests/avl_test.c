@@ -968,6 +968,46 @@ static void test_avl_gap_misaligned_holes_read_log_n(void)
 }
 
 /*
+ * The budget (vmm/avl.h), where no bound is exact: ranges off the page grain
+ * at 4 KiB alignment. Every hole is 2 KiB to 4 KiB - 1 long and starts 2 KiB
+ * past a page, so each passes the largest gap for a 2 KiB request and none
+ * holds it aligned: the search enters every subtree in vain until it has
+ * read the budget, then asks for 2 KiB + 4 KiB - 1 at any address, which no
+ * hole holds either, and the hole above the last range answers. Checks that
+ * the budget was spent, the answer, and the reads: the budget and one
+ * more search.
+ */
+static void test_avl_gap_budget_off_the_page_grain(void)
+{
+    enum { N = 1 << 16 };
+    struct avl_tree t;
+    struct item *it = build_misaligned(&t, N, 0x100000, 0x1000, 0x800, 1, 1, SIZE_MAX, SIZE_MAX);
+
+    REQUIRE(it);
+    REQUIRE_TREE(&t);
+    for (int high = 0; high < 2; high++) {
+        struct avl_gap_query q = {.size = 0x800, .align = 0x1000, .lo = 0, .hi = UINT64_MAX};
+        uint64_t h = (uint64_t)tree_height(&t), budget = avl_gap_budget(t.count);
+        struct avl_gap_result r;
+
+        /* Not the edge hole the search tries first. */
+        if (high)
+            q.hi = it[N - 1].node.last;
+        else
+            q.lo = it[0].node.start;
+        REQUIRE(avl_gap_find(&t, &q, high ? AVL_GAP_HIGHEST : 0, &r));
+        CHECK_EQ(r.over_align, 1);
+        CHECK(r.visits > budget);
+        CHECK(r.visits <= budget + 3 * h - 2);
+        CHECK(search_agrees(&t, &q, high, 1, NULL));
+        printf("  %s: the budget %llu spent, %llu nodes read (bound %llu)\n",
+               high ? "highest" : "lowest", (unsigned long long)budget,
+               (unsigned long long)r.visits, (unsigned long long)(budget + 3 * h - 2));
+    }
+    free(it);
+}
+
+/*
  * The reproducer of the O(n) search, at 2^20 ranges: one-page ranges 16 KiB
  * apart, each 12 KiB hole starting 8 KiB past a multiple of 16 KiB, and a
  * request for 8 KiB at 16 KiB alignment, whose first fit lies above the last
@@ -1330,6 +1370,7 @@ int main(void)
     RUN(test_avl_gap_search_visits_logarithmic);
     RUN(test_avl_gap_search_matches_the_walk_on_random_layouts);
     RUN(test_avl_gap_misaligned_holes_read_log_n);
+    RUN(test_avl_gap_budget_off_the_page_grain);
     RUN(test_avl_gap_reproducer_at_2_20_ranges);
     RUN(test_avl_gap_search_reads_only_the_path);
     RUN(test_avl_gap_large_alignment_skips_spans_without_boundary);
