@@ -3,7 +3,7 @@
  * address, Canopy's VMM against an augmented peer and the in-order walks.
  *
  * Implementations, all over the same VMAs:
- *   canopy       avl_gap_lowest() on the space's tree, what vmm_space_find()
+ *   canopy       avl_gap_find() on the space's tree, what vmm_space_find()
  *                calls once it has validated the request: the descent over
  *                the largest gap, or at 2 MiB and 1 GiB alignment over the
  *                usable size there, kept per child slot (vmm/src/avl.c);
@@ -618,8 +618,13 @@ static const char *const impl_names[IMPLS] = {
 static bool find_canopy(const struct query *q, uint64_t *addr, uint64_t *visits)
 {
     struct avl_gap_query gq = {.size = q->size, .align = q->align, .lo = q->min, .hi = q->last};
+    struct avl_gap_result r;
+    bool found = avl_gap_find(&space->tree, &gq, 0, &r);
 
-    return avl_gap_lowest(&space->tree, &gq, addr, visits);
+    if (found)
+        *addr = r.addr;
+    *visits += r.visits;
+    return found;
 }
 
 static bool find_canopy_space(const struct query *q, uint64_t *addr, uint64_t *visits)

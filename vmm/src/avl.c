@@ -49,7 +49,7 @@
  * parent's slot for it shows room and its holes can reach the window's fits,
  * both known in the parent, so a subtree that fails is never read; it backs
  * up by parent links. One loop per level and direction, its state in
- * registers; tree_find() has the cost. A search that every hole is too small
+ * registers; level_find() has the cost. A search that every hole is too small
  * for reads the root's largest gap and stops there.
  *
  * Callers: vmm/src/space.c (the address space), the host tests and benchmarks.
@@ -780,6 +780,7 @@ enum level { LEVEL_GAP, LEVEL_2M, LEVEL_1G };
 struct want {
     uint64_t size, mask, need;
     uint64_t end_min, start_max;
+    uint64_t over; /* 0, or the b of an over-ask (avl_gap_result.over_align) */
 };
 
 /*
@@ -825,7 +826,7 @@ __attribute__((always_inline)) static inline bool slot_holds(const struct avl_no
 enum search_end {
     FOUND, /* *np is the node just above the hole */
     NONE,  /* no hole from where it started on holds the request */
-    SPENT, /* the read past limit: *np is the node just read, where the search can go on */
+    SPENT, /* past limit at a climb: *np is the node it read last, where the search can go on */
 };
 
 /*
@@ -858,15 +859,13 @@ search_holes(const struct avl_node **np, const struct want *w, uint64_t lo, uint
             /* A left child means a range below n: its hole starts at 1 or above. */
             while (slot_holds(n, false, level, need) & (n->start - n->gap - 1 >= end_min)) {
                 n = n->left;
-                if (++v > limit)
-                    goto spent;
+                ++v;
             }
         } else {
             /* A right child means a range above n: its last byte is below 2^64 - 1. */
             while (slot_holds(n, true, level, need) & (n->last + 1 <= start_max)) {
                 n = n->right;
-                if (++v > limit)
-                    goto spent;
+                ++v;
             }
         }
         for (;;) {
@@ -886,8 +885,7 @@ search_holes(const struct avl_node **np, const struct want *w, uint64_t lo, uint
                 }
                 if (slot_holds(n, true, level, need) & (n->last + 1 <= start_max)) {
                     n = n->right;
-                    if (++v > limit)
-                        goto spent;
+                    ++v;
                     break;
                 }
                 while ((p = avl_parent(n)) && p->right == n)
@@ -906,8 +904,7 @@ search_holes(const struct avl_node **np, const struct want *w, uint64_t lo, uint
                 }
                 if (slot_holds(n, false, level, need) & (below - 1 >= end_min)) {
                     n = n->left;
-                    if (++v > limit)
-                        goto spent;
+                    ++v;
                     break;
                 }
                 while ((p = avl_parent(n)) && p->left == n)
@@ -917,6 +914,13 @@ search_holes(const struct avl_node **np, const struct want *w, uint64_t lo, uint
                 end = NONE;
                 goto out;
             }
+            /*
+             * The budget is checked on the way up, not at each step down:
+             * between two climbs a search only descends, so it stops at most
+             * h - 1 reads past the budget, and a descent costs no check.
+             */
+            if (v > limit)
+                goto spent;
             n = p; /* reached from the side already searched: its hole is next */
         }
     }
@@ -961,6 +965,20 @@ static inline bool other_edge(const struct avl_tree *t, const struct avl_gap_que
     return true;
 }
 
+/*
+ * other_edge() past the tree's search, which has the request's window from
+ * q alone: gap_start() found a fit in it, so neither bound wraps.
+ */
+static inline bool edge_after_search(const struct avl_tree *t, const struct avl_gap_query *q,
+                                     bool high, struct avl_gap_result *r)
+{
+    uint64_t mask = q->align - 1;
+
+    if (!high)
+        return other_edge(t, q, false, 0, (q->hi - (q->size - 1)) & ~mask, r);
+    return other_edge(t, q, true, ((q->lo + mask) & ~mask) + (q->size - 1), 0, r);
+}
+
 /* The request's own fit in the hole below n: the lowest or highest, as the search. */
 static inline uint64_t fit_in_hole(const struct avl_node *n, const struct avl_gap_query *q,
                                    bool high)
@@ -977,14 +995,13 @@ static inline uint64_t fit_in_hole(const struct avl_node *n, const struct avl_ga
  * says at which over-ask), else the other edge hole. visits are those read.
  */
 __attribute__((always_inline)) static inline bool
-search_done(const struct avl_tree *t, const struct avl_gap_query *q, bool high, uint64_t end_min,
-            uint64_t start_max, enum search_end end, const struct avl_node *n, uint64_t visits,
-            uint64_t over, struct avl_gap_result *r)
+search_done(const struct avl_tree *t, const struct avl_gap_query *q, bool high, enum search_end end,
+            const struct avl_node *n, uint64_t visits, uint64_t over, struct avl_gap_result *r)
 {
     r->visits = visits;
     r->over_align = over;
     if (end != FOUND)
-        return other_edge(t, q, high, end_min, start_max, r);
+        return edge_after_search(t, q, high, r);
     r->addr = fit_in_hole(n, q, high);
     r->next = (struct avl_node *)n;
     return true;
@@ -999,7 +1016,6 @@ search_done(const struct avl_tree *t, const struct avl_gap_query *q, bool high, 
  */
 static __attribute__((noinline)) bool any_address(const struct avl_tree *t,
                                                   const struct avl_gap_query *q, bool high,
-                                                  uint64_t end_min, uint64_t start_max,
                                                   uint64_t visits, struct avl_gap_result *r)
 {
     const struct avl_node *n = t->root;
@@ -1011,13 +1027,13 @@ static __attribute__((noinline)) bool any_address(const struct avl_tree *t,
         want_init(&w, q->size + (q->align - 1), 1, q->lo, q->hi, LEVEL_GAP))
         end = high ? search_holes(&n, &w, q->lo, q->hi, LEVEL_GAP, true, UINT64_MAX, &visits)
                    : search_holes(&n, &w, q->lo, q->hi, LEVEL_GAP, false, UINT64_MAX, &visits);
-    return search_done(t, q, high, end_min, start_max, end, n, visits, 1, r);
+    return search_done(t, q, high, end, n, visits, 1, r);
 }
 
 /*
  * The tree's holes for w at one level and in one direction, both constants
  * once inlined, then the other edge hole: fills *r and returns whether the
- * request was found. over is 0 for the request itself, or the b of its
+ * request was found. w->over is 0 for the request itself, or the b of its
  * over-ask.
  *
  * Cost, counted in nodes read: a node is read when its subtree straddles an
@@ -1032,33 +1048,77 @@ static __attribute__((noinline)) bool any_address(const struct avl_tree *t,
  */
 __attribute__((always_inline)) static inline bool
 level_find(const struct avl_tree *t, const struct avl_gap_query *q, bool high, enum level level,
-           const struct want *w, uint64_t over, uint64_t end_min, uint64_t start_max,
-           struct avl_gap_result *r)
+           const struct want *w, struct avl_gap_result *r)
 {
     const struct avl_node *n = t->root;
     uint64_t visits = 1, limit = q->align == 1 ? UINT64_MAX : avl_gap_budget(t->count);
     enum search_end end = search_holes(&n, w, q->lo, q->hi, level, high, limit, &visits);
 
     if (end == SPENT)
-        return any_address(t, q, high, end_min, start_max, visits, r);
-    return search_done(t, q, high, end_min, start_max, end, n, visits, over, r);
+        return any_address(t, q, high, visits, r);
+    return search_done(t, q, high, end, n, visits, w->over, r);
 }
 
 /*
- * The search of the tree's holes for q, whose fits in the window end at
- * end_min or above and start at start_max or below, then of the other edge
- * hole, for a constant high: works out what to search for and at which
- * level, and runs that level's loop. Out of line: it holds the loops, and a
- * search that every hole is too small for never gets here.
+ * level_find() for each level and direction, each out of line on its own:
+ * a loop that shares its function with no other gets the registers to
+ * itself, and the search's entry keeps no frame for them.
+ */
+static __attribute__((noinline)) bool low_gap(const struct avl_tree *t,
+                                              const struct avl_gap_query *q, const struct want *w,
+                                              struct avl_gap_result *r)
+{
+    return level_find(t, q, false, LEVEL_GAP, w, r);
+}
+
+static __attribute__((noinline)) bool low_2m(const struct avl_tree *t,
+                                             const struct avl_gap_query *q, const struct want *w,
+                                             struct avl_gap_result *r)
+{
+    return level_find(t, q, false, LEVEL_2M, w, r);
+}
+
+static __attribute__((noinline)) bool low_1g(const struct avl_tree *t,
+                                             const struct avl_gap_query *q, const struct want *w,
+                                             struct avl_gap_result *r)
+{
+    return level_find(t, q, false, LEVEL_1G, w, r);
+}
+
+static __attribute__((noinline)) bool high_gap(const struct avl_tree *t,
+                                               const struct avl_gap_query *q, const struct want *w,
+                                               struct avl_gap_result *r)
+{
+    return level_find(t, q, true, LEVEL_GAP, w, r);
+}
+
+static __attribute__((noinline)) bool high_2m(const struct avl_tree *t,
+                                              const struct avl_gap_query *q, const struct want *w,
+                                              struct avl_gap_result *r)
+{
+    return level_find(t, q, true, LEVEL_2M, w, r);
+}
+
+static __attribute__((noinline)) bool high_1g(const struct avl_tree *t,
+                                              const struct avl_gap_query *q, const struct want *w,
+                                              struct avl_gap_result *r)
+{
+    return level_find(t, q, true, LEVEL_1G, w, r);
+}
+
+/*
+ * The search of the tree's holes for q at one level (b its alignment), whose
+ * fits in the window end at end_min or above and start at start_max or
+ * below, then of the other edge hole, for a constant high: works out what
+ * to search for, and calls that level's loop.
  */
 __attribute__((always_inline)) static inline bool
-tree_find(const struct avl_tree *t, const struct avl_gap_query *q, bool high, uint64_t end_min,
-          uint64_t start_max, struct avl_gap_result *r)
+level_call(const struct avl_tree *t, const struct avl_gap_query *q, bool high, enum level level,
+           uint64_t b, uint64_t end_min, uint64_t start_max, struct avl_gap_result *r)
 {
-    uint64_t a = q->align, size = q->size, over = 0;
-    enum level level = a >= AVL_ALIGN_1G ? LEVEL_1G : a >= AVL_ALIGN_2M ? LEVEL_2M : LEVEL_GAP;
-    uint64_t b = level == LEVEL_1G ? AVL_ALIGN_1G : level == LEVEL_2M ? AVL_ALIGN_2M : 0x1000;
-    struct want w = {size, a - 1, size, end_min, start_max};
+    uint64_t a = q->align, size = q->size;
+    struct want w = {size,    a - 1,     level == LEVEL_GAP ? size : pages_for_bytes(size),
+                     end_min, start_max, 0};
 
     if (b < a) {
         /*
@@ -1066,56 +1126,50 @@ tree_find(const struct avl_tree *t, const struct avl_gap_query *q, bool high, ui
          * multiple of b, which the slots bound at b; from a multiple of b,
          * align - b more bytes reach a multiple of align.
          */
-        over = b;
-        if (size > UINT64_MAX - (a - b) || !want_init(&w, size + (a - b), b, q->lo, q->hi, level)) {
-            r->over_align = over;
-            return other_edge(t, q, high, end_min, start_max, r);
-        }
-    } else if (level != LEVEL_GAP) {
-        w.need = pages_for_bytes(size);
+        r->over_align = b;
+        if (size > UINT64_MAX - (a - b) || !want_init(&w, size + (a - b), b, q->lo, q->hi, level))
+            return edge_after_search(t, q, high, r);
+        w.over = b;
     }
     /* A saturated fit says only that it is big: sizes past it are bounded by the gap. */
     if (level != LEVEL_GAP && w.need > FIT_SAT) {
-        level = LEVEL_GAP;
         w.need = w.size;
+        return high ? high_gap(t, q, &w, r) : low_gap(t, q, &w, r);
     }
-    switch (level) {
-    case LEVEL_GAP:
-        return level_find(t, q, high, LEVEL_GAP, &w, over, end_min, start_max, r);
-    case LEVEL_2M:
-        return level_find(t, q, high, LEVEL_2M, &w, over, end_min, start_max, r);
-    default:
-        return level_find(t, q, high, LEVEL_1G, &w, over, end_min, start_max, r);
-    }
+    if (level == LEVEL_GAP)
+        return high ? high_gap(t, q, &w, r) : low_gap(t, q, &w, r);
+    if (level == LEVEL_2M)
+        return high ? high_2m(t, q, &w, r) : low_2m(t, q, &w, r);
+    return high ? high_1g(t, q, &w, r) : low_1g(t, q, &w, r);
 }
 
-/* tree_find() for each direction. */
-static __attribute__((noinline)) bool tree_find_low(const struct avl_tree *t,
-                                                    const struct avl_gap_query *q, uint64_t end_min,
-                                                    uint64_t start_max, struct avl_gap_result *r)
+/* level_call() at the level q's alignment picks. */
+__attribute__((always_inline)) static inline bool
+tree_find(const struct avl_tree *t, const struct avl_gap_query *q, bool high, uint64_t end_min,
+          uint64_t start_max, struct avl_gap_result *r)
 {
-    return tree_find(t, q, false, end_min, start_max, r);
+    if (q->align < AVL_ALIGN_2M)
+        return level_call(t, q, high, LEVEL_GAP, 0x1000, end_min, start_max, r);
+    if (q->align < AVL_ALIGN_1G)
+        return level_call(t, q, high, LEVEL_2M, AVL_ALIGN_2M, end_min, start_max, r);
+    return level_call(t, q, high, LEVEL_1G, AVL_ALIGN_1G, end_min, start_max, r);
 }
 
-static __attribute__((noinline)) bool tree_find_high(const struct avl_tree *t,
-                                                     const struct avl_gap_query *q,
-                                                     uint64_t end_min, uint64_t start_max,
-                                                     struct avl_gap_result *r)
-{
-    return tree_find(t, q, true, end_min, start_max, r);
-}
+/* What gap_start() leaves: no fit, a fit in *r, or the tree to search. */
+enum gap_step { GAP_NONE, GAP_FOUND, GAP_TREE };
 
 /*
- * avl_gap_find(), for a constant high: the edge hole on the side the search
- * favours, the tree (only if its largest gap could hold the request, so
- * that a search every hole is too small for reads the root alone and costs
- * little), the other edge hole.
+ * The start of a search, for a constant high: the window's fits, the edge
+ * hole on the side the search favours, and the other edge hole if the tree's
+ * largest gap is too small for the request (a search every hole is too
+ * small for reads the root alone and costs little). Sets *end_min and
+ * *start_max for the tree's search.
  */
-__attribute__((always_inline)) static inline bool gap_find(const struct avl_tree *t,
-                                                           const struct avl_gap_query *q, bool high,
-                                                           struct avl_gap_result *r)
+__attribute__((always_inline)) static inline enum gap_step
+gap_start(const struct avl_tree *t, const struct avl_gap_query *q, bool high, uint64_t *end_min,
+          uint64_t *start_max, struct avl_gap_result *r)
 {
-    uint64_t mask = q->align - 1, size = q->size, first = q->lo, end_min, start_max;
+    uint64_t mask = q->align - 1, size = q->size, first = q->lo, hi = q->hi;
     const struct avl_node *root = t->root;
 
     r->next = NULL;
@@ -1129,30 +1183,42 @@ __attribute__((always_inline)) static inline bool gap_find(const struct avl_tree
     if (first <= UINT64_MAX - mask)
         first = (first + mask) & ~mask;
     else if (first & mask)
-        return false;
-    if (first > q->hi || q->hi - first < size - 1)
-        return false;
-    end_min = first + (size - 1);
-    start_max = (q->hi - (size - 1)) & ~mask;
+        return GAP_NONE;
+    if (first > hi || hi - first < size - 1)
+        return GAP_NONE;
+    *end_min = first + (size - 1);
+    *start_max = (hi - (size - 1)) & ~mask;
     if (!root) {
-        r->addr = high ? start_max : first;
-        return true;
+        r->addr = high ? *start_max : first;
+        return GAP_FOUND;
     }
     /* The edge hole on the favoured side: below the first range, or above the last. */
-    if (!high && t->first->start > end_min) {
+    if (!high && t->first->start > *end_min) {
         r->addr = first;
         r->next = t->first;
-        return true;
+        return GAP_FOUND;
     }
-    if (high && t->last->last < start_max) {
-        r->addr = start_max;
-        return true;
+    if (high && t->last->last < *start_max) {
+        r->addr = *start_max;
+        return GAP_FOUND;
     }
     r->visits = 1;
     if (avl_max_gap(root) >= size)
-        return high ? tree_find_high(t, q, end_min, start_max, r)
-                    : tree_find_low(t, q, end_min, start_max, r);
-    return other_edge(t, q, high, end_min, start_max, r);
+        return GAP_TREE;
+    return other_edge(t, q, high, *end_min, *start_max, r) ? GAP_FOUND : GAP_NONE;
+}
+
+/* avl_gap_find() for a constant high: gap_start(), then the tree if it says so. */
+__attribute__((always_inline)) static inline bool gap_find(const struct avl_tree *t,
+                                                           const struct avl_gap_query *q, bool high,
+                                                           struct avl_gap_result *r)
+{
+    uint64_t end_min, start_max;
+    enum gap_step step = gap_start(t, q, high, &end_min, &start_max, r);
+
+    if (step == GAP_TREE)
+        return tree_find(t, q, high, end_min, start_max, r);
+    return step == GAP_FOUND;
 }
 
 bool avl_gap_find(const struct avl_tree *t, const struct avl_gap_query *q, unsigned flags,

@@ -654,11 +654,11 @@ bool diff_alloc(struct diff *d, const struct vmm_alloc_req *req, const struct vm
     /*
      * What vmm/avl.h promises per canonical piece, however many holes are
      * big enough but misaligned: 3h - 2 reads where the bound is exact, and
-     * at most avl_gap_budget(n) more past 16 TiB, where it is not.
+     * at most avl_gap_budget(n) + h more past 16 TiB, where it is not.
      */
     if (d->check_visits && (got == VMM_OK || got == VMM_ERR_NO_SPACE)) {
         uint64_t h = 2 * ceil_log2(n + 2) + 2; /* an AVL tree's height bound, rounded up */
-        uint64_t bound = 2 * (avl_gap_budget(n) + 3 * h - 2);
+        uint64_t bound = 2 * (avl_gap_budget(n) + 4 * h - 2);
 
         if (d->space.last_visits > bound)
             return fail(d, "search visited too many nodes", d->space.last_visits, bound);

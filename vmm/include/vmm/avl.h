@@ -49,9 +49,10 @@
  *     with that much room. Linux's VMA tree asked for size + A - 4 KiB.
  *     The holes below the first range and above the last are tried exactly;
  *   - off the page grain, or past 16 TiB, those bounds are upper bounds
- *     only: once a search has read avl_gap_budget(n) nodes it asks for
- *     size + align - 1 bytes at any address instead, which the largest gap
- *     bounds exactly: at most avl_gap_budget(n) + 3h - 2 reads in all.
+ *     only: once a search has read more than avl_gap_budget(n) nodes (it
+ *     checks as it climbs, so at most h - 1 more), it asks for size +
+ *     align - 1 bytes at any address instead, which the largest gap bounds
+ *     exactly: at most avl_gap_budget(n) + 4h - 2 reads in all.
  *
  * No name here collides with libavl's (avl_insert, avl_insert_after, ...), so
  * the benchmarks can link both.
@@ -239,7 +240,7 @@ uint64_t avl_gap_budget(size_t count);
  * lowest (highest) align-aligned fit, clipped to the window, in the lowest
  * (highest) hole with that much room, and a fit in a lower (higher) hole
  * with less room is not seen. Where even that bound is not exact (ranges off
- * the page grain, sizes past 16 TiB) and the search has read
+ * the page grain, sizes past 16 TiB) and the search has read more than
  * avl_gap_budget(t->count) nodes, b = 1 instead, from the root again, which
  * the largest gap bounds exactly. r->over_align is that b (0: not
  * over-asked). The holes below the first range and above the last are
