@@ -1155,21 +1155,17 @@ tree_find(const struct avl_tree *t, const struct avl_gap_query *q, bool high, ui
     return level_call(t, q, high, LEVEL_1G, AVL_ALIGN_1G, end_min, start_max, r);
 }
 
-/* What gap_start() leaves: no fit, a fit in *r, or the tree to search. */
-enum gap_step { GAP_NONE, GAP_FOUND, GAP_TREE };
-
 /*
- * The start of a search, for a constant high: the window's fits, the edge
- * hole on the side the search favours, and the other edge hole if the tree's
- * largest gap is too small for the request (a search every hole is too
- * small for reads the root alone and costs little). Sets *end_min and
- * *start_max for the tree's search.
+ * avl_gap_find(), for a constant high: the window's fits, the edge hole on
+ * the side the search favours, the tree (only if its largest gap could hold
+ * the request, so that a search every hole is too small for reads the root
+ * alone and costs little), the other edge hole.
  */
-__attribute__((always_inline)) static inline enum gap_step
-gap_start(const struct avl_tree *t, const struct avl_gap_query *q, bool high, uint64_t *end_min,
-          uint64_t *start_max, struct avl_gap_result *r)
+__attribute__((always_inline)) static inline bool gap_find(const struct avl_tree *t,
+                                                           const struct avl_gap_query *q, bool high,
+                                                           struct avl_gap_result *r)
 {
-    uint64_t mask = q->align - 1, size = q->size, first = q->lo, hi = q->hi;
+    uint64_t mask = q->align - 1, size = q->size, first = q->lo, hi = q->hi, end_min, start_max;
     const struct avl_node *root = t->root;
 
     r->next = NULL;
@@ -1183,42 +1179,29 @@ gap_start(const struct avl_tree *t, const struct avl_gap_query *q, bool high, ui
     if (first <= UINT64_MAX - mask)
         first = (first + mask) & ~mask;
     else if (first & mask)
-        return GAP_NONE;
+        return false;
     if (first > hi || hi - first < size - 1)
-        return GAP_NONE;
-    *end_min = first + (size - 1);
-    *start_max = (hi - (size - 1)) & ~mask;
+        return false;
+    end_min = first + (size - 1);
+    start_max = (hi - (size - 1)) & ~mask;
     if (!root) {
-        r->addr = high ? *start_max : first;
-        return GAP_FOUND;
+        r->addr = high ? start_max : first;
+        return true;
     }
     /* The edge hole on the favoured side: below the first range, or above the last. */
-    if (!high && t->first->start > *end_min) {
+    if (!high && t->first->start > end_min) {
         r->addr = first;
         r->next = t->first;
-        return GAP_FOUND;
+        return true;
     }
-    if (high && t->last->last < *start_max) {
-        r->addr = *start_max;
-        return GAP_FOUND;
+    if (high && t->last->last < start_max) {
+        r->addr = start_max;
+        return true;
     }
     r->visits = 1;
     if (avl_max_gap(root) >= size)
-        return GAP_TREE;
-    return other_edge(t, q, high, *end_min, *start_max, r) ? GAP_FOUND : GAP_NONE;
-}
-
-/* avl_gap_find() for a constant high: gap_start(), then the tree if it says so. */
-__attribute__((always_inline)) static inline bool gap_find(const struct avl_tree *t,
-                                                           const struct avl_gap_query *q, bool high,
-                                                           struct avl_gap_result *r)
-{
-    uint64_t end_min, start_max;
-    enum gap_step step = gap_start(t, q, high, &end_min, &start_max, r);
-
-    if (step == GAP_TREE)
         return tree_find(t, q, high, end_min, start_max, r);
-    return step == GAP_FOUND;
+    return other_edge(t, q, high, end_min, start_max, r);
 }
 
 bool avl_gap_find(const struct avl_tree *t, const struct avl_gap_query *q, unsigned flags,
