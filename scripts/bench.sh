@@ -109,7 +109,7 @@ import glob, json, os, statistics, sys
 
 runs_dir, out = sys.argv[1], sys.argv[2]
 VALUES = ("ns_per_op", "nodes_visited", "nodes_max", "not_first_fit", "bytes_per_frame", "ratio",
-          "ns_per_op_base", "step_ns", "frames_used", "frames_minimum")
+          "ratio_to_rbgap", "ns_per_op_base", "step_ns", "frames_used", "frames_minimum")
 groups = {}
 printed = {}  # target lines, by name: each run's line
 for path in sorted(glob.glob(os.path.join(runs_dir, "*.json"))):
@@ -137,7 +137,8 @@ for key, ms in groups.items():
         if xs:
             r[v] = (max(xs) if v == "nodes_max" else
                     round(statistics.median(xs),
-                          4 if v in ("bytes_per_frame", "ratio", "not_first_fit") else 2))
+                          4 if v in ("bytes_per_frame", "ratio", "ratio_to_rbgap",
+                                     "not_first_fit") else 2))
             if v == "ns_per_op" and len(xs) > 1:
                 r["ns_per_op_min"], r["ns_per_op_max"] = min(xs), max(xs)
     r["runs"] = len(ms)
@@ -170,7 +171,8 @@ def fmt(x):
 
 # ---- tables ----
 VMM_LAYOUTS = ["random", "swiss", "short-4k", "misal-16k", "misal-2m", "misal-1g"]
-VMM_IMPLS = ["canopy", "rbgap", "canopy-space", "walk-canopy", "walk-gtree", "walk-libavl"]
+VMM_IMPLS = ["canopy", "rbgap", "canopy-space", "canopy-over", "walk-canopy", "walk-gtree",
+             "walk-libavl"]
 LOOKUP_IMPLS = ["canopy", "rbgap", "gtree", "libavl"]
 AVL_IMPLS = ["canopy", "libavl-intrusive", "gtree", "libavl"]
 lines = []
@@ -358,8 +360,8 @@ md.append("\n**vmm_find**: ns per find (nodes read, mean)\n")
 # The walks over GTree and libavl are in the plots and results.json.
 MD_IMPLS = ["canopy", "rbgap", "canopy-space", "walk-canopy"]
 md.append("| layout | n | queries | canopy | rbgap | canopy / rbgap | % not first fit, canopy / rbgap "
-          "| canopy-space | walk-canopy |")
-md.append("| --- | ---: | --- | ---: | ---: | ---: | ---: | ---: | ---: |")
+          "| canopy-over / rbgap | canopy-space | walk-canopy |")
+md.append("| --- | ---: | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: |")
 for layout in VMM_LAYOUTS:
     for n in sorted({r["n"] for r in pick(bench="vmm_find", layout=layout)}):
         for query in ("hot", "cold"):
@@ -374,6 +376,9 @@ for layout in VMM_LAYOUTS:
                     for i in ("canopy", "rbgap")]
             cells.insert(3, " / ".join(f"{100 * a[0]['not_first_fit']:.0f}"
                                        if a and "not_first_fit" in a[0] else "-" for a in away))
+            o = pick(bench="vmm_find", query=query, layout=layout, impl="canopy-over", n=n)
+            cells.insert(4, f"{o[0]['ratio_to_rbgap']:.2f}"
+                         if o and "ratio_to_rbgap" in o[0] else "-")
             md.append(f"| {layout} | {n_(n)} | {query} | " + " | ".join(cells) + " |")
 md.append("\n**vmm_lookup**, random layout: ns per lookup, chained / independent\n")
 md.append("| n | queries | " + " | ".join(LOOKUP_IMPLS) + " |")
