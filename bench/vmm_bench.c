@@ -60,7 +60,8 @@
  * implementation hot, then cold, Canopy and the peer back to back and the
  * order reversed every other round; ns are the medians of the rounds, and
  * the Canopy / peer ratio is the median of the rounds' ratios. A walk's cold
- * pass stops after COLD_CAP_NS; its ns are over the queries it ran.
+ * pass stops after COLD_CAP_NS; its ns are over the queries it ran. Each
+ * round's cold passes come after settle_ns of untimed ones (settle()).
  *
  * Lookups (vmm_lookup), in the random layout: the VMA holding an address,
  * for COLD addresses in random VMAs (and HOT of them, cycled), as a chain in
@@ -122,6 +123,7 @@
 static size_t cold_count = 65536;
 static double hot_slice_ns = 2e7; /* per hot measurement */
 static double cold_cap_ns = 1e8;  /* a cold pass stops here (only the walks get near it) */
+static double settle_ns = 5e6;    /* untimed cold passes before timed ones (settle()) */
 static int rounds = 5;
 static bool with_walks = true;
 
@@ -978,6 +980,24 @@ static double time_cold(enum impl im, const struct query *q, size_t count)
     return elapsed / (double)done;
 }
 
+/*
+ * Untimed cold finds by im, for settle_ns at least, before a round's timed
+ * ones. After the workload changes (hot to cold, another tree) the machine
+ * runs slower for a millisecond or two, whichever code runs: in a cold
+ * swiss round (5 ns finds, 0.3 ms a pass) the first pass took up to twice
+ * what the same code took later in the round, and a pass run again at once
+ * still a third more. Without this, the implementation that goes first in
+ * most rounds (Canopy, with an odd number of rounds) paid for it.
+ */
+static void settle(enum impl im, const struct query *q)
+{
+    double t0 = bench_now_ns();
+
+    do
+        (void)time_cold(im, q, cold_count);
+    while (bench_now_ns() - t0 < settle_ns);
+}
+
 static FILE *json;
 
 /* The implementations measured, Canopy and the peer first (back to back in every round). */
@@ -1015,6 +1035,8 @@ static bool bench_finds(const struct layout_data *L, const struct query *q)
     }
     for (int r = 0; r < rounds; r++) {
         for (int t = 0; t < 2; t++) {
+            if (t)
+                settle(PEER, q);
             for (int k = 0; k < impls; k++) {
                 int im = r % 2 ? impls - 1 - k : k;
 
@@ -1218,13 +1240,19 @@ static bool bench_lookups(const struct layout_data *L)
     }
     for (int r = 0; r < rounds; r++)
         for (int t = 0; t < 2; t++)
-            for (int m = 0; m < 2; m++)
+            for (int m = 0; m < 2; m++) {
+                double t0 = bench_now_ns();
+
+                /* As settle() does for the finds. */
+                while (t && bench_now_ns() - t0 < settle_ns)
+                    (void)time_lookups(L_PEER, keys, count, false, m == 0);
                 for (int k = 0; k < LOOKUP_IMPLS; k++) {
                     int im = r % 2 ? LOOKUP_IMPLS - 1 - k : k;
 
                     ns[im][t][m][r] =
                         time_lookups((enum lookup_impl)im, keys, count, t == 0, m == 0);
                 }
+            }
     for (int t = 0; t < 2; t++)
         for (int m = 0; m < 2; m++)
             for (int im = 0; im < LOOKUP_IMPLS; im++) {
@@ -1324,6 +1352,7 @@ static bool scaling_pairs(size_t n_base, size_t n)
 
                 use(&b[k]);
                 wide_root = wide[k];
+                settle(timed[i], q[k]); /* each pass follows another tree's */
                 t[i][k][p] = time_cold(timed[i], q[k], cold_count);
             }
             ratio[i][p] = t[i][1][p] / t[i][0][p];
@@ -1397,6 +1426,7 @@ int main(int argc, char **argv)
             cold_count = 4096;
             hot_slice_ns = 1e6;
             cold_cap_ns = 5e6;
+            settle_ns = 2.5e5;
             rounds = 1;
         } else if (strcmp(argv[i], "--max-n") == 0 && i + 1 < argc) {
             max_n = strtoull(argv[++i], NULL, 0);
