@@ -301,6 +301,28 @@ static void test_avl_range_ending_at_top_of_address_space(void)
     REQUIRE(avl_gap_lowest(&t, &q, &addr, NULL) && addr == 0x1000);
 }
 
+/*
+ * A range at address 0 has no hole below it, even where the search reads it
+ * for one: here it is reached because its right child's hole has room.
+ */
+static void test_avl_range_at_zero_is_not_a_hole(void)
+{
+    struct avl_tree t;
+    struct item r, r2, z, m;
+    struct avl_gap_query q = {.size = 0x1000, .align = 0x1000, .lo = 0, .hi = UINT64_MAX};
+    uint64_t addr = 1, visits = 0;
+
+    avl_init(&t);
+    insert_range(&t, &r, 0x100000, 0x100fff);
+    insert_range(&t, &r2, 0x200000, 0x200fff);
+    insert_range(&t, &z, 0, 0xfff);
+    insert_range(&t, &m, 0x3000, 0x3fff);
+    REQUIRE_TREE(&t);
+    REQUIRE(t.root == &r.node && r.node.left == &z.node && z.node.right == &m.node);
+    REQUIRE(avl_gap_lowest(&t, &q, &addr, &visits) && addr == 0x1000);
+    REQUIRE(visits >= 2); /* the range at 0 was read */
+}
+
 /* avl_check notices each kind of corruption it promises to verify. */
 static void test_avl_check_detects_each_corruption(void)
 {
@@ -1364,6 +1386,7 @@ int main(void)
     RUN(test_avl_erase_random_order_keeps_invariants);
     RUN(test_avl_adjust_updates_gaps_to_root);
     RUN(test_avl_range_ending_at_top_of_address_space);
+    RUN(test_avl_range_at_zero_is_not_a_hole);
     RUN(test_avl_check_detects_each_corruption);
     RUN(test_avl_gap_search_matches_brute_force);
     RUN(test_avl_gap_failure_is_one_visit);
