@@ -449,7 +449,7 @@ static ALWAYS_INLINE void ix_add(struct pmm *p, uint64_t idx, unsigned k)
  * Uncounts the free block at idx (of order k < PMM_INDEX_ORDER) in its
  * chunk (slot `slot`, index si), but leaves the word mask to the caller: a
  * merge clears the bits of every word its block covers once, at the end
- * (ix_cover).
+ * (ix_cover_at).
  */
 static ALWAYS_INLINE void ix_uncount_at(struct pmm *p, struct slot_index *si, uint32_t slot,
                                         uint64_t idx, unsigned k)
@@ -488,13 +488,11 @@ static ALWAYS_INLINE void ix_remove(struct pmm *p, uint64_t idx, unsigned k)
 
 /*
  * The merged block at idx of order k (>= 3) covers whole words of the chunk
- * of frame `at` (one of its frames): none of them holds a head any more but
- * idx's own, which free_push marks again.
+ * of frame `at` (one of its frames; si is its slot's index): none of them
+ * holds a head any more but idx's own, which free_push marks again.
  */
-static ALWAYS_INLINE void ix_cover(struct pmm *p, uint64_t at, uint64_t idx, unsigned k)
+static ALWAYS_INLINE void ix_cover_at(struct slot_index *si, uint64_t at, uint64_t idx, unsigned k)
 {
-    uint32_t slot;
-    struct slot_index *si = slot_index_of(p, at, &slot);
     struct chunk_index *ci = &si->chunk[(at >> PMM_INDEX_ORDER) & (SECTION_CHUNKS - 1)];
     if (k >= PMM_INDEX_ORDER) {
         ci->words = 0;
@@ -701,6 +699,60 @@ static inline void block_take(struct pmm *p, uint64_t idx, unsigned m, unsigned 
 }
 
 /*
+ * The merges of block_release() below PMM_INDEX_ORDER, where the block and
+ * every buddy it can merge with lie in one chunk, so in idx's section: its
+ * bytes and its index are looked up once, not at every merge. Marks the
+ * block's head byte (and the next, for k > 0) interior first. Returns true
+ * when the block is recorded free; false when it has grown to
+ * PMM_INDEX_ORDER, its head in *idxp, for merge_above(). => k <
+ * PMM_INDEX_ORDER.
+ */
+static ALWAYS_INLINE bool merge_in_chunk(struct pmm *p, struct view v, uint64_t *idxp, unsigned k)
+{
+    uint64_t idx = *idxp, at = idx;
+    unsigned k0 = k;
+    uint32_t slot;
+    struct slot_index *si = slot_index_of(p, idx, &slot);
+    uint8_t *sec = byte_of(v, idx) - (idx & SECTION_MASK);
+    if (k)
+        __atomic_store_n(sec + (idx & SECTION_MASK) + 1, (uint8_t)ST_INTERIOR, __ATOMIC_RELAXED);
+    __atomic_store_n(sec + (idx & SECTION_MASK), (uint8_t)ST_INTERIOR, __ATOMIC_RELAXED);
+    for (; k < PMM_INDEX_ORDER; k++) {
+        uint64_t buddy = idx ^ (1ull << k);
+        uint8_t *b = sec + (buddy & SECTION_MASK);
+        if (buddy >= p->frame_count || __atomic_load_n(b, __ATOMIC_RELAXED) != (ST_FREE | k))
+            break;
+        ix_uncount_at(p, si, slot, buddy, k); /* its word's bit: below, or kept by the new head */
+        __atomic_store_n(b, (uint8_t)ST_INTERIOR, __ATOMIC_RELAXED);
+        idx &= ~(1ull << k);
+    }
+    if (k >= 3 && k > k0)
+        ix_cover_at(si, at, idx, k);
+    *idxp = idx;
+    if (k == PMM_INDEX_ORDER)
+        return false;
+    __atomic_store_n(sec + (idx & SECTION_MASK), (uint8_t)(ST_FREE | k), __ATOMIC_RELAXED);
+    ix_add_at(p, si, slot, idx, k);
+    return true;
+}
+
+/* The merges of block_release() from order k >= PMM_INDEX_ORDER up, through the lists. */
+static void merge_above(struct pmm *p, uint64_t idx, unsigned k)
+{
+    struct view v = view_of(p);
+    while (k < PMM_MAX_ORDER) {
+        uint64_t buddy = idx ^ (1ull << k);
+        if (buddy >= p->frame_count || st_get(v, buddy) != (ST_FREE | k))
+            break;
+        list_unlink(p, phys_of(p, buddy), k);
+        st_set(v, buddy, ST_INTERIOR);
+        idx &= ~(1ull << k);
+        k++;
+    }
+    free_push(p, idx, k);
+}
+
+/*
  * Makes the block at idx of order k free, merging it with its buddy while the
  * buddy is a whole free block of the same order. The caller has taken the
  * block out of the used or reclaimable counts. => the lock is held.
@@ -709,29 +761,15 @@ static inline void block_release(struct pmm *p, uint64_t idx, unsigned k)
 {
     struct view v = view_of(p);
     p->free_frames += 1ull << k;
-    if (k)
+    if (k < PMM_INDEX_ORDER) {
+        if (merge_in_chunk(p, v, &idx, k))
+            return;
+        k = PMM_INDEX_ORDER;
+    } else {
         st_set(v, idx + 1, ST_INTERIOR);
-    st_set(v, idx, ST_INTERIOR);
-    uint64_t at = idx;
-    unsigned k0 = k;
-    uint32_t slot;
-    struct slot_index *si = k < PMM_INDEX_ORDER ? slot_index_of(p, idx, &slot) : NULL;
-    while (k < PMM_MAX_ORDER) {
-        uint64_t buddy = idx ^ (1ull << k);
-        if (buddy >= p->frame_count || st_get(v, buddy) != (ST_FREE | k))
-            break;
-        if (k < PMM_INDEX_ORDER)
-            ix_uncount_at(p, si, slot, buddy,
-                          k); /* its word's bit: below, or kept by the new head */
-        else
-            list_unlink(p, phys_of(p, buddy), k);
-        st_set(v, buddy, ST_INTERIOR);
-        idx &= ~(1ull << k);
-        k++;
+        st_set(v, idx, ST_INTERIOR);
     }
-    if (k0 < PMM_INDEX_ORDER && k >= 3 && k > k0)
-        ix_cover(p, at, idx, k);
-    free_push(p, idx, k);
+    merge_above(p, idx, k);
 }
 
 /*
@@ -795,23 +833,29 @@ static void fold(struct pmm *p, struct pmm_cpu *c)
  */
 static void cache_spill(struct pmm *p, struct pmm_cpu *c, uint64_t n)
 {
+    struct view v = view_of(p);
+    /* block_release(idx, 0) of each, inline: cached frames are counted free already. */
     for (uint64_t i = 0; i < n; i++) {
-        p->free_frames--; /* cached frames are counted free already; block_release counts again */
-        block_release(p, idx_of(p, c->frames[i]), 0);
+        uint64_t idx = idx_of(p, c->frames[i]);
+        if (!merge_in_chunk(p, v, &idx, 0))
+            merge_above(p, idx, PMM_INDEX_ORDER);
     }
-    for (uint64_t i = n; i < c->count; i++)
+    uint64_t count = c->count; /* in a register: the frames' stores could alias it */
+    for (uint64_t i = n; i < count; i++)
         c->frames[i - n] = c->frames[i];
-    c->count -= n;
+    c->count = count - n;
 }
 
 /* Puts every frame of the block at idx, of order o and taken off, in c (still counted free). */
 static inline void cache_take(struct pmm *p, struct pmm_cpu *c, uint64_t idx, unsigned o)
 {
-    struct view v = view_of(p);
-    for (uint64_t j = idx; j < idx + (1ull << o); j++) {
-        st_set(v, j, ST_CACHED);
-        c->frames[c->count++] = phys_of(p, j);
+    uint8_t *b = byte_of(view_of(p), idx); /* a block below a section: its bytes are in a row */
+    uint64_t phys = phys_of(p, idx), count = c->count;
+    for (uint64_t j = 0; j < (1ull << o); j++) {
+        __atomic_store_n(b + j, (uint8_t)ST_CACHED, __ATOMIC_RELAXED);
+        c->frames[count++] = phys + (j << PAGE_SHIFT);
     }
+    c->count = count;
 }
 
 /*
@@ -1245,6 +1289,52 @@ void pmm_rebase(struct pmm *pmm, uint64_t virt_offset)
     pmm->virt_offset = virt_offset;
 }
 
+/* Takes c's newest frame for owner into *phys. => c is not empty. */
+static ALWAYS_INLINE void cache_get(struct pmm *p, struct pmm_cpu *c, unsigned owner,
+                                    uint64_t *phys)
+{
+    uint64_t frame = c->frames[--c->count];
+    st_set(view_of(p), idx_of(p, frame), ST_USED | owner);
+    c->free_delta--;
+    c->owner_delta[owner]++;
+    *phys = frame;
+}
+
+/*
+ * pmm_cpu_alloc() of a frame through c when c is empty: a batch under the
+ * lock first. Out of line, as every path of pmm_cpu_alloc() and
+ * pmm_cpu_free() that calls anything: the cache paths, with no call left in
+ * them, save no registers.
+ */
+static __attribute__((noinline)) enum pmm_status cache_alloc_slow(struct pmm *p, struct pmm_cpu *c,
+                                                                  unsigned owner, uint64_t *phys)
+{
+    lock(p);
+    cache_refill(p, c);
+    if (c->count > 0)
+        fold(p, c);
+    unlock(p);
+    if (c->count == 0)
+        return PMM_ERR_NOMEM; /* nothing free, and this CPU's cache is empty */
+    cache_get(p, c, owner, phys);
+    return PMM_OK;
+}
+
+/*
+ * pmm_cpu_alloc() of a block that does not come from a cache: from the buddy
+ * lists under the lock. Out of line, as cache_alloc_slow().
+ */
+static __attribute__((noinline)) enum pmm_status
+alloc_locked(struct pmm *p, struct pmm_cpu *c, unsigned order, unsigned owner, uint64_t *phys)
+{
+    lock(p);
+    bool ok = buddy_alloc(p, c, order, owner, phys);
+    if (ok && c)
+        fold(p, c);
+    unlock(p);
+    return ok ? PMM_OK : PMM_ERR_NOMEM;
+}
+
 enum pmm_status pmm_alloc(struct pmm *p, unsigned order, enum canopy_owner owner, uint64_t *phys)
 {
     return pmm_cpu_alloc(p, 0, order, owner, phys);
@@ -1259,28 +1349,12 @@ enum pmm_status pmm_cpu_alloc(struct pmm *p, unsigned cpu, unsigned order, enum 
         return PMM_ERR_NO_LISTS;
     struct pmm_cpu *c = cache_of(p, cpu);
     if (order == 0 && c != NULL) {
-        if (c->count == 0) {
-            lock(p);
-            cache_refill(p, c);
-            if (c->count > 0)
-                fold(p, c);
-            unlock(p);
-            if (c->count == 0)
-                return PMM_ERR_NOMEM; /* nothing free, and this CPU's cache is empty */
-        }
-        uint64_t frame = c->frames[--c->count];
-        st_set(view_of(p), idx_of(p, frame), ST_USED | owner);
-        c->free_delta--;
-        c->owner_delta[owner]++;
-        *phys = frame;
+        if (c->count == 0)
+            return cache_alloc_slow(p, c, owner, phys);
+        cache_get(p, c, owner, phys);
         return PMM_OK;
     }
-    lock(p);
-    bool ok = buddy_alloc(p, c, order, owner, phys);
-    if (ok && c)
-        fold(p, c);
-    unlock(p);
-    return ok ? PMM_OK : PMM_ERR_NOMEM;
+    return alloc_locked(p, c, order, owner, phys);
 }
 
 static bool alloc_below(struct pmm *p, unsigned order, uint64_t limit, unsigned owner,
@@ -1350,8 +1424,9 @@ static bool alloc_below(struct pmm *p, unsigned order, uint64_t limit, unsigned 
     return false;
 }
 
-/* Whether the block at idx of the given order may be freed; changes nothing. */
-static enum pmm_status free_check(const struct pmm *p, uint64_t idx, unsigned order)
+/* free_check() past its first test: what is wrong with freeing the block at idx. */
+static __attribute__((noinline)) enum pmm_status free_verdict(const struct pmm *p, uint64_t idx,
+                                                              unsigned order)
 {
     struct view v = view_of(p);
     unsigned b = st_get(v, idx);
@@ -1372,6 +1447,31 @@ static enum pmm_status free_check(const struct pmm *p, uint64_t idx, unsigned or
     }
 }
 
+/*
+ * Whether the block at idx of the given order may surely be freed: the
+ * answer a correct caller gets, a used block of that order that the PMM
+ * does not own itself, read from idx's byte and the next (used_order()'s)
+ * when both are in one section. false says only that free_verdict() must
+ * look.
+ */
+static ALWAYS_INLINE bool free_surely_ok(const struct pmm *p, uint64_t idx, unsigned order)
+{
+    struct view v = view_of(p);
+    if (!has_bytes(v, idx) || ((idx + 1) & SECTION_MASK) == 0)
+        return false;
+    const uint8_t *b = byte_of(v, idx);
+    unsigned st = __atomic_load_n(b, __ATOMIC_RELAXED);
+    unsigned m = idx + 1 < p->frame_count ? __atomic_load_n(b + 1, __ATOMIC_RELAXED) : 0;
+    return (st & ST_CLASS) == ST_USED && (st & ST_VALUE) != CANOPY_OWNER_PMM &&
+           (m >= 1 && m <= PMM_MAX_ORDER ? m : 0) == order;
+}
+
+/* Whether the block at idx of the given order may be freed; changes nothing. */
+static ALWAYS_INLINE enum pmm_status free_check(const struct pmm *p, uint64_t idx, unsigned order)
+{
+    return free_surely_ok(p, idx, order) ? PMM_OK : free_verdict(p, idx, order);
+}
+
 /* The index of phys if it is a tracked frame address, else a status in *st. */
 static bool frame_index(const struct pmm *p, uint64_t phys, uint64_t *idx, enum pmm_status *st)
 {
@@ -1386,6 +1486,60 @@ static bool frame_index(const struct pmm *p, uint64_t phys, uint64_t *idx, enum 
     }
     *idx = f - p->base_frame;
     return true;
+}
+
+/* Puts frame idx, which may be freed, in c, which has room. */
+static ALWAYS_INLINE void cache_put(struct pmm *p, struct pmm_cpu *c, uint64_t idx)
+{
+    uint8_t *b = byte_of(view_of(p), idx);
+    unsigned owner = __atomic_load_n(b, __ATOMIC_RELAXED) & ST_VALUE;
+    __atomic_store_n(b, (uint8_t)ST_CACHED, __ATOMIC_RELAXED);
+    c->frames[c->count++] = phys_of(p, idx);
+    c->free_delta++;
+    c->owner_delta[owner]--;
+}
+
+/*
+ * pmm_cpu_free() of frame idx into c, the rest of it: free_check's whole
+ * verdict, and c's oldest batch given back under the lock first when c is
+ * full. Out of line, as cache_alloc_slow().
+ */
+static __attribute__((noinline)) enum pmm_status cache_free_slow(struct pmm *p, struct pmm_cpu *c,
+                                                                 uint64_t idx)
+{
+    enum pmm_status s = free_check(p, idx, 0);
+    if (s != PMM_OK)
+        return s;
+    if (c->count == PMM_CACHE_FRAMES) {
+        lock(p);
+        fold(p, c);
+        cache_spill(p, c, PMM_CACHE_BATCH);
+        unlock(p);
+    }
+    cache_put(p, c, idx);
+    return PMM_OK;
+}
+
+/*
+ * pmm_cpu_free() of a block that does not go into a cache: checked and
+ * merged under the lock. Out of line, as cache_alloc_slow().
+ */
+static __attribute__((noinline)) enum pmm_status free_locked(struct pmm *p, struct pmm_cpu *c,
+                                                             uint64_t idx, unsigned order)
+{
+    lock(p);
+    enum pmm_status s = free_check(p, idx, order);
+    if (s == PMM_OK) {
+        if (c)
+            fold(p, c);
+        unsigned owner = st_get(view_of(p), idx) & ST_VALUE;
+        uint64_t n = 1ull << order;
+        p->used_frames -= n;
+        p->owner_frames[owner] -= n;
+        block_release(p, idx, order);
+    }
+    unlock(p);
+    return s;
 }
 
 enum pmm_status pmm_free(struct pmm *p, uint64_t phys, unsigned order)
@@ -1403,39 +1557,20 @@ enum pmm_status pmm_cpu_free(struct pmm *p, unsigned cpu, uint64_t phys, unsigne
         return s;
     if (!(p->flags & PMM_LISTS))
         return PMM_ERR_NO_LISTS;
-    struct view v = view_of(p);
     struct pmm_cpu *c = cache_of(p, cpu);
     if (order == 0 && c != NULL) {
-        /* The frame is the caller's: no other CPU writes its bytes, so no lock to check them. */
-        s = free_check(p, idx, 0);
-        if (s != PMM_OK)
-            return s;
-        unsigned owner = st_get(v, idx) & ST_VALUE;
-        if (c->count == PMM_CACHE_FRAMES) {
-            lock(p);
-            fold(p, c);
-            cache_spill(p, c, PMM_CACHE_BATCH);
-            unlock(p);
+        /*
+         * The frame is the caller's: no other CPU writes its bytes, so no
+         * lock to check them. The path with no call in it: a frame that
+         * surely may be freed, and room in the cache.
+         */
+        if (free_surely_ok(p, idx, 0) && c->count < PMM_CACHE_FRAMES) {
+            cache_put(p, c, idx);
+            return PMM_OK;
         }
-        st_set(v, idx, ST_CACHED);
-        c->frames[c->count++] = phys;
-        c->free_delta++;
-        c->owner_delta[owner]--;
-        return PMM_OK;
+        return cache_free_slow(p, c, idx);
     }
-    lock(p);
-    s = free_check(p, idx, order);
-    if (s == PMM_OK) {
-        if (c)
-            fold(p, c);
-        unsigned owner = st_get(v, idx) & ST_VALUE;
-        uint64_t n = 1ull << order;
-        p->used_frames -= n;
-        p->owner_frames[owner] -= n;
-        block_release(p, idx, order);
-    }
-    unlock(p);
-    return s;
+    return free_locked(p, c, idx, order);
 }
 
 uint64_t pmm_cpu_drain(struct pmm *p, unsigned cpu)
