@@ -882,6 +882,44 @@ static void test_double_free_is_detected_and_changes_nothing(void)
     env_free(&e);
 }
 
+/*
+ * The cache's free reads a frame's byte and the next without the lock; the
+ * next is in another section for the last frame of a section, and there is
+ * none for the last frame of RAM. Both free (once) and give back every frame.
+ */
+static void test_frames_at_a_section_end_and_the_ram_end_free_through_the_cache(void)
+{
+    struct env e;
+    efimap_init(&e.m, 48);
+    /* Three frames from the section's last on, too few for the state region, which goes lower. */
+    efimap_add(&e.m, EFI_CONVENTIONAL, 0x100000, PMM_SECTION_FRAMES - 0x110, EFI_ATTR_WB);
+    efimap_add(&e.m, EFI_CONVENTIONAL, (PMM_SECTION_FRAMES - 1) << PAGE_SHIFT, 3, EFI_ATTR_WB);
+    REQUIRE_EQ(env_init(&e, (PMM_SECTION_FRAMES + 2) << PAGE_SHIFT), PMM_OK);
+    REQUIRE_EQ(e.p.frame_count, PMM_SECTION_FRAMES + 2);
+    uint64_t section_end = (PMM_SECTION_FRAMES - 1) << PAGE_SHIFT;
+    uint64_t ram_end = (PMM_SECTION_FRAMES + 1) << PAGE_SHIFT, a, n = 0, seen = 0;
+    uint64_t *held = malloc(e.p.frame_count * sizeof(*held));
+    while (pmm_alloc(&e.p, 0, CANOPY_OWNER_TEST, &a) == PMM_OK) {
+        seen += (a == section_end) + (a == ram_end);
+        held[n++] = a;
+    }
+    REQUIRE_EQ(seen, 2u);
+    REQUIRE_EQ(pmm_free(&e.p, section_end, 1), PMM_ERR_INVALID);
+    REQUIRE_EQ(pmm_free(&e.p, section_end, 0), PMM_OK);
+    REQUIRE_EQ(pmm_free(&e.p, section_end, 0), PMM_ERR_DOUBLE_FREE);
+    REQUIRE_EQ(pmm_free(&e.p, ram_end, 0), PMM_OK);
+    REQUIRE_EQ(pmm_free(&e.p, ram_end, 0), PMM_ERR_DOUBLE_FREE);
+    REQUIRE_PMM(&e.p);
+    for (uint64_t i = 0; i < n; i++)
+        if (held[i] != section_end && held[i] != ram_end)
+            REQUIRE_EQ(pmm_free(&e.p, held[i], 0), PMM_OK);
+    pmm_drain(&e.p);
+    REQUIRE_EQ(counts_of(&e.p).used, e.p.owner_frames[CANOPY_OWNER_PMM]);
+    REQUIRE_PMM(&e.p);
+    free(held);
+    env_free(&e);
+}
+
 static void test_bad_frees_are_reported_and_change_nothing(void)
 {
     struct env e;
@@ -1310,6 +1348,7 @@ int main(void)
     RUN(test_alloc_below_keeps_the_whole_block_under_the_limit);
     RUN(test_double_free_is_detected_and_changes_nothing);
     RUN(test_bad_frees_are_reported_and_change_nothing);
+    RUN(test_frames_at_a_section_end_and_the_ram_end_free_through_the_cache);
     RUN(test_reclaim_frees_loader_and_boot_memory_and_merges_buddies);
     RUN(test_run_allocation_is_exact_and_frees_in_pieces);
     RUN(test_rebase_of_a_memcpy_continues_on_the_new_mapping);
