@@ -1424,7 +1424,10 @@ static bool alloc_below(struct pmm *p, unsigned order, uint64_t limit, unsigned 
     return false;
 }
 
-/* free_check() past its first test: what is wrong with freeing the block at idx. */
+/*
+ * free_check()'s verdict where its first test does not settle it: PMM_OK,
+ * or what is wrong with freeing the block at idx.
+ */
 static __attribute__((noinline)) enum pmm_status free_verdict(const struct pmm *p, uint64_t idx,
                                                               unsigned order)
 {
