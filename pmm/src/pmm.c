@@ -516,15 +516,40 @@ static uint64_t ix_first_chunk(const struct pmm *p, unsigned k)
 }
 
 /*
- * The first free block of order k (< PMM_INDEX_ORDER) at or after frame
- * `from` in the chunk that starts at `base`, or NO_FRAME. => from is aligned
- * to 2^k and inside the chunk. Only the words the chunk's mask marks are
+ * A scan of one chunk for the heads of its free blocks of order k (<
+ * PMM_INDEX_ORDER), lowest first: only the words the chunk's mask marks are
  * read, and of those only the ones where an order-k head can start (every
  * 2^k / 8th word from order 3 up); each is compared with the head code 8
- * bytes at once, `align` keeping the bytes at multiples of 2^k.
+ * bytes at once, `align` keeping the bytes at multiples of 2^k. A refill
+ * takes block after block from one scan: each word is read once, and the
+ * chunk is looked up once.
  */
-static uint64_t next_head(const struct pmm *p, struct view v, uint64_t base, uint64_t from,
-                          unsigned k)
+struct head_scan {
+    const uint8_t *bytes; /* the chunk's state bytes */
+    uint64_t base;        /* the chunk's first frame */
+    uint64_t words;       /* the marked words not read yet */
+    uint64_t heads;       /* 0x80 in each byte of word `at` that is a head not yet returned */
+    uint64_t at;          /* the first frame of the word read last */
+    uint64_t code, align; /* the head code in every byte; which bytes can hold a head */
+    uint64_t tail_word;   /* the word where RAM ends mid-word (64: none in this chunk) */
+    uint64_t tail_bytes;  /* frame_bytes() of that word */
+};
+
+/* The order-k heads of word w of s's chunk, past RAM's end none. */
+static ALWAYS_INLINE uint64_t scan_word(const struct head_scan *s, uint64_t w)
+{
+    uint64_t x =
+        __atomic_load_n((const state_word *)(const void *)(s->bytes + w * 8), __ATOMIC_RELAXED);
+    uint64_t z = zero_bytes(x ^ s->code) & s->align;
+    return w == s->tail_word ? z & s->tail_bytes : z;
+}
+
+/*
+ * Starts a scan of the chunk at `base` for order k from frame `from` on. =>
+ * from is aligned to 2^k and inside the chunk, whose section has bytes.
+ */
+static ALWAYS_INLINE void scan_init(const struct pmm *p, struct view v, uint64_t base,
+                                    uint64_t from, unsigned k, struct head_scan *s)
 {
     static const uint64_t word_stride[PMM_INDEX_ORDER] = {~0ull,
                                                           ~0ull,
@@ -535,31 +560,45 @@ static uint64_t next_head(const struct pmm *p, struct view v, uint64_t base, uin
                                                           0x0101010101010101ull,
                                                           0x0001000100010001ull,
                                                           0x0000000100000001ull};
-    const uint64_t align = k == 0   ? BYTES_80
-                           : k == 1 ? 0x0080008000800080ull
-                           : k == 2 ? 0x0000008000000080ull
-                                    : 0x80ull;
     uint32_t slot;
     const struct chunk_index *ci =
         &slot_index_of(p, base, &slot)->chunk[(base >> PMM_INDEX_ORDER) & (SECTION_CHUNKS - 1)];
-    uint64_t off = from - base;
-    if (off >= CHUNK_FRAMES)
-        return NO_FRAME;
-    uint64_t words = ci->words & word_stride[k] & (~0ull << (off / 8));
-    const uint8_t *bytes = byte_of(v, base);
-    while (words) {
-        uint64_t w = (uint64_t)__builtin_ctzll(words);
-        words &= words - 1;
-        uint64_t x =
-            __atomic_load_n((const state_word *)(const void *)(bytes + w * 8), __ATOMIC_RELAXED);
-        uint64_t z =
-            zero_bytes(x ^ (BYTES_01 * (ST_FREE | k))) & align & frame_bytes(p, base + w * 8);
-        if (w == off / 8)
-            z &= ~0ull << ((off & 7) * 8); /* the bytes before `from` */
-        if (z)
-            return base + w * 8 + (uint64_t)__builtin_ctzll(z) / 8;
+    uint64_t off = from - base, first = off / 8, left = p->frame_count - base;
+
+    s->bytes = byte_of(v, base);
+    s->base = base;
+    s->words = ci->words & word_stride[k] & (~0ull << first);
+    s->code = BYTES_01 * (ST_FREE | k);
+    s->align = k == 0   ? BYTES_80
+               : k == 1 ? 0x0080008000800080ull
+               : k == 2 ? 0x0000008000000080ull
+                        : 0x80ull;
+    s->tail_word = left < CHUNK_FRAMES ? left / 8 : 64;
+    s->tail_bytes = frame_bytes(p, base + s->tail_word * 8);
+    s->heads = 0;
+    s->at = base;
+    if (s->words & (1ull << first)) {
+        /* The word of `from`: its bytes before `from` are not looked at. */
+        s->words &= ~(1ull << first);
+        s->heads = scan_word(s, first) & (~0ull << (off & 7) * 8);
+        s->at = base + first * 8;
     }
-    return NO_FRAME;
+}
+
+/* The scan's next head, or NO_FRAME past the chunk's last. */
+static ALWAYS_INLINE uint64_t scan_next(struct head_scan *s)
+{
+    while (s->heads == 0) {
+        if (s->words == 0)
+            return NO_FRAME;
+        uint64_t w = (uint64_t)__builtin_ctzll(s->words);
+        s->words &= s->words - 1;
+        s->heads = scan_word(s, w);
+        s->at = s->base + w * 8;
+    }
+    uint64_t b = (uint64_t)__builtin_ctzll(s->heads) / 8;
+    s->heads &= s->heads - 1;
+    return s->at + b;
 }
 
 /* Makes idx the head of a free block of order k and records it (list or index). */
@@ -591,6 +630,15 @@ static inline uint64_t scan_start(const struct pmm *p, uint64_t base, unsigned k
     return from != PMM_NIL && (from & ~(CHUNK_FRAMES - 1)) == base ? from : base;
 }
 
+/* The lowest free block of order k < PMM_INDEX_ORDER. => one is free. */
+static uint64_t first_head(const struct pmm *p, unsigned k)
+{
+    struct head_scan sc;
+    uint64_t base = ix_first_chunk(p, k);
+    scan_init(p, view_of(p), base, scan_start(p, base, k), k, &sc);
+    return scan_next(&sc);
+}
+
 /*
  * A free block of order k, not yet taken: the lowest below PMM_INDEX_ORDER,
  * else the list head. Changes nothing (a caller may not take it).
@@ -599,8 +647,7 @@ static inline uint64_t free_first(const struct pmm *p, unsigned k)
 {
     if (k >= PMM_INDEX_ORDER)
         return idx_of(p, p->free_head[k]);
-    uint64_t base = ix_first_chunk(p, k);
-    return next_head(p, view_of(p), base, scan_start(p, base, k), k);
+    return first_head(p, k);
 }
 
 /*
@@ -870,10 +917,10 @@ static void cache_refill(struct pmm *p, struct pmm_cpu *c)
         unsigned m = (unsigned)__builtin_ctzll(p->free_orders);
         uint64_t room = PMM_CACHE_BATCH - c->count;
         if (m < PMM_INDEX_ORDER && (1ull << m) <= room) {
-            struct view v = view_of(p);
-            uint64_t base = ix_first_chunk(p, m), j = scan_start(p, base, m);
-            for (j = next_head(p, v, base, j, m); j != NO_FRAME && (1ull << m) <= room;
-                 j = next_head(p, v, base, j + (1ull << m), m)) {
+            struct head_scan sc;
+            uint64_t base = ix_first_chunk(p, m), j;
+            scan_init(p, view_of(p), base, scan_start(p, base, m), m, &sc);
+            for (j = scan_next(&sc); j != NO_FRAME && (1ull << m) <= room; j = scan_next(&sc)) {
                 ix_remove(p, j, m);
                 cache_take(p, c, j, m);
                 room -= 1ull << m;
