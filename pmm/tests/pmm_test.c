@@ -772,6 +772,68 @@ static void test_order0_cache_defers_merging_until_a_request_needs_it(void)
     env_free(&e);
 }
 
+/*
+ * An empty cache takes the smallest free blocks first, and of those the
+ * lowest, chunk by chunk: several from one word of state bytes (frames 1,
+ * 3, 4 and 6 share one), past an order-1 block in the same words, none
+ * twice, and every frame comes back.
+ */
+static void test_a_refill_takes_the_smallest_blocks_lowest_first(void)
+{
+    static const uint64_t lone[] = {1, 3, 4, 6, 9, 17, 18, 321, 519}; /* frames past 1 GiB */
+    enum { N = 1024 };
+    static uint64_t held[N];
+    struct env e;
+    efimap_init(&e.m, 48);
+    efimap_add(&e.m, EFI_CONVENTIONAL, GiB, N, 0);          /* two chunks */
+    efimap_add(&e.m, EFI_CONVENTIONAL, 3 * GiB, 0x1000, 0); /* the state region */
+    REQUIRE_EQ(env_init(&e, 3 * GiB + 16 * MiB), PMM_OK);
+    uint64_t free_before = counts_of(&e.p).free, n = 0, a;
+    while (pmm_alloc_below(&e.p, 0, 2 * GiB, CANOPY_OWNER_TEST, &a) == PMM_OK) {
+        REQUIRE(n < N && a >= GiB && a < GiB + N * PAGE_SIZE);
+        held[n++] = a;
+    }
+    REQUIRE_EQ(n, (uint64_t)N);
+    /* Lone free frames (their buddies stay used), and frames 12-13 merged into an order-1 block. */
+    for (unsigned i = 0; i < sizeof lone / sizeof lone[0]; i++)
+        REQUIRE_EQ(pmm_cpu_free(&e.p, PMM_NO_CPU, GiB + lone[i] * PAGE_SIZE, 0), PMM_OK);
+    REQUIRE_EQ(pmm_cpu_free(&e.p, PMM_NO_CPU, GiB + 12 * PAGE_SIZE, 0), PMM_OK);
+    REQUIRE_EQ(pmm_cpu_free(&e.p, PMM_NO_CPU, GiB + 13 * PAGE_SIZE, 0), PMM_OK);
+    REQUIRE(!pmm_is_free(&e.p, GiB + 14 * PAGE_SIZE));
+    REQUIRE_PMM(&e.p);
+
+    const struct pmm_cpu *c = &e.p.cpu[0];
+    REQUIRE(c->count == 0);
+    REQUIRE_EQ(pmm_alloc(&e.p, 0, CANOPY_OWNER_STACK, &a), PMM_OK);
+    REQUIRE(c->count == PMM_CACHE_BATCH - 1);
+    for (unsigned i = 0; i < sizeof lone / sizeof lone[0]; i++) {
+        REQUIRE(c->frames[i] == GiB + lone[i] * PAGE_SIZE);
+        REQUIRE_EQ(pmm_free(&e.p, c->frames[i], 0), PMM_ERR_DOUBLE_FREE); /* cached */
+    }
+    for (uint64_t i = 0; i < c->count; i++)
+        for (uint64_t j = 0; j < i; j++)
+            REQUIRE(c->frames[i] != c->frames[j]);
+    REQUIRE_PMM(&e.p);
+
+    REQUIRE_EQ(pmm_free(&e.p, a, 0), PMM_OK);
+    pmm_drain(&e.p);
+    for (uint64_t i = 0; i < N; i++) {
+        bool lone_frame = held[i] == GiB + 12 * PAGE_SIZE || held[i] == GiB + 13 * PAGE_SIZE;
+        for (unsigned j = 0; j < sizeof lone / sizeof lone[0]; j++)
+            lone_frame |= held[i] == GiB + lone[j] * PAGE_SIZE;
+        if (!lone_frame)
+            REQUIRE_EQ(pmm_free(&e.p, held[i], 0), PMM_OK);
+    }
+    pmm_drain(&e.p);
+    REQUIRE(counts_of(&e.p).free == free_before);
+    /* Both chunks merged back into the 4 MiB block at 1 GiB. */
+    REQUIRE_EQ(pmm_alloc_below(&e.p, PMM_INDEX_ORDER + 1, 2 * GiB, CANOPY_OWNER_TEST, &a), PMM_OK);
+    REQUIRE(a == GiB);
+    REQUIRE_EQ(pmm_free(&e.p, a, PMM_INDEX_ORDER + 1), PMM_OK);
+    REQUIRE_PMM(&e.p);
+    env_free(&e);
+}
+
 static void test_frames_below_1mib_are_never_handed_out(void)
 {
     struct env e;
@@ -1343,6 +1405,7 @@ int main(void)
     RUN(test_every_order_allocates_aligned_and_frees_back_to_the_same_tiling);
     RUN(test_freeing_both_buddies_merges_up_to_the_largest_block);
     RUN(test_order0_cache_defers_merging_until_a_request_needs_it);
+    RUN(test_a_refill_takes_the_smallest_blocks_lowest_first);
     RUN(test_frames_below_1mib_are_never_handed_out);
     RUN(test_exhaustion_reports_nomem_and_changes_nothing);
     RUN(test_alloc_below_keeps_the_whole_block_under_the_limit);
