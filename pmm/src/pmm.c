@@ -415,20 +415,6 @@ static ALWAYS_INLINE struct slot_index *slot_index_of(const struct pmm *p, uint6
 }
 
 /*
- * Sets or clears slot's bit in order k's mask of the slots that hold a free
- * block of order k. Out of line: the first block of an order in a section
- * or its last is rare, and inline its bit and word were worked out for
- * every block the index counts.
- */
-static __attribute__((noinline)) void summary_set(struct pmm *p, uint32_t slot, unsigned k,
-                                                  bool set)
-{
-    struct index_view x = index_of(p);
-    uint64_t *w = &x.summary[k * x.words + slot / 64];
-    *w = set ? *w | 1ull << (slot % 64) : *w & ~(1ull << (slot % 64));
-}
-
-/*
  * Counts the free block at idx (of order k < PMM_INDEX_ORDER) in its chunk,
  * whose slot is `slot` and its index si. => the lock is held.
  */
@@ -442,8 +428,10 @@ static ALWAYS_INLINE void ix_add_at(struct pmm *p, struct slot_index *si, uint32
     uint64_t from = p->scan_from[k];
     if (from != PMM_NIL && idx < from && (idx ^ from) < CHUNK_FRAMES)
         p->scan_from[k] = idx; /* a block below where a scan of its chunk would start */
-    if (si->has[k] == 0)
-        summary_set(p, slot, k, true);
+    if (si->has[k] == 0) {
+        struct index_view x = index_of(p);
+        x.summary[k * x.words + slot / 64] |= 1ull << (slot % 64);
+    }
     si->has[k] |= 1ull << c;
     if (p->free_blocks[k]++ == 0)
         p->free_orders |= 1ull << k;
@@ -471,8 +459,10 @@ static ALWAYS_INLINE void ix_uncount_at(struct pmm *p, struct slot_index *si, ui
     ci->counts -= 1ull << COUNT_SHIFT[k];
     if (ix_count(ci, k) == 0) {
         si->has[k] &= ~(1ull << c);
-        if (si->has[k] == 0)
-            summary_set(p, slot, k, false);
+        if (si->has[k] == 0) {
+            struct index_view x = index_of(p);
+            x.summary[k * x.words + slot / 64] &= ~(1ull << (slot % 64));
+        }
     }
     if (--p->free_blocks[k] == 0)
         p->free_orders &= ~(1ull << k);
